@@ -1,0 +1,90 @@
+#include "base/child.h"
+
+#include <sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <utility>
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+
+namespace vu {
+
+Result<Child> Child::clone(unsigned long flags) {
+  int pidfd = -1;
+  // Raw clone with a NULL stack = fork semantics. The parent_tid argument receives the pidfd
+  // (third argument on x86_64, arm64 and riscv alike).
+  long r = ::syscall(SYS_clone, flags | CLONE_PIDFD | SIGCHLD, nullptr, &pidfd, nullptr, 0);
+  if (r < 0) return Error::sys("clone", errno);
+  Child c;
+  if (r == 0) {
+    c.in_child_ = true;
+    return c;
+  }
+  c.pid_ = static_cast<pid_t>(r);
+  c.pidfd_.reset(pidfd);
+  return c;
+}
+
+Child::Child(Child&& o) noexcept
+    : pid_(std::exchange(o.pid_, -1)), pidfd_(std::move(o.pidfd_)), in_child_(o.in_child_) {}
+
+Child& Child::operator=(Child&& o) noexcept {
+  if (this != &o) {
+    this->~Child();
+    pid_ = std::exchange(o.pid_, -1);
+    pidfd_ = std::move(o.pidfd_);
+    in_child_ = o.in_child_;
+  }
+  return *this;
+}
+
+Child::~Child() {
+  if (in_child_ || pid_ <= 0 || !pidfd_) return;
+  (void)signal(SIGKILL);
+  (void)wait();
+}
+
+void Child::release() {
+  pid_ = -1;
+  pidfd_.reset();
+}
+
+Result<void> Child::signal(int sig) const {
+  if (::syscall(SYS_pidfd_send_signal, pidfd_.get(), sig, nullptr, 0) < 0)
+    return Error::sys("pidfd_send_signal", errno);
+  return Ok{};
+}
+
+Result<ExitStatus> Child::wait_flags(int flags, bool* exited) {
+  siginfo_t info{};
+  for (;;) {
+    if (::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED | flags) == 0) break;
+    if (errno != EINTR) return Error::sys("waitid", errno);
+  }
+  if (info.si_pid == 0) {  // WNOHANG and still running
+    *exited = false;
+    return ExitStatus{};
+  }
+  *exited = true;
+  pid_ = -1;
+  pidfd_.reset();
+  ExitStatus st;
+  st.signaled = info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED;
+  st.value = info.si_status;
+  return st;
+}
+
+Result<ExitStatus> Child::wait() {
+  bool exited;
+  return wait_flags(0, &exited);
+}
+
+Result<ExitStatus> Child::try_wait(bool* exited) { return wait_flags(WNOHANG, exited); }
+
+}  // namespace vu

@@ -1,0 +1,27 @@
+// base/temp_dir.h — a temporary directory removed (recursively) when its owner goes away.
+//
+//   auto dir = VU_TRY(vu::TempDir::make("vu-probe"));   // $TMPDIR or /tmp, mode 0700
+//   … dir.path() …                                      // gone at scope exit, on every path
+#pragma once
+
+#include <string>
+
+#include "base/error.h"
+
+namespace vu {
+
+class TempDir {
+ public:
+  static Result<TempDir> make(const char* prefix);
+  TempDir(TempDir&& o) noexcept : path_(std::move(o.path_)) { o.path_.clear(); }
+  TempDir& operator=(TempDir&&) = delete;
+  TempDir(const TempDir&) = delete;
+  ~TempDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  explicit TempDir(std::string p) : path_(std::move(p)) {}
+  std::string path_;
+};
+
+}  // namespace vu

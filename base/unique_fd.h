@@ -1,0 +1,58 @@
+// base/unique_fd.h — move-only owner of a file descriptor.
+//
+//   UniqueFd fd = VU_TRY(vu::sys::open("/etc/hosts", O_RDONLY));
+//   read(fd.get(), …);            // closed when fd goes out of scope
+//   int raw = fd.release();       // give up ownership
+//
+// Fork-safety: the destructor only calls close(2), so a UniqueFd may be destroyed in a child
+// between clone() and execve().
+#pragma once
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <string>
+#include <utility>
+
+#include "base/error.h"
+
+namespace vu {
+
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept {
+    if (this != &o) reset(o.release());
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { reset(); }
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  explicit operator bool() const { return valid(); }
+  [[nodiscard]] int release() { return std::exchange(fd_, -1); }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+namespace sys {
+// open(2) returning an owner; O_CLOEXEC is always added.
+Result<UniqueFd> open(const std::string& path, int flags, mode_t mode = 0);
+// pipe2(2) with O_CLOEXEC: {read end, write end}.
+Result<std::pair<UniqueFd, UniqueFd>> pipe();
+// Writes all of data to fd (retrying on EINTR and short writes).
+Result<void> write_all(int fd, std::string_view data, std::string_view what);
+// Reads a whole (small) file.
+Result<std::string> read_file(const std::string& path);
+}  // namespace sys
+
+}  // namespace vu

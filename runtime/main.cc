@@ -1,0 +1,95 @@
+// vu — the command-line entry point. Parses, dispatches, prints errors once, picks exit codes.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "base/log.h"
+#include "bindmount/userbindmount.h"
+#include "runtime/cli.h"
+#include "runtime/exit_codes.h"
+#include "runtime/ns_backend.h"
+#include "runtime/plan.h"
+#include "runtime/probe.h"
+#include "runtime/supervisor.h"
+
+#ifndef VU_VERSION
+#define VU_VERSION "0.1.0"
+#endif
+
+namespace vu {
+namespace {
+
+int report(const Error& e) {
+  std::string msg = "vu: " + e.to_string() + "\n";
+  (void)!::write(2, msg.data(), msg.size());
+  return exit_status_for(e.kind());
+}
+
+int cmd_probe() {
+  std::vector<Fact> facts = probe_all();
+  for (const Fact& f : facts) std::printf("%-32s %-4s %s\n", f.name.c_str(), f.yes ? "yes" : "no", f.detail.c_str());
+  ViewSpec spec;
+  auto plan = make_plan(spec, &facts[0]);
+  std::printf("\n%-32s %s\n", "vu run would use",
+              plan ? "the ns backend (user namespaces)"
+                   : ("nothing: " + plan.error().message()).c_str());
+  return 0;
+}
+
+Result<int> cmd_run(Invocation& inv) {
+  ViewSpec& spec = inv.spec;
+  if (inv.command == Invocation::Command::kShell) spec.command.clear();
+  VU_TRY_VOID(validate(spec));
+  if (inv.explain) {
+    Fact userns = probe_userns();
+    Plan plan = VU_TRY(make_plan(spec, &userns));
+    std::string cmd = spec.command.empty() ? "$SHELL" : "";
+    for (const std::string& a : spec.command) cmd += (cmd.empty() ? "" : " ") + a;
+    std::printf("%scommand   %s\n", to_string(plan).c_str(), cmd.c_str());
+    return 0;
+  }
+  Plan plan = VU_TRY(make_plan(spec, nullptr));
+  SignalForwarder signals = VU_TRY(SignalForwarder::install());
+  Child child = VU_TRY(start_ns_view(spec, plan, signals.child_mask()));
+  ExitStatus st = VU_TRY(supervise(child, signals));
+  if (st.signaled) VU_LOG_INFO("command killed by signal " << st.value << " (" << strsignal(st.value) << ")");
+  return st.shell_status();
+}
+
+int main_impl(int argc, char** argv) {
+  log::init_from_env();
+  const char* base = std::strrchr(argv[0], '/');
+  base = base ? base + 1 : argv[0];
+  if (std::strcmp(base, "userbindmount") == 0) return bindmount::userbindmount_main(argc, argv);
+
+  auto inv = parse_args(argc, argv);
+  if (!inv) return report(inv.error());
+  if (inv->verbosity > 0) log::set_level(inv->verbosity > 1 ? log::Level::kDebug : log::Level::kInfo);
+  if (inv->verbosity < 0) log::set_level(log::Level::kError);
+  switch (inv->command) {
+    case Invocation::Command::kHelpShown:
+      std::fputs(inv->help.c_str(), stdout);
+      return 0;
+    case Invocation::Command::kVersion:
+      std::printf("vu %s\n", VU_VERSION);
+      return 0;
+    case Invocation::Command::kProbe:
+      return cmd_probe();
+    case Invocation::Command::kUserbindmount:
+      return bindmount::userbindmount_main(argc - 1, argv + 1);
+    case Invocation::Command::kRun:
+    case Invocation::Command::kShell: {
+      auto r = cmd_run(*inv);
+      std::fflush(stdout);
+      return r ? *r : report(r.error());
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace vu
+
+int main(int argc, char** argv) { return vu::main_impl(argc, argv); }

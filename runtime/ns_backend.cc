@@ -1,0 +1,331 @@
+#include "runtime/ns_backend.h"
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "base/raw_log.h"
+#include "base/strings.h"
+#include "base/unique_fd.h"
+#include "bindmount/bindmount.h"
+#include "runtime/exit_codes.h"
+#include "userns/userns.h"
+
+extern char** environ;
+
+namespace vu {
+
+namespace {
+
+constexpr int kExitSetupChild = kExitSetup;
+
+enum class Stage : int32_t {
+  kNone = 0,
+  kPdeathsig,
+  kSync,
+  kMaps,
+  kMounts,
+  kHostname,
+  kLoopback,
+  kChdir,
+  kExec,
+};
+
+struct ChildReport {
+  Stage stage;
+  int32_t index;  // kMounts: which mount; kMaps: userns::MapStage
+  int32_t sub;    // kMounts: bindmount::Stage
+  int32_t err;
+};
+
+// Everything the child reads. Built in the parent; the child never allocates.
+struct Launch {
+  pid_t parent = 0;
+  bool own_maps = true;  // false: the parent runs newuidmap/newgidmap
+  userns::OwnMaps maps;
+  const std::vector<bindmount::MountSpec>* mounts = nullptr;
+  std::string hostname;
+  bool lo_up = false;
+  std::string cwd;
+  bool cwd_required = false;
+  std::vector<std::string> args;  // the command
+  std::vector<char*> argv;        // into args, NULL-terminated
+  std::vector<char*> sh_argv;     // {"/bin/sh", <path>, args[1..]…, NULL} for ENOEXEC scripts
+  std::vector<std::string> env;
+  std::vector<char*> envp;
+  std::vector<std::string> path_dirs;  // empty when argv[0] contains '/'
+  const sigset_t* mask = nullptr;
+  int report_fd = -1;
+  int sync_fd = -1;
+};
+
+[[noreturn]] void child_fail(const Launch& l, Stage stage, int err, int index = 0, int sub = 0) {
+  ChildReport r{stage, index, sub, err};
+  (void)!::write(l.report_fd, &r, sizeof r);
+  ::_exit(kExitSetupChild);
+}
+
+bool bring_lo_up() {
+  int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return false;
+  struct ifreq ifr {};
+  std::memcpy(ifr.ifr_name, "lo", 3);
+  bool ok = ::ioctl(s, SIOCGIFFLAGS, &ifr) == 0;
+  if (ok) {
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+    ok = ::ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
+  }
+  int e = errno;
+  ::close(s);
+  errno = e;
+  return ok;
+}
+
+// execvpe without allocation: PATH was split in the parent; a script without #! runs under sh.
+[[noreturn]] void exec_command(Launch& l) {
+  char* const* envp = l.envp.data();
+  if (l.path_dirs.empty()) {
+    ::execve(l.argv[0], l.argv.data(), envp);
+    int err = errno;
+    if (err == ENOEXEC) {
+      l.sh_argv[1] = l.argv[0];
+      ::execve("/bin/sh", l.sh_argv.data(), envp);
+    }
+    child_fail(l, Stage::kExec, err);
+  }
+  char buf[4096];
+  int saved = ENOENT;
+  size_t name_len = std::strlen(l.argv[0]);
+  for (const std::string& dir : l.path_dirs) {
+    if (dir.size() + 1 + name_len + 1 > sizeof buf) continue;
+    std::memcpy(buf, dir.data(), dir.size());
+    buf[dir.size()] = '/';
+    std::memcpy(buf + dir.size() + 1, l.argv[0], name_len + 1);
+    ::execve(buf, l.argv.data(), envp);
+    switch (errno) {
+      case ENOENT:
+      case ENOTDIR:
+      case ESTALE:
+      case ENODEV:
+      case ETIMEDOUT:
+        continue;
+      case EACCES:
+        // A file we may not execute (not a directory we may not search) decides the error.
+        if (::access(buf, F_OK) == 0) saved = EACCES;
+        continue;
+      case ENOEXEC:
+        l.sh_argv[1] = buf;
+        ::execve("/bin/sh", l.sh_argv.data(), envp);
+        child_fail(l, Stage::kExec, ENOEXEC);
+      default:
+        child_fail(l, Stage::kExec, errno);
+    }
+  }
+  child_fail(l, Stage::kExec, saved);
+}
+
+[[noreturn]] void child_main(Launch& l) {
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) child_fail(l, Stage::kPdeathsig, errno);
+  if (::getppid() != l.parent) ::_exit(kExitSetupChild);  // the supervisor is already gone
+
+  if (l.own_maps) {
+    userns::MapStage st;
+    if (int err = userns::write_own_maps(l.maps, &st))
+      child_fail(l, Stage::kMaps, err, static_cast<int>(st));
+  } else {
+    char go;
+    ssize_t n;
+    while ((n = ::read(l.sync_fd, &go, 1)) < 0 && errno == EINTR) {
+    }
+    if (n != 1) ::_exit(kExitSetupChild);  // the parent failed and reports it
+  }
+
+  bindmount::Failure f;
+  if (!bindmount::apply(l.mounts->data(), l.mounts->size(), &f))
+    child_fail(l, Stage::kMounts, f.err, f.index, static_cast<int>(f.stage));
+
+  if (!l.hostname.empty() && ::sethostname(l.hostname.data(), l.hostname.size()) < 0)
+    child_fail(l, Stage::kHostname, errno);
+
+  if (l.lo_up && !bring_lo_up()) child_fail(l, Stage::kLoopback, errno);
+
+  if (::chdir(l.cwd.c_str()) < 0) {
+    if (l.cwd_required) child_fail(l, Stage::kChdir, errno);
+    raw::write_str(2, "vu: warning: ", l.cwd.c_str(), " is not reachable in the view; starting in /\n");
+    if (::chdir("/") < 0) child_fail(l, Stage::kChdir, errno);
+  }
+
+  ::sigprocmask(SIG_SETMASK, l.mask, nullptr);
+  exec_command(l);
+}
+
+std::string get_cwd() {
+  char buf[4096];
+  return ::getcwd(buf, sizeof buf) ? std::string(buf) : std::string("/");
+}
+
+// The command's environment: ours, less --unsetenv, plus --setenv (later wins).
+std::vector<std::string> make_env(const ViewSpec& spec) {
+  std::vector<std::string> env;
+  auto removed = [&](std::string_view name) {
+    for (const std::string& u : spec.unsetenv)
+      if (u == name) return true;
+    for (const auto& [k, v] : spec.setenv)
+      if (k == name) return true;
+    return false;
+  };
+  for (char** e = environ; *e; ++e) {
+    std::string_view kv = *e;
+    if (!removed(kv.substr(0, kv.find('=')))) env.emplace_back(kv);
+  }
+  for (const auto& [k, v] : spec.setenv) {
+    std::erase_if(env, [&](const std::string& s) { return s.compare(0, k.size() + 1, k + "=") == 0; });
+    env.push_back(k + "=" + v);
+  }
+  return env;
+}
+
+std::string env_value(const std::vector<std::string>& env, std::string_view name) {
+  for (const std::string& kv : env)
+    if (kv.size() > name.size() && kv.compare(0, name.size(), name) == 0 && kv[name.size()] == '=')
+      return kv.substr(name.size() + 1);
+  return {};
+}
+
+Error report_to_error(const ChildReport& r, const ViewSpec& spec, const Launch& l) {
+  switch (r.stage) {
+    case Stage::kPdeathsig: return Error::sys("prctl(PR_SET_PDEATHSIG)", r.err);
+    case Stage::kSync: return Error::sys("waiting for the id maps", r.err);
+    case Stage::kMaps: {
+      static const char* const kFile[] = {"", "/proc/self/setgroups", "/proc/self/uid_map",
+                                          "/proc/self/gid_map"};
+      int i = r.index >= 0 && r.index < 4 ? r.index : 0;
+      return Error::sys("write", r.err, kFile[i])
+          .context("setting up the user namespace's id maps")
+          .hint("the kernel refused the caller's own id map; a security module may restrict "
+                "user namespaces (run 'vu probe')");
+    }
+    case Stage::kMounts: {
+      if (r.index < 0 || static_cast<size_t>(r.index) >= spec.mounts.size())
+        return Error::sys("mount", r.err);
+      bindmount::Failure f{r.index, static_cast<bindmount::Stage>(r.sub), r.err};
+      return bindmount::describe(spec.mounts[static_cast<size_t>(r.index)], f);
+    }
+    case Stage::kHostname: return Error::sys("sethostname", r.err, *spec.hostname);
+    case Stage::kLoopback: return Error::sys("bring up", r.err, "lo");
+    case Stage::kChdir:
+      return Error::sys("chdir", r.err, l.cwd).context("--chdir").kind(ErrorKind::kSetup);
+    case Stage::kExec: {
+      std::string cmd = l.args[0];
+      if (r.err == ENOENT)
+        return Error::make(ErrorKind::kNotFound, str::quote(cmd) + ": command not found" +
+                                                     (l.path_dirs.empty() ? "" : " in the view's PATH"));
+      return Error::sys("execute", r.err, str::quote(cmd), ErrorKind::kNoExec);
+    }
+    case Stage::kNone: break;
+  }
+  return Error::make(ErrorKind::kSetup, "the view's first process failed to start");
+}
+
+}  // namespace
+
+Result<Child> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset_t& child_mask) {
+  Launch l;
+  l.parent = ::getpid();
+  const unsigned long uid = ::getuid(), gid = ::getgid();
+  std::optional<userns::IdMap> sub_uid, sub_gid;
+  if (spec.map_users) {
+    std::string user = userns::current_user_name();
+    auto su = sys::read_file("/etc/subuid");
+    auto sg = sys::read_file("/etc/subgid");
+    auto ru = su ? userns::find_subid(*su, user, uid) : std::nullopt;
+    auto rg = sg ? userns::find_subid(*sg, user, uid) : std::nullopt;
+    if (!ru || !rg)
+      return Error::usage("--map-users: no subordinate " + std::string(!ru ? "uid" : "gid") +
+                          " range for " + user + " in /etc/sub" + (!ru ? "uid" : "gid"))
+          .hint("as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 " + user);
+    sub_uid = userns::subid_map(spec.identity, uid, *ru);
+    sub_gid = userns::subid_map(spec.identity, gid, *rg);
+    l.own_maps = false;
+  } else {
+    l.maps.uid_map = userns::own_map(spec.identity, uid).to_proc();
+    l.maps.gid_map = userns::own_map(spec.identity, gid).to_proc();
+  }
+  l.mounts = &spec.mounts;
+  l.hostname = spec.hostname.value_or("");
+  l.lo_up = plan.clone_flags & CLONE_NEWNET;
+  l.cwd = spec.chdir.value_or(get_cwd());
+  l.cwd_required = spec.chdir.has_value();
+
+  l.env = make_env(spec);
+  for (std::string& e : l.env) l.envp.push_back(e.data());
+  l.envp.push_back(nullptr);
+  l.args = spec.command;
+  if (l.args.empty()) {
+    std::string shell = env_value(l.env, "SHELL");
+    l.args.push_back(shell.empty() ? "/bin/sh" : shell);
+  }
+  for (std::string& a : l.args) l.argv.push_back(a.data());
+  l.argv.push_back(nullptr);
+  static char kSh[] = "/bin/sh";
+  l.sh_argv.push_back(kSh);
+  l.sh_argv.push_back(nullptr);  // the script's path, filled in by the child
+  for (size_t i = 1; i < l.args.size(); ++i) l.sh_argv.push_back(l.args[i].data());
+  l.sh_argv.push_back(nullptr);
+  if (!std::strchr(l.args[0].c_str(), '/')) {
+    std::string path = env_value(l.env, "PATH");
+    if (path.empty()) path = "/usr/local/bin:/usr/bin:/bin";
+    for (std::string& d : str::split(path, ':')) l.path_dirs.push_back(d.empty() ? "." : d);
+  }
+  l.mask = &child_mask;
+
+  auto report = VU_TRY(sys::pipe());
+  std::pair<UniqueFd, UniqueFd> sync;
+  if (!l.own_maps) sync = VU_TRY(sys::pipe());
+  l.report_fd = report.second.get();
+  l.sync_fd = sync.first.get();
+
+  auto cloned = Child::clone(plan.clone_flags);
+  if (!cloned) {
+    int err = cloned.error().err();
+    if (err == EPERM || err == ENOSPC || err == EUSERS || err == ENOSYS || err == EINVAL)
+      return userns_denied(std::string("clone(CLONE_NEWUSER): ") + errno_name(err) + " — " +
+                               explain_userns_errno(err),
+                           spec.backend);
+    return std::move(cloned).error();
+  }
+  Child child = std::move(cloned).value();
+  if (child.is_child()) child_main(l);
+
+  report.second.reset();
+  if (!l.own_maps) {
+    sync.first.reset();
+    VU_TRY_VOID(userns::run_newidmap("newuidmap", child.pid(), *sub_uid));
+    VU_TRY_VOID(userns::run_newidmap("newgidmap", child.pid(), *sub_gid));
+    char go = 1;
+    VU_TRY_VOID(sys::write_all(sync.second.get(), {&go, 1}, "sync pipe"));
+    sync.second.reset();
+  }
+  ChildReport r{};
+  ssize_t n;
+  while ((n = ::read(report.first.get(), &r, sizeof r)) < 0 && errno == EINTR) {
+  }
+  if (n == static_cast<ssize_t>(sizeof r)) {
+    (void)child.wait();
+    return report_to_error(r, spec, l);
+  }
+  if (n != 0) return Error::make(ErrorKind::kSetup, "the view's first process died during set-up");
+  return child;
+}
+
+}  // namespace vu

@@ -1,0 +1,38 @@
+// runtime/ns_backend.h — realize a Plan with namespaces and start the command in it.
+//
+// Theory of operation. Everything the child will need is computed first, in the parent, into a
+// Launch (id map texts, mount plan, argv, envp, PATH list, cwd): after clone() the child only
+// reads it. The child is created already inside the new namespaces (clone with CLONE_NEWUSER|…)
+// and then, in this order, each stage depending on the one before:
+//   1. PR_SET_PDEATHSIG(SIGKILL)      the view dies with the supervisor (checked against a race)
+//   2. id maps                         own-id maps written by the child itself; or, with
+//                                      --map-users, it waits until the parent has run
+//                                      newuidmap/newgidmap (sync pipe)
+//   3. mounts                          bindmount::apply, in spec order (needs CAP_SYS_ADMIN in
+//                                      the userns, which the child has until execve)
+//   4. hostname                        sethostname in the new UTS namespace
+//   5. loopback                        lo up when the view has its own network namespace
+//   6. working directory               the requested one, else the caller's (seen through the
+//                                      view's mounts), else / with a warning
+//   7. signal mask restored, execve    PATH searched without allocating
+// A failure at any stage is sent to the parent as a fixed-size ChildReport on a CLOEXEC pipe,
+// and the child exits: the command never runs in a half-built view. EOF on that pipe without
+// a report means execve succeeded.
+// CRITICAL: the code between clone() and execve() allocates nothing and logs only through
+// base/raw_log.h.
+#pragma once
+
+#include <signal.h>
+
+#include "base/child.h"
+#include "base/error.h"
+#include "runtime/plan.h"
+#include "runtime/view_spec.h"
+
+namespace vu {
+
+// Starts the view's first process. child_mask is the signal mask the command must start with.
+// On success the command has been exec'ed; the returned Child owns it.
+Result<Child> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset_t& child_mask);
+
+}  // namespace vu

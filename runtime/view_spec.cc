@@ -1,0 +1,137 @@
+#include "runtime/view_spec.h"
+
+#include <unistd.h>
+
+#include "base/strings.h"
+
+namespace vu {
+
+namespace {
+
+Result<bool> parse_bool(std::string_view opt, std::string_view v) {
+  if (v == "true") return true;
+  if (v == "false") return false;
+  return Error::usage("--" + std::string(opt) + ": expected true or false, got " + str::quote(v));
+}
+
+Result<void> set_bind(ViewSpec& s, std::string_view v) {
+  s.mounts.push_back(VU_TRY(bindmount::parse_bind(v)));
+  return Ok{};
+}
+Result<void> set_ro_bind(ViewSpec& s, std::string_view v) {
+  s.mounts.push_back(VU_TRY(bindmount::parse_bind(v, /*ro_default=*/true)));
+  return Ok{};
+}
+Result<void> set_tmpfs(ViewSpec& s, std::string_view v) {
+  s.mounts.push_back(VU_TRY(bindmount::parse_tmpfs(v)));
+  return Ok{};
+}
+Result<void> set_root(ViewSpec& s, std::string_view v) {
+  s.identity = VU_TRY(parse_bool("root", v)) ? userns::Identity::kRoot : userns::Identity::kKeep;
+  return Ok{};
+}
+Result<void> set_map_users(ViewSpec& s, std::string_view v) {
+  s.map_users = VU_TRY(parse_bool("map-users", v));
+  return Ok{};
+}
+Result<void> set_hostname(ViewSpec& s, std::string_view v) {
+  if (v.empty() || v.size() > 64 || v.find_first_of("/ \t\n") != std::string_view::npos)
+    return Error::usage("--hostname " + str::quote(v) +
+                        ": a host name is 1 to 64 characters, without spaces or '/'");
+  s.hostname = std::string(v);
+  return Ok{};
+}
+Result<void> set_net(ViewSpec& s, std::string_view v) {
+  if (v == "host") s.net = NetMode::kHost;
+  else if (v == "none") s.net = NetMode::kNone;
+  else
+    return Error::usage("--net " + str::quote(v) + ": unknown network")
+        .hint("this build knows 'host' (the host's network, no network namespace) and 'none' "
+              "(a private network namespace with only lo)");
+  return Ok{};
+}
+Result<void> set_backend(ViewSpec& s, std::string_view v) {
+  if (v == "auto") s.backend = BackendWish::kAuto;
+  else if (v == "ns") s.backend = BackendWish::kNs;
+  else if (v == "pvm") s.backend = BackendWish::kPvm;
+  else return Error::usage("--backend " + str::quote(v) + ": expected auto, ns or pvm");
+  return Ok{};
+}
+Result<void> set_chdir(ViewSpec& s, std::string_view v) {
+  if (v.empty() || v[0] != '/')
+    return Error::usage("--chdir " + str::quote(v) + ": expected an absolute path in the view");
+  s.chdir = std::string(v);
+  return Ok{};
+}
+Result<void> set_setenv(ViewSpec& s, std::string_view v) {
+  size_t eq = v.find('=');
+  if (eq == 0 || eq == std::string_view::npos)
+    return Error::usage("--setenv " + str::quote(v) + ": expected NAME=VALUE");
+  s.setenv.emplace_back(std::string(v.substr(0, eq)), std::string(v.substr(eq + 1)));
+  return Ok{};
+}
+Result<void> set_unsetenv(ViewSpec& s, std::string_view v) {
+  if (v.empty() || v.find('=') != std::string_view::npos)
+    return Error::usage("--unsetenv " + str::quote(v) + ": expected a variable NAME");
+  s.unsetenv.emplace_back(v);
+  return Ok{};
+}
+
+// The table. Order here is the order of `vu run --help`.
+constexpr OptionDef kOptions[] = {
+    {"bind", 'b', false, true, "SRC:DST[:ro]",
+     "Bind-mount host path SRC on DST in the view (recursive; ':ro' read-only, "
+     "':norec' not recursive). DST must exist.",
+     set_bind},
+    {"ro-bind", 0, false, true, "SRC:DST", "Same as --bind SRC:DST:ro.", set_ro_bind},
+    {"tmpfs", 0, false, true, "DST[:size=N,mode=M]", "Mount an empty tmpfs on DST.", set_tmpfs},
+    {"root", 'r', true, false, nullptr,
+     "Be uid/gid 0 in the view (the caller's ids mapped to root; setgroups denied). "
+     "Default: keep the caller's uid/gid.",
+     set_root},
+    {"map-users", 0, true, false, nullptr,
+     "Also map the caller's subordinate ids from /etc/subuid and /etc/subgid "
+     "(newuidmap/newgidmap, as rootless Podman).",
+     set_map_users},
+    {"hostname", 0, false, false, "NAME", "Host name in the view (a private UTS namespace).",
+     set_hostname},
+    {"net", 0, false, false, "MODE",
+     "Network of the view: host (default; no network namespace) or none (only lo).", set_net},
+    {"backend", 0, false, false, "auto|ns|pvm",
+     "How to build the view: ns (user namespaces), pvm (partial virtual machine), auto.",
+     set_backend},
+    {"chdir", 'C', false, false, "DIR",
+     "Working directory in the view (default: the current one, else /).", set_chdir},
+    {"setenv", 0, false, true, "NAME=VALUE", "Set an environment variable for the command.",
+     set_setenv},
+    {"unsetenv", 0, false, true, "NAME", "Remove an environment variable for the command.",
+     set_unsetenv},
+};
+
+}  // namespace
+
+std::span<const OptionDef> run_options() { return kOptions; }
+
+const OptionDef* find_option(std::string_view name) {
+  for (const OptionDef& o : kOptions)
+    if (name == o.name) return &o;
+  return nullptr;
+}
+
+Result<void> validate(const ViewSpec& spec) {
+  for (const bindmount::MountSpec& m : spec.mounts) VU_TRY_VOID(bindmount::check(m));
+  return Ok{};
+}
+
+std::string_view to_string(NetMode m) { return m == NetMode::kHost ? "host" : "none"; }
+
+std::string_view to_string(BackendWish b) {
+  switch (b) {
+    case BackendWish::kAuto: return "auto";
+    case BackendWish::kNs: return "ns";
+    case BackendWish::kPvm: return "pvm";
+  }
+  return "?";
+}
+
+}  // namespace vu

@@ -1,0 +1,57 @@
+// runtime/view_spec.h — the description of a view, as plain data.
+//
+// The CLI (cli.h) and the config file (config.h) both fill a ViewSpec through the same option
+// table, run_options(): one name, one parser, one help text per option, so `--bind X` and
+// `bind = ["X"]` cannot drift apart. Nothing after this point reads argv or files.
+#pragma once
+
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/error.h"
+#include "bindmount/bindmount.h"
+#include "userns/userns.h"
+
+namespace vu {
+
+enum class NetMode { kHost, kNone };
+enum class BackendWish { kAuto, kNs, kPvm };
+
+struct ViewSpec {
+  std::vector<std::string> command;  // empty: $SHELL
+  std::vector<std::pair<std::string, std::string>> setenv;
+  std::vector<std::string> unsetenv;
+  std::optional<std::string> chdir;  // default: the caller's cwd (or / if it is not in the view)
+  userns::Identity identity = userns::Identity::kKeep;
+  bool map_users = false;  // subordinate ids through newuidmap/newgidmap
+  std::vector<bindmount::MountSpec> mounts;  // applied in order
+  std::optional<std::string> hostname;
+  NetMode net = NetMode::kHost;
+  BackendWish backend = BackendWish::kAuto;
+};
+
+// One option of `vu run`, and the key of the same name in a config file.
+struct OptionDef {
+  const char* name;  // long option without "--"; config key
+  char short_name;   // 0: none
+  bool is_flag;      // flags take no value on the command line; true/false in a config file
+  bool repeatable;   // may be given more than once (config file: an array)
+  const char* value_name;
+  const char* help;
+  Result<void> (*apply)(ViewSpec& spec, std::string_view value);
+};
+
+std::span<const OptionDef> run_options();
+const OptionDef* find_option(std::string_view name);
+
+// Checks that need the host (bind sources exist, no conflicting wishes). Run after all input.
+Result<void> validate(const ViewSpec& spec);
+
+std::string_view to_string(NetMode m);
+std::string_view to_string(BackendWish b);
+
+}  // namespace vu

@@ -1,0 +1,143 @@
+#include "userns/userns.h"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "base/strings.h"
+#include "base/unique_fd.h"
+
+extern char** environ;
+
+namespace vu::userns {
+
+std::string IdMap::to_proc() const {
+  std::string out;
+  for (const IdRange& r : ranges)
+    out += std::to_string(r.inside) + " " + std::to_string(r.outside) + " " +
+           std::to_string(r.count) + "\n";
+  return out;
+}
+
+std::vector<std::string> IdMap::to_args() const {
+  std::vector<std::string> out;
+  for (const IdRange& r : ranges) {
+    out.push_back(std::to_string(r.inside));
+    out.push_back(std::to_string(r.outside));
+    out.push_back(std::to_string(r.count));
+  }
+  return out;
+}
+
+std::optional<SubIdRange> find_subid(std::string_view text, std::string_view user,
+                                     unsigned long uid) {
+  const std::string uid_s = std::to_string(uid);
+  for (const std::string& line : str::split(text, '\n')) {
+    std::string_view l = str::trim(line);
+    if (l.empty() || l[0] == '#') continue;
+    auto f = str::split(l, ':');
+    if (f.size() != 3) continue;
+    if (f[0] != user && f[0] != uid_s) continue;
+    SubIdRange r;
+    if (!str::parse_uint(f[1], 0xffffffffUL, &r.start) ||
+        !str::parse_uint(f[2], 0xffffffffUL, &r.count) || r.count == 0)
+      continue;
+    return r;
+  }
+  return std::nullopt;
+}
+
+IdMap own_map(Identity identity, unsigned long own_id) {
+  return IdMap{{IdRange{identity == Identity::kRoot ? 0 : own_id, own_id, 1}}};
+}
+
+IdMap subid_map(Identity identity, unsigned long own_id, SubIdRange sub) {
+  IdMap m;
+  if (identity == Identity::kRoot) {
+    m.ranges.push_back({0, own_id, 1});
+    m.ranges.push_back({1, sub.start, sub.count});
+    return m;
+  }
+  // keep-id: ids below own come from the start of the range, ids above from the rest.
+  unsigned long below = std::min(own_id, sub.count);
+  if (below) m.ranges.push_back({0, sub.start, below});
+  m.ranges.push_back({own_id, own_id, 1});
+  if (sub.count > below) m.ranges.push_back({own_id + 1, sub.start + below, sub.count - below});
+  return m;
+}
+
+namespace {
+int write_proc_file(const char* path, const char* data, size_t len) {
+  int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t n = ::write(fd, data, len);
+  int err = n < 0 ? errno : (static_cast<size_t>(n) != len ? EIO : 0);
+  ::close(fd);
+  return err;
+}
+}  // namespace
+
+int write_own_maps(const OwnMaps& maps, MapStage* stage) {
+  static const char kDeny[] = "deny";
+  *stage = MapStage::kSetgroups;
+  int err = write_proc_file("/proc/self/setgroups", kDeny, sizeof kDeny - 1);
+  // ENOENT: kernels before 3.19 have no setgroups file and need none.
+  if (err && err != ENOENT) return err;
+  *stage = MapStage::kUidMap;
+  if ((err = write_proc_file("/proc/self/uid_map", maps.uid_map.data(), maps.uid_map.size())))
+    return err;
+  *stage = MapStage::kGidMap;
+  if ((err = write_proc_file("/proc/self/gid_map", maps.gid_map.data(), maps.gid_map.size())))
+    return err;
+  *stage = MapStage::kNone;
+  return 0;
+}
+
+Result<void> run_newidmap(const char* prog, pid_t pid, const IdMap& map) {
+  std::vector<std::string> args{prog, std::to_string(pid)};
+  for (std::string& a : map.to_args()) args.push_back(std::move(a));
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  auto pipe = VU_TRY(sys::pipe());
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, pipe.second.get(), 2);
+  pid_t child;
+  int err = posix_spawnp(&child, prog, &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (err) {
+    return Error::sys("run", err, prog)
+        .hint("install Debian's uidmap package (newuidmap/newgidmap), or drop --map-users");
+  }
+  pipe.second.reset();
+  std::string msg;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(pipe.first.get(), buf, sizeof buf)) > 0) msg.append(buf, static_cast<size_t>(n));
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Ok{};
+  std::string m = str::join(args, " ") + " failed";
+  if (!msg.empty()) m += ": " + std::string(str::trim(msg));
+  return Error::make(ErrorKind::kSetup, m)
+      .hint("check the caller's ranges in /etc/subuid and /etc/subgid (usermod --add-subuids)");
+}
+
+std::string current_user_name() {
+  uid_t uid = ::getuid();
+  struct passwd pw, *res = nullptr;
+  char buf[4096];
+  if (::getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res) return pw.pw_name;
+  return std::to_string(uid);
+}
+
+}  // namespace vu::userns
