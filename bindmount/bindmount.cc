@@ -411,16 +411,24 @@ Error describe(const MountSpec& m, const Failure& f) {
       return std::move(e).hint("a directory on the way to " + m.target +
                                " disappeared while the view was being built");
     case ENOTDIR:
-      return std::move(e).hint(
-          "source and target must both be directories or both be files");
+    case EISDIR:
+    case EINVAL: {
+      struct stat ss, ts;
+      if (m.kind == Kind::kBind && ::stat(m.source.c_str(), &ss) == 0 &&
+          ::stat(m.target.c_str(), &ts) == 0 && S_ISDIR(ss.st_mode) != S_ISDIR(ts.st_mode))
+        return std::move(e).hint(std::string("the source is a ") +
+                                 (S_ISDIR(ss.st_mode) ? "directory and the target a file"
+                                                      : "file and the target a directory") +
+                                 ": source and target must both be directories or both be files");
+      if (f.err == EINVAL && m.kind == Kind::kTmpfs)
+        return std::move(e).hint("check the tmpfs size= and mode= values");
+      return std::move(e).hint("source and target must both be directories or both be files");
+    }
     case EPERM:
     case EACCES:
       return std::move(e).hint(
           "the kernel refused the mount inside the user namespace; on read-only binds over "
           "locked mounts, or targets under /proc or /sys, this is expected");
-    case EINVAL:
-      if (m.kind == Kind::kTmpfs) return std::move(e).hint("check the tmpfs size= and mode= values");
-      return e;
     default:
       return e;
   }

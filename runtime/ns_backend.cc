@@ -4,6 +4,7 @@
 #include <net/if.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -34,6 +35,7 @@ enum class Stage : int32_t {
   kPdeathsig,
   kSync,
   kMaps,
+  kSysfs,
   kMounts,
   kHostname,
   kLoopback,
@@ -73,6 +75,23 @@ struct Launch {
   ChildReport r{stage, index, sub, err};
   (void)!::write(l.report_fd, &r, sizeof r);
   ::_exit(kExitSetupChild);
+}
+
+// A private network namespace needs its own sysfs, or /sys/class/net shows the host's devices.
+// The cgroup mount below /sys is carried over. Returns false with errno set.
+bool remount_sysfs() {
+  int cg = ::open_tree(AT_FDCWD, "/sys/fs/cgroup", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+  if (::mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0) {
+    int e = errno;
+    if (cg >= 0) ::close(cg);
+    errno = e;
+    return false;
+  }
+  if (cg >= 0) {
+    (void)::move_mount(cg, "", AT_FDCWD, "/sys/fs/cgroup", MOVE_MOUNT_F_EMPTY_PATH);
+    ::close(cg);
+  }
+  return true;
 }
 
 bool bring_lo_up() {
@@ -150,6 +169,8 @@ bool bring_lo_up() {
     if (n != 1) ::_exit(kExitSetupChild);  // the parent failed and reports it
   }
 
+  if (l.lo_up && !remount_sysfs()) child_fail(l, Stage::kSysfs, errno);
+
   bindmount::Failure f;
   if (!bindmount::apply(l.mounts->data(), l.mounts->size(), &f))
     child_fail(l, Stage::kMounts, f.err, f.index, static_cast<int>(f.stage));
@@ -221,6 +242,9 @@ Error report_to_error(const ChildReport& r, const ViewSpec& spec, const Launch& 
       bindmount::Failure f{r.index, static_cast<bindmount::Stage>(r.sub), r.err};
       return bindmount::describe(spec.mounts[static_cast<size_t>(r.index)], f);
     }
+    case Stage::kSysfs:
+      return Error::sys("mount sysfs on", r.err, "/sys")
+          .context("giving the view's network namespace its own /sys");
     case Stage::kHostname: return Error::sys("sethostname", r.err, *spec.hostname);
     case Stage::kLoopback: return Error::sys("bring up", r.err, "lo");
     case Stage::kChdir:

@@ -1,9 +1,15 @@
 #include "runtime/supervisor.h"
 
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
 
 #include "base/log.h"
 
@@ -11,13 +17,48 @@ namespace vu {
 
 namespace {
 constexpr int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM};
+
+ExitStatus from_wait_status(int status) {
+  ExitStatus st;
+  st.signaled = WIFSIGNALED(status);
+  st.value = st.signaled ? WTERMSIG(status) : WEXITSTATUS(status);
+  return st;
 }
+
+// Reaps every child that has exited; returns true and fills *st when one of them was `main`.
+bool reap_exited(pid_t main, ExitStatus* st) {
+  bool found = false;
+  for (;;) {
+    int status;
+    pid_t p = ::waitpid(-1, &status, WNOHANG | __WALL);
+    if (p <= 0) return found;
+    if (p == main) {
+      *st = from_wait_status(status);
+      found = true;
+    }
+  }
+}
+
+// Our children, from /proc/self/task/TID/children (one task: vu is single-threaded here).
+std::vector<pid_t> list_children() {
+  std::vector<pid_t> out;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/children", static_cast<int>(::gettid()));
+  FILE* f = std::fopen(path, "re");
+  if (!f) return out;
+  long p;
+  while (std::fscanf(f, "%ld", &p) == 1) out.push_back(static_cast<pid_t>(p));
+  std::fclose(f);
+  return out;
+}
+}  // namespace
 
 Result<SignalForwarder> SignalForwarder::install() {
   SignalForwarder s;
   sigset_t set;
   sigemptyset(&set);
   for (int sig : kForwarded) sigaddset(&set, sig);
+  sigaddset(&set, SIGCHLD);
   if (::sigprocmask(SIG_BLOCK, &set, &s.old_) < 0) return Error::sys("sigprocmask", errno);
   int fd = ::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
   if (fd < 0) {
@@ -26,6 +67,8 @@ Result<SignalForwarder> SignalForwarder::install() {
     return Error::sys("signalfd", err);
   }
   s.fd_.reset(fd);
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+    return Error::sys("prctl", errno, "(PR_SET_CHILD_SUBREAPER)");
   return s;
 }
 
@@ -33,24 +76,46 @@ SignalForwarder::~SignalForwarder() {
   if (fd_) ::sigprocmask(SIG_SETMASK, &old_, nullptr);
 }
 
+int kill_leftovers() {
+  int killed = 0;
+  // Each round kills the current children; their own children arrive as orphans next round.
+  for (int round = 0; round < 1000; ++round) {
+    std::vector<pid_t> kids = list_children();
+    if (kids.empty()) break;
+    for (pid_t p : kids) {
+      if (::kill(p, SIGKILL) == 0) ++killed;
+    }
+    for (pid_t p : kids) {
+      while (::waitpid(p, nullptr, __WALL) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  return killed;
+}
+
 Result<ExitStatus> supervise(Child& child, const SignalForwarder& signals) {
-  struct pollfd fds[2] = {{child.pidfd(), POLLIN, 0}, {signals.fd(), POLLIN, 0}};
-  for (;;) {
-    if (::poll(fds, 2, -1) < 0) {
+  const pid_t main = child.pid();
+  ExitStatus st;
+  struct pollfd pfd = {signals.fd(), POLLIN, 0};
+  for (bool done = false; !done;) {
+    if (::poll(&pfd, 1, -1) < 0) {
       if (errno == EINTR) continue;
       return Error::sys("poll", errno);
     }
-    if (fds[1].revents & POLLIN) {
-      struct signalfd_siginfo si;
-      while (::read(signals.fd(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
-        // SI_KERNEL: from the terminal, already delivered to the command's process group.
-        if (si.ssi_code == SI_KERNEL) continue;
-        VU_LOG_DEBUG("forwarding signal " << si.ssi_signo << " to pid " << child.pid());
-        (void)child.signal(static_cast<int>(si.ssi_signo));
-      }
+    struct signalfd_siginfo si;
+    while (::read(signals.fd(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+      if (si.ssi_signo == SIGCHLD) continue;  // reaped below, whichever child it was
+      // SI_KERNEL: from the terminal, already delivered to the command's process group.
+      if (si.ssi_code == SI_KERNEL) continue;
+      VU_LOG_DEBUG("forwarding signal " << si.ssi_signo << " to pid " << main);
+      (void)child.signal(static_cast<int>(si.ssi_signo));
     }
-    if (fds[0].revents & (POLLIN | POLLHUP)) return child.wait();
+    done = reap_exited(main, &st);
   }
+  child.release();  // reaped above
+  if (int n = kill_leftovers())
+    VU_LOG_INFO("killed " << n << " process(es) the command left running in the view");
+  return st;
 }
 
 }  // namespace vu

@@ -6,8 +6,13 @@
 //
 // Signals SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM sent to vu are
 // forwarded to the command. Those the terminal generates (^C, ^\, window size, hangup) reach the
-// whole foreground process group, the command included, so they are not sent twice. The
-// command dies if vu dies (PR_SET_PDEATHSIG in the ns backend).
+// whole foreground process group, the command included, so they are not sent twice.
+//
+// Lifetime of the view's processes (the semantics of a pid namespace, without its cost):
+// install() makes vu a child subreaper, so processes the command leaves behind are re-parented
+// to vu instead of init. They are reaped while the view runs, and when the command exits the
+// remaining ones are killed (SIGKILL) and reaped before vu returns. The command itself dies if
+// vu dies (PR_SET_PDEATHSIG in the ns backend).
 #pragma once
 
 #include <signal.h>
@@ -20,7 +25,7 @@ namespace vu {
 
 class SignalForwarder {
  public:
-  // Blocks the forwarded signals and opens a signalfd for them.
+  // Blocks the forwarded signals and SIGCHLD, opens a signalfd for them, becomes a subreaper.
   static Result<SignalForwarder> install();
   SignalForwarder(SignalForwarder&&) = default;
   ~SignalForwarder();
@@ -34,7 +39,12 @@ class SignalForwarder {
   UniqueFd fd_;
 };
 
-// Waits for the child to exit, forwarding signals; returns how it ended.
+// Waits for the child to exit, forwarding signals and reaping orphans; then kills and reaps
+// what is left of the view. Returns how the command ended.
 Result<ExitStatus> supervise(Child& child, const SignalForwarder& signals);
+
+// Kills (SIGKILL) and reaps every remaining child of this process, including orphans that keep
+// arriving while it does so. Returns how many it killed.
+int kill_leftovers();
 
 }  // namespace vu

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# cli_test.sh VU DENY_USERNS — the issue's command lines, run as an unprivileged user.
+# Each check asserts output and exit status; the last line is "N passed, N failed, N skipped".
+set -u
+VU=$1
+DENY=$2
+pass=0 fail=0 skip=0
+work=$(mktemp -d "${TMPDIR:-/tmp}/vu-test.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+cd "$work" || exit 1
+
+ok() { pass=$((pass + 1)); echo "ok - $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL - $1"; shift; printf '    %s\n' "$@"; }
+skipped() { skip=$((skip + 1)); echo "SKIP - $1: $2"; }
+
+# check NAME EXPECTED_STATUS EXPECTED_STDOUT CMD... — stdout compared exactly.
+check() {
+  local name=$1 want_rc=$2 want_out=$3; shift 3
+  local out rc
+  out=$("$@" 2>"$work/stderr"); rc=$?
+  if [ "$rc" = "$want_rc" ] && [ "$out" = "$want_out" ]; then ok "$name"
+  else bad "$name" "status $rc (want $want_rc)" "stdout: $out" "want:   $want_out" "stderr: $(head -c 600 "$work/stderr")"; fi
+}
+# check_err NAME EXPECTED_STATUS REGEX CMD... — stderr must match REGEX (grep -E).
+check_err() {
+  local name=$1 want_rc=$2 re=$3; shift 3
+  local rc
+  "$@" >"$work/stdout" 2>"$work/stderr"; rc=$?
+  if [ "$rc" = "$want_rc" ] && grep -qE -- "$re" "$work/stderr"; then ok "$name"
+  else bad "$name" "status $rc (want $want_rc)" "stderr: $(head -c 600 "$work/stderr")" "want match: $re"; fi
+}
+
+uid=$(id -u)
+echo "running as uid $uid ($(id -un))"
+if [ "$uid" = 0 ]; then echo "SKIP: these tests must run unprivileged"; exit 77; fi
+
+if ! "$VU" run -- true 2>"$work/stderr"; then
+  if grep -q 'user namespaces are not available' "$work/stderr"; then
+    echo "SKIP: user namespaces are not available here: $(cat "$work/stderr")"; exit 77
+  fi
+fi
+
+echo "nameserver 192.0.2.53" > "$work/r"
+mkdir -p "$work/data" && echo hello > "$work/data/f"
+
+# --- The issue's examples ---------------------------------------------------------------------
+check "run -- id keeps the caller's ids" 0 "$(id)" "$VU" run -- id
+check "--root maps the caller to 0" 0 "0" "$VU" run --root -- id -u
+check "--root: gid 0 too, setgroups denied" 0 "0 deny" "$VU" run --root -- sh -c 'echo "$(id -g) $(cat /proc/self/setgroups)"'
+check "--bind a file over /etc/resolv.conf" 0 "nameserver 192.0.2.53" "$VU" run --bind "$work/r:/etc/resolv.conf" -- cat /etc/resolv.conf
+check_err "--bind :ro refuses writes (EROFS)" 1 "Read-only file system" "$VU" run --bind "$work/data:/mnt:ro" -- touch /mnt/x
+[ -e "$work/data/x" ] && bad "ro bind wrote through to the host" || ok "ro bind left the source untouched"
+check "--bind rw writes reach the source" 0 "hello" "$VU" run --bind "$work/data:/mnt" -- sh -c 'cp /mnt/f /mnt/g && cat /mnt/g'
+[ -f "$work/data/g" ] && ok "rw bind wrote through" || bad "rw bind did not write through"
+check "--tmpfs on a missing target, --hostname" 0 "box" "$VU" run --tmpfs /scratch --hostname box -- sh -c 'hostname; ls /scratch'
+[ -e /scratch ] && bad "/scratch was created on the host" || ok "missing target not created on the host"
+check "hostname unchanged outside" 0 "$(hostname)" hostname
+check "exit status propagates" 7 "" "$VU" run -- sh -c 'exit 7'
+check "killed by signal N gives 128+N" 143 "" "$VU" run -- sh -c 'kill -TERM $$'
+check "userbindmount-compatible" 0 "nameserver 192.0.2.53" "$VU" userbindmount "$work/r" /etc/resolv.conf -- cat /etc/resolv.conf
+out=$("$VU" probe); rc=$?
+if [ $rc = 0 ] && echo "$out" | grep -qE '^user namespaces +yes' && echo "$out" | grep -q '^ptrace'; then ok "vu probe reports facts, exit 0"
+else bad "vu probe" "status $rc" "$out"; fi
+
+# --- Mount plans --------------------------------------------------------------------------------
+check "missing file target is created (file bind)" 0 "nameserver 192.0.2.53" "$VU" run --bind "$work/r:/opt/vu-new/deep/conf" -- cat /opt/vu-new/deep/conf
+check "mirrored parent keeps its entries" 0 "yes" "$VU" run --tmpfs /vu-scratch -- sh -c 'test -d /usr/bin && test -e /etc/passwd && echo yes'
+check_err "mirrored / is read-only" 1 "Read-only file system" "$VU" run --tmpfs /vu-scratch -- touch /vu-newfile
+check "nested tmpfs in a created tmpfs" 0 "c" "$VU" run --tmpfs /vu-a --tmpfs /vu-a/b/c -- ls /vu-a/b
+check "mounts stack in command-line order" 0 "hello" "$VU" run --tmpfs /mnt --bind "$work/data:/mnt/d" -- cat /mnt/d/f
+check "cwd is kept" 0 "$work" "$VU" run -- pwd
+check "--chdir" 0 "/usr" "$VU" run --chdir /usr -- pwd
+check "--setenv/--unsetenv" 0 "1:" "$VU" run --setenv A=1 --unsetenv HOME -- sh -c 'echo "$A:${HOME-}"'
+check "--net none: only lo, up" 0 "lo UP" "$VU" run --net none -- sh -c 'for i in /sys/class/net/*; do n=${i##*/}; s=$(cat $i/operstate); f=$(cat $i/flags); [ $((f & 1)) = 1 ] && s=UP; echo "$n $s"; done'
+cat > "$work/view.toml" <<TOML
+# a view file: keys are vu run's long options
+command = ["sh", "-c", "echo \$(id -u) \$(hostname) \$(cat /etc/resolv.conf)"]
+root = true
+hostname = "fromfile"
+bind = ["$work/r:/etc/resolv.conf"]
+TOML
+check "view file fills the same spec" 0 "0 fromfile nameserver 192.0.2.53" "$VU" run -f "$work/view.toml"
+check "command line overrides the file" 0 "0 cli nameserver 192.0.2.53" "$VU" run -f "$work/view.toml" --hostname cli
+check "--explain prints the plan and runs nothing" 0 "1" sh -c "'$VU' run --explain --tmpfs /x -- touch '$work/ran' | grep -c '^mounts .*tmpfs /x'"
+[ -e "$work/ran" ] && bad "--explain ran the command" || ok "--explain did not run the command"
+
+# --- Bad input: one clear message, distinct status, nothing left --------------------------------
+check_err "nonexistent bind source" 2 "bind /nonexistent/src -> /mnt: source: No such file" "$VU" run --bind /nonexistent/src:/mnt -- true
+check_err "relative target" 2 "target 'mnt' is not an absolute path" "$VU" run --bind "$work:mnt" -- true
+check_err "unknown option" 2 "--frob" "$VU" run --frob -- true
+check_err "unknown command" 2 "unknown command 'frob'" "$VU" frob
+printf 'root = \n' > "$work/bad.toml"
+check_err "malformed view file" 2 "bad.toml:1:.*malformed" "$VU" run -f "$work/bad.toml" -- true
+printf 'bnid = ["/a:/b"]\n' > "$work/typo.toml"
+check_err "unknown key in view file" 2 "typo.toml:1: unknown key 'bnid'" "$VU" run -f "$work/typo.toml" -- true
+check_err "command not found" 127 "'no-such-cmd-vu': command not found" "$VU" run -- no-such-cmd-vu
+check_err "command not executable" 126 "Permission denied" "$VU" run -- "$work/r"
+check_err "bind type mismatch" 125 "hint: the source is a directory and the target a file" "$VU" run --bind "$work/data:/etc/passwd" -- true
+check_err "missing --chdir" 125 "chdir /nonexistent" "$VU" run --chdir /nonexistent -- true
+check_err "pvm backend not built yet" 125 "partial-VM backend is not part of this build" "$VU" run --backend=pvm -- true
+
+# --- Identity with subordinate ids --------------------------------------------------------------
+if grep -q "^$(id -un):" /etc/subuid 2>/dev/null && command -v newuidmap >/dev/null; then
+  out=$("$VU" run --map-users --root -- cat /proc/self/uid_map 2>&1); rc=$?
+  lines=$(echo "$out" | wc -l)
+  if [ $rc = 0 ] && [ "$lines" = 2 ] && echo "$out" | head -1 | grep -qE "^ +0 +$uid +1$"; then ok "--map-users maps own uid and the subuid range"
+  else bad "--map-users" "status $rc" "$out"; fi
+else
+  skipped "--map-users" "no /etc/subuid entry for $(id -un) or no newuidmap"
+fi
+
+# --- Supervisor ---------------------------------------------------------------------------------
+"$VU" run -- sh -c 'trap "exit 42" TERM; sleep 30 & wait' & vpid=$!
+sleep 0.5; kill -TERM $vpid; wait $vpid; rc=$?
+[ $rc = 42 ] && ok "SIGTERM to vu is forwarded to the command" || bad "signal forwarding" "status $rc (want 42)"
+"$VU" run -- sh -c 'echo $$ > '"$work/pid"'; exec sleep 30' & vpid=$!
+for _ in $(seq 50); do [ -s "$work/pid" ] && break; sleep 0.1; done
+kill -KILL $vpid; wait $vpid 2>/dev/null
+cpid=$(cat "$work/pid" 2>/dev/null)
+gone=no
+for _ in $(seq 50); do kill -0 "$cpid" 2>/dev/null || { gone=yes; break; }; sleep 0.1; done
+[ $gone = yes ] && ok "the view dies with the supervisor (SIGKILL to vu)" || { bad "view survived its supervisor" "pid $cpid"; kill -KILL "$cpid"; }
+
+# --- userbindmount compatibility ----------------------------------------------------------------
+check "userbindmount -v says what it does" 0 "nameserver 192.0.2.53" "$VU" userbindmount -v "$work/r" /etc/resolv.conf -- cat /etc/resolv.conf
+grep -q "^mounting $work/r on /etc/resolv.conf" "$work/stderr" && grep -q '^creating a user_namespace' "$work/stderr" && ok "userbindmount -v lines" || bad "userbindmount -v lines" "$(cat "$work/stderr")"
+check "userbindmount: - reads stdin" 0 "from stdin" sh -c "echo 'from stdin' | '$VU' userbindmount - /etc/hostname -- cat /etc/hostname"
+check "userbindmount: quoted literal source" 0 "literal" "$VU" userbindmount '"literal"' /etc/hostname -- cat /etc/hostname
+check "userbindmount via argv[0] link" 0 "nameserver 192.0.2.53" "$(dirname "$VU")/userbindmount" "$work/r" /etc/resolv.conf -- cat /etc/resolv.conf
+check "userbindmount -s gives CAP_SYS_ADMIN ambient" 0 "0000000000200000" "$VU" userbindmount -s -- sh -c 'grep CapAmb /proc/self/status | cut -f2'
+check_err "userbindmount: odd paths is a usage error" 2 "no target" "$VU" userbindmount -n "$work/r" -- true
+check_err "userbindmount: failed exec is not success" 127 "no-such-cmd" "$VU" userbindmount -n -- no-such-cmd
+check "userbindmount: status propagates" 3 "" "$VU" userbindmount -- sh -c 'exit 3'
+ls /tmp/userbindmount* >/dev/null 2>&1 && bad "userbindmount left temporary files" || ok "userbindmount left no temporary files"
+
+# --- User namespaces denied, as Docker's seccomp profile does -----------------------------------
+out=$("$DENY" "$VU" probe); rc=$?
+if [ $rc = 0 ] && echo "$out" | grep -qE '^user namespaces +no .*EPERM.*seccomp'; then ok "probe under a userns-denying seccomp filter says why"
+else bad "probe under deny-userns" "status $rc" "$out"; fi
+check_err "--backend=ns fails and says why" 125 "user namespaces are not available: clone\(CLONE_NEWUSER\): EPERM .*seccomp.*--backend=ns" "$DENY" "$VU" run --backend=ns -- true
+check_err "auto never pretends: fails with the reason" 125 "user namespaces are not available" "$DENY" "$VU" run -- true
+check_err "userbindmount under the filter reports unshare" 1 "unshare .*Operation not permitted" "$DENY" "$VU" userbindmount -n -- true
+
+echo "$pass passed, $fail failed, $skip skipped"
+[ $fail = 0 ]

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# run_as_user.sh SCRIPT VU DENY_USERNS — run an integration script as an unprivileged user.
+#
+# As root (CI): prepare the test user and Debian's device modes (scripts/setup.sh --test-env),
+# copy the binaries where that user can reach them, run SCRIPT as that user, and afterwards fail
+# if the user has processes left or anything of vu's is still mounted. As any other user: run
+# SCRIPT directly, as that user.
+set -u
+script=$1 vu=$2 deny=$3
+here=$(cd "$(dirname "$0")" && pwd)
+if [ "$(id -u)" != 0 ]; then
+  exec bash "$script" "$vu" "$deny"
+fi
+
+user=${VU_TEST_USER:-vu-tester}
+"$here/../../scripts/setup.sh" --test-env || { echo "SKIP: cannot prepare test user $user"; exit 77; }
+bin=$(mktemp -d /tmp/vu-test-bin.XXXXXX)
+trap 'rm -rf "$bin"' EXIT
+cp "$vu" "$bin/vu" && cp "$deny" "$bin/deny-userns" && cp "$script" "$bin/test.sh" || exit 1
+ln -s vu "$bin/userbindmount"
+chmod 755 "$bin" "$bin"/*
+
+home=$(getent passwd "$user" | cut -d: -f6)
+runuser -u "$user" -- env -i HOME="$home" USER="$user" LOGNAME="$user" SHELL=/bin/bash \
+  PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
+  bash "$bin/test.sh" "$bin/vu" "$bin/deny-userns"
+rc=$?
+
+# A view must leave nothing behind.
+sleep 0.2
+left=$(pgrep -u "$user" -a || true)
+if [ -n "$left" ]; then
+  echo "FAIL - processes of $user left behind:"; echo "$left"
+  pkill -KILL -u "$user" || true
+  [ $rc = 0 ] && rc=1
+fi
+if grep -qE 'vu-(test|probe)|userbindmount' /proc/self/mountinfo; then
+  echo "FAIL - mounts left behind in the host's mount namespace"
+  [ $rc = 0 ] && rc=1
+fi
+exit $rc

@@ -1,0 +1,178 @@
+#include <sched.h>
+
+#include <gtest/gtest.h>
+
+#include "runtime/cli.h"
+#include "runtime/config.h"
+#include "runtime/exit_codes.h"
+#include "runtime/plan.h"
+#include "runtime/view_spec.h"
+
+namespace vu {
+namespace {
+
+Result<Invocation> parse(std::vector<std::string> args) {
+  static std::vector<std::string> keep;
+  keep = std::move(args);
+  keep.insert(keep.begin(), "vu");
+  std::vector<char*> argv;
+  for (std::string& a : keep) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  return parse_args(static_cast<int>(keep.size()), argv.data());
+}
+
+TEST(Cli, RunOptionsStopAtTheCommand) {
+  auto inv = parse({"run", "--root", "--hostname", "box", "ls", "--root", "-l"});
+  ASSERT_TRUE(inv.ok()) << inv.error().to_string();
+  EXPECT_EQ(inv->command, Invocation::Command::kRun);
+  EXPECT_EQ(inv->spec.identity, userns::Identity::kRoot);
+  EXPECT_EQ(*inv->spec.hostname, "box");
+  EXPECT_EQ(inv->spec.command, (std::vector<std::string>{"ls", "--root", "-l"}));
+}
+
+TEST(Cli, DoubleDashEndsOptions) {
+  auto inv = parse({"run", "-r", "--", "--weird", "x"});
+  ASSERT_TRUE(inv.ok());
+  EXPECT_EQ(inv->spec.command, (std::vector<std::string>{"--weird", "x"}));
+}
+
+TEST(Cli, MountsKeepCommandLineOrderAcrossOptions) {
+  auto inv = parse({"run", "--tmpfs", "/a", "--bind", "/tmp:/a/b", "--ro-bind=/tmp:/a/c",
+                    "--tmpfs", "/a/d", "--", "true"});
+  ASSERT_TRUE(inv.ok()) << inv.error().to_string();
+  ASSERT_EQ(inv->spec.mounts.size(), 4u);
+  EXPECT_EQ(inv->spec.mounts[0].target, "/a");
+  EXPECT_EQ(inv->spec.mounts[1].target, "/a/b");
+  EXPECT_EQ(inv->spec.mounts[2].target, "/a/c");
+  EXPECT_TRUE(inv->spec.mounts[2].read_only);
+  EXPECT_EQ(inv->spec.mounts[3].target, "/a/d");
+}
+
+TEST(Cli, UnknownOptionAndBadValueAreUsageErrors) {
+  auto a = parse({"run", "--frob", "--", "true"});
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(exit_status_for(a.error().kind()), kExitUsage);
+  EXPECT_NE(a.error().message().find("--frob"), std::string::npos);
+  auto b = parse({"run", "--net", "moon", "true"});
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.error().message().find("moon"), std::string::npos);
+  auto c = parse({"frobnicate"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().kind(), ErrorKind::kUsage);
+}
+
+TEST(Cli, HelpIsShownNotAnError) {
+  auto inv = parse({"run", "--help"});
+  ASSERT_TRUE(inv.ok());
+  EXPECT_EQ(inv->command, Invocation::Command::kHelpShown);
+  for (const OptionDef& o : run_options())
+    EXPECT_NE(inv->help.find(std::string("--") + o.name), std::string::npos) << o.name;
+  EXPECT_NE(inv->help.find("Exit status"), std::string::npos);
+}
+
+TEST(Cli, ShellTakesNoCommand) {
+  EXPECT_FALSE(parse({"shell", "ls"}).ok());
+  auto inv = parse({"shell", "--root"});
+  ASSERT_TRUE(inv.ok());
+  EXPECT_EQ(inv->command, Invocation::Command::kShell);
+}
+
+TEST(Config, KeysAreTheLongOptions) {
+  ViewSpec s;
+  auto r = load_config_text(
+      "command = [\"sh\", \"-c\", \"id\"]\n"
+      "root = true\n"
+      "hostname = \"box\"\n"
+      "tmpfs = [\"/scratch\"]\n"
+      "bind = [\"/tmp:/mnt:ro\"]\n"
+      "net = \"none\"\n"
+      "setenv = [\"A=1\"]\n",
+      "view.toml", &s);
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(s.command.size(), 3u);
+  EXPECT_EQ(s.identity, userns::Identity::kRoot);
+  EXPECT_EQ(*s.hostname, "box");
+  EXPECT_EQ(s.net, NetMode::kNone);
+  ASSERT_EQ(s.mounts.size(), 2u);
+  EXPECT_EQ(s.mounts[0].target, "/scratch");  // document order, across keys
+  EXPECT_EQ(s.mounts[1].target, "/mnt");
+  EXPECT_EQ(s.setenv[0].first, "A");
+}
+
+TEST(Config, EveryOptionIsAKey) {
+  for (const OptionDef& o : run_options()) {
+    ViewSpec s;
+    std::string key = o.name;
+    std::string text = key + " = ";
+    if (o.is_flag) text += "true";
+    else if (key == "bind" || key == "ro-bind") text += "[\"/tmp:/mnt\"]";
+    else if (key == "tmpfs" || key == "chdir") text += o.repeatable ? "[\"/t\"]" : "\"/t\"";
+    else if (key == "net") text += "\"none\"";
+    else if (key == "backend") text += "\"ns\"";
+    else if (key == "setenv") text += "[\"A=B\"]";
+    else text += o.repeatable ? "[\"x\"]" : "\"x\"";
+    auto r = load_config_text(text, "t.toml", &s);
+    EXPECT_TRUE(r.ok()) << key << ": " << r.error().to_string();
+  }
+}
+
+TEST(Config, ErrorsNameFileLineAndKey) {
+  ViewSpec s;
+  auto a = load_config_text("root = true\nbnid = [\"/a:/b\"]\n", "v.toml", &s);
+  ASSERT_FALSE(a.ok());
+  EXPECT_NE(a.error().message().find("v.toml:2"), std::string::npos);
+  EXPECT_NE(a.error().message().find("bnid"), std::string::npos);
+  EXPECT_NE(a.error().hint().find("bind"), std::string::npos);
+
+  auto b = load_config_text("root = \"yes\"\n", "v.toml", &s);
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.error().message().find("true or false"), std::string::npos);
+
+  auto c = load_config_text("hostname = [\"a\", \"b\"]\n", "v.toml", &s);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().message().find("one value"), std::string::npos);
+
+  auto d = load_config_text("bind = [\"/a:rel\"]\n", "v.toml", &s);
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.error().message().find("v.toml:1"), std::string::npos);
+
+  auto e = load_config_text("root = \n", "v.toml", &s);
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.error().kind(), ErrorKind::kUsage);
+  EXPECT_NE(e.error().message().find("malformed"), std::string::npos);
+}
+
+TEST(Config, MissingFileIsAUsageError) {
+  ViewSpec s;
+  auto r = load_config_file("/nonexistent/view.toml", &s);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().kind(), ErrorKind::kUsage);
+}
+
+TEST(Plan, NamespacesFollowTheSpec) {
+  ViewSpec s;
+  auto p = make_plan(s, nullptr);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->clone_flags & CLONE_NEWNET, 0u);
+  EXPECT_NE(p->clone_flags & CLONE_NEWUSER, 0u);
+  s.net = NetMode::kNone;
+  auto q = make_plan(s, nullptr);
+  ASSERT_TRUE(q.ok());
+  EXPECT_NE(q->clone_flags & CLONE_NEWNET, 0u);
+  EXPECT_NE(to_string(*q).find("lo up"), std::string::npos);
+}
+
+TEST(Plan, DeniedUsernsExplainsAndNeverFallsBackQuietly) {
+  ViewSpec s;
+  s.backend = BackendWish::kNs;
+  Fact denied{"user namespaces", false, "unshare(CLONE_NEWUSER): EPERM — a seccomp filter"};
+  auto p = make_plan(s, &denied);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().kind(), ErrorKind::kDenied);
+  EXPECT_EQ(exit_status_for(p.error().kind()), kExitSetup);
+  EXPECT_NE(p.error().message().find("seccomp"), std::string::npos);
+  EXPECT_NE(p.error().message().find("--backend=ns"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vu
