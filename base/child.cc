@@ -2,6 +2,7 @@
 
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,6 +28,24 @@ Result<Child> Child::clone(unsigned long flags) {
     return c;
   }
   c.pid_ = static_cast<pid_t>(r);
+  c.pidfd_.reset(pidfd);
+  return c;
+}
+
+Result<Child> Child::spawn(int (*fn)(void*), void* arg, unsigned long flags) {
+  constexpr size_t kStack = 256 * 1024;
+  void* stack = ::mmap(nullptr, kStack, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) return Error::sys("mmap", errno, "(clone stack)");
+  int pidfd = -1;
+  int r = ::clone(fn, static_cast<char*>(stack) + kStack,
+                  static_cast<int>(flags | CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD), arg,
+                  &pidfd);
+  int err = errno;
+  ::munmap(stack, kStack);
+  if (r < 0) return Error::sys("clone", err);
+  Child c;
+  c.pid_ = r;
   c.pidfd_.reset(pidfd);
   return c;
 }

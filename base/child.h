@@ -32,6 +32,13 @@ class Child {
   // EINVAL tell why namespaces were refused).
   static Result<Child> clone(unsigned long flags);
 
+  // clone(2) with flags | CLONE_VM | CLONE_VFORK | CLONE_PIDFD: fn(arg) runs on a private stack
+  // sharing the caller's memory, and the caller resumes when fn has called execve or _exit (as
+  // posix_spawn does). No page tables are copied, which makes it the fast way to start a view.
+  // CRITICAL: fn must only make syscalls on data prepared beforehand, never return, and never
+  // wait for the caller (which is suspended).
+  static Result<Child> spawn(int (*fn)(void*), void* arg, unsigned long flags);
+
   Child() = default;
   Child(Child&& o) noexcept;
   Child& operator=(Child&& o) noexcept;

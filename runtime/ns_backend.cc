@@ -190,6 +190,8 @@ bool bring_lo_up() {
   exec_command(l);
 }
 
+int child_entry(void* launch) { child_main(*static_cast<Launch*>(launch)); }
+
 std::string get_cwd() {
   char buf[4096];
   return ::getcwd(buf, sizeof buf) ? std::string(buf) : std::string("/");
@@ -319,7 +321,10 @@ Result<Child> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset
   l.report_fd = report.second.get();
   l.sync_fd = sync.first.get();
 
-  auto cloned = Child::clone(plan.clone_flags);
+  // Own maps: the child needs nothing from us after the clone, so share our memory and skip
+  // copying page tables (vfork-style). Subordinate maps: the child waits for newuidmap, so fork.
+  auto cloned = l.own_maps ? Child::spawn(child_entry, &l, plan.clone_flags)
+                           : Child::clone(plan.clone_flags);
   if (!cloned) {
     int err = cloned.error().err();
     if (err == EPERM || err == ENOSPC || err == EUSERS || err == ENOSYS || err == EINVAL)

@@ -78,6 +78,8 @@ SignalForwarder::~SignalForwarder() {
 
 int kill_leftovers() {
   int killed = 0;
+  // No child at all (the common case): nothing to list.
+  if (::waitpid(-1, nullptr, WNOHANG | __WALL) < 0 && errno == ECHILD) return 0;
   // Each round kills the current children; their own children arrive as orphans next round.
   for (int round = 0; round < 1000; ++round) {
     std::vector<pid_t> kids = list_children();

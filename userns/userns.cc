@@ -1,7 +1,6 @@
 #include "userns/userns.h"
 
 #include <fcntl.h>
-#include <pwd.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -133,11 +132,16 @@ Result<void> run_newidmap(const char* prog, pid_t pid, const IdMap& map) {
 }
 
 std::string current_user_name() {
-  uid_t uid = ::getuid();
-  struct passwd pw, *res = nullptr;
-  char buf[4096];
-  if (::getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res) return pw.pw_name;
-  return std::to_string(uid);
+  // /etc/passwd directly, not NSS: vu is linked statically for start-up time, and /etc/subuid
+  // also accepts the numeric uid, which is the fallback for users from other databases.
+  const std::string uid = std::to_string(::getuid());
+  if (auto text = sys::read_file("/etc/passwd")) {
+    for (const std::string& line : str::split(*text, '\n')) {
+      auto f = str::split(line, ':');
+      if (f.size() >= 3 && f[2] == uid) return f[0];
+    }
+  }
+  return uid;
 }
 
 }  // namespace vu::userns
