@@ -76,10 +76,15 @@ Outcome in_child(unsigned long clone_flags, Fn fn) {
   return o;
 }
 
-// In a fresh user namespace: map the caller's ids. Runs in the child.
-Outcome map_self(uid_t uid, gid_t gid) {
-  userns::OwnMaps maps{std::to_string(uid) + " " + std::to_string(uid) + " 1\n",
-                       std::to_string(gid) + " " + std::to_string(gid) + " 1\n"};
+constexpr const char* kUnshareStep = "unshare(CLONE_NEWUSER)";
+
+// In the child: a new user namespace (plus `extra` namespaces) with the caller's ids mapped to
+// themselves, as `vu run` makes it.
+Outcome enter_userns(int extra) {
+  const unsigned long uid = ::geteuid(), gid = ::getegid();
+  if (::unshare(CLONE_NEWUSER | extra) < 0) return {errno, kUnshareStep};
+  userns::OwnMaps maps{userns::own_map(userns::Identity::kKeep, uid).to_proc(),
+                       userns::own_map(userns::Identity::kKeep, gid).to_proc()};
   userns::MapStage st;
   if (int err = userns::write_own_maps(maps, &st)) return {err, "write uid/gid map"};
   return {};
@@ -138,19 +143,15 @@ std::string explain_userns_errno(int err) {
 
 Fact probe_userns() {
   Fact f{"user namespaces"};
-  uid_t uid = ::geteuid();
-  gid_t gid = ::getegid();
   Outcome o = in_child(0, [&]() -> Outcome {
-    if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) return {errno, "unshare(CLONE_NEWUSER)"};
-    Outcome m = map_self(uid, gid);
-    if (m.err) return m;
+    if (Outcome u = enter_userns(CLONE_NEWNS); u.err) return u;
     if (::mount("none", "/", "tmpfs", 0, nullptr) < 0) return {errno, "mount tmpfs in the namespace"};
     return {};
   });
   f.yes = o.err == 0;
   if (f.yes) {
     f.detail = "unshare(CLONE_NEWUSER|CLONE_NEWNS), own uid map and a mount work";
-  } else if (std::strcmp(o.step, "unshare(CLONE_NEWUSER)") == 0) {
+  } else if (o.step == kUnshareStep) {
     f.detail = step_error(o) + " — " + explain_userns_errno(o.err);
   } else {
     f.detail = step_error(o) + " — namespaces are created but not usable (an LSM policy?)";
@@ -163,11 +164,11 @@ Fact probe_fuse_in_userns() {
   uid_t uid = ::geteuid();
   gid_t gid = ::getegid();
   Outcome o = in_child(0, [&]() -> Outcome {
+    // CRITICAL: /dev/fuse must be opened inside the user namespace that mounts, or the kernel
+    // rejects the fd (EINVAL: its opener's userns differs from the superblock's).
+    if (Outcome u = enter_userns(CLONE_NEWNS); u.err) return u;
     int fd = ::open("/dev/fuse", O_RDWR | O_CLOEXEC);
     if (fd < 0) return {errno, "open /dev/fuse"};
-    if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) return {errno, "unshare(CLONE_NEWUSER)"};
-    Outcome m = map_self(uid, gid);
-    if (m.err) return m;
     char opts[96];
     std::snprintf(opts, sizeof opts, "fd=%d,rootmode=40000,user_id=%u,group_id=%u", fd, uid, gid);
     if (::mount("vu-probe", "/", "fuse", MS_NOSUID | MS_NODEV, opts) < 0)
@@ -183,12 +184,8 @@ Fact probe_fuse_in_userns() {
 
 Fact probe_tun_in_userns() {
   Fact f{"tun/tap in a user namespace"};
-  uid_t uid = ::geteuid();
-  gid_t gid = ::getegid();
   Outcome o = in_child(0, [&]() -> Outcome {
-    if (::unshare(CLONE_NEWUSER | CLONE_NEWNET) < 0) return {errno, "unshare(CLONE_NEWUSER|CLONE_NEWNET)"};
-    Outcome m = map_self(uid, gid);
-    if (m.err) return m;
+    if (Outcome u = enter_userns(CLONE_NEWNET); u.err) return u;
     int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
     if (fd < 0) return {errno, "open /dev/net/tun"};
     struct ifreq ifr {};
@@ -215,12 +212,8 @@ Fact probe_overlay_in_userns() {
   for (const char* sub : {"/l", "/u", "/w", "/m"}) ::mkdir((d + sub).c_str(), 0700);
   std::string data = "lowerdir=" + d + "/l,upperdir=" + d + "/u,workdir=" + d + "/w";
   std::string merged = d + "/m";
-  uid_t uid = ::geteuid();
-  gid_t gid = ::getegid();
   Outcome o = in_child(0, [&]() -> Outcome {
-    if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) return {errno, "unshare(CLONE_NEWUSER)"};
-    Outcome m = map_self(uid, gid);
-    if (m.err) return m;
+    if (Outcome u = enter_userns(CLONE_NEWNS); u.err) return u;
     if (::mount("overlay", merged.c_str(), "overlay", 0, (data + ",userxattr").c_str()) == 0) return {};
     if (::mount("overlay", merged.c_str(), "overlay", 0, data.c_str()) == 0) return {};
     return {errno, "mount -t overlay"};

@@ -62,6 +62,13 @@ out=$("$VU" probe); rc=$?
 if [ $rc = 0 ] && echo "$out" | grep -qE '^user namespaces +yes' && echo "$out" | grep -q '^ptrace'; then ok "vu probe reports facts, exit 0"
 else bad "vu probe" "status $rc" "$out"; fi
 
+for dev in "/dev/fuse:FUSE in a user namespace" "/dev/net/tun:tun/tap in a user namespace"; do
+  node=${dev%%:*} fact=${dev#*:}
+  if [ ! -c "$node" ]; then skipped "probe: $fact" "$node does not exist on this machine"; continue; fi
+  if [ ! -r "$node" ] || [ ! -w "$node" ]; then skipped "probe: $fact" "$node is not 0666 here"; continue; fi
+  echo "$out" | grep -qE "^$fact +yes" && ok "probe: $fact" || bad "probe: $fact" "$(echo "$out" | grep "^$fact")"
+done
+
 # --- Mount plans --------------------------------------------------------------------------------
 check "missing file target is created (file bind)" 0 "nameserver 192.0.2.53" "$VU" run --bind "$work/r:/opt/vu-new/deep/conf" -- cat /opt/vu-new/deep/conf
 check "mirrored parent keeps its entries" 0 "yes" "$VU" run --tmpfs /vu-scratch -- sh -c 'test -d /usr/bin && test -e /etc/passwd && echo yes'
