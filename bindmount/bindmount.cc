@@ -50,6 +50,13 @@ Result<MountSpec> parse_bind(std::string_view arg, bool ro_default) {
         .hint("e.g. --bind /tmp/r:/etc/resolv.conf or --bind /srv/data:/mnt:ro");
   MountSpec m;
   m.source = f[0];
+  if (m.source[0] != '/') {
+    // Relative to where vu was started: made absolute now, because building the view may
+    // change the working directory (a mirrored / is entered with chroot).
+    char cwd[4096];
+    if (!::getcwd(cwd, sizeof cwd)) return Error::sys("getcwd", errno, {}, ErrorKind::kUsage);
+    m.source = std::string(cwd) + "/" + m.source;
+  }
   m.target = f[1];
   m.read_only = ro_default;
   if (f.size() == 3) {

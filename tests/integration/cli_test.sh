@@ -75,6 +75,7 @@ check "mirrored parent keeps its entries" 0 "yes" "$VU" run --tmpfs /vu-scratch 
 check_err "mirrored / is read-only" 1 "Read-only file system" "$VU" run --tmpfs /vu-scratch -- touch /vu-newfile
 check "nested tmpfs in a created tmpfs" 0 "c" "$VU" run --tmpfs /vu-a --tmpfs /vu-a/b/c -- ls /vu-a/b
 check "mounts stack in command-line order" 0 "hello" "$VU" run --tmpfs /mnt --bind "$work/data:/mnt/d" -- cat /mnt/d/f
+check "relative source, after a mirrored /" 0 "hello" "$VU" run --tmpfs /vu-x --bind data:/mnt -- cat /mnt/f
 check "cwd is kept" 0 "$work" "$VU" run -- pwd
 check "--chdir" 0 "/usr" "$VU" run --chdir /usr -- pwd
 check "--setenv/--unsetenv" 0 "1:" "$VU" run --setenv A=1 --unsetenv HOME -- sh -c 'echo "$A:${HOME-}"'

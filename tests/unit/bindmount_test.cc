@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include "bindmount/bindmount.h"
@@ -20,6 +22,14 @@ TEST(ParseBind, SourceTargetAndOptions) {
   auto r = parse_bind("/a:/b", /*ro_default=*/true);
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->read_only);
+}
+
+TEST(ParseBind, RelativeSourceIsMadeAbsolute) {
+  char cwd[4096];
+  ASSERT_NE(::getcwd(cwd, sizeof cwd), nullptr);
+  auto m = parse_bind("data/x:/mnt");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->source, std::string(cwd) + "/data/x");
 }
 
 TEST(ParseBind, RejectsMalformed) {
