@@ -3,12 +3,14 @@
 
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "base/log.h"
 #include "bindmount/userbindmount.h"
 #include "runtime/cli.h"
 #include "runtime/exit_codes.h"
+#include "runtime/net_helper.h"
 #include "runtime/ns_backend.h"
 #include "runtime/plan.h"
 #include "runtime/probe.h"
@@ -41,7 +43,7 @@ int cmd_probe() {
 Result<int> cmd_run(Invocation& inv) {
   ViewSpec& spec = inv.spec;
   if (inv.command == Invocation::Command::kShell) spec.command.clear();
-  VU_TRY_VOID(validate(spec));
+  VU_TRY_VOID(finalize(spec));
   if (inv.explain) {
     Fact userns = probe_userns();
     Plan plan = VU_TRY(make_plan(spec, &userns));
@@ -52,8 +54,13 @@ Result<int> cmd_run(Invocation& inv) {
   }
   Plan plan = VU_TRY(make_plan(spec, nullptr));
   SignalForwarder signals = VU_TRY(SignalForwarder::install());
-  Child child = VU_TRY(start_ns_view(spec, plan, signals.child_mask()));
+  std::optional<NetHelper> net;
+  if (spec.net.kind == vdens::NetKind::kUplinks) net.emplace(VU_TRY(NetHelper::start(spec.net)));
+  Child child = VU_TRY(start_ns_view(spec, plan, signals.child_mask(), net ? net->view_socket() : -1));
   ExitStatus st = VU_TRY(supervise(child, signals));
+  if (net) net->stop();
+  if (int n = kill_leftovers())
+    VU_LOG_INFO("killed " << n << " process(es) the command left running in the view");
   if (st.signaled) VU_LOG_INFO("command killed by signal " << st.value << " (" << strsignal(st.value) << ")");
   return st.shell_status();
 }

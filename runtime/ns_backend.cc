@@ -6,10 +6,13 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <optional>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -21,6 +24,8 @@
 #include "bindmount/bindmount.h"
 #include "runtime/exit_codes.h"
 #include "userns/userns.h"
+#include "base/temp_dir.h"
+#include "vdens/tap.h"
 
 extern char** environ;
 
@@ -39,6 +44,10 @@ enum class Stage : int32_t {
   kMounts,
   kHostname,
   kLoopback,
+  kTap,        // index: which tap
+  kTapConfig,  // index: which tap
+  kRoute,
+  kSendTaps,
   kChdir,
   kExec,
 };
@@ -58,6 +67,15 @@ struct Launch {
   const std::vector<bindmount::MountSpec>* mounts = nullptr;
   std::string hostname;
   bool lo_up = false;
+  // Network uplinks: taps vde0… created in the view and sent to vu-net on net_socket.
+  int net_socket = -1;
+  int n_taps = 0;
+  char tap_name[16][IFNAMSIZ] = {};
+  int tap_mtu[16] = {};
+  in_addr tap_addr[16] = {};
+  int tap_prefix[16] = {};
+  bool has_gateway = false;
+  in_addr gateway{};
   std::string cwd;
   bool cwd_required = false;
   std::vector<std::string> args;  // the command
@@ -170,6 +188,20 @@ bool bring_lo_up() {
   }
 
   if (l.lo_up && !remount_sysfs()) child_fail(l, Stage::kSysfs, errno);
+  if (l.lo_up && !bring_lo_up()) child_fail(l, Stage::kLoopback, errno);
+  if (l.n_taps) {
+    int fds[16];
+    for (int i = 0; i < l.n_taps; ++i) {
+      if (int e = vdens::open_tap(l.tap_name[i], &fds[i])) child_fail(l, Stage::kTap, e, i);
+      if (int e = vdens::configure_if(l.tap_name[i], l.tap_mtu[i], &l.tap_addr[i], l.tap_prefix[i]))
+        child_fail(l, Stage::kTapConfig, e, i);
+    }
+    if (l.has_gateway) {
+      if (int e = vdens::add_default_route(l.gateway)) child_fail(l, Stage::kRoute, e);
+    }
+    if (int e = vdens::send_fds(l.net_socket, fds, l.n_taps)) child_fail(l, Stage::kSendTaps, e);
+    for (int i = 0; i < l.n_taps; ++i) ::close(fds[i]);
+  }
 
   bindmount::Failure f;
   if (!bindmount::apply(l.mounts->data(), l.mounts->size(), &f))
@@ -177,8 +209,6 @@ bool bring_lo_up() {
 
   if (!l.hostname.empty() && ::sethostname(l.hostname.data(), l.hostname.size()) < 0)
     child_fail(l, Stage::kHostname, errno);
-
-  if (l.lo_up && !bring_lo_up()) child_fail(l, Stage::kLoopback, errno);
 
   if (::chdir(l.cwd.c_str()) < 0) {
     if (l.cwd_required) child_fail(l, Stage::kChdir, errno);
@@ -239,16 +269,29 @@ Error report_to_error(const ChildReport& r, const ViewSpec& spec, const Launch& 
                 "user namespaces (run 'vu probe')");
     }
     case Stage::kMounts: {
-      if (r.index < 0 || static_cast<size_t>(r.index) >= spec.mounts.size())
+      if (r.index < 0 || static_cast<size_t>(r.index) >= l.mounts->size())
         return Error::sys("mount", r.err);
       bindmount::Failure f{r.index, static_cast<bindmount::Stage>(r.sub), r.err};
-      return bindmount::describe(spec.mounts[static_cast<size_t>(r.index)], f);
+      return bindmount::describe((*l.mounts)[static_cast<size_t>(r.index)], f);
     }
     case Stage::kSysfs:
       return Error::sys("mount sysfs on", r.err, "/sys")
           .context("giving the view's network namespace its own /sys");
     case Stage::kHostname: return Error::sys("sethostname", r.err, *spec.hostname);
     case Stage::kLoopback: return Error::sys("bring up", r.err, "lo");
+    case Stage::kTap: {
+      Error e = Error::sys("create tap", r.err, l.tap_name[r.index & 15]);
+      if (r.err == EACCES || r.err == EPERM || r.err == ENOENT)
+        return std::move(e).hint("/dev/net/tun must exist and be mode 0666 (Debian's default; "
+                                 "as root: chmod 0666 /dev/net/tun); 'vu probe' checks it");
+      return e;
+    }
+    case Stage::kTapConfig:
+      return Error::sys("configure", r.err, std::string(l.tap_name[r.index & 15]) + " (mtu, address, up)");
+    case Stage::kRoute:
+      return Error::sys("add default route via", r.err, vdens::to_string(l.gateway))
+          .hint("the gateway must be inside a subnet given with --ip");
+    case Stage::kSendTaps: return Error::sys("hand the taps to vu-net", r.err);
     case Stage::kChdir:
       return Error::sys("chdir", r.err, l.cwd).context("--chdir").kind(ErrorKind::kSetup);
     case Stage::kExec: {
@@ -265,7 +308,8 @@ Error report_to_error(const ChildReport& r, const ViewSpec& spec, const Launch& 
 
 }  // namespace
 
-Result<Child> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset_t& child_mask) {
+Result<Child> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset_t& child_mask,
+                            int net_socket) {
   Launch l;
   l.parent = ::getpid();
   const unsigned long uid = ::getuid(), gid = ::getgid();
@@ -287,7 +331,46 @@ Result<Child> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset
     l.maps.uid_map = userns::own_map(spec.identity, uid).to_proc();
     l.maps.gid_map = userns::own_map(spec.identity, gid).to_proc();
   }
-  l.mounts = &spec.mounts;
+  // The network: taps, addresses, and /etc/resolv.conf (bound from a file that is unlinked as
+  // soon as the view has started: the mount keeps it, the host keeps nothing).
+  const vdens::NetSpec& net = spec.net;
+  std::vector<bindmount::MountSpec> mounts;
+  std::optional<TempDir> resolv_dir;
+  if (net.kind == vdens::NetKind::kUplinks) {
+    if (net.uplinks.size() > 16) return Error::usage("--net: at most 16 interfaces");
+    l.net_socket = net_socket;
+    l.n_taps = static_cast<int>(net.uplinks.size());
+    for (int i = 0; i < l.n_taps; ++i) {
+      std::snprintf(l.tap_name[i], IFNAMSIZ, "vde%d", i);
+      l.tap_mtu[i] = net.uplinks[static_cast<size_t>(i)].slirp ? vdens::kSlirpMtu : vdens::kVdeMtu;
+      if (static_cast<size_t>(i) < net.ip.size()) {
+        l.tap_addr[i] = net.ip[static_cast<size_t>(i)].addr;
+        l.tap_prefix[i] = net.ip[static_cast<size_t>(i)].prefix;
+      }
+    }
+    if (!net.gateway.empty()) {
+      l.has_gateway = true;
+      l.gateway = net.gateway[0];
+    }
+  }
+  if (!net.dns.empty()) {
+    resolv_dir.emplace(VU_TRY(TempDir::make("vu-resolv")));
+    std::string text;
+    for (const std::string& d : net.dns) text += "nameserver " + d + "\n";
+    std::string path = resolv_dir->path() + "/resolv.conf";
+    {
+      UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+      if (!fd) return Error::sys("create", errno, path);
+      VU_TRY_VOID(sys::write_all(fd.get(), text, path));
+    }
+    ::chmod(resolv_dir->path().c_str(), 0755);
+    bindmount::MountSpec m;
+    m.source = path;
+    m.target = "/etc/resolv.conf";
+    mounts.push_back(m);
+  }
+  mounts.insert(mounts.end(), spec.mounts.begin(), spec.mounts.end());
+  l.mounts = &mounts;
   l.hostname = spec.hostname.value_or("");
   l.lo_up = plan.clone_flags & CLONE_NEWNET;
   l.cwd = spec.chdir.value_or(get_cwd());

@@ -13,7 +13,10 @@
 //   3. mounts                          bindmount::apply, in spec order (needs CAP_SYS_ADMIN in
 //                                      the userns, which the child has until execve)
 //   4. hostname                        sethostname in the new UTS namespace
-//   5. loopback                        lo up when the view has its own network namespace
+//   5. network                         with a network namespace: own /sys, lo up, then taps
+//                                      vde0… created, configured (MTU, IPv4, default route)
+//                                      and sent to vu-net (SCM_RIGHTS) before the mounts, which
+//                                      include /etc/resolv.conf when DNS servers are known
 //   6. working directory               the requested one, else the caller's (seen through the
 //                                      view's mounts), else / with a warning
 //   7. signal mask restored, execve    PATH searched without allocating
@@ -33,8 +36,10 @@
 
 namespace vu {
 
-// Starts the view's first process. child_mask is the signal mask the command must start with.
+// Starts the view's first process. child_mask is the signal mask the command must start with;
+// net_socket is where the taps go (NetHelper::view_socket()), -1 without uplinks.
 // On success the command has been exec'ed; the returned Child owns it.
-Result<Child> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset_t& child_mask);
+Result<Child> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset_t& child_mask,
+                            int net_socket);
 
 }  // namespace vu

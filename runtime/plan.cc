@@ -44,11 +44,25 @@ Result<Plan> make_plan(const ViewSpec& spec, const Fact* userns) {
   }
   p.parts.push_back({"hostname", spec.hostname ? "uts namespace: " + *spec.hostname
                                                : "uts namespace (host's name kept)"});
-  if (spec.net == NetMode::kNone) {
-    p.clone_flags |= CLONE_NEWNET;
-    p.parts.push_back({"network", "network namespace with lo up, no uplink"});
-  } else {
+  const vdens::NetSpec& net = spec.net;
+  if (net.kind == vdens::NetKind::kHost) {
     p.parts.push_back({"network", "host network (no network namespace)"});
+  } else {
+    p.clone_flags |= CLONE_NEWNET;
+    p.parts.push_back({"network", "network namespace, lo up, own /sys"});
+    for (size_t i = 0; i < net.uplinks.size(); ++i) {
+      const vdens::Uplink& u = net.uplinks[i];
+      std::string how = "vde" + std::to_string(i) + " <- " +
+                        (u.slirp ? std::string("slirp (libslirp in vu-net)") : "VDE " + u.vnl + " (libvdeplug in vu-net)");
+      if (i < net.ip.size() && net.ip[i].addr.s_addr) how += ", " + vdens::to_string(net.ip[i]);
+      if (u.allow_host_loopback) how += ", host loopback reachable at 10.0.2.2";
+      p.parts.push_back({"", how});
+    }
+    if (!net.gateway.empty()) p.parts.push_back({"", "default route via " + vdens::to_string(net.gateway[0])});
+    if (!net.dns.empty()) p.parts.push_back({"", "/etc/resolv.conf: nameserver " + str::join(net.dns, ", ")});
+    for (const vdens::PortForward& f : net.forwards)
+      p.parts.push_back({"", "forward " + vdens::to_string(f.host_addr) + ":" + std::to_string(f.host_port) +
+                                 (f.udp ? "/udp" : "/tcp") + " -> view port " + std::to_string(f.view_port)});
   }
   return p;
 }

@@ -115,8 +115,6 @@ Result<ExitStatus> supervise(Child& child, const SignalForwarder& signals) {
     done = reap_exited(main, &st);
   }
   child.release();  // reaped above
-  if (int n = kill_leftovers())
-    VU_LOG_INFO("killed " << n << " process(es) the command left running in the view");
   return st;
 }
 

@@ -39,8 +39,8 @@ class SignalForwarder {
   UniqueFd fd_;
 };
 
-// Waits for the child to exit, forwarding signals and reaping orphans; then kills and reaps
-// what is left of the view. Returns how the command ended.
+// Waits for the child to exit, forwarding signals and reaping orphans. Returns how the command
+// ended. The caller then stops vu-net, if any, and calls kill_leftovers().
 Result<ExitStatus> supervise(Child& child, const SignalForwarder& signals);
 
 // Kills (SIGKILL) and reaps every remaining child of this process, including orphans that keep

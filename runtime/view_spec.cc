@@ -41,13 +41,13 @@ Result<void> set_hostname(ViewSpec& s, std::string_view v) {
   s.hostname = std::string(v);
   return Ok{};
 }
-Result<void> set_net(ViewSpec& s, std::string_view v) {
-  if (v == "host") s.net = NetMode::kHost;
-  else if (v == "none") s.net = NetMode::kNone;
-  else
-    return Error::usage("--net " + str::quote(v) + ": unknown network")
-        .hint("this build knows 'host' (the host's network, no network namespace) and 'none' "
-              "(a private network namespace with only lo)");
+Result<void> set_net(ViewSpec& s, std::string_view v) { return vdens::add_net(s.net, v); }
+Result<void> set_ip(ViewSpec& s, std::string_view v) { return vdens::add_ip(s.net, v); }
+Result<void> set_gw(ViewSpec& s, std::string_view v) { return vdens::set_gateway(s.net, v); }
+Result<void> set_dns(ViewSpec& s, std::string_view v) { return vdens::add_dns(s.net, v); }
+Result<void> set_publish(ViewSpec& s, std::string_view v) { return vdens::add_forward(s.net, v); }
+Result<void> set_net_stats(ViewSpec& s, std::string_view v) {
+  s.net.stats = VU_TRY(parse_bool("net-stats", v));
   return Ok{};
 }
 Result<void> set_backend(ViewSpec& s, std::string_view v) {
@@ -95,8 +95,23 @@ constexpr OptionDef kOptions[] = {
      set_map_users},
     {"hostname", 0, false, false, "NAME", "Host name in the view (a private UTS namespace).",
      set_hostname},
-    {"net", 0, false, false, "MODE",
-     "Network of the view: host (default; no network namespace) or none (only lo).", set_net},
+    {"net", 0, false, true, "NET",
+     "Network of the view: host (default: no network namespace), none (only lo), slirp "
+     "(NAT; slirp:allow-host-loopback lets 10.0.2.2 reach the host's 127.0.0.1), or a VDE "
+     "network locator (vde:///tmp/sw, switch:///tmp/sw, ptp://…, vxvde://, …). Repeat for "
+     "more interfaces: vde0, vde1, …",
+     set_net},
+    {"ip", 0, false, true, "ADDR/LEN",
+     "IPv4 address of vde0 (repeat for vde1, …). slirp default: 10.0.2.100/24.", set_ip},
+    {"gw", 0, false, false, "ADDR", "IPv4 default gateway. slirp default: 10.0.2.2.", set_gw},
+    {"dns", 0, false, true, "ADDR",
+     "Nameserver for the view's /etc/resolv.conf (repeatable). slirp default: 10.0.2.3.",
+     set_dns},
+    {"publish", 'p', false, true, "[HOSTIP:]HPORT:VPORT[/udp]",
+     "Forward a host port (default address 127.0.0.1) to a port in the view (slirp).",
+     set_publish},
+    {"net-stats", 0, true, false, nullptr,
+     "At exit, print frames, bytes and drops per network interface.", set_net_stats},
     {"backend", 0, false, false, "auto|ns|pvm",
      "How to build the view: ns (user namespaces), pvm (partial virtual machine), auto.",
      set_backend},
@@ -118,12 +133,11 @@ const OptionDef* find_option(std::string_view name) {
   return nullptr;
 }
 
-Result<void> validate(const ViewSpec& spec) {
+Result<void> finalize(ViewSpec& spec) {
   for (const bindmount::MountSpec& m : spec.mounts) VU_TRY_VOID(bindmount::check(m));
+  VU_TRY_VOID(vdens::finish(spec.net));
   return Ok{};
 }
-
-std::string_view to_string(NetMode m) { return m == NetMode::kHost ? "host" : "none"; }
 
 std::string_view to_string(BackendWish b) {
   switch (b) {

@@ -15,10 +15,10 @@
 #include "base/error.h"
 #include "bindmount/bindmount.h"
 #include "userns/userns.h"
+#include "vdens/net_spec.h"
 
 namespace vu {
 
-enum class NetMode { kHost, kNone };
 enum class BackendWish { kAuto, kNs, kPvm };
 
 struct ViewSpec {
@@ -30,7 +30,7 @@ struct ViewSpec {
   bool map_users = false;  // subordinate ids through newuidmap/newgidmap
   std::vector<bindmount::MountSpec> mounts;  // applied in order
   std::optional<std::string> hostname;
-  NetMode net = NetMode::kHost;
+  vdens::NetSpec net;  // default: host
   BackendWish backend = BackendWish::kAuto;
 };
 
@@ -48,10 +48,10 @@ struct OptionDef {
 std::span<const OptionDef> run_options();
 const OptionDef* find_option(std::string_view name);
 
-// Checks that need the host (bind sources exist, no conflicting wishes). Run after all input.
-Result<void> validate(const ViewSpec& spec);
+// Checks that need all the input, or the host (bind sources exist, options that need each
+// other), and fills defaults that depend on several options (slirp addresses). Run once, last.
+Result<void> finalize(ViewSpec& spec);
 
-std::string_view to_string(NetMode m);
 std::string_view to_string(BackendWish b);
 
 }  // namespace vu

@@ -92,7 +92,7 @@ TEST(Config, KeysAreTheLongOptions) {
   EXPECT_EQ(s.command.size(), 3u);
   EXPECT_EQ(s.identity, userns::Identity::kRoot);
   EXPECT_EQ(*s.hostname, "box");
-  EXPECT_EQ(s.net, NetMode::kNone);
+  EXPECT_EQ(s.net.kind, vdens::NetKind::kNone);
   ASSERT_EQ(s.mounts.size(), 2u);
   EXPECT_EQ(s.mounts[0].target, "/scratch");  // document order, across keys
   EXPECT_EQ(s.mounts[1].target, "/mnt");
@@ -155,7 +155,7 @@ TEST(Plan, NamespacesFollowTheSpec) {
   ASSERT_TRUE(p.ok());
   EXPECT_EQ(p->clone_flags & CLONE_NEWNET, 0u);
   EXPECT_NE(p->clone_flags & CLONE_NEWUSER, 0u);
-  s.net = NetMode::kNone;
+  s.net.kind = vdens::NetKind::kNone;
   auto q = make_plan(s, nullptr);
   ASSERT_TRUE(q.ok());
   EXPECT_NE(q->clone_flags & CLONE_NEWNET, 0u);

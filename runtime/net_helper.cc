@@ -1,0 +1,109 @@
+#include "runtime/net_helper.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <vector>
+
+#include "base/log.h"
+
+extern char** environ;
+
+namespace vu {
+
+namespace {
+
+struct SpawnArgs {
+  int ctl;
+  const char* path;
+  char* const* argv;
+};
+
+// vfork-style child: only dup2 and execve.
+int exec_helper(void* p) {
+  auto* a = static_cast<SpawnArgs*>(p);
+  if (a->ctl == 3) {
+    int fl = ::fcntl(3, F_GETFD);  // keep it across exec
+    if (fl >= 0) ::fcntl(3, F_SETFD, fl & ~FD_CLOEXEC);
+  } else if (::dup2(a->ctl, 3) < 0) {
+    ::_exit(125);
+  }
+  ::execve(a->path, a->argv, environ);
+  ::_exit(127);
+}
+
+}  // namespace
+
+std::string net_helper_path() {
+  if (const char* env = std::getenv("VU_NET_HELPER"); env && *env) return env;
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return "vu-net";
+  std::string self(buf, static_cast<size_t>(n));
+  return self.substr(0, self.rfind('/') + 1) + "vu-net";
+}
+
+Result<NetHelper> NetHelper::start(const vdens::NetSpec& net) {
+  std::string path = net_helper_path();
+  if (::access(path.c_str(), X_OK) < 0)
+    return Error::sys("network helper", errno, path)
+        .hint("vu-net is installed next to vu and runs the network of views that use slirp or "
+              "VDE; reinstall vu, or set VU_NET_HELPER");
+  std::vector<std::string> args{path};
+  if (net.stats) args.push_back("--stats");
+  for (const vdens::Ipv4& ip : net.ip) {
+    args.push_back("--ip");
+    args.push_back(ip.addr.s_addr ? vdens::to_string(ip) : "0.0.0.0/0");
+  }
+  for (const vdens::PortForward& f : net.forwards) {
+    args.push_back("-p");
+    args.push_back(f.text);
+  }
+  for (const vdens::Uplink& u : net.uplinks) args.push_back(u.vnl);
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    return Error::sys("socketpair", errno);
+  NetHelper h;
+  h.ctl_.reset(sv[0]);
+  UniqueFd theirs(sv[1]);
+  SpawnArgs sa{theirs.get(), path.c_str(), argv.data()};
+  h.child_ = VU_TRY(Child::spawn(exec_helper, &sa, 0));
+  theirs.reset();
+
+  char msg[4096];
+  ssize_t n;
+  while ((n = ::recv(h.ctl_.get(), msg, sizeof msg, 0)) < 0 && errno == EINTR) {
+  }
+  if (n > 0 && msg[0] == 'R') return h;
+  if (n > 1 && msg[0] == 'E') {
+    std::string text(msg + 1, static_cast<size_t>(n - 1));
+    size_t hint = text.find("\n  hint: ");
+    Error e = Error::make(ErrorKind::kSetup, text.substr(0, hint));
+    if (hint != std::string::npos) return std::move(e).hint(text.substr(hint + 9));
+    return e;
+  }
+  return Error::make(ErrorKind::kSetup, path + " exited before the network was ready");
+}
+
+void NetHelper::stop() {
+  if (!ctl_) return;
+  ctl_.reset();  // EOF: vu-net prints its statistics and exits
+  struct pollfd p = {child_.pidfd(), POLLIN, 0};
+  if (::poll(&p, 1, 2000) <= 0) {
+    VU_LOG_WARN("vu-net did not stop within 2 s; killing it");
+    (void)child_.signal(SIGKILL);
+  }
+  (void)child_.wait();
+}
+
+NetHelper::~NetHelper() { stop(); }
+
+}  // namespace vu

@@ -1,0 +1,41 @@
+// runtime/net_helper.h — starting and stopping vu-net, the view's network half.
+//
+//   auto net = VU_TRY(NetHelper::start(spec.net));   // uplinks are open when this returns
+//   …the view's first process sends its taps on net.view_socket()…
+//   net.stop();                                       // after the command; prints --net-stats
+//
+// vu-net is found next to the vu executable (or at $VU_NET_HELPER). It is started before the
+// view's namespaces exist, so it opens the uplinks in the host's network namespace; start()
+// returns only when every uplink is open, or with vu-net's own error, so a view never runs with
+// its network half-built.
+#pragma once
+
+#include <string>
+
+#include "base/child.h"
+#include "base/error.h"
+#include "base/unique_fd.h"
+#include "vdens/net_spec.h"
+
+namespace vu {
+
+class NetHelper {
+ public:
+  static Result<NetHelper> start(const vdens::NetSpec& net);
+  NetHelper(NetHelper&&) = default;
+  ~NetHelper();
+  // vu's end of the control socket: where the taps are sent (SCM_RIGHTS).
+  int view_socket() const { return ctl_.get(); }
+  // Closes the control socket and waits (at most 2 s, then SIGKILL) for vu-net to finish.
+  void stop();
+
+ private:
+  NetHelper() = default;
+  Child child_;
+  UniqueFd ctl_;
+};
+
+// Where vu-net is: $VU_NET_HELPER, else next to /proc/self/exe.
+std::string net_helper_path();
+
+}  // namespace vu

@@ -1,0 +1,144 @@
+#include "vdens/net_spec.h"
+
+#include <arpa/inet.h>
+
+#include "base/strings.h"
+
+namespace vu::vdens {
+
+namespace {
+
+Result<in_addr> parse_addr(std::string_view opt, std::string_view s) {
+  in_addr a{};
+  std::string str(s);
+  if (::inet_pton(AF_INET, str.c_str(), &a) != 1)
+    return Error::usage(std::string(opt) + " " + str::quote(s) + ": not an IPv4 address");
+  return a;
+}
+
+Result<int> parse_port(std::string_view what, std::string_view s) {
+  unsigned long v;
+  if (!str::parse_uint(s, 65535, &v) || v == 0)
+    return Error::usage(std::string(what) + ": " + str::quote(s) + " is not a port (1-65535)");
+  return static_cast<int>(v);
+}
+
+}  // namespace
+
+std::string to_string(in_addr a) {
+  char buf[INET_ADDRSTRLEN];
+  return ::inet_ntop(AF_INET, &a, buf, sizeof buf) ? buf : "?";
+}
+
+std::string to_string(const Ipv4& ip) { return to_string(ip.addr) + "/" + std::to_string(ip.prefix); }
+
+Result<void> add_net(NetSpec& spec, std::string_view v) {
+  if (v == "host" || v == "none") {
+    if (spec.kind == NetKind::kUplinks)
+      return Error::usage("--net " + std::string(v) + " cannot be combined with network uplinks");
+    spec.kind = v == "host" ? NetKind::kHost : NetKind::kNone;
+    return Ok{};
+  }
+  if (spec.kind == NetKind::kNone && !spec.uplinks.empty())
+    return Error::usage("--net none cannot be combined with network uplinks");
+  Uplink u;
+  u.vnl = std::string(v);
+  if (v == "slirp" || str::starts_with(v, "slirp:")) {
+    u.slirp = true;
+    if (v.size() > 6) {
+      for (const std::string& o : str::split(v.substr(6), ',')) {
+        if (o == "allow-host-loopback") u.allow_host_loopback = true;
+        else
+          return Error::usage("--net " + str::quote(v) + ": unknown slirp option " + str::quote(o))
+              .hint("slirp options: allow-host-loopback");
+      }
+    }
+  } else if (v.empty()) {
+    return Error::usage("--net: empty network")
+        .hint("give host, none, slirp or a VDE network locator such as vde:///tmp/sw");
+  }
+  spec.kind = NetKind::kUplinks;
+  spec.uplinks.push_back(std::move(u));
+  return Ok{};
+}
+
+Result<void> add_ip(NetSpec& spec, std::string_view v) {
+  size_t slash = v.find('/');
+  if (slash == std::string_view::npos)
+    return Error::usage("--ip " + str::quote(v) + ": expected ADDRESS/PREFIX, e.g. 10.0.0.1/24");
+  Ipv4 ip;
+  ip.addr = VU_TRY(parse_addr("--ip", v.substr(0, slash)));
+  unsigned long p;
+  if (!str::parse_uint(v.substr(slash + 1), 32, &p))
+    return Error::usage("--ip " + str::quote(v) + ": the prefix length must be 0 to 32");
+  ip.prefix = static_cast<int>(p);
+  spec.ip.push_back(ip);
+  return Ok{};
+}
+
+Result<void> set_gateway(NetSpec& spec, std::string_view v) {
+  spec.gateway = {VU_TRY(parse_addr("--gw", v))};
+  return Ok{};
+}
+
+Result<void> add_dns(NetSpec& spec, std::string_view v) {
+  in6_addr a6;
+  std::string s(v);
+  if (!(::inet_pton(AF_INET, s.c_str(), &a6) == 1 || ::inet_pton(AF_INET6, s.c_str(), &a6) == 1))
+    return Error::usage("--dns " + str::quote(v) + ": not an IPv4 or IPv6 address");
+  spec.dns.push_back(s);
+  return Ok{};
+}
+
+Result<void> add_forward(NetSpec& spec, std::string_view v) {
+  PortForward f;
+  f.text = std::string(v);
+  std::string_view body = v;
+  if (str::starts_with(body.substr(body.size() > 4 ? body.size() - 4 : 0), "/udp")) {
+    f.udp = true;
+    body.remove_suffix(4);
+  } else if (body.size() > 4 && body.substr(body.size() - 4) == "/tcp") {
+    body.remove_suffix(4);
+  }
+  auto parts = str::split(body, ':');
+  if (parts.size() < 2 || parts.size() > 3)
+    return Error::usage("-p " + str::quote(v) + ": expected [HOSTIP:]HOSTPORT:VIEWPORT[/udp]")
+        .hint("e.g. -p 8080:80 (host 127.0.0.1:8080 reaches port 80 in the view)");
+  std::string what = "-p " + std::string(v);
+  f.host_addr = VU_TRY(parse_addr(what, parts.size() == 3 ? parts[0] : "127.0.0.1"));
+  f.host_port = VU_TRY(parse_port(what, parts[parts.size() - 2]));
+  f.view_port = VU_TRY(parse_port(what, parts.back()));
+  spec.forwards.push_back(std::move(f));
+  return Ok{};
+}
+
+Result<void> finish(NetSpec& spec) {
+  bool has_slirp = false;
+  for (const Uplink& u : spec.uplinks) has_slirp |= u.slirp;
+  if (!spec.forwards.empty() && !(spec.kind == NetKind::kUplinks && spec.uplinks[0].slirp))
+    return Error::usage("-p " + spec.forwards[0].text + ": port forwards need a slirp network")
+        .hint("add --net slirp (forwards reach the first interface, vde0, when it is slirp)");
+  if (spec.kind != NetKind::kUplinks && (!spec.ip.empty() || !spec.gateway.empty()))
+    return Error::usage("--ip/--gw configure network uplinks; add --net slirp or --net VNL");
+  if (spec.ip.size() > spec.uplinks.size())
+    return Error::usage("--ip given " + std::to_string(spec.ip.size()) + " times for " +
+                        std::to_string(spec.uplinks.size()) + " interface(s)");
+  // slirp defaults, for each slirp interface without an explicit address.
+  for (size_t i = 0; i < spec.uplinks.size(); ++i) {
+    if (!spec.uplinks[i].slirp) continue;
+    if (spec.ip.size() <= i) {
+      spec.ip.resize(i + 1);
+      ::inet_pton(AF_INET, kSlirpAddress, &spec.ip[i].addr);
+      spec.ip[i].prefix = kSlirpPrefix;
+    }
+  }
+  if (has_slirp && spec.gateway.empty()) {
+    in_addr gw;
+    ::inet_pton(AF_INET, kSlirpGateway, &gw);
+    spec.gateway.push_back(gw);
+  }
+  if (has_slirp && spec.dns.empty()) spec.dns.push_back(kSlirpDns);
+  return Ok{};
+}
+
+}  // namespace vu::vdens

@@ -1,0 +1,75 @@
+// vdens/net_spec.h — what network a view gets, as plain data (shared by vu and vu-net).
+//
+//   --net host                 no network namespace (the host's network)
+//   --net none                 a private network namespace with lo only
+//   --net slirp[:OPT,…]        NAT through libslirp in vu-net; OPT: allow-host-loopback
+//   --net VNL                  a VDE network through libvdeplug (vde://…, switch://…, ptp://…, …)
+// Uplinks are plugged, in order, into taps vde0, vde1, … in the view's network namespace.
+//   --ip ADDR/LEN, --gw ADDR   static IPv4 configuration of vde0 (slirp: defaults below)
+//   --dns ADDR                 nameservers written to the view's /etc/resolv.conf
+//   -p [HOSTIP:]HPORT:VPORT[/udp]  slirp port forward (host default 127.0.0.1)
+#pragma once
+
+#include <netinet/in.h>
+
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+
+namespace vu::vdens {
+
+enum class NetKind { kHost, kNone, kUplinks };
+
+struct Uplink {
+  bool slirp = false;
+  std::string vnl;                   // VDE: the VNL as given; slirp: "slirp[:opts]"
+  bool allow_host_loopback = false;  // slirp
+  bool operator==(const Uplink&) const = default;
+};
+
+struct Ipv4 {
+  in_addr addr{};
+  int prefix = 0;
+};
+
+struct PortForward {
+  bool udp = false;
+  in_addr host_addr{};
+  int host_port = 0;
+  int view_port = 0;
+  std::string text;  // as given, for messages
+};
+
+// Slirp's network, as slirp4netns and vdens use it.
+inline constexpr const char* kSlirpNet = "10.0.2.0";
+inline constexpr const char* kSlirpGateway = "10.0.2.2";
+inline constexpr const char* kSlirpDns = "10.0.2.3";
+inline constexpr const char* kSlirpAddress = "10.0.2.100";
+inline constexpr int kSlirpPrefix = 24;
+inline constexpr int kSlirpMtu = 65520;
+inline constexpr int kVdeMtu = 1500;
+
+struct NetSpec {
+  NetKind kind = NetKind::kHost;
+  std::vector<Uplink> uplinks;
+  std::vector<Ipv4> ip;          // per interface, in order (vde0, vde1, …)
+  std::vector<in_addr> gateway;  // at most one default route
+  std::vector<std::string> dns;
+  std::vector<PortForward> forwards;
+  bool stats = false;
+};
+
+// Adds one --net value. "host" and "none" cannot be combined with uplinks.
+Result<void> add_net(NetSpec& spec, std::string_view value);
+Result<void> add_ip(NetSpec& spec, std::string_view value);
+Result<void> set_gateway(NetSpec& spec, std::string_view value);
+Result<void> add_dns(NetSpec& spec, std::string_view value);
+Result<void> add_forward(NetSpec& spec, std::string_view value);
+// Cross-option checks (forwards need slirp, …) and slirp defaults (address, gateway, DNS).
+Result<void> finish(NetSpec& spec);
+
+std::string to_string(const Ipv4& ip);
+std::string to_string(in_addr a);
+
+}  // namespace vu::vdens

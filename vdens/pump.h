@@ -1,0 +1,48 @@
+// vdens/pump.h — the frame pump between the view's taps and their uplinks (runs in vu-net).
+//
+// Theory of operation. vu-net is started by vu in the host network namespace, before the view
+// exists: Pump::open() opens every uplink there (libvdeplug's vde_open, or a libslirp instance),
+// so sockets keep the host's network (vdens's trick). The view's first process then creates the
+// taps inside the view and hands their fds over (SCM_RIGHTS); attach() pairs them with the
+// uplinks in order, and run() moves frames both ways until the control socket closes.
+// Malformed frames (runts under 14 bytes, oversize, failed writes) are dropped and counted,
+// never fatal. Single-threaded: one poll loop, slirp's fds and timers included.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "vdens/net_spec.h"
+
+namespace vu::vdens {
+
+struct PortStats {
+  uint64_t to_view_frames = 0, to_view_bytes = 0;
+  uint64_t from_view_frames = 0, from_view_bytes = 0;
+  uint64_t runts = 0, oversize = 0, write_errors = 0;
+};
+
+class Port;  // a tap and its open uplink (a VDE connection or a slirp instance)
+
+class Pump {
+ public:
+  // Opens every uplink of spec (in the current, host, network namespace) and sets slirp's
+  // port forwards. The error names the uplink.
+  static Result<std::unique_ptr<Pump>> open(const NetSpec& spec);
+  ~Pump();
+  // Pairs the taps (in uplink order) with the uplinks.
+  Result<void> attach(const std::vector<int>& tap_fds);
+  // Pumps until `control_fd` hangs up or reads EOF.
+  Result<void> run(int control_fd);
+  // "vde0 slirp: to view 12 frames 3456 B, from view …, dropped: …" one line per port.
+  std::string stats_text() const;
+
+ private:
+  Pump() = default;
+  std::vector<std::unique_ptr<Port>> ports_;
+};
+
+}  // namespace vu::vdens
