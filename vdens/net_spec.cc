@@ -37,10 +37,12 @@ Result<void> add_net(NetSpec& spec, std::string_view v) {
     if (spec.kind == NetKind::kUplinks)
       return Error::usage("--net " + std::string(v) + " cannot be combined with network uplinks");
     spec.kind = v == "host" ? NetKind::kHost : NetKind::kNone;
+    spec.host_or_none_given = true;
     return Ok{};
   }
-  if (spec.kind == NetKind::kNone && !spec.uplinks.empty())
-    return Error::usage("--net none cannot be combined with network uplinks");
+  if (spec.host_or_none_given)
+    return Error::usage("--net " + std::string(v) + " cannot be combined with --net " +
+                        (spec.kind == NetKind::kHost ? "host" : "none"));
   Uplink u;
   u.vnl = std::string(v);
   if (v == "slirp" || str::starts_with(v, "slirp:")) {

@@ -52,6 +52,7 @@ inline constexpr int kVdeMtu = 1500;
 
 struct NetSpec {
   NetKind kind = NetKind::kHost;
+  bool host_or_none_given = false;  // --net host/none was said (not the default)
   std::vector<Uplink> uplinks;
   std::vector<Ipv4> ip;          // per interface, in order (vde0, vde1, …)
   std::vector<in_addr> gateway;  // at most one default route

@@ -53,7 +53,7 @@ TEST(Cli, UnknownOptionAndBadValueAreUsageErrors) {
   ASSERT_FALSE(a.ok());
   EXPECT_EQ(exit_status_for(a.error().kind()), kExitUsage);
   EXPECT_NE(a.error().message().find("--frob"), std::string::npos);
-  auto b = parse({"run", "--net", "moon", "true"});
+  auto b = parse({"run", "--ip", "moon/24", "true"});
   ASSERT_FALSE(b.ok());
   EXPECT_NE(b.error().message().find("moon"), std::string::npos);
   auto c = parse({"frobnicate"});
@@ -85,7 +85,7 @@ TEST(Config, KeysAreTheLongOptions) {
       "hostname = \"box\"\n"
       "tmpfs = [\"/scratch\"]\n"
       "bind = [\"/tmp:/mnt:ro\"]\n"
-      "net = \"none\"\n"
+      "net = [\"none\"]\n"
       "setenv = [\"A=1\"]\n",
       "view.toml", &s);
   ASSERT_TRUE(r.ok()) << r.error().to_string();
@@ -107,7 +107,11 @@ TEST(Config, EveryOptionIsAKey) {
     if (o.is_flag) text += "true";
     else if (key == "bind" || key == "ro-bind") text += "[\"/tmp:/mnt\"]";
     else if (key == "tmpfs" || key == "chdir") text += o.repeatable ? "[\"/t\"]" : "\"/t\"";
-    else if (key == "net") text += "\"none\"";
+    else if (key == "net") text += "[\"none\"]";
+    else if (key == "ip") text += "[\"10.0.0.1/24\"]";
+    else if (key == "gw") text += "\"10.0.0.2\"";
+    else if (key == "dns") text += "[\"10.0.0.3\"]";
+    else if (key == "publish") text += "[\"8080:80\"]";
     else if (key == "backend") text += "\"ns\"";
     else if (key == "setenv") text += "[\"A=B\"]";
     else text += o.repeatable ? "[\"x\"]" : "\"x\"";
@@ -147,6 +151,43 @@ TEST(Config, MissingFileIsAUsageError) {
   auto r = load_config_file("/nonexistent/view.toml", &s);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().kind(), ErrorKind::kUsage);
+}
+
+TEST(NetSpec, SlirpDefaultsAndChecks) {
+  vdens::NetSpec n;
+  ASSERT_TRUE(vdens::add_net(n, "slirp:allow-host-loopback").ok());
+  ASSERT_TRUE(vdens::add_net(n, "vde:///tmp/sw").ok());
+  ASSERT_TRUE(vdens::add_forward(n, "8080:80").ok());
+  ASSERT_TRUE(vdens::add_forward(n, "0.0.0.0:5353:53/udp").ok());
+  ASSERT_TRUE(vdens::finish(n).ok());
+  EXPECT_TRUE(n.uplinks[0].slirp);
+  EXPECT_TRUE(n.uplinks[0].allow_host_loopback);
+  EXPECT_FALSE(n.uplinks[1].slirp);
+  EXPECT_EQ(vdens::to_string(n.ip[0]), "10.0.2.100/24");
+  EXPECT_EQ(vdens::to_string(n.gateway[0]), "10.0.2.2");
+  EXPECT_EQ(n.dns, (std::vector<std::string>{"10.0.2.3"}));
+  EXPECT_EQ(vdens::to_string(n.forwards[0].host_addr), "127.0.0.1");
+  EXPECT_TRUE(n.forwards[1].udp);
+  EXPECT_EQ(n.forwards[1].view_port, 53);
+}
+
+TEST(NetSpec, BadInputNamesTheOption) {
+  vdens::NetSpec n;
+  EXPECT_FALSE(vdens::add_net(n, "slirp:frob").ok());
+  EXPECT_FALSE(vdens::add_ip(n, "10.0.0.1").ok());
+  EXPECT_FALSE(vdens::add_ip(n, "10.0.0.1/33").ok());
+  EXPECT_FALSE(vdens::add_forward(n, "80").ok());
+  EXPECT_FALSE(vdens::add_forward(n, "70000:80").ok());
+  EXPECT_FALSE(vdens::add_dns(n, "resolver").ok());
+  vdens::NetSpec none;
+  ASSERT_TRUE(vdens::add_net(none, "none").ok());
+  EXPECT_FALSE(vdens::add_net(none, "slirp").ok());
+  vdens::NetSpec fwd;
+  ASSERT_TRUE(vdens::add_net(fwd, "vde:///tmp/sw").ok());
+  ASSERT_TRUE(vdens::add_forward(fwd, "8080:80").ok());
+  auto r = vdens::finish(fwd);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("need a slirp network"), std::string::npos);
 }
 
 TEST(Plan, NamespacesFollowTheSpec) {
