@@ -58,8 +58,12 @@ Result<int> cmd_run(Invocation& inv) {
   if (spec.net.kind == vdens::NetKind::kUplinks) net.emplace(VU_TRY(NetHelper::start(spec.net)));
   Child child = VU_TRY(start_ns_view(spec, plan, signals.child_mask(), net ? net->view_socket() : -1));
   ExitStatus st = VU_TRY(supervise(child, signals));
-  if (net) net->stop();
-  if (int n = kill_leftovers())
+  pid_t spare = -1;
+  if (net) {
+    net->stop();
+    spare = net->pid();
+  }
+  if (int n = kill_leftovers(spare))
     VU_LOG_INFO("killed " << n << " process(es) the command left running in the view");
   if (st.signaled) VU_LOG_INFO("command killed by signal " << st.value << " (" << strsignal(st.value) << ")");
   return st.shell_status();

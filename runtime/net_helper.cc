@@ -72,10 +72,12 @@ Result<NetHelper> NetHelper::start(const vdens::NetSpec& net) {
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
     return Error::sys("socketpair", errno);
   NetHelper h;
+  h.wait_ = net.stats;
   h.ctl_.reset(sv[0]);
   UniqueFd theirs(sv[1]);
   SpawnArgs sa{theirs.get(), path.c_str(), argv.data()};
   h.child_ = VU_TRY(Child::spawn(exec_helper, &sa, 0));
+  h.pid_ = h.child_.pid();
   theirs.reset();
 
   char msg[4096];
@@ -95,7 +97,13 @@ Result<NetHelper> NetHelper::start(const vdens::NetSpec& net) {
 
 void NetHelper::stop() {
   if (!ctl_) return;
-  ctl_.reset();  // EOF: vu-net prints its statistics and exits
+  ctl_.reset();  // EOF: vu-net stops pumping, prints its statistics, closes the taps and exits
+  if (!wait_) {
+    // Closing a tap costs the kernel ~30 ms (RCU grace periods); vu does not wait for it.
+    // vu-net finishes on its own (re-parented when vu exits) and is spared by kill_leftovers.
+    child_.release();
+    return;
+  }
   struct pollfd p = {child_.pidfd(), POLLIN, 0};
   if (::poll(&p, 1, 2000) <= 0) {
     VU_LOG_WARN("vu-net did not stop within 2 s; killing it");

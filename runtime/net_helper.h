@@ -26,13 +26,17 @@ class NetHelper {
   ~NetHelper();
   // vu's end of the control socket: where the taps are sent (SCM_RIGHTS).
   int view_socket() const { return ctl_.get(); }
-  // Closes the control socket and waits (at most 2 s, then SIGKILL) for vu-net to finish.
+  // Closes the control socket. With --net-stats, waits (at most 2 s, then SIGKILL) for vu-net
+  // to print them and exit; otherwise lets it finish tearing down the taps on its own.
   void stop();
+  pid_t pid() const { return pid_; }
 
  private:
   NetHelper() = default;
   Child child_;
   UniqueFd ctl_;
+  pid_t pid_ = -1;
+  bool wait_ = false;
 };
 
 // Where vu-net is: $VU_NET_HELPER, else next to /proc/self/exe.

@@ -76,13 +76,14 @@ SignalForwarder::~SignalForwarder() {
   if (fd_) ::sigprocmask(SIG_SETMASK, &old_, nullptr);
 }
 
-int kill_leftovers() {
+int kill_leftovers(pid_t spare) {
   int killed = 0;
   // No child at all (the common case): nothing to list.
   if (::waitpid(-1, nullptr, WNOHANG | __WALL) < 0 && errno == ECHILD) return 0;
   // Each round kills the current children; their own children arrive as orphans next round.
   for (int round = 0; round < 1000; ++round) {
     std::vector<pid_t> kids = list_children();
+    std::erase(kids, spare);
     if (kids.empty()) break;
     for (pid_t p : kids) {
       if (::kill(p, SIGKILL) == 0) ++killed;

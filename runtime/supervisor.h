@@ -44,7 +44,7 @@ class SignalForwarder {
 Result<ExitStatus> supervise(Child& child, const SignalForwarder& signals);
 
 // Kills (SIGKILL) and reaps every remaining child of this process, including orphans that keep
-// arriving while it does so. Returns how many it killed.
-int kill_leftovers();
+// arriving while it does so, except `spare` (vu-net, tearing down its taps). Returns how many.
+int kill_leftovers(pid_t spare = -1);
 
 }  // namespace vu
