@@ -29,8 +29,9 @@ hyperfine -N --warmup 5 --runs "$runs" --export-csv "$csv" --style none \
   -n 'true' 'true' \
   -n 'unshare -Urmn true' 'unshare -Urmn true' \
   -n 'vu run --net none -- true' "$vu run --net none -- true" \
-  -n 'vu run -- true' "$vu run -- true" \
-  -n 'vu run --root --tmpfs /scratch --bind /etc/hosts:/mnt/h -- true' "$vu run --root --tmpfs /scratch --bind /etc/hosts:/mnt/h -- true" \
+  -n 'vu run --net host -- true' "$vu run --net host -- true" \
+  -n 'vu run --net none --root --tmpfs /scratch --bind /etc/hosts:/mnt/h -- true' "$vu run --net none --root --tmpfs /scratch --bind /etc/hosts:/mnt/h -- true" \
+  -n 'vu run -- true (default: slirp)' "$vu run -- true" \
   -n 'bwrap --unshare-all --dev-bind / / true' 'bwrap --unshare-all --dev-bind / / true' >/dev/null
 
 echo "start-up, $(nproc) cores, kernel $(uname -r), $runs runs each (hyperfine -N, median)"

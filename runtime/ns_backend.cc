@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <optional>
@@ -353,7 +354,9 @@ Result<Child> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset
       l.gateway = net.gateway[0];
     }
   }
-  if (!net.dns.empty()) {
+  const bool user_resolv = std::any_of(spec.mounts.begin(), spec.mounts.end(),
+                                       [](const auto& m) { return m.target == "/etc/resolv.conf"; });
+  if (!net.dns.empty() && !user_resolv) {  // the user's own --bind …:/etc/resolv.conf wins
     resolv_dir.emplace(VU_TRY(TempDir::make("vu-resolv")));
     std::string text;
     for (const std::string& d : net.dns) text += "nameserver " + d + "\n";

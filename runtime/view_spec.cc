@@ -96,8 +96,9 @@ constexpr OptionDef kOptions[] = {
     {"hostname", 0, false, false, "NAME", "Host name in the view (a private UTS namespace).",
      set_hostname},
     {"net", 0, false, true, "NET",
-     "Network of the view: host (default: no network namespace), none (only lo), slirp "
-     "(NAT; slirp:allow-host-loopback lets 10.0.2.2 reach the host's 127.0.0.1), or a VDE "
+     "Network of the view: slirp (the default: NAT, vde0 10.0.2.100/24; "
+     "slirp:allow-host-loopback lets 10.0.2.2 reach the host's 127.0.0.1), host (no network "
+     "namespace), none (only lo), or a VDE "
      "network locator (vde:///tmp/sw, switch:///tmp/sw, ptp://…, vxvde://, …). Repeat for "
      "more interfaces: vde0, vde1, …",
      set_net},

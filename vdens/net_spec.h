@@ -1,5 +1,6 @@
 // vdens/net_spec.h — what network a view gets, as plain data (shared by vu and vu-net).
 //
+//   (no --net)                 slirp, as below: the default
 //   --net host                 no network namespace (the host's network)
 //   --net none                 a private network namespace with lo only
 //   --net slirp[:OPT,…]        NAT through libslirp in vu-net; OPT: allow-host-loopback

@@ -115,8 +115,9 @@ elif ! command -v socat >/dev/null || ! command -v ip >/dev/null; then
 else
   T="timeout 20"
   port=$((20000 + RANDOM % 20000))
-  check "slirp: address, route, resolv.conf" 0 "10.0.2.100/24 via 10.0.2.2 nameserver 10.0.2.3" \
-    $T "$VU" run --net slirp -- sh -c 'echo "$(ip -o -4 addr show vde0 | awk "{print \$4}") via $(ip route | awk "/default/{print \$3}") $(cat /etc/resolv.conf)"'
+  check "default network is slirp: address, route, resolv.conf" 0 "10.0.2.100/24 via 10.0.2.2 nameserver 10.0.2.3" \
+    $T "$VU" run -- sh -c 'echo "$(ip -o -4 addr show vde0 | awk "{print \$4}") via $(ip route | awk "/default/{print \$3}") $(cat /etc/resolv.conf)"'
+  check "--net host: the host's interfaces" 0 "$(ls /sys/class/net | tr '\n' ' ')" $T "$VU" run --net host -- sh -c "ls /sys/class/net | tr '\n' ' '"
   check "--net none: lo only (ip link)" 0 "lo" $T "$VU" run --net none -- sh -c "ip -o link | awk -F': ' '{print \$2}'"
   check "two uplinks: vde0 and vde1" 0 "lo vde0 vde1" $T "$VU" run --net slirp --net "switch://$work/esw0" -- sh -c "ip -o link | awk -F': ' '{print \$2}' | tr '\n' ' ' | sed 's/ \$//'"
   # view -> host loopback, only when asked

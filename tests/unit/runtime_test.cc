@@ -190,6 +190,19 @@ TEST(NetSpec, BadInputNamesTheOption) {
   EXPECT_NE(r.error().message().find("need a slirp network"), std::string::npos);
 }
 
+TEST(NetSpec, DefaultIsSlirpUnlessHostOrNoneIsSaid) {
+  vdens::NetSpec d;
+  ASSERT_TRUE(vdens::finish(d).ok());
+  EXPECT_EQ(d.kind, vdens::NetKind::kUplinks);
+  ASSERT_EQ(d.uplinks.size(), 1u);
+  EXPECT_TRUE(d.uplinks[0].slirp);
+  vdens::NetSpec h;
+  ASSERT_TRUE(vdens::add_net(h, "host").ok());
+  ASSERT_TRUE(vdens::finish(h).ok());
+  EXPECT_EQ(h.kind, vdens::NetKind::kHost);
+  EXPECT_TRUE(h.uplinks.empty());
+}
+
 TEST(Plan, NamespacesFollowTheSpec) {
   ViewSpec s;
   auto p = make_plan(s, nullptr);
