@@ -8,17 +8,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 vu=$(readlink -f "${1:-$here/../build/vu}")
 runs=${RUNS:-30}
-if [ "$(id -u)" = 0 ]; then
-  user=${VU_TEST_USER:-vu-tester}
-  "$here/../scripts/setup.sh" --test-env
-  tmp=$(mktemp -d /tmp/vu-bench.XXXXXX); trap 'rm -rf "$tmp"' EXIT
-  cp "$vu" "$(dirname "$vu")/vu-net" "$0" "$tmp/"; chmod 755 "$tmp" "$tmp"/*
-  runuser -u "$user" -- env RUNS="$runs" bash "$tmp/net_startup.sh" "$tmp/vu"
-  exit
-fi
-for t in hyperfine vdens vde_switch; do
-  command -v $t >/dev/null || { echo "net_startup.sh: $t is missing (scripts/setup.sh --bench)" >&2; exit 2; }
-done
+. "$here/common.sh"
+reexec_unprivileged "$0" "$vu"
+require_tools hyperfine vdens vde_switch
 d=$(mktemp -d /tmp/vu-netbench.XXXXXX)
 trap 'kill "$(cat "$d/pid" 2>/dev/null)" 2>/dev/null; rm -rf "$d"' EXIT
 vde_switch -s "$d/sw" -d -p "$d/pid"; sleep 0.3

@@ -11,17 +11,9 @@ vu=${1:-$here/../build/vu}
 vu=$(readlink -f "$vu")
 runs=${RUNS:-50}
 
-if [ "$(id -u)" = 0 ]; then
-  user=${VU_TEST_USER:-vu-tester}
-  "$here/../scripts/setup.sh" --test-env
-  tmp=$(mktemp -d /tmp/vu-bench.XXXXXX); trap 'rm -rf "$tmp"' EXIT
-  cp "$vu" "$0" "$tmp/"; chmod 755 "$tmp" "$tmp"/*
-  runuser -u "$user" -- env RUNS="$runs" bash "$tmp/startup.sh" "$tmp/vu"
-  exit
-fi
-for t in hyperfine bwrap unshare; do
-  command -v $t >/dev/null || { echo "startup.sh: $t is missing (scripts/setup.sh --bench)" >&2; exit 2; }
-done
+. "$here/common.sh"
+reexec_unprivileged "$0" "$vu"
+require_tools hyperfine bwrap unshare
 
 csv=$(mktemp /tmp/vu-bench-csv.XXXXXX); trap 'rm -f "$csv"' EXIT
 cd /tmp

@@ -1,0 +1,28 @@
+# bench/common.sh — sourced by the bench scripts.
+
+# reexec_unprivileged SCRIPT VU: as root, re-run SCRIPT as the unprivileged test user (created by
+# scripts/setup.sh --test-env) with copies of vu and vu-net it can reach, and exit with its
+# status. As any other user, return at once.
+reexec_unprivileged() {
+  local script=$1 vu=$2
+  [ "$(id -u)" = 0 ] || return 0
+  local here user tmp rc
+  here=$(cd "$(dirname "$script")" && pwd)
+  user=${VU_TEST_USER:-vu-tester}
+  "$here/../scripts/setup.sh" --test-env
+  tmp=$(mktemp -d /tmp/vu-bench.XXXXXX)
+  cp "$vu" "$(dirname "$vu")/vu-net" "$script" "$here/common.sh" "$tmp/"
+  chmod 755 "$tmp" "$tmp"/*
+  runuser -u "$user" -- env RUNS="${RUNS:-}" bash "$tmp/$(basename "$script")" "$tmp/vu"
+  rc=$?
+  rm -rf "$tmp"
+  exit $rc
+}
+
+# require_tools TOOL…: exit 2 naming the first missing tool.
+require_tools() {
+  local t
+  for t in "$@"; do
+    command -v "$t" >/dev/null || { echo "$(basename "$0"): $t is missing (scripts/setup.sh --bench)" >&2; exit 2; }
+  done
+}
