@@ -356,7 +356,10 @@ Result<Child> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset
   }
   const bool user_resolv = std::any_of(spec.mounts.begin(), spec.mounts.end(),
                                        [](const auto& m) { return m.target == "/etc/resolv.conf"; });
-  if (!net.dns.empty() && !user_resolv) {  // the user's own --bind …:/etc/resolv.conf wins
+  // The user's own --bind …:/etc/resolv.conf replaces ours rather than stacking on it: the file
+  // behind ours is unlinked once the view runs, and unlinking a file detaches every mount
+  // stacked on it (Linux >= 3.18), which would silently drop the user's bind.
+  if (!net.dns.empty() && !user_resolv) {
     resolv_dir.emplace(VU_TRY(TempDir::make("vu-resolv")));
     std::string text;
     for (const std::string& d : net.dns) text += "nameserver " + d + "\n";
