@@ -151,6 +151,7 @@ std::string top_help() {
              "  vu shell [OPTIONS]                      run $SHELL in a view\n"
              "  vu probe                                what this kernel allows, and why not\n"
              "  vu userbindmount [-nsv] [SRC TGT ...] [-- CMD]   userbindmount-compatible\n"
+             "  vu vdens [-m] [-i PFX] [-r F] [-R A] [-H N] [-s] [VNL [CMD]]   vdens-compatible\n"
              "  vu version\n\n"
              "'vu run --help' lists the view options; every one may also be given in a TOML\n"
              "view file (vu run -f FILE). Environment: VU_LOG=error|warn|info|debug.\n\n") +

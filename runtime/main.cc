@@ -15,6 +15,7 @@
 #include "runtime/plan.h"
 #include "runtime/probe.h"
 #include "runtime/supervisor.h"
+#include "runtime/vdens_cmd.h"
 
 #ifndef VU_VERSION
 #define VU_VERSION "0.1.0"
@@ -74,8 +75,17 @@ int main_impl(int argc, char** argv) {
   const char* base = std::strrchr(argv[0], '/');
   base = base ? base + 1 : argv[0];
   if (std::strcmp(base, "userbindmount") == 0) return bindmount::userbindmount_main(argc, argv);
+  const bool as_vdens = std::strcmp(base, "vdens") == 0;
+  const bool sub_vdens = !as_vdens && argc > 1 && std::strcmp(argv[1], "vdens") == 0;
 
-  auto inv = parse_args(argc, argv);
+  auto inv = as_vdens ? parse_vdens(argc, argv)
+             : sub_vdens ? parse_vdens(argc - 1, argv + 1)
+                         : parse_args(argc, argv);
+  // vdens reports every failure of its own with status 1.
+  if (!inv && (as_vdens || sub_vdens)) {
+    report(inv.error());
+    return 1;
+  }
   if (!inv) return report(inv.error());
   if (inv->verbosity > 0) log::set_level(inv->verbosity > 1 ? log::Level::kDebug : log::Level::kInfo);
   if (inv->verbosity < 0) log::set_level(log::Level::kError);
@@ -94,7 +104,9 @@ int main_impl(int argc, char** argv) {
     case Invocation::Command::kShell: {
       auto r = cmd_run(*inv);
       std::fflush(stdout);
-      return r ? *r : report(r.error());
+      if (r) return *r;
+      int status = report(r.error());
+      return (as_vdens || sub_vdens) ? 1 : status;  // vdens's code for any failure of its own
     }
   }
   return 0;

@@ -5,7 +5,9 @@
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -50,6 +52,7 @@ enum class Stage : int32_t {
   kRoute,
   kSendTaps,
   kChdir,
+  kCaps,  // index: the capability
   kExec,
 };
 
@@ -67,6 +70,7 @@ struct Launch {
   userns::OwnMaps maps;
   const std::vector<bindmount::MountSpec>* mounts = nullptr;
   std::string hostname;
+  bool own_netns = false;  // remount /sys for it
   bool lo_up = false;
   // Network uplinks: taps vde0… created in the view and sent to vu-net on net_socket.
   int net_socket = -1;
@@ -75,6 +79,8 @@ struct Launch {
   int tap_mtu[16] = {};
   in_addr tap_addr[16] = {};
   int tap_prefix[16] = {};
+  uint64_t ambient_caps = 0;
+  bool configure_links = true;
   bool has_gateway = false;
   in_addr gateway{};
   std::string cwd;
@@ -172,6 +178,8 @@ bool bring_lo_up() {
   child_fail(l, Stage::kExec, saved);
 }
 
+int raise_ambient(uint64_t caps, int* which);
+
 [[noreturn]] void child_main(Launch& l) {
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) child_fail(l, Stage::kPdeathsig, errno);
   if (::getppid() != l.parent) ::_exit(kExitSetupChild);  // the supervisor is already gone
@@ -188,12 +196,13 @@ bool bring_lo_up() {
     if (n != 1) ::_exit(kExitSetupChild);  // the parent failed and reports it
   }
 
-  if (l.lo_up && !remount_sysfs()) child_fail(l, Stage::kSysfs, errno);
+  if (l.own_netns && !remount_sysfs()) child_fail(l, Stage::kSysfs, errno);
   if (l.lo_up && !bring_lo_up()) child_fail(l, Stage::kLoopback, errno);
   if (l.n_taps) {
     int fds[16];
     for (int i = 0; i < l.n_taps; ++i) {
       if (int e = vdens::open_tap(l.tap_name[i], &fds[i])) child_fail(l, Stage::kTap, e, i);
+      if (!l.configure_links) continue;
       if (int e = vdens::configure_if(l.tap_name[i], l.tap_mtu[i], &l.tap_addr[i], l.tap_prefix[i]))
         child_fail(l, Stage::kTapConfig, e, i);
     }
@@ -217,8 +226,31 @@ bool bring_lo_up() {
     if (::chdir("/") < 0) child_fail(l, Stage::kChdir, errno);
   }
 
+  if (l.ambient_caps) {
+    int which;
+    if (int e = raise_ambient(l.ambient_caps, &which)) child_fail(l, Stage::kCaps, e, which);
+  }
+
   ::sigprocmask(SIG_SETMASK, l.mask, nullptr);
   exec_command(l);
+}
+
+// Raises each capability of `caps` as ambient: first into the inheritable set (capset), then
+// PR_CAP_AMBIENT_RAISE. Raw syscalls, no allocation. Returns 0, or errno with *which set.
+int raise_ambient(uint64_t caps, int* which) {
+  struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  *which = -1;
+  if (::syscall(SYS_capget, &hdr, data) < 0) return errno;
+  data[0].inheritable |= static_cast<uint32_t>(caps);
+  data[1].inheritable |= static_cast<uint32_t>(caps >> 32);
+  if (::syscall(SYS_capset, &hdr, data) < 0) return errno;
+  for (int c = 0; c < 64; ++c) {
+    if (!(caps & (uint64_t{1} << c))) continue;
+    *which = c;
+    if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0) return errno;
+  }
+  return 0;
 }
 
 int child_entry(void* launch) { child_main(*static_cast<Launch*>(launch)); }
@@ -292,6 +324,8 @@ Error report_to_error(const ChildReport& r, const ViewSpec& spec, const Launch& 
     case Stage::kRoute:
       return Error::sys("add default route via", r.err, vdens::to_string(l.gateway))
           .hint("the gateway must be inside a subnet given with --ip");
+    case Stage::kCaps:
+      return Error::sys("raise ambient capability", r.err, "#" + std::to_string(r.index));
     case Stage::kSendTaps: return Error::sys("hand the taps to vu-net", r.err);
     case Stage::kChdir:
       return Error::sys("chdir", r.err, l.cwd).context("--chdir").kind(ErrorKind::kSetup);
@@ -341,8 +375,9 @@ Result<Child> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset
     if (net.uplinks.size() > 16) return Error::usage("--net: at most 16 interfaces");
     l.net_socket = net_socket;
     l.n_taps = static_cast<int>(net.uplinks.size());
+    l.configure_links = net.configure_links;
     for (int i = 0; i < l.n_taps; ++i) {
-      std::snprintf(l.tap_name[i], IFNAMSIZ, "vde%d", i);
+      std::snprintf(l.tap_name[i], IFNAMSIZ, "%.*s%d", IFNAMSIZ - 4, net.iface_prefix.c_str(), i);
       l.tap_mtu[i] = net.uplinks[static_cast<size_t>(i)].slirp ? vdens::kSlirpMtu : vdens::kVdeMtu;
       if (static_cast<size_t>(i) < net.ip.size()) {
         l.tap_addr[i] = net.ip[static_cast<size_t>(i)].addr;
@@ -377,8 +412,10 @@ Result<Child> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset
   }
   mounts.insert(mounts.end(), spec.mounts.begin(), spec.mounts.end());
   l.mounts = &mounts;
+  l.ambient_caps = spec.ambient_caps;
   l.hostname = spec.hostname.value_or("");
-  l.lo_up = plan.clone_flags & CLONE_NEWNET;
+  l.own_netns = plan.clone_flags & CLONE_NEWNET;
+  l.lo_up = l.own_netns && spec.net.configure_links;
   l.cwd = spec.chdir.value_or(get_cwd());
   l.cwd_required = spec.chdir.has_value();
 

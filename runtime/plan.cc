@@ -3,6 +3,8 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <cstdio>
+
 #include "base/strings.h"
 
 namespace vu {
@@ -41,6 +43,11 @@ Result<Plan> make_plan(const ViewSpec& spec, const Fact* userns) {
   } else {
     for (size_t i = 0; i < spec.mounts.size(); ++i)
       p.parts.push_back({i ? "" : "mounts", "mount namespace: " + bindmount::to_string(spec.mounts[i])});
+  }
+  if (spec.ambient_caps) {
+    char mask[32];
+    std::snprintf(mask, sizeof mask, "%016llx", static_cast<unsigned long long>(spec.ambient_caps));
+    p.parts.push_back({"caps", std::string("ambient ") + mask + " (effective in the view's namespaces only)"});
   }
   p.parts.push_back({"hostname", spec.hostname ? "uts namespace: " + *spec.hostname
                                                : "uts namespace (host's name kept)"});

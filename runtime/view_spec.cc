@@ -1,5 +1,6 @@
 #include "runtime/view_spec.h"
 
+#include <sys/capability.h>
 #include <unistd.h>
 
 #include "base/strings.h"
@@ -50,6 +51,18 @@ Result<void> set_net_stats(ViewSpec& s, std::string_view v) {
   s.net.stats = VU_TRY(parse_bool("net-stats", v));
   return Ok{};
 }
+Result<void> set_cap(ViewSpec& s, std::string_view v) {
+  for (const std::string& name : str::split(v, ',')) {
+    std::string n = str::starts_with(name, "cap_") ? name : "cap_" + name;
+    cap_value_t c;
+    if (n == "cap_" || cap_from_name(n.c_str(), &c) < 0 || c < 0 || c > 63)
+      return Error::usage("--cap " + str::quote(v) + ": unknown capability " + str::quote(name))
+          .hint("names as in capabilities(7), with or without cap_: net_admin, net_raw, sys_admin…");
+    s.ambient_caps |= uint64_t{1} << c;
+  }
+  return Ok{};
+}
+
 Result<void> set_backend(ViewSpec& s, std::string_view v) {
   if (v == "auto") s.backend = BackendWish::kAuto;
   else if (v == "ns") s.backend = BackendWish::kNs;
@@ -113,6 +126,10 @@ constexpr OptionDef kOptions[] = {
      set_publish},
     {"net-stats", 0, true, false, nullptr,
      "At exit, print frames, bytes and drops per network interface.", set_net_stats},
+    {"cap", 0, false, true, "CAP[,CAP…]",
+     "Give the command these capabilities (ambient; effective inside the view's namespaces "
+     "only), e.g. --cap net_admin,net_raw.",
+     set_cap},
     {"backend", 0, false, false, "auto|ns|pvm",
      "How to build the view: ns (user namespaces), pvm (partial virtual machine), auto.",
      set_backend},

@@ -5,6 +5,7 @@
 // `bind = ["X"]` cannot drift apart. Nothing after this point reads argv or files.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -30,6 +31,7 @@ struct ViewSpec {
   bool map_users = false;  // subordinate ids through newuidmap/newgidmap
   std::vector<bindmount::MountSpec> mounts;  // applied in order
   std::optional<std::string> hostname;
+  uint64_t ambient_caps = 0;  // capability bits raised as ambient for the command (--cap)
   vdens::NetSpec net;  // default: host
   BackendWish backend = BackendWish::kAuto;
 };

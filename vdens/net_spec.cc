@@ -45,7 +45,9 @@ Result<void> add_net(NetSpec& spec, std::string_view v) {
                         (spec.kind == NetKind::kHost ? "host" : "none"));
   Uplink u;
   u.vnl = std::string(v);
-  if (v == "slirp" || str::starts_with(v, "slirp:")) {
+  // "slirp[:opts]" is vu's embedded slirp; anything with "://" (slirp:// too) is a VNL for
+  // libvdeplug and its plugins.
+  if (v.find("://") == std::string_view::npos && (v == "slirp" || str::starts_with(v, "slirp:"))) {
     u.slirp = true;
     if (v.size() > 6) {
       for (const std::string& o : str::split(v.substr(6), ',')) {

@@ -60,6 +60,9 @@ struct NetSpec {
   std::vector<std::string> dns;
   std::vector<PortForward> forwards;
   bool stats = false;
+  // vdens compatibility: taps (and lo) are left down and unaddressed, named PREFIX0, PREFIX1, …
+  bool configure_links = true;
+  std::string iface_prefix = "vde";
 };
 
 // Adds one --net value. "host" and "none" cannot be combined with uplinks.

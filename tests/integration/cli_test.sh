@@ -164,6 +164,29 @@ else
   fi
 fi
 
+# --- vdens compatibility (shared/reference/originals.md §11, V1-V7) ----------------------------
+VD="$(dirname "$VU")/vdens"
+if [ -r /dev/net/tun ] && [ -w /dev/net/tun ]; then
+  check "vdens V1: - true" 0 "" "$VD" - true
+  check "vdens V1: - false propagates 1" 1 "" "$VD" - false
+  check "vdens V3: own uid map, setgroups deny" 0 "$uid $uid 1 deny" "$VD" - sh -c 'echo $(cat /proc/self/uid_map) $(cat /proc/self/setgroups)'
+  check "vdens V4: CapAmb 3c00" 0 "CapAmb:	0000000000003c00" "$VD" - grep CapAmb /proc/self/status
+  check "vdens V4: -s adds sys_admin" 0 "CapAmb:	0000000000203c00" "$VD" -s - grep CapAmb /proc/self/status
+  check "vdens V5: lo and vde0, both down" 0 "lo: <LOOPBACK> vde0: <BROADCAST,MULTICAST>" "$VD" "switch://$work/vsw" sh -c "ip -o link | awk '{printf \"%s %s \", \$2, \$3}' | sed 's/ \$//'"
+  check "vdens -m: vde0 vde1" 0 "lo: vde0: vde1:" "$VD" -m "switch://$work/vm1" "switch://$work/vm2" -- sh -c "ip -o link | awk '{print \$2}' | tr '\n' ' ' | sed 's/ \$//'"
+  check "vdens -i eth: eth0" 0 "lo: eth0:" "$VD" -i eth "switch://$work/vi" sh -c "ip -o link | awk '{print \$2}' | tr '\n' ' ' | sed 's/ \$//'"
+  check "vdens V6: -R writes one nameserver per address" 0 "nameserver 192.0.2.1 nameserver 2001:db8::1" "$VD" -R 192.0.2.1,2001:db8::1 - sh -c 'echo $(cat /etc/resolv.conf)'
+  check "vdens V7: -H sets the view's host name" 0 "box" "$VD" -H box - hostname
+  check "vdens: exit status propagates with a network (divergence)" 3 "" "$VD" "switch://$work/vx" sh -c 'exit 3'
+  check "vu vdens subcommand" 0 "$uid" "$VU" vdens - id -u
+  check_err "vdens: failures exit 1, with the reason" 1 "frob://x: Protocol not supported" "$VD" frob://x true
+  check_err "vdens: unknown option exits 1" 1 "unknown option" "$VD" --bogus
+else
+  skipped "vdens compatibility" "/dev/net/tun is not usable here"
+fi
+check "--cap raises ambient capabilities" 0 "CapAmb:	0000000000003000" "$VU" run --net none --cap net_admin,net_raw -- grep CapAmb /proc/self/status
+check_err "--cap with an unknown name" 2 "unknown capability 'frob'" "$VU" run --cap frob -- true
+
 # --- Identity with subordinate ids --------------------------------------------------------------
 if grep -q "^$(id -un):" /etc/subuid 2>/dev/null && command -v newuidmap >/dev/null; then
   out=$("$VU" run --map-users --root -- cat /proc/self/uid_map 2>&1); rc=$?

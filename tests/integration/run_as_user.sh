@@ -19,6 +19,7 @@ trap 'rm -rf "$bin"' EXIT
 cp "$vu" "$bin/vu" && cp "$(dirname "$vu")/vu-net" "$bin/vu-net" && cp "$deny" "$bin/deny-userns" &&
   cp "$script" "$bin/test.sh" || exit 1
 ln -s vu "$bin/userbindmount"
+ln -s vu "$bin/vdens"
 chmod 755 "$bin" "$bin"/*
 
 home=$(getent passwd "$user" | cut -d: -f6)

@@ -112,6 +112,7 @@ TEST(Config, EveryOptionIsAKey) {
     else if (key == "gw") text += "\"10.0.0.2\"";
     else if (key == "dns") text += "[\"10.0.0.3\"]";
     else if (key == "publish") text += "[\"8080:80\"]";
+    else if (key == "cap") text += "[\"net_admin\"]";
     else if (key == "backend") text += "\"ns\"";
     else if (key == "setenv") text += "[\"A=B\"]";
     else text += o.repeatable ? "[\"x\"]" : "\"x\"";
