@@ -6,7 +6,7 @@
 # No traffic leaves the machine: slirp is never asked to connect anywhere.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-vu=$(readlink -f "${1:-$here/../build/vu}")
+vu=$(readlink -f "${1:-$here/../build/bin/vu}")
 runs=${RUNS:-30}
 . "$here/common.sh"
 reexec_unprivileged "$0" "$vu"

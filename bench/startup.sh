@@ -7,7 +7,7 @@
 # Needs: hyperfine, bubblewrap (scripts/setup.sh --bench).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-vu=${1:-$here/../build/vu}
+vu=${1:-$here/../build/bin/vu}
 vu=$(readlink -f "$vu")
 runs=${RUNS:-50}
 
