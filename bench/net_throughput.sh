@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# bench/net_throughput.sh [VU] — TCP throughput through a view's network, side by side with
+# vdens, in one run (iperf3, SECS seconds, default 5, each bounded by timeout):
+#   view -> host loopback through slirp   (vu --net slirp:allow-host-loopback vs vdens slirp://)
+#   view -> view over one vde_switch       (vu --net vde://SW vs vdens vde://SW)
+# Traffic goes only to 127.0.0.1 (through slirp) and between namespaces made here.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+vu=$(readlink -f "${1:-$here/../build/bin/vu}")
+secs=${SECS:-5}
+. "$here/common.sh"
+reexec_unprivileged "$0" "$vu"
+require_tools iperf3 vdens vde_switch
+d=$(mktemp -d /tmp/vu-tput.XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null; kill "$(cat "$d/pid" 2>/dev/null)" 2>/dev/null; rm -rf "$d"' EXIT
+vde_switch -s "$d/sw" -d -p "$d/pid"; sleep 0.3
+port=$((30000 + RANDOM % 20000))
+T="timeout $((secs + 20))"
+mbits() { sed -n 's/.* \([0-9.]*\) \([MG]\)bits\/sec.*receiver.*/\1 \2/p' | awk '{print ($2=="G") ? $1*1000 : $1}'; }
+
+# view -> host loopback through slirp
+slirp_client() { echo "ip addr add 10.0.2.15/24 dev vde0; ip link set vde0 up; ip route add default via 10.0.2.2; iperf3 -c 10.0.2.2 -p $port -t $secs"; }
+$T iperf3 -s -1 -B 127.0.0.1 -p $port >/dev/null & sleep 0.3
+vdens_slirp=$($T vdens slirp:// sh -c "$(slirp_client)" 2>&1 | mbits)
+$T iperf3 -s -1 -B 127.0.0.1 -p $port >/dev/null & sleep 0.3
+vu_slirp=$($T "$vu" run --net slirp:allow-host-loopback -- iperf3 -c 10.0.2.2 -p $port -t "$secs" 2>&1 | mbits)
+
+# view -> view over vde_switch
+server() { echo "ip addr add 10.9.0.1/24 dev vde0; ip link set vde0 up; exec iperf3 -s -1 -p 5201"; }
+client() { echo "ip addr add 10.9.0.2/24 dev vde0; ip link set vde0 up; sleep 0.5; iperf3 -c 10.9.0.1 -p 5201 -t $secs"; }
+$T vdens "vde://$d/sw" sh -c "$(server)" >/dev/null 2>&1 & sleep 0.5
+vdens_vde=$($T vdens "vde://$d/sw" sh -c "$(client)" 2>&1 | mbits)
+wait
+$T "$vu" run --net "vde://$d/sw" --ip 10.9.0.1/24 -- iperf3 -s -1 -p 5201 >/dev/null 2>&1 & sleep 0.5
+vu_vde=$($T "$vu" run --net "vde://$d/sw" --ip 10.9.0.2/24 -- sh -c "sleep 0.5; iperf3 -c 10.9.0.1 -p 5201 -t $secs" 2>&1 | mbits)
+wait
+
+echo "TCP throughput, iperf3 ${secs} s, $(nproc) cores, kernel $(uname -r) (receiver Mbit/s)"
+printf '%-44s %10s %8s\n' "path" "Mbit/s" "vs vdens"
+ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+printf '%-44s %10s %8s\n' "vdens slirp:// (view -> host loopback)" "${vdens_slirp:-fail}" "1.00"
+printf '%-44s %10s %8s\n' "vu --net slirp (view -> host loopback)" "${vu_slirp:-fail}" "$(ratio "$vu_slirp" "$vdens_slirp")"
+printf '%-44s %10s %8s\n' "vdens vde:// (view -> view, vde_switch)" "${vdens_vde:-fail}" "1.00"
+printf '%-44s %10s %8s\n' "vu --net vde:// (view -> view, vde_switch)" "${vu_vde:-fail}" "$(ratio "$vu_vde" "$vdens_vde")"
