@@ -26,3 +26,14 @@ require_tools() {
     command -v "$t" >/dev/null || { echo "$(basename "$0"): $t is missing (scripts/setup.sh --bench)" >&2; exit 2; }
   done
 }
+
+# start_switch DIR: a vde_switch at DIR/sw for the length of the script (killed, and DIR
+# removed, on exit). Sets SW to the switch path.
+start_switch() {
+  local dir=$1
+  vde_switch -s "$dir/sw" -d -p "$dir/pid"
+  # "|| true": under set -e a failing command would end the trap early and leave the switch.
+  trap 'kill "$(cat "'"$dir"'/pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "'"$dir"'"' EXIT
+  for _ in $(seq 50); do [ -S "$dir/sw/ctl" ] && break; sleep 0.05; done
+  SW=$dir/sw
+}

@@ -12,14 +12,13 @@ runs=${RUNS:-30}
 reexec_unprivileged "$0" "$vu"
 require_tools hyperfine vdens vde_switch
 d=$(mktemp -d /tmp/vu-netbench.XXXXXX)
-trap 'kill "$(cat "$d/pid" 2>/dev/null)" 2>/dev/null; rm -rf "$d"' EXIT
-vde_switch -s "$d/sw" -d -p "$d/pid"; sleep 0.3
+start_switch "$d"
 cd /tmp
 hyperfine -N --warmup 3 --runs "$runs" --export-csv "$d/csv" --style none \
   -n 'vdens slirp:// true' 'vdens slirp:// true' \
   -n 'vu run --net slirp -- true' "$vu run --net slirp -- true" \
-  -n 'vdens vde://SW true' "vdens vde://$d/sw true" \
-  -n 'vu run --net vde://SW -- true' "$vu run --net vde://$d/sw -- true" >/dev/null
+  -n 'vdens vde://SW true' "vdens vde://$SW true" \
+  -n 'vu run --net vde://SW -- true' "$vu run --net vde://$SW -- true" >/dev/null
 echo "start-up with a network, $(nproc) cores, kernel $(uname -r), $runs runs each (median)"
 awk -F, 'NR>1 { n[NR]=$1; m[NR]=$4*1000 }
   END { printf "%-34s %9s %10s\n", "command", "median ms", "vs vdens";

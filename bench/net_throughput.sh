@@ -12,8 +12,7 @@ secs=${SECS:-5}
 reexec_unprivileged "$0" "$vu"
 require_tools iperf3 vdens vde_switch
 d=$(mktemp -d /tmp/vu-tput.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; kill "$(cat "$d/pid" 2>/dev/null)" 2>/dev/null; rm -rf "$d"' EXIT
-vde_switch -s "$d/sw" -d -p "$d/pid"; sleep 0.3
+start_switch "$d"
 port=$((30000 + RANDOM % 20000))
 T="timeout $((secs + 20))"
 mbits() { sed -n 's/.* \([0-9.]*\) \([MG]\)bits\/sec.*receiver.*/\1 \2/p' | awk '{print ($2=="G") ? $1*1000 : $1}'; }
@@ -28,11 +27,11 @@ vu_slirp=$($T "$vu" run --net slirp:allow-host-loopback -- iperf3 -c 10.0.2.2 -p
 # view -> view over vde_switch
 server() { echo "ip addr add 10.9.0.1/24 dev vde0; ip link set vde0 up; exec iperf3 -s -1 -p 5201"; }
 client() { echo "ip addr add 10.9.0.2/24 dev vde0; ip link set vde0 up; sleep 0.5; iperf3 -c 10.9.0.1 -p 5201 -t $secs"; }
-$T vdens "vde://$d/sw" sh -c "$(server)" >/dev/null 2>&1 & sleep 0.5
-vdens_vde=$($T vdens "vde://$d/sw" sh -c "$(client)" 2>&1 | mbits)
+$T vdens "vde://$SW" sh -c "$(server)" >/dev/null 2>&1 & sleep 0.5
+vdens_vde=$($T vdens "vde://$SW" sh -c "$(client)" 2>&1 | mbits)
 wait
-$T "$vu" run --net "vde://$d/sw" --ip 10.9.0.1/24 -- iperf3 -s -1 -p 5201 >/dev/null 2>&1 & sleep 0.5
-vu_vde=$($T "$vu" run --net "vde://$d/sw" --ip 10.9.0.2/24 -- sh -c "sleep 0.5; iperf3 -c 10.9.0.1 -p 5201 -t $secs" 2>&1 | mbits)
+$T "$vu" run --net "vde://$SW" --ip 10.9.0.1/24 -- iperf3 -s -1 -p 5201 >/dev/null 2>&1 & sleep 0.5
+vu_vde=$($T "$vu" run --net "vde://$SW" --ip 10.9.0.2/24 -- sh -c "sleep 0.5; iperf3 -c 10.9.0.1 -p 5201 -t $secs" 2>&1 | mbits)
 wait
 
 echo "TCP throughput, iperf3 ${secs} s, $(nproc) cores, kernel $(uname -r) (receiver Mbit/s)"
