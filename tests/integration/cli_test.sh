@@ -145,6 +145,19 @@ else
   check_err "unknown VNL scheme" 125 "frob://x: Protocol not supported" "$VU" run --net frob://x -- true
   check_err "no switch at the path" 125 "open VDE network vde://$work/nosw" "$VU" run --net "vde://$work/nosw" -- true
   check_err "-p without slirp is a usage error" 2 "port forwards need a slirp network" "$VU" run --net none -p 1:2 -- true
+  # malformed frames from the uplink are dropped and counted: a ptp:// peer (vde_plug, VDE
+  # stream framing: 2-byte length + frame) sends a 5-byte runt, then a valid 60-byte frame.
+  if command -v vde_plug >/dev/null; then
+    $T "$VU" run --net "ptp://$work/ptp" --net-stats -- sleep 2 2>"$work/ptp.err" & v=$!
+    sleep 0.7
+    { printf '\x00\x05hello\x00\x3c'; head -c 60 /dev/zero | tr '\0' '\377'; sleep 0.5; } |
+      timeout 5 vde_plug "ptp://$work/ptp" >/dev/null 2>&1
+    wait $v
+    grep -q 'to view 1 frames 60 B.*dropped 1 runt' "$work/ptp.err" && ok "runt from the uplink dropped and counted, valid frame delivered" ||
+      bad "runt handling" "$(cat "$work/ptp.err")"
+  else
+    skipped "runt frames" "vde_plug (vdeplug) is not installed"
+  fi
   # two views on one network: libvdeplug's embedded switch, then Debian's vde_switch
   $T "$VU" run --net "switch://$work/sw1" --ip 10.0.1.1/24 -- socat -u TCP-LISTEN:9000 OPEN:"$work/sw1.out",creat,trunc & a=$!
   sleep 0.5
