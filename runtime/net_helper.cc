@@ -80,19 +80,18 @@ Result<NetHelper> NetHelper::start(const vdens::NetSpec& net) {
   h.pid_ = h.child_.pid();
   theirs.reset();
 
-  char msg[4096];
-  ssize_t n;
-  while ((n = ::recv(h.ctl_.get(), msg, sizeof msg, 0)) < 0 && errno == EINTR) {
-  }
-  if (n > 0 && msg[0] == 'R') return h;
-  if (n > 1 && msg[0] == 'E') {
-    std::string text(msg + 1, static_cast<size_t>(n - 1));
+  return h;
+}
+
+Error NetHelper::error_from(std::string_view reply) {
+  if (reply.size() > 1 && reply[0] == 'E') {
+    std::string text(reply.substr(1));
     size_t hint = text.find("\n  hint: ");
     Error e = Error::make(ErrorKind::kSetup, text.substr(0, hint));
     if (hint != std::string::npos) return std::move(e).hint(text.substr(hint + 9));
     return e;
   }
-  return Error::make(ErrorKind::kSetup, path + " exited before the network was ready");
+  return Error::make(ErrorKind::kSetup, net_helper_path() + " exited before the network was ready");
 }
 
 void NetHelper::stop() {

@@ -5,9 +5,11 @@
 //   net.stop();                                       // after the command; prints --net-stats
 //
 // vu-net is found next to the vu executable (or at $VU_NET_HELPER). It is started before the
-// view's namespaces exist, so it opens the uplinks in the host's network namespace; start()
-// returns only when every uplink is open, or with vu-net's own error, so a view never runs with
-// its network half-built.
+// view's namespaces exist, so it opens the uplinks in the host's network namespace. start()
+// does not wait for it: while vu-net loads (~4 ms, most of it libslirp/glib), vu builds the
+// view. The view's first process sends its taps and then waits for vu-net's one-message answer
+// on the same socket — "R" (every uplink open) or "E<error>" — before it may exec, so a view
+// never runs with its network half-built; error_from() turns an answer into the Error.
 #pragma once
 
 #include <string>
@@ -24,8 +26,10 @@ class NetHelper {
   static Result<NetHelper> start(const vdens::NetSpec& net);
   NetHelper(NetHelper&&) = default;
   ~NetHelper();
-  // vu's end of the control socket: where the taps are sent (SCM_RIGHTS).
+  // vu's end of the control socket: where the taps are sent (SCM_RIGHTS) and the answer read.
   int view_socket() const { return ctl_.get(); }
+  // The Error for vu-net's answer when it was not "R" (empty: vu-net died).
+  static Error error_from(std::string_view reply);
   // Closes the control socket. With --net-stats, waits (at most 2 s, then SIGKILL) for vu-net
   // to print them and exit; otherwise lets it finish tearing down the taps on its own.
   void stop();

@@ -26,6 +26,7 @@
 #include "base/unique_fd.h"
 #include "bindmount/bindmount.h"
 #include "runtime/exit_codes.h"
+#include "runtime/net_helper.h"
 #include "userns/userns.h"
 #include "base/temp_dir.h"
 #include "vdens/tap.h"
@@ -51,6 +52,7 @@ enum class Stage : int32_t {
   kTapConfig,  // index: which tap
   kRoute,
   kSendTaps,
+  kNetReady,  // vu-net's answer follows the report
   kChdir,
   kCaps,  // index: the capability
   kExec,
@@ -209,8 +211,25 @@ int raise_ambient(uint64_t caps, int* which);
     if (l.has_gateway) {
       if (int e = vdens::add_default_route(l.gateway)) child_fail(l, Stage::kRoute, e);
     }
-    if (int e = vdens::send_fds(l.net_socket, fds, l.n_taps)) child_fail(l, Stage::kSendTaps, e);
+    int send_err = vdens::send_fds(l.net_socket, fds, l.n_taps);
     for (int i = 0; i < l.n_taps; ++i) ::close(fds[i]);
+    // Wait for vu-net: "R" when every uplink is open, "E<error>" otherwise (relayed as is).
+    char answer[4096];
+    ssize_t n;
+    // ECONNRESET: vu-net exited (with an error) leaving our taps unread; the kernel reports
+    // that once, before the messages already queued for us, so read again for its answer.
+    int resets = 0;
+    while ((n = ::recv(l.net_socket, answer, sizeof answer, 0)) < 0 &&
+           (errno == EINTR || (errno == ECONNRESET && resets++ == 0))) {
+    }
+    if (n != 1 || answer[0] != 'R') {
+      if (send_err && n <= 0) child_fail(l, Stage::kSendTaps, send_err);
+      ChildReport r{Stage::kNetReady, 0, 0, 0};
+      (void)!::write(l.report_fd, &r, sizeof r);
+      if (n > 0) (void)!::write(l.report_fd, answer, static_cast<size_t>(n));
+      ::_exit(kExitSetupChild);
+    }
+    if (send_err) child_fail(l, Stage::kSendTaps, send_err);
   }
 
   bindmount::Failure f;
@@ -327,6 +346,7 @@ Error report_to_error(const ChildReport& r, const ViewSpec& spec, const Launch& 
     case Stage::kCaps:
       return Error::sys("raise ambient capability", r.err, "#" + std::to_string(r.index));
     case Stage::kSendTaps: return Error::sys("hand the taps to vu-net", r.err);
+    case Stage::kNetReady: return NetHelper::error_from({});  // handled by the caller
     case Stage::kChdir:
       return Error::sys("chdir", r.err, l.cwd).context("--chdir").kind(ErrorKind::kSetup);
     case Stage::kExec: {
@@ -476,6 +496,14 @@ Result<Child> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset
   while ((n = ::read(report.first.get(), &r, sizeof r)) < 0 && errno == EINTR) {
   }
   if (n == static_cast<ssize_t>(sizeof r)) {
+    if (r.stage == Stage::kNetReady) {
+      std::string answer;
+      char buf[4096];
+      ssize_t k;
+      while ((k = ::read(report.first.get(), buf, sizeof buf)) > 0) answer.append(buf, static_cast<size_t>(k));
+      (void)child.wait();
+      return NetHelper::error_from(answer);
+    }
     (void)child.wait();
     return report_to_error(r, spec, l);
   }
