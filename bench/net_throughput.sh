@@ -10,7 +10,7 @@ vu=$(readlink -f "${1:-$here/../build/bin/vu}")
 secs=${SECS:-5}
 . "$here/common.sh"
 reexec_unprivileged "$0" "$vu"
-require_tools iperf3 vdens vde_switch
+require_tools iperf3 vdens vde_switch slirp4netns unshare
 d=$(mktemp -d /tmp/vu-tput.XXXXXX)
 start_switch "$d"
 port=$((30000 + RANDOM % 20000))
@@ -23,6 +23,16 @@ $T iperf3 -s -1 -B 127.0.0.1 -p $port >/dev/null & sleep 0.3
 vdens_slirp=$($T vdens slirp:// sh -c "$(slirp_client)" 2>&1 | mbits)
 $T iperf3 -s -1 -B 127.0.0.1 -p $port >/dev/null & sleep 0.3
 vu_slirp=$($T "$vu" run --net slirp:allow-host-loopback -- iperf3 -c 10.0.2.2 -p $port -t "$secs" 2>&1 | mbits)
+
+# slirp4netns (its 10.0.2.2 is the host's loopback too), MTU 65520 as vu's
+$T iperf3 -s -1 -B 127.0.0.1 -p $port >/dev/null & sleep 0.3
+$T unshare -Urn sh -c "echo \$\$ > $d/s4pid; while [ ! -e $d/s4ready ]; do sleep 0.05; done; iperf3 -c 10.0.2.2 -p $port -t $secs" > "$d/s4out" 2>&1 & u=$!
+for _ in $(seq 100); do [ -s "$d/s4pid" ] && break; sleep 0.05; done
+$T slirp4netns --configure --mtu=65520 --ready-fd=3 "$(cat "$d/s4pid")" tap0 3>"$d/s4ready" >/dev/null 2>&1 & s4=$!
+wait $u || true
+kill $s4 2>/dev/null || true
+s4_slirp=$(mbits < "$d/s4out")
+wait
 
 # view -> view over vde_switch
 server() { echo "ip addr add 10.9.0.1/24 dev vde0; ip link set vde0 up; exec iperf3 -s -1 -p 5201"; }
@@ -38,6 +48,7 @@ echo "TCP throughput, iperf3 ${secs} s, $(nproc) cores, kernel $(uname -r) (rece
 printf '%-44s %10s %8s\n' "path" "Mbit/s" "vs vdens"
 ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 printf '%-44s %10s %8s\n' "vdens slirp:// (view -> host loopback)" "${vdens_slirp:-fail}" "1.00"
+printf '%-44s %10s %8s\n' "slirp4netns --mtu=65520 (view -> host lo)" "${s4_slirp:-fail}" "$(ratio "$s4_slirp" "$vdens_slirp")"
 printf '%-44s %10s %8s\n' "vu --net slirp (view -> host loopback)" "${vu_slirp:-fail}" "$(ratio "$vu_slirp" "$vdens_slirp")"
 printf '%-44s %10s %8s\n' "vdens vde:// (view -> view, vde_switch)" "${vdens_vde:-fail}" "1.00"
 printf '%-44s %10s %8s\n' "vu --net vde:// (view -> view, vde_switch)" "${vu_vde:-fail}" "$(ratio "$vu_vde" "$vdens_vde")"
