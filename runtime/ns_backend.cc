@@ -335,7 +335,8 @@ Error report_to_error(const ChildReport& r, const ViewSpec& spec, const Launch& 
       Error e = Error::sys("create tap", r.err, l.tap_name[r.index & 15]);
       if (r.err == EACCES || r.err == EPERM || r.err == ENOENT)
         return std::move(e).hint("/dev/net/tun must exist and be mode 0666 (Debian's default; "
-                                 "as root: chmod 0666 /dev/net/tun); 'vu probe' checks it");
+                                 "as root: chmod 0666 /dev/net/tun); 'vu probe' checks it. "
+                                 "Without it, --net none (no network) or --net host work");
       return e;
     }
     case Stage::kTapConfig:
