@@ -1,6 +1,7 @@
 #include "runtime/ns_backend.h"
 
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <net/if.h>
 #include <sched.h>
 #include <sys/ioctl.h>
@@ -81,6 +82,8 @@ struct Launch {
   int tap_mtu[16] = {};
   in_addr tap_addr[16] = {};
   int tap_prefix[16] = {};
+  bool tap_slirp6[16] = {};  // slirp: fd00::100/64, default route via fd00::2
+  in6_addr slirp6_addr{}, slirp6_gw{};
   uint64_t ambient_caps = 0;
   bool configure_links = true;
   bool has_gateway = false;
@@ -205,8 +208,15 @@ int raise_ambient(uint64_t caps, int* which);
     for (int i = 0; i < l.n_taps; ++i) {
       if (int e = vdens::open_tap(l.tap_name[i], &fds[i])) child_fail(l, Stage::kTap, e, i);
       if (!l.configure_links) continue;
+      if (l.tap_slirp6[i]) {
+        if (int e = vdens::ipv6_static(l.tap_name[i])) child_fail(l, Stage::kTapConfig, e, i);
+      }
       if (int e = vdens::configure_if(l.tap_name[i], l.tap_mtu[i], &l.tap_addr[i], l.tap_prefix[i]))
         child_fail(l, Stage::kTapConfig, e, i);
+      if (l.tap_slirp6[i]) {
+        if (int e = vdens::configure_ipv6(l.tap_name[i], l.slirp6_addr, 64, &l.slirp6_gw))
+          child_fail(l, Stage::kTapConfig, e, i);
+      }
     }
     if (l.has_gateway) {
       if (int e = vdens::add_default_route(l.gateway)) child_fail(l, Stage::kRoute, e);
@@ -397,9 +407,13 @@ Result<Child> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset
     l.net_socket = net_socket;
     l.n_taps = static_cast<int>(net.uplinks.size());
     l.configure_links = net.configure_links;
+    ::inet_pton(AF_INET6, vdens::kSlirpAddress6, &l.slirp6_addr);
+    ::inet_pton(AF_INET6, vdens::kSlirpGateway6, &l.slirp6_gw);
     for (int i = 0; i < l.n_taps; ++i) {
       std::snprintf(l.tap_name[i], IFNAMSIZ, "%.*s%d", IFNAMSIZ - 4, net.iface_prefix.c_str(), i);
-      l.tap_mtu[i] = net.uplinks[static_cast<size_t>(i)].slirp ? vdens::kSlirpMtu : vdens::kVdeMtu;
+      const bool slirp = net.uplinks[static_cast<size_t>(i)].slirp;
+      l.tap_mtu[i] = slirp ? vdens::kSlirpMtu : vdens::kVdeMtu;
+      l.tap_slirp6[i] = slirp && i == 0;  // one IPv6 default route: the first slirp interface
       if (static_cast<size_t>(i) < net.ip.size()) {
         l.tap_addr[i] = net.ip[static_cast<size_t>(i)].addr;
         l.tap_prefix[i] = net.ip[static_cast<size_t>(i)].prefix;

@@ -104,6 +104,21 @@ Result<void> add_forward(NetSpec& spec, std::string_view v) {
   } else if (body.size() > 4 && body.substr(body.size() - 4) == "/tcp") {
     body.remove_suffix(4);
   }
+  if (!body.empty() && body[0] == '[') {  // [ADDR6]:HPORT:VPORT
+    size_t close = body.find(']');
+    auto rest = close == std::string_view::npos ? std::vector<std::string>{} : str::split(body.substr(close + 1), ':');
+    if (rest.size() != 3 || !rest[0].empty())
+      return Error::usage("-p " + str::quote(v) + ": expected [IPV6]:HOSTPORT:VIEWPORT[/udp]");
+    std::string a(body.substr(1, close - 1));
+    if (::inet_pton(AF_INET6, a.c_str(), &f.host_addr6) != 1)
+      return Error::usage("-p " + str::quote(v) + ": " + str::quote(a) + " is not an IPv6 address");
+    std::string what = "-p " + std::string(v);
+    f.v6 = true;
+    f.host_port = VU_TRY(parse_port(what, rest[1]));
+    f.view_port = VU_TRY(parse_port(what, rest[2]));
+    spec.forwards.push_back(std::move(f));
+    return Ok{};
+  }
   auto parts = str::split(body, ':');
   if (parts.size() < 2 || parts.size() > 3)
     return Error::usage("-p " + str::quote(v) + ": expected [HOSTIP:]HOSTPORT:VIEWPORT[/udp]")

@@ -8,7 +8,8 @@
 // Uplinks are plugged, in order, into taps vde0, vde1, … in the view's network namespace.
 //   --ip ADDR/LEN, --gw ADDR   static IPv4 configuration of vde0 (slirp: defaults below)
 //   --dns ADDR                 nameservers written to the view's /etc/resolv.conf
-//   -p [HOSTIP:]HPORT:VPORT[/udp]  slirp port forward (host default 127.0.0.1)
+//   -p [HOSTIP:]HPORT:VPORT[/udp]  slirp port forward (host default 127.0.0.1);
+//                              HOSTIP "[::1]" forwards over IPv6 to the view's fd00::100
 #pragma once
 
 #include <netinet/in.h>
@@ -36,7 +37,9 @@ struct Ipv4 {
 
 struct PortForward {
   bool udp = false;
+  bool v6 = false;       // "[ADDR6]:HPORT:VPORT": host_addr6 → the view's fd00::100
   in_addr host_addr{};
+  in6_addr host_addr6{};
   int host_port = 0;
   int view_port = 0;
   std::string text;  // as given, for messages
@@ -48,6 +51,10 @@ inline constexpr const char* kSlirpGateway = "10.0.2.2";
 inline constexpr const char* kSlirpDns = "10.0.2.3";
 inline constexpr const char* kSlirpAddress = "10.0.2.100";
 inline constexpr int kSlirpPrefix = 24;
+inline constexpr const char* kSlirpPrefix6 = "fd00::";
+inline constexpr const char* kSlirpGateway6 = "fd00::2";
+inline constexpr const char* kSlirpDns6 = "fd00::3";
+inline constexpr const char* kSlirpAddress6 = "fd00::100";
 inline constexpr int kSlirpMtu = 65520;
 inline constexpr int kVdeMtu = 1500;
 

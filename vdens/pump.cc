@@ -193,7 +193,11 @@ Result<std::unique_ptr<Port>> open_slirp(const vdens::Uplink& u, const NetSpec& 
   ::inet_pton(AF_INET, kSlirpGateway, &cfg.vhost);
   ::inet_pton(AF_INET, "10.0.2.15", &cfg.vdhcp_start);
   ::inet_pton(AF_INET, kSlirpDns, &cfg.vnameserver);
-  cfg.in6_enabled = false;
+  cfg.in6_enabled = true;
+  ::inet_pton(AF_INET6, kSlirpPrefix6, &cfg.vprefix_addr6);
+  cfg.vprefix_len = 64;
+  ::inet_pton(AF_INET6, kSlirpGateway6, &cfg.vhost6);
+  ::inet_pton(AF_INET6, kSlirpDns6, &cfg.vnameserver6);
   cfg.vhostname = "vu";
   cfg.if_mtu = kSlirpMtu;
   cfg.if_mru = kSlirpMtu;
@@ -214,9 +218,23 @@ Result<std::unique_ptr<Port>> open_slirp(const vdens::Uplink& u, const NetSpec& 
     ::inet_pton(AF_INET, kSlirpAddress, &guest);
     if (!spec.ip.empty() && spec.ip[0].addr.s_addr) guest = spec.ip[0].addr;
     for (const PortForward& f : spec.forwards) {
-      if (slirp_add_hostfwd(s->slirp_, f.udp, f.host_addr, f.host_port, guest, f.view_port) < 0)
+      int r;
+      if (f.v6) {
+        struct sockaddr_in6 h{}, g{};
+        h.sin6_family = g.sin6_family = AF_INET6;
+        h.sin6_addr = f.host_addr6;
+        h.sin6_port = htons(static_cast<uint16_t>(f.host_port));
+        ::inet_pton(AF_INET6, kSlirpAddress6, &g.sin6_addr);
+        g.sin6_port = htons(static_cast<uint16_t>(f.view_port));
+        r = slirp_add_hostxfwd(s->slirp_, reinterpret_cast<struct sockaddr*>(&h), sizeof h,
+                               reinterpret_cast<struct sockaddr*>(&g), sizeof g,
+                               SLIRP_HOSTFWD_V6ONLY | (f.udp ? SLIRP_HOSTFWD_UDP : 0));
+      } else {
+        r = slirp_add_hostfwd(s->slirp_, f.udp, f.host_addr, f.host_port, guest, f.view_port);
+      }
+      if (r < 0)
         return Error::make(ErrorKind::kSetup,
-                           "-p " + f.text + ": cannot listen on " + to_string(f.host_addr) + ":" +
+                           "-p " + f.text + ": cannot listen on port " +
                                std::to_string(f.host_port) + (f.udp ? "/udp" : "/tcp"))
             .hint("the host port is probably in use (ss -ltnup shows by what); choose another");
     }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 namespace vu::vdens {
@@ -88,6 +89,67 @@ int add_default_route(in_addr gw) {
   set_sin(&rt.rt_gateway, gw);
   rt.rt_flags = RTF_UP | RTF_GATEWAY;
   return inet_ioctl(SIOCADDRT, &rt);
+}
+
+namespace {
+// The kernel's struct in6_ifreq and struct in6_rtmsg (linux/ipv6.h, linux/ipv6_route.h; stable
+// ABI), declared here because those headers clash with glibc's netinet/in.h.
+struct In6Ifreq {
+  in6_addr addr;
+  uint32_t prefixlen;
+  int ifindex;
+};
+struct In6Rtmsg {
+  in6_addr dst, src, gateway;
+  uint32_t type;
+  uint16_t dst_len, src_len;
+  uint32_t metric;
+  unsigned long info;
+  uint32_t flags;
+  int ifindex;
+};
+}  // namespace
+
+// Writes "0" to /proc/sys/net/ipv6/conf/NAME/KEY. ENOENT (no IPv6) is not an error.
+static int ipv6_conf_off(const char* name, const char* key) {
+  char path[96] = "/proc/sys/net/ipv6/conf/";
+  if (std::strlen(name) >= IFNAMSIZ || std::strlen(key) > 32) return EINVAL;
+  std::strcat(path, name);
+  std::strcat(path, "/");
+  std::strcat(path, key);
+  int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? 0 : errno;
+  bool wrote = ::write(fd, "0", 1) == 1;
+  int e = errno;
+  ::close(fd);
+  return wrote ? 0 : e;
+}
+
+int ipv6_static(const char* name) {
+  if (int e = ipv6_conf_off(name, "accept_ra")) return e;
+  return ipv6_conf_off(name, "accept_dad");
+}
+
+int configure_ipv6(const char* name, const in6_addr& addr, int prefix, const in6_addr* gw) {
+  if (::access("/proc/sys/net/ipv6", F_OK) < 0) return 0;  // no IPv6 in this kernel
+  struct ifreq ifr;
+  set_name(&ifr, name);
+  if (int err = inet_ioctl(SIOCGIFINDEX, &ifr)) return err;
+  int s = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return errno == EAFNOSUPPORT ? 0 : errno;
+  In6Ifreq r{addr, static_cast<uint32_t>(prefix), ifr.ifr_ifindex};
+  int err = ::ioctl(s, SIOCSIFADDR, &r) < 0 ? errno : 0;
+  if (!err && gw) {
+    In6Rtmsg rt;
+    std::memset(&rt, 0, sizeof rt);
+    rt.gateway = *gw;
+    rt.metric = 1;
+    rt.flags = RTF_UP | RTF_GATEWAY;
+    rt.ifindex = ifr.ifr_ifindex;
+    if (::ioctl(s, SIOCADDRT, &rt) < 0 && errno != EEXIST) err = errno;
+  }
+  ::close(s);
+  return err;
 }
 
 int send_fds(int sock, const int* fds, int n) {

@@ -20,6 +20,12 @@ int configure_if(const char* name, int mtu, const in_addr* addr, int prefix);
 int bring_up(const char* name);
 // Adds the IPv4 default route through gw.
 int add_default_route(in_addr gw);
+// Makes `name`'s IPv6 configuration static: no router advertisements (no SLAAC address, no
+// second default route) and no duplicate address detection (addresses usable at once). Call it
+// before the interface goes up. A kernel without IPv6 is not an error.
+int ipv6_static(const char* name);
+// Adds IPv6 addr/prefix to `name`, and the IPv6 default route through gw when gw is not null.
+int configure_ipv6(const char* name, const in6_addr& addr, int prefix, const in6_addr* gw);
 // Sends fds[0..n) in one SCM_RIGHTS message on a connected socket.
 int send_fds(int sock, const int* fds, int n);
 

@@ -137,9 +137,28 @@ else
   done
   wait $v
   [ "$(cat "$work/fwd" 2>/dev/null)" = host-to-view ] && ok "-p forwards host 127.0.0.1:PORT into the view" || bad "-p forward" "got: $(cat "$work/fwd" 2>/dev/null)"
+  # IPv6: fd00::100/64 with a route via fd00::2; [::1] of the host when asked; [::1] forwards
+  if [ -e /proc/sys/net/ipv6 ]; then
+    check "slirp IPv6: fd00::100/64, default via fd00::2" 0 "fd00::100/64 fd00::2" $T "$VU" run -- sh -c 'echo $(ip -6 -o addr show vde0 scope global | awk "{print \$4}") $(ip -6 route | awk "/^default/{print \$3}")'
+    $T socat -u TCP6-LISTEN:$((port + 3)),bind=[::1],reuseaddr OPEN:"$work/got6",creat,trunc & srv=$!
+    sleep 0.3
+    check "view -> host [::1] through fd00::2 (allow-host-loopback)" 0 "" $T "$VU" run --net slirp:allow-host-loopback -- bash -c "echo v6-to-host > /dev/tcp/fd00::2/$((port + 3))"
+    wait $srv
+    [ "$(cat "$work/got6" 2>/dev/null)" = v6-to-host ] && ok "host received over IPv6" || bad "view -> host IPv6" "got: $(cat "$work/got6" 2>/dev/null)"
+    $T "$VU" run -p "[::1]:$((port + 4)):8080" -- socat -u TCP6-LISTEN:8080 OPEN:"$work/fwd6",creat,trunc & v=$!
+    for _ in $(seq 100); do
+      echo host-to-view6 | socat -u STDIN "TCP6:[::1]:$((port + 4))" 2>/dev/null
+      sleep 0.1
+      [ -s "$work/fwd6" ] && break
+    done
+    wait $v
+    [ "$(cat "$work/fwd6" 2>/dev/null)" = host-to-view6 ] && ok "-p [::1]:PORT forwards into the view over IPv6" || bad "-p IPv6 forward" "got: $(cat "$work/fwd6" 2>/dev/null)"
+  else
+    skipped "slirp IPv6" "this kernel has no IPv6"
+  fi
   $T socat TCP-LISTEN:$((port + 2)),bind=127.0.0.1,reuseaddr /dev/null & busy=$!
   sleep 0.3
-  check_err "-p on a busy host port: clear error" 125 "cannot listen on 127.0.0.1:$((port + 2))" "$VU" run --net slirp -p $((port + 2)):80 -- true
+  check_err "-p on a busy host port: clear error" 125 "cannot listen on port $((port + 2))/tcp" "$VU" run --net slirp -p $((port + 2)):80 -- true
   kill $busy 2>/dev/null; wait $busy 2>/dev/null
   check_err "--net-stats prints per-interface counters" 0 "vu: net: vde0 \(slirp\): to view [0-9]+ frames" $T "$VU" run --net slirp --net-stats -- true
   check_err "unknown VNL scheme" 125 "frob://x: Protocol not supported" "$VU" run --net frob://x -- true

@@ -170,6 +170,11 @@ TEST(NetSpec, SlirpDefaultsAndChecks) {
   EXPECT_EQ(vdens::to_string(n.forwards[0].host_addr), "127.0.0.1");
   EXPECT_TRUE(n.forwards[1].udp);
   EXPECT_EQ(n.forwards[1].view_port, 53);
+  ASSERT_TRUE(vdens::add_forward(n, "[::1]:8443:443").ok());
+  EXPECT_TRUE(n.forwards[2].v6);
+  EXPECT_EQ(n.forwards[2].host_port, 8443);
+  EXPECT_FALSE(vdens::add_forward(n, "[::1:8443:443").ok());
+  EXPECT_FALSE(vdens::add_forward(n, "[nope]:1:2").ok());
 }
 
 TEST(NetSpec, BadInputNamesTheOption) {
