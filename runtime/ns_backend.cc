@@ -412,7 +412,7 @@ Result<Child> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset
     for (int i = 0; i < l.n_taps; ++i) {
       std::snprintf(l.tap_name[i], IFNAMSIZ, "%.*s%d", IFNAMSIZ - 4, net.iface_prefix.c_str(), i);
       const bool slirp = net.uplinks[static_cast<size_t>(i)].slirp;
-      l.tap_mtu[i] = slirp ? vdens::kSlirpMtu : vdens::kVdeMtu;
+      l.tap_mtu[i] = net.mtu ? net.mtu : slirp ? vdens::kSlirpMtu : vdens::kVdeMtu;
       l.tap_slirp6[i] = slirp && i == 0;  // one IPv6 default route: the first slirp interface
       if (static_cast<size_t>(i) < net.ip.size()) {
         l.tap_addr[i] = net.ip[static_cast<size_t>(i)].addr;

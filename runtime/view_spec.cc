@@ -47,6 +47,7 @@ Result<void> set_ip(ViewSpec& s, std::string_view v) { return vdens::add_ip(s.ne
 Result<void> set_gw(ViewSpec& s, std::string_view v) { return vdens::set_gateway(s.net, v); }
 Result<void> set_dns(ViewSpec& s, std::string_view v) { return vdens::add_dns(s.net, v); }
 Result<void> set_publish(ViewSpec& s, std::string_view v) { return vdens::add_forward(s.net, v); }
+Result<void> set_mtu(ViewSpec& s, std::string_view v) { return vdens::set_mtu(s.net, v); }
 Result<void> set_net_stats(ViewSpec& s, std::string_view v) {
   s.net.stats = VU_TRY(parse_bool("net-stats", v));
   return Ok{};
@@ -124,6 +125,10 @@ constexpr OptionDef kOptions[] = {
     {"publish", 'p', false, true, "[HOSTIP:]HPORT:VPORT[/udp]",
      "Forward a host port (default address 127.0.0.1) to a port in the view (slirp).",
      set_publish},
+    {"mtu", 0, false, false, "N",
+     "MTU of the view's interfaces (default: slirp 65520, VDE 1500; up to 9198 on VDE, e.g. "
+     "jumbo frames between views on switch:// or ptp://; Debian's vde_switch drops them).",
+     set_mtu},
     {"net-stats", 0, true, false, nullptr,
      "At exit, print frames, bytes and drops per network interface.", set_net_stats},
     {"cap", 0, false, true, "CAP[,CAP…]",

@@ -131,6 +131,14 @@ Result<void> add_forward(NetSpec& spec, std::string_view v) {
   return Ok{};
 }
 
+Result<void> set_mtu(NetSpec& spec, std::string_view v) {
+  unsigned long m;
+  if (!str::parse_uint(v, 65520, &m) || m < 576)
+    return Error::usage("--mtu " + str::quote(v) + ": expected 576 to 65520");
+  spec.mtu = static_cast<int>(m);
+  return Ok{};
+}
+
 Result<void> finish(NetSpec& spec) {
   // The default network is slirp: a view has NAT to the outside without any switch.
   if (!spec.host_or_none_given && spec.uplinks.empty()) VU_TRY_VOID(add_net(spec, "slirp"));
@@ -159,6 +167,11 @@ Result<void> finish(NetSpec& spec) {
     spec.gateway.push_back(gw);
   }
   if (has_slirp && spec.dns.empty()) spec.dns.push_back(kSlirpDns);
+  if (spec.mtu > kVdeMaxMtu)
+    for (const Uplink& u : spec.uplinks)
+      if (!u.slirp)
+        return Error::usage("--mtu " + std::to_string(spec.mtu) + ": VDE networks carry at most " +
+                            std::to_string(kVdeMaxMtu) + "-byte packets (" + u.vnl + ")");
   return Ok{};
 }
 

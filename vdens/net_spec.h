@@ -57,6 +57,7 @@ inline constexpr const char* kSlirpDns6 = "fd00::3";
 inline constexpr const char* kSlirpAddress6 = "fd00::100";
 inline constexpr int kSlirpMtu = 65520;
 inline constexpr int kVdeMtu = 1500;
+inline constexpr int kVdeMaxMtu = 9216 - 14 - 4;  // VDE_MAXMTU less the Ethernet header and a VLAN tag
 
 struct NetSpec {
   NetKind kind = NetKind::kHost;
@@ -67,6 +68,7 @@ struct NetSpec {
   std::vector<std::string> dns;
   std::vector<PortForward> forwards;
   bool stats = false;
+  int mtu = 0;  // --mtu: for every tap; 0 = slirp 65520, VDE 1500
   // vdens compatibility: taps (and lo) are left down and unaddressed, named PREFIX0, PREFIX1, …
   bool configure_links = true;
   std::string iface_prefix = "vde";
@@ -78,6 +80,8 @@ Result<void> add_ip(NetSpec& spec, std::string_view value);
 Result<void> set_gateway(NetSpec& spec, std::string_view value);
 Result<void> add_dns(NetSpec& spec, std::string_view value);
 Result<void> add_forward(NetSpec& spec, std::string_view value);
+// --mtu N: 576 to 65520 (VDE networks carry at most 9216-byte frames).
+Result<void> set_mtu(NetSpec& spec, std::string_view value);
 // Cross-option checks (forwards need slirp, …) and slirp defaults (address, gateway, DNS).
 Result<void> finish(NetSpec& spec);
 

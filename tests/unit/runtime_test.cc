@@ -113,6 +113,7 @@ TEST(Config, EveryOptionIsAKey) {
     else if (key == "dns") text += "[\"10.0.0.3\"]";
     else if (key == "publish") text += "[\"8080:80\"]";
     else if (key == "cap") text += "[\"net_admin\"]";
+    else if (key == "mtu") text += "\"9000\"";
     else if (key == "backend") text += "\"ns\"";
     else if (key == "setenv") text += "[\"A=B\"]";
     else text += o.repeatable ? "[\"x\"]" : "\"x\"";
@@ -194,6 +195,21 @@ TEST(NetSpec, BadInputNamesTheOption) {
   auto r = vdens::finish(fwd);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message().find("need a slirp network"), std::string::npos);
+}
+
+TEST(NetSpec, MtuRangeAndVdeLimit) {
+  vdens::NetSpec n;
+  EXPECT_FALSE(vdens::set_mtu(n, "100").ok());
+  EXPECT_FALSE(vdens::set_mtu(n, "70000").ok());
+  ASSERT_TRUE(vdens::add_net(n, "switch:///tmp/sw").ok());
+  ASSERT_TRUE(vdens::set_mtu(n, "9000").ok());
+  EXPECT_TRUE(vdens::finish(n).ok());
+  vdens::NetSpec big;
+  ASSERT_TRUE(vdens::add_net(big, "vde:///tmp/sw").ok());
+  ASSERT_TRUE(vdens::set_mtu(big, "65520").ok());
+  auto r = vdens::finish(big);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("at most 9198"), std::string::npos);
 }
 
 TEST(NetSpec, DefaultIsSlirpUnlessHostOrNoneIsSaid) {
