@@ -163,6 +163,8 @@ else
   check_err "--net-stats prints per-interface counters" 0 "vu: net: vde0 \(slirp\): to view [0-9]+ frames" $T "$VU" run --net slirp --net-stats -- true
   check_err "unknown VNL scheme" 125 "frob://x: Protocol not supported" "$VU" run --net frob://x -- true
   check_err "no switch at the path" 125 "open VDE network vde://$work/nosw" "$VU" run --net "vde://$work/nosw" -- true
+  check "--mtu reaches the interface" 0 "9000" $T "$VU" run --net "switch://$work/mtusw" --mtu 9000 -- cat /sys/class/net/vde0/mtu
+  check_err "--mtu above what VDE carries" 2 "VDE networks carry at most 9198" "$VU" run --net "switch://$work/mtusw" --mtu 20000 -- true
   check_err "-p without slirp is a usage error" 2 "port forwards need a slirp network" "$VU" run --net none -p 1:2 -- true
   # malformed frames from the uplink are dropped and counted: a ptp:// peer (vde_plug, VDE
   # stream framing: 2-byte length + frame) sends a 5-byte runt, then a valid 60-byte frame.
