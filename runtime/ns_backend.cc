@@ -4,7 +4,6 @@
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <sched.h>
-#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
@@ -124,22 +123,6 @@ bool remount_sysfs() {
   return true;
 }
 
-bool bring_lo_up() {
-  int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (s < 0) return false;
-  struct ifreq ifr {};
-  std::memcpy(ifr.ifr_name, "lo", 3);
-  bool ok = ::ioctl(s, SIOCGIFFLAGS, &ifr) == 0;
-  if (ok) {
-    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
-    ok = ::ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
-  }
-  int e = errno;
-  ::close(s);
-  errno = e;
-  return ok;
-}
-
 // execvpe without allocation: PATH was split in the parent; a script without #! runs under sh.
 [[noreturn]] void exec_command(Launch& l) {
   char* const* envp = l.envp.data();
@@ -202,7 +185,9 @@ int raise_ambient(uint64_t caps, int* which);
   }
 
   if (l.own_netns && !remount_sysfs()) child_fail(l, Stage::kSysfs, errno);
-  if (l.lo_up && !bring_lo_up()) child_fail(l, Stage::kLoopback, errno);
+  if (l.lo_up) {
+    if (int e = vdens::bring_up("lo")) child_fail(l, Stage::kLoopback, e);
+  }
   if (l.n_taps) {
     int fds[16];
     for (int i = 0; i < l.n_taps; ++i) {

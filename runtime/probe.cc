@@ -2,11 +2,8 @@
 
 #include <fcntl.h>
 #include <linux/filter.h>
-#include <linux/if_tun.h>
 #include <linux/seccomp.h>
-#include <net/if.h>
 #include <sched.h>
-#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -23,6 +20,7 @@
 #include "base/temp_dir.h"
 #include "base/unique_fd.h"
 #include "userns/userns.h"
+#include "vdens/tap.h"
 
 namespace vu {
 
@@ -186,17 +184,13 @@ Fact probe_tun_in_userns() {
   Fact f{"tun/tap in a user namespace"};
   Outcome o = in_child(0, [&]() -> Outcome {
     if (Outcome u = enter_userns(CLONE_NEWNET); u.err) return u;
-    int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-    if (fd < 0) return {errno, "open /dev/net/tun"};
-    struct ifreq ifr {};
-    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
-    std::strcpy(ifr.ifr_name, "vuprobe0");
-    if (::ioctl(fd, TUNSETIFF, &ifr) < 0) return {errno, "ioctl TUNSETIFF (create a tap)"};
+    int fd;
+    if (int e = vdens::open_tap("vuprobe0", &fd)) return {e, "open /dev/net/tun and create a tap"};
     return {};
   });
   f.yes = o.err == 0;
   f.detail = f.yes ? "a tap device can be created in a private network namespace" : step_error(o);
-  if (!f.yes && std::strcmp(o.step, "open /dev/net/tun") == 0)
+  if (!f.yes && (o.err == EACCES || o.err == ENOENT))  // the device, not the kernel
     f.detail += " — " + device_hint("/dev/net/tun");
   return f;
 }
