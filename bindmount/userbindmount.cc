@@ -49,14 +49,12 @@ int fail(const Error& e) {
 }
 
 Result<void> unshare_userns() {
-  uid_t uid = ::geteuid();
-  gid_t gid = ::getegid();
-  if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
-    return Error::sys("unshare", errno, "(CLONE_NEWUSER|CLONE_NEWNS)");
-  userns::OwnMaps maps{userns::own_map(userns::Identity::kKeep, uid).to_proc(),
-                       userns::own_map(userns::Identity::kKeep, gid).to_proc()};
   userns::MapStage stage;
-  if (int err = userns::write_own_maps(maps, &stage)) return Error::sys("write id map", err);
+  if (int err = userns::unshare_keep_ids(CLONE_NEWNS, &stage)) {
+    if (stage == userns::MapStage::kNone)
+      return Error::sys("unshare", err, "(CLONE_NEWUSER|CLONE_NEWNS)");
+    return Error::sys("write id map", err);
+  }
   return Ok{};
 }
 

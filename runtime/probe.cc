@@ -79,13 +79,10 @@ constexpr const char* kUnshareStep = "unshare(CLONE_NEWUSER)";
 // In the child: a new user namespace (plus `extra` namespaces) with the caller's ids mapped to
 // themselves, as `vu run` makes it.
 Outcome enter_userns(int extra) {
-  const unsigned long uid = ::geteuid(), gid = ::getegid();
-  if (::unshare(CLONE_NEWUSER | extra) < 0) return {errno, kUnshareStep};
-  userns::OwnMaps maps{userns::own_map(userns::Identity::kKeep, uid).to_proc(),
-                       userns::own_map(userns::Identity::kKeep, gid).to_proc()};
   userns::MapStage st;
-  if (int err = userns::write_own_maps(maps, &st)) return {err, "write uid/gid map"};
-  return {};
+  int err = userns::unshare_keep_ids(extra, &st);
+  if (!err) return {};
+  return {err, st == userns::MapStage::kNone ? kUnshareStep : "write uid/gid map"};
 }
 
 std::string step_error(const Outcome& o) {

@@ -1,6 +1,7 @@
 #include "userns/userns.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -96,6 +97,14 @@ int write_own_maps(const OwnMaps& maps, MapStage* stage) {
     return err;
   *stage = MapStage::kNone;
   return 0;
+}
+
+int unshare_keep_ids(int extra_flags, MapStage* stage) {
+  const unsigned long uid = ::geteuid(), gid = ::getegid();
+  *stage = MapStage::kNone;
+  if (::unshare(CLONE_NEWUSER | extra_flags) < 0) return errno;
+  OwnMaps maps{own_map(Identity::kKeep, uid).to_proc(), own_map(Identity::kKeep, gid).to_proc()};
+  return write_own_maps(maps, stage);
 }
 
 Result<void> run_newidmap(const char* prog, pid_t pid, const IdMap& map) {

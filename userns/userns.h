@@ -63,6 +63,12 @@ enum class MapStage { kNone = 0, kSetgroups, kUidMap, kGidMap };
 // Returns 0, or an errno with *stage saying which file failed.
 int write_own_maps(const OwnMaps& maps, MapStage* stage);
 
+// unshare(CLONE_NEWUSER | extra_flags) in the calling process, then maps the caller's own
+// uid/gid to themselves (setgroups deny), as vdens and userbindmount do. Returns 0, or an errno
+// with *stage: kNone when unshare itself failed, else the map file that was refused.
+// Allocates: not for the clone→exec zone (the ns backend writes prepared maps instead).
+int unshare_keep_ids(int extra_flags, MapStage* stage);
+
 // Runs `prog` (newuidmap or newgidmap) for pid with the map; the error carries its stderr.
 Result<void> run_newidmap(const char* prog, pid_t pid, const IdMap& map);
 
