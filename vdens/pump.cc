@@ -35,7 +35,7 @@ class Port {
   // Adds the fds to poll; returns nothing. Called before each poll.
   virtual void fill(std::vector<struct pollfd>& fds, int* timeout_ms) = 0;
   // Handles what poll found (fds from `first` on are this uplink's).
-  virtual void dispatch(const std::vector<struct pollfd>& fds, size_t first) = 0;
+  virtual void dispatch(std::vector<struct pollfd>& fds, size_t first) = 0;
   // A frame read from the tap, to send out.
   virtual void send(const uint8_t* frame, size_t len) = 0;
   virtual const char* kind() const = 0;
@@ -76,7 +76,7 @@ class VdeUplink : public Port {
   void fill(std::vector<struct pollfd>& fds, int*) override {
     fds.push_back({vde_datafd(conn_.get()), POLLIN, 0});
   }
-  void dispatch(const std::vector<struct pollfd>& fds, size_t first) override {
+  void dispatch(std::vector<struct pollfd>& fds, size_t first) override {
     if (!(fds[first].revents & POLLIN)) return;
     ssize_t n = vde_recv(conn_.get(), buf_, sizeof buf_, 0);
     if (n <= 1) return;  // vxvde answers 1 for "nothing"
@@ -115,8 +115,8 @@ class SlirpUplink : public Port {
       if (tm->expire_ms >= 0) t = std::min<uint32_t>(t, static_cast<uint32_t>(std::max<int64_t>(0, tm->expire_ms - now)));
     *timeout_ms = static_cast<int>(t);
   }
-  void dispatch(const std::vector<struct pollfd>& fds, size_t first) override {
-    fds_ = const_cast<std::vector<struct pollfd>*>(&fds);
+  void dispatch(std::vector<struct pollfd>& fds, size_t first) override {
+    fds_ = &fds;  // read by get_revents during slirp_pollfds_poll
     first_ = first;
     slirp_pollfds_poll(slirp_, 0, &SlirpUplink::get_revents, this);
     int64_t now = now_ns() / 1000000;
