@@ -7,8 +7,7 @@
 # Needs: hyperfine, bubblewrap (scripts/setup.sh --bench).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-vu=${1:-$here/../build/bin/vu}
-vu=$(readlink -f "$vu")
+vu=$(readlink -f "${1:-$here/../build/bin/vu}")
 runs=${RUNS:-50}
 
 . "$here/common.sh"
