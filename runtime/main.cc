@@ -13,6 +13,7 @@
 #include "runtime/net_helper.h"
 #include "runtime/ns_backend.h"
 #include "runtime/plan.h"
+#include "runtime/pvm_backend.h"
 #include "runtime/probe.h"
 #include "runtime/supervisor.h"
 #include "runtime/vdens_cmd.h"
@@ -36,9 +37,34 @@ int cmd_probe() {
   ViewSpec spec;
   auto plan = make_plan(spec, &facts[0]);
   std::printf("\n%-32s %s\n", "vu run would use",
-              plan ? "the ns backend (user namespaces)"
-                   : ("nothing: " + plan.error().message()).c_str());
+              !plan ? ("nothing: " + plan.error().message()).c_str()
+              : plan->backend == Backend::kNs ? "the ns backend (user namespaces)"
+                                              : "the pvm backend (partial virtual machine: seccomp user "
+                                                "notification and ptrace)");
   return 0;
+}
+
+int finish_run(const ExitStatus& st, pid_t spare) {
+  if (int n = kill_leftovers(spare))
+    VU_LOG_INFO("killed " << n << " process(es) the command left running in the view");
+  if (st.signaled) VU_LOG_INFO("command killed by signal " << st.value << " (" << strsignal(st.value) << ")");
+  return st.shell_status();
+}
+
+Result<int> run_pvm(const ViewSpec& spec, const SignalForwarder& signals) {
+  PvmView view = VU_TRY(start_pvm_view(spec, signals.child_mask()));
+  std::string report;
+  ExitStatus st = VU_TRY(supervise(view.child, signals, {view.monitor.get(), view.report.get(), &report}));
+  // A report may still be in the pipe when the first process exits.
+  char buf[64];
+  ssize_t n;
+  while ((n = ::read(view.report.get(), buf, sizeof buf)) > 0) report.append(buf, static_cast<size_t>(n));
+  int status = finish_run(st, -1);
+  if (auto failure = view.failure(report)) return std::move(*failure);
+  const pvm::Stats& s = view.monitor->stats();
+  VU_LOG_DEBUG("pvm: " << s.notifications << " notifications (" << s.continued << " continued, "
+                       << s.performed << " performed), " << s.traced << " ptrace stops");
+  return status;
 }
 
 Result<int> cmd_run(Invocation& inv) {
@@ -55,19 +81,26 @@ Result<int> cmd_run(Invocation& inv) {
   }
   Plan plan = VU_TRY(make_plan(spec, nullptr));
   SignalForwarder signals = VU_TRY(SignalForwarder::install());
+  if (plan.backend == Backend::kPvm) return run_pvm(spec, signals);
   std::optional<NetHelper> net;
   if (spec.net.kind == vdens::NetKind::kUplinks) net.emplace(VU_TRY(NetHelper::start(spec.net)));
-  Child child = VU_TRY(start_ns_view(spec, plan, signals.child_mask(), net ? net->view_socket() : -1));
+  auto started = start_ns_view(spec, plan, signals.child_mask(), net ? net->view_socket() : -1);
+  if (!started && started.error().kind() == ErrorKind::kDenied && spec.backend == BackendWish::kAuto) {
+    // User namespaces are refused here: the same view from the partial-VM backend.
+    net.reset();
+    VU_TRY(make_pvm_plan(spec, started.error().message()));
+    VU_LOG_INFO(started.error().message() << "; using the partial-VM backend (pvm)");
+    return run_pvm(spec, signals);
+  }
+  if (!started) return std::move(started).error();
+  Child child = std::move(started).value();
   ExitStatus st = VU_TRY(supervise(child, signals));
   pid_t spare = -1;
   if (net) {
     net->stop();
     spare = net->pid();
   }
-  if (int n = kill_leftovers(spare))
-    VU_LOG_INFO("killed " << n << " process(es) the command left running in the view");
-  if (st.signaled) VU_LOG_INFO("command killed by signal " << st.value << " (" << strsignal(st.value) << ")");
-  return st.shell_status();
+  return finish_run(st, spare);
 }
 
 int main_impl(int argc, char** argv) {

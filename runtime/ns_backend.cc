@@ -25,13 +25,12 @@
 #include "base/strings.h"
 #include "base/unique_fd.h"
 #include "bindmount/bindmount.h"
+#include "runtime/command.h"
 #include "runtime/exit_codes.h"
 #include "runtime/net_helper.h"
 #include "userns/userns.h"
 #include "base/temp_dir.h"
 #include "vdens/tap.h"
-
-extern char** environ;
 
 namespace vu {
 
@@ -87,14 +86,7 @@ struct Launch {
   bool configure_links = true;
   bool has_gateway = false;
   in_addr gateway{};
-  std::string cwd;
-  bool cwd_required = false;
-  std::vector<std::string> args;  // the command
-  std::vector<char*> argv;        // into args, NULL-terminated
-  std::vector<char*> sh_argv;     // {"/bin/sh", <path>, args[1..]…, NULL} for ENOEXEC scripts
-  std::vector<std::string> env;
-  std::vector<char*> envp;
-  std::vector<std::string> path_dirs;  // empty when argv[0] contains '/'
+  Command cmd;
   const sigset_t* mask = nullptr;
   int report_fd = -1;
   int sync_fd = -1;
@@ -121,49 +113,6 @@ bool remount_sysfs() {
     ::close(cg);
   }
   return true;
-}
-
-// execvpe without allocation: PATH was split in the parent; a script without #! runs under sh.
-[[noreturn]] void exec_command(Launch& l) {
-  char* const* envp = l.envp.data();
-  if (l.path_dirs.empty()) {
-    ::execve(l.argv[0], l.argv.data(), envp);
-    int err = errno;
-    if (err == ENOEXEC) {
-      l.sh_argv[1] = l.argv[0];
-      ::execve("/bin/sh", l.sh_argv.data(), envp);
-    }
-    child_fail(l, Stage::kExec, err);
-  }
-  char buf[4096];
-  int saved = ENOENT;
-  size_t name_len = std::strlen(l.argv[0]);
-  for (const std::string& dir : l.path_dirs) {
-    if (dir.size() + 1 + name_len + 1 > sizeof buf) continue;
-    std::memcpy(buf, dir.data(), dir.size());
-    buf[dir.size()] = '/';
-    std::memcpy(buf + dir.size() + 1, l.argv[0], name_len + 1);
-    ::execve(buf, l.argv.data(), envp);
-    switch (errno) {
-      case ENOENT:
-      case ENOTDIR:
-      case ESTALE:
-      case ENODEV:
-      case ETIMEDOUT:
-        continue;
-      case EACCES:
-        // A file we may not execute (not a directory we may not search) decides the error.
-        if (::access(buf, F_OK) == 0) saved = EACCES;
-        continue;
-      case ENOEXEC:
-        l.sh_argv[1] = buf;
-        ::execve("/bin/sh", l.sh_argv.data(), envp);
-        child_fail(l, Stage::kExec, ENOEXEC);
-      default:
-        child_fail(l, Stage::kExec, errno);
-    }
-  }
-  child_fail(l, Stage::kExec, saved);
 }
 
 int raise_ambient(uint64_t caps, int* which);
@@ -234,9 +183,9 @@ int raise_ambient(uint64_t caps, int* which);
   if (!l.hostname.empty() && ::sethostname(l.hostname.data(), l.hostname.size()) < 0)
     child_fail(l, Stage::kHostname, errno);
 
-  if (::chdir(l.cwd.c_str()) < 0) {
-    if (l.cwd_required) child_fail(l, Stage::kChdir, errno);
-    raw::write_str(2, "vu: warning: ", l.cwd.c_str(), " is not reachable in the view; starting in /\n");
+  if (::chdir(l.cmd.cwd.c_str()) < 0) {
+    if (l.cmd.cwd_required) child_fail(l, Stage::kChdir, errno);
+    raw::write_str(2, "vu: warning: ", l.cmd.cwd.c_str(), " is not reachable in the view; starting in /\n");
     if (::chdir("/") < 0) child_fail(l, Stage::kChdir, errno);
   }
 
@@ -246,7 +195,7 @@ int raise_ambient(uint64_t caps, int* which);
   }
 
   ::sigprocmask(SIG_SETMASK, l.mask, nullptr);
-  exec_command(l);
+  child_fail(l, Stage::kExec, exec_command(l.cmd));
 }
 
 // Raises each capability of `caps` as ambient: first into the inheritable set (capset), then
@@ -268,39 +217,6 @@ int raise_ambient(uint64_t caps, int* which) {
 }
 
 int child_entry(void* launch) { child_main(*static_cast<Launch*>(launch)); }
-
-std::string get_cwd() {
-  char buf[4096];
-  return ::getcwd(buf, sizeof buf) ? std::string(buf) : std::string("/");
-}
-
-// The command's environment: ours, less --unsetenv, plus --setenv (later wins).
-std::vector<std::string> make_env(const ViewSpec& spec) {
-  std::vector<std::string> env;
-  auto removed = [&](std::string_view name) {
-    for (const std::string& u : spec.unsetenv)
-      if (u == name) return true;
-    for (const auto& [k, v] : spec.setenv)
-      if (k == name) return true;
-    return false;
-  };
-  for (char** e = environ; *e; ++e) {
-    std::string_view kv = *e;
-    if (!removed(kv.substr(0, kv.find('=')))) env.emplace_back(kv);
-  }
-  for (const auto& [k, v] : spec.setenv) {
-    std::erase_if(env, [&](const std::string& s) { return s.compare(0, k.size() + 1, k + "=") == 0; });
-    env.push_back(k + "=" + v);
-  }
-  return env;
-}
-
-std::string env_value(const std::vector<std::string>& env, std::string_view name) {
-  for (const std::string& kv : env)
-    if (kv.size() > name.size() && kv.compare(0, name.size(), name) == 0 && kv[name.size()] == '=')
-      return kv.substr(name.size() + 1);
-  return {};
-}
 
 Error report_to_error(const ChildReport& r, const ViewSpec& spec, const Launch& l) {
   switch (r.stage) {
@@ -344,14 +260,8 @@ Error report_to_error(const ChildReport& r, const ViewSpec& spec, const Launch& 
     case Stage::kSendTaps: return Error::sys("hand the taps to vu-net", r.err);
     case Stage::kNetReady: return NetHelper::error_from({});  // handled by the caller
     case Stage::kChdir:
-      return Error::sys("chdir", r.err, l.cwd).context("--chdir").kind(ErrorKind::kSetup);
-    case Stage::kExec: {
-      std::string cmd = l.args[0];
-      if (r.err == ENOENT)
-        return Error::make(ErrorKind::kNotFound, str::quote(cmd) + ": command not found" +
-                                                     (l.path_dirs.empty() ? "" : " in the view's PATH"));
-      return Error::sys("execute", r.err, str::quote(cmd), ErrorKind::kNoExec);
-    }
+      return Error::sys("chdir", r.err, l.cmd.cwd).context("--chdir").kind(ErrorKind::kSetup);
+    case Stage::kExec: return exec_error(l.cmd, r.err);
     case Stage::kNone: break;
   }
   return Error::make(ErrorKind::kSetup, "the view's first process failed to start");
@@ -436,29 +346,7 @@ Result<Child> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset
   l.hostname = spec.hostname.value_or("");
   l.own_netns = plan.clone_flags & CLONE_NEWNET;
   l.lo_up = l.own_netns && spec.net.configure_links;
-  l.cwd = spec.chdir.value_or(get_cwd());
-  l.cwd_required = spec.chdir.has_value();
-
-  l.env = make_env(spec);
-  for (std::string& e : l.env) l.envp.push_back(e.data());
-  l.envp.push_back(nullptr);
-  l.args = spec.command;
-  if (l.args.empty()) {
-    std::string shell = env_value(l.env, "SHELL");
-    l.args.push_back(shell.empty() ? "/bin/sh" : shell);
-  }
-  for (std::string& a : l.args) l.argv.push_back(a.data());
-  l.argv.push_back(nullptr);
-  static char kSh[] = "/bin/sh";
-  l.sh_argv.push_back(kSh);
-  l.sh_argv.push_back(nullptr);  // the script's path, filled in by the child
-  for (size_t i = 1; i < l.args.size(); ++i) l.sh_argv.push_back(l.args[i].data());
-  l.sh_argv.push_back(nullptr);
-  if (!std::strchr(l.args[0].c_str(), '/')) {
-    std::string path = env_value(l.env, "PATH");
-    if (path.empty()) path = "/usr/local/bin:/usr/bin:/bin";
-    for (std::string& d : str::split(path, ':')) l.path_dirs.push_back(d.empty() ? "." : d);
-  }
+  l.cmd = prepare_command(spec);
   l.mask = &child_mask;
 
   auto report = VU_TRY(sys::pipe());

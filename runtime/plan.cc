@@ -13,16 +13,51 @@ Error userns_denied(const std::string& detail, BackendWish wish) {
   std::string m = "user namespaces are not available: " + detail;
   if (wish == BackendWish::kNs) m += " (--backend=ns was requested)";
   return Error::make(ErrorKind::kDenied, m)
-      .hint("the partial-VM backend (pvm), which needs no namespaces, is not part of this "
-            "build yet; run 'vu probe' for what this machine allows");
+      .hint(wish == BackendWish::kNs
+                ? "drop --backend=ns: vu then uses its partial-VM backend (pvm), which needs no "
+                  "namespaces; run 'vu probe' for what this machine allows"
+                : "run 'vu probe' for what this machine allows");
+}
+
+Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
+  auto refuse = [](const std::string& what, const std::string& hint) {
+    return Error::make(ErrorKind::kDenied, what + " needs user namespaces; the partial-VM backend "
+                                                  "(pvm) cannot provide it")
+        .hint(hint);
+  };
+  if (spec.map_users) return refuse("--map-users", "drop --map-users (--root works under pvm)");
+  if (spec.ambient_caps) return refuse("--cap", "capabilities can only be granted inside a user namespace");
+  const vdens::NetSpec& net = spec.net;
+  if (net.kind != vdens::NetKind::kHost && !net.defaulted)
+    return refuse("--net " + std::string(net.kind == vdens::NetKind::kNone ? "none" : net.uplinks[0].vnl),
+                  "use --net host, or run where user namespaces are allowed");
+  Plan p;
+  p.backend = Backend::kPvm;
+  p.why = std::move(why);
+  std::string uid = std::to_string(::getuid());
+  p.parts.push_back({"identity", spec.identity == userns::Identity::kRoot
+                                     ? "pvm: uid " + uid + " shown as 0 (root); other owners as 65534"
+                                     : "pvm: uid " + uid + " kept; other owners shown as 65534"});
+  if (spec.mounts.empty()) {
+    p.parts.push_back({"mounts", "pvm: the host's files (no path map)"});
+  } else {
+    for (size_t i = 0; i < spec.mounts.size(); ++i)
+      p.parts.push_back({i ? "" : "mounts", "pvm path map: " + bindmount::to_string(spec.mounts[i])});
+  }
+  p.parts.push_back({"hostname", spec.hostname ? "pvm: uname shows " + *spec.hostname : "host's name"});
+  p.parts.push_back({"network", net.defaulted ? "host network (pvm has no network namespace; the default "
+                                                "slirp network needs one)"
+                                              : "host network"});
+  p.parts.push_back({"capture", "seccomp user notification (paths, ids, uname), ptrace (execve, chdir)"});
+  return p;
 }
 
 Result<Plan> make_plan(const ViewSpec& spec, const Fact* userns) {
-  if (spec.backend == BackendWish::kPvm)
-    return Error::make(ErrorKind::kDenied,
-                       "--backend=pvm: the partial-VM backend is not part of this build yet")
-        .hint("use --backend=ns or auto");
-  if (userns && !userns->yes) return userns_denied(userns->detail, spec.backend);
+  if (spec.backend == BackendWish::kPvm) return make_pvm_plan(spec, "requested (--backend=pvm)");
+  if (userns && !userns->yes) {
+    if (spec.backend == BackendWish::kNs) return userns_denied(userns->detail, spec.backend);
+    return make_pvm_plan(spec, "user namespaces are not available (" + userns->detail + ")");
+  }
 
   Plan p;
   p.backend = Backend::kNs;

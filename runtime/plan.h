@@ -31,6 +31,10 @@ struct Plan {
 Result<Plan> make_plan(const ViewSpec& spec, const Fact* userns);
 std::string to_string(const Plan& plan);
 
+// The plan for the partial-VM backend; refuses what it cannot give (--map-users, --cap, a
+// network asked for explicitly).
+Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why);
+
 // The error for "user namespaces refused" (from a probe or a failed clone), naming the reason
 // and what to do.
 Error userns_denied(const std::string& detail, BackendWish wish);

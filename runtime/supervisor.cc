@@ -25,13 +25,15 @@ ExitStatus from_wait_status(int status) {
   return st;
 }
 
-// Reaps every child that has exited; returns true and fills *st when one of them was `main`.
-bool reap_exited(pid_t main, ExitStatus* st) {
+// Reaps every child that has exited (and lets the pvm monitor answer the ptrace stops among the
+// wait statuses); returns true and fills *st when one of them was `main`.
+bool reap_exited(pid_t main, ExitStatus* st, pvm::Monitor* monitor) {
   bool found = false;
   for (;;) {
     int status;
     pid_t p = ::waitpid(-1, &status, WNOHANG | __WALL);
     if (p <= 0) return found;
+    if (monitor && monitor->on_wait_status(p, status)) continue;
     if (p == main) {
       *st = from_wait_status(status);
       found = true;
@@ -96,15 +98,26 @@ int kill_leftovers(pid_t spare) {
   return killed;
 }
 
-Result<ExitStatus> supervise(Child& child, const SignalForwarder& signals) {
+Result<ExitStatus> supervise(Child& child, const SignalForwarder& signals, SuperviseExtras extras) {
   const pid_t main = child.pid();
   ExitStatus st;
-  struct pollfd pfd = {signals.fd(), POLLIN, 0};
+  struct pollfd pfd[3] = {{signals.fd(), POLLIN, 0},
+                          {extras.monitor ? extras.monitor->fd() : -1, POLLIN, 0},
+                          {extras.report_fd, POLLIN, 0}};
   for (bool done = false; !done;) {
-    if (::poll(&pfd, 1, -1) < 0) {
+    if (::poll(pfd, 3, -1) < 0) {
       if (errno == EINTR) continue;
       return Error::sys("poll", errno);
     }
+    if (pfd[1].revents & POLLIN) extras.monitor->on_notify();
+    if (pfd[1].revents & (POLLHUP | POLLERR | POLLNVAL)) pfd[1].fd = -1;  // no filtered process left
+    if (pfd[2].revents) {
+      char buf[512];
+      ssize_t n = ::read(pfd[2].fd, buf, sizeof buf);
+      if (n > 0 && extras.report) extras.report->append(buf, static_cast<size_t>(n));
+      if (n <= 0) pfd[2].fd = -1;  // EOF: the command was executed
+    }
+    if (!(pfd[0].revents & POLLIN)) continue;
     struct signalfd_siginfo si;
     while (::read(signals.fd(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
       if (si.ssi_signo == SIGCHLD) continue;  // reaped below, whichever child it was
@@ -113,7 +126,7 @@ Result<ExitStatus> supervise(Child& child, const SignalForwarder& signals) {
       VU_LOG_DEBUG("forwarding signal " << si.ssi_signo << " to pid " << main);
       (void)child.signal(static_cast<int>(si.ssi_signo));
     }
-    done = reap_exited(main, &st);
+    done = reap_exited(main, &st, extras.monitor);
   }
   child.release();  // reaped above
   return st;

@@ -17,9 +17,12 @@
 
 #include <signal.h>
 
+#include <string>
+
 #include "base/child.h"
 #include "base/error.h"
 #include "base/unique_fd.h"
+#include "pvm/monitor.h"
 
 namespace vu {
 
@@ -39,9 +42,17 @@ class SignalForwarder {
   UniqueFd fd_;
 };
 
+// What the pvm backend adds to the loop: its monitor answers seccomp notifications and ptrace
+// stops; bytes arriving on report_fd (the first process's set-up report) are kept in *report.
+struct SuperviseExtras {
+  pvm::Monitor* monitor = nullptr;
+  int report_fd = -1;
+  std::string* report = nullptr;
+};
+
 // Waits for the child to exit, forwarding signals and reaping orphans. Returns how the command
 // ended. The caller then stops vu-net, if any, and calls kill_leftovers().
-Result<ExitStatus> supervise(Child& child, const SignalForwarder& signals);
+Result<ExitStatus> supervise(Child& child, const SignalForwarder& signals, SuperviseExtras extras = {});
 
 // Kills (SIGKILL) and reaps every remaining child of this process, including orphans that keep
 // arriving while it does so, except `spare` (vu-net, tearing down its taps). Returns how many.

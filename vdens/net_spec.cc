@@ -141,7 +141,10 @@ Result<void> set_mtu(NetSpec& spec, std::string_view v) {
 
 Result<void> finish(NetSpec& spec) {
   // The default network is slirp: a view has NAT to the outside without any switch.
-  if (!spec.host_or_none_given && spec.uplinks.empty()) VU_TRY_VOID(add_net(spec, "slirp"));
+  if (!spec.host_or_none_given && spec.uplinks.empty()) {
+    VU_TRY_VOID(add_net(spec, "slirp"));
+    spec.defaulted = true;
+  }
   bool has_slirp = false;
   for (const Uplink& u : spec.uplinks) has_slirp |= u.slirp;
   if (!spec.forwards.empty() && !(spec.kind == NetKind::kUplinks && spec.uplinks[0].slirp))

@@ -62,6 +62,7 @@ inline constexpr int kVdeMaxMtu = 9216 - 14 - 4;  // VDE_MAXMTU less the Etherne
 struct NetSpec {
   NetKind kind = NetKind::kHost;
   bool host_or_none_given = false;  // --net host/none was said (not the default)
+  bool defaulted = false;  // no --net at all: finish() chose slirp (the pvm backend may use host)
   std::vector<Uplink> uplinks;
   std::vector<Ipv4> ip;          // per interface, in order (vde0, vde1, …)
   std::vector<in_addr> gateway;  // at most one default route

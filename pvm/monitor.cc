@@ -1,0 +1,1030 @@
+#include "pvm/monitor.h"
+
+#include <fcntl.h>
+#include <linux/seccomp.h>
+#include <seccomp.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/statvfs.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <sys/user.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <utime.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "base/log.h"
+
+#if !defined(__x86_64__)
+#error "pvm: only x86_64 is implemented (syscall numbers and ptrace registers)"
+#endif
+
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+#ifndef AT_EMPTY_PATH
+#define AT_EMPTY_PATH 0x1000
+#endif
+
+namespace vu::pvm {
+
+// ---------------------------------------------------------------------------------------------
+// The filter.
+
+namespace {
+// Calls the monitor answers (user notification).
+constexpr int kNotified[] = {
+    SYS_open, SYS_creat, SYS_openat, SYS_stat, SYS_lstat, SYS_fstat, SYS_newfstatat, SYS_statx,
+    SYS_access, SYS_faccessat, SYS_faccessat2, SYS_readlink, SYS_readlinkat, SYS_getcwd,
+    SYS_mkdir, SYS_mkdirat, SYS_mknod, SYS_mknodat, SYS_rmdir, SYS_unlink, SYS_unlinkat,
+    SYS_rename, SYS_renameat, SYS_renameat2, SYS_link, SYS_linkat, SYS_symlink, SYS_symlinkat,
+    SYS_chmod, SYS_fchmod, SYS_fchmodat, SYS_fchmodat2, SYS_chown, SYS_lchown, SYS_fchown,
+    SYS_fchownat, SYS_truncate, SYS_utime, SYS_utimes, SYS_futimesat, SYS_utimensat,
+    SYS_setxattr, SYS_lsetxattr, SYS_fsetxattr, SYS_getxattr, SYS_lgetxattr, SYS_listxattr,
+    SYS_llistxattr, SYS_removexattr, SYS_lremovexattr, SYS_fremovexattr, SYS_statfs,
+    SYS_connect, SYS_bind, SYS_uname, SYS_sethostname, SYS_getgroups, SYS_setgroups,
+    SYS_inotify_add_watch,
+};
+// Identity calls, only under --root.
+constexpr int kNotifiedRoot[] = {
+    SYS_getuid, SYS_geteuid, SYS_getgid, SYS_getegid, SYS_getresuid, SYS_getresgid,
+    SYS_setuid, SYS_setgid, SYS_setreuid, SYS_setregid, SYS_setresuid, SYS_setresgid,
+    SYS_setfsuid, SYS_setfsgid,
+};
+// Calls that change the caller itself: ptrace.
+constexpr int kTraced[] = {SYS_execve, SYS_execveat, SYS_chdir};
+// Ways around the path map: refused as if the kernel did not have them.
+constexpr int kNoSys[] = {
+    SYS_openat2, SYS_io_uring_setup, SYS_io_uring_enter, SYS_io_uring_register, SYS_clone3,
+    SYS_fsopen, SYS_fsconfig, SYS_fsmount, SYS_fspick, SYS_open_tree, SYS_move_mount,
+    SYS_mount_setattr, SYS_name_to_handle_at, SYS_open_by_handle_at,
+};
+constexpr int kPerm[] = {SYS_mount, SYS_umount2, SYS_pivot_root, SYS_chroot};
+
+struct CtxGuard {
+  scmp_filter_ctx ctx;
+  ~CtxGuard() { seccomp_release(ctx); }
+};
+}  // namespace
+
+Result<Filter> Filter::build(const Config& cfg) {
+  CtxGuard g{seccomp_init(SCMP_ACT_ALLOW)};
+  if (!g.ctx) return Error::make(ErrorKind::kSetup, "seccomp_init failed");
+  auto add = [&](uint32_t action, int nr) -> Result<void> {
+    int rc = seccomp_rule_add(g.ctx, action, nr, 0);
+    if (rc < 0) return Error::sys("seccomp_rule_add", -rc, "syscall " + std::to_string(nr));
+    return Ok{};
+  };
+  for (int nr : kNotified) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, nr));
+  if (cfg.root)
+    for (int nr : kNotifiedRoot) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, nr));
+  for (int nr : kTraced) VU_TRY_VOID(add(SCMP_ACT_TRACE(0), nr));
+  for (int nr : kNoSys) VU_TRY_VOID(add(SCMP_ACT_ERRNO(ENOSYS), nr));
+  for (int nr : kPerm) VU_TRY_VOID(add(SCMP_ACT_ERRNO(EPERM), nr));
+  // Export the BPF program through a memfd: the child installs it with a raw seccomp(2).
+  UniqueFd mem(static_cast<int>(::syscall(SYS_memfd_create, "vu-pvm-filter", MFD_CLOEXEC)));
+  if (!mem) return Error::sys("memfd_create", errno);
+  if (int rc = seccomp_export_bpf(g.ctx, mem.get()); rc < 0) return Error::sys("seccomp_export_bpf", -rc);
+  off_t len = ::lseek(mem.get(), 0, SEEK_END);
+  if (len <= 0 || len % static_cast<off_t>(sizeof(sock_filter)))
+    return Error::make(ErrorKind::kSetup, "seccomp_export_bpf: unexpected program size");
+  Filter f;
+  f.prog_.resize(static_cast<size_t>(len) / sizeof(sock_filter));
+  if (::pread(mem.get(), f.prog_.data(), static_cast<size_t>(len), 0) != len)
+    return Error::sys("read", errno, "the exported seccomp program");
+  return f;
+}
+
+int Filter::install() const {
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -errno;
+  sock_fprog prog = {static_cast<unsigned short>(prog_.size()), const_cast<sock_filter*>(prog_.data())};
+  long fd = ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+  return fd < 0 ? -errno : static_cast<int>(fd);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading and writing the caller's memory, and facts about it from /proc.
+
+namespace {
+
+bool read_mem(pid_t pid, uint64_t addr, void* buf, size_t len) {
+  iovec local = {buf, len};
+  iovec remote = {reinterpret_cast<void*>(addr), len};
+  return ::process_vm_readv(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(len);
+}
+
+bool write_mem(pid_t pid, uint64_t addr, const void* buf, size_t len) {
+  iovec local = {const_cast<void*>(buf), len};
+  iovec remote = {reinterpret_cast<void*>(addr), len};
+  return ::process_vm_writev(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(len);
+}
+
+// A NUL-terminated string of at most PATH_MAX bytes; reads page by page so that a string near
+// the end of a mapping is not an error. Returns 0 or errno (EFAULT, ENAMETOOLONG).
+int read_string(pid_t pid, uint64_t addr, std::string* out, size_t max = 4096) {
+  out->clear();
+  if (!addr) return EFAULT;
+  char buf[4096];
+  while (out->size() < max) {
+    size_t chunk = 4096 - (addr & 4095);
+    if (!read_mem(pid, addr, buf, chunk)) return EFAULT;
+    if (const void* nul = std::memchr(buf, 0, chunk)) {
+      out->append(buf, static_cast<size_t>(static_cast<const char*>(nul) - buf));
+      return out->size() < max ? 0 : ENAMETOOLONG;
+    }
+    out->append(buf, chunk);
+    addr += chunk;
+  }
+  return ENAMETOOLONG;
+}
+
+std::string read_link(const std::string& path) {
+  char buf[4096];
+  ssize_t n = ::readlink(path.c_str(), buf, sizeof buf - 1);
+  return n < 0 ? std::string() : std::string(buf, static_cast<size_t>(n));
+}
+
+std::string proc_path(pid_t tid, const char* what) { return "/proc/" + std::to_string(tid) + "/" + what; }
+std::string fd_path(pid_t tid, int fd) { return "/proc/" + std::to_string(tid) + "/fd/" + std::to_string(fd); }
+
+// A field of /proc/TID/status ("Tgid:", "Umask:"), or -1.
+long status_field(pid_t tid, const char* key, int base) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/status", static_cast<int>(tid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[2048];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  const char* p = std::strstr(buf, key);
+  if (!p) return -1;
+  return std::strtol(p + std::strlen(key), nullptr, base);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// One call.
+
+struct Monitor::Call {
+  uint64_t id;
+  pid_t tid;
+  int nr;
+  uint64_t a[6];
+  pid_t tgid_cache = 0;
+  pid_t tgid() {
+    if (!tgid_cache) {
+      long t = status_field(tid, "Tgid:", 10);
+      tgid_cache = t > 0 ? static_cast<pid_t>(t) : tid;
+    }
+    return tgid_cache;
+  }
+  int arg_int(int i) const { return static_cast<int>(a[i]); }
+};
+
+struct Monitor::Answer {
+  enum Kind { kContinue, kValue, kFd } kind = kContinue;
+  int64_t val = 0;
+  int err = 0;
+  UniqueFd fd;
+  bool cloexec = false;
+  static Answer cont() { return {}; }
+  static Answer value(int64_t v) {
+    Answer a;
+    a.kind = kValue;
+    a.val = v;
+    return a;
+  }
+  static Answer error(int e) {
+    Answer a;
+    a.kind = kValue;
+    a.err = e;
+    return a;
+  }
+  // The result of a call we made ourselves: -1 → errno.
+  static Answer result(long rc) { return rc < 0 ? error(errno) : value(rc); }
+};
+
+namespace {
+
+using Answer = Monitor::Answer;
+using Call = Monitor::Call;
+
+uid_t view_uid(const Config& c, uid_t u) { return u == c.uid ? (c.root ? 0 : c.uid) : kOverflowId; }
+gid_t view_gid(const Config& c, gid_t g) { return g == c.gid ? (c.root ? 0 : c.gid) : kOverflowId; }
+
+// A view id given to chown → the host id, or -1 with EINVAL for ids the view does not map.
+bool host_uid(const Config& c, uint32_t v, uid_t* out) {
+  if (v == static_cast<uint32_t>(-1)) return *out = static_cast<uid_t>(-1), true;
+  if (v == (c.root ? 0 : c.uid)) return *out = c.uid, true;
+  return false;
+}
+bool host_gid(const Config& c, uint32_t v, gid_t* out) {
+  if (v == static_cast<uint32_t>(-1)) return *out = static_cast<gid_t>(-1), true;
+  if (v == (c.root ? 0 : c.gid)) return *out = c.gid, true;
+  return false;
+}
+
+// Where a relative path of this call starts: the dirfd's or the cwd's place, in both worlds.
+int start_of(const Config& cfg, Call& c, int dirfd, Start* s) {
+  s->host = read_link(dirfd == AT_FDCWD ? proc_path(c.tid, "cwd") : fd_path(c.tid, dirfd));
+  if (s->host.empty() || s->host[0] != '/') return dirfd == AT_FDCWD ? ENOENT : (s->host.empty() ? EBADF : ENOTDIR);
+  std::string v = cfg.map.to_view(s->host);
+  s->view = v.empty() ? s->host : v;
+  return 0;
+}
+
+// Reads the path argument and resolves it from dirfd. Returns errno of either step in r->err.
+Resolved resolve_arg(const Config& cfg, Call& c, int dirfd, uint64_t addr, bool follow,
+                     std::string* raw = nullptr) {
+  Resolved r;
+  std::string path;
+  if (int e = read_string(c.tid, addr, &path)) {
+    r.err = e;
+    return r;
+  }
+  Start s;
+  if (!path.empty() && path[0] != '/') {
+    if (int e = start_of(cfg, c, dirfd, &s)) {
+      r.err = e;
+      return r;
+    }
+  }
+  Caller who;
+  if (path.find("self") != std::string::npos) who = {c.tgid(), c.tid};
+  r = cfg.map.resolve(s, path, follow, who);
+  if (raw) *raw = std::move(path);
+  return r;
+}
+
+// Read-only region of a descriptor (fchmod, fchown, fsetxattr on a file of a read-only bind).
+bool fd_read_only(const Config& cfg, Call& c, int fd) {
+  if (cfg.map.empty()) return false;
+  std::string host = read_link(fd_path(c.tid, fd));
+  if (host.empty() || host[0] != '/') return false;
+  const Mount* m = cfg.map.covering(cfg.map.to_view(host));
+  return m && m->read_only;
+}
+
+bool writes_refused(const Resolved& r) {
+  // The kernel lets devices, FIFOs and sockets on a read-only mount be written.
+  return r.read_only() && (!r.exists || S_ISREG(r.st.st_mode) || S_ISDIR(r.st.st_mode) || S_ISLNK(r.st.st_mode));
+}
+
+mode_t umask_of(Call& c) {
+  long m = status_field(c.tid, "Umask:", 8);
+  return m < 0 ? 022 : static_cast<mode_t>(m);
+}
+
+Answer write_stat(const Config& cfg, Call& c, struct stat st, uint64_t buf) {
+  st.st_uid = view_uid(cfg, st.st_uid);
+  st.st_gid = view_gid(cfg, st.st_gid);
+  if (!write_mem(c.tid, buf, &st, sizeof st)) return Answer::error(EFAULT);
+  return Answer::value(0);
+}
+
+// ---- open ----------------------------------------------------------------------------------
+Answer do_open(const Config& cfg, Call& c, int dirfd, uint64_t path, int flags, mode_t mode) {
+  const bool excl_create = (flags & O_CREAT) && (flags & O_EXCL);
+  const bool follow = !(flags & O_NOFOLLOW) && !excl_create;
+  Resolved r = resolve_arg(cfg, c, dirfd, path, follow);
+  if (r.err) return Answer::error(r.err);
+  const int acc = flags & O_ACCMODE;
+  const bool tmpfile = (flags & O_TMPFILE) == O_TMPFILE;
+  if (r.exists && excl_create) return Answer::error(EEXIST);
+  if (!r.exists && !(flags & O_CREAT)) return Answer::error(ENOENT);
+  const bool writes = acc != O_RDONLY || (flags & O_TRUNC) || (!r.exists && (flags & O_CREAT)) || tmpfile;
+  if (writes && writes_refused(r)) {
+    if (r.exists && S_ISDIR(r.st.st_mode) && acc != O_RDONLY) return Answer::error(EISDIR);
+    return Answer::error(EROFS);
+  }
+  if (!r.moved) return Answer::cont();
+  int oflags = flags | O_CLOEXEC;
+  const bool fifo = r.exists && S_ISFIFO(r.st.st_mode) && !(flags & O_NONBLOCK);
+  if (fifo) oflags |= O_NONBLOCK;  // the monitor must never block; cleared below
+  if (flags & (O_CREAT | O_TMPFILE)) mode &= ~umask_of(c);
+  Answer a;
+  a.fd.reset(::open(r.host.c_str(), oflags, mode));
+  if (!a.fd) return Answer::error(errno);
+  if (fifo) ::fcntl(a.fd.get(), F_SETFL, flags & ~O_NONBLOCK & (O_APPEND | O_ASYNC | O_DIRECT | O_NOATIME));
+  a.kind = Answer::kFd;
+  a.cloexec = flags & O_CLOEXEC;
+  return a;
+}
+
+// ---- stat ----------------------------------------------------------------------------------
+Answer do_fstat(const Config& cfg, Call& c, int fd, uint64_t buf) {
+  struct stat st;
+  std::string p = fd == AT_FDCWD ? proc_path(c.tid, "cwd") : fd_path(c.tid, fd);
+  if (::stat(p.c_str(), &st) < 0) return Answer::error(errno == ENOENT ? EBADF : errno);
+  return write_stat(cfg, c, st, buf);
+}
+
+Answer do_stat(const Config& cfg, Call& c, int dirfd, uint64_t path, uint64_t buf, int flags) {
+  if (flags & AT_EMPTY_PATH) {
+    std::string p;
+    if (read_string(c.tid, path, &p) == 0 && p.empty()) return do_fstat(cfg, c, dirfd, buf);
+  }
+  Resolved r = resolve_arg(cfg, c, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
+  if (r.err) return Answer::error(r.err);
+  if (!r.exists) return Answer::error(ENOENT);
+  return write_stat(cfg, c, r.st, buf);
+}
+
+Answer do_statx(const Config& cfg, Call& c) {
+  const int dirfd = c.arg_int(0), flags = c.arg_int(2);
+  const unsigned mask = static_cast<unsigned>(c.a[3]);
+  std::string host;
+  int sflags = flags & AT_STATX_SYNC_TYPE;
+  std::string p;
+  if ((flags & AT_EMPTY_PATH) && read_string(c.tid, c.a[1], &p) == 0 && p.empty()) {
+    host = dirfd == AT_FDCWD ? proc_path(c.tid, "cwd") : fd_path(c.tid, dirfd);
+  } else {
+    Resolved r = resolve_arg(cfg, c, dirfd, c.a[1], !(flags & AT_SYMLINK_NOFOLLOW));
+    if (r.err) return Answer::error(r.err);
+    if (!r.exists) return Answer::error(ENOENT);
+    host = r.host;
+    if (S_ISLNK(r.st.st_mode)) sflags |= AT_SYMLINK_NOFOLLOW;
+  }
+  struct statx stx;
+  if (::statx(AT_FDCWD, host.c_str(), sflags, mask, &stx) < 0)
+    return Answer::error(errno == ENOENT && host.compare(0, 6, "/proc/") == 0 ? EBADF : errno);
+  stx.stx_uid = view_uid(cfg, stx.stx_uid);
+  stx.stx_gid = view_gid(cfg, stx.stx_gid);
+  if (!write_mem(c.tid, c.a[4], &stx, sizeof stx)) return Answer::error(EFAULT);
+  return Answer::value(0);
+}
+
+// ---- access, readlink, getcwd --------------------------------------------------------------
+Answer do_access(const Config& cfg, Call& c, int dirfd, uint64_t path, int mode, int flags) {
+  Resolved r = resolve_arg(cfg, c, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
+  if (r.err) return Answer::error(r.err);
+  if (!r.exists) return Answer::error(ENOENT);
+  if ((mode & W_OK) && writes_refused(r)) return Answer::error(EROFS);
+  if (!r.moved) return Answer::cont();
+  return Answer::result(::faccessat(AT_FDCWD, r.host.c_str(), mode, (flags & AT_EACCESS) | AT_SYMLINK_NOFOLLOW));
+}
+
+bool is_proc_magic(const std::string& host) {
+  if (host.compare(0, 6, "/proc/") != 0) return false;
+  size_t i = 6;
+  while (i < host.size() && host[i] >= '0' && host[i] <= '9') ++i;
+  return i > 6 && i < host.size() && host[i] == '/';
+}
+
+Answer reply_string(Call& c, const std::string& s, uint64_t buf, size_t size, bool nul) {
+  size_t n = s.size() + (nul ? 1 : 0);
+  if (nul && n > size) return Answer::error(ERANGE);
+  if (!nul) n = std::min(n, size);
+  if (!write_mem(c.tid, buf, s.c_str(), n)) return Answer::error(EFAULT);
+  return Answer::value(static_cast<int64_t>(n));
+}
+
+Answer do_readlink(const Config& cfg, Call& c, int dirfd, uint64_t path, uint64_t buf, size_t size) {
+  if (static_cast<ssize_t>(size) <= 0) return Answer::error(EINVAL);
+  Resolved r = resolve_arg(cfg, c, dirfd, path, false);
+  if (r.err) return Answer::error(r.err);
+  if (!r.exists) return Answer::error(ENOENT);
+  if (!S_ISLNK(r.st.st_mode)) return Answer::error(EINVAL);
+  const bool magic = is_proc_magic(r.host);
+  if (!r.moved && !magic) return Answer::cont();
+  std::string target = read_link(r.host);
+  if (target.empty()) return Answer::error(errno ? errno : EINVAL);
+  if (magic && target[0] == '/') {
+    std::string v = cfg.map.to_view(target);
+    target = v.empty() ? "(unreachable)" + target : v;
+  }
+  return reply_string(c, target, buf, size, false);
+}
+
+Answer do_getcwd(const Config& cfg, Call& c) {
+  std::string host = read_link(proc_path(c.tid, "cwd"));
+  if (host.empty()) return Answer::error(ENOENT);
+  if (cfg.map.empty()) return Answer::cont();
+  std::string v = cfg.map.to_view(host);
+  return reply_string(c, v.empty() ? "(unreachable)" + host : v, c.a[0], c.a[1], true);
+}
+
+// ---- creating and removing names -----------------------------------------------------------
+// Resolves the name a creating call makes (never following a final symlink).
+Answer check_create(const Resolved& r) {
+  if (r.err) return Answer::error(r.err);
+  if (r.exists) return Answer::error(EEXIST);
+  if (r.read_only()) return Answer::error(EROFS);
+  return Answer::cont();
+}
+
+Answer do_mkdir(const Config& cfg, Call& c, int dirfd, uint64_t path, mode_t mode) {
+  Resolved r = resolve_arg(cfg, c, dirfd, path, false);
+  Answer a = check_create(r);
+  if (a.kind != Answer::kContinue || !r.moved) return a;
+  return Answer::result(::mkdir(r.host.c_str(), mode & ~umask_of(c)));
+}
+
+Answer do_mknod(const Config& cfg, Call& c, int dirfd, uint64_t path, mode_t mode, dev_t dev) {
+  Resolved r = resolve_arg(cfg, c, dirfd, path, false);
+  Answer a = check_create(r);
+  if (a.kind != Answer::kContinue || !r.moved) return a;
+  return Answer::result(::mknod(r.host.c_str(), mode & ~umask_of(c), dev));
+}
+
+Answer do_symlink(const Config& cfg, Call& c, uint64_t target, int dirfd, uint64_t path) {
+  Resolved r = resolve_arg(cfg, c, dirfd, path, false);
+  Answer a = check_create(r);
+  if (a.kind != Answer::kContinue || !r.moved) return a;
+  std::string t;
+  if (int e = read_string(c.tid, target, &t)) return Answer::error(e);
+  return Answer::result(::symlink(t.c_str(), r.host.c_str()));
+}
+
+Answer do_remove(const Config& cfg, Call& c, int dirfd, uint64_t path, bool dir) {
+  Resolved r = resolve_arg(cfg, c, dirfd, path, false);
+  if (r.err) return Answer::error(r.err);
+  if (!r.exists) return Answer::error(ENOENT);
+  if (r.mountpoint) return Answer::error(EBUSY);
+  if (r.read_only()) return Answer::error(EROFS);
+  if (!r.moved) return Answer::cont();
+  return Answer::result(dir ? ::rmdir(r.host.c_str()) : ::unlink(r.host.c_str()));
+}
+
+Answer do_rename(const Config& cfg, Call& c, int olddir, uint64_t oldp, int newdir, uint64_t newp,
+                 unsigned flags) {
+  Resolved o = resolve_arg(cfg, c, olddir, oldp, false);
+  if (o.err) return Answer::error(o.err);
+  Resolved n = resolve_arg(cfg, c, newdir, newp, false);
+  if (n.err) return Answer::error(n.err);
+  if (!o.exists) return Answer::error(ENOENT);
+  if (o.mountpoint || n.mountpoint) return Answer::error(EBUSY);
+  if (o.mount != n.mount) return Answer::error(EXDEV);
+  if (o.read_only()) return Answer::error(EROFS);
+  if (!o.moved && !n.moved) return Answer::cont();
+  return Answer::result(::renameat2(AT_FDCWD, o.host.c_str(), AT_FDCWD, n.host.c_str(), flags));
+}
+
+Answer do_link(const Config& cfg, Call& c, int olddir, uint64_t oldp, int newdir, uint64_t newp, int flags) {
+  if (flags & AT_EMPTY_PATH) return Answer::cont();
+  Resolved o = resolve_arg(cfg, c, olddir, oldp, flags & AT_SYMLINK_FOLLOW);
+  if (o.err) return Answer::error(o.err);
+  if (!o.exists) return Answer::error(ENOENT);
+  Resolved n = resolve_arg(cfg, c, newdir, newp, false);
+  if (n.err) return Answer::error(n.err);
+  if (n.exists) return Answer::error(EEXIST);
+  if (o.mount != n.mount) return Answer::error(EXDEV);
+  if (n.read_only()) return Answer::error(EROFS);
+  if (!o.moved && !n.moved) return Answer::cont();
+  return Answer::result(::linkat(AT_FDCWD, o.host.c_str(), AT_FDCWD, n.host.c_str(), 0));
+}
+
+// ---- changing attributes -------------------------------------------------------------------
+// Resolves an existing object a call modifies; EROFS in a read-only region.
+Resolved resolve_modify(const Config& cfg, Call& c, int dirfd, uint64_t path, bool follow) {
+  Resolved r = resolve_arg(cfg, c, dirfd, path, follow);
+  if (!r.err && !r.exists) r.err = ENOENT;
+  if (!r.err && writes_refused(r)) r.err = EROFS;
+  return r;
+}
+
+Answer do_chmod(const Config& cfg, Call& c, int dirfd, uint64_t path, mode_t mode, int flags) {
+  Resolved r = resolve_modify(cfg, c, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
+  if (r.err) return Answer::error(r.err);
+  if (!r.moved) return Answer::cont();
+  return Answer::result(::fchmodat(AT_FDCWD, r.host.c_str(), mode, flags & AT_SYMLINK_NOFOLLOW));
+}
+
+Answer do_chown(const Config& cfg, Call& c, int dirfd, uint64_t path, uint64_t u, uint64_t g, int flags) {
+  uid_t hu;
+  gid_t hg;
+  if (!host_uid(cfg, static_cast<uint32_t>(u), &hu) || !host_gid(cfg, static_cast<uint32_t>(g), &hg))
+    return Answer::error(EINVAL);
+  std::string host;
+  int hflags = 0;
+  if (flags & AT_EMPTY_PATH) {
+    std::string p;
+    if (read_string(c.tid, path, &p) == 0 && p.empty()) {
+      if (fd_read_only(cfg, c, dirfd)) return Answer::error(EROFS);
+      host = dirfd == AT_FDCWD ? proc_path(c.tid, "cwd") : fd_path(c.tid, dirfd);
+    }
+  }
+  if (host.empty()) {
+    Resolved r = resolve_modify(cfg, c, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
+    if (r.err) return Answer::error(r.err);
+    host = r.host;
+    if (S_ISLNK(r.st.st_mode)) hflags = AT_SYMLINK_NOFOLLOW;
+  }
+  return Answer::result(::fchownat(AT_FDCWD, host.c_str(), hu, hg, hflags));
+}
+
+Answer do_fchown(const Config& cfg, Call& c) {
+  uid_t hu;
+  gid_t hg;
+  if (!host_uid(cfg, static_cast<uint32_t>(c.a[1]), &hu) || !host_gid(cfg, static_cast<uint32_t>(c.a[2]), &hg))
+    return Answer::error(EINVAL);
+  if (fd_read_only(cfg, c, c.arg_int(0))) return Answer::error(EROFS);
+  if (::fchownat(AT_FDCWD, fd_path(c.tid, c.arg_int(0)).c_str(), hu, hg, 0) < 0)
+    return Answer::error(errno == ENOENT ? EBADF : errno);
+  return Answer::value(0);
+}
+
+Answer do_truncate(const Config& cfg, Call& c) {
+  Resolved r = resolve_modify(cfg, c, AT_FDCWD, c.a[0], true);
+  if (r.err) return Answer::error(r.err);
+  if (!r.moved) return Answer::cont();
+  return Answer::result(::truncate(r.host.c_str(), static_cast<off_t>(c.a[1])));
+}
+
+// utime, utimes, futimesat, utimensat: the times are read in the caller's format and applied
+// with utimensat (NULL = now).
+Answer do_utimes(const Config& cfg, Call& c) {
+  int dirfd = AT_FDCWD, flags = 0;
+  uint64_t path = c.a[0], times = c.a[1];
+  if (c.nr == SYS_futimesat) dirfd = c.arg_int(0), path = c.a[1], times = c.a[2];
+  if (c.nr == SYS_utimensat) {
+    dirfd = c.arg_int(0), path = c.a[1], times = c.a[2], flags = c.arg_int(3);
+    if (!path) {  // futimens(fd, …)
+      if (fd_read_only(cfg, c, dirfd)) return Answer::error(EROFS);
+      return Answer::cont();
+    }
+  }
+  Resolved r = resolve_modify(cfg, c, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
+  if (r.err) return Answer::error(r.err);
+  if (!r.moved) return Answer::cont();
+  timespec ts[2];
+  timespec* tp = nullptr;
+  if (times) {
+    tp = ts;
+    if (c.nr == SYS_utimensat) {
+      if (!read_mem(c.tid, times, ts, sizeof ts)) return Answer::error(EFAULT);
+    } else if (c.nr == SYS_utime) {
+      utimbuf ub;
+      if (!read_mem(c.tid, times, &ub, sizeof ub)) return Answer::error(EFAULT);
+      ts[0] = {ub.actime, 0};
+      ts[1] = {ub.modtime, 0};
+    } else {
+      timeval tv[2];
+      if (!read_mem(c.tid, times, tv, sizeof tv)) return Answer::error(EFAULT);
+      for (int i = 0; i < 2; ++i) ts[i] = {tv[i].tv_sec, tv[i].tv_usec * 1000};
+    }
+  }
+  return Answer::result(::utimensat(AT_FDCWD, r.host.c_str(), tp, flags & AT_SYMLINK_NOFOLLOW));
+}
+
+Answer do_xattr(const Config& cfg, Call& c) {
+  const bool nofollow = c.nr == SYS_lsetxattr || c.nr == SYS_lgetxattr || c.nr == SYS_llistxattr ||
+                        c.nr == SYS_lremovexattr;
+  const bool modifies = c.nr == SYS_setxattr || c.nr == SYS_lsetxattr || c.nr == SYS_removexattr ||
+                        c.nr == SYS_lremovexattr;
+  Resolved r = modifies ? resolve_modify(cfg, c, AT_FDCWD, c.a[0], !nofollow)
+                        : resolve_arg(cfg, c, AT_FDCWD, c.a[0], !nofollow);
+  if (r.err) return Answer::error(r.err);
+  if (!r.exists) return Answer::error(ENOENT);
+  if (!r.moved) return Answer::cont();
+  const char* host = r.host.c_str();
+  std::string name;
+  if (c.nr != SYS_listxattr && c.nr != SYS_llistxattr) {
+    if (int e = read_string(c.tid, c.a[1], &name, 256)) return Answer::error(e == ENAMETOOLONG ? ERANGE : e);
+  }
+  std::vector<char> buf;
+  switch (c.nr) {
+    case SYS_setxattr:
+    case SYS_lsetxattr: {
+      if (c.a[3] > 65536) return Answer::error(E2BIG);
+      buf.resize(c.a[3]);
+      if (c.a[3] && !read_mem(c.tid, c.a[2], buf.data(), buf.size())) return Answer::error(EFAULT);
+      long rc = nofollow ? ::lsetxattr(host, name.c_str(), buf.data(), buf.size(), c.arg_int(4))
+                         : ::setxattr(host, name.c_str(), buf.data(), buf.size(), c.arg_int(4));
+      return Answer::result(rc);
+    }
+    case SYS_removexattr:
+    case SYS_lremovexattr:
+      return Answer::result(nofollow ? ::lremovexattr(host, name.c_str()) : ::removexattr(host, name.c_str()));
+    case SYS_getxattr:
+    case SYS_lgetxattr:
+    case SYS_listxattr:
+    case SYS_llistxattr: {
+      const bool list = c.nr == SYS_listxattr || c.nr == SYS_llistxattr;
+      size_t size = std::min<uint64_t>(list ? c.a[2] : c.a[3], 65536);
+      uint64_t out = list ? c.a[1] : c.a[2];
+      buf.resize(size ? size : 1);
+      ssize_t n = list ? (nofollow ? ::llistxattr(host, buf.data(), size) : ::listxattr(host, buf.data(), size))
+                       : (nofollow ? ::lgetxattr(host, name.c_str(), buf.data(), size)
+                                   : ::getxattr(host, name.c_str(), buf.data(), size));
+      if (n < 0) return Answer::error(errno);
+      if (size && n > 0 && !write_mem(c.tid, out, buf.data(), static_cast<size_t>(n))) return Answer::error(EFAULT);
+      return Answer::value(n);
+    }
+  }
+  return Answer::error(ENOSYS);
+}
+
+Answer do_statfs(const Config& cfg, Call& c) {
+  Resolved r = resolve_arg(cfg, c, AT_FDCWD, c.a[0], true);
+  if (r.err) return Answer::error(r.err);
+  if (!r.exists) return Answer::error(ENOENT);
+  if (!r.moved && !r.read_only()) return Answer::cont();
+  struct statfs sf;
+  if (::statfs(r.host.c_str(), &sf) < 0) return Answer::error(errno);
+  if (r.read_only()) sf.f_flags |= ST_RDONLY;
+  if (!write_mem(c.tid, c.a[1], &sf, sizeof sf)) return Answer::error(EFAULT);
+  return Answer::value(0);
+}
+
+// ---- sockets with a path -------------------------------------------------------------------
+Answer do_sockaddr(const Config& cfg, Call& c) {
+  const bool is_bind = c.nr == SYS_bind;
+  sockaddr_un sun{};
+  size_t len = c.a[2];
+  if (len <= offsetof(sockaddr_un, sun_path) || len > sizeof sun) return Answer::cont();
+  if (!read_mem(c.tid, c.a[1], &sun, len)) return Answer::cont();  // the kernel says EFAULT
+  if (sun.sun_family != AF_UNIX || sun.sun_path[0] == 0) return Answer::cont();
+  std::string path(sun.sun_path, strnlen(sun.sun_path, len - offsetof(sockaddr_un, sun_path)));
+  Start s;
+  if (path[0] != '/' && start_of(cfg, c, AT_FDCWD, &s)) return Answer::cont();
+  Caller who;
+  if (path.find("self") != std::string::npos) who = {c.tgid(), c.tid};
+  Resolved r = cfg.map.resolve(s, path, !is_bind, who);
+  if (r.err) return Answer::error(r.err);
+  if (is_bind && r.exists) return Answer::error(EADDRINUSE);
+  if (!is_bind && !r.exists) return Answer::error(ENOENT);
+  if (is_bind && r.read_only()) return Answer::error(EROFS);
+  if (!r.moved) return Answer::cont();
+  if (r.host.size() >= sizeof sun.sun_path) return Answer::error(ENAMETOOLONG);
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, c.tgid(), 0)));
+  if (!pidfd) return Answer::error(errno);
+  UniqueFd sock(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), c.arg_int(0), 0)));
+  if (!sock) return Answer::error(errno);
+  sockaddr_un host{};
+  host.sun_family = AF_UNIX;
+  std::memcpy(host.sun_path, r.host.c_str(), r.host.size() + 1);
+  auto hlen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + r.host.size() + 1);
+  if (is_bind) {
+    mode_t old = ::umask(umask_of(c));
+    long rc = ::bind(sock.get(), reinterpret_cast<sockaddr*>(&host), hlen);
+    int e = errno;
+    ::umask(old);
+    return rc < 0 ? Answer::error(e) : Answer::value(0);
+  }
+  return Answer::result(::connect(sock.get(), reinterpret_cast<sockaddr*>(&host), hlen));
+}
+
+// ---- identity and hostname -----------------------------------------------------------------
+Answer do_uname(const Config& cfg, Call& c) {
+  if (!cfg.hostname) return Answer::cont();
+  utsname u;
+  ::uname(&u);
+  std::snprintf(u.nodename, sizeof u.nodename, "%s", cfg.hostname->c_str());
+  if (!write_mem(c.tid, c.a[0], &u, sizeof u)) return Answer::error(EFAULT);
+  return Answer::value(0);
+}
+
+Answer do_sethostname(Config& cfg, Call& c) {
+  if (!cfg.root) return Answer::error(EPERM);
+  if (c.a[1] > 64) return Answer::error(EINVAL);
+  std::string name(c.a[1], '\0');
+  if (c.a[1] && !read_mem(c.tid, c.a[0], name.data(), name.size())) return Answer::error(EFAULT);
+  cfg.hostname = name;
+  return Answer::value(0);
+}
+
+Answer do_getgroups(const Config& cfg, Call& c) {
+  gid_t groups[65536];
+  int n = ::getgroups(65536, groups);
+  if (n < 0) return Answer::error(errno);
+  for (int i = 0; i < n; ++i) groups[i] = view_gid(cfg, groups[i]);
+  int size = c.arg_int(0);
+  if (size == 0) return Answer::value(n);
+  if (size < n) return Answer::error(EINVAL);
+  if (n && !write_mem(c.tid, c.a[1], groups, sizeof(gid_t) * static_cast<size_t>(n))) return Answer::error(EFAULT);
+  return Answer::value(n);
+}
+
+// --root: ids are 0; setting them to 0 (or leaving them, -1) is allowed, anything else is an id
+// the view does not map.
+Answer do_root_ids(Call& c) {
+  switch (c.nr) {
+    case SYS_getuid:
+    case SYS_geteuid:
+    case SYS_getgid:
+    case SYS_getegid:
+    case SYS_setfsuid:
+    case SYS_setfsgid:
+      return Answer::value(0);
+    case SYS_getresuid:
+    case SYS_getresgid: {
+      uint32_t zero = 0;
+      for (int i = 0; i < 3; ++i)
+        if (!write_mem(c.tid, c.a[i], &zero, sizeof zero)) return Answer::error(EFAULT);
+      return Answer::value(0);
+    }
+    default: {
+      int n = c.nr == SYS_setuid || c.nr == SYS_setgid ? 1 : c.nr == SYS_setreuid || c.nr == SYS_setregid ? 2 : 3;
+      for (int i = 0; i < n; ++i) {
+        uint32_t v = static_cast<uint32_t>(c.a[i]);
+        if (v != 0 && !(v == static_cast<uint32_t>(-1) && c.nr != SYS_setuid && c.nr != SYS_setgid))
+          return Answer::error(EINVAL);
+      }
+      return Answer::value(0);
+    }
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+Monitor::Monitor(Config cfg, UniqueFd listener) : cfg_(std::move(cfg)), listener_(std::move(listener)) {
+  seccomp_notif_sizes sizes{};
+  if (::syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0) {
+    sizes.seccomp_notif = sizeof(seccomp_notif);
+    sizes.seccomp_notif_resp = sizeof(seccomp_notif_resp);
+  }
+  req_size_ = std::max<size_t>(sizes.seccomp_notif, sizeof(seccomp_notif));
+  resp_size_ = std::max<size_t>(sizes.seccomp_notif_resp, sizeof(seccomp_notif_resp));
+  req_ = static_cast<seccomp_notif*>(std::calloc(1, req_size_));
+  resp_ = static_cast<seccomp_notif_resp*>(std::calloc(1, resp_size_));
+  if (!req_ || !resp_) std::abort();
+  ::umask(0);  // modes of files made for the view carry the caller's umask (umask_of)
+}
+
+Monitor::~Monitor() {
+  std::free(req_);
+  std::free(resp_);
+}
+
+Result<void> Monitor::seize(pid_t pid) {
+  long opts = PTRACE_O_TRACESECCOMP | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE |
+              PTRACE_O_EXITKILL;
+  if (::ptrace(PTRACE_SEIZE, pid, 0, opts) < 0) return Error::sys("ptrace(PTRACE_SEIZE)", errno);
+  return Ok{};
+}
+
+Monitor::Answer Monitor::dispatch(Call& c) {
+  Config& cfg = cfg_;
+  switch (c.nr) {
+    case SYS_open: return do_open(cfg, c, AT_FDCWD, c.a[0], c.arg_int(1), static_cast<mode_t>(c.a[2]));
+    case SYS_creat: return do_open(cfg, c, AT_FDCWD, c.a[0], O_CREAT | O_WRONLY | O_TRUNC, static_cast<mode_t>(c.a[1]));
+    case SYS_openat: return do_open(cfg, c, c.arg_int(0), c.a[1], c.arg_int(2), static_cast<mode_t>(c.a[3]));
+    case SYS_stat: return do_stat(cfg, c, AT_FDCWD, c.a[0], c.a[1], 0);
+    case SYS_lstat: return do_stat(cfg, c, AT_FDCWD, c.a[0], c.a[1], AT_SYMLINK_NOFOLLOW);
+    case SYS_fstat: return do_fstat(cfg, c, c.arg_int(0), c.a[1]);
+    case SYS_newfstatat: return do_stat(cfg, c, c.arg_int(0), c.a[1], c.a[2], c.arg_int(3));
+    case SYS_statx: return do_statx(cfg, c);
+    case SYS_access: return do_access(cfg, c, AT_FDCWD, c.a[0], c.arg_int(1), 0);
+    case SYS_faccessat: return do_access(cfg, c, c.arg_int(0), c.a[1], c.arg_int(2), 0);
+    case SYS_faccessat2: return do_access(cfg, c, c.arg_int(0), c.a[1], c.arg_int(2), c.arg_int(3));
+    case SYS_readlink: return do_readlink(cfg, c, AT_FDCWD, c.a[0], c.a[1], c.a[2]);
+    case SYS_readlinkat: return do_readlink(cfg, c, c.arg_int(0), c.a[1], c.a[2], c.a[3]);
+    case SYS_getcwd: return do_getcwd(cfg, c);
+    case SYS_mkdir: return do_mkdir(cfg, c, AT_FDCWD, c.a[0], static_cast<mode_t>(c.a[1]));
+    case SYS_mkdirat: return do_mkdir(cfg, c, c.arg_int(0), c.a[1], static_cast<mode_t>(c.a[2]));
+    case SYS_mknod: return do_mknod(cfg, c, AT_FDCWD, c.a[0], static_cast<mode_t>(c.a[1]), c.a[2]);
+    case SYS_mknodat: return do_mknod(cfg, c, c.arg_int(0), c.a[1], static_cast<mode_t>(c.a[2]), c.a[3]);
+    case SYS_symlink: return do_symlink(cfg, c, c.a[0], AT_FDCWD, c.a[1]);
+    case SYS_symlinkat: return do_symlink(cfg, c, c.a[0], c.arg_int(1), c.a[2]);
+    case SYS_rmdir: return do_remove(cfg, c, AT_FDCWD, c.a[0], true);
+    case SYS_unlink: return do_remove(cfg, c, AT_FDCWD, c.a[0], false);
+    case SYS_unlinkat: return do_remove(cfg, c, c.arg_int(0), c.a[1], c.arg_int(2) & AT_REMOVEDIR);
+    case SYS_rename: return do_rename(cfg, c, AT_FDCWD, c.a[0], AT_FDCWD, c.a[1], 0);
+    case SYS_renameat: return do_rename(cfg, c, c.arg_int(0), c.a[1], c.arg_int(2), c.a[3], 0);
+    case SYS_renameat2:
+      return do_rename(cfg, c, c.arg_int(0), c.a[1], c.arg_int(2), c.a[3], static_cast<unsigned>(c.a[4]));
+    case SYS_link: return do_link(cfg, c, AT_FDCWD, c.a[0], AT_FDCWD, c.a[1], 0);
+    case SYS_linkat: return do_link(cfg, c, c.arg_int(0), c.a[1], c.arg_int(2), c.a[3], c.arg_int(4));
+    case SYS_chmod: return do_chmod(cfg, c, AT_FDCWD, c.a[0], static_cast<mode_t>(c.a[1]), 0);
+    case SYS_fchmodat: return do_chmod(cfg, c, c.arg_int(0), c.a[1], static_cast<mode_t>(c.a[2]), 0);
+    case SYS_fchmodat2: return do_chmod(cfg, c, c.arg_int(0), c.a[1], static_cast<mode_t>(c.a[2]), c.arg_int(3));
+    case SYS_fchmod:
+    case SYS_fsetxattr:
+    case SYS_fremovexattr:
+      return fd_read_only(cfg, c, c.arg_int(0)) ? Answer::error(EROFS) : Answer::cont();
+    case SYS_chown: return do_chown(cfg, c, AT_FDCWD, c.a[0], c.a[1], c.a[2], 0);
+    case SYS_lchown: return do_chown(cfg, c, AT_FDCWD, c.a[0], c.a[1], c.a[2], AT_SYMLINK_NOFOLLOW);
+    case SYS_fchownat: return do_chown(cfg, c, c.arg_int(0), c.a[1], c.a[2], c.a[3], c.arg_int(4));
+    case SYS_fchown: return do_fchown(cfg, c);
+    case SYS_truncate: return do_truncate(cfg, c);
+    case SYS_utime:
+    case SYS_utimes:
+    case SYS_futimesat:
+    case SYS_utimensat:
+      return do_utimes(cfg, c);
+    case SYS_setxattr:
+    case SYS_lsetxattr:
+    case SYS_getxattr:
+    case SYS_lgetxattr:
+    case SYS_listxattr:
+    case SYS_llistxattr:
+    case SYS_removexattr:
+    case SYS_lremovexattr:
+      return do_xattr(cfg, c);
+    case SYS_statfs: return do_statfs(cfg, c);
+    case SYS_connect:
+    case SYS_bind:
+      return do_sockaddr(cfg, c);
+    case SYS_uname: return do_uname(cfg, c);
+    case SYS_sethostname: return do_sethostname(cfg, c);
+    case SYS_getgroups: return do_getgroups(cfg, c);
+    case SYS_setgroups: return Answer::error(EPERM);  // as in a user namespace with setgroups denied
+    case SYS_inotify_add_watch: return Answer::cont();
+    default:
+      if (cfg.root) return do_root_ids(c);
+      return Answer::cont();
+  }
+}
+
+void Monitor::on_notify() {
+  std::memset(req_, 0, req_size_);
+  if (::ioctl(listener_.get(), SECCOMP_IOCTL_NOTIF_RECV, req_) < 0) return;  // the caller died
+  ++stats_.notifications;
+  Call c{req_->id, static_cast<pid_t>(req_->pid), req_->data.nr, {}};
+  for (int i = 0; i < 6; ++i) c.a[i] = req_->data.args[i];
+  Answer a = dispatch(c);
+  if (a.kind == Answer::kFd) {
+    ++stats_.performed;
+    seccomp_notif_addfd add{};
+    add.id = c.id;
+    add.flags = SECCOMP_ADDFD_FLAG_SEND;
+    add.srcfd = static_cast<uint32_t>(a.fd.get());
+    add.newfd_flags = a.cloexec ? O_CLOEXEC : 0;
+    (void)::ioctl(listener_.get(), SECCOMP_IOCTL_NOTIF_ADDFD, &add);
+    return;
+  }
+  std::memset(resp_, 0, resp_size_);
+  resp_->id = c.id;
+  if (a.kind == Answer::kContinue) {
+    ++stats_.continued;
+    resp_->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+  } else {
+    ++stats_.performed;
+    resp_->val = a.val;
+    resp_->error = -a.err;
+  }
+  (void)::ioctl(listener_.get(), SECCOMP_IOCTL_NOTIF_SEND, resp_);
+}
+
+// ---------------------------------------------------------------------------------------------
+// ptrace: execve and chdir.
+
+namespace {
+
+// Writes strings and pointer arrays below the tracee's stack (past the red zone) and hands out
+// their addresses. The tracee is stopped, so nothing else uses that memory.
+class StackWriter {
+ public:
+  StackWriter(pid_t pid, uint64_t sp) : pid_(pid), top_(sp - 128) {}
+  uint64_t put(const void* data, size_t len) {
+    top_ = (top_ - len) & ~uint64_t{15};
+    if (!write_mem(pid_, top_, data, len)) ok_ = false;
+    return top_;
+  }
+  uint64_t put(const std::string& s) { return put(s.c_str(), s.size() + 1); }
+  bool ok() const { return ok_; }
+
+ private:
+  pid_t pid_;
+  uint64_t top_;
+  bool ok_ = true;
+};
+
+// "#!INTERP [ARG]" of a script, as the kernel parses it (binfmt_script).
+bool read_shebang(const std::string& host, std::string* interp, std::string* arg) {
+  int fd = ::open(host.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[256];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n < 3 || buf[0] != '#' || buf[1] != '!') return false;
+  buf[n] = 0;
+  std::string line(buf + 2, strcspn(buf + 2, "\n"));
+  size_t b = line.find_first_not_of(" \t");
+  if (b == std::string::npos) return false;
+  size_t e = line.find_first_of(" \t", b);
+  *interp = line.substr(b, e == std::string::npos ? std::string::npos : e - b);
+  arg->clear();
+  if (e != std::string::npos) {
+    size_t ab = line.find_first_not_of(" \t", e);
+    if (ab != std::string::npos) {
+      size_t ae = line.find_last_not_of(" \t");
+      *arg = line.substr(ab, ae - ab + 1);
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+void Monitor::on_seccomp_stop(pid_t pid) {
+  ++stats_.traced;
+  user_regs_struct regs;
+  if (::ptrace(PTRACE_GETREGS, pid, 0, &regs) < 0) return;
+  Call c{0, pid, static_cast<int>(regs.orig_rax), {regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9}};
+  auto fail = [&](int err) {
+    regs.orig_rax = static_cast<uint64_t>(-1);  // skip the call; rax is its result
+    regs.rax = static_cast<uint64_t>(-static_cast<int64_t>(err));
+    (void)::ptrace(PTRACE_SETREGS, pid, 0, &regs);
+  };
+  if (c.nr == SYS_chdir) {
+    Resolved r = resolve_arg(cfg_, c, AT_FDCWD, c.a[0], true);
+    if (r.err) return fail(r.err);
+    if (!r.exists) return fail(ENOENT);
+    if (!r.moved) return;
+    StackWriter w(pid, regs.rsp);
+    regs.rdi = w.put(r.host);
+    if (!w.ok()) return fail(EFAULT);
+    (void)::ptrace(PTRACE_SETREGS, pid, 0, &regs);
+    return;
+  }
+  if (c.nr != SYS_execve && c.nr != SYS_execveat) return;
+  const bool at = c.nr == SYS_execveat;
+  const int dirfd = at ? c.arg_int(0) : AT_FDCWD;
+  const uint64_t path_addr = at ? c.a[1] : c.a[0];
+  const uint64_t argv_addr = at ? c.a[2] : c.a[1];
+  const uint64_t envp_addr = at ? c.a[3] : c.a[2];
+  const int flags = at ? c.arg_int(4) : 0;
+  std::string raw;
+  if (at && (flags & AT_EMPTY_PATH) && read_string(pid, path_addr, &raw) == 0 && raw.empty()) return;
+  Resolved r = resolve_arg(cfg_, c, dirfd, path_addr, !(flags & AT_SYMLINK_NOFOLLOW), &raw);
+  if (r.err) return fail(r.err);
+  if (!r.exists) return fail(ENOENT);
+  std::string interp, iarg;
+  Resolved ir;
+  bool script = S_ISREG(r.st.st_mode) && read_shebang(r.host, &interp, &iarg);
+  if (script) {
+    // The kernel would look the interpreter up on the host; the view's may be elsewhere.
+    Start s;
+    if (interp[0] != '/' && start_of(cfg_, c, AT_FDCWD, &s)) return fail(ENOENT);
+    ir = cfg_.map.resolve(s, interp, true, {});
+    if (!r.moved && (ir.err || !ir.exists || !ir.moved)) script = false;  // the host's lookup is right
+    else if (ir.err) return fail(ir.err);
+    else if (!ir.exists) return fail(ENOENT);
+  }
+  if (!r.moved && !script) return;
+  StackWriter w(pid, regs.rsp);
+  if (script) {
+    // argv becomes: INTERP [ARG] PATH-as-given argv[1…] — what binfmt_script builds.
+    std::vector<uint64_t> argv;
+    argv.push_back(w.put(interp));
+    if (!iarg.empty()) argv.push_back(w.put(iarg));
+    argv.push_back(w.put(raw));
+    for (uint64_t i = 1;; ++i) {
+      uint64_t p = 0;
+      if (!argv_addr || !read_mem(pid, argv_addr + 8 * i, &p, 8) || !p) break;
+      argv.push_back(p);
+      if (argv.size() > 1u << 20) return fail(E2BIG);
+    }
+    argv.push_back(0);
+    regs.rsi = w.put(argv.data(), argv.size() * 8);
+    regs.rdi = w.put(ir.host);
+  } else {
+    regs.rdi = w.put(r.host);
+    regs.rsi = argv_addr;
+  }
+  regs.rdx = envp_addr;
+  regs.orig_rax = SYS_execve;
+  if (!w.ok()) return fail(EFAULT);
+  (void)::ptrace(PTRACE_SETREGS, pid, 0, &regs);
+}
+
+bool Monitor::on_wait_status(pid_t pid, int status) {
+  if (!WIFSTOPPED(status)) return false;
+  const int sig = WSTOPSIG(status);
+  const int event = status >> 16;
+  int inject = 0;
+  switch (event) {
+    case PTRACE_EVENT_SECCOMP:
+      on_seccomp_stop(pid);
+      break;
+    case PTRACE_EVENT_FORK:
+    case PTRACE_EVENT_VFORK:
+    case PTRACE_EVENT_CLONE:
+    case PTRACE_EVENT_EXEC:
+    case PTRACE_EVENT_EXIT:
+      break;
+    case PTRACE_EVENT_STOP:
+      if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) {
+        (void)::ptrace(PTRACE_LISTEN, pid, 0, 0);  // a group stop: stay stopped until SIGCONT
+        return true;
+      }
+      break;
+    default:
+      inject = sig;  // a signal on its way to the tracee: deliver it
+  }
+  (void)::ptrace(PTRACE_CONT, pid, 0, inject);
+  return true;
+}
+
+}  // namespace vu::pvm

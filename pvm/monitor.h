@@ -1,0 +1,112 @@
+// pvm/monitor.h — the partial virtual machine: a seccomp filter in the view's processes and a
+// monitor in the supervisor that answers the system calls the filter sends it.
+//
+// Why two capture mechanisms, and which call goes where (measured in bench/pvm.sh and
+// build/bench/vu_micro_bench): a seccomp user notification (SECCOMP_RET_USER_NOTIF) costs one
+// round trip to the monitor, which either lets the kernel run the call unchanged
+// (SECCOMP_USER_NOTIF_FLAG_CONTINUE, when the view's lookup equals the host's) or performs it
+// itself and returns the result — a file descriptor through SECCOMP_IOCTL_NOTIF_ADDFD for open,
+// a struct stat written into the caller's memory for stat. That is everything but the calls
+// whose effect lives in the caller and cannot be done from outside: execve (the new image) and
+// chdir (the caller's cwd). Those are SECCOMP_RET_TRACE: the monitor is the ptrace tracer of
+// every process in the view and, at the seccomp stop, points the path argument at the host
+// path written below the caller's stack (execve of a #! script in a bound directory also gets
+// its interpreter resolved in the view). Every other system call runs natively: the filter is a
+// libseccomp program of syscall numbers, so read/write/mmap/getdents never leave the kernel.
+//
+//   Config cfg{map, getuid(), getgid(), root, hostname};
+//   Filter f = VU_TRY(Filter::build(cfg));      // parent, before the fork
+//   …child: int fd = f.install();               // no_new_privs + listener (async-signal-safe)
+//   …parent: Monitor::seize(pid); Monitor m(cfg, listener);
+//   loop: poll(m.fd()) → m.on_notify();  waitpid(-1, __WALL) → m.on_wait_status(pid, st)
+//
+// What the view looks like (same as the ns backend): bound paths, read-only binds (EROFS for
+// every way of writing, including fd-based fchmod/fchown/xattrs and /proc/self/fd reopens),
+// tmpfs (a private host directory), uid/gid (own ids, or 0 under --root; other owners appear as
+// 65534 in stat, getgroups as in an unmapped user namespace), hostname. Bypasses closed with
+// ENOSYS: openat2, io_uring, clone3 (libc falls back to clone), the new mount API,
+// name_to_handle_at/open_by_handle_at. mount/umount/chroot/pivot_root: EPERM. no_new_privs is
+// set, so setuid binaries run without privilege (as under umvu). Known gaps: mountpoints that
+// do not exist on the host are not listed by getdents of their parent; a process of the view
+// cannot ptrace (it is already traced); x86_64 only.
+#pragma once
+
+#include <linux/filter.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "base/unique_fd.h"
+#include "pvm/path_map.h"
+
+struct seccomp_notif;
+struct seccomp_notif_resp;
+
+namespace vu::pvm {
+
+inline constexpr uid_t kOverflowId = 65534;  // what an unmapped owner looks like in a userns
+
+struct Config {
+  PathMap map;
+  uid_t uid = 0;  // the caller's real ids
+  gid_t gid = 0;
+  bool root = false;                   // --root: the command sees uid/gid 0
+  std::optional<std::string> hostname; // --hostname
+};
+
+class Filter {
+ public:
+  static Result<Filter> build(const Config& cfg);
+  // In the child, before execve: PR_SET_NO_NEW_PRIVS and the filter with a listener. Returns
+  // the listener fd (close-on-exec), or -errno. Async-signal-safe.
+  int install() const;
+  size_t size() const { return prog_.size(); }
+
+ private:
+  std::vector<sock_filter> prog_;
+};
+
+struct Stats {
+  uint64_t notifications = 0, continued = 0, performed = 0, traced = 0;
+};
+
+class Monitor {
+ public:
+  Monitor(Config cfg, UniqueFd listener);
+  ~Monitor();
+  Monitor(const Monitor&) = delete;
+  Monitor& operator=(const Monitor&) = delete;
+
+  // PTRACE_SEIZE with the options that make every descendant a tracee (fork, vfork, clone),
+  // the seccomp stops, and EXITKILL (the view dies with the supervisor).
+  static Result<void> seize(pid_t pid);
+
+  int fd() const { return listener_.get(); }
+  // Answers one pending notification; call when fd() is readable.
+  void on_notify();
+  // Handles a wait status of a tracee. Returns true when it was a ptrace stop (answered and
+  // resumed), false when the process has exited (the caller reaps and records it).
+  bool on_wait_status(pid_t pid, int status);
+  const Stats& stats() const { return stats_; }
+
+  struct Call;    // one intercepted call (monitor.cc)
+  struct Answer;  // how it is answered (monitor.cc)
+
+ private:
+  Answer dispatch(Call& c);
+  void on_seccomp_stop(pid_t pid);
+
+  Config cfg_;
+  UniqueFd listener_;
+  seccomp_notif* req_ = nullptr;
+  seccomp_notif_resp* resp_ = nullptr;
+  size_t req_size_ = 0, resp_size_ = 0;
+  Stats stats_;
+
+};
+
+}  // namespace vu::pvm

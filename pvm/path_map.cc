@@ -1,0 +1,271 @@
+#include "pvm/path_map.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <deque>
+
+namespace vu::pvm {
+
+namespace {
+constexpr int kMaxSymlinks = 40;  // the kernel's MAXSYMLINKS
+
+std::string join(const std::vector<std::string>& comps) {
+  if (comps.empty()) return "/";
+  std::string s;
+  for (const std::string& c : comps) s += "/" + c;
+  return s;
+}
+
+std::vector<std::string> split(std::string_view path) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    if (j > i) out.emplace_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+std::string child_of(const std::string& dir, std::string_view name) {
+  std::string s = dir;
+  if (s.empty() || s.back() != '/') s += '/';
+  s += name;
+  return s;
+}
+
+std::string dirname(const std::string& p) {
+  size_t k = p.rfind('/');
+  if (k == std::string::npos || k == 0) return "/";
+  return p.substr(0, k);
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// /proc/PID/{fd/N,cwd,exe,root,task/TID/…}: links the kernel follows to an object, not a path.
+bool is_magic_dir(const std::string& host_dir) {
+  if (host_dir.compare(0, 6, "/proc/") != 0) return false;
+  std::vector<std::string> c = split(host_dir);
+  return c.size() >= 2 && all_digits(c[1]);
+}
+}  // namespace
+
+std::string normalize(std::string_view path) {
+  std::string s = join(split(path));
+  std::vector<std::string> c = split(s);
+  std::erase(c, ".");
+  return join(c);
+}
+
+bool is_within(std::string_view path, std::string_view dir) {
+  if (dir == "/") return !path.empty() && path[0] == '/';
+  return path.size() >= dir.size() && path.compare(0, dir.size(), dir) == 0 &&
+         (path.size() == dir.size() || path[dir.size()] == '/');
+}
+
+void PathMap::add(Mount m) {
+  m.view = normalize(m.view);
+  std::erase_if(mounts_, [&](const Mount& old) { return is_within(old.view, m.view); });
+  mounts_.push_back(std::move(m));
+}
+
+const Mount* PathMap::covering(std::string_view view) const {
+  const Mount* best = nullptr;
+  for (const Mount& m : mounts_)
+    if (is_within(view, m.view) && (!best || m.view.size() > best->view.size())) best = &m;
+  return best;
+}
+
+const Mount* PathMap::mountpoint(std::string_view view) const {
+  for (const Mount& m : mounts_)
+    if (m.view == view) return &m;
+  return nullptr;
+}
+
+std::string PathMap::to_host(std::string_view view) const {
+  const Mount* m = covering(view);
+  if (!m) return std::string(view);
+  std::string rest(view.substr(m->view == "/" ? 0 : m->view.size()));
+  if (rest.empty()) return m->host;
+  return m->host == "/" ? rest : m->host + rest;
+}
+
+std::string PathMap::to_view(std::string_view host) const {
+  const Mount* best = nullptr;
+  for (const Mount& m : mounts_)
+    if (is_within(host, m.host) && (!best || m.host.size() > best->host.size())) best = &m;
+  if (best) {
+    std::string rest(host.substr(best->host == "/" ? 0 : best->host.size()));
+    if (rest.empty()) return best->view;
+    return best->view == "/" ? rest : best->view + rest;
+  }
+  if (covering(host)) return {};  // hidden under a mount
+  return std::string(host);
+}
+
+bool PathMap::has_mounts_below(std::string_view view) const {
+  for (const Mount& m : mounts_)
+    if (m.view != view && is_within(m.view, view)) return true;
+  return false;
+}
+
+Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow, Caller caller) const {
+  Resolved r;
+  if (path.empty()) {
+    r.err = ENOENT;
+    return r;
+  }
+  const bool trailing_slash = path.back() == '/';
+  if (trailing_slash) follow = true;
+  std::vector<std::string> cur_view;
+  std::string cur_host;
+  if (path[0] == '/') {
+    cur_host = to_host("/");
+  } else {
+    cur_view = split(start.view);
+    cur_host = start.host;
+  }
+  std::deque<std::string> rest;
+  for (std::string& c : split(path)) rest.push_back(std::move(c));
+  int links = 0;
+  bool final_is_current = rest.empty();  // "/" or "."-only paths name the start itself
+
+  while (!rest.empty()) {
+    std::string c = std::move(rest.front());
+    rest.pop_front();
+    const bool last = rest.empty();
+    if (c == ".") {
+      if (last) final_is_current = true;
+      continue;
+    }
+    if (c == "..") {
+      if (!cur_view.empty()) {
+        std::string old_host = cur_host;
+        cur_view.pop_back();
+        cur_host = to_host(join(cur_view));
+        if (cur_host != dirname(old_host)) r.moved = true;
+      }
+      if (last) final_is_current = true;
+      continue;
+    }
+    // /proc/self → /proc/TGID, /proc/thread-self → /proc/TGID/task/TID (the caller's, not ours).
+    if (cur_view.size() == 1 && cur_view[0] == "proc" && cur_host == "/proc" &&
+        (c == "self" || c == "thread-self") && caller.tgid > 0) {
+      if (c == "thread-self") {
+        rest.push_front(std::to_string(caller.tid));
+        rest.push_front("task");
+      }
+      rest.push_front(std::to_string(caller.tgid));
+      continue;
+    }
+    cur_view.push_back(c);
+    std::string v = join(cur_view);
+    if (const Mount* m = mountpoint(v)) {
+      cur_host = m->host;
+      r.moved = true;
+      if (last) {
+        final_is_current = true;
+        r.mountpoint = true;
+      }
+      continue;
+    }
+    std::string h = child_of(cur_host, c);
+    struct stat st;
+    if (::lstat(h.c_str(), &st) < 0) {
+      int e = errno;
+      if (last && e == ENOENT) {  // a name to create
+        r.view = v;
+        r.host = h;
+        r.mount = covering(v);
+        if (trailing_slash) r.exists = false;
+        return r;
+      }
+      r.err = e;
+      return r;
+    }
+    if (S_ISLNK(st.st_mode) && (!last || follow)) {
+      char buf[4096];
+      ssize_t n = ::readlink(h.c_str(), buf, sizeof buf - 1);
+      if (n < 0) {
+        r.err = errno;
+        return r;
+      }
+      std::string target(buf, static_cast<size_t>(n));
+      cur_view.pop_back();
+      if (is_magic_dir(cur_host)) {
+        if (target.empty() || target[0] != '/') {
+          // A pipe, socket or anonymous inode: the link itself is the way to the object.
+          if (!last) {
+            r.err = ENOTDIR;
+            return r;
+          }
+          r.view = v;
+          r.host = h;
+          if (::stat(h.c_str(), &r.st) < 0) {
+            r.err = errno;
+            return r;
+          }
+          r.exists = true;
+          return r;
+        }
+        // The kernel follows the object; so do we, to its place in the view.
+        std::string view_of = to_view(target);
+        cur_view = split(view_of.empty() ? target : view_of);
+        cur_host = target;
+        if (last) final_is_current = true;
+        continue;
+      }
+      if (++links > kMaxSymlinks) {
+        r.err = ELOOP;
+        return r;
+      }
+      if (target.empty()) {
+        r.err = ENOENT;
+        return r;
+      }
+      std::vector<std::string> tc = split(target);
+      if (trailing_slash && last) tc.push_back(".");
+      for (auto it = tc.rbegin(); it != tc.rend(); ++it) rest.push_front(*it);
+      if (target[0] == '/') {
+        cur_view.clear();
+        cur_host = to_host("/");
+      }
+      if (rest.empty()) final_is_current = true;  // "/" as a target
+      continue;
+    }
+    if (!last && !S_ISDIR(st.st_mode)) {
+      r.err = ENOTDIR;
+      return r;
+    }
+    cur_host = h;
+    if (last) {
+      r.view = v;
+      r.host = h;
+      r.st = st;
+      r.exists = true;
+      r.mount = covering(v);
+      if (trailing_slash && !S_ISDIR(st.st_mode)) r.err = ENOTDIR;
+      return r;
+    }
+  }
+  if (final_is_current || rest.empty()) {
+    r.view = join(cur_view);
+    r.host = cur_host;
+    r.mount = covering(r.view);
+    r.mountpoint = r.mountpoint || mountpoint(r.view) != nullptr;
+    if (::lstat(cur_host.c_str(), &r.st) < 0) {
+      r.err = errno;
+      return r;
+    }
+    r.exists = true;
+  }
+  return r;
+}
+
+}  // namespace vu::pvm

@@ -1,0 +1,179 @@
+#include "runtime/pvm_backend.h"
+
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "base/raw_log.h"
+#include "base/strings.h"
+#include "runtime/exit_codes.h"
+
+namespace vu {
+
+namespace {
+
+enum class Stage : int32_t { kNone = 0, kListener, kPdeathsig, kFilter, kChdir, kExec };
+
+struct Report {
+  Stage stage;
+  int32_t err;
+  int32_t fd;  // kListener: the listener's number in the child
+};
+
+struct Launch {
+  pid_t parent = 0;
+  const pvm::Filter* filter = nullptr;
+  Command* cmd = nullptr;
+  const sigset_t* mask = nullptr;
+  int report_fd = -1;
+  int sync_fd = -1;
+};
+
+[[noreturn]] void child_fail(const Launch& l, Stage stage, int err) {
+  Report r{stage, err, -1};
+  (void)!::write(l.report_fd, &r, sizeof r);
+  ::_exit(kExitSetup);
+}
+
+[[noreturn]] void child_main(Launch& l) {
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) child_fail(l, Stage::kPdeathsig, errno);
+  if (::getppid() != l.parent) ::_exit(kExitSetup);
+  char go;
+  ssize_t n;
+  while ((n = ::read(l.sync_fd, &go, 1)) < 0 && errno == EINTR) {
+  }
+  if (n != 1) ::_exit(kExitSetup);  // the parent could not trace us, and says why
+  int fd = l.filter->install();
+  if (fd < 0) child_fail(l, Stage::kFilter, -fd);
+  Report r{Stage::kListener, 0, fd};
+  if (::write(l.report_fd, &r, sizeof r) != static_cast<ssize_t>(sizeof r)) ::_exit(kExitSetup);
+  // From here on, chdir and execve are answered by the monitor (they see the view).
+  if (::chdir(l.cmd->cwd.c_str()) < 0) {
+    if (l.cmd->cwd_required) child_fail(l, Stage::kChdir, errno);
+    raw::write_str(2, "vu: warning: ", l.cmd->cwd.c_str(), " is not reachable in the view; starting in /\n");
+    if (::chdir("/") < 0) child_fail(l, Stage::kChdir, errno);
+  }
+  ::sigprocmask(SIG_SETMASK, l.mask, nullptr);
+  child_fail(l, Stage::kExec, exec_command(*l.cmd));
+}
+
+mode_t tmpfs_mode(const std::string& data) {
+  size_t k = data.find("mode=");
+  if (k == std::string::npos) return 0755;
+  return static_cast<mode_t>(std::strtoul(data.c_str() + k + 5, nullptr, 8));
+}
+
+Result<std::string> scratch_dir(std::optional<TempDir>* scratch, const std::string& name, mode_t mode) {
+  if (!*scratch) scratch->emplace(VU_TRY(TempDir::make("vu-pvm")));
+  std::string dir = (*scratch)->path() + "/" + name;
+  if (::mkdir(dir.c_str(), 0700) < 0) return Error::sys("mkdir", errno, dir);
+  if (::chmod(dir.c_str(), mode) < 0) return Error::sys("chmod", errno, dir);
+  return dir;
+}
+
+}  // namespace
+
+Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>* scratch) {
+  pvm::Config cfg;
+  cfg.uid = ::getuid();
+  cfg.gid = ::getgid();
+  cfg.root = spec.identity == userns::Identity::kRoot;
+  cfg.hostname = spec.hostname;
+  int n_dirs = 0;
+  for (size_t i = 0; i < spec.mounts.size(); ++i) {
+    const bindmount::MountSpec& m = spec.mounts[i];
+    const std::string target = pvm::normalize(m.target);
+    std::string host;
+    if (m.kind == bindmount::Kind::kTmpfs) {
+      host = VU_TRY(scratch_dir(scratch, "tmpfs" + std::to_string(i), tmpfs_mode(m.data)));
+    } else {
+      // The source as the view sees it so far (a later bind may take its source from an
+      // earlier one), symlinks resolved.
+      pvm::Resolved r = cfg.map.resolve({}, m.source, true, {});
+      if (r.err || !r.exists)
+        return Error::sys("bind source", r.err ? r.err : ENOENT, m.source, ErrorKind::kUsage)
+            .context(bindmount::to_string(m));
+      host = r.host;
+    }
+    // Ancestors of the target that the view does not have: empty read-only directories, as the
+    // ns backend's tmpfs mirror shows them.
+    std::string prefix;
+    for (const std::string& comp : str::split(target.substr(1), '/')) {
+      if (comp.empty()) continue;
+      std::string next = prefix + "/" + comp;
+      if (next == target) break;
+      prefix = next;
+      pvm::Resolved r = cfg.map.resolve({}, prefix, true, {});
+      if (r.exists && !S_ISDIR(r.st.st_mode))
+        return Error::usage(bindmount::to_string(m) + ": " + prefix + " is not a directory");
+      if (r.exists) continue;
+      std::string dir = VU_TRY(scratch_dir(scratch, "dir" + std::to_string(n_dirs++), 0755));
+      cfg.map.add({prefix, dir, true});
+    }
+    cfg.map.add({target, host, m.read_only});
+  }
+  return cfg;
+}
+
+std::optional<Error> PvmView::failure(const std::string& text) const {
+  if (text.size() < sizeof(Report)) return std::nullopt;
+  Report r;
+  std::memcpy(&r, text.data(), sizeof r);
+  switch (r.stage) {
+    case Stage::kChdir: return Error::sys("chdir", r.err, cmd.cwd).context("--chdir").kind(ErrorKind::kSetup);
+    case Stage::kExec: return exec_error(cmd, r.err);
+    default: return Error::make(ErrorKind::kSetup, "the view's first process failed to start");
+  }
+}
+
+Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask) {
+  PvmView v;
+  pvm::Config cfg = VU_TRY(make_pvm_config(spec, &v.scratch));
+  pvm::Filter filter = VU_TRY(pvm::Filter::build(cfg));
+  v.cmd = prepare_command(spec);
+  Launch l;
+  l.parent = ::getpid();
+  l.filter = &filter;
+  l.cmd = &v.cmd;
+  l.mask = &child_mask;
+  auto report = VU_TRY(sys::pipe());
+  auto sync = VU_TRY(sys::pipe());
+  l.report_fd = report.second.get();
+  l.sync_fd = sync.first.get();
+
+  Child child = VU_TRY(Child::clone(0));
+  if (child.is_child()) child_main(l);
+  report.second.reset();
+  sync.first.reset();
+  if (auto r = pvm::Monitor::seize(child.pid()); !r)
+    return std::move(r).error().context("tracing the view's first process")
+        .hint("the pvm backend needs ptrace of one's own children (kernel.yama.ptrace_scope <= 1, "
+              "and no seccomp profile that forbids ptrace)");
+  char go = 1;
+  VU_TRY_VOID(sys::write_all(sync.second.get(), {&go, 1}, "sync pipe"));
+  Report r{};
+  ssize_t n;
+  while ((n = ::read(report.first.get(), &r, sizeof r)) < 0 && errno == EINTR) {
+  }
+  if (n != static_cast<ssize_t>(sizeof r) || r.stage != Stage::kListener) {
+    // Before the listener exists the child's calls are native: it cannot be stuck on us.
+    if (n == static_cast<ssize_t>(sizeof r) && r.stage == Stage::kFilter)
+      return Error::sys("install the seccomp filter", r.err)
+          .hint("the pvm backend needs seccomp user notification (Linux >= 5.0); 'vu probe' checks it");
+    if (n == static_cast<ssize_t>(sizeof r)) return Error::sys("start the view", r.err);
+    return Error::make(ErrorKind::kSetup, "the view's first process died during set-up");
+  }
+  UniqueFd listener(static_cast<int>(::syscall(SYS_pidfd_getfd, child.pidfd(), r.fd, 0)));
+  if (!listener) return Error::sys("pidfd_getfd", errno, "the seccomp listener");
+  v.monitor = std::make_unique<pvm::Monitor>(std::move(cfg), std::move(listener));
+  v.report = std::move(report.first);
+  v.child = std::move(child);
+  return v;
+}
+
+}  // namespace vu

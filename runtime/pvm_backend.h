@@ -1,0 +1,50 @@
+// runtime/pvm_backend.h — realize a Plan without namespaces: the partial virtual machine.
+//
+// Theory of operation. The parent turns the ViewSpec into a pvm::Config (the path map: binds
+// resolved on the host, tmpfs as private directories under a temporary directory, synthetic
+// read-only directories for missing ancestors of mountpoints) and a seccomp program, then forks
+// the view's first process, which:
+//   1. sets PR_SET_PDEATHSIG(SIGKILL) and waits until the parent has PTRACE_SEIZEd it
+//   2. installs the filter with a listener (no_new_privs) and reports the listener's number;
+//      the parent takes it with pidfd_getfd
+//   3. chdir()s to the working directory and execs the command — both already virtualized, so
+//      the parent answers them from the supervise() loop, which is why exec errors arrive on
+//      the report pipe there (SuperviseExtras), not here.
+// From then on every process of the view is a tracee of vu and carries the filter (see
+// pvm/monitor.h for what is captured and why).
+#pragma once
+
+#include <signal.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "base/child.h"
+#include "base/error.h"
+#include "base/temp_dir.h"
+#include "base/unique_fd.h"
+#include "pvm/monitor.h"
+#include "runtime/command.h"
+#include "runtime/plan.h"
+#include "runtime/view_spec.h"
+
+namespace vu {
+
+struct PvmView {
+  Child child;
+  std::unique_ptr<pvm::Monitor> monitor;
+  UniqueFd report;                  // the first process's report pipe (read end)
+  Command cmd;
+  std::optional<TempDir> scratch;   // tmpfs and synthetic directories; removed at the end
+  // After supervise(): the error the first process reported (chdir or exec), if any.
+  std::optional<Error> failure(const std::string& report) const;
+};
+
+// The path map and identity of a spec. Creates tmpfs and synthetic directories under *scratch
+// (made on first need).
+Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>* scratch);
+
+Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask);
+
+}  // namespace vu
