@@ -453,11 +453,19 @@ Answer do_symlink(const Config& cfg, Call& c, uint64_t target, int dirfd, uint64
   return Answer::result(::symlink(t.c_str(), r.host.c_str()));
 }
 
+// A mountpoint cannot be removed or renamed: EBUSY, after the permission check the kernel makes
+// first (write and search on the directory that holds it).
+int mountpoint_error(const Config& cfg, const Resolved& r) {
+  size_t k = r.view.rfind('/');
+  std::string parent = cfg.map.to_host(k == 0 ? "/" : r.view.substr(0, k));
+  return ::access(parent.c_str(), W_OK | X_OK) < 0 ? EACCES : EBUSY;
+}
+
 Answer do_remove(const Config& cfg, Call& c, int dirfd, uint64_t path, bool dir) {
   Resolved r = resolve_arg(cfg, c, dirfd, path, false);
   if (r.err) return Answer::error(r.err);
   if (!r.exists) return Answer::error(ENOENT);
-  if (r.mountpoint) return Answer::error(EBUSY);
+  if (r.mountpoint) return Answer::error(mountpoint_error(cfg, r));
   if (r.read_only()) return Answer::error(EROFS);
   if (!r.moved) return Answer::cont();
   return Answer::result(dir ? ::rmdir(r.host.c_str()) : ::unlink(r.host.c_str()));
@@ -470,7 +478,8 @@ Answer do_rename(const Config& cfg, Call& c, int olddir, uint64_t oldp, int newd
   Resolved n = resolve_arg(cfg, c, newdir, newp, false);
   if (n.err) return Answer::error(n.err);
   if (!o.exists) return Answer::error(ENOENT);
-  if (o.mountpoint || n.mountpoint) return Answer::error(EBUSY);
+  if (o.mountpoint) return Answer::error(mountpoint_error(cfg, o));
+  if (n.mountpoint) return Answer::error(mountpoint_error(cfg, n));
   if (o.mount != n.mount) return Answer::error(EXDEV);
   if (o.read_only()) return Answer::error(EROFS);
   if (!o.moved && !n.moved) return Answer::cont();

@@ -88,7 +88,8 @@ Result<int> cmd_run(Invocation& inv) {
   if (!started && started.error().kind() == ErrorKind::kDenied && spec.backend == BackendWish::kAuto) {
     // User namespaces are refused here: the same view from the partial-VM backend.
     net.reset();
-    VU_TRY(make_pvm_plan(spec, started.error().message()));
+    if (auto pvm = make_pvm_plan(spec, started.error().message()); !pvm)
+      return std::move(pvm).error().context(started.error().message());
     VU_LOG_INFO(started.error().message() << "; using the partial-VM backend (pvm)");
     return run_pvm(spec, signals);
   }

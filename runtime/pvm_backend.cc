@@ -1,5 +1,6 @@
 #include "runtime/pvm_backend.h"
 
+#include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -85,6 +86,19 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
   cfg.root = spec.identity == userns::Identity::kRoot;
   cfg.hostname = spec.hostname;
   int n_dirs = 0;
+  // Synthetic directories (view path → host directory): each gets an entry for what is mounted
+  // below it, so a listing shows the path as the ns backend's mirror does.
+  std::vector<std::pair<std::string, std::string>> synthetic;
+  auto add_entry = [&](const std::string& view, bool dir) {
+    size_t k = view.rfind('/');
+    std::string parent = k == 0 ? "/" : view.substr(0, k);
+    for (const auto& [v, h] : synthetic) {
+      if (v != parent) continue;
+      std::string e = h + "/" + view.substr(k + 1);
+      if (dir) (void)::mkdir(e.c_str(), 0755);
+      else ::close(::open(e.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    }
+  };
   for (size_t i = 0; i < spec.mounts.size(); ++i) {
     const bindmount::MountSpec& m = spec.mounts[i];
     const std::string target = pvm::normalize(m.target);
@@ -113,8 +127,12 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
         return Error::usage(bindmount::to_string(m) + ": " + prefix + " is not a directory");
       if (r.exists) continue;
       std::string dir = VU_TRY(scratch_dir(scratch, "dir" + std::to_string(n_dirs++), 0755));
+      add_entry(prefix, true);
+      synthetic.emplace_back(prefix, dir);
       cfg.map.add({prefix, dir, true});
     }
+    struct stat st;
+    add_entry(target, ::stat(host.c_str(), &st) < 0 || S_ISDIR(st.st_mode));
     cfg.map.add({target, host, m.read_only});
   }
   return cfg;

@@ -105,7 +105,7 @@ check_err "command not found" 127 "'no-such-cmd-vu': command not found" "$VU" ru
 check_err "command not executable" 126 "Permission denied" "$VU" run -- "$work/r"
 check_err "bind type mismatch" 125 "hint: the source is a directory and the target a file" "$VU" run --bind "$work/data:/etc/passwd" -- true
 check_err "missing --chdir" 125 "chdir /nonexistent" "$VU" run --chdir /nonexistent -- true
-check_err "pvm backend not built yet" 125 "partial-VM backend is not part of this build" "$VU" run --backend=pvm -- true
+check "--backend=pvm is accepted" 0 "pvm" "$VU" run --backend=pvm -- sh -c 'grep -q "TracerPid:[[:space:]]*[1-9]" /proc/self/status && echo pvm'
 
 # --- Network (issue 3). Traffic only to loopback and to namespaces made here. ---------------
 if [ ! -r /dev/net/tun ] || [ ! -w /dev/net/tun ]; then
@@ -260,7 +260,12 @@ out=$("$DENY" "$VU" probe); rc=$?
 if [ $rc = 0 ] && echo "$out" | grep -qE '^user namespaces +no .*EPERM.*seccomp'; then ok "probe under a userns-denying seccomp filter says why"
 else bad "probe under deny-userns" "status $rc" "$out"; fi
 check_err "--backend=ns fails and says why" 125 "user namespaces are not available: clone\(CLONE_NEWUSER\): EPERM .*seccomp.*--backend=ns" "$DENY" "$VU" run --backend=ns -- true
-check_err "auto never pretends: fails with the reason" 125 "user namespaces are not available" "$DENY" "$VU" run -- true
+check "auto falls back to the partial-VM backend" 0 "nameserver 192.0.2.53" "$DENY" "$VU" run --bind "$work/r:/etc/resolv.conf" -- cat /etc/resolv.conf
+check_err "auto says why it uses pvm (-v)" 0 "user namespaces are not available.*using the partial-VM backend" "$DENY" "$VU" run -v -- true
+check_err "pvm refuses what it cannot give, with both reasons" 125 "user namespaces are not available.*--net none needs user namespaces" "$DENY" "$VU" run --net none -- true
+check_err "pvm refuses --cap" 125 "--cap needs user namespaces" "$VU" run --backend=pvm --cap net_admin -- true
+check "vu probe names pvm when namespaces are denied" 0 "vu run would use                 the pvm backend (partial virtual machine: seccomp user notification and ptrace)" sh -c '"$1" "$2" probe | tail -1' _ "$DENY" "$VU"
+check "--explain shows the pvm plan" 0 "backend   pvm" sh -c '"$1" run --backend=pvm --explain -- true | head -1 | cut -c1-13' _ "$VU"
 check_err "userbindmount under the filter reports unshare" 1 "unshare .*Operation not permitted" "$DENY" "$VU" userbindmount -n -- true
 
 echo "$pass passed, $fail failed, $skip skipped"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# run_as_user.sh SCRIPT VU DENY_USERNS — run an integration script as an unprivileged user.
+# run_as_user.sh SCRIPT VU DENY_USERNS [HELPER…] — run an integration script as an unprivileged
+# user; the script gets VU, DENY_USERNS and the helpers as arguments.
 #
 # As root (CI): prepare the test user and Debian's device modes (scripts/setup.sh --test-env),
 # copy the binaries where that user can reach them, run SCRIPT as that user, and afterwards fail
@@ -7,9 +8,10 @@
 # SCRIPT directly, as that user.
 set -u
 script=$1 vu=$2 deny=$3
+shift 3
 here=$(cd "$(dirname "$0")" && pwd)
 if [ "$(id -u)" != 0 ]; then
-  exec bash "$script" "$vu" "$deny"
+  exec bash "$script" "$vu" "$deny" "$@"
 fi
 
 user=${VU_TEST_USER:-vu-tester}
@@ -18,6 +20,11 @@ bin=$(mktemp -d /tmp/vu-test-bin.XXXXXX)
 trap 'rm -rf "$bin"' EXIT
 cp "$vu" "$bin/vu" && cp "$(dirname "$vu")/vu-net" "$bin/vu-net" && cp "$deny" "$bin/deny-userns" &&
   cp "$script" "$bin/test.sh" || exit 1
+helpers=()
+for h in "$@"; do
+  cp "$h" "$bin/" || exit 1
+  helpers+=("$bin/$(basename "$h")")
+done
 ln -s vu "$bin/userbindmount"
 ln -s vu "$bin/vdens"
 chmod 755 "$bin" "$bin"/*
@@ -25,7 +32,7 @@ chmod 755 "$bin" "$bin"/*
 home=$(getent passwd "$user" | cut -d: -f6)
 runuser -u "$user" -- env -i HOME="$home" USER="$user" LOGNAME="$user" SHELL=/bin/bash \
   PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
-  bash "$bin/test.sh" "$bin/vu" "$bin/deny-userns"
+  bash "$bin/test.sh" "$bin/vu" "$bin/deny-userns" "${helpers[@]}"
 rc=$?
 
 # A view must leave nothing behind. vu-net finishes closing its taps (~30 ms of kernel work)

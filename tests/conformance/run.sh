@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# conformance/run.sh VU DENY_USERNS SYSCALL_PROBE — same spec, same view, either backend.
+#
+# Each probe is a vu command line that runs under --backend=ns and under --backend=pvm (and,
+# for the ones marked "auto", under a seccomp filter that denies user namespaces, where vu picks
+# pvm by itself). Standard output, standard error (less vu's own "vu:" lines) and the exit
+# status must be identical. Then come the checks only pvm needs (bypasses closed). The last line
+# is "N passed, N failed, N skipped".
+set -u
+VU=$1
+DENY=$2
+PROBE=$3
+pass=0 fail=0 skip=0
+work=$(mktemp -d "${TMPDIR:-/tmp}/vu-conf.XXXXXX")
+trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
+cd "$work" || exit 1
+
+ok() { pass=$((pass + 1)); echo "ok - $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL - $1"; shift; printf '    %s\n' "$@"; }
+
+if [ "$(id -u)" = 0 ]; then echo "SKIP: must run unprivileged"; exit 77; fi
+if ! "$VU" run --backend=ns --net host -- true 2>/dev/null; then
+  echo "SKIP: the ns backend does not work here; nothing to compare pvm with"; exit 77
+fi
+if ! "$VU" run --backend=pvm --net host -- true 2>"$work/err"; then
+  echo "FAIL - pvm does not start: $(cat "$work/err")"; echo "0 passed, 1 failed, 0 skipped"; exit 1
+fi
+
+# --- The fixture --------------------------------------------------------------------------------
+W=$work
+mkdir -p "$W/data/sub/deep" "$W/data/bin" "$W/other"
+echo hello > "$W/data/f"
+echo deep > "$W/data/sub/deep/g"
+echo "nameserver 192.0.2.53" > "$W/r"
+echo other > "$W/other/o"
+ln -s ../f "$W/data/sub/up"              # relative, stays inside the bind
+ln -s /etc/hostname "$W/data/out"        # absolute, leaves the bind
+ln -s /mnt/f "$W/into"                   # on the host, points into the view's mount
+ln -s sub/deep "$W/data/deeplink"
+printf '#!/bin/sh\necho "script $0 $*"\n' > "$W/data/s.sh"
+cp /bin/echo "$W/data/bin/echo"
+printf '#!/mnt/bin/echo from-interp\n' > "$W/data/s2"
+chmod +x "$W/data/s.sh" "$W/data/s2"
+printf 'line\n' > "$W/data/ro-target"
+
+# probe NAME [auto] VU-OPTIONS… -- COMMAND…
+probe() {
+  local name=$1; shift
+  local auto=0
+  if [ "$1" = auto ]; then auto=1; shift; fi
+  local ns_out ns_err ns_rc pvm_out pvm_err pvm_rc
+  ns_out=$("$VU" run --backend=ns --net host "$@" 2>"$work/ns.err"); ns_rc=$?
+  pvm_out=$("$VU" run --backend=pvm --net host "$@" 2>"$work/pvm.err"); pvm_rc=$?
+  ns_err=$(grep -v '^vu: ' "$work/ns.err"); pvm_err=$(grep -v '^vu: ' "$work/pvm.err")
+  if [ "$ns_out" = "$pvm_out" ] && [ "$ns_err" = "$pvm_err" ] && [ $ns_rc = $pvm_rc ]; then
+    ok "$name"
+  else
+    bad "$name" "ns  (status $ns_rc): $(printf '%s' "$ns_out" | head -c 400)" \
+      "    stderr: $(printf '%s' "$ns_err" | head -c 300) $(grep '^vu: ' "$work/ns.err" | head -c 200)" \
+      "pvm (status $pvm_rc): $(printf '%s' "$pvm_out" | head -c 400)" \
+      "    stderr: $(printf '%s' "$pvm_err" | head -c 300) $(grep '^vu: ' "$work/pvm.err" | head -c 200)"
+  fi
+  if [ $auto = 1 ]; then
+    local a_out a_rc
+    a_out=$("$DENY" "$VU" run --net host "$@" 2>"$work/auto.err"); a_rc=$?
+    if [ "$a_out" = "$ns_out" ] && [ $a_rc = $ns_rc ]; then ok "$name (userns denied: auto picks pvm)"
+    else bad "$name (userns denied: auto)" "status $a_rc (ns $ns_rc): $(printf '%s' "$a_out" | head -c 300)" \
+      "stderr: $(head -c 300 "$work/auto.err")"; fi
+  fi
+}
+
+# --- The issue's command lines ------------------------------------------------------------------
+probe "bind a file over /etc/resolv.conf" auto --bind "$W/r:/etc/resolv.conf" -- cat /etc/resolv.conf
+probe "ro bind: cd, pwd, ls, touch fails with EROFS" auto --bind "$W/data:/mnt:ro" -- \
+  sh -c 'cd /mnt && pwd && ls && touch x; echo "touch: $?"'
+probe "--root: uid 0, own files owned by 0" auto --root -- sh -c 'id -u; id -g; stat -c %u "$HOME"; stat -c %u:%g "$W/data/f"'
+probe "other owners appear as 65534" auto -- sh -c 'stat -c "%u %g" /etc/passwd /; id -u'
+probe "--root: other owners 65534, groups" --root -- sh -c 'stat -c "%u %g" /etc/passwd; id -G'
+probe "--hostname" auto --hostname box -- uname -n
+probe "--tmpfs on a missing target" auto --tmpfs /scratch -- \
+  sh -c 'stat -c "%a %u" /scratch; echo a > /scratch/a && cat /scratch/a && ls /scratch'
+probe "--tmpfs with mode" --tmpfs /scratch:mode=0700 -- stat -c %a /scratch
+probe "missing ancestors of a target exist in the view" --bind "$W/data:/vu-missing/a/b" -- \
+  sh -c 'ls /vu-missing; ls /vu-missing/a; cat /vu-missing/a/b/f; touch /vu-missing/x; echo $?'
+probe "exit status propagates" auto -- sh -c 'exit 7'
+probe "signal death is 128+N" -- sh -c 'kill -TERM $$'
+
+# --- Paths the kernel resolves for the ns backend -----------------------------------------------
+B=(--bind "$W/data:/mnt")
+probe "relative paths inside a bind" "${B[@]}" -- sh -c 'cd /mnt/sub && cat ../f && cat deep/g && ls ..'
+probe ".. across a bind's root" "${B[@]}" -- sh -c 'cat /mnt/../etc/hostname; cd /mnt && cd .. && pwd && ls -d mnt'
+probe "symlink inside the bind (relative)" "${B[@]}" -- cat /mnt/sub/up
+probe "symlink out of the bind (absolute)" "${B[@]}" -- cat /mnt/out
+probe "host symlink into the view's mount" "${B[@]}" -- cat "$W/into"
+probe "symlink to a directory, then .." "${B[@]}" -- sh -c 'cd /mnt/deeplink && pwd -P && cat g && cat ../../f'
+probe "getcwd and /proc/self/cwd show view paths" "${B[@]}" -- \
+  sh -c 'cd /mnt/sub && /bin/pwd && readlink /proc/self/cwd && pwd -P'
+probe "/proc/self/fd shows view paths" "${B[@]}" -- sh -c 'exec 3</mnt/f; readlink /proc/self/fd/3; cat /proc/self/fd/3'
+probe "stat through a bind" "${B[@]}" -- sh -c 'stat -c "%s %F %h" /mnt/f /mnt/sub /mnt; stat -L -c %s /mnt/sub/up'
+probe "find over a bind" "${B[@]}" -- sh -c 'find /mnt | sort'
+probe "ls -l in a bind (owners, links)" "${B[@]}" -- sh -c 'cd /mnt && ls -l --time-style=+ | sort'
+probe "test -e/-d/-x on bound paths" "${B[@]}" -- \
+  sh -c 'for p in /mnt /mnt/f /mnt/nope /mnt/s.sh /mnt/sub/up; do test -e $p && echo "e $p"; test -d $p && echo "d $p"; test -x $p && echo "x $p"; done'
+probe "shebang script inside a bind" "${B[@]}" -- sh -c '/mnt/s.sh a b; cd /mnt && ./s.sh c'
+probe "interpreter inside a bind" "${B[@]}" -- /mnt/s2 arg
+probe "binary inside a bind" "${B[@]}" -- /mnt/bin/echo bound-binary
+probe "PATH lookup into a bind" "${B[@]}" --setenv PATH=/mnt/bin:/usr/bin:/bin -- sh -c 'command -v echo >/dev/null; env echo via-path'
+probe "--chdir into a bind" "${B[@]}" --chdir /mnt/sub -- sh -c 'pwd; cat ../f'
+probe "writes in a rw bind land on the host" "${B[@]}" -- \
+  sh -c 'echo new > /mnt/new && mkdir /mnt/nd && mv /mnt/new /mnt/nd/moved && cat /mnt/nd/moved && ln -s moved /mnt/nd/l && readlink /mnt/nd/l && rm -r /mnt/nd'
+probe "rename across mounts is EXDEV (mv copies)" "${B[@]}" --bind "$W/other:/mnt2" -- \
+  sh -c 'mv /mnt2/o /mnt/o && cat /mnt/o && mv /mnt/o /mnt2/o && cat /mnt2/o'
+probe "fork, pipes, command substitution" "${B[@]}" -- sh -c 'cat /mnt/f | wc -c; x=$(cat /mnt/sub/deep/g); echo $x'
+probe "threads open bound files" "${B[@]}" -- "$PROBE" threads /mnt/f 4
+probe "a process dies while others use the view" "${B[@]}" -- \
+  sh -c '(sleep 5 & cat /mnt/f; kill -9 $!) ; cat /mnt/f'
+probe "mountpoint cannot be removed" "${B[@]}" -- sh -c 'rmdir /mnt; echo $?'
+probe "unix socket path inside a bind" "${B[@]}" -- \
+  sh -c 'command -v socat >/dev/null || { echo no-socat; exit 0; }; socat UNIX-LISTEN:/mnt/sock,fork SYSTEM:"echo pong" & for i in 1 2 3 4 5 6 7 8 9 10; do [ -S /mnt/sock ] && break; sleep 0.1; done; socat - UNIX-CONNECT:/mnt/sock </dev/null; kill $!; rm -f /mnt/sock'
+
+# --- Every way of writing fails with EROFS under a read-only bind -------------------------------
+R=(--bind "$W/data:/mnt:ro")
+probe "ro: open for writing" "${R[@]}" -- sh -c 'echo x > /mnt/f; echo "$?"; cat /mnt/f'
+probe "ro: append" "${R[@]}" -- sh -c 'echo x >> /mnt/f; echo $?'
+probe "ro: create" "${R[@]}" -- sh -c 'touch /mnt/new; echo $?; echo x > /mnt/new2; echo $?'
+probe "ro: truncate" "${R[@]}" -- sh -c 'truncate -s0 /mnt/f; echo $?'
+probe "ro: rename" "${R[@]}" -- sh -c 'mv /mnt/f /mnt/g; echo $?'
+probe "ro: hard link" "${R[@]}" -- sh -c 'ln /mnt/f /mnt/h; echo $?'
+probe "ro: symlink" "${R[@]}" -- sh -c 'ln -s x /mnt/sl; echo $?'
+probe "ro: mkdir" "${R[@]}" -- sh -c 'mkdir /mnt/d; echo $?; mkdir /mnt/sub; echo $?'
+probe "ro: unlink, rmdir" "${R[@]}" -- sh -c 'rm /mnt/f; echo $?; rmdir /mnt/sub/deep; echo $?'
+probe "ro: chmod, chown" "${R[@]}" -- sh -c 'chmod 600 /mnt/f; echo $?; chown "$(id -u)" /mnt/f; echo $?'
+probe "ro: utimensat" "${R[@]}" -- sh -c 'touch -d 2001-01-01 /mnt/f; echo $?'
+probe "ro: mknod (fifo)" "${R[@]}" -- sh -c 'mkfifo /mnt/p; echo $?'
+probe "ro: /proc/self/fd reopen for writing" "${R[@]}" -- sh -c 'exec 3</mnt/f; echo x > /proc/self/fd/3; echo $?'
+probe "ro: fd-based fchmod" "${R[@]}" -- "$PROBE" fchmod /mnt/f 600
+probe "ro: fd-based fchown" "${R[@]}" -- "$PROBE" fchown /mnt/f
+probe "ro: fd-based fsetxattr" "${R[@]}" -- "$PROBE" fsetxattr /mnt/f
+probe "ro: fd-based futimens" "${R[@]}" -- "$PROBE" futimens /mnt/f
+probe "ro: statfs says read-only" "${R[@]}" -- "$PROBE" statfs-ro /mnt/f
+probe "ro: relative writes from a cwd inside" "${R[@]}" -- sh -c 'cd /mnt/sub && touch n; echo $?; rm ../f; echo $?'
+probe "ro: reading still works" "${R[@]}" -- sh -c 'cat /mnt/f /mnt/sub/up; ls /mnt/sub'
+if [ -w "$W/data/f" ] && [ "$(cat "$W/data/f")" = hello ] && [ ! -e "$W/data/new" ]; then ok "ro: the host's files are untouched"
+else bad "ro: the host's files changed" "$(ls -la "$W/data")"; fi
+
+# --- pvm only: the ways around a path map are closed ----------------------------------------------
+pvm_check() {
+  local name=$1 want=$2; shift 2
+  local out
+  out=$("$VU" run --backend=pvm --net host "${B[@]}" -- "$@" 2>&1)
+  if [ "$out" = "$want" ]; then ok "pvm: $name"; else bad "pvm: $name" "got:  $out" "want: $want"; fi
+}
+pvm_check "openat2 is ENOSYS (libc falls back to openat)" ENOSYS "$PROBE" openat2 /mnt/f
+pvm_check "io_uring is ENOSYS" ENOSYS "$PROBE" io_uring
+pvm_check "clone3 is ENOSYS" ENOSYS "$PROBE" clone3
+pvm_check "name_to_handle_at is ENOSYS" ENOSYS "$PROBE" handle /mnt/f
+pvm_check "open_tree (new mount API) is ENOSYS" ENOSYS "$PROBE" open_tree /mnt
+pvm_check "no_new_privs is set (setuid binaries gain nothing)" 1 sh -c 'grep NoNewPrivs /proc/self/status | cut -f2'
+pvm_check "a view process cannot be debugged by another (already traced)" yes \
+  sh -c 'grep -q "TracerPid:[[:space:]]*[1-9]" /proc/self/status && echo yes'
+
+echo "$pass passed, $fail failed, $skip skipped"
+[ $fail = 0 ]

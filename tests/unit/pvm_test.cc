@@ -1,0 +1,216 @@
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "base/temp_dir.h"
+#include "pvm/monitor.h"
+#include "pvm/path_map.h"
+#include "runtime/plan.h"
+#include "runtime/pvm_backend.h"
+
+namespace vu::pvm {
+namespace {
+
+TEST(PathMapText, NormalizeAndWithin) {
+  EXPECT_EQ(normalize("/a/./b//c/"), "/a/b/c");
+  EXPECT_EQ(normalize("/"), "/");
+  EXPECT_TRUE(is_within("/mnt/x", "/mnt"));
+  EXPECT_TRUE(is_within("/mnt", "/mnt"));
+  EXPECT_FALSE(is_within("/mntx", "/mnt"));
+  EXPECT_TRUE(is_within("/anything", "/"));
+}
+
+TEST(PathMapText, HostAndViewPaths) {
+  PathMap m;
+  m.add({"/mnt", "/srv/data", false});
+  m.add({"/mnt/sub", "/other", true});
+  EXPECT_EQ(m.to_host("/mnt/a/b"), "/srv/data/a/b");
+  EXPECT_EQ(m.to_host("/mnt/sub/c"), "/other/c");
+  EXPECT_EQ(m.to_host("/etc"), "/etc");
+  EXPECT_EQ(m.to_view("/srv/data/a"), "/mnt/a");
+  EXPECT_EQ(m.to_view("/other"), "/mnt/sub");
+  EXPECT_EQ(m.to_view("/etc/passwd"), "/etc/passwd");
+  EXPECT_EQ(m.to_view("/mnt/hidden"), "");  // the host's /mnt is covered in the view
+  ASSERT_NE(m.covering("/mnt/sub/x"), nullptr);
+  EXPECT_TRUE(m.covering("/mnt/sub/x")->read_only);
+  EXPECT_FALSE(m.covering("/mnt/x")->read_only);
+  EXPECT_TRUE(m.has_mounts_below("/mnt"));
+  EXPECT_FALSE(m.has_mounts_below("/mnt/sub"));
+}
+
+TEST(PathMapText, EnclosingMountHidesEarlierOnes) {
+  PathMap m;
+  m.add({"/mnt/sub", "/other", false});
+  m.add({"/mnt", "/srv/data", false});
+  EXPECT_EQ(m.mounts().size(), 1u);
+  EXPECT_EQ(m.to_host("/mnt/sub"), "/srv/data/sub");
+}
+
+class PathMapFs : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto d = TempDir::make("vu-pvm-test");
+    ASSERT_TRUE(d.ok());
+    dir_.emplace(std::move(d).value());
+    root_ = dir_->path();
+    mk("data");
+    mk("data/sub");
+    put("data/f", "hello");
+    ASSERT_EQ(::symlink("../f", (root_ + "/data/sub/up").c_str()), 0);
+    ASSERT_EQ(::symlink("/etc", (root_ + "/data/abs").c_str()), 0);
+    ASSERT_EQ(::symlink("loop", (root_ + "/data/loop").c_str()), 0);
+    map_.add({"/view", root_ + "/data", false});
+  }
+  void mk(const std::string& p) { ASSERT_EQ(::mkdir((root_ + "/" + p).c_str(), 0755), 0); }
+  void put(const std::string& p, const std::string& text) { std::ofstream(root_ + "/" + p) << text; }
+  Resolved abs(const std::string& p, bool follow = true) { return map_.resolve({}, p, follow, {}); }
+
+  std::optional<TempDir> dir_;
+  std::string root_;
+  PathMap map_;
+};
+
+TEST_F(PathMapFs, StepsOntoAMountpoint) {
+  Resolved r = abs("/view/f");
+  ASSERT_EQ(r.err, 0);
+  EXPECT_TRUE(r.exists);
+  EXPECT_EQ(r.host, root_ + "/data/f");
+  EXPECT_EQ(r.view, "/view/f");
+  EXPECT_TRUE(r.moved);
+  EXPECT_FALSE(r.mountpoint);
+  Resolved mp = abs("/view");
+  EXPECT_TRUE(mp.mountpoint);
+  EXPECT_TRUE(S_ISDIR(mp.st.st_mode));
+}
+
+TEST_F(PathMapFs, HostPathsOutsideMountsAreNotMoved) {
+  Resolved r = abs("/etc/passwd");
+  ASSERT_EQ(r.err, 0);
+  EXPECT_EQ(r.host, "/etc/passwd");
+  EXPECT_FALSE(r.moved);
+  EXPECT_EQ(r.mount, nullptr);
+}
+
+TEST_F(PathMapFs, DotDotAtABindRootLeadsToTheMountpointsParent) {
+  Resolved r = abs("/view/../etc/passwd");
+  ASSERT_EQ(r.err, 0);
+  EXPECT_EQ(r.host, "/etc/passwd");
+  EXPECT_TRUE(r.moved);
+  // From a start inside the bind, as a cwd would be.
+  Resolved s = map_.resolve({"/view/sub", root_ + "/data/sub"}, "../../etc/passwd", true, {});
+  EXPECT_EQ(s.host, "/etc/passwd");
+  EXPECT_TRUE(s.moved);
+  Resolved t = map_.resolve({"/view/sub", root_ + "/data/sub"}, "../f", true, {});
+  EXPECT_EQ(t.host, root_ + "/data/f");
+  EXPECT_FALSE(t.moved);  // the host's own lookup from that cwd gives the same file
+}
+
+TEST_F(PathMapFs, SymlinksResolvedInTheView) {
+  Resolved up = abs("/view/sub/up");
+  EXPECT_EQ(up.host, root_ + "/data/f");
+  EXPECT_EQ(up.view, "/view/f");
+  Resolved out = abs("/view/abs/passwd");
+  EXPECT_EQ(out.host, "/etc/passwd");
+  EXPECT_EQ(out.view, "/etc/passwd");
+  Resolved nofollow = abs("/view/sub/up", false);
+  EXPECT_TRUE(S_ISLNK(nofollow.st.st_mode));
+  EXPECT_EQ(abs("/view/loop").err, ELOOP);
+}
+
+TEST_F(PathMapFs, ErrorsAsTheKernelGivesThem) {
+  EXPECT_EQ(abs("/view/f/x").err, ENOTDIR);
+  EXPECT_EQ(abs("/view/f/").err, ENOTDIR);
+  EXPECT_EQ(abs("/view/nope/x").err, ENOENT);
+  Resolved create = abs("/view/new");
+  EXPECT_EQ(create.err, 0);
+  EXPECT_FALSE(create.exists);
+  EXPECT_EQ(create.host, root_ + "/data/new");
+  EXPECT_EQ(abs("").err, ENOENT);
+}
+
+TEST_F(PathMapFs, ProcSelfNamesTheCaller) {
+  Caller me{::getpid(), ::gettid()};
+  Resolved r = map_.resolve({}, "/proc/self/cwd", false, me);
+  ASSERT_EQ(r.err, 0);
+  EXPECT_EQ(r.host, "/proc/" + std::to_string(::getpid()) + "/cwd");
+  Resolved t = map_.resolve({}, "/proc/thread-self/comm", false, me);
+  EXPECT_EQ(t.host, "/proc/" + std::to_string(::getpid()) + "/task/" + std::to_string(::gettid()) + "/comm");
+}
+
+TEST_F(PathMapFs, MagicLinksFollowTheObject) {
+  int fd = ::open((root_ + "/data/f").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  Caller me{::getpid(), ::gettid()};
+  Resolved r = map_.resolve({}, "/proc/self/fd/" + std::to_string(fd), true, me);
+  ::close(fd);
+  ASSERT_EQ(r.err, 0);
+  EXPECT_EQ(r.host, root_ + "/data/f");
+  EXPECT_EQ(r.view, "/view/f");  // so a read-only bind covers reopens too
+}
+
+}  // namespace
+}  // namespace vu::pvm
+
+namespace vu {
+namespace {
+
+TEST(PvmPlan, DeniedUsernsUnderAutoPlansPvm) {
+  ViewSpec s;
+  ASSERT_TRUE(finalize(s).ok());  // the default slirp network
+  Fact denied{"user namespaces", false, "unshare(CLONE_NEWUSER): EPERM"};
+  auto p = make_plan(s, &denied);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->backend, Backend::kPvm);
+  EXPECT_NE(to_string(*p).find("host network"), std::string::npos);
+}
+
+TEST(PvmPlan, RefusesWhatOnlyNamespacesGive) {
+  ViewSpec s;
+  s.backend = BackendWish::kPvm;
+  ASSERT_TRUE(vdens::add_net(s.net, "none").ok());
+  ASSERT_TRUE(finalize(s).ok());
+  auto p = make_plan(s, nullptr);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().kind(), ErrorKind::kDenied);
+  EXPECT_NE(p.error().message().find("--net none"), std::string::npos);
+  ViewSpec c;
+  c.backend = BackendWish::kPvm;
+  c.ambient_caps = 1;
+  EXPECT_FALSE(make_plan(c, nullptr).ok());
+}
+
+TEST(PvmConfig, TmpfsAndMissingAncestorsBecomeDirectories) {
+  ViewSpec s;
+  auto t = bindmount::parse_tmpfs("/vu-unit-missing/a/scratch:mode=0700");
+  ASSERT_TRUE(t.ok());
+  s.mounts.push_back(*t);
+  std::optional<TempDir> scratch;
+  auto cfg = make_pvm_config(s, &scratch);
+  ASSERT_TRUE(cfg.ok()) << cfg.error().to_string();
+  ASSERT_TRUE(scratch.has_value());
+  pvm::Resolved r = cfg->map.resolve({}, "/vu-unit-missing/a/scratch", true, {});
+  ASSERT_EQ(r.err, 0);
+  EXPECT_TRUE(S_ISDIR(r.st.st_mode));
+  EXPECT_EQ(r.st.st_mode & 07777, 0700u);
+  pvm::Resolved a = cfg->map.resolve({}, "/vu-unit-missing/a", true, {});
+  EXPECT_TRUE(a.read_only());
+  EXPECT_EQ(::access((a.host + "/scratch").c_str(), F_OK), 0);  // listed in its parent
+}
+
+TEST(PvmFilter, Builds) {
+  pvm::Config cfg;
+  auto f = pvm::Filter::build(cfg);
+  ASSERT_TRUE(f.ok());
+  EXPECT_GT(f->size(), 10u);
+  cfg.root = true;
+  auto g = pvm::Filter::build(cfg);
+  ASSERT_TRUE(g.ok());
+  EXPECT_GT(g->size(), f->size());
+}
+
+}  // namespace
+}  // namespace vu
