@@ -11,7 +11,7 @@ reexec_unprivileged() {
   user=${VU_TEST_USER:-vu-tester}
   "$here/../scripts/setup.sh" --test-env
   tmp=$(mktemp -d /tmp/vu-bench.XXXXXX)
-  cp "$vu" "$(dirname "$vu")/vu-net" "$script" "$here/common.sh" "$tmp/"
+  cp "$vu" "$(dirname "$vu")/vu-net" "$(dirname "$vu")/libvu-pvm-accel.so" "$script" "$here/common.sh" "$tmp/"
   chmod 755 "$tmp" "$tmp"/*
   runuser -u "$user" -- env RUNS="${RUNS:-}" bash "$tmp/$(basename "$script")" "$tmp/vu"
   rc=$?

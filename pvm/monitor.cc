@@ -1,7 +1,9 @@
 #include "pvm/monitor.h"
 
 #include <fcntl.h>
+#include <linux/audit.h>
 #include <linux/seccomp.h>
+#include <stddef.h>
 #include <seccomp.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -28,6 +30,7 @@
 #include <cstring>
 
 #include "base/log.h"
+#include "pvm/accel_abi.h"
 
 #if !defined(__x86_64__)
 #error "pvm: only x86_64 is implemented (syscall numbers and ptrace registers)"
@@ -71,6 +74,12 @@ constexpr int kNotifiedRoot[] = {
     SYS_setuid, SYS_setgid, SYS_setreuid, SYS_setregid, SYS_setresuid, SYS_setresgid,
     SYS_setfsuid, SYS_setfsgid,
 };
+// Without any mount the path map is the identity: only owners (stat), names (uname) and ids
+// need the monitor, and execve only to keep the fast path's library in the environment.
+constexpr int kNotifiedNoMounts[] = {
+    SYS_stat, SYS_lstat, SYS_fstat, SYS_newfstatat, SYS_statx, SYS_uname, SYS_sethostname,
+    SYS_getgroups, SYS_setgroups,
+};
 // Calls that change the caller itself: ptrace.
 constexpr int kTraced[] = {SYS_execve, SYS_execveat, SYS_chdir};
 // Ways around the path map: refused as if the kernel did not have them.
@@ -95,10 +104,19 @@ Result<Filter> Filter::build(const Config& cfg) {
     if (rc < 0) return Error::sys("seccomp_rule_add", -rc, "syscall " + std::to_string(nr));
     return Ok{};
   };
-  for (int nr : kNotified) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, nr));
+  const bool mounts = !cfg.map.empty();
+  if (mounts) {
+    for (int nr : kNotified) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, nr));
+    for (int nr : kTraced) VU_TRY_VOID(add(SCMP_ACT_TRACE(0), nr));
+  } else {
+    for (int nr : kNotifiedNoMounts) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, nr));
+    if (!cfg.accel_lib.empty()) {
+      VU_TRY_VOID(add(SCMP_ACT_TRACE(0), SYS_execve));
+      VU_TRY_VOID(add(SCMP_ACT_TRACE(0), SYS_execveat));
+    }
+  }
   if (cfg.root)
     for (int nr : kNotifiedRoot) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, nr));
-  for (int nr : kTraced) VU_TRY_VOID(add(SCMP_ACT_TRACE(0), nr));
   for (int nr : kNoSys) VU_TRY_VOID(add(SCMP_ACT_ERRNO(ENOSYS), nr));
   for (int nr : kPerm) VU_TRY_VOID(add(SCMP_ACT_ERRNO(EPERM), nr));
   // Export the BPF program through a memfd: the child installs it with a raw seccomp(2).
@@ -109,9 +127,32 @@ Result<Filter> Filter::build(const Config& cfg) {
   if (len <= 0 || len % static_cast<off_t>(sizeof(sock_filter)))
     return Error::make(ErrorKind::kSetup, "seccomp_export_bpf: unexpected program size");
   Filter f;
-  f.prog_.resize(static_cast<size_t>(len) / sizeof(sock_filter));
-  if (::pread(mem.get(), f.prog_.data(), static_cast<size_t>(len), 0) != len)
+  if (!cfg.accel_lib.empty()) {
+    // Before libseccomp's program: fstat, newfstatat, statx and openat made from the fast path's
+    // trampoline (pvm/accel.c) run natively. Jumps are relative, so the rest is unchanged.
+    constexpr uint64_t ip = VU_ACCEL_TRAMPOLINE_PAGE + VU_ACCEL_SYSCALL_END;
+    constexpr uint32_t kArch = offsetof(seccomp_data, arch), kNr = offsetof(seccomp_data, nr),
+                       kIp = offsetof(seccomp_data, instruction_pointer);
+    f.prog_ = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kArch),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 10),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kIp),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(ip), 0, 8),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kIp + 4),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(ip >> 32), 0, 6),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kNr),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_fstat, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_statx, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_newfstatat, 1, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+  }
+  size_t head = f.prog_.size();
+  f.prog_.resize(head + static_cast<size_t>(len) / sizeof(sock_filter));
+  if (::pread(mem.get(), f.prog_.data() + head, static_cast<size_t>(len), 0) != len)
     return Error::sys("read", errno, "the exported seccomp program");
+  if (f.prog_.size() > BPF_MAXINSNS) return Error::make(ErrorKind::kSetup, "the seccomp program is too long");
   return f;
 }
 
@@ -776,6 +817,14 @@ Monitor::Monitor(Config cfg, UniqueFd listener) : cfg_(std::move(cfg)), listener
   // Linux >= 6.6: wake the monitor and the caller synchronously (the caller's CPU runs the
   // monitor), which is what makes a round trip cheap; older kernels ignore it (EINVAL).
   (void)::ioctl(listener_.get(), SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
+  if (!cfg_.accel_lib.empty()) {
+    // 1:UID:GID:ROOT:PATHS:HOLDERS — PATHS "a": no mounts, every path is the host's.
+    accel_env_ = std::string(VU_ACCEL_ENV) + "=1:" + std::to_string(cfg_.uid) + ":" + std::to_string(cfg_.gid) +
+                 ":" + (cfg_.root ? "1" : "0") + ":" + (cfg_.map.empty() ? "a" : "m") + ":";
+    for (size_t i = 0; i < cfg_.accel_holders.size() && i < VU_ACCEL_MAX_HOLDERS; ++i)
+      accel_env_ += (i ? "," : "") + std::to_string(cfg_.accel_holders[i].first) + "." +
+                    std::to_string(cfg_.accel_holders[i].second);
+  }
   ::umask(0);  // modes of files made for the view carry the caller's umask (umask_of)
 }
 
@@ -990,7 +1039,9 @@ void Monitor::on_seccomp_stop(pid_t pid) {
     else if (ir.err) return fail(ir.err);
     else if (!ir.exists) return fail(ENOENT);
   }
-  if (!r.moved && !script) return;
+  std::vector<uint64_t> envp;
+  const bool accel = !cfg_.accel_lib.empty() && inject_env(pid, envp_addr, &envp);
+  if (!r.moved && !script && !accel) return;
   StackWriter w(pid, regs.rsp);
   if (script) {
     // argv becomes: INTERP [ARG] PATH-as-given argv[1…] — what binfmt_script builds.
@@ -1008,13 +1059,63 @@ void Monitor::on_seccomp_stop(pid_t pid) {
     regs.rsi = w.put(argv.data(), argv.size() * 8);
     regs.rdi = w.put(ir.host);
   } else {
-    regs.rdi = w.put(r.host);
+    regs.rdi = r.moved ? w.put(r.host) : path_addr;
     regs.rsi = argv_addr;
   }
   regs.rdx = envp_addr;
-  regs.orig_rax = SYS_execve;
+  if (accel) {
+    // LD_PRELOAD and the fast path's configuration first, then the caller's environment.
+    envp[0] = w.put("LD_PRELOAD=" + cfg_.accel_lib);
+    envp[1] = w.put(accel_env_);
+    regs.rdx = w.put(envp.data(), envp.size() * 8);
+  }
+  if (at && !r.moved && !script) {
+    // execveat with the caller's own dirfd and path: keep the call, change only its envp.
+    regs.rdi = c.a[0];
+    regs.rsi = path_addr;
+    regs.rdx = argv_addr;
+    regs.r10 = w.put(envp.data(), envp.size() * 8);
+  } else {
+    regs.orig_rax = SYS_execve;
+  }
   if (!w.ok()) return fail(EFAULT);
   (void)::ptrace(PTRACE_SETREGS, pid, 0, &regs);
+}
+
+// The caller's envp with two free slots in front, unless it already has LD_PRELOAD (the user's
+// own; the fast path then stays off) or the fast path's variable. False: leave envp alone.
+bool Monitor::inject_env(pid_t pid, uint64_t envp_addr, std::vector<uint64_t>* out) {
+  out->assign(2, 0);
+  if (!envp_addr) return out->push_back(0), true;
+  uint64_t chunk[128];
+  for (uint64_t base = envp_addr;; base += sizeof chunk) {
+    if (!read_mem(pid, base, chunk, sizeof chunk)) {
+      // The array may end near the end of its mapping: read the rest one pointer at a time.
+      for (uint64_t a = base;; a += 8) {
+        uint64_t p;
+        if (!read_mem(pid, a, &p, 8)) return false;
+        if (!p) return out->push_back(0), true;
+        if (!env_entry_ok(pid, p)) return false;
+        out->push_back(p);
+      }
+    }
+    for (uint64_t p : chunk) {
+      if (!p) return out->push_back(0), true;
+      if (!env_entry_ok(pid, p)) return false;
+      out->push_back(p);
+      if (out->size() > 65536) return false;
+    }
+  }
+}
+
+bool Monitor::env_entry_ok(pid_t pid, uint64_t addr) {
+  char head[16] = {};
+  std::string s;
+  if (!read_mem(pid, addr, head, 11)) {
+    if (read_string(pid, addr, &s, 16) != 0 && s.size() < 11) return true;
+    std::memcpy(head, s.data(), std::min<size_t>(s.size(), 15));
+  }
+  return std::strncmp(head, "LD_PRELOAD=", 11) != 0 && std::strncmp(head, VU_ACCEL_ENV "=", 13) != 0;
 }
 
 bool Monitor::on_wait_status(pid_t pid, int status) {

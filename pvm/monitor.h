@@ -56,6 +56,10 @@ struct Config {
   gid_t gid = 0;
   bool root = false;                   // --root: the command sees uid/gid 0
   std::optional<std::string> hostname; // --hostname
+  // The in-process fast path (pvm/accel.c): the library preloaded into every execve, and the
+  // (st_dev, st_ino) of each directory that holds a mountpoint. Empty path: no fast path.
+  std::string accel_lib;
+  std::vector<std::pair<uint64_t, uint64_t>> accel_holders;
 };
 
 class Filter {
@@ -99,8 +103,11 @@ class Monitor {
  private:
   Answer dispatch(Call& c);
   void on_seccomp_stop(pid_t pid);
+  bool inject_env(pid_t pid, uint64_t envp_addr, std::vector<uint64_t>* out);
+  static bool env_entry_ok(pid_t pid, uint64_t addr);
 
   Config cfg_;
+  std::string accel_env_;  // VU_PVM_ACCEL=…
   UniqueFd listener_;
   seccomp_notif* req_ = nullptr;
   seccomp_notif_resp* resp_ = nullptr;

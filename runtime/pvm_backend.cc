@@ -12,6 +12,7 @@
 
 #include "base/raw_log.h"
 #include "base/strings.h"
+#include "pvm/accel_abi.h"
 #include "runtime/exit_codes.h"
 
 namespace vu {
@@ -77,6 +78,19 @@ Result<std::string> scratch_dir(std::optional<TempDir>* scratch, const std::stri
   return dir;
 }
 
+// libvu-pvm-accel.so: $VU_PVM_ACCEL_LIB (empty: none), else next to vu, else ../lib/vu/.
+std::string accel_library() {
+  if (const char* env = std::getenv("VU_PVM_ACCEL_LIB")) return env;
+  char exe[4096];
+  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return {};
+  std::string dir(exe, static_cast<size_t>(n));
+  dir.resize(dir.rfind('/'));
+  for (std::string p : {dir + "/libvu-pvm-accel.so", dir + "/../lib/vu/libvu-pvm-accel.so"})
+    if (::access(p.c_str(), R_OK) == 0) return p;
+  return {};
+}
+
 }  // namespace
 
 Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>* scratch) {
@@ -135,6 +149,14 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
     add_entry(target, ::stat(host.c_str(), &st) < 0 || S_ISDIR(st.st_mode));
     cfg.map.add({target, host, m.read_only});
   }
+  // The fast path needs to know every directory that holds a mountpoint (pvm/accel.c).
+  cfg.accel_lib = accel_library();
+  for (const pvm::Mount& m : cfg.map.mounts()) {
+    size_t k = m.view.rfind('/');
+    pvm::Resolved r = cfg.map.resolve({}, k == 0 ? "/" : m.view.substr(0, k), true, {});
+    if (r.exists) cfg.accel_holders.emplace_back(r.st.st_dev, r.st.st_ino);
+  }
+  if (cfg.accel_holders.size() > VU_ACCEL_MAX_HOLDERS) cfg.accel_lib.clear();
   return cfg;
 }
 

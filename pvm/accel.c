@@ -1,0 +1,255 @@
+// pvm/accel.c — libvu-pvm-accel.so: the in-process fast path of the partial virtual machine.
+//
+// Every call the seccomp filter sends to the monitor costs a round trip between two processes
+// (~20 us on the 2-core reference VM, almost all of it the two context switches). A tree walk
+// (find, tar, du, rm -r) makes one stat and often one open per entry, nearly all of them of the
+// form fstatat(dirfd, "name") / openat(dirfd, "name", O_RDONLY|O_NOFOLLOW…). For those the view's
+// answer can be proven equal to the host's with two native system calls, in the caller itself:
+//   - `name` is one component (no '/', not "." or ".."): the lookup is one step from dirfd;
+//   - dirfd's directory is not the place of any mountpoint of the view: the monitor passes the
+//     (st_dev, st_ino) of every directory that holds a mountpoint, and fstat(dirfd) is compared
+//     with them, so the step cannot land on a mount;
+//   - the entry is not a symlink that would be followed (it could point anywhere in the view).
+// Then the native result is the view's result; only the owner ids are mapped (own ids kept or
+// 0 under --root, others 65534), exactly as the monitor maps them. fstat(fd) is always exact.
+// Anything else — absolute paths, "..", symlinks, writes — goes to libc as usual and so to the
+// monitor. The library is only an accelerator: without it (static binaries, a cleared
+// environment) every answer is the same, only slower.
+//
+// The native calls are made from a trampoline page mapped at a fixed address; the filter
+// (pvm/monitor.cc) lets exactly these system calls (fstat, newfstatat, statx, openat) pass when they are
+// made from that address. A program that deliberately jumps there can read metadata without the
+// view's id mapping and open files read-only outside the path map: an accepted limit, pvm is a
+// view, not a sandbox (bwrap's or a seccomp profile's job).
+//
+// A view without mounts ("a" below) is simpler still: every lookup is the host's, so every stat
+// is answered natively and only the owners are mapped.
+//
+// Configuration comes in the environment, VU_PVM_ACCEL=1:UID:GID:ROOT:a|m:DEV.INO,DEV.INO,…, and is
+// removed from it (with LD_PRELOAD) at load time, so the command sees the environment it was
+// given; the monitor puts both back into every execve.
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "pvm/accel_abi.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+static int enabled;
+static uid_t own_uid;
+static gid_t own_gid;
+static int as_root;
+static int all_paths_plain;  // no mounts in the view: every lookup is the host's
+static struct {
+  unsigned long dev, ino;
+} holders[VU_ACCEL_MAX_HOLDERS];
+static int n_holders;
+typedef long (*tramp_fn)(long nr, long a, long b, long c, long d, long e);
+static tramp_fn tramp;
+
+static long native(long nr, long a, long b, long c, long d, long e) {
+  long rc = tramp(nr, a, b, c, d, e);
+  if (rc < 0 && rc > -4096) {
+    errno = (int)-rc;
+    return -1;
+  }
+  return rc;
+}
+
+static void map_ids(struct stat* st) {
+  st->st_uid = st->st_uid == own_uid ? (as_root ? 0 : own_uid) : VU_ACCEL_OVERFLOW_ID;
+  st->st_gid = st->st_gid == own_gid ? (as_root ? 0 : own_gid) : VU_ACCEL_OVERFLOW_ID;
+}
+
+static int simple_name(const char* name) {
+  if (!name || !name[0] || strchr(name, '/')) return 0;
+  if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) return 0;
+  return 1;
+}
+
+// 1 when a one-step lookup from dirfd (or the cwd) cannot meet a mountpoint of the view.
+static int dir_is_plain(int dirfd) {
+  struct stat st;
+  long rc = dirfd == AT_FDCWD ? native(SYS_newfstatat, AT_FDCWD, (long)".", (long)&st, 0, 0)
+                              : native(SYS_fstat, dirfd, (long)&st, 0, 0, 0);
+  if (rc < 0) return 0;
+  for (int i = 0; i < n_holders; ++i)
+    if (holders[i].dev == st.st_dev && holders[i].ino == st.st_ino) return 0;
+  return 1;
+}
+
+// 1: answered in *rc; 0: take the monitor's way.
+static int fast_fstatat(int dirfd, const char* name, struct stat* st, int flags, int* rc) {
+  if (!enabled) return 0;
+  if ((flags & AT_EMPTY_PATH) && name && !name[0]) {
+    if (native(SYS_fstat, dirfd, (long)st, 0, 0, 0) < 0) return *rc = -1, 1;
+    map_ids(st);
+    return *rc = 0, 1;
+  }
+  if (all_paths_plain) {
+    if (native(SYS_newfstatat, dirfd, (long)name, (long)st, flags, 0) < 0) return *rc = -1, 1;
+    map_ids(st);
+    return *rc = 0, 1;
+  }
+  if ((dirfd < 0 && dirfd != AT_FDCWD) || !simple_name(name) || (flags & ~(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT)))
+    return 0;
+  if (!dir_is_plain(dirfd)) return 0;
+  if (native(SYS_newfstatat, dirfd, (long)name, (long)st, AT_SYMLINK_NOFOLLOW, 0) < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return *rc = -1, 1;  // the same in the view
+    return 0;
+  }
+  if (S_ISLNK(st->st_mode) && !(flags & AT_SYMLINK_NOFOLLOW)) return 0;  // followed: the view decides
+  map_ids(st);
+  return *rc = 0, 1;
+}
+
+EXPORT int fstatat(int dirfd, const char* name, struct stat* st, int flags) {
+  int rc;
+  if (fast_fstatat(dirfd, name, st, flags, &rc)) return rc;
+  return (int)syscall(SYS_newfstatat, dirfd, name, st, flags);
+}
+EXPORT int fstatat64(int dirfd, const char* name, struct stat64* st, int flags) {
+  return fstatat(dirfd, name, (struct stat*)st, flags);  // one layout on x86_64
+}
+
+EXPORT int stat(const char* path, struct stat* st) { return fstatat(AT_FDCWD, path, st, 0); }
+EXPORT int stat64(const char* path, struct stat64* st) { return fstatat(AT_FDCWD, path, (struct stat*)st, 0); }
+EXPORT int lstat(const char* path, struct stat* st) { return fstatat(AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW); }
+EXPORT int lstat64(const char* path, struct stat64* st) {
+  return fstatat(AT_FDCWD, path, (struct stat*)st, AT_SYMLINK_NOFOLLOW);
+}
+
+EXPORT int fstat(int fd, struct stat* st) {
+  if (!enabled) return (int)syscall(SYS_fstat, fd, st);
+  if (native(SYS_fstat, fd, (long)st, 0, 0, 0) < 0) return -1;
+  map_ids(st);
+  return 0;
+}
+EXPORT int fstat64(int fd, struct stat64* st) { return fstat(fd, (struct stat*)st); }
+
+EXPORT int statx(int dirfd, const char* name, int flags, unsigned int mask, struct statx* stx) {
+  if (enabled) {
+    int ok = 0;
+    if (all_paths_plain || ((flags & AT_EMPTY_PATH) && !name[0])) {
+      if (native(SYS_statx, dirfd, (long)name, flags, mask, (long)stx) < 0) return -1;
+      ok = 1;
+    } else if ((dirfd >= 0 || dirfd == AT_FDCWD) && simple_name(name) &&
+               !(flags & ~(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE)) && dir_is_plain(dirfd)) {
+      if (native(SYS_statx, dirfd, (long)name, flags | AT_SYMLINK_NOFOLLOW, mask, (long)stx) < 0) {
+        if (errno == ENOENT || errno == ENOTDIR) return -1;
+      } else if (!S_ISLNK(stx->stx_mode) || (flags & AT_SYMLINK_NOFOLLOW)) {
+        ok = 1;
+      }
+    }
+    if (ok) {
+      stx->stx_uid = stx->stx_uid == own_uid ? (as_root ? 0 : own_uid) : VU_ACCEL_OVERFLOW_ID;
+      stx->stx_gid = stx->stx_gid == own_gid ? (as_root ? 0 : own_gid) : VU_ACCEL_OVERFLOW_ID;
+      return 0;
+    }
+  }
+  return (int)syscall(SYS_statx, dirfd, name, flags, mask, stx);
+}
+
+static int open_fast(int dirfd, const char* name, int flags, int* fd) {
+  if (!enabled || (dirfd < 0 && dirfd != AT_FDCWD) || !simple_name(name)) return 0;
+  if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)) || (flags & O_TMPFILE) == O_TMPFILE) return 0;
+  if (!dir_is_plain(dirfd)) return 0;
+  if (!(flags & O_NOFOLLOW)) {
+    struct stat st;
+    if (native(SYS_newfstatat, dirfd, (long)name, (long)&st, AT_SYMLINK_NOFOLLOW, 0) < 0) return 0;
+    if (S_ISLNK(st.st_mode)) return 0;
+  }
+  long r = native(SYS_openat, dirfd, (long)name, flags, 0, 0);
+  if (r < 0 && errno == ELOOP && (flags & O_NOFOLLOW)) return *fd = -1, 1;  // a symlink, as the view says
+  if (r < 0) return 0;  // let the monitor give the view's errno
+  *fd = (int)r;
+  return 1;
+}
+
+EXPORT int openat(int dirfd, const char* name, int flags, ...) {
+  mode_t mode = 0;
+  if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
+    va_list ap;
+    va_start(ap, flags);
+    mode = va_arg(ap, mode_t);
+    va_end(ap);
+  }
+  int fd;
+  if (open_fast(dirfd, name, flags, &fd)) return fd;
+  return (int)syscall(SYS_openat, dirfd, name, flags, mode);
+}
+EXPORT int openat64(int dirfd, const char* name, int flags, ...) {
+  mode_t mode = 0;
+  if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
+    va_list ap;
+    va_start(ap, flags);
+    mode = va_arg(ap, mode_t);
+    va_end(ap);
+  }
+  return openat(dirfd, name, flags, mode);
+}
+EXPORT int __openat_2(int dirfd, const char* name, int flags) { return openat(dirfd, name, flags); }
+EXPORT int __openat64_2(int dirfd, const char* name, int flags) { return openat(dirfd, name, flags); }
+
+// ---------------------------------------------------------------------------------------------
+
+static unsigned long parse_ul(const char** p, int base) {
+  char* end;
+  unsigned long v = strtoul(*p, &end, base);
+  *p = end;
+  return v;
+}
+
+// Drops `name=` from the environment the command sees.
+static void hide(const char* name) { unsetenv(name); }
+
+__attribute__((constructor)) static void accel_init(void) {
+  const char* cfg = getenv(VU_ACCEL_ENV);
+  if (!cfg || strncmp(cfg, "1:", 2) != 0) return;
+  const char* p = cfg + 2;
+  own_uid = (uid_t)parse_ul(&p, 10);
+  if (*p++ != ':') return;
+  own_gid = (gid_t)parse_ul(&p, 10);
+  if (*p++ != ':') return;
+  as_root = (int)parse_ul(&p, 10);
+  if (*p++ != ':') return;
+  if (*p != 'a' && *p != 'm') return;
+  all_paths_plain = *p++ == 'a';
+  if (*p++ != ':') return;
+  while (*p && n_holders < VU_ACCEL_MAX_HOLDERS) {
+    holders[n_holders].dev = parse_ul(&p, 10);
+    if (*p++ != '.') return;
+    holders[n_holders].ino = parse_ul(&p, 10);
+    ++n_holders;
+    if (*p == ',') ++p;
+    else if (*p) return;
+  }
+  // The trampoline: `mov rax, rdi; mov rdi, rsi; mov rsi, rdx; mov rdx, rcx; mov r10, r8;
+  // mov r8, r9; syscall; ret` at the fixed address the filter knows. If the address is taken,
+  // no fast path.
+  void* page = (void*)VU_ACCEL_TRAMPOLINE_PAGE;
+  static const unsigned char code[] = {0x48, 0x89, 0xf8, 0x48, 0x89, 0xf7, 0x48, 0x89, 0xd6, 0x48, 0x89,
+                                       0xca, 0x4d, 0x89, 0xc2, 0x4d, 0x89, 0xc8, 0x0f, 0x05, 0xc3};
+  _Static_assert(sizeof code - 1 == VU_ACCEL_SYSCALL_END, "the filter's address of the syscall's end");
+  void* m = mmap(page, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (m != page) {
+    if (m != MAP_FAILED) munmap(m, 4096);  // a kernel without MAP_FIXED_NOREPLACE put it elsewhere
+    return;
+  }
+  memcpy(page, code, sizeof code);
+  if (mprotect(page, 4096, PROT_READ | PROT_EXEC) != 0) return;
+  tramp = (tramp_fn)page;
+  enabled = 1;
+  hide(VU_ACCEL_ENV);
+  hide("LD_PRELOAD");
+}
