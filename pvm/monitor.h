@@ -59,6 +59,7 @@ struct Config {
   // The in-process fast path (pvm/accel.c): the library preloaded into every execve, and the
   // (st_dev, st_ino) of each directory that holds a mountpoint. Empty path: no fast path.
   std::string accel_lib;
+  bool noop = false;  // measurement only ($VU_PVM_NOOP): every trapped call runs unchanged
   std::vector<std::pair<uint64_t, uint64_t>> accel_holders;
 };
 

@@ -99,6 +99,7 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
   cfg.gid = ::getgid();
   cfg.root = spec.identity == userns::Identity::kRoot;
   cfg.hostname = spec.hostname;
+  cfg.noop = std::getenv("VU_PVM_NOOP") != nullptr;  // bench/pvm.sh: the bare round trip
   int n_dirs = 0;
   // Synthetic directories (view path → host directory): each gets an entry for what is mounted
   // below it, so a listing shows the path as the ns backend's mirror does.
