@@ -7,6 +7,7 @@
 #include "base/child.h"
 #include "runtime/cli.h"
 #include "runtime/config.h"
+#include "pvm/monitor.h"
 #include "runtime/plan.h"
 
 namespace {
@@ -45,6 +46,28 @@ void BM_Plan(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_Plan);
+
+// pvm start-up: the seccomp program (libseccomp rules, exported as BPF).
+void BM_PvmFilterBuild(benchmark::State& state) {
+  vu::pvm::Config cfg;
+  cfg.map.add({"/mnt", "/tmp", false});
+  for (auto _ : state) {
+    auto f = vu::pvm::Filter::build(cfg);
+    benchmark::DoNotOptimize(f);
+  }
+}
+BENCHMARK(BM_PvmFilterBuild)->Unit(benchmark::kMicrosecond);
+
+// The monitor's path walk for a typical trapped call (three components, one of them a bind).
+void BM_PvmResolve(benchmark::State& state) {
+  vu::pvm::PathMap map;
+  map.add({"/mnt", "/usr", false});
+  for (auto _ : state) {
+    auto r = map.resolve({}, "/mnt/lib/os-release", true, {});
+    benchmark::DoNotOptimize(r);
+  }
+}
+BENCHMARK(BM_PvmResolve)->Unit(benchmark::kMicrosecond);
 
 // The floor under any supervisor design: one clone (pidfd) and its reap.
 void BM_CloneAndReap(benchmark::State& state) {
