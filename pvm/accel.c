@@ -176,30 +176,27 @@ static int open_fast(int dirfd, const char* name, int flags, int* fd) {
   return 1;
 }
 
-EXPORT int openat(int dirfd, const char* name, int flags, ...) {
-  mode_t mode = 0;
-  if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
-  }
+// The mode argument exists only with O_CREAT or O_TMPFILE.
+static mode_t mode_arg(int flags, va_list ap) {
+  return ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) ? va_arg(ap, mode_t) : 0;
+}
+
+static int open_impl(int dirfd, const char* name, int flags, mode_t mode) {
   int fd;
   if (open_fast(dirfd, name, flags, &fd)) return fd;
   return (int)syscall(SYS_openat, dirfd, name, flags, mode);
 }
-EXPORT int openat64(int dirfd, const char* name, int flags, ...) {
-  mode_t mode = 0;
-  if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
-  }
-  return openat(dirfd, name, flags, mode);
+
+EXPORT int openat(int dirfd, const char* name, int flags, ...) {
+  va_list ap;
+  va_start(ap, flags);
+  mode_t mode = mode_arg(flags, ap);
+  va_end(ap);
+  return open_impl(dirfd, name, flags, mode);
 }
-EXPORT int __openat_2(int dirfd, const char* name, int flags) { return openat(dirfd, name, flags); }
-EXPORT int __openat64_2(int dirfd, const char* name, int flags) { return openat(dirfd, name, flags); }
+EXPORT int openat64(int dirfd, const char* name, int flags, ...) __attribute__((alias("openat")));
+EXPORT int __openat_2(int dirfd, const char* name, int flags) { return open_impl(dirfd, name, flags, 0); }
+EXPORT int __openat64_2(int dirfd, const char* name, int flags) { return open_impl(dirfd, name, flags, 0); }
 
 // ---------------------------------------------------------------------------------------------
 
