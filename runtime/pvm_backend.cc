@@ -54,6 +54,10 @@ struct Launch {
   if (fd < 0) child_fail(l, Stage::kFilter, -fd);
   Report r{Stage::kListener, 0, fd};
   if (::write(l.report_fd, &r, sizeof r) != static_cast<ssize_t>(sizeof r)) ::_exit(kExitSetup);
+  // The listener is close-on-exec: wait until the parent holds its own copy.
+  while ((n = ::read(l.sync_fd, &go, 1)) < 0 && errno == EINTR) {
+  }
+  if (n != 1) ::_exit(kExitSetup);
   // From here on, chdir and execve are answered by the monitor (they see the view).
   if (::chdir(l.cmd->cwd.c_str()) < 0) {
     if (l.cmd->cwd_required) child_fail(l, Stage::kChdir, errno);
@@ -211,6 +215,7 @@ Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask)
   }
   UniqueFd listener(static_cast<int>(::syscall(SYS_pidfd_getfd, child.pidfd(), r.fd, 0)));
   if (!listener) return Error::sys("pidfd_getfd", errno, "the seccomp listener");
+  VU_TRY_VOID(sys::write_all(sync.second.get(), {&go, 1}, "sync pipe"));
   v.monitor = std::make_unique<pvm::Monitor>(std::move(cfg), std::move(listener));
   v.report = std::move(report.first);
   v.child = std::move(child);

@@ -6,7 +6,8 @@
 // the view's first process, which:
 //   1. sets PR_SET_PDEATHSIG(SIGKILL) and waits until the parent has PTRACE_SEIZEd it
 //   2. installs the filter with a listener (no_new_privs) and reports the listener's number;
-//      the parent takes it with pidfd_getfd
+//      the parent takes it with pidfd_getfd, then lets the child go on (the listener is
+//      close-on-exec: an exec before that would leave the filter without a listener, ENOSYS)
 //   3. chdir()s to the working directory and execs the command — both already virtualized, so
 //      the parent answers them from the supervise() loop, which is why exec errors arrive on
 //      the report pipe there (SuperviseExtras), not here.
