@@ -1024,12 +1024,18 @@ void Monitor::on_seccomp_stop(pid_t pid) {
   const int flags = at ? c.arg_int(4) : 0;
   std::string raw;
   if (at && (flags & AT_EMPTY_PATH) && read_string(pid, path_addr, &raw) == 0 && raw.empty()) return;
-  Resolved r = resolve_arg(cfg_, c, dirfd, path_addr, !(flags & AT_SYMLINK_NOFOLLOW), &raw);
-  if (r.err) return fail(r.err);
-  if (!r.exists) return fail(ENOENT);
+  Resolved r;
+  if (cfg_.map.empty()) {
+    // No mounts: the kernel's lookup is the view's; the stop is only for the environment.
+    r.exists = true;
+  } else {
+    r = resolve_arg(cfg_, c, dirfd, path_addr, !(flags & AT_SYMLINK_NOFOLLOW), &raw);
+    if (r.err) return fail(r.err);
+    if (!r.exists) return fail(ENOENT);
+  }
   std::string interp, iarg;
   Resolved ir;
-  bool script = S_ISREG(r.st.st_mode) && read_shebang(r.host, &interp, &iarg);
+  bool script = !cfg_.map.empty() && S_ISREG(r.st.st_mode) && read_shebang(r.host, &interp, &iarg);
   if (script) {
     // The kernel would look the interpreter up on the host; the view's may be elsewhere.
     Start s;
