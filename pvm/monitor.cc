@@ -1026,7 +1026,10 @@ void Monitor::on_seccomp_stop(pid_t pid) {
   if (at && (flags & AT_EMPTY_PATH) && read_string(pid, path_addr, &raw) == 0 && raw.empty()) return;
   Resolved r;
   if (cfg_.map.empty()) {
-    // No mounts: the kernel's lookup is the view's; the stop is only for the environment.
+    // No mounts: the kernel's lookup is the view's; the stop is only for the environment, and
+    // an execve that will fail (a PATH search trying directories) is left to fail untouched.
+    if (read_string(pid, path_addr, &raw) != 0) return;
+    if (!raw.empty() && raw[0] == '/' && ::access(raw.c_str(), F_OK) < 0) return;
     r.exists = true;
   } else {
     r = resolve_arg(cfg_, c, dirfd, path_addr, !(flags & AT_SYMLINK_NOFOLLOW), &raw);
@@ -1093,35 +1096,48 @@ void Monitor::on_seccomp_stop(pid_t pid) {
 bool Monitor::inject_env(pid_t pid, uint64_t envp_addr, std::vector<uint64_t>* out) {
   out->assign(2, 0);
   if (!envp_addr) return out->push_back(0), true;
+  // The pointers, 128 at a time (one at a time near the end of a mapping).
+  bool done = false;
   uint64_t chunk[128];
-  for (uint64_t base = envp_addr;; base += sizeof chunk) {
+  for (uint64_t base = envp_addr; !done; base += sizeof chunk) {
+    size_t n = sizeof chunk / 8;
     if (!read_mem(pid, base, chunk, sizeof chunk)) {
-      // The array may end near the end of its mapping: read the rest one pointer at a time.
-      for (uint64_t a = base;; a += 8) {
-        uint64_t p;
-        if (!read_mem(pid, a, &p, 8)) return false;
-        if (!p) return out->push_back(0), true;
-        if (!env_entry_ok(pid, p)) return false;
-        out->push_back(p);
+      n = 0;
+      while (n < 128 && read_mem(pid, base + 8 * n, &chunk[n], 8) && chunk[n]) ++n;
+      if (n == 128 || chunk[n]) return false;  // unreadable before its end
+      chunk[n++] = 0;
+    }
+    for (size_t i = 0; i < n && !done; ++i) {
+      if (!chunk[i]) done = true;
+      else out->push_back(chunk[i]);
+    }
+    if (out->size() > 65536) return false;
+  }
+  // The first bytes of every string in one process_vm_readv (a string near the end of its
+  // mapping may stop it short: the rest are then read one by one).
+  constexpr size_t kHead = 16, kBatch = 512;
+  for (size_t first = 2; first < out->size(); first += kBatch) {
+    size_t n = std::min(kBatch, out->size() - first);
+    std::vector<char> heads(n * kHead, 0);
+    std::vector<iovec> local(n), remote(n);
+    for (size_t i = 0; i < n; ++i) {
+      local[i] = {heads.data() + i * kHead, kHead};
+      remote[i] = {reinterpret_cast<void*>((*out)[first + i]), kHead};
+    }
+    ssize_t got = ::process_vm_readv(pid, local.data(), n, remote.data(), n, 0);
+    size_t whole = got > 0 ? static_cast<size_t>(got) / kHead : 0;
+    for (size_t i = 0; i < n; ++i) {
+      const char* h = heads.data() + i * kHead;
+      std::string s;
+      if (i >= whole) {
+        if (read_string(pid, (*out)[first + i], &s, kHead) != 0 && s.empty()) continue;
+        h = s.c_str();
       }
-    }
-    for (uint64_t p : chunk) {
-      if (!p) return out->push_back(0), true;
-      if (!env_entry_ok(pid, p)) return false;
-      out->push_back(p);
-      if (out->size() > 65536) return false;
+      if (std::strncmp(h, "LD_PRELOAD=", 11) == 0 || std::strncmp(h, VU_ACCEL_ENV "=", 13) == 0) return false;
     }
   }
-}
-
-bool Monitor::env_entry_ok(pid_t pid, uint64_t addr) {
-  char head[16] = {};
-  std::string s;
-  if (!read_mem(pid, addr, head, 11)) {
-    if (read_string(pid, addr, &s, 16) != 0 && s.size() < 11) return true;
-    std::memcpy(head, s.data(), std::min<size_t>(s.size(), 15));
-  }
-  return std::strncmp(head, "LD_PRELOAD=", 11) != 0 && std::strncmp(head, VU_ACCEL_ENV "=", 13) != 0;
+  out->push_back(0);
+  return true;
 }
 
 bool Monitor::on_wait_status(pid_t pid, int status) {

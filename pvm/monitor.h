@@ -105,7 +105,6 @@ class Monitor {
   Answer dispatch(Call& c);
   void on_seccomp_stop(pid_t pid);
   bool inject_env(pid_t pid, uint64_t envp_addr, std::vector<uint64_t>* out);
-  static bool env_entry_ok(pid_t pid, uint64_t addr);
 
   Config cfg_;
   std::string accel_env_;  // VU_PVM_ACCEL=…

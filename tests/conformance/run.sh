@@ -83,6 +83,8 @@ probe "--tmpfs with mode" --tmpfs /scratch:mode=0700 -- stat -c %a /scratch
 probe "missing ancestors of a target exist in the view" --bind "$W/data:/vu-missing/a/b" -- \
   sh -c 'ls /vu-missing; ls /vu-missing/a; cat /vu-missing/a/b/f; touch /vu-missing/x; echo $?'
 probe "exit status propagates" auto -- sh -c 'exit 7'
+probe "the environment is the one given (nothing of pvm's shows)" --setenv VU_X=1 -- sh -c 'env | grep -v "^_=" | sort; sh -c "env | grep -c -e LD_PRELOAD -e VU_PVM"'
+probe "...also with a bind, after exec" "--bind=$W/data:/mnt" -- sh -c 'sh -c "env | grep -c -e LD_PRELOAD -e VU_PVM"; /mnt/bin/echo $LD_PRELOAD'
 probe "signal death is 128+N" -- sh -c 'kill -TERM $$'
 
 # --- Paths the kernel resolves for the ns backend -----------------------------------------------
