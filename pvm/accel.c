@@ -32,7 +32,9 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <spawn.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +44,8 @@
 #include <unistd.h>
 
 #include "pvm/accel_abi.h"
+
+extern char** environ;
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -199,6 +203,115 @@ EXPORT int __openat_2(int dirfd, const char* name, int flags) { return open_impl
 EXPORT int __openat64_2(int dirfd, const char* name, int flags) { return open_impl(dirfd, name, flags, 0); }
 
 // ---------------------------------------------------------------------------------------------
+// Carrying the library across execve. In a view without mounts nothing traces execve, so the
+// library adds its two variables to the environment of every program it starts. No allocation:
+// these may run in a vfork child. A program that sets LD_PRELOAD itself keeps it, without us.
+// glibc's own internal spawns (system, popen) bypass this: those programs run without the fast
+// path, with the same answers.
+
+static char saved_preload[4096 + 16];
+static char saved_config[VU_ACCEL_MAX_HOLDERS * 48 + 64];
+static int carry;  // the two variables were saved and must be passed on
+
+#define MAX_CARRIED_ENV 1024
+
+// Fills out[] with envp plus our two variables; returns out, or envp itself when it has its own
+// LD_PRELOAD or is too large.
+static char* const* with_env(char* const* envp, char** out) {
+  if (!carry || !envp) return envp;
+  size_t n = 0;
+  for (; envp[n]; ++n) {
+    if (n >= MAX_CARRIED_ENV || !strncmp(envp[n], "LD_PRELOAD=", 11) ||
+        !strncmp(envp[n], VU_ACCEL_ENV "=", sizeof VU_ACCEL_ENV))
+      return envp;
+  }
+  out[0] = saved_preload;
+  out[1] = saved_config;
+  memcpy(out + 2, envp, (n + 1) * sizeof *envp);
+  return out;
+}
+
+#define ENV_BUF(name) char* name[MAX_CARRIED_ENV + 3]
+
+EXPORT int execve(const char* path, char* const argv[], char* const envp[]) {
+  ENV_BUF(e);
+  return (int)syscall(SYS_execve, path, argv, with_env(envp, e));
+}
+EXPORT int execv(const char* path, char* const argv[]) { return execve(path, argv, environ); }
+EXPORT int fexecve(int fd, char* const argv[], char* const envp[]) {
+  ENV_BUF(e);
+  return (int)syscall(SYS_execveat, fd, "", argv, with_env(envp, e), AT_EMPTY_PATH);
+}
+
+typedef int (*execvpe_fn)(const char*, char* const[], char* const[]);
+EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) {
+  static execvpe_fn real;
+  if (!real) real = (execvpe_fn)dlsym(RTLD_NEXT, "execvpe");
+  if (!real) return errno = ENOSYS, -1;
+  ENV_BUF(e);
+  return real(file, argv, with_env(envp, e));
+}
+EXPORT int execvp(const char* file, char* const argv[]) { return execvpe(file, argv, environ); }
+
+// execl, execlp, execle: the arguments into an array on the stack.
+#define MAX_EXECL_ARGS 1024
+static int collect_args(const char* arg0, va_list ap, char** argv) {
+  int n = 0;
+  argv[n++] = (char*)arg0;
+  while (argv[n - 1]) {
+    if (n >= MAX_EXECL_ARGS) return errno = E2BIG, -1;
+    argv[n++] = va_arg(ap, char*);
+  }
+  return 0;
+}
+EXPORT int execl(const char* path, const char* arg, ...) {
+  char* argv[MAX_EXECL_ARGS + 1];
+  va_list ap;
+  va_start(ap, arg);
+  int rc = collect_args(arg, ap, argv);
+  va_end(ap);
+  return rc < 0 ? -1 : execve(path, argv, environ);
+}
+EXPORT int execlp(const char* file, const char* arg, ...) {
+  char* argv[MAX_EXECL_ARGS + 1];
+  va_list ap;
+  va_start(ap, arg);
+  int rc = collect_args(arg, ap, argv);
+  va_end(ap);
+  return rc < 0 ? -1 : execvpe(file, argv, environ);
+}
+EXPORT int execle(const char* path, const char* arg, ...) {
+  char* argv[MAX_EXECL_ARGS + 1];
+  va_list ap;
+  va_start(ap, arg);
+  int rc = collect_args(arg, ap, argv);
+  char* const* envp = rc < 0 ? NULL : va_arg(ap, char* const*);
+  va_end(ap);
+  return rc < 0 ? -1 : execve(path, argv, envp);
+}
+
+typedef int (*spawn_fn)(pid_t*, const char*, const posix_spawn_file_actions_t*, const posix_spawnattr_t*,
+                        char* const[], char* const[]);
+static int spawn_with(const char* name, spawn_fn* real, pid_t* pid, const char* path,
+                      const posix_spawn_file_actions_t* fa, const posix_spawnattr_t* attr,
+                      char* const argv[], char* const envp[]) {
+  if (!*real) *real = (spawn_fn)dlsym(RTLD_NEXT, name);
+  if (!*real) return ENOSYS;
+  ENV_BUF(e);
+  return (*real)(pid, path, fa, attr, argv, with_env(envp, e));
+}
+EXPORT int posix_spawn(pid_t* pid, const char* path, const posix_spawn_file_actions_t* fa,
+                       const posix_spawnattr_t* attr, char* const argv[], char* const envp[]) {
+  static spawn_fn real;
+  return spawn_with("posix_spawn", &real, pid, path, fa, attr, argv, envp);
+}
+EXPORT int posix_spawnp(pid_t* pid, const char* file, const posix_spawn_file_actions_t* fa,
+                        const posix_spawnattr_t* attr, char* const argv[], char* const envp[]) {
+  static spawn_fn real;
+  return spawn_with("posix_spawnp", &real, pid, file, fa, attr, argv, envp);
+}
+
+// ---------------------------------------------------------------------------------------------
 
 static unsigned long parse_ul(const char** p, int base) {
   char* end;
@@ -247,6 +360,14 @@ __attribute__((constructor)) static void accel_init(void) {
   if (mprotect(page, 4096, PROT_READ | PROT_EXEC) != 0) return;
   tramp = (tramp_fn)page;
   enabled = 1;
+  const char* preload = getenv("LD_PRELOAD");
+  if (all_paths_plain && preload && strlen(preload) < sizeof saved_preload - 16 &&
+      strlen(cfg) < sizeof saved_config - 16) {
+    // Without mounts nobody traces execve: pass the variables on ourselves (above).
+    snprintf(saved_preload, sizeof saved_preload, "LD_PRELOAD=%s", preload);
+    snprintf(saved_config, sizeof saved_config, "%s=%s", VU_ACCEL_ENV, cfg);
+    carry = 1;
+  }
   hide(VU_ACCEL_ENV);
   hide("LD_PRELOAD");
 }

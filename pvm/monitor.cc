@@ -75,7 +75,7 @@ constexpr int kNotifiedRoot[] = {
     SYS_setfsuid, SYS_setfsgid,
 };
 // Without any mount the path map is the identity: only owners (stat), names (uname) and ids
-// need the monitor, and execve only to keep the fast path's library in the environment.
+// need the monitor, and nothing needs ptrace.
 constexpr int kNotifiedNoMounts[] = {
     SYS_stat, SYS_lstat, SYS_fstat, SYS_newfstatat, SYS_statx, SYS_uname, SYS_sethostname,
     SYS_getgroups, SYS_setgroups,
@@ -109,11 +109,8 @@ Result<Filter> Filter::build(const Config& cfg) {
     for (int nr : kNotified) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, nr));
     for (int nr : kTraced) VU_TRY_VOID(add(SCMP_ACT_TRACE(0), nr));
   } else {
+    // The fast path's library carries its environment across execve itself (accel.c).
     for (int nr : kNotifiedNoMounts) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, nr));
-    if (!cfg.accel_lib.empty()) {
-      VU_TRY_VOID(add(SCMP_ACT_TRACE(0), SYS_execve));
-      VU_TRY_VOID(add(SCMP_ACT_TRACE(0), SYS_execveat));
-    }
   }
   if (cfg.root)
     for (int nr : kNotifiedRoot) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, nr));
@@ -803,6 +800,18 @@ Answer do_root_ids(Call& c) {
 
 // ---------------------------------------------------------------------------------------------
 
+std::string accel_env(const Config& cfg) {
+  // 1:UID:GID:ROOT:PATHS:HOLDERS — PATHS "a": no mounts, every path is the host's.
+  std::string e = std::string(VU_ACCEL_ENV) + "=1:" + std::to_string(cfg.uid) + ":" + std::to_string(cfg.gid) +
+                  ":" + (cfg.root ? "1" : "0") + ":" + (cfg.map.empty() ? "a" : "m") + ":";
+  for (size_t i = 0; i < cfg.accel_holders.size() && i < VU_ACCEL_MAX_HOLDERS; ++i)
+    e += (i ? "," : "") + std::to_string(cfg.accel_holders[i].first) + "." +
+         std::to_string(cfg.accel_holders[i].second);
+  return e;
+}
+
+bool needs_ptrace(const Config& cfg) { return !cfg.map.empty(); }
+
 Monitor::Monitor(Config cfg, UniqueFd listener) : cfg_(std::move(cfg)), listener_(std::move(listener)) {
   seccomp_notif_sizes sizes{};
   if (::syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0) {
@@ -817,14 +826,7 @@ Monitor::Monitor(Config cfg, UniqueFd listener) : cfg_(std::move(cfg)), listener
   // Linux >= 6.6: wake the monitor and the caller synchronously (the caller's CPU runs the
   // monitor), which is what makes a round trip cheap; older kernels ignore it (EINVAL).
   (void)::ioctl(listener_.get(), SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
-  if (!cfg_.accel_lib.empty()) {
-    // 1:UID:GID:ROOT:PATHS:HOLDERS — PATHS "a": no mounts, every path is the host's.
-    accel_env_ = std::string(VU_ACCEL_ENV) + "=1:" + std::to_string(cfg_.uid) + ":" + std::to_string(cfg_.gid) +
-                 ":" + (cfg_.root ? "1" : "0") + ":" + (cfg_.map.empty() ? "a" : "m") + ":";
-    for (size_t i = 0; i < cfg_.accel_holders.size() && i < VU_ACCEL_MAX_HOLDERS; ++i)
-      accel_env_ += (i ? "," : "") + std::to_string(cfg_.accel_holders[i].first) + "." +
-                    std::to_string(cfg_.accel_holders[i].second);
-  }
+  if (!cfg_.accel_lib.empty()) accel_env_ = accel_env(cfg_);
   ::umask(0);  // modes of files made for the view carry the caller's umask (umask_of)
 }
 

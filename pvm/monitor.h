@@ -63,6 +63,11 @@ struct Config {
   std::vector<std::pair<uint64_t, uint64_t>> accel_holders;
 };
 
+// "VU_PVM_ACCEL=…": the fast path's configuration (pvm/accel.c), for the environment.
+std::string accel_env(const Config& cfg);
+// Whether the view needs the ptrace half (execve and chdir into the path map): with mounts.
+bool needs_ptrace(const Config& cfg);
+
 class Filter {
  public:
   static Result<Filter> build(const Config& cfg);

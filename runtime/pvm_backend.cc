@@ -181,6 +181,19 @@ Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask)
   pvm::Config cfg = VU_TRY(make_pvm_config(spec, &v.scratch));
   pvm::Filter filter = VU_TRY(pvm::Filter::build(cfg));
   v.cmd = prepare_command(spec);
+  if (!cfg.accel_lib.empty() && !pvm::needs_ptrace(cfg)) {
+    // Nothing traces execve to add the fast path's library: the first command gets it here and
+    // the library passes it on (unless the user preloads something of their own).
+    bool own_preload = false;
+    for (const std::string& e : v.cmd.env) own_preload |= e.compare(0, 11, "LD_PRELOAD=") == 0;
+    if (!own_preload) {
+      v.cmd.env.push_back("LD_PRELOAD=" + cfg.accel_lib);
+      v.cmd.env.push_back(pvm::accel_env(cfg));
+      v.cmd.envp.clear();
+      for (std::string& e : v.cmd.env) v.cmd.envp.push_back(e.data());
+      v.cmd.envp.push_back(nullptr);
+    }
+  }
   Launch l;
   l.parent = ::getpid();
   l.filter = &filter;
@@ -195,10 +208,12 @@ Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask)
   if (child.is_child()) child_main(l);
   report.second.reset();
   sync.first.reset();
-  if (auto r = pvm::Monitor::seize(child.pid()); !r)
-    return std::move(r).error().context("tracing the view's first process")
-        .hint("the pvm backend needs ptrace of one's own children (kernel.yama.ptrace_scope <= 1, "
-              "and no seccomp profile that forbids ptrace)");
+  if (pvm::needs_ptrace(cfg)) {
+    if (auto r = pvm::Monitor::seize(child.pid()); !r)
+      return std::move(r).error().context("tracing the view's first process")
+          .hint("the pvm backend needs ptrace of one's own children (kernel.yama.ptrace_scope <= 1, "
+                "and no seccomp profile that forbids ptrace)");
+  }
   char go = 1;
   VU_TRY_VOID(sys::write_all(sync.second.get(), {&go, 1}, "sync pipe"));
   Report r{};
