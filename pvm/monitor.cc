@@ -184,7 +184,9 @@ int read_string(pid_t pid, uint64_t addr, std::string* out, size_t max = 4096) {
   if (!addr) return EFAULT;
   char buf[4096];
   while (out->size() < max) {
+    // Most paths are short: try 256 bytes first (never past the page, which may be the last).
     size_t chunk = 4096 - (addr & 4095);
+    if (out->empty() && chunk > 256) chunk = 256;
     if (!read_mem(pid, addr, buf, chunk)) return EFAULT;
     if (const void* nul = std::memchr(buf, 0, chunk)) {
       out->append(buf, static_cast<size_t>(static_cast<const char*>(nul) - buf));
