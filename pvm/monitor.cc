@@ -5,6 +5,7 @@
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <seccomp.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/statvfs.h>
@@ -699,6 +700,15 @@ Answer do_statfs(const Config& cfg, Call& c) {
   return Answer::value(0);
 }
 
+// The caller's descriptor `fd`, duplicated into the monitor (same open file description).
+UniqueFd take_fd(Call& c, int fd, int* err) {
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, c.tgid(), 0)));
+  if (!pidfd) return *err = errno, UniqueFd();
+  UniqueFd dup(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0)));
+  if (!dup) *err = errno;
+  return dup;
+}
+
 // ---- sockets with a path -------------------------------------------------------------------
 Answer do_sockaddr(const Config& cfg, Call& c) {
   const bool is_bind = c.nr == SYS_bind;
@@ -719,10 +729,9 @@ Answer do_sockaddr(const Config& cfg, Call& c) {
   if (is_bind && r.read_only()) return Answer::error(EROFS);
   if (!r.moved) return Answer::cont();
   if (r.host.size() >= sizeof sun.sun_path) return Answer::error(ENAMETOOLONG);
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, c.tgid(), 0)));
-  if (!pidfd) return Answer::error(errno);
-  UniqueFd sock(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), c.arg_int(0), 0)));
-  if (!sock) return Answer::error(errno);
+  int err = 0;
+  UniqueFd sock = take_fd(c, c.arg_int(0), &err);
+  if (!sock) return Answer::error(err);
   sockaddr_un host{};
   host.sun_family = AF_UNIX;
   std::memcpy(host.sun_path, r.host.c_str(), r.host.size() + 1);
@@ -735,6 +744,20 @@ Answer do_sockaddr(const Config& cfg, Call& c) {
     return rc < 0 ? Answer::error(e) : Answer::value(0);
   }
   return Answer::result(::connect(sock.get(), reinterpret_cast<sockaddr*>(&host), hlen));
+}
+
+// inotify_add_watch(fd, path, mask): the watch is added to the caller's inotify instance (a
+// duplicate of its descriptor) on the view's object.
+Answer do_inotify_add_watch(const Config& cfg, Call& c) {
+  const uint32_t mask = static_cast<uint32_t>(c.a[2]);
+  Resolved r = resolve_arg(cfg, c, AT_FDCWD, c.a[1], !(mask & IN_DONT_FOLLOW));
+  if (r.err) return Answer::error(r.err);
+  if (!r.exists) return Answer::error(ENOENT);
+  if (!r.moved) return Answer::cont();
+  int err = 0;
+  UniqueFd in = take_fd(c, c.arg_int(0), &err);
+  if (!in) return Answer::error(err == EBADF || err == ESRCH ? EBADF : err);
+  return Answer::result(::inotify_add_watch(in.get(), r.host.c_str(), mask | IN_DONT_FOLLOW));
 }
 
 // ---- identity and hostname -----------------------------------------------------------------
@@ -910,7 +933,7 @@ Monitor::Answer Monitor::dispatch(Call& c) {
     case SYS_sethostname: return do_sethostname(cfg, c);
     case SYS_getgroups: return do_getgroups(cfg, c);
     case SYS_setgroups: return Answer::error(EPERM);  // as in a user namespace with setgroups denied
-    case SYS_inotify_add_watch: return Answer::cont();
+    case SYS_inotify_add_watch: return do_inotify_add_watch(cfg, c);
     default:
       if (cfg.root) return do_root_ids(c);
       return Answer::cont();

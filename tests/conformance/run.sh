@@ -116,6 +116,7 @@ probe "fork, pipes, command substitution" "${B[@]}" -- sh -c 'cat /mnt/f | wc -c
 probe "threads open bound files" "${B[@]}" -- "$PROBE" threads /mnt/f 4
 probe "a process dies while others use the view" "${B[@]}" -- \
   sh -c '(sleep 5 & cat /mnt/f; kill -9 $!) ; cat /mnt/f'
+probe "inotify watches the view's directory" "${B[@]}" -- "$PROBE" inotify /mnt/sub
 probe "mountpoint cannot be removed" "${B[@]}" -- sh -c 'rmdir /mnt; echo $?'
 probe "unix socket path inside a bind" "${B[@]}" -- \
   sh -c 'command -v socat >/dev/null || { echo no-socat; exit 0; }; socat UNIX-LISTEN:/mnt/sock,fork SYSTEM:"echo pong" & for i in 1 2 3 4 5 6 7 8 9 10; do [ -S /mnt/sock ] && break; sleep 0.1; done; socat - UNIX-CONNECT:/mnt/sock </dev/null; kill $!; rm -f /mnt/sock'

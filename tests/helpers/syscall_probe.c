@@ -12,6 +12,7 @@
 //   futimens PATH           open O_RDONLY then futimens(fd, NULL)
 //   threads PATH N          N threads each open and read PATH; prints the bytes read in total
 //   statfs-ro PATH          prints "ro" or "rw" from statfs f_flags
+//   inotify DIR             watches DIR, creates DIR/inotify-probe, prints the event's name
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -95,6 +97,21 @@ int main(int argc, char** argv) {
     struct statvfs sv;
     if (statvfs(p, &sv) < 0) return report(-1);
     printf("%s\n", (sv.f_flag & ST_RDONLY) ? "ro" : "rw");
+    return 0;
+  }
+  if (!strcmp(w, "inotify")) {
+    int in = inotify_init1(IN_CLOEXEC);
+    if (in < 0 || inotify_add_watch(in, p, IN_CREATE) < 0) return report(-1);
+    char file[4096];
+    snprintf(file, sizeof file, "%s/inotify-probe", p);
+    int f = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (f < 0) return report(-1);
+    close(f);
+    unlink(file);
+    char buf[4096] __attribute__((aligned(8)));
+    ssize_t n = read(in, buf, sizeof buf);
+    if (n <= 0) return report(-1);
+    printf("%s\n", ((struct inotify_event*)buf)->name);
     return 0;
   }
   int fd = open(p, O_RDONLY | O_CLOEXEC);
