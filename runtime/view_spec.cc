@@ -136,7 +136,7 @@ constexpr OptionDef kOptions[] = {
      "only), e.g. --cap net_admin,net_raw.",
      set_cap},
     {"backend", 0, false, false, "auto|ns|pvm",
-     "How to build the view: ns (user namespaces), pvm (partial virtual machine), auto.",
+     "How to build the view: ns (user namespaces), pvm (partial virtual machine: seccomp user notification and ptrace, no namespaces needed), auto (ns, else pvm when user namespaces are refused).",
      set_backend},
     {"chdir", 'C', false, false, "DIR",
      "Working directory in the view (default: the current one, else /).", set_chdir},
