@@ -5,6 +5,7 @@
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <seccomp.h>
+#include <dirent.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -115,6 +116,7 @@ Result<Filter> Filter::build(const Config& cfg) {
   }
   if (cfg.root)
     for (int nr : kNotifiedRoot) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, nr));
+  if (!cfg.listing.empty()) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, SYS_getdents64));
   for (int nr : kNoSys) VU_TRY_VOID(add(SCMP_ACT_ERRNO(ENOSYS), nr));
   for (int nr : kPerm) VU_TRY_VOID(add(SCMP_ACT_ERRNO(EPERM), nr));
   // Export the BPF program through a memfd: the child installs it with a raw seccomp(2).
@@ -746,6 +748,39 @@ Answer do_sockaddr(const Config& cfg, Call& c) {
   return Answer::result(::connect(sock.get(), reinterpret_cast<sockaddr*>(&host), hlen));
 }
 
+// getdents64 on a directory that holds mountpoints missing on the host: at the start of a
+// listing (offset 0, also after rewinddir), those names come first, then the host's entries.
+Answer do_getdents(const Config& cfg, Call& c) {
+  struct stat st;
+  if (::stat(fd_path(c.tid, c.arg_int(0)).c_str(), &st) < 0) return Answer::cont();
+  std::vector<char> synth;
+  for (const auto& [key, e] : cfg.listing) {
+    if (key.first != st.st_dev || key.second != st.st_ino) continue;
+    size_t reclen = (offsetof(struct dirent64, d_name) + e.name.size() + 1 + 7) & ~size_t{7};
+    size_t at = synth.size();
+    synth.resize(at + reclen, 0);
+    auto* d = reinterpret_cast<struct dirent64*>(synth.data() + at);
+    d->d_ino = e.ino;
+    d->d_off = 0;  // telldir() of a made-up entry: back to the start
+    d->d_reclen = static_cast<unsigned short>(reclen);
+    d->d_type = e.type;
+    std::memcpy(d->d_name, e.name.c_str(), e.name.size() + 1);
+  }
+  if (synth.empty()) return Answer::cont();
+  int err = 0;
+  UniqueFd dir = take_fd(c, c.arg_int(0), &err);
+  if (!dir || ::lseek(dir.get(), 0, SEEK_CUR) != 0) return Answer::cont();
+  const size_t count = c.a[2];
+  if (count < synth.size() + 512) return Answer::cont();
+  std::vector<char> buf(std::min<size_t>(count, 1 << 20));
+  long n = ::syscall(SYS_getdents64, dir.get(), buf.data() + synth.size(), buf.size() - synth.size());
+  if (n < 0) return Answer::error(errno);
+  std::memcpy(buf.data(), synth.data(), synth.size());
+  size_t total = synth.size() + static_cast<size_t>(n);
+  if (!write_mem(c.tid, c.a[1], buf.data(), total)) return Answer::error(EFAULT);
+  return Answer::value(static_cast<int64_t>(total));
+}
+
 // inotify_add_watch(fd, path, mask): the watch is added to the caller's inotify instance (a
 // duplicate of its descriptor) on the view's object.
 Answer do_inotify_add_watch(const Config& cfg, Call& c) {
@@ -934,6 +969,7 @@ Monitor::Answer Monitor::dispatch(Call& c) {
     case SYS_getgroups: return do_getgroups(cfg, c);
     case SYS_setgroups: return Answer::error(EPERM);  // as in a user namespace with setgroups denied
     case SYS_inotify_add_watch: return do_inotify_add_watch(cfg, c);
+    case SYS_getdents64: return do_getdents(cfg, c);
     default:
       if (cfg.root) return do_root_ids(c);
       return Answer::cont();

@@ -31,9 +31,10 @@
 // 65534 in stat, getgroups as in an unmapped user namespace), hostname. Bypasses closed with
 // ENOSYS: openat2, io_uring, clone3 (libc falls back to clone), the new mount API,
 // name_to_handle_at/open_by_handle_at. mount/umount/chroot/pivot_root: EPERM. no_new_privs is
-// set, so setuid binaries run without privilege (as under umvu). Known gaps: mountpoints that
-// do not exist on the host are not listed by getdents of their parent; a process of the view
-// cannot ptrace (it is already traced); x86_64 only.
+// set, so setuid binaries run without privilege (as under umvu). Mountpoints that do not exist on
+// the host lead their parent's listing (getdents64 is trapped only in views that have some).
+// Known gaps: a process of the view cannot ptrace (it is already traced) and shows stopped as
+// "t" rather than "T"; x86_64 only (other system call ABIs are killed by the filter).
 #pragma once
 
 #include <linux/filter.h>
@@ -64,6 +65,15 @@ struct Config {
   // The in-process fast path (pvm/accel.c): the library preloaded into every execve, and the
   // (st_dev, st_ino) of each directory that holds a mountpoint. Empty path: no fast path.
   std::string accel_lib;
+  // Names a directory listing must show although the host directory lacks them: mountpoints
+  // on missing targets, keyed by the host directory's (st_dev, st_ino). Non-empty: getdents64
+  // is trapped and these entries lead the listing.
+  struct Entry {
+    std::string name;
+    unsigned char type;  // DT_DIR, DT_REG
+    uint64_t ino;
+  };
+  std::vector<std::pair<std::pair<uint64_t, uint64_t>, Entry>> listing;
   bool noop = false;  // measurement only ($VU_PVM_NOOP): every trapped call runs unchanged
   std::vector<std::pair<uint64_t, uint64_t>> accel_holders;
 };

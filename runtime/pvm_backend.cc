@@ -1,5 +1,6 @@
 #include "runtime/pvm_backend.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -153,6 +154,20 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
     struct stat st;
     add_entry(target, ::stat(host.c_str(), &st) < 0 || S_ISDIR(st.st_mode));
     cfg.map.add({target, host, m.read_only});
+  }
+  // Mountpoints the host's directory does not have: listed by the monitor (getdents64).
+  for (const pvm::Mount& m : cfg.map.mounts()) {
+    size_t k = m.view.rfind('/');
+    if (m.view == "/") continue;
+    pvm::Resolved parent = cfg.map.resolve({}, k == 0 ? "/" : m.view.substr(0, k), true, {});
+    if (!parent.exists || !S_ISDIR(parent.st.st_mode)) continue;
+    std::string name = m.view.substr(k + 1);
+    struct stat there, src;
+    if (::lstat((parent.host + "/" + name).c_str(), &there) == 0) continue;
+    if (::stat(m.host.c_str(), &src) < 0) continue;
+    cfg.listing.push_back({{parent.st.st_dev, parent.st.st_ino},
+                           {name, static_cast<unsigned char>(S_ISDIR(src.st_mode) ? DT_DIR : DT_REG),
+                            static_cast<uint64_t>(src.st_ino)}});
   }
   // The fast path needs to know every directory that holds a mountpoint (pvm/accel.c).
   cfg.accel_lib = accel_library();

@@ -82,6 +82,9 @@ probe "--tmpfs on a missing target" auto --tmpfs /scratch -- \
 probe "--tmpfs with mode" --tmpfs /scratch:mode=0700 -- stat -c %a /scratch
 probe "missing ancestors of a target exist in the view" --bind "$W/data:/vu-missing/a/b" -- \
   sh -c 'ls /vu-missing; ls /vu-missing/a; cat /vu-missing/a/b/f; touch /vu-missing/x; echo $?'
+probe "mountpoints missing on the host are listed by their parent" --tmpfs /vu-conf-new \
+  --bind "$W/data/f:$W/newfile" -- \
+  sh -c 'ls / | grep -x vu-conf-new; ls "$1" | grep -x newfile; ls -F "$1" | grep newfile; find "$1" -maxdepth 1 -name newfile | wc -l' _ "$W"
 probe "exit status propagates" auto -- sh -c 'exit 7'
 probe "the environment is the one given (nothing of pvm's shows)" --setenv VU_X=1 -- sh -c 'env | grep -v "^_=" | sort; sh -c "env | grep -c -e LD_PRELOAD -e VU_PVM"'
 probe "...also with a bind, after exec" "--bind=$W/data:/mnt" -- sh -c 'sh -c "env | grep -c -e LD_PRELOAD -e VU_PVM"; /mnt/bin/echo $LD_PRELOAD'
