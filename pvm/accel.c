@@ -253,42 +253,30 @@ EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) {
 }
 EXPORT int execvp(const char* file, char* const argv[]) { return execvpe(file, argv, environ); }
 
-// execl, execlp, execle: the arguments into an array on the stack.
+// execl, execlp, execle: the arguments into an array on the stack, then execve/execvpe.
 #define MAX_EXECL_ARGS 1024
-static int collect_args(const char* arg0, va_list ap, char** argv) {
+static int execl_common(char kind, const char* path, const char* arg0, va_list* ap) {
+  char* argv[MAX_EXECL_ARGS + 1];
   int n = 0;
   argv[n++] = (char*)arg0;
   while (argv[n - 1]) {
     if (n >= MAX_EXECL_ARGS) return errno = E2BIG, -1;
-    argv[n++] = va_arg(ap, char*);
+    argv[n++] = va_arg(*ap, char*);
   }
-  return 0;
+  if (kind == 'e') return execve(path, argv, va_arg(*ap, char* const*));
+  return kind == 'p' ? execvpe(path, argv, environ) : execve(path, argv, environ);
 }
-EXPORT int execl(const char* path, const char* arg, ...) {
-  char* argv[MAX_EXECL_ARGS + 1];
-  va_list ap;
-  va_start(ap, arg);
-  int rc = collect_args(arg, ap, argv);
-  va_end(ap);
-  return rc < 0 ? -1 : execve(path, argv, environ);
-}
-EXPORT int execlp(const char* file, const char* arg, ...) {
-  char* argv[MAX_EXECL_ARGS + 1];
-  va_list ap;
-  va_start(ap, arg);
-  int rc = collect_args(arg, ap, argv);
-  va_end(ap);
-  return rc < 0 ? -1 : execvpe(file, argv, environ);
-}
-EXPORT int execle(const char* path, const char* arg, ...) {
-  char* argv[MAX_EXECL_ARGS + 1];
-  va_list ap;
-  va_start(ap, arg);
-  int rc = collect_args(arg, ap, argv);
-  char* const* envp = rc < 0 ? NULL : va_arg(ap, char* const*);
-  va_end(ap);
-  return rc < 0 ? -1 : execve(path, argv, envp);
-}
+#define EXECL(name, kind)                                  \
+  EXPORT int name(const char* path, const char* arg, ...) { \
+    va_list ap;                                            \
+    va_start(ap, arg);                                     \
+    int rc = execl_common(kind, path, arg, &ap);           \
+    va_end(ap);                                            \
+    return rc;                                             \
+  }
+EXECL(execl, 'l')
+EXECL(execlp, 'p')
+EXECL(execle, 'e')
 
 typedef int (*spawn_fn)(pid_t*, const char*, const posix_spawn_file_actions_t*, const posix_spawnattr_t*,
                         char* const[], char* const[]);

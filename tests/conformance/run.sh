@@ -161,6 +161,13 @@ pvm_check "io_uring is ENOSYS" ENOSYS "$PROBE" io_uring
 pvm_check "clone3 is ENOSYS" ENOSYS "$PROBE" clone3
 pvm_check "name_to_handle_at is ENOSYS" ENOSYS "$PROBE" handle /mnt/f
 pvm_check "open_tree (new mount API) is ENOSYS" ENOSYS "$PROBE" open_tree /mnt
+maps='grep -q libvu-pvm-accel /proc/self/maps && echo loaded; env | grep -c -e LD_PRELOAD -e VU_PVM'
+for how in l p e v s; do
+  out=$("$VU" run --backend=pvm --net host -- "$PROBE" execl $how "$maps" 2>&1)
+  if [ "$out" = "loaded
+0" ]; then ok "pvm: the fast path follows exec$how (no mounts, nothing traced), unseen"
+  else bad "pvm: the fast path across exec$how" "got: $out"; fi
+done
 pvm_check "no_new_privs is set (setuid binaries gain nothing)" 1 sh -c 'grep NoNewPrivs /proc/self/status | cut -f2'
 pvm_check "a view process cannot be debugged by another (already traced)" yes \
   sh -c 'grep -q "TracerPid:[[:space:]]*[1-9]" /proc/self/status && echo yes'

@@ -13,12 +13,14 @@
 //   threads PATH N          N threads each open and read PATH; prints the bytes read in total
 //   statfs-ro PATH          prints "ro" or "rw" from statfs f_flags
 //   inotify DIR             watches DIR, creates DIR/inotify-probe, prints the event's name
+//   execl l|p|e|v|s CMD     runs `sh -c CMD` through execl, execlp, execle, execvp or posix_spawnp
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <pthread.h>
 #include <sched.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +100,30 @@ int main(int argc, char** argv) {
     if (statvfs(p, &sv) < 0) return report(-1);
     printf("%s\n", (sv.f_flag & ST_RDONLY) ? "ro" : "rw");
     return 0;
+  }
+  if (!strcmp(w, "execl") && argc > 3) {
+    extern char** environ;
+    const char* cmd = argv[3];
+    fflush(stdout);
+    switch (p[0]) {
+      case 'l': execl("/bin/sh", "sh", "-c", cmd, (char*)NULL); break;
+      case 'p': execlp("sh", "sh", "-c", cmd, (char*)NULL); break;
+      case 'e': execle("/bin/sh", "sh", "-c", cmd, (char*)NULL, environ); break;
+      case 'v': {
+        char* const args[] = {"sh", "-c", (char*)cmd, NULL};
+        execvp("sh", args);
+        break;
+      }
+      case 's': {
+        char* const args[] = {"sh", "-c", (char*)cmd, NULL};
+        pid_t pid;
+        if (posix_spawnp(&pid, "sh", NULL, NULL, args, environ) != 0) return report(-1);
+        int st;
+        waitpid(pid, &st, 0);
+        return 0;
+      }
+    }
+    return report(-1);
   }
   if (!strcmp(w, "inotify")) {
     int in = inotify_init1(IN_CLOEXEC);
