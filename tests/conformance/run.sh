@@ -119,6 +119,8 @@ probe "fork, pipes, command substitution" "${B[@]}" -- sh -c 'cat /mnt/f | wc -c
 probe "threads open bound files" "${B[@]}" -- "$PROBE" threads /mnt/f 4
 probe "a process dies while others use the view" "${B[@]}" -- \
   sh -c '(sleep 5 & cat /mnt/f; kill -9 $!) ; cat /mnt/f'
+probe "the DIR API (no mounts: the fast path's streams)" -- "$PROBE" dir /usr/share
+probe "the DIR API in a bind" "${B[@]}" -- "$PROBE" dir /mnt
 probe "inotify watches the view's directory" "${B[@]}" -- "$PROBE" inotify /mnt/sub
 probe "mountpoint cannot be removed" "${B[@]}" -- sh -c 'rmdir /mnt; echo $?'
 probe "unix socket path inside a bind" "${B[@]}" -- \

@@ -13,8 +13,10 @@
 //   threads PATH N          N threads each open and read PATH; prints the bytes read in total
 //   statfs-ro PATH          prints "ro" or "rw" from statfs f_flags
 //   inotify DIR             watches DIR, creates DIR/inotify-probe, prints the event's name
+//   dir PATH                the DIR API: entries, rewinddir, telldir/seekdir, readdir_r, fdopendir
 //   execl l|p|e|v|s CMD     runs `sh -c CMD` through execl, execlp, execle, execvp or posix_spawnp
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -124,6 +126,44 @@ int main(int argc, char** argv) {
       }
     }
     return report(-1);
+  }
+  if (!strcmp(w, "dir")) {
+    DIR* d = opendir(p);
+    if (!d) return report(-1);
+    int n = 0;
+    long third_pos = -1;
+    char third[256] = "";
+    struct dirent* e;
+    while ((e = readdir(d))) {
+      if (++n == 2) third_pos = telldir(d);
+      if (n == 3) snprintf(third, sizeof third, "%s", e->d_name);
+    }
+    rewinddir(d);
+    int again = 0;
+    while (readdir(d)) ++again;
+    const char* seek = "seek n/a";
+    if (third_pos >= 0) {
+      seekdir(d, third_pos);
+      e = readdir(d);
+      seek = e && !strcmp(e->d_name, third) ? "seek ok" : "seek BAD";
+    }
+    struct dirent ent, *res;
+    rewinddir(d);
+    int r = 0;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    while (readdir_r(d, &ent, &res) == 0 && res) ++r;
+#pragma GCC diagnostic pop
+    int fd = dup(dirfd(d));
+    closedir(d);
+    lseek(fd, 0, SEEK_SET);
+    DIR* f = fdopendir(fd);
+    int viafd = 0;
+    while (f && readdir(f)) ++viafd;
+    if (f) closedir(f);
+    DIR* bad = fdopendir(open("/dev/null", O_RDONLY | O_CLOEXEC));
+    printf("%d %d %d %d %s fdopendir(file): %s\n", n, again, r, viafd, seek, bad ? "ok" : strerrorname_np(errno));
+    return 0;
   }
   if (!strcmp(w, "inotify")) {
     int in = inotify_init1(IN_CLOEXEC);
