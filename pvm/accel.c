@@ -248,8 +248,9 @@ EXPORT DIR* fdopendir(int fd) {
   struct stat st;
   if (native(SYS_fstat, fd, (long)&st, 0, 0, 0) < 0) return NULL;
   if (!S_ISDIR(st.st_mode)) return errno = ENOTDIR, NULL;
-  int fl = fcntl(fd, F_GETFL);
-  if (fl < 0 || (fl & O_PATH) || (fl & O_ACCMODE) == O_WRONLY) return errno = EBADF, NULL;
+  int fl = fcntl(fd, F_GETFL);  // glibc's checks, glibc's errnos
+  if (fl < 0) return NULL;
+  if ((fl & O_ACCMODE) == O_WRONLY) return errno = EINVAL, NULL;
   return new_stream(fd);
 }
 
