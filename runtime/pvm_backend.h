@@ -12,7 +12,10 @@
 //      the parent answers them from the supervise() loop, which is why exec errors arrive on
 //      the report pipe there (SuperviseExtras), not here.
 // From then on every process of the view is a tracee of vu and carries the filter (see
-// pvm/monitor.h for what is captured and why).
+// pvm/monitor.h for what is captured and why). A view without mounts needs no ptrace: its first
+// process is spawned vfork-style with a shared fd table instead (no page-table copy, no
+// handshake): it installs the filter, leaves the listener's number in the Launch, and execs;
+// vu resumes when it has, with the listener in its own table.
 #pragma once
 
 #include <signal.h>
