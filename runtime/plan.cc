@@ -48,7 +48,9 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
   p.parts.push_back({"network", net.defaulted ? "host network (pvm has no network namespace; the default "
                                                 "slirp network needs one)"
                                               : "host network"});
-  p.parts.push_back({"capture", "seccomp user notification (paths, ids, uname), ptrace (execve, chdir)"});
+  p.parts.push_back({"capture", spec.mounts.empty()
+                                    ? "seccomp user notification (stat owners, ids, uname); no ptrace"
+                                    : "seccomp user notification (paths, owners, ids, uname), ptrace (execve, chdir)"});
   return p;
 }
 
