@@ -10,13 +10,9 @@ set -u
 VU=$1
 DENY=$2
 PROBE=$3
-pass=0 fail=0 skip=0
-work=$(mktemp -d "${TMPDIR:-/tmp}/vu-conf.XXXXXX")
-trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
-cd "$work" || exit 1
-
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; shift; printf '    %s\n' "$@"; }
+# The harness lies next to this script (copied there by run_as_user.sh) or in tests/integration.
+here=$(dirname "$0")
+. "$here/harness.sh" 2>/dev/null || . "$here/../integration/harness.sh" || exit 1
 
 if [ "$(id -u)" = 0 ]; then echo "SKIP: must run unprivileged"; exit 77; fi
 if ! "$VU" run --backend=ns --net host -- true 2>/dev/null; then
@@ -184,5 +180,4 @@ done
 if [ $bad_starts = 0 ]; then ok "pvm: 100 quick starts without tracing all succeed"
 else bad "pvm: $bad_starts of 100 quick starts failed" "$(sort "$work/race.err" | uniq -c | head -5)"; fi
 
-echo "$pass passed, $fail failed, $skip skipped"
-[ $fail = 0 ]
+summary

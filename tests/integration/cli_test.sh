@@ -4,14 +4,9 @@
 set -u
 VU=$1
 DENY=$2
-pass=0 fail=0 skip=0
-work=$(mktemp -d "${TMPDIR:-/tmp}/vu-test.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-cd "$work" || exit 1
-
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; shift; printf '    %s\n' "$@"; }
-skipped() { skip=$((skip + 1)); echo "SKIP - $1: $2"; }
+# The harness lies next to this script (copied there by run_as_user.sh) or in tests/integration.
+here=$(dirname "$0")
+. "$here/harness.sh" 2>/dev/null || . "$here/../integration/harness.sh" || exit 1
 
 # check NAME EXPECTED_STATUS EXPECTED_STDOUT CMD... — stdout compared exactly.
 check() {
@@ -268,5 +263,4 @@ check "vu probe names pvm when namespaces are denied" 0 "vu run would use       
 check "--explain shows the pvm plan" 0 "backend   pvm" sh -c '"$1" run --backend=pvm --explain -- true | head -1 | cut -c1-13' _ "$VU"
 check_err "userbindmount under the filter reports unshare" 1 "unshare .*Operation not permitted" "$DENY" "$VU" userbindmount -n -- true
 
-echo "$pass passed, $fail failed, $skip skipped"
-[ $fail = 0 ]
+summary
