@@ -13,8 +13,9 @@ reexec_unprivileged() {
   tmp=$(mktemp -d /tmp/vu-bench.XXXXXX)
   cp "$vu" "$(dirname "$vu")/vu-net" "$(dirname "$vu")/libvu-pvm-accel.so" "$script" "$here/common.sh" "$tmp/"
   chmod 755 "$tmp" "$tmp"/*
-  runuser -u "$user" -- env RUNS="${RUNS:-}" ${BENCH_TRACE:+BENCH_TRACE=1} bash ${BENCH_TRACE:+-x} "$tmp/$(basename "$script")" "$tmp/vu"
-  rc=$?
+  rc=0
+  # "|| rc=$?": the callers run under set -e, which would skip the clean-up below.
+  runuser -u "$user" -- env RUNS="${RUNS:-}" ${BENCH_TRACE:+BENCH_TRACE=1} bash ${BENCH_TRACE:+-x} "$tmp/$(basename "$script")" "$tmp/vu" || rc=$?
   rm -rf "$tmp"
   exit $rc
 }
