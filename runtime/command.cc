@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/raw_log.h"
 #include "base/strings.h"
 
 extern char** environ;
@@ -71,6 +72,17 @@ Command prepare_command(const ViewSpec& spec) {
     for (std::string& d : str::split(path, ':')) c.path_dirs.push_back(d.empty() ? "." : d);
   }
   return c;
+}
+
+int enter_cwd(const Command& c) {
+  if (::chdir(c.cwd.c_str()) == 0) return 0;
+  if (c.cwd_required) return errno;
+  raw::write_str(2, "vu: warning: ", c.cwd.c_str(), " is not reachable in the view; starting in /\n");
+  return ::chdir("/") == 0 ? 0 : errno;
+}
+
+Error chdir_error(const Command& c, int err) {
+  return Error::sys("chdir", err, c.cwd).context("--chdir").kind(ErrorKind::kSetup);
 }
 
 int exec_command(Command& c) {

@@ -2,7 +2,7 @@
 // without allocating. Shared by the ns and pvm backends.
 //
 //   Command cmd = prepare_command(spec);     // parent: argv, envp, PATH list, cwd
-//   …child: int err = exec_command(cmd);     // returns only on failure, with errno
+//   …child: enter_cwd(cmd); int err = exec_command(cmd);   // errno on failure
 //   …parent: Error e = exec_error(cmd, err); // "'foo': command not found in the view's PATH"
 #pragma once
 
@@ -26,6 +26,11 @@ struct Command {
 };
 
 Command prepare_command(const ViewSpec& spec);
+// Enters the working directory: the requested one, else the caller's, else / with a warning.
+// Async-signal-safe. Returns 0, or errno when --chdir was given and cannot be entered.
+int enter_cwd(const Command& c);
+// The error for enter_cwd's errno.
+Error chdir_error(const Command& c, int err);
 // execvpe without allocation (PATH was split by prepare_command); a file without #! runs under
 // /bin/sh. Async-signal-safe. Returns errno when nothing could be executed.
 int exec_command(Command& c);

@@ -21,7 +21,6 @@
 #include <string>
 #include <vector>
 
-#include "base/raw_log.h"
 #include "base/strings.h"
 #include "base/unique_fd.h"
 #include "bindmount/bindmount.h"
@@ -183,11 +182,7 @@ int raise_ambient(uint64_t caps, int* which);
   if (!l.hostname.empty() && ::sethostname(l.hostname.data(), l.hostname.size()) < 0)
     child_fail(l, Stage::kHostname, errno);
 
-  if (::chdir(l.cmd.cwd.c_str()) < 0) {
-    if (l.cmd.cwd_required) child_fail(l, Stage::kChdir, errno);
-    raw::write_str(2, "vu: warning: ", l.cmd.cwd.c_str(), " is not reachable in the view; starting in /\n");
-    if (::chdir("/") < 0) child_fail(l, Stage::kChdir, errno);
-  }
+  if (int e = enter_cwd(l.cmd)) child_fail(l, Stage::kChdir, e);
 
   if (l.ambient_caps) {
     int which;
@@ -260,7 +255,7 @@ Error report_to_error(const ChildReport& r, const ViewSpec& spec, const Launch& 
     case Stage::kSendTaps: return Error::sys("hand the taps to vu-net", r.err);
     case Stage::kNetReady: return NetHelper::error_from({});  // handled by the caller
     case Stage::kChdir:
-      return Error::sys("chdir", r.err, l.cmd.cwd).context("--chdir").kind(ErrorKind::kSetup);
+      return chdir_error(l.cmd, r.err);
     case Stage::kExec: return exec_error(l.cmd, r.err);
     case Stage::kNone: break;
   }

@@ -12,7 +12,6 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "base/raw_log.h"
 #include "base/strings.h"
 #include "pvm/accel_abi.h"
 #include "runtime/exit_codes.h"
@@ -71,11 +70,7 @@ struct Launch {
     if (n != 1) ::_exit(kExitSetup);
   }
   // From here on, chdir and execve are answered by the monitor (they see the view).
-  if (::chdir(l.cmd->cwd.c_str()) < 0) {
-    if (l.cmd->cwd_required) child_fail(l, Stage::kChdir, errno);
-    raw::write_str(2, "vu: warning: ", l.cmd->cwd.c_str(), " is not reachable in the view; starting in /\n");
-    if (::chdir("/") < 0) child_fail(l, Stage::kChdir, errno);
-  }
+  if (int e = enter_cwd(*l.cmd)) child_fail(l, Stage::kChdir, e);
   ::sigprocmask(SIG_SETMASK, l.mask, nullptr);
   child_fail(l, Stage::kExec, exec_command(*l.cmd));
 }
@@ -198,7 +193,7 @@ std::optional<Error> PvmView::failure(const std::string& text) const {
   Report r;
   std::memcpy(&r, text.data(), sizeof r);
   switch (r.stage) {
-    case Stage::kChdir: return Error::sys("chdir", r.err, cmd.cwd).context("--chdir").kind(ErrorKind::kSetup);
+    case Stage::kChdir: return chdir_error(cmd, r.err);
     case Stage::kExec: return exec_error(cmd, r.err);
     default: return Error::make(ErrorKind::kSetup, "the view's first process failed to start");
   }
