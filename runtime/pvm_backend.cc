@@ -163,12 +163,17 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
     add_entry(target, ::stat(host.c_str(), &st) < 0 || S_ISDIR(st.st_mode));
     cfg.map.add({target, host, m.read_only});
   }
-  // Mountpoints the host's directory does not have: listed by the monitor (getdents64).
+  // For each mountpoint, the directory that holds it: the fast path must not answer lookups
+  // in it (pvm/accel.c), and when the host's directory lacks the name, the monitor lists it
+  // (getdents64).
+  cfg.accel_lib = accel_library();
   for (const pvm::Mount& m : cfg.map.mounts()) {
-    size_t k = m.view.rfind('/');
     if (m.view == "/") continue;
+    size_t k = m.view.rfind('/');
     pvm::Resolved parent = cfg.map.resolve({}, k == 0 ? "/" : m.view.substr(0, k), true, {});
-    if (!parent.exists || !S_ISDIR(parent.st.st_mode)) continue;
+    if (!parent.exists) continue;
+    cfg.accel_holders.emplace_back(parent.st.st_dev, parent.st.st_ino);
+    if (!S_ISDIR(parent.st.st_mode)) continue;
     std::string name = m.view.substr(k + 1);
     struct stat there, src;
     if (::lstat((parent.host + "/" + name).c_str(), &there) == 0) continue;
@@ -177,26 +182,32 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
                            {name, static_cast<unsigned char>(S_ISDIR(src.st_mode) ? DT_DIR : DT_REG),
                             static_cast<uint64_t>(src.st_ino)}});
   }
-  // The fast path needs to know every directory that holds a mountpoint (pvm/accel.c).
-  cfg.accel_lib = accel_library();
-  for (const pvm::Mount& m : cfg.map.mounts()) {
-    size_t k = m.view.rfind('/');
-    pvm::Resolved r = cfg.map.resolve({}, k == 0 ? "/" : m.view.substr(0, k), true, {});
-    if (r.exists) cfg.accel_holders.emplace_back(r.st.st_dev, r.st.st_ino);
-  }
   if (cfg.accel_holders.size() > VU_ACCEL_MAX_HOLDERS) cfg.accel_lib.clear();
   return cfg;
 }
+
+namespace {
+// The error a report of the first process stands for.
+Error report_error(const Command& cmd, const Report& r) {
+  switch (r.stage) {
+    case Stage::kFilter:
+      return Error::sys("install the seccomp filter", r.err)
+          .hint("the pvm backend needs seccomp user notification (Linux >= 5.0); 'vu probe' checks it");
+    case Stage::kPdeathsig: return Error::sys("prctl(PR_SET_PDEATHSIG)", r.err);
+    case Stage::kChdir: return chdir_error(cmd, r.err);
+    case Stage::kExec: return exec_error(cmd, r.err);
+    case Stage::kNone:
+    case Stage::kListener: break;
+  }
+  return Error::make(ErrorKind::kSetup, "the view's first process failed to start");
+}
+}  // namespace
 
 std::optional<Error> PvmView::failure(const std::string& text) const {
   if (text.size() < sizeof(Report)) return std::nullopt;
   Report r;
   std::memcpy(&r, text.data(), sizeof r);
-  switch (r.stage) {
-    case Stage::kChdir: return chdir_error(cmd, r.err);
-    case Stage::kExec: return exec_error(cmd, r.err);
-    default: return Error::make(ErrorKind::kSetup, "the view's first process failed to start");
-  }
+  return report_error(cmd, r);
 }
 
 Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask) {
@@ -238,12 +249,7 @@ Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask)
     }
     if (n == static_cast<ssize_t>(sizeof r)) {
       (void)child.wait();
-      if (r.stage == Stage::kFilter)
-        return Error::sys("install the seccomp filter", r.err)
-            .hint("the pvm backend needs seccomp user notification (Linux >= 5.0); 'vu probe' checks it");
-      std::string text(reinterpret_cast<const char*>(&r), sizeof r);
-      if (auto e = v.failure(text)) return std::move(*e);
-      return Error::sys("start the view", r.err);
+      return report_error(v.cmd, r);
     }
     if (n != 0 || !listener) return Error::make(ErrorKind::kSetup, "the view's first process died during set-up");
     v.monitor = std::make_unique<pvm::Monitor>(std::move(cfg), std::move(listener));
@@ -271,10 +277,7 @@ Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask)
   }
   if (n != static_cast<ssize_t>(sizeof r) || r.stage != Stage::kListener) {
     // Before the listener exists the child's calls are native: it cannot be stuck on us.
-    if (n == static_cast<ssize_t>(sizeof r) && r.stage == Stage::kFilter)
-      return Error::sys("install the seccomp filter", r.err)
-          .hint("the pvm backend needs seccomp user notification (Linux >= 5.0); 'vu probe' checks it");
-    if (n == static_cast<ssize_t>(sizeof r)) return Error::sys("start the view", r.err);
+    if (n == static_cast<ssize_t>(sizeof r)) return report_error(v.cmd, r);
     return Error::make(ErrorKind::kSetup, "the view's first process died during set-up");
   }
   UniqueFd listener(static_cast<int>(::syscall(SYS_pidfd_getfd, child.pidfd(), r.fd, 0)));
