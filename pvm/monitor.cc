@@ -209,6 +209,14 @@ std::string read_link(const std::string& path) {
 
 std::string proc_path(pid_t tid, const char* what) { return "/proc/" + std::to_string(tid) + "/" + what; }
 std::string fd_path(pid_t tid, int fd) { return "/proc/" + std::to_string(tid) + "/fd/" + std::to_string(fd); }
+// The object a dirfd argument names: the descriptor's, or the cwd for AT_FDCWD.
+std::string dirfd_path(pid_t tid, int dirfd) { return dirfd == AT_FDCWD ? proc_path(tid, "cwd") : fd_path(tid, dirfd); }
+
+// AT_EMPTY_PATH with "": the call is about dirfd itself (one byte read, not a path).
+bool names_dirfd(pid_t tid, uint64_t path, int flags) {
+  char first;
+  return (flags & AT_EMPTY_PATH) && read_mem(tid, path, &first, 1) && first == 0;
+}
 
 // A field of /proc/TID/status ("Tgid:", "Umask:"), or -1.
 long status_field(pid_t tid, const char* key, int base) {
@@ -292,7 +300,7 @@ bool host_gid(const Config& c, uint32_t v, gid_t* out) {
 
 // Where a relative path of this call starts: the dirfd's or the cwd's place, in both worlds.
 int start_of(const Config& cfg, Call& c, int dirfd, Start* s) {
-  s->host = read_link(dirfd == AT_FDCWD ? proc_path(c.tid, "cwd") : fd_path(c.tid, dirfd));
+  s->host = read_link(dirfd_path(c.tid, dirfd));
   if (s->host.empty() || s->host[0] != '/') return dirfd == AT_FDCWD ? ENOENT : (s->host.empty() ? EBADF : ENOTDIR);
   std::string v = cfg.map.to_view(s->host);
   s->view = v.empty() ? s->host : v;
@@ -380,16 +388,13 @@ Answer do_open(const Config& cfg, Call& c, int dirfd, uint64_t path, int flags, 
 // ---- stat ----------------------------------------------------------------------------------
 Answer do_fstat(const Config& cfg, Call& c, int fd, uint64_t buf) {
   struct stat st;
-  std::string p = fd == AT_FDCWD ? proc_path(c.tid, "cwd") : fd_path(c.tid, fd);
+  std::string p = dirfd_path(c.tid, fd);
   if (::stat(p.c_str(), &st) < 0) return Answer::error(errno == ENOENT ? EBADF : errno);
   return write_stat(cfg, c, st, buf);
 }
 
 Answer do_stat(const Config& cfg, Call& c, int dirfd, uint64_t path, uint64_t buf, int flags) {
-  if (flags & AT_EMPTY_PATH) {
-    std::string p;
-    if (read_string(c.tid, path, &p) == 0 && p.empty()) return do_fstat(cfg, c, dirfd, buf);
-  }
+  if (names_dirfd(c.tid, path, flags)) return do_fstat(cfg, c, dirfd, buf);
   Resolved r = resolve_arg(cfg, c, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
   if (r.err) return Answer::error(r.err);
   if (!r.exists) return Answer::error(ENOENT);
@@ -401,9 +406,8 @@ Answer do_statx(const Config& cfg, Call& c) {
   const unsigned mask = static_cast<unsigned>(c.a[3]);
   std::string host;
   int sflags = flags & AT_STATX_SYNC_TYPE;
-  std::string p;
-  if ((flags & AT_EMPTY_PATH) && read_string(c.tid, c.a[1], &p) == 0 && p.empty()) {
-    host = dirfd == AT_FDCWD ? proc_path(c.tid, "cwd") : fd_path(c.tid, dirfd);
+  if (names_dirfd(c.tid, c.a[1], flags)) {
+    host = dirfd_path(c.tid, dirfd);
   } else {
     Resolved r = resolve_arg(cfg, c, dirfd, c.a[1], !(flags & AT_SYMLINK_NOFOLLOW));
     if (r.err) return Answer::error(r.err);
@@ -572,12 +576,9 @@ Answer do_chown(const Config& cfg, Call& c, int dirfd, uint64_t path, uint64_t u
     return Answer::error(EINVAL);
   std::string host;
   int hflags = 0;
-  if (flags & AT_EMPTY_PATH) {
-    std::string p;
-    if (read_string(c.tid, path, &p) == 0 && p.empty()) {
-      if (fd_read_only(cfg, c, dirfd)) return Answer::error(EROFS);
-      host = dirfd == AT_FDCWD ? proc_path(c.tid, "cwd") : fd_path(c.tid, dirfd);
-    }
+  if (names_dirfd(c.tid, path, flags)) {
+    if (fd_read_only(cfg, c, dirfd)) return Answer::error(EROFS);
+    host = dirfd_path(c.tid, dirfd);
   }
   if (host.empty()) {
     Resolved r = resolve_modify(cfg, c, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
@@ -1086,7 +1087,7 @@ void Monitor::on_seccomp_stop(pid_t pid) {
   const uint64_t envp_addr = at ? c.a[3] : c.a[2];
   const int flags = at ? c.arg_int(4) : 0;
   std::string raw;
-  if (at && (flags & AT_EMPTY_PATH) && read_string(pid, path_addr, &raw) == 0 && raw.empty()) return;
+  if (at && names_dirfd(pid, path_addr, flags)) return;
   Resolved r;
   if (cfg_.map.empty()) {
     // No mounts: the kernel's lookup is the view's; the stop is only for the environment, and
