@@ -72,9 +72,14 @@ static long native(long nr, long a, long b, long c, long d, long e) {
   return rc;
 }
 
+// An owner as the view shows it: the caller's own id (0 under --root), anyone else 65534.
+static unsigned view_id(unsigned id, unsigned own) {
+  return id == own ? (as_root ? 0 : own) : VU_ACCEL_OVERFLOW_ID;
+}
+
 static void map_ids(struct stat* st) {
-  st->st_uid = st->st_uid == own_uid ? (as_root ? 0 : own_uid) : VU_ACCEL_OVERFLOW_ID;
-  st->st_gid = st->st_gid == own_gid ? (as_root ? 0 : own_gid) : VU_ACCEL_OVERFLOW_ID;
+  st->st_uid = view_id(st->st_uid, own_uid);
+  st->st_gid = view_id(st->st_gid, own_gid);
 }
 
 static int simple_name(const char* name) {
@@ -158,8 +163,8 @@ EXPORT int statx(int dirfd, const char* name, int flags, unsigned int mask, stru
       }
     }
     if (ok) {
-      stx->stx_uid = stx->stx_uid == own_uid ? (as_root ? 0 : own_uid) : VU_ACCEL_OVERFLOW_ID;
-      stx->stx_gid = stx->stx_gid == own_gid ? (as_root ? 0 : own_gid) : VU_ACCEL_OVERFLOW_ID;
+      stx->stx_uid = view_id(stx->stx_uid, own_uid);
+      stx->stx_gid = view_id(stx->stx_gid, own_gid);
       return 0;
     }
   }
