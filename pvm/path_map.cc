@@ -57,8 +57,7 @@ bool is_magic_dir(const std::string& host_dir) {
 }  // namespace
 
 std::string normalize(std::string_view path) {
-  std::string s = join(split(path));
-  std::vector<std::string> c = split(s);
+  std::vector<std::string> c = split(path);
   std::erase(c, ".");
   return join(c);
 }
