@@ -13,6 +13,8 @@ namespace vu {
 class TempDir {
  public:
   static Result<TempDir> make(const char* prefix);
+  // In `parent` instead of $TMPDIR (e.g. beside a directory it must share a filesystem with).
+  static Result<TempDir> make_in(const std::string& parent, const char* prefix);
   TempDir(TempDir&& o) noexcept : path_(std::move(o.path_)) { o.path_.clear(); }
   TempDir& operator=(TempDir&&) = delete;
   TempDir(const TempDir&) = delete;

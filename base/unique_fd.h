@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <vector>
 #include <utility>
 
 #include "base/error.h"
@@ -53,6 +54,12 @@ Result<std::pair<UniqueFd, UniqueFd>> pipe();
 Result<void> write_all(int fd, std::string_view data, std::string_view what);
 // Reads a whole (small) file.
 Result<std::string> read_file(const std::string& path);
+// The directory of the running executable (where vu finds vu-net, vu-cowfs, its preload
+// library); empty if /proc/self/exe cannot be read.
+std::string exe_dir();
+// The processes whose parent is `parent`, from /proc/PID/stat (kernels built without
+// CONFIG_PROC_CHILDREN have no /proc/PID/task/TID/children).
+std::vector<pid_t> children_of(pid_t parent);
 }  // namespace sys
 
 }  // namespace vu

@@ -109,7 +109,7 @@ Result<MountSpec> parse_tmpfs(std::string_view arg) {
 }
 
 Result<void> check(const MountSpec& m) {
-  const char* what = m.kind == Kind::kBind ? "bind" : "tmpfs";
+  const char* what = m.kind == Kind::kBind ? "bind" : m.kind == Kind::kTmpfs ? "tmpfs" : "cow";
   VU_TRY_VOID(check_target(m.target, what));
   if (m.kind == Kind::kBind) {
     struct stat st;
@@ -123,8 +123,9 @@ Result<void> check(const MountSpec& m) {
 }
 
 std::string to_string(const MountSpec& m) {
-  std::string s = m.kind == Kind::kBind ? "bind " + m.source + " -> " + m.target
-                                        : "tmpfs " + m.target + " (" + m.data + ")";
+  std::string s = m.kind == Kind::kBind    ? "bind " + m.source + " -> " + m.target
+                  : m.kind == Kind::kTmpfs ? "tmpfs " + m.target + " (" + m.data + ")"
+                                           : "cow " + m.target + " <- layer " + m.source + " (kernel overlayfs)";
   if (m.read_only) s += " (ro)";
   if (m.kind == Kind::kBind && !m.recursive) s += " (norec)";
   return s;
@@ -379,6 +380,15 @@ bool apply(const MountSpec* mounts, size_t n, Failure* f) {
       ok = bind_one(m, idx, f);
       continue;
     }
+    if (m.kind == Kind::kOverlay) {
+      // The lower layer is the target as the view sees it now; overlayfs opens it before the
+      // new mount covers it.
+      if (::mount("overlay", m.target.c_str(), "overlay", 0, m.data.c_str()) < 0) {
+        ok = fail(f, idx, Stage::kOverlay);
+        break;
+      }
+      continue;
+    }
     unsigned long fl = MS_NOSUID | MS_NODEV | (m.read_only ? MS_RDONLY : 0);
     if (::mount("tmpfs", m.target.c_str(), "tmpfs", fl, m.data.c_str()) < 0) {
       ok = fail(f, idx, Stage::kTmpfs);
@@ -406,7 +416,8 @@ bool apply(const MountSpec* mounts, size_t n, Failure* f) {
 
 Error describe(const MountSpec& m, const Failure& f) {
   static const char* const kOp[] = {"mount",  "open_tree", "mount_setattr", "move_mount",
-                                    "mount",  "remount",   "mount tmpfs",   "create target"};
+                                    "mount",  "remount",   "mount tmpfs",   "create target",
+                                    "mount overlay"};
   const char* op = kOp[static_cast<int>(f.stage)];
   Error e = Error::sys(to_string(m) + ": " + op, f.err);
   const bool src_side = f.stage == Stage::kOpenTree ||

@@ -23,7 +23,7 @@
 
 namespace vu::bindmount {
 
-enum class Kind { kBind, kTmpfs };
+enum class Kind { kBind, kTmpfs, kOverlay };
 
 struct MountSpec {
   Kind kind = Kind::kBind;
@@ -31,7 +31,8 @@ struct MountSpec {
   std::string target;   // absolute path inside the view
   bool read_only = false;
   bool recursive = true;
-  std::string data;     // kTmpfs: mount data (size=, mode=)
+  std::string data;     // kTmpfs: mount data (size=, mode=); kOverlay: overlayfs options
+                        // (fusefs::overlay_mount builds it: lowerdir is the target itself)
   bool operator==(const MountSpec&) const = default;
 };
 
@@ -45,7 +46,7 @@ Result<void> check(const MountSpec& m);
 // One line for --explain and -v: "bind /a -> /b (ro)".
 std::string to_string(const MountSpec& m);
 
-enum class Stage { kNone = 0, kOpenTree, kSetAttr, kMoveMount, kBind, kRemount, kTmpfs, kTarget };
+enum class Stage { kNone = 0, kOpenTree, kSetAttr, kMoveMount, kBind, kRemount, kTmpfs, kTarget, kOverlay };
 struct Failure {
   int index = -1;  // which MountSpec
   Stage stage = Stage::kNone;

@@ -36,7 +36,7 @@ void add_run_options(CLI::App& app, RunFlags& flags, bool with_command) {
       opt = app.add_flag(names, o.help);
       if (!o.repeatable) opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     } else {
-      opt = app.add_option(names, o.help)->type_name(o.value_name)->expected(1);
+      opt = app.add_option(names, o.help)->type_name(o.value_name)->expected(o.arity);
       opt->multi_option_policy(o.repeatable ? CLI::MultiOptionPolicy::TakeAll
                                             : CLI::MultiOptionPolicy::TakeLast);
       opt->allow_extra_args(false);
@@ -70,6 +70,7 @@ std::pair<int, int> split_command(int argc, char** argv, int first) {
     if (a[1] == '-') {
       const OptionDef* o = find_option(a + 2);
       takes_value = (o && !o->is_flag) || std::strcmp(a, "--file") == 0;
+      if (o && o->arity == 2) ++i;
     } else if (a[2] == 0) {  // a lone short option: -b X, -C X, -f X
       for (const OptionDef& o : run_options())
         if (o.short_name == a[1] && !o.is_flag) takes_value = true;
@@ -131,7 +132,8 @@ Result<Invocation> parse_run(int argc, char** argv, int first, Invocation::Comma
     const OptionDef* def = find_option(o->get_lnames().front());
     if (!def) continue;
     size_t k = used[o]++;
-    std::string v = def->is_flag ? "true" : o->results().at(k);
+    std::string v = def->is_flag ? "true" : o->results().at(k * def->arity);
+    if (def->arity == 2) v += '\0' + o->results().at(k * 2 + 1);
     auto r = def->apply(inv.spec, v);
     if (!r) return std::move(r).error();
   }

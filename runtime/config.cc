@@ -56,6 +56,20 @@ Result<void> apply_key(const std::string& origin, std::string_view key, const to
     if (!opt->repeatable)
       return Error::usage(where(origin, n) + ": '" + std::string(key) +
                           "' takes one value, not an array");
+    if (opt->arity == 2) {
+      // One use: ["CMD", "DIR"]; several: [["CMD", "DIR"], …].
+      auto pair = [&](const toml::array& p) -> Result<void> {
+        if (p.size() != 2)
+          return Error::usage(where(origin, n) + ": '" + std::string(key) + "' expects [\"CMD\", \"DIR\"]");
+        return apply(VU_TRY(as_string(origin, key, p[0])) + '\0' + VU_TRY(as_string(origin, key, p[1])));
+      };
+      if (!a->empty() && !(*a)[0].as_array()) return pair(*a);
+      for (const toml::node& e : *a) {
+        if (!e.as_array()) return Error::usage(where(origin, e) + ": '" + std::string(key) + "' expects [CMD, DIR] pairs");
+        VU_TRY_VOID(pair(*e.as_array()));
+      }
+      return Ok{};
+    }
     for (const toml::node& e : *a) VU_TRY_VOID(apply(VU_TRY(as_string(origin, key, e))));
     return Ok{};
   }

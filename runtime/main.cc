@@ -44,8 +44,8 @@ int cmd_probe() {
   return 0;
 }
 
-int finish_run(const ExitStatus& st, pid_t spare) {
-  if (int n = kill_leftovers(spare))
+int finish_run(const ExitStatus& st, std::vector<pid_t> spare) {
+  if (int n = kill_leftovers(std::move(spare)))
     VU_LOG_INFO("killed " << n << " process(es) the command left running in the view");
   if (st.signaled) VU_LOG_INFO("command killed by signal " << st.value << " (" << strsignal(st.value) << ")");
   return st.shell_status();
@@ -59,7 +59,7 @@ Result<int> run_pvm(const ViewSpec& spec, const SignalForwarder& signals) {
   char buf[64];
   ssize_t n;
   while ((n = ::read(view.report.get(), buf, sizeof buf)) > 0) report.append(buf, static_cast<size_t>(n));
-  int status = finish_run(st, -1);
+  int status = finish_run(st, {});
   if (auto failure = view.failure(report)) return std::move(*failure);
   const pvm::Stats& s = view.monitor->stats();
   VU_LOG_DEBUG("pvm: " << s.notifications << " notifications (" << s.continued << " continued, "
@@ -94,14 +94,21 @@ Result<int> cmd_run(Invocation& inv) {
     return run_pvm(spec, signals);
   }
   if (!started) return std::move(started).error();
-  Child child = std::move(started).value();
-  ExitStatus st = VU_TRY(supervise(child, signals));
-  pid_t spare = -1;
+  NsView view = std::move(started).value();
+  ExitStatus st = VU_TRY(supervise(view.child, signals));
+  if (view.keeper > 0) {
+    // The view's other processes go first (they may hold files open in the FUSE mounts), then
+    // the keeper unmounts and waits for the FUSE programs to flush.
+    if (int n = kill_leftovers({view.keeper, net ? net->pid() : -1}))
+      VU_LOG_INFO("killed " << n << " process(es) the command left running in the view");
+    view.stop_keeper();
+  }
+  std::vector<pid_t> spare;
   if (net) {
     net->stop();
-    spare = net->pid();
+    spare.push_back(net->pid());
   }
-  return finish_run(st, spare);
+  return finish_run(st, std::move(spare));
 }
 
 int main_impl(int argc, char** argv) {

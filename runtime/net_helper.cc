@@ -40,11 +40,8 @@ int exec_helper(void* p) {
 
 std::string net_helper_path() {
   if (const char* env = std::getenv("VU_NET_HELPER"); env && *env) return env;
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return "vu-net";
-  std::string self(buf, static_cast<size_t>(n));
-  return self.substr(0, self.rfind('/') + 1) + "vu-net";
+  std::string dir = sys::exe_dir();
+  return dir.empty() ? "vu-net" : dir + "/vu-net";
 }
 
 Result<NetHelper> NetHelper::start(const vdens::NetSpec& net) {

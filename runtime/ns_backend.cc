@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,6 +25,7 @@
 #include "base/strings.h"
 #include "base/unique_fd.h"
 #include "bindmount/bindmount.h"
+#include "fusefs/keeper.h"
 #include "runtime/command.h"
 #include "runtime/exit_codes.h"
 #include "runtime/net_helper.h"
@@ -53,6 +55,8 @@ enum class Stage : int32_t {
   kNetReady,  // vu-net's answer follows the report
   kChdir,
   kCaps,  // index: the capability
+  kKeeper,  // not a failure: index is the keeper's pid; more records may follow
+  kFuse,    // the keeper's message follows the report
   kExec,
 };
 
@@ -86,6 +90,9 @@ struct Launch {
   bool has_gateway = false;
   in_addr gateway{};
   Command cmd;
+  const std::vector<fusefs::FuseMount>* fuse = nullptr;
+  bool root = false;
+  int keeper_control = -1;  // read end, for the keeper
   const sigset_t* mask = nullptr;
   int report_fd = -1;
   int sync_fd = -1;
@@ -114,7 +121,7 @@ bool remount_sysfs() {
   return true;
 }
 
-int raise_ambient(uint64_t caps, int* which);
+void start_keeper(const Launch& l);
 
 [[noreturn]] void child_main(Launch& l) {
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) child_fail(l, Stage::kPdeathsig, errno);
@@ -183,32 +190,46 @@ int raise_ambient(uint64_t caps, int* which);
     child_fail(l, Stage::kHostname, errno);
 
   if (int e = enter_cwd(l.cmd)) child_fail(l, Stage::kChdir, e);
+  if (!l.fuse->empty()) start_keeper(l);
 
   if (l.ambient_caps) {
     int which;
-    if (int e = raise_ambient(l.ambient_caps, &which)) child_fail(l, Stage::kCaps, e, which);
+    if (int e = userns::raise_ambient(l.ambient_caps, &which)) child_fail(l, Stage::kCaps, e, which);
   }
 
   ::sigprocmask(SIG_SETMASK, l.mask, nullptr);
   child_fail(l, Stage::kExec, exec_command(l.cmd));
 }
 
-// Raises each capability of `caps` as ambient: first into the inheritable set (capset), then
-// PR_CAP_AMBIENT_RAISE. Raw syscalls, no allocation. Returns 0, or errno with *which set.
-int raise_ambient(uint64_t caps, int* which) {
-  struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-  struct __user_cap_data_struct data[2];
-  *which = -1;
-  if (::syscall(SYS_capget, &hdr, data) < 0) return errno;
-  data[0].inheritable |= static_cast<uint32_t>(caps);
-  data[1].inheritable |= static_cast<uint32_t>(caps >> 32);
-  if (::syscall(SYS_capset, &hdr, data) < 0) return errno;
-  for (int c = 0; c < 64; ++c) {
-    if (!(caps & (uint64_t{1} << c))) continue;
-    *which = c;
-    if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0) return errno;
+// Clones the keeper as a sibling (CLONE_PARENT: vu's child) and waits for its answer. The
+// keeper is a copy of this process (a fork, not sharing memory), so it may allocate.
+void start_keeper(const Launch& l) {
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) < 0) child_fail(l, Stage::kFuse, errno);
+  long pid = ::syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+  if (pid < 0) child_fail(l, Stage::kFuse, errno);
+  if (pid == 0) {
+    ::close(ready[0]);
+    fusefs::KeeperArgs a;
+    a.mounts = l.fuse;
+    a.ambient_sys_admin = !l.root;
+    a.ready_fd = ready[1];
+    a.control_fd = l.keeper_control;
+    fusefs::keeper_main(a);
   }
-  return 0;
+  ::close(ready[1]);
+  ChildReport r{Stage::kKeeper, static_cast<int32_t>(pid), 0, 0};
+  (void)!::write(l.report_fd, &r, sizeof r);
+  char answer[4096];
+  ssize_t n;
+  while ((n = ::read(ready[0], answer, sizeof answer)) < 0 && errno == EINTR) {
+  }
+  ::close(ready[0]);
+  if (n == 1 && answer[0] == 'R') return;
+  r = ChildReport{Stage::kFuse, 0, 0, 0};
+  (void)!::write(l.report_fd, &r, sizeof r);
+  if (n > 1) (void)!::write(l.report_fd, answer + 1, static_cast<size_t>(n - 1));
+  ::_exit(kExitSetupChild);
 }
 
 int child_entry(void* launch) { child_main(*static_cast<Launch*>(launch)); }
@@ -254,6 +275,8 @@ Error report_to_error(const ChildReport& r, const ViewSpec& spec, const Launch& 
       return Error::sys("raise ambient capability", r.err, "#" + std::to_string(r.index));
     case Stage::kSendTaps: return Error::sys("hand the taps to vu-net", r.err);
     case Stage::kNetReady: return NetHelper::error_from({});  // handled by the caller
+    case Stage::kKeeper: break;  // not a failure
+    case Stage::kFuse: return Error::sys("start the FUSE keeper", r.err);
     case Stage::kChdir:
       return chdir_error(l.cmd, r.err);
     case Stage::kExec: return exec_error(l.cmd, r.err);
@@ -264,7 +287,7 @@ Error report_to_error(const ChildReport& r, const ViewSpec& spec, const Launch& 
 
 }  // namespace
 
-Result<Child> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset_t& child_mask,
+Result<NsView> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset_t& child_mask,
                             int net_socket) {
   Launch l;
   l.parent = ::getpid();
@@ -336,6 +359,21 @@ Result<Child> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset
     mounts.push_back(m);
   }
   mounts.insert(mounts.end(), spec.mounts.begin(), spec.mounts.end());
+  NsView view;
+  std::vector<fusefs::FuseMount> fuse;
+  for (const fusefs::CowSpec& c : spec.cows) {
+    view.cows.push_back(VU_TRY(fusefs::prepare_cow(c)));
+    if (view.cows.back().kernel) mounts.push_back(view.cows.back().mount);
+    else fuse.push_back(view.cows.back().fuse);
+  }
+  fuse.insert(fuse.end(), spec.fuse.begin(), spec.fuse.end());
+  std::pair<UniqueFd, UniqueFd> control;
+  if (!fuse.empty()) {
+    control = VU_TRY(sys::pipe());
+    l.keeper_control = control.first.get();
+  }
+  l.fuse = &fuse;
+  l.root = spec.identity == userns::Identity::kRoot;
   l.mounts = &mounts;
   l.ambient_caps = spec.ambient_caps;
   l.hostname = spec.hostname.value_or("");
@@ -376,9 +414,25 @@ Result<Child> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset
   }
   ChildReport r{};
   ssize_t n;
-  while ((n = ::read(report.first.get(), &r, sizeof r)) < 0 && errno == EINTR) {
+  for (;;) {
+    while ((n = ::read(report.first.get(), &r, sizeof r)) < 0 && errno == EINTR) {
+    }
+    if (n != static_cast<ssize_t>(sizeof r) || r.stage != Stage::kKeeper) break;
+    view.keeper = r.index;  // our child (CLONE_PARENT): its pid cannot be reused until reaped
   }
+  control.first.reset();  // the keeper has its copy
+  view.keeper_control = std::move(control.second);
   if (n == static_cast<ssize_t>(sizeof r)) {
+    if (r.stage == Stage::kFuse && r.err == 0) {
+      std::string text;
+      char buf[4096];
+      ssize_t k;
+      while ((k = ::read(report.first.get(), buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(k));
+      (void)child.wait();
+      view.stop_keeper();
+      return Error::make(ErrorKind::kSetup, text.empty() ? "a FUSE filesystem failed to mount" : text)
+          .hint("the command was not run; the FUSE program's own message is above");
+    }
     if (r.stage == Stage::kNetReady) {
       std::string answer;
       char buf[4096];
@@ -388,10 +442,23 @@ Result<Child> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset
       return NetHelper::error_from(answer);
     }
     (void)child.wait();
+    view.stop_keeper();
     return report_to_error(r, spec, l);
   }
-  if (n != 0) return Error::make(ErrorKind::kSetup, "the view's first process died during set-up");
-  return child;
+  if (n != 0) {
+    view.stop_keeper();
+    return Error::make(ErrorKind::kSetup, "the view's first process died during set-up");
+  }
+  view.child = std::move(child);
+  return view;
+}
+
+void NsView::stop_keeper() {
+  keeper_control.reset();
+  if (keeper <= 0) return;
+  while (::waitpid(keeper, nullptr, __WALL) < 0 && errno == EINTR) {
+  }
+  keeper = -1;
 }
 
 }  // namespace vu

@@ -19,7 +19,12 @@
 //                                      include /etc/resolv.conf when DNS servers are known
 //   6. working directory               the requested one, else the caller's (seen through the
 //                                      view's mounts), else / with a warning
-//   7. signal mask restored, execve    PATH searched without allocating
+//   7. FUSE filesystems                with --fuse/--mount or a FUSE copy-on-write layer: the
+//                                      keeper (fusefs/keeper.h) is cloned as vu's child, its
+//                                      pid reported (a kKeeper record; the parent keeps
+//                                      reading), and the child waits until every filesystem
+//                                      is mounted or one failed
+//   8. signal mask restored, execve    PATH searched without allocating
 // A failure at any stage is sent to the parent as a fixed-size ChildReport on a CLOEXEC pipe,
 // and the child exits: the command never runs in a half-built view. EOF on that pipe without
 // a report means execve succeeded.
@@ -31,15 +36,28 @@
 
 #include "base/child.h"
 #include "base/error.h"
+#include "base/unique_fd.h"
+#include "fusefs/fusefs.h"
 #include "runtime/plan.h"
 #include "runtime/view_spec.h"
 
 namespace vu {
 
+// A started view: the command, and what must outlive it.
+struct NsView {
+  Child child;                                    // the command (exec'ed)
+  pid_t keeper = -1;                              // the FUSE keeper, a child of vu; -1: none
+  UniqueFd keeper_control;                        // close to make the keeper unmount and exit
+  std::vector<fusefs::CowMount> cows;             // kernel layers' work directories
+  // After the command and the view's other processes are gone: unmount the FUSE filesystems
+  // and wait until their programs have finished (flushed) and exited.
+  void stop_keeper();
+};
+
 // Starts the view's first process. child_mask is the signal mask the command must start with;
 // net_socket is where the taps go (NetHelper::view_socket()), -1 without uplinks.
-// On success the command has been exec'ed; the returned Child owns it.
-Result<Child> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset_t& child_mask,
-                            int net_socket);
+// On success the command has been exec'ed.
+Result<NsView> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset_t& child_mask,
+                             int net_socket);
 
 }  // namespace vu

@@ -27,6 +27,10 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
   };
   if (spec.map_users) return refuse("--map-users", "drop --map-users (--root works under pvm)");
   if (spec.ambient_caps) return refuse("--cap", "capabilities can only be granted inside a user namespace");
+  if (!spec.cows.empty() || !spec.fuse.empty())
+    return refuse(!spec.cows.empty() ? "--cow" : "--fuse/--mount",
+                  "FUSE and overlayfs mounts need a mount namespace; use --bind, or run where user "
+                  "namespaces are allowed");
   const vdens::NetSpec& net = spec.net;
   if (net.kind != vdens::NetKind::kHost && !net.defaulted)
     return refuse("--net " + std::string(net.kind == vdens::NetKind::kNone ? "none" : net.uplinks[0].vnl),
@@ -75,12 +79,13 @@ Result<Plan> make_plan(const ViewSpec& spec, const Fact* userns) {
                           : ", setgroups denied";
   p.parts.push_back({"identity", "user namespace: " + ident});
 
-  if (spec.mounts.empty()) {
-    p.parts.push_back({"mounts", "mount namespace (private copy of the host's mounts)"});
-  } else {
-    for (size_t i = 0; i < spec.mounts.size(); ++i)
-      p.parts.push_back({i ? "" : "mounts", "mount namespace: " + bindmount::to_string(spec.mounts[i])});
-  }
+  std::vector<std::string> mounts;
+  for (const bindmount::MountSpec& m : spec.mounts) mounts.push_back(bindmount::to_string(m));
+  for (const fusefs::CowSpec& c : spec.cows) mounts.push_back(fusefs::to_string(c));
+  for (const fusefs::FuseMount& f : spec.fuse)
+    mounts.push_back("fuse " + f.target + " <- " + f.what + " (started in the view, unmounted at exit)");
+  if (mounts.empty()) mounts.push_back("private copy of the host's mounts");
+  for (size_t i = 0; i < mounts.size(); ++i) p.parts.push_back({i ? "" : "mounts", "mount namespace: " + mounts[i]});
   if (spec.ambient_caps) {
     char mask[32];
     std::snprintf(mask, sizeof mask, "%016llx", static_cast<unsigned long long>(spec.ambient_caps));

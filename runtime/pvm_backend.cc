@@ -94,11 +94,8 @@ Result<std::string> scratch_dir(std::optional<TempDir>* scratch, const std::stri
 // libvu-pvm-accel.so: $VU_PVM_ACCEL_LIB (empty: none), else next to vu, else ../lib/vu/.
 std::string accel_library() {
   if (const char* env = std::getenv("VU_PVM_ACCEL_LIB")) return env;
-  char exe[4096];
-  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) return {};
-  std::string dir(exe, static_cast<size_t>(n));
-  dir.resize(dir.rfind('/'));
+  std::string dir = sys::exe_dir();
+  if (dir.empty()) return {};
   for (std::string p : {dir + "/libvu-pvm-accel.so", dir + "/../lib/vu/libvu-pvm-accel.so"})
     if (::access(p.c_str(), R_OK) == 0) return p;
   return {};

@@ -9,9 +9,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <vector>
 
 #include "base/log.h"
+#include "base/unique_fd.h"
 
 namespace vu {
 
@@ -41,18 +43,6 @@ bool reap_exited(pid_t main, ExitStatus* st, pvm::Monitor* monitor) {
   }
 }
 
-// Our children, from /proc/self/task/TID/children (one task: vu is single-threaded here).
-std::vector<pid_t> list_children() {
-  std::vector<pid_t> out;
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/self/task/%d/children", static_cast<int>(::gettid()));
-  FILE* f = std::fopen(path, "re");
-  if (!f) return out;
-  long p;
-  while (std::fscanf(f, "%ld", &p) == 1) out.push_back(static_cast<pid_t>(p));
-  std::fclose(f);
-  return out;
-}
 }  // namespace
 
 Result<SignalForwarder> SignalForwarder::install() {
@@ -78,14 +68,14 @@ SignalForwarder::~SignalForwarder() {
   if (fd_) ::sigprocmask(SIG_SETMASK, &old_, nullptr);
 }
 
-int kill_leftovers(pid_t spare) {
+int kill_leftovers(std::vector<pid_t> spare) {
   int killed = 0;
   // No child at all (the common case): nothing to list.
   if (::waitpid(-1, nullptr, WNOHANG | __WALL) < 0 && errno == ECHILD) return 0;
   // Each round kills the current children; their own children arrive as orphans next round.
   for (int round = 0; round < 1000; ++round) {
-    std::vector<pid_t> kids = list_children();
-    std::erase(kids, spare);
+    std::vector<pid_t> kids = sys::children_of(::getpid());
+    std::erase_if(kids, [&](pid_t p) { return std::find(spare.begin(), spare.end(), p) != spare.end(); });
     if (kids.empty()) break;
     for (pid_t p : kids) {
       if (::kill(p, SIGKILL) == 0) ++killed;

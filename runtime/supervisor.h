@@ -18,6 +18,7 @@
 #include <signal.h>
 
 #include <string>
+#include <vector>
 
 #include "base/child.h"
 #include "base/error.h"
@@ -55,7 +56,7 @@ struct SuperviseExtras {
 Result<ExitStatus> supervise(Child& child, const SignalForwarder& signals, SuperviseExtras extras = {});
 
 // Kills (SIGKILL) and reaps every remaining child of this process, including orphans that keep
-// arriving while it does so, except `spare` (vu-net, tearing down its taps). Returns how many.
-int kill_leftovers(pid_t spare = -1);
+// arriving while it does so, except `spare` (vu-net tearing down its taps, the FUSE keeper). Returns how many.
+int kill_leftovers(std::vector<pid_t> spare = {});
 
 }  // namespace vu

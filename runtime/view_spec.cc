@@ -27,6 +27,20 @@ Result<void> set_tmpfs(ViewSpec& s, std::string_view v) {
   s.mounts.push_back(VU_TRY(bindmount::parse_tmpfs(v)));
   return Ok{};
 }
+Result<void> set_cow(ViewSpec& s, std::string_view v) {
+  s.cows.push_back(VU_TRY(fusefs::parse_cow(v)));
+  return Ok{};
+}
+Result<void> set_fuse(ViewSpec& s, std::string_view v) {
+  size_t nul = v.find('\0');
+  if (nul == std::string_view::npos) return Error::usage("--fuse: expected a command and a mountpoint");
+  s.fuse.push_back(VU_TRY(fusefs::parse_fuse(v.substr(0, nul), v.substr(nul + 1))));
+  return Ok{};
+}
+Result<void> set_mount(ViewSpec& s, std::string_view v) {
+  s.fuse.push_back(VU_TRY(fusefs::parse_mount(v)));
+  return Ok{};
+}
 Result<void> set_root(ViewSpec& s, std::string_view v) {
   s.identity = VU_TRY(parse_bool("root", v)) ? userns::Identity::kRoot : userns::Identity::kKeep;
   return Ok{};
@@ -99,6 +113,20 @@ constexpr OptionDef kOptions[] = {
      set_bind},
     {"ro-bind", 0, false, true, "SRC:DST", "Same as --bind SRC:DST:ro.", set_ro_bind},
     {"tmpfs", 0, false, true, "DST[:size=N,mode=M]", "Mount an empty tmpfs on DST.", set_tmpfs},
+    {"cow", 0, false, true, "LAYER:DIR[:kernel|fuse]",
+     "Copy-on-write DIR: the view may change anything below it (every file there is yours; "
+     "root's under --root), the changes land in the host directory LAYER (created if missing) "
+     "in overlayfs's format, DIR itself stays untouched. Kernel overlayfs when every file below "
+     "DIR is already yours, else vu-cowfs (FUSE); --explain says which.",
+     set_cow},
+    {"fuse", 0, false, true, "CMD DIR",
+     "Run the FUSE program CMD (a shell command line; DIR is appended as its last argument) in "
+     "the view and mount it on DIR before the command starts, e.g. --fuse 'squashfuse app.sqfs' "
+     "/opt/app. Unmounted (and its data flushed) when the command exits.",
+     set_fuse, 2},
+    {"mount", 0, false, true, "image:FILE:DIR[:ro]",
+     "Mount a filesystem image on DIR: ext2/3/4 through fuse2fs, squashfs through squashfuse.",
+     set_mount},
     {"root", 'r', true, false, nullptr,
      "Be uid/gid 0 in the view (the caller's ids mapped to root; setgroups denied). "
      "Default: keep the caller's uid/gid.",
@@ -158,6 +186,7 @@ const OptionDef* find_option(std::string_view name) {
 
 Result<void> finalize(ViewSpec& spec) {
   for (const bindmount::MountSpec& m : spec.mounts) VU_TRY_VOID(bindmount::check(m));
+  for (fusefs::CowSpec& c : spec.cows) VU_TRY_VOID(fusefs::choose_cow(c, ::getuid(), ::getgid()));
   VU_TRY_VOID(vdens::finish(spec.net));
   return Ok{};
 }

@@ -15,6 +15,7 @@
 
 #include "base/error.h"
 #include "bindmount/bindmount.h"
+#include "fusefs/fusefs.h"
 #include "userns/userns.h"
 #include "vdens/net_spec.h"
 
@@ -30,6 +31,8 @@ struct ViewSpec {
   userns::Identity identity = userns::Identity::kKeep;
   bool map_users = false;  // subordinate ids through newuidmap/newgidmap
   std::vector<bindmount::MountSpec> mounts;  // applied in order
+  std::vector<fusefs::CowSpec> cows;          // after the mounts (finalize() picks kernel or FUSE)
+  std::vector<fusefs::FuseMount> fuse;        // after the copy-on-write layers, in order
   std::optional<std::string> hostname;
   uint64_t ambient_caps = 0;  // capability bits raised as ambient for the command (--cap)
   vdens::NetSpec net;  // default: host
@@ -45,6 +48,7 @@ struct OptionDef {
   const char* value_name;
   const char* help;
   Result<void> (*apply)(ViewSpec& spec, std::string_view value);
+  int arity = 1;  // values per use; 2: apply() gets them joined by '\0' (config: ["a", "b"])
 };
 
 std::span<const OptionDef> run_options();

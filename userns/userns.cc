@@ -3,6 +3,9 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <spawn.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -151,6 +154,22 @@ std::string current_user_name() {
     }
   }
   return uid;
+}
+
+int raise_ambient(uint64_t caps, int* which) {
+  struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  *which = -1;
+  if (::syscall(SYS_capget, &hdr, data) < 0) return errno;
+  data[0].inheritable |= static_cast<uint32_t>(caps);
+  data[1].inheritable |= static_cast<uint32_t>(caps >> 32);
+  if (::syscall(SYS_capset, &hdr, data) < 0) return errno;
+  for (int c = 0; c < 64; ++c) {
+    if (!(caps & (uint64_t{1} << c))) continue;
+    *which = c;
+    if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0) return errno;
+  }
+  return 0;
 }
 
 }  // namespace vu::userns

@@ -15,6 +15,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -74,5 +75,11 @@ Result<void> run_newidmap(const char* prog, pid_t pid, const IdMap& map);
 
 // The caller's user name (from the passwd database), or the uid in decimal.
 std::string current_user_name();
+
+// Raises each capability bit of `caps` as ambient (kept across execve by a process that is not
+// root in its namespace): first into the inheritable set, then PR_CAP_AMBIENT_RAISE. Raw
+// syscalls, no allocation (callable between clone() and execve()). Returns 0, or errno with
+// *which set to the capability that failed (-1: capget/capset).
+int raise_ambient(uint64_t caps, int* which);
 
 }  // namespace vu::userns

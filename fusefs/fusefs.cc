@@ -1,0 +1,246 @@
+#include "fusefs/fusefs.h"
+
+#include <fcntl.h>
+#include <fts.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "base/strings.h"
+#include "base/unique_fd.h"
+
+namespace vu::fusefs {
+
+namespace {
+
+// How many entries below a layer's target `auto` looks at before giving up on the kernel.
+constexpr int kOwnershipWalkLimit = 20000;
+
+std::string absolute(std::string_view p) {
+  if (!p.empty() && p[0] == '/') return std::string(p);
+  char cwd[4096];
+  if (!::getcwd(cwd, sizeof cwd)) return std::string(p);
+  return std::string(cwd) + "/" + std::string(p);
+}
+
+Result<std::string> view_target(std::string_view t, std::string_view what) {
+  if (t.empty() || t[0] != '/')
+    return Error::usage(std::string(what) + ": target " + str::quote(t) + " is not an absolute path")
+        .hint("the target names a directory inside the view, e.g. /mnt or /usr");
+  std::string out;
+  for (const std::string& part : str::split(t, '/')) {
+    if (part.empty() || part == ".") continue;
+    if (part == "..") return Error::usage(std::string(what) + ": target " + str::quote(t) + " contains '..'");
+    out += "/" + part;
+  }
+  return out.empty() ? "/" : out;
+}
+
+bool has_program(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  for (const std::string& dir : str::split(path && *path ? path : "/usr/bin:/bin", ':'))
+    if (!dir.empty() && ::access((dir + "/" + name).c_str(), X_OK) == 0) return true;
+  return false;
+}
+
+// overlayfs options take ',' as separator and ':' between lower layers; '\' escapes both
+// in lowerdir (not in upperdir/workdir, where ',' cannot be written at all).
+Result<std::string> overlay_path(const std::string& p, bool lower) {
+  std::string out;
+  for (char c : p) {
+    if (c == ',') return Error::usage("--cow: " + str::quote(p) + " contains ',', which overlayfs options cannot carry")
+                     .hint("rename the directory, or add :fuse to use vu-cowfs");
+    if (c == ':' || c == '\\') {
+      if (!lower) return Error::usage("--cow: " + str::quote(p) + " contains ':' or '\\'").hint("add :fuse to use vu-cowfs");
+      out += '\\';
+    }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<CowSpec> parse_cow(std::string_view arg) {
+  auto f = str::split(arg, ':');
+  if (f.size() < 2 || f.size() > 3 || f[0].empty() || f[1].empty())
+    return Error::usage("--cow " + str::quote(arg) + ": expected LAYER:TARGET[:kernel|fuse]")
+        .hint("e.g. --cow /tmp/layer:/usr: changes to /usr in the view land in /tmp/layer");
+  CowSpec c;
+  c.layer = absolute(f[0]);
+  c.target = VU_TRY(view_target(f[1], "--cow"));
+  if (f.size() == 3) {
+    if (f[2] == "kernel") c.impl = CowImpl::kKernel;
+    else if (f[2] == "fuse") c.impl = CowImpl::kFuse;
+    else if (f[2] != "auto")
+      return Error::usage("--cow " + str::quote(arg) + ": unknown option " + str::quote(f[2]))
+          .hint("options: kernel (overlayfs), fuse (vu-cowfs), auto (the default)");
+  }
+  return c;
+}
+
+Result<FuseMount> parse_fuse(std::string_view cmd, std::string_view target) {
+  if (str::trim(cmd).empty()) return Error::usage("--fuse: empty command").hint("e.g. --fuse 'squashfuse app.sqfs' /opt/app");
+  FuseMount m;
+  m.target = VU_TRY(view_target(target, "--fuse"));
+  m.argv = {"/bin/sh", "-c", "exec " + std::string(cmd) + " \"$1\"", "vu-fuse", m.target};
+  m.what = "--fuse " + str::quote(cmd);
+  return m;
+}
+
+Result<FuseMount> parse_mount(std::string_view arg) {
+  auto f = str::split(arg, ':');
+  if (f.size() < 3 || f.size() > 4 || f[0] != "image" || f[1].empty() || f[2].empty())
+    return Error::usage("--mount " + str::quote(arg) + ": expected image:FILE:TARGET[:ro]")
+        .hint("e.g. --mount image:disk.img:/mnt (ext2/3/4 through fuse2fs, squashfs through squashfuse)");
+  bool ro = false;
+  if (f.size() == 4) {
+    if (f[3] != "ro" && f[3] != "rw") return Error::usage("--mount " + str::quote(arg) + ": unknown option " + str::quote(f[3])).hint("options: ro, rw");
+    ro = f[3] == "ro";
+  }
+  std::string file = absolute(f[1]);
+  FuseMount m;
+  m.target = VU_TRY(view_target(f[2], "--mount"));
+  UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Error::sys("--mount: image", errno, file, ErrorKind::kUsage).hint("the image is a file on the host; check the path");
+  unsigned char head[2048] = {};
+  ssize_t n = ::pread(fd.get(), head, sizeof head, 0);
+  if (n < 0) return Error::sys("--mount: read", errno, file, ErrorKind::kUsage);
+  std::string prog;
+  if (n >= 4 && std::memcmp(head, "hsqs", 4) == 0) {
+    prog = "squashfuse";
+    m.argv = {prog, file, m.target};  // read-only by nature
+  } else if (n >= 1082 && head[1080] == 0x53 && head[1081] == 0xEF) {
+    prog = "fuse2fs";
+    m.argv = {prog, file, m.target, "-o", ro ? "ro,fakeroot" : "rw,fakeroot"};
+  } else {
+    return Error::usage("--mount: " + file + ": unknown image type")
+        .hint("supported: ext2/ext3/ext4 (fuse2fs) and squashfs (squashfuse); any other FUSE "
+              "program works with --fuse 'PROGRAM ARGS' TARGET");
+  }
+  if (!has_program(prog))
+    return Error::make(ErrorKind::kNotFound, "--mount: " + file + " needs " + prog + ", which is not installed")
+        .hint("as root: apt-get install " + prog);
+  m.what = prog + " " + file;
+  return m;
+}
+
+Result<void> choose_cow(CowSpec& c, uid_t uid, gid_t gid) {
+  struct stat st;
+  if (::stat(c.layer.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) return Error::usage("--cow: layer " + c.layer + " is not a directory");
+    if (::access(c.layer.c_str(), W_OK) < 0)
+      return Error::sys("--cow: layer", errno, c.layer, ErrorKind::kUsage).hint("the layer must be writable by you");
+  } else {
+    std::string parent = c.layer.substr(0, c.layer.rfind('/'));
+    if (errno != ENOENT || ::access(parent.empty() ? "/" : parent.c_str(), W_OK) < 0)
+      return Error::sys("--cow: layer", errno == ENOENT ? ENOENT : errno, c.layer, ErrorKind::kUsage)
+          .hint("the layer is a directory on the host that receives the view's changes; it is "
+                "created if missing, but its parent must exist and be writable");
+  }
+  if (c.impl == CowImpl::kFuse) {
+    c.why = "vu-cowfs (FUSE), as asked";
+    return Ok{};
+  }
+  // On the host, TARGET is the host's path (a bind in front of it changes nothing here: the
+  // walk is a hint for `auto`, the mount itself takes the view's TARGET).
+  bool all_own = true;
+  int seen = 0;
+  std::string first_foreign;
+  char* roots[] = {const_cast<char*>(c.target.c_str()), nullptr};
+  FTS* fts = ::fts_open(roots, FTS_PHYSICAL | FTS_NOCHDIR, nullptr);
+  if (!fts) all_own = false;
+  for (FTSENT* e; fts && (e = ::fts_read(fts));) {
+    if (e->fts_info == FTS_DP) continue;
+    if (e->fts_info == FTS_NS || e->fts_info == FTS_DNR || e->fts_info == FTS_ERR ||
+        e->fts_statp->st_uid != uid || e->fts_statp->st_gid != gid || ++seen > kOwnershipWalkLimit) {
+      all_own = false;
+      first_foreign = seen > kOwnershipWalkLimit ? "" : e->fts_path;
+      break;
+    }
+    if (e->fts_level == 0 && !S_ISDIR(e->fts_statp->st_mode)) {
+      ::fts_close(fts);
+      return Error::usage("--cow: target " + c.target + " is not a directory");
+    }
+  }
+  if (fts) ::fts_close(fts);
+  if (all_own) {
+    std::string layer_real(c.layer), target_real(c.target);
+    if (char* r = ::realpath(c.layer.c_str(), nullptr)) { layer_real = r; std::free(r); }
+    if (char* r = ::realpath(c.target.c_str(), nullptr)) { target_real = r; std::free(r); }
+    if (str::starts_with(layer_real + "/", target_real + "/") || str::starts_with(target_real + "/", layer_real + "/")) {
+      all_own = false;
+      first_foreign = "the layer and the target overlap";
+    }
+  }
+  if (c.impl == CowImpl::kKernel) {
+    if (!all_own)
+      return Error::usage("--cow " + c.layer + ":" + c.target + ":kernel: overlayfs cannot make every file yours: " +
+                          (first_foreign.empty() ? "more than " + std::to_string(kOwnershipWalkLimit) + " files to check" : first_foreign + " is not owned by you"))
+          .hint("drop :kernel (vu then uses vu-cowfs, its FUSE layer)");
+    c.why = "kernel overlayfs, as asked";
+    return Ok{};
+  }
+  c.impl = all_own ? CowImpl::kKernel : CowImpl::kFuse;
+  c.why = all_own ? "kernel overlayfs: every file below " + c.target + " is yours"
+          : first_foreign.empty() ? "vu-cowfs (FUSE): more than " + std::to_string(kOwnershipWalkLimit) + " files below " + c.target + " (add :kernel if they are all yours)"
+          : first_foreign.find('/') == 0 ? "vu-cowfs (FUSE): " + first_foreign + " is not yours (overlayfs in a user namespace cannot copy it up)"
+                                         : "vu-cowfs (FUSE): " + first_foreign;
+  if (c.target == "/" && c.impl == CowImpl::kKernel) {
+    c.impl = CowImpl::kFuse;
+    c.why = "vu-cowfs (FUSE): a copy-on-write root";
+  }
+  return Ok{};
+}
+
+std::string cowfs_path() {
+  if (const char* env = std::getenv("VU_COWFS"); env && *env) return env;
+  std::string dir = sys::exe_dir();
+  return dir.empty() ? "vu-cowfs" : dir + "/vu-cowfs";
+}
+
+Result<CowMount> prepare_cow(const CowSpec& c) {
+  CowMount m;
+  if (::mkdir(c.layer.c_str(), 0755) < 0 && errno != EEXIST) return Error::sys("--cow: create layer", errno, c.layer);
+  // A whiteout is a 0/0 character device; some filesystems (vfat, some FUSE) cannot make
+  // device nodes at all: find out now, not at the first delete.
+  std::string probe = c.layer + "/.vu-whiteout-probe";
+  if (::mknod(probe.c_str(), S_IFCHR | 0600, makedev(0, 0)) < 0 && errno != EEXIST)
+    return Error::sys("--cow: cannot make a whiteout (0/0 character device) in", errno, c.layer, ErrorKind::kUsage)
+        .hint("put the layer on a filesystem such as ext4, xfs, btrfs or tmpfs (/tmp)");
+  ::unlink(probe.c_str());
+  if (c.impl == CowImpl::kKernel) {
+    std::string parent = c.layer.substr(0, c.layer.rfind('/'));
+    if (parent.empty()) parent = "/";
+    m.work.emplace(VU_TRY(TempDir::make_in(parent, ".vu-cow-work")));
+    struct stat a, b;
+    if (::stat(m.work->path().c_str(), &a) == 0 && ::stat(c.layer.c_str(), &b) == 0 && a.st_dev != b.st_dev)
+      return Error::usage("--cow: layer " + c.layer + " is a mountpoint: overlayfs needs its work directory on the same filesystem")
+          .hint("use a directory inside it (" + c.layer + "/layer), or add :fuse");
+    m.kernel = true;
+    m.mount.kind = bindmount::Kind::kOverlay;
+    m.mount.source = c.layer;
+    m.mount.target = c.target;
+    m.mount.data = "lowerdir=" + VU_TRY(overlay_path(c.target, true)) + ",upperdir=" + VU_TRY(overlay_path(c.layer, false)) +
+                   ",workdir=" + VU_TRY(overlay_path(m.work->path(), false)) + ",userxattr";
+    return m;
+  }
+  std::string prog = cowfs_path();
+  if (::access(prog.c_str(), X_OK) < 0)
+    return Error::sys("--cow: vu-cowfs", errno, prog).hint("vu-cowfs is installed next to vu; reinstall vu, or set VU_COWFS");
+  m.fuse.target = c.target;
+  m.fuse.argv = {prog, c.layer, c.target};
+  m.fuse.what = "copy-on-write layer " + c.layer + " (vu-cowfs)";
+  return m;
+}
+
+std::string to_string(const CowSpec& c) {
+  return "cow " + c.target + " <- layer " + c.layer + (c.why.empty() ? "" : ": " + c.why);
+}
+
+}  // namespace vu::fusefs

@@ -1,0 +1,225 @@
+#include "fusefs/keeper.h"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <linux/capability.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/strings.h"
+#include "base/unique_fd.h"
+#include "userns/userns.h"
+
+namespace vu::fusefs {
+
+namespace {
+
+constexpr int kMountTimeoutMs = 30000;    // a program that neither mounts nor exits
+constexpr int kFlushNoticeMs = 2000;      // then say what we wait for
+constexpr int kFlushDeadlineMs = 120000;  // then kill
+
+long now_ms() {
+  struct timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string unescape(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size()) {
+      int v = 0;
+      bool ok = true;
+      for (size_t k = 1; k <= 3; ++k) {
+        char c = s[i + k];
+        if (c < '0' || c > '7') ok = false;
+        else v = v * 8 + (c - '0');
+      }
+      if (ok) {
+        out += static_cast<char>(v);
+        i += 3;
+        continue;
+      }
+    }
+    out += s[i];
+  }
+  return out;
+}
+
+std::string read_all(int fd) {
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::pread(fd, buf, sizeof buf, static_cast<off_t>(out.size()))) > 0) out.append(buf, static_cast<size_t>(n));
+  return out;
+}
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("was killed by signal ") + ::strsignal(WTERMSIG(status));
+  return "stopped";
+}
+
+std::string output_tail(int memfd) {
+  std::string out = read_all(memfd);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  if (out.size() > 2000) out = "…" + out.substr(out.size() - 2000);
+  return out.empty() ? " (it printed nothing)" : ", saying:\n  " + out;
+}
+
+// Starts m.argv with stdin /dev/null and stdout+stderr into `out`. Returns the pidfd.
+int start(const FuseMount& m, bool ambient_sys_admin, int out) {
+  int pidfd = -1;
+  struct clone_args ca {};
+  ca.flags = CLONE_PIDFD;
+  ca.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+  ca.exit_signal = SIGCHLD;
+  long pid = ::syscall(SYS_clone3, &ca, sizeof ca);
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_RDONLY);
+    ::dup2(null, 0);
+    ::dup2(out, 1);
+    ::dup2(out, 2);
+    int which;
+    if (ambient_sys_admin && userns::raise_ambient(uint64_t{1} << CAP_SYS_ADMIN, &which)) {
+      ::dprintf(2, "vu: cannot give %s CAP_SYS_ADMIN in the view: %s\n", m.argv[0].c_str(), ::strerror(errno));
+      ::_exit(127);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    std::vector<char*> argv;
+    for (const std::string& a : m.argv) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execvp(argv[0], argv.data());
+    ::dprintf(2, "vu: cannot execute %s: %s\n", argv[0], ::strerror(errno));
+    ::_exit(127);
+  }
+  return pidfd;
+}
+
+// Waits until m is mounted or its program fails. Returns an empty string, or the error.
+std::string mount_one(const FuseMount& m, bool ambient_sys_admin, int mountinfo) {
+  int out = ::memfd_create("vu-fuse-output", MFD_CLOEXEC);
+  if (out < 0) return "memfd_create: " + std::string(::strerror(errno));
+  UniqueFd out_owner(out);
+  UniqueFd pidfd(start(m, ambient_sys_admin, out));
+  if (!pidfd) return "cannot start " + m.argv[0] + ": " + ::strerror(errno);
+  const std::string name = m.argv[0] == "/bin/sh" ? m.what : m.argv[0];
+  const long deadline = now_ms() + kMountTimeoutMs;
+  for (;;) {
+    // Check after arming: a change between the read and the poll still wakes us.
+    std::string info = read_all(mountinfo);
+    if (fuse_mounted_at(info, m.target)) return {};
+    struct pollfd p[2] = {{mountinfo, POLLPRI, 0}, {pidfd.get(), POLLIN, 0}};
+    int left = static_cast<int>(deadline - now_ms());
+    if (left <= 0) {
+      ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
+      return name + " did not mount " + m.target + " within " + std::to_string(kMountTimeoutMs / 1000) +
+             " s; it was killed" + output_tail(out);
+    }
+    if (::poll(p, 2, left) < 0 && errno != EINTR) return "poll: " + std::string(::strerror(errno));
+    if (p[1].revents & POLLIN) {
+      siginfo_t si{};
+      ::waitid(P_PIDFD, static_cast<id_t>(pidfd.get()), &si, WEXITED);
+      if (fuse_mounted_at(read_all(mountinfo), m.target)) return {};  // it daemonized after mounting
+      int status = si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0) : si.si_status;
+      return name + " " + describe_status(status) + " without mounting " + m.target + output_tail(out);
+    }
+  }
+}
+
+void reap_all(const std::vector<std::string>& names) {
+  const long start_ms = now_ms();
+  bool told = false;
+  for (;;) {
+    int status;
+    pid_t p = ::waitpid(-1, &status, WNOHANG | __WALL);
+    if (p > 0) continue;
+    if (p < 0 && errno == ECHILD) return;
+    long waited = now_ms() - start_ms;
+    if (waited > kFlushNoticeMs && !told) {
+      std::string msg = "vu: waiting for " + str::join(names, ", ") + " to finish writing…\n";
+      (void)!::write(2, msg.data(), msg.size());
+      told = true;
+    }
+    if (waited > kFlushDeadlineMs) {
+      for (pid_t c : sys::children_of(::getpid())) ::kill(c, SIGKILL);
+    }
+    // SIGCHLD is blocked (inherited from vu): wait for it with a timeout instead of sleeping.
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    ::sigtimedwait(&chld, nullptr, &ts);
+  }
+}
+
+void unmount_all(const std::vector<FuseMount>& mounts, size_t n, const std::vector<std::string>& names) {
+  for (size_t i = n; i-- > 0;) {
+    if (::umount2(mounts[i].target.c_str(), 0) < 0) (void)::umount2(mounts[i].target.c_str(), MNT_DETACH);
+  }
+  reap_all(names);
+}
+
+}  // namespace
+
+bool fuse_mounted_at(const std::string& mountinfo, const std::string& target) {
+  bool fuse = false;
+  for (const std::string& line : str::split(mountinfo, '\n')) {
+    auto f = str::split(line, ' ');
+    if (f.size() < 7 || unescape(f[4]) != target) continue;
+    size_t dash = line.find(" - ");
+    fuse = dash != std::string::npos && str::starts_with(line.substr(dash + 3), "fuse");
+  }
+  return fuse;
+}
+
+void keeper_main(const KeeperArgs& a) {
+  // Only our two pipes: the first process's report pipe must reach EOF when it executes.
+  for (int fd = 3; fd < 1024; ++fd)
+    if (fd != a.ready_fd && fd != a.control_fd) ::close(fd);
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  // The keeper outlives nothing it serves: if vu dies, control_fd reaches EOF.
+  const std::vector<FuseMount>& mounts = *a.mounts;
+  std::vector<std::string> names;
+  std::string error;
+  size_t done = 0;
+  {
+    UniqueFd info(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
+    if (!info) error = "open /proc/self/mountinfo: " + std::string(::strerror(errno));
+    for (; error.empty() && done < mounts.size(); ++done) {
+      error = mount_one(mounts[done], a.ambient_sys_admin, info.get());
+      names.push_back(mounts[done].argv[0] == "/bin/sh" ? mounts[done].what : mounts[done].argv[0]);
+      if (!error.empty()) break;
+    }
+  }
+  if (!error.empty()) {
+    unmount_all(mounts, done, names);
+    std::string msg = "E" + error;
+    (void)!::write(a.ready_fd, msg.data(), msg.size());
+    ::_exit(1);
+  }
+  (void)!::write(a.ready_fd, "R", 1);
+  ::close(a.ready_fd);
+  char c;
+  ssize_t r;
+  do r = ::read(a.control_fd, &c, 1);
+  while (r != 0 && !(r < 0 && errno != EINTR));
+  unmount_all(mounts, mounts.size(), names);
+  ::_exit(0);
+}
+
+}  // namespace vu::fusefs
