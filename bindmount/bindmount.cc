@@ -125,6 +125,7 @@ Result<void> check(const MountSpec& m) {
 std::string to_string(const MountSpec& m) {
   std::string s = m.kind == Kind::kBind    ? "bind " + m.source + " -> " + m.target
                   : m.kind == Kind::kTmpfs ? "tmpfs " + m.target + " (" + m.data + ")"
+                  : m.kind == Kind::kMountpoint ? "mountpoint " + m.target
                                            : "cow " + m.target + " <- layer " + m.source + " (kernel overlayfs)";
   if (m.read_only) s += " (ro)";
   if (m.kind == Kind::kBind && !m.recursive) s += " (norec)";
@@ -360,7 +361,7 @@ int ensure_target(const char* target, bool want_dir, Synth* s) {
 
 bool source_is_dir(const MountSpec& m) {
   struct stat st;
-  return m.kind == Kind::kTmpfs || ::stat(m.source.c_str(), &st) < 0 || S_ISDIR(st.st_mode);
+  return m.kind != Kind::kBind || ::stat(m.source.c_str(), &st) < 0 || S_ISDIR(st.st_mode);
 }
 
 }  // namespace
@@ -380,6 +381,7 @@ bool apply(const MountSpec* mounts, size_t n, Failure* f) {
       ok = bind_one(m, idx, f);
       continue;
     }
+    if (m.kind == Kind::kMountpoint) continue;
     if (m.kind == Kind::kOverlay) {
       // The lower layer is the target as the view sees it now; overlayfs opens it before the
       // new mount covers it.

@@ -23,7 +23,9 @@
 
 namespace vu::bindmount {
 
-enum class Kind { kBind, kTmpfs, kOverlay };
+// kMountpoint mounts nothing: it makes the directory `target` exist (as for any other kind) for
+// a filesystem mounted there later (a FUSE program).
+enum class Kind { kBind, kTmpfs, kOverlay, kMountpoint };
 
 struct MountSpec {
   Kind kind = Kind::kBind;

@@ -75,7 +75,8 @@ struct Node {
 // Resolves in view terms: whiteouts and opaque directories on the way hide the lower layer.
 int resolve(const std::string& r, Node* n) {
   *n = Node{};
-  bool lower_visible = true;
+  bool lower_visible = true;  // no opaque directory or non-directory above r in the upper layer
+  bool below_hidden = false;  // r itself is an opaque directory
   bool upper_walk = true;
   // The upper layer, component by component, while its directories exist.
   size_t pos = 0;
@@ -94,15 +95,16 @@ int resolve(const std::string& r, Node* n) {
       if (!last) return -ENOTDIR;
       n->layer = 1;
       n->st = st;
-      lower_visible = false;
       break;
     }
-    if (prefix != "." && opaque(prefix)) lower_visible = false;
+    const bool is_opaque = prefix != "." && opaque(prefix);
     if (last) {
       n->layer = 1;
       n->st = st;
+      below_hidden = is_opaque;
       break;
     }
+    if (is_opaque) lower_visible = false;
     pos = next + 1;
   }
   if (lower_visible) {
@@ -113,7 +115,7 @@ int resolve(const std::string& r, Node* n) {
         n->layer = 2;
         n->st = st;
       }
-      n->lower_below = S_ISDIR(st.st_mode) && S_ISDIR(n->st.st_mode);
+      n->lower_below = S_ISDIR(st.st_mode) && S_ISDIR(n->st.st_mode) && !below_hidden;
     } else if (errno != ENOENT && errno != ENOTDIR) {
       return -errno;
     }
@@ -582,7 +584,7 @@ int op_removexattr(const char* path, const char* name) {
 }
 
 void* op_init(struct fuse_conn_info* conn, struct fuse_config* cfg) {
-  cfg->use_ino = 0;
+  cfg->use_ino = 1;  // the layers' inode numbers: hard links compare equal (test -ef), as on overlayfs
   cfg->nullpath_ok = 0;
   cfg->entry_timeout = 1.0;
   cfg->attr_timeout = 1.0;

@@ -117,14 +117,15 @@ Result<FuseMount> parse_mount(std::string_view arg) {
     m.argv = {prog, file, m.target};  // read-only by nature
   } else if (n >= 1082 && head[1080] == 0x53 && head[1081] == 0xEF) {
     prog = "fuse2fs";
-    m.argv = {prog, file, m.target, "-o", ro ? "ro,fakeroot" : "rw,fakeroot"};
+    // fuse2fs is a libfuse2 program: it refuses a non-empty mountpoint unless told.
+    m.argv = {prog, file, m.target, "-o", ro ? "ro,fakeroot,nonempty" : "rw,fakeroot,nonempty"};
   } else {
     return Error::usage("--mount: " + file + ": unknown image type")
         .hint("supported: ext2/ext3/ext4 (fuse2fs) and squashfs (squashfuse); any other FUSE "
               "program works with --fuse 'PROGRAM ARGS' TARGET");
   }
   if (!has_program(prog))
-    return Error::make(ErrorKind::kNotFound, "--mount: " + file + " needs " + prog + ", which is not installed")
+    return Error::make(ErrorKind::kSetup, "--mount: " + file + " needs " + prog + ", which is not installed")
         .hint("as root: apt-get install " + prog);
   m.what = prog + " " + file;
   return m;

@@ -131,9 +131,14 @@ Result<Invocation> parse_run(int argc, char** argv, int first, Invocation::Comma
     if (o->get_lnames().empty()) continue;
     const OptionDef* def = find_option(o->get_lnames().front());
     if (!def) continue;
+    // parse_order() lists an option once per value it took: an arity-2 option comes twice.
     size_t k = used[o]++;
-    std::string v = def->is_flag ? "true" : o->results().at(k * def->arity);
-    if (def->arity == 2) v += '\0' + o->results().at(k * 2 + 1);
+    if (k % static_cast<size_t>(def->arity)) continue;
+    if (o->results().size() < k + static_cast<size_t>(def->arity))
+      return Error::usage(name + ": --" + def->name + " takes " + std::to_string(def->arity) + " values: " + def->value_name)
+          .hint("see '" + name + " --help'");
+    std::string v = def->is_flag ? "true" : o->results().at(k);
+    if (def->arity == 2) v += '\0' + o->results().at(k + 1);
     auto r = def->apply(inv.spec, v);
     if (!r) return std::move(r).error();
   }

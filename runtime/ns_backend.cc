@@ -367,6 +367,12 @@ Result<NsView> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigse
     else fuse.push_back(view.cows.back().fuse);
   }
   fuse.insert(fuse.end(), spec.fuse.begin(), spec.fuse.end());
+  for (const fusefs::FuseMount& f : fuse) {
+    bindmount::MountSpec m;
+    m.kind = bindmount::Kind::kMountpoint;
+    m.target = f.target;
+    mounts.push_back(m);
+  }
   std::pair<UniqueFd, UniqueFd> control;
   if (!fuse.empty()) {
     control = VU_TRY(sys::pipe());
@@ -431,7 +437,7 @@ Result<NsView> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigse
       (void)child.wait();
       view.stop_keeper();
       return Error::make(ErrorKind::kSetup, text.empty() ? "a FUSE filesystem failed to mount" : text)
-          .hint("the command was not run; the FUSE program's own message is above");
+          .hint("the command was not run, and nothing is left mounted");
     }
     if (r.stage == Stage::kNetReady) {
       std::string answer;

@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# fs_test.sh VU DENY_USERNS — filesystems in a view (issue 4), run as an unprivileged user:
+# one copy-on-write suite run against both implementations (kernel overlayfs and vu-cowfs) whose
+# transcripts must be identical, layers written by one and read by the other, the issue's
+# command lines, FUSE programs and images, and the bad-input cases.
+set -u
+VU=$1
+DENY=$2
+here=$(dirname "$0")
+. "$here/harness.sh" 2>/dev/null || . "$here/../integration/harness.sh" || exit 1
+
+uid=$(id -u)
+gid=$(id -g)
+echo "running as uid $uid ($(id -un))"
+if [ "$uid" = 0 ]; then echo "SKIP: these tests must run unprivileged"; exit 77; fi
+if ! "$VU" run --net none -- true 2>"$work/stderr"; then
+  echo "SKIP: user namespaces are not available here: $(cat "$work/stderr")"; exit 77
+fi
+probe=$("$VU" probe)
+have_fuse=1 have_overlay=1
+echo "$probe" | grep -qE '^FUSE in a user namespace +yes' || have_fuse=0
+echo "$probe" | grep -qE '^overlayfs in a user namespace +yes' || have_overlay=0
+
+# expect NAME WANT_RC GOT_RC [DETAIL…]
+expect() {
+  local name=$1 want=$2 got=$3; shift 3
+  if [ "$want" = "$got" ]; then ok "$name"; else bad "$name" "status $got (want $want)" "$@"; fi
+}
+# check_err NAME WANT_RC REGEX CMD… — stderr must match REGEX.
+check_err() {
+  local name=$1 want_rc=$2 re=$3; shift 3
+  local rc
+  "$@" >"$work/stdout" 2>"$work/stderr"; rc=$?
+  if [ "$rc" = "$want_rc" ] && grep -qE -- "$re" "$work/stderr"; then ok "$name"
+  else bad "$name" "status $rc (want $want_rc)" "stderr: $(head -c 600 "$work/stderr")" "want match: $re"; fi
+}
+
+# ---- the copy-on-write suite --------------------------------------------------------------
+# A lower tree the user owns (so both implementations may serve it).
+make_lower() {
+  rm -rf "$1" && mkdir -p "$1/d/sub" "$1/e/deep" "$1/gone" "$1/mv"
+  echo hello > "$1/d/f"; echo one > "$1/e/deep/x"; echo keep > "$1/g"; echo ro > "$1/ro"
+  chmod 444 "$1/ro"; ln -s d/f "$1/link"; echo moved > "$1/mv/m"; echo x > "$1/gone/y"
+}
+# The transcript: every line must be the same under both implementations.
+suite='
+set -u
+cd "$T"
+show() { printf "%s: %s\n" "$1" "$(eval "$2" 2>&1 | tr "\n" " ")"; }
+show read "cat d/f; readlink link; cat link"
+show owner "stat -c \"%u:%g %a %F\" d/f d ro link"
+show append "echo more >> d/f && cat d/f"
+show create "echo new > n && cat n"
+show rm "rm g && ls"
+show rm-dir "rm -r e && ls"
+show mkdir-over "mkdir e && ls -A e"
+show rmdir-empty "rmdir d/sub && ls d"
+show rename-file "mv d/f d/f2 && ls d && cat d/f2"
+show rename-dir "mv mv mv2 && ls mv2 && cat mv2/m && ls"
+show rename-new-dir "mkdir nd && echo z > nd/z && mv nd nd2 && cat nd2/z"
+show hardlink "ln n n2 && test n -ef n2 && echo same-inode && cat n2"
+show chmod "chmod 600 n && stat -c %a n"
+show chown-self "chown $(id -u):$(id -g) n && echo done"
+show chown-other "chown 4242 n; echo status \$?"
+show ro-write "echo w >> ro; echo status \$?"
+show truncate "truncate -s 2 d/f2 && od -c d/f2 | head -1"
+show symlink-new "ln -s n s && readlink s && cat s"
+show replace-file-by-dir "rm n2 && mkdir n2 && ls -A n2"
+show listing "ls -A . | tr \"\n\" \" \""
+show gone "rm -rf gone && ls -A"
+show recreate-gone "mkdir gone && touch gone/new && ls -A gone"
+'
+cow_run() {  # IMPL LAYER LOWER [--root]
+  local impl=$1 layer=$2 lower=$3; shift 3
+  "$VU" run --net none "$@" --cow "$layer:$lower:$impl" --setenv T="$lower" -- sh -c "$suite"
+}
+
+if [ $have_overlay = 0 ] && [ $have_fuse = 0 ]; then
+  skipped "copy-on-write suite" "neither overlayfs nor FUSE in a user namespace (vu probe)"
+else
+  for root in "" --root; do
+    tag=${root:-keep}
+    transcripts=()
+    for impl in kernel fuse; do
+      if [ $impl = kernel ] && [ $have_overlay = 0 ]; then skipped "cow suite ($impl, $tag)" "no overlayfs in a user namespace"; continue; fi
+      if [ $impl = fuse ] && [ $have_fuse = 0 ]; then skipped "cow suite ($impl, $tag)" "no FUSE in a user namespace"; continue; fi
+      make_lower "$work/low-$impl"
+      before=$(cd "$work/low-$impl" && find . -printf '%p %s %m\n' | sort | md5sum)
+      cow_run $impl "$work/layer-$impl-$tag" "$work/low-$impl" $root > "$work/out-$impl-$tag" 2>&1
+      rc=$?
+      after=$(cd "$work/low-$impl" && find . -printf '%p %s %m\n' | sort | md5sum)
+      expect "cow suite ($impl, $tag) runs" 0 $rc "$(head -c 800 "$work/out-$impl-$tag")"
+      [ "$before" = "$after" ] && ok "cow ($impl, $tag): the target is untouched on the host" || bad "cow ($impl, $tag): the target is untouched on the host"
+      # The transcript names the directory; make it comparable.
+      sed -i "s|$work/low-$impl|LOWER|g" "$work/out-$impl-$tag"
+      transcripts+=("$work/out-$impl-$tag")
+      # Spot checks that could fail, beyond equality.
+      want_owner=$([ -n "$root" ] && echo "0:0" || echo "$uid:$gid")
+      grep -q "^owner: $want_owner 644 regular file $want_owner 755 directory $want_owner 444 regular file $want_owner 777 symbolic link" "$work/out-$impl-$tag" \
+        && ok "cow ($impl, $tag): every file is the view's ($want_owner)" || bad "cow ($impl, $tag): owners" "$(grep ^owner "$work/out-$impl-$tag")"
+      grep -q '^append: hello more' "$work/out-$impl-$tag" && ok "cow ($impl, $tag): copy-up on write" || bad "cow ($impl, $tag): copy-up on write" "$(grep ^append "$work/out-$impl-$tag")"
+      grep -q '^mkdir-over: $' "$work/out-$impl-$tag" && ok "cow ($impl, $tag): a directory made again is opaque" || bad "cow ($impl, $tag): opaque" "$(grep ^mkdir-over "$work/out-$impl-$tag")"
+      grep -q '^hardlink: same-inode new' "$work/out-$impl-$tag" && ok "cow ($impl, $tag): hard links" || bad "cow ($impl, $tag): hard links" "$(grep ^hardlink "$work/out-$impl-$tag")"
+      grep -q '^rename-dir: m moved' "$work/out-$impl-$tag" && ok "cow ($impl, $tag): directory rename (EXDEV, then mv copies)" || bad "cow ($impl, $tag): directory rename" "$(grep ^rename-dir "$work/out-$impl-$tag")"
+      l="$work/layer-$impl-$tag"
+      [ -c "$l/g" ] && [ "$(stat -c %t:%T "$l/g")" = 0:0 ] && ok "cow ($impl, $tag): a delete leaves an overlayfs whiteout" || bad "cow ($impl, $tag): whiteout for g" "$(ls -la "$l")"
+      [ "$(cat "$l/d/f2" 2>/dev/null)" = "he" ] && [ "$(cat "$l/n")" = new ] && ok "cow ($impl, $tag): changes land in the layer" || bad "cow ($impl, $tag): changes in the layer" "$(ls -laR "$l" | head -30)"
+      ls -A "$work" | grep -q '^\.vu-cow-work' && bad "cow ($impl, $tag): work directory left behind" "$(ls -A "$work")" || ok "cow ($impl, $tag): nothing left beside the layer"
+    done
+    if [ ${#transcripts[@]} = 2 ]; then
+      if cmp -s "${transcripts[0]}" "${transcripts[1]}"; then ok "cow suite ($tag): kernel and FUSE transcripts identical"
+      else bad "cow suite ($tag): kernel and FUSE transcripts identical" "$(diff "${transcripts[0]}" "${transcripts[1]}" | head -20)"; fi
+    fi
+  done
+  # One format: a layer written by each implementation, read back by the other.
+  if [ $have_overlay = 1 ] && [ $have_fuse = 1 ]; then
+    for pair in "kernel fuse" "fuse kernel"; do
+      set -- $pair
+      make_lower "$work/x-low"
+      rm -rf "$work/x-layer"
+      "$VU" run --net none --cow "$work/x-layer:$work/x-low:$1" -- sh -c "cd $work/x-low && rm g && rm -r e && mkdir e && echo 2 > e/new && echo more >> d/f" 2>"$work/stderr"
+      got=$("$VU" run --net none --cow "$work/x-layer:$work/x-low:$2" -- sh -c "cd $work/x-low && ls -A . e && cat d/f" 2>&1 | tr '\n' ' ')
+      want=".: d e gone link mv ro  e: new hello more "
+      [ "$got" = "$want" ] && ok "layer written by $1 read by $2" || bad "layer written by $1 read by $2" "got:  $got" "want: $want" "$(cat "$work/stderr")"
+    done
+  fi
+fi
+
+# ---- the issue's command lines --------------------------------------------------------------
+if [ $have_fuse = 1 ]; then
+  rm -rf "$work/ul"
+  "$VU" run --net none --cow "$work/ul:/usr" --root -- sh -c 'touch /usr/NEW; rm /usr/bin/ls; test ! -e /usr/bin/ls && test -e /usr/NEW' 2>"$work/stderr"
+  rc=$?
+  expect "--cow LAYER:/usr --root: touch /usr/NEW; rm /usr/bin/ls" 0 $rc "$(cat "$work/stderr")"
+  [ -e "$work/ul/NEW" ] && [ -c "$work/ul/bin/ls" ] && [ -x /usr/bin/ls ] && [ ! -e /usr/NEW ] \
+    && ok "changes land in the layer; /usr untouched" || bad "changes land in the layer; /usr untouched" "$(ls -la "$work/ul" "$work/ul/bin" 2>&1 | head)"
+  "$VU" run --net none --cow "$work/ul:/usr" --explain > "$work/explain"
+  grep -q 'vu-cowfs (FUSE): /usr is not yours' "$work/explain" && ok "--explain says FUSE, and why" || bad "--explain says FUSE, and why" "$(cat "$work/explain")"
+  make_lower "$work/own"
+  "$VU" run --net none --cow "$work/own-layer:$work/own" --explain > "$work/explain"
+  grep -q 'kernel overlayfs: every file below' "$work/explain" && ok "--explain says kernel overlayfs for a tree you own" || bad "--explain: kernel" "$(cat "$work/explain")"
+else
+  skipped "--cow on /usr" "no FUSE in a user namespace"
+fi
+
+# ---- FUSE programs and images ----------------------------------------------------------------
+mkdir -p "$work/src" "$work/mnt" && echo in-image > "$work/src/a.txt"
+have_mkfs=1; PATH=$PATH:/usr/sbin:/sbin command -v mkfs.ext4 >/dev/null || have_mkfs=0
+if [ $have_fuse = 0 ]; then
+  skipped "FUSE programs" "no FUSE in a user namespace"
+else
+  if [ $have_mkfs = 1 ] && command -v fuse2fs >/dev/null; then
+    truncate -s 8M "$work/disk.img" && PATH=$PATH:/usr/sbin:/sbin mkfs.ext4 -q -d "$work/src" "$work/disk.img"
+    out=$("$VU" run --net none --root --mount "image:$work/disk.img:/mnt" -- sh -c 'cat /mnt/a.txt; echo written > /mnt/b.txt' 2>&1)
+    expect "--mount image:disk.img (ext4 through fuse2fs)" 0 $? "$out"
+    [ "$out" = in-image ] && ok "the image's file is read in the view" || bad "the image's file is read in the view" "$out"
+    out=$("$VU" run --net none --mount "image:$work/disk.img:/mnt:ro" -- cat /mnt/b.txt 2>&1)
+    [ "$out" = written ] && ok "a write to the image was flushed at exit" || bad "a write to the image was flushed at exit" "$out"
+    "$VU" run --net none --root --mount "image:$work/disk.img:/mnt:ro" -- sh -c 'echo x > /mnt/c.txt' 2>/dev/null
+    [ $? != 0 ] && ok "image:…:ro refuses writes" || bad "image:…:ro refuses writes"
+    out=$("$VU" run --net none --fuse "fuse2fs -o fakeroot $work/disk.img" "$work/mnt" -- cat "$work/mnt/a.txt" 2>&1)
+    [ "$out" = in-image ] && ok "--fuse 'fuse2fs -o fakeroot disk.img' DIR" || bad "--fuse 'fuse2fs -o fakeroot disk.img' DIR" "$out"
+    # fuse2fs exits 0 when it cannot use /dev/fuse: the missing mount is the failure.
+    touch "$work/ran"; rm "$work/ran"
+    check_err "fuse2fs without a usable /dev/fuse: the command never runs" 125 'without mounting /mnt' \
+      "$VU" run --net none --bind /dev/null:/dev/fuse --mount "image:$work/disk.img:/mnt" -- touch "$work/ran"
+    [ ! -e "$work/ran" ] && ok "…and the command did not run" || bad "…and the command did not run"
+  else
+    skipped "ext4 images" "mkfs.ext4 or fuse2fs missing (scripts/setup.sh installs them)"
+  fi
+  if command -v mksquashfs >/dev/null && command -v squashfuse >/dev/null; then
+    mksquashfs "$work/src" "$work/app.sqfs" -quiet -all-root >/dev/null
+    out=$("$VU" run --net none --fuse "squashfuse $work/app.sqfs" /opt/app -- cat /opt/app/a.txt 2>&1)
+    [ "$out" = in-image ] && ok "--fuse 'squashfuse app.sqfs' /opt/app (target created)" || bad "--fuse 'squashfuse app.sqfs' /opt/app" "$out"
+    out=$(cd "$work" && "$VU" run --net none --mount image:app.sqfs:/mnt --fuse "squashfuse app.sqfs" /srv -- sh -c 'cat /mnt/a.txt /srv/a.txt' 2>&1)
+    [ "$out" = "in-image
+in-image" ] && ok "two FUSE filesystems, relative image paths" || bad "two FUSE filesystems, relative image paths" "$out"
+    check_err "a FUSE program that fails: its message is shown" 125 "Can't open squashfs image" \
+      "$VU" run --net none --fuse "squashfuse $work/nonexistent.sqfs" /mnt -- true
+  else
+    skipped "squashfs" "mksquashfs or squashfuse missing"
+  fi
+  check_err "a FUSE program that exits 0 without mounting" 125 "'true' exited with status 0 without mounting /mnt" \
+    "$VU" run --net none --fuse true /mnt -- true
+  check_err "a FUSE program that is not installed" 125 'not found' "$VU" run --net none --fuse "no-such-fuse-program x" /mnt -- true
+fi
+
+# ---- bad input -----------------------------------------------------------------------------------
+echo f > "$work/file"
+check_err "--cow onto a file" 2 'is not a directory' "$VU" run --net none --cow "$work/l2:$work/file" -- true
+check_err "--cow with a layer whose parent is missing" 2 'parent must exist' "$VU" run --net none --cow "$work/no/such/layer:/usr" -- true
+check_err "--cow :kernel where the kernel cannot" 2 'overlayfs cannot make every file yours' "$VU" run --net none --cow "$work/l3:/usr:kernel" -- true
+check_err "--cow with a bad option" 2 'unknown option' "$VU" run --net none --cow "$work/l3:/usr:fast" -- true
+check_err "--cow without a target" 2 'expected LAYER:TARGET' "$VU" run --net none --cow "$work/l3" -- true
+check_err "--mount a missing image" 2 'No such file' "$VU" run --net none --mount "image:$work/none.img:/mnt" -- true
+check_err "--mount an unknown image type" 2 'unknown image type' "$VU" run --net none --mount "image:$work/file:/mnt" -- true
+check_err "--mount with a bad form" 2 'expected image:FILE:TARGET' "$VU" run --net none --mount "disk:$work/file" -- true
+check_err "--fuse without a mountpoint" 2 '' "$VU" run --net none --fuse "squashfuse x"
+check_err "--cow under the pvm backend" 125 'needs user namespaces' "$VU" run --backend=pvm --cow "$work/l4:/usr" -- true
+check_err "--fuse where user namespaces are refused" 125 'needs user namespaces' "$DENY" "$VU" run --fuse true /mnt -- true
+[ ! -e "$work/l2" ] && [ ! -e "$work/l3" ] && [ ! -e "$work/l4" ] && ok "bad input creates no layer" || bad "bad input creates no layer" "$(ls "$work")"
+
+summary
