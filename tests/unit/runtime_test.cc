@@ -2,6 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/temp_dir.h"
+#include "base/unique_fd.h"
+#include "fusefs/keeper.h"
 #include "runtime/cli.h"
 #include "runtime/config.h"
 #include "runtime/exit_codes.h"
@@ -116,6 +123,9 @@ TEST(Config, EveryOptionIsAKey) {
     else if (key == "mtu") text += "\"9000\"";
     else if (key == "backend") text += "\"ns\"";
     else if (key == "setenv") text += "[\"A=B\"]";
+    else if (key == "cow") text += "[\"/tmp/layer:/usr\"]";
+    else if (key == "fuse") text += "[[\"squashfuse a.sqfs\", \"/mnt\"]]";
+    else if (key == "mount") continue;  // reads the image: FuseTest.ImageTypes
     else text += o.repeatable ? "[\"x\"]" : "\"x\"";
     auto r = load_config_text(text, "t.toml", &s);
     EXPECT_TRUE(r.ok()) << key << ": " << r.error().to_string();
@@ -248,6 +258,99 @@ TEST(Plan, DeniedUsernsExplainsAndNeverFallsBackQuietly) {
   EXPECT_EQ(exit_status_for(p.error().kind()), kExitSetup);
   EXPECT_NE(p.error().message().find("seccomp"), std::string::npos);
   EXPECT_NE(p.error().message().find("--backend=ns"), std::string::npos);
+}
+
+
+// ---- fusefs: parsing, the kernel-or-FUSE choice, the keeper's mount check ----
+
+TEST(FuseTest, CowParses) {
+  auto c = fusefs::parse_cow("/tmp/l:/usr//bin/:fuse");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->layer, "/tmp/l");
+  EXPECT_EQ(c->target, "/usr/bin");
+  EXPECT_EQ(c->impl, fusefs::CowImpl::kFuse);
+  EXPECT_FALSE(fusefs::parse_cow("/tmp/l").ok());
+  EXPECT_FALSE(fusefs::parse_cow("/tmp/l:usr").ok());
+  EXPECT_FALSE(fusefs::parse_cow("/tmp/l:/a/../b").ok());
+  EXPECT_FALSE(fusefs::parse_cow("/tmp/l:/usr:quick").ok());
+  auto rel = fusefs::parse_cow("layer:/usr");
+  ASSERT_TRUE(rel.ok());
+  EXPECT_EQ(rel->layer[0], '/');
+}
+
+TEST(FuseTest, FuseAppendsTheMountpoint) {
+  auto m = fusefs::parse_fuse("squashfuse 'my app.sqfs'", "/opt/app");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->target, "/opt/app");
+  EXPECT_EQ(m->argv, (std::vector<std::string>{"/bin/sh", "-c", "exec squashfuse 'my app.sqfs' \"$1\"",
+                                               "vu-fuse", "/opt/app"}));
+  EXPECT_FALSE(fusefs::parse_fuse("  ", "/mnt").ok());
+  EXPECT_FALSE(fusefs::parse_fuse("x", "mnt").ok());
+}
+
+TEST(FuseTest, ImageTypes) {
+  auto dir = TempDir::make("vu-unit");
+  ASSERT_TRUE(dir.ok());
+  std::string sq = dir->path() + "/a.sqfs", ext = dir->path() + "/a.img", junk = dir->path() + "/j";
+  std::string head(2048, '\0');
+  head.replace(0, 4, "hsqs");
+  ASSERT_TRUE(sys::write_all(UniqueFd(::open(sq.c_str(), O_WRONLY | O_CREAT, 0600)).get(), head, sq).ok());
+  std::string e(2048, '\0');
+  e[1080] = 0x53;
+  e[1081] = static_cast<char>(0xEF);
+  ASSERT_TRUE(sys::write_all(UniqueFd(::open(ext.c_str(), O_WRONLY | O_CREAT, 0600)).get(), e, ext).ok());
+  ASSERT_TRUE(sys::write_all(UniqueFd(::open(junk.c_str(), O_WRONLY | O_CREAT, 0600)).get(), "junk", junk).ok());
+  auto a = fusefs::parse_mount("image:" + sq + ":/mnt");
+  if (a.ok()) EXPECT_EQ(a->argv[0], "squashfuse");
+  else EXPECT_NE(a.error().message().find("needs squashfuse"), std::string::npos) << a.error().message();
+  auto b = fusefs::parse_mount("image:" + ext + ":/mnt:ro");
+  if (b.ok()) EXPECT_EQ(b->argv, (std::vector<std::string>{"fuse2fs", ext, "/mnt", "-o", "ro,fakeroot,nonempty"}));
+  else EXPECT_NE(b.error().message().find("needs fuse2fs"), std::string::npos) << b.error().message();
+  auto c = fusefs::parse_mount("image:" + junk + ":/mnt");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().message().find("unknown image type"), std::string::npos);
+  EXPECT_EQ(c.error().kind(), ErrorKind::kUsage);
+  EXPECT_FALSE(fusefs::parse_mount("image:" + dir->path() + "/none:/mnt").ok());
+  EXPECT_FALSE(fusefs::parse_mount("disk:" + sq + ":/mnt").ok());
+}
+
+TEST(FuseTest, ChooseKernelOnlyForATreeTheUserOwns) {
+  auto dir = TempDir::make("vu-unit");
+  ASSERT_TRUE(dir.ok());
+  std::string low = dir->path() + "/low";
+  ASSERT_EQ(::mkdir(low.c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((low + "/d").c_str(), 0755), 0);
+  fusefs::CowSpec c{dir->path() + "/layer", low};
+  ASSERT_TRUE(fusefs::choose_cow(c, ::getuid(), ::getgid()).ok());
+  EXPECT_EQ(c.impl, fusefs::CowImpl::kKernel) << c.why;
+  struct stat st;
+  EXPECT_NE(::stat(c.layer.c_str(), &st), 0) << "choose_cow must not create the layer";
+  fusefs::CowSpec other{dir->path() + "/layer", low};
+  ASSERT_TRUE(fusefs::choose_cow(other, ::getuid() + 4242, ::getgid()).ok());
+  EXPECT_EQ(other.impl, fusefs::CowImpl::kFuse);
+  EXPECT_NE(other.why.find("is not yours"), std::string::npos) << other.why;
+  fusefs::CowSpec forced{dir->path() + "/layer", low, fusefs::CowImpl::kKernel};
+  EXPECT_FALSE(fusefs::choose_cow(forced, ::getuid() + 4242, ::getgid()).ok());
+  fusefs::CowSpec root{dir->path() + "/layer", "/"};
+  ASSERT_TRUE(fusefs::choose_cow(root, ::getuid() + 4242, ::getgid()).ok());
+  EXPECT_EQ(root.impl, fusefs::CowImpl::kFuse);
+  fusefs::CowSpec no_parent{dir->path() + "/no/layer", low};
+  EXPECT_FALSE(fusefs::choose_cow(no_parent, ::getuid(), ::getgid()).ok());
+}
+
+TEST(FuseTest, MountedAtLooksAtTheTopmostMount) {
+  const std::string info =
+      "22 1 0:21 / / rw - ext4 /dev/vda rw\n"
+      "40 22 0:33 / /mnt rw - tmpfs tmpfs rw\n"
+      "41 40 0:34 / /mnt rw - fuse.squashfuse squashfuse ro\n"
+      "42 22 0:35 / /my\\040dir rw - fuse.cowfs vu-cowfs rw\n"
+      "43 22 0:36 / /opt rw - fuse.x x rw\n"
+      "44 43 0:37 / /opt rw - tmpfs tmpfs rw\n";
+  EXPECT_TRUE(fusefs::fuse_mounted_at(info, "/mnt"));
+  EXPECT_TRUE(fusefs::fuse_mounted_at(info, "/my dir"));
+  EXPECT_FALSE(fusefs::fuse_mounted_at(info, "/opt"));
+  EXPECT_FALSE(fusefs::fuse_mounted_at(info, "/"));
+  EXPECT_FALSE(fusefs::fuse_mounted_at(info, "/srv"));
 }
 
 }  // namespace
