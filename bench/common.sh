@@ -11,11 +11,11 @@ reexec_unprivileged() {
   user=${VU_TEST_USER:-vu-tester}
   "$here/../scripts/setup.sh" --test-env
   tmp=$(mktemp -d /tmp/vu-bench.XXXXXX)
-  cp "$vu" "$(dirname "$vu")/vu-net" "$(dirname "$vu")/libvu-pvm-accel.so" "$script" "$here/common.sh" "$tmp/"
+  cp "$vu" "$(dirname "$vu")/vu-net" "$(dirname "$vu")/vu-cowfs" "$(dirname "$vu")/libvu-pvm-accel.so" "$script" "$here/common.sh" "$tmp/"
   chmod 755 "$tmp" "$tmp"/*
   rc=0
   # "|| rc=$?": the callers run under set -e, which would skip the clean-up below.
-  runuser -u "$user" -- env RUNS="${RUNS:-}" ${BENCH_TRACE:+BENCH_TRACE=1} bash ${BENCH_TRACE:+-x} "$tmp/$(basename "$script")" "$tmp/vu" || rc=$?
+  runuser -u "$user" -- env RUNS="${RUNS:-}" ${FS_BENCH_DIR:+FS_BENCH_DIR=$FS_BENCH_DIR} ${BENCH_TRACE:+BENCH_TRACE=1} bash ${BENCH_TRACE:+-x} "$tmp/$(basename "$script")" "$tmp/vu" || rc=$?
   rm -rf "$tmp"
   exit $rc
 }

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# bench/fs.sh [VU] — writing and reading 256 MiB through a copy-on-write layer, side by side
+# with direct access and the peers, in one run; fractions of direct access (1.00 = as fast).
+#
+# Runs as an unprivileged user (as root it re-runs itself as $VU_TEST_USER). Each figure is
+# dd's own time (view start-up excluded), the median of RUNS runs (default 3):
+#   write  dd if=/dev/zero of=DIR/f bs=1M count=256 (then close; no fsync: the page cache is
+#          the point — what the layer adds, not what the disk costs)
+#   read   dd if=DIR/f of=/dev/null bs=1M, in a fresh view (the FUSE page cache is cold; the
+#          host's is warm, as for direct access)
+# Set-ups: direct (the host directory); vu --cow :kernel (overlayfs in the user namespace);
+# vu --cow :fuse (vu-cowfs) and its variants: without the writeback cache, without splice,
+# with splice for requests too, multithreaded;
+# fuse-overlayfs started by vu --fuse; fuse2fs on an ext4 image (vu --mount image:).
+# Needs: fuse-overlayfs, fuse2fs, mkfs.ext4 (scripts/setup.sh --bench).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+vu=$(readlink -f "${1:-$here/../build/bin/vu}")
+runs=${RUNS:-3}
+
+. "$here/common.sh"
+reexec_unprivileged "$0" "$vu"
+export PATH=$PATH:/usr/sbin:/sbin
+require_tools fuse-overlayfs fuse2fs mkfs.ext4
+
+# On tmpfs (/dev/shm) when there is one: a disk's own moods (here the first write after a
+# sync often took 10x longer) would drown what the layers cost; FS_BENCH_DIR overrides.
+base=${FS_BENCH_DIR:-$( [ -w /dev/shm ] && echo /dev/shm || echo /tmp)}
+tmp=$(mktemp -d "$base/vu-bench-fs.XXXXXX"); trap 'chmod -R u+rwx "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/low/sub" "$tmp/mnt"
+echo x > "$tmp/low/sub/seed"
+
+# dd's "… copied, 0.123 s, …" → 0.123
+dd_seconds() { sed -n 's/.* copied, \([0-9.e-]*\) s,.*/\1/p' | tail -1; }
+median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+write_cmd='dd if=/dev/zero of="$D/f" bs=1M count=256 2>&1'
+read_cmd='dd if="$D/f" of=/dev/null bs=1M 2>&1'
+
+# The set-ups: NAME|DIR|VIEW-PREFIX (VIEW-PREFIX runs a shell command, its last argument, there).
+setups=(
+  "direct|$tmp/low|env"
+  "vu --cow (kernel overlayfs)|$tmp/low|$vu run --net none --cow $tmp/layer:$tmp/low:kernel --"
+  "~warm-up|$tmp/low|$vu run --net none --cow $tmp/layer:$tmp/low:fuse --"
+  "vu --cow (vu-cowfs)|$tmp/low|$vu run --net none --cow $tmp/layer:$tmp/low:fuse --"
+  "vu-cowfs, no writeback cache|$tmp/low|env VU_COWFS_NO_WRITEBACK=1 $vu run --net none --cow $tmp/layer:$tmp/low:fuse --"
+  "vu-cowfs, no splice|$tmp/low|env VU_COWFS_SPLICE=none $vu run --net none --cow $tmp/layer:$tmp/low:fuse --"
+  "vu-cowfs, splice requests too|$tmp/low|env VU_COWFS_SPLICE=all $vu run --net none --cow $tmp/layer:$tmp/low:fuse --"
+  "vu-cowfs, multithreaded|$tmp/low|env VU_COWFS_THREADS=1 $vu run --net none --cow $tmp/layer:$tmp/low:fuse --"
+  "fuse-overlayfs|$tmp/mnt|$vu run --net none --fuse fuse-overlayfs\ -o\ lowerdir=$tmp/low,upperdir=$tmp/up,workdir=$tmp/work $tmp/mnt --"
+  "fuse2fs (ext4 image)|/mnt|$vu run --net none --root --mount image:$tmp/disk.img:/mnt --"
+)
+truncate -s 600M "$tmp/disk.img" && mkfs.ext4 -q "$tmp/disk.img"
+reset_setup() {
+  rm -rf "$tmp/layer" "$tmp/up" "$tmp/work" "$tmp/low/f"
+  mkdir -p "$tmp/up" "$tmp/work"
+  sync  # start each write with no dirty pages of an earlier one
+}
+# Round-robin: each round measures every set-up once, so a slow spell of this shared machine
+# spreads over all of them instead of landing on one. "~warm-up" is not reported: the first FUSE
+# set-up after the in-kernel ones was up to 2x slower on writes, whichever it was.
+declare -A WS RS W R
+for round in $(seq "$runs"); do
+  for s in "${setups[@]}"; do
+    IFS='|' read -r name dir prefix <<<"$s"
+    reset_setup
+    eval "set -- $prefix"
+    WS[$name]+="$("$@" sh -c "D=$dir; $write_cmd" | dd_seconds) "
+    RS[$name]+="$("$@" sh -c "D=$dir; $read_cmd" | dd_seconds) "
+  done
+done
+for s in "${setups[@]}"; do
+  IFS='|' read -r name _ <<<"$s"
+  [ -n "${BENCH_TRACE:-}" ] && echo "$name: write ${WS[$name]}; read ${RS[$name]}" >&2
+  W[$name]=$(printf '%s\n' ${WS[$name]} | median)
+  R[$name]=$(printf '%s\n' ${RS[$name]} | median)
+done
+
+mb() { awk -v s="$1" 'BEGIN { if (s > 0) printf "%7.0f", 256 / s; else printf "%7s", "?" }'; }
+ratio() { awk -v d="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%5.2f", d / s; else printf "%5s", "?" }'; }
+echo "dd 256 MiB, bs=1M, median of $runs; MiB/s and fraction of direct access"
+printf '%-32s %8s %6s %8s %6s\n' "set-up" "write" "" "read" ""
+for s in "${setups[@]}"; do
+  IFS='|' read -r n _ <<<"$s"
+  [ "${n#\~}" = "$n" ] || continue
+  printf '%-32s %8s %6s %8s %6s\n' "$n" "$(mb "${W[$n]}")" "$(ratio "${W[direct]}" "${W[$n]}")" \
+    "$(mb "${R[$n]}")" "$(ratio "${R[direct]}" "${R[$n]}")"
+done
