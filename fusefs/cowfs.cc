@@ -3,6 +3,7 @@
 //
 //   vu-cowfs LAYER TARGET [-d]      (started by the keeper inside the view; stays in the
 //                                    foreground until TARGET is unmounted)
+//   vu-cowfs LAYER STAGING --root-fs the root filesystem (alone) copy-on-write, on STAGING
 //
 // The layer is overlayfs's: a whiteout is a 0/0 character device, an opaque directory carries
 // user.overlay.opaque=y ("userxattr"), so kernel overlayfs reads what vu-cowfs wrote and the
@@ -19,7 +20,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -639,7 +642,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "vu-cowfs: layer %s: %s\n", layer, std::strerror(errno));
     return 1;
   }
-  g.lower = ::open(target, O_PATH | O_DIRECTORY | O_CLOEXEC);  // before the mount covers it
+  const bool root_fs = argc > 3 && std::strcmp(argv[3], "--root-fs") == 0;
+  if (root_fs) {
+    // A private copy of the mount tree, taken before our own mount exists (so the lower layer
+    // cannot reach the staging directory's new contents: no loop). It must be recursive — a
+    // user namespace may not copy a mount without the mounts locked on it (EINVAL) — but the
+    // view never looks through us at /proc, /dev, …: the keeper binds the real ones over them.
+    g.lower = static_cast<int>(::syscall(SYS_open_tree, AT_FDCWD, "/", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
+  } else {
+    g.lower = ::open(target, O_PATH | O_DIRECTORY | O_CLOEXEC);  // before the mount covers it
+  }
   if (g.lower < 0) {
     std::fprintf(stderr, "vu-cowfs: target %s: %s\n", target, std::strerror(errno));
     return 1;
@@ -683,7 +695,7 @@ int main(int argc, char** argv) {
 
   std::string opts = "default_permissions,fsname=vu-cowfs,subtype=cowfs";
   std::vector<char*> args = {argv[0], const_cast<char*>("-f"), const_cast<char*>("-o"), opts.data()};
-  for (int i = 3; i < argc; ++i) args.push_back(argv[i]);
+  for (int i = root_fs ? 4 : 3; i < argc; ++i) args.push_back(argv[i]);
   // One thread: on the 2-core reference VM, handing requests between libfuse's worker threads
   // cost more than it gave (bench/fs.sh: reads 2.1 -> 3.5 GB/s, writes equal). VU_COWFS_THREADS=1
   // gives the multithreaded loop back (a large copy-up then does not hold up other requests).

@@ -148,6 +148,13 @@ Result<void> choose_cow(CowSpec& c, uid_t uid, gid_t gid) {
     c.why = "vu-cowfs (FUSE), as asked";
     return Ok{};
   }
+  if (c.target == "/") {
+    if (c.impl == CowImpl::kKernel)
+      return Error::usage("--cow " + c.layer + ":/:kernel: a copy-on-write root needs vu-cowfs").hint("drop :kernel");
+    c.impl = CowImpl::kFuse;
+    c.why = "vu-cowfs (FUSE): a copy-on-write root (the root filesystem; other mounts stay as they are)";
+    return Ok{};
+  }
   // On the host, TARGET is the host's path (a bind in front of it changes nothing here: the
   // walk is a hint for `auto`, the mount itself takes the view's TARGET).
   bool all_own = true;
@@ -192,10 +199,6 @@ Result<void> choose_cow(CowSpec& c, uid_t uid, gid_t gid) {
           : first_foreign.empty() ? "vu-cowfs (FUSE): more than " + std::to_string(kOwnershipWalkLimit) + " files below " + c.target + " (add :kernel if they are all yours)"
           : first_foreign.find('/') == 0 ? "vu-cowfs (FUSE): " + first_foreign + " is not yours (overlayfs in a user namespace cannot copy it up)"
                                          : "vu-cowfs (FUSE): " + first_foreign;
-  if (c.target == "/" && c.impl == CowImpl::kKernel) {
-    c.impl = CowImpl::kFuse;
-    c.why = "vu-cowfs (FUSE): a copy-on-write root";
-  }
   return Ok{};
 }
 
@@ -237,6 +240,12 @@ Result<CowMount> prepare_cow(const CowSpec& c) {
   m.fuse.target = c.target;
   m.fuse.argv = {prog, c.layer, c.target};
   m.fuse.what = "copy-on-write layer " + c.layer + " (vu-cowfs)";
+  if (c.target == "/") {
+    m.work.emplace(VU_TRY(TempDir::make("vu-cow-root")));
+    m.fuse.target = m.work->path();
+    m.fuse.argv = {prog, c.layer, m.fuse.target, "--root-fs"};
+    m.fuse.new_root = true;
+  }
   return m;
 }
 

@@ -47,6 +47,9 @@ struct FuseMount {
   std::string target;
   std::vector<std::string> argv;
   std::string what;  // for messages and --explain
+  // A copy-on-write root: mounted on `target` (an empty staging directory), the keeper binds the
+  // view's other mounts into it, and the first process makes it the root (pivot_root).
+  bool new_root = false;
   bool operator==(const FuseMount&) const = default;
 };
 

@@ -79,7 +79,7 @@ std::string output_tail(int memfd) {
 }
 
 // Starts m.argv with stdin /dev/null and stdout+stderr into `out`. Returns the pidfd.
-int start(const FuseMount& m, bool ambient_sys_admin, int out) {
+int start(const FuseMount& m, bool ambient_sys_admin, int out, pid_t* pid_out) {
   int pidfd = -1;
   struct clone_args ca {};
   ca.flags = CLONE_PIDFD;
@@ -87,6 +87,7 @@ int start(const FuseMount& m, bool ambient_sys_admin, int out) {
   ca.exit_signal = SIGCHLD;
   long pid = ::syscall(SYS_clone3, &ca, sizeof ca);
   if (pid < 0) return -1;
+  *pid_out = static_cast<pid_t>(pid);
   if (pid == 0) {
     int null = ::open("/dev/null", O_RDONLY);
     ::dup2(null, 0);
@@ -111,11 +112,11 @@ int start(const FuseMount& m, bool ambient_sys_admin, int out) {
 }
 
 // Waits until m is mounted or its program fails. Returns an empty string, or the error.
-std::string mount_one(const FuseMount& m, bool ambient_sys_admin, int mountinfo) {
+std::string mount_one(const FuseMount& m, bool ambient_sys_admin, int mountinfo, pid_t* pid) {
   int out = ::memfd_create("vu-fuse-output", MFD_CLOEXEC);
   if (out < 0) return "memfd_create: " + std::string(::strerror(errno));
   UniqueFd out_owner(out);
-  UniqueFd pidfd(start(m, ambient_sys_admin, out));
+  UniqueFd pidfd(start(m, ambient_sys_admin, out, pid));
   if (!pidfd) return "cannot start " + m.argv[0] + ": " + ::strerror(errno);
   const std::string name = m.argv[0] == "/bin/sh" ? m.what : m.argv[0];
   const long deadline = now_ms() + kMountTimeoutMs;
@@ -134,6 +135,7 @@ std::string mount_one(const FuseMount& m, bool ambient_sys_admin, int mountinfo)
     if (p[1].revents & POLLIN) {
       siginfo_t si{};
       ::waitid(P_PIDFD, static_cast<id_t>(pidfd.get()), &si, WEXITED);
+      *pid = -1;
       if (fuse_mounted_at(read_all(mountinfo), m.target)) return {};  // it daemonized after mounting
       int status = si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0) : si.si_status;
       return name + " " + describe_status(status) + " without mounting " + m.target + output_tail(out);
@@ -167,11 +169,37 @@ void reap_all(const std::vector<std::string>& names) {
   }
 }
 
-void unmount_all(const std::vector<FuseMount>& mounts, size_t n, const std::vector<std::string>& names) {
+// A program whose mount we cannot reach (a copy-on-write root is the view's root now, not at
+// its staging path in our old root) is asked to finish: libfuse programs unmount and exit on
+// SIGTERM.
+void unmount_all(const std::vector<FuseMount>& mounts, size_t n, const std::vector<pid_t>& pids,
+                 const std::vector<std::string>& names) {
   for (size_t i = n; i-- > 0;) {
-    if (::umount2(mounts[i].target.c_str(), 0) < 0) (void)::umount2(mounts[i].target.c_str(), MNT_DETACH);
+    if (::umount2(mounts[i].target.c_str(), 0) == 0 || ::umount2(mounts[i].target.c_str(), MNT_DETACH) == 0) continue;
+    if (i < pids.size() && pids[i] > 0) ::kill(pids[i], SIGTERM);
   }
   reap_all(names);
+}
+
+// The view's other mounts, bound into a copy-on-write root mounted on `stage`: every mount
+// whose parent is the root mount (recursively, so /dev/pts comes with /dev), except the stage.
+std::string bind_into(const std::string& stage, const std::string& mountinfo) {
+  std::string root_id;
+  std::vector<std::pair<std::string, std::string>> mounts;  // parent id, mount point
+  for (const std::string& line : str::split(mountinfo, '\n')) {
+    auto f = str::split(line, ' ');
+    if (f.size() < 7) continue;
+    std::string mp = unescape(f[4]);
+    if (mp == "/") root_id = f[0];
+    else mounts.emplace_back(f[1], mp);
+  }
+  for (const auto& [parent, mp] : mounts) {
+    if (parent != root_id || mp == stage || str::starts_with(mp, stage + "/")) continue;
+    std::string to = stage + mp;
+    if (::mount(mp.c_str(), to.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
+      return "bind " + mp + " into the copy-on-write root: " + ::strerror(errno);
+  }
+  return {};
 }
 
 }  // namespace
@@ -195,19 +223,23 @@ void keeper_main(const KeeperArgs& a) {
   // The keeper outlives nothing it serves: if vu dies, control_fd reaches EOF.
   const std::vector<FuseMount>& mounts = *a.mounts;
   std::vector<std::string> names;
+  std::vector<pid_t> pids;
   std::string error;
   size_t done = 0;
   {
     UniqueFd info(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
     if (!info) error = "open /proc/self/mountinfo: " + std::string(::strerror(errno));
     for (; error.empty() && done < mounts.size(); ++done) {
-      error = mount_one(mounts[done], a.ambient_sys_admin, info.get());
+      pid_t pid = -1;
+      error = mount_one(mounts[done], a.ambient_sys_admin, info.get(), &pid);
       names.push_back(mounts[done].argv[0] == "/bin/sh" ? mounts[done].what : mounts[done].argv[0]);
+      pids.push_back(pid);
+      if (error.empty() && mounts[done].new_root) error = bind_into(mounts[done].target, read_all(info.get()));
       if (!error.empty()) break;
     }
   }
   if (!error.empty()) {
-    unmount_all(mounts, done, names);
+    unmount_all(mounts, done + (done < mounts.size() ? 1 : 0), pids, names);
     std::string msg = "E" + error;
     (void)!::write(a.ready_fd, msg.data(), msg.size());
     ::_exit(1);
@@ -218,7 +250,7 @@ void keeper_main(const KeeperArgs& a) {
   ssize_t r;
   do r = ::read(a.control_fd, &c, 1);
   while (r != 0 && !(r < 0 && errno != EINTR));
-  unmount_all(mounts, mounts.size(), names);
+  unmount_all(mounts, mounts.size(), pids, names);
   ::_exit(0);
 }
 

@@ -57,6 +57,7 @@ enum class Stage : int32_t {
   kCaps,  // index: the capability
   kKeeper,  // not a failure: index is the keeper's pid; more records may follow
   kFuse,    // the keeper's message follows the report
+  kNewRoot,  // entering a copy-on-write root
   kExec,
 };
 
@@ -93,6 +94,7 @@ struct Launch {
   const std::vector<fusefs::FuseMount>* fuse = nullptr;
   bool root = false;
   int keeper_control = -1;  // read end, for the keeper
+  std::string new_root;     // a copy-on-write root's staging directory: pivot_root into it
   const sigset_t* mask = nullptr;
   int report_fd = -1;
   int sync_fd = -1;
@@ -191,6 +193,14 @@ void start_keeper(const Launch& l);
 
   if (int e = enter_cwd(l.cmd)) child_fail(l, Stage::kChdir, e);
   if (!l.fuse->empty()) start_keeper(l);
+  if (!l.new_root.empty()) {
+    // pivot_root(".", "."): the staging mount becomes the root and the old root, stacked on it,
+    // is detached. Every other mount was bound into the stage by the keeper.
+    if (::chdir(l.new_root.c_str()) < 0 || ::syscall(SYS_pivot_root, ".", ".") < 0 ||
+        ::umount2(".", MNT_DETACH) < 0 || ::chdir("/") < 0)
+      child_fail(l, Stage::kNewRoot, errno);
+    if (int e = enter_cwd(l.cmd)) child_fail(l, Stage::kChdir, e);
+  }
 
   if (l.ambient_caps) {
     int which;
@@ -277,6 +287,7 @@ Error report_to_error(const ChildReport& r, const ViewSpec& spec, const Launch& 
     case Stage::kNetReady: return NetHelper::error_from({});  // handled by the caller
     case Stage::kKeeper: break;  // not a failure
     case Stage::kFuse: return Error::sys("start the FUSE keeper", r.err);
+    case Stage::kNewRoot: return Error::sys("enter the copy-on-write root", r.err, l.new_root);
     case Stage::kChdir:
       return chdir_error(l.cmd, r.err);
     case Stage::kExec: return exec_error(l.cmd, r.err);
@@ -368,6 +379,7 @@ Result<NsView> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigse
   }
   fuse.insert(fuse.end(), spec.fuse.begin(), spec.fuse.end());
   for (const fusefs::FuseMount& f : fuse) {
+    if (f.new_root) l.new_root = f.target;
     bindmount::MountSpec m;
     m.kind = bindmount::Kind::kMountpoint;
     m.target = f.target;

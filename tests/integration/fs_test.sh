@@ -139,8 +139,25 @@ if [ $have_fuse = 1 ]; then
   make_lower "$work/own"
   "$VU" run --net none --cow "$work/own-layer:$work/own" --explain > "$work/explain"
   grep -q 'kernel overlayfs: every file below' "$work/explain" && ok "--explain says kernel overlayfs for a tree you own" || bad "--explain: kernel" "$(cat "$work/explain")"
+  # The seeds' "virtual installation of software": the whole root filesystem copy-on-write.
+  rm -rf "$work/rl"
+  out=$("$VU" run --net none --cow "$work/rl:/" --root -- sh -c '
+    printf "#!/bin/sh\necho installed\n" > /usr/local/bin/vu-test-tool && chmod +x /usr/local/bin/vu-test-tool &&
+    vu-test-tool && rm /etc/hostname && test ! -e /etc/hostname && cat /proc/self/comm && test -c /dev/null &&
+    stat -f -c %T / && id -u' 2>&1)
+  expect "--cow LAYER:/ --root: install into /usr, delete from /etc" 0 $? "$out"
+  [ "$out" = "installed
+cat
+fuseblk
+0" ] || [ "$out" = "installed
+cat
+fuse
+0" ] && ok "…the root is vu-cowfs; /proc and /dev are the real ones" || bad "…the root is vu-cowfs; /proc and /dev are the real ones" "$out"
+  [ -x "$work/rl/usr/local/bin/vu-test-tool" ] && [ -c "$work/rl/etc/hostname" ] && [ ! -e /usr/local/bin/vu-test-tool ] \
+    && ok "…the changes are in the layer, the host's / is untouched" || bad "…the changes are in the layer" "$(ls -la "$work/rl" 2>&1 | head)"
+  ls -d "${TMPDIR:-/tmp}"/vu-cow-root.* >/dev/null 2>&1 && bad "…staging directory left behind" || ok "…no staging directory left behind"
 else
-  skipped "--cow on /usr" "no FUSE in a user namespace"
+  skipped "--cow on /usr and /" "no FUSE in a user namespace"
 fi
 
 # ---- FUSE programs and images ----------------------------------------------------------------
