@@ -137,7 +137,9 @@ int copy_xattrs(const std::string& from, const std::string& to) {
   ssize_t len = ::llistxattr(from.c_str(), names, sizeof names);
   if (len < 0) return errno == ENOTSUP ? 0 : -errno;
   for (char* p = names; p < names + len; p += std::strlen(p) + 1) {
-    if (std::strncmp(p, kPrivatePrefix, sizeof kPrivatePrefix - 1) == 0) continue;
+    if (std::strncmp(p, kPrivatePrefix, sizeof kPrivatePrefix - 1) == 0 &&
+        std::strncmp(p, "user.overlay.overlay.", 21) != 0)
+      continue;  // the layer's own bookkeeping; the view's escaped attributes are copied
     char value[65536];
     ssize_t v = ::lgetxattr(from.c_str(), p, value, sizeof value);
     if (v < 0) continue;  // e.g. security.* we may not read
@@ -560,22 +562,26 @@ int op_fsync(const char*, int datasync, struct fuse_file_info* fi) {
   return (datasync ? ::fdatasync(fd) : ::fsync(fd)) < 0 ? -errno : 0;
 }
 
+// The view's own user.overlay.* attributes are stored escaped as user.overlay.overlay.*, the
+// way overlayfs (Linux >= 6.7) keeps them apart from the layer's own (opaque, whiteouts…).
+constexpr const char kEscaped[] = "user.overlay.overlay.";
 bool private_xattr(const char* name) { return std::strncmp(name, kPrivatePrefix, sizeof kPrivatePrefix - 1) == 0; }
+std::string stored_name(const char* name) {
+  return private_xattr(name) ? std::string(kEscaped) + (name + sizeof kPrivatePrefix - 1) : std::string(name);
+}
 
 int op_setxattr(const char* path, const char* name, const char* value, size_t size, int flags) {
-  if (private_xattr(name)) return -EPERM;
   std::lock_guard<std::mutex> lock(g.tree);
   std::string r = rel(path);
   if (int e = copy_up(r)) return e;
-  return ::lsetxattr((g.upper_proc + r).c_str(), name, value, size, flags) < 0 ? -errno : 0;
+  return ::lsetxattr((g.upper_proc + r).c_str(), stored_name(name).c_str(), value, size, flags) < 0 ? -errno : 0;
 }
 
 int op_getxattr(const char* path, const char* name, char* value, size_t size) {
-  if (private_xattr(name)) return -ENODATA;
   Node n;
   std::string r = rel(path);
   if (int e = resolve(r, &n)) return e;
-  ssize_t k = ::lgetxattr((layer_proc(n) + r).c_str(), name, value, size);
+  ssize_t k = ::lgetxattr((layer_proc(n) + r).c_str(), stored_name(name).c_str(), value, size);
   return k < 0 ? -errno : static_cast<int>(k);
 }
 
@@ -587,8 +593,12 @@ int op_listxattr(const char* path, char* list, size_t size) {
   ssize_t k = ::llistxattr((layer_proc(n) + r).c_str(), names, sizeof names);
   if (k < 0) return -errno;
   std::string out;
-  for (char* p = names; p < names + k; p += std::strlen(p) + 1)
-    if (!private_xattr(p)) out.append(p, std::strlen(p) + 1);
+  for (char* p = names; p < names + k; p += std::strlen(p) + 1) {
+    if (std::strncmp(p, kEscaped, sizeof kEscaped - 1) == 0)
+      out += std::string(kPrivatePrefix) + (p + sizeof kEscaped - 1) + '\0';
+    else if (!private_xattr(p))
+      out.append(p, std::strlen(p) + 1);
+  }
   if (size == 0) return static_cast<int>(out.size());
   if (out.size() > size) return -ERANGE;
   std::memcpy(list, out.data(), out.size());
@@ -596,11 +606,10 @@ int op_listxattr(const char* path, char* list, size_t size) {
 }
 
 int op_removexattr(const char* path, const char* name) {
-  if (private_xattr(name)) return -ENODATA;
   std::lock_guard<std::mutex> lock(g.tree);
   std::string r = rel(path);
   if (int e = copy_up(r)) return e;
-  return ::lremovexattr((g.upper_proc + r).c_str(), name) < 0 ? -errno : 0;
+  return ::lremovexattr((g.upper_proc + r).c_str(), stored_name(name).c_str()) < 0 ? -errno : 0;
 }
 
 void* op_init(struct fuse_conn_info* conn, struct fuse_config* cfg) {

@@ -68,6 +68,11 @@ show symlink-new "ln -s n s && readlink s && cat s"
 show replace-file-by-dir "rm n2 && mkdir n2 && ls -A n2"
 show listing "ls -A . | tr \"\n\" \" \""
 show gone "rm -rf gone && ls -A"
+if command -v setfattr >/dev/null; then
+  show xattr-copy-up "setfattr -n user.vu -v one d/f2 && getfattr --only-values -n user.vu d/f2"
+  show xattr-remove "setfattr -x user.vu d/f2 && getfattr -d d/f2; echo status \$?"
+  show xattr-private "getfattr -d -m - e; setfattr -n user.overlay.opaque -v n e; getfattr --only-values -n user.overlay.opaque e; echo; ls -A e"
+fi
 show recreate-gone "mkdir gone && touch gone/new && ls -A gone"
 '
 cow_run() {  # IMPL LAYER LOWER [--root]
