@@ -4,10 +4,12 @@
 #include <fts.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/utsname.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -193,6 +195,14 @@ Result<void> choose_cow(CowSpec& c, uid_t uid, gid_t gid) {
           .hint("drop :kernel (vu then uses vu-cowfs, its FUSE layer)");
     c.why = "kernel overlayfs, as asked";
     return Ok{};
+  }
+  // overlayfs mounts in a user namespace since Linux 5.11.
+  struct utsname u;
+  int major = 0, minor = 0;
+  if (all_own && ::uname(&u) == 0 && std::sscanf(u.release, "%d.%d", &major, &minor) == 2 &&
+      (major < 5 || (major == 5 && minor < 11))) {
+    all_own = false;
+    first_foreign = std::string("kernel overlayfs needs Linux 5.11 in a user namespace; this is ") + u.release;
   }
   c.impl = all_own ? CowImpl::kKernel : CowImpl::kFuse;
   c.why = all_own ? "kernel overlayfs: every file below " + c.target + " is yours"

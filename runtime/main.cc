@@ -41,6 +41,17 @@ int cmd_probe() {
               : plan->backend == Backend::kNs ? "the ns backend (user namespaces)"
                                               : "the pvm backend (partial virtual machine: seccomp user "
                                                 "notification and ptrace)");
+  auto fact = [&](std::string_view name) {
+    for (const Fact& f : facts)
+      if (f.name == name) return f.yes;
+    return false;
+  };
+  const bool fuse = fact("FUSE in a user namespace"), overlay = fact("overlayfs in a user namespace");
+  std::printf("%-32s %s\n", "vu run --cow would use",
+              overlay && fuse ? "kernel overlayfs for a tree you own, vu-cowfs (FUSE) otherwise"
+              : overlay       ? "kernel overlayfs for a tree you own; other trees fail (no FUSE)"
+              : fuse          ? "vu-cowfs (FUSE) (no overlayfs in a user namespace)"
+                              : "nothing (neither overlayfs nor FUSE in a user namespace)");
   return 0;
 }
 
