@@ -1,0 +1,40 @@
+/* cado/cado_common.h — what cado and scado share: paths, reading small root-owned files,
+ * the sanitized environment, SHA-256 digests of executables. */
+#ifndef VU_CADO_COMMON_H
+#define VU_CADO_COMMON_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#ifndef CADO_CONF
+#define CADO_CONF "/etc/cado.conf"
+#endif
+#ifndef CADO_SPOOL
+#define CADO_SPOOL "/var/spool/cado"
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Reads at most size bytes of path (O_NOFOLLOW). Returns the length, or -1 (errno set; E2BIG
+ * when the file is larger than the buffer). */
+ssize_t cado_read_file(const char *path, char *buf, size_t size);
+
+/* The caller's environment without the variables glibc ignores for setuid programs (LD_*,
+ * GCONV_PATH, GETCONF_DIR, HOSTALIASES, LOCALDOMAIN, LOCPATH, MALLOC_*, NIS_PATH, NLSPATH,
+ * RESOLV_HOST_CONF, RES_OPTIONS, TMPDIR, TZDIR). The array is static. */
+char **cado_clean_environ(void);
+
+/* A copy of the file at path in a sealed memfd (not close-on-exec: a #! script run from it is
+ * read by its interpreter through /dev/fd/N). Returns the fd or -1. */
+int cado_copy_to_memfd(const char *path);
+
+/* The SHA-256 of everything readable from fd (from offset 0) as 64 lowercase hex digits. */
+int cado_fd_digest(int fd, char out[65]);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,269 @@
+/* scado — manage your pre-authorizations for `cado -S`, as rd235/cado's:
+ *   scado -l | --list            print your scado file
+ *   scado -e | --edit            edit it ($VISUAL, $EDITOR, vi); empty digest fields are filled
+ *   scado -u | --update CMD      recompute the digest of CMD's line
+ *   scado -U | --update-all      recompute every digest
+ *   scado -D | --delete          delete your scado file
+ * Line syntax: /abs/path : caps [: sha256]. Changing the file asks for your password (PAM
+ * service "cado"). Exit: 0; 255 usage or error; 254 authentication failure.
+ *
+ * Installed setgid _cado: the spool directory (/var/spool/cado, root:_cado 0770) is reachable
+ * only through this program and cado. The editor runs with your own ids only.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <security/pam_appl.h>
+#include <security/pam_misc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cado_common.h"
+#include "cado_parse.h"
+
+#define EXIT_ERR 255
+#define EXIT_AUTH 254
+#define MAX_TEXT (1 << 16)
+
+static char user[LOGIN_NAME_MAX + 1];
+static char spool[PATH_MAX];
+
+static void usage(void) {
+  fprintf(stderr,
+          "scado - manage the pre-authorizations of cado -S\n\n"
+          "usage: scado OPTION\n\n"
+          "Options (exactly one):\n"
+          "  -l, --list            list your scado file\n"
+          "  -e, --edit            edit it\n"
+          "  -u, --update CMD      update the digest of CMD\n"
+          "  -U, --update-all      update every digest\n"
+          "  -D, --delete          delete your scado file\n"
+          "  -h, --help            display help message and exit\n");
+  exit(EXIT_ERR);
+}
+
+static int authenticate(void) {
+  pam_handle_t *pamh = NULL;
+  struct pam_conv conv = {misc_conv, NULL};
+  int rc = pam_start("cado", user, &conv, &pamh);
+  for (int tries = 0; rc == PAM_SUCCESS && tries < 3; ++tries) {
+    rc = pam_authenticate(pamh, 0);
+    if (rc == PAM_SUCCESS) break;
+    if (tries < 2) rc = PAM_SUCCESS;
+  }
+  if (pamh) pam_end(pamh, rc);
+  if (rc != PAM_SUCCESS) {
+    fprintf(stderr, "scado: Authorization failure.\n");
+    return -1;
+  }
+  return 0;
+}
+
+/* Rewrites the text with every line's digest filled in (all: recompute them all; else only
+ * empty ones and those of `only`). Returns 0, or -1 with a message printed. */
+static int fill_digests(const char *in, size_t len, char *out, size_t outsz, int all, const char *only, int *changed) {
+  size_t o = 0;
+  int lineno = 0;
+  *changed = 0;
+  while (len) {
+    const char *nl = memchr(in, '\n', len);
+    size_t l = nl ? (size_t)(nl - in) : len;
+    ++lineno;
+    const char *err = cado_scado_check_line(in, l);
+    if (err) {
+      fprintf(stderr, "scado: line %d: %s\n", lineno, err);
+      return -1;
+    }
+    /* The path is the first field; a line with a third field (even empty) wants a digest. */
+    char path[PATH_MAX];
+    size_t p = 0, i = 0;
+    while (i < l && (in[i] == ' ' || in[i] == '\t')) ++i;
+    int colons = 0;
+    for (size_t k = i; k < l; ++k) {
+      if (in[k] == '\\' && k + 1 < l) { ++k; continue; }
+      if (in[k] == ':') ++colons;
+    }
+    for (; i < l && in[i] != ':' && p + 1 < sizeof path; ++i) {
+      if (in[i] == '\\' && i + 1 < l) ++i;
+      path[p++] = in[i];
+    }
+    while (p && (path[p - 1] == ' ' || path[p - 1] == '\t')) --p;
+    path[p] = 0;
+    uint64_t caps;
+    char old[65];
+    int wants = in[0] != '#' && p && path[0] == '/' && colons >= 2 &&
+                cado_scado_find(in, l, path, &caps, old) == 1 &&
+                (all || old[0] == 0 || (only && strcmp(only, path) == 0));
+    size_t keep = l;
+    if (wants) {
+      /* keep up to and including the second ':' */
+      int seen = 0;
+      for (keep = 0; keep < l; ++keep) {
+        if (in[keep] == '\\' && keep + 1 < l) { ++keep; continue; }
+        if (in[keep] == ':' && ++seen == 2) { ++keep; break; }
+      }
+    }
+    if (o + keep + 70 >= outsz) return -1;
+    memcpy(out + o, in, keep);
+    o += keep;
+    if (wants) {
+      char d[65];
+      int fd = open(path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || cado_fd_digest(fd, d) < 0) {
+        fprintf(stderr, "scado: %s: %s\n", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+      }
+      close(fd);
+      o += (size_t)snprintf(out + o, outsz - o, " %s", d);
+      if (strcmp(d, old) != 0) *changed = 1;
+    }
+    if (nl) out[o++] = '\n';
+    in += l + (nl ? 1 : 0);
+    len -= l + (nl ? 1 : 0);
+  }
+  out[o] = 0;
+  return (int)o;
+}
+
+static int save(const char *text, size_t len) {
+  char tmp[PATH_MAX];
+  if (snprintf(tmp, sizeof tmp, "%s.new", spool) >= (int)sizeof tmp) return -1;
+  mode_t old = umask(077);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  umask(old);
+  if (fd < 0) {
+    fprintf(stderr, "scado: %s: %s\n", tmp, strerror(errno));
+    return -1;
+  }
+  int ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
+  ok = close(fd) == 0 && ok;
+  if (!ok || rename(tmp, spool) < 0) {
+    fprintf(stderr, "scado: cannot write %s: %s\n", spool, strerror(errno));
+    unlink(tmp);
+    return -1;
+  }
+  return 0;
+}
+
+static int edit(const char *current, size_t len) {
+  char path[] = "/tmp/cado-scado.XXXXXX";
+  static char text[MAX_TEXT], out[MAX_TEXT + 8192];
+  /* The temporary copy belongs to the user alone: write it with their ids. */
+  gid_t saved = getegid();
+  if (setegid(getgid()) < 0) return EXIT_ERR;
+  int fd = mkstemp(path);
+  if (fd < 0) return EXIT_ERR;
+  const char *tmpl = "# This is a scado file.\n# /absolute/path : capabilities [: sha256 digest, filled in when left empty]\n";
+  const char *body = len ? current : tmpl;
+  size_t blen = len ? len : strlen(tmpl);
+  if (write(fd, body, blen) != (ssize_t)blen) {
+    close(fd);
+    return EXIT_ERR;
+  }
+  close(fd);
+  const char *editor = getenv("VISUAL");
+  if (!editor || !*editor) editor = getenv("EDITOR");
+  if (!editor || !*editor) editor = "/usr/bin/vi";
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (setresgid(getgid(), getgid(), getgid()) < 0) _exit(127);
+    execlp("/bin/sh", "sh", "-c", "exec $0 \"$1\"", editor, path, (char *)NULL);
+    _exit(127);
+  }
+  int status;
+  if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    fprintf(stderr, "scado: the editor failed; your copy is %s\n", path);
+    return EXIT_ERR;
+  }
+  ssize_t n = cado_read_file(path, text, sizeof text - 1);
+  if (setegid(saved) < 0 || n < 0) return EXIT_ERR;
+  int changed;
+  int o = fill_digests(text, (size_t)n, out, sizeof out, 0, NULL, &changed);
+  if (o < 0) {
+    fprintf(stderr, "scado: nothing saved; your copy is %s\n", path);
+    return EXIT_ERR;
+  }
+  if ((size_t)o != len || memcmp(out, current, len) != 0) {
+    if (authenticate() < 0) {
+      fprintf(stderr, "scado: your copy is %s\n", path);
+      return EXIT_AUTH;
+    }
+    if (save(out, (size_t)o) < 0) return EXIT_ERR;
+  }
+  unlink(path);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  static char text[MAX_TEXT], out[MAX_TEXT + 8192];
+  int action = 0;
+  const char *cmd = NULL;
+  for (int i = 1; i < argc; ++i) {
+    const char *a = argv[i];
+    int act = 0;
+    if (!strcmp(a, "-l") || !strcmp(a, "--list")) act = 'l';
+    else if (!strcmp(a, "-e") || !strcmp(a, "--edit")) act = 'e';
+    else if (!strcmp(a, "-D") || !strcmp(a, "--delete")) act = 'D';
+    else if (!strcmp(a, "-U") || !strcmp(a, "--update-all")) act = 'U';
+    else if (!strcmp(a, "-u") || !strcmp(a, "--update")) {
+      act = 'u';
+      if (++i >= argc) usage();
+      cmd = argv[i];
+    } else usage();
+    if (action) {
+      fprintf(stderr, "scado: select exactly one option among: -u -U -D -l -e\n");
+      return EXIT_ERR;
+    }
+    action = act;
+  }
+  if (!action) usage();
+  struct passwd *pw = getpwuid(getuid());
+  if (!pw || strlen(pw->pw_name) >= sizeof user) {
+    fprintf(stderr, "scado: no passwd entry for uid %d\n", (int)getuid());
+    return EXIT_ERR;
+  }
+  strcpy(user, pw->pw_name);
+  if (snprintf(spool, sizeof spool, "%s/%s", CADO_SPOOL, user) >= (int)sizeof spool) return EXIT_ERR;
+  ssize_t n = cado_read_file(spool, text, sizeof text - 1);
+  if (n < 0 && errno != ENOENT) {
+    fprintf(stderr, "scado: %s: %s\n", spool, strerror(errno));
+    return EXIT_ERR;
+  }
+  if (n < 0) n = 0;
+  switch (action) {
+    case 'l':
+      fwrite(text, 1, (size_t)n, stdout);
+      return 0;
+    case 'D':
+      if (unlink(spool) < 0 && errno != ENOENT) {
+        fprintf(stderr, "scado: %s: %s\n", spool, strerror(errno));
+        return EXIT_ERR;
+      }
+      return 0;
+    case 'e':
+      return edit(text, (size_t)n);
+    default: {
+      if (cmd) {
+        uint64_t caps;
+        char d[65];
+        if (!cado_scado_find(text, (size_t)n, cmd, &caps, d)) {
+          fprintf(stderr, "scado: no line for %s (add one with scado -e)\n", cmd);
+          return EXIT_ERR;
+        }
+      }
+      int changed;
+      int o = fill_digests(text, (size_t)n, out, sizeof out, action == 'U', cmd, &changed);
+      if (o < 0) return EXIT_ERR;
+      if (!changed) return 0;
+      if (authenticate() < 0) return EXIT_AUTH;
+      return save(out, (size_t)o) < 0 ? EXIT_ERR : 0;
+    }
+  }
+}
