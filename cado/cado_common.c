@@ -90,7 +90,8 @@ int cado_copy_to_memfd(const char *path) {
     if (err) break;
   }
   close(in);
-  if (!err && (fchmod(out, 0500) < 0 ||
+  /* r-x for all: cado drops to the caller before executing it; only this process holds the fd */
+  if (!err && (fchmod(out, 0555) < 0 ||
                fcntl(out, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0))
     err = errno;
   if (err) {

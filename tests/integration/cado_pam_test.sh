@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# cado_pam_test.sh BUILD PAM_SESSION — the cado suite and the pam_net modules, for real: as root
+# it installs cado setuid _cado with file capabilities (scripts/install-cado.sh), writes
+# /etc/cado.conf, /etc/pam.d services and groups (all restored on exit), then drives cado as
+# the unprivileged test user and as a second user that cado.conf does not name, and opens PAM
+# sessions with pam-session (this project's login-like helper) and pamtester.
+set -u
+BUILD=$(cd "$1" && pwd)
+PAMSESSION=$2
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/harness.sh" || exit 1
+if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root to install cado setuid and PAM services"; exit 77; fi
+
+user=${VU_TEST_USER:-vu-tester}
+other=vu-cado-other
+pw=vu-test-pw-1
+"$here/../../scripts/setup.sh" --test-env || { echo "SKIP: cannot prepare $user"; exit 77; }
+created_groups=()
+inst=$(mktemp -d /usr/local/lib/vu-cado-test.XXXXXX)
+chmod 755 "$inst"
+backup() { [ -e "$1" ] && cp -a "$1" "$work/backup.$(basename "$1")"; }
+restore() { if [ -e "$work/backup.$(basename "$1")" ]; then cp -a "$work/backup.$(basename "$1")" "$1"; else rm -f "$1"; fi; }
+cleanup() {
+  restore /etc/cado.conf; restore /etc/pam.d/cado
+  rm -f /etc/pam.d/vu-test-*
+  for ns in "$user" vpn; do ip netns delete "$ns" 2>/dev/null; done
+  rm -rf "/etc/netns/$user" /var/spool/cado/"$user" /tmp/vu-cado-cond.*
+  for g in "${created_groups[@]}"; do groupdel "$g" 2>/dev/null; done
+  userdel -r "$other" 2>/dev/null
+  rm -rf "$inst"
+  chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"
+}
+trap cleanup EXIT
+backup /etc/cado.conf; backup /etc/pam.d/cado
+
+id "$other" >/dev/null 2>&1 || useradd -m -s /bin/bash "$other"
+printf '%s:%s\n%s:%s\n' "$user" "$pw" "$other" "$pw" | chpasswd
+for g in newnet usernet groupnet-vpn vu-cado-grp; do
+  getent group "$g" >/dev/null || { groupadd "$g"; created_groups+=("$g"); }
+done
+usermod -aG newnet,usernet,groupnet-vpn "$user"
+
+# ---- cado -----------------------------------------------------------------------------------
+cond=/tmp/vu-cado-cond.$$
+cat > /etc/cado.conf <<CONF
+# vu test cado.conf
+net_admin,net_raw : $user
+sys_time : $user : /bin/false
+sys_nice : $user : /usr/bin/touch $cond
+sys_ptrace: @vu-cado-grp
+not_a_cap : $user
+CONF
+chmod 600 /etc/cado.conf
+printf 'auth required pam_unix.so\n' > /etc/pam.d/cado
+"$here/../../scripts/install-cado.sh" --prefix "$inst" --build "$BUILD" >"$work/install.log" 2>&1 \
+  || { cat "$work/install.log"; echo "SKIP: cannot install cado here"; exit 77; }
+caps=$(getcap "$inst/bin/cado" | cut -d' ' -f2-)
+case "$caps" in
+  *cap_dac_read_search*cap_net_admin*cap_net_raw*|*cap_net_admin*) ok "cado -s set the file capabilities ($caps)" ;;
+  *) bad "cado -s set the file capabilities" "got: $caps" ;;
+esac
+[ "$(stat -c %U:%a "$inst/bin/cado")" = "_cado:4755" ] && ok "cado is setuid _cado" || bad "cado is setuid _cado" "$(stat -c %U:%a "$inst/bin/cado")"
+
+as() {  # as USER CMD… (stdin passed through)
+  local u=$1; shift
+  runuser -u "$u" -- env -i HOME="$(getent passwd "$u" | cut -d: -f6)" USER="$u" SHELL=/bin/sh \
+    PATH="$inst/bin:/usr/bin:/bin" LANG=C "$@"
+}
+# check NAME WANT_RC WANT_STDOUT STDIN CMD…
+check() {
+  local name=$1 want_rc=$2 want=$3 input=$4; shift 4
+  local out rc
+  out=$(printf '%s' "$input" | "$@" 2>"$work/err"); rc=$?
+  if [ "$rc" = "$want_rc" ] && [ "$out" = "$want" ]; then ok "$name"
+  else bad "$name" "status $rc (want $want_rc)" "stdout: $out" "want:   $want" "stderr: $(head -c 400 "$work/err")"; fi
+}
+check "cado net_admin,net_raw: exactly CapAmb 0x3000" 0 "CapAmb:	0000000000003000" "$pw
+" as "$user" cado net_admin,net_raw -- grep CapAmb /proc/self/status
+check "hex masks are capability lists too" 0 "net_admin,net_raw" "$pw
+" as "$user" cado 3000 -- caprint -c
+check "options after the command are the command's (no --)" 0 "net_raw" "$pw
+" as "$user" cado net_raw caprint -c
+check "wrong password: status 2" 2 "" "wrong
+" as "$user" cado net_admin -- true
+grep -q "Authentication failure" "$work/err" && ok "…says Authentication failure" || bad "…says Authentication failure" "$(cat "$work/err")"
+check "a capability cado.conf does not give: refused before any password" 2 "" "" as "$user" cado sys_admin -- true
+grep -q "Permission denied" "$work/err" && ! grep -qi password "$work/err" && ok "…Permission denied, no password asked" || bad "…Permission denied, no password asked" "$(cat "$work/err")"
+check "a user cado.conf does not name: refused" 2 "" "$pw
+" as "$other" cado net_admin -- true
+check "-f grants what is allowed" 0 "net_raw" "$pw
+" as "$user" cado -f net_raw,sys_admin -- caprint -c
+check "a failing condition command: not granted" 2 "" "$pw
+" as "$user" cado sys_time -- true
+rm -f "$cond"
+check "a condition command that succeeds: granted" 0 "sys_nice" "$pw
+" as "$user" cado sys_nice -- caprint -c
+[ "$(stat -c %U "$cond" 2>/dev/null)" = "$user" ] && ok "…and it ran as the caller, not as _cado" || bad "…condition ran as the caller" "owner: $(stat -c %U "$cond" 2>&1)"
+check "group members (@group) are matched" 2 "" "" as "$user" cado sys_ptrace -- true
+out=$(as "$user" cado -v 2>&1)
+want="Allowed ambient capabilities:
+  12 0000000000001000 cap_net_admin
+  13 0000000000002000 cap_net_raw
+  23 0000000000800000 cap_sys_nice
+     0000000000803000"
+[ "$out" = "$want" ] && ok "cado -v lists what cado.conf allows (original format)" || bad "cado -v" "got:" "$out" "want:" "$want"
+out=$(printf '%s\n' "$pw" | as "$user" env LD_LIBRARY_PATH=/x GCONV_PATH=/y MALLOC_CHECK_=3 KEEP_ME=1 "$inst/bin/cado" net_raw -- env 2>/dev/null)
+if echo "$out" | grep -q '^KEEP_ME=1$' && ! echo "$out" | grep -qE '^(LD_|GCONV_PATH|MALLOC_)'; then ok "the environment is sanitized (LD_*, GCONV_PATH, MALLOC_* gone, the rest kept)"
+else bad "the environment is sanitized" "$out"; fi
+check "caprint -l" 0 "12 0000000000001000 cap_net_admin
+13 0000000000002000 cap_net_raw
+   0000000000003000" "$pw
+" as "$user" cado net_admin,net_raw -- caprint -l
+check "caprint -p" 0 "net_admin,net_raw#" "$pw
+" as "$user" cado net_admin,net_raw -- caprint -p
+check "cadrop drops one capability" 0 "net_admin" "$pw
+" as "$user" cado net_admin,net_raw -- cadrop net_raw caprint -c
+check "cadrop with no list drops all" 0 "" "$pw
+" as "$user" cado net_admin,net_raw -- cadrop all caprint -c
+check "cado: bad capability list" 2 "" "" as "$user" cado net_nonsense -- true
+check "cado: usage" 1 "" "" as "$user" cado
+
+# ---- scado and cado -S ------------------------------------------------------------------------
+home=$(getent passwd "$user" | cut -d: -f6)
+as "$user" sh -c "mkdir -p '$home/bin' && cp '$inst/bin/caprint' '$home/bin/mytool'"
+editor=$inst/editor.sh
+printf '#!/bin/sh\nprintf "%%s : net_raw :\\n" "%s" > "$1"\n' "$home/bin/mytool" > "$editor"; chmod 755 "$editor"
+check "scado -e fills in the digest (password asked)" 0 "" "$pw
+" as "$user" env EDITOR="$editor" scado -e
+out=$(as "$user" scado -l)
+digest=$(sha256sum "$home/bin/mytool" | cut -d' ' -f1)
+[ "$out" = "$home/bin/mytool : net_raw : $digest" ] && ok "scado -l shows the line with its SHA-256" || bad "scado -l" "$out" "want digest $digest"
+[ "$(stat -c %a /var/spool/cado/"$user")" = 600 ] && ! as "$user" cat /var/spool/cado/"$user" >/dev/null 2>&1 \
+  && ok "the spool file is out of the user's reach" || bad "the spool file is out of the user's reach"
+check "cado -S: no password for the pre-authorized program" 0 "net_raw" "" as "$user" cado -S net_raw -- "$home/bin/mytool" -c
+check "cado -S: a capability scado does not list is refused" 2 "" "" as "$user" cado -S net_admin -- "$home/bin/mytool" -c
+check "cado -S: a program scado does not list is refused" 2 "" "" as "$user" cado -S net_raw -- "$inst/bin/caprint" -c
+as "$user" sh -c "printf x >> '$home/bin/mytool'"
+check "cado -S: a modified binary is refused" 2 "" "" as "$user" cado -S net_raw -- "$home/bin/mytool" -c
+grep -q "EXECUTABLE DIGEST HAS CHANGED" "$work/err" && ok "…with the warning banner" || bad "…with the warning banner" "$(cat "$work/err")"
+check "scado -u refreshes the digest" 0 "" "$pw
+" as "$user" scado -u "$home/bin/mytool"
+check "…then cado -S runs it again" 0 "net_raw" "" as "$user" cado -S net_raw -- "$home/bin/mytool" -c
+check "scado: two actions" 255 "" "" as "$user" scado -l -D
+as "$user" sh -c "printf y >> '$home/bin/mytool'"
+check "scado -U with a wrong password (3 tries)" 254 "" "bad
+bad
+bad
+" as "$user" scado -U
+check "scado -D" 0 "" "" as "$user" scado -D
+[ ! -e /var/spool/cado/"$user" ] && ok "…deleted" || bad "…deleted"
+
+# ---- pam_newnet, pam_usernet, pam_groupnet ----------------------------------------------------
+lib=$BUILD/lib/security
+printf 'session required %s/pam_newnet.so\nsession optional pam_permit.so\n' "$lib" > /etc/pam.d/vu-test-newnet
+printf 'session required %s/pam_newnet.so lodown\nsession optional pam_permit.so\n' "$lib" > /etc/pam.d/vu-test-newnet-lodown
+printf 'session required %s/pam_usernet.so\nsession optional pam_permit.so\n' "$lib" > /etc/pam.d/vu-test-usernet
+printf 'session required %s/pam_groupnet.so\nsession optional pam_permit.so\n' "$lib" > /etc/pam.d/vu-test-groupnet
+host_ns=$(readlink /proc/self/ns/net)
+out=$("$PAMSESSION" vu-test-newnet "$user" sh -c 'readlink /proc/self/ns/net; ip -o link show | wc -l; ip -o link show lo' 2>&1)
+ns=$(echo "$out" | sed -n 1p)
+[ "$ns" != "$host_ns" ] && [ "$(echo "$out" | sed -n 2p)" = 1 ] && echo "$out" | sed -n 3p | grep -q '<LOOPBACK,UP' \
+  && ok "pam_newnet: a member gets a fresh network namespace, lo up" || bad "pam_newnet: member" "$out"
+out=$("$PAMSESSION" vu-test-newnet-lodown "$user" ip -o link show lo 2>&1)
+echo "$out" | grep -q '<LOOPBACK>' && ok "pam_newnet lodown: lo stays down" || bad "pam_newnet lodown" "$out"
+out=$("$PAMSESSION" vu-test-newnet "$other" readlink /proc/self/ns/net 2>&1)
+[ "$out" = "$host_ns" ] && ok "pam_newnet: others are ignored (host namespace)" || bad "pam_newnet: others" "$out"
+ip netns delete "$user" 2>/dev/null
+mkdir -p "/etc/netns/$user"
+echo "nameserver 192.0.2.99" > "/etc/netns/$user/resolv.conf"
+host_resolv=$(cat /etc/resolv.conf 2>/dev/null)
+out1=$("$PAMSESSION" vu-test-usernet "$user" sh -c 'readlink /proc/self/ns/net; cat /etc/resolv.conf; ls /sys/class/net | tr "\n" " "' 2>&1)
+rc=$?
+out2=$("$PAMSESSION" vu-test-usernet "$user" readlink /proc/self/ns/net 2>&1)
+[ $rc = 0 ] && [ -e "/run/netns/$user" ] && ok "pam_usernet: /run/netns/$user created" || bad "pam_usernet: created" "rc $rc" "$out1"
+[ "$(echo "$out1" | sed -n 1p)" = "$out2" ] && [ "$out2" != "$host_ns" ] && ok "pam_usernet: a second session joins the same namespace" || bad "pam_usernet: same namespace" "$out1" "$out2"
+[ "$(echo "$out1" | sed -n 2p)" = "nameserver 192.0.2.99" ] && [ "$(cat /etc/resolv.conf 2>/dev/null)" = "$host_resolv" ] \
+  && ok "pam_usernet: /etc/netns/$user/resolv.conf bound over /etc/resolv.conf (host's untouched)" || bad "pam_usernet: resolv.conf" "$out1"
+[ "$(echo "$out1" | sed -n 3p)" = "lo " ] && ok "pam_usernet: /sys shows the namespace's interfaces" || bad "pam_usernet: /sys" "$out1"
+out=$("$PAMSESSION" vu-test-usernet "$other" readlink /proc/self/ns/net 2>&1)
+[ "$out" = "$host_ns" ] && [ ! -e "/run/netns/$other" ] && ok "pam_usernet: others are ignored" || bad "pam_usernet: others" "$out"
+rm -rf /etc/netns/vpn
+out=$("$PAMSESSION" vu-test-groupnet "$user" readlink /proc/self/ns/net 2>&1)
+[ $? = 0 ] && [ -e /run/netns/vpn ] && [ "$out" != "$host_ns" ] \
+  && ok "pam_groupnet: groupnet-vpn -> /run/netns/vpn; a missing /etc/netns/vpn is fine" || bad "pam_groupnet" "$out"
+if command -v pamtester >/dev/null; then
+  ip netns delete "$user" 2>/dev/null
+  out=$(pamtester vu-test-usernet "$user" open_session 2>&1)
+  [ $? = 0 ] && [ -e "/run/netns/$user" ] && ok "pamtester open_session with pam_usernet" || bad "pamtester open_session" "$out"
+else
+  skipped "pamtester" "not installed (scripts/setup.sh installs it)"
+fi
+printf 'session required %s/pam_usernet.so bogus\nsession optional pam_permit.so\n' "$lib" > /etc/pam.d/vu-test-usernet
+"$PAMSESSION" vu-test-usernet "$user" true 2>/dev/null
+[ $? = 0 ] && ok "an unknown module option is logged, not fatal" || bad "an unknown module option"
+
+summary
