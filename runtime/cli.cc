@@ -148,6 +148,58 @@ Result<Invocation> parse_run(int argc, char** argv, int first, Invocation::Comma
   return inv;
 }
 
+Result<Invocation> parse_net(int argc, char** argv) {
+  Invocation inv;
+  if (argc < 3 || std::strcmp(argv[2], "attach") != 0) {
+    if (argc >= 3 && (std::strcmp(argv[2], "-h") == 0 || std::strcmp(argv[2], "--help") == 0)) {
+      inv.command = Invocation::Command::kHelpShown;
+      inv.help = "Usage: vu net attach [OPTIONS] VNL\n(see vu net attach --help)\n";
+      return inv;
+    }
+    return Error::usage("vu net: expected 'attach'").hint("vu net attach [--netns NAME] [--ip A/L] VNL");
+  }
+  inv.command = Invocation::Command::kNetAttach;
+  CLI::App app("Plug a tap in an existing network namespace (the current one, or --netns) into a "
+               "VDE network or slirp, until SIGINT/SIGTERM. Needs CAP_NET_ADMIN over that namespace, "
+               "e.g. from cado: cado net_admin -- vu net attach vde:///tmp/sw",
+               "vu net attach");
+  app.set_help_flag("-h,--help", "Show this help and exit.");
+  std::string vnl, netns;
+  std::vector<std::string> ip;
+  std::string gw, mtu;
+  bool stats = false;
+  app.add_option("VNL", vnl, "slirp[:allow-host-loopback] or a VDE network locator")->required();
+  app.add_option("--netns", netns, "Namespace file, or NAME for /run/netns/NAME (default: the current one)");
+  app.add_option("--name", inv.attach.name, "Interface name (default vde0)");
+  app.add_option("--ip", ip, "IPv4 address/prefix of the interface (slirp default 10.0.2.100/24)");
+  app.add_option("--gw", gw, "IPv4 default gateway (slirp default 10.0.2.2)");
+  app.add_option("--mtu", mtu, "MTU (slirp 65520, VDE 1500)");
+  app.add_flag("--net-stats", stats, "At exit, print frames, bytes and drops.");
+  std::vector<std::string> args;
+  for (int i = argc - 1; i >= 3; --i) args.emplace_back(argv[i]);
+  try {
+    app.parse(args);
+  } catch (const CLI::CallForHelp&) {
+    inv.command = Invocation::Command::kHelpShown;
+    inv.help = app.help();
+    return inv;
+  } catch (const CLI::ParseError& e) {
+    return Error::usage(std::string("vu net attach: ") + e.what()).hint("see 'vu net attach --help'");
+  }
+  vdens::NetSpec& net = inv.attach.net;
+  VU_TRY_VOID(vdens::add_net(net, vnl));
+  if (net.kind != vdens::NetKind::kUplinks)
+    return Error::usage("vu net attach: " + str::quote(vnl) + " is not a network to attach to").hint("give slirp or a VNL");
+  for (const std::string& a : ip) VU_TRY_VOID(vdens::add_ip(net, a));
+  if (!gw.empty()) VU_TRY_VOID(vdens::set_gateway(net, gw));
+  if (!mtu.empty()) VU_TRY_VOID(vdens::set_mtu(net, mtu));
+  net.stats = stats;
+  VU_TRY_VOID(vdens::finish(net));
+  net.dns.clear();  // attach writes no resolv.conf
+  if (!netns.empty()) inv.attach.netns = netns[0] == '/' ? netns : "/run/netns/" + netns;
+  return inv;
+}
+
 }  // namespace
 
 std::string top_help() {
@@ -157,6 +209,7 @@ std::string top_help() {
              "  vu run [OPTIONS] [--] [CMD [ARGS...]]   run CMD (default $SHELL) in a view\n"
              "  vu shell [OPTIONS]                      run $SHELL in a view\n"
              "  vu probe                                what this kernel allows, and why not\n"
+             "  vu net attach [OPTIONS] VNL             plug the current network namespace into VDE/slirp\n"
              "  vu userbindmount [-nsv] [SRC TGT ...] [-- CMD]   userbindmount-compatible\n"
              "  vu vdens [-m] [-i PFX] [-r F] [-R A] [-H N] [-s] [VNL [CMD]]   vdens-compatible\n"
              "  vu version\n\n"
@@ -193,6 +246,7 @@ Result<Invocation> parse_args(int argc, char** argv) {
     inv.command = Invocation::Command::kProbe;
     return inv;
   }
+  if (sub == "net") return parse_net(argc, argv);
   if (sub == "userbindmount") {
     inv.command = Invocation::Command::kUserbindmount;
     return inv;

@@ -10,17 +10,19 @@
 #include <vector>
 
 #include "base/error.h"
+#include "runtime/net_attach.h"
 #include "runtime/view_spec.h"
 
 namespace vu {
 
 struct Invocation {
-  enum class Command { kRun, kShell, kProbe, kUserbindmount, kVersion, kHelpShown };
+  enum class Command { kRun, kShell, kProbe, kUserbindmount, kVersion, kHelpShown, kNetAttach };
   Command command = Command::kRun;
   ViewSpec spec;
   bool explain = false;
   int verbosity = 0;  // -v count; -q gives -1
   std::string help;   // kHelpShown: the text to print (stdout, exit 0)
+  AttachSpec attach;  // kNetAttach
 };
 
 Result<Invocation> parse_args(int argc, char** argv);

@@ -33,7 +33,9 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
                   "namespaces are allowed");
   const vdens::NetSpec& net = spec.net;
   if (net.kind != vdens::NetKind::kHost && !net.defaulted)
-    return refuse("--net " + std::string(net.kind == vdens::NetKind::kNone ? "none" : net.uplinks[0].vnl),
+    return refuse("--net " + (net.kind == vdens::NetKind::kNone   ? std::string("none")
+                              : net.kind == vdens::NetKind::kJoin ? "join:" + net.join
+                                                                  : net.uplinks[0].vnl),
                   "use --net host, or run where user namespaces are allowed");
   Plan p;
   p.backend = Backend::kPvm;
@@ -96,6 +98,9 @@ Result<Plan> make_plan(const ViewSpec& spec, const Fact* userns) {
   const vdens::NetSpec& net = spec.net;
   if (net.kind == vdens::NetKind::kHost) {
     p.parts.push_back({"network", "host network (no network namespace)"});
+  } else if (net.kind == vdens::NetKind::kJoin) {
+    p.parts.push_back({"network", "the network namespace " + net.join + ", joined by vu (setns) before the view "
+                                  "is made; its /sys stays the host's"});
   } else {
     p.clone_flags |= CLONE_NEWNET;
     p.parts.push_back({"network", "network namespace, lo up, own /sys"});

@@ -40,9 +40,20 @@ Result<void> add_net(NetSpec& spec, std::string_view v) {
     spec.host_or_none_given = true;
     return Ok{};
   }
+  if (str::starts_with(v, "join:")) {
+    std::string_view t = v.substr(5);
+    if (t.empty() || spec.kind != NetKind::kHost || spec.host_or_none_given)
+      return Error::usage("--net " + str::quote(v) + (t.empty() ? ": expected join:PATH or join:NAME"
+                                                                 : ": a joined namespace cannot be combined with other --net values"))
+          .hint("e.g. --net join:/run/netns/NAME or --net join:NAME");
+    spec.kind = NetKind::kJoin;
+    spec.join = t[0] == '/' ? std::string(t) : "/run/netns/" + std::string(t);
+    spec.host_or_none_given = true;
+    return Ok{};
+  }
   if (spec.host_or_none_given)
     return Error::usage("--net " + std::string(v) + " cannot be combined with --net " +
-                        (spec.kind == NetKind::kHost ? "host" : "none"));
+                        (spec.kind == NetKind::kHost ? "host" : spec.kind == NetKind::kJoin ? "join:…" : "none"));
   Uplink u;
   u.vnl = std::string(v);
   // "slirp[:opts]" is vu's embedded slirp; anything with "://" (slirp:// too) is a VNL for

@@ -5,6 +5,8 @@
 //   --net none                 a private network namespace with lo only
 //   --net slirp[:OPT,…]        NAT through libslirp in vu-net; OPT: allow-host-loopback
 //   --net VNL                  a VDE network through libvdeplug (vde://…, switch://…, ptp://…, …)
+//   --net join:PATH|NAME       an existing network namespace (NAME: /run/netns/NAME, e.g. the
+//                              one pam_usernet gave you), joined by vu before the view exists
 // Uplinks are plugged, in order, into taps vde0, vde1, … in the view's network namespace.
 //   --ip ADDR/LEN, --gw ADDR   static IPv4 configuration of vde0 (slirp: defaults below)
 //   --dns ADDR                 nameservers written to the view's /etc/resolv.conf
@@ -21,7 +23,7 @@
 
 namespace vu::vdens {
 
-enum class NetKind { kHost, kNone, kUplinks };
+enum class NetKind { kHost, kNone, kUplinks, kJoin };
 
 struct Uplink {
   bool slirp = false;
@@ -64,6 +66,7 @@ struct NetSpec {
   bool host_or_none_given = false;  // --net host/none was said (not the default)
   bool defaulted = false;  // no --net at all: finish() chose slirp (the pvm backend may use host)
   std::vector<Uplink> uplinks;
+  std::string join;  // kJoin: the namespace file
   std::vector<Ipv4> ip;          // per interface, in order (vde0, vde1, …)
   std::vector<in_addr> gateway;  // at most one default route
   std::vector<std::string> dns;

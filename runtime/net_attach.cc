@@ -1,0 +1,82 @@
+#include "runtime/net_attach.h"
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "base/unique_fd.h"
+#include "runtime/net_helper.h"
+#include "vdens/tap.h"
+
+namespace vu {
+
+namespace {
+Error tap_error(const char* what, int err, const std::string& name) {
+  Error e = Error::sys(what, err, name);
+  if (err == EPERM || err == EACCES)
+    return std::move(e).hint("a tap in this network namespace needs CAP_NET_ADMIN over it, e.g. "
+                             "cado net_admin -- vu net attach …");
+  return e;
+}
+}  // namespace
+
+Result<int> net_attach(const AttachSpec& spec) {
+  const vdens::NetSpec& net = spec.net;
+  if (net.uplinks.size() != 1) return Error::usage("vu net attach: give exactly one network (VNL or slirp)");
+  if (spec.name.empty() || spec.name.size() >= IFNAMSIZ)
+    return Error::usage("vu net attach --name: 1 to " + std::to_string(IFNAMSIZ - 1) + " characters");
+  // Signals first, so a ^C during set-up still tears down through the normal path.
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, s);
+  if (::sigprocmask(SIG_BLOCK, &set, nullptr) < 0) return Error::sys("sigprocmask", errno);
+  UniqueFd sfd(::signalfd(-1, &set, SFD_CLOEXEC));
+  if (!sfd) return Error::sys("signalfd", errno);
+
+  NetHelper helper = VU_TRY(NetHelper::start(net));  // the uplink opens here, in vu's namespace
+  if (!spec.netns.empty()) {
+    UniqueFd ns(::open(spec.netns.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!ns) return Error::sys("--netns: open", errno, spec.netns, ErrorKind::kUsage);
+    if (::setns(ns.get(), CLONE_NEWNET) < 0)
+      return Error::sys("--netns: setns", errno, spec.netns, ErrorKind::kDenied)
+          .hint("joining a network namespace needs CAP_SYS_ADMIN over it (cado sys_admin,net_admin -- …)");
+  }
+  int tap;
+  if (int e = vdens::open_tap(spec.name.c_str(), &tap)) return tap_error("create tap", e, spec.name);
+  UniqueFd tap_owner(tap);
+  const bool slirp = net.uplinks[0].slirp;
+  const int mtu = net.mtu ? net.mtu : slirp ? vdens::kSlirpMtu : vdens::kVdeMtu;
+  const in_addr* addr = net.ip.empty() ? nullptr : &net.ip[0].addr;
+  if (int e = vdens::configure_if(spec.name.c_str(), mtu, addr, addr ? net.ip[0].prefix : 0))
+    return tap_error("configure", e, spec.name);
+  if (!net.gateway.empty()) {
+    if (int e = vdens::add_default_route(net.gateway[0]))
+      return Error::sys("add default route via", e, vdens::to_string(net.gateway[0]));
+  }
+  if (int e = vdens::send_fds(helper.view_socket(), &tap, 1)) return Error::sys("hand the tap to vu-net", e);
+  tap_owner.reset();
+  char answer[4096];
+  ssize_t n;
+  while ((n = ::recv(helper.view_socket(), answer, sizeof answer, 0)) < 0 && errno == EINTR) {
+  }
+  if (n != 1 || answer[0] != 'R') return NetHelper::error_from(n > 0 ? std::string_view(answer, static_cast<size_t>(n)) : "");
+  std::fprintf(stderr, "vu: %s attached to %s%s%s; SIGINT or SIGTERM detaches it\n", spec.name.c_str(),
+               net.uplinks[0].vnl.c_str(), spec.netns.empty() ? "" : " in ", spec.netns.c_str());
+  // Until a signal, or vu-net ends (the uplink went away): vu-net closes its end of the socket.
+  struct pollfd p[2] = {{sfd.get(), POLLIN, 0}, {helper.view_socket(), POLLIN, 0}};
+  while (::poll(p, 2, -1) < 0 && errno == EINTR) {
+  }
+  const bool by_signal = p[0].revents & POLLIN;
+  helper.stop();
+  return by_signal ? 0 : 1;
+}
+
+}  // namespace vu
