@@ -23,7 +23,7 @@ restore() { if [ -e "$work/backup.$(basename "$1")" ]; then cp -a "$work/backup.
 cleanup() {
   restore /etc/cado.conf; restore /etc/pam.d/cado
   rm -f /etc/pam.d/vu-test-*
-  for ns in "$user" vpn; do ip netns delete "$ns" 2>/dev/null; done
+  for ns in "$user" vpn vu-join-t vu-att-t; do ip netns delete "$ns" 2>/dev/null; done
   rm -rf "/etc/netns/$user" /var/spool/cado/"$user" /tmp/vu-cado-cond.*
   for g in "${created_groups[@]}"; do groupdel "$g" 2>/dev/null; done
   userdel -r "$other" 2>/dev/null
@@ -45,6 +45,7 @@ cond=/tmp/vu-cado-cond.$$
 cat > /etc/cado.conf <<CONF
 # vu test cado.conf
 net_admin,net_raw : $user
+sys_admin : $user
 sys_time : $user : /bin/false
 sys_nice : $user : /usr/bin/touch $cond
 sys_ptrace: @vu-cado-grp
@@ -83,12 +84,12 @@ check "options after the command are the command's (no --)" 0 "net_raw" "$pw
 check "wrong password: status 2" 2 "" "wrong
 " as "$user" cado net_admin -- true
 grep -q "Authentication failure" "$work/err" && ok "…says Authentication failure" || bad "…says Authentication failure" "$(cat "$work/err")"
-check "a capability cado.conf does not give: refused before any password" 2 "" "" as "$user" cado sys_admin -- true
+check "a capability cado.conf does not give: refused before any password" 2 "" "" as "$user" cado sys_module -- true
 grep -q "Permission denied" "$work/err" && ! grep -qi password "$work/err" && ok "…Permission denied, no password asked" || bad "…Permission denied, no password asked" "$(cat "$work/err")"
 check "a user cado.conf does not name: refused" 2 "" "$pw
 " as "$other" cado net_admin -- true
 check "-f grants what is allowed" 0 "net_raw" "$pw
-" as "$user" cado -f net_raw,sys_admin -- caprint -c
+" as "$user" cado -f net_raw,sys_module -- caprint -c
 check "a failing condition command: not granted" 2 "" "$pw
 " as "$user" cado sys_time -- true
 rm -f "$cond"
@@ -100,8 +101,9 @@ out=$(as "$user" cado -v 2>&1)
 want="Allowed ambient capabilities:
   12 0000000000001000 cap_net_admin
   13 0000000000002000 cap_net_raw
+  21 0000000000200000 cap_sys_admin
   23 0000000000800000 cap_sys_nice
-     0000000000803000"
+     0000000000a03000"
 [ "$out" = "$want" ] && ok "cado -v lists what cado.conf allows (original format)" || bad "cado -v" "got:" "$out" "want:" "$want"
 out=$(printf '%s\n' "$pw" | as "$user" env LD_LIBRARY_PATH=/x GCONV_PATH=/y MALLOC_CHECK_=3 KEEP_ME=1 "$inst/bin/cado" net_raw -- env 2>/dev/null)
 if echo "$out" | grep -q '^KEEP_ME=1$' && ! echo "$out" | grep -qE '^(LD_|GCONV_PATH|MALLOC_)'; then ok "the environment is sanitized (LD_*, GCONV_PATH, MALLOC_* gone, the rest kept)"
@@ -148,6 +150,37 @@ bad
 " as "$user" scado -U
 check "scado -D" 0 "" "" as "$user" scado -D
 [ ! -e /var/spool/cado/"$user" ] && ok "…deleted" || bad "…deleted"
+
+# ---- vu with cado: joining a namespace, attaching one to VDE -----------------------------------
+cp "$BUILD/bin/vu" "$BUILD/bin/vu-net" "$inst/bin/" && chmod 755 "$inst/bin/vu" "$inst/bin/vu-net"
+ip netns add vu-join-t
+want_ns=$(ip netns exec vu-join-t readlink /proc/self/ns/net)
+check "cado sys_admin -- vu run --net join:NAME: the view is in that namespace" 0 "$want_ns" "$pw
+" as "$user" cado sys_admin -- vu run --net join:vu-join-t -- readlink /proc/self/ns/net
+check "vu run --net join: without the capability: refused, naming cado" 125 "" "" as "$user" vu run --net join:vu-join-t -- true
+grep -q "cado sys_admin" "$work/err" && ok "…the hint names cado" || bad "…the hint names cado" "$(cat "$work/err")"
+ip netns delete vu-join-t
+ip netns add vu-att-t
+swdir=$(as "$user" mktemp -d /tmp/vu-att-sw.XXXXXX)
+printf '%s\n' "$pw" | nsenter --net=/run/netns/vu-att-t runuser -u "$user" -- env -i PATH="$inst/bin:/usr/bin:/bin" HOME=/tmp \
+  cado net_admin -- vu net attach "switch://$swdir/sw" --ip 10.9.0.2/24 2>"$work/attach.err" & att=$!
+for _ in $(seq 50); do ip netns exec vu-att-t ip -o link show vde0 2>/dev/null | grep -q UP && break; sleep 0.1; done
+if ip netns exec vu-att-t ip -o link show vde0 2>/dev/null | grep -q UP; then
+  ok "cado net_admin -- vu net attach: vde0 up in the (root's) namespace"
+  (ip netns exec vu-att-t timeout 10 socat -u TCP-LISTEN:9100,reuseaddr OPEN:"$work/att.out",creat,trunc &)
+  as "$user" vu run --net "vde://$swdir/sw" --ip 10.9.0.1/24 -- bash -c 'for i in $(seq 25); do (echo attached > /dev/tcp/10.9.0.2/9100) 2>/dev/null && exit 0; sleep 0.2; done; exit 1'
+  sleep 0.2
+  [ "$(cat "$work/att.out" 2>/dev/null)" = attached ] && ok "…a view on the same switch reaches it" || bad "…a view on the same switch reaches it" "$(cat "$work/attach.err")"
+else
+  bad "cado net_admin -- vu net attach" "$(cat "$work/attach.err")"
+fi
+pkill -TERM -u "$user" -f 'vu net attach' 2>/dev/null; wait $att; rc=$?
+expect_rc() { [ "$2" = "$3" ] && ok "$1" || bad "$1" "status $3 (want $2)"; }
+expect_rc "vu net attach: SIGTERM detaches, status 0" 0 $rc
+for _ in $(seq 20); do [ "$(ip netns exec vu-att-t ip -o link | wc -l)" = 1 ] && break; sleep 0.1; done
+[ "$(ip netns exec vu-att-t ip -o link | wc -l)" = 1 ] && ok "…and the tap is gone" || bad "…and the tap is gone" "$(ip netns exec vu-att-t ip -o link)"
+ip netns delete vu-att-t
+rm -rf "$swdir"
 
 # ---- pam_newnet, pam_usernet, pam_groupnet ----------------------------------------------------
 lib=$BUILD/lib/security
