@@ -259,7 +259,7 @@ check "auto falls back to the partial-VM backend" 0 "nameserver 192.0.2.53" "$DE
 check_err "auto says why it uses pvm (-v)" 0 "user namespaces are not available.*using the partial-VM backend" "$DENY" "$VU" run -v -- true
 check_err "pvm refuses what it cannot give, with both reasons" 125 "user namespaces are not available.*--net none needs user namespaces" "$DENY" "$VU" run --net none -- true
 check_err "pvm refuses --cap" 125 "--cap needs user namespaces" "$VU" run --backend=pvm --cap net_admin -- true
-check "vu probe names pvm when namespaces are denied" 0 "vu run would use                 the pvm backend (partial virtual machine: seccomp user notification and ptrace)" sh -c '"$1" "$2" probe | tail -1' _ "$DENY" "$VU"
+check "vu probe names pvm when namespaces are denied" 0 "vu run would use                 the pvm backend (partial virtual machine: seccomp user notification and ptrace)" sh -c '"$1" "$2" probe | grep "^vu run would use"' _ "$DENY" "$VU"
 check "--explain shows the pvm plan" 0 "backend   pvm" sh -c '"$1" run --backend=pvm --explain -- true | head -1 | cut -c1-13' _ "$VU"
 check_err "userbindmount under the filter reports unshare" 1 "unshare .*Operation not permitted" "$DENY" "$VU" userbindmount -n -- true
 
