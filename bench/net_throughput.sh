@@ -3,6 +3,10 @@
 # vdens, in one run (iperf3, SECS seconds, default 5, each bounded by timeout):
 #   view -> host loopback through slirp   (vu --net slirp:allow-host-loopback vs vdens slirp://)
 #   view -> view over one vde_switch       (vu --net vde://SW vs vdens vde://SW)
+#   view -> host loopback, pasta's tap path (pasta --config-net, in a namespace made here whose
+#                                           only route is a dummy interface: the gateway it maps
+#                                           to loopback is 10.77.0.1, nothing can leave)
+#   host loopback -> view, port forwards   (vu -p vs slirp4netns add_hostfwd vs pasta -t)
 # Traffic goes only to 127.0.0.1 (through slirp) and between namespaces made here.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -10,7 +14,8 @@ vu=$(readlink -f "${1:-$here/../build/bin/vu}")
 secs=${SECS:-5}
 . "$here/common.sh"
 reexec_unprivileged "$0" "$vu"
-require_tools iperf3 vdens vde_switch slirp4netns unshare
+require_tools iperf3 vdens vde_switch slirp4netns unshare socat
+have_pasta=1; command -v pasta >/dev/null || have_pasta=0
 d=$(mktemp -d /tmp/vu-tput.XXXXXX)
 start_switch "$d"
 port=$((30000 + RANDOM % 20000))
@@ -33,6 +38,36 @@ wait $u || true
 kill $s4 2>/dev/null || true
 s4_slirp=$(mbits < "$d/s4out")
 wait
+
+# pasta, view -> "host" through its tap path, all inside a namespace of ours (see above)
+pasta_out=""
+if [ $have_pasta = 1 ]; then
+  pasta_out=$($T unshare -Urn sh -c "
+    ip link add d0 type dummy && ip addr add 10.77.0.2/24 dev d0 && ip link set d0 up && ip link set lo up &&
+    ip route add default via 10.77.0.1 || exit 1
+    iperf3 -s -1 -B 127.0.0.1 -p $port >/dev/null & sleep 0.3
+    pasta --config-net --mtu 65520 -- iperf3 -c 10.77.0.1 -p $port -t $secs" 2>&1 | mbits)
+fi
+
+# host loopback -> view: port forwards (iperf3 server in the view, client on the host's 127.0.0.1)
+hp=$((port + 1))
+$T "$vu" run -p "127.0.0.1:$hp:5201" -- iperf3 -s -1 -p 5201 >/dev/null 2>&1 & sleep 0.5
+vu_fwd=$($T iperf3 -c 127.0.0.1 -p $hp -t "$secs" 2>&1 | mbits)
+wait
+$T unshare -Urn sh -c "echo \$\$ > $d/s4fpid; ip link set lo up; exec iperf3 -s -1 -p 5201" >/dev/null 2>&1 & u=$!
+for _ in $(seq 100); do [ -s "$d/s4fpid" ] && break; sleep 0.05; done
+$T slirp4netns --configure --mtu=65520 --api-socket "$d/s4api" "$(cat "$d/s4fpid")" tap0 >/dev/null 2>&1 & s4=$!
+for _ in $(seq 100); do [ -S "$d/s4api" ] && break; sleep 0.05; done
+echo '{"execute": "add_hostfwd", "arguments": {"proto": "tcp", "host_addr": "127.0.0.1", "host_port": '$((hp + 1))', "guest_port": 5201}}' \
+  | socat - "UNIX-CONNECT:$d/s4api" >/dev/null 2>&1
+s4_fwd=$($T iperf3 -c 127.0.0.1 -p $((hp + 1)) -t "$secs" 2>&1 | mbits)
+kill $s4 2>/dev/null || true; wait $u 2>/dev/null || true
+pasta_fwd=""
+if [ $have_pasta = 1 ]; then
+  $T pasta --config-net -t "127.0.0.1/$((hp + 2)):5201" -- iperf3 -s -1 -p 5201 >/dev/null 2>&1 & sleep 0.8
+  pasta_fwd=$($T iperf3 -c 127.0.0.1 -p $((hp + 2)) -t "$secs" 2>&1 | mbits)
+  wait
+fi
 
 # view -> view over vde_switch
 server() { echo "ip addr add 10.9.0.1/24 dev vde0; ip link set vde0 up; exec iperf3 -s -1 -p 5201"; }
@@ -60,6 +95,11 @@ ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a
 printf '%-44s %10s %8s\n' "vdens slirp:// (view -> host loopback)" "${vdens_slirp:-fail}" "1.00"
 printf '%-44s %10s %8s\n' "slirp4netns --mtu=65520 (view -> host lo)" "${s4_slirp:-fail}" "$(ratio "$s4_slirp" "$vdens_slirp")"
 printf '%-44s %10s %8s\n' "vu --net slirp (view -> host loopback)" "${vu_slirp:-fail}" "$(ratio "$vu_slirp" "$vdens_slirp")"
+printf '%-44s %10s %8s\n' "pasta --config-net (view -> host lo, tap)" "${pasta_out:-n/a}" "$(ratio "$pasta_out" "$vdens_slirp")"
+echo "host loopback -> view (port forward)                    Mbit/s  vs slirp4netns"
+printf '%-44s %10s %8s\n' "slirp4netns add_hostfwd (mtu 65520)" "${s4_fwd:-fail}" "1.00"
+printf '%-44s %10s %8s\n' "vu -p 127.0.0.1:HP:5201 (slirp)" "${vu_fwd:-fail}" "$(ratio "$vu_fwd" "$s4_fwd")"
+printf '%-44s %10s %8s\n' "pasta -t (splice between loopbacks)" "${pasta_fwd:-n/a}" "$(ratio "$pasta_fwd" "$s4_fwd")"
 printf '%-44s %10s %8s\n' "vdens vde:// (view -> view, vde_switch)" "${vdens_vde:-fail}" "1.00"
 printf '%-44s %10s %8s\n' "vu --net vde:// (view -> view, vde_switch)" "${vu_vde:-fail}" "$(ratio "$vu_vde" "$vdens_vde")"
 printf '%-44s %10s %8s\n' "vdens switch:// (view -> view)" "${vdens_sw:-fail}" "1.00"
