@@ -96,7 +96,11 @@ rm -f "$cond"
 check "a condition command that succeeds: granted" 0 "sys_nice" "$pw
 " as "$user" cado sys_nice -- caprint -c
 [ "$(stat -c %U "$cond" 2>/dev/null)" = "$user" ] && ok "…and it ran as the caller, not as _cado" || bad "…condition ran as the caller" "owner: $(stat -c %U "$cond" 2>&1)"
-check "group members (@group) are matched" 2 "" "" as "$user" cado sys_ptrace -- true
+check "@group: not a member, refused" 2 "" "" as "$user" cado sys_ptrace -- true
+usermod -aG vu-cado-grp "$user"
+check "@group: a member is granted" 0 "sys_ptrace" "$pw
+" as "$user" cado sys_ptrace -- caprint -c
+gpasswd -d "$user" vu-cado-grp >/dev/null
 out=$(as "$user" cado -v 2>&1)
 want="Allowed ambient capabilities:
   12 0000000000001000 cap_net_admin
@@ -211,6 +215,10 @@ out2=$("$PAMSESSION" vu-test-usernet "$user" readlink /proc/self/ns/net 2>&1)
 [ "$(echo "$out1" | sed -n 3p)" = "lo " ] && ok "pam_usernet: /sys shows the namespace's interfaces" || bad "pam_usernet: /sys" "$out1"
 out=$("$PAMSESSION" vu-test-usernet "$other" readlink /proc/self/ns/net 2>&1)
 [ "$out" = "$host_ns" ] && [ ! -e "/run/netns/$other" ] && ok "pam_usernet: others are ignored" || bad "pam_usernet: others" "$out"
+printf 'session required %s/pam_usernet.so rootshared\nsession optional pam_permit.so\n' "$lib" > /etc/pam.d/vu-test-usernet-rs
+out=$("$PAMSESSION" vu-test-usernet-rs "$user" sh -c 'cat /etc/resolv.conf; findmnt -no PROPAGATION /' 2>&1)
+[ "$out" = "nameserver 192.0.2.99
+$(findmnt -no PROPAGATION /)" ] && ok "pam_usernet rootshared: / keeps the host's propagation, /etc/netns still bound" || bad "pam_usernet rootshared" "$out"
 rm -rf /etc/netns/vpn
 out=$("$PAMSESSION" vu-test-groupnet "$user" readlink /proc/self/ns/net 2>&1)
 [ $? = 0 ] && [ -e /run/netns/vpn ] && [ "$out" != "$host_ns" ] \
