@@ -60,12 +60,13 @@ std::string exe_dir() {
   return dir;
 }
 
-std::vector<pid_t> children_of(pid_t parent) {
+std::vector<pid_t> children_of(pid_t parent, pid_t above) {
   std::vector<pid_t> out;
   DIR* d = ::opendir("/proc");
   if (!d) return out;
   while (struct dirent* e = ::readdir(d)) {
     if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+    if (std::atol(e->d_name) <= above) continue;
     char path[300], buf[512];
     std::snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
     int fd = ::open(path, O_RDONLY | O_CLOEXEC);

@@ -70,11 +70,17 @@ SignalForwarder::~SignalForwarder() {
 
 int kill_leftovers(std::vector<pid_t> spare) {
   int killed = 0;
+  // Every process of the view was made after vu: above vu's pid, unless the pid counter has
+  // wrapped since (the last pid handed out is then below ours), when every pid is looked at.
+  const pid_t self = ::getpid();
+  pid_t above = 0;
+  if (auto last = sys::read_file("/proc/sys/kernel/ns_last_pid"); last && std::atol(last->c_str()) > self)
+    above = self;
   // No child at all (the common case): nothing to list.
   if (::waitpid(-1, nullptr, WNOHANG | __WALL) < 0 && errno == ECHILD) return 0;
   // Each round kills the current children; their own children arrive as orphans next round.
   for (int round = 0; round < 1000; ++round) {
-    std::vector<pid_t> kids = sys::children_of(::getpid());
+    std::vector<pid_t> kids = sys::children_of(self, above);
     std::erase_if(kids, [&](pid_t p) { return std::find(spare.begin(), spare.end(), p) != spare.end(); });
     if (kids.empty()) break;
     for (pid_t p : kids) {
