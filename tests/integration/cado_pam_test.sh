@@ -179,8 +179,7 @@ else
   bad "cado net_admin -- vu net attach" "$(cat "$work/attach.err")"
 fi
 pkill -TERM -u "$user" -f 'vu net attach' 2>/dev/null; wait $att; rc=$?
-expect_rc() { [ "$2" = "$3" ] && ok "$1" || bad "$1" "status $3 (want $2)"; }
-expect_rc "vu net attach: SIGTERM detaches, status 0" 0 $rc
+expect "vu net attach: SIGTERM detaches, status 0" 0 $rc
 for _ in $(seq 20); do [ "$(ip netns exec vu-att-t ip -o link | wc -l)" = 1 ] && break; sleep 0.1; done
 [ "$(ip netns exec vu-att-t ip -o link | wc -l)" = 1 ] && ok "…and the tap is gone" || bad "…and the tap is gone" "$(ip netns exec vu-att-t ip -o link)"
 ip netns delete vu-att-t

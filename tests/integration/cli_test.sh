@@ -16,14 +16,6 @@ check() {
   if [ "$rc" = "$want_rc" ] && [ "$out" = "$want_out" ]; then ok "$name"
   else bad "$name" "status $rc (want $want_rc)" "stdout: $out" "want:   $want_out" "stderr: $(head -c 600 "$work/stderr")"; fi
 }
-# check_err NAME EXPECTED_STATUS REGEX CMD... — stderr must match REGEX (grep -E).
-check_err() {
-  local name=$1 want_rc=$2 re=$3; shift 3
-  local rc
-  "$@" >"$work/stdout" 2>"$work/stderr"; rc=$?
-  if [ "$rc" = "$want_rc" ] && grep -qE -- "$re" "$work/stderr"; then ok "$name"
-  else bad "$name" "status $rc (want $want_rc)" "stderr: $(head -c 600 "$work/stderr")" "want match: $re"; fi
-}
 
 uid=$(id -u)
 echo "running as uid $uid ($(id -un))"

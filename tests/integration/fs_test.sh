@@ -21,20 +21,6 @@ have_fuse=1 have_overlay=1
 echo "$probe" | grep -qE '^FUSE in a user namespace +yes' || have_fuse=0
 echo "$probe" | grep -qE '^overlayfs in a user namespace +yes' || have_overlay=0
 
-# expect NAME WANT_RC GOT_RC [DETAIL…]
-expect() {
-  local name=$1 want=$2 got=$3; shift 3
-  if [ "$want" = "$got" ]; then ok "$name"; else bad "$name" "status $got (want $want)" "$@"; fi
-}
-# check_err NAME WANT_RC REGEX CMD… — stderr must match REGEX.
-check_err() {
-  local name=$1 want_rc=$2 re=$3; shift 3
-  local rc
-  "$@" >"$work/stdout" 2>"$work/stderr"; rc=$?
-  if [ "$rc" = "$want_rc" ] && grep -qE -- "$re" "$work/stderr"; then ok "$name"
-  else bad "$name" "status $rc (want $want_rc)" "stderr: $(head -c 600 "$work/stderr")" "want match: $re"; fi
-}
-
 # ---- the copy-on-write suite --------------------------------------------------------------
 # A lower tree the user owns (so both implementations may serve it).
 make_lower() {
