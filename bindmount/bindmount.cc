@@ -41,6 +41,18 @@ Result<void> check_target(std::string_view t, std::string_view what) {
 
 }  // namespace
 
+Result<std::string> view_path(std::string_view target, std::string_view what) {
+  VU_TRY_VOID(check_target(target, what));
+  return normalize(target);
+}
+
+Result<std::string> host_path(std::string_view path) {
+  if (!path.empty() && path[0] == '/') return std::string(path);
+  char cwd[4096];
+  if (!::getcwd(cwd, sizeof cwd)) return Error::sys("getcwd", errno, {}, ErrorKind::kUsage);
+  return std::string(cwd) + "/" + std::string(path);
+}
+
 Result<MountSpec> parse_bind(std::string_view arg, bool ro_default) {
   const char* what = ro_default ? "--ro-bind" : "--bind";
   auto f = str::split(arg, ':');
@@ -49,15 +61,7 @@ Result<MountSpec> parse_bind(std::string_view arg, bool ro_default) {
                         ": expected SOURCE:TARGET[:ro|rw]")
         .hint("e.g. --bind /tmp/r:/etc/resolv.conf or --bind /srv/data:/mnt:ro");
   MountSpec m;
-  m.source = f[0];
-  if (m.source[0] != '/') {
-    // Relative to where vu was started: made absolute now, because building the view may
-    // change the working directory (a mirrored / is entered with chroot).
-    char cwd[4096];
-    if (!::getcwd(cwd, sizeof cwd)) return Error::sys("getcwd", errno, {}, ErrorKind::kUsage);
-    m.source = std::string(cwd) + "/" + m.source;
-  }
-  m.target = f[1];
+  m.source = VU_TRY(host_path(f[0]));
   m.read_only = ro_default;
   if (f.size() == 3) {
     for (const std::string& o : str::split(f[2], ',')) {
@@ -71,8 +75,7 @@ Result<MountSpec> parse_bind(std::string_view arg, bool ro_default) {
             .hint("bind options are ro, rw, rec, norec");
     }
   }
-  VU_TRY_VOID(check_target(m.target, what));
-  m.target = normalize(m.target);
+  m.target = VU_TRY(view_path(f[1], what));
   return m;
 }
 
@@ -102,8 +105,7 @@ Result<MountSpec> parse_tmpfs(std::string_view arg) {
       }
     }
   }
-  VU_TRY_VOID(check_target(m.target, "--tmpfs"));
-  m.target = normalize(m.target);
+  m.target = VU_TRY(view_path(m.target, "--tmpfs"));
   m.data = "mode=" + mode + (size.empty() ? "" : ",size=" + size);
   return m;
 }

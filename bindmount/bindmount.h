@@ -38,6 +38,13 @@ struct MountSpec {
   bool operator==(const MountSpec&) const = default;
 };
 
+// A path in the view as an option gives it: absolute, without "..", normalized ("//a/./b/" →
+// "/a/b"). `what` names the option in the message ("--bind", "--cow", …).
+Result<std::string> view_path(std::string_view target, std::string_view what);
+// A host path from the command line, made absolute against the current directory now:
+// building the view may change the working directory (a mirrored / is entered with chroot).
+Result<std::string> host_path(std::string_view path);
+
 // "SRC:DST[:OPT,OPT…]" with OPT one of ro, rw, rec, norec. ro_default for --ro-bind.
 Result<MountSpec> parse_bind(std::string_view arg, bool ro_default = false);
 // "DST[:size=N,mode=OCTAL]".

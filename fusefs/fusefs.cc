@@ -23,26 +23,6 @@ namespace {
 // How many entries below a layer's target `auto` looks at before giving up on the kernel.
 constexpr int kOwnershipWalkLimit = 20000;
 
-std::string absolute(std::string_view p) {
-  if (!p.empty() && p[0] == '/') return std::string(p);
-  char cwd[4096];
-  if (!::getcwd(cwd, sizeof cwd)) return std::string(p);
-  return std::string(cwd) + "/" + std::string(p);
-}
-
-Result<std::string> view_target(std::string_view t, std::string_view what) {
-  if (t.empty() || t[0] != '/')
-    return Error::usage(std::string(what) + ": target " + str::quote(t) + " is not an absolute path")
-        .hint("the target names a directory inside the view, e.g. /mnt or /usr");
-  std::string out;
-  for (const std::string& part : str::split(t, '/')) {
-    if (part.empty() || part == ".") continue;
-    if (part == "..") return Error::usage(std::string(what) + ": target " + str::quote(t) + " contains '..'");
-    out += "/" + part;
-  }
-  return out.empty() ? "/" : out;
-}
-
 bool has_program(const std::string& name) {
   const char* path = std::getenv("PATH");
   for (const std::string& dir : str::split(path && *path ? path : "/usr/bin:/bin", ':'))
@@ -74,8 +54,8 @@ Result<CowSpec> parse_cow(std::string_view arg) {
     return Error::usage("--cow " + str::quote(arg) + ": expected LAYER:TARGET[:kernel|fuse]")
         .hint("e.g. --cow /tmp/layer:/usr: changes to /usr in the view land in /tmp/layer");
   CowSpec c;
-  c.layer = absolute(f[0]);
-  c.target = VU_TRY(view_target(f[1], "--cow"));
+  c.layer = VU_TRY(bindmount::host_path(f[0]));
+  c.target = VU_TRY(bindmount::view_path(f[1], "--cow"));
   if (f.size() == 3) {
     if (f[2] == "kernel") c.impl = CowImpl::kKernel;
     else if (f[2] == "fuse") c.impl = CowImpl::kFuse;
@@ -89,7 +69,7 @@ Result<CowSpec> parse_cow(std::string_view arg) {
 Result<FuseMount> parse_fuse(std::string_view cmd, std::string_view target) {
   if (str::trim(cmd).empty()) return Error::usage("--fuse: empty command").hint("e.g. --fuse 'squashfuse app.sqfs' /opt/app");
   FuseMount m;
-  m.target = VU_TRY(view_target(target, "--fuse"));
+  m.target = VU_TRY(bindmount::view_path(target, "--fuse"));
   m.argv = {"/bin/sh", "-c", "exec " + std::string(cmd) + " \"$1\"", "vu-fuse", m.target};
   m.what = "--fuse " + str::quote(cmd);
   return m;
@@ -105,9 +85,9 @@ Result<FuseMount> parse_mount(std::string_view arg) {
     if (f[3] != "ro" && f[3] != "rw") return Error::usage("--mount " + str::quote(arg) + ": unknown option " + str::quote(f[3])).hint("options: ro, rw");
     ro = f[3] == "ro";
   }
-  std::string file = absolute(f[1]);
+  std::string file = VU_TRY(bindmount::host_path(f[1]));
   FuseMount m;
-  m.target = VU_TRY(view_target(f[2], "--mount"));
+  m.target = VU_TRY(bindmount::view_path(f[2], "--mount"));
   UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return Error::sys("--mount: image", errno, file, ErrorKind::kUsage).hint("the image is a file on the host; check the path");
   unsigned char head[2048] = {};
