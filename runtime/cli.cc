@@ -196,7 +196,7 @@ Result<Invocation> parse_net(int argc, char** argv) {
   net.stats = stats;
   VU_TRY_VOID(vdens::finish(net));
   net.dns.clear();  // attach writes no resolv.conf
-  if (!netns.empty()) inv.attach.netns = netns[0] == '/' ? netns : "/run/netns/" + netns;
+  if (!netns.empty()) inv.attach.netns = vdens::netns_path(netns);
   return inv;
 }
 

@@ -1,9 +1,5 @@
 // vu — the command-line entry point. Parses, dispatches, prints errors once, picks exit codes.
-#include <fcntl.h>
-#include <sched.h>
 #include <unistd.h>
-
-#include <cerrno>
 
 #include <cstdio>
 #include <cstring>
@@ -11,10 +7,10 @@
 #include <string>
 
 #include "base/log.h"
-#include "base/unique_fd.h"
 #include "bindmount/userbindmount.h"
 #include "runtime/cli.h"
 #include "runtime/exit_codes.h"
+#include "runtime/net_attach.h"
 #include "runtime/net_helper.h"
 #include "runtime/ns_backend.h"
 #include "runtime/plan.h"
@@ -61,26 +57,6 @@ int cmd_probe() {
   return 0;
 }
 
-// --net join:PATH: vu itself enters the namespace, so the view (no CLONE_NEWNET) is in it.
-Result<void> join_netns(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd)
-    return Error::sys("--net join: open", errno, path, ErrorKind::kUsage)
-        .hint(errno == ENOENT ? "no network namespace there; `ip netns list` shows the named ones"
-                              : "the namespace file must be readable by you");
-  if (::setns(fd.get(), CLONE_NEWNET) < 0) {
-    int err = errno;
-    Error e = Error::sys("--net join: setns", err, path, err == EINVAL ? ErrorKind::kUsage : ErrorKind::kDenied);
-    if (err == EPERM)
-      return std::move(e).hint("joining a network namespace needs CAP_SYS_ADMIN over it: ask cado for "
-                               "it (cado sys_admin -- vu run --net join:…), or run inside it (pam_usernet "
-                               "sessions already are) with --net host");
-    if (err == EINVAL) return std::move(e).hint(path + " is not a network namespace");
-    return e;
-  }
-  return Ok{};
-}
-
 int finish_run(const ExitStatus& st, std::vector<pid_t> spare) {
   if (int n = kill_leftovers(std::move(spare)))
     VU_LOG_INFO("killed " << n << " process(es) the command left running in the view");
@@ -117,7 +93,7 @@ Result<int> cmd_run(Invocation& inv) {
     return 0;
   }
   Plan plan = VU_TRY(make_plan(spec, nullptr));
-  if (spec.net.kind == vdens::NetKind::kJoin) VU_TRY_VOID(join_netns(spec.net.join));
+  if (spec.net.kind == vdens::NetKind::kJoin) VU_TRY_VOID(join_netns(spec.net.join, "--net join"));
   SignalForwarder signals = VU_TRY(SignalForwarder::install());
   if (plan.backend == Backend::kPvm) return run_pvm(spec, signals);
   std::optional<NetHelper> net;

@@ -28,6 +28,26 @@ Error tap_error(const char* what, int err, const std::string& name) {
 }
 }  // namespace
 
+Result<void> join_netns(const std::string& path, const char* what) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd)
+    return Error::sys(std::string(what) + ": open", errno, path, ErrorKind::kUsage)
+        .hint(errno == ENOENT ? "no network namespace there; `ip netns list` shows the named ones"
+                              : "the namespace file must be readable by you");
+  if (::setns(fd.get(), CLONE_NEWNET) < 0) {
+    int err = errno;
+    Error e = Error::sys(std::string(what) + ": setns", err, path,
+                         err == EINVAL ? ErrorKind::kUsage : ErrorKind::kDenied);
+    if (err == EPERM)
+      return std::move(e).hint("joining a network namespace needs CAP_SYS_ADMIN over it: ask cado for "
+                               "it (cado sys_admin -- vu run --net join:…), or run inside it (pam_usernet "
+                               "sessions already are) with --net host");
+    if (err == EINVAL) return std::move(e).hint(path + " is not a network namespace");
+    return e;
+  }
+  return Ok{};
+}
+
 Result<int> net_attach(const AttachSpec& spec) {
   const vdens::NetSpec& net = spec.net;
   if (net.uplinks.size() != 1) return Error::usage("vu net attach: give exactly one network (VNL or slirp)");
@@ -42,13 +62,7 @@ Result<int> net_attach(const AttachSpec& spec) {
   if (!sfd) return Error::sys("signalfd", errno);
 
   NetHelper helper = VU_TRY(NetHelper::start(net));  // the uplink opens here, in vu's namespace
-  if (!spec.netns.empty()) {
-    UniqueFd ns(::open(spec.netns.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!ns) return Error::sys("--netns: open", errno, spec.netns, ErrorKind::kUsage);
-    if (::setns(ns.get(), CLONE_NEWNET) < 0)
-      return Error::sys("--netns: setns", errno, spec.netns, ErrorKind::kDenied)
-          .hint("joining a network namespace needs CAP_SYS_ADMIN over it (cado sys_admin,net_admin -- …)");
-  }
+  if (!spec.netns.empty()) VU_TRY_VOID(join_netns(spec.netns, "--netns"));
   int tap;
   if (int e = vdens::open_tap(spec.name.c_str(), &tap)) return tap_error("create tap", e, spec.name);
   UniqueFd tap_owner(tap);

@@ -23,6 +23,10 @@ struct AttachSpec {
   std::string name = "vde0";
 };
 
+// Makes this process (single-threaded) enter the network namespace at `path`; `what` names the
+// option in messages ("--net join", "--netns"). EPERM says to ask cado for CAP_SYS_ADMIN.
+Result<void> join_netns(const std::string& path, const char* what);
+
 // Runs until stopped; returns vu's exit status.
 Result<int> net_attach(const AttachSpec& spec);
 

@@ -32,6 +32,10 @@ std::string to_string(in_addr a) {
 
 std::string to_string(const Ipv4& ip) { return to_string(ip.addr) + "/" + std::to_string(ip.prefix); }
 
+std::string netns_path(std::string_view n) {
+  return !n.empty() && n[0] == '/' ? std::string(n) : "/run/netns/" + std::string(n);
+}
+
 Result<void> add_net(NetSpec& spec, std::string_view v) {
   if (v == "host" || v == "none") {
     if (spec.kind == NetKind::kUplinks)
@@ -47,7 +51,7 @@ Result<void> add_net(NetSpec& spec, std::string_view v) {
                                                                  : ": a joined namespace cannot be combined with other --net values"))
           .hint("e.g. --net join:/run/netns/NAME or --net join:NAME");
     spec.kind = NetKind::kJoin;
-    spec.join = t[0] == '/' ? std::string(t) : "/run/netns/" + std::string(t);
+    spec.join = netns_path(t);
     spec.host_or_none_given = true;
     return Ok{};
   }

@@ -78,6 +78,10 @@ struct NetSpec {
   std::string iface_prefix = "vde";
 };
 
+// A network namespace named on the command line: a path as is, NAME as /run/netns/NAME (where
+// `ip netns` and pam_usernet keep them).
+std::string netns_path(std::string_view name_or_path);
+
 // Adds one --net value. "host" and "none" cannot be combined with uplinks.
 Result<void> add_net(NetSpec& spec, std::string_view value);
 Result<void> add_ip(NetSpec& spec, std::string_view value);
