@@ -100,6 +100,26 @@ std::unique_ptr<CLI::App> make_run_app(const char* name, RunFlags& flags, bool w
   return app_owner;
 }
 
+// Parses argv[first, end) with `app`. Returns true when --help was asked: inv then holds the
+// text. A parse error names `name`, adds `note` for an extra-arguments error, points at --help.
+Result<bool> parse_with(CLI::App& app, char** argv, int first, int end, const std::string& name,
+                        Invocation& inv, const char* note = nullptr) {
+  std::vector<std::string> args;
+  for (int i = end - 1; i >= first; --i) args.emplace_back(argv[i]);  // CLI11 wants them reversed
+  try {
+    app.parse(args);
+  } catch (const CLI::CallForHelp&) {
+    inv.command = Invocation::Command::kHelpShown;
+    inv.help = app.help();
+    return true;
+  } catch (const CLI::ParseError& e) {
+    std::string what = e.what();
+    if (note && dynamic_cast<const CLI::ExtrasError*>(&e)) what += note;
+    return Error::usage(name + ": " + what).hint("see '" + name + " --help'");
+  }
+  return false;
+}
+
 Result<Invocation> parse_run(int argc, char** argv, int first, Invocation::Command cmd) {
   Invocation inv;
   inv.command = cmd;
@@ -110,20 +130,9 @@ Result<Invocation> parse_run(int argc, char** argv, int first, Invocation::Comma
   std::string name = std::string("vu ") + argv[first - 1];
   auto app_owner = make_run_app(name.c_str(), flags, with_command);
   CLI::App& app = *app_owner;
-  std::vector<std::string> args;
-  for (int i = opt_end - 1; i >= first; --i) args.emplace_back(argv[i]);  // CLI11 wants reversed
-  try {
-    app.parse(args);
-  } catch (const CLI::CallForHelp&) {
-    inv.command = Invocation::Command::kHelpShown;
-    inv.help = app.help();
+  if (VU_TRY(parse_with(app, argv, first, opt_end, name, inv,
+                        with_command ? nullptr : " (vu shell takes no command; use vu run)")))
     return inv;
-  } catch (const CLI::ParseError& e) {
-    std::string what = e.what();
-    if (!with_command && dynamic_cast<const CLI::ExtrasError*>(&e))
-      what += " (vu shell takes no command; use vu run)";
-    return Error::usage(name + ": " + what).hint("see '" + name + " --help'");
-  }
   for (const std::string& f : flags.files) VU_TRY_VOID(load_config_file(f, &inv.spec));
   // Apply the view options in command-line order, so mounts stack as written.
   std::map<const CLI::Option*, size_t> used;
@@ -175,17 +184,7 @@ Result<Invocation> parse_net(int argc, char** argv) {
   app.add_option("--gw", gw, "IPv4 default gateway (slirp default 10.0.2.2)");
   app.add_option("--mtu", mtu, "MTU (slirp 65520, VDE 1500)");
   app.add_flag("--net-stats", stats, "At exit, print frames, bytes and drops.");
-  std::vector<std::string> args;
-  for (int i = argc - 1; i >= 3; --i) args.emplace_back(argv[i]);
-  try {
-    app.parse(args);
-  } catch (const CLI::CallForHelp&) {
-    inv.command = Invocation::Command::kHelpShown;
-    inv.help = app.help();
-    return inv;
-  } catch (const CLI::ParseError& e) {
-    return Error::usage(std::string("vu net attach: ") + e.what()).hint("see 'vu net attach --help'");
-  }
+  if (VU_TRY(parse_with(app, argv, 3, argc, "vu net attach", inv))) return inv;
   vdens::NetSpec& net = inv.attach.net;
   VU_TRY_VOID(vdens::add_net(net, vnl));
   if (net.kind != vdens::NetKind::kUplinks)
