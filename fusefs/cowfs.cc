@@ -173,8 +173,7 @@ int copy_up(const std::string& r) {
   if (int e = resolve(r, &n)) return e;
   if (n.layer == 1) return 0;
   if (int e = ensure_upper_dir(parent_of(r))) return e;
-  struct stat st;
-  if (::fstatat(g.lower, r.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) return -errno;
+  const struct stat& st = n.st;  // the lower file's (owner squashed, not used here)
   const std::string to = g.upper_proc + r;
   if (S_ISDIR(st.st_mode)) {
     if (::mkdirat(g.upper, r.c_str(), (st.st_mode & 07777) | S_IRWXU) < 0 && errno != EEXIST) return -errno;
@@ -378,7 +377,6 @@ int remove_entry(const std::string& r, bool dir) {
   if (n.layer == 1) {
     if (dir) {
       // Only whiteouts can be left in it.
-      std::set<std::string> none;
       int fd = ::openat(g.upper, r.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       if (fd >= 0) {
         DIR* d = ::fdopendir(fd);

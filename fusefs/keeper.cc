@@ -78,6 +78,9 @@ std::string output_tail(int memfd) {
   return out.empty() ? " (it printed nothing)" : ", saying:\n  " + out;
 }
 
+// How messages name a mount's program: the program, or the --fuse option for a shell line.
+const std::string& program_name(const FuseMount& m) { return m.argv[0] == "/bin/sh" ? m.what : m.argv[0]; }
+
 // Starts m.argv with stdin /dev/null and stdout+stderr into `out`. Returns the pidfd.
 int start(const FuseMount& m, bool ambient_sys_admin, int out, pid_t* pid_out) {
   int pidfd = -1;
@@ -118,7 +121,7 @@ std::string mount_one(const FuseMount& m, bool ambient_sys_admin, int mountinfo,
   UniqueFd out_owner(out);
   UniqueFd pidfd(start(m, ambient_sys_admin, out, pid));
   if (!pidfd) return "cannot start " + m.argv[0] + ": " + ::strerror(errno);
-  const std::string name = m.argv[0] == "/bin/sh" ? m.what : m.argv[0];
+  const std::string& name = program_name(m);
   const long deadline = now_ms() + kMountTimeoutMs;
   for (;;) {
     // Check after arming: a change between the read and the poll still wakes us.
@@ -143,7 +146,8 @@ std::string mount_one(const FuseMount& m, bool ambient_sys_admin, int mountinfo,
   }
 }
 
-void reap_all(const std::vector<std::string>& names) {
+// Waits for every child (the FUSE programs, daemonized or not) of the mounts' programs.
+void reap_all(const std::vector<FuseMount>& mounts, size_t n) {
   const long start_ms = now_ms();
   bool told = false;
   for (;;) {
@@ -153,6 +157,8 @@ void reap_all(const std::vector<std::string>& names) {
     if (p < 0 && errno == ECHILD) return;
     long waited = now_ms() - start_ms;
     if (waited > kFlushNoticeMs && !told) {
+      std::vector<std::string> names;
+      for (size_t i = 0; i < n; ++i) names.push_back(program_name(mounts[i]));
       std::string msg = "vu: waiting for " + str::join(names, ", ") + " to finish writing…\n";
       (void)!::write(2, msg.data(), msg.size());
       told = true;
@@ -169,16 +175,15 @@ void reap_all(const std::vector<std::string>& names) {
   }
 }
 
-// A program whose mount we cannot reach (a copy-on-write root is the view's root now, not at
-// its staging path in our old root) is asked to finish: libfuse programs unmount and exit on
-// SIGTERM.
-void unmount_all(const std::vector<FuseMount>& mounts, size_t n, const std::vector<pid_t>& pids,
-                 const std::vector<std::string>& names) {
-  for (size_t i = n; i-- > 0;) {
+// Unmounts what the first pids.size() mounts' programs mounted, in reverse. A program whose
+// mount we cannot reach (a copy-on-write root is the view's root now, not at its staging path
+// in our old root) is asked to finish: libfuse programs unmount and exit on SIGTERM.
+void unmount_all(const std::vector<FuseMount>& mounts, const std::vector<pid_t>& pids) {
+  for (size_t i = pids.size(); i-- > 0;) {
     if (::umount2(mounts[i].target.c_str(), 0) == 0 || ::umount2(mounts[i].target.c_str(), MNT_DETACH) == 0) continue;
-    if (i < pids.size() && pids[i] > 0) ::kill(pids[i], SIGTERM);
+    if (pids[i] > 0) ::kill(pids[i], SIGTERM);
   }
-  reap_all(names);
+  reap_all(mounts, pids.size());
 }
 
 // The view's other mounts, bound into a copy-on-write root mounted on `stage`: every mount
@@ -216,30 +221,25 @@ bool fuse_mounted_at(const std::string& mountinfo, const std::string& target) {
 }
 
 void keeper_main(const KeeperArgs& a) {
-  // Only our two pipes: the first process's report pipe must reach EOF when it executes.
+  // Only our two pipes (if vu dies, control_fd reaches EOF and we tear down): the first process's report pipe must reach EOF when it executes.
   for (int fd = 3; fd < 1024; ++fd)
     if (fd != a.ready_fd && fd != a.control_fd) ::close(fd);
   ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-  // The keeper outlives nothing it serves: if vu dies, control_fd reaches EOF.
   const std::vector<FuseMount>& mounts = *a.mounts;
-  std::vector<std::string> names;
-  std::vector<pid_t> pids;
+  std::vector<pid_t> pids;  // one per program started, in order (-1: it has exited)
   std::string error;
-  size_t done = 0;
   {
     UniqueFd info(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
     if (!info) error = "open /proc/self/mountinfo: " + std::string(::strerror(errno));
-    for (; error.empty() && done < mounts.size(); ++done) {
+    for (size_t i = 0; error.empty() && i < mounts.size(); ++i) {
       pid_t pid = -1;
-      error = mount_one(mounts[done], a.ambient_sys_admin, info.get(), &pid);
-      names.push_back(mounts[done].argv[0] == "/bin/sh" ? mounts[done].what : mounts[done].argv[0]);
+      error = mount_one(mounts[i], a.ambient_sys_admin, info.get(), &pid);
       pids.push_back(pid);
-      if (error.empty() && mounts[done].new_root) error = bind_into(mounts[done].target, read_all(info.get()));
-      if (!error.empty()) break;
+      if (error.empty() && mounts[i].new_root) error = bind_into(mounts[i].target, read_all(info.get()));
     }
   }
   if (!error.empty()) {
-    unmount_all(mounts, done + (done < mounts.size() ? 1 : 0), pids, names);
+    unmount_all(mounts, pids);
     std::string msg = "E" + error;
     (void)!::write(a.ready_fd, msg.data(), msg.size());
     ::_exit(1);
@@ -250,7 +250,7 @@ void keeper_main(const KeeperArgs& a) {
   ssize_t r;
   do r = ::read(a.control_fd, &c, 1);
   while (r != 0 && !(r < 0 && errno != EINTR));
-  unmount_all(mounts, mounts.size(), pids, names);
+  unmount_all(mounts, pids);
   ::_exit(0);
 }
 
