@@ -28,9 +28,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
-#include <security/pam_appl.h>
-#include <security/pam_misc.h>
-#include <sha2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -363,12 +360,7 @@ int main(int argc, char **argv) {
   }
 
   if (need_pam) {
-    pam_handle_t *pamh = NULL;
-    struct pam_conv conv = {misc_conv, NULL};
-    int rc = pam_start("cado", user_name, &conv, &pamh);
-    if (rc == PAM_SUCCESS) rc = pam_authenticate(pamh, 0);
-    if (pamh) pam_end(pamh, rc);
-    if (rc != PAM_SUCCESS) {
+    if (cado_authenticate(user_name, 1) < 0) {
       syslog(LOG_NOTICE, "user %s: authentication failure for %s", user_name, cmd[0]);
       fprintf(stderr, "cado: Authentication failure\n");
       return EXIT_DENIED;

@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <security/pam_appl.h>
+#include <security/pam_misc.h>
 #include <sha2.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -124,4 +126,17 @@ int cado_fd_digest(int fd, char out[65]) {
   }
   out[64] = 0;
   return 0;
+}
+
+int cado_authenticate(const char *user, int tries) {
+  pam_handle_t *pamh = NULL;
+  struct pam_conv conv = {misc_conv, NULL};
+  int rc = pam_start("cado", user, &conv, &pamh);
+  for (int i = 0; rc == PAM_SUCCESS && i < tries; ++i) {
+    rc = pam_authenticate(pamh, 0);
+    if (rc == PAM_SUCCESS) break;
+    if (i + 1 < tries) rc = PAM_SUCCESS; /* another try */
+  }
+  if (pamh) pam_end(pamh, rc);
+  return rc == PAM_SUCCESS ? 0 : -1;
 }

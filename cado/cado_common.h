@@ -30,6 +30,10 @@ char **cado_clean_environ(void);
  * read by its interpreter through /dev/fd/N). Returns the fd or -1. */
 int cado_copy_to_memfd(const char *path);
 
+/* PAM service "cado": asks `user` for their password (stdin, as misc_conv does) up to `tries`
+ * times. Returns 0 when authenticated, -1 otherwise. */
+int cado_authenticate(const char *user, int tries);
+
 /* The SHA-256 of everything readable from fd (from offset 0) as 64 lowercase hex digits. */
 int cado_fd_digest(int fd, char out[65]);
 

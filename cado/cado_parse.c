@@ -152,8 +152,9 @@ static long unescape_path(const char *s, size_t len, char *out, size_t outsz) {
   return (long)o;
 }
 
-/* Splits a scado line at unescaped ':' into up to 4 fields. Returns the number of fields. */
-static int scado_fields(const char *s, size_t len, const char *f[4], size_t fl[4]) {
+/* Splits a scado line at unescaped ':' into up to 4 fields (trimmed); end[i] is the offset of
+ * the ':' that ends field i (len for the last). Returns the number of fields. */
+static int scado_fields(const char *s, size_t len, const char *f[4], size_t fl[4], size_t end[4]) {
   int n = 0;
   size_t start = 0;
   for (size_t i = 0; i <= len && n < 4; ++i) {
@@ -163,7 +164,8 @@ static int scado_fields(const char *s, size_t len, const char *f[4], size_t fl[4
     }
     if (i == len || s[i] == ':') {
       f[n] = s + start;
-      fl[n] = (i > len ? len : i) - start;
+      fl[n] = i - start;
+      end[n] = i;
       trim(&f[n], &fl[n]);
       ++n;
       start = i + 1;
@@ -172,41 +174,47 @@ static int scado_fields(const char *s, size_t len, const char *f[4], size_t fl[4
   return n;
 }
 
+int cado_scado_parse_line(const char *line, size_t len, struct cado_scado_line *out, const char **err) {
+  const char *s = line;
+  size_t l = len;
+  trim(&s, &l);
+  if (l == 0 || s[0] == '#') return 1;
+  const char *f[4];
+  size_t fl[4], end[4];
+  int n = scado_fields(s, l, f, fl, end);
+  *err = NULL;
+  if (fl[0] == 0 || f[0][0] != '/') *err = "pathname is not absolute";
+  else if (unescape_path(f[0], fl[0], out->path, sizeof out->path) < 0) *err = "pathname too long";
+  else if (n < 2 || fl[1] == 0) *err = "missing capability set";
+  else if (cado_capset_parse(f[1], fl[1], &out->caps) < 0) *err = "wrong capability syntax";
+  else if (n >= 3 && fl[2] && !is_digest(f[2], fl[2])) *err = "wrong digest syntax";
+  else if (n >= 4) *err = "extra trailing chars";
+  if (*err) return -1;
+  out->fields = n;
+  out->digest_at = n >= 3 ? (size_t)(s - line) + end[1] + 1 : len;
+  out->digest[0] = 0;
+  if (n >= 3 && fl[2]) {
+    memcpy(out->digest, f[2], 64);
+    out->digest[64] = 0;
+  }
+  return 0;
+}
+
 int cado_scado_find(const char *text, size_t len, const char *path, uint64_t *caps, char digest[65]) {
-  const char *line;
+  const char *line, *err;
   size_t llen;
+  struct cado_scado_line sl;
   while (next_item(&text, &len, "\n", &line, &llen)) {
-    trim(&line, &llen);
-    if (llen == 0 || line[0] == '#') continue;
-    const char *f[4];
-    size_t fl[4];
-    int n = scado_fields(line, llen, f, fl);
-    if (n < 2) continue;
-    char p[4096];
-    if (unescape_path(f[0], fl[0], p, sizeof p) < 0 || strcmp(p, path) != 0) continue;
-    if (cado_capset_parse(f[1], fl[1], caps) < 0) continue;
-    digest[0] = 0;
-    if (n >= 3 && fl[2]) {
-      if (!is_digest(f[2], fl[2])) continue;
-      memcpy(digest, f[2], 64);
-      digest[64] = 0;
-    }
+    if (cado_scado_parse_line(line, llen, &sl, &err) != 0 || strcmp(sl.path, path) != 0) continue;
+    *caps = sl.caps;
+    memcpy(digest, sl.digest, 65);
     return 1;
   }
   return 0;
 }
 
-const char *cado_scado_check_line(const char *line, size_t llen) {
-  uint64_t caps;
-  trim(&line, &llen);
-  if (llen == 0 || line[0] == '#') return NULL;
-  const char *f[4];
-  size_t fl[4];
-  int n = scado_fields(line, llen, f, fl);
-  if (fl[0] == 0 || f[0][0] != '/') return "pathname is not absolute";
-  if (n < 2 || fl[1] == 0) return "missing capability set";
-  if (cado_capset_parse(f[1], fl[1], &caps) < 0) return "wrong capability syntax";
-  if (n >= 3 && fl[2] && !is_digest(f[2], fl[2])) return "wrong digest syntax";
-  if (n >= 4) return "extra trailing chars";
-  return NULL;
+const char *cado_scado_check_line(const char *line, size_t len) {
+  struct cado_scado_line sl;
+  const char *err;
+  return cado_scado_parse_line(line, len, &sl, &err) < 0 ? err : NULL;
 }

@@ -37,12 +37,25 @@ typedef int (*cado_cond_fn)(const char *cmd, size_t len, void *ctx);
 uint64_t cado_conf_allowed(const char *text, size_t len, const struct cado_who *who, uint64_t wanted,
                            cado_cond_fn cond, void *ctx, int *bad_lines);
 
-/* scado: finds the line for `path`. Returns 1 and fills *caps and digest (65 bytes: 64 hex
+/* One scado line, parsed. */
+struct cado_scado_line {
+  char path[4096];   /* unescaped */
+  uint64_t caps;
+  int fields;        /* ':'-separated fields: 2, or 3 when a digest field is there (maybe empty) */
+  size_t digest_at;  /* offset in the line just after the second ':' (the line's length if none) */
+  char digest[65];   /* 64 hex digits, or "" */
+};
+
+/* Parses one line of a scado file. Returns 0 (filled), 1 (blank or comment), or -1 with *err
+ * set to the original's message ("pathname is not absolute", "missing capability set", …). */
+int cado_scado_parse_line(const char *line, size_t len, struct cado_scado_line *out, const char **err);
+
+/* scado: finds the (well-formed) line for `path`. Returns 1 and fills *caps and digest (65 bytes: 64 hex
  * characters and NUL, or "" when the line has none), 0 when there is no such line. */
 int cado_scado_find(const char *text, size_t len, const char *path, uint64_t *caps, char digest[65]);
 
 /* scado: checks one line's syntax. Returns NULL when it is fine (or blank/comment), else the
- * message of the original ("pathname is not absolute", "missing capability set", …). */
+ * message of cado_scado_parse_line. */
 const char *cado_scado_check_line(const char *line, size_t len);
 
 #ifdef __cplusplus

@@ -15,8 +15,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pwd.h>
-#include <security/pam_appl.h>
-#include <security/pam_misc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,24 +47,14 @@ static void usage(void) {
 }
 
 static int authenticate(void) {
-  pam_handle_t *pamh = NULL;
-  struct pam_conv conv = {misc_conv, NULL};
-  int rc = pam_start("cado", user, &conv, &pamh);
-  for (int tries = 0; rc == PAM_SUCCESS && tries < 3; ++tries) {
-    rc = pam_authenticate(pamh, 0);
-    if (rc == PAM_SUCCESS) break;
-    if (tries < 2) rc = PAM_SUCCESS;
-  }
-  if (pamh) pam_end(pamh, rc);
-  if (rc != PAM_SUCCESS) {
-    fprintf(stderr, "scado: Authorization failure.\n");
-    return -1;
-  }
-  return 0;
+  if (cado_authenticate(user, 3) == 0) return 0;
+  fprintf(stderr, "scado: Authorization failure.\n");
+  return -1;
 }
 
 /* Rewrites the text with every line's digest filled in (all: recompute them all; else only
- * empty ones and those of `only`). Returns 0, or -1 with a message printed. */
+ * empty ones and those of `only`); lines without a digest field stay as they are. Returns the
+ * new length, or -1 with a message printed. *changed: some digest differs from the old one. */
 static int fill_digests(const char *in, size_t len, char *out, size_t outsz, int all, const char *only, int *changed) {
   size_t o = 0;
   int lineno = 0;
@@ -75,54 +63,29 @@ static int fill_digests(const char *in, size_t len, char *out, size_t outsz, int
     const char *nl = memchr(in, '\n', len);
     size_t l = nl ? (size_t)(nl - in) : len;
     ++lineno;
-    const char *err = cado_scado_check_line(in, l);
-    if (err) {
+    struct cado_scado_line sl;
+    const char *err;
+    int rc = cado_scado_parse_line(in, l, &sl, &err);
+    if (rc < 0) {
       fprintf(stderr, "scado: line %d: %s\n", lineno, err);
       return -1;
     }
-    /* The path is the first field; a line with a third field (even empty) wants a digest. */
-    char path[PATH_MAX];
-    size_t p = 0, i = 0;
-    while (i < l && (in[i] == ' ' || in[i] == '\t')) ++i;
-    int colons = 0;
-    for (size_t k = i; k < l; ++k) {
-      if (in[k] == '\\' && k + 1 < l) { ++k; continue; }
-      if (in[k] == ':') ++colons;
-    }
-    for (; i < l && in[i] != ':' && p + 1 < sizeof path; ++i) {
-      if (in[i] == '\\' && i + 1 < l) ++i;
-      path[p++] = in[i];
-    }
-    while (p && (path[p - 1] == ' ' || path[p - 1] == '\t')) --p;
-    path[p] = 0;
-    uint64_t caps;
-    char old[65];
-    int wants = in[0] != '#' && p && path[0] == '/' && colons >= 2 &&
-                cado_scado_find(in, l, path, &caps, old) == 1 &&
-                (all || old[0] == 0 || (only && strcmp(only, path) == 0));
-    size_t keep = l;
-    if (wants) {
-      /* keep up to and including the second ':' */
-      int seen = 0;
-      for (keep = 0; keep < l; ++keep) {
-        if (in[keep] == '\\' && keep + 1 < l) { ++keep; continue; }
-        if (in[keep] == ':' && ++seen == 2) { ++keep; break; }
-      }
-    }
+    int wants = rc == 0 && sl.fields >= 3 && (all || sl.digest[0] == 0 || (only && strcmp(only, sl.path) == 0));
+    size_t keep = wants ? sl.digest_at : l;
     if (o + keep + 70 >= outsz) return -1;
     memcpy(out + o, in, keep);
     o += keep;
     if (wants) {
       char d[65];
-      int fd = open(path, O_RDONLY | O_CLOEXEC);
+      int fd = open(sl.path, O_RDONLY | O_CLOEXEC);
       if (fd < 0 || cado_fd_digest(fd, d) < 0) {
-        fprintf(stderr, "scado: %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "scado: %s: %s\n", sl.path, strerror(errno));
         if (fd >= 0) close(fd);
         return -1;
       }
       close(fd);
       o += (size_t)snprintf(out + o, outsz - o, " %s", d);
-      if (strcmp(d, old) != 0) *changed = 1;
+      if (strcmp(d, sl.digest) != 0) *changed = 1;
     }
     if (nl) out[o++] = '\n';
     in += l + (nl ? 1 : 0);
