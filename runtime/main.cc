@@ -80,7 +80,25 @@ Result<int> run_pvm(const ViewSpec& spec, const SignalForwarder& signals) {
   return status;
 }
 
-Result<int> cmd_run(Invocation& inv) {
+// Whether `vu run|shell ARGS` will probably want vu-net: a view's network is slirp unless the
+// command line says otherwise. Only a guess, for NetHelper::prestart: a view file can still set
+// `net`, and a wrong guess costs an unused vu-net (it exits on EOF) or the helper's usual start.
+bool wants_net_helper(int argc, char** argv) {
+  if (argc < 2 || (std::strcmp(argv[1], "run") != 0 && std::strcmp(argv[1], "shell") != 0)) return false;
+  for (int i = 2; i < argc; ++i) {
+    std::string_view a = argv[i], next = i + 1 < argc ? argv[i + 1] : "";
+    if (a == "--") break;
+    if (a == "-h" || a == "--help" || a == "--explain") return false;
+    if (a == "--net" || a == "--backend") a = next;
+    else if (a.starts_with("--net=")) a.remove_prefix(6);
+    else if (a.starts_with("--backend=")) a.remove_prefix(10);
+    else continue;
+    if (a == "none" || a == "host" || a == "pvm" || a.starts_with("join:")) return false;
+  }
+  return true;
+}
+
+Result<int> cmd_run(Invocation& inv, std::optional<NetHelper> pre_net) {
   ViewSpec& spec = inv.spec;
   if (inv.command == Invocation::Command::kShell) spec.command.clear();
   VU_TRY_VOID(finalize(spec));
@@ -97,7 +115,9 @@ Result<int> cmd_run(Invocation& inv) {
   SignalForwarder signals = VU_TRY(SignalForwarder::install());
   if (plan.backend == Backend::kPvm) return run_pvm(spec, signals);
   std::optional<NetHelper> net;
-  if (spec.net.kind == vdens::NetKind::kUplinks) net.emplace(VU_TRY(NetHelper::start(spec.net)));
+  if (spec.net.kind == vdens::NetKind::kUplinks)
+    net.emplace(VU_TRY(NetHelper::start(spec.net, std::move(pre_net))));
+  pre_net.reset();
   auto started = start_ns_view(spec, plan, signals.child_mask(), net ? net->view_socket() : -1);
   if (!started && started.error().kind() == ErrorKind::kDenied && spec.backend == BackendWish::kAuto) {
     // User namespaces are refused here: the same view from the partial-VM backend.
@@ -132,6 +152,7 @@ int main_impl(int argc, char** argv) {
   if (std::strcmp(base, "userbindmount") == 0) return bindmount::userbindmount_main(argc, argv);
   const bool as_vdens = std::strcmp(base, "vdens") == 0;
   const bool sub_vdens = !as_vdens && argc > 1 && std::strcmp(argv[1], "vdens") == 0;
+  std::optional<NetHelper> pre_net = wants_net_helper(argc, argv) ? NetHelper::prestart() : std::nullopt;
 
   auto inv = as_vdens ? parse_vdens(argc, argv)
              : sub_vdens ? parse_vdens(argc - 1, argv + 1)
@@ -161,7 +182,7 @@ int main_impl(int argc, char** argv) {
       return bindmount::userbindmount_main(argc - 1, argv + 1);
     case Invocation::Command::kRun:
     case Invocation::Command::kShell: {
-      auto r = cmd_run(*inv);
+      auto r = cmd_run(*inv, std::move(pre_net));
       std::fflush(stdout);
       if (r) return *r;
       int status = report(r.error());

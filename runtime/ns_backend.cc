@@ -88,6 +88,7 @@ struct Launch {
   in6_addr slirp6_addr{}, slirp6_gw{};
   uint64_t ambient_caps = 0;
   bool configure_links = true;
+  bool lend_mntns = false;  // send the mount namespace to vu-net with the taps
   bool has_gateway = false;
   in_addr gateway{};
   Command cmd;
@@ -146,7 +147,7 @@ void start_keeper(const Launch& l);
     if (int e = vdens::bring_up("lo")) child_fail(l, Stage::kLoopback, e);
   }
   if (l.n_taps) {
-    int fds[16];
+    int fds[vdens::kMaxPassedFds];
     for (int i = 0; i < l.n_taps; ++i) {
       if (int e = vdens::open_tap(l.tap_name[i], &fds[i])) child_fail(l, Stage::kTap, e, i);
       if (!l.configure_links) continue;
@@ -163,8 +164,13 @@ void start_keeper(const Launch& l);
     if (l.has_gateway) {
       if (int e = vdens::add_default_route(l.gateway)) child_fail(l, Stage::kRoute, e);
     }
-    int send_err = vdens::send_fds(l.net_socket, fds, l.n_taps);
-    for (int i = 0; i < l.n_taps; ++i) ::close(fds[i]);
+    int nfds = l.n_taps;
+    if (l.lend_mntns) {  // vu-net holds it: see vu_net_main.cc
+      int ns = ::open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+      if (ns >= 0) fds[nfds++] = ns;
+    }
+    int send_err = vdens::send_fds(l.net_socket, fds, nfds);
+    for (int i = 0; i < nfds; ++i) ::close(fds[i]);
     // Wait for vu-net: "R" when every uplink is open, "E<error>" otherwise (relayed as is).
     char answer[4096];
     ssize_t n;
@@ -331,6 +337,9 @@ Result<NsView> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigse
     l.net_socket = net_socket;
     l.n_taps = static_cast<int>(net.uplinks.size());
     l.configure_links = net.configure_links;
+    // Not with copy-on-write layers or FUSE: their mounts must be gone when vu cleans up after
+    // them (work directories, the keeper's programs).
+    l.lend_mntns = spec.cows.empty() && spec.fuse.empty();
     ::inet_pton(AF_INET6, vdens::kSlirpAddress6, &l.slirp6_addr);
     ::inet_pton(AF_INET6, vdens::kSlirpGateway6, &l.slirp6_gw);
     for (int i = 0; i < l.n_taps; ++i) {
@@ -354,7 +363,10 @@ Result<NsView> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigse
   // behind ours is unlinked once the view runs, and unlinking a file detaches every mount
   // stacked on it (Linux >= 3.18), which would silently drop the user's bind.
   if (!net.dns.empty() && !user_resolv) {
-    resolv_dir.emplace(VU_TRY(TempDir::make("vu-resolv")));
+    // On tmpfs when there is one: the file is freed when the view's mount namespace goes,
+    // and on a disk filesystem (ext4 with discard) that costs a synchronous discard.
+    auto shm = TempDir::make_in("/dev/shm", "vu-resolv");
+    resolv_dir.emplace(shm ? std::move(shm).value() : VU_TRY(TempDir::make("vu-resolv")));
     std::string text;
     for (const std::string& d : net.dns) text += "nameserver " + d + "\n";
     std::string path = resolv_dir->path() + "/resolv.conf";

@@ -1,6 +1,7 @@
 #include "vdens/pump.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 extern "C" {  // libvdeplug.h has no C++ guard
 #include <libvdeplug.h>
 }
@@ -26,6 +27,44 @@ int64_t now_ns() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+// libslirp, loaded on first use: it brings glib (and glib pcre2 and libm), ~1.5 ms of dynamic
+// loading that a view on VDE alone should not pay for. The header gives the types.
+struct SlirpApi {
+  decltype(&::slirp_new) new_;
+  decltype(&::slirp_cleanup) cleanup;
+  decltype(&::slirp_input) input;
+  decltype(&::slirp_pollfds_fill) pollfds_fill;
+  decltype(&::slirp_pollfds_poll) pollfds_poll;
+  decltype(&::slirp_add_hostfwd) add_hostfwd;
+  decltype(&::slirp_add_hostxfwd) add_hostxfwd;
+};
+
+template <typename F>
+bool bind_symbol(void* lib, const char* name, F* out) {
+  *out = reinterpret_cast<F>(::dlsym(lib, name));
+  return *out != nullptr;
+}
+
+Result<const SlirpApi*> slirp_api() {
+  static SlirpApi api;
+  static bool loaded = false;
+  if (loaded) return &api;
+  void* lib = ::dlopen("libslirp.so.0", RTLD_NOW | RTLD_LOCAL);
+  if (!lib)
+    return Error::make(ErrorKind::kSetup, std::string("slirp: ") + ::dlerror())
+        .hint("slirp networking needs libslirp (Debian: apt install libslirp0)");
+  if (!bind_symbol(lib, "slirp_new", &api.new_) || !bind_symbol(lib, "slirp_cleanup", &api.cleanup) ||
+      !bind_symbol(lib, "slirp_input", &api.input) ||
+      !bind_symbol(lib, "slirp_pollfds_fill", &api.pollfds_fill) ||
+      !bind_symbol(lib, "slirp_pollfds_poll", &api.pollfds_poll) ||
+      !bind_symbol(lib, "slirp_add_hostfwd", &api.add_hostfwd) ||
+      !bind_symbol(lib, "slirp_add_hostxfwd", &api.add_hostxfwd))
+    return Error::make(ErrorKind::kSetup, std::string("slirp: ") + ::dlerror())
+        .hint("the installed libslirp is older than 4.5; vu needs its slirp_add_hostxfwd");
+  loaded = true;
+  return &api;
+}
+
 }  // namespace
 
 // One uplink, paired with one tap.
@@ -39,6 +78,8 @@ class Port {
   // A frame read from the tap, to send out.
   virtual void send(const uint8_t* frame, size_t len) = 0;
   virtual const char* kind() const = 0;
+  // What opening may leave for later (slirp: loading libslirp, the instance, its forwards).
+  virtual Result<void> start(const NetSpec&, bool /*first*/) { return Ok{}; }
 
   int tap = -1;
   size_t max_frame = 0;
@@ -100,8 +141,13 @@ class SlirpUplink : public Port {
     int64_t expire_ms;  // -1: not armed
   };
 
+  explicit SlirpUplink(const vdens::Uplink& u) : allow_host_loopback_(u.allow_host_loopback) {
+    max_frame = kSlirpMtu + kEthHeader;
+  }
+  Result<void> start(const NetSpec& spec, bool first) override;
+
   ~SlirpUplink() override {
-    if (slirp_) slirp_cleanup(slirp_);
+    if (slirp_) api_->cleanup(slirp_);
     for (Timer* t : timers_) delete t;
   }
 
@@ -109,7 +155,7 @@ class SlirpUplink : public Port {
     first_ = fds.size();
     fds_ = &fds;
     uint32_t t = static_cast<uint32_t>(*timeout_ms < 0 ? 1000 : *timeout_ms);
-    slirp_pollfds_fill(slirp_, &t, &SlirpUplink::add_poll, this);
+    api_->pollfds_fill(slirp_, &t, &SlirpUplink::add_poll, this);
     int64_t now = now_ns() / 1000000;
     for (Timer* tm : timers_)
       if (tm->expire_ms >= 0) t = std::min<uint32_t>(t, static_cast<uint32_t>(std::max<int64_t>(0, tm->expire_ms - now)));
@@ -118,7 +164,7 @@ class SlirpUplink : public Port {
   void dispatch(std::vector<struct pollfd>& fds, size_t first) override {
     fds_ = &fds;  // read by get_revents during slirp_pollfds_poll
     first_ = first;
-    slirp_pollfds_poll(slirp_, 0, &SlirpUplink::get_revents, this);
+    api_->pollfds_poll(slirp_, 0, &SlirpUplink::get_revents, this);
     int64_t now = now_ns() / 1000000;
     for (Timer* tm : timers_) {
       if (tm->expire_ms >= 0 && tm->expire_ms <= now) {
@@ -128,7 +174,7 @@ class SlirpUplink : public Port {
     }
   }
   void send(const uint8_t* frame, size_t len) override {
-    slirp_input(slirp_, frame, static_cast<int>(len));
+    api_->input(slirp_, frame, static_cast<int>(len));
   }
   const char* kind() const override { return "slirp"; }
 
@@ -175,7 +221,8 @@ class SlirpUplink : public Port {
   static void reg_fd(int, void*) {}
   static void notify(void*) {}
 
-  friend Result<std::unique_ptr<Port>> open_slirp(const vdens::Uplink&, const NetSpec&, bool);
+  bool allow_host_loopback_ = false;
+  const SlirpApi* api_ = nullptr;
   Slirp* slirp_ = nullptr;
   std::vector<Timer*> timers_;
   std::vector<struct pollfd>* fds_ = nullptr;
@@ -183,8 +230,10 @@ class SlirpUplink : public Port {
   SlirpCb cb_{};
 };
 
-Result<std::unique_ptr<Port>> open_slirp(const vdens::Uplink& u, const NetSpec& spec, bool first) {
-  auto s = std::make_unique<SlirpUplink>();
+Result<void> SlirpUplink::start(const NetSpec& spec, bool first) {
+  if (slirp_) return Ok{};
+  SlirpUplink* s = this;
+  s->api_ = VU_TRY(slirp_api());
   SlirpConfig cfg{};
   cfg.version = 3;
   cfg.in_enabled = true;
@@ -201,7 +250,7 @@ Result<std::unique_ptr<Port>> open_slirp(const vdens::Uplink& u, const NetSpec& 
   cfg.vhostname = "vu";
   cfg.if_mtu = kSlirpMtu;
   cfg.if_mru = kSlirpMtu;
-  cfg.disable_host_loopback = !u.allow_host_loopback;
+  cfg.disable_host_loopback = !allow_host_loopback_;
   s->cb_.send_packet = &SlirpUplink::send_packet;
   s->cb_.guest_error = &SlirpUplink::guest_error;
   s->cb_.clock_get_ns = &SlirpUplink::clock_ns;
@@ -211,7 +260,7 @@ Result<std::unique_ptr<Port>> open_slirp(const vdens::Uplink& u, const NetSpec& 
   s->cb_.register_poll_fd = &SlirpUplink::reg_fd;
   s->cb_.unregister_poll_fd = &SlirpUplink::reg_fd;
   s->cb_.notify = &SlirpUplink::notify;
-  s->slirp_ = slirp_new(&cfg, &s->cb_, s.get());
+  s->slirp_ = s->api_->new_(&cfg, &s->cb_, s);
   if (!s->slirp_) return Error::make(ErrorKind::kSetup, "slirp: slirp_new failed");
   if (first) {
     in_addr guest;
@@ -226,11 +275,11 @@ Result<std::unique_ptr<Port>> open_slirp(const vdens::Uplink& u, const NetSpec& 
         h.sin6_port = htons(static_cast<uint16_t>(f.host_port));
         ::inet_pton(AF_INET6, kSlirpAddress6, &g.sin6_addr);
         g.sin6_port = htons(static_cast<uint16_t>(f.view_port));
-        r = slirp_add_hostxfwd(s->slirp_, reinterpret_cast<struct sockaddr*>(&h), sizeof h,
+        r = s->api_->add_hostxfwd(s->slirp_, reinterpret_cast<struct sockaddr*>(&h), sizeof h,
                                reinterpret_cast<struct sockaddr*>(&g), sizeof g,
                                SLIRP_HOSTFWD_V6ONLY | (f.udp ? SLIRP_HOSTFWD_UDP : 0));
       } else {
-        r = slirp_add_hostfwd(s->slirp_, f.udp, f.host_addr, f.host_port, guest, f.view_port);
+        r = s->api_->add_hostfwd(s->slirp_, f.udp, f.host_addr, f.host_port, guest, f.view_port);
       }
       if (r < 0)
         return Error::make(ErrorKind::kSetup,
@@ -239,19 +288,19 @@ Result<std::unique_ptr<Port>> open_slirp(const vdens::Uplink& u, const NetSpec& 
             .hint("the host port is probably in use (ss -ltnup shows by what); choose another");
     }
   }
-  s->max_frame = kSlirpMtu + kEthHeader;
-  return std::unique_ptr<Port>(std::move(s));
+  return Ok{};
 }
 
 }  // namespace
 
 Result<std::unique_ptr<Pump>> Pump::open(const NetSpec& spec) {
   std::unique_ptr<Pump> p(new Pump);
+  p->spec_ = spec;
   for (size_t i = 0; i < spec.uplinks.size(); ++i) {
     const vdens::Uplink& u = spec.uplinks[i];
     std::unique_ptr<Port> up;
     if (u.slirp) {
-      up = VU_TRY(open_slirp(u, spec, i == 0));
+      up = std::make_unique<SlirpUplink>(u);
     } else {
       VDECONN* c = vde_open(const_cast<char*>(u.vnl.c_str()), const_cast<char*>("vu"), nullptr);
       if (!c) {
@@ -271,6 +320,11 @@ Result<std::unique_ptr<Pump>> Pump::open(const NetSpec& spec) {
     p->ports_.push_back(std::move(up));
   }
   return p;
+}
+
+Result<void> Pump::start() {
+  for (size_t i = 0; i < ports_.size(); ++i) VU_TRY_VOID(ports_[i]->start(spec_, i == 0));
+  return Ok{};
 }
 
 Pump::~Pump() = default;

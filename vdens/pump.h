@@ -29,9 +29,13 @@ class Port;  // a tap and its open uplink (a VDE connection or a slirp instance)
 
 class Pump {
  public:
-  // Opens every uplink of spec (in the current, host, network namespace) and sets slirp's
-  // port forwards. The error names the uplink.
+  // Opens every VDE uplink of spec (in the current, host, network namespace). The error names
+  // the uplink. Slirp uplinks are only noted: start() makes them.
   static Result<std::unique_ptr<Pump>> open(const NetSpec& spec);
+  // Makes the slirp instances (loading libslirp, ~2 ms with glib) and their port forwards.
+  // vu-net calls it before it answers "R" when there are forwards (a taken host port must stop
+  // the view), after otherwise: the view's first frames wait in the tap meanwhile.
+  Result<void> start();
   ~Pump();
   // Pairs the taps (in uplink order) with the uplinks.
   Result<void> attach(const std::vector<int>& tap_fds);
@@ -42,6 +46,7 @@ class Pump {
 
  private:
   Pump() = default;
+  NetSpec spec_;
   std::vector<std::unique_ptr<Port>> ports_;
 };
 

@@ -153,8 +153,8 @@ int configure_ipv6(const char* name, const in6_addr& addr, int prefix, const in6
 }
 
 int send_fds(int sock, const int* fds, int n) {
-  char cbuf[CMSG_SPACE(sizeof(int) * 16)];
-  if (n <= 0 || n > 16) return EINVAL;
+  char cbuf[CMSG_SPACE(sizeof(int) * kMaxPassedFds)];
+  if (n <= 0 || n > kMaxPassedFds) return EINVAL;
   char byte = 'T';
   struct iovec iov = {&byte, 1};
   struct msghdr msg;

@@ -26,7 +26,9 @@ int add_default_route(in_addr gw);
 int ipv6_static(const char* name);
 // Adds IPv6 addr/prefix to `name`, and the IPv6 default route through gw when gw is not null.
 int configure_ipv6(const char* name, const in6_addr& addr, int prefix, const in6_addr* gw);
-// Sends fds[0..n) in one SCM_RIGHTS message on a connected socket.
+// The taps of a view (at most 16) and its mount namespace, in one message.
+inline constexpr int kMaxPassedFds = 17;
+// Sends fds[0..n) (n <= kMaxPassedFds) in one SCM_RIGHTS message on a connected socket.
 int send_fds(int sock, const int* fds, int n);
 
 }  // namespace vu::vdens

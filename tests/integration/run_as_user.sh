@@ -48,6 +48,11 @@ if [ -n "$left" ]; then
   pkill -KILL -u "$user" || true
   [ $rc = 0 ] && rc=1
 fi
+stray=$(find /tmp /dev/shm -maxdepth 1 -user "$user" -name 'vu-resolv.*' 2>/dev/null || true)
+if [ -n "$stray" ]; then
+  echo "FAIL - files of vu left behind:"; echo "$stray"
+  [ $rc = 0 ] && rc=1
+fi
 if grep -qE 'vu-(test|probe|cow)|userbindmount|fuse' /proc/self/mountinfo; then
   echo "FAIL - mounts left behind in the host's mount namespace"
   [ $rc = 0 ] && rc=1
