@@ -14,6 +14,8 @@ extern "C" {  // libvdeplug.h has no C++ guard
 #include <cerrno>
 #include <cstring>
 
+#include "vdens/ack_coalesce.h"
+
 namespace vu::vdens {
 
 namespace {
@@ -78,6 +80,9 @@ class Port {
   // A frame read from the tap, to send out.
   virtual void send(const uint8_t* frame, size_t len) = 0;
   virtual const char* kind() const = 0;
+  // Writes what the port holds back for the view (slirp: coalesced ACKs). At the end of every
+  // batch, before the pump sleeps.
+  virtual void flush() {}
   // What opening may leave for later (slirp: loading libslirp, the instance, its forwards).
   virtual Result<void> start(const NetSpec&, bool /*first*/) { return Ok{}; }
 
@@ -200,8 +205,17 @@ class SlirpUplink : public Port {
     return out;
   }
   static ssize_t send_packet(const void* buf, size_t len, void* opaque) {
-    static_cast<SlirpUplink*>(opaque)->to_view(static_cast<const uint8_t*>(buf), len);
+    auto* self = static_cast<SlirpUplink*>(opaque);
+    const auto* frame = static_cast<const uint8_t*>(buf);
+    if (!self->acks_.hold(frame, len)) {
+      self->flush();  // the held ACKs first: the order of a connection's frames is kept
+      self->to_view(frame, len);
+    }
     return static_cast<ssize_t>(len);
+  }
+  void flush() override {
+    acks_.flush([this](const uint8_t* f, size_t n) { to_view(f, n); });
+    stats.acks_coalesced = acks_.replaced();
   }
   static void guest_error(const char*, void* opaque) { static_cast<SlirpUplink*>(opaque)->stats.runts++; }
   static int64_t clock_ns(void*) { return now_ns(); }
@@ -222,6 +236,7 @@ class SlirpUplink : public Port {
   static void notify(void*) {}
 
   bool allow_host_loopback_ = false;
+  AckCoalescer acks_;
   const SlirpApi* api_ = nullptr;
   Slirp* slirp_ = nullptr;
   std::vector<Timer*> timers_;
@@ -376,6 +391,7 @@ Result<void> Pump::run(int control_fd) {
       }
       u.dispatch(fds, first[i]);
     }
+    for (auto& u : ports_) u->flush();
   }
 }
 
@@ -387,7 +403,8 @@ std::string Pump::stats_text() const {
            " frames " + std::to_string(s.to_view_bytes) + " B, from view " +
            std::to_string(s.from_view_frames) + " frames " + std::to_string(s.from_view_bytes) +
            " B, dropped " + std::to_string(s.runts) + " runt " + std::to_string(s.oversize) +
-           " oversize " + std::to_string(s.write_errors) + " write errors\n";
+           " oversize " + std::to_string(s.write_errors) + " write errors" +
+           (s.acks_coalesced ? "; " + std::to_string(s.acks_coalesced) + " ACKs coalesced" : "") + "\n";
   }
   return out;
 }
