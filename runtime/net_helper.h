@@ -5,11 +5,12 @@
 //   net.stop();                                       // after the command; prints --net-stats
 //
 // vu-net is found next to the vu executable (or at $VU_NET_HELPER). It is started before the
-// view's namespaces exist, so it opens the uplinks in the host's network namespace. start()
-// does not wait for it: while vu-net loads (~4 ms, most of it libslirp/glib), vu builds the
-// view. The view's first process sends its taps and then waits for vu-net's one-message answer
-// on the same socket — "R" (every uplink open) or "E<error>" — before it may exec, so a view
-// never runs with its network half-built; error_from() turns an answer into the Error.
+// view's namespaces exist, so it opens the uplinks in the host's network namespace; `vu run`
+// starts it even before parsing (prestart). Nothing waits for it to load: vu builds the view
+// meanwhile. The view's first process sends its taps (and its mount namespace, which vu-net
+// holds until it exits) and then waits for vu-net's one-message answer on the same socket —
+// "R" (every uplink open) or "E<error>" — before it may exec, so a view never runs with its
+// network half-built; error_from() turns an answer into the Error.
 #pragma once
 
 #include <optional>
