@@ -1,5 +1,6 @@
 #include "runtime/net_helper.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -24,9 +25,13 @@ struct SpawnArgs {
   char* const* argv;
 };
 
-// vfork-style child: only dup2 and execve.
+// vfork-style child: only open, dup2 and execve. vu-net keeps stderr (its messages) but not
+// stdin/stdout: it outlives vu by the taps' teardown, and `x=$(vu run …)` must not wait for it.
 int exec_helper(void* p) {
   auto* a = static_cast<SpawnArgs*>(p);
+  int null = ::open("/dev/null", O_RDWR);
+  if (null < 0 || (null != 0 && ::dup2(null, 0) < 0) || (null != 1 && ::dup2(null, 1) < 0)) ::_exit(125);
+  if (null > 3) ::close(null);  // 3: replaced by the control socket below
   if (a->ctl == 3) {
     int fl = ::fcntl(3, F_GETFD);  // keep it across exec
     if (fl >= 0) ::fcntl(3, F_SETFD, fl & ~FD_CLOEXEC);
