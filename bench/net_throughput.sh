@@ -79,11 +79,12 @@ $T "$vu" run --net "vde://$SW" --ip 10.9.0.1/24 -- iperf3 -s -1 -p 5201 >/dev/nu
 vu_vde=$($T "$vu" run --net "vde://$SW" --ip 10.9.0.2/24 -- sh -c "sleep 0.5; iperf3 -c 10.9.0.1 -p 5201 -t $secs" 2>&1 | mbits)
 wait
 
-# view -> view over libvdeplug's switch:// (the server's view is the switch); vu also at MTU 9000
+# view -> view over libvdeplug's switch:// (the server's view is the switch); vu also at MTU 9198,
+# VDE's largest (jumbo frames: both ends are vu here; Debian's vde_switch drops frames over ~1514 B)
 $T vdens "switch://$d/ns1" sh -c "$(server)" >/dev/null 2>&1 & sleep 0.5
 vdens_sw=$($T vdens "vde://$d/ns1" sh -c "$(client)" 2>&1 | mbits)
 wait
-for m in 1500 9000; do
+for m in 1500 9198; do
   $T "$vu" run --net "switch://$d/ns$m" --mtu $m --ip 10.9.0.1/24 -- iperf3 -s -1 -p 5201 >/dev/null 2>&1 & sleep 0.5
   eval "vu_sw$m=\$($T \"\$vu\" run --net \"vde://$d/ns$m\" --mtu $m --ip 10.9.0.2/24 -- sh -c \"sleep 0.5; iperf3 -c 10.9.0.1 -p 5201 -t $secs\" 2>&1 | mbits)"
   wait
@@ -104,4 +105,4 @@ printf '%-44s %10s %8s\n' "vdens vde:// (view -> view, vde_switch)" "${vdens_vde
 printf '%-44s %10s %8s\n' "vu --net vde:// (view -> view, vde_switch)" "${vu_vde:-fail}" "$(ratio "$vu_vde" "$vdens_vde")"
 printf '%-44s %10s %8s\n' "vdens switch:// (view -> view)" "${vdens_sw:-fail}" "1.00"
 printf '%-44s %10s %8s\n' "vu --net switch:// (view -> view)" "${vu_sw1500:-fail}" "$(ratio "$vu_sw1500" "$vdens_sw")"
-printf '%-44s %10s %8s\n' "vu --net switch:// --mtu 9000" "${vu_sw9000:-fail}" "$(ratio "$vu_sw9000" "$vdens_sw")"
+printf '%-44s %10s %8s\n' "vu --net switch:// --mtu 9198" "${vu_sw9198:-fail}" "$(ratio "$vu_sw9198" "$vdens_sw")"
