@@ -8,12 +8,13 @@
 // The second form lets vu start vu-net before it has parsed its own command line (vu-net's
 // exec and loading, ~3.5 ms here, then overlap vu's own start).
 //
-// Opens the uplinks here, in vu's (the host's) network namespace, then answers on fd 3 with
-// "R" (ready) or "E<message>" and exits. A slirp uplink without port forwards cannot fail but
-// for want of memory or of libslirp itself: its instance is made after "R", while the view's
-// command starts. Once ready it receives the view's taps (one message,
-// SCM_RIGHTS, in uplink order), pumps frames until fd 3 reads EOF (vu is done or gone), prints
-// the per-uplink statistics to stderr when --stats, and exits 0.
+// Opens the uplinks here, in vu's (the host's) network namespace, receives the view's taps (one
+// message, SCM_RIGHTS, in uplink order; then, maybe, the view's mount namespace, held until
+// exit), and answers on fd 3 with "R" (ready); "E<message>" as soon as something fails (and
+// exits). A slirp uplink
+// without port forwards cannot fail but for want of memory or of libslirp itself: its instance
+// is made after "R", while the view's command starts. Then it pumps frames until fd 3 reads EOF
+// (vu is done or gone), prints the per-uplink statistics to stderr when --stats, and exits 0.
 // It is a separate, dynamically linked program because libvdeplug loads its plugins with dlopen
 // and libslirp brings glib, while vu itself is static for start-up time.
 #include <signal.h>
