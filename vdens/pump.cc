@@ -22,6 +22,11 @@ namespace {
 
 constexpr size_t kEthHeader = 14;
 constexpr size_t kBufSize = 65536 + 64;
+// Lingering after vu hangs up: until the view has sent nothing for 50 ms, 1.5 s at most (vu
+// waits for vu-net with --net-stats, and kills it after 2 s).
+constexpr int kLingerPollMs = 10;
+constexpr int64_t kLingerQuietNs = 50'000'000;
+constexpr int64_t kLingerMaxNs = 1'500'000'000;
 
 int64_t now_ns() {
   struct timespec ts;
@@ -356,23 +361,34 @@ Result<void> Pump::run(int control_fd) {
   std::vector<struct pollfd> fds;
   std::vector<size_t> first(ports_.size());
   static uint8_t buf[kBufSize];
+  // After vu hangs up (the view's command is done), the view's kernel may still hold data its
+  // sockets were closed with: `cat file > /dev/tcp/…` returns before the bytes are sent. Like a
+  // host's kernel after a process exits, keep moving them until the view is quiet.
+  bool lingering = false;
+  int64_t quiet_since = 0, linger_end = 0;
   for (;;) {
     fds.clear();
-    fds.push_back({control_fd, POLLIN, 0});
+    fds.push_back({lingering ? -1 : control_fd, POLLIN, 0});
     for (auto& u : ports_) fds.push_back({u->tap, POLLIN, 0});
     int timeout = -1;
     for (size_t i = 0; i < ports_.size(); ++i) {
       first[i] = fds.size();
       ports_[i]->fill(fds, &timeout);
     }
+    if (lingering) timeout = timeout < 0 ? kLingerPollMs : std::min(timeout, kLingerPollMs);
     if (::poll(fds.data(), fds.size(), timeout) < 0) {
       if (errno == EINTR) continue;
       return Error::sys("poll", errno);
     }
-    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+    if (!lingering && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) {
       char c;
-      if (::read(control_fd, &c, 1) <= 0) return Ok{};  // vu is gone or done
+      if (::read(control_fd, &c, 1) <= 0) {  // vu is gone or done
+        lingering = true;
+        quiet_since = now_ns();
+        linger_end = quiet_since + kLingerMaxNs;
+      }
     }
+    bool from_view = false;
     for (size_t i = 0; i < ports_.size(); ++i) {
       Port& u = *ports_[i];
       if (fds[1 + i].revents & POLLIN) {
@@ -384,6 +400,7 @@ Result<void> Pump::run(int control_fd) {
             u.stats.runts++;
             continue;
           }
+          from_view = true;
           u.stats.from_view_frames++;
           u.stats.from_view_bytes += static_cast<uint64_t>(n);
           u.send(buf, static_cast<size_t>(n));
@@ -392,6 +409,11 @@ Result<void> Pump::run(int control_fd) {
       u.dispatch(fds, first[i]);
     }
     for (auto& u : ports_) u->flush();
+    if (lingering) {
+      const int64_t now = now_ns();
+      if (from_view) quiet_since = now;
+      if (now - quiet_since > kLingerQuietNs || now > linger_end) return Ok{};
+    }
   }
 }
 

@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);  // vu may have SIGTERM blocked: PDEATHSIG needs it
+  // Until the pump runs, vu's death ends vu-net (it may be blocked opening an uplink).
   ::prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.size() == 1 && args[0] == "--args-on-socket") {
@@ -132,6 +133,9 @@ int main(int argc, char** argv) {
   // the unlinked resolv.conf) happens here, after vu has returned, not in the command's exit.
   if (taps.size() > spec.uplinks.size()) taps.resize(spec.uplinks.size());
   if (auto r = (*pump)->attach(taps); !r) return fail(r.error());
+  // From here vu's end of fd 3 closing (vu done, or dead) is what stops the pump, and the pump
+  // then lingers while the view's last frames drain: vu's exit must not kill it.
+  ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
   auto r = (*pump)->run(kControlFd);
   if (stats) {
     std::string text = (*pump)->stats_text();
