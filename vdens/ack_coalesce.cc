@@ -1,5 +1,7 @@
 #include "vdens/ack_coalesce.h"
 
+#include <cstring>
+
 namespace vu::vdens {
 
 namespace {

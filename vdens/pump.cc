@@ -89,7 +89,7 @@ class Port {
   // batch, before the pump sleeps.
   virtual void flush() {}
   // What opening may leave for later (slirp: loading libslirp, the instance, its forwards).
-  virtual Result<void> start(const NetSpec&, bool /*first*/) { return Ok{}; }
+  virtual Result<void> start() { return Ok{}; }
 
   int tap = -1;
   size_t max_frame = 0;
@@ -151,10 +151,16 @@ class SlirpUplink : public Port {
     int64_t expire_ms;  // -1: not armed
   };
 
-  explicit SlirpUplink(const vdens::Uplink& u) : allow_host_loopback_(u.allow_host_loopback) {
+  // The port forwards (and the view's address they lead to) go to the first uplink only.
+  SlirpUplink(const vdens::Uplink& u, const NetSpec& spec, bool first)
+      : allow_host_loopback_(u.allow_host_loopback) {
     max_frame = kSlirpMtu + kEthHeader;
+    if (!first) return;
+    forwards_ = spec.forwards;
+    if (!spec.ip.empty() && spec.ip[0].addr.s_addr) guest_ = spec.ip[0].addr;
+    else ::inet_pton(AF_INET, kSlirpAddress, &guest_);
   }
-  Result<void> start(const NetSpec& spec, bool first) override;
+  Result<void> start() override;
 
   ~SlirpUplink() override {
     if (slirp_) api_->cleanup(slirp_);
@@ -241,6 +247,8 @@ class SlirpUplink : public Port {
   static void notify(void*) {}
 
   bool allow_host_loopback_ = false;
+  std::vector<PortForward> forwards_;
+  in_addr guest_{};
   AckCoalescer acks_;
   const SlirpApi* api_ = nullptr;
   Slirp* slirp_ = nullptr;
@@ -250,10 +258,9 @@ class SlirpUplink : public Port {
   SlirpCb cb_{};
 };
 
-Result<void> SlirpUplink::start(const NetSpec& spec, bool first) {
+Result<void> SlirpUplink::start() {
   if (slirp_) return Ok{};
-  SlirpUplink* s = this;
-  s->api_ = VU_TRY(slirp_api());
+  api_ = VU_TRY(slirp_api());
   SlirpConfig cfg{};
   cfg.version = 3;
   cfg.in_enabled = true;
@@ -271,42 +278,37 @@ Result<void> SlirpUplink::start(const NetSpec& spec, bool first) {
   cfg.if_mtu = kSlirpMtu;
   cfg.if_mru = kSlirpMtu;
   cfg.disable_host_loopback = !allow_host_loopback_;
-  s->cb_.send_packet = &SlirpUplink::send_packet;
-  s->cb_.guest_error = &SlirpUplink::guest_error;
-  s->cb_.clock_get_ns = &SlirpUplink::clock_ns;
-  s->cb_.timer_new = &SlirpUplink::timer_new;
-  s->cb_.timer_free = &SlirpUplink::timer_free;
-  s->cb_.timer_mod = &SlirpUplink::timer_mod;
-  s->cb_.register_poll_fd = &SlirpUplink::reg_fd;
-  s->cb_.unregister_poll_fd = &SlirpUplink::reg_fd;
-  s->cb_.notify = &SlirpUplink::notify;
-  s->slirp_ = s->api_->new_(&cfg, &s->cb_, s);
-  if (!s->slirp_) return Error::make(ErrorKind::kSetup, "slirp: slirp_new failed");
-  if (first) {
-    in_addr guest;
-    ::inet_pton(AF_INET, kSlirpAddress, &guest);
-    if (!spec.ip.empty() && spec.ip[0].addr.s_addr) guest = spec.ip[0].addr;
-    for (const PortForward& f : spec.forwards) {
-      int r;
-      if (f.v6) {
-        struct sockaddr_in6 h{}, g{};
-        h.sin6_family = g.sin6_family = AF_INET6;
-        h.sin6_addr = f.host_addr6;
-        h.sin6_port = htons(static_cast<uint16_t>(f.host_port));
-        ::inet_pton(AF_INET6, kSlirpAddress6, &g.sin6_addr);
-        g.sin6_port = htons(static_cast<uint16_t>(f.view_port));
-        r = s->api_->add_hostxfwd(s->slirp_, reinterpret_cast<struct sockaddr*>(&h), sizeof h,
-                               reinterpret_cast<struct sockaddr*>(&g), sizeof g,
-                               SLIRP_HOSTFWD_V6ONLY | (f.udp ? SLIRP_HOSTFWD_UDP : 0));
-      } else {
-        r = s->api_->add_hostfwd(s->slirp_, f.udp, f.host_addr, f.host_port, guest, f.view_port);
-      }
-      if (r < 0)
-        return Error::make(ErrorKind::kSetup,
-                           "-p " + f.text + ": cannot listen on port " +
-                               std::to_string(f.host_port) + (f.udp ? "/udp" : "/tcp"))
-            .hint("the host port is probably in use (ss -ltnup shows by what); choose another");
+  cb_.send_packet = &SlirpUplink::send_packet;
+  cb_.guest_error = &SlirpUplink::guest_error;
+  cb_.clock_get_ns = &SlirpUplink::clock_ns;
+  cb_.timer_new = &SlirpUplink::timer_new;
+  cb_.timer_free = &SlirpUplink::timer_free;
+  cb_.timer_mod = &SlirpUplink::timer_mod;
+  cb_.register_poll_fd = &SlirpUplink::reg_fd;
+  cb_.unregister_poll_fd = &SlirpUplink::reg_fd;
+  cb_.notify = &SlirpUplink::notify;
+  slirp_ = api_->new_(&cfg, &cb_, this);
+  if (!slirp_) return Error::make(ErrorKind::kSetup, "slirp: slirp_new failed");
+  for (const PortForward& f : forwards_) {
+    int r;
+    if (f.v6) {
+      struct sockaddr_in6 h{}, g{};
+      h.sin6_family = g.sin6_family = AF_INET6;
+      h.sin6_addr = f.host_addr6;
+      h.sin6_port = htons(static_cast<uint16_t>(f.host_port));
+      ::inet_pton(AF_INET6, kSlirpAddress6, &g.sin6_addr);
+      g.sin6_port = htons(static_cast<uint16_t>(f.view_port));
+      r = api_->add_hostxfwd(slirp_, reinterpret_cast<struct sockaddr*>(&h), sizeof h,
+                             reinterpret_cast<struct sockaddr*>(&g), sizeof g,
+                             SLIRP_HOSTFWD_V6ONLY | (f.udp ? SLIRP_HOSTFWD_UDP : 0));
+    } else {
+      r = api_->add_hostfwd(slirp_, f.udp, f.host_addr, f.host_port, guest_, f.view_port);
     }
+    if (r < 0)
+      return Error::make(ErrorKind::kSetup,
+                         "-p " + f.text + ": cannot listen on port " +
+                             std::to_string(f.host_port) + (f.udp ? "/udp" : "/tcp"))
+          .hint("the host port is probably in use (ss -ltnup shows by what); choose another");
   }
   return Ok{};
 }
@@ -315,12 +317,11 @@ Result<void> SlirpUplink::start(const NetSpec& spec, bool first) {
 
 Result<std::unique_ptr<Pump>> Pump::open(const NetSpec& spec) {
   std::unique_ptr<Pump> p(new Pump);
-  p->spec_ = spec;
   for (size_t i = 0; i < spec.uplinks.size(); ++i) {
     const vdens::Uplink& u = spec.uplinks[i];
     std::unique_ptr<Port> up;
     if (u.slirp) {
-      up = std::make_unique<SlirpUplink>(u);
+      up = std::make_unique<SlirpUplink>(u, spec, i == 0);
     } else {
       VDECONN* c = vde_open(const_cast<char*>(u.vnl.c_str()), const_cast<char*>("vu"), nullptr);
       if (!c) {
@@ -343,7 +344,7 @@ Result<std::unique_ptr<Pump>> Pump::open(const NetSpec& spec) {
 }
 
 Result<void> Pump::start() {
-  for (size_t i = 0; i < ports_.size(); ++i) VU_TRY_VOID(ports_[i]->start(spec_, i == 0));
+  for (auto& port : ports_) VU_TRY_VOID(port->start());
   return Ok{};
 }
 

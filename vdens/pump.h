@@ -48,7 +48,6 @@ class Pump {
 
  private:
   Pump() = default;
-  NetSpec spec_;
   std::vector<std::unique_ptr<Port>> ports_;
 };
 
