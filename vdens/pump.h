@@ -40,8 +40,8 @@ class Pump {
   ~Pump();
   // Pairs the taps (in uplink order) with the uplinks.
   Result<void> attach(const std::vector<int>& tap_fds);
-  // Pumps until `control_fd` hangs up or reads EOF, then until the view has been quiet for 50 ms
-  // (1.5 s at most): what its closed sockets still hold reaches the network.
+  // Pumps until `control_fd` hangs up or reads EOF, then until nothing has moved for 300 ms
+  // (1.5 s at most): what the view's closed sockets still hold reaches the network.
   Result<void> run(int control_fd);
   // "vde0 slirp: to view 12 frames 3456 B, from view …, dropped: …" one line per port.
   std::string stats_text() const;
