@@ -35,7 +35,7 @@ Result<void> write_all(int fd, std::string_view data, std::string_view what) {
   return Ok{};
 }
 
-Result<std::string> read_file(const std::string& path) {
+Result<std::string> read_file(const std::string& path, size_t max) {
   UniqueFd fd = VU_TRY(open(path, O_RDONLY));
   std::string out;
   char buf[4096];
@@ -46,6 +46,7 @@ Result<std::string> read_file(const std::string& path) {
       return Error::sys("read", errno, path);
     }
     if (n == 0) break;
+    if (out.size() + static_cast<size_t>(n) > max) return Error::sys("read", EFBIG, path);
     out.append(buf, static_cast<size_t>(n));
   }
   return out;

@@ -8,6 +8,8 @@
 // between clone() and execve().
 #pragma once
 
+#include <cstdint>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -52,8 +54,9 @@ Result<UniqueFd> open(const std::string& path, int flags, mode_t mode = 0);
 Result<std::pair<UniqueFd, UniqueFd>> pipe();
 // Writes all of data to fd (retrying on EINTR and short writes).
 Result<void> write_all(int fd, std::string_view data, std::string_view what);
-// Reads a whole (small) file.
-Result<std::string> read_file(const std::string& path);
+// Reads a whole (small) file; more than `max` bytes is EFBIG (a view file named /dev/zero must
+// not exhaust memory).
+Result<std::string> read_file(const std::string& path, size_t max = SIZE_MAX);
 // The directory of the running executable (where vu finds vu-net, vu-cowfs, its preload
 // library); empty if /proc/self/exe cannot be read.
 std::string exe_dir();

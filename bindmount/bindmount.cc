@@ -113,6 +113,13 @@ Result<MountSpec> parse_tmpfs(std::string_view arg) {
 Result<void> check(const MountSpec& m) {
   const char* what = m.kind == Kind::kBind ? "bind" : m.kind == Kind::kTmpfs ? "tmpfs" : "cow";
   VU_TRY_VOID(check_target(m.target, what));
+  // Mounting over / in a mount namespace leaves the process's root where it was: the view
+  // would still show the host's /. Until vu replaces the root, refuse rather than ignore it.
+  if (m.target == "/" && (m.kind == Kind::kBind || m.kind == Kind::kTmpfs))
+    return Error::usage(std::string(m.kind == Kind::kBind ? "--bind " + m.source + ":/" : "--tmpfs /") +
+                        ": replacing the view's root directory is not supported")
+        .hint("bind or mount below / instead (e.g. --bind DIR:/mnt); --cow LAYER:/ --root gives a "
+              "copy-on-write root");
   if (m.kind == Kind::kBind) {
     struct stat st;
     if (::stat(m.source.c_str(), &st) < 0) {

@@ -5,6 +5,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <vector>
 
 #include "base/strings.h"
@@ -14,13 +15,22 @@ namespace vu {
 
 namespace {
 
+// A view file is a few lines of TOML; anything larger is a wrong path (-f /dev/zero).
+constexpr size_t kMaxViewFile = 1 << 20;
+
 std::string where(const std::string& origin, const toml::node& n) {
   return origin + ":" + std::to_string(n.source().begin.line);
 }
 
 Result<std::string> as_string(const std::string& origin, std::string_view key,
                               const toml::node& n) {
-  if (auto s = n.value<std::string>()) return *s;
+  if (auto s = n.value<std::string>()) {
+    // toml's \u0000 would silently cut the value where the kernel reads it.
+    if (s->find('\0') != std::string::npos)
+      return Error::usage(where(origin, n) + ": '" + std::string(key) + "' contains a NUL character (\\u0000)")
+          .hint("paths, names and arguments cannot contain NUL; remove it");
+    return *s;
+  }
   return Error::usage(where(origin, n) + ": '" + std::string(key) + "' expects a string");
 }
 
@@ -98,7 +108,10 @@ Result<void> load_config_text(std::string_view text, const std::string& origin, 
 }
 
 Result<void> load_config_file(const std::string& path, ViewSpec* spec) {
-  auto text = sys::read_file(path);
+  auto text = sys::read_file(path, kMaxViewFile);
+  if (!text && text.error().err() == EFBIG)
+    return Error::usage("view file " + path + " is larger than " + std::to_string(kMaxViewFile >> 10) + " KiB")
+        .hint("a view file is a short TOML text; check the path given to -f");
   if (!text) return Error::sys("view file", text.error().err(), path, ErrorKind::kUsage);
   return load_config_text(*text, path, spec);
 }

@@ -119,13 +119,22 @@ Result<int> cmd_run(Invocation& inv, std::optional<NetHelper> pre_net) {
     net.emplace(VU_TRY(NetHelper::start(spec.net, std::move(pre_net))));
   pre_net.reset();
   auto started = start_ns_view(spec, plan, signals.child_mask(), net ? net->view_socket() : -1);
-  if (!started && started.error().kind() == ErrorKind::kDenied && spec.backend == BackendWish::kAuto) {
-    // User namespaces are refused here: the same view from the partial-VM backend.
-    net.reset();
-    if (auto pvm = make_pvm_plan(spec, started.error().message()); !pvm)
-      return std::move(pvm).error().context(started.error().message());
-    VU_LOG_INFO(started.error().message() << "; using the partial-VM backend (pvm)");
-    return run_pvm(spec, signals);
+  if (!started && spec.backend == BackendWish::kAuto) {
+    // User namespaces are refused here, or made but unable to mount or set a host name (an LSM
+    // policy such as Ubuntu's AppArmor rule): the same view from the partial-VM backend. The
+    // command has not run; the probe decides, so that `vu probe` and `vu run` always agree.
+    std::string why;
+    if (started.error().kind() == ErrorKind::kDenied) {
+      why = started.error().message();
+    } else if (started.error().err() == EPERM || started.error().err() == EACCES) {
+      if (Fact f = probe_userns(); !f.yes) why = "user namespaces are not usable (" + f.detail + ")";
+    }
+    if (!why.empty()) {
+      net.reset();
+      if (auto pvm = make_pvm_plan(spec, why); !pvm) return std::move(pvm).error().context(why);
+      VU_LOG_INFO(why << "; using the partial-VM backend (pvm)");
+      return run_pvm(spec, signals);
+    }
   }
   if (!started) return std::move(started).error();
   NsView view = std::move(started).value();

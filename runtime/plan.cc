@@ -1,5 +1,6 @@
 #include "runtime/plan.h"
 
+#include <arpa/inet.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -19,6 +20,18 @@ Error userns_denied(const std::string& detail, BackendWish wish) {
                 : "run 'vu probe' for what this machine allows");
 }
 
+namespace {
+// Whether a defaulted slirp network has only the addresses finish() gave it.
+bool is_slirp_default(const vdens::NetSpec& net) {
+  in_addr addr, gw;
+  ::inet_pton(AF_INET, vdens::kSlirpAddress, &addr);
+  ::inet_pton(AF_INET, vdens::kSlirpGateway, &gw);
+  return net.ip.size() == 1 && net.ip[0].addr.s_addr == addr.s_addr &&
+         net.ip[0].prefix == vdens::kSlirpPrefix && net.gateway.size() == 1 &&
+         net.gateway[0].s_addr == gw.s_addr && net.dns.size() == 1 && net.dns[0] == vdens::kSlirpDns;
+}
+}  // namespace
+
 Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
   auto refuse = [](const std::string& what, const std::string& hint) {
     return Error::make(ErrorKind::kDenied, what + " needs user namespaces; the partial-VM backend "
@@ -37,6 +50,19 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
                               : net.kind == vdens::NetKind::kJoin ? "join:" + net.join
                                                                   : net.uplinks[0].vnl),
                   "use --net host, or run where user namespaces are allowed");
+  // The default network falls back to the host's under pvm; options that configure it would
+  // be silently ignored there, so they are refused like an explicit --net.
+  if (net.defaulted) {
+    const char* what = !net.forwards.empty() ? "-p"
+                       : net.stats           ? "--net-stats"
+                       : net.mtu             ? "--mtu"
+                       : !is_slirp_default(net) ? "--ip/--gw/--dns"
+                                                : nullptr;
+    if (what)
+      return refuse(what == std::string("-p") ? "-p " + net.forwards[0].text : std::string(what),
+                    "the pvm backend has no network of its own yet (the view uses the host's); "
+                    "drop the option, or run where user namespaces are allowed");
+  }
   Plan p;
   p.backend = Backend::kPvm;
   p.why = std::move(why);

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# conformance/run.sh VU DENY_USERNS SYSCALL_PROBE — same spec, same view, either backend.
+# conformance/run.sh VU DENY_USERNS SYSCALL_PROBE DENY_MOUNT — same spec, same view, either backend.
 #
 # Each probe is a vu command line that runs under --backend=ns and under --backend=pvm (and,
-# for the ones marked "auto", under a seccomp filter that denies user namespaces, where vu picks
-# pvm by itself). Standard output, standard error (less vu's own "vu:" lines) and the exit
+# for the ones marked "auto", under the two seccomp filters of tests/helpers that imitate the
+# hosts where namespaces fail: user namespaces denied (Docker's profile), and namespaces made
+# but every mount and sethostname refused (Ubuntu >= 23.10's AppArmor rule); vu must pick pvm
+# by itself). Standard output, standard error (less vu's own "vu:" lines) and the exit
 # status must be identical. Then come the checks only pvm needs (bypasses closed). The last line
 # is "N passed, N failed, N skipped".
 set -u
 VU=$1
 DENY=$2
 PROBE=$3
+DENY_MOUNT=$4
 # The harness lies next to this script (copied there by run_as_user.sh) or in tests/integration.
 here=$(dirname "$0")
 . "$here/harness.sh" 2>/dev/null || . "$here/../integration/harness.sh" || exit 1
@@ -57,11 +60,14 @@ probe() {
       "    stderr: $(printf '%s' "$pvm_err" | head -c 300) $(grep '^vu: ' "$work/pvm.err" | head -c 200)"
   fi
   if [ $auto = 1 ]; then
-    local a_out a_rc
-    a_out=$("$DENY" "$VU" run --net host "$@" 2>"$work/auto.err"); a_rc=$?
-    if [ "$a_out" = "$ns_out" ] && [ $a_rc = $ns_rc ]; then ok "$name (userns denied: auto picks pvm)"
-    else bad "$name (userns denied: auto)" "status $a_rc (ns $ns_rc): $(printf '%s' "$a_out" | head -c 300)" \
-      "stderr: $(head -c 300 "$work/auto.err")"; fi
+    local a_out a_rc host filter
+    for host in "userns denied:$DENY" "no mounts in userns:$DENY_MOUNT"; do
+      filter=${host#*:}
+      a_out=$("$filter" "$VU" run --net host "$@" 2>"$work/auto.err"); a_rc=$?
+      if [ "$a_out" = "$ns_out" ] && [ $a_rc = $ns_rc ]; then ok "$name (${host%%:*}: auto picks pvm)"
+      else bad "$name (${host%%:*}: auto)" "status $a_rc (ns $ns_rc): $(printf '%s' "$a_out" | head -c 300)" \
+        "stderr: $(head -c 300 "$work/auto.err")"; fi
+    done
   fi
 }
 
@@ -146,6 +152,31 @@ probe "ro: relative writes from a cwd inside" "${R[@]}" -- sh -c 'cd /mnt/sub &&
 probe "ro: reading still works" "${R[@]}" -- sh -c 'cat /mnt/f /mnt/sub/up; ls /mnt/sub'
 if [ -w "$W/data/f" ] && [ "$(cat "$W/data/f")" = hello ] && [ ! -e "$W/data/new" ]; then ok "ro: the host's files are untouched"
 else bad "ro: the host's files changed" "$(ls -la "$W/data")"; fi
+
+# --- Hosts where namespaces fail: probe and run agree, auto falls back before the command runs ---
+for host in "userns denied:$DENY" "no mounts in userns:$DENY_MOUNT"; do
+  what=${host%%:*} filter=${host#*:}
+  p=$("$filter" "$VU" probe 2>&1 | grep '^vu run would use')
+  case "$p" in *"pvm backend"*) ok "$what: vu probe says pvm" ;; *) bad "$what: vu probe" "$p" ;; esac
+  # The default network, --root, --bind, --tmpfs and --hostname: each needed a mount or
+  # sethostname in the namespace.
+  out=$("$filter" "$VU" run -v --root --hostname box --tmpfs /vu-scratch --bind "$W/r:/etc/resolv.conf" -- \
+    sh -c 'id -u; uname -n; ls -d /vu-scratch; cat /etc/resolv.conf' 2>"$work/auto.err"); rc=$?
+  want="0
+box
+/vu-scratch
+nameserver 192.0.2.53"
+  if [ $rc = 0 ] && [ "$out" = "$want" ] && grep -q 'using the partial-VM backend' "$work/auto.err"; then
+    ok "$what: vu run with the default network, --root, --hostname, --tmpfs, --bind uses pvm (-v says why)"
+  else bad "$what: vu run falls back to pvm" "status $rc: $out" "stderr: $(head -c 400 "$work/auto.err")"; fi
+  check_err "$what: -p is refused under pvm" 125 'needs user namespaces|-p 18080:80' \
+    "$filter" "$VU" run -p 18080:80 -- true
+  check_err "$what: --backend=ns says why" 125 'user namespaces|Operation not permitted' \
+    "$filter" "$VU" run --backend=ns --net none -- true
+done
+check_err "pvm: -p is refused (the view would use the host's network)" 125 '-p 18080:80.*needs user namespaces' \
+  "$VU" run --backend=pvm -p 18080:80 -- true
+check_err "pvm: --net-stats is refused" 125 'net-stats' "$VU" run --backend=pvm --net-stats -- true
 
 # --- pvm only: the ways around a path map are closed ----------------------------------------------
 pvm_check() {

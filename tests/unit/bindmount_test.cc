@@ -66,6 +66,17 @@ TEST(Check, MissingSourceIsAUsageErrorNamingIt) {
   EXPECT_TRUE(check(*parse_bind("/tmp:/mnt")).ok());
 }
 
+TEST(Check, ANewRootIsRefusedNotIgnored) {
+  // The ns backend used to accept these and still show the host's /.
+  auto b = check(*parse_bind("/tmp:/"));
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.error().kind(), ErrorKind::kUsage);
+  EXPECT_NE(b.error().message().find("root"), std::string::npos);
+  EXPECT_FALSE(check(*parse_tmpfs("/")).ok());
+  EXPECT_FALSE(check(*parse_bind("/tmp://")).ok());
+  EXPECT_TRUE(check(*parse_tmpfs("/x")).ok());
+}
+
 TEST(Describe, ExplainsCommonErrnos) {
   MountSpec m = *parse_bind("/etc/hostname:/mnt");
   Error e = describe(m, Failure{0, Stage::kMoveMount, ENOTDIR});

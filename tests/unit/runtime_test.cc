@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/strings.h"
 #include "base/temp_dir.h"
 #include "base/unique_fd.h"
 #include "fusefs/keeper.h"
@@ -165,6 +166,19 @@ TEST(Config, MissingFileIsAUsageError) {
   EXPECT_EQ(r.error().kind(), ErrorKind::kUsage);
 }
 
+TEST(Config, OversizedFileAndNulAreUsageErrors) {
+  ViewSpec s;
+  auto big = load_config_file("/dev/zero", &s);  // aborted with std::bad_alloc before
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.error().kind(), ErrorKind::kUsage);
+  EXPECT_NE(big.error().message().find("larger than"), std::string::npos);
+  auto nul = load_config_text("hostname = \"a\\u0000b\"\n", "v.toml", &s);  // silently "a" before
+  ASSERT_FALSE(nul.ok());
+  EXPECT_EQ(nul.error().kind(), ErrorKind::kUsage);
+  EXPECT_NE(nul.error().message().find("NUL"), std::string::npos);
+  EXPECT_FALSE(load_config_text("command = [\"sh\", \"-c\\u0000x\"]\n", "v.toml", &s).ok());
+}
+
 TEST(NetSpec, SlirpDefaultsAndChecks) {
   vdens::NetSpec n;
   ASSERT_TRUE(vdens::add_net(n, "slirp:allow-host-loopback").ok());
@@ -246,6 +260,25 @@ TEST(Plan, NamespacesFollowTheSpec) {
   ASSERT_TRUE(q.ok());
   EXPECT_NE(q->clone_flags & CLONE_NEWNET, 0u);
   EXPECT_NE(to_string(*q).find("lo up"), std::string::npos);
+}
+
+TEST(Plan, PvmRefusesWhatItWouldIgnore) {
+  // -p, --net-stats, --mtu and addresses on the default network: pvm has the host's network
+  // only, so they are refused (-p was accepted and did nothing).
+  for (const char* opt : {"-p 8080:80", "--net-stats", "--mtu 9000", "--ip 10.0.2.5/24", "--dns 10.0.2.9"}) {
+    std::vector<std::string> args{"run"};
+    for (std::string& w : str::split(opt, ' ')) args.push_back(w);
+    args.push_back("true");
+    auto inv = parse(args);
+    ASSERT_TRUE(inv.ok()) << opt;
+    ASSERT_TRUE(finalize(inv->spec).ok()) << opt;
+    auto p = make_pvm_plan(inv->spec, "test");
+    ASSERT_FALSE(p.ok()) << opt;
+    EXPECT_EQ(exit_status_for(p.error().kind()), kExitSetup) << opt;
+  }
+  ViewSpec plain;
+  ASSERT_TRUE(finalize(plain).ok());
+  EXPECT_TRUE(make_pvm_plan(plain, "test").ok());  // the default network alone falls back
 }
 
 TEST(Plan, DeniedUsernsExplainsAndNeverFallsBackQuietly) {
