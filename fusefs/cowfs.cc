@@ -534,12 +534,25 @@ int op_read_buf(const char*, struct fuse_bufvec** bufp, size_t size, off_t off, 
   return 0;
 }
 
+// All of it or an error. A short count is not an answer the kernel can use: the writeback
+// cache takes any reply without an error as "written" (the rest of the page is lost, and the
+// writer's close() says nothing), and a writer without the cache would retry blindly. So a
+// short write is continued until the layer's filesystem says why it stopped (ENOSPC, EDQUOT,
+// EFBIG), and that error is the reply: the writer's write() or close() gets it.
 int op_write_buf(const char*, struct fuse_bufvec* buf, off_t off, struct fuse_file_info* fi) {
-  struct fuse_bufvec dst = FUSE_BUFVEC_INIT(fuse_buf_size(buf));
-  dst.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-  dst.buf[0].fd = static_cast<int>(fi->fh);
-  dst.buf[0].pos = off;
-  return static_cast<int>(fuse_buf_copy(&dst, buf, FUSE_BUF_SPLICE_NONBLOCK));
+  const size_t total = fuse_buf_size(buf);
+  size_t done = 0;
+  while (done < total) {
+    struct fuse_bufvec dst = FUSE_BUFVEC_INIT(total - done);
+    dst.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+    dst.buf[0].fd = static_cast<int>(fi->fh);
+    dst.buf[0].pos = off + static_cast<off_t>(done);
+    ssize_t k = fuse_buf_copy(&dst, buf, FUSE_BUF_SPLICE_NONBLOCK);  // advances buf past what it copied
+    if (k < 0) return static_cast<int>(k);
+    if (k == 0) return -EIO;  // no progress and no reason: never report it as written
+    done += static_cast<size_t>(k);
+  }
+  return static_cast<int>(done);
 }
 
 int op_statfs(const char*, struct statvfs* st) { return ::fstatvfs(g.upper, st) < 0 ? -errno : 0; }

@@ -117,6 +117,24 @@ else
   fi
 fi
 
+# ---- vu-cowfs: a full layer, copy-up safety, a killed daemon ---------------------------------
+if [ $have_fuse = 1 ]; then
+  # A layer whose filesystem fills (a 1 MiB tmpfs on the layer's directory, in the view only):
+  # the writer must hear ENOSPC at write() or close(), never a silent success with less in
+  # the layer. dd checks close(); the layer's own file is read past the FUSE cache.
+  mkdir -p "$work/full-low" "$work/full"
+  out=$("$VU" run --net none --tmpfs "$work/full:size=1m" --cow "$work/full:$work/full-low:fuse" -- sh -c '
+    cd "$1-low"
+    head -c 1040000 /dev/zero > fill || echo "fill failed"
+    if dd if=/dev/zero of=big bs=64k count=1 status=none 2>/dev/null; then
+      echo "big: dd says written, the layer has $(wc -c < "$1/big")"; fi
+    if echo hello | dd of=small status=none 2>/dev/null; then
+      [ "$(cat "$1/small" 2>/dev/null)" = hello ] || echo "small: dd says written, the layer has $(wc -c < "$1/small")"; fi
+    echo done' vu-full "$work/full" 2>&1)
+  [ "$out" = done ] && ok "vu-cowfs: a full layer reaches the writer (ENOSPC at write or close)" \
+    || bad "vu-cowfs: a full layer reaches the writer (ENOSPC at write or close)" "$out"
+fi
+
 # ---- the issue's command lines --------------------------------------------------------------
 if [ $have_fuse = 1 ]; then
   rm -rf "$work/ul"
