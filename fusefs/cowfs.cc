@@ -21,7 +21,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/mount.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
@@ -119,6 +121,10 @@ int resolve(const std::string& r, Node* n) {
         n->st = st;
       }
       n->lower_below = S_ISDIR(st.st_mode) && S_ISDIR(n->st.st_mode) && !below_hidden;
+      // The layer's root is 0700 (no one else may enter the layer on the host, see
+      // prepare_cow); the view sees the target's own mode there, unless it chose another.
+      if (r == "." && n->layer == 1 && (n->st.st_mode & 07777) == 0700)
+        n->st.st_mode = (n->st.st_mode & S_IFMT) | (st.st_mode & 07777);
     } else if (errno != ENOENT && errno != ENOTDIR) {
       return -errno;
     }
@@ -127,6 +133,23 @@ int resolve(const std::string& r, Node* n) {
   n->st.st_uid = g.uid;
   n->st.st_gid = g.gid;
   return 0;
+}
+
+// Every open in a layer goes through here: the path is one the kernel resolved in the view, so
+// it never has a symlink on the way; one found there was planted (the lower layer may be a
+// directory others can write, e.g. /tmp) and is not followed, nor is anything outside the layer.
+int open_in(int dir, const std::string& r, int flags, mode_t mode = 0) {
+  struct open_how how {};
+  // openat2 refuses bits outside the open flags (EINVAL); the kernel's FUSE_OPEN may carry some.
+  constexpr int kValid = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_NONBLOCK | O_SYNC | O_DSYNC |
+                         O_DIRECT | O_LARGEFILE | O_DIRECTORY | O_NOATIME | O_TMPFILE;
+  how.flags = static_cast<uint64_t>((flags & kValid) | O_NOFOLLOW | O_CLOEXEC);
+  how.mode = (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? mode & 07777 : 0;  // no S_IFREG
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  long fd;
+  do fd = ::syscall(SYS_openat2, dir, r.c_str(), &how, sizeof how);
+  while (fd < 0 && errno == EAGAIN);  // RESOLVE_* lookups may ask for a retry under rename
+  return static_cast<int>(fd);
 }
 
 int layer_fd(const Node& n) { return n.layer == 1 ? g.upper : g.lower; }
@@ -180,11 +203,26 @@ int copy_up(const std::string& r) {
     copy_xattrs(g.lower_proc + r, to);
     ::fchmodat(g.upper, r.c_str(), st.st_mode & 07777, 0);
   } else if (S_ISREG(st.st_mode)) {
-    // Into a temporary name beside the target, then renamed: a crash leaves no half copy.
-    std::string tmp = parent_of(r) + "/.vu-cowfs-copy." + std::to_string(::gettid());
-    int in = ::openat(g.lower, r.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    // Into a file with no name (O_TMPFILE), linked under r once complete: a crash leaves no
+    // half copy and no name exists that anyone could plant a symlink or a file on. Where the
+    // layer's filesystem has no O_TMPFILE: a fresh random name, O_EXCL (never an existing file,
+    // never through a symlink), renamed over r.
+    int in = open_in(g.lower, r, O_RDONLY);
     if (in < 0) return -errno;
-    int out = ::openat(g.upper, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    std::string tmp;
+    int out = open_in(g.upper, parent_of(r), O_TMPFILE | O_RDWR, 0600);
+    if (out < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+      unsigned char rnd[8];
+      for (int tries = 0; out < 0 && tries < 100; ++tries) {
+        if (::getrandom(rnd, sizeof rnd, 0) != sizeof rnd) break;
+        char name[32];
+        std::snprintf(name, sizeof name, ".vu-cowfs-copy.%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
+                      rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+        tmp = parent_of(r) + "/" + name;
+        out = open_in(g.upper, tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        if (out < 0 && errno != EEXIST) break;
+      }
+    }
     if (out < 0) {
       int e = errno;
       ::close(in);
@@ -206,13 +244,15 @@ int copy_up(const std::string& r) {
       left -= k;
     }
     ::close(in);
-    if (!err) copy_xattrs(g.lower_proc + r, g.upper_proc + tmp);
+    const std::string out_proc = "/proc/self/fd/" + std::to_string(out);
+    if (!err) copy_xattrs(g.lower_proc + r, out_proc);
     if (!err && ::fchmod(out, st.st_mode & 07777) < 0) err = -errno;
     struct timespec times[2] = {st.st_atim, st.st_mtim};
     if (!err) ::futimens(out, times);
+    if (!err && tmp.empty() && ::linkat(AT_FDCWD, out_proc.c_str(), g.upper, r.c_str(), AT_SYMLINK_FOLLOW) < 0) err = -errno;
+    if (!err && !tmp.empty() && ::renameat(g.upper, tmp.c_str(), g.upper, r.c_str()) < 0) err = -errno;
+    if (err && !tmp.empty()) ::unlinkat(g.upper, tmp.c_str(), 0);
     ::close(out);
-    if (!err && ::renameat(g.upper, tmp.c_str(), g.upper, r.c_str()) < 0) err = -errno;
-    if (err) ::unlinkat(g.upper, tmp.c_str(), 0);
     return err;
   } else if (S_ISLNK(st.st_mode)) {
     char target[4096];
@@ -237,7 +277,7 @@ int make_whiteout(const std::string& r) {
 int list_dir(const std::string& r, const Node& n, std::set<std::string>* names) {
   std::set<std::string> hidden;
   auto scan = [&](int base, bool upper) -> int {
-    int fd = ::openat(base, r.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = open_in(base, r, O_RDONLY | O_DIRECTORY);
     if (fd < 0) return -errno;
     DIR* d = ::fdopendir(fd);
     if (!d) {
@@ -377,7 +417,7 @@ int remove_entry(const std::string& r, bool dir) {
   if (n.layer == 1) {
     if (dir) {
       // Only whiteouts can be left in it.
-      int fd = ::openat(g.upper, r.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      int fd = open_in(g.upper, r, O_RDONLY | O_DIRECTORY);
       if (fd >= 0) {
         DIR* d = ::fdopendir(fd);
         while (struct dirent* e = d ? ::readdir(d) : nullptr)
@@ -469,7 +509,7 @@ int op_truncate(const char* path, off_t size, struct fuse_file_info* fi) {
   std::lock_guard<std::mutex> lock(g.tree);
   std::string r = rel(path);
   if (int e = copy_up(r)) return e;
-  int fd = ::openat(g.upper, r.c_str(), O_WRONLY | O_CLOEXEC);
+  int fd = open_in(g.upper, r, O_WRONLY);
   if (fd < 0) return -errno;
   int e = ::ftruncate(fd, size) < 0 ? -errno : 0;
   ::close(fd);
@@ -505,7 +545,7 @@ int op_open(const char* path, struct fuse_file_info* fi) {
   } else if (int e = resolve(r, &n)) {
     return e;
   }
-  int fd = ::openat(layer_fd(n), r.c_str(), open_flags(fi->flags));
+  int fd = open_in(layer_fd(n), r, open_flags(fi->flags));
   if (fd < 0) return -errno;
   fi->fh = static_cast<uint64_t>(fd);
   fi->keep_cache = 1;
@@ -517,7 +557,7 @@ int op_create(const char* path, mode_t mode, struct fuse_file_info* fi) {
   std::string r = rel(path);
   bool hid;
   if (int e = prepare_create(r, &hid)) return e;
-  int fd = ::openat(g.upper, r.c_str(), open_flags(fi->flags) | O_CREAT, mode);
+  int fd = open_in(g.upper, r, open_flags(fi->flags) | O_CREAT | O_EXCL, mode);
   if (fd < 0) return -errno;
   fi->fh = static_cast<uint64_t>(fd);
   return 0;

@@ -200,7 +200,9 @@ std::string cowfs_path() {
 
 Result<CowMount> prepare_cow(const CowSpec& c) {
   CowMount m;
-  if (::mkdir(c.layer.c_str(), 0755) < 0 && errno != EEXIST) return Error::sys("--cow: create layer", errno, c.layer);
+  // 0700: the layer holds the view's copies with the target's modes (a world-writable /var/tmp,
+  // files only the view should read); no one else may enter it on the host.
+  if (::mkdir(c.layer.c_str(), 0700) < 0 && errno != EEXIST) return Error::sys("--cow: create layer", errno, c.layer);
   // A whiteout is a 0/0 character device; some filesystems (vfat, some FUSE) cannot make
   // device nodes at all: find out now, not at the first delete.
   std::string probe = c.layer + "/.vu-whiteout-probe";
