@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -207,6 +208,64 @@ std::string bind_into(const std::string& stage, const std::string& mountinfo) {
   return {};
 }
 
+// The view runs; a FUSE program that dies now leaves its mount answering ENOTCONN, which its
+// users cannot tell from a bug of their own: say which program died and how. `owner` maps the
+// pids to watch (each program, or what it daemonized into) to their mount.
+void say_died(const std::vector<FuseMount>& mounts, std::vector<std::pair<pid_t, size_t>>& owner, pid_t pid, int status) {
+  for (auto& [p, i] : owner) {
+    if (p != pid) continue;
+    p = -1;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+      // A program that daemonizes after mounting (fuse2fs, squashfuse): its parent leaves with
+      // 0 and the daemon, reparented to us (a subreaper), is the one to watch. A FUSE program
+      // also exits 0 when its filesystem was unmounted: nothing to say then either.
+      const size_t mount = i;
+      for (pid_t c : sys::children_of(::getpid())) {
+        bool known = false;
+        for (const auto& o : owner) known = known || o.first == c;
+        if (!known) owner.emplace_back(c, mount);
+      }
+      return;
+    }
+    std::string msg = "vu: " + mounts[i].what + " " + describe_status(status) + " while the view ran: " +
+                      mounts[i].target + " is unreachable now (ENOTCONN)\n";
+    (void)!::write(2, msg.data(), msg.size());
+  }
+}
+
+// Waits for end of file on control_fd (the view is over, or vu died), reaping the programs
+// that exit meanwhile (SIGCHLD is blocked here, inherited from vu: a signalfd reads it).
+void wait_for_teardown(const std::vector<FuseMount>& mounts, std::vector<pid_t>& pids,
+                       std::vector<std::pair<pid_t, size_t>>& owner, int control_fd) {
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  UniqueFd sfd(::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK));
+  for (;;) {
+    struct pollfd p[2] = {{control_fd, POLLIN, 0}, {sfd.get(), POLLIN, 0}};
+    if (::poll(p, sfd ? 2 : 1, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (p[1].revents & POLLIN) {
+      struct signalfd_siginfo si;
+      while (::read(sfd.get(), &si, sizeof si) > 0) {
+      }
+      int status;
+      for (pid_t c; (c = ::waitpid(-1, &status, WNOHANG | __WALL)) > 0;) {
+        say_died(mounts, owner, c, status);
+        for (pid_t& q : pids)
+          if (q == c) q = -1;
+      }
+    }
+    if (p[0].revents) {
+      char c;
+      ssize_t r = ::read(control_fd, &c, 1);
+      if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) return;
+    }
+  }
+}
+
 }  // namespace
 
 bool fuse_mounted_at(const std::string& mountinfo, const std::string& target) {
@@ -227,6 +286,7 @@ void keeper_main(const KeeperArgs& a) {
   ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   const std::vector<FuseMount>& mounts = *a.mounts;
   std::vector<pid_t> pids;  // one per program started, in order (-1: it has exited)
+  std::vector<std::pair<pid_t, size_t>> owner;  // the processes whose death we report, and their mount
   std::string error;
   {
     UniqueFd info(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
@@ -235,6 +295,16 @@ void keeper_main(const KeeperArgs& a) {
       pid_t pid = -1;
       error = mount_one(mounts[i], a.ambient_sys_admin, info.get(), &pid);
       pids.push_back(pid);
+      if (pid > 0) {
+        owner.emplace_back(pid, i);
+      } else if (error.empty()) {
+        // It daemonized: the daemon is our child now (we are a subreaper), the only new one.
+        for (pid_t c : sys::children_of(::getpid())) {
+          bool known = false;
+          for (const auto& o : owner) known = known || o.first == c;
+          if (!known) owner.emplace_back(c, i);
+        }
+      }
       if (error.empty() && mounts[i].new_root) error = bind_into(mounts[i].target, read_all(info.get()));
     }
   }
@@ -246,10 +316,7 @@ void keeper_main(const KeeperArgs& a) {
   }
   (void)!::write(a.ready_fd, "R", 1);
   ::close(a.ready_fd);
-  char c;
-  ssize_t r;
-  do r = ::read(a.control_fd, &c, 1);
-  while (r != 0 && !(r < 0 && errno != EINTR));
+  wait_for_teardown(mounts, pids, owner, a.control_fd);
   unmount_all(mounts, pids);
   ::_exit(0);
 }
