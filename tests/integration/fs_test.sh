@@ -133,6 +133,29 @@ if [ $have_fuse = 1 ]; then
     echo done' vu-full "$work/full" 2>&1)
   [ "$out" = done ] && ok "vu-cowfs: a full layer reaches the writer (ENOSPC at write or close)" \
     || bad "vu-cowfs: a full layer reaches the writer (ENOSPC at write or close)" "$out"
+  # Copy-up as an attacker sees it: the old copy-up wrote through the predictable name
+  # .vu-cowfs-copy.<tid> (O_CREAT|O_TRUNC, following symlinks) beside the target. A symlink
+  # planted there must not redirect the copy; the layer's root is 0700 (no one else enters it),
+  # while the view still sees the target's own mode.
+  make_lower "$work/at-low"
+  rm -rf "$work/at-layer"
+  echo secret > "$work/victim"
+  out=$("$VU" run --net none --cow "$work/at-layer:$work/at-low:fuse" -- sh -c '
+    cd "$1-low" && touch d/other || exit 1
+    pid=$(pgrep -f "^[^ ]*vu-cowfs $1-layer ") || { echo "no vu-cowfs"; exit 1; }
+    for p in $pid; do ln -s "$2" "$1-layer/d/.vu-cowfs-copy.$p"; done
+    echo more >> d/f && cat d/f && stat -c %a .' vu-attack "$work/at" "$work/victim" 2>&1)
+  [ "$out" = "hello
+more
+$(stat -c %a "$work/at-low")" ] && [ "$(cat "$work/victim")" = secret ] && ok "vu-cowfs: copy-up does not follow a planted symlink" \
+    || bad "vu-cowfs: copy-up does not follow a planted symlink" "$out" "victim: $(cat "$work/victim")"
+  [ "$(stat -c %a "$work/at-layer")" = 700 ] && ok "--cow: a new layer is 0700 on the host" || bad "--cow: a new layer is 0700 on the host" "$(stat -c %a "$work/at-layer")"
+  # vu-cowfs killed while the view runs: the writers get ENOTCONN, and vu says what died.
+  make_lower "$work/k-low"
+  "$VU" run --net none --cow "$work/k-layer:$work/k-low:fuse" -- sh -c '
+    kill -KILL $(pgrep -f "^[^ ]*vu-cowfs $1-layer ") && sleep 0.3; echo x > "$1-low/new"' vu-kill "$work/k" >/dev/null 2>"$work/stderr"
+  grep -q "^vu: copy-on-write layer $work/k-layer (vu-cowfs) was killed by signal Killed.*$work/k-low is unreachable" "$work/stderr" \
+    && ok "vu-cowfs killed mid-view: vu names it and its signal" || bad "vu-cowfs killed mid-view: vu names it and its signal" "$(cat "$work/stderr")"
 fi
 
 # ---- the issue's command lines --------------------------------------------------------------
