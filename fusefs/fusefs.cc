@@ -1,7 +1,10 @@
 #include "fusefs/fusefs.h"
 
 #include <fcntl.h>
+#include <dirent.h>
 #include <fts.h>
+#include <ftw.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/utsname.h>
@@ -44,6 +47,53 @@ Result<std::string> overlay_path(const std::string& p, bool lower) {
     out += c;
   }
   return out;
+}
+
+constexpr const char kWorkPrefix[] = ".vu-cow-work";
+
+// Removes a tree we own, opening up directories we cannot read first (overlayfs leaves its
+// work/work at mode 000), as TempDir does.
+void remove_tree(const std::string& path) {
+  ::nftw(
+      path.c_str(),
+      [](const char* p, const struct stat* st, int type, struct FTW*) {
+        if (type == FTW_D || type == FTW_DNR) ::chmod(p, (st->st_mode & 07777) | S_IRWXU);
+        return 0;
+      },
+      16, FTW_PHYS);
+  ::nftw(
+      path.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p) < 0 ? 0 : 0; }, 16,
+      FTW_DEPTH | FTW_PHYS);
+}
+
+// Work directories beside a layer left by a vu that was killed (SIGKILL leaves no time to
+// remove them): ours, and unlocked. A running vu holds the lock on its own (prepare_cow), so
+// it is provably gone when the lock can be taken; a directory being made is locked before use
+// and re-checked (see lock_work).
+void remove_orphan_work_dirs(const std::string& parent) {
+  DIR* d = ::opendir(parent.c_str());
+  if (!d) return;
+  while (struct dirent* e = ::readdir(d)) {
+    if (std::strncmp(e->d_name, kWorkPrefix, sizeof kWorkPrefix - 1) != 0 || e->d_name[sizeof kWorkPrefix - 1] != '.') continue;
+    UniqueFd fd(::openat(::dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    struct stat st;
+    if (!fd || ::fstat(fd.get(), &st) < 0 || st.st_uid != ::getuid()) continue;
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) < 0) continue;  // a live vu's
+    remove_tree(parent + "/" + e->d_name);
+  }
+  ::closedir(d);
+}
+
+// Locks a fresh work directory. A cleaner (another vu's remove_orphan_work_dirs) may have
+// taken it between mkdtemp and the lock: then it is gone (no links) and we make another.
+Result<UniqueFd> lock_work(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return Error::sys("open", errno, path);
+  if (::flock(fd.get(), LOCK_EX) < 0) return Error::sys("flock", errno, path);
+  struct stat st;
+  if (::fstat(fd.get(), &st) < 0) return Error::sys("fstat", errno, path);
+  if (st.st_nlink == 0) return UniqueFd();
+  return fd;
 }
 
 }  // namespace
@@ -213,7 +263,13 @@ Result<CowMount> prepare_cow(const CowSpec& c) {
   if (c.impl == CowImpl::kKernel) {
     std::string parent = c.layer.substr(0, c.layer.rfind('/'));
     if (parent.empty()) parent = "/";
-    m.work.emplace(VU_TRY(TempDir::make_in(parent, ".vu-cow-work")));
+    remove_orphan_work_dirs(parent);
+    for (int tries = 0; !m.work_lock && tries < 5; ++tries) {
+      m.work.reset();
+      m.work.emplace(VU_TRY(TempDir::make_in(parent, kWorkPrefix)));
+      m.work_lock = VU_TRY(lock_work(m.work->path()));
+    }
+    if (!m.work_lock) return Error::make(ErrorKind::kSetup, "--cow: the work directory beside " + c.layer + " keeps disappearing");
     struct stat a, b;
     if (::stat(m.work->path().c_str(), &a) == 0 && ::stat(c.layer.c_str(), &b) == 0 && a.st_dev != b.st_dev)
       return Error::usage("--cow: layer " + c.layer + " is a mountpoint: overlayfs needs its work directory on the same filesystem")

@@ -27,6 +27,7 @@
 
 #include "base/error.h"
 #include "base/temp_dir.h"
+#include "base/unique_fd.h"
 #include "bindmount/bindmount.h"
 
 namespace vu::fusefs {
@@ -71,9 +72,13 @@ Result<void> choose_cow(CowSpec& spec, uid_t uid, gid_t gid);
 // realized. Kernel: `mount` (an overlay MountSpec) plus `work`, the
 // overlayfs work directory beside LAYER (same filesystem), removed when this goes away.
 // FUSE: `fuse` runs vu-cowfs.
+// The kernel's work directory, `.vu-cow-work.XXXXXX`, is locked (flock) by this vu for as long
+// as it lives: a later prepare_cow removes the ones whose lock it can take (their vu was
+// killed), never one a running vu holds.
 struct CowMount {
   bool kernel = false;
   bindmount::MountSpec mount;
+  UniqueFd work_lock;  // before `work`: released after the directory is removed
   std::optional<TempDir> work;
   FuseMount fuse;
 };

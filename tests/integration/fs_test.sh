@@ -158,6 +158,25 @@ $(stat -c %a "$work/at-low")" ] && [ "$(cat "$work/victim")" = secret ] && ok "v
     && ok "vu-cowfs killed mid-view: vu names it and its signal" || bad "vu-cowfs killed mid-view: vu names it and its signal" "$(cat "$work/stderr")"
 fi
 
+# ---- kernel --cow: what a killed vu leaves beside the layer -----------------------------------
+if [ $have_overlay = 1 ]; then
+  mkdir -p "$work/w" && make_lower "$work/w/low"
+  works() { ls -d "$work/w"/.vu-cow-work.* 2>/dev/null | sort; }
+  "$VU" run --net none --cow "$work/w/l1:$work/w/low:kernel" -- sh -c 'kill -KILL $PPID; sleep 2' 2>/dev/null
+  killed=$(works)
+  # A live view beside it, whose work directory must survive the next view's clean-up.
+  "$VU" run --net none --cow "$work/w/l2:$work/w/low:kernel" -- sh -c 'echo up; exec sleep 30' > "$work/w/up" 2>&1 &
+  live_vu=$!
+  for _ in $(seq 100); do [ -s "$work/w/up" ] && break; sleep 0.05; done
+  live=$(comm -13 <(echo "$killed") <(works))
+  "$VU" run --net none --cow "$work/w/l3:$work/w/low:kernel" -- true
+  left=$(works)
+  kill $live_vu; wait $live_vu 2>/dev/null
+  if [ -n "$killed" ] && [ -n "$live" ] && [ "$left" = "$live" ]; then ok "kernel --cow: a killed vu's work directory is removed by the next, a live one's kept"
+  else bad "kernel --cow: a killed vu's work directory is removed by the next, a live one's kept" "killed: $killed" "live: $live" "left: $left"; fi
+  [ -z "$(works)" ] && ok "…and the live one removes its own" || bad "…and the live one removes its own" "$(works)"
+fi
+
 # ---- the issue's command lines --------------------------------------------------------------
 if [ $have_fuse = 1 ]; then
   rm -rf "$work/ul"
