@@ -10,8 +10,14 @@
  *   - options end at CAPS (or "--"): `cado net_raw capsh --print` passes --print to capsh
  *     (the original's getopt permuted it away and ran capsh without it);
  *   - the command's environment is sanitized (LD_*, GCONV_PATH, … removed: the list glibc
- *     drops for setuid programs);
- *   - condition commands run as the caller with no capabilities at all, not as _cado;
+ *     drops for setuid programs); cado -S, which asks no password, resets it as sudo's
+ *     env_reset does (cado_reset_environ: PATH fixed, HOME SHELL USER LOGNAME from passwd,
+ *     TERM COLORTERM DISPLAY XAUTHORITY WAYLAND_DISPLAY LANG LANGUAGE LC_* TZ kept if safe),
+ *     so BASH_ENV, ENV, PYTHONPATH, PERL5OPT… cannot run the caller's code in the program;
+ *   - condition commands run as _cado (as the original) but with no capabilities, a fixed
+ *     environment ($NAME expands from it, not from the caller's), stdin /dev/null, cwd /:
+ *     the caller can neither trace them nor feed them code or arguments;
+ *   - cado -S reads the program with the caller's ids, not _cado's;
  *   - every grant and refusal is logged (syslog, LOG_AUTHPRIV);
  *   - cado -S executes the very bytes it hashed: the binary is copied into a sealed memfd,
  *     hashed there and executed from there (no temporary file, no watchdog; #! scripts work).
@@ -28,6 +34,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +49,8 @@
 
 #include "cado_common.h"
 #include "cado_parse.h"
+
+extern char **environ;
 
 #define EXIT_USAGE 1
 #define EXIT_DENIED 2
@@ -58,6 +67,11 @@ static void usage(void) {
           "  -s, --setcap       set the minimum caps for cado (root access)\n"
           "\ncapability_list: names (net_admin or cap_net_admin) or a hex mask, comma-separated.\n"
           "Options end at capability_list; the command's own options are never cado's.\n"
+          "With -S the environment is reset (as sudo's env_reset): PATH=" CADO_SAFE_PATH ",\n"
+          "HOME, SHELL, USER, LOGNAME from your passwd entry; kept: TERM, COLORTERM, DISPLAY,\n"
+          "XAUTHORITY, WAYLAND_DISPLAY, and LANG, LANGUAGE, LC_*, TZ when they name no file.\n"
+          "Without -S it is yours minus LD_*, GCONV_PATH, MALLOC_*... (glibc's setuid list).\n"
+          "Condition commands of cado.conf run as " CADO_USER " with PATH, HOME, SHELL, USER, LOGNAME.\n"
           "Exit status: 1 usage, 2 refused (not allowed, authentication failure); else the command's.\n");
   exit(EXIT_USAGE);
 }
@@ -80,13 +94,18 @@ static void print_capset(uint64_t set) {
 
 #define MAX_GROUPS 256
 static char user_name[LOGIN_NAME_MAX + 1];
+static char user_home[PATH_MAX], user_shell[PATH_MAX];
 static char group_buf[MAX_GROUPS][64];
 static const char *group_names[MAX_GROUPS + 1];
 
 static int load_caller(void) {
   struct passwd *pw = getpwuid(getuid());
-  if (!pw || strlen(pw->pw_name) >= sizeof user_name) return -1;
+  if (!pw || strlen(pw->pw_name) >= sizeof user_name || strlen(pw->pw_dir) >= sizeof user_home ||
+      strlen(pw->pw_shell) >= sizeof user_shell)
+    return -1;
   strcpy(user_name, pw->pw_name);
+  strcpy(user_home, pw->pw_dir);
+  strcpy(user_shell, pw->pw_shell);
   gid_t gids[MAX_GROUPS];
   int n = MAX_GROUPS;
   if (getgrouplist(user_name, pw->pw_gid, gids, &n) < 0) n = MAX_GROUPS; /* truncated: first ones */
@@ -104,13 +123,17 @@ static int load_caller(void) {
 
 /* ---- capabilities of this process ---- */
 
-/* CAP_DAC_READ_SEARCH effective while reading root-only files (cado.conf, the scado spool). */
+/* CAP_DAC_READ_SEARCH effective while reading root-only files (cado.conf, the scado spool).
+ * Not raised: the read fails. Not lowered: cado stops here. */
 static void dac_read_search(int on) {
   cap_t c = cap_get_proc();
-  if (!c) return;
   cap_value_t v = CAP_DAC_READ_SEARCH;
-  if (cap_set_flag(c, CAP_EFFECTIVE, 1, &v, on ? CAP_SET : CAP_CLEAR) == 0) (void)cap_set_proc(c);
-  cap_free(c);
+  int rc = c && cap_set_flag(c, CAP_EFFECTIVE, 1, &v, on ? CAP_SET : CAP_CLEAR) == 0 ? cap_set_proc(c) : -1;
+  if (c) cap_free(c);
+  if (rc < 0 && !on) {
+    fprintf(stderr, "cado: cannot lower CAP_DAC_READ_SEARCH: %s\n", strerror(errno));
+    exit(EXIT_DENIED);
+  }
 }
 
 /* Inheritable = grant, effective cleared, ambient = exactly grant. */
@@ -139,35 +162,52 @@ static int set_ambient(uint64_t grant) {
 
 /* ---- cado.conf ---- */
 
-/* Condition commands: run as the caller (real uid/gid, own groups), no capabilities at all,
- * sanitized environment, no shell: words split on blanks, $NAME replaced from the caller's
- * environment (as the original's libexecs). */
+/* The value of NAME in env ("" when unset). */
+static const char *env_value(char *const *env, const char *name) {
+  size_t n = strlen(name);
+  for (; *env; ++env)
+    if (strncmp(*env, name, n) == 0 && (*env)[n] == '=') return *env + n + 1;
+  return "";
+}
+
+/* Condition commands (ctx: their environment, CADO_ENV_MINIMAL): run as the user _cado, not
+ * as the caller, who could ptrace them; no capabilities; the fixed environment only; stdin
+ * /dev/null, cwd /, default signal dispositions and mask, no fd but 0-2. No shell: words
+ * split on blanks, $NAME replaced from that environment (not the caller's). */
 static int run_condition(const char *cmd, size_t len, void *ctx) {
-  (void)ctx;
+  char **env = ctx;
   char buf[4096];
   if (len >= sizeof buf) return -1;
   memcpy(buf, cmd, len);
   buf[len] = 0;
   char *argv[64];
   int argc = 0;
-  for (char *save = NULL, *w = strtok_r(buf, " \t", &save); w && argc < 63; w = strtok_r(NULL, " \t", &save)) {
-    if (w[0] == '$' && w[1]) {
-      const char *v = getenv(w + 1);
-      w = (char *)(v ? v : "");
-    }
-    argv[argc++] = w;
-  }
+  for (char *save = NULL, *w = strtok_r(buf, " \t", &save); w && argc < 63; w = strtok_r(NULL, " \t", &save))
+    argv[argc++] = w[0] == '$' && w[1] ? (char *)env_value(env, w + 1) : w;
   argv[argc] = NULL;
   if (argc == 0) return 0;
+  struct passwd *pw = getpwnam(CADO_USER);
+  if (!pw || pw->pw_uid == 0) {
+    fprintf(stderr, "cado: no user %s to run condition commands as\n", CADO_USER);
+    return -1;
+  }
+  uid_t uid = pw->pw_uid;
   fflush(NULL);
   pid_t pid = fork();
   if (pid < 0) return -1;
   if (pid == 0) {
-    cap_t none = cap_init();
-    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 || !none || cap_set_proc(none) < 0 ||
-        setresgid(getgid(), getgid(), getgid()) < 0 || setresuid(getuid(), getuid(), getuid()) < 0)
+    sigset_t none;
+    sigemptyset(&none);
+    for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL); /* fails for KILL and STOP only */
+    int null = open("/dev/null", O_RDONLY);
+    cap_t no_caps = cap_init();
+    if (null < 0 || dup2(null, 0) < 0 || close_range(3, ~0U, 0) < 0 || sigprocmask(SIG_SETMASK, &none, NULL) < 0 ||
+        chdir("/") < 0 || setresuid(uid, uid, uid) < 0 || !no_caps || cap_set_proc(no_caps) < 0 ||
+        prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
       _exit(127);
-    execvpe(argv[0], argv, cado_clean_environ());
+    umask(022);
+    environ = env;
+    execvp(argv[0], argv);
     _exit(127);
   }
   int status;
@@ -178,18 +218,22 @@ static int run_condition(const char *cmd, size_t len, void *ctx) {
 
 static uint64_t allowed_caps(const struct cado_who *who, uint64_t wanted) {
   static char text[1 << 16];
+  static struct cado_env cond_env;
   dac_read_search(1);
   ssize_t n = cado_read_file(CADO_CONF, text, sizeof text);
   dac_read_search(0);
   if (n < 0) return 0; /* no file, or unreadable: nothing is allowed */
+  if (who && cado_reset_environ(&cond_env, user_name, user_home, user_shell, CADO_ENV_MINIMAL) < 0) return 0;
   int bad;
-  return cado_conf_allowed(text, (size_t)n, who, wanted, run_condition, NULL, &bad);
+  return cado_conf_allowed(text, (size_t)n, who, wanted, run_condition, cond_env.vars, &bad);
 }
 
 /* ---- scado (cado -S) ---- */
 
 /* The caps the caller's scado file gives `path`; *exec_fd: a sealed memfd holding the binary
- * whose digest matched (-1 when the line has no digest). Returns 0 when there is no usable line. */
+ * whose digest matched (-1 when the line has no digest). Returns 0 when there is no usable line.
+ * Called with the caller's ids: the program is read as the caller, the spool with
+ * CAP_DAC_READ_SEARCH. */
 static uint64_t scado_caps(const char *path, int *exec_fd) {
   static char text[1 << 16];
   char spool[PATH_MAX];
@@ -327,6 +371,14 @@ int main(int argc, char **argv) {
     return EXIT_USAGE;
   }
 
+  /* Back to the caller's ids (keeping the permitted set, whatever the installation); the
+   * conditions, which run as _cado, are done. */
+  if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 || setresgid(getgid(), getgid(), getgid()) < 0 ||
+      setresuid(getuid(), getuid(), getuid()) < 0) {
+    fprintf(stderr, "cado: cannot drop the _cado identity: %s\n", strerror(errno));
+    return EXIT_DENIED;
+  }
+
   int exec_fd = -1;
   int need_pam = 1;
   if (scado) {
@@ -352,13 +404,6 @@ int main(int argc, char **argv) {
   }
   uint64_t grant = requested & ok;
 
-  /* Back to the caller's ids (keeping the permitted set, whatever the installation). */
-  if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 || setresgid(getgid(), getgid(), getgid()) < 0 ||
-      setresuid(getuid(), getuid(), getuid()) < 0) {
-    fprintf(stderr, "cado: cannot drop the _cado identity: %s\n", strerror(errno));
-    return EXIT_DENIED;
-  }
-
   if (need_pam) {
     if (cado_authenticate(user_name, 1) < 0) {
       syslog(LOG_NOTICE, "user %s: authentication failure for %s", user_name, cmd[0]);
@@ -378,7 +423,12 @@ int main(int argc, char **argv) {
   syslog(LOG_INFO, "user %s: granted %016" PRIx64 " to %s", user_name, grant, cmd[0]);
   fflush(stdout);
 
-  char **envp = cado_clean_environ();
+  static struct cado_env reset;
+  if (scado && cado_reset_environ(&reset, user_name, user_home, user_shell, CADO_ENV_KEEP) < 0) {
+    fprintf(stderr, "cado: cannot make the environment of %s\n", cmd[0]);
+    return EXIT_DENIED;
+  }
+  char **envp = scado ? reset.vars : cado_clean_environ();
   if (exec_fd >= 0) {
     syscall(SYS_execveat, exec_fd, "", cmd, envp, AT_EMPTY_PATH);
   } else {

@@ -2,11 +2,14 @@
 #define _GNU_SOURCE
 #include "cado_common.h"
 
+#include "cado_parse.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <security/pam_appl.h>
 #include <security/pam_misc.h>
 #include <sha2.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -62,6 +65,27 @@ char **cado_clean_environ(void) {
     if (strchr(*e, '=') && !unsafe_name(*e)) clean[k++] = *e;
   clean[k] = NULL;
   return clean;
+}
+
+int cado_reset_environ(struct cado_env *env, const char *user, const char *home, const char *shell,
+                       enum cado_env_kind kind) {
+  static char path[] = "PATH=" CADO_SAFE_PATH;
+  if (snprintf(env->home, sizeof env->home, "HOME=%s", home) >= (int)sizeof env->home ||
+      snprintf(env->shell, sizeof env->shell, "SHELL=%s", shell) >= (int)sizeof env->shell ||
+      snprintf(env->user, sizeof env->user, "USER=%s", user) >= (int)sizeof env->user ||
+      snprintf(env->logname, sizeof env->logname, "LOGNAME=%s", user) >= (int)sizeof env->logname)
+    return -1;
+  const size_t cap = sizeof env->vars / sizeof env->vars[0];
+  size_t k = 0;
+  env->vars[k++] = path;
+  env->vars[k++] = env->home;
+  env->vars[k++] = env->shell;
+  env->vars[k++] = env->user;
+  env->vars[k++] = env->logname;
+  for (char **e = environ; kind == CADO_ENV_KEEP && e && *e && k + 1 < cap; ++e)
+    if (cado_env_keep(*e)) env->vars[k++] = *e;
+  env->vars[k] = NULL;
+  return 0;
 }
 
 int cado_copy_to_memfd(const char *path) {

@@ -12,6 +12,10 @@
 #ifndef CADO_SPOOL
 #define CADO_SPOOL "/var/spool/cado"
 #endif
+/* PATH in a reset environment (sudo's secure_path on Debian). */
+#define CADO_SAFE_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+/* The user condition commands run as, and the group of the scado spool. */
+#define CADO_USER "_cado"
 
 #ifdef __cplusplus
 extern "C" {
@@ -25,6 +29,20 @@ ssize_t cado_read_file(const char *path, char *buf, size_t size);
  * GCONV_PATH, GETCONF_DIR, HOSTALIASES, LOCALDOMAIN, LOCPATH, MALLOC_*, NIS_PATH, NLSPATH,
  * RESOLV_HOST_CONF, RES_OPTIONS, TMPDIR, TZDIR). The array is static. */
 char **cado_clean_environ(void);
+
+/* A reset environment (sudo's env_reset): PATH=CADO_SAFE_PATH, then HOME, SHELL, USER and
+ * LOGNAME from the caller's passwd entry; with CADO_ENV_KEEP also the caller's variables
+ * cado_env_keep accepts (TERM, COLORTERM, DISPLAY, XAUTHORITY, WAYLAND_DISPLAY, LANG,
+ * LANGUAGE, LC_*, TZ). CADO_ENV_MINIMAL is for condition commands, CADO_ENV_KEEP for cado -S. */
+enum cado_env_kind { CADO_ENV_MINIMAL, CADO_ENV_KEEP };
+struct cado_env {
+  char *vars[64];
+  char home[4096 + 8], shell[4096 + 8], user[256 + 8], logname[256 + 8];
+};
+/* Fills *env (vars is NULL-terminated, pointing into env and environ). Returns 0, or -1 when a
+ * passwd field does not fit. */
+int cado_reset_environ(struct cado_env *env, const char *user, const char *home, const char *shell,
+                       enum cado_env_kind kind);
 
 /* A copy of the file at path in a sealed memfd (not close-on-exec: a #! script run from it is
  * read by its interpreter through /dev/fd/N). Returns the fd or -1. */

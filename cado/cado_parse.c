@@ -218,3 +218,20 @@ const char *cado_scado_check_line(const char *line, size_t len) {
   const char *err;
   return cado_scado_parse_line(line, len, &sl, &err) < 0 ? err : NULL;
 }
+
+int cado_env_keep(const char *entry) {
+  static const char *const kChecked[] = {"TERM", "COLORTERM", "LANG", "LANGUAGE", NULL};
+  static const char *const kAsIs[] = {"DISPLAY", "XAUTHORITY", "WAYLAND_DISPLAY", NULL};
+  const char *eq = strchr(entry, '=');
+  if (!eq) return 0;
+  size_t n = (size_t)(eq - entry);
+  const char *v = eq + 1;
+  for (const char *const *k = kAsIs; *k; ++k)
+    if (strlen(*k) == n && memcmp(entry, *k, n) == 0) return 1;
+  if (strchr(v, '%')) return 0;
+  if (n == 2 && memcmp(entry, "TZ", 2) == 0)
+    return v[0] != '/' && !(v[0] == ':' && v[1] == '/') && !strstr(v, "..");
+  int checked = n > 3 && memcmp(entry, "LC_", 3) == 0;
+  for (const char *const *k = kChecked; *k && !checked; ++k) checked = strlen(*k) == n && memcmp(entry, *k, n) == 0;
+  return checked && !strchr(v, '/');
+}

@@ -58,6 +58,13 @@ int cado_scado_find(const char *text, size_t len, const char *path, uint64_t *ca
  * message of cado_scado_parse_line. */
 const char *cado_scado_check_line(const char *line, size_t len);
 
+/* cado -S: whether the caller's NAME=VALUE entry survives the environment reset. Kept: TERM,
+ * COLORTERM, LANG, LANGUAGE and LC_* when the value holds no '/' and no '%' (sudo's env_check
+ * rule: they name files a library loads); TZ when it is a zone name, not a path (no '%', no
+ * "..", neither '/' nor ":/" first); DISPLAY, XAUTHORITY and WAYLAND_DISPLAY (the caller's own
+ * display, as sudo keeps them). Everything else is dropped. */
+int cado_env_keep(const char *entry);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,7 +8,10 @@
  * service "cado"). Exit: 0; 255 usage or error; 254 authentication failure.
  *
  * Installed setgid _cado: the spool directory (/var/spool/cado, root:_cado 0770) is reachable
- * only through this program and cado. The editor runs with your own ids only.
+ * only through this program and cado. The _cado group is effective only while the spool is read
+ * or written; everything else (hashing the programs, the editor) runs with your own ids, so
+ * scado reads nothing you could not. A new spool file is written to a fresh O_EXCL temporary
+ * (USER:XXXXXX — ':' is in no user name) and renamed.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,6 +34,7 @@
 
 static char user[LOGIN_NAME_MAX + 1];
 static char spool[PATH_MAX];
+static gid_t spool_gid; /* _cado, the saved gid: effective only around the spool's accesses */
 
 static void usage(void) {
   fprintf(stderr,
@@ -97,10 +101,8 @@ static int fill_digests(const char *in, size_t len, char *out, size_t outsz, int
 
 static int save(const char *text, size_t len) {
   char tmp[PATH_MAX];
-  if (snprintf(tmp, sizeof tmp, "%s.new", spool) >= (int)sizeof tmp) return -1;
-  mode_t old = umask(077);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-  umask(old);
+  if (snprintf(tmp, sizeof tmp, "%s:XXXXXX", spool) >= (int)sizeof tmp || setegid(spool_gid) < 0) return -1;
+  int fd = mkostemp(tmp, O_CLOEXEC); /* O_CREAT|O_EXCL, mode 0600 */
   if (fd < 0) {
     fprintf(stderr, "scado: %s: %s\n", tmp, strerror(errno));
     return -1;
@@ -118,10 +120,7 @@ static int save(const char *text, size_t len) {
 static int edit(const char *current, size_t len) {
   char path[] = "/tmp/cado-scado.XXXXXX";
   static char text[MAX_TEXT], out[MAX_TEXT + 8192];
-  /* The temporary copy belongs to the user alone: write it with their ids. */
-  gid_t saved = getegid();
-  if (setegid(getgid()) < 0) return EXIT_ERR;
-  int fd = mkstemp(path);
+  int fd = mkstemp(path); /* with the user's ids: the copy is theirs */
   if (fd < 0) return EXIT_ERR;
   const char *tmpl = "# This is a scado file.\n# /absolute/path : capabilities [: sha256 digest, filled in when left empty]\n";
   const char *body = len ? current : tmpl;
@@ -146,7 +145,7 @@ static int edit(const char *current, size_t len) {
     return EXIT_ERR;
   }
   ssize_t n = cado_read_file(path, text, sizeof text - 1);
-  if (setegid(saved) < 0 || n < 0) return EXIT_ERR;
+  if (n < 0) return EXIT_ERR;
   int changed;
   int o = fill_digests(text, (size_t)n, out, sizeof out, 0, NULL, &changed);
   if (o < 0) {
@@ -194,9 +193,15 @@ int main(int argc, char **argv) {
   }
   strcpy(user, pw->pw_name);
   if (snprintf(spool, sizeof spool, "%s/%s", CADO_SPOOL, user) >= (int)sizeof spool) return EXIT_ERR;
+  spool_gid = getegid();
   ssize_t n = cado_read_file(spool, text, sizeof text - 1);
-  if (n < 0 && errno != ENOENT) {
-    fprintf(stderr, "scado: %s: %s\n", spool, strerror(errno));
+  int err = errno;
+  if (setegid(getgid()) < 0) {
+    fprintf(stderr, "scado: cannot drop the _cado group: %s\n", strerror(errno));
+    return EXIT_ERR;
+  }
+  if (n < 0 && err != ENOENT) {
+    fprintf(stderr, "scado: %s: %s\n", spool, strerror(err));
     return EXIT_ERR;
   }
   if (n < 0) n = 0;
@@ -205,7 +210,7 @@ int main(int argc, char **argv) {
       fwrite(text, 1, (size_t)n, stdout);
       return 0;
     case 'D':
-      if (unlink(spool) < 0 && errno != ENOENT) {
+      if (setegid(spool_gid) < 0 || (unlink(spool) < 0 && errno != ENOENT)) {
         fprintf(stderr, "scado: %s: %s\n", spool, strerror(errno));
         return EXIT_ERR;
       }

@@ -24,7 +24,7 @@ cleanup() {
   restore /etc/cado.conf; restore /etc/pam.d/cado
   rm -f /etc/pam.d/vu-test-*
   for ns in "$user" vpn vu-join-t vu-att-t; do ip netns delete "$ns" 2>/dev/null; done
-  rm -rf "/etc/netns/$user" /var/spool/cado/"$user" /tmp/vu-cado-cond.*
+  rm -rf "/etc/netns/$user" /var/spool/cado/"$user" /var/spool/cado/vu-probe /tmp/vu-cado-cond.*
   for g in "${created_groups[@]}"; do groupdel "$g" 2>/dev/null; done
   userdel -r "$other" 2>/dev/null
   rm -rf "$inst"
@@ -41,6 +41,7 @@ done
 usermod -aG newnet,usernet,groupnet-vpn "$user"
 
 # ---- cado -----------------------------------------------------------------------------------
+home=$(getent passwd "$user" | cut -d: -f6)
 cond=/tmp/vu-cado-cond.$$
 cat > /etc/cado.conf <<CONF
 # vu test cado.conf
@@ -49,6 +50,10 @@ sys_admin : $user
 sys_time : $user : /bin/false
 sys_nice : $user : /usr/bin/touch $cond
 sys_ptrace: @vu-cado-grp
+sys_boot : $user : /bin/bash -c false
+sys_pacct : $user : false
+mknod : $user : /usr/bin/test \$USER = root
+lease : $user : /bin/sleep 2.4242
 not_a_cap : $user
 CONF
 chmod 600 /etc/cado.conf
@@ -95,7 +100,35 @@ check "a failing condition command: not granted" 2 "" "$pw
 rm -f "$cond"
 check "a condition command that succeeds: granted" 0 "sys_nice" "$pw
 " as "$user" cado sys_nice -- caprint -c
-[ "$(stat -c %U "$cond" 2>/dev/null)" = "$user" ] && ok "…and it ran as the caller, not as _cado" || bad "…condition ran as the caller" "owner: $(stat -c %U "$cond" 2>&1)"
+[ "$(stat -c %U "$cond" 2>/dev/null)" = _cado ] && ok "…and it ran as _cado, not as the caller" || bad "…condition ran as _cado" "owner: $(stat -c %U "$cond" 2>&1)"
+# Conditions run as _cado with a fixed environment: the caller can neither feed them code
+# (BASH_ENV, PATH), nor choose their arguments ($USER), nor trace them.
+printf 'exit 0\n' > "$inst/exit0.sh"; chmod 644 "$inst/exit0.sh"
+mkdir -p "$inst/evilpath"; printf '#!/bin/sh\nexit 0\n' > "$inst/evilpath/false"; chmod 755 "$inst/evilpath/false"
+check "a condition: the caller's BASH_ENV does not run in it" 2 "" "$pw
+" as "$user" env BASH_ENV="$inst/exit0.sh" cado sys_boot -- caprint -c
+check "a condition: its command is found in a fixed PATH, not the caller's" 2 "" "$pw
+" as "$user" env PATH="$inst/evilpath:$inst/bin:/usr/bin:/bin" cado sys_pacct -- caprint -c
+check "a condition: \$USER is the caller's passwd name, not the caller's variable" 2 "" "$pw
+" as "$user" env USER=root cado mknod -- caprint -c
+as "$user" sh -c "printf '%s\n' '$pw' | KEEP_ME=1 BASH_ENV=/x cado lease -- true" >/dev/null 2>&1 & bg=$!
+pid=""; for _ in $(seq 60); do pid=$(pgrep -f '^/bin/sleep 2.4242$' | head -1); [ -n "$pid" ] && break; sleep 0.05; done
+if [ -n "$pid" ]; then
+  shell=$(getent passwd "$user" | cut -d: -f7)
+  want="HOME=$home
+LOGNAME=$user
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SHELL=$shell
+USER=$user"
+  got=$(tr '\0' '\n' < "/proc/$pid/environ" | sort)
+  [ "$got" = "$want" ] && ok "a condition's environment is fixed (PATH, HOME, USER, LOGNAME, SHELL)" || bad "a condition's environment" "got:" "$got" "want:" "$want"
+  [ "$(stat -c %U "/proc/$pid")" = _cado ] && ok "…it runs as _cado" || bad "…it runs as _cado" "$(stat -c %U "/proc/$pid")"
+  out=$(as "$user" timeout 2 strace -p "$pid" -e trace=none 2>&1)
+  echo "$out" | grep -q "Operation not permitted" && ok "…the caller cannot ptrace it" || bad "…the caller cannot ptrace it" "$out"
+else
+  bad "the condition command ran" "no /bin/sleep 2.4242 process"
+fi
+wait $bg
 check "@group: not a member, refused" 2 "" "" as "$user" cado sys_ptrace -- true
 usermod -aG vu-cado-grp "$user"
 check "@group: a member is granted" 0 "sys_ptrace" "$pw
@@ -107,7 +140,8 @@ want="Allowed ambient capabilities:
   13 0000000000002000 cap_net_raw
   21 0000000000200000 cap_sys_admin
   23 0000000000800000 cap_sys_nice
-     0000000000a03000"
+  28 0000000010000000 cap_lease
+     0000000010a03000"
 [ "$out" = "$want" ] && ok "cado -v lists what cado.conf allows (original format)" || bad "cado -v" "got:" "$out" "want:" "$want"
 out=$(printf '%s\n' "$pw" | as "$user" env LD_LIBRARY_PATH=/x GCONV_PATH=/y MALLOC_CHECK_=3 KEEP_ME=1 "$inst/bin/cado" net_raw -- env 2>/dev/null)
 if echo "$out" | grep -q '^KEEP_ME=1$' && ! echo "$out" | grep -qE '^(LD_|GCONV_PATH|MALLOC_)'; then ok "the environment is sanitized (LD_*, GCONV_PATH, MALLOC_* gone, the rest kept)"
@@ -126,7 +160,6 @@ check "cado: bad capability list" 2 "" "" as "$user" cado net_nonsense -- true
 check "cado: usage" 1 "" "" as "$user" cado
 
 # ---- scado and cado -S ------------------------------------------------------------------------
-home=$(getent passwd "$user" | cut -d: -f6)
 as "$user" sh -c "mkdir -p '$home/bin' && cp '$inst/bin/caprint' '$home/bin/mytool'"
 editor=$inst/editor.sh
 printf '#!/bin/sh\nprintf "%%s : net_raw :\\n" "%s" > "$1"\n' "$home/bin/mytool" > "$editor"; chmod 755 "$editor"
@@ -152,6 +185,38 @@ check "scado -U with a wrong password (3 tries)" 254 "" "bad
 bad
 bad
 " as "$user" scado -U
+# cado -S: the environment is reset (sudo's env_reset) and the program is read with the caller's
+# ids; scado hashes with the caller's ids too.
+as "$user" sh -c "printf '#!/bin/bash\n$inst/bin/caprint -c\n' > '$home/bin/capscript' && chmod 755 '$home/bin/capscript'"
+probe=/tmp/vu-cado-cond.probe.$$
+printf '#!/bin/sh\necho ran\n' > "$probe"; chown _cado:_cado "$probe"; chmod 700 "$probe"
+printf '#!/bin/sh\nprintf "%%s : net_raw :\\n%%s : net_raw :\\n%%s : net_raw : %%s\\n" "%s" /usr/bin/env "%s" "%s" > "$1"\n' \
+  "$home/bin/capscript" "$probe" "$(sha256sum "$probe" | cut -d' ' -f1)" > "$editor"
+check "scado -e: three lines" 0 "" "$pw
+" as "$user" env EDITOR="$editor" scado -e
+printf 'echo PWNED; %s -c; exit 0\n' "$inst/bin/caprint" > "$inst/bashenv.sh"; chmod 644 "$inst/bashenv.sh"
+check "cado -S: the caller's BASH_ENV does not run in a pre-authorized #! script" 0 "net_raw" "" \
+  as "$user" env BASH_ENV="$inst/bashenv.sh" cado -S net_raw -- "$home/bin/capscript"
+out=$(as "$user" env FOO=1 PYTHONPATH=/x PERL5OPT=-d BASH_ENV=/x ENV=/x LC_ALL=../../tmp/x LC_TIME=C TERM=xterm \
+  LANG=C.UTF-8 TZ=/tmp/x PATH="$inst/evilpath:$inst/bin:/usr/bin:/bin" cado -S net_raw -- /usr/bin/env 2>&1 | sort)
+want="HOME=$home
+LANG=C.UTF-8
+LC_TIME=C
+LOGNAME=$user
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SHELL=$(getent passwd "$user" | cut -d: -f7)
+TERM=xterm
+USER=$user"
+[ "$out" = "$want" ] && ok "cado -S: a reset environment (PATH fixed, HOME USER LOGNAME SHELL from passwd, TERM LANG LC_* kept if safe)" \
+  || bad "cado -S: a reset environment" "got:" "$out" "want:" "$want"
+check "cado -S reads the program as the caller: a file only _cado can read is refused" 2 "" "" \
+  as "$user" cado -S net_raw -- "$probe"
+printf 'secret\n' > /var/spool/cado/vu-probe; chown root:_cado /var/spool/cado/vu-probe; chmod 640 /var/spool/cado/vu-probe
+printf '#!/bin/sh\nprintf "/var/spool/cado/vu-probe : net_raw :\\n" > "$1"\n' > "$editor"
+check "scado hashes as the caller: a _cado-readable file in the spool is not read" 255 "" "$pw
+" as "$user" env EDITOR="$editor" scado -e
+grep -q "vu-probe: Permission denied" "$work/err" && ok "…Permission denied" || bad "…Permission denied" "$(cat "$work/err")"
+rm -f /var/spool/cado/vu-probe
 check "scado -D" 0 "" "" as "$user" scado -D
 [ ! -e /var/spool/cado/"$user" ] && ok "…deleted" || bad "…deleted"
 
@@ -218,6 +283,35 @@ printf 'session required %s/pam_usernet.so rootshared\nsession optional pam_perm
 out=$("$PAMSESSION" vu-test-usernet-rs "$user" sh -c 'cat /etc/resolv.conf; findmnt -no PROPAGATION /' 2>&1)
 [ "$out" = "nameserver 192.0.2.99
 $(findmnt -no PROPAGATION /)" ] && ok "pam_usernet rootshared: / keeps the host's propagation, /etc/netns still bound" || bad "pam_usernet rootshared" "$out"
+# rootshared: the session's mounts reach the parent namespace (that is the option's point), its
+# own /sys and /etc do not. Run in a namespace of our own whose / is shared, as on systemd hosts.
+# The first session may make /etc a mount point of its own, once (documented, as /run/netns).
+out=$(unshare -m --propagation unchanged sh -c '
+  mount --make-rshared / && mkdir -p /tmp/vu-rs-mnt.$$ || exit 1
+  "$1" vu-test-usernet-rs "$2" true || echo "first session refused"
+  before=$(wc -l < /proc/self/mountinfo)
+  for i in 1 2 3; do "$1" vu-test-usernet-rs "$2" true || echo "session $i refused"; done
+  after=$(wc -l < /proc/self/mountinfo)
+  [ "$before" = "$after" ] || { echo "mounts: $before before, $after after"; cat /proc/self/mountinfo; }
+  grep " - sysfs $2 " /proc/self/mountinfo
+  "$1" vu-test-usernet-rs "$2" mount -t tmpfs vu-rs-probe /tmp/vu-rs-mnt.$$
+  findmnt -n -o SOURCE /tmp/vu-rs-mnt.$$; umount /tmp/vu-rs-mnt.$$; rmdir /tmp/vu-rs-mnt.$$
+' sh "$PAMSESSION" "$user" 2>&1)
+[ "$out" = vu-rs-probe ] && ok "pam_usernet rootshared: nothing of the sessions' /sys and /etc in the parent namespace; their own mounts reach it" \
+  || bad "pam_usernet rootshared: no mount leaks into the parent namespace" "$out"
+# Concurrent first sessions: every one is admitted, all in the same namespace (3 rounds of 90,
+# started together: they wait on a lock this shell holds).
+refused=0 spread=""
+for round in 1 2 3; do
+  ip netns delete "$user" 2>/dev/null
+  rm -f "$work"/cc.*; exec 9>"$work/cc-go"; flock -x 9
+  for i in $(seq 90); do flock -s "$work/cc-go" "$PAMSESSION" vu-test-usernet "$user" readlink /proc/self/ns/net >"$work/cc.$i" 2>&1 & done
+  sleep 1; flock -u 9; exec 9>&-; wait
+  refused=$((refused + $(grep -L '^net:' "$work"/cc.* | wc -l)))
+  [ "$(sort -u "$work"/cc.* | wc -l)" = 1 ] || spread="$spread $(sort "$work"/cc.* | uniq -c | tr '\n' ' ')"
+done
+[ "$refused" = 0 ] && [ -z "$spread" ] && ok "pam_usernet: 3 x 90 concurrent first sessions, none refused, one namespace each time" \
+  || bad "pam_usernet: concurrent first sessions" "$refused of 270 refused" "$spread"
 rm -rf /etc/netns/vpn
 out=$("$PAMSESSION" vu-test-groupnet "$user" readlink /proc/self/ns/net 2>&1)
 [ $? = 0 ] && [ -e /run/netns/vpn ] && [ "$out" != "$host_ns" ] \

@@ -96,4 +96,19 @@ TEST(CadoScado, FindAndCheck) {
   EXPECT_EQ(check("/bin/x : net_raw : " + d + " : more"), "extra trailing chars");
 }
 
+// cado -S keeps a short list of the caller's variables, and only values that name no file.
+TEST(CadoEnv, KeepList) {
+  for (const char* kept : {"TERM=xterm-256color", "COLORTERM=truecolor", "LANG=C.UTF-8", "LANGUAGE=it:en",
+                           "LC_ALL=C", "LC_TIME=en_GB.UTF-8", "TZ=Europe/Rome", "TZ=:Europe/Rome", "TZ=UTC",
+                           "DISPLAY=:0", "XAUTHORITY=/home/a/.Xauthority", "WAYLAND_DISPLAY=wayland-0"})
+    EXPECT_EQ(cado_env_keep(kept), 1) << kept;
+  for (const char* dropped : {"BASH_ENV=/tmp/x", "ENV=/tmp/x", "PATH=/tmp:/usr/bin", "PYTHONPATH=/tmp",
+                              "PERL5OPT=-Mevil", "PERL5LIB=/tmp", "RUBYOPT=-r/tmp/x", "NODE_OPTIONS=-r /tmp/x",
+                              "LD_PRELOAD=/tmp/x.so", "GCONV_PATH=/tmp", "IFS=x", "SHELLOPTS=xtrace", "PS4=$(id)",
+                              "HOME=/tmp", "SHELL=/tmp/sh", "LC_ALL=../../tmp/x", "LANG=/tmp/x", "TERM=../x/y",
+                              "TERM=x%n", "TZ=/tmp/zone", "TZ=:/tmp/zone", "TZ=../../tmp/zone", "TERMINFO=/tmp",
+                              "LC_", "TERM", "XTERM=x", "TERMX=x"})
+    EXPECT_EQ(cado_env_keep(dropped), 0) << dropped;
+}
+
 }  // namespace
