@@ -7,33 +7,45 @@
 //
 // The layer is overlayfs's: a whiteout is a 0/0 character device, an opaque directory carries
 // user.overlay.opaque=y ("userxattr"), so kernel overlayfs reads what vu-cowfs wrote and the
-// other way round. Every file appears owned by the daemon's own uid/gid in the view (root under
-// --root): the view is the owner of its copy. Permissions are the kernel's (default_permissions).
+// other way round. Owners: a file of the lower layer appears as the daemon's own uid/gid in the
+// view (root under --root): the view is the owner of its copy; a file of the layer shows its
+// real owner (so chown works wherever the view maps the id: --map-users), an unmapped one the
+// daemon's. Permissions are the kernel's (default_permissions), for every user of the view
+// (allow_other).
 //
-// The high-level (path) API: overlay semantics are about paths (a whiteout or an opaque
-// directory anywhere on the way hides the lower layer), and the kernel caches lookups, so a
-// path walk per request that misses the cache costs little. Data goes through file descriptors
-// (read_buf/write_buf; replies by splice), with the kernel's writeback cache and 1 MiB
+// Theory of operation. libfuse's low-level API: the kernel's node ids are our Inodes, one per
+// file whatever its names, so the kernel caches a file's attributes and pages once — a hard
+// link's second name sees what the first wrote (the high-level API's node per path made the
+// writeback cache and kept pages serve one name stale data and write it back). Overlay
+// semantics are about paths (a whiteout or an opaque directory anywhere on the way hides the
+// lower layer), so every Inode knows its names (parent Inode, name) and each request works on
+// the path of its first name. Directories have one name; a file of the layer is found again by
+// its (st_dev, st_ino) when the kernel looks up another of its names; a lower file is one
+// Inode per name (copy-up breaks lower hard links, as overlayfs without index=on). Data goes
+// through file descriptors (replies by splice), with the kernel's writeback cache and 1 MiB
 // requests, on one thread: bench/fs.sh shows what each of those gave.
 #define FUSE_USE_VERSION 35
-#include <fuse3/fuse.h>
+#include <fuse3/fuse_lowlevel.h>
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/mount.h>
 #include <linux/openat2.h>
-#include <sys/stat.h>
 #include <sys/random.h>
-#include <sys/syscall.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -49,13 +61,15 @@ struct State {
   std::string upper_proc, lower_proc;  // "/proc/self/fd/N/" for the *xattr calls
   uid_t uid = 0;
   gid_t gid = 0;
+  uid_t overflow_uid = 65534;  // how the view sees an owner it does not map
+  gid_t overflow_gid = 65534;
   bool writeback = true;
-  std::mutex tree;  // copy-ups and changes to the tree's shape
+  double timeout = 1.0;
+  std::recursive_mutex tree;  // the Inode tables, copy-ups and changes to the tree's shape
 };
 State g;
 
-// "/a/b" → "a/b"; "/" → ".".
-std::string rel(const char* path) { return path[1] ? std::string(path + 1) : std::string("."); }
+std::string join(const std::string& dir, const char* name) { return dir == "." ? std::string(name) : dir + "/" + name; }
 std::string parent_of(const std::string& r) {
   size_t s = r.rfind('/');
   return s == std::string::npos ? "." : r.substr(0, s);
@@ -78,6 +92,7 @@ struct Node {
 };
 
 // Resolves in view terms: whiteouts and opaque directories on the way hide the lower layer.
+// n->st is the layer's own stat (present() makes it the view's).
 int resolve(const std::string& r, Node* n) {
   *n = Node{};
   bool lower_visible = true;  // no opaque directory or non-directory above r in the upper layer
@@ -130,9 +145,20 @@ int resolve(const std::string& r, Node* n) {
     }
   }
   if (n->layer == 0) return -ENOENT;
-  n->st.st_uid = g.uid;
-  n->st.st_gid = g.gid;
   return 0;
+}
+
+// The attributes the view sees: a lower file is the view's; a layer file keeps its owner
+// unless the view does not map it.
+struct stat present(const Node& n) {
+  struct stat st = n.st;
+  if (n.layer == 2 || st.st_uid == g.overflow_uid) st.st_uid = g.uid;
+  if (n.layer == 2 || st.st_gid == g.overflow_gid) st.st_gid = g.gid;
+  return st;
+}
+void present_fd(struct stat* st) {
+  if (st->st_uid == g.overflow_uid) st->st_uid = g.uid;
+  if (st->st_gid == g.overflow_gid) st->st_gid = g.gid;
 }
 
 // Every open in a layer goes through here: the path is one the kernel resolved in the view, so
@@ -196,7 +222,7 @@ int copy_up(const std::string& r) {
   if (int e = resolve(r, &n)) return e;
   if (n.layer == 1) return 0;
   if (int e = ensure_upper_dir(parent_of(r))) return e;
-  const struct stat& st = n.st;  // the lower file's (owner squashed, not used here)
+  const struct stat& st = n.st;  // the lower file's
   const std::string to = g.upper_proc + r;
   if (S_ISDIR(st.st_mode)) {
     if (::mkdirat(g.upper, r.c_str(), (st.st_mode & 07777) | S_IRWXU) < 0 && errno != EEXIST) return -errno;
@@ -273,8 +299,9 @@ int make_whiteout(const std::string& r) {
   return 0;
 }
 
-// The merged entries of a directory (names only), without whiteouts.
-int list_dir(const std::string& r, const Node& n, std::set<std::string>* names) {
+// The merged entries of a directory, without whiteouts: name -> (d_ino, d_type).
+using Listing = std::map<std::string, std::pair<ino_t, unsigned char>>;
+int list_dir(const std::string& r, const Node& n, Listing* names) {
   std::set<std::string> hidden;
   auto scan = [&](int base, bool upper) -> int {
     int fd = open_in(base, r, O_RDONLY | O_DIRECTORY);
@@ -295,9 +322,9 @@ int list_dir(const std::string& r, const Node& n, std::set<std::string>* names) 
             continue;
           }
         }
-        names->insert(name);
+        names->emplace(name, std::make_pair(e->d_ino, e->d_type));
       } else if (!hidden.count(name)) {
-        names->insert(name);
+        names->emplace(name, std::make_pair(e->d_ino, e->d_type));  // keeps the upper's entry
       }
     }
     ::closedir(d);
@@ -307,61 +334,6 @@ int list_dir(const std::string& r, const Node& n, std::set<std::string>* names) 
     if (int e = scan(g.upper, true)) return e;
   if (n.lower_below || n.layer == 2)
     if (int e = scan(g.lower, false)) return e;
-  return 0;
-}
-
-// ---- operations ----
-
-int op_getattr(const char* path, struct stat* st, struct fuse_file_info* fi) {
-  if (fi) {
-    if (::fstat(static_cast<int>(fi->fh), st) < 0) return -errno;
-    st->st_uid = g.uid;
-    st->st_gid = g.gid;
-    return 0;
-  }
-  Node n;
-  if (int e = resolve(rel(path), &n)) return e;
-  *st = n.st;
-  return 0;
-}
-
-int op_readlink(const char* path, char* buf, size_t size) {
-  Node n;
-  std::string r = rel(path);
-  if (int e = resolve(r, &n)) return e;
-  ssize_t k = ::readlinkat(layer_fd(n), r.c_str(), buf, size - 1);
-  if (k < 0) return -errno;
-  buf[k] = 0;
-  return 0;
-}
-
-// With nullpath_ok, libfuse passes no path to calls that have a handle: a directory's handle
-// is its path.
-int op_opendir(const char* path, struct fuse_file_info* fi) {
-  Node n;
-  std::string r = rel(path);
-  if (int e = resolve(r, &n)) return e;
-  if (!S_ISDIR(n.st.st_mode)) return -ENOTDIR;
-  fi->fh = reinterpret_cast<uint64_t>(new std::string(r));
-  return 0;
-}
-
-int op_releasedir(const char*, struct fuse_file_info* fi) {
-  delete reinterpret_cast<std::string*>(fi->fh);
-  return 0;
-}
-
-int op_readdir(const char*, void* buf, fuse_fill_dir_t fill, off_t, struct fuse_file_info* fi,
-               enum fuse_readdir_flags) {
-  Node n;
-  const std::string& r = *reinterpret_cast<std::string*>(fi->fh);
-  if (int e = resolve(r, &n)) return e;
-  if (!S_ISDIR(n.st.st_mode)) return -ENOTDIR;
-  std::set<std::string> names;
-  if (int e = list_dir(r, n, &names)) return e;
-  fill(buf, ".", nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
-  fill(buf, "..", nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
-  for (const std::string& name : names) fill(buf, name.c_str(), nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
   return 0;
 }
 
@@ -377,40 +349,13 @@ int prepare_create(const std::string& r, bool* hid_lower) {
   return 0;
 }
 
-int op_mkdir(const char* path, mode_t mode) {
-  std::lock_guard<std::mutex> lock(g.tree);
-  std::string r = rel(path);
-  bool hid;
-  if (int e = prepare_create(r, &hid)) return e;
-  if (::mkdirat(g.upper, r.c_str(), mode) < 0) return -errno;
-  // Something of the lower layer was deleted here: the new directory must not show its entries.
-  if (hid && ::lsetxattr((g.upper_proc + r).c_str(), kOpaque, "y", 1, 0) < 0) return -errno;
-  return 0;
-}
-
-int op_mknod(const char* path, mode_t mode, dev_t dev) {
-  std::lock_guard<std::mutex> lock(g.tree);
-  std::string r = rel(path);
-  bool hid;
-  if (int e = prepare_create(r, &hid)) return e;
-  return ::mknodat(g.upper, r.c_str(), mode, dev) < 0 ? -errno : 0;
-}
-
-int op_symlink(const char* target, const char* path) {
-  std::lock_guard<std::mutex> lock(g.tree);
-  std::string r = rel(path);
-  bool hid;
-  if (int e = prepare_create(r, &hid)) return e;
-  return ::symlinkat(target, g.upper, r.c_str()) < 0 ? -errno : 0;
-}
-
 int remove_entry(const std::string& r, bool dir) {
   Node n;
   if (int e = resolve(r, &n)) return e;
   if (dir && !S_ISDIR(n.st.st_mode)) return -ENOTDIR;
   if (!dir && S_ISDIR(n.st.st_mode)) return -EISDIR;
   if (dir) {
-    std::set<std::string> names;
+    Listing names;
     if (int e = list_dir(r, n, &names)) return e;
     if (!names.empty()) return -ENOTEMPTY;
   }
@@ -423,6 +368,7 @@ int remove_entry(const std::string& r, bool dir) {
         while (struct dirent* e = d ? ::readdir(d) : nullptr)
           if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) ::unlinkat(fd, e->d_name, 0);
         if (d) ::closedir(d);
+        else ::close(fd);
       }
     }
     if (::unlinkat(g.upper, r.c_str(), dir ? AT_REMOVEDIR : 0) < 0) return -errno;
@@ -432,20 +378,8 @@ int remove_entry(const std::string& r, bool dir) {
   return n.in_lower ? make_whiteout(r) : 0;
 }
 
-int op_unlink(const char* path) {
-  std::lock_guard<std::mutex> lock(g.tree);
-  return remove_entry(rel(path), false);
-}
-
-int op_rmdir(const char* path) {
-  std::lock_guard<std::mutex> lock(g.tree);
-  return remove_entry(rel(path), true);
-}
-
-int op_rename(const char* from, const char* to, unsigned int flags) {
+int rename_paths(const std::string& rf, const std::string& rt, unsigned int flags) {
   if (flags & ~RENAME_NOREPLACE) return -EINVAL;  // RENAME_EXCHANGE, RENAME_WHITEOUT: as overlayfs without redirect_dir
-  std::lock_guard<std::mutex> lock(g.tree);
-  std::string rf = rel(from), rt = rel(to);
   Node nf, nt;
   if (int e = resolve(rf, &nf)) return e;
   int et = resolve(rt, &nt);
@@ -459,7 +393,7 @@ int op_rename(const char* from, const char* to, unsigned int flags) {
     if (S_ISDIR(nt.st.st_mode) && !S_ISDIR(nf.st.st_mode)) return -EISDIR;
     if (!S_ISDIR(nt.st.st_mode) && S_ISDIR(nf.st.st_mode)) return -ENOTDIR;
     if (S_ISDIR(nt.st.st_mode)) {
-      std::set<std::string> names;
+      Listing names;
       if (int e = list_dir(rt, nt, &names)) return e;
       if (!names.empty()) return -ENOTEMPTY;
       if (nt.in_lower || nt.layer == 2) {
@@ -477,142 +411,6 @@ int op_rename(const char* from, const char* to, unsigned int flags) {
   return 0;
 }
 
-int op_link(const char* from, const char* to) {
-  std::lock_guard<std::mutex> lock(g.tree);
-  std::string rf = rel(from), rt = rel(to);
-  bool hid;
-  if (int e = prepare_create(rt, &hid)) return e;
-  if (int e = copy_up(rf)) return e;
-  return ::linkat(g.upper, rf.c_str(), g.upper, rt.c_str(), 0) < 0 ? -errno : 0;
-}
-
-int op_chmod(const char* path, mode_t mode, struct fuse_file_info* fi) {
-  if (fi) return ::fchmod(static_cast<int>(fi->fh), mode) < 0 ? -errno : 0;
-  std::lock_guard<std::mutex> lock(g.tree);
-  std::string r = rel(path);
-  if (int e = copy_up(r)) return e;
-  return ::fchmodat(g.upper, r.c_str(), mode, 0) < 0 ? -errno : 0;
-}
-
-int op_chown(const char* path, uid_t uid, gid_t gid, struct fuse_file_info* fi) {
-  // Every file is the view's: only "to yourself" is meaningful (others are not mapped: EINVAL,
-  // as in the user namespace).
-  if ((uid != static_cast<uid_t>(-1) && uid != g.uid) || (gid != static_cast<gid_t>(-1) && gid != g.gid))
-    return -EINVAL;
-  if (fi) return 0;
-  Node n;
-  return resolve(rel(path), &n);
-}
-
-int op_truncate(const char* path, off_t size, struct fuse_file_info* fi) {
-  if (fi) return ::ftruncate(static_cast<int>(fi->fh), size) < 0 ? -errno : 0;
-  std::lock_guard<std::mutex> lock(g.tree);
-  std::string r = rel(path);
-  if (int e = copy_up(r)) return e;
-  int fd = open_in(g.upper, r, O_WRONLY);
-  if (fd < 0) return -errno;
-  int e = ::ftruncate(fd, size) < 0 ? -errno : 0;
-  ::close(fd);
-  return e;
-}
-
-int op_utimens(const char* path, const struct timespec tv[2], struct fuse_file_info* fi) {
-  if (fi) return ::futimens(static_cast<int>(fi->fh), tv) < 0 ? -errno : 0;
-  std::lock_guard<std::mutex> lock(g.tree);
-  std::string r = rel(path);
-  if (int e = copy_up(r)) return e;
-  return ::utimensat(g.upper, r.c_str(), tv, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
-}
-
-int open_flags(int flags) {
-  flags &= ~O_NOFOLLOW;
-  if (g.writeback) {
-    // The kernel's writeback cache may read to fill partial pages, and handles O_APPEND itself.
-    if ((flags & O_ACCMODE) == O_WRONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
-    flags &= ~O_APPEND;
-  }
-  return flags | O_CLOEXEC;
-}
-
-int op_open(const char* path, struct fuse_file_info* fi) {
-  std::string r = rel(path);
-  const bool writes = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
-  Node n;
-  if (writes) {
-    std::lock_guard<std::mutex> lock(g.tree);
-    if (int e = copy_up(r)) return e;
-    n.layer = 1;
-  } else if (int e = resolve(r, &n)) {
-    return e;
-  }
-  int fd = open_in(layer_fd(n), r, open_flags(fi->flags));
-  if (fd < 0) return -errno;
-  fi->fh = static_cast<uint64_t>(fd);
-  fi->keep_cache = 1;
-  return 0;
-}
-
-int op_create(const char* path, mode_t mode, struct fuse_file_info* fi) {
-  std::lock_guard<std::mutex> lock(g.tree);
-  std::string r = rel(path);
-  bool hid;
-  if (int e = prepare_create(r, &hid)) return e;
-  int fd = open_in(g.upper, r, open_flags(fi->flags) | O_CREAT | O_EXCL, mode);
-  if (fd < 0) return -errno;
-  fi->fh = static_cast<uint64_t>(fd);
-  return 0;
-}
-
-int op_read_buf(const char*, struct fuse_bufvec** bufp, size_t size, off_t off, struct fuse_file_info* fi) {
-  auto* v = static_cast<struct fuse_bufvec*>(std::malloc(sizeof(struct fuse_bufvec)));
-  if (!v) return -ENOMEM;
-  *v = FUSE_BUFVEC_INIT(size);
-  v->buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-  v->buf[0].fd = static_cast<int>(fi->fh);
-  v->buf[0].pos = off;
-  *bufp = v;
-  return 0;
-}
-
-// All of it or an error. A short count is not an answer the kernel can use: the writeback
-// cache takes any reply without an error as "written" (the rest of the page is lost, and the
-// writer's close() says nothing), and a writer without the cache would retry blindly. So a
-// short write is continued until the layer's filesystem says why it stopped (ENOSPC, EDQUOT,
-// EFBIG), and that error is the reply: the writer's write() or close() gets it.
-int op_write_buf(const char*, struct fuse_bufvec* buf, off_t off, struct fuse_file_info* fi) {
-  const size_t total = fuse_buf_size(buf);
-  size_t done = 0;
-  while (done < total) {
-    struct fuse_bufvec dst = FUSE_BUFVEC_INIT(total - done);
-    dst.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-    dst.buf[0].fd = static_cast<int>(fi->fh);
-    dst.buf[0].pos = off + static_cast<off_t>(done);
-    ssize_t k = fuse_buf_copy(&dst, buf, FUSE_BUF_SPLICE_NONBLOCK);  // advances buf past what it copied
-    if (k < 0) return static_cast<int>(k);
-    if (k == 0) return -EIO;  // no progress and no reason: never report it as written
-    done += static_cast<size_t>(k);
-  }
-  return static_cast<int>(done);
-}
-
-int op_statfs(const char*, struct statvfs* st) { return ::fstatvfs(g.upper, st) < 0 ? -errno : 0; }
-
-int op_flush(const char*, struct fuse_file_info* fi) {
-  // close(dup()) reports delayed write errors (NFS and friends) to the closing process.
-  int fd = ::dup(static_cast<int>(fi->fh));
-  return fd < 0 ? -errno : ::close(fd) < 0 ? -errno : 0;
-}
-
-int op_release(const char*, struct fuse_file_info* fi) {
-  ::close(static_cast<int>(fi->fh));
-  return 0;
-}
-
-int op_fsync(const char*, int datasync, struct fuse_file_info* fi) {
-  int fd = static_cast<int>(fi->fh);
-  return (datasync ? ::fdatasync(fd) : ::fsync(fd)) < 0 ? -errno : 0;
-}
-
 // The view's own user.overlay.* attributes are stored escaped as user.overlay.overlay.*, the
 // way overlayfs (Linux >= 6.7) keeps them apart from the layer's own (opaque, whiteouts…).
 constexpr const char kEscaped[] = "user.overlay.overlay.";
@@ -621,58 +419,594 @@ std::string stored_name(const char* name) {
   return private_xattr(name) ? std::string(kEscaped) + (name + sizeof kPrivatePrefix - 1) : std::string(name);
 }
 
-int op_setxattr(const char* path, const char* name, const char* value, size_t size, int flags) {
-  std::lock_guard<std::mutex> lock(g.tree);
-  std::string r = rel(path);
-  if (int e = copy_up(r)) return e;
-  return ::lsetxattr((g.upper_proc + r).c_str(), stored_name(name).c_str(), value, size, flags) < 0 ? -errno : 0;
+// ---- the kernel's nodes ----
+
+// One per file the kernel holds (nlookup > 0). Its node id is its address (the root's is
+// FUSE_ROOT_ID). `links` are its names the kernel knows; its path is its first name's.
+struct Inode {
+  uint64_t nlookup = 0;
+  mode_t type = 0;  // S_IFMT bits
+  int layer = 0;    // where dev/ino were found: 1 upper, 2 lower
+  dev_t dev = 0;
+  ino_t ino = 0;
+  std::vector<std::pair<Inode*, std::string>> links;
+};
+Inode g_root;
+std::map<std::pair<Inode*, std::string>, Inode*> g_names;   // (parent, name) -> Inode
+std::map<std::pair<dev_t, ino_t>, Inode*> g_upper_files;     // non-directories of the layer
+
+Inode* inode_of(fuse_ino_t i) { return i == FUSE_ROOT_ID ? &g_root : reinterpret_cast<Inode*>(i); }
+fuse_ino_t id_of(Inode* n) { return n == &g_root ? FUSE_ROOT_ID : reinterpret_cast<fuse_ino_t>(n); }
+
+int path_of(Inode* n, std::string* out) {
+  if (n == &g_root) {
+    *out = ".";
+    return 0;
+  }
+  if (n->links.empty()) return -ENOENT;  // unlinked, still open: only its handles reach it
+  std::string parent;
+  if (int e = path_of(n->links[0].first, &parent)) return e;
+  *out = join(parent, n->links[0].second.c_str());
+  return 0;
 }
 
-int op_getxattr(const char* path, const char* name, char* value, size_t size) {
-  Node n;
-  std::string r = rel(path);
-  if (int e = resolve(r, &n)) return e;
-  ssize_t k = ::lgetxattr((layer_proc(n) + r).c_str(), stored_name(name).c_str(), value, size);
-  return k < 0 ? -errno : static_cast<int>(k);
+void forget_key(Inode* x) {
+  if (x->layer != 1 || x->type == S_IFDIR) return;
+  auto it = g_upper_files.find({x->dev, x->ino});
+  if (it != g_upper_files.end() && it->second == x) g_upper_files.erase(it);
 }
 
-int op_listxattr(const char* path, char* list, size_t size) {
+// Records where x's file is now (a copy-up moves it to the layer).
+void rekey(Inode* x, const Node& n) {
+  forget_key(x);
+  x->layer = n.layer;
+  x->dev = n.st.st_dev;
+  x->ino = n.st.st_ino;
+  if (x->layer == 1 && x->type != S_IFDIR) g_upper_files[{x->dev, x->ino}] = x;
+}
+
+void drop_link(Inode* parent, const std::string& name) {
+  auto it = g_names.find({parent, name});
+  if (it == g_names.end()) return;
+  Inode* x = it->second;
+  g_names.erase(it);
+  for (auto l = x->links.begin(); l != x->links.end(); ++l)
+    if (l->first == parent && l->second == name) {
+      x->links.erase(l);
+      break;
+    }
+}
+
+void add_link(Inode* x, Inode* parent, const std::string& name) {
+  g_names[{parent, name}] = x;
+  x->links.emplace_back(parent, name);
+}
+
+// The Inode for `name` in `parent`, which resolved to n (one more lookup for the kernel).
+Inode* node_for(Inode* parent, const char* name, const Node& n) {
+  const mode_t type = n.st.st_mode & S_IFMT;
+  Inode* x = nullptr;
+  if (auto it = g_names.find({parent, name}); it != g_names.end()) {
+    x = it->second;
+    // The same file: a directory by its name; a layer file by its identity; a lower file may
+    // have been copied up meanwhile.
+    const bool same = x->type == type && (type == S_IFDIR || x->layer == 2 || (x->dev == n.st.st_dev && x->ino == n.st.st_ino));
+    if (!same) {
+      drop_link(parent, name);
+      x = nullptr;
+    }
+  }
+  if (!x && n.layer == 1 && type != S_IFDIR) {
+    if (auto it = g_upper_files.find({n.st.st_dev, n.st.st_ino}); it != g_upper_files.end()) {
+      x = it->second;  // another name of a file the kernel knows: a hard link
+      add_link(x, parent, name);
+    }
+  }
+  if (!x) {
+    x = new Inode;
+    x->type = type;
+    add_link(x, parent, name);
+  }
+  rekey(x, n);
+  ++x->nlookup;
+  return x;
+}
+
+void forget_one(Inode* x, uint64_t n) {
+  if (x == &g_root) return;
+  x->nlookup -= std::min(n, x->nlookup);
+  if (x->nlookup) return;
+  for (const auto& [parent, name] : x->links)
+    if (auto it = g_names.find({parent, name}); it != g_names.end() && it->second == x) g_names.erase(it);
+  forget_key(x);
+  delete x;
+}
+
+void fill_entry(Inode* x, const Node& n, struct fuse_entry_param* e) {
+  *e = fuse_entry_param{};
+  e->ino = id_of(x);
+  e->attr = present(n);
+  e->attr_timeout = g.timeout;
+  e->entry_timeout = g.timeout;
+}
+
+// Answers a request that made or found `name` in `parent` with its entry.
+void reply_entry(fuse_req_t req, Inode* parent, const char* name, const std::string& r) {
   Node n;
-  std::string r = rel(path);
+  if (int e = resolve(r, &n)) {
+    fuse_reply_err(req, -e);
+    return;
+  }
+  struct fuse_entry_param e;
+  fill_entry(node_for(parent, name, n), n, &e);
+  fuse_reply_entry(req, &e);
+}
+
+// A file the view made belongs to whoever made it: the daemon creates it, then gives it to
+// the caller (possible where the view maps ids and we are its root; else it stays ours, which
+// is then the caller anyway). Its group is the caller's, or the directory's when that is
+// set-group-ID (the layer's filesystem already did that). chown clears S_ISUID/S_ISGID: put
+// them back.
+void give_to_caller(fuse_req_t req, const std::string& r, mode_t mode) {
+  const struct fuse_ctx* c = fuse_req_ctx(req);
+  struct stat parent;
+  const bool sgid_dir = ::fstatat(g.upper, parent_of(r).c_str(), &parent, AT_SYMLINK_NOFOLLOW) == 0 && (parent.st_mode & S_ISGID);
+  const uid_t uid = c->uid == g.uid ? static_cast<uid_t>(-1) : c->uid;
+  const gid_t gid = sgid_dir || c->gid == g.gid ? static_cast<gid_t>(-1) : c->gid;
+  if (uid == static_cast<uid_t>(-1) && gid == static_cast<gid_t>(-1)) return;
+  if (::fchownat(g.upper, r.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) == 0 && (mode & 07000) && !S_ISLNK(mode))
+    ::fchmodat(g.upper, r.c_str(), mode & 07777, 0);
+}
+
+// A handle: the descriptor, and whether it is the layer's file (a read-only open of a lower
+// file must never be changed through it: fchmod, futimens… go by path and copy up).
+uint64_t make_fh(int fd, bool upper) { return static_cast<uint64_t>(static_cast<uint32_t>(fd)) | (upper ? 1ull << 32 : 0); }
+int fh_fd(const struct fuse_file_info* fi) { return static_cast<int>(static_cast<uint32_t>(fi->fh)); }
+bool fh_upper(const struct fuse_file_info* fi) { return (fi->fh >> 32) & 1; }
+
+#define LOCKED std::lock_guard<std::recursive_mutex> lock(g.tree)
+
+// ---- operations ----
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  LOCKED;
+  Inode* p = inode_of(parent);
+  std::string dir;
+  if (int e = path_of(p, &dir)) return (void)fuse_reply_err(req, -e);
+  const std::string r = join(dir, name);
+  Node n;
+  if (int e = resolve(r, &n)) {
+    if (e == -ENOENT) {
+      // Negative entry, cached for the timeout: only we create names.
+      struct fuse_entry_param ne {};
+      ne.entry_timeout = g.timeout;
+      return (void)fuse_reply_entry(req, &ne);
+    }
+    return (void)fuse_reply_err(req, -e);
+  }
+  struct fuse_entry_param e;
+  fill_entry(node_for(p, name, n), n, &e);
+  fuse_reply_entry(req, &e);
+}
+
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  {
+    LOCKED;
+    forget_one(inode_of(ino), nlookup);
+  }
+  fuse_reply_none(req);
+}
+
+void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data* forgets) {
+  {
+    LOCKED;
+    for (size_t i = 0; i < count; ++i) forget_one(inode_of(forgets[i].ino), forgets[i].nlookup);
+  }
+  fuse_reply_none(req);
+}
+
+int stat_inode(Inode* x, struct stat* st, std::string* path = nullptr) {
+  std::string r;
+  if (int e = path_of(x, &r)) return e;
+  Node n;
   if (int e = resolve(r, &n)) return e;
-  char names[65536];
-  ssize_t k = ::llistxattr((layer_proc(n) + r).c_str(), names, sizeof names);
-  if (k < 0) return -errno;
+  if (x != &g_root) rekey(x, n);
+  *st = present(n);
+  if (path) *path = r;
+  return 0;
+}
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  struct stat st;
+  if (fi) {
+    if (::fstat(fh_fd(fi), &st) < 0) return (void)fuse_reply_err(req, errno);
+    if (!fh_upper(fi)) st.st_uid = g.uid, st.st_gid = g.gid;
+    present_fd(&st);
+    return (void)fuse_reply_attr(req, &st, g.timeout);
+  }
+  LOCKED;
+  if (int e = stat_inode(inode_of(ino), &st)) return (void)fuse_reply_err(req, -e);
+  fuse_reply_attr(req, &st, g.timeout);
+}
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, struct fuse_file_info* fi) {
+  LOCKED;
+  Inode* x = inode_of(ino);
+  int fd = fi && fh_upper(fi) ? fh_fd(fi) : -1;
+  std::string r;
+  if (fd < 0) {
+    if (int e = path_of(x, &r)) return (void)fuse_reply_err(req, -e);
+    if (int e = copy_up(r)) return (void)fuse_reply_err(req, -e);
+  }
+  const uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : static_cast<uid_t>(-1);
+  const gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : static_cast<gid_t>(-1);
+  int rc = 0;
+  if (uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1))
+    rc = fd >= 0 ? ::fchown(fd, uid, gid) : ::fchownat(g.upper, r.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW);
+  if (!rc && (to_set & FUSE_SET_ATTR_MODE))
+    rc = fd >= 0 ? ::fchmod(fd, attr->st_mode & 07777) : ::fchmodat(g.upper, r.c_str(), attr->st_mode & 07777, 0);
+  if (!rc && (to_set & FUSE_SET_ATTR_SIZE)) {
+    if (fd >= 0) {
+      rc = ::ftruncate(fd, attr->st_size);
+    } else {
+      int t = open_in(g.upper, r, O_WRONLY);
+      rc = t < 0 ? -1 : ::ftruncate(t, attr->st_size);
+      int e = errno;
+      if (t >= 0) ::close(t);
+      errno = e;
+    }
+  }
+  if (!rc && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
+    struct timespec tv[2];
+    tv[0].tv_nsec = tv[1].tv_nsec = UTIME_OMIT;
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) tv[0].tv_nsec = UTIME_NOW;
+    else if (to_set & FUSE_SET_ATTR_ATIME) tv[0] = attr->st_atim;
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW) tv[1].tv_nsec = UTIME_NOW;
+    else if (to_set & FUSE_SET_ATTR_MTIME) tv[1] = attr->st_mtim;
+    rc = fd >= 0 ? ::futimens(fd, tv) : ::utimensat(g.upper, r.c_str(), tv, AT_SYMLINK_NOFOLLOW);
+  }
+  if (rc) return (void)fuse_reply_err(req, errno);
+  struct stat st;
+  if (fd >= 0) {
+    if (::fstat(fd, &st) < 0) return (void)fuse_reply_err(req, errno);
+    present_fd(&st);
+  } else if (int e = stat_inode(x, &st)) {
+    return (void)fuse_reply_err(req, -e);
+  }
+  fuse_reply_attr(req, &st, g.timeout);
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  LOCKED;
+  std::string r;
+  Node n;
+  if (int e = path_of(inode_of(ino), &r)) return (void)fuse_reply_err(req, -e);
+  if (int e = resolve(r, &n)) return (void)fuse_reply_err(req, -e);
+  char buf[PATH_MAX + 1];
+  ssize_t k = ::readlinkat(layer_fd(n), r.c_str(), buf, sizeof buf - 1);
+  if (k < 0) return (void)fuse_reply_err(req, errno);
+  buf[k] = 0;
+  fuse_reply_readlink(req, buf);
+}
+
+// The path of `name` in `parent` for a call that creates it, prepared (prepare_create).
+int creating(fuse_req_t req, fuse_ino_t parent, const char* name, std::string* r, bool* hid) {
+  (void)req;
+  std::string dir;
+  if (int e = path_of(inode_of(parent), &dir)) return e;
+  *r = join(dir, name);
+  return prepare_create(*r, hid);
+}
+
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  // A 0/0 character device is how the layer says "deleted": the view cannot make one (EPERM,
+  // as overlayfs).
+  if (S_ISCHR(mode) && rdev == makedev(0, 0)) return (void)fuse_reply_err(req, EPERM);
+  LOCKED;
+  std::string r;
+  bool hid;
+  if (int e = creating(req, parent, name, &r, &hid)) return (void)fuse_reply_err(req, -e);
+  if (::mknodat(g.upper, r.c_str(), mode, rdev) < 0) return (void)fuse_reply_err(req, errno);
+  give_to_caller(req, r, mode);
+  reply_entry(req, inode_of(parent), name, r);
+}
+
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  LOCKED;
+  std::string r;
+  bool hid;
+  if (int e = creating(req, parent, name, &r, &hid)) return (void)fuse_reply_err(req, -e);
+  if (::mkdirat(g.upper, r.c_str(), mode) < 0) return (void)fuse_reply_err(req, errno);
+  // Something of the lower layer was deleted here: the new directory must not show its entries.
+  if (hid && ::lsetxattr((g.upper_proc + r).c_str(), kOpaque, "y", 1, 0) < 0) {
+    int e = errno;
+    ::unlinkat(g.upper, r.c_str(), AT_REMOVEDIR);
+    make_whiteout(r);
+    return (void)fuse_reply_err(req, e);
+  }
+  give_to_caller(req, r, S_IFDIR | mode);
+  reply_entry(req, inode_of(parent), name, r);
+}
+
+void op_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+  LOCKED;
+  std::string r;
+  bool hid;
+  if (int e = creating(req, parent, name, &r, &hid)) return (void)fuse_reply_err(req, -e);
+  if (::symlinkat(target, g.upper, r.c_str()) < 0) return (void)fuse_reply_err(req, errno);
+  give_to_caller(req, r, S_IFLNK | 0777);
+  reply_entry(req, inode_of(parent), name, r);
+}
+
+void op_unlink_common(fuse_req_t req, fuse_ino_t parent, const char* name, bool dir) {
+  LOCKED;
+  Inode* p = inode_of(parent);
+  std::string d;
+  if (int e = path_of(p, &d)) return (void)fuse_reply_err(req, -e);
+  if (int e = remove_entry(join(d, name), dir)) return (void)fuse_reply_err(req, -e);
+  drop_link(p, name);
+  fuse_reply_err(req, 0);
+}
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) { op_unlink_common(req, parent, name, false); }
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) { op_unlink_common(req, parent, name, true); }
+
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
+               unsigned int flags) {
+  LOCKED;
+  Inode* p = inode_of(parent);
+  Inode* np = inode_of(newparent);
+  std::string from, to;
+  if (int e = path_of(p, &from)) return (void)fuse_reply_err(req, -e);
+  if (int e = path_of(np, &to)) return (void)fuse_reply_err(req, -e);
+  if (int e = rename_paths(join(from, name), join(to, newname), flags)) return (void)fuse_reply_err(req, -e);
+  drop_link(np, newname);  // what was replaced
+  if (auto it = g_names.find({p, name}); it != g_names.end()) {
+    Inode* x = it->second;
+    drop_link(p, name);
+    add_link(x, np, newname);
+    // The moved name becomes x's first: its old first name may be the one that moved.
+    std::rotate(x->links.begin(), x->links.end() - 1, x->links.end());
+  }
+  fuse_reply_err(req, 0);
+}
+
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  LOCKED;
+  Inode* x = inode_of(ino);
+  std::string from, r;
+  bool hid;
+  if (int e = path_of(x, &from)) return (void)fuse_reply_err(req, -e);
+  if (int e = creating(req, newparent, newname, &r, &hid)) return (void)fuse_reply_err(req, -e);
+  if (int e = copy_up(from)) return (void)fuse_reply_err(req, -e);
+  Node n;
+  if (int e = resolve(from, &n)) return (void)fuse_reply_err(req, -e);
+  rekey(x, n);  // now the layer's file: the new name finds this Inode
+  if (::linkat(g.upper, from.c_str(), g.upper, r.c_str(), 0) < 0) return (void)fuse_reply_err(req, errno);
+  reply_entry(req, inode_of(newparent), newname, r);
+}
+
+int open_flags(int flags) {
+  if (g.writeback) {
+    // The kernel's writeback cache may read to fill partial pages, and handles O_APPEND itself.
+    if ((flags & O_ACCMODE) == O_WRONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
+    flags &= ~O_APPEND;
+  }
+  return flags;
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  const bool writes = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+  int fd;
+  bool upper;
+  {
+    LOCKED;
+    Inode* x = inode_of(ino);
+    std::string r;
+    if (int e = path_of(x, &r)) return (void)fuse_reply_err(req, -e);
+    if (writes)
+      if (int e = copy_up(r)) return (void)fuse_reply_err(req, -e);
+    Node n;
+    if (int e = resolve(r, &n)) return (void)fuse_reply_err(req, -e);
+    rekey(x, n);
+    upper = n.layer == 1;
+    fd = open_in(layer_fd(n), r, open_flags(fi->flags));
+    if (fd < 0) return (void)fuse_reply_err(req, errno);
+  }
+  fi->fh = make_fh(fd, upper);
+  fi->keep_cache = 1;  // one Inode per file, changed only through us: its pages stay right
+  fuse_reply_open(req, fi);
+}
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, struct fuse_file_info* fi) {
+  LOCKED;
+  std::string r;
+  bool hid;
+  if (int e = creating(req, parent, name, &r, &hid)) return (void)fuse_reply_err(req, -e);
+  int fd = open_in(g.upper, r, open_flags(fi->flags) | O_CREAT | O_EXCL, mode);
+  if (fd < 0) return (void)fuse_reply_err(req, errno);
+  give_to_caller(req, r, mode);
+  Node n;
+  if (int e = resolve(r, &n)) {
+    ::close(fd);
+    return (void)fuse_reply_err(req, -e);
+  }
+  struct fuse_entry_param e;
+  fill_entry(node_for(inode_of(parent), name, n), n, &e);
+  fi->fh = make_fh(fd, true);
+  fi->keep_cache = 1;
+  fuse_reply_create(req, &e, fi);
+}
+
+void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, struct fuse_file_info* fi) {
+  struct fuse_bufvec v = FUSE_BUFVEC_INIT(size);
+  v.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  v.buf[0].fd = fh_fd(fi);
+  v.buf[0].pos = off;
+  fuse_reply_data(req, &v, FUSE_BUF_SPLICE_MOVE);
+}
+
+// All of it or an error. A short count is not an answer the kernel can use: the writeback
+// cache takes any reply without an error as "written" (the rest of the page is lost, and the
+// writer's close() says nothing), and a writer without the cache would retry blindly. So a
+// short write is continued until the layer's filesystem says why it stopped (ENOSPC, EDQUOT,
+// EFBIG), and that error is the reply: the writer's write() or close() gets it.
+void op_write_buf(fuse_req_t req, fuse_ino_t, struct fuse_bufvec* buf, off_t off, struct fuse_file_info* fi) {
+  const size_t total = fuse_buf_size(buf);
+  size_t done = 0;
+  while (done < total) {
+    struct fuse_bufvec dst = FUSE_BUFVEC_INIT(total - done);
+    dst.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+    dst.buf[0].fd = fh_fd(fi);
+    dst.buf[0].pos = off + static_cast<off_t>(done);
+    ssize_t k = fuse_buf_copy(&dst, buf, FUSE_BUF_SPLICE_NONBLOCK);  // advances buf past what it copied
+    if (k < 0) return (void)fuse_reply_err(req, static_cast<int>(-k));
+    if (k == 0) return (void)fuse_reply_err(req, EIO);  // no progress and no reason: never "written"
+    done += static_cast<size_t>(k);
+  }
+  fuse_reply_write(req, done);
+}
+
+void op_flush(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
+  // close(dup()) reports delayed write errors (NFS and friends) to the closing process.
+  int fd = ::dup(fh_fd(fi));
+  fuse_reply_err(req, fd < 0 ? errno : ::close(fd) < 0 ? errno : 0);
+}
+
+void op_release(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
+  ::close(fh_fd(fi));
+  fuse_reply_err(req, 0);
+}
+
+void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, struct fuse_file_info* fi) {
+  int fd = fh_fd(fi);
+  fuse_reply_err(req, (datasync ? ::fdatasync(fd) : ::fsync(fd)) < 0 ? errno : 0);
+}
+
+// A directory handle: its merged listing, taken at opendir and again at offset 0 (rewinddir).
+struct DirHandle {
+  std::vector<std::pair<std::string, std::pair<ino_t, unsigned char>>> entries;
+};
+
+int load_dir(Inode* x, DirHandle* d) {
+  std::string r;
+  if (int e = path_of(x, &r)) return e;
+  Node n;
+  if (int e = resolve(r, &n)) return e;
+  if (!S_ISDIR(n.st.st_mode)) return -ENOTDIR;
+  Listing names;
+  if (int e = list_dir(r, n, &names)) return e;
+  d->entries.clear();
+  d->entries.push_back({".", {n.st.st_ino, DT_DIR}});
+  d->entries.push_back({"..", {0, DT_DIR}});
+  for (auto& e : names) d->entries.push_back(e);
+  return 0;
+}
+
+void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  LOCKED;
+  auto* d = new DirHandle;
+  if (int e = load_dir(inode_of(ino), d)) {
+    delete d;
+    return (void)fuse_reply_err(req, -e);
+  }
+  fi->fh = reinterpret_cast<uint64_t>(d);
+  fuse_reply_open(req, fi);
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
+  auto* d = reinterpret_cast<DirHandle*>(fi->fh);
+  if (off == 0) {
+    LOCKED;
+    if (int e = load_dir(inode_of(ino), d)) return (void)fuse_reply_err(req, -e);
+  }
+  std::vector<char> buf(size);
+  size_t used = 0;
+  for (size_t i = static_cast<size_t>(off); i < d->entries.size(); ++i) {
+    struct stat st {};
+    st.st_ino = d->entries[i].second.first;
+    st.st_mode = static_cast<mode_t>(d->entries[i].second.second) << 12;
+    size_t len = fuse_add_direntry(req, buf.data() + used, size - used, d->entries[i].first.c_str(), &st,
+                                   static_cast<off_t>(i + 1));
+    if (len > size - used) break;
+    used += len;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void op_releasedir(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
+  delete reinterpret_cast<DirHandle*>(fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+void op_fsyncdir(fuse_req_t req, fuse_ino_t, int, struct fuse_file_info*) { fuse_reply_err(req, 0); }
+
+void op_statfs(fuse_req_t req, fuse_ino_t) {
+  struct statvfs st;
+  if (::fstatvfs(g.upper, &st) < 0) return (void)fuse_reply_err(req, errno);
+  fuse_reply_statfs(req, &st);
+}
+
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
+  LOCKED;
+  std::string r;
+  if (int e = path_of(inode_of(ino), &r)) return (void)fuse_reply_err(req, -e);
+  if (int e = copy_up(r)) return (void)fuse_reply_err(req, -e);
+  int rc = ::lsetxattr((g.upper_proc + r).c_str(), stored_name(name).c_str(), value, size, flags);
+  fuse_reply_err(req, rc < 0 ? errno : 0);
+}
+
+// Replies to a size query (size 0) with the length, else with the bytes.
+void reply_sized(fuse_req_t req, const char* data, ssize_t len, size_t size) {
+  if (size == 0) return (void)fuse_reply_xattr(req, static_cast<size_t>(len));
+  if (static_cast<size_t>(len) > size) return (void)fuse_reply_err(req, ERANGE);
+  fuse_reply_buf(req, data, static_cast<size_t>(len));
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  LOCKED;
+  std::string r;
+  Node n;
+  if (int e = path_of(inode_of(ino), &r)) return (void)fuse_reply_err(req, -e);
+  if (int e = resolve(r, &n)) return (void)fuse_reply_err(req, -e);
+  std::vector<char> value(size ? size : 1);
+  ssize_t k = ::lgetxattr((layer_proc(n) + r).c_str(), stored_name(name).c_str(), size ? value.data() : nullptr, size);
+  if (k < 0) return (void)fuse_reply_err(req, errno);
+  reply_sized(req, value.data(), k, size);
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  LOCKED;
+  std::string r;
+  Node n;
+  if (int e = path_of(inode_of(ino), &r)) return (void)fuse_reply_err(req, -e);
+  if (int e = resolve(r, &n)) return (void)fuse_reply_err(req, -e);
+  std::vector<char> names(65536);
+  ssize_t k = ::llistxattr((layer_proc(n) + r).c_str(), names.data(), names.size());
+  if (k < 0) return (void)fuse_reply_err(req, errno);
   std::string out;
-  for (char* p = names; p < names + k; p += std::strlen(p) + 1) {
+  for (char* p = names.data(); p < names.data() + k; p += std::strlen(p) + 1) {
     if (std::strncmp(p, kEscaped, sizeof kEscaped - 1) == 0)
       out += std::string(kPrivatePrefix) + (p + sizeof kEscaped - 1) + '\0';
     else if (!private_xattr(p))
       out.append(p, std::strlen(p) + 1);
   }
-  if (size == 0) return static_cast<int>(out.size());
-  if (out.size() > size) return -ERANGE;
-  std::memcpy(list, out.data(), out.size());
-  return static_cast<int>(out.size());
+  reply_sized(req, out.data(), static_cast<ssize_t>(out.size()), size);
 }
 
-int op_removexattr(const char* path, const char* name) {
-  std::lock_guard<std::mutex> lock(g.tree);
-  std::string r = rel(path);
-  if (int e = copy_up(r)) return e;
-  return ::lremovexattr((g.upper_proc + r).c_str(), stored_name(name).c_str()) < 0 ? -errno : 0;
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  LOCKED;
+  std::string r;
+  if (int e = path_of(inode_of(ino), &r)) return (void)fuse_reply_err(req, -e);
+  if (int e = copy_up(r)) return (void)fuse_reply_err(req, -e);
+  int rc = ::lremovexattr((g.upper_proc + r).c_str(), stored_name(name).c_str());
+  fuse_reply_err(req, rc < 0 ? errno : 0);
 }
 
-void* op_init(struct fuse_conn_info* conn, struct fuse_config* cfg) {
-  cfg->use_ino = 1;  // the layers' inode numbers: hard links compare equal (test -ef), as on overlayfs
-  cfg->nullpath_ok = 1;  // reads and writes on a handle skip building its path
-  cfg->entry_timeout = 1.0;
-  cfg->attr_timeout = 1.0;
-  cfg->negative_timeout = 1.0;
-  cfg->kernel_cache = 1;
+void op_init(void*, struct fuse_conn_info* conn) {
   const char* env = std::getenv("VU_COWFS_NO_WRITEBACK");
   g.writeback = !(env && *env) && (conn->capable & FUSE_CAP_WRITEBACK_CACHE);
   if (g.writeback) conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+  else conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   // Replies carrying file data go by splice (no copy through our memory: reads ~9x faster
   // here, bench/fs.sh); requests are read with splice only when asked (it did not help writes).
   const char* sp = std::getenv("VU_COWFS_SPLICE");
@@ -682,7 +1016,15 @@ void* op_init(struct fuse_conn_info* conn, struct fuse_config* cfg) {
   if (splice == "all") conn->want |= conn->capable & FUSE_CAP_SPLICE_READ;
   conn->max_write = 1u << 20;
   conn->max_readahead = 1u << 20;
-  return nullptr;
+}
+
+unsigned read_id(const char* path) {
+  unsigned v = 65534;
+  if (FILE* f = std::fopen(path, "re")) {
+    if (std::fscanf(f, "%u", &v) != 1) v = 65534;
+    std::fclose(f);
+  }
+  return v;
 }
 
 }  // namespace
@@ -720,10 +1062,19 @@ int main(int argc, char** argv) {
   g.lower_proc = "/proc/self/fd/" + std::to_string(g.lower) + "/";
   g.uid = ::getuid();
   g.gid = ::getgid();
+  g.overflow_uid = read_id("/proc/sys/kernel/overflowuid");
+  g.overflow_gid = read_id("/proc/sys/kernel/overflowgid");
+  g_root.type = S_IFDIR;
+  g_root.nlookup = 1;
   ::umask(0);  // modes come from the callers, already masked by the kernel
 
-  static struct fuse_operations ops {};
+  static struct fuse_lowlevel_ops ops {};
+  ops.init = op_init;
+  ops.lookup = op_lookup;
+  ops.forget = op_forget;
+  ops.forget_multi = op_forget_multi;
   ops.getattr = op_getattr;
+  ops.setattr = op_setattr;
   ops.readlink = op_readlink;
   ops.mknod = op_mknod;
   ops.mkdir = op_mkdir;
@@ -732,34 +1083,46 @@ int main(int argc, char** argv) {
   ops.symlink = op_symlink;
   ops.rename = op_rename;
   ops.link = op_link;
-  ops.chmod = op_chmod;
-  ops.chown = op_chown;
-  ops.truncate = op_truncate;
   ops.open = op_open;
-  ops.statfs = op_statfs;
+  ops.read = op_read;
+  ops.write_buf = op_write_buf;
   ops.flush = op_flush;
   ops.release = op_release;
   ops.fsync = op_fsync;
+  ops.opendir = op_opendir;
+  ops.readdir = op_readdir;
+  ops.releasedir = op_releasedir;
+  ops.fsyncdir = op_fsyncdir;
+  ops.statfs = op_statfs;
   ops.setxattr = op_setxattr;
   ops.getxattr = op_getxattr;
   ops.listxattr = op_listxattr;
   ops.removexattr = op_removexattr;
-  ops.opendir = op_opendir;
-  ops.readdir = op_readdir;
-  ops.releasedir = op_releasedir;
-  ops.init = op_init;
   ops.create = op_create;
-  ops.utimens = op_utimens;
-  ops.write_buf = op_write_buf;
-  ops.read_buf = op_read_buf;
 
-  std::string opts = "default_permissions,fsname=vu-cowfs,subtype=cowfs";
-  std::vector<char*> args = {argv[0], const_cast<char*>("-f"), const_cast<char*>("-o"), opts.data()};
-  for (int i = root_fs ? 4 : 3; i < argc; ++i) args.push_back(argv[i]);
-  // One thread: on the 2-core reference VM, handing requests between libfuse's worker threads
-  // cost more than it gave (bench/fs.sh: reads 2.1 -> 3.5 GB/s, writes equal). VU_COWFS_THREADS=1
-  // gives the multithreaded loop back (a large copy-up then does not hold up other requests).
-  if (const char* mt = std::getenv("VU_COWFS_THREADS"); !(mt && *mt == '1')) args.push_back(const_cast<char*>("-s"));
-  args.push_back(const_cast<char*>(target));
-  return fuse_main(static_cast<int>(args.size()), args.data(), &ops, nullptr);
+  // allow_other: every user of the view reaches the files, with the kernel's permission checks
+  // (default_permissions) against the owners shown.
+  std::string opts = "default_permissions,allow_other,fsname=vu-cowfs,subtype=cowfs";
+  struct fuse_args args = FUSE_ARGS_INIT(0, nullptr);
+  fuse_opt_add_arg(&args, argv[0]);
+  fuse_opt_add_arg(&args, "-o");
+  fuse_opt_add_arg(&args, opts.c_str());
+  for (int i = root_fs ? 4 : 3; i < argc; ++i) fuse_opt_add_arg(&args, argv[i]);
+  struct fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, nullptr);
+  if (!se) return 1;
+  int rc = 1;
+  if (fuse_set_signal_handlers(se) == 0) {
+    if (fuse_session_mount(se, target) == 0) {
+      // One thread: on the 2-core reference VM, handing requests between libfuse's worker
+      // threads cost more than it gave (bench/fs.sh). VU_COWFS_THREADS=1 gives the
+      // multithreaded loop back (a large copy-up then does not hold up other requests).
+      const char* mt = std::getenv("VU_COWFS_THREADS");
+      rc = (mt && *mt == '1') ? fuse_session_loop_mt(se, nullptr) : fuse_session_loop(se);
+      fuse_session_unmount(se);
+    }
+    fuse_remove_signal_handlers(se);
+  }
+  fuse_session_destroy(se);
+  fuse_opt_free_args(&args);
+  return rc < 0 ? 1 : 0;
 }
