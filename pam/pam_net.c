@@ -10,17 +10,27 @@
  *   usernet   the network namespace /run/netns/USER, joined if it exists, else created (lo up)
  *   groupnet  … /run/netns/X for the first group PFX-X the user is in
  *             then a private mount namespace (/ made slave; with rootshared only /sys and /etc
- *             are private), /sys remounted for the namespace, cgroup2 on /sys/fs/cgroup when
- *             the kernel has it, and every /etc/netns/NAME/ENTRY bound over /etc/ENTRY.
+ *             are private), a sysfs for the namespace over /sys, cgroup2 on /sys/fs/cgroup
+ *             when the kernel has it, and every /etc/netns/NAME/ENTRY bound over /etc/ENTRY.
  * close_session: PAM_IGNORE (namespaces outlive sessions, as in the original).
+ *
+ * Everything done to the host's mount namespace (/run/netns, the namespace files, rootshared's
+ * mount points) happens under an exclusive flock of /run/netns, so concurrent first sessions
+ * never meet a half-made namespace file. With rootshared the session's / stays a peer of the
+ * host's: a mount made on one of its directories would propagate to the host, so the session
+ * only makes private, and mounts over, mount points the host has already — /sys, and /etc when
+ * /etc/netns/NAME exists; one that is not, on a shared mount, is bound onto itself in the host,
+ * once (as ip netns does for /run/netns).
  *
  * Divergences from libpam-net 0.3, each a fix: a missing /etc/netns/NAME is not an error (the
  * original aborted the session after entering the namespace); a failed bind of one of its
  * entries fails the session (the original logged and went on; an entry with nothing of that
  * name in /etc is skipped, as `ip netns exec` does); a namespace file that could not
- * be set up is removed (the original left a stale mode-0 file); pam_get_user failures are
- * PAM_SESSION_ERR (an operator-precedence bug made them PAM_SUCCESS); a missing cgroup2 is
- * logged, not fatal. Errors go to syslog through pam_syslog, naming the step and errno.
+ * be set up is removed (the original left a stale mode-0 file), and one left by a session killed
+ * while making it is made again; concurrent first sessions are serialized (the original refused
+ * some); rootshared leaves no mount in the host per session (the original left a sysfs and an
+ * /etc bind each time); pam_get_user failures are PAM_SESSION_ERR (an operator-precedence bug
+ * made them PAM_SUCCESS); a missing cgroup2 is logged, not fatal. Errors go to syslog through pam_syslog, naming the step and errno.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -32,13 +42,19 @@
 #include <pwd.h>
 #include <sched.h>
 #include <security/pam_ext.h>
+#include <linux/magic.h>
 #include <security/pam_modules.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -124,12 +140,26 @@ static int lo_up(void) {
 
 #if !defined(PAM_NET_NEWNET)
 
-/* /run/netns exists and is a shared mount (as `ip netns add` makes it). */
-static int netns_rundir(pam_handle_t *pamh) {
+/* Creates /run/netns if needed and locks it (flock, exclusive): the lock covers every change
+ * pam_net makes to the host's mount namespace. Returns the fd holding the lock, or -1. */
+static int lock_rundir(pam_handle_t *pamh) {
   if (mkdir(NETNS_DIR, 0755) < 0 && errno != EEXIST) {
     pam_syslog(pamh, LOG_ERR, "mkdir %s: %m", NETNS_DIR);
     return -1;
   }
+  int fd = open(NETNS_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int rc = fd < 0 ? -1 : flock(fd, LOCK_EX);
+  while (rc < 0 && fd >= 0 && errno == EINTR) rc = flock(fd, LOCK_EX);
+  if (rc < 0) {
+    pam_syslog(pamh, LOG_ERR, "lock %s: %m", NETNS_DIR);
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* /run/netns is a shared mount (as `ip netns add` makes it). */
+static int netns_rundir(pam_handle_t *pamh) {
   if (mount("", NETNS_DIR, NULL, MS_SHARED | MS_REC, NULL) == 0) return 0;
   if (errno != EINVAL || mount(NETNS_DIR, NETNS_DIR, NULL, MS_BIND | MS_REC, NULL) < 0 ||
       mount("", NETNS_DIR, NULL, MS_SHARED | MS_REC, NULL) < 0) {
@@ -139,28 +169,37 @@ static int netns_rundir(pam_handle_t *pamh) {
   return 0;
 }
 
-/* Joins /run/netns/NAME, creating it (and bringing lo up) if it does not exist. */
+/* Joins /run/netns/NAME, creating it (and bringing lo up) if it does not exist. Under the lock:
+ * a file there that is not a namespace was left by a session killed while making it. */
 static int enter_netns(pam_handle_t *pamh, const char *name, int lodown) {
   char path[PATH_MAX];
   if (snprintf(path, sizeof path, "%s/%s", NETNS_DIR, name) >= (int)sizeof path) return -1;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  struct statfs fs;
+  if (fd >= 0 && fstatfs(fd, &fs) == 0 && fs.f_type == NSFS_MAGIC) {
     int rc = setns(fd, CLONE_NEWNET);
     if (rc < 0) pam_syslog(pamh, LOG_ERR, "setns %s: %m", path);
     close(fd);
     return rc;
   }
-  if (errno != ENOENT) {
+  if (fd >= 0) {
+    close(fd);
+    pam_syslog(pamh, LOG_NOTICE, "%s is not a namespace (half-made): made again", path);
+    if (unlink(path) < 0) {
+      pam_syslog(pamh, LOG_ERR, "unlink %s: %m", path);
+      return -1;
+    }
+  } else if (errno != ENOENT) {
     pam_syslog(pamh, LOG_ERR, "open %s: %m", path);
     return -1;
   }
-  fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+  fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0);
   if (fd < 0) {
     pam_syslog(pamh, LOG_ERR, "create %s: %m", path);
     return -1;
   }
   close(fd);
-  if (unshare(CLONE_NEWNET) < 0 || mount("/proc/self/ns/net", path, NULL, MS_BIND, NULL) < 0) {
+  if (unshare(CLONE_NEWNET) < 0 || mount("/proc/thread-self/ns/net", path, NULL, MS_BIND, NULL) < 0) {
     pam_syslog(pamh, LOG_ERR, "create network namespace %s: %m", path);
     unlink(path);
     return -1;
@@ -169,14 +208,65 @@ static int enter_netns(pam_handle_t *pamh, const char *name, int lodown) {
   return 0;
 }
 
-static int remount_sys(pam_handle_t *pamh, const char *name, int rootshared) {
-  if (rootshared ? mount("", "/sys", NULL, MS_PRIVATE | MS_REC, NULL) : mount("", "/", NULL, MS_SLAVE | MS_REC, NULL)) {
+/* Whether the mount with this id is shared (mountinfo's optional field "shared:N"); 1 when it
+ * cannot be told (the safe side). */
+static int mount_is_shared(uint64_t id) {
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (!f) return 1;
+  char *line = NULL;
+  size_t size = 0;
+  int shared = 1;
+  while (getline(&line, &size, f) > 0) {
+    char *end;
+    if (strtoull(line, &end, 10) != id || *end != ' ') continue;
+    char *sep = strstr(line, " - "), *tag = strstr(line, " shared:");
+    shared = tag && sep && tag < sep;
+    break;
+  }
+  free(line);
+  fclose(f);
+  return shared;
+}
+
+enum bind_when { BIND_IF_SHARED, BIND_ALWAYS };
+
+/* rootshared: unless path is a mount point already, binds it onto itself. In the host's
+ * namespace only when it lies in a shared mount (BIND_IF_SHARED: else nothing propagates and
+ * the host is left alone); in the session's always (it is not shared there, or the host's
+ * would have been bound). */
+static int own_mount_point(pam_handle_t *pamh, const char *path, enum bind_when when) {
+  struct statx st;
+  if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &st) < 0 ||
+      !(st.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) || !(st.stx_mask & STATX_MNT_ID)) {
+    pam_syslog(pamh, LOG_ERR, "statx %s (mount root, mount id): %m", path);
+    return -1;
+  }
+  if ((st.stx_attributes & STATX_ATTR_MOUNT_ROOT) || (when == BIND_IF_SHARED && !mount_is_shared(st.stx_mnt_id)) ||
+      mount(path, path, NULL, MS_BIND | MS_REC, NULL) == 0)
+    return 0;
+  pam_syslog(pamh, LOG_ERR, "bind %s onto itself: %m", path);
+  return -1;
+}
+
+/* In the session's namespace: / a slave of the host's; with rootshared / stays a peer and only
+ * /sys (and /etc) are made private. */
+static int session_propagation(pam_handle_t *pamh, int rootshared, int etc) {
+  if (rootshared && (own_mount_point(pamh, "/sys", BIND_ALWAYS) < 0 || (etc && own_mount_point(pamh, "/etc", BIND_ALWAYS) < 0)))
+    return -1;
+  if (rootshared ? mount("", "/sys", NULL, MS_PRIVATE | MS_REC, NULL) < 0 ||
+                       (etc && mount("", "/etc", NULL, MS_PRIVATE | MS_REC, NULL) < 0)
+                 : mount("", "/", NULL, MS_SLAVE | MS_REC, NULL) < 0) {
     pam_syslog(pamh, LOG_ERR, "mount propagation: %m");
     return -1;
   }
+  return 0;
+}
+
+/* A sysfs of the namespace over /sys (read-only if /sys is), cgroup2 over /sys/fs/cgroup. */
+static int remount_sys(pam_handle_t *pamh, const char *name) {
   unsigned long flags = MS_NOSUID | MS_NOEXEC | MS_NODEV;
-  struct stat st;
-  if (umount2("/sys", MNT_DETACH) < 0 && stat("/sys", &st) == 0 && access("/sys", W_OK) < 0) flags |= MS_RDONLY;
+  struct statvfs vfs;
+  if (statvfs("/sys", &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) flags |= MS_RDONLY;
   if (mount(name, "/sys", "sysfs", flags, NULL) < 0) {
     pam_syslog(pamh, LOG_ERR, "mount sysfs on /sys: %m");
     return -1;
@@ -187,16 +277,13 @@ static int remount_sys(pam_handle_t *pamh, const char *name, int rootshared) {
 }
 
 /* /etc/netns/NAME/ENTRY over /etc/ENTRY, as `ip netns exec` does. */
-static int bind_etc(pam_handle_t *pamh, const char *name, int rootshared) {
-  char dir[PATH_MAX];
-  if (snprintf(dir, sizeof dir, "%s/%s", NETNS_ETC, name) >= (int)sizeof dir) return -1;
+static int bind_etc(pam_handle_t *pamh, const char *dir) {
   DIR *d = opendir(dir);
-  if (!d) return errno == ENOENT ? 0 : (pam_syslog(pamh, LOG_ERR, "opendir %s: %m", dir), -1);
-  int failed = 0;
-  if (rootshared && (mount("/etc", "/etc", NULL, MS_BIND, NULL) < 0 || mount("", "/etc", NULL, MS_PRIVATE, NULL) < 0)) {
-    pam_syslog(pamh, LOG_ERR, "make /etc private: %m");
-    failed = 1;
+  if (!d) {
+    pam_syslog(pamh, LOG_ERR, "opendir %s: %m", dir);
+    return -1;
   }
+  int failed = 0;
   struct dirent *e;
   while (!failed && (e = readdir(d))) {
     if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
@@ -243,12 +330,24 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
   }
   if (!o.lodown && lo_up() < 0) pam_syslog(pamh, LOG_ERR, "bring lo up: %m");
 #else
-  if (netns_rundir(pamh) < 0 || enter_netns(pamh, name, o.lodown) < 0) return PAM_ABORT;
+  char etc[PATH_MAX];
+  struct stat st;
+  if (snprintf(etc, sizeof etc, "%s/%s", NETNS_ETC, name) >= (int)sizeof etc) return PAM_ABORT;
+  int has_etc = stat(etc, &st) == 0; /* a missing /etc/netns/NAME is fine */
+  int lock = lock_rundir(pamh);
+  if (lock < 0) return PAM_ABORT;
+  int failed = netns_rundir(pamh) < 0 || enter_netns(pamh, name, o.lodown) < 0 ||
+               (o.rootshared && (own_mount_point(pamh, "/sys", BIND_IF_SHARED) < 0 ||
+                                 (has_etc && own_mount_point(pamh, "/etc", BIND_IF_SHARED) < 0)));
+  close(lock);
+  if (failed) return PAM_ABORT;
   if (unshare(CLONE_NEWNS) < 0) {
     pam_syslog(pamh, LOG_ERR, "unshare(CLONE_NEWNS): %m");
     return PAM_ABORT;
   }
-  if (remount_sys(pamh, name, o.rootshared) < 0 || bind_etc(pamh, name, o.rootshared) < 0) return PAM_ABORT;
+  if (session_propagation(pamh, o.rootshared, has_etc) < 0 || remount_sys(pamh, name) < 0 ||
+      (has_etc && bind_etc(pamh, etc) < 0))
+    return PAM_ABORT;
 #endif
   return PAM_SUCCESS;
 }

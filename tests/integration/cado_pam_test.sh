@@ -280,13 +280,19 @@ out2=$("$PAMSESSION" vu-test-usernet "$user" readlink /proc/self/ns/net 2>&1)
 out=$("$PAMSESSION" vu-test-usernet "$other" readlink /proc/self/ns/net 2>&1)
 [ "$out" = "$host_ns" ] && [ ! -e "/run/netns/$other" ] && ok "pam_usernet: others are ignored" || bad "pam_usernet: others" "$out"
 printf 'session required %s/pam_usernet.so rootshared\nsession optional pam_permit.so\n' "$lib" > /etc/pam.d/vu-test-usernet-rs
-out=$("$PAMSESSION" vu-test-usernet-rs "$user" sh -c 'cat /etc/resolv.conf; findmnt -no PROPAGATION /' 2>&1)
+# rootshared runs in mount namespaces of our own (unshare -m: private, then / made rshared as on
+# systemd hosts), so that nothing it does to "the host" reaches this machine's.
+out=$(unshare -m sh -c 'mount --make-rshared / && "$1" vu-test-usernet-rs "$2" sh -c "cat /etc/resolv.conf; findmnt -no PROPAGATION /"' \
+  sh "$PAMSESSION" "$user" 2>&1)
 [ "$out" = "nameserver 192.0.2.99
-$(findmnt -no PROPAGATION /)" ] && ok "pam_usernet rootshared: / keeps the host's propagation, /etc/netns still bound" || bad "pam_usernet rootshared" "$out"
+shared" ] && ok "pam_usernet rootshared: / stays shared, /etc/netns still bound" || bad "pam_usernet rootshared" "$out"
+out=$(unshare -m sh -c 'b=$(wc -l < /proc/self/mountinfo); "$1" vu-test-usernet-rs "$2" true; a=$(wc -l < /proc/self/mountinfo)
+  [ "$a" = "$b" ] || { echo "mounts: $b before, $a after"; cat /proc/self/mountinfo; }' sh "$PAMSESSION" "$user" 2>&1)
+[ -z "$out" ] && ok "pam_usernet rootshared under a private /: no mount in the parent namespace" || bad "pam_usernet rootshared under a private /" "$out"
 # rootshared: the session's mounts reach the parent namespace (that is the option's point), its
 # own /sys and /etc do not. Run in a namespace of our own whose / is shared, as on systemd hosts.
 # The first session may make /etc a mount point of its own, once (documented, as /run/netns).
-out=$(unshare -m --propagation unchanged sh -c '
+out=$(unshare -m sh -c '
   mount --make-rshared / && mkdir -p /tmp/vu-rs-mnt.$$ || exit 1
   "$1" vu-test-usernet-rs "$2" true || echo "first session refused"
   before=$(wc -l < /proc/self/mountinfo)
