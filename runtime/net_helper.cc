@@ -92,18 +92,27 @@ Result<NetHelper> NetHelper::start(const vdens::NetSpec& net, std::optional<NetH
     args.push_back("-p");
     args.push_back(f.text);
   }
-  for (const vdens::Uplink& u : net.uplinks) args.push_back(u.vnl);
+  // Names on the host that vu-net holds: a switch:// directory, a forward's host port. The next
+  // view may want them at once, so vu waits for vu-net to let them go (stop()).
+  bool names = !net.forwards.empty();
+  for (const vdens::Uplink& u : net.uplinks) {
+    args.push_back(u.vnl);
+    names |= u.vnl.starts_with("switch://") || u.vnl.starts_with("hub://") ||
+             u.vnl.starts_with("multi://") || u.vnl.starts_with("bonding://");
+  }
   if (pre) {
     std::string msg;
     for (const std::string& a : args) msg.append(a).push_back('\0');
     if (::send(pre->ctl_.get(), msg.data(), msg.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(msg.size())) {
       pre->wait_ = net.stats;
+      pre->wait_release_ = names;
       return std::move(*pre);
     }
     VU_LOG_DEBUG("the vu-net started early is gone (" << std::strerror(errno) << "); starting another");
   }
   NetHelper h = VU_TRY(spawn(std::move(args)));
   h.wait_ = net.stats;
+  h.wait_release_ = names;
   return h;
 }
 
@@ -120,6 +129,17 @@ Error NetHelper::error_from(std::string_view reply) {
 
 void NetHelper::stop() {
   if (!ctl_) return;
+  if (wait_release_ && !wait_) {
+    // A switch:// directory must be gone when vu returns, or the next view's vu-net finds it
+    // (EEXIST); so must a forward's host port (EADDRINUSE). vu-net closes the uplinks, then its
+    // end of the socket (after the view's last bytes, 1.5 s at most); the taps' teardown still
+    // happens after vu has returned.
+    ::shutdown(ctl_.get(), SHUT_WR);
+    struct pollfd p = {ctl_.get(), POLLIN, 0};
+    char c;
+    while (::poll(&p, 1, 3000) > 0 && ::recv(ctl_.get(), &c, 1, MSG_DONTWAIT) > 0) {
+    }
+  }
   ctl_.reset();  // EOF: vu-net stops pumping, prints its statistics, closes the taps and exits
   if (!wait_) {
     // Closing a tap costs the kernel ~30 ms (RCU grace periods); vu does not wait for it.

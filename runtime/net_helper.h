@@ -40,7 +40,8 @@ class NetHelper {
   // The Error for vu-net's answer when it was not "R" (empty: vu-net died).
   static Error error_from(std::string_view reply);
   // Closes the control socket. With --net-stats, waits (at most 2 s, then SIGKILL) for vu-net
-  // to print them and exit; otherwise lets it finish tearing down the taps on its own.
+  // to print them and exit; otherwise lets it finish tearing down the taps on its own, after
+  // waiting (3 s at most) for it to close what holds a name (switch://PATH, -p's host ports).
   void stop();
   pid_t pid() const { return pid_; }
 
@@ -51,6 +52,7 @@ class NetHelper {
   UniqueFd ctl_;
   pid_t pid_ = -1;
   bool wait_ = false;
+  bool wait_release_ = false;  // stop() waits until vu-net has closed the uplinks (switch://, -p)
 };
 
 // Where vu-net is: $VU_NET_HELPER, else next to /proc/self/exe.

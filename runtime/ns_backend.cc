@@ -9,6 +9,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -53,6 +54,7 @@ enum class Stage : int32_t {
   kRoute,
   kSendTaps,
   kNetReady,  // vu-net's answer follows the report
+  kNetTimeout,  // vu-net did not answer
   kChdir,
   kCaps,  // index: the capability
   kKeeper,  // not a failure: index is the keeper's pid; more records may follow
@@ -71,6 +73,7 @@ struct ChildReport {
 // Everything the child reads. Built in the parent; the child never allocates.
 struct Launch {
   pid_t parent = 0;
+  char parent_status[32] = {};  // "/proc/PID/status" of vu: its pending signals, see wait_for_net
   bool own_maps = true;  // false: the parent runs newuidmap/newgidmap
   userns::OwnMaps maps;
   const std::vector<bindmount::MountSpec>* mounts = nullptr;
@@ -126,6 +129,58 @@ bool remount_sysfs() {
 
 void start_keeper(const Launch& l);
 
+// Bounds of the wait for vu-net's answer. vu-net bounds each of its own steps (an uplink that
+// accepts and never answers: 3 s) and says which failed; this bound only catches the rest.
+constexpr int kNetAnswerMs = 10000;
+constexpr int kSignalCheckMs = 50;
+
+// Whether vu has SIGINT, SIGTERM or SIGHUP pending (blocked: it reads them with a signalfd),
+// from its /proc/PID/status; returns the signal or 0. No allocation (restricted zone).
+int parent_stop_signal(const Launch& l) {
+  int fd = ::open(l.parent_status, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[4096];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  for (const char* key : {"\nSigPnd:\t", "\nShdPnd:\t"}) {
+    const char* p = std::strstr(buf, key);
+    if (!p) continue;
+    p += std::strlen(key);
+    unsigned long long mask = 0;
+    for (; (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'); ++p)
+      mask = mask << 4 | static_cast<unsigned>(*p <= '9' ? *p - '0' : *p - 'a' + 10);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP})
+      if (mask & (1ULL << (sig - 1))) return sig;
+  }
+  return 0;
+}
+
+// Waits for vu-net's answer on the control socket, at most kNetAnswerMs. vu is suspended in the
+// vfork-style clone until this process execs or exits, so it cannot act on a signal meanwhile:
+// every kSignalCheckMs this process looks for one pending in vu and dies of it (vu then exits
+// as a command killed by it would: 128+N). Returns 0 (answer there) or ETIMEDOUT.
+int wait_for_net(const Launch& l) {
+  struct pollfd p = {l.net_socket, POLLIN, 0};
+  for (int waited = 0; waited < kNetAnswerMs; waited += kSignalCheckMs) {
+    int r = ::poll(&p, 1, kSignalCheckMs);
+    if (r != 0 && !(r < 0 && errno == EINTR)) return 0;  // an answer, EOF, or an error for recv
+    if (int sig = parent_stop_signal(l)) {
+      struct sigaction dfl {};
+      dfl.sa_handler = SIG_DFL;
+      ::sigaction(sig, &dfl, nullptr);
+      sigset_t one;
+      sigemptyset(&one);
+      sigaddset(&one, sig);
+      ::sigprocmask(SIG_UNBLOCK, &one, nullptr);
+      ::kill(::getpid(), sig);
+      ::_exit(128 + sig);
+    }
+  }
+  return ETIMEDOUT;
+}
+
 [[noreturn]] void child_main(Launch& l) {
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) child_fail(l, Stage::kPdeathsig, errno);
   if (::getppid() != l.parent) ::_exit(kExitSetupChild);  // the supervisor is already gone
@@ -177,6 +232,7 @@ void start_keeper(const Launch& l);
     // ECONNRESET: vu-net exited (with an error) leaving our taps unread; the kernel reports
     // that once, before the messages already queued for us, so read again for its answer.
     int resets = 0;
+    if (wait_for_net(l)) child_fail(l, Stage::kNetTimeout, ETIMEDOUT);
     while ((n = ::recv(l.net_socket, answer, sizeof answer, 0)) < 0 &&
            (errno == EINTR || (errno == ECONNRESET && resets++ == 0))) {
     }
@@ -291,6 +347,9 @@ Error report_to_error(const ChildReport& r, const ViewSpec& spec, const Launch& 
       return Error::sys("raise ambient capability", r.err, "#" + std::to_string(r.index));
     case Stage::kSendTaps: return Error::sys("hand the taps to vu-net", r.err);
     case Stage::kNetReady: return NetHelper::error_from({});  // handled by the caller
+    case Stage::kNetTimeout:
+      return Error::sys("waiting for vu-net", r.err)
+          .hint("its uplinks did not open within " + std::to_string(kNetAnswerMs / 1000) + " s");
     case Stage::kKeeper: break;  // not a failure
     case Stage::kFuse: return Error::sys("start the FUSE keeper", r.err);
     case Stage::kNewRoot: return Error::sys("enter the copy-on-write root", r.err, l.new_root);
@@ -308,6 +367,7 @@ Result<NsView> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigse
                             int net_socket) {
   Launch l;
   l.parent = ::getpid();
+  std::snprintf(l.parent_status, sizeof l.parent_status, "/proc/%d/status", static_cast<int>(l.parent));
   const unsigned long uid = ::getuid(), gid = ::getgid();
   std::optional<userns::IdMap> sub_uid, sub_gid;
   if (spec.map_users) {
@@ -365,17 +425,24 @@ Result<NsView> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigse
   if (!net.dns.empty() && !user_resolv) {
     // On tmpfs when there is one: the file is freed when the view's mount namespace goes,
     // and on a disk filesystem (ext4 with discard) that costs a synchronous discard.
-    auto shm = TempDir::make_in("/dev/shm", "vu-resolv");
-    resolv_dir.emplace(shm ? std::move(shm).value() : VU_TRY(TempDir::make("vu-resolv")));
+    // /dev/shm is writable by every local user, who can fill it: then $TMPDIR or /tmp.
     std::string text;
     for (const std::string& d : net.dns) text += "nameserver " + d + "\n";
-    std::string path = resolv_dir->path() + "/resolv.conf";
-    {
+    auto write_resolv = [&text](const TempDir& dir) -> Result<void> {
+      std::string path = dir.path() + "/resolv.conf";
       UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
       if (!fd) return Error::sys("create", errno, path);
       VU_TRY_VOID(sys::write_all(fd.get(), text, path));
+      ::chmod(dir.path().c_str(), 0755);
+      return Ok{};
+    };
+    if (auto shm = TempDir::make_in("/dev/shm", "vu-resolv"); shm && write_resolv(*shm))
+      resolv_dir.emplace(std::move(shm).value());
+    if (!resolv_dir) {
+      resolv_dir.emplace(VU_TRY(TempDir::make("vu-resolv")));
+      VU_TRY_VOID(write_resolv(*resolv_dir));
     }
-    ::chmod(resolv_dir->path().c_str(), 0755);
+    std::string path = resolv_dir->path() + "/resolv.conf";
     bindmount::MountSpec m;
     m.source = path;
     m.target = "/etc/resolv.conf";

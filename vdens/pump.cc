@@ -5,8 +5,12 @@
 extern "C" {  // libvdeplug.h has no C++ guard
 #include <libvdeplug.h>
 }
+#include <netinet/ip.h>
+#include <netinet/ip6.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <slirp/libslirp.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,7 +18,10 @@ extern "C" {  // libvdeplug.h has no C++ guard
 #include <cerrno>
 #include <cstring>
 
+#include "base/unique_fd.h"
 #include "vdens/ack_coalesce.h"
+#include "vdens/sock_diag.h"
+#include "vdens/uplink_open.h"
 
 namespace vu::vdens {
 
@@ -22,14 +29,20 @@ namespace {
 
 constexpr size_t kEthHeader = 14;
 constexpr size_t kBufSize = 65536 + 64;
-// Lingering after vu hangs up: until nothing has moved for 300 ms, 1.5 s at most (vu waits
-// for vu-net with --net-stats, and kills it after 2 s). 300 ms: longer than TCP's smallest
-// retransmission and persist timeouts (200 ms). slirp sends no window update when its buffer
-// drains, so a view that filled slirp's window waits for its persist timer: 50 ms of quiet
-// lost up to 2.7 MiB of 16 in cli_test.sh's check.
-constexpr int kLingerPollMs = 50;
+// Lingering after vu hangs up: while the view's TCP sockets have data or a FIN to deliver
+// (sock_diag), frames wait in a tap, or slirp has bytes for a host socket; 1.5 s at most (vu
+// waits for vu-net with --net-stats, and kills it after 2 s). Between checks, 5 ms. Without a
+// sock_diag socket (vu net attach into a namespace vu-net cannot enter), until nothing has moved
+// for 300 ms: longer than TCP's 200 ms persist timer (slirp sends no window update when its
+// buffer drains, so a view that filled its window waits for that timer).
+constexpr int kLingerPollMs = 5;
 constexpr int64_t kLingerQuietNs = 300'000'000;
 constexpr int64_t kLingerMaxNs = 1'500'000'000;
+
+std::string to_string6(const in6_addr& a) {
+  char buf[INET6_ADDRSTRLEN];
+  return ::inet_ntop(AF_INET6, &a, buf, sizeof buf) ? buf : "?";
+}
 
 int64_t now_ns() {
   struct timespec ts;
@@ -93,6 +106,8 @@ class Port {
   virtual void flush() {}
   // What opening may leave for later (slirp: loading libslirp, the instance, its forwards).
   virtual Result<void> start() { return Ok{}; }
+  // Whether the uplink holds bytes for the outside (slirp: data for a host socket).
+  virtual bool has_pending() const { return false; }
 
   int tap = -1;
   size_t max_frame = 0;
@@ -173,6 +188,7 @@ class SlirpUplink : public Port {
   void fill(std::vector<struct pollfd>& fds, int* timeout_ms) override {
     first_ = fds.size();
     fds_ = &fds;
+    wants_out_ = false;
     uint32_t t = static_cast<uint32_t>(*timeout_ms < 0 ? 1000 : *timeout_ms);
     api_->pollfds_fill(slirp_, &t, &SlirpUplink::add_poll, this);
     int64_t now = now_ns() / 1000000;
@@ -193,9 +209,14 @@ class SlirpUplink : public Port {
     }
   }
   void send(const uint8_t* frame, size_t len) override {
+    if (!udp_peers_.empty() && len <= sizeof out_) {
+      std::memcpy(out_, frame, len);
+      if (udp_reply_to_host(out_, len)) frame = out_;
+    }
     api_->input(slirp_, frame, static_cast<int>(len));
   }
   const char* kind() const override { return "slirp"; }
+  bool has_pending() const override { return wants_out_; }
 
  private:
   static int add_poll(int fd, int events, void* opaque) {
@@ -204,6 +225,8 @@ class SlirpUplink : public Port {
     if (events & SLIRP_POLL_IN) ev |= POLLIN;
     if (events & SLIRP_POLL_OUT) ev |= POLLOUT;
     if (events & SLIRP_POLL_PRI) ev |= POLLPRI;
+    // slirp polls for POLLOUT only on a socket it has bytes for (or that is connecting).
+    if (ev & POLLOUT) self->wants_out_ = true;
     self->fds_->push_back({fd, ev, 0});
     return static_cast<int>(self->fds_->size() - 1 - self->first_);
   }
@@ -221,6 +244,10 @@ class SlirpUplink : public Port {
   static ssize_t send_packet(const void* buf, size_t len, void* opaque) {
     auto* self = static_cast<SlirpUplink*>(opaque);
     const auto* frame = static_cast<const uint8_t*>(buf);
+    if (!self->udp_view_ports_.empty() && len <= sizeof self->in_) {
+      std::memcpy(self->in_, frame, len);
+      if (self->udp_from_host(self->in_, len)) frame = self->in_;
+    }
     if (!self->acks_.hold(frame, len)) {
       self->flush();  // the held ACKs first: the order of a connection's frames is kept
       self->to_view(frame, len);
@@ -249,7 +276,110 @@ class SlirpUplink : public Port {
   static void reg_fd(int, void*) {}
   static void notify(void*) {}
 
+  // UDP forwards without allow-host-loopback. slirp shows a client on the host's loopback as
+  // coming from its gateway (10.0.2.2, fd00::2), but then refuses to send anything the view
+  // addresses to the gateway (EPERM in sotranslate_out): every reply was lost. So the pump
+  // notes which gateway ports sent datagrams to a forwarded view port, and the view's replies
+  // from that port to those ports are readdressed to the host's loopback (127.0.0.1, ::1),
+  // which slirp sends as is. Nothing else reaches the host's loopback.
+  struct UdpHeaderAt {
+    size_t ip = 0, udp = 0;
+    bool v6 = false;
+  };
+  static bool udp_at(const uint8_t* f, size_t len, UdpHeaderAt* at) {
+    if (len < kEthHeader + 20 + 8) return false;
+    const uint16_t type = static_cast<uint16_t>(f[12] << 8 | f[13]);
+    at->ip = kEthHeader;
+    if (type == 0x0800) {
+      const size_t ihl = static_cast<size_t>(f[kEthHeader] & 0x0f) * 4;
+      if (f[kEthHeader + 9] != IPPROTO_UDP || ihl < 20 || len < kEthHeader + ihl + 8) return false;
+      if ((f[kEthHeader + 6] & 0x3f) || f[kEthHeader + 7]) return false;  // fragments
+      at->udp = kEthHeader + ihl;
+      at->v6 = false;
+      return true;
+    }
+    if (type == 0x86dd) {
+      if (len < kEthHeader + 40 + 8 || f[kEthHeader + 6] != IPPROTO_UDP) return false;
+      at->udp = kEthHeader + 40;
+      at->v6 = true;
+      return true;
+    }
+    return false;
+  }
+  static uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+  bool is_gateway(const uint8_t* addr, bool v6) const {
+    return v6 ? std::memcmp(addr, &gateway6_, 16) == 0 : std::memcmp(addr, &gateway4_, 4) == 0;
+  }
+  static bool is_loopback(const uint8_t* addr, bool v6) {
+    static const uint8_t kLoop6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    return v6 ? std::memcmp(addr, kLoop6, 16) == 0 : addr[0] == 127;
+  }
+  // A datagram from slirp to the view. Its source is the gateway, or (once slirp has sent a
+  // readdressed reply: it then remembers the host's loopback as the peer) the host's loopback,
+  // which the view's kernel would drop as a martian: shown as the gateway. Notes the ports.
+  bool udp_from_host(uint8_t* f, size_t len) {
+    UdpHeaderAt at;
+    if (!udp_at(f, len, &at)) return false;
+    uint8_t* src = f + at.ip + (at.v6 ? 8 : 12);
+    const bool loop = is_loopback(src, at.v6);
+    if (!loop && !is_gateway(src, at.v6)) return false;
+    const uint16_t sport = be16(f + at.udp), dport = be16(f + at.udp + 2);
+    if (std::find(udp_view_ports_.begin(), udp_view_ports_.end(), dport) == udp_view_ports_.end()) return false;
+    const uint32_t key = static_cast<uint32_t>(dport) << 16 | sport;
+    if (std::find(udp_peers_.begin(), udp_peers_.end(), key) == udp_peers_.end()) {
+      if (udp_peers_.size() >= 256) udp_peers_.erase(udp_peers_.begin());  // the oldest goes
+      udp_peers_.push_back(key);
+    }
+    if (!loop) return false;
+    readdress(f, at, src, at.v6 ? reinterpret_cast<const uint8_t*>(&gateway6_)
+                                 : reinterpret_cast<const uint8_t*>(&gateway4_));
+    return true;
+  }
+  // Rewrites the address at `addr` (in f's IP header) to `to`, checksums included.
+  static void readdress(uint8_t* f, const UdpHeaderAt& at, uint8_t* addr, const uint8_t* to) {
+    const size_t n = at.v6 ? 16 : 4;
+    uint8_t* udp_sum = f + at.udp + 6;
+    if (at.v6 || be16(udp_sum) != 0) {  // IPv4 UDP may carry no checksum (0)
+      checksum_adjust(udp_sum, addr, to, n);
+      if (be16(udp_sum) == 0) udp_sum[0] = udp_sum[1] = 0xff;
+    }
+    if (!at.v6) checksum_adjust(f + at.ip + 10, addr, to, n);
+    std::memcpy(addr, to, n);
+  }
+  // Adds (new - old) to a ones' complement checksum field (RFC 1624), 16-bit words.
+  static void checksum_adjust(uint8_t* sum, const uint8_t* old, const uint8_t* neu, size_t n) {
+    uint32_t acc = static_cast<uint16_t>(~be16(sum));
+    for (size_t i = 0; i < n; i += 2) {
+      acc += static_cast<uint16_t>(~be16(old + i));
+      acc += be16(neu + i);
+    }
+    while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
+    const uint16_t r = static_cast<uint16_t>(~acc);
+    sum[0] = static_cast<uint8_t>(r >> 8);
+    sum[1] = static_cast<uint8_t>(r);
+  }
+  bool udp_reply_to_host(uint8_t* f, size_t len) {
+    UdpHeaderAt at;
+    if (!udp_at(f, len, &at)) return false;
+    uint8_t* dst = f + at.ip + (at.v6 ? 24 : 16);
+    if (!is_gateway(dst, at.v6)) return false;
+    const uint32_t key = static_cast<uint32_t>(be16(f + at.udp)) << 16 | be16(f + at.udp + 2);
+    if (std::find(udp_peers_.begin(), udp_peers_.end(), key) == udp_peers_.end()) return false;
+    uint8_t loopback[16] = {};
+    if (at.v6) loopback[15] = 1;
+    else loopback[0] = 127, loopback[3] = 1;
+    readdress(f, at, dst, loopback);
+    return true;
+  }
+
   bool allow_host_loopback_ = false;
+  bool wants_out_ = false;
+  std::vector<uint16_t> udp_view_ports_;  // view ports of UDP forwards (not with allow-host-loopback)
+  std::vector<uint32_t> udp_peers_;       // view port << 16 | gateway port, from recent datagrams
+  in_addr gateway4_{};
+  in6_addr gateway6_{};
+  uint8_t out_[65536 + 64];  // a view's frame being readdressed
+  uint8_t in_[65536 + 64];   // slirp's frame being readdressed
   std::vector<PortForward> forwards_;
   in_addr guest_{};
   AckCoalescer acks_;
@@ -260,6 +390,27 @@ class SlirpUplink : public Port {
   size_t first_ = 0;
   SlirpCb cb_{};
 };
+
+// Why a forward's host socket could not be made, in the errno's own words and with its hint.
+Error forward_error(const PortForward& f, int err) {
+  const std::string host = f.v6 ? "[" + to_string6(f.host_addr6) + "]" : to_string(f.host_addr);
+  Error e = Error::sys("-p " + f.text + ": listen on " + host + " port",
+                       err, std::to_string(f.host_port) + (f.udp ? "/udp" : "/tcp"));
+  switch (err) {
+    case EADDRINUSE:
+      return std::move(e).hint("the host port is in use (ss -ltnup shows by what); choose another");
+    case EACCES: {
+      std::string start = "1024";
+      if (auto v = sys::read_file("/proc/sys/net/ipv4/ip_unprivileged_port_start"); v && !v->empty())
+        start = v->substr(0, v->find('\n'));
+      return std::move(e).hint("ports below " + start + " need privilege (sysctl net.ipv4.ip_unprivileged_port_start); choose a port >= " + start);
+    }
+    case EADDRNOTAVAIL:
+      return std::move(e).hint(host + " is not an address of this host (ip -br addr lists them); the default is 127.0.0.1");
+    default:
+      return e;
+  }
+}
 
 Result<void> SlirpUplink::start() {
   if (slirp_) return Ok{};
@@ -290,6 +441,8 @@ Result<void> SlirpUplink::start() {
   cb_.register_poll_fd = &SlirpUplink::reg_fd;
   cb_.unregister_poll_fd = &SlirpUplink::reg_fd;
   cb_.notify = &SlirpUplink::notify;
+  gateway4_ = cfg.vhost;
+  gateway6_ = cfg.vhost6;
   slirp_ = api_->new_(&cfg, &cb_, this);
   if (!slirp_) return Error::make(ErrorKind::kSetup, "slirp: slirp_new failed");
   for (const PortForward& f : forwards_) {
@@ -307,18 +460,31 @@ Result<void> SlirpUplink::start() {
     } else {
       r = api_->add_hostfwd(slirp_, f.udp, f.host_addr, f.host_port, guest_, f.view_port);
     }
-    if (r < 0)
-      return Error::make(ErrorKind::kSetup,
-                         "-p " + f.text + ": cannot listen on port " +
-                             std::to_string(f.host_port) + (f.udp ? "/udp" : "/tcp"))
-          .hint("the host port is probably in use (ss -ltnup shows by what); choose another");
+    if (r < 0) return forward_error(f, errno);
+    if (f.udp && !allow_host_loopback_) udp_view_ports_.push_back(static_cast<uint16_t>(f.view_port));
+  }
+  // libslirp listens with a backlog of 1 (tcp_listen): with 20 clients connecting at once the
+  // host's accept queue overflows, SYNs are dropped and retried after 1 s. listen() again on a
+  // listening socket sets a new backlog (Linux); slirp's listening sockets are those it polls
+  // that accept connections.
+  std::vector<int> fds;
+  uint32_t t = 0;
+  api_->pollfds_fill(slirp_, &t, [](int fd, int, void* o) {
+    static_cast<std::vector<int>*>(o)->push_back(fd);
+    return 0;
+  }, &fds);
+  for (int fd : fds) {
+    int acc = 0;
+    socklen_t len = sizeof acc;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) == 0 && acc && ::listen(fd, SOMAXCONN) < 0)
+      return Error::sys("listen", errno, "(a -p forward's host socket)");
   }
   return Ok{};
 }
 
 }  // namespace
 
-Result<std::unique_ptr<Pump>> Pump::open(const NetSpec& spec) {
+Result<std::unique_ptr<Pump>> Pump::open(const NetSpec& spec, int answer_fd) {
   std::unique_ptr<Pump> p(new Pump);
   for (size_t i = 0; i < spec.uplinks.size(); ++i) {
     const vdens::Uplink& u = spec.uplinks[i];
@@ -326,17 +492,7 @@ Result<std::unique_ptr<Pump>> Pump::open(const NetSpec& spec) {
     if (u.slirp) {
       up = std::make_unique<SlirpUplink>(u, spec, i == 0);
     } else {
-      VDECONN* c = vde_open(const_cast<char*>(u.vnl.c_str()), const_cast<char*>("vu"), nullptr);
-      if (!c) {
-        int err = errno;
-        Error e = Error::sys("open VDE network", err, u.vnl);
-        if (err == EPROTONOSUPPORT)
-          return std::move(e).hint("no libvdeplug plugin for this scheme (install it, or check the "
-                                   "spelling: vde://, switch://, hub://, ptp://, vxvde://, udp://, cmd://)");
-        if (err == ENOENT || err == ECONNREFUSED)
-          return std::move(e).hint("is the switch running? (vde_switch -s PATH, or use switch://PATH)");
-        return e;
-      }
+      VDECONN* c = VU_TRY(open_vde(u.vnl, answer_fd));
       up = std::make_unique<VdeUplink>(c);
       up->max_frame = VDE_ETHBUFSIZE;
     }
@@ -367,8 +523,9 @@ Result<void> Pump::run(int control_fd) {
   static uint8_t buf[kBufSize];
   // After vu hangs up (the view's command is done), the view's kernel may still hold data its
   // sockets were closed with: `cat file > /dev/tcp/…` returns before the bytes are sent. Like a
-  // host's kernel after a process exits, keep moving them until the view is quiet.
+  // host's kernel after a process exits, keep moving them while there are any (see kLinger*).
   bool lingering = false;
+  UniqueFd diag;
   int64_t quiet_since = 0, linger_end = 0;
   for (;;) {
     fds.clear();
@@ -391,11 +548,17 @@ Result<void> Pump::run(int control_fd) {
         lingering = true;
         quiet_since = now_ns();
         linger_end = quiet_since + kLingerMaxNs;
+        if (!ports_.empty()) {
+          auto d = open_diag(ports_[0]->tap);
+          if (d) diag = std::move(d).value();
+        }
       }
     }
+    bool moved = false;  // frames from the view this round
     for (size_t i = 0; i < ports_.size(); ++i) {
       Port& u = *ports_[i];
       if (fds[1 + i].revents & POLLIN) {
+        moved = true;
         // Drain the tap: a batch of frames per wake-up.
         for (int k = 0; k < 64; ++k) {
           ssize_t n = ::read(u.tap, buf, sizeof buf);
@@ -413,14 +576,26 @@ Result<void> Pump::run(int control_fd) {
     }
     for (auto& u : ports_) u->flush();
     if (lingering) {
-      // Quiet: no tap and no slirp socket had anything (a host receiver that drains slowly
-      // shows as POLLOUT on slirp's socket while the view waits for its window).
       const int64_t now = now_ns();
-      if (ready > 0) quiet_since = now;
-      if (now - quiet_since > kLingerQuietNs || now > linger_end) return Ok{};
+      if (now > linger_end) return Ok{};
+      bool busy = moved;
+      for (auto& u : ports_) busy |= u->has_pending();
+      if (busy) {
+        quiet_since = now;
+        continue;
+      }
+      if (diag) {
+        auto in_flight = tcp_in_flight(diag.get());
+        if (in_flight && !*in_flight) return Ok{};
+        if (!in_flight) diag.reset();  // then the quiet rule
+        continue;
+      }
+      if (now - quiet_since > kLingerQuietNs) return Ok{};
     }
   }
 }
+
+void Pump::close_uplinks() { ports_.clear(); }
 
 std::string Pump::stats_text() const {
   std::string out;

@@ -30,9 +30,10 @@ class Port;  // a tap and its open uplink (a VDE connection or a slirp instance)
 
 class Pump {
  public:
-  // Opens every VDE uplink of spec (in the current, host, network namespace). The error names
-  // the uplink. Slirp uplinks are only noted: start() makes them.
-  static Result<std::unique_ptr<Pump>> open(const NetSpec& spec);
+  // Opens every VDE uplink of spec (in the current, host, network namespace), each bounded in
+  // time (uplink_open.h; `answer_fd` gets the answer if a plugin will not give up). The error
+  // names the uplink. Slirp uplinks are only noted: start() makes them.
+  static Result<std::unique_ptr<Pump>> open(const NetSpec& spec, int answer_fd = -1);
   // Makes the slirp instances (loading libslirp, ~2 ms with glib) and their port forwards.
   // vu-net calls it before it answers "R" when there are forwards (a taken host port must stop
   // the view), after otherwise: the view's first frames wait in the tap meanwhile.
@@ -40,9 +41,12 @@ class Pump {
   ~Pump();
   // Pairs the taps (in uplink order) with the uplinks.
   Result<void> attach(const std::vector<int>& tap_fds);
-  // Pumps until `control_fd` hangs up or reads EOF, then until nothing has moved for 300 ms
-  // (1.5 s at most): what the view's closed sockets still hold reaches the network.
+  // Pumps until `control_fd` hangs up or reads EOF, then while the view's TCP sockets still have
+  // data or a FIN to deliver (sock_diag in the taps' namespace), a tap holds frames or slirp
+  // holds bytes for a host socket; 1.5 s at most. A view with nothing in flight: no linger.
   Result<void> run(int control_fd);
+  // Closes every uplink (a VDE port, a switch:// directory, slirp's sockets); the taps stay.
+  void close_uplinks();
   // "vde0 slirp: to view 12 frames 3456 B, from view …, dropped: …" one line per port.
   std::string stats_text() const;
 

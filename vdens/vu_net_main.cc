@@ -14,7 +14,8 @@
 // exits). A slirp uplink
 // without port forwards cannot fail but for want of memory or of libslirp itself: its instance
 // is made after "R", while the view's command starts. Then it pumps frames until fd 3 reads EOF
-// (vu is done or gone), prints the per-uplink statistics to stderr when --stats, and exits 0.
+// (vu is done or gone), lingers while the view still has data in flight (pump.h), prints the
+// per-uplink statistics to stderr when --stats, closes the uplinks, then fd 3, and exits 0.
 // It is a separate, dynamically linked program because libvdeplug loads its plugins with dlopen
 // and libslirp brings glib, while vu itself is static for start-up time.
 #include <signal.h>
@@ -112,7 +113,7 @@ int main(int argc, char** argv) {
     if (!r) return fail(r.error());
   }
   if (auto r = vu::vdens::finish(spec); !r) return fail(r.error());
-  auto pump = vu::vdens::Pump::open(spec);
+  auto pump = vu::vdens::Pump::open(spec, kControlFd);
   if (!pump) return fail(pump.error());
   const bool start_late = spec.forwards.empty();
   if (!start_late)
@@ -144,6 +145,11 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "vu: net: %s\n", text.substr(b, e - b).c_str());
     }
   }
+  // The uplinks go first, then vu hears EOF: a switch:// directory is gone when vu (which waits
+  // for this with such uplinks) returns, so the next view can make it. The taps close at exit
+  // (~30 ms of kernel work nobody waits for).
+  (*pump)->close_uplinks();
+  ::close(kControlFd);
   if (!r) {
     std::fprintf(stderr, "vu: net: %s\n", r.error().to_string().c_str());
     return 1;
