@@ -159,7 +159,7 @@ else
   fi
   $T socat TCP-LISTEN:$((port + 2)),bind=127.0.0.1,reuseaddr /dev/null & busy=$!
   sleep 0.3
-  check_err "-p on a busy host port: clear error" 125 "cannot listen on port $((port + 2))/tcp" "$VU" run --net slirp -p $((port + 2)):80 -- true
+  check_err "-p on a busy host port: clear error" 125 "port $((port + 2))/tcp: Address already in use" "$VU" run --net slirp -p $((port + 2)):80 -- true
   kill $busy 2>/dev/null; wait $busy 2>/dev/null
   check_err "--net-stats prints per-interface counters" 0 "vu: net: vde0 \(slirp\): to view [0-9]+ frames" $T "$VU" run --net slirp --net-stats -- true
   check_err "unknown VNL scheme" 125 "frob://x: Protocol not supported" "$VU" run --net frob://x -- true
