@@ -138,7 +138,9 @@ Result<int> cmd_run(Invocation& inv, std::optional<NetHelper> pre_net) {
   }
   if (!started) return std::move(started).error();
   NsView view = std::move(started).value();
-  ExitStatus st = VU_TRY(supervise(view.child, signals));
+  SuperviseExtras extras;
+  if (net) extras.on_other_exit = [&net](pid_t p, int status) { net->note_exit(p, status); };
+  ExitStatus st = VU_TRY(supervise(view.child, signals, std::move(extras)));
   if (view.keeper > 0) {
     // The view's other processes go first (they may hold files open in the FUSE mounts), then
     // the keeper unmounts and waits for the FUSE programs to flush.

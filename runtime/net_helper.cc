@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -153,6 +154,21 @@ void NetHelper::stop() {
     (void)child_.signal(SIGKILL);
   }
   (void)child_.wait();
+}
+
+void NetHelper::note_exit(pid_t pid, int wait_status) {
+  if (pid != pid_ || pid_ <= 0) return;
+  child_.release();  // reaped by the caller
+  wait_ = false;
+  std::string msg = "vu: vu-net (pid " + std::to_string(pid) + "), the view's network, ";
+  if (WIFSIGNALED(wait_status)) {
+    int sig = WTERMSIG(wait_status);
+    msg += "was killed by signal " + std::to_string(sig) + " (" + strsignal(sig) + ")";
+  } else {
+    msg += "exited with status " + std::to_string(WEXITSTATUS(wait_status));
+  }
+  msg += ": the view has no network from now on\n";
+  (void)!::write(2, msg.data(), msg.size());
 }
 
 NetHelper::~NetHelper() { stop(); }

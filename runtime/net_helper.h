@@ -44,6 +44,10 @@ class NetHelper {
   // waiting (3 s at most) for it to close what holds a name (switch://PATH, -p's host ports).
   void stop();
   pid_t pid() const { return pid_; }
+  // For supervise(): when `pid` is vu-net, reaped while the view runs, says so on stderr (a
+  // "vu: vu-net … killed by signal N" line: the view's connections stall without it) and
+  // forgets the process.
+  void note_exit(pid_t pid, int wait_status);
 
  private:
   NetHelper() = default;

@@ -29,7 +29,8 @@ ExitStatus from_wait_status(int status) {
 
 // Reaps every child that has exited (and lets the pvm monitor answer the ptrace stops among the
 // wait statuses); returns true and fills *st when one of them was `main`.
-bool reap_exited(pid_t main, ExitStatus* st, pvm::Monitor* monitor) {
+bool reap_exited(pid_t main, ExitStatus* st, pvm::Monitor* monitor,
+                 const std::function<void(pid_t, int)>& on_other_exit) {
   bool found = false;
   for (;;) {
     int status;
@@ -39,6 +40,8 @@ bool reap_exited(pid_t main, ExitStatus* st, pvm::Monitor* monitor) {
     if (p == main) {
       *st = from_wait_status(status);
       found = true;
+    } else if (on_other_exit) {
+      on_other_exit(p, status);
     }
   }
 }
@@ -122,7 +125,7 @@ Result<ExitStatus> supervise(Child& child, const SignalForwarder& signals, Super
       VU_LOG_DEBUG("forwarding signal " << si.ssi_signo << " to pid " << main);
       (void)child.signal(static_cast<int>(si.ssi_signo));
     }
-    done = reap_exited(main, &st, extras.monitor);
+    done = reap_exited(main, &st, extras.monitor, extras.on_other_exit);
   }
   child.release();  // reaped above
   return st;

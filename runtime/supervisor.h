@@ -15,6 +15,8 @@
 // vu dies (PR_SET_PDEATHSIG in the ns backend).
 #pragma once
 
+#include <functional>
+
 #include <signal.h>
 
 #include <string>
@@ -49,6 +51,8 @@ struct SuperviseExtras {
   pvm::Monitor* monitor = nullptr;
   int report_fd = -1;
   std::string* report = nullptr;
+  // Told of every other child reaped meanwhile (pid, wait status): vu-net's death, for one.
+  std::function<void(pid_t, int)> on_other_exit;
 };
 
 // Waits for the child to exit, forwarding signals and reaping orphans. Returns how the command
