@@ -15,7 +15,7 @@
  * close_session: PAM_IGNORE (namespaces outlive sessions, as in the original).
  *
  * Everything done to the host's mount namespace (/run/netns, the namespace files, rootshared's
- * mount points) happens under an exclusive flock of /run/netns, so concurrent first sessions
+ * mount points) happens under an exclusive flock of /run/pam_net.lock (root's), so concurrent first sessions
  * never meet a half-made namespace file. With rootshared the session's / stays a peer of the
  * host's: a mount made on one of its directories would propagate to the host, so the session
  * only makes private, and mounts over, mount points the host has already — /sys, and /etc when
@@ -70,6 +70,7 @@
 
 #define NETNS_DIR "/run/netns"
 #define NETNS_ETC "/etc/netns"
+#define NETNS_LOCK "/run/pam_net.lock"
 #define MAX_GROUPS 256
 
 struct options {
@@ -104,19 +105,18 @@ static int namespace_name(const char *user, const struct options *o, char *name,
     struct group *gr = getgrgid(gids[i]);
     if (!gr) continue;
 #if defined(PAM_NET_GROUPNET)
-    if (strncmp(gr->gr_name, o->group, plen) == 0 && gr->gr_name[plen] == '-' && gr->gr_name[plen + 1]) {
-      if (strlen(gr->gr_name + plen + 1) >= size) return -1;
-      strcpy(name, gr->gr_name + plen + 1);
-      return 0;
-    }
+    if (strncmp(gr->gr_name, o->group, plen) != 0 || gr->gr_name[plen] != '-') continue;
+    const char *ns = gr->gr_name + plen + 1;
 #else
-    if (strcmp(gr->gr_name, o->group) == 0) {
-      (void)plen;
-      if (strlen(user) >= size) return -1;
-      strcpy(name, user);
-      return 0;
-    }
+    if (strcmp(gr->gr_name, o->group) != 0) continue;
+    const char *ns = user;
+    (void)plen;
 #endif
+    if (!*ns) continue;
+    /* a file name in /run/netns and /etc/netns: no '/', not "." or ".." */
+    if (strlen(ns) >= size || strchr(ns, '/') || strcmp(ns, ".") == 0 || strcmp(ns, "..") == 0) return -1;
+    strcpy(name, ns);
+    return 0;
   }
   return 0;
 }
@@ -140,19 +140,28 @@ static int lo_up(void) {
 
 #if !defined(PAM_NET_NEWNET)
 
-/* Creates /run/netns if needed and locks it (flock, exclusive): the lock covers every change
- * pam_net makes to the host's mount namespace. Returns the fd holding the lock, or -1. */
+/* Takes the lock (flock, exclusive) that covers every change pam_net makes to the host's mount
+ * namespace, and creates /run/netns. The lock file is root's alone (/run is writable by root
+ * only): a lock on something any user can open, such as /run/netns itself, would let any user
+ * hold every first login up. Returns the fd holding the lock, or -1. */
 static int lock_rundir(pam_handle_t *pamh) {
-  if (mkdir(NETNS_DIR, 0755) < 0 && errno != EEXIST) {
-    pam_syslog(pamh, LOG_ERR, "mkdir %s: %m", NETNS_DIR);
-    return -1;
+  int fd = open(NETNS_LOCK, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  struct stat st;
+  int rc = fd < 0 || fstat(fd, &st) < 0 ? -1 : 0;
+  if (rc == 0 && (!S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 077))) {
+    errno = EPERM;
+    rc = -1;
   }
-  int fd = open(NETNS_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  int rc = fd < 0 ? -1 : flock(fd, LOCK_EX);
+  if (rc == 0) rc = flock(fd, LOCK_EX);
   while (rc < 0 && fd >= 0 && errno == EINTR) rc = flock(fd, LOCK_EX);
   if (rc < 0) {
-    pam_syslog(pamh, LOG_ERR, "lock %s: %m", NETNS_DIR);
+    pam_syslog(pamh, LOG_ERR, "lock %s (root's, mode 0600): %m", NETNS_LOCK);
     if (fd >= 0) close(fd);
+    return -1;
+  }
+  if (mkdir(NETNS_DIR, 0755) < 0 && errno != EEXIST) {
+    pam_syslog(pamh, LOG_ERR, "mkdir %s: %m", NETNS_DIR);
+    close(fd);
     return -1;
   }
   return fd;

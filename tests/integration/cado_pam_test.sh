@@ -305,6 +305,14 @@ out=$(unshare -m sh -c '
 ' sh "$PAMSESSION" "$user" 2>&1)
 [ "$out" = vu-rs-probe ] && ok "pam_usernet rootshared: nothing of the sessions' /sys and /etc in the parent namespace; their own mounts reach it" \
   || bad "pam_usernet rootshared: no mount leaks into the parent namespace" "$out"
+# The lock that serializes first sessions is root's: a user holding a lock on /run/netns holds
+# no login up.
+ip netns delete "$user" 2>/dev/null
+as "$other" flock /run/netns sleep 4 & hold=$!
+sleep 0.3
+out=$(timeout 3 "$PAMSESSION" vu-test-usernet "$user" readlink /proc/self/ns/net 2>&1); rc=$?
+[ $rc = 0 ] && ok "pam_usernet: a user's flock on /run/netns holds no first login up" || bad "pam_usernet: a user's flock on /run/netns" "rc $rc" "$out"
+wait $hold
 # Concurrent first sessions: every one is admitted, all in the same namespace (3 rounds of 90,
 # started together: they wait on a lock this shell holds).
 refused=0 spread=""
