@@ -24,6 +24,10 @@
  *
  * Installed setuid to the system user _cado with file capabilities (permitted) for every
  * capability cado.conf names plus CAP_DAC_READ_SEARCH (scripts/install-cado.sh, `cado -s`).
+ * Sequence: cado.conf is read (CAP_DAC_READ_SEARCH effective around the read) and its
+ * conditions run (as _cado); back to the caller's ids, keeping the permitted set; with -S the
+ * spool is read (CAP_DAC_READ_SEARCH) and the program (as the caller); a refusal is decided
+ * before any password; PAM (not with -S); inheritable and ambient set; exec.
  * Security: this file is linear and small on purpose. Every call's result is checked. Nothing
  * the caller controls reaches a privileged operation except the parsed capability set.
  */
@@ -67,7 +71,8 @@ static void usage(void) {
           "  -s, --setcap       set the minimum caps for cado (root access)\n"
           "\ncapability_list: names (net_admin or cap_net_admin) or a hex mask, comma-separated.\n"
           "Options end at capability_list; the command's own options are never cado's.\n"
-          "With -S the environment is reset (as sudo's env_reset): PATH=" CADO_SAFE_PATH ",\n"
+          "With -S the environment is reset (as sudo's env_reset):\n"
+          "PATH=" CADO_SAFE_PATH ",\n"
           "HOME, SHELL, USER, LOGNAME from your passwd entry; kept: TERM, COLORTERM, DISPLAY,\n"
           "XAUTHORITY, WAYLAND_DISPLAY, and LANG, LANGUAGE, LC_*, TZ when they name no file.\n"
           "Without -S it is yours minus LD_*, GCONV_PATH, MALLOC_*... (glibc's setuid list).\n"

@@ -89,8 +89,15 @@ int cado_reset_environ(struct cado_env *env, const char *user, const char *home,
 }
 
 int cado_copy_to_memfd(const char *path) {
-  int in = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: a FIFO must not hang cado; only a regular file is copied */
+  int in = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (in < 0) return -1;
+  struct stat st;
+  if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
+    close(in);
+    errno = EACCES;
+    return -1;
+  }
   int out = memfd_create("cado-exe", MFD_ALLOW_SEALING);
   if (out < 0) {
     close(in);

@@ -44,7 +44,7 @@ struct cado_env {
 int cado_reset_environ(struct cado_env *env, const char *user, const char *home, const char *shell,
                        enum cado_env_kind kind);
 
-/* A copy of the file at path in a sealed memfd (not close-on-exec: a #! script run from it is
+/* A copy of the regular file at path in a sealed memfd (not close-on-exec: a #! script run from it is
  * read by its interpreter through /dev/fd/N). Returns the fd or -1. */
 int cado_copy_to_memfd(const char *path);
 

@@ -158,6 +158,8 @@ check "cadrop with no list drops all" 0 "" "$pw
 " as "$user" cado net_admin,net_raw -- cadrop all caprint -c
 check "cado: bad capability list" 2 "" "" as "$user" cado net_nonsense -- true
 check "cado: usage" 1 "" "" as "$user" cado
+as "$user" cado --help 2>&1 | grep -q "With -S the environment is reset (as sudo's env_reset)" && ok "cado --help documents the -S environment reset" \
+  || bad "cado --help documents the -S environment reset"
 
 # ---- scado and cado -S ------------------------------------------------------------------------
 as "$user" sh -c "mkdir -p '$home/bin' && cp '$inst/bin/caprint' '$home/bin/mytool'"
