@@ -123,8 +123,12 @@ USER=$user"
   got=$(tr '\0' '\n' < "/proc/$pid/environ" | sort)
   [ "$got" = "$want" ] && ok "a condition's environment is fixed (PATH, HOME, USER, LOGNAME, SHELL)" || bad "a condition's environment" "got:" "$got" "want:" "$want"
   [ "$(stat -c %U "/proc/$pid")" = _cado ] && ok "…it runs as _cado" || bad "…it runs as _cado" "$(stat -c %U "/proc/$pid")"
-  out=$(as "$user" timeout 2 strace -p "$pid" -e trace=none 2>&1)
-  echo "$out" | grep -q "Operation not permitted" && ok "…the caller cannot ptrace it" || bad "…the caller cannot ptrace it" "$out"
+  if command -v strace >/dev/null; then
+    out=$(as "$user" timeout 2 strace -p "$pid" -e trace=none 2>&1)
+    echo "$out" | grep -q "Operation not permitted" && ok "…the caller cannot ptrace it" || bad "…the caller cannot ptrace it" "$out"
+  else
+    skipped "…the caller cannot ptrace it" "strace not installed (scripts/setup.sh installs it)"
+  fi
 else
   bad "the condition command ran" "no /bin/sleep 2.4242 process"
 fi
