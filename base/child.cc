@@ -50,6 +50,13 @@ Result<Child> Child::spawn(int (*fn)(void*), void* arg, unsigned long flags) {
   return c;
 }
 
+Child Child::adopt(pid_t pid, int pidfd) {
+  Child c;
+  c.pid_ = pid;
+  c.pidfd_.reset(pidfd);
+  return c;
+}
+
 Child::Child(Child&& o) noexcept
     : pid_(std::exchange(o.pid_, -1)), pidfd_(std::move(o.pidfd_)), in_child_(o.in_child_) {}
 

@@ -39,6 +39,9 @@ class Child {
   // wait for the caller (which is suspended).
   static Result<Child> spawn(int (*fn)(void*), void* arg, unsigned long flags);
 
+  // Owns a process started otherwise (a clone of one's own; pid and its CLONE_PIDFD pidfd).
+  static Child adopt(pid_t pid, int pidfd);
+
   Child() = default;
   Child(Child&& o) noexcept;
   Child& operator=(Child&& o) noexcept;

@@ -15,6 +15,13 @@ class TempDir {
   static Result<TempDir> make(const char* prefix);
   // In `parent` instead of $TMPDIR (e.g. beside a directory it must share a filesystem with).
   static Result<TempDir> make_in(const std::string& parent, const char* prefix);
+  // PARENT/PREFIX.PID.XXXXXX, after removing the PREFIX.PID.* directories of this user whose
+  // process PID is gone (a vu killed with SIGKILL could not remove its own). Only directories
+  // owned by the caller, not symlinks, and never one whose process still runs (even if the pid
+  // was reused: that one is left for a later run).
+  static Result<TempDir> make_owned(const std::string& parent, const char* prefix);
+  // The same in $TMPDIR or /tmp.
+  static Result<TempDir> make_owned(const char* prefix);
   TempDir(TempDir&& o) noexcept : path_(std::move(o.path_)) { o.path_.clear(); }
   TempDir& operator=(TempDir&&) = delete;
   TempDir(const TempDir&) = delete;

@@ -18,6 +18,7 @@
 #include "runtime/probe.h"
 #include "runtime/supervisor.h"
 #include "runtime/vdens_cmd.h"
+#include "runtime/watchdog.h"
 
 #ifndef VU_VERSION
 #define VU_VERSION "0.1.0"
@@ -118,7 +119,11 @@ Result<int> cmd_run(Invocation& inv, std::optional<NetHelper> pre_net) {
   if (spec.net.kind == vdens::NetKind::kUplinks)
     net.emplace(VU_TRY(NetHelper::start(spec.net, std::move(pre_net))));
   pre_net.reset();
-  auto started = start_ns_view(spec, plan, signals.child_mask(), net ? net->view_socket() : -1);
+  // If vu is killed once the view exists, the watchdog kills what the view leaves.
+  auto watchdog = Watchdog::start();
+  if (!watchdog) VU_LOG_INFO("no watchdog for the view: " << watchdog.error().to_string());
+  auto started = start_ns_view(spec, plan, signals.child_mask(), net ? net->view_socket() : -1,
+                               watchdog ? watchdog->identity_fd() : -1);
   if (!started && spec.backend == BackendWish::kAuto) {
     // User namespaces are refused here, or made but unable to mount or set a host name (an LSM
     // policy such as Ubuntu's AppArmor rule): the same view from the partial-VM backend. The
@@ -131,6 +136,7 @@ Result<int> cmd_run(Invocation& inv, std::optional<NetHelper> pre_net) {
     }
     if (!why.empty()) {
       net.reset();
+      if (watchdog) watchdog->disarm();
       if (auto pvm = make_pvm_plan(spec, why); !pvm) return std::move(pvm).error().context(why);
       VU_LOG_INFO(why << "; using the partial-VM backend (pvm)");
       return run_pvm(spec, signals);
@@ -138,17 +144,18 @@ Result<int> cmd_run(Invocation& inv, std::optional<NetHelper> pre_net) {
   }
   if (!started) return std::move(started).error();
   NsView view = std::move(started).value();
+  const pid_t wd = watchdog ? watchdog->pid() : -1;
   SuperviseExtras extras;
   if (net) extras.on_other_exit = [&net](pid_t p, int status) { net->note_exit(p, status); };
   ExitStatus st = VU_TRY(supervise(view.child, signals, std::move(extras)));
   if (view.keeper > 0) {
     // The view's other processes go first (they may hold files open in the FUSE mounts), then
     // the keeper unmounts and waits for the FUSE programs to flush.
-    if (int n = kill_leftovers({view.keeper, net ? net->pid() : -1}))
+    if (int n = kill_leftovers({view.keeper, net ? net->pid() : -1, wd}))
       VU_LOG_INFO("killed " << n << " process(es) the command left running in the view");
     view.stop_keeper();
   }
-  std::vector<pid_t> spare;
+  std::vector<pid_t> spare{wd};
   if (net) {
     net->stop();
     spare.push_back(net->pid());

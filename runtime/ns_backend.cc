@@ -30,6 +30,7 @@
 #include "runtime/command.h"
 #include "runtime/exit_codes.h"
 #include "runtime/net_helper.h"
+#include "runtime/watchdog.h"
 #include "userns/userns.h"
 #include "base/temp_dir.h"
 #include "vdens/tap.h"
@@ -102,6 +103,7 @@ struct Launch {
   const sigset_t* mask = nullptr;
   int report_fd = -1;
   int sync_fd = -1;
+  int watchdog_fd = -1;
 };
 
 [[noreturn]] void child_fail(const Launch& l, Stage stage, int err, int index = 0, int sub = 0) {
@@ -184,6 +186,7 @@ int wait_for_net(const Launch& l) {
 [[noreturn]] void child_main(Launch& l) {
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) child_fail(l, Stage::kPdeathsig, errno);
   if (::getppid() != l.parent) ::_exit(kExitSetupChild);  // the supervisor is already gone
+  Watchdog::tell_userns(l.watchdog_fd);  // before anything of the view can run
 
   if (l.own_maps) {
     userns::MapStage st;
@@ -282,6 +285,7 @@ void start_keeper(const Launch& l) {
   if (pid < 0) child_fail(l, Stage::kFuse, errno);
   if (pid == 0) {
     ::close(ready[0]);
+    if (l.watchdog_fd >= 0) ::close(l.watchdog_fd);  // the watchdog hears vu's death, not ours
     fusefs::KeeperArgs a;
     a.mounts = l.fuse;
     a.ambient_sys_admin = !l.root;
@@ -364,8 +368,9 @@ Error report_to_error(const ChildReport& r, const ViewSpec& spec, const Launch& 
 }  // namespace
 
 Result<NsView> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset_t& child_mask,
-                            int net_socket) {
+                            int net_socket, int watchdog_fd) {
   Launch l;
+  l.watchdog_fd = watchdog_fd;
   l.parent = ::getpid();
   std::snprintf(l.parent_status, sizeof l.parent_status, "/proc/%d/status", static_cast<int>(l.parent));
   const unsigned long uid = ::getuid(), gid = ::getgid();
@@ -436,10 +441,11 @@ Result<NsView> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigse
       ::chmod(dir.path().c_str(), 0755);
       return Ok{};
     };
-    if (auto shm = TempDir::make_in("/dev/shm", "vu-resolv"); shm && write_resolv(*shm))
+    // Named after vu's pid: one left by a vu killed during start-up is removed by the next.
+    if (auto shm = TempDir::make_owned("/dev/shm", "vu-resolv"); shm && write_resolv(*shm))
       resolv_dir.emplace(std::move(shm).value());
     if (!resolv_dir) {
-      resolv_dir.emplace(VU_TRY(TempDir::make("vu-resolv")));
+      resolv_dir.emplace(VU_TRY(TempDir::make_owned("vu-resolv")));
       VU_TRY_VOID(write_resolv(*resolv_dir));
     }
     std::string path = resolv_dir->path() + "/resolv.conf";

@@ -55,9 +55,10 @@ struct NsView {
 };
 
 // Starts the view's first process. child_mask is the signal mask the command must start with;
-// net_socket is where the taps go (NetHelper::view_socket()), -1 without uplinks.
+// net_socket is where the taps go (NetHelper::view_socket()), -1 without uplinks; watchdog_fd
+// is Watchdog::identity_fd() (-1: none), told the view's user namespace before anything runs.
 // On success the command has been exec'ed.
 Result<NsView> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigset_t& child_mask,
-                             int net_socket);
+                             int net_socket, int watchdog_fd = -1);
 
 }  // namespace vu

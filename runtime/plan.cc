@@ -32,6 +32,10 @@ bool is_slirp_default(const vdens::NetSpec& net) {
 }
 }  // namespace
 
+bool pvm_ignores_size(const bindmount::MountSpec& m) {
+  return m.kind == bindmount::Kind::kTmpfs && m.data.find("size=") != std::string::npos;
+}
+
 Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
   auto refuse = [](const std::string& what, const std::string& hint) {
     return Error::make(ErrorKind::kDenied, what + " needs user namespaces; the partial-VM backend "
@@ -74,7 +78,8 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
     p.parts.push_back({"mounts", "pvm: the host's files (no path map)"});
   } else {
     for (size_t i = 0; i < spec.mounts.size(); ++i)
-      p.parts.push_back({i ? "" : "mounts", "pvm path map: " + bindmount::to_string(spec.mounts[i])});
+      p.parts.push_back({i ? "" : "mounts", "pvm path map: " + bindmount::to_string(spec.mounts[i]) +
+                                                (pvm_ignores_size(spec.mounts[i]) ? " — size= not enforced by pvm" : "")});
   }
   p.parts.push_back({"hostname", spec.hostname ? "pvm: uname shows " + *spec.hostname : "host's name"});
   p.parts.push_back({"network", net.defaulted ? "host network (pvm has no network namespace; the default "

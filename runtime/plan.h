@@ -35,6 +35,9 @@ std::string to_string(const Plan& plan);
 // network asked for explicitly).
 Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why);
 
+// pvm's tmpfs is a directory in /dev/shm: a --tmpfs size= limit is not enforced there.
+bool pvm_ignores_size(const bindmount::MountSpec& m);
+
 // The error for "user namespaces refused" (from a probe or a failed clone), naming the reason
 // and what to do.
 Error userns_denied(const std::string& detail, BackendWish wish);

@@ -12,9 +12,11 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "base/log.h"
 #include "base/strings.h"
 #include "pvm/accel_abi.h"
 #include "runtime/exit_codes.h"
+#include "runtime/plan.h"
 
 namespace vu {
 
@@ -84,7 +86,12 @@ mode_t tmpfs_mode(const std::string& data) {
 }
 
 Result<std::string> scratch_dir(std::optional<TempDir>* scratch, const std::string& name, mode_t mode) {
-  if (!*scratch) scratch->emplace(VU_TRY(TempDir::make("vu-pvm")));
+  // In RAM like the ns backend's tmpfs (/dev/shm), else $TMPDIR; a killed vu's is removed by
+  // the next view that makes one.
+  if (!*scratch) {
+    auto shm = TempDir::make_owned("/dev/shm", "vu-pvm");
+    scratch->emplace(shm ? std::move(shm).value() : VU_TRY(TempDir::make_owned("vu-pvm")));
+  }
   std::string dir = (*scratch)->path() + "/" + name;
   if (::mkdir(dir.c_str(), 0700) < 0) return Error::sys("mkdir", errno, dir);
   if (::chmod(dir.c_str(), mode) < 0) return Error::sys("chmod", errno, dir);
@@ -99,6 +106,19 @@ std::string accel_library() {
   for (std::string p : {dir + "/libvu-pvm-accel.so", dir + "/../lib/vu/libvu-pvm-accel.so"})
     if (::access(p.c_str(), R_OK) == 0) return p;
   return {};
+}
+
+constexpr const char* kPtraceHint =
+    "the pvm backend needs ptrace of one's own children (kernel.yama.ptrace_scope <= 1, and no "
+    "seccomp profile that forbids ptrace)";
+
+// The first process is seized once it has executed the command (vfork-style, vu could not do
+// it before); a fork that came first would escape the trace. Those children are seized too.
+void seize_early_children(pid_t pid) {
+  auto kids = sys::read_file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  if (!kids) return;
+  for (const std::string& k : str::split(*kids, ' '))
+    if (long c = std::atol(k.c_str()); c > 0) (void)pvm::Monitor::seize(static_cast<pid_t>(c));
 }
 
 }  // namespace
@@ -130,6 +150,9 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
     std::string host;
     if (m.kind == bindmount::Kind::kTmpfs) {
       host = VU_TRY(scratch_dir(scratch, "tmpfs" + std::to_string(i), tmpfs_mode(m.data)));
+      if (pvm_ignores_size(m))
+        VU_LOG_WARN("--tmpfs " << m.target << ": size= is not enforced by the pvm backend (its tmpfs "
+                    "is a directory in " << (*scratch)->path() << ")");
     } else {
       // The source as the view sees it so far (a later bind may take its source from an
       // earlier one), symlinks resolved.
@@ -238,6 +261,11 @@ Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask)
     // here), sharing the fd table so the listener is ours the moment the child installs it.
     l.shared = true;
     Child child = VU_TRY(Child::spawn(child_entry, &l, CLONE_FILES));
+    // Traced only for its lifetime: PTRACE_O_EXITKILL and the fork options make every
+    // descendant a tracee that dies with vu, even when vu is killed with SIGKILL (no
+    // seccomp stops: the filter has no SECCOMP_RET_TRACE rule without mounts).
+    auto traced = pvm::Monitor::seize(child.pid());
+    if (traced) seize_early_children(child.pid());
     report.second.reset();  // the child's copy went with its exec (close-on-exec)
     UniqueFd listener(l.listener);
     Report r{};
@@ -249,6 +277,7 @@ Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask)
       return report_error(v.cmd, r);
     }
     if (n != 0 || !listener) return Error::make(ErrorKind::kSetup, "the view's first process died during set-up");
+    if (!traced) return std::move(traced).error().context("tracing the view's first process").hint(kPtraceHint);
     v.monitor = std::make_unique<pvm::Monitor>(std::move(cfg), std::move(listener));
     v.child = std::move(child);
     return v;
@@ -262,9 +291,7 @@ Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask)
   sync.first.reset();
   if (pvm::needs_ptrace(cfg)) {
     if (auto r = pvm::Monitor::seize(child.pid()); !r)
-      return std::move(r).error().context("tracing the view's first process")
-          .hint("the pvm backend needs ptrace of one's own children (kernel.yama.ptrace_scope <= 1, "
-                "and no seccomp profile that forbids ptrace)");
+      return std::move(r).error().context("tracing the view's first process").hint(kPtraceHint);
   }
   char go = 1;
   VU_TRY_VOID(sys::write_all(sync.second.get(), {&go, 1}, "sync pipe"));
