@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <utime.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -749,39 +750,6 @@ Answer do_sockaddr(const Config& cfg, Call& c) {
   return Answer::result(::connect(sock.get(), reinterpret_cast<sockaddr*>(&host), hlen));
 }
 
-// getdents64 on a directory that holds mountpoints missing on the host: at the start of a
-// listing (offset 0, also after rewinddir), those names come first, then the host's entries.
-Answer do_getdents(const Config& cfg, Call& c) {
-  struct stat st;
-  if (::stat(fd_path(c.tid, c.arg_int(0)).c_str(), &st) < 0) return Answer::cont();
-  std::vector<char> synth;
-  for (const auto& [key, e] : cfg.listing) {
-    if (key.first != st.st_dev || key.second != st.st_ino) continue;
-    size_t reclen = (offsetof(struct dirent64, d_name) + e.name.size() + 1 + 7) & ~size_t{7};
-    size_t at = synth.size();
-    synth.resize(at + reclen, 0);
-    auto* d = reinterpret_cast<struct dirent64*>(synth.data() + at);
-    d->d_ino = e.ino;
-    d->d_off = 0;  // telldir() of a made-up entry: back to the start
-    d->d_reclen = static_cast<unsigned short>(reclen);
-    d->d_type = e.type;
-    std::memcpy(d->d_name, e.name.c_str(), e.name.size() + 1);
-  }
-  if (synth.empty()) return Answer::cont();
-  int err = 0;
-  UniqueFd dir = take_fd(c, c.arg_int(0), &err);
-  if (!dir || ::lseek(dir.get(), 0, SEEK_CUR) != 0) return Answer::cont();
-  const size_t count = c.a[2];
-  if (count < synth.size() + 512) return Answer::cont();
-  std::vector<char> buf(std::min<size_t>(count, 1 << 20));
-  long n = ::syscall(SYS_getdents64, dir.get(), buf.data() + synth.size(), buf.size() - synth.size());
-  if (n < 0) return Answer::error(errno);
-  std::memcpy(buf.data(), synth.data(), synth.size());
-  size_t total = synth.size() + static_cast<size_t>(n);
-  if (!write_mem(c.tid, c.a[1], buf.data(), total)) return Answer::error(EFAULT);
-  return Answer::value(static_cast<int64_t>(total));
-}
-
 // inotify_add_watch(fd, path, mask): the watch is added to the caller's inotify instance (a
 // duplicate of its descriptor) on the view's object.
 Answer do_inotify_add_watch(const Config& cfg, Call& c) {
@@ -970,7 +938,7 @@ Monitor::Answer Monitor::dispatch(Call& c) {
     case SYS_getgroups: return do_getgroups(cfg, c);
     case SYS_setgroups: return Answer::error(EPERM);  // as in a user namespace with setgroups denied
     case SYS_inotify_add_watch: return do_inotify_add_watch(cfg, c);
-    case SYS_getdents64: return do_getdents(cfg, c);
+    case SYS_getdents64: return do_getdents(c);
     default:
       if (cfg.root) return do_root_ids(c);
       return Answer::cont();
@@ -1202,6 +1170,67 @@ bool Monitor::inject_env(pid_t pid, uint64_t envp_addr, std::vector<uint64_t>* o
   }
   out->push_back(0);
   return true;
+}
+
+// getdents64 on a directory that holds mountpoints missing on the host: at the start of a
+// listing (offset 0, also after rewinddir), those names come first, then the host's entries.
+// When they do not fit in one buffer (thousands of them), the listing goes on where it stopped
+// at the next call (cursors_), and the host's entries start only once all of them are out: the
+// call that gives the last made-up entries also reads the host's first ones, so the directory's
+// offset leaves 0 and the next call runs natively. (A rewinddir in the middle of the made-up
+// entries goes on from where they were, not from the first.)
+Monitor::Answer Monitor::do_getdents(Call& c) {
+  struct stat st;
+  if (::stat(fd_path(c.tid, c.arg_int(0)).c_str(), &st) < 0) return Answer::cont();
+  std::vector<const Config::Entry*> names;
+  for (const auto& [key, e] : cfg_.listing)
+    if (key.first == st.st_dev && key.second == st.st_ino) names.push_back(&e);
+  if (names.empty()) return Answer::cont();
+  int err = 0;
+  UniqueFd dir = take_fd(c, c.arg_int(0), &err);
+  if (!dir || ::lseek(dir.get(), 0, SEEK_CUR) != 0) return Answer::cont();
+  // The cursor of this open file description, if its listing is under way.
+  const pid_t self = ::getpid();
+  auto same = [&](const ListingCursor& k) {
+    long r = ::syscall(SYS_kcmp, self, self, 0 /* KCMP_FILE */, k.file.get(), dir.get());
+    return r == 0 || (r < 0 && errno == ENOSYS && k.tgid == c.tgid() && k.fd == c.arg_int(0));
+  };
+  auto cur = std::find_if(cursors_.begin(), cursors_.end(), same);
+  size_t next = cur == cursors_.end() ? 0 : cur->next;
+  // Room for at least one host entry (a 255-byte name takes 280) in the call that ends them.
+  constexpr size_t kHostRoom = 512;
+  const size_t count = std::min<size_t>(c.a[2], 1 << 20);
+  if (count < kHostRoom + 32) return Answer::cont();  // the kernel says EINVAL if it must
+  std::vector<char> buf(count, 0);
+  size_t used = 0;
+  for (; next < names.size(); ++next) {
+    const Config::Entry& e = *names[next];
+    size_t reclen = (offsetof(struct dirent64, d_name) + e.name.size() + 1 + 7) & ~size_t{7};
+    if (used + reclen > count - kHostRoom) break;
+    auto* d = reinterpret_cast<struct dirent64*>(buf.data() + used);
+    d->d_ino = e.ino;
+    d->d_off = 0;  // telldir() of a made-up entry: back to the start
+    d->d_reclen = static_cast<unsigned short>(reclen);
+    d->d_type = e.type;
+    std::memcpy(d->d_name, e.name.c_str(), e.name.size() + 1);
+    used += reclen;
+  }
+  if (next < names.size()) {  // more to come: remember where
+    if (cur == cursors_.end()) {
+      if (cursors_.size() >= 16) cursors_.erase(cursors_.begin());  // abandoned listings
+      cursors_.push_back({std::move(dir), c.tgid(), c.arg_int(0), next});
+    } else {
+      cur->next = next;
+    }
+    if (!write_mem(c.tid, c.a[1], buf.data(), used)) return Answer::error(EFAULT);
+    return Answer::value(static_cast<int64_t>(used));
+  }
+  if (cur != cursors_.end()) cursors_.erase(cur);
+  long n = ::syscall(SYS_getdents64, dir.get(), buf.data() + used, count - used);
+  if (n < 0) return Answer::error(errno);
+  size_t total = used + static_cast<size_t>(n);
+  if (!write_mem(c.tid, c.a[1], buf.data(), total)) return Answer::error(EFAULT);
+  return Answer::value(static_cast<int64_t>(total));
 }
 
 bool Monitor::on_wait_status(pid_t pid, int status) {

@@ -123,11 +123,22 @@ class Monitor {
 
  private:
   Answer dispatch(Call& c);
+  Answer do_getdents(Call& c);
   void on_seccomp_stop(pid_t pid);
   bool inject_env(pid_t pid, uint64_t envp_addr, std::vector<uint64_t>* out);
 
   Config cfg_;
   std::string accel_env_;  // VU_PVM_ACCEL=…
+  // A directory whose made-up entries (Config::listing) take more than one getdents64 buffer
+  // is listed over several calls: where the last one stopped, per open file description (a
+  // duplicate of the caller's descriptor, compared with kcmp). A handful at most.
+  struct ListingCursor {
+    UniqueFd file;
+    pid_t tgid;  // with fd: the key where kcmp is not built into the kernel
+    int fd;
+    size_t next;  // the first made-up entry not listed yet
+  };
+  std::vector<ListingCursor> cursors_;
   UniqueFd listener_;
   seccomp_notif* req_ = nullptr;
   seccomp_notif_resp* resp_ = nullptr;

@@ -87,6 +87,11 @@ probe "missing ancestors of a target exist in the view" --bind "$W/data:/vu-miss
 probe "mountpoints missing on the host are listed by their parent" --tmpfs /vu-conf-new \
   --bind "$W/data/f:$W/newfile" -- \
   sh -c 'ls / | grep -x vu-conf-new; ls "$1" | grep -x newfile; ls -F "$1" | grep newfile; find "$1" -maxdepth 1 -name newfile | wc -l' _ "$W"
+mkdir -p "$W/many" && touch "$W/many/host-a"
+many=()
+for i in $(seq 1500); do many+=(--tmpfs "$W/many/mountpoint-with-a-long-name-$i"); done
+probe "1500 missing mountpoints in one directory (more than one getdents64 buffer)" "${many[@]}" -- \
+  sh -c 'ls "$1" | wc -l; ls "$1" | sort | md5sum; ls -f "$1" | wc -l; ls "$1" | grep -c -e -1500 -e host-a' _ "$W/many"
 probe "exit status propagates" auto -- sh -c 'exit 7'
 probe "the environment is the one given (nothing of pvm's shows)" --setenv VU_X=1 -- sh -c 'env | grep -v "^_=" | sort; sh -c "env | grep -c -e LD_PRELOAD -e VU_PVM"'
 probe "...also with a bind, after exec" "--bind=$W/data:/mnt" -- sh -c 'sh -c "env | grep -c -e LD_PRELOAD -e VU_PVM"; /mnt/bin/echo $LD_PRELOAD'
