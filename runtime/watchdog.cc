@@ -214,8 +214,16 @@ void Watchdog::disarm() {
   char c = 'd';
   (void)!::write(done_.get(), &c, 1);
   done_.reset();
-  (void)child_.wait();
-  stack_.reset();
+  // It exits as soon as it reads that; vu does not wait for it (that would add its wake-up to
+  // every exit). Reaped here if it is already gone, else by vu's reaping loop or, after vu,
+  // by init; its stack is then left mapped (64 KiB) rather than pulled from under it.
+  bool exited = false;
+  if (auto st = child_.try_wait(&exited); st && exited) {
+    stack_.reset();
+  } else {
+    child_.release();
+    (void)stack_.release();
+  }
 }
 
 void Watchdog::Unmap::operator()(void* stack) const { ::munmap(stack, kStack); }

@@ -49,7 +49,7 @@ class Watchdog {
   Watchdog& operator=(Watchdog&&) = default;
   ~Watchdog() { disarm(); }
   int identity_fd() const { return done_.get(); }
-  // The view ended and vu cleaned up (or it never started): the watchdog exits and is reaped.
+  // The view ended and vu cleaned up (or it never started): the watchdog exits by itself.
   void disarm();
   pid_t pid() const { return child_.pid(); }
 
