@@ -9,9 +9,9 @@
  *   newnet    unshare(CLONE_NEWNET), lo up (unless lodown).
  *   usernet   the network namespace /run/netns/USER, joined if it exists, else created (lo up)
  *   groupnet  … /run/netns/X for the first group PFX-X the user is in
- *             then a private mount namespace (/ made slave; with rootshared only /sys and /etc
- *             are private), a sysfs for the namespace over /sys, cgroup2 on /sys/fs/cgroup
- *             when the kernel has it, and every /etc/netns/NAME/ENTRY bound over /etc/ENTRY.
+ *             then a private mount namespace (/ made slave, unless rootshared; /sys and /etc
+ *             private), a sysfs for the namespace over /sys, cgroup2 on /sys/fs/cgroup when
+ *             the kernel has it, and every /etc/netns/NAME/ENTRY bound over /etc/ENTRY.
  * close_session: PAM_IGNORE (namespaces outlive sessions, as in the original).
  *
  * Everything done to the host's mount namespace (/run/netns, the namespace files, rootshared's
@@ -257,14 +257,15 @@ static int own_mount_point(pam_handle_t *pamh, const char *path, enum bind_when 
   return -1;
 }
 
-/* In the session's namespace: / a slave of the host's; with rootshared / stays a peer and only
- * /sys (and /etc) are made private. */
+/* In the session's namespace: / a slave of the host's (with rootshared it stays a peer); /sys
+ * and /etc (when there is an /etc/netns/NAME) private mount points of their own. What the
+ * session mounts there then sits on its own mounts, and a mount the host makes later on /etc
+ * is slipped beneath them, not over them. */
 static int session_propagation(pam_handle_t *pamh, int rootshared, int etc) {
-  if (rootshared && (own_mount_point(pamh, "/sys", BIND_ALWAYS) < 0 || (etc && own_mount_point(pamh, "/etc", BIND_ALWAYS) < 0)))
-    return -1;
-  if (rootshared ? mount("", "/sys", NULL, MS_PRIVATE | MS_REC, NULL) < 0 ||
-                       (etc && mount("", "/etc", NULL, MS_PRIVATE | MS_REC, NULL) < 0)
-                 : mount("", "/", NULL, MS_SLAVE | MS_REC, NULL) < 0) {
+  if ((!rootshared && mount("", "/", NULL, MS_SLAVE | MS_REC, NULL) < 0) ||
+      own_mount_point(pamh, "/sys", BIND_ALWAYS) < 0 || (etc && own_mount_point(pamh, "/etc", BIND_ALWAYS) < 0) ||
+      mount("", "/sys", NULL, MS_PRIVATE | MS_REC, NULL) < 0 ||
+      (etc && mount("", "/etc", NULL, MS_PRIVATE | MS_REC, NULL) < 0)) {
     pam_syslog(pamh, LOG_ERR, "mount propagation: %m");
     return -1;
   }

@@ -297,10 +297,15 @@ out=$(unshare -m sh -c 'b=$(wc -l < /proc/self/mountinfo); "$1" vu-test-usernet-
 [ -z "$out" ] && ok "pam_usernet rootshared under a private /: no mount in the parent namespace" || bad "pam_usernet rootshared under a private /" "$out"
 # rootshared: the session's mounts reach the parent namespace (that is the option's point), its
 # own /sys and /etc do not. Run in a namespace of our own whose / is shared, as on systemd hosts.
-# The first session may make /etc a mount point of its own, once (documented, as /run/netns).
+# The first session may make /etc a mount point of its own, once (documented, as /run/netns);
+# a session already running keeps its own /etc binds.
 out=$(unshare -m sh -c '
   mount --make-rshared / && mkdir -p /tmp/vu-rs-mnt.$$ || exit 1
+  "$1" vu-test-usernet "$2" sh -c "sleep 1.5; cat /etc/resolv.conf" >"$3/rs-default" 2>&1 & running=$!
+  sleep 0.5
   "$1" vu-test-usernet-rs "$2" true || echo "first session refused"
+  wait $running
+  [ "$(cat "$3/rs-default")" = "nameserver 192.0.2.99" ] || echo "a running session lost its /etc binds: $(cat "$3/rs-default")"
   before=$(wc -l < /proc/self/mountinfo)
   for i in 1 2 3; do "$1" vu-test-usernet-rs "$2" true || echo "session $i refused"; done
   after=$(wc -l < /proc/self/mountinfo)
@@ -308,7 +313,7 @@ out=$(unshare -m sh -c '
   grep " - sysfs $2 " /proc/self/mountinfo
   "$1" vu-test-usernet-rs "$2" mount -t tmpfs vu-rs-probe /tmp/vu-rs-mnt.$$
   findmnt -n -o SOURCE /tmp/vu-rs-mnt.$$; umount /tmp/vu-rs-mnt.$$; rmdir /tmp/vu-rs-mnt.$$
-' sh "$PAMSESSION" "$user" 2>&1)
+' sh "$PAMSESSION" "$user" "$work" 2>&1)
 [ "$out" = vu-rs-probe ] && ok "pam_usernet rootshared: nothing of the sessions' /sys and /etc in the parent namespace; their own mounts reach it" \
   || bad "pam_usernet rootshared: no mount leaks into the parent namespace" "$out"
 # The lock that serializes first sessions is root's: a user holding a lock on /run/netns holds
