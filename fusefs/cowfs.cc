@@ -1018,11 +1018,20 @@ void op_init(void*, struct fuse_conn_info* conn) {
   conn->max_readahead = 1u << 20;
 }
 
-unsigned read_id(const char* path) {
+// The id the view shows for owners it does not map (/proc/sys/kernel/overflow[ug]id), or -1
+// when the view maps that id itself (--map-users): then it is a real owner.
+unsigned overflow_id(const char* overflow, const char* map) {
   unsigned v = 65534;
-  if (FILE* f = std::fopen(path, "re")) {
+  if (FILE* f = std::fopen(overflow, "re")) {
     if (std::fscanf(f, "%u", &v) != 1) v = 65534;
     std::fclose(f);
+  }
+  if (FILE* f = std::fopen(map, "re")) {
+    unsigned long in, out, count;
+    bool mapped = false;
+    while (std::fscanf(f, "%lu %lu %lu", &in, &out, &count) == 3) mapped = mapped || (v >= in && v - in < count);
+    std::fclose(f);
+    if (mapped) v = static_cast<unsigned>(-1);
   }
   return v;
 }
@@ -1062,8 +1071,8 @@ int main(int argc, char** argv) {
   g.lower_proc = "/proc/self/fd/" + std::to_string(g.lower) + "/";
   g.uid = ::getuid();
   g.gid = ::getgid();
-  g.overflow_uid = read_id("/proc/sys/kernel/overflowuid");
-  g.overflow_gid = read_id("/proc/sys/kernel/overflowgid");
+  g.overflow_uid = overflow_id("/proc/sys/kernel/overflowuid", "/proc/self/uid_map");
+  g.overflow_gid = overflow_id("/proc/sys/kernel/overflowgid", "/proc/self/gid_map");
   g_root.type = S_IFDIR;
   g_root.nlookup = 1;
   ::umask(0);  // modes come from the callers, already masked by the kernel
