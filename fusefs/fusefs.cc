@@ -149,8 +149,11 @@ Result<FuseMount> parse_mount(std::string_view arg) {
     m.argv = {prog, file, m.target};  // read-only by nature
   } else if (n >= 1082 && head[1080] == 0x53 && head[1081] == 0xEF) {
     prog = "fuse2fs";
-    // fuse2fs is a libfuse2 program: it refuses a non-empty mountpoint unless told.
-    m.argv = {prog, file, m.target, "-o", ro ? "ro,fakeroot,nonempty" : "rw,fakeroot,nonempty"};
+    // fuse2fs is a libfuse2 program: it refuses a non-empty mountpoint unless told. Every user
+    // of the view reaches the image (allow_other) with the kernel's permission checks against
+    // the image's owners (default_permissions: fakeroot alone lets anyone do anything).
+    m.argv = {prog, file, m.target, "-o",
+              std::string(ro ? "ro" : "rw") + ",fakeroot,nonempty,allow_other,default_permissions"};
   } else {
     return Error::usage("--mount: " + file + ": unknown image type")
         .hint("supported: ext2/ext3/ext4 (fuse2fs) and squashfs (squashfuse); any other FUSE "
@@ -250,9 +253,16 @@ std::string cowfs_path() {
 
 Result<CowMount> prepare_cow(const CowSpec& c) {
   CowMount m;
-  // 0700: the layer holds the view's copies with the target's modes (a world-writable /var/tmp,
-  // files only the view should read); no one else may enter it on the host.
-  if (::mkdir(c.layer.c_str(), 0700) < 0 && errno != EEXIST) return Error::sys("--cow: create layer", errno, c.layer);
+  // For vu-cowfs 0700: the layer holds the view's copies with the target's modes (a
+  // world-writable /var/tmp, files only the view should read); no one else may enter it on the
+  // host, and vu-cowfs shows the target's mode on the view's side. Kernel overlayfs shows the
+  // layer's own mode as the target's (other users of the view could not enter a 0700 one), so
+  // there the layer gets the target's mode; overlayfs copies up through its 0700 work directory.
+  mode_t mode = 0700;
+  struct stat target;
+  if (c.impl == CowImpl::kKernel && ::stat(c.target.c_str(), &target) == 0) mode = target.st_mode & 0777;
+  if (::mkdir(c.layer.c_str(), mode) == 0) ::chmod(c.layer.c_str(), mode);  // past the umask
+  else if (errno != EEXIST) return Error::sys("--cow: create layer", errno, c.layer);
   // A whiteout is a 0/0 character device; some filesystems (vfat, some FUSE) cannot make
   // device nodes at all: find out now, not at the first delete.
   std::string probe = c.layer + "/.vu-whiteout-probe";

@@ -18,6 +18,7 @@ if ! "$VU" run --net none -- true 2>"$work/stderr"; then
 fi
 probe=$("$VU" probe)
 have_fuse=1 have_overlay=1
+have_mkfs=1; PATH=$PATH:/usr/sbin:/sbin command -v mkfs.ext4 >/dev/null || have_mkfs=0
 echo "$probe" | grep -qE '^FUSE in a user namespace +yes' || have_fuse=0
 echo "$probe" | grep -qE '^overlayfs in a user namespace +yes' || have_overlay=0
 
@@ -151,6 +152,46 @@ else
   skipped "hard-link transcript" "needs overlayfs and FUSE in a user namespace"
 fi
 
+# ---- owners and other users of the view (issue 14: --root --map-users) ----------------------------
+others='
+cd "$1" || exit 1
+chown 1000:1000 d && chown 1001 g && stat -c %u:%g d g
+setpriv --reuid 1000 --regid 1000 --clear-groups sh -c "stat -c %a . >/dev/null && cat d/f && echo new > d/mine && stat -c %u:%g d/mine; (echo x >> g) 2>/dev/null || echo denied"
+chown 1000 d/mine && stat -c %u:%g d/mine
+mknod wo c 0 0 2>/dev/null; echo "mknod c 0 0: $?"; ls wo 2>/dev/null
+'
+if [ $have_fuse = 1 ] && "$VU" run --net none --root --map-users -- true 2>/dev/null; then
+  for impl in kernel fuse; do
+    [ $impl = kernel ] && [ $have_overlay = 0 ] && continue
+    make_lower "$work/ao-low-$impl"
+    "$VU" run --net none --root --map-users --cow "$work/ao-layer-$impl:$work/ao-low-$impl:$impl" -- sh -c "$others" x "$work/ao-low-$impl" > "$work/ao-$impl" 2>&1
+  done
+  want="1000:1000
+1001:0
+hello
+1000:1000
+denied
+1000:1000
+mknod c 0 0: 1"
+  [ "$(cat "$work/ao-fuse")" = "$want" ] && ok "vu-cowfs --root --map-users: chown to mapped ids, other users with normal permission checks, no whiteout from mknod" \
+    || bad "vu-cowfs --root --map-users: chown to mapped ids, other users with normal permission checks, no whiteout from mknod" "$(cat "$work/ao-fuse")"
+  if [ $have_overlay = 1 ]; then
+    cmp -s "$work/ao-kernel" "$work/ao-fuse" && ok "…the same on the kernel overlay" || bad "…the same on the kernel overlay" "$(diff "$work/ao-kernel" "$work/ao-fuse")"
+  fi
+  # The layers hold files of subordinate ids: only a view that maps them can remove them.
+  "$VU" run --net none --root --map-users -- rm -rf "$work"/ao-layer-* "$work"/ao-low-*
+  if [ $have_mkfs = 1 ] && command -v fuse2fs >/dev/null; then
+    mkdir -p "$work/ao-src" && echo hi > "$work/ao-src/a.txt"
+    truncate -s 8M "$work/ao.img" && PATH=$PATH:/usr/sbin:/sbin mkfs.ext4 -q -E root_owner=0:0 -d "$work/ao-src" "$work/ao.img"
+    out=$("$VU" run --net none --root --map-users --mount "image:$work/ao.img:/mnt" -- \
+      setpriv --reuid 1000 --regid 1000 --clear-groups sh -c 'cat /mnt/a.txt; (echo x > /mnt/b) 2>/dev/null || echo denied' 2>&1)
+    [ "$out" = "hi
+denied" ] && ok "--mount image: another user of the view reads, with normal permission checks" || bad "--mount image: another user of the view reads, with normal permission checks" "$out"
+  fi
+else
+  skipped "owners and other users" "needs FUSE and --map-users (subordinate ids) here"
+fi
+
 # ---- vu-cowfs: a full layer, copy-up safety, a killed daemon ---------------------------------
 if [ $have_fuse = 1 ]; then
   # A layer whose filesystem fills (a 1 MiB tmpfs on the layer's directory, in the view only):
@@ -247,7 +288,6 @@ fi
 
 # ---- FUSE programs and images ----------------------------------------------------------------
 mkdir -p "$work/src" "$work/mnt" && echo in-image > "$work/src/a.txt"
-have_mkfs=1; PATH=$PATH:/usr/sbin:/sbin command -v mkfs.ext4 >/dev/null || have_mkfs=0
 if [ $have_fuse = 0 ]; then
   skipped "FUSE programs" "no FUSE in a user namespace"
 else
