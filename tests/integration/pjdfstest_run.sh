@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# pjdfstest_run.sh SRC VU DENY_USERNS — builds pjdfstest from SRC (a copy, in a temporary
+# directory; never in the project) and runs tests/integration/pjdfstest_test.sh through
+# run_as_user.sh with the build as a tarball. SKIP (77) with the reason when SRC is missing or
+# does not build. $PJDFSTEST_SRC overrides SRC.
+set -u
+src=${PJDFSTEST_SRC:-$1}
+vu=$2 deny=$3
+here=$(cd "$(dirname "$0")" && pwd)
+if [ ! -f "$src/pjdfstest.c" ]; then
+  echo "SKIP: pjdfstest source not found at $src (see shared/third_party/README.md; PJDFSTEST_SRC overrides)"
+  exit 77
+fi
+for tool in autoreconf make cc prove; do
+  command -v $tool >/dev/null || { echo "SKIP: $tool missing, pjdfstest cannot be built (scripts/setup.sh)"; exit 77; }
+done
+tmp=$(mktemp -d /tmp/vu-pjdfstest.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+cp -r "$src" "$tmp/pjdfstest" && chmod -R u+w "$tmp/pjdfstest" || exit 1
+if ! (cd "$tmp/pjdfstest" && autoreconf -ifs && ./configure && make pjdfstest) >"$tmp/build.log" 2>&1; then
+  echo "SKIP: pjdfstest did not build:"; tail -20 "$tmp/build.log"; exit 77
+fi
+tar -C "$tmp" -cf "$tmp/pjdfstest.tar" pjdfstest/pjdfstest pjdfstest/tests || exit 1
+chmod 755 "$tmp" && chmod 644 "$tmp/pjdfstest.tar"
+"$here/run_as_user.sh" "$here/pjdfstest_test.sh" "$vu" "$deny" "$tmp/pjdfstest.tar"
