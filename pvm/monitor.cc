@@ -21,12 +21,18 @@
 #include <sys/user.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <utime.h>
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <list>
+#include <mutex>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -48,6 +54,12 @@
 #ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
 #define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
 #endif
+#ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+#define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
+#endif
+#ifndef SECCOMP_IOCTL_NOTIF_ID_VALID
+#define SECCOMP_IOCTL_NOTIF_ID_VALID SECCOMP_IOW(2, __u64)
+#endif
 #ifndef AT_EMPTY_PATH
 #define AT_EMPTY_PATH 0x1000
 #endif
@@ -59,8 +71,9 @@ namespace vu::pvm {
 
 namespace {
 // Calls the monitor answers (user notification).
+// open and openat are listed apart: notified, except with O_PATH (kTracedOpen).
 constexpr int kNotified[] = {
-    SYS_open, SYS_creat, SYS_openat, SYS_stat, SYS_lstat, SYS_fstat, SYS_newfstatat, SYS_statx,
+    SYS_creat, SYS_stat, SYS_lstat, SYS_fstat, SYS_newfstatat, SYS_statx,
     SYS_access, SYS_faccessat, SYS_faccessat2, SYS_readlink, SYS_readlinkat, SYS_getcwd,
     SYS_mkdir, SYS_mkdirat, SYS_mknod, SYS_mknodat, SYS_rmdir, SYS_unlink, SYS_unlinkat,
     SYS_rename, SYS_renameat, SYS_renameat2, SYS_link, SYS_linkat, SYS_symlink, SYS_symlinkat,
@@ -85,6 +98,10 @@ constexpr int kNotifiedNoMounts[] = {
 };
 // Calls that change the caller itself: ptrace.
 constexpr int kTraced[] = {SYS_execve, SYS_execveat, SYS_chdir};
+// open/openat with O_PATH: SECCOMP_IOCTL_NOTIF_ADDFD cannot pass an O_PATH file (EBADF), so
+// these are traced and their path argument rewritten; the caller then opens the host path.
+// {syscall, index of the flags argument}.
+constexpr std::pair<int, unsigned> kOpens[] = {{SYS_open, 1}, {SYS_openat, 2}};
 // Ways around the path map: refused as if the kernel did not have them.
 constexpr int kNoSys[] = {
     SYS_openat2, SYS_io_uring_setup, SYS_io_uring_enter, SYS_io_uring_register, SYS_clone3,
@@ -111,6 +128,14 @@ Result<Filter> Filter::build(const Config& cfg) {
   if (mounts) {
     for (int nr : kNotified) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, nr));
     for (int nr : kTraced) VU_TRY_VOID(add(SCMP_ACT_TRACE(0), nr));
+    for (auto [nr, arg] : kOpens) {
+      scmp_arg_cmp no_path = {arg, SCMP_CMP_MASKED_EQ, O_PATH, 0};
+      scmp_arg_cmp path = {arg, SCMP_CMP_MASKED_EQ, O_PATH, O_PATH};
+      if (int rc = seccomp_rule_add_array(g.ctx, SCMP_ACT_NOTIFY, nr, 1, &no_path); rc < 0)
+        return Error::sys("seccomp_rule_add", -rc, "open without O_PATH");
+      if (int rc = seccomp_rule_add_array(g.ctx, SCMP_ACT_TRACE(0), nr, 1, &path); rc < 0)
+        return Error::sys("seccomp_rule_add", -rc, "open with O_PATH");
+    }
   } else {
     // The fast path's library carries its environment across execve itself (accel.c).
     for (int nr : kNotifiedNoMounts) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, nr));
@@ -128,6 +153,10 @@ Result<Filter> Filter::build(const Config& cfg) {
   if (len <= 0 || len % static_cast<off_t>(sizeof(sock_filter)))
     return Error::make(ErrorKind::kSetup, "seccomp_export_bpf: unexpected program size");
   Filter f;
+  f.killable_ = killable_wait_supported();
+  if (!f.killable_)
+    VU_LOG_WARN("pvm: this kernel lacks SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux >= 5.19): a signal "
+                "handler in the view may see EINTR from calls that never fail so natively");
   if (!cfg.accel_lib.empty()) {
     // Before libseccomp's program: fstat, newfstatat, statx and openat made from the fast path's
     // trampoline (pvm/accel.c) run natively. Jumps are relative, so the rest is unchanged.
@@ -157,10 +186,20 @@ Result<Filter> Filter::build(const Config& cfg) {
   return f;
 }
 
+bool killable_wait_supported() {
+  // Unknown flags are EINVAL before the program is read (NULL: EFAULT).
+  errno = 0;
+  long rc = ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                      SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, nullptr);
+  return rc < 0 && errno == EFAULT;
+}
+
 int Filter::install() const {
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -errno;
   sock_fprog prog = {static_cast<unsigned short>(prog_.size()), const_cast<sock_filter*>(prog_.data())};
-  long fd = ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+  unsigned long flags = SECCOMP_FILTER_FLAG_NEW_LISTENER;
+  if (killable_) flags |= SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+  long fd = ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
   return fd < 0 ? -errno : static_cast<int>(fd);
 }
 
@@ -245,6 +284,7 @@ struct Monitor::Call {
   pid_t tid;
   int nr;
   uint64_t a[6];
+  int listener = -1;  // for id_valid() (-1: a ptrace stop, always valid)
   pid_t tgid_cache = 0;
   pid_t tgid() {
     if (!tgid_cache) {
@@ -254,6 +294,11 @@ struct Monitor::Call {
     return tgid_cache;
   }
   int arg_int(int i) const { return static_cast<int>(a[i]); }
+  // Whether the caller still waits for this answer (a blocking call interrupted by the monitor's
+  // wake-up signal goes on only while it does).
+  bool id_valid() const {
+    return listener < 0 || ::ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
+  }
 };
 
 struct Monitor::Answer {
@@ -357,6 +402,70 @@ Answer write_stat(const Config& cfg, Call& c, struct stat st, uint64_t buf) {
   return Answer::value(0);
 }
 
+// ---- calls that wait -----------------------------------------------------------------------
+// Interrupts a worker's NOTIF_RECV or blocking call (no SA_RESTART: the call returns EINTR).
+int wake_signal() { return SIGRTMIN; }
+
+constexpr int kERestartSys = 512;  // the kernel's "interrupted, restart if the handler allows"
+
+// Whether the caller has a signal to handle: pending (its own or its process's), not blocked.
+bool signal_pending(pid_t tid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/status", static_cast<int>(tid));
+  UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
+  if (!fd) return false;
+  char buf[4096];
+  ssize_t n = ::read(fd.get(), buf, sizeof buf - 1);
+  if (n <= 0) return false;
+  buf[n] = 0;
+  auto field = [&](const char* key) -> uint64_t {
+    const char* p = std::strstr(buf, key);
+    return p ? std::strtoull(p + std::strlen(key), nullptr, 16) : 0;
+  };
+  return ((field("SigPnd:") | field("ShdPnd:")) & ~field("SigBlk:") & ~field("SigIgn:")) != 0;
+}
+
+// Runs op() — a call that may wait for another process (a FIFO open, a connect) — on this
+// worker as the caller would run it: the caller, in its killable seccomp wait, cannot take a
+// signal meanwhile (and, being traced, not even a fatal one), so every 20 ms op is interrupted
+// (the wake-up signal through a timer of this thread) and the caller looked at: gone → ENOENT
+// from here (nothing to answer); a signal to handle → ERESTARTSYS, which the kernel turns into
+// what the interrupted call gives natively (restart after the handler, EINTR, or the default
+// action). Returns op's result, or -1 with errno.
+template <typename Op>
+long wait_like_caller(Call& c, Op op) {
+  sigevent sev{};
+  sev.sigev_notify = SIGEV_THREAD_ID;
+  sev.sigev_signo = wake_signal();
+  sev._sigev_un._tid = static_cast<pid_t>(::syscall(SYS_gettid));
+  timer_t timer;
+  const bool timed = ::timer_create(CLOCK_MONOTONIC, &sev, &timer) == 0;
+  if (timed) {
+    itimerspec its{{0, 20'000'000}, {0, 20'000'000}};
+    ::timer_settime(timer, 0, &its, nullptr);
+  }
+  long rc;
+  int err = 0;
+  for (;;) {
+    rc = op();
+    if (rc >= 0 || errno != EINTR) {
+      err = errno;
+      break;
+    }
+    if (!c.id_valid()) {
+      err = ENOENT;
+      break;
+    }
+    if (signal_pending(c.tid)) {
+      err = kERestartSys;
+      break;
+    }
+  }
+  if (timed) ::timer_delete(timer);
+  errno = err;
+  return rc >= 0 ? rc : -1;
+}
+
 // ---- open ----------------------------------------------------------------------------------
 Answer do_open(const Config& cfg, Call& c, int dirfd, uint64_t path, int flags, mode_t mode) {
   const bool excl_create = (flags & O_CREAT) && (flags & O_EXCL);
@@ -373,14 +482,13 @@ Answer do_open(const Config& cfg, Call& c, int dirfd, uint64_t path, int flags, 
     return Answer::error(EROFS);
   }
   if (!r.moved) return Answer::cont();
-  int oflags = flags | O_CLOEXEC;
-  const bool fifo = r.exists && S_ISFIFO(r.st.st_mode) && !(flags & O_NONBLOCK);
-  if (fifo) oflags |= O_NONBLOCK;  // the monitor must never block; cleared below
   if (flags & (O_CREAT | O_TMPFILE)) mode &= ~umask_of(c);
+  // On a worker thread (Monitor): a FIFO open waits here for its peer, as the caller would.
   Answer a;
-  a.fd.reset(::open(r.host.c_str(), oflags, mode));
+  auto open_host = [&] { return static_cast<long>(::open(r.host.c_str(), flags | O_CLOEXEC, mode)); };
+  const bool waits = r.exists && (S_ISFIFO(r.st.st_mode) || S_ISCHR(r.st.st_mode)) && !(flags & O_NONBLOCK);
+  a.fd.reset(static_cast<int>(waits ? wait_like_caller(c, open_host) : open_host()));
   if (!a.fd) return Answer::error(errno);
-  if (fifo) ::fcntl(a.fd.get(), F_SETFL, flags & ~O_NONBLOCK & (O_APPEND | O_ASYNC | O_DIRECT | O_NOATIME));
   a.kind = Answer::kFd;
   a.cloexec = flags & O_CLOEXEC;
   return a;
@@ -741,13 +849,15 @@ Answer do_sockaddr(const Config& cfg, Call& c) {
   std::memcpy(host.sun_path, r.host.c_str(), r.host.size() + 1);
   auto hlen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + r.host.size() + 1);
   if (is_bind) {
-    mode_t old = ::umask(umask_of(c));
-    long rc = ::bind(sock.get(), reinterpret_cast<sockaddr*>(&host), hlen);
-    int e = errno;
-    ::umask(old);
-    return rc < 0 ? Answer::error(e) : Answer::value(0);
+    // The monitor's umask is 0 (workers share it): the socket's mode is set from the caller's.
+    if (::bind(sock.get(), reinterpret_cast<sockaddr*>(&host), hlen) < 0) return Answer::error(errno);
+    (void)::fchmodat(AT_FDCWD, r.host.c_str(), 0777 & ~umask_of(c), 0);
+    return Answer::value(0);
   }
-  return Answer::result(::connect(sock.get(), reinterpret_cast<sockaddr*>(&host), hlen));
+  // On a worker thread: a connect to a full backlog waits here (an interrupted unix connect
+  // leaves the socket unconnected, so it is made again).
+  return Answer::result(wait_like_caller(
+      c, [&] { return static_cast<long>(::connect(sock.get(), reinterpret_cast<sockaddr*>(&host), hlen)); }));
 }
 
 // inotify_add_watch(fd, path, mask): the watch is added to the caller's inotify instance (a
@@ -784,7 +894,8 @@ Answer do_sethostname(Config& cfg, Call& c) {
 }
 
 Answer do_getgroups(const Config& cfg, Call& c) {
-  gid_t groups[65536];
+  std::vector<gid_t> buf(65536);
+  gid_t* groups = buf.data();
   int n = ::getgroups(65536, groups);
   if (n < 0) return Answer::error(errno);
   for (int i = 0; i < n; ++i) groups[i] = view_gid(cfg, groups[i]);
@@ -841,27 +952,197 @@ std::string accel_env(const Config& cfg) {
 
 bool needs_ptrace(const Config& cfg) { return !cfg.map.empty(); }
 
-Monitor::Monitor(Config cfg, UniqueFd listener) : cfg_(std::move(cfg)), listener_(std::move(listener)) {
+// ---------------------------------------------------------------------------------------------
+// The capture core: worker threads that receive notifications, hand each to dispatch() and
+// answer it exactly once.
+
+namespace {
+void on_wake(int) {}
+}  // namespace
+
+struct Monitor::Core {
+  explicit Core(Config c, UniqueFd l) : cfg(std::move(c)), listener(std::move(l)) {}
+  Config cfg;
+  UniqueFd listener;
+  size_t req_size = 0, resp_size = 0;
+
+  struct Worker {
+    pthread_t thread{};
+    std::atomic<pid_t> busy{0};  // the caller whose call it is serving
+    std::atomic<bool> done{false};
+  };
+  std::mutex mu;  // guards everything below, and cfg.hostname
+  std::list<Worker> workers;
+  int idle = 0;
+  bool stop = false;
+  // A directory whose made-up entries (Config::listing) take more than one getdents64 buffer
+  // is listed over several calls: where the last one stopped, per open file description (a
+  // duplicate of the caller's descriptor, compared with kcmp). A handful at most.
+  struct ListingCursor {
+    UniqueFd file;
+    pid_t tgid;  // with fd: the key where kcmp is not built into the kernel
+    int fd;
+    size_t next;  // the first made-up entry not listed yet
+  };
+  std::vector<ListingCursor> cursors;
+
+  std::atomic<uint64_t> notifications{0}, continued{0}, performed{0}, traced{0};
+
+  Answer dispatch(Call& c);
+  Answer do_getdents(Call& c);
+  void answer(const Call& c, Answer& a, seccomp_notif_resp* resp);
+  bool spawn_locked(const std::shared_ptr<Core>& self);
+  void serve(const std::shared_ptr<Core>& self, Worker* w);
+};
+
+namespace {
+struct WorkerStart {
+  std::shared_ptr<Monitor::Core> core;
+  Monitor::Core::Worker* w;
+};
+void* worker_main(void* arg) {
+  std::unique_ptr<WorkerStart> start(static_cast<WorkerStart*>(arg));
+  start->core->serve(start->core, start->w);
+  return nullptr;
+}
+}  // namespace
+
+bool Monitor::Core::spawn_locked(const std::shared_ptr<Core>& self) {
+  Worker& w = workers.emplace_back();
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 1024 * 1024);
+  auto* start = new WorkerStart{self, &w};
+  // Every signal blocked from the start but the wake-up (serve() sets that mask too).
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int rc = pthread_create(&w.thread, &attr, worker_main, start);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    delete start;
+    workers.pop_back();
+    return false;
+  }
+  ++idle;
+  return true;
+}
+
+void Monitor::Core::serve(const std::shared_ptr<Core>& self, Worker* w) {
+  sigset_t mask;
+  sigfillset(&mask);
+  sigdelset(&mask, wake_signal());
+  pthread_sigmask(SIG_SETMASK, &mask, nullptr);
+  std::vector<uint64_t> req_buf((req_size + 7) / 8), resp_buf((resp_size + 7) / 8);
+  auto* req = reinterpret_cast<seccomp_notif*>(req_buf.data());
+  auto* resp = reinterpret_cast<seccomp_notif_resp*>(resp_buf.data());
+  auto quit = [&] {
+    --idle;
+    w->done = true;
+  };
+  for (;;) {
+    std::memset(req, 0, req_size);
+    int rc = ::ioctl(listener.get(), SECCOMP_IOCTL_NOTIF_RECV, req);
+    int err = errno;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (stop) return quit();
+      if (rc < 0) {
+        // EINTR: a wake-up (a late one, or the end); ENOENT: the caller went away first.
+        if (err == EINTR || err == ENOENT) continue;
+        VU_LOG_WARN("pvm: SECCOMP_IOCTL_NOTIF_RECV: " << std::strerror(err) << "; a monitor thread stops");
+        return quit();
+      }
+      // The last idle worker took a call that may block: one more waits for the next call.
+      if (--idle == 0 && workers.size() < static_cast<size_t>(kMaxWorkers)) spawn_locked(self);
+    }
+    ++notifications;
+    Call c{req->id, static_cast<pid_t>(req->pid), req->data.nr, {}};
+    for (int i = 0; i < 6; ++i) c.a[i] = req->data.args[i];
+    c.listener = listener.get();
+    w->busy = c.tid;
+    Answer a = cfg.noop ? Answer::cont() : dispatch(c);
+    answer(c, a, resp);
+    w->busy = 0;
+    std::lock_guard<std::mutex> lock(mu);
+    ++idle;
+  }
+}
+
+// Every notification is answered once: by ADDFD with SEND (the descriptor is the call's result),
+// else by NOTIF_SEND — also when ADDFD fails (EMFILE: the caller's table is full). ENOENT means
+// the caller is no longer waiting (killed, or its call was withdrawn): nothing to answer.
+void Monitor::Core::answer(const Call& c, Answer& a, seccomp_notif_resp* resp) {
+  if (a.kind == Answer::kFd) {
+    ++performed;
+    seccomp_notif_addfd add{};
+    add.id = c.id;
+    add.flags = SECCOMP_ADDFD_FLAG_SEND;
+    add.srcfd = static_cast<uint32_t>(a.fd.get());
+    add.newfd_flags = a.cloexec ? O_CLOEXEC : 0;
+    int rc;
+    while ((rc = ::ioctl(listener.get(), SECCOMP_IOCTL_NOTIF_ADDFD, &add)) < 0 && errno == EINTR) {
+    }
+    if (rc >= 0 || errno == ENOENT) return;
+    a = Answer::error(errno);
+  } else if (a.kind == Answer::kContinue) {
+    ++continued;
+  } else {
+    ++performed;
+  }
+  std::memset(resp, 0, resp_size);
+  resp->id = c.id;
+  if (a.kind == Answer::kContinue) {
+    resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+  } else {
+    resp->val = a.val;
+    resp->error = -a.err;
+  }
+  if (::ioctl(listener.get(), SECCOMP_IOCTL_NOTIF_SEND, resp) < 0 && errno != ENOENT)
+    VU_LOG_WARN("pvm: SECCOMP_IOCTL_NOTIF_SEND (syscall " << c.nr << "): " << std::strerror(errno));
+}
+
+Monitor::Monitor(Config cfg, UniqueFd listener)
+    : core_(std::make_shared<Core>(std::move(cfg), std::move(listener))), cfg_(core_->cfg) {
   seccomp_notif_sizes sizes{};
   if (::syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0) {
     sizes.seccomp_notif = sizeof(seccomp_notif);
     sizes.seccomp_notif_resp = sizeof(seccomp_notif_resp);
   }
-  req_size_ = std::max<size_t>(sizes.seccomp_notif, sizeof(seccomp_notif));
-  resp_size_ = std::max<size_t>(sizes.seccomp_notif_resp, sizeof(seccomp_notif_resp));
-  req_ = static_cast<seccomp_notif*>(std::calloc(1, req_size_));
-  resp_ = static_cast<seccomp_notif_resp*>(std::calloc(1, resp_size_));
-  if (!req_ || !resp_) std::abort();
+  core_->req_size = std::max<size_t>(sizes.seccomp_notif, sizeof(seccomp_notif));
+  core_->resp_size = std::max<size_t>(sizes.seccomp_notif_resp, sizeof(seccomp_notif_resp));
   // Linux >= 6.6: wake the monitor and the caller synchronously (the caller's CPU runs the
   // monitor), which is what makes a round trip cheap; older kernels ignore it (EINVAL).
-  (void)::ioctl(listener_.get(), SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
+  (void)::ioctl(core_->listener.get(), SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
   if (!cfg_.accel_lib.empty()) accel_env_ = accel_env(cfg_);
+  killable_ = killable_wait_supported();
   ::umask(0);  // modes of files made for the view carry the caller's umask (umask_of)
+  struct sigaction sa {};
+  sa.sa_handler = on_wake;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(wake_signal(), &sa, nullptr);
+  std::lock_guard<std::mutex> lock(core_->mu);
+  for (int i = 0; i < 2; ++i) core_->spawn_locked(core_);
 }
 
 Monitor::~Monitor() {
-  std::free(req_);
-  std::free(resp_);
+  std::vector<Core::Worker*> ws;
+  {
+    std::lock_guard<std::mutex> lock(core_->mu);
+    core_->stop = true;
+    for (Core::Worker& w : core_->workers) ws.push_back(&w);
+  }
+  // A worker in NOTIF_RECV or a blocking call is interrupted (again, if the signal came just
+  // before it entered the call); one stuck for 2 s (a dead NFS server) is left detached.
+  for (Core::Worker* w : ws) {
+    for (int i = 0; i < 2000 && !w->done; ++i) {
+      ::pthread_kill(w->thread, wake_signal());
+      ::usleep(i < 10 ? 100 : 1000);
+    }
+    if (w->done) ::pthread_join(w->thread, nullptr);
+    else ::pthread_detach(w->thread);
+  }
 }
 
 Result<void> Monitor::seize(pid_t pid) {
@@ -871,8 +1152,11 @@ Result<void> Monitor::seize(pid_t pid) {
   return Ok{};
 }
 
-Monitor::Answer Monitor::dispatch(Call& c) {
-  Config& cfg = cfg_;
+Stats Monitor::stats() const {
+  return {core_->notifications, core_->continued, core_->performed, core_->traced};
+}
+
+Monitor::Answer Monitor::Core::dispatch(Call& c) {
   switch (c.nr) {
     case SYS_open: return do_open(cfg, c, AT_FDCWD, c.a[0], c.arg_int(1), static_cast<mode_t>(c.a[2]));
     case SYS_creat: return do_open(cfg, c, AT_FDCWD, c.a[0], O_CREAT | O_WRONLY | O_TRUNC, static_cast<mode_t>(c.a[1]));
@@ -933,8 +1217,14 @@ Monitor::Answer Monitor::dispatch(Call& c) {
     case SYS_connect:
     case SYS_bind:
       return do_sockaddr(cfg, c);
-    case SYS_uname: return do_uname(cfg, c);
-    case SYS_sethostname: return do_sethostname(cfg, c);
+    case SYS_uname: {
+      std::lock_guard<std::mutex> lock(mu);
+      return do_uname(cfg, c);
+    }
+    case SYS_sethostname: {
+      std::lock_guard<std::mutex> lock(mu);
+      return do_sethostname(cfg, c);
+    }
     case SYS_getgroups: return do_getgroups(cfg, c);
     case SYS_setgroups: return Answer::error(EPERM);  // as in a user namespace with setgroups denied
     case SYS_inotify_add_watch: return do_inotify_add_watch(cfg, c);
@@ -943,36 +1233,6 @@ Monitor::Answer Monitor::dispatch(Call& c) {
       if (cfg.root) return do_root_ids(c);
       return Answer::cont();
   }
-}
-
-void Monitor::on_notify() {
-  std::memset(req_, 0, req_size_);
-  if (::ioctl(listener_.get(), SECCOMP_IOCTL_NOTIF_RECV, req_) < 0) return;  // the caller died
-  ++stats_.notifications;
-  Call c{req_->id, static_cast<pid_t>(req_->pid), req_->data.nr, {}};
-  for (int i = 0; i < 6; ++i) c.a[i] = req_->data.args[i];
-  Answer a = cfg_.noop ? Answer::cont() : dispatch(c);
-  if (a.kind == Answer::kFd) {
-    ++stats_.performed;
-    seccomp_notif_addfd add{};
-    add.id = c.id;
-    add.flags = SECCOMP_ADDFD_FLAG_SEND;
-    add.srcfd = static_cast<uint32_t>(a.fd.get());
-    add.newfd_flags = a.cloexec ? O_CLOEXEC : 0;
-    (void)::ioctl(listener_.get(), SECCOMP_IOCTL_NOTIF_ADDFD, &add);
-    return;
-  }
-  std::memset(resp_, 0, resp_size_);
-  resp_->id = c.id;
-  if (a.kind == Answer::kContinue) {
-    ++stats_.continued;
-    resp_->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-  } else {
-    ++stats_.performed;
-    resp_->val = a.val;
-    resp_->error = -a.err;
-  }
-  (void)::ioctl(listener_.get(), SECCOMP_IOCTL_NOTIF_SEND, resp_);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1027,7 +1287,7 @@ bool read_shebang(const std::string& host, std::string* interp, std::string* arg
 }  // namespace
 
 void Monitor::on_seccomp_stop(pid_t pid) {
-  ++stats_.traced;
+  ++core_->traced;
   user_regs_struct regs;
   if (::ptrace(PTRACE_GETREGS, pid, 0, &regs) < 0) return;
   Call c{0, pid, static_cast<int>(regs.orig_rax), {regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9}};
@@ -1043,6 +1303,20 @@ void Monitor::on_seccomp_stop(pid_t pid) {
     if (!r.moved) return;
     StackWriter w(pid, regs.rsp);
     regs.rdi = w.put(r.host);
+    if (!w.ok()) return fail(EFAULT);
+    (void)::ptrace(PTRACE_SETREGS, pid, 0, &regs);
+    return;
+  }
+  if (c.nr == SYS_open || c.nr == SYS_openat) {  // with O_PATH (the filter sends no other)
+    const bool at = c.nr == SYS_openat;
+    const int dirfd = at ? c.arg_int(0) : AT_FDCWD, flags = c.arg_int(at ? 2 : 1);
+    const uint64_t path_addr = c.a[at ? 1 : 0];
+    Resolved r = resolve_arg(cfg_, c, dirfd, path_addr, !(flags & O_NOFOLLOW));
+    if (r.err) return fail(r.err);
+    if (!r.exists) return fail(ENOENT);
+    if (!r.moved) return;  // the kernel's lookup is the view's
+    StackWriter w(pid, regs.rsp);
+    (at ? regs.rsi : regs.rdi) = w.put(r.host);
     if (!w.ok()) return fail(EFAULT);
     (void)::ptrace(PTRACE_SETREGS, pid, 0, &regs);
     return;
@@ -1179,11 +1453,11 @@ bool Monitor::inject_env(pid_t pid, uint64_t envp_addr, std::vector<uint64_t>* o
 // call that gives the last made-up entries also reads the host's first ones, so the directory's
 // offset leaves 0 and the next call runs natively. (A rewinddir in the middle of the made-up
 // entries goes on from where they were, not from the first.)
-Monitor::Answer Monitor::do_getdents(Call& c) {
+Monitor::Answer Monitor::Core::do_getdents(Call& c) {
   struct stat st;
   if (::stat(fd_path(c.tid, c.arg_int(0)).c_str(), &st) < 0) return Answer::cont();
   std::vector<const Config::Entry*> names;
-  for (const auto& [key, e] : cfg_.listing)
+  for (const auto& [key, e] : cfg.listing)
     if (key.first == st.st_dev && key.second == st.st_ino) names.push_back(&e);
   if (names.empty()) return Answer::cont();
   int err = 0;
@@ -1195,8 +1469,10 @@ Monitor::Answer Monitor::do_getdents(Call& c) {
     long r = ::syscall(SYS_kcmp, self, self, 0 /* KCMP_FILE */, k.file.get(), dir.get());
     return r == 0 || (r < 0 && errno == ENOSYS && k.tgid == c.tgid() && k.fd == c.arg_int(0));
   };
-  auto cur = std::find_if(cursors_.begin(), cursors_.end(), same);
-  size_t next = cur == cursors_.end() ? 0 : cur->next;
+  c.tgid();  // before the lock (reads /proc)
+  std::unique_lock<std::mutex> lock(mu);  // the cursors are shared by the workers
+  auto cur = std::find_if(cursors.begin(), cursors.end(), same);
+  size_t next = cur == cursors.end() ? 0 : cur->next;
   // Room for at least one host entry (a 255-byte name takes 280) in the call that ends them.
   constexpr size_t kHostRoom = 512;
   const size_t count = std::min<size_t>(c.a[2], 1 << 20);
@@ -1216,16 +1492,18 @@ Monitor::Answer Monitor::do_getdents(Call& c) {
     used += reclen;
   }
   if (next < names.size()) {  // more to come: remember where
-    if (cur == cursors_.end()) {
-      if (cursors_.size() >= 16) cursors_.erase(cursors_.begin());  // abandoned listings
-      cursors_.push_back({std::move(dir), c.tgid(), c.arg_int(0), next});
+    if (cur == cursors.end()) {
+      if (cursors.size() >= 16) cursors.erase(cursors.begin());  // abandoned listings
+      cursors.push_back({std::move(dir), c.tgid(), c.arg_int(0), next});
     } else {
       cur->next = next;
     }
+    lock.unlock();
     if (!write_mem(c.tid, c.a[1], buf.data(), used)) return Answer::error(EFAULT);
     return Answer::value(static_cast<int64_t>(used));
   }
-  if (cur != cursors_.end()) cursors_.erase(cur);
+  if (cur != cursors.end()) cursors.erase(cur);
+  lock.unlock();
   long n = ::syscall(SYS_getdents64, dir.get(), buf.data() + used, count - used);
   if (n < 0) return Answer::error(errno);
   size_t total = used + static_cast<size_t>(n);
@@ -1233,8 +1511,45 @@ Monitor::Answer Monitor::do_getdents(Call& c) {
   return Answer::value(static_cast<int64_t>(total));
 }
 
+namespace {
+// Trapped calls the kernel never ends with EINTR (open and connect may, natively, block).
+bool never_eintr(long nr) {
+  if (nr == SYS_open || nr == SYS_openat || nr == SYS_creat || nr == SYS_connect) return false;
+  if (nr == SYS_execve || nr == SYS_execveat || nr == SYS_chdir) return false;
+  for (int n : kNotified)
+    if (n == nr) return true;
+  for (int n : kNotifiedRoot)
+    if (n == nr) return true;
+  return nr == SYS_getdents64;
+}
+constexpr long kERestartNoIntr = 513;
+}  // namespace
+
+// Whether a trapped call that ended with -ERESTARTSYS must be restarted whatever the handler:
+// a call that cannot be interrupted natively. An open can when it waits (a FIFO, a tty): it is
+// restarted unless it names such a file, which the kernel may have been opening natively (let
+// through), where a handler without SA_RESTART gets EINTR as it would without vu.
+bool Monitor::restartable(pid_t pid, const user_regs_struct& regs) {
+  const long nr = static_cast<long>(regs.orig_rax);
+  if (never_eintr(nr)) return true;
+  if (nr != SYS_open && nr != SYS_openat && nr != SYS_creat) return false;
+  if (cfg_.map.empty()) return false;  // not trapped
+  Call c{0, pid, static_cast<int>(nr), {regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9}};
+  const bool at = nr == SYS_openat;
+  const int flags = nr == SYS_creat ? O_CREAT : c.arg_int(at ? 2 : 1);
+  Resolved r = resolve_arg(cfg_, c, at ? c.arg_int(0) : AT_FDCWD, c.a[at ? 1 : 0], !(flags & O_NOFOLLOW));
+  return !r.exists || !(S_ISFIFO(r.st.st_mode) || S_ISCHR(r.st.st_mode));
+}
+
 bool Monitor::on_wait_status(pid_t pid, int status) {
-  if (!WIFSTOPPED(status)) return false;
+  if (!WIFSTOPPED(status)) {
+    // A caller that dies while a worker performs its call: a blocking call (FIFO open, connect)
+    // is interrupted, the worker finds the notification gone and answers nothing.
+    std::lock_guard<std::mutex> lock(core_->mu);
+    for (Core::Worker& w : core_->workers)
+      if (w.busy == pid && !w.done) ::pthread_kill(w.thread, wake_signal());
+    return false;
+  }
   const int sig = WSTOPSIG(status);
   const int event = status >> 16;
   int inject = 0;
@@ -1256,6 +1571,18 @@ bool Monitor::on_wait_status(pid_t pid, int status) {
       break;
     default:
       inject = sig;  // a signal on its way to the tracee: deliver it
+      if (killable_) {
+        // A signal that came while a trapped call waited for a worker to take it: the call
+        // was withdrawn before anything was done (the wait is killable only once received),
+        // and ends with -ERESTARTSYS, which a handler without SA_RESTART turns into EINTR —
+        // an error mkdir or getuid never return natively. Restart it after the handler.
+        user_regs_struct regs;
+        if (::ptrace(PTRACE_GETREGS, pid, 0, &regs) == 0 && static_cast<int64_t>(regs.rax) == -kERestartSys &&
+            restartable(pid, regs)) {
+          regs.rax = static_cast<uint64_t>(-kERestartNoIntr);
+          (void)::ptrace(PTRACE_SETREGS, pid, 0, &regs);
+        }
+      }
   }
   (void)::ptrace(PTRACE_CONT, pid, 0, inject);
   return true;

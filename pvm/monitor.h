@@ -41,6 +41,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -51,6 +52,7 @@
 
 struct seccomp_notif;
 struct seccomp_notif_resp;
+struct user_regs_struct;
 
 namespace vu::pvm {
 
@@ -93,15 +95,24 @@ class Filter {
 
  private:
   std::vector<sock_filter> prog_;
+  bool killable_ = false;  // install with SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
 };
 
 struct Stats {
   uint64_t notifications = 0, continued = 0, performed = 0, traced = 0;
 };
 
+// Whether this kernel has SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux >= 5.19): once the
+// monitor has received a call, only SIGKILL interrupts the caller's wait, so a signal never
+// turns an emulated call into EINTR after the monitor performed it. Without it a signal handler
+// can see EINTR from a call that cannot fail so natively (vu warns).
+bool killable_wait_supported();
+
 class Monitor {
  public:
   Monitor(Config cfg, UniqueFd listener);
+  // Stops the workers (a signal interrupts their wait or blocking call); one stuck in an
+  // uninterruptible call is left behind with the state it shares, not waited for.
   ~Monitor();
   Monitor(const Monitor&) = delete;
   Monitor& operator=(const Monitor&) = delete;
@@ -110,41 +121,34 @@ class Monitor {
   // the seccomp stops, and EXITKILL (the view dies with the supervisor).
   static Result<void> seize(pid_t pid);
 
-  int fd() const { return listener_.get(); }
-  // Answers one pending notification; call when fd() is readable.
-  void on_notify();
+  // The never-block rule. Notifications are received and answered on the monitor's own worker
+  // threads, each blocked in SECCOMP_IOCTL_NOTIF_RECV; when the last idle worker takes a call,
+  // another is started (up to kMaxWorkers), so a call that blocks (a FIFO open waiting for its
+  // peer, a connect to a full backlog, a slow filesystem) holds up its caller only. fd() is
+  // therefore -1 (nothing for the supervise loop to poll) and on_notify() is not used.
+  // ptrace stops are answered by the thread that seized the view (the supervise loop), which
+  // only rewrites registers and paths and never waits for another process of the view.
+  static constexpr int kMaxWorkers = 64;
+  int fd() const { return -1; }
+  void on_notify() {}
   // Handles a wait status of a tracee. Returns true when it was a ptrace stop (answered and
   // resumed), false when the process has exited (the caller reaps and records it).
   bool on_wait_status(pid_t pid, int status);
-  const Stats& stats() const { return stats_; }
+  Stats stats() const;
 
   struct Call;    // one intercepted call (monitor.cc)
   struct Answer;  // how it is answered (monitor.cc)
+  struct Core;    // what the workers share: config, listener, listing cursors (monitor.cc)
 
  private:
-  Answer dispatch(Call& c);
-  Answer do_getdents(Call& c);
   void on_seccomp_stop(pid_t pid);
+  bool restartable(pid_t pid, const struct user_regs_struct& regs);
   bool inject_env(pid_t pid, uint64_t envp_addr, std::vector<uint64_t>* out);
 
-  Config cfg_;
+  std::shared_ptr<Core> core_;
+  const Config& cfg_;
   std::string accel_env_;  // VU_PVM_ACCEL=…
-  // A directory whose made-up entries (Config::listing) take more than one getdents64 buffer
-  // is listed over several calls: where the last one stopped, per open file description (a
-  // duplicate of the caller's descriptor, compared with kcmp). A handful at most.
-  struct ListingCursor {
-    UniqueFd file;
-    pid_t tgid;  // with fd: the key where kcmp is not built into the kernel
-    int fd;
-    size_t next;  // the first made-up entry not listed yet
-  };
-  std::vector<ListingCursor> cursors_;
-  UniqueFd listener_;
-  seccomp_notif* req_ = nullptr;
-  seccomp_notif_resp* resp_ = nullptr;
-  size_t req_size_ = 0, resp_size_ = 0;
-  Stats stats_;
-
+  bool killable_ = false;  // the filter was installed with WAIT_KILLABLE_RECV
 };
 
 }  // namespace vu::pvm

@@ -42,14 +42,15 @@ printf '#!/mnt/bin/echo from-interp\n' > "$W/data/s2"
 chmod +x "$W/data/s.sh" "$W/data/s2"
 printf 'line\n' > "$W/data/ro-target"
 
-# probe NAME [auto] VU-OPTIONS… -- COMMAND…
+# probe NAME [auto] VU-OPTIONS… -- COMMAND…   (each run under a timeout of $T s: status 124 on a hang)
+T=${PROBE_TIMEOUT:-60}
 probe() {
   local name=$1; shift
   local auto=0
   if [ "$1" = auto ]; then auto=1; shift; fi
   local ns_out ns_err ns_rc pvm_out pvm_err pvm_rc
-  ns_out=$("$VU" run --backend=ns --net host "$@" 2>"$work/ns.err"); ns_rc=$?
-  pvm_out=$("$VU" run --backend=pvm --net host "$@" 2>"$work/pvm.err"); pvm_rc=$?
+  ns_out=$(timeout -k 5 "$T" "$VU" run --backend=ns --net host "$@" 2>"$work/ns.err"); ns_rc=$?
+  pvm_out=$(timeout -k 5 "$T" "$VU" run --backend=pvm --net host "$@" 2>"$work/pvm.err"); pvm_rc=$?
   ns_err=$(grep -v '^vu: ' "$work/ns.err"); pvm_err=$(grep -v '^vu: ' "$work/pvm.err")
   if [ "$ns_out" = "$pvm_out" ] && [ "$ns_err" = "$pvm_err" ] && [ $ns_rc = $pvm_rc ]; then
     ok "$name"
@@ -63,7 +64,7 @@ probe() {
     local a_out a_rc host filter
     for host in "userns denied:$DENY" "no mounts in userns:$DENY_MOUNT"; do
       filter=${host#*:}
-      a_out=$("$filter" "$VU" run --net host "$@" 2>"$work/auto.err"); a_rc=$?
+      a_out=$(timeout -k 5 "$T" "$filter" "$VU" run --net host "$@" 2>"$work/auto.err"); a_rc=$?
       if [ "$a_out" = "$ns_out" ] && [ $a_rc = $ns_rc ]; then ok "$name (${host%%:*}: auto picks pvm)"
       else bad "$name (${host%%:*}: auto)" "status $a_rc (ns $ns_rc): $(printf '%s' "$a_out" | head -c 300)" \
         "stderr: $(head -c 300 "$work/auto.err")"; fi
@@ -132,6 +133,23 @@ probe "inotify watches the view's directory" "${B[@]}" -- "$PROBE" inotify /mnt/
 probe "mountpoint cannot be removed" "${B[@]}" -- sh -c 'rmdir /mnt; echo $?'
 probe "unix socket path inside a bind" "${B[@]}" -- \
   sh -c 'command -v socat >/dev/null || { echo no-socat; exit 0; }; socat UNIX-LISTEN:/mnt/sock,fork SYSTEM:"echo pong" & for i in 1 2 3 4 5 6 7 8 9 10; do [ -S /mnt/sock ] && break; sleep 0.1; done; socat - UNIX-CONNECT:/mnt/sock </dev/null; kill $!; rm -f /mnt/sock'
+
+# --- Issue 13: the partial VM never hangs and answers like the kernel ------------------------------
+S=(--tmpfs /scratch)
+probe "O_PATH opens inside a mount (glibc's lchmod)" auto "${S[@]}" -- \
+  sh -c 'touch /scratch/x; ln -s x /scratch/l; mkdir /scratch/d; "$1" opath /scratch/x; "$1" opath /scratch/l; "$1" opath /scratch/d; "$1" opath /scratch/none; cd /scratch && "$1" opath x' _ "$PROBE"
+probe "RLIMIT_NOFILE 16: opens in a mount end with EMFILE" auto "${S[@]}" -- "$PROBE" fdlimit /scratch
+probe "a FIFO in a mount blocks its reader until a writer comes" auto "${S[@]}" -- \
+  sh -c 'mkfifo /scratch/p; (sleep 1; echo hi > /scratch/p) & cat /scratch/p; (sleep 1; cat /scratch/p) & echo there > /scratch/p; wait'
+probe "a FIFO open that waits holds up no other call of the view" "${S[@]}" -- \
+  sh -c 'mkfifo /scratch/p; cat /scratch/p & sleep 0.3; ls /scratch; stat -c %F /scratch/p; mkdir /scratch/d; echo there > /scratch/p; wait'
+probe "a FIFO open that waits takes signals (TERM, KILL)" "${S[@]}" -- \
+  sh -c 'exec 2>/dev/null; mkfifo /scratch/p; cat /scratch/p & sleep 0.3; kill -TERM $!; wait $!; echo "term $?"; cat /scratch/p & sleep 0.3; kill -KILL $!; wait $!; echo "kill $?"'
+probe "a connect to a full backlog holds up no other call" "${S[@]}" -- "$PROBE" backlog /scratch/s
+probe "signals (200 us timer, no SA_RESTART) never interrupt emulated calls" auto "${S[@]}" -- \
+  "$PROBE" eintr /scratch 3000
+mkdir -p "$W/eintr"
+probe "...nor the ids under --root" auto --root -- "$PROBE" eintr "$W/eintr" 3000
 
 # --- Every way of writing fails with EROFS under a read-only bind -------------------------------
 R=(--bind "$W/data:/mnt:ro")

@@ -15,12 +15,23 @@
 //   inotify DIR             watches DIR, creates DIR/inotify-probe, prints the event's name
 //   dir PATH                the DIR API: entries, rewinddir, telldir/seekdir, readdir_r, fdopendir
 //   execl l|p|e|v|s CMD     runs `sh -c CMD` through execl, execlp, execle, execvp or posix_spawnp
+//   opath PATH              open(PATH, O_PATH|O_NOFOLLOW), fstat of it, lchmod(PATH, 0600), mode
+//   fdlimit DIR             RLIMIT_NOFILE 16, then opens DIR/fN (O_CREAT) until one fails: errno
+//   eintr DIR N             a 200 us SIGALRM timer (handler without SA_RESTART) while mkdir, rmdir,
+//                           O_CREAT|O_EXCL, unlink, getuid run N times in DIR: failures by errno
+//   backlog PATH            a unix listener with a full backlog at PATH; a thread's connect waits
+//                           while the main thread stats PATH and binds PATH.2; then accepts
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <sched.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -50,6 +61,30 @@ static void* reader(void* arg) {
     ssize_t n = read(fd, buf, sizeof buf);
     if (n > 0) __atomic_add_fetch(total, n, __ATOMIC_RELAXED);
     close(fd);
+  }
+  return NULL;
+}
+
+static void on_alarm(int sig) { (void)sig; }
+
+static int unix_addr(struct sockaddr_un* a, const char* path) {
+  memset(a, 0, sizeof *a);
+  a->sun_family = AF_UNIX;
+  strncpy(a->sun_path, path, sizeof a->sun_path - 1);
+  return (int)sizeof *a;
+}
+
+static const char* backlog_path;
+static void* backlog_connect(void* arg) {
+  (void)arg;
+  struct sockaddr_un a;
+  int len = unix_addr(&a, backlog_path);
+  for (int i = 0; i < 64; ++i) {  // the last one waits for room in the backlog
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connect(s, (struct sockaddr*)&a, len) < 0) {
+      printf("connect: %s\n", strerrorname_np(errno));
+      return NULL;
+    }
   }
   return NULL;
 }
@@ -126,6 +161,98 @@ int main(int argc, char** argv) {
       }
     }
     return report(-1);
+  }
+  if (!strcmp(w, "opath")) {
+    int fd = open(p, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return report(-1);
+    struct stat st;
+    if (fstat(fd, &st) < 0) return report(-1);
+    printf("%s ", S_ISREG(st.st_mode) ? "file" : S_ISLNK(st.st_mode) ? "symlink" : "other");
+    if (fchmodat(AT_FDCWD, p, 0600, AT_SYMLINK_NOFOLLOW) < 0) return report(-1);
+    if (lstat(p, &st) < 0) return report(-1);
+    printf("%o\n", st.st_mode & 07777);
+    return 0;
+  }
+  if (!strcmp(w, "fdlimit")) {
+    struct rlimit rl = {16, 16};
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) return report(-1);
+    for (int i = 0; i < 64; ++i) {
+      char f[4096];
+      snprintf(f, sizeof f, "%s/f%d", p, i);
+      if (open(f, O_WRONLY | O_CREAT | O_CLOEXEC, 0600) < 0) return report(-1);
+    }
+    printf("no limit\n");
+    return 0;
+  }
+  if (!strcmp(w, "eintr")) {
+    int n = argc > 3 ? atoi(argv[3]) : 1000;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_alarm;  // no SA_RESTART
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 200}, {0, 200}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    char d[4096], f[4096];
+    snprintf(d, sizeof d, "%s/eintr-d", p);
+    snprintf(f, sizeof f, "%s/eintr-f", p);
+    int errs[5][160] = {{0}};
+    const char* what[5] = {"mkdir", "rmdir", "create", "unlink", "getuid"};
+    uid_t uid = getuid();
+    for (int i = 0; i < n; ++i) {
+      long rc[5];
+      rc[0] = mkdir(d, 0700);
+      rc[1] = rc[0] < 0 ? 0 : rmdir(d);
+      int fd = open(f, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      rc[2] = fd;
+      if (fd >= 0) close(fd);
+      rc[3] = fd < 0 ? 0 : unlink(f);
+      int e = errno;
+      rc[4] = getuid() == uid ? 0 : (errno = EDOM, -1);
+      (void)e;
+      for (int k = 0; k < 5; ++k) {
+        if (rc[k] >= 0) continue;
+        int en = errno < 160 ? errno : 0;
+        errs[k][en]++;
+        if (k == 0) rmdir(d);
+        if (k == 2) unlink(f);
+      }
+    }
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    int bad = 0;
+    for (int k = 0; k < 5; ++k)
+      for (int e = 0; e < 160; ++e)
+        if (errs[k][e]) printf("%s: %d x %s\n", what[k], errs[k][e], strerrorname_np(e)), bad = 1;
+    if (!bad) printf("no errors\n");
+    return 0;
+  }
+  if (!strcmp(w, "backlog")) {
+    backlog_path = p;
+    struct sockaddr_un a;
+    int len = unix_addr(&a, p);
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (bind(l, (struct sockaddr*)&a, len) < 0 || listen(l, 0) < 0) return report(-1);
+    pthread_t t;
+    pthread_create(&t, NULL, backlog_connect, NULL);
+    usleep(300000);  // the thread is now waiting in connect
+    struct stat st;
+    printf("stat while a connect waits: %s\n", stat(p, &st) == 0 ? "ok" : strerrorname_np(errno));
+    char p2[4096];
+    snprintf(p2, sizeof p2, "%s.2", p);
+    int s2 = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    len = unix_addr(&a, p2);
+    printf("bind while a connect waits: %s\n", bind(s2, (struct sockaddr*)&a, len) == 0 ? "ok" : strerrorname_np(errno));
+    unlink(p2);
+    int accepted = 0;
+    fcntl(l, F_SETFL, O_NONBLOCK);
+    for (int i = 0; i < 200 && accepted < 64; ++i) {
+      int c = accept(l, NULL, NULL);
+      if (c >= 0) ++accepted;
+      else usleep(5000);
+    }
+    pthread_join(t, NULL);
+    printf("accepted %d\n", accepted);
+    unlink(p);
+    return 0;
   }
   if (!strcmp(w, "dir")) {
     DIR* d = opendir(p);
