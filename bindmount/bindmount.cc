@@ -135,6 +135,7 @@ std::string to_string(const MountSpec& m) {
   std::string s = m.kind == Kind::kBind    ? "bind " + m.source + " -> " + m.target
                   : m.kind == Kind::kTmpfs ? "tmpfs " + m.target + " (" + m.data + ")"
                   : m.kind == Kind::kMountpoint ? "mountpoint " + m.target
+                  : m.kind == Kind::kSymlink    ? "symlink " + m.target + " -> " + m.source
                                            : "cow " + m.target + " <- layer " + m.source + " (kernel overlayfs)";
   if (m.read_only) s += " (ro)";
   if (m.kind == Kind::kBind && !m.recursive) s += " (norec)";
@@ -381,6 +382,10 @@ bool apply(const MountSpec* mounts, size_t n, Failure* f) {
   for (size_t i = 0; i < n && ok; ++i) {
     const MountSpec& m = mounts[i];
     int idx = static_cast<int>(i);
+    if (m.kind == Kind::kSymlink) {
+      if (::symlink(m.source.c_str(), m.target.c_str()) < 0 && errno != EEXIST) ok = fail(f, idx, Stage::kTarget);
+      continue;
+    }
     if (int err = ensure_target(m.target.c_str(), source_is_dir(m), &synth)) {
       errno = err;
       ok = fail(f, idx, Stage::kTarget);

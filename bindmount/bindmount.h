@@ -24,8 +24,10 @@
 namespace vu::bindmount {
 
 // kMountpoint mounts nothing: it makes the directory `target` exist (as for any other kind) for
-// a filesystem mounted there later (a FUSE program).
-enum class Kind { kBind, kTmpfs, kOverlay, kMountpoint };
+// a filesystem mounted there later (a FUSE program). kSymlink mounts nothing either: it makes
+// `target` a symlink to `source` (its directory must be one vu made, e.g. a --tmpfs; a view's
+// /dev/fd).
+enum class Kind { kBind, kTmpfs, kOverlay, kMountpoint, kSymlink };
 
 struct MountSpec {
   Kind kind = Kind::kBind;
@@ -35,6 +37,9 @@ struct MountSpec {
   bool recursive = true;
   std::string data;     // kTmpfs: mount data (size=, mode=); kOverlay: overlayfs options
                         // (fusefs::overlay_mount builds it: lowerdir is the target itself)
+  bool host_source = false;  // kBind: the source is a host path even where an earlier mount of
+                             // the view covers it (--rootfs: the ns backend binds before its
+                             // pivot; the pvm backend must not resolve it in the new root)
   bool operator==(const MountSpec&) const = default;
 };
 

@@ -99,7 +99,8 @@ struct Launch {
   const std::vector<fusefs::FuseMount>* fuse = nullptr;
   bool root = false;
   int keeper_control = -1;  // read end, for the keeper
-  std::string new_root;     // a copy-on-write root's staging directory: pivot_root into it
+  std::string new_root;     // a copy-on-write root's staging directory, or --rootfs: pivot_root into it
+  bool rootfs = false;      // new_root is --rootfs's tree
   const sigset_t* mask = nullptr;
   int report_fd = -1;
   int sync_fd = -1;
@@ -256,7 +257,10 @@ int wait_for_net(const Launch& l) {
   if (!l.hostname.empty() && ::sethostname(l.hostname.data(), l.hostname.size()) < 0)
     child_fail(l, Stage::kHostname, errno);
 
-  if (int e = enter_cwd(l.cmd)) child_fail(l, Stage::kChdir, e);
+  // With --rootfs the working directory is looked up in the tree, after the pivot.
+  if (!l.rootfs) {
+    if (int e = enter_cwd(l.cmd)) child_fail(l, Stage::kChdir, e);
+  }
   if (!l.fuse->empty()) start_keeper(l);
   if (!l.new_root.empty()) {
     // pivot_root(".", "."): the staging mount becomes the root and the old root, stacked on it,
@@ -356,7 +360,8 @@ Error report_to_error(const ChildReport& r, const ViewSpec& spec, const Launch& 
           .hint("its uplinks did not open within " + std::to_string(kNetAnswerMs / 1000) + " s");
     case Stage::kKeeper: break;  // not a failure
     case Stage::kFuse: return Error::sys("start the FUSE keeper", r.err);
-    case Stage::kNewRoot: return Error::sys("enter the copy-on-write root", r.err, l.new_root);
+    case Stage::kNewRoot:
+      return Error::sys(l.rootfs ? "enter the root tree" : "enter the copy-on-write root", r.err, l.new_root);
     case Stage::kChdir:
       return chdir_error(l.cmd, r.err);
     case Stage::kExec: return exec_error(l.cmd, r.err);
@@ -455,6 +460,16 @@ Result<NsView> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigse
     mounts.push_back(m);
   }
   mounts.insert(mounts.end(), spec.mounts.begin(), spec.mounts.end());
+  if (spec.rootfs) {
+    // --rootfs R: R is bound onto itself first (the root bind, read-only and not recursive),
+    // every other mount goes below it, then the first process pivots into it.
+    const std::string& root = *spec.rootfs;
+    std::stable_partition(mounts.begin(), mounts.end(),
+                          [](const bindmount::MountSpec& m) { return m.target == "/"; });
+    for (bindmount::MountSpec& m : mounts) m.target = m.target == "/" ? root : root + m.target;
+    l.new_root = root;
+    l.rootfs = true;
+  }
   NsView view;
   std::vector<fusefs::FuseMount> fuse;
   for (const fusefs::CowSpec& c : spec.cows) {

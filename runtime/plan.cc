@@ -43,6 +43,7 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
         .hint(hint);
   };
   if (spec.map_users) return refuse("--map-users", "drop --map-users (--root works under pvm)");
+  if (spec.rootfs) return refuse("--rootfs", "a root tree needs the ns backend for now (the pvm path map cannot yet execute the tree's own dynamic loader)");
   if (spec.ambient_caps) return refuse("--cap", "capabilities can only be granted inside a user namespace");
   if (!spec.cows.empty() || !spec.fuse.empty())
     return refuse(!spec.cows.empty() ? "--cow" : "--fuse/--mount",
@@ -118,6 +119,7 @@ Result<Plan> make_plan(const ViewSpec& spec, const Fact* userns) {
   for (const fusefs::FuseMount& f : spec.fuse)
     mounts.push_back("fuse " + f.target + " <- " + f.what + " (started in the view, unmounted at exit)");
   if (mounts.empty()) mounts.push_back("private copy of the host's mounts");
+  if (spec.rootfs) mounts.push_back("then pivot_root into " + *spec.rootfs + " (the view's /)");
   for (size_t i = 0; i < mounts.size(); ++i) p.parts.push_back({i ? "" : "mounts", "mount namespace: " + mounts[i]});
   if (spec.ambient_caps) {
     char mask[32];

@@ -148,6 +148,14 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
     const bindmount::MountSpec& m = spec.mounts[i];
     const std::string target = pvm::normalize(m.target);
     std::string host;
+    if (m.kind == bindmount::Kind::kSymlink) {
+      // Made in the host directory that holds it in the view (one of vu's tmpfs directories).
+      size_t k = target.rfind('/');
+      pvm::Resolved parent = cfg.map.resolve({}, k == 0 ? "/" : target.substr(0, k), true, {});
+      if (!parent.exists || ::symlink(m.source.c_str(), (parent.host + target.substr(k)).c_str()) < 0)
+        return Error::sys("symlink", parent.exists ? errno : ENOENT, target);
+      continue;
+    }
     if (m.kind == bindmount::Kind::kTmpfs) {
       host = VU_TRY(scratch_dir(scratch, "tmpfs" + std::to_string(i), tmpfs_mode(m.data)));
       if (pvm_ignores_size(m))
@@ -155,8 +163,8 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
                     "is a directory in " << (*scratch)->path() << ")");
     } else {
       // The source as the view sees it so far (a later bind may take its source from an
-      // earlier one), symlinks resolved.
-      pvm::Resolved r = cfg.map.resolve({}, m.source, true, {});
+      // earlier one), symlinks resolved; a host path as it is (host_source: --rootfs).
+      pvm::Resolved r = (m.host_source ? pvm::PathMap() : cfg.map).resolve({}, m.source, true, {});
       if (r.err || !r.exists)
         return Error::sys("bind source", r.err ? r.err : ENOENT, m.source, ErrorKind::kUsage)
             .context(bindmount::to_string(m));

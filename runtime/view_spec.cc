@@ -1,5 +1,7 @@
 #include "runtime/view_spec.h"
 
+#include "runtime/rootfs.h"
+
 #include <sys/capability.h>
 #include <unistd.h>
 
@@ -98,6 +100,15 @@ Result<void> set_setenv(ViewSpec& s, std::string_view v) {
   s.setenv.emplace_back(std::string(v.substr(0, eq)), std::string(v.substr(eq + 1)));
   return Ok{};
 }
+Result<void> set_rootfs(ViewSpec& s, std::string_view v) {
+  if (v.empty()) return Error::usage("--rootfs: expected a directory");
+  s.rootfs = std::string(v);
+  return Ok{};
+}
+Result<void> set_no_home(ViewSpec& s, std::string_view v) {
+  s.rootfs_home = v != "true";
+  return Ok{};
+}
 Result<void> set_unsetenv(ViewSpec& s, std::string_view v) {
   if (v.empty() || v.find('=') != std::string_view::npos)
     return Error::usage("--unsetenv " + str::quote(v) + ": expected a variable NAME");
@@ -127,6 +138,13 @@ constexpr OptionDef kOptions[] = {
     {"mount", 0, false, true, "image:FILE:DIR[:ro]",
      "Mount a filesystem image on DIR: ext2/3/4 through fuse2fs, squashfs through squashfuse.",
      set_mount},
+    {"rootfs", 0, false, false, "DIR",
+     "Use the tree DIR (an unpacked distribution root, with /bin/sh) as the view's /, read-only: "
+     "the host's /proc and /sys, a minimal /dev, a private /tmp, your $HOME, the host's "
+     "/etc/hosts and resolv.conf, and your user in its /etc/passwd and /etc/group. Other mounts "
+     "apply on top (their sources are host paths).",
+     set_rootfs},
+    {"no-home", 0, true, false, nullptr, "With --rootfs: do not bind $HOME into the tree.", set_no_home},
     {"root", 'r', true, false, nullptr,
      "Be uid/gid 0 in the view (the caller's ids mapped to root; setgroups denied). "
      "Default: keep the caller's uid/gid.",
@@ -188,6 +206,7 @@ Result<void> finalize(ViewSpec& spec) {
   for (const bindmount::MountSpec& m : spec.mounts) VU_TRY_VOID(bindmount::check(m));
   for (fusefs::CowSpec& c : spec.cows) VU_TRY_VOID(fusefs::choose_cow(c, ::getuid(), ::getgid()));
   VU_TRY_VOID(vdens::finish(spec.net));
+  VU_TRY_VOID(expand_rootfs(spec));  // last: it looks at the network and the other mounts
   return Ok{};
 }
 

@@ -37,6 +37,8 @@ struct ViewSpec {
   uint64_t ambient_caps = 0;  // capability bits raised as ambient for the command (--cap)
   vdens::NetSpec net;  // default: host
   BackendWish backend = BackendWish::kAuto;
+  std::optional<std::string> rootfs;  // --rootfs: the view's / (runtime/rootfs.h)
+  bool rootfs_home = true;            // bind $HOME into it (--no-home: not)
 };
 
 // One option of `vu run`, and the key of the same name in a config file.

@@ -1,0 +1,174 @@
+#include "runtime/rootfs.h"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <climits>
+
+#include <cerrno>
+#include <cstdlib>
+#include <optional>
+
+#include "base/strings.h"
+#include "base/temp_dir.h"
+#include "base/unique_fd.h"
+#include "userns/userns.h"
+
+namespace vu {
+
+namespace {
+
+// The generated files, kept until vu exits (the pvm backend maps them for the view's life).
+std::optional<TempDir>& files_dir() {
+  static std::optional<TempDir> dir;
+  return dir;
+}
+
+// Opens `path` inside the tree as the view will see it: symlinks resolve within the tree.
+UniqueFd open_in_root(int root, const char* path, int flags) {
+  struct open_how how {};
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  return UniqueFd(static_cast<int>(::syscall(SYS_openat2, root, path, &how, sizeof how)));
+}
+
+std::string read_in_root(int root, const char* path) {
+  UniqueFd fd = open_in_root(root, path, O_RDONLY);
+  if (!fd) return {};
+  auto text = sys::read_file("/proc/self/fd/" + std::to_string(fd.get()), 4 << 20);
+  return text ? *text : std::string();
+}
+
+bool has_id(const std::string& text, size_t field, unsigned long id) {
+  for (const std::string& line : str::split(text, '\n')) {
+    auto f = str::split(line, ':');
+    if (f.size() > field && f[field] == std::to_string(id)) return true;
+  }
+  return false;
+}
+
+bindmount::MountSpec bind(const std::string& src, const std::string& dst, bool ro = false) {
+  bindmount::MountSpec m;
+  m.source = src;
+  m.target = dst;
+  m.read_only = ro;
+  m.host_source = true;
+  return m;
+}
+
+bindmount::MountSpec tmpfs(const std::string& dst, const char* mode) {
+  bindmount::MountSpec m;
+  m.kind = bindmount::Kind::kTmpfs;
+  m.source = "tmpfs";
+  m.target = dst;
+  m.data = std::string("mode=") + mode;
+  return m;
+}
+
+bindmount::MountSpec symlink(const std::string& dst, const std::string& to) {
+  bindmount::MountSpec m;
+  m.kind = bindmount::Kind::kSymlink;
+  m.source = to;
+  m.target = dst;
+  return m;
+}
+
+}  // namespace
+
+std::string passwd_line_for(const std::string& passwd, uid_t uid, gid_t gid, const std::string& name,
+                            const std::string& home) {
+  if (has_id(passwd, 2, uid)) return {};
+  return name + ":x:" + std::to_string(uid) + ":" + std::to_string(gid) + "::" + home + ":/bin/sh\n";
+}
+
+std::string group_line_for(const std::string& group, gid_t gid, const std::string& name) {
+  if (has_id(group, 2, gid)) return {};
+  return name + ":x:" + std::to_string(gid) + ":\n";
+}
+
+Result<void> expand_rootfs(ViewSpec& spec) {
+  if (!spec.rootfs) return Ok{};
+  const std::string given = *spec.rootfs;
+  char real[PATH_MAX];
+  if (!::realpath(VU_TRY(bindmount::host_path(given)).c_str(), real))
+    return Error::sys("--rootfs", errno, given, ErrorKind::kUsage).hint("the root tree must be an existing directory");
+  const std::string root = real;
+  struct stat st;
+  if (::stat(root.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
+    return Error::usage("--rootfs " + given + ": not a directory")
+        .hint("give the directory of an unpacked root tree (tar and OCI images are not supported yet)");
+  if (root == "/") return Error::usage("--rootfs /: that is the host's root already").hint("drop --rootfs");
+  if (!spec.cows.empty() || !spec.fuse.empty())
+    return Error::usage("--rootfs with --cow, --fuse or --mount is not supported yet")
+        .hint("bind what you need into the tree with --bind");
+  UniqueFd rfd = VU_TRY(sys::open(root, O_RDONLY | O_DIRECTORY));
+  if (!open_in_root(rfd.get(), "bin/sh", O_PATH))
+    return Error::usage("--rootfs " + given + ": the tree has no /bin/sh")
+        .hint("a root tree needs at least /bin/sh (e.g. busybox, or a debootstrap/mmdebstrap tree)");
+  auto has_dir = [&](const char* p) {
+    UniqueFd fd = open_in_root(rfd.get(), p, O_PATH | O_DIRECTORY);
+    return fd.valid();
+  };
+
+  std::vector<bindmount::MountSpec> m;
+  m.push_back(bind(root, "/", true));
+  m.back().recursive = false;
+  m.push_back(bind("/proc", "/proc"));
+  m.push_back(tmpfs("/dev", "0755"));
+  for (const char* d : {"null", "zero", "full", "random", "urandom", "tty", "ptmx"})
+    if (::access((std::string("/dev/") + d).c_str(), F_OK) == 0) m.push_back(bind(std::string("/dev/") + d, std::string("/dev/") + d));
+  m.push_back(bind("/dev/pts", "/dev/pts"));
+  m.push_back(tmpfs("/dev/shm", "1777"));
+  m.push_back(symlink("/dev/fd", "/proc/self/fd"));
+  m.push_back(symlink("/dev/stdin", "/proc/self/fd/0"));
+  m.push_back(symlink("/dev/stdout", "/proc/self/fd/1"));
+  m.push_back(symlink("/dev/stderr", "/proc/self/fd/2"));
+  m.push_back(bind("/sys", "/sys", true));
+  m.push_back(tmpfs("/tmp", "1777"));
+  const char* home = std::getenv("HOME");
+  if (spec.rootfs_home && home && home[0] == '/' && std::string(home) != "/" && ::stat(home, &st) == 0 &&
+      S_ISDIR(st.st_mode))
+    m.push_back(bind(home, VU_TRY(bindmount::view_path(home, "$HOME"))));
+  if (has_dir("etc")) {
+    // The caller (or root, under --root) and their group, where the tree does not have them.
+    const bool as_root = spec.identity == userns::Identity::kRoot;
+    const uid_t uid = as_root ? 0 : ::getuid();
+    const gid_t gid = as_root ? 0 : ::getgid();
+    const std::string name = as_root ? "root" : userns::current_user_name();
+    std::string passwd = read_in_root(rfd.get(), "etc/passwd");
+    std::string group = read_in_root(rfd.get(), "etc/group");
+    std::string pl = passwd_line_for(passwd, uid, gid, name, as_root ? "/root" : (home ? home : "/"));
+    std::string gl = group_line_for(group, gid, name);
+    if (!pl.empty() || !gl.empty()) {
+      auto& dir = files_dir();
+      if (!dir) {
+        auto shm = TempDir::make_owned("/dev/shm", "vu-rootfs");
+        dir.emplace(shm ? std::move(shm).value() : VU_TRY(TempDir::make_owned("vu-rootfs")));
+        ::chmod(dir->path().c_str(), 0755);
+      }
+      for (auto [name_in_etc, text] : {std::pair<const char*, std::string>{"passwd", passwd + pl},
+                                       std::pair<const char*, std::string>{"group", group + gl}}) {
+        std::string path = dir->path() + "/" + name_in_etc;
+        UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+        if (!fd) return Error::sys("create", errno, path);
+        VU_TRY_VOID(sys::write_all(fd.get(), text, path));
+        m.push_back(bind(path, std::string("/etc/") + name_in_etc));
+      }
+    }
+    if (::access("/etc/hosts", R_OK) == 0) m.push_back(bind("/etc/hosts", "/etc/hosts"));
+    // A slirp network brings its own resolv.conf (the backend binds it); otherwise the host's.
+    bool user_resolv = false;
+    for (const bindmount::MountSpec& u : spec.mounts) user_resolv |= u.target == "/etc/resolv.conf";
+    if (spec.net.dns.empty() && !user_resolv && ::access("/etc/resolv.conf", R_OK) == 0)
+      m.push_back(bind("/etc/resolv.conf", "/etc/resolv.conf"));
+  }
+  for (bindmount::MountSpec& u : spec.mounts) u.host_source = true;
+  spec.mounts.insert(spec.mounts.begin(), m.begin(), m.end());
+  spec.rootfs = root;
+  return Ok{};
+}
+
+}  // namespace vu

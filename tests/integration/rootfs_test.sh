@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# rootfs_test.sh VU DENY_USERNS — --rootfs DIR: another tree as the view's /, as an unprivileged
+# user. The tree is made here from busybox-static (a Debian package; SKIP without it).
+set -u
+VU=$1
+here=$(dirname "$0")
+. "$here/harness.sh" || exit 1
+if [ "$(id -u)" = 0 ]; then echo "SKIP: must run unprivileged"; exit 77; fi
+bb=$(command -v busybox || true)
+if [ -z "$bb" ] || ! ldd "$bb" 2>&1 | grep -q 'not a dynamic'; then
+  echo "SKIP: no static busybox (apt-get install busybox-static)"; exit 77
+fi
+if ! "$VU" run --backend=ns --net none -- true 2>/dev/null; then echo "SKIP: the ns backend does not work here"; exit 77; fi
+
+R=$work/tree
+mkdir -p "$R/bin" "$R/etc" "$R/proc" "$R/dev" "$R/sys" "$R/tmp" "$R/root" "$R/srv/work"
+cp "$bb" "$R/bin/busybox"
+for a in sh ls cat id pwd echo stat touch mkdir grep readlink hostname uname wc head; do ln -s busybox "$R/bin/$a"; done
+printf 'root:x:0:0:root:/root:/bin/sh\n' > "$R/etc/passwd"
+printf 'root:x:0:\n' > "$R/etc/group"
+printf 'NAME="vu test tree"\nID=vutest\n' > "$R/etc/os-release"
+echo tree > "$R/srv/work/marker"
+echo host-data > "$work/hostfile"
+tree_sum=$(find "$R" -printf '%p %s %m\n' | sort | md5sum)
+
+run() { (cd "$R/srv/work" && "$VU" run --net none --rootfs "$R" "$@"); }
+
+got_id=$(run -- sh -c '. /etc/os-release; echo $ID'); expect "os-release is the tree's" vutest "$got_id"
+got_ls=$(run -- ls / | tr '\n' ' '); case "$got_ls" in *bin*etc*proc*srv*tmp*) ok "ls / lists the tree ($got_ls)";; *) bad "ls /" "$got_ls";; esac
+expect "--chdir into the tree" "/srv/work tree" "$(run --chdir /srv/work -- sh -c 'echo $(pwd) $(cat marker)')"
+expect "the working directory is kept where the view has it (\$HOME)" "$HOME" \
+  "$(cd "$HOME" && "$VU" run --net none --rootfs "$R" -- pwd)"
+expect "...else / (with a warning)" "/" "$(run -- pwd 2>/dev/null)"
+expect "id: the caller, named from the tree's /etc/passwd (added)" "uid=$(id -u)($(id -un))" \
+  "$(run -- id | cut -d' ' -f1)"
+expect "--root: uid 0, the tree's root" "uid=0(root)" "$(run --root -- id | cut -d' ' -f1)"
+expect "the root is read-only" 1 "$(run -- sh -c 'touch /x 2>/dev/null; echo $?')"
+expect "/tmp is private and writable" "hi 0" "$(run -- sh -c 'echo hi > /tmp/t && echo $(cat /tmp/t) $(ls /tmp | grep -c -v t)')"
+if [ ! -e "$R/tmp/t" ]; then ok "nothing written into the tree's /tmp"; else bad "the tree's /tmp was written" ""; fi
+expect "\$HOME is bound" yes "$(run -- sh -c "test -d '$HOME' && echo yes")"
+expect "--no-home: it is not" no "$(run --no-home -- sh -c "test -d '$HOME' && echo yes || echo no")"
+expect "/dev: null zero urandom tty, fd links" "ok" \
+  "$(run -- sh -c 'echo x > /dev/null && head -c 4 /dev/zero | wc -c | grep -q 4 && head -c 4 /dev/urandom | wc -c | grep -q 4 && test -c /dev/tty && readlink /dev/fd | grep -q /proc/self/fd && echo ok')"
+expect "/proc is there" yes "$(run -- sh -c 'test -r /proc/self/status && echo yes')"
+expect "/sys is read-only" 1 "$(run -- sh -c 'touch /sys/x 2>/dev/null; echo $?')"
+expect "--bind on top takes a host path as source" host-data "$(run --bind "$work/hostfile:/srv/h" -- cat /srv/h)"
+expect "--tmpfs on top" ok "$(run --tmpfs /scratch -- sh -c 'touch /scratch/a && echo ok')"
+# The default network brings its resolv.conf; --net none the host's.
+expect "default network: resolv.conf from slirp" "nameserver 10.0.2.3" \
+  "$(cd "$R" && "$VU" run --rootfs "$R" -- cat /etc/resolv.conf | head -1)"
+expect "exit status" 7 "$(run -- sh -c 'exit 7'; echo $?)"
+if [ "$(find "$R" -printf '%p %s %m\n' | sort | md5sum)" = "$tree_sum" ]; then ok "the tree is unchanged on the host"
+else bad "the tree changed" "$(find "$R" -newer "$R/etc/os-release")"; fi
+
+# Bad input: status 2, a vu: line, nothing run.
+check_err "a missing tree" 2 'rootfs' "$VU" run --rootfs "$work/nope" -- true
+check_err "a file, not a tree" 2 'not a directory' "$VU" run --rootfs "$work/hostfile" -- true
+mkdir -p "$work/empty"
+check_err "a tree without /bin/sh" 2 'no /bin/sh' "$VU" run --rootfs "$work/empty" -- true
+check_err "with --cow (not yet)" 2 'not supported yet' "$VU" run --rootfs "$R" --cow "$work/l:/usr" -- true
+check_err "--bind DIR:/ is a usage error" 2 'root directory' "$VU" run --bind "$R:/" -- true
+check_err "under pvm: refused, saying why" 125 'rootfs' "$VU" run --backend=pvm --rootfs "$R" -- true
+summary
