@@ -61,7 +61,8 @@ Result<int> net_attach(const AttachSpec& spec) {
   UniqueFd sfd(::signalfd(-1, &set, SFD_CLOEXEC));
   if (!sfd) return Error::sys("signalfd", errno);
 
-  NetHelper helper = VU_TRY(NetHelper::start(net));  // the uplink opens here, in vu's namespace
+  // The uplink opens here, in vu's namespace.
+  NetHelper helper = VU_TRY(NetHelper::start(net, std::nullopt, NetHelper::Taps::kAttach));
   if (!spec.netns.empty()) VU_TRY_VOID(join_netns(spec.netns, "--netns"));
   int tap;
   if (int e = vdens::open_tap(spec.name.c_str(), &tap)) return tap_error("create tap", e, spec.name);

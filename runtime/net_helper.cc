@@ -82,9 +82,10 @@ std::optional<NetHelper> NetHelper::prestart() {
   return std::move(h).value();
 }
 
-Result<NetHelper> NetHelper::start(const vdens::NetSpec& net, std::optional<NetHelper> pre) {
+Result<NetHelper> NetHelper::start(const vdens::NetSpec& net, std::optional<NetHelper> pre, Taps taps) {
   std::vector<std::string> args;
   if (net.stats) args.push_back("--stats");
+  if (taps == Taps::kView) args.push_back("--view");
   for (const vdens::Ipv4& ip : net.ip) {
     args.push_back("--ip");
     args.push_back(ip.addr.s_addr ? vdens::to_string(ip) : "0.0.0.0/0");

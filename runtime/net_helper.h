@@ -26,13 +26,18 @@ namespace vu {
 
 class NetHelper {
  public:
+  // Whose taps vu-net gets: a view's (made in its new network namespace, which goes with vu-net)
+  // or those of `vu net attach` (in a namespace that lives on: closing them must remove them).
+  enum class Taps { kView, kAttach };
+
   // Starts vu-net without its arguments, before vu has parsed its own: vu-net's exec and
   // loading (~3.5 ms on the reference VM) then overlap vu's start (~1.7 ms: parsing, the
   // plan). start() hands the arguments over; dropping the NetHelper unused makes vu-net exit.
   // Nothing when vu-net cannot be started (start() then reports why).
   static std::optional<NetHelper> prestart();
   // vu-net for `net`: `pre` (from prestart) when given and still alive, else a new one.
-  static Result<NetHelper> start(const vdens::NetSpec& net, std::optional<NetHelper> pre = std::nullopt);
+  static Result<NetHelper> start(const vdens::NetSpec& net, std::optional<NetHelper> pre = std::nullopt,
+                                 Taps taps = Taps::kView);
   NetHelper(NetHelper&&) = default;
   ~NetHelper();
   // vu's end of the control socket: where the taps are sent (SCM_RIGHTS) and the answer read.

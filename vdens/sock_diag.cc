@@ -12,7 +12,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
 
 #include "base/child.h"
 
@@ -23,11 +27,11 @@ namespace {
 struct JoinArgs {
   int userns;
   int netns;
-  int sock = -1;
+  int sock = -1, stat = -1, stat6 = -1;
   int err = 0;
 };
 
-// vfork-style child with CLONE_FILES: the socket it makes is in vu-net's fd table.
+// vfork-style child with CLONE_FILES: what it opens is in vu-net's fd table.
 int make_diag_socket(void* p) {
   auto* a = static_cast<JoinArgs*>(p);
   // EINVAL: the namespace's owner is vu-net's own user namespace (vu net attach); then the
@@ -42,12 +46,33 @@ int make_diag_socket(void* p) {
   }
   a->sock = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
   if (a->sock < 0) a->err = errno;
+  // /proc/thread-self/net is this task's namespace, now the view's.
+  a->stat = ::open("/proc/thread-self/net/sockstat", O_RDONLY | O_CLOEXEC);
+  a->stat6 = ::open("/proc/thread-self/net/sockstat6", O_RDONLY | O_CLOEXEC);  // no IPv6: -1
   ::_exit(0);
+}
+
+// The number after "PREFIX inuse " in a sockstat file; -1 when unreadable.
+int inuse(int fd, const char* prefix) {
+  char buf[1024];
+  ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  const char* p = std::strstr(buf, prefix);
+  if (!p) return -1;
+  return std::atoi(p + std::strlen(prefix));
 }
 
 }  // namespace
 
-Result<UniqueFd> open_diag(int tap) {
+int tcp_sockets(const ViewNetns& ns) {
+  if (!ns.sockstat) return -1;
+  int v4 = inuse(ns.sockstat.get(), "\nTCP: inuse ");
+  int v6 = ns.sockstat6 ? inuse(ns.sockstat6.get(), "TCP6: inuse ") : 0;
+  return v4 < 0 || v6 < 0 ? -1 : v4 + v6;
+}
+
+Result<ViewNetns> open_view_netns(int tap) {
   UniqueFd netns(::ioctl(tap, TUNGETDEVNETNS));
   if (!netns) return Error::sys("ioctl(TUNGETDEVNETNS)", errno);
   UniqueFd userns(::ioctl(netns.get(), NS_GET_USERNS));
@@ -55,8 +80,12 @@ Result<UniqueFd> open_diag(int tap) {
   JoinArgs a{userns.get(), netns.get()};
   Child c = VU_TRY(Child::spawn(make_diag_socket, &a, CLONE_FILES));
   (void)c.wait();
+  ViewNetns ns;
+  ns.sockstat.reset(a.stat);
+  ns.sockstat6.reset(a.stat6);
   if (a.sock < 0) return Error::sys("socket(NETLINK_SOCK_DIAG) in the view", a.err ? a.err : EINVAL);
-  return UniqueFd(a.sock);
+  ns.diag.reset(a.sock);
+  return ns;
 }
 
 Result<bool> tcp_in_flight(int diag) {

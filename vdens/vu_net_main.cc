@@ -1,6 +1,6 @@
 // vu-net — the network half of a view (started by vu; not meant to be run by hand).
 //
-//   vu-net [--stats] [--ip ADDR/LEN]… [-p FWD]… UPLINK…      with fd 3: a SOCK_SEQPACKET socket to vu
+//   vu-net [--stats] [--view] [--ip ADDR/LEN]… [-p FWD]… UPLINK…   fd 3: a SOCK_SEQPACKET socket to vu
 //   vu-net --args-on-socket                                   the same arguments, later, as one
 //                                                             message on fd 3 ('\0' after each);
 //                                                             EOF or an empty message: exit 0
@@ -18,7 +18,9 @@
 // per-uplink statistics to stderr when --stats, closes the uplinks, then fd 3, and exits 0.
 // It is a separate, dynamically linked program because libvdeplug loads its plugins with dlopen
 // and libslirp brings glib, while vu itself is static for start-up time.
+#include <linux/if_tun.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -103,10 +105,12 @@ int main(int argc, char** argv) {
   }
   vu::vdens::NetSpec spec;
   bool stats = false;
+  bool view = false;  // the taps are a view's: its namespace goes when vu-net lets go of it
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     vu::Result<void> r = vu::Ok{};
     if (a == "--stats") stats = true;
+    else if (a == "--view") view = true;
     else if (a == "--ip" && i + 1 < args.size()) r = vu::vdens::add_ip(spec, args[++i]);
     else if (a == "-p" && i + 1 < args.size()) r = vu::vdens::add_forward(spec, args[++i]);
     else r = vu::vdens::add_net(spec, a);
@@ -150,6 +154,12 @@ int main(int argc, char** argv) {
   // (~30 ms of kernel work nobody waits for).
   (*pump)->close_uplinks();
   ::close(kControlFd);
+  // A view's taps are made persistent before they close: closing a tap unregisters it then and
+  // there, and this process would wait in exit for RCU (rcu_barrier: ~25 ms, seconds under
+  // load); a persistent tap goes with its namespace, in the kernel's batched clean-up of dead
+  // namespaces (a worker, like --net none's lo). Not for vu net attach: that namespace lives on.
+  if (view)
+    for (int t : taps) ::ioctl(t, TUNSETPERSIST, 1);
   if (!r) {
     std::fprintf(stderr, "vu: net: %s\n", r.error().to_string().c_str());
     return 1;
