@@ -14,6 +14,7 @@
 #include "runtime/config.h"
 #include "runtime/exit_codes.h"
 #include "runtime/plan.h"
+#include "runtime/rootfs.h"
 #include "runtime/view_spec.h"
 
 namespace vu {
@@ -177,6 +178,18 @@ TEST(Config, OversizedFileAndNulAreUsageErrors) {
   EXPECT_EQ(nul.error().kind(), ErrorKind::kUsage);
   EXPECT_NE(nul.error().message().find("NUL"), std::string::npos);
   EXPECT_FALSE(load_config_text("command = [\"sh\", \"-c\\u0000x\"]\n", "v.toml", &s).ok());
+}
+
+TEST(Rootfs, TheCallerIsAddedOnlyWhereTheTreeLacksThem) {
+  const std::string passwd = "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/bash\n";
+  EXPECT_EQ(passwd_line_for(passwd, 1000, 1000, "alice", "/home/alice"), "");
+  EXPECT_EQ(passwd_line_for(passwd, 0, 0, "root", "/root"), "");
+  EXPECT_EQ(passwd_line_for(passwd, 1001, 1001, "bob", "/home/bob"), "bob:x:1001:1001::/home/bob:/bin/sh\n");
+  EXPECT_EQ(passwd_line_for("", 1001, 1001, "bob", "/h"), "bob:x:1001:1001::/h:/bin/sh\n");
+  // A uid in another field (the gid column) is not the user.
+  EXPECT_NE(passwd_line_for("x:x:5:1001::/:/bin/sh\n", 1001, 1001, "bob", "/h"), "");
+  EXPECT_EQ(group_line_for("root:x:0:\nbob:x:1001:\n", 1001, "bob"), "");
+  EXPECT_EQ(group_line_for("root:x:0:\n", 1001, "bob"), "bob:x:1001:\n");
 }
 
 TEST(NetSpec, SlirpDefaultsAndChecks) {
