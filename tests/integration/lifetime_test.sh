@@ -79,16 +79,22 @@ else
   bad "pvm: a killed view left no tmpfs directory to clean (the test expected one)" ""
 fi
 
-# Kill at random moments of start-up and teardown, in a loop: no survivor.
-left_total=0
-for i in $(seq 40); do
-  mark=3142.$i
-  case $((i % 4)) in
+# kind_args I — sets args to the I-th of four kinds of view (both backends, with and without
+# mounts and network), round-robin.
+kind_args() {
+  case $(($1 % 4)) in
     0) args=(--net none) ;;
     1) args=() ;;
     2) args=(--backend=pvm --net host) ;;
     3) args=(--backend=pvm --net host --tmpfs /vu-scratch) ;;
   esac
+}
+
+# Kill at random moments of start-up and teardown, in a loop: no survivor.
+left_total=0
+for i in $(seq 40); do
+  mark=3142.$i
+  kind_args $i
   "$VU" run "${args[@]}" -- sh -c "sleep $mark & (setsid sleep $mark &); exec sleep $mark" >/dev/null 2>&1 &
   p=$!
   sleep "0.0$((RANDOM % 10))"
@@ -101,12 +107,7 @@ expect "40 kills at random moments of start-up: no survivors" 0 $left_total
 # Starts under a bound: none hangs, none fails.
 hangs=0 fails=0
 for i in $(seq 100); do
-  case $((i % 4)) in
-    0) args=(--net none) ;;
-    1) args=() ;;
-    2) args=(--backend=pvm --net host) ;;
-    3) args=(--backend=pvm --net host --tmpfs /vu-scratch) ;;
-  esac
+  kind_args $i
   timeout -s KILL 20 "$VU" run "${args[@]}" -- true 2>>"$work/starts.err"; rc=$?
   case $rc in 0) ;; 124|137) hangs=$((hangs + 1)) ;; *) fails=$((fails + 1)) ;; esac
 done
