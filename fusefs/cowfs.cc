@@ -430,6 +430,7 @@ struct Inode {
   dev_t dev = 0;
   ino_t ino = 0;
   std::vector<std::pair<Inode*, std::string>> links;
+  int orphan = -1;  // O_PATH of the file once its last name is gone while the kernel holds it
 };
 Inode g_root;
 std::map<std::pair<Inode*, std::string>, Inode*> g_names;   // (parent, name) -> Inode
@@ -519,6 +520,7 @@ void forget_one(Inode* x, uint64_t n) {
   for (const auto& [parent, name] : x->links)
     if (auto it = g_names.find({parent, name}); it != g_names.end() && it->second == x) g_names.erase(it);
   forget_key(x);
+  if (x->orphan >= 0) ::close(x->orphan);
   delete x;
 }
 
@@ -605,8 +607,25 @@ void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data* forg
   fuse_reply_none(req);
 }
 
+// Before `name` in `parent` goes away (unlink, rename over it): if it is the last name of a
+// file the kernel still holds (open, or fstat after unlink), keep the file reachable.
+void keep_if_last(Inode* parent, const char* name, const std::string& r) {
+  auto it = g_names.find({parent, name});
+  if (it == g_names.end()) return;
+  Inode* x = it->second;
+  if (x->type == S_IFDIR || x->links.size() != 1 || x->orphan >= 0) return;
+  Node n;
+  if (resolve(r, &n) == 0) x->orphan = ::openat(layer_fd(n), r.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+}
+
 int stat_inode(Inode* x, struct stat* st, std::string* path = nullptr) {
   std::string r;
+  if (x->links.empty() && x->orphan >= 0) {
+    if (::fstat(x->orphan, st) < 0) return -errno;
+    if (x->layer == 2) st->st_uid = g.uid, st->st_gid = g.gid, st->st_nlink = 0;
+    present_fd(st);
+    return 0;
+  }
   if (int e = path_of(x, &r)) return e;
   Node n;
   if (int e = resolve(r, &n)) return e;
@@ -618,14 +637,20 @@ int stat_inode(Inode* x, struct stat* st, std::string* path = nullptr) {
 
 void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
   struct stat st;
-  if (fi) {
+  if (fi && fh_upper(fi)) {
     if (::fstat(fh_fd(fi), &st) < 0) return (void)fuse_reply_err(req, errno);
-    if (!fh_upper(fi)) st.st_uid = g.uid, st.st_gid = g.gid;
     present_fd(&st);
     return (void)fuse_reply_attr(req, &st, g.timeout);
   }
+  // By path: a handle of a lower file may be older than the file's copy-up.
   LOCKED;
-  if (int e = stat_inode(inode_of(ino), &st)) return (void)fuse_reply_err(req, -e);
+  int e = stat_inode(inode_of(ino), &st);
+  if (e == -ENOENT && fi && ::fstat(fh_fd(fi), &st) == 0) {  // unlinked, still open
+    st.st_uid = g.uid;
+    st.st_gid = g.gid;
+    e = 0;
+  }
+  if (e) return (void)fuse_reply_err(req, -e);
   fuse_reply_attr(req, &st, g.timeout);
 }
 
@@ -743,6 +768,7 @@ void op_unlink_common(fuse_req_t req, fuse_ino_t parent, const char* name, bool 
   Inode* p = inode_of(parent);
   std::string d;
   if (int e = path_of(p, &d)) return (void)fuse_reply_err(req, -e);
+  if (!dir) keep_if_last(p, name, join(d, name));
   if (int e = remove_entry(join(d, name), dir)) return (void)fuse_reply_err(req, -e);
   drop_link(p, name);
   fuse_reply_err(req, 0);
@@ -758,6 +784,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
   std::string from, to;
   if (int e = path_of(p, &from)) return (void)fuse_reply_err(req, -e);
   if (int e = path_of(np, &to)) return (void)fuse_reply_err(req, -e);
+  keep_if_last(np, newname, join(to, newname));
   if (int e = rename_paths(join(from, name), join(to, newname), flags)) return (void)fuse_reply_err(req, -e);
   drop_link(np, newname);  // what was replaced
   if (auto it = g_names.find({p, name}); it != g_names.end()) {
