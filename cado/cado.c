@@ -15,8 +15,10 @@
  *     TERM COLORTERM DISPLAY XAUTHORITY WAYLAND_DISPLAY LANG LANGUAGE LC_* TZ kept if safe),
  *     so BASH_ENV, ENV, PYTHONPATH, PERL5OPT… cannot run the caller's code in the program;
  *   - condition commands run as _cado (as the original) but with no capabilities, a fixed
- *     environment ($NAME expands from it, not from the caller's), stdin /dev/null, cwd /:
- *     the caller can neither trace them nor feed them code or arguments;
+ *     environment (PATH, the caller's USER and LOGNAME, _cado's HOME and SHELL — so no
+ *     start-up file of the caller's home is read; $NAME expands from it, not from the
+ *     caller's), stdin /dev/null, cwd /: the caller can neither trace them nor feed them code
+ *     or arguments;
  *   - cado -S reads the program with the caller's ids, not _cado's;
  *   - every grant and refusal is logged (syslog, LOG_AUTHPRIV);
  *   - cado -S executes the very bytes it hashed: the binary is copied into a sealed memfd,
@@ -76,7 +78,8 @@ static void usage(void) {
           "HOME, SHELL, USER, LOGNAME from your passwd entry; kept: TERM, COLORTERM, DISPLAY,\n"
           "XAUTHORITY, WAYLAND_DISPLAY, and LANG, LANGUAGE, LC_*, TZ when they name no file.\n"
           "Without -S it is yours minus LD_*, GCONV_PATH, MALLOC_*... (glibc's setuid list).\n"
-          "Condition commands of cado.conf run as " CADO_USER " with PATH, HOME, SHELL, USER, LOGNAME.\n"
+          "Condition commands of cado.conf run as " CADO_USER " with PATH, USER, LOGNAME (yours),\n"
+          "HOME and SHELL (" CADO_USER "'s).\n"
           "Exit status: 1 usage, 2 refused (not allowed, authentication failure); else the command's.\n");
   exit(EXIT_USAGE);
 }
@@ -175,8 +178,9 @@ static const char *env_value(char *const *env, const char *name) {
   return "";
 }
 
-/* Condition commands (ctx: their environment, CADO_ENV_MINIMAL): run as the user _cado, not
- * as the caller, who could ptrace them; no capabilities; the fixed environment only; stdin
+/* Condition commands (ctx: their environment, CADO_ENV_MINIMAL with _cado's HOME and SHELL):
+ * run as the user _cado, not as the caller, who could ptrace them; no capabilities; the fixed
+ * environment only; stdin
  * /dev/null, cwd /, default signal dispositions and mask, no fd but 0-2. No shell: words
  * split on blanks, $NAME replaced from that environment (not the caller's). */
 static int run_condition(const char *cmd, size_t len, void *ctx) {
@@ -228,7 +232,12 @@ static uint64_t allowed_caps(const struct cado_who *who, uint64_t wanted) {
   ssize_t n = cado_read_file(CADO_CONF, text, sizeof text);
   dac_read_search(0);
   if (n < 0) return 0; /* no file, or unreadable: nothing is allowed */
-  if (who && cado_reset_environ(&cond_env, user_name, user_home, user_shell, CADO_ENV_MINIMAL) < 0) return 0;
+  /* HOME and SHELL are _cado's, not the caller's: interpreters read start-up code from HOME
+   * (python's user site-packages *.pth, ~/.curlrc, ~/.gitconfig…), and code run as _cado, the
+   * owner of this setuid file, can rewrite it through a shared mapping, keeping its bits. */
+  struct passwd *cado_pw = who ? getpwnam(CADO_USER) : NULL;
+  if (who && (!cado_pw || cado_reset_environ(&cond_env, user_name, cado_pw->pw_dir, cado_pw->pw_shell, CADO_ENV_MINIMAL) < 0))
+    return 0;
   int bad;
   return cado_conf_allowed(text, (size_t)n, who, wanted, run_condition, cond_env.vars, &bad);
 }

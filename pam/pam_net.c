@@ -22,7 +22,10 @@
  * /etc/netns/NAME exists; one that is not, on a shared mount, is bound onto itself in the host,
  * once (as ip netns does for /run/netns).
  *
- * Divergences from libpam-net 0.3, each a fix: a missing /etc/netns/NAME is not an error (the
+ * Divergences from libpam-net 0.3, each a fix: an /etc/netns/NAME that is not root's, or that
+ * group or others may write, refuses the session (its entries replace /etc/shadow, sudoers…
+ * in it); an entry covers /etc/ENTRY itself, never what a symlink there points to (with
+ * rootshared, /etc/resolv.conf -> /run/… put the bind on the host's /run); a missing /etc/netns/NAME is not an error (the
  * original aborted the session after entering the namespace); a failed bind of one of its
  * entries fails the session (the original logged and went on; an entry with nothing of that
  * name in /etc is skipped, as `ip netns exec` does); a namespace file that could not
@@ -286,33 +289,46 @@ static int remount_sys(pam_handle_t *pamh, const char *name) {
   return 0;
 }
 
-/* /etc/netns/NAME/ENTRY over /etc/ENTRY, as `ip netns exec` does. */
+/* /etc/netns/NAME/ENTRY over /etc/ENTRY, as `ip netns exec` does, but over /etc/ENTRY itself
+ * when it is a symlink, never over what it points to: /etc/resolv.conf -> /run/… would put the
+ * bind on /run, which with rootshared is a peer of the host's (every process on the host would
+ * see the namespace's file). open_tree + move_mount without MOVE_MOUNT_T_SYMLINKS. */
 static int bind_etc(pam_handle_t *pamh, const char *dir) {
   DIR *d = opendir(dir);
-  if (!d) {
-    pam_syslog(pamh, LOG_ERR, "opendir %s: %m", dir);
+  int etc = open("/etc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (!d || etc < 0) {
+    pam_syslog(pamh, LOG_ERR, "open %s and /etc: %m", dir);
+    if (d) closedir(d);
+    if (etc >= 0) close(etc);
     return -1;
   }
   int failed = 0;
   struct dirent *e;
   while (!failed && (e = readdir(d))) {
     if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-    char from[PATH_MAX], to[PATH_MAX];
-    if (snprintf(from, sizeof from, "%s/%s", dir, e->d_name) >= (int)sizeof from ||
-        snprintf(to, sizeof to, "/etc/%s", e->d_name) >= (int)sizeof to) {
+    char from[PATH_MAX];
+    if (snprintf(from, sizeof from, "%s/%s", dir, e->d_name) >= (int)sizeof from) {
       failed = 1;
       break;
     }
-    if (mount(from, to, NULL, MS_BIND, NULL) < 0) {
-      if (errno == ENOENT) {  /* no /etc/ENTRY to cover: as ip netns exec, skip it */
-        pam_syslog(pamh, LOG_NOTICE, "bind %s: %s does not exist (skipped)", from, to);
-        continue;
-      }
-      pam_syslog(pamh, LOG_ERR, "bind %s on %s: %m", from, to);
+    int tree = open_tree(AT_FDCWD, from, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (tree < 0) {
+      pam_syslog(pamh, LOG_ERR, "bind %s: %m", from);
       failed = 1;
+      break;
     }
+    if (move_mount(tree, "", etc, e->d_name, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+      if (errno == ENOENT) {  /* no /etc/ENTRY to cover: as ip netns exec, skip it */
+        pam_syslog(pamh, LOG_NOTICE, "bind %s: /etc/%s does not exist (skipped)", from, e->d_name);
+      } else {
+        pam_syslog(pamh, LOG_ERR, "bind %s on /etc/%s: %m", from, e->d_name);
+        failed = 1;
+      }
+    }
+    close(tree);
   }
   closedir(d);
+  close(etc);
   return failed ? -1 : 0;
 }
 
@@ -344,6 +360,11 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
   struct stat st;
   if (snprintf(etc, sizeof etc, "%s/%s", NETNS_ETC, name) >= (int)sizeof etc) return PAM_ABORT;
   int has_etc = stat(etc, &st) == 0; /* a missing /etc/netns/NAME is fine */
+  /* Its entries cover /etc in the session (shadow, sudoers, pam.d…): only root may choose them. */
+  if (has_etc && (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)))) {
+    pam_syslog(pamh, LOG_ERR, "%s is not root's or is writable by others: refused", etc);
+    return PAM_ABORT;
+  }
   int lock = lock_rundir(pamh);
   if (lock < 0) return PAM_ABORT;
   int failed = netns_rundir(pamh) < 0 || enter_netns(pamh, name, o.lodown) < 0 ||

@@ -25,6 +25,7 @@ cleanup() {
   rm -f /etc/pam.d/vu-test-*
   for ns in "$user" vpn vu-join-t vu-att-t; do ip netns delete "$ns" 2>/dev/null; done
   rm -rf "/etc/netns/$user" /var/spool/cado/"$user" /var/spool/cado/vu-probe /tmp/vu-cado-cond.*
+  rm -f /etc/vu-test-pamnet-link
   for g in "${created_groups[@]}"; do groupdel "$g" 2>/dev/null; done
   userdel -r "$other" 2>/dev/null
   rm -rf "$inst"
@@ -53,10 +54,12 @@ sys_ptrace: @vu-cado-grp
 sys_boot : $user : /bin/bash -c false
 sys_pacct : $user : false
 mknod : $user : /usr/bin/test \$USER = root
+sys_rawio : $user : $inst/cond-py
 lease : $user : /bin/sleep 2.4242
 not_a_cap : $user
 CONF
 chmod 600 /etc/cado.conf
+printf '#!/usr/bin/python3\nimport sys\nsys.exit(1)\n' > "$inst/cond-py"; chmod 755 "$inst/cond-py"
 printf 'auth required pam_unix.so\n' > /etc/pam.d/cado
 "$here/../../scripts/install-cado.sh" --prefix "$inst" --build "$BUILD" >"$work/install.log" 2>&1 \
   || { cat "$work/install.log"; echo "SKIP: cannot install cado here"; exit 77; }
@@ -111,17 +114,28 @@ check "a condition: its command is found in a fixed PATH, not the caller's" 2 ""
 " as "$user" env PATH="$inst/evilpath:$inst/bin:/usr/bin:/bin" cado sys_pacct -- caprint -c
 check "a condition: \$USER is the caller's passwd name, not the caller's variable" 2 "" "$pw
 " as "$user" env USER=root cado mknod -- caprint -c
+# …nor through their home: HOME is _cado's, so python's user site-packages (a *.pth runs at
+# start-up) of the caller's home is not read by a python condition. Code run as _cado owns the
+# setuid cado: it could rewrite it through a shared mapping, keeping setuid and capabilities.
+if [ -x /usr/bin/python3 ]; then
+  usersite=$(as "$user" /usr/bin/python3 -c 'import site; print(site.getusersitepackages())')
+  as "$user" sh -c "mkdir -p '$usersite' && printf 'import os; os._exit(0)\n' > '$usersite/vu-cado-test.pth'"
+  check "a condition: the caller's home feeds it no code (python user site-packages)" 2 "" "$pw
+" as "$user" cado sys_rawio -- caprint -c
+  rm -f "$usersite/vu-cado-test.pth"
+else
+  skipped "a condition: the caller's home feeds it no code" "no /usr/bin/python3"
+fi
 as "$user" sh -c "printf '%s\n' '$pw' | KEEP_ME=1 BASH_ENV=/x cado lease -- true" >/dev/null 2>&1 & bg=$!
 pid=""; for _ in $(seq 60); do pid=$(pgrep -f '^/bin/sleep 2.4242$' | head -1); [ -n "$pid" ] && break; sleep 0.05; done
 if [ -n "$pid" ]; then
-  shell=$(getent passwd "$user" | cut -d: -f7)
-  want="HOME=$home
+  want="HOME=$(getent passwd _cado | cut -d: -f6)
 LOGNAME=$user
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-SHELL=$shell
+SHELL=$(getent passwd _cado | cut -d: -f7)
 USER=$user"
   got=$(tr '\0' '\n' < "/proc/$pid/environ" | sort)
-  [ "$got" = "$want" ] && ok "a condition's environment is fixed (PATH, HOME, USER, LOGNAME, SHELL)" || bad "a condition's environment" "got:" "$got" "want:" "$want"
+  [ "$got" = "$want" ] && ok "a condition's environment is fixed (PATH, USER, LOGNAME; _cado's HOME, SHELL)" || bad "a condition's environment" "got:" "$got" "want:" "$want"
   [ "$(stat -c %U "/proc/$pid")" = _cado ] && ok "…it runs as _cado" || bad "…it runs as _cado" "$(stat -c %U "/proc/$pid")"
   if command -v strace >/dev/null; then
     out=$(as "$user" timeout 2 strace -p "$pid" -e trace=none 2>&1)
@@ -295,6 +309,27 @@ shared" ] && ok "pam_usernet rootshared: / stays shared, /etc/netns still bound"
 out=$(unshare -m sh -c 'b=$(wc -l < /proc/self/mountinfo); "$1" vu-test-usernet-rs "$2" true; a=$(wc -l < /proc/self/mountinfo)
   [ "$a" = "$b" ] || { echo "mounts: $b before, $a after"; cat /proc/self/mountinfo; }' sh "$PAMSESSION" "$user" 2>&1)
 [ -z "$out" ] && ok "pam_usernet rootshared under a private /: no mount in the parent namespace" || bad "pam_usernet rootshared under a private /" "$out"
+# An /etc entry that is a symlink is covered itself, not what it points to: with rootshared the
+# target's mount (here /etc/resolv.conf -> /run/…-like, a file on the shared /) is the host's.
+printf 'host\n' > "$work/pamnet-target"; ln -sfn "$work/pamnet-target" /etc/vu-test-pamnet-link
+printf 'netns\n' > "/etc/netns/$user/vu-test-pamnet-link"
+out=$(unshare -m sh -c 'mount --make-rshared / && "$1" vu-test-usernet-rs "$2" cat /etc/vu-test-pamnet-link; cat "$3/pamnet-target"' \
+  sh "$PAMSESSION" "$user" "$work" 2>&1)
+[ "$out" = "netns
+host" ] && ok "pam_usernet rootshared: a symlink in /etc is covered itself, its target on the host untouched" \
+  || bad "pam_usernet rootshared: a symlink in /etc" "$out"
+out=$("$PAMSESSION" vu-test-usernet "$user" sh -c 'cat /etc/vu-test-pamnet-link; cat "$1"' sh "$work/pamnet-target" 2>&1)
+[ "$out" = "netns
+host" ] && ok "pam_usernet: a symlink in /etc is covered itself" || bad "pam_usernet: a symlink in /etc" "$out"
+rm -f /etc/vu-test-pamnet-link "/etc/netns/$user/vu-test-pamnet-link"
+# /etc/netns/NAME chooses the session's /etc/shadow, sudoers…: only root's, not writable by others.
+chown "$user" "/etc/netns/$user"
+"$PAMSESSION" vu-test-usernet "$user" true 2>/dev/null; rc=$?
+chown root "/etc/netns/$user"; chmod 0775 "/etc/netns/$user"
+"$PAMSESSION" vu-test-usernet "$user" true 2>/dev/null; rc2=$?
+chmod 0755 "/etc/netns/$user"
+[ $rc = 3 ] && [ $rc2 = 3 ] && ok "pam_usernet: an /etc/netns/USER the user owns, or group-writable, refuses the session" \
+  || bad "pam_usernet: /etc/netns/USER not root's" "user-owned: rc $rc, group-writable: rc $rc2 (want 3, 3)"
 # rootshared: the session's mounts reach the parent namespace (that is the option's point), its
 # own /sys and /etc do not. Run in a namespace of our own whose / is shared, as on systemd hosts.
 # The first session may make /etc a mount point of its own, once (documented, as /run/netns);
