@@ -348,6 +348,19 @@ bool host_gid(const Config& c, uint32_t v, gid_t* out) {
 int start_of(const Config& cfg, Call& c, int dirfd, Start* s) {
   s->host = read_link(dirfd_path(c.tid, dirfd));
   if (s->host.empty() || s->host[0] != '/') return dirfd == AT_FDCWD ? ENOENT : (s->host.empty() ? EBADF : ENOTDIR);
+  constexpr std::string_view kDeleted = " (deleted)";
+  if (s->host.ends_with(kDeleted)) {
+    // A removed directory: lookups start from the object itself (the magic link), as the
+    // kernel's do ("." still works in it; new names get ENOENT).
+    struct stat st;
+    const std::string link = dirfd_path(c.tid, dirfd) + "/";
+    if (::stat(link.c_str(), &st) == 0 && st.st_nlink == 0) {
+      std::string v = cfg.map.to_view(s->host.substr(0, s->host.size() - kDeleted.size()));
+      s->view = v.empty() ? s->host : v;
+      s->host = link;
+      return 0;
+    }
+  }
   std::string v = cfg.map.to_view(s->host);
   s->view = v.empty() ? s->host : v;
   return 0;
@@ -400,6 +413,142 @@ Answer write_stat(const Config& cfg, Call& c, struct stat st, uint64_t buf) {
   st.st_gid = view_gid(cfg, st.st_gid);
   if (!write_mem(c.tid, buf, &st, sizeof st)) return Answer::error(EFAULT);
   return Answer::value(0);
+}
+
+// Whether `host_dir` is a directory the ns backend shows as a read-only mirror: the deepest
+// existing ancestor of a missing mountpoint (Config::listing), when the caller cannot write it
+// (bindmount.cc, "Creating missing targets"). Creating or removing names in it is EROFS there.
+bool mirror_read_only(const Config& cfg, const std::string& host_dir) {
+  if (cfg.listing.empty()) return false;
+  struct stat st;
+  if (::stat(host_dir.c_str(), &st) < 0) return false;
+  for (const auto& [key, e] : cfg.listing)
+    if (key.first == st.st_dev && key.second == st.st_ino) return ::access(host_dir.c_str(), W_OK) < 0;
+  return false;
+}
+
+std::string parent_host(const Config& cfg, const Resolved& r) {
+  size_t k = r.view.rfind('/');
+  return cfg.map.to_host(k == 0 ? "/" : r.view.substr(0, k));
+}
+
+// A name made or removed in a read-only mirror (see above): EROFS, as the ns backend says.
+bool in_read_only_mirror(const Config& cfg, const Resolved& r) {
+  return !cfg.listing.empty() && !r.view.empty() && mirror_read_only(cfg, parent_host(cfg, r));
+}
+
+// A mountpoint cannot be removed or renamed, and the kernel says so after the checks it makes
+// first: a read-only parent (EROFS: a read-only mount, or the ns backend's read-only mirror of
+// a directory that lacked the mountpoint), no write and search on the parent (EACCES), EBUSY.
+int mountpoint_error(const Config& cfg, const Resolved& r) {
+  size_t k = r.view.rfind('/');
+  std::string pview = k == 0 ? "/" : r.view.substr(0, k);
+  const Mount* pm = cfg.map.covering(pview);
+  if (pm && pm->read_only) return EROFS;
+  std::string parent = cfg.map.to_host(pview);
+  if (mirror_read_only(cfg, parent)) return EROFS;
+  return ::access(parent.c_str(), W_OK | X_OK) < 0 ? EACCES : EBUSY;
+}
+
+// ---- the mount table ------------------------------------------------------------------------
+// /proc/PID/mountinfo and /proc/PID/mounts (so /proc/self/… and /proc/mounts): the host's
+// table, then a line for each mount of the view (its device, type and source are those of the
+// host mount that holds its source), as a mount namespace would list them after its own.
+enum class MountTable { kNone, kMountinfo, kMounts };
+
+MountTable mount_table(const std::string& host) {
+  if (host.compare(0, 6, "/proc/") != 0) return MountTable::kNone;
+  size_t i = 6;
+  while (i < host.size() && host[i] >= '0' && host[i] <= '9') ++i;
+  if (i == 6) return MountTable::kNone;
+  std::string_view rest = std::string_view(host).substr(i);
+  if (rest == "/mountinfo") return MountTable::kMountinfo;
+  if (rest == "/mounts") return MountTable::kMounts;
+  return MountTable::kNone;
+}
+
+std::string escape_mount_path(std::string_view p) {
+  std::string out;
+  for (char ch : p) {
+    if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\\') {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\%03o", static_cast<unsigned char>(ch));
+      out += b;
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+Answer do_mount_table(const Config& cfg, const std::string& host, MountTable kind, int flags) {
+  std::string table, info;
+  for (auto [path, out] : {std::pair{host, &table}, std::pair{proc_path(::getpid(), "mountinfo"), &info}}) {
+    UniqueFd in(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in) return Answer::error(errno);
+    char buf[16384];
+    ssize_t n;
+    while ((n = ::read(in.get(), buf, sizeof buf)) > 0) out->append(buf, static_cast<size_t>(n));
+  }
+  // The host's mounts (mountinfo fields: 2 maj:min, 3 root, 4 mount point, after " - ": type,
+  // source, options), to find the one that holds each view mount's source.
+  struct HostMount {
+    std::vector<std::string> f;
+    std::string type, source, super;
+  };
+  std::vector<HostMount> hosts;
+  size_t pos = 0;
+  while (pos < info.size()) {
+    size_t end = info.find('\n', pos);
+    if (end == std::string::npos) end = info.size();
+    std::string line = info.substr(pos, end - pos);
+    pos = end + 1;
+    size_t dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    HostMount h;
+    size_t a = 0;
+    std::string head = line.substr(0, dash);
+    while (a <= head.size()) {
+      size_t b = head.find(' ', a);
+      if (b == std::string::npos) b = head.size();
+      h.f.push_back(head.substr(a, b - a));
+      a = b + 1;
+    }
+    std::string tail = line.substr(dash + 3);
+    size_t s1 = tail.find(' '), s2 = tail.find(' ', s1 == std::string::npos ? tail.size() : s1 + 1);
+    if (h.f.size() < 6 || s1 == std::string::npos || s2 == std::string::npos) continue;
+    h.type = tail.substr(0, s1);
+    h.source = tail.substr(s1 + 1, s2 - s1 - 1);
+    h.super = tail.substr(s2 + 1);
+    hosts.push_back(std::move(h));
+  }
+  int id = 100000;
+  for (const Mount& m : cfg.map.mounts()) {
+    const HostMount* best = nullptr;
+    for (const HostMount& h : hosts)  // the last (topmost) of the longest mount point
+      if (is_within(m.host, h.f[4]) && (!best || h.f[4].size() >= best->f[4].size())) best = &h;
+    if (!best) continue;
+    std::string root = m.host.substr(best->f[4] == "/" ? 0 : best->f[4].size());
+    if (best->f[3] != "/") root = best->f[3] + root;
+    if (root.empty()) root = "/";
+    const std::string opts = m.read_only ? "ro,relatime" : "rw,relatime";
+    if (kind == MountTable::kMountinfo)
+      table += std::to_string(id) + " 1 " + best->f[2] + " " + escape_mount_path(root) + " " +
+               escape_mount_path(m.view) + " " + opts + " - " + best->type + " " + best->source + " " +
+               best->super + "\n";
+    else
+      table += best->source + " " + escape_mount_path(m.view) + " " + best->type + " " + opts + " 0 0\n";
+    ++id;
+  }
+  UniqueFd mem(static_cast<int>(::syscall(SYS_memfd_create, "vu-pvm-mounts", MFD_CLOEXEC)));
+  if (!mem) return Answer::error(errno);
+  if (::write(mem.get(), table.data(), table.size()) != static_cast<ssize_t>(table.size())) return Answer::error(EIO);
+  Answer a;
+  a.fd.reset(::open(proc_path(::getpid(), ("fd/" + std::to_string(mem.get())).c_str()).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!a.fd) return Answer::error(errno);
+  a.kind = Answer::kFd;
+  a.cloexec = flags & O_CLOEXEC;
+  return a;
 }
 
 // ---- calls that wait -----------------------------------------------------------------------
@@ -476,11 +625,15 @@ Answer do_open(const Config& cfg, Call& c, int dirfd, uint64_t path, int flags, 
   const bool tmpfile = (flags & O_TMPFILE) == O_TMPFILE;
   if (r.exists && excl_create) return Answer::error(EEXIST);
   if (!r.exists && !(flags & O_CREAT)) return Answer::error(ENOENT);
+  if (!r.exists && r.trailing_slash) return Answer::error(EISDIR);  // O_CREAT of "name/"
+  if (!r.exists && in_read_only_mirror(cfg, r)) return Answer::error(EROFS);
   const bool writes = acc != O_RDONLY || (flags & O_TRUNC) || (!r.exists && (flags & O_CREAT)) || tmpfile;
   if (writes && writes_refused(r)) {
     if (r.exists && S_ISDIR(r.st.st_mode) && acc != O_RDONLY) return Answer::error(EISDIR);
     return Answer::error(EROFS);
   }
+  if (MountTable t = mount_table(r.host); t != MountTable::kNone && r.exists && !cfg.map.empty())
+    return do_mount_table(cfg, r.host, t, flags);
   if (!r.moved) return Answer::cont();
   if (flags & (O_CREAT | O_TMPFILE)) mode &= ~umask_of(c);
   // On a worker thread (Monitor): a FIFO open waits here for its peer, as the caller would.
@@ -579,48 +732,44 @@ Answer do_getcwd(const Config& cfg, Call& c) {
   std::string host = read_link(proc_path(c.tid, "cwd"));
   if (host.empty()) return Answer::error(ENOENT);
   if (cfg.map.empty()) return Answer::cont();
+  // A removed directory: the kernel says ENOENT (the link reads "… (deleted)").
+  struct stat st;
+  if (::stat(proc_path(c.tid, "cwd").c_str(), &st) == 0 && st.st_nlink == 0) return Answer::error(ENOENT);
   std::string v = cfg.map.to_view(host);
   return reply_string(c, v.empty() ? "(unreachable)" + host : v, c.a[0], c.a[1], true);
 }
 
 // ---- creating and removing names -----------------------------------------------------------
 // Resolves the name a creating call makes (never following a final symlink).
-Answer check_create(const Resolved& r) {
+Answer check_create(const Config& cfg, const Resolved& r, bool dir = false) {
   if (r.err) return Answer::error(r.err);
   if (r.exists) return Answer::error(EEXIST);
-  if (r.read_only()) return Answer::error(EROFS);
+  if (r.trailing_slash && !dir) return Answer::error(ENOENT);  // "name/" only for mkdir
+  if (r.read_only() || in_read_only_mirror(cfg, r)) return Answer::error(EROFS);
   return Answer::cont();
 }
 
 Answer do_mkdir(const Config& cfg, Call& c, int dirfd, uint64_t path, mode_t mode) {
   Resolved r = resolve_arg(cfg, c, dirfd, path, false);
-  Answer a = check_create(r);
+  Answer a = check_create(cfg, r, true);
   if (a.kind != Answer::kContinue || !r.moved) return a;
   return Answer::result(::mkdir(r.host.c_str(), mode & ~umask_of(c)));
 }
 
 Answer do_mknod(const Config& cfg, Call& c, int dirfd, uint64_t path, mode_t mode, dev_t dev) {
   Resolved r = resolve_arg(cfg, c, dirfd, path, false);
-  Answer a = check_create(r);
+  Answer a = check_create(cfg, r);
   if (a.kind != Answer::kContinue || !r.moved) return a;
   return Answer::result(::mknod(r.host.c_str(), mode & ~umask_of(c), dev));
 }
 
 Answer do_symlink(const Config& cfg, Call& c, uint64_t target, int dirfd, uint64_t path) {
   Resolved r = resolve_arg(cfg, c, dirfd, path, false);
-  Answer a = check_create(r);
+  Answer a = check_create(cfg, r);
   if (a.kind != Answer::kContinue || !r.moved) return a;
   std::string t;
   if (int e = read_string(c.tid, target, &t)) return Answer::error(e);
   return Answer::result(::symlink(t.c_str(), r.host.c_str()));
-}
-
-// A mountpoint cannot be removed or renamed: EBUSY, after the permission check the kernel makes
-// first (write and search on the directory that holds it).
-int mountpoint_error(const Config& cfg, const Resolved& r) {
-  size_t k = r.view.rfind('/');
-  std::string parent = cfg.map.to_host(k == 0 ? "/" : r.view.substr(0, k));
-  return ::access(parent.c_str(), W_OK | X_OK) < 0 ? EACCES : EBUSY;
 }
 
 Answer do_remove(const Config& cfg, Call& c, int dirfd, uint64_t path, bool dir) {
@@ -628,7 +777,7 @@ Answer do_remove(const Config& cfg, Call& c, int dirfd, uint64_t path, bool dir)
   if (r.err) return Answer::error(r.err);
   if (!r.exists) return Answer::error(ENOENT);
   if (r.mountpoint) return Answer::error(mountpoint_error(cfg, r));
-  if (r.read_only()) return Answer::error(EROFS);
+  if (r.read_only() || in_read_only_mirror(cfg, r)) return Answer::error(EROFS);
   if (!r.moved) return Answer::cont();
   return Answer::result(dir ? ::rmdir(r.host.c_str()) : ::unlink(r.host.c_str()));
 }
@@ -643,7 +792,7 @@ Answer do_rename(const Config& cfg, Call& c, int olddir, uint64_t oldp, int newd
   if (o.mountpoint) return Answer::error(mountpoint_error(cfg, o));
   if (n.mountpoint) return Answer::error(mountpoint_error(cfg, n));
   if (o.mount != n.mount) return Answer::error(EXDEV);
-  if (o.read_only()) return Answer::error(EROFS);
+  if (o.read_only() || in_read_only_mirror(cfg, o) || in_read_only_mirror(cfg, n)) return Answer::error(EROFS);
   if (!o.moved && !n.moved) return Answer::cont();
   return Answer::result(::renameat2(AT_FDCWD, o.host.c_str(), AT_FDCWD, n.host.c_str(), flags));
 }
@@ -657,7 +806,8 @@ Answer do_link(const Config& cfg, Call& c, int olddir, uint64_t oldp, int newdir
   if (n.err) return Answer::error(n.err);
   if (n.exists) return Answer::error(EEXIST);
   if (o.mount != n.mount) return Answer::error(EXDEV);
-  if (n.read_only()) return Answer::error(EROFS);
+  if (n.trailing_slash) return Answer::error(ENOENT);
+  if (n.read_only() || in_read_only_mirror(cfg, n)) return Answer::error(EROFS);
   if (!o.moved && !n.moved) return Answer::cont();
   return Answer::result(::linkat(AT_FDCWD, o.host.c_str(), AT_FDCWD, n.host.c_str(), 0));
 }

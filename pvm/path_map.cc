@@ -122,6 +122,7 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
   }
   const bool trailing_slash = path.back() == '/';
   if (trailing_slash) follow = true;
+  r.trailing_slash = trailing_slash;
   std::vector<std::string> cur_view;
   std::string cur_host;
   if (path[0] == '/') {
@@ -180,9 +181,11 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
       int e = errno;
       if (last && e == ENOENT) {  // a name to create
         r.view = v;
-        r.host = h;
+        // "new/": the host call sees the slash too (mkdir makes it; mknod, symlink, link:
+        // ENOENT; rename of a file onto it: ENOTDIR; open O_CREAT: EISDIR).
+        r.host = trailing_slash ? h + "/" : h;
         r.mount = covering(v);
-        if (trailing_slash) r.exists = false;
+        r.trailing_slash = trailing_slash;
         return r;
       }
       r.err = e;

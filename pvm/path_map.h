@@ -56,6 +56,7 @@ struct Resolved {
   std::string host;     // host path of it (its parent's host path + name when it does not exist)
   bool moved = false;   // the view's lookup differs from the host's (see above)
   bool mountpoint = false;  // the final object is a mountpoint of the view
+  bool trailing_slash = false;  // the path ended with '/' (a name to create keeps it in host)
   const Mount* mount = nullptr;  // the mount that covers the final object, if any
   bool read_only() const { return mount && mount->read_only; }
 };

@@ -150,6 +150,15 @@ probe "signals (200 us timer, no SA_RESTART) never interrupt emulated calls" aut
   "$PROBE" eintr /scratch 3000
 mkdir -p "$W/eintr"
 probe "...nor the ids under --root" auto --root -- "$PROBE" eintr "$W/eintr" 3000
+probe "a trailing slash on a new name (open O_CREAT, mkfifo, symlink, link, rename, mkdir)" auto "${S[@]}" -- \
+  sh -c 'exec 2>&1; cd /scratch; touch f; mkfifo n/; ln -s x n/; ln f n/; mv f n/; "$1" creat /scratch/n/; "$1" creat n/; mkdir n/ && ls -F' _ "$PROBE"
+probe "getcwd in a removed directory is ENOENT; . still works" auto "${S[@]}" -- \
+  sh -c 'exec 2>&1; mkdir /scratch/gone; cd /scratch/gone; rmdir /scratch/gone; "$1" getcwd; stat -c %F .; touch x; ls' _ "$PROBE"
+probe "the mount table lists the view's mounts" "${S[@]}" --bind "$W/data:/mnt:ro" -- \
+  sh -c 'findmnt -n -o FSTYPE /scratch; findmnt -n -o FSTYPE,OPTIONS /mnt | tail -1 | cut -d, -f1; grep -c " /scratch " /proc/self/mountinfo; grep -c " /scratch " /proc/mounts; mountpoint /mnt; mountpoint /scratch'
+probe "a mountpoint cannot be removed or renamed (EROFS in a mirrored /, EBUSY in a writable directory)" \
+  "${S[@]}" --bind "$W/data:/mnt" --tmpfs "$W/mp" -- \
+  sh -c 'exec 2>&1; for p in /mnt /scratch "$1/mp"; do rmdir "$p"; mv "$p" "$p.x"; done; touch /newf; mkdir /newd; rmdir /tmp' _ "$W"
 
 # --- Every way of writing fails with EROFS under a read-only bind -------------------------------
 R=(--bind "$W/data:/mnt:ro")

@@ -15,6 +15,8 @@
 //   inotify DIR             watches DIR, creates DIR/inotify-probe, prints the event's name
 //   dir PATH                the DIR API: entries, rewinddir, telldir/seekdir, readdir_r, fdopendir
 //   execl l|p|e|v|s CMD     runs `sh -c CMD` through execl, execlp, execle, execvp or posix_spawnp
+//   creat PATH              open(PATH, O_WRONLY|O_CREAT, 0644)
+//   getcwd                  getcwd(): the path or the errno's name
 //   opath PATH              open(PATH, O_PATH|O_NOFOLLOW), fstat of it, lchmod(PATH, 0600), mode
 //   fdlimit DIR             RLIMIT_NOFILE 16, then opens DIR/fN (O_CREAT) until one fails: errno
 //   eintr DIR N             a 200 us SIGALRM timer (handler without SA_RESTART) while mkdir, rmdir,
@@ -161,6 +163,13 @@ int main(int argc, char** argv) {
       }
     }
     return report(-1);
+  }
+  if (!strcmp(w, "creat")) return report(open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+  if (!strcmp(w, "getcwd")) {
+    char buf[4096];
+    if (!getcwd(buf, sizeof buf)) return report(-1);
+    printf("%s\n", buf);
+    return 0;
   }
   if (!strcmp(w, "opath")) {
     int fd = open(p, O_PATH | O_NOFOLLOW | O_CLOEXEC);
