@@ -1,8 +1,10 @@
 #include "base/temp_dir.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -48,6 +50,10 @@ void remove_tree(const std::string& path) {
 }
 }  // namespace
 
+// A pid is only a hint: in another pid namespace (a vu in a container or `unshare -p` sharing
+// /dev/shm or $TMPDIR) a live vu's pid is "gone" here. The proof is the lock every live
+// make_owned directory holds (flock on the directory, close-on-exec): one whose lock can be
+// taken has no owner left. Its pid being gone here is checked first only to spare the opens.
 Result<TempDir> TempDir::make_owned(const std::string& parent, const char* prefix) {
   const std::string lead = std::string(prefix) + ".";
   if (DIR* d = ::opendir(parent.c_str())) {
@@ -58,15 +64,28 @@ Result<TempDir> TempDir::make_owned(const std::string& parent, const char* prefi
       long pid = std::strtol(e->d_name + lead.size(), &end, 10);
       if (pid <= 0 || *end != '.' || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
       struct stat st;
-      std::string path = parent + "/" + e->d_name;
-      if (::lstat(path.c_str(), &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) continue;
-      remove_tree(path);
+      UniqueFd fd(::openat(::dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!fd || ::fstat(fd.get(), &st) < 0 || st.st_uid != ::geteuid()) continue;
+      if (::flock(fd.get(), LOCK_EX | LOCK_NB) < 0) continue;  // a live vu's, in another pid namespace
+      remove_tree(parent + "/" + e->d_name);
     }
     ::closedir(d);
   }
-  std::string path = parent + "/" + lead + std::to_string(::getpid()) + ".XXXXXX";
-  if (!::mkdtemp(path.data())) return Error::sys("mkdtemp", errno, path);
-  return TempDir(std::move(path));
+  // Locked before use; a sweep (from another pid namespace) may have taken it between mkdtemp
+  // and the lock: then it has no links left and we make another.
+  for (int tries = 0; tries < 5; ++tries) {
+    std::string path = parent + "/" + lead + std::to_string(::getpid()) + ".XXXXXX";
+    if (!::mkdtemp(path.data())) return Error::sys("mkdtemp", errno, path);
+    UniqueFd lock(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    struct stat st;
+    if (!lock || ::flock(lock.get(), LOCK_EX) < 0 || ::fstat(lock.get(), &st) < 0)
+      return Error::sys("lock", errno, path);
+    if (st.st_nlink == 0) continue;
+    TempDir t(std::move(path));
+    t.lock_ = std::move(lock);
+    return t;
+  }
+  return Error::make(ErrorKind::kSetup, "mkdtemp: " + parent + "/" + lead + "*: the directory keeps disappearing");
 }
 
 TempDir::~TempDir() {

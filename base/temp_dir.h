@@ -7,6 +7,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "base/unique_fd.h"
 
 namespace vu {
 
@@ -18,11 +19,12 @@ class TempDir {
   // PARENT/PREFIX.PID.XXXXXX, after removing the PREFIX.PID.* directories of this user whose
   // process PID is gone (a vu killed with SIGKILL could not remove its own). Only directories
   // owned by the caller, not symlinks, and never one whose process still runs (even if the pid
-  // was reused: that one is left for a later run).
+  // was reused: that one is left for a later run) nor one still locked: the directory is
+  // flock'ed while its TempDir lives, so a vu in another pid namespace keeps its own.
   static Result<TempDir> make_owned(const std::string& parent, const char* prefix);
   // The same in $TMPDIR or /tmp.
   static Result<TempDir> make_owned(const char* prefix);
-  TempDir(TempDir&& o) noexcept : path_(std::move(o.path_)) { o.path_.clear(); }
+  TempDir(TempDir&& o) noexcept : path_(std::move(o.path_)), lock_(std::move(o.lock_)) { o.path_.clear(); }
   TempDir& operator=(TempDir&&) = delete;
   TempDir(const TempDir&) = delete;
   ~TempDir();
@@ -31,6 +33,7 @@ class TempDir {
  private:
   explicit TempDir(std::string p) : path_(std::move(p)) {}
   std::string path_;
+  UniqueFd lock_;  // make_owned: a flock on the directory while it is in use
 };
 
 }  // namespace vu

@@ -1,4 +1,8 @@
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -135,6 +139,36 @@ TEST(TempDir, RemovedRecursively) {
     ASSERT_TRUE(sys::write_all(UniqueFd(::creat((path + "/sub/f").c_str(), 0600)).get(), "x", "f"));
   }
   EXPECT_NE(::access(path.c_str(), F_OK), 0);
+}
+
+// make_owned's sweep removes PREFIX.PID.* directories of dead pids, but a pid means nothing in
+// another pid namespace (a vu in a container, in `unshare -p`, sharing /dev/shm or $TMPDIR):
+// there a live vu's pid is "gone" here. A live vu holds a lock on its directory; the sweep
+// spares a locked one whatever its pid says.
+TEST(TempDir, SweepSparesALockedDirectoryWhosePidIsGoneHere) {
+  auto parent = TempDir::make("vu-test-sweep");
+  ASSERT_TRUE(parent.ok());
+  pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ASSERT_GT(dead, 0);
+  ASSERT_EQ(::waitpid(dead, nullptr, 0), dead);
+  const std::string lead = parent->path() + "/vu-t." + std::to_string(dead);
+  ASSERT_EQ(::mkdir((lead + ".live").c_str(), 0700), 0);
+  ASSERT_EQ(::mkdir((lead + ".live/sub").c_str(), 0700), 0);
+  ASSERT_EQ(::mkdir((lead + ".stale").c_str(), 0700), 0);
+  UniqueFd held(::open((lead + ".live").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(held);
+  ASSERT_EQ(::flock(held.get(), LOCK_EX), 0);
+  {
+    auto mine = TempDir::make_owned(parent->path(), "vu-t");
+    ASSERT_TRUE(mine.ok());
+    EXPECT_EQ(::access((lead + ".live/sub").c_str(), F_OK), 0) << "a locked (live) directory was removed";
+    EXPECT_NE(::access((lead + ".stale").c_str(), F_OK), 0) << "an unlocked one of a dead pid was kept";
+    // Its own directory is locked while it lives: another sweep, from any pid namespace, spares it.
+    UniqueFd probe(::open(mine->path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    ASSERT_TRUE(probe);
+    EXPECT_NE(::flock(probe.get(), LOCK_EX | LOCK_NB), 0);
+  }
 }
 
 }  // namespace
