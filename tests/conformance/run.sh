@@ -150,6 +150,8 @@ probe "signals (200 us timer, no SA_RESTART) never interrupt emulated calls" aut
   "$PROBE" eintr /scratch 3000
 mkdir -p "$W/eintr"
 probe "...nor the ids under --root" auto --root -- "$PROBE" eintr "$W/eintr" 3000
+probe "unix socket addresses: getsockname, getpeername, sendto, sendmsg with a path" auto "${S[@]}" -- \
+  "$PROBE" unixaddr /scratch
 probe "a trailing slash on a new name (open O_CREAT, mkfifo, symlink, link, rename, mkdir)" auto "${S[@]}" -- \
   sh -c 'exec 2>&1; cd /scratch; touch f; mkfifo n/; ln -s x n/; ln f n/; mv f n/; "$1" creat /scratch/n/; "$1" creat n/; mkdir n/ && ls -F' _ "$PROBE"
 probe "getcwd in a removed directory is ENOENT; . still works" auto "${S[@]}" -- \

@@ -17,6 +17,8 @@
 //   execl l|p|e|v|s CMD     runs `sh -c CMD` through execl, execlp, execle, execvp or posix_spawnp
 //   creat PATH              open(PATH, O_WRONLY|O_CREAT, 0644)
 //   getcwd                  getcwd(): the path or the errno's name
+//   unixaddr DIR            unix sockets at DIR/s.sock, DIR/d.sock: getsockname, getpeername,
+//                           sendto and sendmsg (with an SCM_RIGHTS descriptor) to a path
 //   opath PATH              open(PATH, O_PATH|O_NOFOLLOW), fstat of it, lchmod(PATH, 0600), mode
 //   fdlimit DIR             RLIMIT_NOFILE 16, then opens DIR/fN (O_CREAT) until one fails: errno
 //   eintr DIR N             a 200 us SIGALRM timer (handler without SA_RESTART) while mkdir, rmdir,
@@ -170,6 +172,67 @@ int main(int argc, char** argv) {
     if (!getcwd(buf, sizeof buf)) return report(-1);
     printf("%s\n", buf);
     return 0;
+  }
+  if (!strcmp(w, "unixaddr")) {
+    char sp[4096], dp[4096];
+    snprintf(sp, sizeof sp, "%s/s.sock", p);
+    snprintf(dp, sizeof dp, "%s/d.sock", p);
+    struct sockaddr_un a, got;
+    socklen_t gl;
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int len = unix_addr(&a, sp);
+    if (bind(l, (struct sockaddr*)&a, len) < 0 || listen(l, 4) < 0) return report(-1);
+    gl = sizeof got;
+    getsockname(l, (struct sockaddr*)&got, &gl);
+    printf("listener: %s (%d)\n", got.sun_path, (int)gl);
+    int cl = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connect(cl, (struct sockaddr*)&a, len) < 0) return report(-1);
+    gl = sizeof got;
+    getpeername(cl, (struct sockaddr*)&got, &gl);
+    printf("peer: %s (%d)\n", got.sun_path, (int)gl);
+    int ac = accept(l, NULL, NULL);
+    gl = sizeof got;
+    getsockname(ac, (struct sockaddr*)&got, &gl);
+    printf("accepted: %s\n", got.sun_path);
+    gl = 4;  // short buffer: truncated, full length returned
+    getsockname(l, (struct sockaddr*)&got, &gl);
+    printf("short: %d\n", (int)gl);
+    int d = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    len = unix_addr(&a, dp);
+    if (bind(d, (struct sockaddr*)&a, len) < 0) return report(-1);
+    int c = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (sendto(c, "hi", 2, 0, (struct sockaddr*)&a, len) != 2) return report(-1);
+    char buf[16] = {0};
+    recv(d, buf, sizeof buf - 1, 0);
+    printf("sendto: %s\n", buf);
+    int pfd[2];
+    if (pipe(pfd) < 0) return report(-1);
+    union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
+    memset(&cm, 0, sizeof cm);
+    struct iovec iov = {"fd", 2};
+    struct msghdr mh = {.msg_name = &a, .msg_namelen = len, .msg_iov = &iov, .msg_iovlen = 1,
+                        .msg_control = cm.b, .msg_controllen = sizeof cm.b};
+    struct cmsghdr* h = CMSG_FIRSTHDR(&mh);
+    h->cmsg_level = SOL_SOCKET;
+    h->cmsg_type = SCM_RIGHTS;
+    h->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(h), &pfd[1], sizeof(int));
+    if (sendmsg(c, &mh, 0) != 2) return report(-1);
+    union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } rc;
+    char rb[16] = {0};
+    struct iovec riov = {rb, sizeof rb - 1};
+    struct msghdr rm = {.msg_iov = &riov, .msg_iovlen = 1, .msg_control = rc.b, .msg_controllen = sizeof rc.b};
+    if (recvmsg(d, &rm, 0) < 0) return report(-1);
+    int got_fd = -1;
+    if (CMSG_FIRSTHDR(&rm)) memcpy(&got_fd, CMSG_DATA(CMSG_FIRSTHDR(&rm)), sizeof(int));
+    if (got_fd >= 0) (void)!write(got_fd, "x", 1);
+    char x = 0;
+    (void)!read(pfd[0], &x, 1);
+    printf("sendmsg: %s, descriptor %s\n", rb, x == 'x' ? "works" : "lost");
+    struct sockaddr_un missing;
+    int ml = unix_addr(&missing, "/nonexistent-dir/x.sock");
+    printf("sendto a missing path: ");
+    return report(sendto(c, "hi", 2, 0, (struct sockaddr*)&missing, ml));
   }
   if (!strcmp(w, "opath")) {
     int fd = open(p, O_PATH | O_NOFOLLOW | O_CLOEXEC);

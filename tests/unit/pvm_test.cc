@@ -1,7 +1,9 @@
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -152,6 +154,24 @@ TEST_F(PathMapFs, MagicLinksFollowTheObject) {
   EXPECT_EQ(r.view, "/view/f");  // so a read-only bind covers reopens too
 }
 
+// A new name with a trailing slash keeps it in the host path, so the host call answers as the
+// kernel does for the view's path (mkdir makes it; mknod, symlink, link: ENOENT; open O_CREAT:
+// EISDIR; rename of a file onto it: ENOTDIR).
+TEST_F(PathMapFs, TrailingSlashOnANewNameReachesTheHost) {
+  Resolved r = abs("/view/new/", false);
+  ASSERT_EQ(r.err, 0);
+  EXPECT_FALSE(r.exists);
+  EXPECT_TRUE(r.trailing_slash);
+  EXPECT_EQ(r.host, root_ + "/data/new/");
+  EXPECT_EQ(r.view, "/view/new");
+  Resolved plain = abs("/view/new", false);
+  EXPECT_FALSE(plain.trailing_slash);
+  EXPECT_EQ(plain.host, root_ + "/data/new");
+  EXPECT_EQ(abs("/view/f/").err, ENOTDIR);  // an existing file: as before
+  EXPECT_EQ(::mknod(r.host.c_str(), S_IFIFO | 0600, 0), -1);
+  EXPECT_EQ(errno, ENOENT);
+}
+
 }  // namespace
 }  // namespace vu::pvm
 
@@ -199,6 +219,23 @@ TEST(PvmConfig, TmpfsAndMissingAncestorsBecomeDirectories) {
   pvm::Resolved a = cfg->map.resolve({}, "/vu-unit-missing/a", true, {});
   EXPECT_TRUE(a.read_only());
   EXPECT_EQ(::access((a.host + "/scratch").c_str(), F_OK), 0);  // listed in its parent
+}
+
+TEST(PvmFilter, KillableWaitOnThisKernel) {
+  // Linux >= 5.19 has SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV; the probe must agree with uname.
+  utsname u;
+  ASSERT_EQ(::uname(&u), 0);
+  int major = 0, minor = 0;
+  std::sscanf(u.release, "%d.%d", &major, &minor);
+  EXPECT_EQ(pvm::killable_wait_supported(), major > 5 || (major == 5 && minor >= 19));
+}
+
+TEST(PvmFilter, BuildsWithMountsAndOPathRules) {
+  pvm::Config cfg;
+  cfg.map.add({"/mnt", "/tmp", false});
+  auto f = pvm::Filter::build(cfg);
+  ASSERT_TRUE(f.ok()) << f.error().to_string();
+  EXPECT_GT(f->size(), 60u);
 }
 
 TEST(PvmFilter, Builds) {
