@@ -78,9 +78,22 @@ Result<int> net_attach(const AttachSpec& spec) {
   }
   if (int e = vdens::send_fds(helper.view_socket(), &tap, 1)) return Error::sys("hand the tap to vu-net", e);
   tap_owner.reset();
+  // vu-net's answer (it bounds its own steps), or a signal: ^C ends a start that waits.
+  struct pollfd w[2] = {{sfd.get(), POLLIN, 0}, {helper.view_socket(), POLLIN, 0}};
+  while (::poll(w, 2, -1) < 0 && errno == EINTR) {
+  }
+  if (w[0].revents & POLLIN) {
+    struct signalfd_siginfo si {};
+    (void)!::read(sfd.get(), &si, sizeof si);
+    return 128 + static_cast<int>(si.ssi_signo);
+  }
   char answer[4096];
   ssize_t n;
-  while ((n = ::recv(helper.view_socket(), answer, sizeof answer, 0)) < 0 && errno == EINTR) {
+  // ECONNRESET: vu-net failed and exited with our tap unread; the kernel says so once, before
+  // the answer it left us (as in ns_backend.cc).
+  int resets = 0;
+  while ((n = ::recv(helper.view_socket(), answer, sizeof answer, 0)) < 0 &&
+         (errno == EINTR || (errno == ECONNRESET && resets++ == 0))) {
   }
   if (n != 1 || answer[0] != 'R') return NetHelper::error_from(n > 0 ? std::string_view(answer, static_cast<size_t>(n)) : "");
   std::fprintf(stderr, "vu: %s attached to %s%s%s; SIGINT or SIGTERM detaches it\n", spec.name.c_str(),

@@ -83,6 +83,18 @@ for sig in INT TERM HUP; do
     kill -KILL $v; wait $v
   fi
 done
+# vu net attach (into a namespace of our own) on the same switch: bounded too, and ^C ends it.
+if unshare -rn true 2>/dev/null; then
+  check_err "vu net attach on a full vde_switch: bounded, names the switch" 125 "vde://$work/full: the switch accepted the connection but did not answer" \
+    $T unshare -rn "$VU" net attach "vde://$work/full"
+  unshare -rn "$VU" net attach "vde://$work/full" 2>/dev/null & v=$!
+  sleep 0.5
+  kill -INT $v
+  if wait_gone $v 1; then wait $v; expect "SIGINT ends a starting vu net attach" 130 $?
+  else bad "SIGINT to a starting vu net attach does nothing"; kill -KILL $v; wait $v; fi
+else
+  skipped "vu net attach on a full switch" "unshare -rn is not allowed here"
+fi
 kill $plug 2>/dev/null; pkill -P $$ -x sleep 2>/dev/null; wait $plug 2>/dev/null
 kill "$(cat "$work/full.pid")" 2>/dev/null
 sleep 0.3
