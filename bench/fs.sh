@@ -8,6 +8,8 @@
 #          the point — what the layer adds, not what the disk costs)
 #   read   dd if=DIR/f of=/dev/null bs=1M, in a fresh view (the FUSE page cache is cold; the
 #          host's is warm, as for direct access)
+#   tar x  tar xf of 5000 small files (0.5-4 KiB, 50 directories) into DIR, timed in the view
+#          (metadata: lookups, creates, small writes)
 # Set-ups: direct (the host directory); vu --cow :kernel (overlayfs in the user namespace);
 # vu --cow :fuse (vu-cowfs) and its variants: without the writeback cache, without splice,
 # with splice for requests too, multithreaded;
@@ -35,6 +37,14 @@ dd_seconds() { sed -n 's/.* copied, \([0-9.e-]*\) s,.*/\1/p' | tail -1; }
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 write_cmd='dd if=/dev/zero of="$D/f" bs=1M count=256 2>&1'
 read_cmd='dd if="$D/f" of=/dev/null bs=1M 2>&1'
+tar_cmd='mkdir "$D/tx.$$" && s=$(date +%s.%N) && tar xf "$T" --no-same-owner -C "$D/tx.$$" && e=$(date +%s.%N) && echo "$s $e" | awk '"'"'{ printf "x copied, %.6f s, x\n", $2 - $1 }'"'"''
+# The small files, made once.
+mkdir -p "$tmp/src"
+for d in $(seq 50); do
+  mkdir -p "$tmp/src/d$d"
+  for f in $(seq 100); do head -c $(( (d * 131 + f * 37) % 3584 + 512 )) /dev/urandom > "$tmp/src/d$d/f$f"; done
+done
+tar -C "$tmp/src" -cf "$tmp/small.tar" . && rm -rf "$tmp/src"
 
 # The set-ups: NAME|DIR|VIEW-PREFIX (VIEW-PREFIX runs a shell command, its last argument, there).
 setups=(
@@ -51,14 +61,15 @@ setups=(
 )
 truncate -s 600M "$tmp/disk.img" && mkfs.ext4 -q "$tmp/disk.img"
 reset_setup() {
-  rm -rf "$tmp/layer" "$tmp/up" "$tmp/work" "$tmp/low/f"
+  chmod -R u+rwx "$tmp/layer" "$tmp/up" "$tmp/work" 2>/dev/null || true
+  rm -rf "$tmp/layer" "$tmp/up" "$tmp/work" "$tmp/low/f" "$tmp/low"/tx.*
   mkdir -p "$tmp/up" "$tmp/work"
   sync  # start each write with no dirty pages of an earlier one
 }
 # Round-robin: each round measures every set-up once, so a slow spell of this shared machine
 # spreads over all of them instead of landing on one. "~warm-up" is not reported: the first FUSE
 # set-up after the in-kernel ones was up to 2x slower on writes, whichever it was.
-declare -A WS RS W R
+declare -A WS RS TS W R X
 for round in $(seq "$runs"); do
   for s in "${setups[@]}"; do
     IFS='|' read -r name dir prefix <<<"$s"
@@ -66,6 +77,8 @@ for round in $(seq "$runs"); do
     eval "set -- $prefix"
     WS[$name]+="$("$@" sh -c "D=$dir; $write_cmd" | dd_seconds) "
     RS[$name]+="$("$@" sh -c "D=$dir; $read_cmd" | dd_seconds) "
+    rm -f "$tmp/low/f"
+    TS[$name]+="$("$@" sh -c "D=$dir; T=$tmp/small.tar; $tar_cmd" | dd_seconds) "
   done
 done
 for s in "${setups[@]}"; do
@@ -73,15 +86,17 @@ for s in "${setups[@]}"; do
   [ -n "${BENCH_TRACE:-}" ] && echo "$name: write ${WS[$name]}; read ${RS[$name]}" >&2
   W[$name]=$(printf '%s\n' ${WS[$name]} | median)
   R[$name]=$(printf '%s\n' ${RS[$name]} | median)
+  X[$name]=$(printf '%s\n' ${TS[$name]} | median)
 done
 
 mb() { awk -v s="$1" 'BEGIN { if (s > 0) printf "%7.0f", 256 / s; else printf "%7s", "?" }'; }
+fps() { awk -v s="$1" 'BEGIN { if (s > 0) printf "%7.0f", 5000 / s; else printf "%7s", "?" }'; }
 ratio() { awk -v d="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%5.2f", d / s; else printf "%5s", "?" }'; }
-echo "dd 256 MiB, bs=1M, median of $runs; MiB/s and fraction of direct access"
-printf '%-32s %8s %6s %8s %6s\n' "set-up" "write" "" "read" ""
+echo "dd 256 MiB, bs=1M, and tar x of 5000 small files; median of $runs; MiB/s or files/s, and fraction of direct access"
+printf '%-32s %8s %6s %8s %6s %8s %6s\n' "set-up" "write" "" "read" "" "tar x" ""
 for s in "${setups[@]}"; do
   IFS='|' read -r n _ <<<"$s"
   [ "${n#\~}" = "$n" ] || continue
-  printf '%-32s %8s %6s %8s %6s\n' "$n" "$(mb "${W[$n]}")" "$(ratio "${W[direct]}" "${W[$n]}")" \
-    "$(mb "${R[$n]}")" "$(ratio "${R[direct]}" "${R[$n]}")"
+  printf '%-32s %8s %6s %8s %6s %8s %6s\n' "$n" "$(mb "${W[$n]}")" "$(ratio "${W[direct]}" "${W[$n]}")" \
+    "$(mb "${R[$n]}")" "$(ratio "${R[direct]}" "${R[$n]}")" "$(fps "${X[$n]}")" "$(ratio "${X[direct]}" "${X[$n]}")"
 done
