@@ -92,21 +92,20 @@ struct Node {
 };
 
 // Resolves in view terms: whiteouts and opaque directories on the way hide the lower layer.
-// n->st is the layer's own stat (present() makes it the view's).
+// n->st is the layer's own stat (present() makes it the view's). The opaque marks (an xattr
+// each) are read only when the lower layer has the path: for what the view made below a
+// directory of its own they cannot matter.
 int resolve(const std::string& r, Node* n) {
   *n = Node{};
-  bool lower_visible = true;  // no opaque directory or non-directory above r in the upper layer
-  bool below_hidden = false;  // r itself is an opaque directory
-  bool upper_walk = true;
+  std::vector<size_t> dirs;  // ends of the upper directories on the way (r itself last, if one)
   // The upper layer, component by component, while its directories exist.
   size_t pos = 0;
-  while (upper_walk) {
+  for (;;) {
     size_t next = r == "." ? std::string::npos : r.find('/', pos);
     std::string prefix = next == std::string::npos ? r : r.substr(0, next);
     struct stat st;
     if (::fstatat(g.upper, prefix.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
       if (errno != ENOENT && errno != ENOTDIR) return -errno;
-      upper_walk = false;
       break;
     }
     const bool last = next == std::string::npos;
@@ -117,33 +116,37 @@ int resolve(const std::string& r, Node* n) {
       n->st = st;
       break;
     }
-    const bool is_opaque = prefix != "." && opaque(prefix);
+    if (prefix != ".") dirs.push_back(prefix.size());
     if (last) {
       n->layer = 1;
       n->st = st;
-      below_hidden = is_opaque;
       break;
     }
-    if (is_opaque) lower_visible = false;
     pos = next + 1;
   }
-  if (lower_visible) {
-    struct stat st;
-    if (::fstatat(g.lower, r.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
-      n->in_lower = true;
-      if (n->layer == 0) {
-        n->layer = 2;
-        n->st = st;
-      }
-      n->lower_below = S_ISDIR(st.st_mode) && S_ISDIR(n->st.st_mode) && !below_hidden;
-      // The layer's root is 0700 (no one else may enter the layer on the host, see
-      // prepare_cow); the view sees the target's own mode there, unless it chose another.
-      if (r == "." && n->layer == 1 && (n->st.st_mode & 07777) == 0700)
-        n->st.st_mode = (n->st.st_mode & S_IFMT) | (st.st_mode & 07777);
-    } else if (errno != ENOENT && errno != ENOTDIR) {
-      return -errno;
+  struct stat st;
+  if (::fstatat(g.lower, r.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    // Visible unless an upper directory above r is opaque; r's own mark hides what is below.
+    bool below_hidden = false;
+    for (size_t end : dirs) {
+      if (!opaque(r.substr(0, end))) continue;
+      if (end < r.size()) goto hidden;
+      below_hidden = true;
     }
+    n->in_lower = true;
+    if (n->layer == 0) {
+      n->layer = 2;
+      n->st = st;
+    }
+    n->lower_below = S_ISDIR(st.st_mode) && S_ISDIR(n->st.st_mode) && !below_hidden;
+    // The layer's root is 0700 (no one else may enter the layer on the host, see
+    // prepare_cow); the view sees the target's own mode there, unless it chose another.
+    if (r == "." && n->layer == 1 && (n->st.st_mode & 07777) == 0700)
+      n->st.st_mode = (n->st.st_mode & S_IFMT) | (st.st_mode & 07777);
+  } else if (errno != ENOENT && errno != ENOTDIR) {
+    return -errno;
   }
+hidden:
   if (n->layer == 0) return -ENOENT;
   return 0;
 }
@@ -339,12 +342,12 @@ int list_dir(const std::string& r, const Node& n, Listing* names) {
 
 // Common preamble of every call that creates the name r: the parent in the upper layer, no
 // existing entry in the view, a whiteout under the name dropped.
-int prepare_create(const std::string& r, bool* hid_lower) {
+int prepare_create(const std::string& r, bool* hid_lower, bool parent_in_upper = false) {
   Node n;
   int e = resolve(r, &n);
   if (e == 0) return -EEXIST;
   if (e != -ENOENT) return e;
-  if ((e = ensure_upper_dir(parent_of(r)))) return e;
+  if (!parent_in_upper && (e = ensure_upper_dir(parent_of(r)))) return e;
   *hid_lower = clear_whiteout(r);
   return 0;
 }
@@ -551,6 +554,7 @@ void reply_entry(fuse_req_t req, Inode* parent, const char* name, const std::str
 // them back.
 void give_to_caller(fuse_req_t req, const std::string& r, mode_t mode) {
   const struct fuse_ctx* c = fuse_req_ctx(req);
+  if (c->uid == g.uid && c->gid == g.gid) return;  // the daemon's own already
   struct stat parent;
   const bool sgid_dir = ::fstatat(g.upper, parent_of(r).c_str(), &parent, AT_SYMLINK_NOFOLLOW) == 0 && (parent.st_mode & S_ISGID);
   const uid_t uid = c->uid == g.uid ? static_cast<uid_t>(-1) : c->uid;
@@ -627,11 +631,29 @@ int stat_inode(Inode* x, struct stat* st, std::string* path = nullptr) {
     return 0;
   }
   if (int e = path_of(x, &r)) return e;
+  if (path) *path = r;
+  // A layer file is where it was (only we change the layer): its stat is the layer's.
+  if (x->layer == 1 && x->type != S_IFDIR) {
+    if (::fstatat(g.upper, r.c_str(), st, AT_SYMLINK_NOFOLLOW) == 0 && (st->st_mode & S_IFMT) == x->type &&
+        st->st_ino == x->ino) {
+      present_fd(st);
+      return 0;
+    }
+  }
   Node n;
   if (int e = resolve(r, &n)) return e;
   if (x != &g_root) rekey(x, n);
   *st = present(n);
-  if (path) *path = r;
+  return 0;
+}
+
+// x's path, copied up first unless it is the layer's already.
+int upper_path(Inode* x, std::string* r) {
+  if (int e = path_of(x, r)) return e;
+  if (x->layer == 1 && x->type != S_IFDIR) return 0;
+  if (int e = copy_up(*r)) return e;
+  Node n;
+  if (x != &g_root && resolve(*r, &n) == 0) rekey(x, n);
   return 0;
 }
 
@@ -659,10 +681,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, s
   Inode* x = inode_of(ino);
   int fd = fi && fh_upper(fi) ? fh_fd(fi) : -1;
   std::string r;
-  if (fd < 0) {
-    if (int e = path_of(x, &r)) return (void)fuse_reply_err(req, -e);
-    if (int e = copy_up(r)) return (void)fuse_reply_err(req, -e);
-  }
+  if (fd < 0)
+    if (int e = upper_path(x, &r)) return (void)fuse_reply_err(req, -e);
   const uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : static_cast<uid_t>(-1);
   const gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : static_cast<gid_t>(-1);
   int rc = 0;
@@ -718,9 +738,13 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
 int creating(fuse_req_t req, fuse_ino_t parent, const char* name, std::string* r, bool* hid) {
   (void)req;
   std::string dir;
-  if (int e = path_of(inode_of(parent), &dir)) return e;
+  Inode* p = inode_of(parent);
+  if (int e = path_of(p, &dir)) return e;
   *r = join(dir, name);
-  return prepare_create(*r, hid);
+  // A directory the kernel knows in the layer is there (only we change the layer).
+  struct stat st;
+  const bool in_upper = p == &g_root || (p->layer == 1 && ::fstatat(g.upper, dir.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode));
+  return prepare_create(*r, hid, in_upper);
 }
 
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
@@ -829,14 +853,14 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     LOCKED;
     Inode* x = inode_of(ino);
     std::string r;
-    if (int e = path_of(x, &r)) return (void)fuse_reply_err(req, -e);
-    if (writes)
-      if (int e = copy_up(r)) return (void)fuse_reply_err(req, -e);
-    Node n;
-    if (int e = resolve(r, &n)) return (void)fuse_reply_err(req, -e);
-    rekey(x, n);
-    upper = n.layer == 1;
-    fd = open_in(layer_fd(n), r, open_flags(fi->flags));
+    if (int e = writes ? upper_path(x, &r) : path_of(x, &r)) return (void)fuse_reply_err(req, -e);
+    if (x->layer != 1 || x->type == S_IFDIR) {
+      Node n;
+      if (int e = resolve(r, &n)) return (void)fuse_reply_err(req, -e);
+      rekey(x, n);
+    }
+    upper = x->layer == 1;
+    fd = open_in(upper ? g.upper : g.lower, r, open_flags(fi->flags));
     if (fd < 0) return (void)fuse_reply_err(req, errno);
   }
   fi->fh = make_fh(fd, upper);
@@ -852,10 +876,12 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   int fd = open_in(g.upper, r, open_flags(fi->flags) | O_CREAT | O_EXCL, mode);
   if (fd < 0) return (void)fuse_reply_err(req, errno);
   give_to_caller(req, r, mode);
-  Node n;
-  if (int e = resolve(r, &n)) {
+  Node n;  // the new file is the layer's: its own fstat is its resolution
+  n.layer = 1;
+  if (::fstat(fd, &n.st) < 0) {
+    int e = errno;
     ::close(fd);
-    return (void)fuse_reply_err(req, -e);
+    return (void)fuse_reply_err(req, e);
   }
   struct fuse_entry_param e;
   fill_entry(node_for(inode_of(parent), name, n), n, &e);
