@@ -14,7 +14,9 @@
 
 #include "base/strings.h"
 #include "base/temp_dir.h"
+#include "base/child.h"
 #include "base/unique_fd.h"
+#include "runtime/image_cache.h"
 #include "userns/userns.h"
 
 namespace vu {
@@ -76,6 +78,41 @@ bindmount::MountSpec symlink(const std::string& dst, const std::string& to) {
   return m;
 }
 
+// An archive's tree: from the cache when this very file (device, inode, size, mtime) was
+// unpacked before, else vu-unpack fills the cache and names the tree.
+Result<std::string> unpacked_tree(const std::string& archive, const struct stat& st) {
+  const std::string cache = image_cache::dir();
+  char real[PATH_MAX];
+  std::string known = cache + "/by-stat/" + image_cache::stat_key(st);
+  struct stat tst;
+  if (::realpath(known.c_str(), real) && ::stat(real, &tst) == 0 && S_ISDIR(tst.st_mode)) return std::string(real);
+  std::string helper = sys::exe_dir() + "/vu-unpack";
+  auto out = VU_TRY(sys::pipe());
+  Child c = VU_TRY(Child::clone(0));
+  if (c.is_child()) {
+    ::dup2(out.second.get(), 1);
+    const char* argv[] = {helper.c_str(), archive.c_str(), cache.c_str(), nullptr};
+    ::execv(helper.c_str(), const_cast<char* const*>(argv));
+    ::_exit(127);
+  }
+  out.second.reset();
+  std::string path;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(out.first.get(), buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) path.append(buf, static_cast<size_t>(n));
+  ExitStatus es = VU_TRY(c.wait());
+  if (es.signaled || es.value == 127)
+    return Error::make(ErrorKind::kSetup, "--rootfs " + archive + ": could not run " + helper)
+        .hint("vu-unpack is installed next to vu");
+  if (es.value == 2)
+    return Error::usage("--rootfs " + archive + ": not a usable archive (see vu-unpack's message above)")
+        .hint("give a tar archive (optionally gz, xz, zstd, bz2) of a root tree, or its unpacked directory");
+  if (es.value != 0 || path.empty())
+    return Error::make(ErrorKind::kSetup, "--rootfs " + archive + ": unpacking into " + cache + " failed");
+  return std::string(str::trim(path));
+}
+
 }  // namespace
 
 std::string passwd_line_for(const std::string& passwd, uid_t uid, gid_t gid, const std::string& name,
@@ -95,11 +132,14 @@ Result<void> expand_rootfs(ViewSpec& spec) {
   char real[PATH_MAX];
   if (!::realpath(VU_TRY(bindmount::host_path(given)).c_str(), real))
     return Error::sys("--rootfs", errno, given, ErrorKind::kUsage).hint("the root tree must be an existing directory");
-  const std::string root = real;
+  std::string root = real;
   struct stat st;
-  if (::stat(root.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
-    return Error::usage("--rootfs " + given + ": not a directory")
-        .hint("give the directory of an unpacked root tree (tar and OCI images are not supported yet)");
+  if (::stat(root.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+    root = VU_TRY(unpacked_tree(root, st));
+  } else if (::stat(root.c_str(), &st) < 0 || !S_ISDIR(st.st_mode)) {
+    return Error::usage("--rootfs " + given + ": neither a directory nor an archive")
+        .hint("give an unpacked root tree or a tar archive of one (OCI images are not supported yet)");
+  }
   if (root == "/") return Error::usage("--rootfs /: that is the host's root already").hint("drop --rootfs");
   if (!spec.cows.empty() || !spec.fuse.empty())
     return Error::usage("--rootfs with --cow, --fuse or --mount is not supported yet")

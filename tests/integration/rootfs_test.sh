@@ -52,9 +52,37 @@ expect "exit status" 7 "$(run -- sh -c 'exit 7'; echo $?)"
 if [ "$(find "$R" -printf '%p %s %m\n' | sort | md5sum)" = "$tree_sum" ]; then ok "the tree is unchanged on the host"
 else bad "the tree changed" "$(find "$R" -newer "$R/etc/os-release")"; fi
 
+# A tar archive of the tree: unpacked once into the cache (content-addressed), then found there.
+export XDG_CACHE_HOME=$work/cache
+tar -C "$R" -czf "$work/tree.tgz" .
+expect "--rootfs ARCHIVE: its tree is /" vutest "$(run_tgz() { "$VU" run --net none --rootfs "$work/tree.tgz" "$@"; }; run_tgz -- sh -c '. /etc/os-release; echo $ID')"
+trees=$(ls "$XDG_CACHE_HOME/vu/trees" | wc -l)
+expect "one tree in the cache, named by the archive's SHA-256" "1 $(sha256sum < "$work/tree.tgz" | cut -d' ' -f1)" \
+  "$trees $(ls "$XDG_CACHE_HOME/vu/trees")"
+touch -d '2001-01-01' "$XDG_CACHE_HOME/vu/trees"/*/etc/os-release
+"$VU" run --net none --rootfs "$work/tree.tgz" -- true
+expect "the second run uses the cache (nothing unpacked again)" 978307200 \
+  "$(stat -c %Y "$XDG_CACHE_HOME/vu/trees"/*/etc/os-release)"
+# Hostile and broken archives: refused (2), nothing left in the cache.
+mkdir -p "$work/evil/d"; echo x > "$work/evil/d/f"
+(cd "$work/evil/d" && tar -czf "$work/dotdot.tgz" -P --transform 's,^,../,' f)
+tar -czf "$work/absolute.tgz" --absolute-names "$work/evil/d/f" 2>/dev/null
+ln -s /tmp "$work/evil/link"; mkdir -p "$work/evil2/link"; echo x > "$work/evil2/link/planted"
+(cd "$work/evil" && tar -cf "$work/through.tar" link) && (cd "$work/evil2" && tar -rf "$work/through.tar" link/planted)
+head -c 2000 "$work/tree.tgz" > "$work/truncated.tgz"
+head -c 4096 /dev/urandom > "$work/random.tgz"
+for a in dotdot absolute through truncated random; do
+  f=$work/$a.tgz; [ $a = through ] && f=$work/through.tar
+  check_err "a hostile or broken archive is refused: $a" 2 'not a usable archive' "$VU" run --rootfs "$f" -- true
+done
+if [ ! -e /tmp/planted ] && [ -z "$(ls "$XDG_CACHE_HOME/vu" | grep tmp)" ] && [ "$(ls "$XDG_CACHE_HOME/vu/trees" | wc -l)" = 1 ]; then
+  # (the refused archives added no tree: still only the good one)
+  ok "nothing written outside, nothing half-written in the cache"
+else bad "leftovers of refused archives" "$(ls -la "$XDG_CACHE_HOME/vu" /tmp/planted 2>&1)"; fi
+
 # Bad input: status 2, a vu: line, nothing run.
 check_err "a missing tree" 2 'rootfs' "$VU" run --rootfs "$work/nope" -- true
-check_err "a file, not a tree" 2 'not a directory' "$VU" run --rootfs "$work/hostfile" -- true
+check_err "a file, neither a tree nor an archive" 2 'not a usable archive' "$VU" run --rootfs "$work/hostfile" -- true
 mkdir -p "$work/empty"
 check_err "a tree without /bin/sh" 2 'no /bin/sh' "$VU" run --rootfs "$work/empty" -- true
 check_err "with --cow (not yet)" 2 'not supported yet' "$VU" run --rootfs "$R" --cow "$work/l:/usr" -- true
