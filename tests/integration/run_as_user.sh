@@ -18,13 +18,14 @@ user=${VU_TEST_USER:-vu-tester}
 "$here/../../scripts/setup.sh" --test-env || { echo "SKIP: cannot prepare test user $user"; exit 77; }
 bin=$(mktemp -d /tmp/vu-test-bin.XXXXXX)
 trap 'rm -rf "$bin"' EXIT
-cp "$vu" "$bin/vu" && cp "$(dirname "$vu")/vu-net" "$bin/vu-net" && cp "$(dirname "$vu")/libvu-pvm-accel.so" "$(dirname "$vu")/vu-cowfs" "$(dirname "$vu")/vu-unpack" "$bin/" && cp "$deny" "$bin/deny-userns" &&
+cp "$vu" "$bin/vu" && cp "$(dirname "$vu")/vu-net" "$bin/vu-net" && cp "$(dirname "$vu")/libvu-pvm-accel.so" "$(dirname "$vu")/vu-cowfs" "$bin/" && cp "$deny" "$bin/deny-userns" &&
   cp "$script" "$bin/test.sh" && cp "$here/harness.sh" "$bin/harness.sh" || exit 1
 helpers=()
 for h in "$@"; do
   cp "$h" "$bin/" || exit 1
   helpers+=("$bin/$(basename "$h")")
 done
+cp "$(dirname "$vu")/vu-unpack" "$bin/" 2>/dev/null  # --rootfs ARCHIVE only (the rootfs test says if it is missing)
 ln -s vu "$bin/userbindmount"
 ln -s vu "$bin/vdens"
 chmod 755 "$bin" "$bin"/*
