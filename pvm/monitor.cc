@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <seccomp.h>
 #include <dirent.h>
+#include <poll.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -31,6 +32,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <list>
 #include <mutex>
 #include <csignal>
@@ -291,6 +295,7 @@ struct Monitor::Call {
   int nr;
   uint64_t a[6];
   int listener = -1;  // for id_valid() (-1: a ptrace stop, always valid)
+  std::function<void()> before_wait;  // the worker hands the receiving over (Monitor::Core)
   pid_t tgid_cache = 0;
   pid_t tgid() {
     if (!tgid_cache) {
@@ -589,6 +594,7 @@ bool signal_pending(pid_t tid) {
 // action). Returns op's result, or -1 with errno.
 template <typename Op>
 long wait_like_caller(Call& c, Op op) {
+  if (c.before_wait) c.before_wait();
   sigevent sev{};
   sev.sigev_notify = SIGEV_THREAD_ID;
   sev.sigev_signo = wake_signal();
@@ -1240,9 +1246,17 @@ bool needs_ptrace(const Config& cfg) { return !cfg.map.empty(); }
 // ---------------------------------------------------------------------------------------------
 // The capture core: worker threads that receive notifications, hand each to dispatch() and
 // answer it exactly once.
+//
+// One worker at a time is the receiver: it waits in poll() on the listener (which is what
+// SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP makes cheap: the caller's CPU runs it), takes the call
+// and handles it inline. When the call may wait (wait_like_caller) it first hands the
+// receiving over to an idle worker (a new one if none is idle); a call that merely takes long
+// (a slow FUSE or NFS lookup) is handed over by the watchdog after 10 ms. A worker that lost
+// the receiving goes idle when its call ends.
 
 namespace {
 void on_wake(int) {}
+constexpr int kIdleKept = 4;  // idle workers beyond this many exit
 }  // namespace
 
 struct Monitor::Core {
@@ -1253,13 +1267,20 @@ struct Monitor::Core {
 
   struct Worker {
     pthread_t thread{};
-    std::atomic<pid_t> busy{0};  // the caller whose call it is serving
+    std::atomic<pid_t> busy{0};       // the caller whose call it is serving
+    std::atomic<uint64_t> calls{0};   // calls taken, for the watchdog
     std::atomic<bool> done{false};
+    std::condition_variable cv;       // an idle worker waits here to become the receiver
   };
   std::mutex mu;  // guards everything below, and cfg.hostname
   std::list<Worker> workers;
-  int idle = 0;
+  Worker* receiver = nullptr;
+  std::vector<Worker*> idle;
   bool stop = false;
+  pthread_t watchdog{};
+  bool has_watchdog = false;
+  std::condition_variable watch_cv;
+  std::atomic<bool> watch_sleeping{false};
   // A directory whose made-up entries (Config::listing) take more than one getdents64 buffer
   // is listed over several calls: where the last one stopped, per open file description (a
   // duplicate of the caller's descriptor, compared with kcmp). A handful at most.
@@ -1272,12 +1293,15 @@ struct Monitor::Core {
   std::vector<ListingCursor> cursors;
 
   std::atomic<uint64_t> notifications{0}, continued{0}, performed{0}, traced{0};
+  std::weak_ptr<Core> weak_self;  // what a new worker holds on to
 
   Answer dispatch(Call& c);
   Answer do_getdents(Call& c);
   void answer(const Call& c, Answer& a, seccomp_notif_resp* resp);
-  bool spawn_locked(const std::shared_ptr<Core>& self);
-  void serve(const std::shared_ptr<Core>& self, Worker* w);
+  Worker* spawn_locked();
+  void handoff_locked(Worker* from);
+  void serve(Worker* w);
+  void watch();
 };
 
 namespace {
@@ -1287,71 +1311,143 @@ struct WorkerStart {
 };
 void* worker_main(void* arg) {
   std::unique_ptr<WorkerStart> start(static_cast<WorkerStart*>(arg));
-  start->core->serve(start->core, start->w);
+  if (start->w) start->core->serve(start->w);
+  else start->core->watch();
   return nullptr;
 }
-}  // namespace
-
-bool Monitor::Core::spawn_locked(const std::shared_ptr<Core>& self) {
-  Worker& w = workers.emplace_back();
+bool start_thread(pthread_t* t, WorkerStart* start) {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, 1024 * 1024);
-  auto* start = new WorkerStart{self, &w};
   // Every signal blocked from the start but the wake-up (serve() sets that mask too).
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  int rc = pthread_create(&w.thread, &attr, worker_main, start);
+  int rc = pthread_create(t, &attr, worker_main, start);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   pthread_attr_destroy(&attr);
-  if (rc != 0) {
-    delete start;
-    workers.pop_back();
-    return false;
-  }
-  ++idle;
-  return true;
+  if (rc != 0) delete start;
+  return rc == 0;
 }
-
-void Monitor::Core::serve(const std::shared_ptr<Core>& self, Worker* w) {
+void set_worker_mask() {
   sigset_t mask;
   sigfillset(&mask);
   sigdelset(&mask, wake_signal());
   pthread_sigmask(SIG_SETMASK, &mask, nullptr);
+}
+}  // namespace
+
+Monitor::Core::Worker* Monitor::Core::spawn_locked() {
+  // Workers that exited (idle beyond kIdleKept) set `done` under the lock on their way out.
+  for (auto it = workers.begin(); it != workers.end();) {
+    if (it->done) {
+      ::pthread_join(it->thread, nullptr);
+      it = workers.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (workers.size() >= static_cast<size_t>(kMaxWorkers)) return nullptr;
+  Worker& w = workers.emplace_back();
+  if (!start_thread(&w.thread, new WorkerStart{weak_self.lock(), &w})) {
+    workers.pop_back();
+    return nullptr;
+  }
+  return &w;
+}
+
+// `from` (the receiver) is about to wait, or has been busy too long: another worker receives.
+void Monitor::Core::handoff_locked(Worker* from) {
+  if (receiver != from || stop) return;
+  Worker* next = nullptr;
+  if (!idle.empty()) {
+    next = idle.back();
+    idle.pop_back();
+  } else {
+    next = spawn_locked();
+  }
+  if (!next) return;  // kMaxWorkers busy: the next call waits for one of them
+  receiver = next;
+  next->cv.notify_one();
+}
+
+void Monitor::Core::serve(Worker* w) {
+  set_worker_mask();
   std::vector<uint64_t> req_buf((req_size + 7) / 8), resp_buf((resp_size + 7) / 8);
   auto* req = reinterpret_cast<seccomp_notif*>(req_buf.data());
   auto* resp = reinterpret_cast<seccomp_notif_resp*>(resp_buf.data());
-  auto quit = [&] {
-    --idle;
-    w->done = true;
-  };
   for (;;) {
-    std::memset(req, 0, req_size);
-    int rc = ::ioctl(listener.get(), SECCOMP_IOCTL_NOTIF_RECV, req);
-    int err = errno;
     {
-      std::lock_guard<std::mutex> lock(mu);
-      if (stop) return quit();
-      if (rc < 0) {
-        // EINTR: a wake-up (a late one, or the end); ENOENT: the caller went away first.
-        if (err == EINTR || err == ENOENT) continue;
-        VU_LOG_WARN("pvm: SECCOMP_IOCTL_NOTIF_RECV: " << std::strerror(err) << "; a monitor thread stops");
-        return quit();
+      std::unique_lock<std::mutex> lock(mu);
+      while (receiver != w && !stop) {
+        if (std::find(idle.begin(), idle.end(), w) == idle.end()) {
+          if (static_cast<int>(idle.size()) >= kIdleKept) break;
+          idle.push_back(w);
+        }
+        w->cv.wait(lock);
       }
-      // The last idle worker took a call that may block: one more waits for the next call.
-      if (--idle == 0 && workers.size() < static_cast<size_t>(kMaxWorkers)) spawn_locked(self);
+      if (stop || receiver != w) {
+        std::erase(idle, w);
+        w->done = true;
+        return;
+      }
     }
+    pollfd pfd = {listener.get(), POLLIN, 0};
+    int n = ::poll(&pfd, 1, -1);
+    if (n < 0) continue;  // EINTR: a wake-up (the end, or a late one)
+    if (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) {
+      // No process of the view is left to send a call: wait for the end.
+      std::unique_lock<std::mutex> lock(mu);
+      while (!stop) w->cv.wait(lock);
+      continue;
+    }
+    std::memset(req, 0, req_size);
+    if (::ioctl(listener.get(), SECCOMP_IOCTL_NOTIF_RECV, req) < 0) continue;  // ENOENT: caller gone
     ++notifications;
+    ++w->calls;
+    if (watch_sleeping.load(std::memory_order_relaxed)) {
+      std::lock_guard<std::mutex> lock(mu);
+      watch_cv.notify_one();
+    }
     Call c{req->id, static_cast<pid_t>(req->pid), req->data.nr, {}};
     for (int i = 0; i < 6; ++i) c.a[i] = req->data.args[i];
     c.listener = listener.get();
+    c.before_wait = [this, w] {
+      std::lock_guard<std::mutex> lock(mu);
+      handoff_locked(w);
+    };
     w->busy = c.tid;
     Answer a = cfg.noop ? Answer::cont() : dispatch(c);
     answer(c, a, resp);
     w->busy = 0;
-    std::lock_guard<std::mutex> lock(mu);
-    ++idle;
+  }
+}
+
+// Every 10 ms while calls come: a receiver still busy with the call it had 10 ms ago hands
+// over. After a second without calls it sleeps until the next one.
+void Monitor::Core::watch() {
+  set_worker_mask();
+  Worker* last = nullptr;
+  uint64_t last_calls = 0, last_total = 0;
+  int quiet = 0;
+  std::unique_lock<std::mutex> lock(mu);
+  while (!stop) {
+    if (quiet >= 100) {
+      watch_sleeping = true;
+      while (!stop && notifications.load() == last_total) watch_cv.wait_for(lock, std::chrono::seconds(10));
+      watch_sleeping = false;
+      quiet = 0;
+    } else {
+      watch_cv.wait_for(lock, std::chrono::milliseconds(10));
+    }
+    if (stop) break;
+    uint64_t total = notifications.load();
+    quiet = total == last_total ? quiet + 1 : 0;
+    last_total = total;
+    Worker* r = receiver;
+    if (r && r == last && r->busy && r->calls == last_calls) handoff_locked(r);
+    last = r;
+    last_calls = r ? r->calls.load() : 0;
   }
 }
 
@@ -1390,6 +1486,7 @@ void Monitor::Core::answer(const Call& c, Answer& a, seccomp_notif_resp* resp) {
 
 Monitor::Monitor(Config cfg, UniqueFd listener)
     : core_(std::make_shared<Core>(std::move(cfg), std::move(listener))), cfg_(core_->cfg) {
+  core_->weak_self = core_;
   seccomp_notif_sizes sizes{};
   if (::syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0) {
     sizes.seccomp_notif = sizeof(seccomp_notif);
@@ -1408,7 +1505,8 @@ Monitor::Monitor(Config cfg, UniqueFd listener)
   sigemptyset(&sa.sa_mask);
   ::sigaction(wake_signal(), &sa, nullptr);
   std::lock_guard<std::mutex> lock(core_->mu);
-  for (int i = 0; i < 2; ++i) core_->spawn_locked(core_);
+  core_->receiver = core_->spawn_locked();
+  core_->has_watchdog = start_thread(&core_->watchdog, new WorkerStart{core_, nullptr});
 }
 
 Monitor::~Monitor() {
@@ -1416,10 +1514,16 @@ Monitor::~Monitor() {
   {
     std::lock_guard<std::mutex> lock(core_->mu);
     core_->stop = true;
-    for (Core::Worker& w : core_->workers) ws.push_back(&w);
+    for (Core::Worker& w : core_->workers) {
+      ws.push_back(&w);
+      w.cv.notify_all();
+    }
+    core_->watch_cv.notify_all();
   }
-  // A worker in NOTIF_RECV or a blocking call is interrupted (again, if the signal came just
-  // before it entered the call); one stuck for 2 s (a dead NFS server) is left detached.
+  if (core_->has_watchdog) ::pthread_join(core_->watchdog, nullptr);
+  // A worker in poll() or a blocking call is interrupted (again, if the signal came just
+  // before it entered the call); one stuck for 2 s (a dead NFS server) is left detached, with
+  // the state it shares.
   for (Core::Worker* w : ws) {
     for (int i = 0; i < 2000 && !w->done; ++i) {
       ::pthread_kill(w->thread, wake_signal());

@@ -8,10 +8,11 @@
 // itself and returns the result — a file descriptor through SECCOMP_IOCTL_NOTIF_ADDFD for open,
 // a struct stat written into the caller's memory for stat. That is everything but the calls
 // whose effect lives in the caller and cannot be done from outside: execve (the new image) and
-// chdir (the caller's cwd). Those are SECCOMP_RET_TRACE: the monitor is the ptrace tracer of
-// every process in the view and, at the seccomp stop, points the path argument at the host
-// path written below the caller's stack (execve of a #! script in a bound directory also gets
-// its interpreter resolved in the view). Every other system call runs natively: the filter is a
+// chdir (the caller's cwd), and open/openat with O_PATH (ADDFD cannot pass an O_PATH file; the
+// filter tests the flags argument). Those are SECCOMP_RET_TRACE: the monitor is the ptrace
+// tracer of every process in the view and, at the seccomp stop, points the path argument at the
+// host path written below the caller's stack (execve of a #! script in a bound directory also
+// gets its interpreter resolved in the view). Every other system call runs natively: the filter is a
 // libseccomp program of syscall numbers, so read/write/mmap/getdents never leave the kernel.
 // A view without mounts needs no path map at all: its filter traps only stat (owners), uname
 // and the ids, and nothing is traced (needs_ptrace()), which saves the ptrace stops of every
@@ -22,8 +23,40 @@
 //   Config cfg{map, getuid(), getgid(), root, hostname};
 //   Filter f = VU_TRY(Filter::build(cfg));      // parent, before the fork
 //   …child: int fd = f.install();               // no_new_privs + listener (async-signal-safe)
-//   …parent: Monitor::seize(pid); Monitor m(cfg, listener);
-//   loop: poll(m.fd()) → m.on_notify();  waitpid(-1, __WALL) → m.on_wait_status(pid, st)
+//   …parent: Monitor::seize(pid); Monitor m(cfg, listener);   // starts the workers
+//   loop: waitpid(-1, __WALL) → m.on_wait_status(pid, st)     // ptrace stops, on this thread
+//
+// The never-block rule. No call of one process may wait on the thread that serves the others.
+// Where each call runs:
+//   - in the caller, natively: SECCOMP_USER_NOTIF_FLAG_CONTINUE when the view's lookup is
+//     provably the host's (Resolved::moved false), and ptrace path rewrites (execve, chdir,
+//     O_PATH opens) — blocking there is the caller's own, with its signals;
+//   - on a worker thread: every notification. Workers block in NOTIF_RECV; when the last idle
+//     one takes a call another starts (at most Monitor::kMaxWorkers), so a FIFO open waiting for
+//     its peer, a connect to a full backlog, a send with no room, a slow FUSE or NFS lookup
+//     holds up its caller only. A call that may wait for another process runs through
+//     wait_like_caller(): interrupted every 20 ms to see whether the caller is gone (nothing to
+//     answer) or has a signal to take (answered -ERESTARTSYS: the kernel then restarts it, or
+//     returns EINTR, or acts on the signal, as for the native call);
+//   - on the supervise thread: ptrace stops only (register and path rewrites, never a wait).
+// Every notification is answered exactly once: ADDFD with SEND (the descriptor is the result)
+// or NOTIF_SEND; a failed ADDFD (EMFILE in the caller's table) is answered with its errno;
+// ENOENT (the caller is gone) needs no answer. Signals: the filter is installed with
+// SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux >= 5.19) so a received call is not interrupted
+// after the monitor performed it; a signal that comes before a worker took the call withdraws
+// it and the caller returns -ERESTARTSYS, which on_wait_status turns into -ERESTARTNOINTR for
+// calls that never fail with EINTR natively (mkdir, getuid…; an open of a FIFO or a device
+// keeps it). Older kernels: vu warns that handlers may see EINTR from such calls.
+//
+// Modules (the View-OS shape this file is moving to, each in its own file with its own tests;
+// today the handlers below are functions of monitor.cc grouped by these sections):
+//   capture core  filter, workers, answers, ptrace stops, the caller's memory (this header)
+//   paths (fs)    open/stat/access/readlink/getcwd, names made and removed, attributes, xattrs,
+//                 statfs, inotify, getdents of directories holding missing mountpoints, the
+//                 mount table (/proc/PID/mountinfo, mounts)
+//   net (unix)    bind/connect/sendto/sendmsg to a path, getsockname/getpeername
+//   identity      stat owners, getgroups/setgroups, --root ids
+//   uts           uname, sethostname
 //
 // What the view looks like (same as the ns backend): bound paths, read-only binds (EROFS for
 // every way of writing, including fd-based fchmod/fchown/xattrs and /proc/self/fd reopens),
@@ -32,7 +65,8 @@
 // ENOSYS: openat2, io_uring, clone3 (libc falls back to clone), the new mount API,
 // name_to_handle_at/open_by_handle_at. mount/umount/chroot/pivot_root: EPERM. no_new_privs is
 // set, so setuid binaries run without privilege (as under umvu). Mountpoints that do not exist on
-// the host lead their parent's listing (getdents64 is trapped only in views that have some).
+// the host lead their parent's listing (getdents64 is trapped only in views that have some);
+// the mount table lists the view's mounts; unix socket addresses show view paths.
 // Known gaps: a process of the view cannot ptrace (it is already traced) and shows stopped as
 // "t" rather than "T"; x86_64 only (other system call ABIs are killed by the filter).
 #pragma once
