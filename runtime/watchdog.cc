@@ -49,10 +49,11 @@ struct WatchArgs {
   ino_t own;   // our user namespace: processes in it are skipped at the first look
 };
 
-// What the first process writes: its user namespace (nsfs).
+// What the first process writes: its user namespace (nsfs), and its pid to find it by.
 struct Identity {
   uint64_t dev;
   uint64_t ino;
+  int64_t pid;
 };
 
 struct Target {
@@ -161,8 +162,21 @@ int watchdog_main(void* arg) {
   sys6(SYS_close_range, a.pipe_fd + 1, ~0U, 0);
   Identity id;
   char c;
-  // Told nothing (the view never started), or told "done": nothing to do.
-  if (!read_full(a.pipe_fd, &id, sizeof id) || read_full(a.pipe_fd, &c, 1)) sys6(SYS_exit, 0);
+  if (!read_full(a.pipe_fd, &id, sizeof id)) sys6(SYS_exit, 0);  // the view never started
+  // Hold the view's user namespace (its first process's, if it still is that one): namespace
+  // inode numbers are handed out again at once when one is freed, so without a reference a
+  // namespace made after the view's is gone could take its number, and the passes below would
+  // kill that namespace's processes. Held, it keeps its number as long as the watchdog lives.
+  char path[64] = "/proc/";
+  proc_path(path + 6, static_cast<long>(id.pid), "/ns/user");
+  long held = id.pid > 0 ? sys6(SYS_open, reinterpret_cast<long>(path), O_RDONLY | O_CLOEXEC) : -1;
+  struct stat hs;
+  if (held >= 0 && (sys6(SYS_fstat, held, reinterpret_cast<long>(&hs)) < 0 || hs.st_dev != id.dev || hs.st_ino != id.ino)) {
+    sys6(SYS_close, held);  // it already left (a nested namespace) or is gone: numbers only
+    held = -1;
+  }
+  // Told "done": nothing to do.
+  if (read_full(a.pipe_fd, &c, 1)) sys6(SYS_exit, 0);
   // vu is gone without a word. New processes can appear while a pass runs (a fork just before
   // its parent's SIGKILL): pass again until one finds nobody (bounded: 2000 passes, ~2 s).
   const Target t{static_cast<dev_t>(id.dev), static_cast<ino_t>(id.ino), a.own};
@@ -205,7 +219,7 @@ Result<Watchdog> Watchdog::start() {
 void Watchdog::tell_userns(int identity_fd) {
   struct stat st;
   if (identity_fd < 0 || ::stat("/proc/self/ns/user", &st) < 0) return;
-  Identity id{st.st_dev, st.st_ino};
+  Identity id{st.st_dev, st.st_ino, ::getpid()};
   (void)!::write(identity_fd, &id, sizeof id);  // atomic: far below PIPE_BUF
 }
 

@@ -50,6 +50,26 @@ kill9() {
   else bad "$name: processes outlived vu" "$left"; pkill -KILL -u "$(id -u)" -f "sleep $mark"; fi
 }
 
+# The watchdog holds the view's user namespace: namespace inode numbers are reused at once, and
+# a number alone could name another namespace (whose processes the watchdog would kill) once
+# the view's is freed.
+rm -f "$work/viewns"
+"$VU" run --net none -- sh -c "readlink /proc/self/ns/user > $work/viewns.t && mv $work/viewns.t $work/viewns; exec sleep 3141.8" \
+  >/dev/null 2>&1 & vu_pid=$!
+held=""
+for _ in $(seq 100); do
+  if [ -s "$work/viewns" ]; then
+    wd=$(pgrep -u "$(id -u)" -P "$vu_pid" -x vu-watchdog)
+    fds=$(for f in /proc/$wd/fd/*; do readlink "$f"; done 2>/dev/null | tr '\n' ' ')
+    held=$(echo "$fds" | tr ' ' '\n' | grep -cFx "$(cat "$work/viewns")")
+    [ "$held" = 1 ] && break
+  fi
+  sleep 0.02
+done
+pkill -u "$(id -u)" -f "sleep 3141.8"; wait $vu_pid 2>/dev/null
+[ "$held" = 1 ] && ok "the watchdog holds the view's user namespace (its number cannot be reused)" \
+  || bad "the watchdog holds the view's user namespace" "view: $(cat "$work/viewns" 2>/dev/null), watchdog ${wd:-?} holds: ${fds:-?}"
+
 mkdir -p "$work/layer" "$work/layer2" "$work/tree"
 kill9 "ns, --net none" 3141.1 --net none
 kill9 "ns, default network (slirp)" 3141.2
