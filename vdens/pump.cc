@@ -490,13 +490,16 @@ Result<void> SlirpUplink::start() {
 
 Result<std::unique_ptr<Pump>> Pump::open(const NetSpec& spec, int answer_fd) {
   std::unique_ptr<Pump> p(new Pump);
+  const int64_t opening = now_ns();
   for (size_t i = 0; i < spec.uplinks.size(); ++i) {
     const vdens::Uplink& u = spec.uplinks[i];
     std::unique_ptr<Port> up;
     if (u.slirp) {
       up = std::make_unique<SlirpUplink>(u, spec, i == 0);
     } else {
-      VDECONN* c = VU_TRY(open_vde(u.vnl, answer_fd));
+      // One budget for all the uplinks (each gets at least 100 ms).
+      const int left = static_cast<int>(kOpenTimeoutMs - (now_ns() - opening) / 1'000'000);
+      VDECONN* c = VU_TRY(open_vde(u.vnl, answer_fd, std::max(left, 100)));
       up = std::make_unique<VdeUplink>(c);
       up->max_frame = VDE_ETHBUFSIZE;
     }

@@ -4,6 +4,7 @@ extern "C" {  // libvdeplug.h has no C++ guard
 #include <libvdeplug.h>
 }
 #include <dirent.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -38,13 +39,14 @@ void on_alarm(int) {
 // Arms SIGALRM for the time of one vde_open.
 class OpenAlarm {
  public:
-  OpenAlarm() {
+  explicit OpenAlarm(int timeout_ms) {
     struct sigaction sa {};
     sa.sa_handler = on_alarm;  // no SA_RESTART: the blocked call returns EINTR
     ::sigaction(SIGALRM, &sa, &old_);
     g_alarms = 0;
     struct itimerval t {};
-    t.it_value.tv_sec = kOpenTimeoutS;
+    t.it_value.tv_sec = timeout_ms / 1000;
+    t.it_value.tv_usec = (timeout_ms % 1000) * 1000;
     t.it_interval.tv_sec = 1;
     ::setitimer(ITIMER_REAL, &t, nullptr);
   }
@@ -59,10 +61,11 @@ class OpenAlarm {
   struct sigaction old_ {};
 };
 
-Error timeout_error(const std::string& vnl) {
+Error timeout_error(const std::string& vnl, int timeout_ms) {
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%g", timeout_ms / 1000.0);
   return Error::make(ErrorKind::kSetup, "open VDE network " + vnl + ": the switch accepted the "
-                                        "connection but did not answer within " +
-                                        std::to_string(kOpenTimeoutS) + " s")
+                                        "connection but did not answer within " + secs + " s")
       .hint("vde_switch does this when all its ports are taken (vde_switch -n NUM, 32 by "
             "default): stop some of its users, or start it with more ports");
 }
@@ -138,12 +141,18 @@ std::string node_dir(const std::string& vnl) {
   std::string path = vnl.substr(sep + 3);
   path = path.substr(0, path.find('['));  // switch:///tmp/sw[mode=0600]
   while (path.size() > 1 && path.back() == '/') path.pop_back();
-  return path;  // "" for the plugin's default (/tmp/vdenode_USER): left to the plugin
+  if (path.empty()) {  // libvdeplug's default, as it makes it
+    struct passwd pw, *found = nullptr;
+    char buf[4096];
+    ::getpwuid_r(::geteuid(), &pw, buf, sizeof buf, &found);
+    path = found ? std::string("/tmp/vdenode_") + pw.pw_name : "/tmp/vdenode_u" + std::to_string(::geteuid());
+  }
+  return path;
 }
 
-Result<struct vdeconn*> open_vde(const std::string& vnl, int answer_fd) {
+Result<struct vdeconn*> open_vde(const std::string& vnl, int answer_fd, int timeout_ms) {
   if (std::string dir = node_dir(vnl); !dir.empty()) VU_TRY_VOID(reclaim_node_dir(vnl, dir));
-  std::string hard = "E" + timeout_error(vnl).to_string();
+  std::string hard = "E" + timeout_error(vnl, timeout_ms).to_string();
   g_hard_len = std::min(hard.size(), sizeof g_hard_message);
   std::memcpy(g_hard_message, hard.data(), g_hard_len);
   g_answer_fd = answer_fd;
@@ -151,13 +160,13 @@ Result<struct vdeconn*> open_vde(const std::string& vnl, int answer_fd) {
   bool fired;
   int err;
   {
-    OpenAlarm alarm;
+    OpenAlarm alarm(timeout_ms);
     c = vde_open(const_cast<char*>(vnl.c_str()), const_cast<char*>("vu"), nullptr);
     err = errno;
     fired = alarm.fired();
   }
   if (c) return c;
-  if (fired) return timeout_error(vnl);
+  if (fired) return timeout_error(vnl, timeout_ms);
   Error e = Error::sys("open VDE network", err, vnl);
   if (err == EPROTONOSUPPORT)
     return std::move(e).hint("no libvdeplug plugin for this scheme (install it, or check the "
