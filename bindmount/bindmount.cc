@@ -403,6 +403,14 @@ bool apply(const MountSpec* mounts, size_t n, Failure* f) {
         ok = fail(f, idx, Stage::kOverlay);
         break;
       }
+      // Writable: a later target missing below it is made in it (it lands in the layer), not
+      // in a mirror (--rootfs R --cow LAYER:/ binds /etc/resolv.conf into a tree without one).
+      struct stat ost;
+      if (synth.n < kMaxSynth && ::stat(m.target.c_str(), &ost) == 0) {
+        synth.fd[synth.n] = -1;
+        synth.dev[synth.n] = ost.st_dev;
+        synth.ro[synth.n++] = false;
+      }
       continue;
     }
     unsigned long fl = MS_NOSUID | MS_NODEV | (m.read_only ? MS_RDONLY : 0);

@@ -209,6 +209,8 @@ std::string top_help() {
              "  vu shell [OPTIONS]                      run $SHELL in a view\n"
              "  vu probe                                what this kernel allows, and why not\n"
              "  vu net attach [OPTIONS] VNL             plug the current network namespace into VDE/slirp\n"
+             "  vu create NAME --rootfs TREE [OPTIONS]  a named container (persistent layer over TREE)\n"
+             "  vu enter NAME [OPTIONS] [-- CMD]        run CMD in it;  vu ls;  vu rm NAME\n"
              "  vu userbindmount [-nsv] [SRC TGT ...] [-- CMD]   userbindmount-compatible\n"
              "  vu vdens [-m] [-i PFX] [-r F] [-R A] [-H N] [-s] [VNL [CMD]]   vdens-compatible\n"
              "  vu version\n\n"
@@ -246,6 +248,34 @@ Result<Invocation> parse_args(int argc, char** argv) {
     return inv;
   }
   if (sub == "net") return parse_net(argc, argv);
+  if (sub == "create" || sub == "enter" || sub == "rm" || sub == "ls") {
+    const bool help = argc > 2 && (std::strcmp(argv[2], "-h") == 0 || std::strcmp(argv[2], "--help") == 0);
+    if (help || (sub != "ls" && argc < 3)) {
+      if (!help) return Error::usage("vu " + std::string(sub) + ": which container?").hint("see 'vu " + std::string(sub) + " --help'");
+      inv.command = Invocation::Command::kHelpShown;
+      inv.help = sub == "create"
+                     ? "Usage: vu create NAME --rootfs TREE|ARCHIVE [OPTIONS of vu run]\n"
+                       "Make a named container: a view of the root tree with a writable layer that persists\n"
+                       "($XDG_DATA_HOME/vu/containers/NAME: view.toml and layer/). The options are vu run's.\n"
+                       "Example: vu create dev --rootfs ./debian-rootfs --root\n"
+                   : sub == "enter"
+                     ? "Usage: vu enter NAME [OPTIONS of vu run] [-- CMD [ARGS...]]\n"
+                       "Run CMD (default: the view file's command, else a shell) in container NAME: its view\n"
+                       "file plus --cow LAYER:/ (changes persist). One enter at a time per container.\n"
+                   : sub == "rm" ? "Usage: vu rm NAME\nRemove container NAME (its view file and layer).\n"
+                                 : "Usage: vu ls\nList the containers: name, root tree, layer size, last use.\n";
+      return inv;
+    }
+    inv.command = sub == "create" ? Invocation::Command::kCreate
+                  : sub == "enter" ? Invocation::Command::kEnter
+                  : sub == "rm"    ? Invocation::Command::kRemove
+                                   : Invocation::Command::kList;
+    if (sub == "ls" && argc > 2) return Error::usage("vu ls takes no arguments");
+    if (sub == "rm" && argc > 3) return Error::usage("vu rm takes one name");
+    if (sub != "ls") inv.container = argv[2];
+    for (int i = 3; i < argc; ++i) inv.arguments.emplace_back(argv[i]);
+    return inv;
+  }
   if (sub == "userbindmount") {
     inv.command = Invocation::Command::kUserbindmount;
     return inv;
@@ -260,7 +290,8 @@ Result<Invocation> parse_args(int argc, char** argv) {
     return inv;
   }
   return Error::usage("unknown command " + str::quote(sub))
-      .hint("commands are run, shell, probe, userbindmount, version; see 'vu --help'");
+      .hint("commands are run, shell, probe, create, enter, ls, rm, net, userbindmount, vdens, version; "
+            "see 'vu --help'");
 }
 
 }  // namespace vu

@@ -16,13 +16,16 @@
 namespace vu {
 
 struct Invocation {
-  enum class Command { kRun, kShell, kProbe, kUserbindmount, kVersion, kHelpShown, kNetAttach };
+  enum class Command { kRun, kShell, kProbe, kUserbindmount, kVersion, kHelpShown, kNetAttach,
+                       kCreate, kEnter, kList, kRemove };
   Command command = Command::kRun;
   ViewSpec spec;
   bool explain = false;
   int verbosity = 0;  // -v count; -q gives -1
   std::string help;   // kHelpShown: the text to print (stdout, exit 0)
   AttachSpec attach;  // kNetAttach
+  std::string container;              // kCreate, kEnter, kRemove: the name
+  std::vector<std::string> arguments;  // kCreate: its options; kEnter: options and command
 };
 
 Result<Invocation> parse_args(int argc, char** argv);

@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "bindmount/userbindmount.h"
 #include "runtime/cli.h"
+#include "runtime/containers.h"
 #include "runtime/exit_codes.h"
 #include "runtime/net_attach.h"
 #include "runtime/net_helper.h"
@@ -196,6 +197,37 @@ int main_impl(int argc, char** argv) {
     }
     case Invocation::Command::kProbe:
       return cmd_probe();
+    case Invocation::Command::kCreate: {
+      auto r = containers::create(inv->container, inv->arguments);
+      return r ? *r : report(r.error());
+    }
+    case Invocation::Command::kList: {
+      auto r = containers::list();
+      return r ? *r : report(r.error());
+    }
+    case Invocation::Command::kRemove: {
+      auto r = containers::remove(inv->container);
+      return r ? *r : report(r.error());
+    }
+    case Invocation::Command::kEnter: {
+      // vu run -f VIEW --cow LAYER:/ …, with the container's lock held until vu exits.
+      int lock = -1;
+      auto args = containers::enter_argv(inv->container, inv->arguments, &lock);
+      if (!args) return report(args.error());
+      std::vector<char*> av;
+      for (std::string& a : *args) av.push_back(a.data());
+      av.push_back(nullptr);
+      auto run = parse_args(static_cast<int>(av.size()) - 1, av.data());
+      if (!run) return report(run.error());
+      if (run->command == Invocation::Command::kHelpShown) {
+        std::fputs(run->help.c_str(), stdout);
+        return 0;
+      }
+      if (run->verbosity > 0) log::set_level(run->verbosity > 1 ? log::Level::kDebug : log::Level::kInfo);
+      auto r = cmd_run(*run, std::nullopt);
+      std::fflush(stdout);
+      return r ? *r : report(r.error());
+    }
     case Invocation::Command::kUserbindmount:
       return bindmount::userbindmount_main(argc - 1, argv + 1);
     case Invocation::Command::kRun:

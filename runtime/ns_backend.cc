@@ -460,6 +460,7 @@ Result<NsView> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigse
     mounts.push_back(m);
   }
   mounts.insert(mounts.end(), spec.mounts.begin(), spec.mounts.end());
+  NsView view;
   if (spec.rootfs) {
     // --rootfs R: R is bound onto itself first (the root bind, read-only and not recursive),
     // every other mount goes below it, then the first process pivots into it.
@@ -467,10 +468,13 @@ Result<NsView> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigse
     std::stable_partition(mounts.begin(), mounts.end(),
                           [](const bindmount::MountSpec& m) { return m.target == "/"; });
     for (bindmount::MountSpec& m : mounts) m.target = m.target == "/" ? root : root + m.target;
+    if (spec.rootfs_layer) {  // writable: overlayfs over the tree instead of its read-only bind
+      view.cows.push_back(VU_TRY(fusefs::prepare_cow(*spec.rootfs_layer)));
+      mounts.front() = view.cows.back().mount;
+    }
     l.new_root = root;
     l.rootfs = true;
   }
-  NsView view;
   std::vector<fusefs::FuseMount> fuse;
   for (const fusefs::CowSpec& c : spec.cows) {
     view.cows.push_back(VU_TRY(fusefs::prepare_cow(c)));

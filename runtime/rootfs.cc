@@ -141,9 +141,22 @@ Result<void> expand_rootfs(ViewSpec& spec) {
         .hint("give an unpacked root tree or a tar archive of one (OCI images are not supported yet)");
   }
   if (root == "/") return Error::usage("--rootfs /: that is the host's root already").hint("drop --rootfs");
+  // --cow LAYER:/ makes the tree writable: kernel overlayfs with the tree as its lower layer.
+  for (auto it = spec.cows.begin(); it != spec.cows.end(); ++it) {
+    if (it->target != "/") continue;
+    fusefs::CowSpec c{it->layer, root, fusefs::CowImpl::kAuto, {}};
+    VU_TRY_VOID(fusefs::choose_cow(c, ::getuid(), ::getgid()));
+    if (c.impl != fusefs::CowImpl::kKernel)
+      return Error::usage("--rootfs " + given + " --cow " + it->layer + ":/: the tree has files that are not yours")
+          .hint("a writable tree needs kernel overlayfs, which needs every file below it to be yours (" + c.why + ")");
+    c.why = "kernel overlayfs over the tree";
+    spec.rootfs_layer = c;
+    spec.cows.erase(it);
+    break;
+  }
   if (!spec.cows.empty() || !spec.fuse.empty())
-    return Error::usage("--rootfs with --cow, --fuse or --mount is not supported yet")
-        .hint("bind what you need into the tree with --bind");
+    return Error::usage("--rootfs with --cow below /, --fuse or --mount is not supported yet")
+        .hint("bind what you need into the tree with --bind; --cow LAYER:/ makes the tree writable");
   UniqueFd rfd = VU_TRY(sys::open(root, O_RDONLY | O_DIRECTORY));
   if (!open_in_root(rfd.get(), "bin/sh", O_PATH))
     return Error::usage("--rootfs " + given + ": the tree has no /bin/sh")
@@ -154,7 +167,7 @@ Result<void> expand_rootfs(ViewSpec& spec) {
   };
 
   std::vector<bindmount::MountSpec> m;
-  m.push_back(bind(root, "/", true));
+  m.push_back(bind(root, "/", !spec.rootfs_layer));  // the ns backend mounts the layer there
   m.back().recursive = false;
   m.push_back(bind("/proc", "/proc"));
   m.push_back(tmpfs("/dev", "0755"));
@@ -204,6 +217,11 @@ Result<void> expand_rootfs(ViewSpec& spec) {
     for (const bindmount::MountSpec& u : spec.mounts) user_resolv |= u.target == "/etc/resolv.conf";
     if (spec.net.dns.empty() && !user_resolv && ::access("/etc/resolv.conf", R_OK) == 0)
       m.push_back(bind("/etc/resolv.conf", "/etc/resolv.conf"));
+  }
+  // No command: $SHELL if the tree has it, else its /bin/sh.
+  if (spec.command.empty()) {
+    const char* shell = std::getenv("SHELL");
+    if (!shell || shell[0] != '/' || !open_in_root(rfd.get(), shell + 1, O_PATH)) spec.command = {"/bin/sh"};
   }
   for (bindmount::MountSpec& u : spec.mounts) u.host_source = true;
   spec.mounts.insert(spec.mounts.begin(), m.begin(), m.end());

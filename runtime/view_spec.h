@@ -39,6 +39,7 @@ struct ViewSpec {
   BackendWish backend = BackendWish::kAuto;
   std::optional<std::string> rootfs;  // --rootfs: the view's / (runtime/rootfs.h)
   bool rootfs_home = true;            // bind $HOME into it (--no-home: not)
+  std::optional<fusefs::CowSpec> rootfs_layer;  // --cow LAYER:/ with --rootfs: the tree writable
 };
 
 // One option of `vu run`, and the key of the same name in a config file.

@@ -80,12 +80,39 @@ if [ ! -e /tmp/planted ] && [ -z "$(ls "$XDG_CACHE_HOME/vu" | grep tmp)" ] && [ 
   ok "nothing written outside, nothing half-written in the cache"
 else bad "leftovers of refused archives" "$(ls -la "$XDG_CACHE_HOME/vu" /tmp/planted 2>&1)"; fi
 
+# A writable tree: --cow LAYER:/ (kernel overlayfs over it); the tree itself stays untouched.
+L=$work/wlayer
+expect "--cow LAYER:/ makes the tree writable" "made 0" \
+  "$("$VU" run --net none --rootfs "$R" --cow "$L:/" -- sh -c 'echo made > /etc/new; rm /etc/os-release; cat /etc/new; ls /etc | grep -c os-release' | tr '\n' ' ' | sed 's/ $//')"
+if [ -f "$L/etc/new" ] && [ -c "$L/etc/os-release" ] && [ -f "$R/etc/os-release" ] && [ ! -e "$R/etc/new" ]; then
+  ok "the changes are in the layer (a whiteout for the removed file), the tree unchanged"
+else bad "layer contents" "$(ls -la "$L/etc" "$R/etc" 2>&1)"; fi
+expect "the next view over the same layer sees them" "made" \
+  "$("$VU" run --net none --rootfs "$R" --cow "$L:/" -- sh -c 'cat /etc/new; cat /etc/os-release 2>/dev/null')"
+
+# Named containers: create, enter (changes persist), one enter at a time, ls, rm.
+export XDG_DATA_HOME=$work/data
+expect "vu create" 0 "$("$VU" create dev --rootfs "$R" --root --net none >/dev/null; echo $?)"
+expect "vu enter: --root from the view file, a change made" "0" "$("$VU" enter dev -- sh -c 'echo kept > /root/note; id -u')"
+expect "vu enter again: the change persists" "kept" "$("$VU" enter dev -- cat /root/note)"
+"$VU" enter dev --bind "$work:/w" -- sh -c "touch /w/in-enter; sleep 3" & first=$!
+for _ in $(seq 100); do [ -e "$work/in-enter" ] && break; sleep 0.05; done
+check_err "a second enter while one runs: refused, saying why" 125 'in use by another' "$VU" enter dev -- true
+wait $first
+case "$("$VU" ls)" in *dev*"$R"*) ok "vu ls shows the container and its tree";; *) bad "vu ls" "$("$VU" ls)";; esac
+check_err "vu create of an existing name" 2 'exists already' "$VU" create dev --rootfs "$R"
+check_err "vu create without --rootfs" 2 'needs --rootfs' "$VU" create other --tmpfs /x
+check_err "a name with a slash" 2 'container name' "$VU" create a/b --rootfs "$R"
+expect "vu rm" 0 "$("$VU" rm dev >/dev/null; echo $?)"
+if [ ! -e "$XDG_DATA_HOME/vu/containers/dev" ]; then ok "vu rm removed its directory"; else bad "vu rm left" "$(ls -la "$XDG_DATA_HOME/vu/containers/dev")"; fi
+check_err "vu enter of a removed container" 2 'no container' "$VU" enter dev -- true
+
 # Bad input: status 2, a vu: line, nothing run.
 check_err "a missing tree" 2 'rootfs' "$VU" run --rootfs "$work/nope" -- true
 check_err "a file, neither a tree nor an archive" 2 'not a usable archive' "$VU" run --rootfs "$work/hostfile" -- true
 mkdir -p "$work/empty"
 check_err "a tree without /bin/sh" 2 'no /bin/sh' "$VU" run --rootfs "$work/empty" -- true
-check_err "with --cow (not yet)" 2 'not supported yet' "$VU" run --rootfs "$R" --cow "$work/l:/usr" -- true
+check_err "with --cow below / (not yet)" 2 'not supported yet' "$VU" run --rootfs "$R" --cow "$work/l:/usr" -- true
 check_err "--bind DIR:/ is a usage error" 2 'root directory' "$VU" run --bind "$R:/" -- true
 check_err "under pvm: refused, saying why" 125 'rootfs' "$VU" run --backend=pvm --rootfs "$R" -- true
 summary
