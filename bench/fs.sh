@@ -11,7 +11,7 @@
 #   tar x  tar xf of 5000 small files (0.5-4 KiB, 50 directories) into DIR, timed in the view
 #          (metadata: lookups, creates, small writes)
 # Set-ups: direct (the host directory); vu --cow :kernel (overlayfs in the user namespace);
-# vu --cow :fuse (vu-cowfs) and its variants: without the writeback cache, without splice,
+# vu --cow :fuse (vu-cowfs) and its variants: with the writeback cache, without splice,
 # with splice for requests too, multithreaded;
 # fuse-overlayfs started by vu --fuse; fuse2fs on an ext4 image (vu --mount image:).
 # Needs: fuse-overlayfs, fuse2fs, mkfs.ext4 (scripts/setup.sh --bench).
@@ -52,7 +52,7 @@ setups=(
   "vu --cow (kernel overlayfs)|$tmp/low|$vu run --net none --cow $tmp/layer:$tmp/low:kernel --"
   "~warm-up|$tmp/low|$vu run --net none --cow $tmp/layer:$tmp/low:fuse --"
   "vu --cow (vu-cowfs)|$tmp/low|$vu run --net none --cow $tmp/layer:$tmp/low:fuse --"
-  "vu-cowfs, no writeback cache|$tmp/low|env VU_COWFS_NO_WRITEBACK=1 $vu run --net none --cow $tmp/layer:$tmp/low:fuse --"
+  "vu-cowfs, writeback cache|$tmp/low|env VU_COWFS_WRITEBACK=1 $vu run --net none --cow $tmp/layer:$tmp/low:fuse --"
   "vu-cowfs, no splice|$tmp/low|env VU_COWFS_SPLICE=none $vu run --net none --cow $tmp/layer:$tmp/low:fuse --"
   "vu-cowfs, splice requests too|$tmp/low|env VU_COWFS_SPLICE=all $vu run --net none --cow $tmp/layer:$tmp/low:fuse --"
   "vu-cowfs, multithreaded|$tmp/low|env VU_COWFS_THREADS=1 $vu run --net none --cow $tmp/layer:$tmp/low:fuse --"

@@ -22,7 +22,9 @@
 // the path of its first name. Directories have one name; a file of the layer is found again by
 // its (st_dev, st_ino) when the kernel looks up another of its names; a lower file is one
 // Inode per name (copy-up breaks lower hard links, as overlayfs without index=on). Data goes
-// through file descriptors (replies by splice), with the kernel's writeback cache and 1 MiB
+// through file descriptors (replies by splice), without the kernel's writeback cache (opt-in:
+// VU_COWFS_WRITEBACK=1; writes were faster without it here, and a full layer then fails the
+// writer's write() itself), kept pages, and 1 MiB
 // requests, on one thread: bench/fs.sh shows what each of those gave.
 #define FUSE_USE_VERSION 35
 #include <fuse3/fuse_lowlevel.h>
@@ -63,7 +65,7 @@ struct State {
   gid_t gid = 0;
   uid_t overflow_uid = 65534;  // how the view sees an owner it does not map
   gid_t overflow_gid = 65534;
-  bool writeback = true;
+  bool writeback = false;
   double timeout = 1.0;
   std::recursive_mutex tree;  // the Inode tables, copy-ups and changes to the tree's shape
 };
@@ -1056,8 +1058,8 @@ void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
 }
 
 void op_init(void*, struct fuse_conn_info* conn) {
-  const char* env = std::getenv("VU_COWFS_NO_WRITEBACK");
-  g.writeback = !(env && *env) && (conn->capable & FUSE_CAP_WRITEBACK_CACHE);
+  const char* env = std::getenv("VU_COWFS_WRITEBACK");
+  g.writeback = env && *env == '1' && (conn->capable & FUSE_CAP_WRITEBACK_CACHE);
   if (g.writeback) conn->want |= FUSE_CAP_WRITEBACK_CACHE;
   else conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   // Replies carrying file data go by splice (no copy through our memory: reads ~9x faster
