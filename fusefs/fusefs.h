@@ -8,7 +8,7 @@
 // (overlayfs, mounted by the first process like a bind), then FUSE filesystems in the order
 // given, started by the keeper (keeper.h) inside the view's namespaces.
 //
-// Copy-on-write semantics, the same in both implementations (tests/integration/cow_test.sh runs
+// Copy-on-write semantics, the same in both implementations (tests/integration/fs_test.sh runs
 // one suite against each): writes copy the file up into LAYER, deletes leave an overlayfs
 // whiteout (a 0/0 character device), a directory deleted and made again is opaque
 // (user.overlay.opaque=y, overlayfs's "userxattr" convention), so either implementation reads a
