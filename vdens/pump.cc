@@ -213,9 +213,9 @@ class SlirpUplink : public Port {
     }
   }
   void send(const uint8_t* frame, size_t len) override {
-    if (!udp_peers_.empty() && len <= sizeof out_) {
-      std::memcpy(out_, frame, len);
-      if (udp_reply_to_host(out_, len)) frame = out_;
+    if (!udp_peers_.empty() && len <= kBufSize) {
+      std::memcpy(out_.get(), frame, len);
+      if (udp_reply_to_host(out_.get(), len)) frame = out_.get();
     }
     api_->input(slirp_, frame, static_cast<int>(len));
   }
@@ -248,9 +248,9 @@ class SlirpUplink : public Port {
   static ssize_t send_packet(const void* buf, size_t len, void* opaque) {
     auto* self = static_cast<SlirpUplink*>(opaque);
     const auto* frame = static_cast<const uint8_t*>(buf);
-    if (!self->udp_view_ports_.empty() && len <= sizeof self->in_) {
-      std::memcpy(self->in_, frame, len);
-      if (self->udp_from_host(self->in_, len)) frame = self->in_;
+    if (!self->udp_view_ports_.empty() && len <= kBufSize) {
+      std::memcpy(self->in_.get(), frame, len);
+      if (self->udp_from_host(self->in_.get(), len)) frame = self->in_.get();
     }
     if (!self->acks_.hold(frame, len)) {
       self->flush();  // the held ACKs first: the order of a connection's frames is kept
@@ -382,8 +382,8 @@ class SlirpUplink : public Port {
   std::vector<uint32_t> udp_peers_;       // view port << 16 | gateway port, from recent datagrams
   in_addr gateway4_{};
   in6_addr gateway6_{};
-  uint8_t out_[65536 + 64];  // a view's frame being readdressed
-  uint8_t in_[65536 + 64];   // slirp's frame being readdressed
+  // Frames being readdressed (view's, slirp's): made only for UDP forwards.
+  std::unique_ptr<uint8_t[]> out_, in_;
   std::vector<PortForward> forwards_;
   in_addr guest_{};
   AckCoalescer acks_;
@@ -465,7 +465,10 @@ Result<void> SlirpUplink::start() {
       r = api_->add_hostfwd(slirp_, f.udp, f.host_addr, f.host_port, guest_, f.view_port);
     }
     if (r < 0) return forward_error(f, errno);
-    if (f.udp && !allow_host_loopback_) udp_view_ports_.push_back(static_cast<uint16_t>(f.view_port));
+    if (f.udp && !allow_host_loopback_) {
+      udp_view_ports_.push_back(static_cast<uint16_t>(f.view_port));
+      if (!out_) out_.reset(new uint8_t[kBufSize]), in_.reset(new uint8_t[kBufSize]);
+    }
   }
   // libslirp listens with a backlog of 1 (tcp_listen): with 20 clients connecting at once the
   // host's accept queue overflows, SYNs are dropped and retried after 1 s. listen() again on a
