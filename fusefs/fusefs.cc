@@ -168,8 +168,19 @@ Result<FuseMount> parse_mount(std::string_view arg) {
 
 Result<void> choose_cow(CowSpec& c, uid_t uid, gid_t gid) {
   struct stat st;
-  if (::stat(c.layer.c_str(), &st) == 0) {
+  if (::lstat(c.layer.c_str(), &st) == 0) {
+    // What is in the layer appears in the view, and runs as the view's user: a layer someone
+    // else made, or can write to, would let them put files there (a /tmp/layer made 0777 by
+    // another user before yours: their bin/ls in your --root view).
+    if (S_ISLNK(st.st_mode))
+      return Error::usage("--cow: layer " + c.layer + " is a symlink").hint("give the directory itself");
     if (!S_ISDIR(st.st_mode)) return Error::usage("--cow: layer " + c.layer + " is not a directory");
+    if (st.st_uid != uid)
+      return Error::usage("--cow: layer " + c.layer + " is not yours (owner uid " + std::to_string(st.st_uid) + ")")
+          .hint("another user could put files in your view through it; use a directory you made (or let vu make it)");
+    if ((st.st_mode & 0022) && !(st.st_mode & S_ISVTX))
+      return Error::usage("--cow: layer " + c.layer + " can be written by group or others")
+          .hint("they could put files in your view through it: chmod go-w " + c.layer);
     if (::access(c.layer.c_str(), W_OK) < 0)
       return Error::sys("--cow: layer", errno, c.layer, ErrorKind::kUsage).hint("the layer must be writable by you");
   } else {

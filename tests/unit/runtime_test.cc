@@ -384,6 +384,33 @@ TEST(FuseTest, ChooseKernelOnlyForATreeTheUserOwns) {
   EXPECT_FALSE(fusefs::choose_cow(no_parent, ::getuid(), ::getgid()).ok());
 }
 
+TEST(FuseTest, ALayerOthersCanWriteOrOwnIsRefused) {
+  // Its files appear in the view and run as the view's user (a /tmp/layer made 0777 by someone
+  // else before yours was accepted).
+  auto dir = TempDir::make("vu-unit");
+  ASSERT_TRUE(dir.ok());
+  std::string low = dir->path() + "/low", layer = dir->path() + "/layer";
+  ASSERT_EQ(::mkdir(low.c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(layer.c_str(), 0700), 0);
+  fusefs::CowSpec mine{layer, low};
+  EXPECT_TRUE(fusefs::choose_cow(mine, ::getuid(), ::getgid()).ok());
+  ASSERT_EQ(::chmod(layer.c_str(), 0777), 0);
+  fusefs::CowSpec open_to_all{layer, low};
+  auto r = fusefs::choose_cow(open_to_all, ::getuid(), ::getgid());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().kind(), ErrorKind::kUsage);
+  ASSERT_EQ(::chmod(layer.c_str(), 01777), 0);  // sticky, as a /tmp target's layer: accepted
+  fusefs::CowSpec sticky{layer, low};
+  EXPECT_TRUE(fusefs::choose_cow(sticky, ::getuid(), ::getgid()).ok());
+  ASSERT_EQ(::chmod(layer.c_str(), 0700), 0);
+  fusefs::CowSpec foreign{layer, low};
+  EXPECT_FALSE(fusefs::choose_cow(foreign, ::getuid() + 4242, ::getgid()).ok());  // not the caller's
+  std::string link = dir->path() + "/link";
+  ASSERT_EQ(::symlink(layer.c_str(), link.c_str()), 0);
+  fusefs::CowSpec through{link, low};
+  EXPECT_FALSE(fusefs::choose_cow(through, ::getuid(), ::getgid()).ok());
+}
+
 TEST(FuseTest, MountedAtLooksAtTheTopmostMount) {
   const std::string info =
       "22 1 0:21 / / rw - ext4 /dev/vda rw\n"
