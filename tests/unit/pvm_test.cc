@@ -251,3 +251,107 @@ TEST(PvmFilter, Builds) {
 
 }  // namespace
 }  // namespace vu
+
+// The modules, each serving a call made by this very process (its memory is the "caller's").
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+
+#include "pvm/call.h"
+#include "pvm/fs.h"
+#include "pvm/identity.h"
+#include "pvm/net.h"
+#include "pvm/uts.h"
+
+namespace vu::pvm {
+namespace {
+
+Call self_call(int nr, std::initializer_list<uint64_t> args) {
+  Call c{0, static_cast<pid_t>(::syscall(SYS_gettid)), nr, {}};
+  int i = 0;
+  for (uint64_t a : args) c.a[i++] = a;
+  return c;
+}
+uint64_t addr(const void* p) { return reinterpret_cast<uint64_t>(p); }
+
+TEST(PvmIdentity, RootIdsAreZeroAndOnlyZeroCanBeSet) {
+  uint32_t r = 7, e = 7, s = 7;
+  Call c = self_call(SYS_getresuid, {addr(&r), addr(&e), addr(&s)});
+  Answer a = do_root_ids(c);
+  EXPECT_EQ(a.err, 0);
+  EXPECT_EQ(r + e + s, 0u);
+  Call set = self_call(SYS_setuid, {1000});
+  EXPECT_EQ(do_root_ids(set).err, EINVAL);
+  Call keep = self_call(SYS_setresuid, {0, static_cast<uint32_t>(-1), 0});
+  EXPECT_EQ(do_root_ids(keep).err, 0);
+}
+
+TEST(PvmIdentity, GroupsOfOthersAreTheOverflowId) {
+  Config cfg;
+  cfg.gid = ::getgid();
+  gid_t groups[256];
+  Call c = self_call(SYS_getgroups, {256, addr(groups)});
+  Answer a = do_getgroups(cfg, c);
+  ASSERT_EQ(a.err, 0);
+  for (int64_t i = 0; i < a.val; ++i) EXPECT_TRUE(groups[i] == cfg.gid || groups[i] == kOverflowId);
+}
+
+TEST(PvmUts, UnameShowsTheViewsHostname) {
+  Config cfg;
+  cfg.hostname = "box";
+  utsname u{};
+  Call c = self_call(SYS_uname, {addr(&u)});
+  EXPECT_EQ(do_uname(cfg, c).err, 0);
+  EXPECT_STREQ(u.nodename, "box");
+  Call set = self_call(SYS_sethostname, {addr("x"), 1});
+  EXPECT_EQ(do_sethostname(cfg, set).err, EPERM);  // not --root
+  cfg.root = true;
+  EXPECT_EQ(do_sethostname(cfg, set).err, 0);
+  EXPECT_EQ(*cfg.hostname, "x");
+}
+
+TEST(PvmNet, SocketNamesAreViewPaths) {
+  auto d = TempDir::make("vu-pvm-net");
+  ASSERT_TRUE(d.ok());
+  Config cfg;
+  cfg.map.add({"/view", d->path(), false});
+  UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s/s.sock", d->path().c_str());
+  ASSERT_EQ(::bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  sockaddr_un got{};
+  socklen_t len = sizeof got;
+  Call c = self_call(SYS_getsockname, {static_cast<uint64_t>(s.get()), addr(&got), addr(&len)});
+  ASSERT_EQ(do_sockname(cfg, c).err, 0);
+  EXPECT_STREQ(got.sun_path, "/view/s.sock");
+  EXPECT_EQ(len, offsetof(sockaddr_un, sun_path) + sizeof "/view/s.sock");
+  socklen_t shortlen = 4;  // truncated, the full length reported
+  Call c2 = self_call(SYS_getsockname, {static_cast<uint64_t>(s.get()), addr(&got), addr(&shortlen)});
+  ASSERT_EQ(do_sockname(cfg, c2).err, 0);
+  EXPECT_EQ(shortlen, len);
+}
+
+TEST(PvmFs, TrailingSlashAndMountpointErrors) {
+  auto d = TempDir::make("vu-pvm-fs");
+  ASSERT_TRUE(d.ok());
+  ASSERT_EQ(::mkdir((d->path() + "/sub").c_str(), 0755), 0);
+  Config cfg;
+  cfg.map.add({"/view", d->path(), false});
+  const char* p = "/view/new/";
+  Call c = self_call(SYS_open, {addr(p), O_WRONLY | O_CREAT | O_CLOEXEC, 0644});
+  EXPECT_EQ(do_open(cfg, c, AT_FDCWD, c.a[0], c.arg_int(1), 0644).err, EISDIR);
+  Call m = self_call(SYS_mknod, {addr(p), S_IFIFO | 0600, 0});
+  EXPECT_EQ(do_mknod(cfg, m, AT_FDCWD, m.a[0], S_IFIFO | 0600, 0).err, ENOENT);
+  Call k = self_call(SYS_mkdir, {addr(p), 0755});
+  EXPECT_EQ(do_mkdir(cfg, k, AT_FDCWD, k.a[0], 0755).kind, Answer::kValue);
+  struct stat st;
+  EXPECT_EQ(::stat((d->path() + "/new").c_str(), &st), 0);
+  const char* mp = "/view";
+  Call r = self_call(SYS_rmdir, {addr(mp)});
+  const int e = do_remove(cfg, r, AT_FDCWD, r.a[0], true).err;
+  EXPECT_TRUE(e == EBUSY || e == EACCES) << e;  // "/" writable (root) or not
+}
+
+}  // namespace
+}  // namespace vu::pvm

@@ -1,0 +1,592 @@
+#include "pvm/fs.h"
+
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <seccomp.h>
+#include <dirent.h>
+#include <poll.h>
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/statvfs.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <sys/user.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <utime.h>
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <list>
+#include <mutex>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "base/log.h"
+#include "pvm/accel_abi.h"
+
+#if !defined(__x86_64__)
+#error "pvm: only x86_64 is implemented (syscall numbers and ptrace registers)"
+#endif
+
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+#ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+#define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
+#endif
+#ifndef SECCOMP_IOCTL_NOTIF_ID_VALID
+#define SECCOMP_IOCTL_NOTIF_ID_VALID SECCOMP_IOW(2, __u64)
+#endif
+#ifndef AT_EMPTY_PATH
+#define AT_EMPTY_PATH 0x1000
+#endif
+
+namespace vu::pvm {
+
+// Read-only region of a descriptor (fchmod, fchown, fsetxattr on a file of a read-only bind).
+bool fd_read_only(const Config& cfg, Call& c, int fd) {
+  if (cfg.map.empty()) return false;
+  std::string host = read_link(fd_path(c.tid, fd));
+  if (host.empty() || host[0] != '/') return false;
+  const Mount* m = cfg.map.covering(cfg.map.to_view(host));
+  return m && m->read_only;
+}
+
+bool writes_refused(const Resolved& r) {
+  // The kernel lets devices, FIFOs and sockets on a read-only mount be written.
+  return r.read_only() && (!r.exists || S_ISREG(r.st.st_mode) || S_ISDIR(r.st.st_mode) || S_ISLNK(r.st.st_mode));
+}
+
+Answer write_stat(const Config& cfg, Call& c, struct stat st, uint64_t buf) {
+  st.st_uid = view_uid(cfg, st.st_uid);
+  st.st_gid = view_gid(cfg, st.st_gid);
+  if (!write_mem(c.tid, buf, &st, sizeof st)) return Answer::error(EFAULT);
+  return Answer::value(0);
+}
+
+// Whether `host_dir` is a directory the ns backend shows as a read-only mirror: the deepest
+// existing ancestor of a missing mountpoint (Config::listing), when the caller cannot write it
+// (bindmount.cc, "Creating missing targets"). Creating or removing names in it is EROFS there.
+bool mirror_read_only(const Config& cfg, const std::string& host_dir) {
+  if (cfg.listing.empty()) return false;
+  struct stat st;
+  if (::stat(host_dir.c_str(), &st) < 0) return false;
+  for (const auto& [key, e] : cfg.listing)
+    if (key.first == st.st_dev && key.second == st.st_ino) return ::access(host_dir.c_str(), W_OK) < 0;
+  return false;
+}
+
+std::string parent_host(const Config& cfg, const Resolved& r) {
+  size_t k = r.view.rfind('/');
+  return cfg.map.to_host(k == 0 ? "/" : r.view.substr(0, k));
+}
+
+// A name made or removed in a read-only mirror (see above): EROFS, as the ns backend says.
+bool in_read_only_mirror(const Config& cfg, const Resolved& r) {
+  return !cfg.listing.empty() && !r.view.empty() && mirror_read_only(cfg, parent_host(cfg, r));
+}
+
+// A mountpoint cannot be removed or renamed, and the kernel says so after the checks it makes
+// first: a read-only parent (EROFS: a read-only mount, or the ns backend's read-only mirror of
+// a directory that lacked the mountpoint), no write and search on the parent (EACCES), EBUSY.
+int mountpoint_error(const Config& cfg, const Resolved& r) {
+  size_t k = r.view.rfind('/');
+  std::string pview = k == 0 ? "/" : r.view.substr(0, k);
+  const Mount* pm = cfg.map.covering(pview);
+  if (pm && pm->read_only) return EROFS;
+  std::string parent = cfg.map.to_host(pview);
+  if (mirror_read_only(cfg, parent)) return EROFS;
+  return ::access(parent.c_str(), W_OK | X_OK) < 0 ? EACCES : EBUSY;
+}
+
+// ---- the mount table ------------------------------------------------------------------------
+// /proc/PID/mountinfo and /proc/PID/mounts (so /proc/self/… and /proc/mounts): the host's
+// table, then a line for each mount of the view (its device, type and source are those of the
+// host mount that holds its source), as a mount namespace would list them after its own.
+enum class MountTable { kNone, kMountinfo, kMounts };
+
+MountTable mount_table(const std::string& host) {
+  if (host.compare(0, 6, "/proc/") != 0) return MountTable::kNone;
+  size_t i = 6;
+  while (i < host.size() && host[i] >= '0' && host[i] <= '9') ++i;
+  if (i == 6) return MountTable::kNone;
+  std::string_view rest = std::string_view(host).substr(i);
+  if (rest == "/mountinfo") return MountTable::kMountinfo;
+  if (rest == "/mounts") return MountTable::kMounts;
+  return MountTable::kNone;
+}
+
+std::string escape_mount_path(std::string_view p) {
+  std::string out;
+  for (char ch : p) {
+    if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\\') {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\%03o", static_cast<unsigned char>(ch));
+      out += b;
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+Answer do_mount_table(const Config& cfg, const std::string& host, MountTable kind, int flags) {
+  std::string table, info;
+  for (auto [path, out] : {std::pair{host, &table}, std::pair{proc_path(::getpid(), "mountinfo"), &info}}) {
+    UniqueFd in(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in) return Answer::error(errno);
+    char buf[16384];
+    ssize_t n;
+    while ((n = ::read(in.get(), buf, sizeof buf)) > 0) out->append(buf, static_cast<size_t>(n));
+  }
+  // The host's mounts (mountinfo fields: 2 maj:min, 3 root, 4 mount point, after " - ": type,
+  // source, options), to find the one that holds each view mount's source.
+  struct HostMount {
+    std::vector<std::string> f;
+    std::string type, source, super;
+  };
+  std::vector<HostMount> hosts;
+  size_t pos = 0;
+  while (pos < info.size()) {
+    size_t end = info.find('\n', pos);
+    if (end == std::string::npos) end = info.size();
+    std::string line = info.substr(pos, end - pos);
+    pos = end + 1;
+    size_t dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    HostMount h;
+    size_t a = 0;
+    std::string head = line.substr(0, dash);
+    while (a <= head.size()) {
+      size_t b = head.find(' ', a);
+      if (b == std::string::npos) b = head.size();
+      h.f.push_back(head.substr(a, b - a));
+      a = b + 1;
+    }
+    std::string tail = line.substr(dash + 3);
+    size_t s1 = tail.find(' '), s2 = tail.find(' ', s1 == std::string::npos ? tail.size() : s1 + 1);
+    if (h.f.size() < 6 || s1 == std::string::npos || s2 == std::string::npos) continue;
+    h.type = tail.substr(0, s1);
+    h.source = tail.substr(s1 + 1, s2 - s1 - 1);
+    h.super = tail.substr(s2 + 1);
+    hosts.push_back(std::move(h));
+  }
+  int id = 100000;
+  for (const Mount& m : cfg.map.mounts()) {
+    const HostMount* best = nullptr;
+    for (const HostMount& h : hosts)  // the last (topmost) of the longest mount point
+      if (is_within(m.host, h.f[4]) && (!best || h.f[4].size() >= best->f[4].size())) best = &h;
+    if (!best) continue;
+    std::string root = m.host.substr(best->f[4] == "/" ? 0 : best->f[4].size());
+    if (best->f[3] != "/") root = best->f[3] + root;
+    if (root.empty()) root = "/";
+    const std::string opts = m.read_only ? "ro,relatime" : "rw,relatime";
+    if (kind == MountTable::kMountinfo)
+      table += std::to_string(id) + " 1 " + best->f[2] + " " + escape_mount_path(root) + " " +
+               escape_mount_path(m.view) + " " + opts + " - " + best->type + " " + best->source + " " +
+               best->super + "\n";
+    else
+      table += best->source + " " + escape_mount_path(m.view) + " " + best->type + " " + opts + " 0 0\n";
+    ++id;
+  }
+  UniqueFd mem(static_cast<int>(::syscall(SYS_memfd_create, "vu-pvm-mounts", MFD_CLOEXEC)));
+  if (!mem) return Answer::error(errno);
+  if (::write(mem.get(), table.data(), table.size()) != static_cast<ssize_t>(table.size())) return Answer::error(EIO);
+  Answer a;
+  a.fd.reset(::open(proc_path(::getpid(), ("fd/" + std::to_string(mem.get())).c_str()).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!a.fd) return Answer::error(errno);
+  a.kind = Answer::kFd;
+  a.cloexec = flags & O_CLOEXEC;
+  return a;
+}
+
+// ---- open ----------------------------------------------------------------------------------
+Answer do_open(const Config& cfg, Call& c, int dirfd, uint64_t path, int flags, mode_t mode) {
+  const bool excl_create = (flags & O_CREAT) && (flags & O_EXCL);
+  const bool follow = !(flags & O_NOFOLLOW) && !excl_create;
+  Resolved r = resolve_arg(cfg, c, dirfd, path, follow);
+  if (r.err) return Answer::error(r.err);
+  const int acc = flags & O_ACCMODE;
+  const bool tmpfile = (flags & O_TMPFILE) == O_TMPFILE;
+  if (r.exists && excl_create) return Answer::error(EEXIST);
+  if (!r.exists && !(flags & O_CREAT)) return Answer::error(ENOENT);
+  if (!r.exists && r.trailing_slash) return Answer::error(EISDIR);  // O_CREAT of "name/"
+  if (!r.exists && in_read_only_mirror(cfg, r)) return Answer::error(EROFS);
+  const bool writes = acc != O_RDONLY || (flags & O_TRUNC) || (!r.exists && (flags & O_CREAT)) || tmpfile;
+  if (writes && writes_refused(r)) {
+    if (r.exists && S_ISDIR(r.st.st_mode) && acc != O_RDONLY) return Answer::error(EISDIR);
+    return Answer::error(EROFS);
+  }
+  if (MountTable t = mount_table(r.host); t != MountTable::kNone && r.exists && !cfg.map.empty())
+    return do_mount_table(cfg, r.host, t, flags);
+  if (!r.moved) return Answer::cont();
+  if (flags & (O_CREAT | O_TMPFILE)) mode &= ~umask_of(c);
+  // On a worker thread (Monitor): a FIFO open waits here for its peer, as the caller would.
+  Answer a;
+  auto open_host = [&] { return static_cast<long>(::open(r.host.c_str(), flags | O_CLOEXEC, mode)); };
+  const bool waits = r.exists && (S_ISFIFO(r.st.st_mode) || S_ISCHR(r.st.st_mode)) && !(flags & O_NONBLOCK);
+  a.fd.reset(static_cast<int>(waits ? wait_like_caller(c, open_host) : open_host()));
+  if (!a.fd) return Answer::error(errno);
+  a.kind = Answer::kFd;
+  a.cloexec = flags & O_CLOEXEC;
+  return a;
+}
+
+// ---- stat ----------------------------------------------------------------------------------
+Answer do_fstat(const Config& cfg, Call& c, int fd, uint64_t buf) {
+  struct stat st;
+  std::string p = dirfd_path(c.tid, fd);
+  if (::stat(p.c_str(), &st) < 0) return Answer::error(errno == ENOENT ? EBADF : errno);
+  return write_stat(cfg, c, st, buf);
+}
+
+Answer do_stat(const Config& cfg, Call& c, int dirfd, uint64_t path, uint64_t buf, int flags) {
+  if (names_dirfd(c.tid, path, flags)) return do_fstat(cfg, c, dirfd, buf);
+  Resolved r = resolve_arg(cfg, c, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
+  if (r.err) return Answer::error(r.err);
+  if (!r.exists) return Answer::error(ENOENT);
+  return write_stat(cfg, c, r.st, buf);
+}
+
+Answer do_statx(const Config& cfg, Call& c) {
+  const int dirfd = c.arg_int(0), flags = c.arg_int(2);
+  const unsigned mask = static_cast<unsigned>(c.a[3]);
+  std::string host;
+  int sflags = flags & AT_STATX_SYNC_TYPE;
+  if (names_dirfd(c.tid, c.a[1], flags)) {
+    host = dirfd_path(c.tid, dirfd);
+  } else {
+    Resolved r = resolve_arg(cfg, c, dirfd, c.a[1], !(flags & AT_SYMLINK_NOFOLLOW));
+    if (r.err) return Answer::error(r.err);
+    if (!r.exists) return Answer::error(ENOENT);
+    host = r.host;
+    if (S_ISLNK(r.st.st_mode)) sflags |= AT_SYMLINK_NOFOLLOW;
+  }
+  struct statx stx;
+  if (::statx(AT_FDCWD, host.c_str(), sflags, mask, &stx) < 0)
+    return Answer::error(errno == ENOENT && host.compare(0, 6, "/proc/") == 0 ? EBADF : errno);
+  stx.stx_uid = view_uid(cfg, stx.stx_uid);
+  stx.stx_gid = view_gid(cfg, stx.stx_gid);
+  if (!write_mem(c.tid, c.a[4], &stx, sizeof stx)) return Answer::error(EFAULT);
+  return Answer::value(0);
+}
+
+// ---- access, readlink, getcwd --------------------------------------------------------------
+Answer do_access(const Config& cfg, Call& c, int dirfd, uint64_t path, int mode, int flags) {
+  Resolved r = resolve_arg(cfg, c, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
+  if (r.err) return Answer::error(r.err);
+  if (!r.exists) return Answer::error(ENOENT);
+  if ((mode & W_OK) && writes_refused(r)) return Answer::error(EROFS);
+  if (!r.moved) return Answer::cont();
+  return Answer::result(::faccessat(AT_FDCWD, r.host.c_str(), mode, (flags & AT_EACCESS) | AT_SYMLINK_NOFOLLOW));
+}
+
+bool is_proc_magic(const std::string& host) {
+  if (host.compare(0, 6, "/proc/") != 0) return false;
+  size_t i = 6;
+  while (i < host.size() && host[i] >= '0' && host[i] <= '9') ++i;
+  return i > 6 && i < host.size() && host[i] == '/';
+}
+
+Answer reply_string(Call& c, const std::string& s, uint64_t buf, size_t size, bool nul) {
+  size_t n = s.size() + (nul ? 1 : 0);
+  if (nul && n > size) return Answer::error(ERANGE);
+  if (!nul) n = std::min(n, size);
+  if (!write_mem(c.tid, buf, s.c_str(), n)) return Answer::error(EFAULT);
+  return Answer::value(static_cast<int64_t>(n));
+}
+
+Answer do_readlink(const Config& cfg, Call& c, int dirfd, uint64_t path, uint64_t buf, size_t size) {
+  if (static_cast<ssize_t>(size) <= 0) return Answer::error(EINVAL);
+  Resolved r = resolve_arg(cfg, c, dirfd, path, false);
+  if (r.err) return Answer::error(r.err);
+  if (!r.exists) return Answer::error(ENOENT);
+  if (!S_ISLNK(r.st.st_mode)) return Answer::error(EINVAL);
+  const bool magic = is_proc_magic(r.host);
+  if (!r.moved && !magic) return Answer::cont();
+  std::string target = read_link(r.host);
+  if (target.empty()) return Answer::error(errno ? errno : EINVAL);
+  if (magic && target[0] == '/') {
+    std::string v = cfg.map.to_view(target);
+    target = v.empty() ? "(unreachable)" + target : v;
+  }
+  return reply_string(c, target, buf, size, false);
+}
+
+Answer do_getcwd(const Config& cfg, Call& c) {
+  std::string host = read_link(proc_path(c.tid, "cwd"));
+  if (host.empty()) return Answer::error(ENOENT);
+  if (cfg.map.empty()) return Answer::cont();
+  // A removed directory: the kernel says ENOENT (the link reads "… (deleted)").
+  struct stat st;
+  if (::stat(proc_path(c.tid, "cwd").c_str(), &st) == 0 && st.st_nlink == 0) return Answer::error(ENOENT);
+  std::string v = cfg.map.to_view(host);
+  return reply_string(c, v.empty() ? "(unreachable)" + host : v, c.a[0], c.a[1], true);
+}
+
+// ---- creating and removing names -----------------------------------------------------------
+// Resolves the name a creating call makes (never following a final symlink).
+Answer check_create(const Config& cfg, const Resolved& r, bool dir = false) {
+  if (r.err) return Answer::error(r.err);
+  if (r.exists) return Answer::error(EEXIST);
+  if (r.trailing_slash && !dir) return Answer::error(ENOENT);  // "name/" only for mkdir
+  if (r.read_only() || in_read_only_mirror(cfg, r)) return Answer::error(EROFS);
+  return Answer::cont();
+}
+
+Answer do_mkdir(const Config& cfg, Call& c, int dirfd, uint64_t path, mode_t mode) {
+  Resolved r = resolve_arg(cfg, c, dirfd, path, false);
+  Answer a = check_create(cfg, r, true);
+  if (a.kind != Answer::kContinue || !r.moved) return a;
+  return Answer::result(::mkdir(r.host.c_str(), mode & ~umask_of(c)));
+}
+
+Answer do_mknod(const Config& cfg, Call& c, int dirfd, uint64_t path, mode_t mode, dev_t dev) {
+  Resolved r = resolve_arg(cfg, c, dirfd, path, false);
+  Answer a = check_create(cfg, r);
+  if (a.kind != Answer::kContinue || !r.moved) return a;
+  return Answer::result(::mknod(r.host.c_str(), mode & ~umask_of(c), dev));
+}
+
+Answer do_symlink(const Config& cfg, Call& c, uint64_t target, int dirfd, uint64_t path) {
+  Resolved r = resolve_arg(cfg, c, dirfd, path, false);
+  Answer a = check_create(cfg, r);
+  if (a.kind != Answer::kContinue || !r.moved) return a;
+  std::string t;
+  if (int e = read_string(c.tid, target, &t)) return Answer::error(e);
+  return Answer::result(::symlink(t.c_str(), r.host.c_str()));
+}
+
+Answer do_remove(const Config& cfg, Call& c, int dirfd, uint64_t path, bool dir) {
+  Resolved r = resolve_arg(cfg, c, dirfd, path, false);
+  if (r.err) return Answer::error(r.err);
+  if (!r.exists) return Answer::error(ENOENT);
+  if (r.mountpoint) return Answer::error(mountpoint_error(cfg, r));
+  if (r.read_only() || in_read_only_mirror(cfg, r)) return Answer::error(EROFS);
+  if (!r.moved) return Answer::cont();
+  return Answer::result(dir ? ::rmdir(r.host.c_str()) : ::unlink(r.host.c_str()));
+}
+
+Answer do_rename(const Config& cfg, Call& c, int olddir, uint64_t oldp, int newdir, uint64_t newp,
+                 unsigned flags) {
+  Resolved o = resolve_arg(cfg, c, olddir, oldp, false);
+  if (o.err) return Answer::error(o.err);
+  Resolved n = resolve_arg(cfg, c, newdir, newp, false);
+  if (n.err) return Answer::error(n.err);
+  if (!o.exists) return Answer::error(ENOENT);
+  if (o.mountpoint) return Answer::error(mountpoint_error(cfg, o));
+  if (n.mountpoint) return Answer::error(mountpoint_error(cfg, n));
+  if (o.mount != n.mount) return Answer::error(EXDEV);
+  if (o.read_only() || in_read_only_mirror(cfg, o) || in_read_only_mirror(cfg, n)) return Answer::error(EROFS);
+  if (!o.moved && !n.moved) return Answer::cont();
+  return Answer::result(::renameat2(AT_FDCWD, o.host.c_str(), AT_FDCWD, n.host.c_str(), flags));
+}
+
+Answer do_link(const Config& cfg, Call& c, int olddir, uint64_t oldp, int newdir, uint64_t newp, int flags) {
+  if (flags & AT_EMPTY_PATH) return Answer::cont();
+  Resolved o = resolve_arg(cfg, c, olddir, oldp, flags & AT_SYMLINK_FOLLOW);
+  if (o.err) return Answer::error(o.err);
+  if (!o.exists) return Answer::error(ENOENT);
+  Resolved n = resolve_arg(cfg, c, newdir, newp, false);
+  if (n.err) return Answer::error(n.err);
+  if (n.exists) return Answer::error(EEXIST);
+  if (o.mount != n.mount) return Answer::error(EXDEV);
+  if (n.trailing_slash) return Answer::error(ENOENT);
+  if (n.read_only() || in_read_only_mirror(cfg, n)) return Answer::error(EROFS);
+  if (!o.moved && !n.moved) return Answer::cont();
+  return Answer::result(::linkat(AT_FDCWD, o.host.c_str(), AT_FDCWD, n.host.c_str(), 0));
+}
+
+// ---- changing attributes -------------------------------------------------------------------
+// Resolves an existing object a call modifies; EROFS in a read-only region.
+Resolved resolve_modify(const Config& cfg, Call& c, int dirfd, uint64_t path, bool follow) {
+  Resolved r = resolve_arg(cfg, c, dirfd, path, follow);
+  if (!r.err && !r.exists) r.err = ENOENT;
+  if (!r.err && writes_refused(r)) r.err = EROFS;
+  return r;
+}
+
+Answer do_chmod(const Config& cfg, Call& c, int dirfd, uint64_t path, mode_t mode, int flags) {
+  Resolved r = resolve_modify(cfg, c, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
+  if (r.err) return Answer::error(r.err);
+  if (!r.moved) return Answer::cont();
+  return Answer::result(::fchmodat(AT_FDCWD, r.host.c_str(), mode, flags & AT_SYMLINK_NOFOLLOW));
+}
+
+Answer do_chown(const Config& cfg, Call& c, int dirfd, uint64_t path, uint64_t u, uint64_t g, int flags) {
+  uid_t hu;
+  gid_t hg;
+  if (!host_uid(cfg, static_cast<uint32_t>(u), &hu) || !host_gid(cfg, static_cast<uint32_t>(g), &hg))
+    return Answer::error(EINVAL);
+  std::string host;
+  int hflags = 0;
+  if (names_dirfd(c.tid, path, flags)) {
+    if (fd_read_only(cfg, c, dirfd)) return Answer::error(EROFS);
+    host = dirfd_path(c.tid, dirfd);
+  }
+  if (host.empty()) {
+    Resolved r = resolve_modify(cfg, c, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
+    if (r.err) return Answer::error(r.err);
+    host = r.host;
+    if (S_ISLNK(r.st.st_mode)) hflags = AT_SYMLINK_NOFOLLOW;
+  }
+  return Answer::result(::fchownat(AT_FDCWD, host.c_str(), hu, hg, hflags));
+}
+
+Answer do_fchown(const Config& cfg, Call& c) {
+  uid_t hu;
+  gid_t hg;
+  if (!host_uid(cfg, static_cast<uint32_t>(c.a[1]), &hu) || !host_gid(cfg, static_cast<uint32_t>(c.a[2]), &hg))
+    return Answer::error(EINVAL);
+  if (fd_read_only(cfg, c, c.arg_int(0))) return Answer::error(EROFS);
+  if (::fchownat(AT_FDCWD, fd_path(c.tid, c.arg_int(0)).c_str(), hu, hg, 0) < 0)
+    return Answer::error(errno == ENOENT ? EBADF : errno);
+  return Answer::value(0);
+}
+
+Answer do_truncate(const Config& cfg, Call& c) {
+  Resolved r = resolve_modify(cfg, c, AT_FDCWD, c.a[0], true);
+  if (r.err) return Answer::error(r.err);
+  if (!r.moved) return Answer::cont();
+  return Answer::result(::truncate(r.host.c_str(), static_cast<off_t>(c.a[1])));
+}
+
+// utime, utimes, futimesat, utimensat: the times are read in the caller's format and applied
+// with utimensat (NULL = now).
+Answer do_utimes(const Config& cfg, Call& c) {
+  int dirfd = AT_FDCWD, flags = 0;
+  uint64_t path = c.a[0], times = c.a[1];
+  if (c.nr == SYS_futimesat) dirfd = c.arg_int(0), path = c.a[1], times = c.a[2];
+  if (c.nr == SYS_utimensat) {
+    dirfd = c.arg_int(0), path = c.a[1], times = c.a[2], flags = c.arg_int(3);
+    if (!path) {  // futimens(fd, …)
+      if (fd_read_only(cfg, c, dirfd)) return Answer::error(EROFS);
+      return Answer::cont();
+    }
+  }
+  Resolved r = resolve_modify(cfg, c, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
+  if (r.err) return Answer::error(r.err);
+  if (!r.moved) return Answer::cont();
+  timespec ts[2];
+  timespec* tp = nullptr;
+  if (times) {
+    tp = ts;
+    if (c.nr == SYS_utimensat) {
+      if (!read_mem(c.tid, times, ts, sizeof ts)) return Answer::error(EFAULT);
+    } else if (c.nr == SYS_utime) {
+      utimbuf ub;
+      if (!read_mem(c.tid, times, &ub, sizeof ub)) return Answer::error(EFAULT);
+      ts[0] = {ub.actime, 0};
+      ts[1] = {ub.modtime, 0};
+    } else {
+      timeval tv[2];
+      if (!read_mem(c.tid, times, tv, sizeof tv)) return Answer::error(EFAULT);
+      for (int i = 0; i < 2; ++i) ts[i] = {tv[i].tv_sec, tv[i].tv_usec * 1000};
+    }
+  }
+  return Answer::result(::utimensat(AT_FDCWD, r.host.c_str(), tp, flags & AT_SYMLINK_NOFOLLOW));
+}
+
+Answer do_xattr(const Config& cfg, Call& c) {
+  const bool nofollow = c.nr == SYS_lsetxattr || c.nr == SYS_lgetxattr || c.nr == SYS_llistxattr ||
+                        c.nr == SYS_lremovexattr;
+  const bool modifies = c.nr == SYS_setxattr || c.nr == SYS_lsetxattr || c.nr == SYS_removexattr ||
+                        c.nr == SYS_lremovexattr;
+  Resolved r = modifies ? resolve_modify(cfg, c, AT_FDCWD, c.a[0], !nofollow)
+                        : resolve_arg(cfg, c, AT_FDCWD, c.a[0], !nofollow);
+  if (r.err) return Answer::error(r.err);
+  if (!r.exists) return Answer::error(ENOENT);
+  if (!r.moved) return Answer::cont();
+  const char* host = r.host.c_str();
+  std::string name;
+  if (c.nr != SYS_listxattr && c.nr != SYS_llistxattr) {
+    if (int e = read_string(c.tid, c.a[1], &name, 256)) return Answer::error(e == ENAMETOOLONG ? ERANGE : e);
+  }
+  std::vector<char> buf;
+  switch (c.nr) {
+    case SYS_setxattr:
+    case SYS_lsetxattr: {
+      if (c.a[3] > 65536) return Answer::error(E2BIG);
+      buf.resize(c.a[3]);
+      if (c.a[3] && !read_mem(c.tid, c.a[2], buf.data(), buf.size())) return Answer::error(EFAULT);
+      long rc = nofollow ? ::lsetxattr(host, name.c_str(), buf.data(), buf.size(), c.arg_int(4))
+                         : ::setxattr(host, name.c_str(), buf.data(), buf.size(), c.arg_int(4));
+      return Answer::result(rc);
+    }
+    case SYS_removexattr:
+    case SYS_lremovexattr:
+      return Answer::result(nofollow ? ::lremovexattr(host, name.c_str()) : ::removexattr(host, name.c_str()));
+    case SYS_getxattr:
+    case SYS_lgetxattr:
+    case SYS_listxattr:
+    case SYS_llistxattr: {
+      const bool list = c.nr == SYS_listxattr || c.nr == SYS_llistxattr;
+      size_t size = std::min<uint64_t>(list ? c.a[2] : c.a[3], 65536);
+      uint64_t out = list ? c.a[1] : c.a[2];
+      buf.resize(size ? size : 1);
+      ssize_t n = list ? (nofollow ? ::llistxattr(host, buf.data(), size) : ::listxattr(host, buf.data(), size))
+                       : (nofollow ? ::lgetxattr(host, name.c_str(), buf.data(), size)
+                                   : ::getxattr(host, name.c_str(), buf.data(), size));
+      if (n < 0) return Answer::error(errno);
+      if (size && n > 0 && !write_mem(c.tid, out, buf.data(), static_cast<size_t>(n))) return Answer::error(EFAULT);
+      return Answer::value(n);
+    }
+  }
+  return Answer::error(ENOSYS);
+}
+
+Answer do_statfs(const Config& cfg, Call& c) {
+  Resolved r = resolve_arg(cfg, c, AT_FDCWD, c.a[0], true);
+  if (r.err) return Answer::error(r.err);
+  if (!r.exists) return Answer::error(ENOENT);
+  if (!r.moved && !r.read_only()) return Answer::cont();
+  struct statfs sf;
+  if (::statfs(r.host.c_str(), &sf) < 0) return Answer::error(errno);
+  if (r.read_only()) sf.f_flags |= ST_RDONLY;
+  if (!write_mem(c.tid, c.a[1], &sf, sizeof sf)) return Answer::error(EFAULT);
+  return Answer::value(0);
+}
+
+// inotify_add_watch(fd, path, mask): the watch is added to the caller's inotify instance (a
+// duplicate of its descriptor) on the view's object.
+Answer do_inotify_add_watch(const Config& cfg, Call& c) {
+  const uint32_t mask = static_cast<uint32_t>(c.a[2]);
+  Resolved r = resolve_arg(cfg, c, AT_FDCWD, c.a[1], !(mask & IN_DONT_FOLLOW));
+  if (r.err) return Answer::error(r.err);
+  if (!r.exists) return Answer::error(ENOENT);
+  if (!r.moved) return Answer::cont();
+  int err = 0;
+  UniqueFd in = take_fd(c, c.arg_int(0), &err);
+  if (!in) return Answer::error(err == EBADF || err == ESRCH ? EBADF : err);
+  return Answer::result(::inotify_add_watch(in.get(), r.host.c_str(), mask | IN_DONT_FOLLOW));
+}
+
+
+}  // namespace vu::pvm

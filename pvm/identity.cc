@@ -1,0 +1,117 @@
+#include "pvm/identity.h"
+
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <seccomp.h>
+#include <dirent.h>
+#include <poll.h>
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/statvfs.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <sys/user.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <utime.h>
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <list>
+#include <mutex>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "base/log.h"
+#include "pvm/accel_abi.h"
+
+#if !defined(__x86_64__)
+#error "pvm: only x86_64 is implemented (syscall numbers and ptrace registers)"
+#endif
+
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+#ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+#define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
+#endif
+#ifndef SECCOMP_IOCTL_NOTIF_ID_VALID
+#define SECCOMP_IOCTL_NOTIF_ID_VALID SECCOMP_IOW(2, __u64)
+#endif
+#ifndef AT_EMPTY_PATH
+#define AT_EMPTY_PATH 0x1000
+#endif
+
+namespace vu::pvm {
+
+Answer do_getgroups(const Config& cfg, Call& c) {
+  std::vector<gid_t> buf(65536);
+  gid_t* groups = buf.data();
+  int n = ::getgroups(65536, groups);
+  if (n < 0) return Answer::error(errno);
+  for (int i = 0; i < n; ++i) groups[i] = view_gid(cfg, groups[i]);
+  int size = c.arg_int(0);
+  if (size == 0) return Answer::value(n);
+  if (size < n) return Answer::error(EINVAL);
+  if (n && !write_mem(c.tid, c.a[1], groups, sizeof(gid_t) * static_cast<size_t>(n))) return Answer::error(EFAULT);
+  return Answer::value(n);
+}
+
+// --root: ids are 0; setting them to 0 (or leaving them, -1) is allowed, anything else is an id
+// the view does not map.
+Answer do_root_ids(Call& c) {
+  switch (c.nr) {
+    case SYS_getuid:
+    case SYS_geteuid:
+    case SYS_getgid:
+    case SYS_getegid:
+    case SYS_setfsuid:
+    case SYS_setfsgid:
+      return Answer::value(0);
+    case SYS_getresuid:
+    case SYS_getresgid: {
+      uint32_t zero = 0;
+      for (int i = 0; i < 3; ++i)
+        if (!write_mem(c.tid, c.a[i], &zero, sizeof zero)) return Answer::error(EFAULT);
+      return Answer::value(0);
+    }
+    default: {
+      int n = c.nr == SYS_setuid || c.nr == SYS_setgid ? 1 : c.nr == SYS_setreuid || c.nr == SYS_setregid ? 2 : 3;
+      for (int i = 0; i < n; ++i) {
+        uint32_t v = static_cast<uint32_t>(c.a[i]);
+        if (v != 0 && !(v == static_cast<uint32_t>(-1) && c.nr != SYS_setuid && c.nr != SYS_setgid))
+          return Answer::error(EINVAL);
+      }
+      return Answer::value(0);
+    }
+  }
+}
+
+
+}  // namespace vu::pvm

@@ -1,0 +1,15 @@
+// pvm/net.h — the unix-socket module: bind/connect/sendto/sendmsg to a path of the view, and
+// getsockname/getpeername in view terms.
+// Each handler answers one trapped call (see pvm/call.h for Call and Answer); dispatch() in
+// pvm/monitor.cc picks the handler by system call number.
+#pragma once
+
+#include "pvm/call.h"
+
+namespace vu::pvm {
+
+Answer do_sockaddr(const Config& cfg, Call& c);
+Answer do_sockname(const Config& cfg, Call& c);
+Answer do_send(const Config& cfg, Call& c);
+
+}  // namespace vu::pvm
