@@ -48,15 +48,21 @@
 // calls that never fail with EINTR natively (mkdir, getuid…; an open of a FIFO or a device
 // keeps it). Older kernels: vu warns that handlers may see EINTR from such calls.
 //
-// Modules (the View-OS shape this file is moving to, each in its own file with its own tests;
-// today the handlers below are functions of monitor.cc grouped by these sections):
-//   capture core  filter, workers, answers, ptrace stops, the caller's memory (this header)
-//   paths (fs)    open/stat/access/readlink/getcwd, names made and removed, attributes, xattrs,
-//                 statfs, inotify, getdents of directories holding missing mountpoints, the
-//                 mount table (/proc/PID/mountinfo, mounts)
-//   net (unix)    bind/connect/sendto/sendmsg to a path, getsockname/getpeername
-//   identity      stat owners, getgroups/setgroups, --root ids
-//   uts           uname, sethostname
+// Modules (View-OS's shape: a small capture core hands each call to a module; each module is
+// a file of handlers Answer do_X(const Config&, Call&, …) with its own unit tests, which serve
+// calls of the test process itself):
+//   monitor.cc    capture core: the filter, workers, answers, ptrace stops (execve, chdir,
+//                 O_PATH opens, signal restarts), dispatch by system call number, getdents64
+//                 of directories holding missing mountpoints (its cursors are core state)
+//   call.{h,cc}   one call: the caller's memory, /proc facts, path arguments resolved in the
+//                 view, the caller's descriptors, wait_like_caller()
+//   fs.{h,cc}     paths: open/stat/access/readlink/getcwd, names made and removed, attributes,
+//                 xattrs, statfs, inotify, the mount table (/proc/PID/mountinfo, mounts)
+//   net.{h,cc}    unix sockets: bind/connect/sendto/sendmsg to a path, getsockname/getpeername
+//   identity.{h,cc}  getgroups as in an unmapped user namespace, --root ids (stat owners: call.h)
+//   uts.{h,cc}    uname, sethostname
+// Next (not here yet): a module table instead of dispatch()'s switch, the filter built from
+// the modules' lists, and the ptrace half's path rewrites as an fs handler.
 //
 // What the view looks like (same as the ns backend): bound paths, read-only binds (EROFS for
 // every way of writing, including fd-based fchmod/fchown/xattrs and /proc/self/fd reopens),
