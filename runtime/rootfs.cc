@@ -78,6 +78,38 @@ bindmount::MountSpec symlink(const std::string& dst, const std::string& to) {
   return m;
 }
 
+// Runs vu-unpack (next to vu) with `args`; its standard output.
+Result<std::string> run_unpack(const std::string& what, std::vector<std::string> args) {
+  std::string helper = sys::exe_dir() + "/vu-unpack";
+  args.insert(args.begin(), helper);
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  auto out = VU_TRY(sys::pipe());
+  Child c = VU_TRY(Child::clone(0));
+  if (c.is_child()) {
+    ::dup2(out.second.get(), 1);
+    ::execv(helper.c_str(), argv.data());
+    ::_exit(127);
+  }
+  out.second.reset();
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(out.first.get(), buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) text.append(buf, static_cast<size_t>(n));
+  ExitStatus es = VU_TRY(c.wait());
+  if (es.signaled || es.value == 127)
+    return Error::make(ErrorKind::kSetup, "--rootfs " + what + ": could not run " + helper)
+        .hint("vu-unpack is installed next to vu");
+  if (es.value == 2)
+    return Error::usage("--rootfs " + what + ": not a usable archive or image (see vu-unpack's message above)")
+        .hint("give a root tree, a tar archive of one (gz, xz, zstd, bz2), or oci:LAYOUT[:TAG]");
+  if (es.value != 0 || text.empty())
+    return Error::make(ErrorKind::kSetup, "--rootfs " + what + ": unpacking into " + image_cache::dir() + " failed");
+  return text;
+}
+
 // An archive's tree: from the cache when this very file (device, inode, size, mtime) was
 // unpacked before, else vu-unpack fills the cache and names the tree.
 Result<std::string> unpacked_tree(const std::string& archive, const struct stat& st) {
@@ -86,31 +118,35 @@ Result<std::string> unpacked_tree(const std::string& archive, const struct stat&
   std::string known = cache + "/by-stat/" + image_cache::stat_key(st);
   struct stat tst;
   if (::realpath(known.c_str(), real) && ::stat(real, &tst) == 0 && S_ISDIR(tst.st_mode)) return std::string(real);
-  std::string helper = sys::exe_dir() + "/vu-unpack";
-  auto out = VU_TRY(sys::pipe());
-  Child c = VU_TRY(Child::clone(0));
-  if (c.is_child()) {
-    ::dup2(out.second.get(), 1);
-    const char* argv[] = {helper.c_str(), archive.c_str(), cache.c_str(), nullptr};
-    ::execv(helper.c_str(), const_cast<char* const*>(argv));
-    ::_exit(127);
+  return std::string(str::trim(VU_TRY(run_unpack(archive, {archive, cache}))));
+}
+
+// oci:LAYOUT[:TAG]: the image's tree, and its config's defaults where the spec leaves them
+// (environment before --setenv, working directory, command).
+Result<std::string> oci_tree(const std::string& given, ViewSpec& spec) {
+  std::string rest = given.substr(4), tag;
+  if (size_t colon = rest.rfind(':'); colon != std::string::npos && rest.find('/', colon) == std::string::npos) {
+    tag = rest.substr(colon + 1);
+    rest = rest.substr(0, colon);
   }
-  out.second.reset();
-  std::string path;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(out.first.get(), buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
-    if (n > 0) path.append(buf, static_cast<size_t>(n));
-  ExitStatus es = VU_TRY(c.wait());
-  if (es.signaled || es.value == 127)
-    return Error::make(ErrorKind::kSetup, "--rootfs " + archive + ": could not run " + helper)
-        .hint("vu-unpack is installed next to vu");
-  if (es.value == 2)
-    return Error::usage("--rootfs " + archive + ": not a usable archive (see vu-unpack's message above)")
-        .hint("give a tar archive (optionally gz, xz, zstd, bz2) of a root tree, or its unpacked directory");
-  if (es.value != 0 || path.empty())
-    return Error::make(ErrorKind::kSetup, "--rootfs " + archive + ": unpacking into " + cache + " failed");
-  return std::string(str::trim(path));
+  std::string layout = VU_TRY(bindmount::host_path(rest));
+  std::string out = VU_TRY(run_unpack(given, {"--oci", layout, tag, image_cache::dir()}));
+  auto lines = str::split(out, '\n');
+  std::string tree = lines.empty() ? std::string() : lines[0];
+  std::vector<std::pair<std::string, std::string>> env;
+  std::vector<std::string> cmd;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    size_t tab = lines[i].find('\t');
+    if (tab == std::string::npos) continue;
+    std::string key = lines[i].substr(0, tab), value = lines[i].substr(tab + 1);
+    for (size_t k = 0; (k = value.find("\\n", k)) != std::string::npos; ++k) value.replace(k, 2, "\n");
+    if (key == "env" && value.find('=') != std::string::npos) env.emplace_back(value.substr(0, value.find('=')), value.substr(value.find('=') + 1));
+    if (key == "workdir" && !spec.chdir) spec.chdir = value;
+    if (key == "cmd") cmd.push_back(value);
+  }
+  spec.setenv.insert(spec.setenv.begin(), env.begin(), env.end());
+  if (spec.command.empty() && !cmd.empty()) spec.command = cmd;
+  return tree;
 }
 
 }  // namespace
@@ -129,8 +165,9 @@ std::string group_line_for(const std::string& group, gid_t gid, const std::strin
 Result<void> expand_rootfs(ViewSpec& spec) {
   if (!spec.rootfs) return Ok{};
   const std::string given = *spec.rootfs;
+  if (given.compare(0, 4, "oci:") == 0) spec.rootfs = VU_TRY(oci_tree(given, spec));
   char real[PATH_MAX];
-  if (!::realpath(VU_TRY(bindmount::host_path(given)).c_str(), real))
+  if (!::realpath(VU_TRY(bindmount::host_path(*spec.rootfs)).c_str(), real))
     return Error::sys("--rootfs", errno, given, ErrorKind::kUsage).hint("the root tree must be an existing directory");
   std::string root = real;
   struct stat st;

@@ -80,6 +80,35 @@ if [ ! -e /tmp/planted ] && [ -z "$(ls "$XDG_CACHE_HOME/vu" | grep tmp)" ] && [ 
   ok "nothing written outside, nothing half-written in the cache"
 else bad "leftovers of refused archives" "$(ls -la "$XDG_CACHE_HOME/vu" /tmp/planted 2>&1)"; fi
 
+# An OCI image layout (made here by hand: two layers, a whiteout, an opaque directory, a config).
+O=$work/oci
+mkdir -p "$O/blobs/sha256" "$work/l2/etc" "$work/l2/srv"
+blob() { local h; h=$(sha256sum "$1" | cut -d' ' -f1); cp "$1" "$O/blobs/sha256/$h"; echo "$h"; }
+tar -C "$R" -czf "$work/layer1.tgz" .
+echo added > "$work/l2/etc/added"; : > "$work/l2/etc/.wh.os-release"; : > "$work/l2/srv/.wh..wh..opq"; echo n > "$work/l2/srv/newonly"
+tar -C "$work/l2" -czf "$work/layer2.tgz" .
+l1=$(blob "$work/layer1.tgz"); l2=$(blob "$work/layer2.tgz")
+printf '{"architecture":"amd64","os":"linux","config":{"Env":["FOO=bar","PATH=/bin"],"WorkingDir":"/srv","Cmd":["sh","-c","echo from-cmd"]},"rootfs":{"type":"layers","diff_ids":[]}}' > "$work/config.json"
+c=$(blob "$work/config.json")
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%d},{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%d}]}' \
+  "$c" "$(stat -c %s "$work/config.json")" "$l1" "$(stat -c %s "$work/layer1.tgz")" "$l2" "$(stat -c %s "$work/layer2.tgz")" > "$work/manifest.json"
+m=$(blob "$work/manifest.json")
+printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%d,"annotations":{"org.opencontainers.image.ref.name":"t1"}}]}' \
+  "$m" "$(stat -c %s "$work/manifest.json")" > "$O/index.json"
+printf '{"imageLayoutVersion":"1.0.0"}' > "$O/oci-layout"
+expect "oci:LAYOUT:TAG: layers in order, a whiteout, an opaque directory, the config's Env and WorkingDir" \
+  "bar /srv added|group|hosts|passwd|resolv.conf newonly" \
+  "$("$VU" run --net none --rootfs "oci:$O:t1" -- sh -c 'echo $FOO $(pwd) $(ls /etc | tr "\n" "|" | sed "s/|$//") $(ls /srv)')"
+expect "...and its Cmd when no command is given" "from-cmd" "$("$VU" run --net none --rootfs "oci:$O:t1" 2>/dev/null)"
+check_err "oci: a tag the layout lacks: names the ones it has" 2 'no image tagged nope.*t1' "$VU" run --rootfs "oci:$O:nope" -- true
+cp -r "$O" "$work/oci-bad"
+printf 'X' | dd of="$work/oci-bad/blobs/sha256/$l2" bs=1 seek=20 conv=notrunc status=none
+rm -rf "$XDG_CACHE_HOME/vu/trees/$m"
+check_err "oci: a layer whose bytes do not match its digest is refused" 2 'do not match its digest|not a usable' \
+  "$VU" run --rootfs "oci:$work/oci-bad:t1" -- true
+if [ -z "$(ls "$XDG_CACHE_HOME/vu" | grep tmp)" ] && [ ! -e "$XDG_CACHE_HOME/vu/trees/$m" ]; then ok "oci: nothing half-written in the cache"
+else bad "oci: cache leftovers" "$(ls -la "$XDG_CACHE_HOME/vu" "$XDG_CACHE_HOME/vu/trees")"; fi
+
 # A writable tree: --cow LAYER:/ (kernel overlayfs over it); the tree itself stays untouched.
 L=$work/wlayer
 expect "--cow LAYER:/ makes the tree writable" "made 0" \
