@@ -164,13 +164,11 @@ class Monitor {
   // The never-block rule. Notifications are received and answered on the monitor's own worker
   // threads, each blocked in SECCOMP_IOCTL_NOTIF_RECV; when the last idle worker takes a call,
   // another is started (up to kMaxWorkers), so a call that blocks (a FIFO open waiting for its
-  // peer, a connect to a full backlog, a slow filesystem) holds up its caller only. fd() is
-  // therefore -1 (nothing for the supervise loop to poll) and on_notify() is not used.
+  // peer, a connect to a full backlog, a slow filesystem) holds up its caller only; the
+  // supervise loop has nothing of the monitor's to poll.
   // ptrace stops are answered by the thread that seized the view (the supervise loop), which
   // only rewrites registers and paths and never waits for another process of the view.
   static constexpr int kMaxWorkers = 64;
-  int fd() const { return -1; }
-  void on_notify() {}
   // Handles a wait status of a tracee. Returns true when it was a ptrace stop (answered and
   // resumed), false when the process has exited (the caller reaps and records it).
   bool on_wait_status(pid_t pid, int status);

@@ -100,21 +100,19 @@ int kill_leftovers(std::vector<pid_t> spare) {
 Result<ExitStatus> supervise(Child& child, const SignalForwarder& signals, SuperviseExtras extras) {
   const pid_t main = child.pid();
   ExitStatus st;
-  struct pollfd pfd[3] = {{signals.fd(), POLLIN, 0},
-                          {extras.monitor ? extras.monitor->fd() : -1, POLLIN, 0},
-                          {extras.report_fd, POLLIN, 0}};
+  // The pvm monitor answers its notifications on threads of its own; this loop only hands it
+  // the ptrace stops among the wait statuses (reap_exited).
+  struct pollfd pfd[2] = {{signals.fd(), POLLIN, 0}, {extras.report_fd, POLLIN, 0}};
   for (bool done = false; !done;) {
-    if (::poll(pfd, 3, -1) < 0) {
+    if (::poll(pfd, 2, -1) < 0) {
       if (errno == EINTR) continue;
       return Error::sys("poll", errno);
     }
-    if (pfd[1].revents & POLLIN) extras.monitor->on_notify();
-    if (pfd[1].revents & (POLLHUP | POLLERR | POLLNVAL)) pfd[1].fd = -1;  // no filtered process left
-    if (pfd[2].revents) {
+    if (pfd[1].revents) {
       char buf[512];
-      ssize_t n = ::read(pfd[2].fd, buf, sizeof buf);
+      ssize_t n = ::read(pfd[1].fd, buf, sizeof buf);
       if (n > 0 && extras.report) extras.report->append(buf, static_cast<size_t>(n));
-      if (n <= 0) pfd[2].fd = -1;  // EOF: the command was executed
+      if (n <= 0) pfd[1].fd = -1;  // EOF: the command was executed
     }
     if (!(pfd[0].revents & POLLIN)) continue;
     struct signalfd_siginfo si;
