@@ -344,9 +344,10 @@ int list_dir(const std::string& r, const Node& n, Listing* names) {
 
 // Common preamble of every call that creates the name r: the parent in the upper layer, no
 // existing entry in the view, a whiteout under the name dropped.
-int prepare_create(const std::string& r, bool* hid_lower, bool parent_in_upper = false) {
+int resolve_child(struct Inode* parent, const std::string& r, Node* n);
+int prepare_create(const std::string& r, bool* hid_lower, bool parent_in_upper = false, struct Inode* parent = nullptr) {
   Node n;
-  int e = resolve(r, &n);
+  int e = parent ? resolve_child(parent, r, &n) : resolve(r, &n);
   if (e == 0) return -EEXIST;
   if (e != -ENOENT) return e;
   if (!parent_in_upper && (e = ensure_upper_dir(parent_of(r)))) return e;
@@ -436,6 +437,7 @@ struct Inode {
   ino_t ino = 0;
   std::vector<std::pair<Inode*, std::string>> links;
   int orphan = -1;  // O_PATH of the file once its last name is gone while the kernel holds it
+  bool merged = true;  // directory: the lower layer's shows through (false: only the layer has it)
 };
 Inode g_root;
 std::map<std::pair<Inode*, std::string>, Inode*> g_names;   // (parent, name) -> Inode
@@ -468,6 +470,7 @@ void rekey(Inode* x, const Node& n) {
   x->layer = n.layer;
   x->dev = n.st.st_dev;
   x->ino = n.st.st_ino;
+  x->merged = n.lower_below || n.layer == 2;
   if (x->layer == 1 && x->type != S_IFDIR) g_upper_files[{x->dev, x->ino}] = x;
 }
 
@@ -537,6 +540,17 @@ void fill_entry(Inode* x, const Node& n, struct fuse_entry_param* e) {
   e->entry_timeout = g.timeout;
 }
 
+// resolve() for `name` in the directory `parent`: below a directory only the layer has (one the
+// view made), the layer's own entry is the answer — one fstatat instead of a walk.
+int resolve_child(Inode* parent, const std::string& r, Node* n) {
+  if (parent == &g_root || parent->type != S_IFDIR || parent->layer != 1 || parent->merged) return resolve(r, n);
+  *n = Node{};
+  if (::fstatat(g.upper, r.c_str(), &n->st, AT_SYMLINK_NOFOLLOW) < 0) return errno == ENOTDIR ? -ENOTDIR : -errno;
+  if (is_whiteout(n->st)) return -ENOENT;
+  n->layer = 1;
+  return 0;
+}
+
 // Answers a request that made or found `name` in `parent` with its entry.
 void reply_entry(fuse_req_t req, Inode* parent, const char* name, const std::string& r) {
   Node n;
@@ -583,7 +597,7 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (int e = path_of(p, &dir)) return (void)fuse_reply_err(req, -e);
   const std::string r = join(dir, name);
   Node n;
-  if (int e = resolve(r, &n)) {
+  if (int e = resolve_child(p, r, &n)) {
     if (e == -ENOENT) {
       // Negative entry, cached for the timeout: only we create names.
       struct fuse_entry_param ne {};
@@ -746,7 +760,7 @@ int creating(fuse_req_t req, fuse_ino_t parent, const char* name, std::string* r
   // A directory the kernel knows in the layer is there (only we change the layer).
   struct stat st;
   const bool in_upper = p == &g_root || (p->layer == 1 && ::fstatat(g.upper, dir.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode));
-  return prepare_create(*r, hid, in_upper);
+  return prepare_create(*r, hid, in_upper, p);
 }
 
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
