@@ -438,6 +438,8 @@ struct Inode {
   std::vector<std::pair<Inode*, std::string>> links;
   int orphan = -1;  // O_PATH of the file once its last name is gone while the kernel holds it
   bool merged = true;  // directory: the lower layer's shows through (false: only the layer has it)
+  bool no_xattrs = false;  // made by the view and given no attribute since: no file capability
+                           // (the kernel asks before every write; answered without a syscall)
 };
 Inode g_root;
 std::map<std::pair<Inode*, std::string>, Inode*> g_names;   // (parent, name) -> Inode
@@ -900,7 +902,9 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     return (void)fuse_reply_err(req, e);
   }
   struct fuse_entry_param e;
-  fill_entry(node_for(inode_of(parent), name, n), n, &e);
+  Inode* x = node_for(inode_of(parent), name, n);
+  x->no_xattrs = x->nlookup == 1 && x->links.size() == 1;  // a new file: nothing copied, nothing set
+  fill_entry(x, n, &e);
   fi->fh = make_fh(fd, true);
   fi->keep_cache = 1;
   fuse_reply_create(req, &e, fi);
@@ -1017,6 +1021,7 @@ void op_statfs(fuse_req_t req, fuse_ino_t) {
 
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
   LOCKED;
+  inode_of(ino)->no_xattrs = false;
   std::string r;
   if (int e = path_of(inode_of(ino), &r)) return (void)fuse_reply_err(req, -e);
   if (int e = copy_up(r)) return (void)fuse_reply_err(req, -e);
@@ -1033,6 +1038,8 @@ void reply_sized(fuse_req_t req, const char* data, ssize_t len, size_t size) {
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   LOCKED;
+  if (inode_of(ino)->no_xattrs && std::strcmp(name, "security.capability") == 0)
+    return (void)fuse_reply_err(req, ENODATA);  // not inherited from a directory, never set
   std::string r;
   Node n;
   if (int e = path_of(inode_of(ino), &r)) return (void)fuse_reply_err(req, -e);
