@@ -32,7 +32,6 @@ Result<TempDir> TempDir::make_in(const std::string& parent, const char* prefix) 
   return TempDir(std::move(path));
 }
 
-namespace {
 // Removes a directory tree that only its owner can write (so nothing in it can be swapped under
 // us), opening unreadable directories first.
 void remove_tree(const std::string& path) {
@@ -48,7 +47,6 @@ void remove_tree(const std::string& path) {
       [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p) < 0 ? 0 : 0; },
       16, FTW_DEPTH | FTW_PHYS);
 }
-}  // namespace
 
 // A pid is only a hint: in another pid namespace (a vu in a container or `unshare -p` sharing
 // /dev/shm or $TMPDIR) a live vu's pid is "gone" here. The proof is the lock every live

@@ -11,6 +11,10 @@
 
 namespace vu {
 
+// Removes a directory tree (unreadable directories are opened up first: overlayfs leaves its
+// work/work at mode 000). Path-based: only for a tree no one else can write into.
+void remove_tree(const std::string& path);
+
 class TempDir {
  public:
   static Result<TempDir> make(const char* prefix);

@@ -51,20 +51,6 @@ Result<std::string> overlay_path(const std::string& p, bool lower) {
 
 constexpr const char kWorkPrefix[] = ".vu-cow-work";
 
-// Removes a tree we own, opening up directories we cannot read first (overlayfs leaves its
-// work/work at mode 000), as TempDir does.
-void remove_tree(const std::string& path) {
-  ::nftw(
-      path.c_str(),
-      [](const char* p, const struct stat* st, int type, struct FTW*) {
-        if (type == FTW_D || type == FTW_DNR) ::chmod(p, (st->st_mode & 07777) | S_IRWXU);
-        return 0;
-      },
-      16, FTW_PHYS);
-  ::nftw(
-      path.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p) < 0 ? 0 : 0; }, 16,
-      FTW_DEPTH | FTW_PHYS);
-}
 
 // Work directories beside a layer left by a vu that was killed (SIGKILL leaves no time to
 // remove them): ours, and unlocked. A running vu holds the lock on its own (prepare_cow), so

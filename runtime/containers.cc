@@ -19,6 +19,7 @@
 #include <ctime>
 
 #include "base/strings.h"
+#include "base/temp_dir.h"
 #include "base/unique_fd.h"
 #include "bindmount/bindmount.h"
 #include "runtime/cli.h"
@@ -127,14 +128,6 @@ uint64_t tree_bytes(const std::string& path) {
   return total;
 }
 
-void remove_tree(const std::string& path) {
-  ::nftw(path.c_str(), [](const char* p, const struct stat* st, int type, struct FTW*) {
-    if (type == FTW_D || type == FTW_DNR) ::chmod(p, (st->st_mode & 07777) | S_IRWXU);
-    return 0;
-  }, 16, FTW_PHYS);
-  ::nftw(path.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p) < 0 ? 0 : 0; },
-         16, FTW_DEPTH | FTW_PHYS);
-}
 
 }  // namespace
 

@@ -41,6 +41,7 @@
 #include <string>
 #include <vector>
 
+#include "base/temp_dir.h"
 #include "runtime/image_cache.h"
 
 namespace {
@@ -89,17 +90,8 @@ std::string hex_of(SHA2_CTX* sha) {
   return hex;
 }
 
-void remove_tree(const char* path) {
-  ::nftw(
-      path,
-      [](const char* p, const struct stat* st, int type, struct FTW*) {
-        if (type == FTW_D || type == FTW_DNR) ::chmod(p, (st->st_mode & 07777) | S_IRWXU);
-        return 0;
-      },
-      16, FTW_PHYS);
-  ::nftw(path, [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p) < 0 ? 0 : 0; }, 16,
-         FTW_DEPTH | FTW_PHYS);
-}
+using vu::remove_tree;
+
 
 int fail(int code, const std::string& what, const std::string& detail) {
   std::fprintf(stderr, "vu-unpack: %s: %s\n", what.c_str(), detail.c_str());
@@ -115,7 +107,7 @@ void remove_in_tree(const std::string& path) {
     if (::lstat(path.substr(0, k).c_str(), &st) < 0 || !S_ISDIR(st.st_mode)) return;  // a symlink on the way
   }
   if (::lstat(path.c_str(), &st) < 0) return;
-  if (S_ISDIR(st.st_mode)) remove_tree(path.c_str());
+  if (S_ISDIR(st.st_mode)) remove_tree(path);
   else ::unlink(path.c_str());
 }
 
@@ -227,7 +219,7 @@ Failure make_tmp(const std::string& cache, std::string* tmp) {
       if (std::strncmp(e->d_name, "tmp.", 4) != 0 || cache + "/" + e->d_name == *tmp) continue;
       std::string stale = cache + "/" + e->d_name;
       int fd = ::open(stale.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) == 0) remove_tree(stale.c_str());
+      if (fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) == 0) remove_tree(stale);
       if (fd >= 0) ::close(fd);
     }
     ::closedir(d);
@@ -240,7 +232,7 @@ Failure publish(const std::string& tmp, const std::string& final_dir) {
   ::chmod(tmp.c_str(), 0755);
   if (::rename(tmp.c_str(), final_dir.c_str()) < 0) {
     int e = errno;
-    remove_tree(tmp.c_str());
+    remove_tree(tmp);
     if (e != EEXIST && e != ENOTEMPTY) return {kFailed, final_dir + ": " + std::strerror(e)};
   }
   return {};
@@ -264,7 +256,7 @@ int unpack_tar(const char* archive_path, const std::string& cache) {
   if (::chdir("/") < 0) {
   }
   if (f.code) {
-    remove_tree(tmp.c_str());
+    remove_tree(tmp);
     return fail(f.code, archive_path, f.why);
   }
   const std::string hex = hex_of(&r.sha);
@@ -405,7 +397,7 @@ int unpack_oci(const std::string& layout, const std::string& tag, const std::str
     if (::chdir("/") < 0) {
     }
     if (f.code) {
-      remove_tree(tmp.c_str());
+      remove_tree(tmp);
       return fail(f.code, layout, f.why);
     }
     if (Failure p = publish(tmp, final_dir); p.code) return fail(p.code, "cache", p.why);
