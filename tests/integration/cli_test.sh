@@ -8,15 +8,6 @@ DENY=$2
 here=$(dirname "$0")
 . "$here/harness.sh" 2>/dev/null || . "$here/../integration/harness.sh" || exit 1
 
-# check NAME EXPECTED_STATUS EXPECTED_STDOUT CMD... — stdout compared exactly.
-check() {
-  local name=$1 want_rc=$2 want_out=$3; shift 3
-  local out rc
-  out=$("$@" 2>"$work/stderr"); rc=$?
-  if [ "$rc" = "$want_rc" ] && [ "$out" = "$want_out" ]; then ok "$name"
-  else bad "$name" "status $rc (want $want_rc)" "stdout: $out" "want:   $want_out" "stderr: $(head -c 600 "$work/stderr")"; fi
-}
-
 uid=$(id -u)
 echo "running as uid $uid ($(id -un))"
 if [ "$uid" = 0 ]; then echo "SKIP: these tests must run unprivileged"; exit 77; fi
