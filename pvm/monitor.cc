@@ -2,6 +2,7 @@
 
 #include "pvm/call.h"
 #include "pvm/fs.h"
+#include "pvm/fuse_mount.h"
 #include "pvm/identity.h"
 #include "pvm/net.h"
 #include "pvm/uts.h"
@@ -138,8 +139,11 @@ Result<Filter> Filter::build(const Config& cfg) {
   if (cfg.root)
     for (int nr : kNotifiedRoot) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, nr));
   if (!cfg.listing.empty()) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, SYS_getdents64));
-  for (int nr : kNoSys) VU_TRY_VOID(add(SCMP_ACT_ERRNO(ENOSYS), nr));
-  for (int nr : kPerm) VU_TRY_VOID(add(SCMP_ACT_ERRNO(EPERM), nr));
+  // openat2 with FUSE programs in the view: they may (vu-cowfs resolves beneath its layers with
+  // it); the monitor lets theirs run and refuses the others' (dispatch).
+  for (int nr : kNoSys)
+    VU_TRY_VOID(add(nr == SYS_openat2 && cfg.fuse ? SCMP_ACT_NOTIFY : SCMP_ACT_ERRNO(ENOSYS), nr));
+  for (int nr : kPerm) VU_TRY_VOID(add(nr == SYS_mount && cfg.fuse ? SCMP_ACT_NOTIFY : SCMP_ACT_ERRNO(EPERM), nr));
   // Export the BPF program through a memfd: the child installs it with a raw seccomp(2).
   UniqueFd mem(static_cast<int>(::syscall(SYS_memfd_create, "vu-pvm-filter", MFD_CLOEXEC)));
   if (!mem) return Error::sys("memfd_create", errno);
@@ -515,53 +519,55 @@ Stats Monitor::stats() const {
 }
 
 Monitor::Answer Monitor::Core::dispatch(Call& c) {
+  // The FUSE programs of the view see the host side of their mountpoints and their real ids.
+  const Config& ccfg = this->cfg.fuse && this->cfg.fuse->is_server(c.tid) ? *this->cfg.fuse->server_config() : this->cfg;
   switch (c.nr) {
-    case SYS_open: return do_open(cfg, c, AT_FDCWD, c.a[0], c.arg_int(1), static_cast<mode_t>(c.a[2]));
-    case SYS_creat: return do_open(cfg, c, AT_FDCWD, c.a[0], O_CREAT | O_WRONLY | O_TRUNC, static_cast<mode_t>(c.a[1]));
-    case SYS_openat: return do_open(cfg, c, c.arg_int(0), c.a[1], c.arg_int(2), static_cast<mode_t>(c.a[3]));
-    case SYS_stat: return do_stat(cfg, c, AT_FDCWD, c.a[0], c.a[1], 0);
-    case SYS_lstat: return do_stat(cfg, c, AT_FDCWD, c.a[0], c.a[1], AT_SYMLINK_NOFOLLOW);
-    case SYS_fstat: return do_fstat(cfg, c, c.arg_int(0), c.a[1]);
-    case SYS_newfstatat: return do_stat(cfg, c, c.arg_int(0), c.a[1], c.a[2], c.arg_int(3));
-    case SYS_statx: return do_statx(cfg, c);
-    case SYS_access: return do_access(cfg, c, AT_FDCWD, c.a[0], c.arg_int(1), 0);
-    case SYS_faccessat: return do_access(cfg, c, c.arg_int(0), c.a[1], c.arg_int(2), 0);
-    case SYS_faccessat2: return do_access(cfg, c, c.arg_int(0), c.a[1], c.arg_int(2), c.arg_int(3));
-    case SYS_readlink: return do_readlink(cfg, c, AT_FDCWD, c.a[0], c.a[1], c.a[2]);
-    case SYS_readlinkat: return do_readlink(cfg, c, c.arg_int(0), c.a[1], c.a[2], c.a[3]);
-    case SYS_getcwd: return do_getcwd(cfg, c);
-    case SYS_mkdir: return do_mkdir(cfg, c, AT_FDCWD, c.a[0], static_cast<mode_t>(c.a[1]));
-    case SYS_mkdirat: return do_mkdir(cfg, c, c.arg_int(0), c.a[1], static_cast<mode_t>(c.a[2]));
-    case SYS_mknod: return do_mknod(cfg, c, AT_FDCWD, c.a[0], static_cast<mode_t>(c.a[1]), c.a[2]);
-    case SYS_mknodat: return do_mknod(cfg, c, c.arg_int(0), c.a[1], static_cast<mode_t>(c.a[2]), c.a[3]);
-    case SYS_symlink: return do_symlink(cfg, c, c.a[0], AT_FDCWD, c.a[1]);
-    case SYS_symlinkat: return do_symlink(cfg, c, c.a[0], c.arg_int(1), c.a[2]);
-    case SYS_rmdir: return do_remove(cfg, c, AT_FDCWD, c.a[0], true);
-    case SYS_unlink: return do_remove(cfg, c, AT_FDCWD, c.a[0], false);
-    case SYS_unlinkat: return do_remove(cfg, c, c.arg_int(0), c.a[1], c.arg_int(2) & AT_REMOVEDIR);
-    case SYS_rename: return do_rename(cfg, c, AT_FDCWD, c.a[0], AT_FDCWD, c.a[1], 0);
-    case SYS_renameat: return do_rename(cfg, c, c.arg_int(0), c.a[1], c.arg_int(2), c.a[3], 0);
+    case SYS_open: return do_open(ccfg, c, AT_FDCWD, c.a[0], c.arg_int(1), static_cast<mode_t>(c.a[2]));
+    case SYS_creat: return do_open(ccfg, c, AT_FDCWD, c.a[0], O_CREAT | O_WRONLY | O_TRUNC, static_cast<mode_t>(c.a[1]));
+    case SYS_openat: return do_open(ccfg, c, c.arg_int(0), c.a[1], c.arg_int(2), static_cast<mode_t>(c.a[3]));
+    case SYS_stat: return do_stat(ccfg, c, AT_FDCWD, c.a[0], c.a[1], 0);
+    case SYS_lstat: return do_stat(ccfg, c, AT_FDCWD, c.a[0], c.a[1], AT_SYMLINK_NOFOLLOW);
+    case SYS_fstat: return do_fstat(ccfg, c, c.arg_int(0), c.a[1]);
+    case SYS_newfstatat: return do_stat(ccfg, c, c.arg_int(0), c.a[1], c.a[2], c.arg_int(3));
+    case SYS_statx: return do_statx(ccfg, c);
+    case SYS_access: return do_access(ccfg, c, AT_FDCWD, c.a[0], c.arg_int(1), 0);
+    case SYS_faccessat: return do_access(ccfg, c, c.arg_int(0), c.a[1], c.arg_int(2), 0);
+    case SYS_faccessat2: return do_access(ccfg, c, c.arg_int(0), c.a[1], c.arg_int(2), c.arg_int(3));
+    case SYS_readlink: return do_readlink(ccfg, c, AT_FDCWD, c.a[0], c.a[1], c.a[2]);
+    case SYS_readlinkat: return do_readlink(ccfg, c, c.arg_int(0), c.a[1], c.a[2], c.a[3]);
+    case SYS_getcwd: return do_getcwd(ccfg, c);
+    case SYS_mkdir: return do_mkdir(ccfg, c, AT_FDCWD, c.a[0], static_cast<mode_t>(c.a[1]));
+    case SYS_mkdirat: return do_mkdir(ccfg, c, c.arg_int(0), c.a[1], static_cast<mode_t>(c.a[2]));
+    case SYS_mknod: return do_mknod(ccfg, c, AT_FDCWD, c.a[0], static_cast<mode_t>(c.a[1]), c.a[2]);
+    case SYS_mknodat: return do_mknod(ccfg, c, c.arg_int(0), c.a[1], static_cast<mode_t>(c.a[2]), c.a[3]);
+    case SYS_symlink: return do_symlink(ccfg, c, c.a[0], AT_FDCWD, c.a[1]);
+    case SYS_symlinkat: return do_symlink(ccfg, c, c.a[0], c.arg_int(1), c.a[2]);
+    case SYS_rmdir: return do_remove(ccfg, c, AT_FDCWD, c.a[0], true);
+    case SYS_unlink: return do_remove(ccfg, c, AT_FDCWD, c.a[0], false);
+    case SYS_unlinkat: return do_remove(ccfg, c, c.arg_int(0), c.a[1], c.arg_int(2) & AT_REMOVEDIR);
+    case SYS_rename: return do_rename(ccfg, c, AT_FDCWD, c.a[0], AT_FDCWD, c.a[1], 0);
+    case SYS_renameat: return do_rename(ccfg, c, c.arg_int(0), c.a[1], c.arg_int(2), c.a[3], 0);
     case SYS_renameat2:
-      return do_rename(cfg, c, c.arg_int(0), c.a[1], c.arg_int(2), c.a[3], static_cast<unsigned>(c.a[4]));
-    case SYS_link: return do_link(cfg, c, AT_FDCWD, c.a[0], AT_FDCWD, c.a[1], 0);
-    case SYS_linkat: return do_link(cfg, c, c.arg_int(0), c.a[1], c.arg_int(2), c.a[3], c.arg_int(4));
-    case SYS_chmod: return do_chmod(cfg, c, AT_FDCWD, c.a[0], static_cast<mode_t>(c.a[1]), 0);
-    case SYS_fchmodat: return do_chmod(cfg, c, c.arg_int(0), c.a[1], static_cast<mode_t>(c.a[2]), 0);
-    case SYS_fchmodat2: return do_chmod(cfg, c, c.arg_int(0), c.a[1], static_cast<mode_t>(c.a[2]), c.arg_int(3));
+      return do_rename(ccfg, c, c.arg_int(0), c.a[1], c.arg_int(2), c.a[3], static_cast<unsigned>(c.a[4]));
+    case SYS_link: return do_link(ccfg, c, AT_FDCWD, c.a[0], AT_FDCWD, c.a[1], 0);
+    case SYS_linkat: return do_link(ccfg, c, c.arg_int(0), c.a[1], c.arg_int(2), c.a[3], c.arg_int(4));
+    case SYS_chmod: return do_chmod(ccfg, c, AT_FDCWD, c.a[0], static_cast<mode_t>(c.a[1]), 0);
+    case SYS_fchmodat: return do_chmod(ccfg, c, c.arg_int(0), c.a[1], static_cast<mode_t>(c.a[2]), 0);
+    case SYS_fchmodat2: return do_chmod(ccfg, c, c.arg_int(0), c.a[1], static_cast<mode_t>(c.a[2]), c.arg_int(3));
     case SYS_fchmod:
     case SYS_fsetxattr:
     case SYS_fremovexattr:
-      return fd_read_only(cfg, c, c.arg_int(0)) ? Answer::error(EROFS) : Answer::cont();
-    case SYS_chown: return do_chown(cfg, c, AT_FDCWD, c.a[0], c.a[1], c.a[2], 0);
-    case SYS_lchown: return do_chown(cfg, c, AT_FDCWD, c.a[0], c.a[1], c.a[2], AT_SYMLINK_NOFOLLOW);
-    case SYS_fchownat: return do_chown(cfg, c, c.arg_int(0), c.a[1], c.a[2], c.a[3], c.arg_int(4));
-    case SYS_fchown: return do_fchown(cfg, c);
-    case SYS_truncate: return do_truncate(cfg, c);
+      return fd_read_only(ccfg, c, c.arg_int(0)) ? Answer::error(EROFS) : Answer::cont();
+    case SYS_chown: return do_chown(ccfg, c, AT_FDCWD, c.a[0], c.a[1], c.a[2], 0);
+    case SYS_lchown: return do_chown(ccfg, c, AT_FDCWD, c.a[0], c.a[1], c.a[2], AT_SYMLINK_NOFOLLOW);
+    case SYS_fchownat: return do_chown(ccfg, c, c.arg_int(0), c.a[1], c.a[2], c.a[3], c.arg_int(4));
+    case SYS_fchown: return do_fchown(ccfg, c);
+    case SYS_truncate: return do_truncate(ccfg, c);
     case SYS_utime:
     case SYS_utimes:
     case SYS_futimesat:
     case SYS_utimensat:
-      return do_utimes(cfg, c);
+      return do_utimes(ccfg, c);
     case SYS_setxattr:
     case SYS_lsetxattr:
     case SYS_getxattr:
@@ -570,31 +576,37 @@ Monitor::Answer Monitor::Core::dispatch(Call& c) {
     case SYS_llistxattr:
     case SYS_removexattr:
     case SYS_lremovexattr:
-      return do_xattr(cfg, c);
-    case SYS_statfs: return do_statfs(cfg, c);
+      return do_xattr(ccfg, c);
+    case SYS_statfs: return do_statfs(ccfg, c);
     case SYS_connect:
     case SYS_bind:
-      return do_sockaddr(cfg, c);
+      return do_sockaddr(ccfg, c);
     case SYS_getsockname:
     case SYS_getpeername:
-      return do_sockname(cfg, c);
+      return do_sockname(ccfg, c);
     case SYS_sendto:
     case SYS_sendmsg:
-      return do_send(cfg, c);
+      return do_send(ccfg, c);
     case SYS_uname: {
       std::lock_guard<std::mutex> lock(mu);
-      return do_uname(cfg, c);
+      return do_uname(ccfg, c);
     }
     case SYS_sethostname: {
       std::lock_guard<std::mutex> lock(mu);
-      return do_sethostname(cfg, c);
+      return do_sethostname(this->cfg, c);  // the view's name, whoever sets it
     }
-    case SYS_getgroups: return do_getgroups(cfg, c);
+    case SYS_getgroups:
+      if (this->cfg.fuse && this->cfg.fuse->claim(c.tid, c.arg_int(0), c.a[1])) return Answer::value(0);
+      return do_getgroups(ccfg, c);
+    case SYS_openat2: return &ccfg != &this->cfg ? Answer::cont() : Answer::error(ENOSYS);
+    case SYS_mount:
+      if (!this->cfg.fuse) return Answer::error(EPERM);
+      return do_fuse_mount(*this->cfg.fuse, ccfg, c);
     case SYS_setgroups: return Answer::error(EPERM);  // as in a user namespace with setgroups denied
-    case SYS_inotify_add_watch: return do_inotify_add_watch(cfg, c);
+    case SYS_inotify_add_watch: return do_inotify_add_watch(ccfg, c);
     case SYS_getdents64: return do_getdents(c);
     default:
-      if (cfg.root) return do_root_ids(c);
+      if (ccfg.root) return do_root_ids(c);
       return Answer::cont();
   }
 }
@@ -652,6 +664,8 @@ bool read_shebang(const std::string& host, std::string* interp, std::string* arg
 
 void Monitor::on_seccomp_stop(pid_t pid) {
   ++core_->traced;
+  // A FUSE program of the view: its own Config (pvm/fuse_mount.h).
+  const Config& scfg = this->cfg_.fuse && this->cfg_.fuse->is_server(pid) ? *this->cfg_.fuse->server_config() : this->cfg_;
   user_regs_struct regs;
   if (::ptrace(PTRACE_GETREGS, pid, 0, &regs) < 0) return;
   Call c{0, pid, static_cast<int>(regs.orig_rax), {regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9}};
@@ -661,7 +675,7 @@ void Monitor::on_seccomp_stop(pid_t pid) {
     (void)::ptrace(PTRACE_SETREGS, pid, 0, &regs);
   };
   if (c.nr == SYS_chdir) {
-    Resolved r = resolve_arg(cfg_, c, AT_FDCWD, c.a[0], true);
+    Resolved r = resolve_arg(scfg, c, AT_FDCWD, c.a[0], true);
     if (r.err) return fail(r.err);
     if (!r.exists) return fail(ENOENT);
     if (!r.moved) return;
@@ -675,7 +689,7 @@ void Monitor::on_seccomp_stop(pid_t pid) {
     const bool at = c.nr == SYS_openat;
     const int dirfd = at ? c.arg_int(0) : AT_FDCWD, flags = c.arg_int(at ? 2 : 1);
     const uint64_t path_addr = c.a[at ? 1 : 0];
-    Resolved r = resolve_arg(cfg_, c, dirfd, path_addr, !(flags & O_NOFOLLOW));
+    Resolved r = resolve_arg(scfg, c, dirfd, path_addr, !(flags & O_NOFOLLOW));
     if (r.err) return fail(r.err);
     if (!r.exists) return fail(ENOENT);
     if (!r.moved) return;  // the kernel's lookup is the view's
@@ -695,31 +709,31 @@ void Monitor::on_seccomp_stop(pid_t pid) {
   std::string raw;
   if (at && names_dirfd(pid, path_addr, flags)) return;
   Resolved r;
-  if (cfg_.map.empty()) {
+  if (scfg.map.empty()) {
     // No mounts: the kernel's lookup is the view's; the stop is only for the environment, and
     // an execve that will fail (a PATH search trying directories) is left to fail untouched.
     if (read_string(pid, path_addr, &raw) != 0) return;
     if (!raw.empty() && raw[0] == '/' && ::access(raw.c_str(), F_OK) < 0) return;
     r.exists = true;
   } else {
-    r = resolve_arg(cfg_, c, dirfd, path_addr, !(flags & AT_SYMLINK_NOFOLLOW), &raw);
+    r = resolve_arg(scfg, c, dirfd, path_addr, !(flags & AT_SYMLINK_NOFOLLOW), &raw);
     if (r.err) return fail(r.err);
     if (!r.exists) return fail(ENOENT);
   }
   std::string interp, iarg;
   Resolved ir;
-  bool script = !cfg_.map.empty() && S_ISREG(r.st.st_mode) && read_shebang(r.host, &interp, &iarg);
+  bool script = !scfg.map.empty() && S_ISREG(r.st.st_mode) && read_shebang(r.host, &interp, &iarg);
   if (script) {
     // The kernel would look the interpreter up on the host; the view's may be elsewhere.
     Start s;
-    if (interp[0] != '/' && start_of(cfg_, c, AT_FDCWD, &s)) return fail(ENOENT);
-    ir = cfg_.map.resolve(s, interp, true, {});
+    if (interp[0] != '/' && start_of(scfg, c, AT_FDCWD, &s)) return fail(ENOENT);
+    ir = scfg.map.resolve(s, interp, true, {});
     if (!r.moved && (ir.err || !ir.exists || !ir.moved)) script = false;  // the host's lookup is right
     else if (ir.err) return fail(ir.err);
     else if (!ir.exists) return fail(ENOENT);
   }
   std::vector<uint64_t> envp;
-  const bool accel = !cfg_.accel_lib.empty() && inject_env(pid, envp_addr, &envp);
+  const bool accel = !scfg.accel_lib.empty() && inject_env(pid, envp_addr, &envp);
   if (!r.moved && !script && !accel) return;
   StackWriter w(pid, regs.rsp);
   if (script) {
@@ -744,7 +758,7 @@ void Monitor::on_seccomp_stop(pid_t pid) {
   regs.rdx = envp_addr;
   if (accel) {
     // LD_PRELOAD and the fast path's configuration first, then the caller's environment.
-    envp[0] = w.put("LD_PRELOAD=" + cfg_.accel_lib);
+    envp[0] = w.put("LD_PRELOAD=" + scfg.accel_lib);
     envp[1] = w.put(accel_env_);
     regs.rdx = w.put(envp.data(), envp.size() * 8);
   }
@@ -909,6 +923,7 @@ bool Monitor::on_wait_status(pid_t pid, int status) {
   if (!WIFSTOPPED(status)) {
     // A caller that dies while a worker performs its call: a blocking call (FIFO open, connect)
     // is interrupted, the worker finds the notification gone and answers nothing.
+    if (cfg_.fuse) cfg_.fuse->forget(pid);
     std::lock_guard<std::mutex> lock(core_->mu);
     for (Core::Worker& w : core_->workers)
       if (w.busy == pid && !w.done) ::pthread_kill(w.thread, wake_signal());

@@ -96,6 +96,8 @@ struct user_regs_struct;
 
 namespace vu::pvm {
 
+class FuseHook;  // pvm/fuse_mount.h
+
 inline constexpr uid_t kOverflowId = 65534;  // what an unmapped owner looks like in a userns
 
 struct Config {
@@ -118,6 +120,9 @@ struct Config {
   std::vector<std::pair<std::pair<uint64_t, uint64_t>, Entry>> listing;
   bool noop = false;  // measurement only ($VU_PVM_NOOP): every trapped call runs unchanged
   std::vector<std::pair<uint64_t, uint64_t>> accel_holders;
+  // FUSE filesystems the view mounts (pvm/fuse_mount.h): mount(2) of type fuse is trapped and
+  // answered by the hook; calls of the FUSE programs are answered with its server Config.
+  std::shared_ptr<FuseHook> fuse;
 };
 
 // "VU_PVM_ACCEL=…": the fast path's configuration (pvm/accel.c), for the environment.

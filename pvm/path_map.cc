@@ -201,8 +201,9 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
       std::string target(buf, static_cast<size_t>(n));
       cur_view.pop_back();
       if (is_magic_dir(cur_host)) {
-        if (target.empty() || target[0] != '/') {
-          // A pipe, socket or anonymous inode: the link itself is the way to the object.
+        if (target.empty() || target[0] != '/' || target.ends_with(" (deleted)")) {
+          // A pipe, socket or anonymous inode, or a file with no name left (unlinked, O_TMPFILE):
+          // the link itself is the way to the object.
           if (!last) {
             r.err = ENOTDIR;
             return r;

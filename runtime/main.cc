@@ -68,8 +68,24 @@ int finish_run(const ExitStatus& st, std::vector<pid_t> spare) {
 
 Result<int> run_pvm(const ViewSpec& spec, const SignalForwarder& signals) {
   PvmView view = VU_TRY(start_pvm_view(spec, signals.child_mask()));
+  if (view.fuse) {
+    // The command runs once every FUSE filesystem is mounted (runtime/pvm_fuse.h).
+    if (auto r = view.fuse->wait_mounted(*view.monitor, view.child.pid(), signals.fd()); !r) {
+      view.go.reset();
+      view.fuse->teardown(view.monitor.get(), signals.fd());
+      kill_leftovers();
+      view.child.release();  // reaped by kill_leftovers
+      return std::move(r).error();
+    }
+    char go = 1;
+    VU_TRY_VOID(sys::write_all(view.go.get(), {&go, 1}, "sync pipe"));
+    view.go.reset();
+  }
   std::string report;
-  ExitStatus st = VU_TRY(supervise(view.child, signals, {view.monitor.get(), view.report.get(), &report}));
+  SuperviseExtras extras{view.monitor.get(), view.report.get(), &report};
+  if (view.fuse) extras.on_other_exit = [&](pid_t p, int status) { view.fuse->on_exit(p, status); };
+  ExitStatus st = VU_TRY(supervise(view.child, signals, extras));
+  if (view.fuse) view.fuse->teardown(view.monitor.get(), signals.fd());
   // A report may still be in the pipe when the first process exits.
   char buf[64];
   ssize_t n;

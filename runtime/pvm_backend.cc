@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -41,12 +42,45 @@ struct Launch {
   // the listener's number here, and the listener stays in our table when it execs.
   bool shared = false;
   int listener = -1;
+  // FUSE programs (runtime/pvm_fuse.h), started once the filter is in: argv, output memfd.
+  std::vector<std::vector<char*>>* servers = nullptr;
+  std::vector<int> server_out;
+  uint64_t token = 0;
 };
 
 [[noreturn]] void child_fail(const Launch& l, Stage stage, int err) {
   Report r{stage, err, -1};
   (void)!::write(l.report_fd, &r, sizeof r);
   ::_exit(kExitSetup);
+}
+
+// The view's FUSE programs: siblings of the first process (children of vu, CLONE_PARENT, so the
+// command never sees them as its own), traced and filtered as it is. Each registers itself with
+// the monitor as a FUSE program (pvm/fuse_mount.h) before it executes. Async-signal-safe.
+void start_servers(const Launch& l) {
+  for (size_t i = 0; i < l.servers->size(); ++i) {
+    long pid = ::syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+    if (pid < 0) ::_exit(kExitSetup);
+    if (pid > 0) continue;
+    const int out = l.server_out[i];
+    ::dup2(out, 1);
+    ::dup2(out, 2);
+    if (::syscall(SYS_getgroups, pvm::FuseHook::kClaimBase - static_cast<int>(i), l.token) != 0) {
+      ::dprintf(2, "vu: the monitor did not take this FUSE program\n");
+      ::_exit(126);
+    }
+    int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null >= 0) ::dup2(null, 0);
+    if (int e = enter_cwd(*l.cmd)) {
+      ::dprintf(2, "vu: cannot enter the working directory: %s\n", ::strerror(e));
+      ::_exit(126);
+    }
+    ::sigprocmask(SIG_SETMASK, l.mask, nullptr);
+    char** argv = (*l.servers)[i].data();
+    ::execvpe(argv[0], argv, l.cmd->envp.data());
+    ::dprintf(2, "vu: cannot execute %s: %s\n", argv[0], ::strerror(errno));
+    ::_exit(127);
+  }
 }
 
 [[noreturn]] void child_main(Launch& l) {
@@ -67,6 +101,13 @@ struct Launch {
     Report r{Stage::kListener, 0, fd};
     if (::write(l.report_fd, &r, sizeof r) != static_cast<ssize_t>(sizeof r)) ::_exit(kExitSetup);
     // The listener is close-on-exec: wait until the parent holds its own copy.
+    while ((n = ::read(l.sync_fd, &go, 1)) < 0 && errno == EINTR) {
+    }
+    if (n != 1) ::_exit(kExitSetup);
+  }
+  if (l.servers) {
+    start_servers(l);
+    // The command runs once every filesystem is mounted (vu writes a byte); end of file: it failed.
     while ((n = ::read(l.sync_fd, &go, 1)) < 0 && errno == EINTR) {
     }
     if (n != 1) ::_exit(kExitSetup);
@@ -123,7 +164,9 @@ void seize_early_children(pid_t pid) {
 
 }  // namespace
 
-Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>* scratch) {
+Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>* scratch,
+                                    const std::vector<fusefs::FuseMount>* fuse,
+                                    std::vector<pvm::FuseTarget>* targets, pvm::PathMap* server_map) {
   pvm::Config cfg;
   cfg.uid = ::getuid();
   cfg.gid = ::getgid();
@@ -144,9 +187,25 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
       else ::close(::open(e.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
     }
   };
-  for (size_t i = 0; i < spec.mounts.size(); ++i) {
-    const bindmount::MountSpec& m = spec.mounts[i];
+  // FUSE filesystems come after the binds and tmpfs, as in the ns backend: each is a private
+  // directory (empty until its program mounts there) bound at its target.
+  std::vector<bindmount::MountSpec> mounts = spec.mounts;
+  std::vector<std::string> host_visible;  // FUSE targets the view has before their mount
+  pvm::PathMap pre_fuse;                  // the map before them
+  const size_t n_binds = mounts.size();
+  for (size_t i = 0; fuse && i < fuse->size(); ++i) {
+    bindmount::MountSpec b;
+    b.source = VU_TRY(scratch_dir(scratch, "fuse" + std::to_string(i), 0755));
+    b.target = (*fuse)[i].target;
+    b.host_source = true;
+    mounts.push_back(b);
+    if (targets) targets->push_back({pvm::normalize(b.target), b.source, (*fuse)[i].what});
+  }
+  for (size_t i = 0; i < mounts.size(); ++i) {
+    const bindmount::MountSpec& m = mounts[i];
     const std::string target = pvm::normalize(m.target);
+    if (i == n_binds) pre_fuse = cfg.map;
+    if (i >= n_binds && cfg.map.resolve({}, target, true, {}).exists) host_visible.push_back(target);
     std::string host;
     if (m.kind == bindmount::Kind::kSymlink) {
       // Made in the host directory that holds it in the view (one of vu's tmpfs directories).
@@ -211,6 +270,16 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
                             static_cast<uint64_t>(src.st_ino)}});
   }
   if (cfg.accel_holders.size() > VU_ACCEL_MAX_HOLDERS) cfg.accel_lib.clear();
+  if (server_map) {
+    // The FUSE programs see what was at their target before their own mount (vu-cowfs reads its
+    // lower layer there; a lookup through its own mount would call itself).
+    *server_map = pre_fuse;
+    for (const pvm::Mount& m : cfg.map.mounts()) {
+      bool old = false;
+      for (const pvm::Mount& p : pre_fuse.mounts()) old = old || (p.view == m.view && p.host == m.host);
+      if (!old && std::find(host_visible.begin(), host_visible.end(), m.view) == host_visible.end()) server_map->add(m);
+    }
+  }
   return cfg;
 }
 
@@ -240,7 +309,36 @@ std::optional<Error> PvmView::failure(const std::string& text) const {
 
 Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask) {
   PvmView v;
-  pvm::Config cfg = VU_TRY(make_pvm_config(spec, &v.scratch));
+  std::vector<fusefs::FuseMount> programs;
+  std::vector<pvm::FuseTarget> targets;
+  pvm::PathMap server_map;
+  std::optional<PvmFuseEnv> env;
+  if (has_fuse_mounts(spec)) {
+    env = probe_pvm_fuse();
+    if (!env->b)
+      return Error::make(ErrorKind::kDenied, "--cow, --fuse and --mount on the pvm backend need FUSE through the setuid fusermount3 here (" + env->why + ")")
+          .hint("the monitor's own FUSE client (environment A) is not built yet; use --bind, or run where user namespaces or fusermount3 work");
+    programs = VU_TRY(pvm_fuse_programs(spec));
+  }
+  pvm::Config cfg = VU_TRY(make_pvm_config(spec, &v.scratch, env ? &programs : nullptr, &targets, &server_map));
+  std::vector<std::vector<char*>> server_argv;
+  if (env) {
+    auto hook = std::make_shared<pvm::FuseHook>(targets, std::make_shared<pvm::FusermountMounter>(env->fusermount, env->allow_other));
+    pvm::Config server = cfg;
+    server.map = server_map;
+    server.root = false;  // real ids: what they report is checked by the kernel against host ids
+    server.accel_lib.clear();
+    server.accel_holders.clear();
+    hook->set_server_config(std::move(server));
+    cfg.fuse = hook;
+    v.fuse = std::make_unique<PvmFuse>(hook, programs);
+    for (const fusefs::FuseMount& m : v.fuse->programs()) {
+      std::vector<char*> a;
+      for (const std::string& s : m.argv) a.push_back(const_cast<char*>(s.c_str()));
+      a.push_back(nullptr);
+      server_argv.push_back(std::move(a));
+    }
+  }
   pvm::Filter filter = VU_TRY(pvm::Filter::build(cfg));
   v.cmd = prepare_command(spec);
   if (!cfg.accel_lib.empty() && !pvm::needs_ptrace(cfg)) {
@@ -263,6 +361,11 @@ Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask)
   l.mask = &child_mask;
   auto report = VU_TRY(sys::pipe());
   l.report_fd = report.second.get();
+  if (v.fuse) {
+    l.servers = &server_argv;
+    l.server_out = v.fuse->outputs();
+    l.token = v.fuse->hook().token();
+  }
 
   if (!pvm::needs_ptrace(cfg)) {
     // Nothing to trace: spawn vfork-style (no copy of our page tables, ~1.5 ms less start-up
@@ -317,6 +420,7 @@ Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask)
   VU_TRY_VOID(sys::write_all(sync.second.get(), {&go, 1}, "sync pipe"));
   v.monitor = std::make_unique<pvm::Monitor>(std::move(cfg), std::move(listener));
   v.report = std::move(report.first);
+  if (v.fuse) v.go = std::move(sync.second);
   v.child = std::move(child);
   return v;
 }

@@ -31,6 +31,7 @@
 #include "pvm/monitor.h"
 #include "runtime/command.h"
 #include "runtime/plan.h"
+#include "runtime/pvm_fuse.h"
 #include "runtime/view_spec.h"
 
 namespace vu {
@@ -41,13 +42,21 @@ struct PvmView {
   UniqueFd report;                  // the first process's report pipe (read end)
   Command cmd;
   std::optional<TempDir> scratch;   // tmpfs and synthetic directories; removed at the end
+  // FUSE filesystems (runtime/pvm_fuse.h): the first process starts their programs, then waits
+  // for a byte on `go` (written once they are mounted) before it executes the command.
+  std::unique_ptr<PvmFuse> fuse;
+  UniqueFd go;
   // After supervise(): the error the first process reported (chdir or exec), if any.
   std::optional<Error> failure(const std::string& report) const;
 };
 
 // The path map and identity of a spec. Creates tmpfs and synthetic directories under *scratch
-// (made on first need).
-Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>* scratch);
+// (made on first need). With `fuse`: each program's target is bound from a private directory
+// (filled in *targets), and cfg.fuse is left for the caller to set.
+Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>* scratch,
+                                    const std::vector<fusefs::FuseMount>* fuse = nullptr,
+                                    std::vector<pvm::FuseTarget>* targets = nullptr,
+                                    pvm::PathMap* server_map = nullptr);
 
 Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask);
 

@@ -12,6 +12,12 @@
 //                        (fusermount3, newuidmap) included, since the filter is installed by root
 //                        without no_new_privs — then the ids of USER, as a container runtime
 //                        starts its workload. Must be run as root.
+//   deny-userns-host USER CMD…  a desktop or CI host whose user namespaces are denied by a
+//                        filter applied without no_new_privs (Docker's profile as the runtime
+//                        applies it, a systemd unit's RestrictNamespaces=): unshare/clone with
+//                        CLONE_NEWUSER fail, but setuid helpers keep their privilege, so the
+//                        setuid fusermount3 still mounts (issue 16's environment B). Then the ids of
+//                        USER. Must be run as root.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <grp.h>
@@ -25,8 +31,9 @@
 #define MODE_USERNS 1
 #define MODE_MOUNT 2
 #define MODE_CONTAINER 3
+#define MODE_USERNS_HOST 4
 #ifndef DENY_MODE
-#error "build with -DDENY_MODE=1 (userns), 2 (mount) or 3 (container)"
+#error "build with -DDENY_MODE=1 (userns), 2 (mount), 3 (container) or 4 (userns-host)"
 #endif
 
 static const char* const kMountCalls[] = {
@@ -55,14 +62,16 @@ static int deny_mounts(scmp_filter_ctx ctx) {
 }
 
 int main(int argc, char** argv) {
-  const char* name = DENY_MODE == MODE_USERNS ? "deny-userns" : DENY_MODE == MODE_MOUNT ? "deny-mount" : "deny-container";
-  int first = DENY_MODE == MODE_CONTAINER ? 2 : 1;
+  const int as_root = DENY_MODE == MODE_CONTAINER || DENY_MODE == MODE_USERNS_HOST;
+  const char* name = DENY_MODE == MODE_USERNS ? "deny-userns" : DENY_MODE == MODE_MOUNT ? "deny-mount"
+                     : DENY_MODE == MODE_CONTAINER ? "deny-container" : "deny-userns-host";
+  int first = as_root ? 2 : 1;
   if (argc <= first) {
-    fprintf(stderr, "usage: %s %sCMD [ARGS...]\n", name, DENY_MODE == MODE_CONTAINER ? "USER " : "");
+    fprintf(stderr, "usage: %s %sCMD [ARGS...]\n", name, as_root ? "USER " : "");
     return 2;
   }
   struct passwd* pw = NULL;
-  if (DENY_MODE == MODE_CONTAINER) {
+  if (as_root) {
     if (geteuid() != 0) {
       fprintf(stderr, "%s: must run as root (it installs the filter without no_new_privs)\n", name);
       return 2;
@@ -79,9 +88,9 @@ int main(int argc, char** argv) {
   }
   int rc = 0;
   if (DENY_MODE != MODE_MOUNT) rc = deny_userns(ctx);
-  if (!rc && DENY_MODE != MODE_USERNS) rc = deny_mounts(ctx);
+  if (!rc && DENY_MODE != MODE_USERNS && DENY_MODE != MODE_USERNS_HOST) rc = deny_mounts(ctx);
   // As root, no no_new_privs: setuid programs started below keep their privileges (and the filter).
-  if (!rc && DENY_MODE == MODE_CONTAINER) rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+  if (!rc && as_root) rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
   if (!rc) rc = seccomp_load(ctx);
   seccomp_release(ctx);
   if (rc) {

@@ -1,0 +1,226 @@
+#include "runtime/pvm_fuse.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "base/log.h"
+#include "base/strings.h"
+#include "runtime/supervisor.h"
+
+namespace vu {
+
+namespace {
+
+long now_ms() {
+  struct timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("was killed by signal ") + ::strsignal(WTERMSIG(status));
+  return "stopped";
+}
+
+const std::string& program_name(const fusefs::FuseMount& m) { return m.argv[0] == "/bin/sh" ? m.what : m.argv[0]; }
+
+std::string find_fusermount() {
+  for (const char* p : {"/usr/bin/fusermount3", "/bin/fusermount3", "/usr/local/bin/fusermount3"})
+    if (::access(p, X_OK) == 0) return p;
+  return {};
+}
+
+}  // namespace
+
+PvmFuseEnv probe_pvm_fuse() {
+  PvmFuseEnv e;
+  std::vector<std::string> no;
+  e.fusermount = find_fusermount();
+  struct stat st;
+  if (e.fusermount.empty()) no.push_back("fusermount3 is not installed (apt-get install fuse3)");
+  else if (::stat(e.fusermount.c_str(), &st) < 0 || !(st.st_mode & S_ISUID) || st.st_uid != 0)
+    no.push_back(e.fusermount + " is not setuid root");
+  if (int fd = ::open("/dev/fuse", O_RDWR | O_CLOEXEC); fd >= 0) ::close(fd);
+  else no.push_back(std::string("/dev/fuse: ") + std::strerror(errno));
+  if (auto s = sys::read_file("/proc/self/status")) {
+    size_t k = s->find("NoNewPrivs:");
+    if (k != std::string::npos && std::atoi(s->c_str() + k + 11) == 1)
+      no.push_back("vu runs under no_new_privs (a setuid fusermount3 would run without privilege)");
+  }
+  if (no.empty()) {
+    e.b = true;
+    e.why = "environment B: /dev/fuse opens, " + e.fusermount + " is setuid root and vu is not under no_new_privs";
+  } else {
+    e.why = "environment A: " + str::join(no, "; ");
+  }
+  if (auto conf = sys::read_file("/etc/fuse.conf", 65536))
+    for (const std::string& line : str::split(*conf, '\n'))
+      if (str::trim(line) == "user_allow_other") e.allow_other = true;
+  return e;
+}
+
+bool has_fuse_mounts(const ViewSpec& spec) { return !spec.cows.empty() || !spec.fuse.empty(); }
+
+Result<std::vector<fusefs::FuseMount>> pvm_fuse_programs(const ViewSpec& spec) {
+  std::vector<fusefs::FuseMount> out;
+  for (fusefs::CowSpec c : spec.cows) {
+    if (c.target == "/")
+      return Error::make(ErrorKind::kDenied, "--cow " + c.layer + ":/: a copy-on-write root needs the ns backend")
+          .hint("the pvm backend cannot replace the view's root yet; use a directory below / as the target");
+    c.impl = fusefs::CowImpl::kFuse;
+    fusefs::CowMount m = VU_TRY(fusefs::prepare_cow(c));
+    out.push_back(std::move(m.fuse));
+  }
+  const bool root = spec.identity == userns::Identity::kRoot;
+  for (fusefs::FuseMount m : spec.fuse) {
+    if (m.argv[0] == "fuse2fs" || m.argv[0] == "squashfuse") {
+      // In the foreground: vu waits for the very process it started when it unmounts.
+      m.argv.push_back("-f");
+      // fuse2fs's fakeroot lets every caller do anything; under --root that is the view's
+      // root (the kernel's default_permissions would check the host uid against the image's
+      // owners, which the ns backend maps to the view's root).
+      if (root && m.argv[0] == "fuse2fs")
+        for (std::string& a : m.argv)
+          if (size_t k = a.find(",default_permissions"); k != std::string::npos) a.erase(k, 20);
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+PvmFuse::PvmFuse(std::shared_ptr<pvm::FuseHook> hook, std::vector<fusefs::FuseMount> programs)
+    : hook_(std::move(hook)), programs_(std::move(programs)) {
+  for (size_t i = 0; i < programs_.size(); ++i) out_.emplace_back(::memfd_create("vu-fuse-output", MFD_CLOEXEC));
+}
+
+PvmFuse::~PvmFuse() {
+  // Whatever happened: nothing stays mounted (the programs die with vu's view).
+  if (!torn_down_) hook_->mounter().unmount_all();
+}
+
+std::vector<int> PvmFuse::outputs() const {
+  std::vector<int> v;
+  for (const UniqueFd& f : out_) v.push_back(f.get());
+  return v;
+}
+
+std::string PvmFuse::output_of(size_t i) const {
+  std::string out;
+  if (i < out_.size() && out_[i]) {
+    char buf[4096];
+    ssize_t n;
+    while (out.size() < 1 << 16 && (n = ::pread(out_[i].get(), buf, sizeof buf, static_cast<off_t>(out.size()))) > 0)
+      out.append(buf, static_cast<size_t>(n));
+  }
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  if (out.size() > 2000) out = "…" + out.substr(out.size() - 2000);
+  return out.empty() ? " (it printed nothing)" : ", saying:\n  " + out;
+}
+
+Result<void> PvmFuse::wait_mounted(pvm::Monitor& monitor, pid_t first, int signal_fd) {
+  const long deadline = now_ms() + kMountTimeoutMs;
+  for (;;) {
+    if (auto f = hook_->failure()) return Error::make(ErrorKind::kSetup, *f);
+    if (hook_->all_mounted()) return Ok{};
+    // Exits and ptrace stops (the programs' execve and chdir are answered here).
+    int status;
+    for (pid_t p; (p = ::waitpid(-1, &status, WNOHANG | __WALL)) > 0;) {
+      if (monitor.on_wait_status(p, status)) continue;
+      if (p == first) return Error::make(ErrorKind::kSetup, "the view's first process " + describe_status(status) + " while its filesystems were mounted");
+      int i = hook_->server_index(p);
+      if (i < 0 || hook_->is_mounted(static_cast<size_t>(i))) continue;  // e.g. a program that daemonized
+      const fusefs::FuseMount& m = programs_[static_cast<size_t>(i)];
+      if (hook_->failure()) break;
+      return Error::make(ErrorKind::kSetup, program_name(m) + " " + describe_status(status) + " without mounting " +
+                                                m.target + output_of(static_cast<size_t>(i)));
+    }
+    long left = deadline - now_ms();
+    if (left <= 0) {
+      std::vector<std::string> names;
+      for (size_t i = 0; i < programs_.size(); ++i)
+        if (!hook_->is_mounted(i)) names.push_back(program_name(programs_[i]) + " (" + programs_[i].target + ")" + output_of(i));
+      return Error::make(ErrorKind::kSetup, "no FUSE mount within " + std::to_string(kMountTimeoutMs / 1000) +
+                                                " s from " + str::join(names, ", ") + "; the view was ended");
+    }
+    struct pollfd p[2] = {{signal_fd, POLLIN, 0}, {hook_->event_fd(), POLLIN, 0}};
+    if (::poll(p, 2, static_cast<int>(std::min<long>(left, 1000))) < 0 && errno != EINTR) return Error::sys("poll", errno);
+    if (p[1].revents & POLLIN) {
+      uint64_t v;
+      (void)!::read(hook_->event_fd(), &v, sizeof v);
+    }
+    if (p[0].revents & POLLIN) {
+      struct signalfd_siginfo si;
+      while (::read(signal_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+        if (si.ssi_signo == SIGCHLD) continue;
+        return Error::make(ErrorKind::kSetup, std::string("interrupted by ") + ::strsignal(static_cast<int>(si.ssi_signo)) +
+                                                  " while the view's filesystems were mounted");
+      }
+    }
+  }
+}
+
+void PvmFuse::on_exit(pid_t pid, int status) {
+  int i = hook_->server_index(pid);
+  if (i < 0 || torn_down_) return;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;  // daemonized, or unmounted
+  const fusefs::FuseMount& m = programs_[static_cast<size_t>(i)];
+  std::string msg = "vu: " + m.what + " " + describe_status(status) + " while the view ran: " + m.target +
+                    " is unreachable now (ENOTCONN)\n";
+  (void)!::write(2, msg.data(), msg.size());
+}
+
+void PvmFuse::teardown(pvm::Monitor* monitor, int signal_fd) {
+  if (torn_down_) return;
+  torn_down_ = true;
+  // 1. The view's other processes (their open files would keep a lazily unmounted filesystem).
+  std::vector<pid_t> spare = hook_->server_pids();
+  kill_leftovers(spare);
+  // 2. Unmount: each program reads the end of its connection, writes back and exits.
+  hook_->mounter().unmount_all();
+  // 3. Wait for them, serving their ptrace stops; bounded.
+  const long start = now_ms();
+  bool told = false;
+  for (;;) {
+    int status;
+    for (pid_t p; (p = ::waitpid(-1, &status, WNOHANG | __WALL)) > 0;)
+      if (monitor) (void)monitor->on_wait_status(p, status);
+    std::vector<pid_t> left;
+    for (pid_t p : hook_->server_pids())
+      if (::kill(p, 0) == 0) left.push_back(p);
+    if (left.empty()) return;
+    long waited = now_ms() - start;
+    if (waited > kFlushNoticeMs && !told) {
+      std::vector<std::string> names;
+      for (const fusefs::FuseMount& m : programs_) names.push_back(program_name(m));
+      std::string msg = "vu: waiting for " + str::join(names, ", ") + " to finish writing…\n";
+      (void)!::write(2, msg.data(), msg.size());
+      told = true;
+    }
+    if (waited > kFlushDeadlineMs) {
+      for (pid_t p : left) ::kill(p, SIGKILL);
+      VU_LOG_WARN("killed the FUSE program(s) that did not finish within " << kFlushDeadlineMs / 1000 << " s");
+      return;
+    }
+    struct pollfd pf = {signal_fd, POLLIN, 0};
+    (void)::poll(&pf, signal_fd >= 0 ? 1 : 0, 50);
+    if (pf.revents & POLLIN) {
+      struct signalfd_siginfo si;
+      while (::read(signal_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+      }
+    }
+  }
+}
+
+}  // namespace vu

@@ -1,0 +1,76 @@
+// runtime/pvm_fuse.h — --fuse, --mount image: and --cow on the partial-VM backend.
+//
+// Which environment (issue 16), probed only when a spec has FUSE mounts:
+//   B  the kernel's FUSE through the setuid fusermount3: /dev/fuse opens read-write,
+//      fusermount3 is setuid root, and vu itself is not under no_new_privs (which would strip
+//      the setuid bit). A desktop with user namespaces blocked from mounting (Ubuntu's AppArmor
+//      rule) or denied (a seccomp profile applied without no_new_privs).
+//   A  anything else (a container: mount(2) denied to everyone, setuid helpers too). It needs
+//      the monitor's own FUSE client, which is not built yet: refused with status 125.
+// The view's FUSE programs are started by its first process (pvm_backend.cc), in the ns
+// backend's order (copy-on-write layers, then --fuse/--mount), traced like the rest of the
+// view; their mount(2) is answered by pvm/fuse_mount.h's hook. The command starts only once
+// every filesystem is mounted. At the end: the view's other processes are killed, the
+// filesystems unmounted (fusermount3 -u -z), the programs waited for (fuse2fs writes its image
+// back then), bounded. If vu is killed, the programs die with the view (PTRACE_O_EXITKILL) and
+// fusermount3's auto_unmount watchers unmount.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "base/unique_fd.h"
+#include "fusefs/fusefs.h"
+#include "pvm/fuse_mount.h"
+#include "runtime/view_spec.h"
+
+namespace vu {
+
+struct PvmFuseEnv {
+  bool b = false;          // environment B (else A)
+  std::string why;         // the reasons, for --explain, vu probe and the refusal
+  std::string fusermount;  // B: its path
+  bool allow_other = false;  // /etc/fuse.conf: user_allow_other
+};
+PvmFuseEnv probe_pvm_fuse();
+
+bool has_fuse_mounts(const ViewSpec& spec);
+
+// The FUSE programs of a spec under pvm, in order: copy-on-write layers (always vu-cowfs: pvm
+// has no mount namespace for overlayfs), then --fuse and --mount. Creates the layers.
+Result<std::vector<fusefs::FuseMount>> pvm_fuse_programs(const ViewSpec& spec);
+
+// The view's FUSE state: the hook (shared with the monitor's Config), the programs' output.
+class PvmFuse {
+ public:
+  PvmFuse(std::shared_ptr<pvm::FuseHook> hook, std::vector<fusefs::FuseMount> programs);
+  ~PvmFuse();
+  pvm::FuseHook& hook() { return *hook_; }
+  const std::vector<fusefs::FuseMount>& programs() const { return programs_; }
+  std::vector<int> outputs() const;  // one memfd per program: its stdout and stderr
+
+  // Serves the ptrace stops (monitor) and waits until every program has mounted its
+  // filesystem, one has failed or exited, the first process died, a signal came, or 30 s.
+  Result<void> wait_mounted(pvm::Monitor& monitor, pid_t first, int signal_fd);
+  // Told of every other child's exit while the view runs: a program that dies is named.
+  void on_exit(pid_t pid, int status);
+  // After the command: kill the view's other processes, unmount, wait for the programs.
+  void teardown(pvm::Monitor* monitor, int signal_fd);
+
+  static constexpr int kMountTimeoutMs = 30000;
+  static constexpr int kFlushNoticeMs = 2000;
+  static constexpr int kFlushDeadlineMs = 60000;
+
+ private:
+  std::string output_of(size_t i) const;
+  std::shared_ptr<pvm::FuseHook> hook_;
+  std::vector<fusefs::FuseMount> programs_;
+  std::vector<UniqueFd> out_;
+  bool torn_down_ = false;
+};
+
+}  // namespace vu
