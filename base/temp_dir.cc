@@ -41,11 +41,11 @@ void remove_tree(const std::string& path) {
         if (type == FTW_D || type == FTW_DNR) ::chmod(p, (st->st_mode & 07777) | S_IRWXU);
         return 0;
       },
-      16, FTW_PHYS);
+      16, FTW_PHYS | FTW_MOUNT);
   ::nftw(
       path.c_str(),
       [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p) < 0 ? 0 : 0; },
-      16, FTW_DEPTH | FTW_PHYS);
+      16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
 // A pid is only a hint: in another pid namespace (a vu in a container or `unshare -p` sharing

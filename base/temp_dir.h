@@ -12,7 +12,8 @@
 namespace vu {
 
 // Removes a directory tree (unreadable directories are opened up first: overlayfs leaves its
-// work/work at mode 000). Path-based: only for a tree no one else can write into.
+// work/work at mode 000). Path-based: only for a tree no one else can write into. Never crosses
+// into another filesystem (a FUSE mount a killed vu left there is not emptied through).
 void remove_tree(const std::string& path);
 
 class TempDir {

@@ -37,10 +37,11 @@ long now_ms() {
 
 // Runs PROG ARGV with stdin /dev/null, stdout+stderr into a pipe, and `commfd` (if >= 0) as
 // descriptor 3 with _FUSE_COMMFD=3. posix_spawn: the monitor is multithreaded.
-Result<pid_t> spawn(const std::string& prog, const std::vector<std::string>& args, int commfd, int out) {
+Result<pid_t> spawn(const std::string& prog, const std::vector<std::string>& args, int commfd, int out, int in = -1) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  if (in >= 0) posix_spawn_file_actions_adddup2(&fa, in, 0);
+  else posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, out, 1);
   posix_spawn_file_actions_adddup2(&fa, out, 2);
   if (commfd >= 0) posix_spawn_file_actions_adddup2(&fa, commfd, 3);
@@ -49,7 +50,8 @@ Result<pid_t> spawn(const std::string& prog, const std::vector<std::string>& arg
   sigset_t none;
   sigemptyset(&none);
   posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  // Its own session: a terminal's signals to vu's process group never reach it.
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID);
   std::vector<std::string> env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"};
   if (commfd >= 0) env.push_back("_FUSE_COMMFD=3");
   std::vector<char*> argv, envp;
@@ -85,19 +87,33 @@ bool option_safe(const std::string& s) { return s.find_first_of(",\n") == std::s
 FusermountMounter::~FusermountMounter() { unmount_all(); }
 
 std::string FusermountMounter::describe() const {
-  return "the setuid " + fusermount_ + " mounts it on a private directory (auto_unmount), which the path map binds" +
+  return "the setuid " + fusermount_ + " mounts it on a private directory, which the path map binds (a watcher unmounts it when vu ends)" +
          (allow_other_ ? "" : "; only your uid reaches it (/etc/fuse.conf lacks user_allow_other)");
 }
 
 Result<UniqueFd> FusermountMounter::mount(const FuseMountRequest& req) {
   std::string opts = req.read_only ? "ro" : "rw";
-  opts += ",nosuid,nodev,auto_unmount";
+  opts += ",nosuid,nodev";
   if (!req.source.empty() && option_safe(req.source)) opts += ",fsname=" + req.source;
   if (!req.subtype.empty() && option_safe(req.subtype)) opts += ",subtype=" + req.subtype;
   for (const std::string& o : req.options) {
     if (o == "allow_other" && !allow_other_) continue;
     opts += "," + o;
   }
+  // The watcher first (so no moment has a mount nobody would take down): a shell in a session
+  // of its own that unmounts when its stdin, a pipe only vu holds the other end of, ends —
+  // at teardown, or when vu is killed. (fusermount3's own auto_unmount cannot serve here: its
+  // watcher checks the mount by opening it, which a mount without allow_other refuses to the
+  // setuid fusermount3, so it never unmounts; seen with fuse3 3.14.)
+  auto watch = VU_TRY(sys::pipe());
+  {
+    auto null_out = sys::pipe();
+    if (!null_out) return std::move(null_out).error();
+    VU_TRY(spawn("/bin/sh", {"-c", "trap '' HUP INT TERM QUIT PIPE; read x; exec \"$0\" -u -q -z -- \"$1\"",
+                             fusermount_, req.target->host},
+                 -1, null_out->second.get(), watch.first.get()));
+  }
+  watch.first.reset();
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return Error::sys("socketpair", errno);
   UniqueFd ours(sv[0]), theirs(sv[1]);
@@ -145,7 +161,7 @@ Result<UniqueFd> FusermountMounter::mount(const FuseMountRequest& req) {
                                               (said.empty() ? std::string(" (it said nothing)") : ": " + said));
   }
   std::lock_guard<std::mutex> lock(mu_);
-  mounted_.push_back({req.target->host, std::move(ours)});
+  mounted_.push_back({req.target->host, std::move(watch.second)});
   return dev;
 }
 

@@ -15,10 +15,12 @@
 //
 // Mounters (the strategy, chosen by runtime/pvm_fuse.cc from a probe):
 //   - environment B (FusermountMounter, here): the kernel's FUSE through the setuid
-//     fusermount3, run by vu outside the view (no no_new_privs) with `-o …,auto_unmount` and
-//     _FUSE_COMMFD (libfuse's protocol: the connection comes back over a socketpair with
-//     SCM_RIGHTS). vu keeps its end of the socketpair: fusermount3 stays as a watcher and
-//     unmounts (lazily) when that end closes — at teardown, or when vu is killed with SIGKILL.
+//     fusermount3, run by vu outside the view (no no_new_privs) with _FUSE_COMMFD (libfuse's
+//     protocol: the connection comes back over a socketpair with SCM_RIGHTS). Before it, a
+//     watcher (/bin/sh in a session of its own) waits for end of file on a pipe only vu holds
+//     and then runs `fusermount3 -u -z`: the mount goes when vu ends, also by SIGKILL.
+//     (fusermount3's auto_unmount does not work for mounts without allow_other: its watcher
+//     opens the mountpoint to check it and the kernel refuses the setuid process, EACCES.)
 //   - environment A (not here yet): a socketpair end served by the monitor's own FUSE client.
 //     It implements the same interface: mount() returns the descriptor the program will read
 //     FUSE requests from.
@@ -99,7 +101,7 @@ class FusermountMounter : public FuseMounter {
   std::mutex mu_;
   struct Mounted {
     std::string host;
-    UniqueFd watcher;  // our end of _FUSE_COMMFD: closing it makes fusermount3 unmount
+    UniqueFd watcher;  // write end of the watcher's stdin: at its end, the watcher unmounts
   };
   std::vector<Mounted> mounted_;
 };

@@ -184,11 +184,12 @@ void PvmFuse::on_exit(pid_t pid, int status) {
 void PvmFuse::teardown(pvm::Monitor* monitor, int signal_fd) {
   if (torn_down_) return;
   torn_down_ = true;
-  // 1. The view's other processes (their open files would keep a lazily unmounted filesystem).
+  // 1. Unmount (lazily): the view's paths no longer lead there.
+  hook_->mounter().unmount_all();
+  // 2. The view's other processes, whose open files keep the filesystems alive; then each
+  //    program reads the end of its connection, writes back and exits.
   std::vector<pid_t> spare = hook_->server_pids();
   kill_leftovers(spare);
-  // 2. Unmount: each program reads the end of its connection, writes back and exits.
-  hook_->mounter().unmount_all();
   // 3. Wait for them, serving their ptrace stops; bounded.
   const long start = now_ms();
   bool told = false;

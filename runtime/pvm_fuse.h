@@ -13,7 +13,7 @@
 // every filesystem is mounted. At the end: the view's other processes are killed, the
 // filesystems unmounted (fusermount3 -u -z), the programs waited for (fuse2fs writes its image
 // back then), bounded. If vu is killed, the programs die with the view (PTRACE_O_EXITKILL) and
-// fusermount3's auto_unmount watchers unmount.
+// vu's watchers (pvm/fuse_mount.h) unmount.
 #pragma once
 
 #include <sys/types.h>
