@@ -16,6 +16,7 @@
 
 #include "base/log.h"
 #include "base/strings.h"
+#include "base/temp_dir.h"
 #include "runtime/supervisor.h"
 
 namespace vu {
@@ -58,6 +59,23 @@ PvmFuseEnv probe_pvm_fuse() {
     size_t k = s->find("NoNewPrivs:");
     if (k != std::string::npos && std::atoi(s->c_str() + k + 11) == 1)
       no.push_back("vu runs under no_new_privs (a setuid fusermount3 would run without privilege)");
+  }
+  if (no.empty()) {
+    // A trial: fusermount3 mounts an empty directory (no program behind it) and unmounts it.
+    // A container's filter refuses mount(2) to setuid helpers too, which only this shows.
+    auto dir = TempDir::make("vu-fuse-probe");
+    if (!dir) {
+      no.push_back("a directory for the trial mount: " + dir.error().to_string());
+    } else {
+      pvm::FuseTarget t{"/", dir->path(), "probe"};
+      pvm::FuseMountRequest req;
+      req.target = &t;
+      req.source = "vu-probe";
+      pvm::FusermountMounter m(e.fusermount, false);
+      auto fd = m.mount(req);
+      m.unmount_all();
+      if (!fd) no.push_back("a trial mount failed: " + fd.error().message());
+    }
   }
   if (no.empty()) {
     e.b = true;
