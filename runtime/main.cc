@@ -56,6 +56,9 @@ int cmd_probe() {
               : overlay       ? "kernel overlayfs for a tree you own; other trees fail (no FUSE)"
               : fuse          ? "vu-cowfs (FUSE) (no overlayfs in a user namespace)"
                               : "nothing (neither overlayfs nor FUSE in a user namespace)");
+  const PvmFuseEnv fenv = probe_pvm_fuse();
+  std::printf("%-32s %s\n", "pvm: --fuse/--mount/--cow",
+              (fenv.b ? "yes, " + fenv.why : "refused (" + fenv.why + "; the monitor's FUSE client is not built yet)").c_str());
   return 0;
 }
 
