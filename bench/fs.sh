@@ -13,7 +13,10 @@
 # Set-ups: direct (the host directory); vu --cow :kernel (overlayfs in the user namespace);
 # vu --cow :fuse (vu-cowfs) and its variants: with the writeback cache, without splice,
 # with splice for requests too, multithreaded;
-# fuse-overlayfs started by vu --fuse; fuse2fs on an ext4 image (vu --mount image:).
+# fuse-overlayfs started by vu --fuse; fuse2fs on an ext4 image (vu --mount image:); and the
+# same two FUSE paths on the pvm backend (--backend=pvm: environment B, the setuid fusermount3,
+# issue 16), whose ratio to ns's closes the table.
+# BENCH_ONLY=REGEX measures only the set-ups whose name matches (direct always).
 # Needs: fuse-overlayfs, fuse2fs, mkfs.ext4 (scripts/setup.sh --bench).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -58,7 +61,17 @@ setups=(
   "vu-cowfs, multithreaded|$tmp/low|env VU_COWFS_THREADS=1 $vu run --net none --cow $tmp/layer:$tmp/low:fuse --"
   "fuse-overlayfs|$tmp/mnt|$vu run --net none --fuse fuse-overlayfs\ -o\ lowerdir=$tmp/low,upperdir=$tmp/up,workdir=$tmp/work $tmp/mnt --"
   "fuse2fs (ext4 image)|/mnt|$vu run --net none --root --mount image:$tmp/disk.img:/mnt --"
+  "pvm-B --cow (vu-cowfs)|$tmp/low|$vu run --backend=pvm --net host --cow $tmp/layer:$tmp/low --"
+  "pvm-B fuse2fs (ext4 image)|/mnt|$vu run --backend=pvm --net host --root --mount image:$tmp/disk.img:/mnt --"
 )
+if [ -n "${BENCH_ONLY:-}" ]; then
+  kept=()
+  for s in "${setups[@]}"; do
+    n=${s%%|*}
+    if [ "$n" = direct ] || [[ $n =~ $BENCH_ONLY ]]; then kept+=("$s"); fi
+  done
+  setups=("${kept[@]}")
+fi
 truncate -s 600M "$tmp/disk.img" && mkfs.ext4 -q "$tmp/disk.img"
 reset_setup() {
   chmod -R u+rwx "$tmp/layer" "$tmp/up" "$tmp/work" 2>/dev/null || true
@@ -99,4 +112,10 @@ for s in "${setups[@]}"; do
   [ "${n#\~}" = "$n" ] || continue
   printf '%-32s %8s %6s %8s %6s %8s %6s\n' "$n" "$(mb "${W[$n]}")" "$(ratio "${W[direct]}" "${W[$n]}")" \
     "$(mb "${R[$n]}")" "$(ratio "${R[direct]}" "${R[$n]}")" "$(fps "${X[$n]}")" "$(ratio "${X[direct]}" "${X[$n]}")"
+done
+# pvm-B against ns, the same FUSE program (issue 16's target: >= 0.9).
+for pair in "pvm-B --cow (vu-cowfs)|vu --cow (vu-cowfs)" "pvm-B fuse2fs (ext4 image)|fuse2fs (ext4 image)"; do
+  p=${pair%%|*} q=${pair#*|}
+  [ -n "${W[$p]:-}" ] && [ -n "${W[$q]:-}" ] || continue
+  printf '%-32s %8s %6s %8s %6s %8s %6s\n' "$p / ns" "" "$(ratio "${W[$q]}" "${W[$p]}")" "" "$(ratio "${R[$q]}" "${R[$p]}")" "" "$(ratio "${X[$q]}" "${X[$p]}")"
 done

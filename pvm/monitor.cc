@@ -521,6 +521,10 @@ Stats Monitor::stats() const {
 Monitor::Answer Monitor::Core::dispatch(Call& c) {
   // The FUSE programs of the view see the host side of their mountpoints and their real ids.
   const Config& ccfg = this->cfg.fuse && this->cfg.fuse->is_server(c.tid) ? *this->cfg.fuse->server_config() : this->cfg;
+  // A call of the view that the monitor performs may land in one of the view's FUSE
+  // filesystems, whose program's own calls then need a worker: another one receives from now
+  // on (else they would wait for the watchdog's hand-over, 10 ms each).
+  if (this->cfg.fuse && &ccfg == &this->cfg && c.before_wait) c.before_wait();
   switch (c.nr) {
     case SYS_open: return do_open(ccfg, c, AT_FDCWD, c.a[0], c.arg_int(1), static_cast<mode_t>(c.a[2]));
     case SYS_creat: return do_open(ccfg, c, AT_FDCWD, c.a[0], O_CREAT | O_WRONLY | O_TRUNC, static_cast<mode_t>(c.a[1]));

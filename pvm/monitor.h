@@ -61,6 +61,9 @@
 //   net.{h,cc}    unix sockets: bind/connect/sendto/sendmsg to a path, getsockname/getpeername
 //   identity.{h,cc}  getgroups as in an unmapped user namespace, --root ids (stat owners: call.h)
 //   uts.{h,cc}    uname, sethostname
+//   fuse_mount.{h,cc}  FUSE filesystems of the view: mount(2) of type fuse from the view's FUSE
+//                 programs, answered by a FuseMounter (environment B: the setuid fusermount3);
+//                 the programs' calls are answered with their own Config (Config::fuse)
 // Next (not here yet): a module table instead of dispatch()'s switch, the filter built from
 // the modules' lists, and the ptrace half's path rewrites as an fs handler.
 //
@@ -69,7 +72,8 @@
 // tmpfs (a private host directory), uid/gid (own ids, or 0 under --root; other owners appear as
 // 65534 in stat, getgroups as in an unmapped user namespace), hostname. Bypasses closed with
 // ENOSYS: openat2, io_uring, clone3 (libc falls back to clone), the new mount API,
-// name_to_handle_at/open_by_handle_at. mount/umount/chroot/pivot_root: EPERM. no_new_privs is
+// name_to_handle_at/open_by_handle_at. mount/umount/chroot/pivot_root: EPERM (but a FUSE mount by
+// the view's own FUSE programs, fuse_mount.h; openat2 is theirs too). no_new_privs is
 // set, so setuid binaries run without privilege (as under umvu). Mountpoints that do not exist on
 // the host lead their parent's listing (getdents64 is trapped only in views that have some);
 // the mount table lists the view's mounts; unix socket addresses show view paths.
