@@ -518,60 +518,56 @@ Stats Monitor::stats() const {
   return {core_->notifications, core_->continued, core_->performed, core_->traced};
 }
 
-Monitor::Answer Monitor::Core::dispatch(Call& c) {
-  // The FUSE programs of the view see the host side of their mountpoints and their real ids.
-  const Config& ccfg = this->cfg.fuse && this->cfg.fuse->is_server(c.tid) ? *this->cfg.fuse->server_config() : this->cfg;
-  // A call of the view that the monitor performs may land in one of the view's FUSE
-  // filesystems, whose program's own calls then need a worker: another one receives from now
-  // on (else they would wait for the watchdog's hand-over, 10 ms each).
-  if (this->cfg.fuse && &ccfg == &this->cfg && c.before_wait) c.before_wait();
+namespace {
+// The system call's handler; `cfg` is the view's, or the FUSE programs' (pvm/fuse_mount.h).
+Monitor::Answer dispatch_in(Monitor::Core& core, const Config& cfg, Call& c) {
   switch (c.nr) {
-    case SYS_open: return do_open(ccfg, c, AT_FDCWD, c.a[0], c.arg_int(1), static_cast<mode_t>(c.a[2]));
-    case SYS_creat: return do_open(ccfg, c, AT_FDCWD, c.a[0], O_CREAT | O_WRONLY | O_TRUNC, static_cast<mode_t>(c.a[1]));
-    case SYS_openat: return do_open(ccfg, c, c.arg_int(0), c.a[1], c.arg_int(2), static_cast<mode_t>(c.a[3]));
-    case SYS_stat: return do_stat(ccfg, c, AT_FDCWD, c.a[0], c.a[1], 0);
-    case SYS_lstat: return do_stat(ccfg, c, AT_FDCWD, c.a[0], c.a[1], AT_SYMLINK_NOFOLLOW);
-    case SYS_fstat: return do_fstat(ccfg, c, c.arg_int(0), c.a[1]);
-    case SYS_newfstatat: return do_stat(ccfg, c, c.arg_int(0), c.a[1], c.a[2], c.arg_int(3));
-    case SYS_statx: return do_statx(ccfg, c);
-    case SYS_access: return do_access(ccfg, c, AT_FDCWD, c.a[0], c.arg_int(1), 0);
-    case SYS_faccessat: return do_access(ccfg, c, c.arg_int(0), c.a[1], c.arg_int(2), 0);
-    case SYS_faccessat2: return do_access(ccfg, c, c.arg_int(0), c.a[1], c.arg_int(2), c.arg_int(3));
-    case SYS_readlink: return do_readlink(ccfg, c, AT_FDCWD, c.a[0], c.a[1], c.a[2]);
-    case SYS_readlinkat: return do_readlink(ccfg, c, c.arg_int(0), c.a[1], c.a[2], c.a[3]);
-    case SYS_getcwd: return do_getcwd(ccfg, c);
-    case SYS_mkdir: return do_mkdir(ccfg, c, AT_FDCWD, c.a[0], static_cast<mode_t>(c.a[1]));
-    case SYS_mkdirat: return do_mkdir(ccfg, c, c.arg_int(0), c.a[1], static_cast<mode_t>(c.a[2]));
-    case SYS_mknod: return do_mknod(ccfg, c, AT_FDCWD, c.a[0], static_cast<mode_t>(c.a[1]), c.a[2]);
-    case SYS_mknodat: return do_mknod(ccfg, c, c.arg_int(0), c.a[1], static_cast<mode_t>(c.a[2]), c.a[3]);
-    case SYS_symlink: return do_symlink(ccfg, c, c.a[0], AT_FDCWD, c.a[1]);
-    case SYS_symlinkat: return do_symlink(ccfg, c, c.a[0], c.arg_int(1), c.a[2]);
-    case SYS_rmdir: return do_remove(ccfg, c, AT_FDCWD, c.a[0], true);
-    case SYS_unlink: return do_remove(ccfg, c, AT_FDCWD, c.a[0], false);
-    case SYS_unlinkat: return do_remove(ccfg, c, c.arg_int(0), c.a[1], c.arg_int(2) & AT_REMOVEDIR);
-    case SYS_rename: return do_rename(ccfg, c, AT_FDCWD, c.a[0], AT_FDCWD, c.a[1], 0);
-    case SYS_renameat: return do_rename(ccfg, c, c.arg_int(0), c.a[1], c.arg_int(2), c.a[3], 0);
+    case SYS_open: return do_open(cfg, c, AT_FDCWD, c.a[0], c.arg_int(1), static_cast<mode_t>(c.a[2]));
+    case SYS_creat: return do_open(cfg, c, AT_FDCWD, c.a[0], O_CREAT | O_WRONLY | O_TRUNC, static_cast<mode_t>(c.a[1]));
+    case SYS_openat: return do_open(cfg, c, c.arg_int(0), c.a[1], c.arg_int(2), static_cast<mode_t>(c.a[3]));
+    case SYS_stat: return do_stat(cfg, c, AT_FDCWD, c.a[0], c.a[1], 0);
+    case SYS_lstat: return do_stat(cfg, c, AT_FDCWD, c.a[0], c.a[1], AT_SYMLINK_NOFOLLOW);
+    case SYS_fstat: return do_fstat(cfg, c, c.arg_int(0), c.a[1]);
+    case SYS_newfstatat: return do_stat(cfg, c, c.arg_int(0), c.a[1], c.a[2], c.arg_int(3));
+    case SYS_statx: return do_statx(cfg, c);
+    case SYS_access: return do_access(cfg, c, AT_FDCWD, c.a[0], c.arg_int(1), 0);
+    case SYS_faccessat: return do_access(cfg, c, c.arg_int(0), c.a[1], c.arg_int(2), 0);
+    case SYS_faccessat2: return do_access(cfg, c, c.arg_int(0), c.a[1], c.arg_int(2), c.arg_int(3));
+    case SYS_readlink: return do_readlink(cfg, c, AT_FDCWD, c.a[0], c.a[1], c.a[2]);
+    case SYS_readlinkat: return do_readlink(cfg, c, c.arg_int(0), c.a[1], c.a[2], c.a[3]);
+    case SYS_getcwd: return do_getcwd(cfg, c);
+    case SYS_mkdir: return do_mkdir(cfg, c, AT_FDCWD, c.a[0], static_cast<mode_t>(c.a[1]));
+    case SYS_mkdirat: return do_mkdir(cfg, c, c.arg_int(0), c.a[1], static_cast<mode_t>(c.a[2]));
+    case SYS_mknod: return do_mknod(cfg, c, AT_FDCWD, c.a[0], static_cast<mode_t>(c.a[1]), c.a[2]);
+    case SYS_mknodat: return do_mknod(cfg, c, c.arg_int(0), c.a[1], static_cast<mode_t>(c.a[2]), c.a[3]);
+    case SYS_symlink: return do_symlink(cfg, c, c.a[0], AT_FDCWD, c.a[1]);
+    case SYS_symlinkat: return do_symlink(cfg, c, c.a[0], c.arg_int(1), c.a[2]);
+    case SYS_rmdir: return do_remove(cfg, c, AT_FDCWD, c.a[0], true);
+    case SYS_unlink: return do_remove(cfg, c, AT_FDCWD, c.a[0], false);
+    case SYS_unlinkat: return do_remove(cfg, c, c.arg_int(0), c.a[1], c.arg_int(2) & AT_REMOVEDIR);
+    case SYS_rename: return do_rename(cfg, c, AT_FDCWD, c.a[0], AT_FDCWD, c.a[1], 0);
+    case SYS_renameat: return do_rename(cfg, c, c.arg_int(0), c.a[1], c.arg_int(2), c.a[3], 0);
     case SYS_renameat2:
-      return do_rename(ccfg, c, c.arg_int(0), c.a[1], c.arg_int(2), c.a[3], static_cast<unsigned>(c.a[4]));
-    case SYS_link: return do_link(ccfg, c, AT_FDCWD, c.a[0], AT_FDCWD, c.a[1], 0);
-    case SYS_linkat: return do_link(ccfg, c, c.arg_int(0), c.a[1], c.arg_int(2), c.a[3], c.arg_int(4));
-    case SYS_chmod: return do_chmod(ccfg, c, AT_FDCWD, c.a[0], static_cast<mode_t>(c.a[1]), 0);
-    case SYS_fchmodat: return do_chmod(ccfg, c, c.arg_int(0), c.a[1], static_cast<mode_t>(c.a[2]), 0);
-    case SYS_fchmodat2: return do_chmod(ccfg, c, c.arg_int(0), c.a[1], static_cast<mode_t>(c.a[2]), c.arg_int(3));
+      return do_rename(cfg, c, c.arg_int(0), c.a[1], c.arg_int(2), c.a[3], static_cast<unsigned>(c.a[4]));
+    case SYS_link: return do_link(cfg, c, AT_FDCWD, c.a[0], AT_FDCWD, c.a[1], 0);
+    case SYS_linkat: return do_link(cfg, c, c.arg_int(0), c.a[1], c.arg_int(2), c.a[3], c.arg_int(4));
+    case SYS_chmod: return do_chmod(cfg, c, AT_FDCWD, c.a[0], static_cast<mode_t>(c.a[1]), 0);
+    case SYS_fchmodat: return do_chmod(cfg, c, c.arg_int(0), c.a[1], static_cast<mode_t>(c.a[2]), 0);
+    case SYS_fchmodat2: return do_chmod(cfg, c, c.arg_int(0), c.a[1], static_cast<mode_t>(c.a[2]), c.arg_int(3));
     case SYS_fchmod:
     case SYS_fsetxattr:
     case SYS_fremovexattr:
-      return fd_read_only(ccfg, c, c.arg_int(0)) ? Answer::error(EROFS) : Answer::cont();
-    case SYS_chown: return do_chown(ccfg, c, AT_FDCWD, c.a[0], c.a[1], c.a[2], 0);
-    case SYS_lchown: return do_chown(ccfg, c, AT_FDCWD, c.a[0], c.a[1], c.a[2], AT_SYMLINK_NOFOLLOW);
-    case SYS_fchownat: return do_chown(ccfg, c, c.arg_int(0), c.a[1], c.a[2], c.a[3], c.arg_int(4));
-    case SYS_fchown: return do_fchown(ccfg, c);
-    case SYS_truncate: return do_truncate(ccfg, c);
+      return fd_read_only(cfg, c, c.arg_int(0)) ? Answer::error(EROFS) : Answer::cont();
+    case SYS_chown: return do_chown(cfg, c, AT_FDCWD, c.a[0], c.a[1], c.a[2], 0);
+    case SYS_lchown: return do_chown(cfg, c, AT_FDCWD, c.a[0], c.a[1], c.a[2], AT_SYMLINK_NOFOLLOW);
+    case SYS_fchownat: return do_chown(cfg, c, c.arg_int(0), c.a[1], c.a[2], c.a[3], c.arg_int(4));
+    case SYS_fchown: return do_fchown(cfg, c);
+    case SYS_truncate: return do_truncate(cfg, c);
     case SYS_utime:
     case SYS_utimes:
     case SYS_futimesat:
     case SYS_utimensat:
-      return do_utimes(ccfg, c);
+      return do_utimes(cfg, c);
     case SYS_setxattr:
     case SYS_lsetxattr:
     case SYS_getxattr:
@@ -580,39 +576,49 @@ Monitor::Answer Monitor::Core::dispatch(Call& c) {
     case SYS_llistxattr:
     case SYS_removexattr:
     case SYS_lremovexattr:
-      return do_xattr(ccfg, c);
-    case SYS_statfs: return do_statfs(ccfg, c);
+      return do_xattr(cfg, c);
+    case SYS_statfs: return do_statfs(cfg, c);
     case SYS_connect:
     case SYS_bind:
-      return do_sockaddr(ccfg, c);
+      return do_sockaddr(cfg, c);
     case SYS_getsockname:
     case SYS_getpeername:
-      return do_sockname(ccfg, c);
+      return do_sockname(cfg, c);
     case SYS_sendto:
     case SYS_sendmsg:
-      return do_send(ccfg, c);
+      return do_send(cfg, c);
     case SYS_uname: {
-      std::lock_guard<std::mutex> lock(mu);
-      return do_uname(ccfg, c);
+      std::lock_guard<std::mutex> lock(core.mu);
+      return do_uname(cfg, c);
     }
     case SYS_sethostname: {
-      std::lock_guard<std::mutex> lock(mu);
-      return do_sethostname(this->cfg, c);  // the view's name, whoever sets it
+      std::lock_guard<std::mutex> lock(core.mu);
+      return do_sethostname(core.cfg, c);  // the view's name, whoever sets it
     }
     case SYS_getgroups:
-      if (this->cfg.fuse && this->cfg.fuse->claim(c.tid, c.arg_int(0), c.a[1])) return Answer::value(0);
-      return do_getgroups(ccfg, c);
-    case SYS_openat2: return &ccfg != &this->cfg ? Answer::cont() : Answer::error(ENOSYS);
-    case SYS_mount:
-      if (!this->cfg.fuse) return Answer::error(EPERM);
-      return do_fuse_mount(*this->cfg.fuse, ccfg, c);
+      if (core.cfg.fuse && core.cfg.fuse->claim(c.tid, c.arg_int(0), c.a[1])) return Answer::value(0);
+      return do_getgroups(cfg, c);
+    case SYS_openat2: return &cfg != &core.cfg ? Answer::cont() : Answer::error(ENOSYS);  // the FUSE programs'
+    case SYS_mount: return core.cfg.fuse ? do_fuse_mount(*core.cfg.fuse, cfg, c) : Answer::error(EPERM);
     case SYS_setgroups: return Answer::error(EPERM);  // as in a user namespace with setgroups denied
-    case SYS_inotify_add_watch: return do_inotify_add_watch(ccfg, c);
-    case SYS_getdents64: return do_getdents(c);
+    case SYS_inotify_add_watch: return do_inotify_add_watch(cfg, c);
+    case SYS_getdents64: return core.do_getdents(c);
     default:
-      if (ccfg.root) return do_root_ids(c);
+      if (cfg.root) return do_root_ids(c);
       return Answer::cont();
   }
+}
+}  // namespace
+
+Monitor::Answer Monitor::Core::dispatch(Call& c) {
+  if (!cfg.fuse) return dispatch_in(*this, cfg, c);
+  // The FUSE programs of the view see the host side of their mountpoints and their real ids.
+  if (cfg.fuse->is_server(c.tid)) return dispatch_in(*this, *cfg.fuse->server_config(), c);
+  // A call of the view that the monitor performs may land in one of the view's FUSE
+  // filesystems, whose program's own calls then need a worker: another one receives from now
+  // on (else they would wait for the watchdog's hand-over, 10 ms each).
+  if (c.before_wait) c.before_wait();
+  return dispatch_in(*this, cfg, c);
 }
 
 // ---------------------------------------------------------------------------------------------
