@@ -12,7 +12,8 @@
 #          (metadata: lookups, creates, small writes)
 # Set-ups: direct (the host directory); vu --cow :kernel (overlayfs in the user namespace);
 # vu --cow :fuse (vu-cowfs) and its variants: with the writeback cache, without splice,
-# with splice for requests too, multithreaded;
+# with splice for requests too, multithreaded; vu --backend=pvm --cow (the monitor's own
+# copy-on-write, pvm/cow.h: data never traps, path calls do);
 # fuse-overlayfs started by vu --fuse; fuse2fs on an ext4 image (vu --mount image:).
 # Needs: fuse-overlayfs, fuse2fs, mkfs.ext4 (scripts/setup.sh --bench).
 set -euo pipefail
@@ -56,9 +57,16 @@ setups=(
   "vu-cowfs, no splice|$tmp/low|env VU_COWFS_SPLICE=none $vu run --net none --cow $tmp/layer:$tmp/low:fuse --"
   "vu-cowfs, splice requests too|$tmp/low|env VU_COWFS_SPLICE=all $vu run --net none --cow $tmp/layer:$tmp/low:fuse --"
   "vu-cowfs, multithreaded|$tmp/low|env VU_COWFS_THREADS=1 $vu run --net none --cow $tmp/layer:$tmp/low:fuse --"
+  "vu pvm --cow (the monitor's)|$tmp/low|$vu run --backend=pvm --net host --cow $tmp/layer:$tmp/low --"
   "fuse-overlayfs|$tmp/mnt|$vu run --net none --fuse fuse-overlayfs\ -o\ lowerdir=$tmp/low,upperdir=$tmp/up,workdir=$tmp/work $tmp/mnt --"
   "fuse2fs (ext4 image)|/mnt|$vu run --net none --root --mount image:$tmp/disk.img:/mnt --"
 )
+# FS_BENCH_ONLY=REGEX: only the set-ups whose name matches (direct access always runs).
+if [ -n "${FS_BENCH_ONLY:-}" ]; then
+  kept=()
+  for s in "${setups[@]}"; do [[ "${s%%|*}" == direct || "${s%%|*}" =~ $FS_BENCH_ONLY ]] && kept+=("$s"); done
+  setups=("${kept[@]}")
+fi
 truncate -s 600M "$tmp/disk.img" && mkfs.ext4 -q "$tmp/disk.img"
 reset_setup() {
   chmod -R u+rwx "$tmp/layer" "$tmp/up" "$tmp/work" 2>/dev/null || true

@@ -45,10 +45,13 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
   if (spec.map_users) return refuse("--map-users", "drop --map-users (--root works under pvm)");
   if (spec.rootfs) return refuse("--rootfs", "a root tree needs the ns backend for now (the pvm path map cannot yet execute the tree's own dynamic loader)");
   if (spec.ambient_caps) return refuse("--cap", "capabilities can only be granted inside a user namespace");
-  if (!spec.cows.empty() || !spec.fuse.empty())
-    return refuse(!spec.cows.empty() ? "--cow" : "--fuse/--mount",
-                  "FUSE and overlayfs mounts need a mount namespace; use --bind, or run where user "
-                  "namespaces are allowed");
+  if (!spec.fuse.empty())
+    return refuse("--fuse/--mount", "FUSE mounts need a mount namespace; use --bind, or run where user "
+                                     "namespaces are allowed");
+  for (const fusefs::CowSpec& c : spec.cows)
+    if (c.target == "/")
+      return refuse("--cow " + c.layer + ":/", "a copy-on-write root needs the ns backend for now; give a "
+                                               "directory below / (--cow LAYER:/usr)");
   const vdens::NetSpec& net = spec.net;
   if (net.kind != vdens::NetKind::kHost && !net.defaulted)
     return refuse("--net " + (net.kind == vdens::NetKind::kNone   ? std::string("none")
@@ -75,18 +78,23 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
   p.parts.push_back({"identity", spec.identity == userns::Identity::kRoot
                                      ? "pvm: uid " + uid + " shown as 0 (root); other owners as 65534"
                                      : "pvm: uid " + uid + " kept; other owners shown as 65534"});
-  if (spec.mounts.empty()) {
+  if (spec.mounts.empty() && spec.cows.empty()) {
     p.parts.push_back({"mounts", "pvm: the host's files (no path map)"});
   } else {
     for (size_t i = 0; i < spec.mounts.size(); ++i)
       p.parts.push_back({i ? "" : "mounts", "pvm path map: " + bindmount::to_string(spec.mounts[i]) +
                                                 (pvm_ignores_size(spec.mounts[i]) ? " — size= not enforced by pvm" : "")});
   }
+  for (size_t i = 0; i < spec.cows.size(); ++i)
+    p.parts.push_back({spec.mounts.empty() && !i ? "mounts" : "",
+                       "pvm path map: cow " + spec.cows[i].target + " <- layer " + spec.cows[i].layer +
+                           ": the monitor's copy-on-write (no FUSE, no overlayfs; files opened there "
+                           "are the layers' own, only path calls trap)"});
   p.parts.push_back({"hostname", spec.hostname ? "pvm: uname shows " + *spec.hostname : "host's name"});
   p.parts.push_back({"network", net.defaulted ? "host network (pvm has no network namespace; the default "
                                                 "slirp network needs one)"
                                               : "host network"});
-  p.parts.push_back({"capture", spec.mounts.empty()
+  p.parts.push_back({"capture", spec.mounts.empty() && spec.cows.empty()
                                     ? "seccomp user notification (stat owners, ids, uname); no ptrace"
                                     : "seccomp user notification (paths, owners, ids, uname), ptrace (execve, chdir)"});
   return p;
