@@ -498,6 +498,17 @@ int Cow::remove_locked(const std::string& rel, bool dir) {
   if (int e = lookup(rel, &n, &st)) return e;
   if (dir && !S_ISDIR(st.st_mode)) return ENOTDIR;
   if (!dir && S_ISDIR(st.st_mode)) return EISDIR;
+  if (dir && n.layer == 1 && !n.lower_below) {
+    // A directory only the layer shows: the kernel says whether it is empty (and needs no
+    // right to read it: a 0222 directory goes too). One left with whiteouts only is emptied
+    // below.
+    UniqueFd parent = parent_fd(upper_.get(), rel);
+    if (!parent) return errno;
+    const std::string name = base_of(rel);
+    if (::unlinkat(parent.get(), name.c_str(), AT_REMOVEDIR) == 0)
+      return n.in_lower && ::mknodat(parent.get(), name.c_str(), S_IFCHR, makedev(0, 0)) < 0 ? errno : 0;
+    if (errno != ENOTEMPTY && errno != EEXIST) return errno;
+  }
   if (dir) {
     std::vector<Entry> names;
     bool whiteouts;

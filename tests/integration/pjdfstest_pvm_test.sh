@@ -44,12 +44,13 @@ streams=${PJDFSTEST_STREAMS:-3}
 run_in() {  # NAME DIR PREFIX… -- VU-OPTIONS…
   local name=$1 dir=$2; shift 2
   timeout 1500 "$@" -- sh -c "$runner" pjdfstest "$dir" "$suite" "$streams" "$dirs" > "$work/res-$name" 2>"$work/err-$name"
-  echo "pjdfstest $name: $(grep -c ' ok$' "$work/res-$name") passed, $(grep -c ' fail$' "$work/res-$name") failed (status $?)"
+  local rc=$?
+  echo "pjdfstest $name: $(grep -c ' ok$' "$work/res-$name") passed, $(grep -c ' fail$' "$work/res-$name") failed (vu status $rc)"
 }
 mkdir -p "$work/low-k" "$work/low-f" "$work/low-p"
 views=(fuse pvm)
 run_in fuse "$work/low-f" "$VU" run --backend=ns --net none --root --cow "$work/layer-f:$work/low-f:fuse" &
-run_in pvm "$work/low-p" "$DENY" "$VU" run --net none --root --cow "$work/layer-p:$work/low-p" &
+run_in pvm "$work/low-p" "$DENY" "$VU" run --net host --root --cow "$work/layer-p:$work/low-p" &
 if [ $have_overlay = 1 ]; then
   views=(kernel fuse pvm)
   run_in kernel "$work/low-k" "$VU" run --backend=ns --net none --root --cow "$work/layer-k:$work/low-k:kernel" &
