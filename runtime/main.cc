@@ -51,7 +51,7 @@ int cmd_probe() {
   };
   const bool fuse = fact("FUSE in a user namespace"), overlay = fact("overlayfs in a user namespace");
   std::printf("%-32s %s\n", "vu run --cow would use",
-              !facts[0].yes   ? "nothing (--cow, --fuse and --mount need user namespaces)"
+              !facts[0].yes   ? "the pvm monitor's own copy-on-write, no FUSE (--fuse and --mount need user namespaces)"
               : overlay && fuse ? "kernel overlayfs for a tree you own, vu-cowfs (FUSE) otherwise"
               : overlay       ? "kernel overlayfs for a tree you own; other trees fail (no FUSE)"
               : fuse          ? "vu-cowfs (FUSE) (no overlayfs in a user namespace)"
