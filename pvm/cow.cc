@@ -391,6 +391,12 @@ int Cow::prepare_create(const std::string& rel, bool* hid_lower) {
   return 0;
 }
 
+int Cow::prepare_name(const std::string& rel) {
+  std::lock_guard<std::mutex> lock(mu_);
+  bool hid = false;
+  return prepare_create(rel, &hid);
+}
+
 int Cow::mkdir(const std::string& rel, mode_t mode) {
   std::lock_guard<std::mutex> lock(mu_);
   bool hid = false;

@@ -103,6 +103,9 @@ class Cow {
   int remove(const std::string& rel, bool dir);
   int rename(const std::string& from, const std::string& to, unsigned flags);
   int link(const std::string& from, const std::string& to);
+  // Makes ready a name something else creates in the layer (a unix socket's bind): parents
+  // copied up, a whiteout under the name dropped.
+  int prepare_name(const std::string& rel);
   // Opens rel for the caller: copied up first when the open writes; created (flags O_CREAT,
   // mode already masked) in the layer when missing. Returns the descriptor or -errno.
   // as_root (--root): a file of the layer (every file here is the view's) opens whatever its

@@ -83,6 +83,16 @@ struct stat statx_to_stat(const struct statx& x) {
   return st;
 }
 
+// The last component of a path as written: "." or ".." (rmdir and rename refuse them; the
+// kernel looks at the name, not at what it resolves to). 0 otherwise, 1 ".", 2 "..".
+int last_dot(const std::string& raw) {
+  size_t end = raw.find_last_not_of('/');
+  if (end == std::string::npos) return 0;
+  size_t b = raw.rfind('/', end);
+  std::string_view last = std::string_view(raw).substr(b == std::string::npos ? 0 : b + 1, end - (b == std::string::npos ? 0 : b + 1) + 1);
+  return last == "." ? 1 : last == ".." ? 2 : 0;
+}
+
 // access() below a cow: every file there is the view's own, so the owner's bits decide.
 Answer cow_access(const Config& cfg, const Resolved& r, int mode) {
   struct stat st = r.st;
@@ -236,12 +246,14 @@ Answer do_mount_table(const Config& cfg, const std::string& host, MountTable kin
     if (best->f[3] != "/") root = best->f[3] + root;
     if (root.empty()) root = "/";
     const std::string opts = m.read_only ? "ro,relatime" : "rw,relatime";
+    // A copy-on-write directory is listed as the ns backend's kernel layer is: an overlay.
+    const std::string type = m.cow ? "overlay" : best->type, source = m.cow ? "overlay" : best->source,
+                      super = m.cow ? "rw,userxattr" : best->super;
     if (kind == MountTable::kMountinfo)
       table += std::to_string(id) + " 1 " + best->f[2] + " " + escape_mount_path(root) + " " +
-               escape_mount_path(m.view) + " " + opts + " - " + best->type + " " + best->source + " " +
-               best->super + "\n";
+               escape_mount_path(m.view) + " " + opts + " - " + type + " " + source + " " + super + "\n";
     else
-      table += best->source + " " + escape_mount_path(m.view) + " " + best->type + " " + opts + " 0 0\n";
+      table += source + " " + escape_mount_path(m.view) + " " + type + " " + opts + " 0 0\n";
     ++id;
   }
   UniqueFd mem(static_cast<int>(::syscall(SYS_memfd_create, "vu-pvm-mounts", MFD_CLOEXEC)));
@@ -441,9 +453,11 @@ Answer do_symlink(const Config& cfg, Call& c, uint64_t target, int dirfd, uint64
 }
 
 Answer do_remove(const Config& cfg, Call& c, int dirfd, uint64_t path, bool dir) {
-  Resolved r = resolve_arg(cfg, c, dirfd, path, false);
+  std::string raw;
+  Resolved r = resolve_arg(cfg, c, dirfd, path, false, &raw);
   if (r.err) return Answer::error(r.err);
   if (!r.exists) return Answer::error(ENOENT);
+  if (r.cow && dir && last_dot(raw)) return Answer::error(last_dot(raw) == 1 ? EINVAL : ENOTEMPTY);
   if (r.mountpoint) return Answer::error(mountpoint_error(cfg, r));
   if (r.read_only() || in_read_only_mirror(cfg, r)) return Answer::error(EROFS);
   if (!r.moved) return Answer::cont();
@@ -453,11 +467,13 @@ Answer do_remove(const Config& cfg, Call& c, int dirfd, uint64_t path, bool dir)
 
 Answer do_rename(const Config& cfg, Call& c, int olddir, uint64_t oldp, int newdir, uint64_t newp,
                  unsigned flags) {
-  Resolved o = resolve_arg(cfg, c, olddir, oldp, false);
+  std::string oraw, nraw;
+  Resolved o = resolve_arg(cfg, c, olddir, oldp, false, &oraw);
   if (o.err) return Answer::error(o.err);
-  Resolved n = resolve_arg(cfg, c, newdir, newp, false);
+  Resolved n = resolve_arg(cfg, c, newdir, newp, false, &nraw);
   if (n.err) return Answer::error(n.err);
   if (!o.exists) return Answer::error(ENOENT);
+  if ((o.cow || n.cow) && (last_dot(oraw) || last_dot(nraw))) return Answer::error(EBUSY);
   if (o.mountpoint) return Answer::error(mountpoint_error(cfg, o));
   if (n.mountpoint) return Answer::error(mountpoint_error(cfg, n));
   if (o.mount != n.mount) return Answer::error(EXDEV);
@@ -657,6 +673,7 @@ Answer do_statfs(const Config& cfg, Call& c) {
   struct statfs sf;
   if (::statfs(r.host.c_str(), &sf) < 0) return Answer::error(errno);
   if (r.read_only()) sf.f_flags |= ST_RDONLY;
+  if (r.cow) sf.f_type = 0x794c7630;  // OVERLAYFS_SUPER_MAGIC: what the ns backend's kernel layer says
   if (!write_mem(c.tid, c.a[1], &sf, sizeof sf)) return Answer::error(EFAULT);
   return Answer::value(0);
 }
