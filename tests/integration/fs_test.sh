@@ -301,7 +301,7 @@ check_err "--mount a missing image" 2 'No such file' "$VU" run --net none --moun
 check_err "--mount an unknown image type" 2 'unknown image type' "$VU" run --net none --mount "image:$work/file:/mnt" -- true
 check_err "--mount with a bad form" 2 'expected image:FILE:TARGET' "$VU" run --net none --mount "disk:$work/file" -- true
 check_err "--fuse without a mountpoint" 2 '' "$VU" run --net none --fuse "squashfuse x"
-check_err "--cow under the pvm backend" 125 'needs user namespaces' "$VU" run --backend=pvm --cow "$work/l4:/usr" -- true
+check_err "--cow LAYER:/ under the pvm backend" 125 'needs user namespaces' "$VU" run --backend=pvm --cow "$work/l4:/" -- true
 check_err "--fuse where user namespaces are refused" 125 'needs user namespaces' "$DENY" "$VU" run --fuse true /mnt -- true
 [ ! -e "$work/l2" ] && [ ! -e "$work/l3" ] && [ ! -e "$work/l4" ] && ok "bad input creates no layer" || bad "bad input creates no layer" "$(ls "$work")"
 
