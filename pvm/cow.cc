@@ -580,7 +580,11 @@ int Cow::rename(const std::string& from, const std::string& to, unsigned flags) 
   UniqueFd pf = parent_fd(upper_.get(), from), pt = parent_fd(upper_.get(), to);
   if (!pf || !pt) return errno;
   const std::string bf = base_of(from), bt = base_of(to);
-  struct stat w;
+  struct stat w, f;
+  // Two names of one file: rename does nothing (POSIX), and leaves no whiteout either.
+  if (to_exists && ::fstatat(pf.get(), bf.c_str(), &f, AT_SYMLINK_NOFOLLOW) == 0 &&
+      ::fstatat(pt.get(), bt.c_str(), &w, AT_SYMLINK_NOFOLLOW) == 0 && f.st_dev == w.st_dev && f.st_ino == w.st_ino)
+    return 0;
   bool hid = to_exists && nt.in_lower;
   if (::fstatat(pt.get(), bt.c_str(), &w, AT_SYMLINK_NOFOLLOW) == 0 && is_whiteout(w)) {
     if (::unlinkat(pt.get(), bt.c_str(), 0) < 0) return errno;

@@ -36,11 +36,13 @@ show tar "tar cf - d e 2>&1 | tar tf - | sort | tr \"\n\" \" \""
 show cp-a "cp -a d d-copy && ls -A d-copy && stat -c %a d-copy/f"
 show rm-r "rm -r d-copy e && ls -A"
 show mkdir-p "mkdir -p x/y/z && touch x/y/z/w && find x | sort"
+show big-listing "touch big/new && rm big/f7 && ls big | wc -l && ls -f big | sort | uniq -d | wc -l && ls big | grep -c -x f7"
 '
 extra_lower() {  # DIR: the cow lower tree plus what the second transcript runs
   make_lower "$1"
   printf '#!/bin/sh\necho tool\n' > "$1/tool"; chmod 755 "$1/tool"
   printf '#!/bin/sh\necho script "$1"\n' > "$1/script.sh"; chmod 755 "$1/script.sh"
+  mkdir "$1/big" && (cd "$1/big" && for i in $(seq 1500); do : > "f$i"; done)  # a listing of many getdents64 calls
 }
 
 ns_ref() {  # IMPL TAG LOWER LAYER OUT SCRIPT [--root]: the ns transcript, or "" when impossible
@@ -161,6 +163,7 @@ grep -q '^exec-after-write: tool changed $' "$x" && ok "pvm cow: exec of a copie
 grep -q '^mmap-later: h X . $' "$x" && ok "pvm cow: a file mapped after it was written shows the write" || bad "pvm cow: mmap of a file later written" "$(grep ^mmap "$x")"
 grep -q '^links: .ello more 2 2 same $' "$x" && ok "pvm cow: a hard link to a lower file (copy-up, nlink)" || bad "pvm cow: hard links" "$(grep ^links "$x")"
 grep -q '^ino-stable: stable $' "$x" && ok "pvm cow: st_ino stable across a copy-up" || bad "pvm cow: st_ino across copy-up" "$(grep ^ino "$x")"
+grep -q '^big-listing: 1500 0 0 $' "$x" && ok "pvm cow: a merged listing over many getdents64 calls (no duplicates, no whiteouts)" || bad "pvm cow: a large merged listing" "$(grep ^big "$x")"
 grep -q '^fstat-is-stat: same $' "$x" && ok "pvm cow: fstat of a descriptor = stat of its path" || bad "pvm cow: fstat" "$(grep ^fstat "$x")"
 
 # ---- one layer format: pvm writes, ns reads, and the reverse -------------------------------------

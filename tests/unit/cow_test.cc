@@ -189,6 +189,9 @@ TEST_F(CowTest, RenameAndLinks) {
   ASSERT_EQ(::stat((up_ + "/g2").c_str(), &b), 0);
   EXPECT_EQ(a.st_ino, b.st_ino);
   EXPECT_EQ(cow_->rename("g", "g2", RENAME_EXCHANGE), EINVAL);
+  EXPECT_EQ(cow_->rename("g", "g2", 0), 0);  // two names of one file: nothing happens
+  EXPECT_EQ(::lstat((up_ + "/g").c_str(), &a), 0);
+  EXPECT_TRUE(S_ISREG(a.st_mode));
 }
 
 TEST_F(CowTest, NoSymlinkLeadsOutOfTheLayers) {
