@@ -290,9 +290,9 @@ int Cow::copy_up(const std::string& rel, const std::function<void()>& before_lon
 // makes appears under its name in one step (mkdirat, symlinkat, mknodat, linkat), and a name
 // someone else made meanwhile is theirs to keep.
 int Cow::copy_up_locked(const std::string& rel, const std::function<void()>& before_long) {
-  if (rel == ".") return 0;
   CowNode n;
   struct stat st;
+  if (rel == "." || (::fstatat(upper_.get(), rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !is_whiteout(st))) return 0;
   if (int e = lookup(rel, &n, &st)) return e;
   if (n.layer == 1) return 0;
   if (int e = copy_up_locked(parent_of(rel), before_long)) return e;
@@ -616,7 +616,8 @@ int Cow::link(const std::string& from, const std::string& to) {
 int Cow::open(const std::string& rel, int flags, mode_t mode, const std::function<void()>& before_long, bool as_root) {
   CowNode n;
   struct stat st;
-  int e = lookup(rel, &n, &st);
+  // A name to create is looked up once, under the lock (prepare_create).
+  int e = (flags & O_CREAT) ? ENOENT : lookup(rel, &n, &st);
   if (e == ENOENT && (flags & O_CREAT)) {
     std::lock_guard<std::mutex> lock(mu_);
     bool hid = false;

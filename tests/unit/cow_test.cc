@@ -18,6 +18,7 @@
 #include "pvm/call.h"
 #include "pvm/cow.h"
 #include "pvm/fs.h"
+#include "tests/unit/pvm_self_call.h"
 #include "pvm/path_map.h"
 
 namespace vu::pvm {
@@ -232,13 +233,8 @@ TEST_F(CowTest, ConcurrentCopyUpsMakeOneWholeCopy) {
 }
 
 // The monitor's handlers on calls of the test process itself, through a view with the cow.
-Call self_call(int nr, std::initializer_list<uint64_t> args) {
-  Call c{0, static_cast<pid_t>(::syscall(SYS_gettid)), nr, {}};
-  int i = 0;
-  for (uint64_t a : args) c.a[i++] = a;
-  return c;
-}
-uint64_t addr(const void* p) { return reinterpret_cast<uint64_t>(p); }
+using testing::addr;
+using testing::self_call;
 
 TEST_F(CowTest, HandlersAnswerTheMergedView) {
   Config cfg;
