@@ -286,7 +286,7 @@ Answer do_open(const Config& cfg, Call& c, int dirfd, uint64_t path, int flags, 
   }
   if (MountTable t = mount_table(r.host); t != MountTable::kNone && r.exists && !cfg.map.empty())
     return do_mount_table(cfg, r.host, t, flags);
-  if (!r.moved) return Answer::cont();
+  if (!r.moved && !(r.cow && cfg.root)) return Answer::cont();  // --root's override: Cow::open
   if (flags & (O_CREAT | O_TMPFILE)) mode &= ~umask_of(c);
   // On a worker thread (Monitor): a FIFO open waits here for its peer, as the caller would.
   Answer a;
@@ -436,6 +436,7 @@ Answer do_mkdir(const Config& cfg, Call& c, int dirfd, uint64_t path, mode_t mod
 
 Answer do_mknod(const Config& cfg, Call& c, int dirfd, uint64_t path, mode_t mode, dev_t dev) {
   Resolved r = resolve_arg(cfg, c, dirfd, path, false);
+  if (r.cow && S_ISCHR(mode) && dev == 0 && !r.err) return Answer::error(EPERM);  // a whiteout: the layer's word
   Answer a = check_create(cfg, r);
   if (a.kind != Answer::kContinue || !r.moved) return a;
   if (r.cow) return cow_result(r.cow->mknod(r.rel, mode & ~umask_of(c), dev));
@@ -620,7 +621,7 @@ Answer do_xattr(const Config& cfg, Call& c) {
                         : resolve_arg(cfg, c, AT_FDCWD, c.a[0], !nofollow);
   if (r.err) return Answer::error(r.err);
   if (!r.exists) return Answer::error(ENOENT);
-  if (!r.moved) return Answer::cont();
+  if (!r.moved && !r.cow) return Answer::cont();  // a cow's user.overlay.* names are escaped
   const char* host = r.host.c_str();
   std::string name;
   if (c.nr != SYS_listxattr && c.nr != SYS_llistxattr) {
@@ -669,7 +670,7 @@ Answer do_statfs(const Config& cfg, Call& c) {
   Resolved r = resolve_arg(cfg, c, AT_FDCWD, c.a[0], true);
   if (r.err) return Answer::error(r.err);
   if (!r.exists) return Answer::error(ENOENT);
-  if (!r.moved && !r.read_only()) return Answer::cont();
+  if (!r.moved && !r.read_only() && !r.cow) return Answer::cont();
   struct statfs sf;
   if (::statfs(r.host.c_str(), &sf) < 0) return Answer::error(errno);
   if (r.read_only()) sf.f_flags |= ST_RDONLY;

@@ -146,6 +146,10 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
   // path; rebuilt from the cow's root after `..` or a symlink moved the walk elsewhere).
   std::string cow_dir_view;
   Cow::Dir cow_dir;
+  // A relative walk that starts in a layer's own directory and stays in directories only the
+  // layer has (no lower one merged in, no symlink, no `..`) is the host's own lookup from the
+  // same start: the kernel may run the call (not moved). Anything else below a cow is moved.
+  bool cow_plain = path[0] != '/';
 
   while (!rest.empty()) {
     std::string c = std::move(rest.front());
@@ -156,6 +160,7 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
       continue;
     }
     if (c == "..") {
+      cow_plain = false;
       if (!cur_view.empty()) {
         std::string old_host = cur_host;
         cur_view.pop_back();
@@ -180,6 +185,7 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
     if (const Mount* m = mountpoint(v)) {
       cur_host = m->host;
       r.moved = true;
+      cow_plain = false;
       if (last) {
         final_is_current = true;
         r.mountpoint = true;
@@ -191,7 +197,6 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
     const Mount* cm = has_cow_ ? covering(v) : nullptr;
     if (cm && cm->cow) {
       // A merged lookup: the layer first, then the lower directory (pvm/cow.h).
-      r.moved = true;
       const std::string parent_view = dirname(v);
       const std::string prel = parent_view == cm->view ? "." : parent_view.substr(cm->view == "/" ? 1 : cm->view.size() + 1);
       if (cow_dir_view != parent_view) {
@@ -207,9 +212,14 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
         }
         cow_dir_view = parent_view;
       }
+      if (!cow_plain || cow_dir.lower || !is_within(cur_host, cm->cow->upper())) {
+        cow_plain = false;
+        r.moved = true;
+      }
       CowNode n;
       const std::string rel = prel == "." ? c : prel + "/" + c;
       if (int e = cm->cow->child(prel, cow_dir, c, &n, &st)) {
+        if (n.whiteout) r.moved = true;  // the host sees the whiteout itself
         if (last && e == ENOENT) {  // a name to create, in the layer
           r.view = v;
           r.host = cm->cow->host_of(rel, 1) + (trailing_slash ? "/" : "");
@@ -254,6 +264,8 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
       return r;
     }
     if (S_ISLNK(st.st_mode) && (!last || follow)) {
+      cow_plain = false;
+      if (r.cow || (cm && cm->cow)) r.moved = true;
       char buf[4096];
       ssize_t n = ::readlink(h.c_str(), buf, sizeof buf - 1);
       if (n < 0) {
