@@ -41,6 +41,11 @@
 //     before that file was copied up: it still reads the old data (as overlayfs: a read-only
 //     descriptor is not redirected) and fstat shows the lower file.
 //
+// Which calls the monitor performs: every one whose lookup meets a directory of both layers, a
+// whiteout, a symlink or `..` below the cow; a relative walk from a directory only the layer
+// has (a cwd or dirfd of the caller's there) through more of those is the host's own lookup,
+// and the kernel runs it (SECCOMP_USER_NOTIF_FLAG_CONTINUE): `tar x` into a new directory.
+//
 // Thread-safety: lookups run on any worker at once, as the kernel's do; changes to the layer's
 // shape (create, remove, rename, link, copy-up of directories) take the Cow's lock, file data is
 // copied outside it (a large copy-up hands the monitor's receiving over first: never-block).

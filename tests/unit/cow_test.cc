@@ -93,6 +93,23 @@ TEST_F(CowTest, LookupSeesTheLowerUntilTheLayerHasIt) {
   EXPECT_EQ(map_.to_view(low_ + "/d"), "/v/d");
 }
 
+TEST_F(CowTest, AWalkInTheLayersOwnDirectoriesIsTheHosts) {
+  ASSERT_EQ(cow_->mkdir("new", 0755), 0);
+  ASSERT_EQ(cow_->mkdir("new/sub", 0755), 0);
+  // From the layer's own directory (a cwd there), through directories only the layer has: the
+  // kernel's lookup is the view's.
+  Resolved r = map_.resolve({"/v/new", up_ + "/new"}, "sub/file", false, {});
+  EXPECT_EQ(r.err, 0);
+  EXPECT_FALSE(r.exists);
+  EXPECT_FALSE(r.moved);
+  EXPECT_EQ(r.host, up_ + "/new/sub/file");
+  // From a merged directory, or by an absolute path: the monitor answers.
+  EXPECT_TRUE(map_.resolve({"/v", up_}, "new/sub/file", false, {}).moved);
+  EXPECT_TRUE(map_.resolve({"/v/d", low_ + "/d"}, "f", false, {}).moved);
+  EXPECT_TRUE(at("/v/new/sub/file").moved);
+  EXPECT_TRUE(map_.resolve({"/v/new", up_ + "/new"}, "../new/sub/file", false, {}).moved);
+}
+
 TEST_F(CowTest, WriteCopiesUpKeepingModeTimesAndXattrs) {
   const bool xattrs = ::setxattr((low_ + "/g").c_str(), "user.vu", "one", 3, 0) == 0;
   struct stat before;
