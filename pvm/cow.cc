@@ -651,9 +651,9 @@ int Cow::open(const std::string& rel, int flags, mode_t mode, const std::functio
     const std::string p = o ? proc_fd(o.get()) : std::string();
     if (o && ::chmod(p.c_str(), (st.st_mode & 07777) | S_IRUSR | S_IWUSR | (S_ISDIR(st.st_mode) ? S_IXUSR : 0)) == 0) {
       fd = open_beneath(upper_.get(), rel, flags & ~(O_CREAT | O_EXCL));
-      int e = errno;
+      const int saved = errno;
       (void)::chmod(p.c_str(), st.st_mode & 07777);
-      errno = e;
+      errno = saved;
     } else {
       errno = EACCES;
     }

@@ -271,8 +271,10 @@ TEST_F(CowTest, HandlersAnswerTheMergedView) {
   EXPECT_EQ(low.st_mode & 07777, 0640u);  // the lower file keeps its mode
   ASSERT_EQ(do_stat(cfg, s, AT_FDCWD, s.a[0], s.a[1], 0).err, 0);
   EXPECT_EQ(st.st_mode & 07777, 0600u);
-  char v[8];
-  if (::getxattr((up_ + "/g").c_str(), "user.overlay.vu.origin", v, sizeof v) > 0) EXPECT_EQ(st.st_ino, ino);
+  char v[64];
+  if (::getxattr((up_ + "/g").c_str(), "user.overlay.vu.origin", v, sizeof v) > 0) {
+    EXPECT_EQ(st.st_ino, ino);
+  }
   const char* dir = "/v/d";
   Call rm = self_call(SYS_rmdir, {addr(dir)});
   EXPECT_EQ(do_remove(cfg, rm, AT_FDCWD, rm.a[0], true).err, ENOTEMPTY);
