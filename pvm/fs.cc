@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -46,8 +47,66 @@
 #include "pvm/accel_abi.h"
 
 #include "pvm/compat.h"
+#include "pvm/cow.h"
 
 namespace vu::pvm {
+
+// ---- copy-on-write directories (pvm/cow.h): what each call does below one ----------------------
+Answer cow_result(int err) { return err ? Answer::error(err) : Answer::value(0); }
+
+// A descriptor's stat as the view shows it when it is a file of a copy-on-write directory.
+void cow_present_fd(const Config& cfg, const std::string& fdlink, struct stat* st) {
+  Cow* cow;
+  std::string rel;
+  if (!cfg.map.has_cow()) return;
+  std::string host = read_link(fdlink);
+  if (cow_of_host(cfg.map, host, &cow, &rel)) cow->present_fd(host, st);
+}
+
+// statx fields from what present() made of the same object's stat.
+void cow_present_statx(const struct stat& st, struct statx* stx) {
+  stx->stx_uid = st.st_uid;
+  stx->stx_gid = st.st_gid;
+  stx->stx_mode = static_cast<uint16_t>(st.st_mode);
+  stx->stx_ino = st.st_ino;
+  stx->stx_dev_major = major(st.st_dev);
+  stx->stx_dev_minor = minor(st.st_dev);
+}
+struct stat statx_to_stat(const struct statx& x) {
+  struct stat st {};
+  st.st_uid = x.stx_uid;
+  st.st_gid = x.stx_gid;
+  st.st_mode = x.stx_mode;
+  st.st_ino = x.stx_ino;
+  st.st_dev = makedev(x.stx_dev_major, x.stx_dev_minor);
+  st.st_nlink = x.stx_nlink;
+  return st;
+}
+
+// The last component of a path as written: "." or ".." (rmdir and rename refuse them; the
+// kernel looks at the name, not at what it resolves to). 0 otherwise, 1 ".", 2 "..".
+int last_dot(const std::string& raw) {
+  size_t end = raw.find_last_not_of('/');
+  if (end == std::string::npos) return 0;
+  size_t b = raw.rfind('/', end);
+  std::string_view last = std::string_view(raw).substr(b == std::string::npos ? 0 : b + 1, end - (b == std::string::npos ? 0 : b + 1) + 1);
+  return last == "." ? 1 : last == ".." ? 2 : 0;
+}
+
+// access() below a cow: every file there is the view's own, so the owner's bits decide.
+Answer cow_access(const Config& cfg, const Resolved& r, int mode) {
+  struct stat st = r.st;
+  r.cow->present(r.rel, r.node, &st);
+  if (mode == F_OK) return Answer::value(0);
+  if (cfg.root) {  // as root: read and write anything, execute what someone may execute
+    if ((mode & X_OK) && !S_ISDIR(st.st_mode) && !(st.st_mode & 0111)) return Answer::error(EACCES);
+    return Answer::value(0);
+  }
+  if (((mode & R_OK) && !(st.st_mode & S_IRUSR)) || ((mode & W_OK) && !(st.st_mode & S_IWUSR)) ||
+      ((mode & X_OK) && !(st.st_mode & S_IXUSR)))
+    return Answer::error(EACCES);
+  return Answer::value(0);
+}
 
 // Read-only region of a descriptor (fchmod, fchown, fsetxattr on a file of a read-only bind).
 bool fd_read_only(const Config& cfg, Call& c, int fd) {
@@ -187,12 +246,14 @@ Answer do_mount_table(const Config& cfg, const std::string& host, MountTable kin
     if (best->f[3] != "/") root = best->f[3] + root;
     if (root.empty()) root = "/";
     const std::string opts = m.read_only ? "ro,relatime" : "rw,relatime";
+    // A copy-on-write directory is listed as the ns backend's kernel layer is: an overlay.
+    const std::string type = m.cow ? "overlay" : best->type, source = m.cow ? "overlay" : best->source,
+                      super = m.cow ? "rw,userxattr" : best->super;
     if (kind == MountTable::kMountinfo)
       table += std::to_string(id) + " 1 " + best->f[2] + " " + escape_mount_path(root) + " " +
-               escape_mount_path(m.view) + " " + opts + " - " + best->type + " " + best->source + " " +
-               best->super + "\n";
+               escape_mount_path(m.view) + " " + opts + " - " + type + " " + source + " " + super + "\n";
     else
-      table += best->source + " " + escape_mount_path(m.view) + " " + best->type + " " + opts + " 0 0\n";
+      table += source + " " + escape_mount_path(m.view) + " " + type + " " + opts + " 0 0\n";
     ++id;
   }
   UniqueFd mem(static_cast<int>(::syscall(SYS_memfd_create, "vu-pvm-mounts", MFD_CLOEXEC)));
@@ -225,10 +286,24 @@ Answer do_open(const Config& cfg, Call& c, int dirfd, uint64_t path, int flags, 
   }
   if (MountTable t = mount_table(r.host); t != MountTable::kNone && r.exists && !cfg.map.empty())
     return do_mount_table(cfg, r.host, t, flags);
-  if (!r.moved) return Answer::cont();
+  if (!r.moved && !(r.cow && cfg.root)) return Answer::cont();  // --root's override: Cow::open
   if (flags & (O_CREAT | O_TMPFILE)) mode &= ~umask_of(c);
   // On a worker thread (Monitor): a FIFO open waits here for its peer, as the caller would.
   Answer a;
+  if (r.cow) {
+    // Copied up first when the open writes (a long copy hands the receiving over).
+    auto open_cow = [&] {
+      int fd = r.cow->open(r.rel, flags, mode, c.before_wait, cfg.root);
+      if (fd < 0) errno = -fd;
+      return static_cast<long>(fd < 0 ? -1 : fd);
+    };
+    const bool waits = r.exists && (S_ISFIFO(r.st.st_mode) || S_ISCHR(r.st.st_mode)) && !(flags & O_NONBLOCK);
+    a.fd.reset(static_cast<int>(waits ? wait_like_caller(c, open_cow) : open_cow()));
+    if (!a.fd) return Answer::error(errno);
+    a.kind = Answer::kFd;
+    a.cloexec = flags & O_CLOEXEC;
+    return a;
+  }
   auto open_host = [&] { return static_cast<long>(::open(r.host.c_str(), flags | O_CLOEXEC, mode)); };
   const bool waits = r.exists && (S_ISFIFO(r.st.st_mode) || S_ISCHR(r.st.st_mode)) && !(flags & O_NONBLOCK);
   a.fd.reset(static_cast<int>(waits ? wait_like_caller(c, open_host) : open_host()));
@@ -243,6 +318,7 @@ Answer do_fstat(const Config& cfg, Call& c, int fd, uint64_t buf) {
   struct stat st;
   std::string p = dirfd_path(c.tid, fd);
   if (::stat(p.c_str(), &st) < 0) return Answer::error(errno == ENOENT ? EBADF : errno);
+  cow_present_fd(cfg, p, &st);
   return write_stat(cfg, c, st, buf);
 }
 
@@ -251,6 +327,7 @@ Answer do_stat(const Config& cfg, Call& c, int dirfd, uint64_t path, uint64_t bu
   Resolved r = resolve_arg(cfg, c, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
   if (r.err) return Answer::error(r.err);
   if (!r.exists) return Answer::error(ENOENT);
+  if (r.cow) r.cow->present(r.rel, r.node, &r.st);
   return write_stat(cfg, c, r.st, buf);
 }
 
@@ -259,18 +336,26 @@ Answer do_statx(const Config& cfg, Call& c) {
   const unsigned mask = static_cast<unsigned>(c.a[3]);
   std::string host;
   int sflags = flags & AT_STATX_SYNC_TYPE;
-  if (names_dirfd(c.tid, c.a[1], flags)) {
+  Resolved r;
+  const bool fd = names_dirfd(c.tid, c.a[1], flags);
+  if (fd) {
     host = dirfd_path(c.tid, dirfd);
   } else {
-    Resolved r = resolve_arg(cfg, c, dirfd, c.a[1], !(flags & AT_SYMLINK_NOFOLLOW));
+    r = resolve_arg(cfg, c, dirfd, c.a[1], !(flags & AT_SYMLINK_NOFOLLOW));
     if (r.err) return Answer::error(r.err);
     if (!r.exists) return Answer::error(ENOENT);
     host = r.host;
     if (S_ISLNK(r.st.st_mode)) sflags |= AT_SYMLINK_NOFOLLOW;
   }
   struct statx stx;
-  if (::statx(AT_FDCWD, host.c_str(), sflags, mask, &stx) < 0)
+  if (::statx(AT_FDCWD, host.c_str(), sflags, mask | STATX_BASIC_STATS, &stx) < 0)
     return Answer::error(errno == ENOENT && host.compare(0, 6, "/proc/") == 0 ? EBADF : errno);
+  if (r.cow || (fd && cfg.map.has_cow())) {
+    struct stat st = statx_to_stat(stx);
+    if (r.cow) r.cow->present(r.rel, r.node, &st);
+    else cow_present_fd(cfg, host, &st);
+    cow_present_statx(st, &stx);
+  }
   stx.stx_uid = view_uid(cfg, stx.stx_uid);
   stx.stx_gid = view_gid(cfg, stx.stx_gid);
   if (!write_mem(c.tid, c.a[4], &stx, sizeof stx)) return Answer::error(EFAULT);
@@ -283,6 +368,7 @@ Answer do_access(const Config& cfg, Call& c, int dirfd, uint64_t path, int mode,
   if (r.err) return Answer::error(r.err);
   if (!r.exists) return Answer::error(ENOENT);
   if ((mode & W_OK) && writes_refused(r)) return Answer::error(EROFS);
+  if (r.cow) return cow_access(cfg, r, mode);
   if (!r.moved) return Answer::cont();
   return Answer::result(::faccessat(AT_FDCWD, r.host.c_str(), mode, (flags & AT_EACCESS) | AT_SYMLINK_NOFOLLOW));
 }
@@ -344,13 +430,16 @@ Answer do_mkdir(const Config& cfg, Call& c, int dirfd, uint64_t path, mode_t mod
   Resolved r = resolve_arg(cfg, c, dirfd, path, false);
   Answer a = check_create(cfg, r, true);
   if (a.kind != Answer::kContinue || !r.moved) return a;
+  if (r.cow) return cow_result(r.cow->mkdir(r.rel, mode & 07777 & ~umask_of(c)));
   return Answer::result(::mkdir(r.host.c_str(), mode & ~umask_of(c)));
 }
 
 Answer do_mknod(const Config& cfg, Call& c, int dirfd, uint64_t path, mode_t mode, dev_t dev) {
   Resolved r = resolve_arg(cfg, c, dirfd, path, false);
+  if (r.cow && S_ISCHR(mode) && dev == 0 && !r.err) return Answer::error(EPERM);  // a whiteout: the layer's word
   Answer a = check_create(cfg, r);
   if (a.kind != Answer::kContinue || !r.moved) return a;
+  if (r.cow) return cow_result(r.cow->mknod(r.rel, mode & ~umask_of(c), dev));
   return Answer::result(::mknod(r.host.c_str(), mode & ~umask_of(c), dev));
 }
 
@@ -360,31 +449,38 @@ Answer do_symlink(const Config& cfg, Call& c, uint64_t target, int dirfd, uint64
   if (a.kind != Answer::kContinue || !r.moved) return a;
   std::string t;
   if (int e = read_string(c.tid, target, &t)) return Answer::error(e);
+  if (r.cow) return cow_result(t.empty() ? ENOENT : r.cow->symlink(t, r.rel));
   return Answer::result(::symlink(t.c_str(), r.host.c_str()));
 }
 
 Answer do_remove(const Config& cfg, Call& c, int dirfd, uint64_t path, bool dir) {
-  Resolved r = resolve_arg(cfg, c, dirfd, path, false);
+  std::string raw;
+  Resolved r = resolve_arg(cfg, c, dirfd, path, false, &raw);
   if (r.err) return Answer::error(r.err);
   if (!r.exists) return Answer::error(ENOENT);
+  if (r.cow && dir && last_dot(raw)) return Answer::error(last_dot(raw) == 1 ? EINVAL : ENOTEMPTY);
   if (r.mountpoint) return Answer::error(mountpoint_error(cfg, r));
   if (r.read_only() || in_read_only_mirror(cfg, r)) return Answer::error(EROFS);
   if (!r.moved) return Answer::cont();
+  if (r.cow) return cow_result(r.rel == "." ? EBUSY : r.cow->remove(r.rel, dir));
   return Answer::result(dir ? ::rmdir(r.host.c_str()) : ::unlink(r.host.c_str()));
 }
 
 Answer do_rename(const Config& cfg, Call& c, int olddir, uint64_t oldp, int newdir, uint64_t newp,
                  unsigned flags) {
-  Resolved o = resolve_arg(cfg, c, olddir, oldp, false);
+  std::string oraw, nraw;
+  Resolved o = resolve_arg(cfg, c, olddir, oldp, false, &oraw);
   if (o.err) return Answer::error(o.err);
-  Resolved n = resolve_arg(cfg, c, newdir, newp, false);
+  Resolved n = resolve_arg(cfg, c, newdir, newp, false, &nraw);
   if (n.err) return Answer::error(n.err);
   if (!o.exists) return Answer::error(ENOENT);
+  if ((o.cow || n.cow) && (last_dot(oraw) || last_dot(nraw))) return Answer::error(EBUSY);
   if (o.mountpoint) return Answer::error(mountpoint_error(cfg, o));
   if (n.mountpoint) return Answer::error(mountpoint_error(cfg, n));
   if (o.mount != n.mount) return Answer::error(EXDEV);
   if (o.read_only() || in_read_only_mirror(cfg, o) || in_read_only_mirror(cfg, n)) return Answer::error(EROFS);
   if (!o.moved && !n.moved) return Answer::cont();
+  if (o.cow) return cow_result(o.rel == "." || n.rel == "." ? EBUSY : o.cow->rename(o.rel, n.rel, flags));
   return Answer::result(::renameat2(AT_FDCWD, o.host.c_str(), AT_FDCWD, n.host.c_str(), flags));
 }
 
@@ -400,6 +496,7 @@ Answer do_link(const Config& cfg, Call& c, int olddir, uint64_t oldp, int newdir
   if (n.trailing_slash) return Answer::error(ENOENT);
   if (n.read_only() || in_read_only_mirror(cfg, n)) return Answer::error(EROFS);
   if (!o.moved && !n.moved) return Answer::cont();
+  if (o.cow) return cow_result(S_ISDIR(o.st.st_mode) ? EPERM : o.cow->link(o.rel, n.rel));
   return Answer::result(::linkat(AT_FDCWD, o.host.c_str(), AT_FDCWD, n.host.c_str(), 0));
 }
 
@@ -416,6 +513,7 @@ Answer do_chmod(const Config& cfg, Call& c, int dirfd, uint64_t path, mode_t mod
   Resolved r = resolve_modify(cfg, c, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
   if (r.err) return Answer::error(r.err);
   if (!r.moved) return Answer::cont();
+  if (r.cow) return cow_result(S_ISLNK(r.st.st_mode) ? EOPNOTSUPP : r.cow->chmod(r.rel, mode & 07777));
   return Answer::result(::fchmodat(AT_FDCWD, r.host.c_str(), mode, flags & AT_SYMLINK_NOFOLLOW));
 }
 
@@ -429,10 +527,14 @@ Answer do_chown(const Config& cfg, Call& c, int dirfd, uint64_t path, uint64_t u
   if (names_dirfd(c.tid, path, flags)) {
     if (fd_read_only(cfg, c, dirfd)) return Answer::error(EROFS);
     host = dirfd_path(c.tid, dirfd);
+    Cow* cow;
+    std::string rel;
+    if (cow_of_host(cfg.map, read_link(host), &cow, &rel) == 2) return cow_result(cow->chown(rel, hu, hg));
   }
   if (host.empty()) {
     Resolved r = resolve_modify(cfg, c, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
     if (r.err) return Answer::error(r.err);
+    if (r.cow) return cow_result(r.cow->chown(r.rel, hu, hg));
     host = r.host;
     if (S_ISLNK(r.st.st_mode)) hflags = AT_SYMLINK_NOFOLLOW;
   }
@@ -445,6 +547,10 @@ Answer do_fchown(const Config& cfg, Call& c) {
   if (!host_uid(cfg, static_cast<uint32_t>(c.a[1]), &hu) || !host_gid(cfg, static_cast<uint32_t>(c.a[2]), &hg))
     return Answer::error(EINVAL);
   if (fd_read_only(cfg, c, c.arg_int(0))) return Answer::error(EROFS);
+  Cow* cow;
+  std::string rel;
+  if (cow_of_host(cfg.map, read_link(fd_path(c.tid, c.arg_int(0))), &cow, &rel) == 2)  // a lower file's descriptor
+    return cow_result(cow->chown(rel, hu, hg));
   if (::fchownat(AT_FDCWD, fd_path(c.tid, c.arg_int(0)).c_str(), hu, hg, 0) < 0)
     return Answer::error(errno == ENOENT ? EBADF : errno);
   return Answer::value(0);
@@ -454,6 +560,12 @@ Answer do_truncate(const Config& cfg, Call& c) {
   Resolved r = resolve_modify(cfg, c, AT_FDCWD, c.a[0], true);
   if (r.err) return Answer::error(r.err);
   if (!r.moved) return Answer::cont();
+  if (r.cow) {
+    if (S_ISDIR(r.st.st_mode)) return Answer::error(EISDIR);
+    if (!S_ISREG(r.st.st_mode)) return Answer::error(EINVAL);
+    if (static_cast<int64_t>(c.a[1]) < 0) return Answer::error(EINVAL);
+    return cow_result(r.cow->truncate(r.rel, static_cast<off_t>(c.a[1])));
+  }
   return Answer::result(::truncate(r.host.c_str(), static_cast<off_t>(c.a[1])));
 }
 
@@ -467,12 +579,18 @@ Answer do_utimes(const Config& cfg, Call& c) {
     dirfd = c.arg_int(0), path = c.a[1], times = c.a[2], flags = c.arg_int(3);
     if (!path) {  // futimens(fd, …)
       if (fd_read_only(cfg, c, dirfd)) return Answer::error(EROFS);
-      return Answer::cont();
+      Cow* cow;
+      std::string rel;
+      if (cow_of_host(cfg.map, read_link(fd_path(c.tid, dirfd)), &cow, &rel) != 2) return Answer::cont();
+      timespec ts[2];  // a lower file's descriptor: the layer's copy changes
+      if (times && !read_mem(c.tid, times, ts, sizeof ts)) return Answer::error(EFAULT);
+      return cow_result(cow->utimens(rel, times ? ts : nullptr));
     }
   }
   Resolved r = resolve_modify(cfg, c, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
   if (r.err) return Answer::error(r.err);
   if (!r.moved) return Answer::cont();
+  std::string cow_rel = r.rel;
   timespec ts[2];
   timespec* tp = nullptr;
   if (times) {
@@ -490,6 +608,7 @@ Answer do_utimes(const Config& cfg, Call& c) {
       for (int i = 0; i < 2; ++i) ts[i] = {tv[i].tv_sec, tv[i].tv_usec * 1000};
     }
   }
+  if (r.cow) return cow_result(r.cow->utimens(cow_rel, tp));
   return Answer::result(::utimensat(AT_FDCWD, r.host.c_str(), tp, flags & AT_SYMLINK_NOFOLLOW));
 }
 
@@ -502,7 +621,7 @@ Answer do_xattr(const Config& cfg, Call& c) {
                         : resolve_arg(cfg, c, AT_FDCWD, c.a[0], !nofollow);
   if (r.err) return Answer::error(r.err);
   if (!r.exists) return Answer::error(ENOENT);
-  if (!r.moved) return Answer::cont();
+  if (!r.moved && !r.cow) return Answer::cont();  // a cow's user.overlay.* names are escaped
   const char* host = r.host.c_str();
   std::string name;
   if (c.nr != SYS_listxattr && c.nr != SYS_llistxattr) {
@@ -515,12 +634,14 @@ Answer do_xattr(const Config& cfg, Call& c) {
       if (c.a[3] > 65536) return Answer::error(E2BIG);
       buf.resize(c.a[3]);
       if (c.a[3] && !read_mem(c.tid, c.a[2], buf.data(), buf.size())) return Answer::error(EFAULT);
+      if (r.cow) return cow_result(r.cow->setxattr(r.rel, name, buf.data(), buf.size(), c.arg_int(4)));
       long rc = nofollow ? ::lsetxattr(host, name.c_str(), buf.data(), buf.size(), c.arg_int(4))
                          : ::setxattr(host, name.c_str(), buf.data(), buf.size(), c.arg_int(4));
       return Answer::result(rc);
     }
     case SYS_removexattr:
     case SYS_lremovexattr:
+      if (r.cow) return cow_result(r.cow->removexattr(r.rel, name));
       return Answer::result(nofollow ? ::lremovexattr(host, name.c_str()) : ::removexattr(host, name.c_str()));
     case SYS_getxattr:
     case SYS_lgetxattr:
@@ -530,7 +651,11 @@ Answer do_xattr(const Config& cfg, Call& c) {
       size_t size = std::min<uint64_t>(list ? c.a[2] : c.a[3], 65536);
       uint64_t out = list ? c.a[1] : c.a[2];
       buf.resize(size ? size : 1);
-      ssize_t n = list ? (nofollow ? ::llistxattr(host, buf.data(), size) : ::listxattr(host, buf.data(), size))
+      ssize_t n = r.cow ? (list ? r.cow->listxattr(r.rel, r.node, buf.data(), size)
+                                : r.cow->getxattr(r.rel, r.node, name, size ? buf.data() : nullptr, size))
+                  : -1;
+      if (r.cow && n < 0) return Answer::error(static_cast<int>(-n));
+      if (!r.cow) n = list ? (nofollow ? ::llistxattr(host, buf.data(), size) : ::listxattr(host, buf.data(), size))
                        : (nofollow ? ::lgetxattr(host, name.c_str(), buf.data(), size)
                                    : ::getxattr(host, name.c_str(), buf.data(), size));
       if (n < 0) return Answer::error(errno);
@@ -545,16 +670,37 @@ Answer do_statfs(const Config& cfg, Call& c) {
   Resolved r = resolve_arg(cfg, c, AT_FDCWD, c.a[0], true);
   if (r.err) return Answer::error(r.err);
   if (!r.exists) return Answer::error(ENOENT);
-  if (!r.moved && !r.read_only()) return Answer::cont();
+  if (!r.moved && !r.read_only() && !r.cow) return Answer::cont();
   struct statfs sf;
   if (::statfs(r.host.c_str(), &sf) < 0) return Answer::error(errno);
   if (r.read_only()) sf.f_flags |= ST_RDONLY;
+  if (r.cow) sf.f_type = 0x794c7630;  // OVERLAYFS_SUPER_MAGIC: what the ns backend's kernel layer says
   if (!write_mem(c.tid, c.a[1], &sf, sizeof sf)) return Answer::error(EFAULT);
   return Answer::value(0);
 }
 
 // inotify_add_watch(fd, path, mask): the watch is added to the caller's inotify instance (a
 // duplicate of its descriptor) on the view's object.
+// fchmod, fsetxattr, fremovexattr: EROFS on a read-only bind; on a descriptor of a
+// copy-on-write directory's file, the layer's copy changes (a lower file's read-only
+// descriptor is never written through, and the view's user.overlay.* names are escaped).
+Answer do_fd_change(const Config& cfg, Call& c) {
+  const int fd = c.arg_int(0);
+  if (fd_read_only(cfg, c, fd)) return Answer::error(EROFS);
+  Cow* cow;
+  std::string rel;
+  const int layer = cow_of_host(cfg.map, read_link(fd_path(c.tid, fd)), &cow, &rel);
+  if (!layer) return Answer::cont();
+  if (c.nr == SYS_fchmod) return layer == 2 ? cow_result(cow->chmod(rel, static_cast<mode_t>(c.a[1]) & 07777)) : Answer::cont();
+  std::string name;
+  if (int e = read_string(c.tid, c.a[1], &name, 256)) return Answer::error(e == ENAMETOOLONG ? ERANGE : e);
+  if (c.nr == SYS_fremovexattr) return cow_result(cow->removexattr(rel, name));
+  if (c.a[3] > 65536) return Answer::error(E2BIG);
+  std::vector<char> buf(c.a[3]);
+  if (c.a[3] && !read_mem(c.tid, c.a[2], buf.data(), buf.size())) return Answer::error(EFAULT);
+  return cow_result(cow->setxattr(rel, name, buf.data(), buf.size(), c.arg_int(4)));
+}
+
 Answer do_inotify_add_watch(const Config& cfg, Call& c) {
   const uint32_t mask = static_cast<uint32_t>(c.a[2]);
   Resolved r = resolve_arg(cfg, c, AT_FDCWD, c.a[1], !(mask & IN_DONT_FOLLOW));

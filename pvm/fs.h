@@ -30,5 +30,6 @@ Answer do_utimes(const Config& cfg, Call& c);
 Answer do_xattr(const Config& cfg, Call& c);
 Answer do_statfs(const Config& cfg, Call& c);
 Answer do_inotify_add_watch(const Config& cfg, Call& c);
+Answer do_fd_change(const Config& cfg, Call& c);  // fchmod, fsetxattr, fremovexattr
 
 }  // namespace vu::pvm

@@ -1,6 +1,7 @@
 #include "pvm/monitor.h"
 
 #include "pvm/call.h"
+#include "pvm/cow.h"
 #include "pvm/fs.h"
 #include "pvm/fuse_mount.h"
 #include "pvm/identity.h"
@@ -138,7 +139,7 @@ Result<Filter> Filter::build(const Config& cfg) {
   }
   if (cfg.root)
     for (int nr : kNotifiedRoot) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, nr));
-  if (!cfg.listing.empty()) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, SYS_getdents64));
+  if (!cfg.listing.empty() || cfg.map.has_cow()) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, SYS_getdents64));
   // openat2 with FUSE programs in the view: they may (vu-cowfs resolves beneath its layers with
   // it); the monitor lets theirs run and refuses the others' (dispatch).
   for (int nr : kNoSys)
@@ -262,6 +263,8 @@ struct Monitor::Core {
     pid_t tgid;  // with fd: the key where kcmp is not built into the kernel
     int fd;
     size_t next;  // the first made-up entry not listed yet
+    std::vector<Config::Entry> names;  // the listing's entries, as they were at its start
+    bool whole;   // names are the whole listing (a merged copy-on-write directory)
   };
   std::vector<ListingCursor> cursors;
 
@@ -557,7 +560,7 @@ Monitor::Answer dispatch_in(Monitor::Core& core, const Config& cfg, Call& c) {
     case SYS_fchmod:
     case SYS_fsetxattr:
     case SYS_fremovexattr:
-      return fd_read_only(cfg, c, c.arg_int(0)) ? Answer::error(EROFS) : Answer::cont();
+      return do_fd_change(cfg, c);
     case SYS_chown: return do_chown(cfg, c, AT_FDCWD, c.a[0], c.a[1], c.a[2], 0);
     case SYS_lchown: return do_chown(cfg, c, AT_FDCWD, c.a[0], c.a[1], c.a[2], AT_SYMLINK_NOFOLLOW);
     case SYS_fchownat: return do_chown(cfg, c, c.arg_int(0), c.a[1], c.a[2], c.a[3], c.arg_int(4));
@@ -841,13 +844,21 @@ bool Monitor::inject_env(pid_t pid, uint64_t envp_addr, std::vector<uint64_t>* o
 // call that gives the last made-up entries also reads the host's first ones, so the directory's
 // offset leaves 0 and the next call runs natively. (A rewinddir in the middle of the made-up
 // entries goes on from where they were, not from the first.)
+// A directory of a copy-on-write layer that both layers show (or that holds whiteouts) is
+// listed whole by the monitor (Cow::listing(): the union, whiteouts and duplicates left out),
+// kept in the cursor from its first call; the host directory is then read to its end, so the
+// next call runs natively and says "no more". Its d_off are 0 (seekdir into it restarts).
 Monitor::Answer Monitor::Core::do_getdents(Call& c) {
   struct stat st;
-  if (::stat(fd_path(c.tid, c.arg_int(0)).c_str(), &st) < 0) return Answer::cont();
-  std::vector<const Config::Entry*> names;
-  for (const auto& [key, e] : cfg.listing)
-    if (key.first == st.st_dev && key.second == st.st_ino) names.push_back(&e);
-  if (names.empty()) return Answer::cont();
+  const std::string link = fd_path(c.tid, c.arg_int(0));
+  if (::stat(link.c_str(), &st) < 0 || !S_ISDIR(st.st_mode)) return Answer::cont();
+  bool listed = false;
+  for (const auto& [key, e] : cfg.listing) listed = listed || (key.first == st.st_dev && key.second == st.st_ino);
+  // A merged copy-on-write directory (pvm/cow.h): the monitor gives its whole listing.
+  Cow* cow = nullptr;
+  std::string rel;
+  const std::string host = cfg.map.has_cow() ? read_link(link) : std::string();
+  if (!listed && cow_of_host(cfg.map, host, &cow, &rel) != 1) return Answer::cont();
   int err = 0;
   UniqueFd dir = take_fd(c, c.arg_int(0), &err);
   if (!dir || ::lseek(dir.get(), 0, SEEK_CUR) != 0) return Answer::cont();
@@ -860,17 +871,41 @@ Monitor::Answer Monitor::Core::do_getdents(Call& c) {
   c.tgid();  // before the lock (reads /proc)
   std::unique_lock<std::mutex> lock(mu);  // the cursors are shared by the workers
   auto cur = std::find_if(cursors.begin(), cursors.end(), same);
-  size_t next = cur == cursors.end() ? 0 : cur->next;
+  size_t next = 0;
+  std::vector<Config::Entry> names;
+  bool whole = false;
+  if (cur != cursors.end()) {
+    next = cur->next;
+    names = std::move(cur->names);
+    whole = cur->whole;
+  } else if (cow) {
+    lock.unlock();
+    auto merged = cow->listing(host);
+    if (!merged) return Answer::cont();  // the layer's own directory, as it is
+    for (Cow::Entry& e : *merged) names.push_back({std::move(e.name), e.type, e.ino});
+    whole = true;
+    lock.lock();
+    cur = std::find_if(cursors.begin(), cursors.end(), same);  // none, unless a twin call raced us
+    if (cur != cursors.end()) cursors.erase(cur);
+    cur = cursors.end();
+  } else {
+    for (const auto& [key, e] : cfg.listing)
+      if (key.first == st.st_dev && key.second == st.st_ino) names.push_back(e);
+  }
   // Room for at least one host entry (a 255-byte name takes 280) in the call that ends them.
   constexpr size_t kHostRoom = 512;
   const size_t count = std::min<size_t>(c.a[2], 1 << 20);
-  if (count < kHostRoom + 32) return Answer::cont();  // the kernel says EINVAL if it must
+  if (count < kHostRoom + 32) {
+    if (cur != cursors.end()) cur->names = std::move(names);
+    return whole ? Answer::error(EINVAL) : Answer::cont();  // the kernel says EINVAL if it must
+  }
   std::vector<char> buf(count, 0);
   size_t used = 0;
+  const size_t room = whole ? count : count - kHostRoom;
   for (; next < names.size(); ++next) {
-    const Config::Entry& e = *names[next];
+    const Config::Entry& e = names[next];
     size_t reclen = (offsetof(struct dirent64, d_name) + e.name.size() + 1 + 7) & ~size_t{7};
-    if (used + reclen > count - kHostRoom) break;
+    if (used + reclen > room) break;
     auto* d = reinterpret_cast<struct dirent64*>(buf.data() + used);
     d->d_ino = e.ino;
     d->d_off = 0;  // telldir() of a made-up entry: back to the start
@@ -882,9 +917,10 @@ Monitor::Answer Monitor::Core::do_getdents(Call& c) {
   if (next < names.size()) {  // more to come: remember where
     if (cur == cursors.end()) {
       if (cursors.size() >= 16) cursors.erase(cursors.begin());  // abandoned listings
-      cursors.push_back({std::move(dir), c.tgid(), c.arg_int(0), next});
+      cursors.push_back({std::move(dir), c.tgid(), c.arg_int(0), next, std::move(names), whole});
     } else {
       cur->next = next;
+      cur->names = std::move(names);
     }
     lock.unlock();
     if (!write_mem(c.tid, c.a[1], buf.data(), used)) return Answer::error(EFAULT);
@@ -892,10 +928,19 @@ Monitor::Answer Monitor::Core::do_getdents(Call& c) {
   }
   if (cur != cursors.end()) cursors.erase(cur);
   lock.unlock();
-  long n = ::syscall(SYS_getdents64, dir.get(), buf.data() + used, count - used);
-  if (n < 0) return Answer::error(errno);
-  size_t total = used + static_cast<size_t>(n);
-  if (!write_mem(c.tid, c.a[1], buf.data(), total)) return Answer::error(EFAULT);
+  size_t total = used;
+  if (whole) {
+    // The listing is out: the host directory is read to its end, so its offset leaves 0 and
+    // the next call runs natively (and says: no more).
+    std::vector<char> scratch(32768);
+    while (::syscall(SYS_getdents64, dir.get(), scratch.data(), scratch.size()) > 0) {
+    }
+  } else {
+    long n = ::syscall(SYS_getdents64, dir.get(), buf.data() + used, count - used);
+    if (n < 0) return Answer::error(errno);
+    total += static_cast<size_t>(n);
+  }
+  if (total && !write_mem(c.tid, c.a[1], buf.data(), total)) return Answer::error(EFAULT);
   return Answer::value(static_cast<int64_t>(total));
 }
 

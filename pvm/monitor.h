@@ -53,11 +53,15 @@
 // calls of the test process itself):
 //   monitor.cc    capture core: the filter, workers, answers, ptrace stops (execve, chdir,
 //                 O_PATH opens, signal restarts), dispatch by system call number, getdents64
-//                 of directories holding missing mountpoints (its cursors are core state)
+//                 of directories holding missing mountpoints and of merged copy-on-write
+//                 directories (its cursors are core state)
 //   call.{h,cc}   one call: the caller's memory, /proc facts, path arguments resolved in the
 //                 view, the caller's descriptors, wait_like_caller()
 //   fs.{h,cc}     paths: open/stat/access/readlink/getcwd, names made and removed, attributes,
 //                 xattrs, statfs, inotify, the mount table (/proc/PID/mountinfo, mounts)
+//   cow.{h,cc}    copy-on-write directories (--cow, no FUSE): merged lookups in the path map,
+//                 copy-up, whiteouts, opaque directories, merged listings, in overlayfs's
+//                 layer format; fs.cc hands each call below one to it
 //   net.{h,cc}    unix sockets: bind/connect/sendto/sendmsg to a path, getsockname/getpeername
 //   identity.{h,cc}  getgroups as in an unmapped user namespace, --root ids (stat owners: call.h)
 //   uts.{h,cc}    uname, sethostname
@@ -69,7 +73,10 @@
 //
 // What the view looks like (same as the ns backend): bound paths, read-only binds (EROFS for
 // every way of writing, including fd-based fchmod/fchown/xattrs and /proc/self/fd reopens),
-// tmpfs (a private host directory), uid/gid (own ids, or 0 under --root; other owners appear as
+// tmpfs (a private host directory), copy-on-write directories (pvm/cow.h: every file opened there
+// is the layer's own descriptor; a copy-up of a large file hands the receiving over first and
+// never runs on the supervise thread, whose ptrace rewrites only read the merged view),
+// uid/gid (own ids, or 0 under --root; other owners appear as
 // 65534 in stat, getgroups as in an unmapped user namespace), hostname. Bypasses closed with
 // ENOSYS: openat2, io_uring, clone3 (libc falls back to clone), the new mount API,
 // name_to_handle_at/open_by_handle_at. mount/umount/chroot/pivot_root: EPERM (but a FUSE mount by
@@ -115,7 +122,7 @@ struct Config {
   std::string accel_lib;
   // Names a directory listing must show although the host directory lacks them: mountpoints
   // on missing targets, keyed by the host directory's (st_dev, st_ino). Non-empty: getdents64
-  // is trapped and these entries lead the listing.
+  // is trapped and these entries lead the listing (trapped too when the map has a cow).
   struct Entry {
     std::string name;
     unsigned char type;  // DT_DIR, DT_REG

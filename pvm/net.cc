@@ -46,6 +46,7 @@
 #include "pvm/accel_abi.h"
 
 #include "pvm/compat.h"
+#include "pvm/cow.h"
 
 namespace vu::pvm {
 
@@ -68,14 +69,27 @@ Answer do_sockaddr(const Config& cfg, Call& c) {
   if (!is_bind && !r.exists) return Answer::error(ENOENT);
   if (is_bind && r.read_only()) return Answer::error(EROFS);
   if (!r.moved) return Answer::cont();
-  if (r.host.size() >= sizeof sun.sun_path) return Answer::error(ENAMETOOLONG);
+  // A name made in a copy-on-write directory: its parents in the layer first (pvm/cow.h).
+  if (is_bind && r.cow)
+    if (int e = r.cow->prepare_name(r.rel)) return Answer::error(e);
+  // A host path longer than an address holds (a layer deep below the view's short path):
+  // through the monitor's descriptor of its directory, /proc/self/fd/N/NAME.
+  std::string where = r.host;
+  UniqueFd dir;
+  if (where.size() >= sizeof sun.sun_path) {
+    const size_t k = where.rfind('/');
+    dir.reset(::open(k == 0 ? "/" : where.substr(0, k).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!dir) return Answer::error(errno);
+    where = "/proc/self/fd/" + std::to_string(dir.get()) + where.substr(k);
+    if (where.size() >= sizeof sun.sun_path) return Answer::error(ENAMETOOLONG);
+  }
   int err = 0;
   UniqueFd sock = take_fd(c, c.arg_int(0), &err);
   if (!sock) return Answer::error(err);
   sockaddr_un host{};
   host.sun_family = AF_UNIX;
-  std::memcpy(host.sun_path, r.host.c_str(), r.host.size() + 1);
-  auto hlen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + r.host.size() + 1);
+  std::memcpy(host.sun_path, where.c_str(), where.size() + 1);
+  auto hlen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + where.size() + 1);
   if (is_bind) {
     // The monitor's umask is 0 (workers share it): the socket's mode is set from the caller's.
     if (::bind(sock.get(), reinterpret_cast<sockaddr*>(&host), hlen) < 0) return Answer::error(errno);

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <deque>
 
+#include "pvm/cow.h"
+
 namespace vu::pvm {
 
 namespace {
@@ -70,6 +72,7 @@ bool is_within(std::string_view path, std::string_view dir) {
 
 void PathMap::add(Mount m) {
   m.view = normalize(m.view);
+  has_cow_ = has_cow_ || m.cow;
   std::erase_if(mounts_, [&](const Mount& old) { return is_within(old.view, m.view); });
   mounts_.push_back(std::move(m));
 }
@@ -97,10 +100,14 @@ std::string PathMap::to_host(std::string_view view) const {
 
 std::string PathMap::to_view(std::string_view host) const {
   const Mount* best = nullptr;
-  for (const Mount& m : mounts_)
-    if (is_within(host, m.host) && (!best || m.host.size() > best->host.size())) best = &m;
+  std::string_view best_host;
+  for (const Mount& m : mounts_) {
+    // A copy-on-write directory is seen through both of its layers.
+    for (std::string_view h : {std::string_view(m.host), m.cow ? std::string_view(m.cow->upper()) : std::string_view()})
+      if (!h.empty() && is_within(host, h) && (!best || h.size() > best_host.size())) best = &m, best_host = h;
+  }
   if (best) {
-    std::string rest(host.substr(best->host == "/" ? 0 : best->host.size()));
+    std::string rest(host.substr(best_host == "/" ? 0 : best_host.size()));
     if (rest.empty()) return best->view;
     return best->view == "/" ? rest : best->view + rest;
   }
@@ -135,6 +142,14 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
   for (std::string& c : split(path)) rest.push_back(std::move(c));
   int links = 0;
   bool final_is_current = rest.empty();  // "/" or "."-only paths name the start itself
+  // Below a copy-on-write directory: the state of the directory the walk stands in (its view
+  // path; rebuilt from the cow's root after `..` or a symlink moved the walk elsewhere).
+  std::string cow_dir_view;
+  Cow::Dir cow_dir;
+  // A relative walk that starts in a layer's own directory and stays in directories only the
+  // layer has (no lower one merged in, no symlink, no `..`) is the host's own lookup from the
+  // same start: the kernel may run the call (not moved). Anything else below a cow is moved.
+  bool cow_plain = path[0] != '/';
 
   while (!rest.empty()) {
     std::string c = std::move(rest.front());
@@ -145,6 +160,7 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
       continue;
     }
     if (c == "..") {
+      cow_plain = false;
       if (!cur_view.empty()) {
         std::string old_host = cur_host;
         cur_view.pop_back();
@@ -169,15 +185,71 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
     if (const Mount* m = mountpoint(v)) {
       cur_host = m->host;
       r.moved = true;
+      cow_plain = false;
       if (last) {
         final_is_current = true;
         r.mountpoint = true;
       }
       continue;
     }
-    std::string h = child_of(cur_host, c);
+    std::string h;
     struct stat st;
-    if (::lstat(h.c_str(), &st) < 0) {
+    const Mount* cm = has_cow_ ? covering(v) : nullptr;
+    if (cm && cm->cow) {
+      // A merged lookup: the layer first, then the lower directory (pvm/cow.h).
+      const std::string parent_view = dirname(v);
+      const std::string prel = parent_view == cm->view ? "." : parent_view.substr(cm->view == "/" ? 1 : cm->view.size() + 1);
+      if (cow_dir_view != parent_view) {
+        CowNode pn;
+        struct stat pst;
+        if (int e = cm->cow->lookup(prel, &pn, &pst, &cow_dir)) {
+          r.err = e;
+          return r;
+        }
+        if (!S_ISDIR(pst.st_mode)) {
+          r.err = ENOTDIR;
+          return r;
+        }
+        cow_dir_view = parent_view;
+      }
+      if (!cow_plain || cow_dir.lower || !is_within(cur_host, cm->cow->upper())) {
+        cow_plain = false;
+        r.moved = true;
+      }
+      CowNode n;
+      const std::string rel = prel == "." ? c : prel + "/" + c;
+      if (int e = cm->cow->child(prel, cow_dir, c, &n, &st)) {
+        if (n.whiteout) r.moved = true;  // the host sees the whiteout itself
+        if (last && e == ENOENT) {  // a name to create, in the layer
+          r.view = v;
+          r.host = cm->cow->host_of(rel, 1) + (trailing_slash ? "/" : "");
+          r.mount = cm;
+          r.cow = cm->cow.get();
+          r.rel = rel;
+          r.node = n;
+          return r;
+        }
+        r.err = e;
+        return r;
+      }
+      h = cm->cow->host_of(rel, n.layer);
+      if (S_ISDIR(st.st_mode)) {
+        cow_dir = Cow::dir_of(n, st);
+        cow_dir_view = v;
+      }
+      if (last && !(S_ISLNK(st.st_mode) && follow)) {
+        r.view = v;
+        r.host = h;
+        r.st = st;
+        r.exists = true;
+        r.mount = cm;
+        r.cow = cm->cow.get();
+        r.rel = rel;
+        r.node = n;
+        if (trailing_slash && !S_ISDIR(st.st_mode)) r.err = ENOTDIR;
+        return r;
+      }
+    } else if (h = child_of(cur_host, c); ::lstat(h.c_str(), &st) < 0) {
       int e = errno;
       if (last && e == ENOENT) {  // a name to create
         r.view = v;
@@ -192,6 +264,8 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
       return r;
     }
     if (S_ISLNK(st.st_mode) && (!last || follow)) {
+      cow_plain = false;
+      if (r.cow || (cm && cm->cow)) r.moved = true;
       char buf[4096];
       ssize_t n = ::readlink(h.c_str(), buf, sizeof buf - 1);
       if (n < 0) {
@@ -262,6 +336,19 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
     r.host = cur_host;
     r.mount = covering(r.view);
     r.mountpoint = r.mountpoint || mountpoint(r.view) != nullptr;
+    if (r.mount && r.mount->cow) {  // "." or ".." below (or at) a copy-on-write directory
+      const Mount* cm = r.mount;
+      r.moved = true;
+      r.cow = cm->cow.get();
+      r.rel = r.view == cm->view ? "." : r.view.substr(cm->view == "/" ? 1 : cm->view.size() + 1);
+      if (int e = cm->cow->lookup(r.rel, &r.node, &r.st)) {
+        r.err = e;
+        return r;
+      }
+      r.host = cm->cow->host_of(r.rel, r.node.layer);
+      r.exists = true;
+      return r;
+    }
     if (::lstat(cur_host.c_str(), &r.st) < 0) {
       r.err = errno;
       return r;

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,10 +33,26 @@
 
 namespace vu::pvm {
 
+class Cow;  // pvm/cow.h
+
 struct Mount {
   std::string view;  // absolute, normalized path in the view
-  std::string host;  // absolute host path of what is seen there (canonical)
+  std::string host;  // absolute host path of what is seen there (canonical); a cow's lower
   bool read_only = false;
+  // A copy-on-write directory (--cow): `host` is its lower layer, lookups below it are merged
+  // lookups of the cow's layer over it (pvm/cow.h).
+  std::shared_ptr<Cow> cow;
+};
+
+// Where an object below a copy-on-write directory is (pvm/cow.h).
+struct CowNode {
+  int layer = 0;             // 1: the layer (upper), 2: the lower directory, 0: not found
+  bool in_lower = false;     // the lower layer has this path visible (an upper copy may hide it)
+  bool lower_below = false;  // a directory whose lower entries show through (merged)
+  bool whiteout = false;     // not found because a whiteout hides the name
+  dev_t lower_dev = 0;       // the lower object's, when in_lower
+  ino_t lower_ino = 0;
+  mode_t lower_type = 0;
 };
 
 struct Start {  // where a relative path begins (a dirfd's or the cwd's location)
@@ -59,6 +76,12 @@ struct Resolved {
   bool trailing_slash = false;  // the path ended with '/' (a name to create keeps it in host)
   const Mount* mount = nullptr;  // the mount that covers the final object, if any
   bool read_only() const { return mount && mount->read_only; }
+  // Below a copy-on-write directory: the cow, the object's path relative to its root ("." for
+  // the root) and where it was found (host is that layer's path; for a missing name, the
+  // layer's). moved is always true there: the monitor answers every call.
+  Cow* cow = nullptr;
+  std::string rel;
+  CowNode node;
 };
 
 class PathMap {
@@ -67,6 +90,7 @@ class PathMap {
   // ones below it, as in a mount namespace.
   void add(Mount m);
   bool empty() const { return mounts_.empty(); }
+  bool has_cow() const { return has_cow_; }  // some mount is copy-on-write
   const std::vector<Mount>& mounts() const { return mounts_; }
 
   // The mount covering a canonical view path (longest mountpoint prefix), or nullptr.
@@ -86,6 +110,7 @@ class PathMap {
 
  private:
   std::vector<Mount> mounts_;
+  bool has_cow_ = false;
 };
 
 // "/a/./b//c/" -> "/a/b/c" (lexical; `..` is not allowed in mount targets and sources).

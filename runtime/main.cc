@@ -51,7 +51,7 @@ int cmd_probe() {
   };
   const bool fuse = fact("FUSE in a user namespace"), overlay = fact("overlayfs in a user namespace");
   std::printf("%-32s %s\n", "vu run --cow would use",
-              !facts[0].yes   ? "vu-cowfs (FUSE) on the pvm backend, if it can mount (next line)"
+              !facts[0].yes   ? "the pvm monitor's own copy-on-write, no FUSE (--fuse and --mount need user namespaces)"
               : overlay && fuse ? "kernel overlayfs for a tree you own, vu-cowfs (FUSE) otherwise"
               : overlay       ? "kernel overlayfs for a tree you own; other trees fail (no FUSE)"
               : fuse          ? "vu-cowfs (FUSE) (no overlayfs in a user namespace)"
@@ -142,6 +142,10 @@ Result<int> cmd_run(Invocation& inv, std::optional<NetHelper> pre_net) {
   // If vu is killed once the view exists, the watchdog kills what the view leaves.
   auto watchdog = Watchdog::start();
   if (!watchdog) VU_LOG_INFO("no watchdog for the view: " << watchdog.error().to_string());
+  // Layers the ns attempt makes (prepare_cow): removed again, while empty, if it falls back.
+  std::vector<std::string> new_layers;
+  for (const fusefs::CowSpec& c : spec.cows)
+    if (::access(c.layer.c_str(), F_OK) != 0) new_layers.push_back(c.layer);
   auto started = start_ns_view(spec, plan, signals.child_mask(), net ? net->view_socket() : -1,
                                watchdog ? watchdog->identity_fd() : -1);
   if (!started && spec.backend == BackendWish::kAuto) {
@@ -157,6 +161,7 @@ Result<int> cmd_run(Invocation& inv, std::optional<NetHelper> pre_net) {
     if (!why.empty()) {
       net.reset();
       if (watchdog) watchdog->disarm();
+      for (const std::string& l : new_layers) (void)::rmdir(l.c_str());
       if (auto pvm = make_pvm_plan(spec, why); !pvm) return std::move(pvm).error().context(why);
       VU_LOG_INFO(why << "; using the partial-VM backend (pvm)");
       return run_pvm(spec, signals);

@@ -46,17 +46,15 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
   if (spec.map_users) return refuse("--map-users", "drop --map-users (--root works under pvm)");
   if (spec.rootfs) return refuse("--rootfs", "a root tree needs the ns backend for now (the pvm path map cannot yet execute the tree's own dynamic loader)");
   if (spec.ambient_caps) return refuse("--cap", "capabilities can only be granted inside a user namespace");
+  for (const fusefs::CowSpec& c : spec.cows)
+    if (c.target == "/")
+      return refuse("--cow " + c.layer + ":/", "a copy-on-write root needs the ns backend for now; give a "
+                                               "directory below / (--cow LAYER:/usr)");
   std::optional<PvmFuseEnv> fuse_env;
   if (has_fuse_mounts(spec)) {
-    for (const fusefs::CowSpec& c : spec.cows) {
-      if (c.target == "/") return refuse("--cow " + c.layer + ":/", "a copy-on-write root needs the ns backend for now; use a directory below /");
-      if (c.impl == fusefs::CowImpl::kKernel && c.why.find("as asked") != std::string::npos)
-        return refuse("--cow " + c.layer + ":" + c.target + ":kernel", "overlayfs needs a mount namespace; drop :kernel (pvm uses vu-cowfs, its FUSE layer)");
-    }
     fuse_env = probe_pvm_fuse();
     if (!fuse_env->b)
-      return Error::make(ErrorKind::kDenied, std::string(!spec.cows.empty() ? "--cow" : "--fuse/--mount") +
-                                                 " on the partial-VM backend (pvm) needs FUSE through the setuid fusermount3 (" +
+      return Error::make(ErrorKind::kDenied, "--fuse/--mount on the partial-VM backend (pvm) needs FUSE through the setuid fusermount3 (" +
                                                  fuse_env->why + ")")
           .hint("the monitor's own FUSE client (environment A) is not built yet; use --bind, or run where user "
                 "namespaces or the setuid fusermount3 work");
@@ -87,27 +85,30 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
   p.parts.push_back({"identity", spec.identity == userns::Identity::kRoot
                                      ? "pvm: uid " + uid + " shown as 0 (root); other owners as 65534"
                                      : "pvm: uid " + uid + " kept; other owners shown as 65534"});
-  if (spec.mounts.empty() && !fuse_env) {
+  if (spec.mounts.empty() && spec.cows.empty() && !fuse_env) {
     p.parts.push_back({"mounts", "pvm: the host's files (no path map)"});
   } else {
-    if (spec.mounts.empty()) p.parts.push_back({"mounts", "pvm path map: the FUSE mountpoints below"});
+    if (spec.mounts.empty() && spec.cows.empty()) p.parts.push_back({"mounts", "pvm path map: the FUSE mountpoints below"});
     for (size_t i = 0; i < spec.mounts.size(); ++i)
       p.parts.push_back({i ? "" : "mounts", "pvm path map: " + bindmount::to_string(spec.mounts[i]) +
                                                 (pvm_ignores_size(spec.mounts[i]) ? " — size= not enforced by pvm" : "")});
   }
+  for (size_t i = 0; i < spec.cows.size(); ++i)
+    p.parts.push_back({spec.mounts.empty() && !i ? "mounts" : "",
+                       "pvm path map: cow " + spec.cows[i].target + " <- layer " + spec.cows[i].layer +
+                           ": the monitor's copy-on-write (no FUSE, no overlayfs; files opened there "
+                           "are the layers' own, only path calls trap)"});
   if (fuse_env) {
     std::string how = "FUSE " + fuse_env->why + "; the programs run in the view (traced, real ids), their mount(2) is "
                       "answered by the monitor: " + pvm::FusermountMounter(fuse_env->fusermount, fuse_env->allow_other).describe();
     p.parts.push_back({"fuse", how});
-    for (const fusefs::CowSpec& c : spec.cows)
-      p.parts.push_back({"", "cow " + c.target + " <- layer " + c.layer + ": vu-cowfs (FUSE; pvm has no overlayfs)"});
     for (const fusefs::FuseMount& f : spec.fuse) p.parts.push_back({"", "fuse " + f.target + " <- " + f.what});
   }
   p.parts.push_back({"hostname", spec.hostname ? "pvm: uname shows " + *spec.hostname : "host's name"});
   p.parts.push_back({"network", net.defaulted ? "host network (pvm has no network namespace; the default "
                                                 "slirp network needs one)"
                                               : "host network"});
-  p.parts.push_back({"capture", spec.mounts.empty() && !fuse_env
+  p.parts.push_back({"capture", spec.mounts.empty() && spec.cows.empty() && !fuse_env
                                     ? "seccomp user notification (stat owners, ids, uname); no ptrace"
                                     : "seccomp user notification (paths, owners, ids, uname), ptrace (execve, chdir)"});
   return p;

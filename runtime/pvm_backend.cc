@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "base/strings.h"
 #include "pvm/accel_abi.h"
+#include "pvm/cow.h"
 #include "runtime/exit_codes.h"
 #include "runtime/plan.h"
 
@@ -250,6 +251,18 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
     add_entry(target, ::stat(host.c_str(), &st) < 0 || S_ISDIR(st.st_mode));
     cfg.map.add({target, host, m.read_only});
   }
+  // Copy-on-write directories (--cow): the monitor's own (pvm/cow.h), after the binds as on
+  // the ns backend; DIR's host directory as the view sees it so far is the lower layer.
+  for (const fusefs::CowSpec& c : spec.cows) {
+    const std::string target = pvm::normalize(c.target);
+    pvm::Resolved r = cfg.map.resolve({}, target, true, {});
+    if (r.err || !r.exists || !S_ISDIR(r.st.st_mode))
+      return Error::usage("--cow: target " + target + " is not a directory in the view").hint("the target must exist");
+    if (r.cow) return Error::usage("--cow " + c.layer + ":" + target + ": inside another copy-on-write directory")
+                   .hint("give one layer for the outer directory");
+    VU_TRY_VOID(pvm::Cow::prepare_layer(c.layer, r.host));
+    cfg.map.add({target, r.host, false, VU_TRY(pvm::Cow::open(c.layer, r.host, cfg.uid, cfg.gid))});
+  }
   // For each mountpoint, the directory that holds it: the fast path must not answer lookups
   // in it (pvm/accel.c), and when the host's directory lacks the name, the monitor lists it
   // (getdents64).
@@ -270,6 +283,8 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
                             static_cast<uint64_t>(src.st_ino)}});
   }
   if (cfg.accel_holders.size() > VU_ACCEL_MAX_HOLDERS) cfg.accel_lib.clear();
+  // Below a copy-on-write directory no native lookup is the view's (the layer comes first).
+  if (cfg.map.has_cow()) cfg.accel_lib.clear();
   if (server_map) {
     // The FUSE programs see what was at their target before their own mount (vu-cowfs reads its
     // lower layer there; a lookup through its own mount would call itself).

@@ -89,18 +89,10 @@ PvmFuseEnv probe_pvm_fuse() {
   return e;
 }
 
-bool has_fuse_mounts(const ViewSpec& spec) { return !spec.cows.empty() || !spec.fuse.empty(); }
+bool has_fuse_mounts(const ViewSpec& spec) { return !spec.fuse.empty(); }
 
 Result<std::vector<fusefs::FuseMount>> pvm_fuse_programs(const ViewSpec& spec) {
   std::vector<fusefs::FuseMount> out;
-  for (fusefs::CowSpec c : spec.cows) {
-    if (c.target == "/")
-      return Error::make(ErrorKind::kDenied, "--cow " + c.layer + ":/: a copy-on-write root needs the ns backend")
-          .hint("the pvm backend cannot replace the view's root yet; use a directory below / as the target");
-    c.impl = fusefs::CowImpl::kFuse;
-    fusefs::CowMount m = VU_TRY(fusefs::prepare_cow(c));
-    out.push_back(std::move(m.fuse));
-  }
   const bool root = spec.identity == userns::Identity::kRoot;
   for (fusefs::FuseMount m : spec.fuse) {
     if (m.argv[0] == "fuse2fs" || m.argv[0] == "squashfuse") {

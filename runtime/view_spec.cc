@@ -128,7 +128,8 @@ constexpr OptionDef kOptions[] = {
      "Copy-on-write DIR: the view may change anything below it (every file there is yours; "
      "root's under --root), the changes land in the host directory LAYER (created if missing) "
      "in overlayfs's format, DIR itself stays untouched. Kernel overlayfs when every file below "
-     "DIR is already yours, else vu-cowfs (FUSE); --explain says which.",
+     "DIR is already yours, else vu-cowfs (FUSE); on the pvm backend the monitor's own "
+     "copy-on-write (no FUSE); --explain says which.",
      set_cow},
     {"fuse", 0, false, true, "CMD DIR",
      "Run the FUSE program CMD (a shell command line; DIR is appended as its last argument) in "

@@ -29,6 +29,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <linux/openat2.h>
 #include <pthread.h>
 #include <signal.h>
@@ -125,6 +126,23 @@ int main(int argc, char** argv) {
     return report(syscall(SYS_name_to_handle_at, AT_FDCWD, p, fh, &mount_id, 0));
   }
   if (!strcmp(w, "open_tree")) return report(syscall(SYS_open_tree, AT_FDCWD, p, 0));
+  if (!strcmp(w, "mmap-later")) {
+    // A file mapped (MAP_SHARED, read-only), then written through another descriptor (on a
+    // copy-on-write directory: copied up), then mapped again: what each mapping and a read()
+    // through the first descriptor show of byte 0 ("before after read").
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return report(-1);
+    char* before = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+    int w = open(p, O_WRONLY | O_CLOEXEC);
+    if (before == MAP_FAILED || w < 0 || pwrite(w, "X", 1, 0) != 1) return report(-1);
+    close(w);
+    int again = open(p, O_RDONLY | O_CLOEXEC);
+    char* after = again < 0 ? MAP_FAILED : mmap(NULL, 4096, PROT_READ, MAP_SHARED, again, 0);
+    char c = 0;
+    if (after == MAP_FAILED || pread(fd, &c, 1, 0) != 1) return report(-1);
+    printf("%c %c %c\n", before[0], after[0], c);
+    return 0;
+  }
   if (!strcmp(w, "threads")) {
     thread_path = p;
     int n = argc > 3 ? atoi(argv[3]) : 4;

@@ -1,145 +1,198 @@
 #!/usr/bin/env bash
-# fs_pvm_test.sh VU DENY_USERNS_HOST DENY_CONTAINER — filesystems on the pvm backend (issue 16).
-# Environment B is a host whose user namespaces are denied by a filter applied without
-# no_new_privs (deny-userns-host, installed as root, then the test user's ids): vu falls back to
-# pvm and mounts through the setuid fusermount3. The same transcripts run on the ns backend (an
-# ordinary host) and on pvm-B and must print the same; layers cross between them; kill -9 of vu
-# leaves nothing mounted; bad input fails clearly. Environment A (a container, deny-container)
-# is refused with 125 until the monitor's FUSE client exists. Run as root; views run as the
-# test user.
+# fs_pvm_test.sh VU DENY_USERNS SYSCALL_PROBE [DENY_CONTAINER] — --cow on the pvm backend (issue 16,
+# environment A: the monitor's own copy-on-write, pvm/cow.h; no FUSE, no overlayfs).
+#   As the test user (run_as_user.sh): under deny-userns (Docker's profile) vu falls back to pvm;
+#   the copy-on-write transcript of fs_test.sh (cow_suite.sh) must print what the ns backend
+#   prints (vu-cowfs and the kernel overlay where they work here), a layer written by pvm must
+#   read the same on ns and the reverse, and a second transcript covers hard links, exec and #!
+#   inside the cow directory and mmap of a file later written.
+#   As root (with DENY_CONTAINER): the same transcript in a container (every mount denied to
+#   everyone, then the test user's ids), as integration.hosts runs it, against ns as that user.
 set -u
+VU=$1
+DENY=$2
+PROBE=$3
+CONTAINER=${4:-}
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/harness.sh" || exit 1
-if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root (environment B's filter is installed as root)"; exit 77; fi
-user=${VU_TEST_USER:-vu-tester}
-"$here/../../scripts/setup.sh" --test-env || { echo "SKIP: cannot prepare $user"; exit 77; }
-for p in fuse2fs squashfuse mksquashfs fusermount3; do
-  command -v $p >/dev/null || { echo "SKIP: $p missing (scripts/setup.sh installs it)"; exit 77; }
-done
-chown "$user" "$work"
-bin=$work/bin
-mkdir "$bin"
-dir=$(dirname "$1")
-cp "$1" "$dir/vu-net" "$dir/libvu-pvm-accel.so" "$dir/vu-cowfs" "$2" "$3" "$bin/" || exit 1
-chmod 755 "$bin" "$bin"/*
-VU=$bin/vu
-pvmB() { "$bin/deny-userns-host" "$user" env -i HOME="$work" PATH=/usr/bin:/bin:/usr/sbin:/sbin LANG=C.UTF-8 "$VU" run --net host "$@"; }
-as_user() { runuser -u "$user" -- env -i HOME="$work" PATH=/usr/bin:/bin:/usr/sbin:/sbin LANG=C.UTF-8 "$@"; }
-ns() { as_user "$VU" run --backend=ns --net host "$@"; }
-fuse_left() { grep -cE ' - fuse' /proc/self/mountinfo; }
+. "$here/cow_suite.sh" || exit 1
 
-if ! as_user "$VU" run --backend=ns --net none -- true 2>/dev/null; then echo "SKIP: no user namespaces here for the ns side"; exit 77; fi
-if ! pvmB --explain --fuse true /mnt -- true 2>&1 | grep -q 'environment B'; then
-  echo "SKIP: environment B is not available here: $(pvmB --explain --fuse true /mnt -- true 2>&1 | head -3)"; exit 77
-fi
-base_mounts=$(fuse_left)
-
-W=$work/fx
-as_user mkdir -p "$W/src/bin" "$W/src/sub/deep"
-as_user sh -c "cd $W/src && echo in-image > a.txt && printf '#!/bin/sh\necho tool ran\n' > bin/tool && chmod 755 bin/tool && echo deep > sub/deep/f && ln -s a.txt link && head -c 100000 /dev/urandom > big"
-as_user sh -c "mksquashfs $W/src $W/app.sqfs -quiet -noappend >/dev/null && truncate -s 16M $W/disk.img && mkfs.ext4 -q -d $W/src $W/disk.img"
-
-# same NAME ARGS… — ns and pvm-B print the same (stdout and status).
-same() {
-  local name=$1; shift
-  local want want_rc got rc
-  want=$(ns "$@" 2>"$work/err-ns"); want_rc=$?
-  got=$(pvmB "$@" 2>"$work/err"); rc=$?
-  if [ "$got" = "$want" ] && [ $rc = $want_rc ]; then ok "ns = pvm-B: $name"
-  else bad "ns = pvm-B: $name" "status $rc (ns: $want_rc)" "pvm: $(printf '%s' "$got" | head -c 600)" \
-    "ns:  $(printf '%s' "$want" | head -c 600)" "stderr: $(head -c 400 "$work/err")"; fi
-}
-
-# ---- images and FUSE programs ----------------------------------------------------------------
-probes='cd "$1" && ls -l . sub | sed "s/ [A-Z][a-z][a-z] .*:..//" ; stat -c "%n %s %a %F %h" a.txt bin bin/tool link sub/deep/f; find . | sort; tar cf - . | tar tf - | sort; find . -type f | sort | xargs sha256sum; ./bin/tool'
-same "squashfs: ls -l, stat, find, tar c|tar t, sha256sum, exec" --mount "image:$W/app.sqfs:/opt/app" -- sh -c "$probes" x /opt/app
-same "--fuse 'squashfuse IMAGE' on a missing target" --fuse "squashfuse $W/app.sqfs" /vu-opt/app -- sh -c 'ls /vu-opt; cat /vu-opt/app/a.txt'
-same "ext4 image: probes" --mount "image:$W/disk.img:/mnt" -- sh -c "$probes" x /mnt
-# (--root: the ns backend shows the image's ids as the view's, pvm the host's: a known divergence.)
-out=$(pvmB --root --mount "image:$W/disk.img:/mnt" -- sh -c 'echo written-by-pvm > /mnt/new.txt && sync' 2>&1)
-expect "pvm-B --root: write into an ext4 image" 0 $? "$out"
-got=$(ns --mount "image:$W/disk.img:/mnt:ro" -- cat /mnt/new.txt 2>&1)
-[ "$got" = written-by-pvm ] && ok "…it persists in the image (read by an ns view)" || bad "…it persists in the image" "$got"
-[ "$(fuse_left)" = "$base_mounts" ] && ok "…nothing left mounted" || bad "…nothing left mounted" "$(grep ' - fuse' /proc/self/mountinfo)"
-
-# ---- --cow: the same transcript, and layers read across backends ----------------------------
-make_lower() {
-  as_user sh -c "rm -rf '$1' && mkdir -p '$1/d/sub' '$1/e/deep' '$1/gone' && echo hello > '$1/d/f' && echo one > '$1/e/deep/x' && echo keep > '$1/g' && echo ro > '$1/ro' && chmod 444 '$1/ro' && ln -s d/f '$1/link' && echo x > '$1/gone/y'"
-}
-suite='cd "$1" || exit 1
+extras='
+set -u
+cd "$T"
 show() { printf "%s: %s\n" "$1" "$(eval "$2" 2>&1 | tr "\n" " ")"; }
-show read "cat d/f; readlink link; cat link"
-show owner "stat -c \"%u:%g %a %F\" d/f d ro link"
-show append "echo more >> d/f && cat d/f"
-show create "echo new > n && cat n"
-show rm "rm g && ls"
-show rm-dir "rm -r e && ls"
-show mkdir-over "mkdir e && ls -A e"
-show rmdir-empty "rmdir d/sub && ls d"
-show rename-file "mv d/f d/f2 && ls d && cat d/f2"
-show hardlink "ln n n2 && test n -ef n2 && echo same-inode && cat n2"
-show chmod "chmod 600 n && stat -c %a n"
-show chown-other "chown 4242 n; echo status \$?"
-show ro-write "echo w >> ro; echo status \$?"
-show truncate "truncate -s 2 d/f2 && od -c d/f2 | head -1"
-show symlink-new "ln -s n s && readlink s && cat s"
-show gone "rm -rf gone && ls -A"
-show recreate-gone "mkdir gone && touch gone/new && ls -A gone"
-show listing "ls -A . | tr \"\n\" \" \""'
+show exec-lower "./tool"
+show exec-script-lower "./script.sh a"
+show exec-copied "cp /bin/echo ./myecho && ./myecho copied"
+show exec-script-new "printf \"#!/bin/sh\necho new \\\$1\n\" > new.sh && chmod +x new.sh && ./new.sh b && sh -c ./new.sh"
+show exec-after-write "echo \"echo changed\" >> tool && ./tool"
+show mmap-later "$PROBE mmap-later d/f"
+show links "ln d/f lf && echo more >> lf && cat d/f && stat -c %h d/f lf && test d/f -ef lf && echo same"
+show ino-stable "i=\$(stat -c %i g); echo x >> g; [ \$i = \$(stat -c %i g) ] && echo stable"
+show fstat-is-stat "exec 3<g; [ \$(stat -c %i g) = \$(stat -L -c %i /proc/self/fd/3) ] && echo same"
+show find "find . -name f -o -name x | sort"
+show du "du -a d | wc -l"
+show tar "tar cf - d e 2>&1 | tar tf - | sort | tr \"\n\" \" \""
+show cp-a "cp -a d d-copy && ls -A d-copy && stat -c %a d-copy/f"
+show rm-r "rm -r d-copy e && ls -A"
+show mkdir-p "mkdir -p x/y/z && touch x/y/z/w && find x | sort"
+show big-listing "touch big/new && rm big/f7 && ls big | wc -l && ls -f big | sort | uniq -d | wc -l && ls big | grep -c -x f7"
+'
+extra_lower() {  # DIR: the cow lower tree plus what the second transcript runs
+  make_lower "$1"
+  printf '#!/bin/sh\necho tool\n' > "$1/tool"; chmod 755 "$1/tool"
+  printf '#!/bin/sh\necho script "$1"\n' > "$1/script.sh"; chmod 755 "$1/script.sh"
+  mkdir "$1/big" && (cd "$1/big" && for i in $(seq 1500); do : > "f$i"; done)  # a listing of many getdents64 calls
+}
+
+ns_ref() {  # IMPL TAG LOWER LAYER OUT SCRIPT [--root]: the ns transcript, or "" when impossible
+  local impl=$1 tag=$2 lower=$3 layer=$4 out=$5 script=$6; shift 6
+  "$VU" run --backend=ns --net none "$@" --cow "$layer:$lower:$impl" --setenv T="$lower" --setenv PROBE="$PROBE" \
+    -- sh -c "$script" > "$out" 2>&1
+}
+
+if [ -n "$CONTAINER" ]; then
+  # ---- root: the container host ------------------------------------------------------------
+  if [ "$(id -u)" != 0 ]; then echo "SKIP: the container host installs its filter as root"; exit 77; fi
+  user=${VU_TEST_USER:-vu-tester}
+  "$here/../../scripts/setup.sh" --test-env || { echo "SKIP: cannot prepare $user"; exit 77; }
+  chown "$user" "$work"
+  bin=$work/bin
+  mkdir "$bin"
+  dir=$(dirname "$VU")
+  cp "$VU" "$dir/vu-net" "$dir/libvu-pvm-accel.so" "$dir/vu-cowfs" "$CONTAINER" "$PROBE" "$here/cow_suite.sh" "$bin/" || exit 1
+  chmod 755 "$bin" "$bin"/*
+  VU=$bin/vu PROBE=$bin/$(basename "$PROBE")
+  as_user() { runuser -u "$user" -- env -i HOME="$work" PATH=/usr/bin:/bin LANG=C.UTF-8 "$@"; }
+  in_container() { "$bin/deny-container" "$user" env -i HOME="$work" PATH=/usr/bin:/bin LANG=C.UTF-8 "$@"; }
+  for root in "" --root; do
+    tag=${root:-keep}
+    as_user bash -c ". $bin/cow_suite.sh; make_lower $work/ns-$tag; make_lower $work/pvm-$tag"
+    as_user "$VU" run --backend=ns --net none $root --cow "$work/ns-layer-$tag:$work/ns-$tag:fuse" --setenv T="$work/ns-$tag" \
+      -- sh -c "$suite" > "$work/ns-out-$tag" 2>&1
+    in_container "$VU" run --net host $root --cow "$work/pvm-layer-$tag:$work/pvm-$tag" --setenv T="$work/pvm-$tag" \
+      -- sh -c "$suite" > "$work/pvm-out-$tag" 2>&1
+    expect "container: the cow suite runs ($tag)" 0 $?
+    sed -i "s|$work/ns-$tag|LOWER|g" "$work/ns-out-$tag"
+    sed -i "s|$work/pvm-$tag|LOWER|g" "$work/pvm-out-$tag"
+    if ! grep -q '^read: ' "$work/ns-out-$tag"; then skipped "container: cow suite ($tag)" "no ns reference here (vu-cowfs: $(head -c 200 "$work/ns-out-$tag"))"
+    elif cmp -s "$work/ns-out-$tag" "$work/pvm-out-$tag"; then ok "container: pvm --cow transcript = ns vu-cowfs ($tag)"
+    else bad "container: pvm --cow transcript = ns vu-cowfs ($tag)" "$(diff "$work/ns-out-$tag" "$work/pvm-out-$tag" | head -20)"; fi
+    [ -c "$work/pvm-layer-$tag/g" ] && ok "container: whiteouts in the layer ($tag)" || bad "container: whiteouts in the layer ($tag)" "$(ls -la "$work/pvm-layer-$tag")"
+  done
+  in_container "$VU" run --net host --cow "$work/c-layer:$work/pvm-keep" --explain > "$work/explain" 2>&1
+  grep -q "backend   pvm" "$work/explain" && grep -q "the monitor's copy-on-write" "$work/explain" \
+    && ok "container: --explain says pvm and the monitor's copy-on-write" || bad "container: --explain" "$(cat "$work/explain")"
+  summary
+  exit
+fi
+
+# ---- the test user, user namespaces denied (deny-userns) -----------------------------------------
+uid=$(id -u)
+echo "running as uid $uid ($(id -un))"
+if [ "$uid" = 0 ]; then echo "SKIP: these tests must run unprivileged"; exit 77; fi
+probe=$("$VU" probe)
+have_fuse=1 have_overlay=1 have_ns=1
+"$VU" run --backend=ns --net none -- true 2>/dev/null || have_ns=0
+echo "$probe" | grep -qE '^FUSE in a user namespace +yes' || have_fuse=0
+echo "$probe" | grep -qE '^overlayfs in a user namespace +yes' || have_overlay=0
+impls=()
+[ $have_ns = 1 ] && [ $have_fuse = 1 ] && impls+=(fuse)
+[ $have_ns = 1 ] && [ $have_overlay = 1 ] && impls+=(kernel)
+[ ${#impls[@]} = 0 ] && echo "note: no ns --cow here; pvm's transcripts are checked by their spot checks only"
+
+"$DENY" "$VU" run --net host --cow "$work/e-layer:/usr" --explain > "$work/explain" 2>&1
+grep -q "backend   pvm" "$work/explain" && grep -q "cow /usr <- layer $work/e-layer: the monitor's copy-on-write" "$work/explain" \
+  && ok "--explain: pvm, the monitor's copy-on-write" || bad "--explain: pvm, the monitor's copy-on-write" "$(cat "$work/explain")"
+[ ! -e "$work/e-layer" ] && ok "--explain makes no layer" || bad "--explain makes no layer"
+
 for root in "" --root; do
-  make_lower "$W/low-ns"; make_lower "$W/low-pvm"
-  as_user rm -rf "$W/layer-ns" "$W/layer-pvm"
-  ns $root --cow "$W/layer-ns:$W/low-ns:fuse" -- sh -c "$suite" x "$W/low-ns" > "$work/cow-ns" 2>"$work/cow-ns.err"
-  pvmB $root --cow "$W/layer-pvm:$W/low-pvm" -- sh -c "$suite" x "$W/low-pvm" > "$work/cow-pvm" 2>"$work/cow-pvm.err"
-  # Known divergence: pvm's --root has no capabilities (a 0444 file stays unwritable).
-  [ -n "$root" ] && sed -i '/^ro-write:/d' "$work/cow-ns" "$work/cow-pvm"
-  if cmp -s "$work/cow-ns" "$work/cow-pvm"; then ok "ns = pvm-B: the --cow transcript (${root:-keep})"
-  else bad "ns = pvm-B: the --cow transcript (${root:-keep})" "$(diff "$work/cow-ns" "$work/cow-pvm" | head -20)"; fi
-  l=$W/layer-pvm
-  [ -c "$l/g" ] && [ "$(stat -c %t:%T "$l/g")" = 0:0 ] && [ "$(cat "$l/n")" = new ] && ok "pvm-B --cow (${root:-keep}): changes and whiteouts land in the layer" \
-    || bad "pvm-B --cow (${root:-keep}): layer" "$(ls -la "$l" | head)"
+  tag=${root:-keep}
+  make_lower "$work/p-$tag"
+  before=$(cd "$work/p-$tag" && find . -printf '%p %s %m\n' | sort | md5sum)
+  "$DENY" "$VU" run --net host $root --cow "$work/p-layer-$tag:$work/p-$tag" --setenv T="$work/p-$tag" -- sh -c "$suite" > "$work/p-out-$tag" 2>&1
+  expect "pvm cow suite ($tag) runs" 0 $? "$(head -c 600 "$work/p-out-$tag")"
+  after=$(cd "$work/p-$tag" && find . -printf '%p %s %m\n' | sort | md5sum)
+  [ "$before" = "$after" ] && ok "pvm cow ($tag): the target is untouched on the host" || bad "pvm cow ($tag): the target is untouched on the host"
+  sed -i "s|$work/p-$tag|LOWER|g" "$work/p-out-$tag"
+  for impl in "${impls[@]}"; do
+    make_lower "$work/n-$impl-$tag"
+    ns_ref "$impl" "$tag" "$work/n-$impl-$tag" "$work/n-layer-$impl-$tag" "$work/n-out-$impl-$tag" "$suite" $root
+    sed -i "s|$work/n-$impl-$tag|LOWER|g" "$work/n-out-$impl-$tag"
+    if cmp -s "$work/n-out-$impl-$tag" "$work/p-out-$tag"; then ok "pvm cow suite ($tag) = ns $impl"
+    else bad "pvm cow suite ($tag) = ns $impl" "$(diff "$work/n-out-$impl-$tag" "$work/p-out-$tag" | head -30)"; fi
+  done
+  out=$work/p-out-$tag
+  want_owner=$([ -n "$root" ] && echo "0:0" || echo "$uid:$(id -g)")
+  grep -q "^owner: $want_owner 644 regular file $want_owner 755 directory $want_owner 444 regular file $want_owner 777 symbolic link" "$out" \
+    && ok "pvm cow ($tag): every file is the view's ($want_owner)" || bad "pvm cow ($tag): owners" "$(grep ^owner "$out")"
+  grep -q '^append: hello more' "$out" && ok "pvm cow ($tag): copy-up on write" || bad "pvm cow ($tag): copy-up on write" "$(grep ^append "$out")"
+  grep -q '^mkdir-over: $' "$out" && ok "pvm cow ($tag): a directory made again is opaque" || bad "pvm cow ($tag): opaque" "$(grep ^mkdir-over "$out")"
+  grep -q '^rename-dir: m moved' "$out" && ok "pvm cow ($tag): directory rename (EXDEV, then mv copies)" || bad "pvm cow ($tag): directory rename" "$(grep ^rename-dir "$out")"
+  grep -q '^listing: d e gone link mv2 n n2 nd2 ro s ' "$out" && ok "pvm cow ($tag): the merged listing" || bad "pvm cow ($tag): the merged listing" "$(grep ^listing "$out")"
+  l=$work/p-layer-$tag
+  [ -c "$l/g" ] && [ "$(stat -c %t:%T "$l/g")" = 0:0 ] && ok "pvm cow ($tag): a delete leaves an overlayfs whiteout" || bad "pvm cow ($tag): whiteout for g" "$(ls -la "$l")"
+  [ "$(getfattr --only-values -n user.overlay.opaque "$l/e" 2>/dev/null)" = y ] && ok "pvm cow ($tag): user.overlay.opaque=y" || bad "pvm cow ($tag): opaque xattr" "$(getfattr -d -m - "$l/e" 2>&1)"
+  [ "$(cat "$l/d/f2" 2>/dev/null)" = "he" ] && [ "$(cat "$l/n")" = new ] && ok "pvm cow ($tag): changes land in the layer" || bad "pvm cow ($tag): changes in the layer" "$(ls -laR "$l" | head -30)"
+  [ "$(stat -c %a "$l")" = 700 ] && ok "pvm cow ($tag): a new layer is 0700" || bad "pvm cow ($tag): a new layer is 0700" "$(stat -c %a "$l")"
 done
-for pair in "ns pvmB" "pvmB ns"; do
-  set -- $pair
-  make_lower "$W/x-low"; as_user rm -rf "$W/x-layer"
-  $1 --cow "$W/x-layer:$W/x-low:fuse" -- sh -c "cd $W/x-low && rm g && rm -r e && mkdir e && echo 2 > e/new && echo more >> d/f" 2>"$work/err" || true
-  got=$($2 --cow "$W/x-layer:$W/x-low:fuse" -- sh -c "cd $W/x-low && ls -A . e && cat d/f" 2>&1 | tr '\n' ' ')
-  want=".: d e gone link ro  e: new hello more "
-  [ "$got" = "$want" ] && ok "a layer written by $1 is read by $2" || bad "a layer written by $1 is read by $2" "got:  $got" "want: $want" "$(cat "$work/err")"
+
+# ---- the second transcript: exec, #!, mmap, hard links, inode numbers, tree walks ----------------
+extra_lower "$work/x-pvm"
+"$DENY" "$VU" run --net host --cow "$work/x-layer-pvm:$work/x-pvm" --setenv T="$work/x-pvm" --setenv PROBE="$PROBE" -- sh -c "$extras" > "$work/x-out-pvm" 2>&1
+sed -i "s|$work/x-pvm|LOWER|g" "$work/x-out-pvm"
+cat "$work/x-out-pvm"
+for impl in "${impls[@]}"; do
+  extra_lower "$work/x-$impl"
+  ns_ref "$impl" keep "$work/x-$impl" "$work/x-layer-$impl" "$work/x-out-$impl" "$extras"
+  sed -i "s|$work/x-$impl|LOWER|g" "$work/x-out-$impl"
+  # Known differences, left out of the comparison (the spot checks below hold pvm's): kernel
+  # overlayfs reads the new data through a descriptor opened before the copy-up (it reopens the
+  # upper file; pvm reads the lower one, whose descriptor it is) and shows two names of a
+  # copied-up file as different files (no xino/index in a user namespace); vu-cowfs shows a
+  # mapping made after the write with the old data (its page cache kept the lower file's).
+  skip_re='^(mmap-later|links):'
+  [ $impl = fuse ] && skip_re='^mmap-later:'
+  if cmp -s <(grep -Ev "$skip_re" "$work/x-out-$impl") <(grep -Ev "$skip_re" "$work/x-out-pvm"); then ok "pvm second transcript = ns $impl"
+  else bad "pvm second transcript = ns $impl" "$(diff "$work/x-out-$impl" "$work/x-out-pvm" | head -30)"; fi
 done
-[ "$(fuse_left)" = "$base_mounts" ] && ok "nothing left mounted after the views" || bad "nothing left mounted" "$(grep ' - fuse' /proc/self/mountinfo)"
+x=$work/x-out-pvm
+grep -q '^exec-lower: tool $' "$x" && grep -q '^exec-script-lower: script a $' "$x" && ok "pvm cow: exec of a lower binary and #! script" || bad "pvm cow: exec in the cow directory" "$(grep ^exec "$x")"
+grep -q '^exec-copied: copied $' "$x" && grep -q '^exec-script-new: new b new $' "$x" && ok "pvm cow: exec of files made in the layer (binary, #!)" || bad "pvm cow: exec of new files" "$(grep ^exec "$x")"
+grep -q '^exec-after-write: tool changed $' "$x" && ok "pvm cow: exec of a copied-up script sees the change" || bad "pvm cow: exec after write" "$(grep ^exec-after "$x")"
+grep -q '^mmap-later: h X . $' "$x" && ok "pvm cow: a file mapped after it was written shows the write" || bad "pvm cow: mmap of a file later written" "$(grep ^mmap "$x")"
+grep -q '^links: .ello more 2 2 same $' "$x" && ok "pvm cow: a hard link to a lower file (copy-up, nlink)" || bad "pvm cow: hard links" "$(grep ^links "$x")"
+grep -q '^ino-stable: stable $' "$x" && ok "pvm cow: st_ino stable across a copy-up" || bad "pvm cow: st_ino across copy-up" "$(grep ^ino "$x")"
+grep -q '^big-listing: 1500 0 0 $' "$x" && ok "pvm cow: a merged listing over many getdents64 calls (no duplicates, no whiteouts)" || bad "pvm cow: a large merged listing" "$(grep ^big "$x")"
+grep -q '^fstat-is-stat: same $' "$x" && ok "pvm cow: fstat of a descriptor = stat of its path" || bad "pvm cow: fstat" "$(grep ^fstat "$x")"
 
-# ---- a FUSE program killed while the view runs: vu names it, the view goes on --------------
-make_lower "$W/d-low"
-pvmB --cow "$W/d-layer:$W/d-low" -- sh -c 'kill -KILL $(pgrep -f "^[^ ]*vu-cowfs $1 ") && sleep 0.3; echo x > "$2/new"' x "$W/d-layer" "$W/d-low" >/dev/null 2>"$work/err"
-grep -q "^vu: copy-on-write layer $W/d-layer (vu-cowfs) was killed by signal Killed.*$W/d-low is unreachable" "$work/err" \
-  && ok "pvm-B: vu-cowfs killed mid-view: vu names it and its signal" || bad "pvm-B: vu-cowfs killed mid-view" "$(cat "$work/err")"
-[ "$(fuse_left)" = "$base_mounts" ] && ok "…and nothing stays mounted" || bad "…and nothing stays mounted" "$(grep ' - fuse' /proc/self/mountinfo)"
+# ---- one layer format: pvm writes, ns reads, and the reverse -------------------------------------
+write_cmd="cd \$T && rm g && rm -r e && mkdir e && echo 2 > e/new && echo more >> d/f"
+read_cmd="cd \$T && ls -A . e && cat d/f"
+want=".: d e gone link mv ro  e: new hello more "
+for impl in "${impls[@]}"; do
+  for pair in "pvm $impl" "$impl pvm"; do
+    set -- $pair
+    make_lower "$work/i-low"
+    rm -rf "$work/i-layer"
+    run_side() {  # pvm|fuse|kernel CMD
+      if [ "$1" = pvm ]; then "$DENY" "$VU" run --net host --cow "$work/i-layer:$work/i-low" --setenv T="$work/i-low" -- sh -c "$2"
+      else "$VU" run --backend=ns --net none --cow "$work/i-layer:$work/i-low:$1" --setenv T="$work/i-low" -- sh -c "$2"; fi
+    }
+    run_side "$1" "$write_cmd" 2>"$work/stderr"
+    got=$(run_side "$2" "$read_cmd" 2>&1 | tr '\n' ' ')
+    [ "$got" = "$want" ] && ok "a layer written by $1 is read by $2" || bad "a layer written by $1 is read by $2" "got:  $got" "want: $want" "$(cat "$work/stderr")"
+  done
+done
+[ ${#impls[@]} = 0 ] && skipped "layer interop" "no ns --cow here"
 
-# ---- kill -9 of vu mid-run: nothing stays mounted, nothing runs ------------------------------
-make_lower "$W/k-low"
-# (not the pvmB function: $! must be vu itself, which deny-userns-host and env execute)
-"$bin/deny-userns-host" "$user" env -i HOME="$work" PATH=/usr/bin:/bin:/usr/sbin:/sbin LANG=C.UTF-8 "$VU" run --net host \
-  --mount "image:$W/disk.img:/mnt" --cow "$W/k-layer:$W/k-low" -- sh -c 'echo up; exec sleep 60' > "$work/up" 2>&1 &
-vupid=$!
-for _ in $(seq 100); do [ -s "$work/up" ] && break; sleep 0.05; done
-n_up=$(fuse_left)
-kill -KILL $vupid; wait $vupid 2>/dev/null
-for i in $(seq 50); do [ "$(fuse_left)" = "$base_mounts" ] && break; sleep 0.1; done
-if [ "$n_up" -ge $((base_mounts + 2)) ] && [ "$(fuse_left)" = "$base_mounts" ]; then ok "kill -9 of vu: both mounts gone within $((i / 10)).$((i % 10)) s"
-else bad "kill -9 of vu: mounts left" "while up: $n_up" "$(grep ' - fuse' /proc/self/mountinfo)"; fi
-for _ in $(seq 50); do pgrep -u "$user" -f 'vu-cowfs|fuse2fs|sleep 60' >/dev/null || break; sleep 0.1; done
-pgrep -u "$user" -af 'vu-cowfs|fuse2fs|sleep 60' && bad "kill -9 of vu: processes left" || ok "kill -9 of vu: no process of the view left"
+# ---- bad input -----------------------------------------------------------------------------------
+echo f > "$work/file"
+check_err "pvm --cow onto a file" 2 'is not a directory' "$DENY" "$VU" run --net host --cow "$work/l2:$work/file" -- true
+check_err "pvm --cow LAYER:/" 125 'copy-on-write root needs the ns backend' "$DENY" "$VU" run --net host --cow "$work/l3:/" -- true
+mkdir -p "$work/ov"
+check_err "pvm --cow with the layer inside the target" 2 'overlap' "$DENY" "$VU" run --net host --cow "$work/ov/layer:$work/ov" -- true
+check_err "pvm --fuse is still refused" 125 'needs user namespaces' "$DENY" "$VU" run --fuse true /mnt -- true
+[ ! -e "$work/l2" ] && [ ! -e "$work/l3" ] && [ ! -e "$work/ov/layer" ] && ok "bad input creates no layer" || bad "bad input creates no layer" "$(ls -R "$work/ov")"
 
-# ---- bad input -------------------------------------------------------------------------------
-as_user sh -c "head -c 4096 /dev/zero > $W/junk.img"
-check_err "pvm-B: an image that is neither ext nor squashfs" 2 'unknown image type' pvmB --mount "image:$W/junk.img:/mnt" -- true
-check_err "pvm-B: a FUSE program that exits at once" 125 "'true' exited with status 0 without mounting /mnt" pvmB --fuse true /mnt -- true
-check_err "pvm-B: a FUSE program that fails names its message" 125 "Can't open squashfs image" pvmB --fuse "squashfuse $W/none.sqfs" /mnt -- true
-check_err "pvm-B: a FUSE program that never mounts: bounded wait" 125 'no FUSE mount within 30 s' pvmB --fuse 'sleep 3600 #' /mnt -- true
-check_err "pvm-B: --cow LAYER:/ is refused" 125 'copy-on-write root' pvmB --cow "$W/rl:/" -- true
-check_err "environment A (a container): refused, saying what is missing" 125 'environment A' \
-  "$bin/deny-container" "$user" env -i HOME="$work" PATH=/usr/bin:/bin LANG=C.UTF-8 "$VU" run --net host --mount "image:$W/app.sqfs:/mnt" -- true
-[ "$(fuse_left)" = "$base_mounts" ] && ok "bad input: nothing left mounted" || bad "bad input: nothing left mounted" "$(grep ' - fuse' /proc/self/mountinfo)"
-pgrep -u "$user" -af 'sleep 3600|squashfuse' && bad "bad input: processes left" || ok "bad input: no process left"
 summary

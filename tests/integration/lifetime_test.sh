@@ -78,6 +78,8 @@ kill9 "ns, kernel --cow" 3141.4 --net none --cow "$work/layer:$work/tree"
 kill9 "ns, --fuse (the keeper and its program)" 3141.9 --net none --cow "$work/layer2:$work/tree:fuse"
 kill9 "pvm, no mounts (nothing trapped by ptrace)" 3141.5 --backend=pvm --net host
 kill9 "pvm, with mounts" 3141.6 --backend=pvm --net host --tmpfs /vu-scratch
+mkdir -p "$work/layer3"
+kill9 "pvm, --cow (the monitor's)" 3141.61 --backend=pvm --net host --cow "$work/layer3:$work/tree"
 kill9 "auto under a userns-denying filter (pvm)" 3141.7 --net host
 # That last one ran vu under deny-userns only if we say so:
 rm -f "$work/ready"

@@ -27,4 +27,5 @@ else
   tar -C "$tmp" -cf "$tmp/pjdfstest.tar" pjdfstest/pjdfstest pjdfstest/tests || exit 1
 fi
 chmod 755 "$tmp" && chmod 644 "$tmp/pjdfstest.tar"
-"$here/run_as_user.sh" "$here/pjdfstest_test.sh" "$vu" "$deny" "$tmp/pjdfstest.tar"
+# PJDFSTEST_SCRIPT: the test script (pjdfstest_pvm_test.sh: pvm --cow against ns --cow).
+"$here/run_as_user.sh" "$here/${PJDFSTEST_SCRIPT:-pjdfstest_test.sh}" "$vu" "$deny" "$tmp/pjdfstest.tar"

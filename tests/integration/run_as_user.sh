@@ -19,7 +19,7 @@ user=${VU_TEST_USER:-vu-tester}
 bin=$(mktemp -d /tmp/vu-test-bin.XXXXXX)
 trap 'rm -rf "$bin"' EXIT
 cp "$vu" "$bin/vu" && cp "$(dirname "$vu")/vu-net" "$bin/vu-net" && cp "$(dirname "$vu")/libvu-pvm-accel.so" "$(dirname "$vu")/vu-cowfs" "$bin/" && cp "$deny" "$bin/deny-userns" &&
-  cp "$script" "$bin/test.sh" && cp "$here/harness.sh" "$bin/harness.sh" || exit 1
+  cp "$script" "$bin/test.sh" && cp "$here/harness.sh" "$here/cow_suite.sh" "$bin/" || exit 1
 helpers=()
 for h in "$@"; do
   cp "$h" "$bin/" || exit 1

@@ -259,6 +259,7 @@ TEST(PvmFilter, Builds) {
 
 #include "pvm/call.h"
 #include "pvm/fs.h"
+#include "tests/unit/pvm_self_call.h"
 #include "pvm/identity.h"
 #include "pvm/net.h"
 #include "pvm/uts.h"
@@ -266,13 +267,8 @@ TEST(PvmFilter, Builds) {
 namespace vu::pvm {
 namespace {
 
-Call self_call(int nr, std::initializer_list<uint64_t> args) {
-  Call c{0, static_cast<pid_t>(::syscall(SYS_gettid)), nr, {}};
-  int i = 0;
-  for (uint64_t a : args) c.a[i++] = a;
-  return c;
-}
-uint64_t addr(const void* p) { return reinterpret_cast<uint64_t>(p); }
+using testing::addr;
+using testing::self_call;
 
 TEST(PvmIdentity, RootIdsAreZeroAndOnlyZeroCanBeSet) {
   uint32_t r = 7, e = 7, s = 7;

@@ -1,6 +1,6 @@
 // Units of issue 16's environment B: the mount hook's bookkeeping (pvm/fuse_mount.h), the
 // FUSE targets in the path map (runtime/pvm_backend.cc), the probe and the programs' argv
-// (runtime/pvm_fuse.cc). The mounts themselves: tests/integration/fs_pvm_test.sh.
+// (runtime/pvm_fuse.cc). The mounts themselves: tests/integration/fs_pvm_fuse_test.sh.
 #include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
