@@ -88,6 +88,7 @@
 
 #include "base/error.h"
 #include "base/unique_fd.h"
+#include "pvm/inet.h"
 #include "pvm/path_map.h"
 
 struct seccomp_notif;
@@ -118,6 +119,7 @@ struct Config {
   std::vector<std::pair<std::pair<uint64_t, uint64_t>, Entry>> listing;
   bool noop = false;  // measurement only ($VU_PVM_NOOP): every trapped call runs unchanged
   std::vector<std::pair<uint64_t, uint64_t>> accel_holders;
+  NetConfig net;  // the view's network (pvm/inet.h); kHost: the host's, nothing trapped for it
 };
 
 // "VU_PVM_ACCEL=…": the fast path's configuration (pvm/accel.c), for the environment.
