@@ -802,6 +802,23 @@ bool read_iov(Call& c, const msghdr& mh, std::vector<iovec>* riov) {
          read_mem(c.tid, reinterpret_cast<uint64_t>(mh.msg_iov), riov->data(), riov->size() * sizeof(iovec));
 }
 
+// A datagram socket bound at a forwarded port answers its host clients, who show as 10.0.2.2
+// (as libslirp keeps a forwarded UDP flow open whatever allow-host-loopback says): the reply
+// goes to the host's loopback.
+void reply_to_forward(const NetConfig& n, const Sock& s, const sockaddr_storage* dest, Mapping* m) {
+  Addr d, me;
+  if (!parse(dest, sizeof *dest, &d) || !(d.is4 ? same(d.a4, n.gateway) : same6(d.a6, n.gateway6))) return;
+  sockaddr_in6 local{};
+  socklen_t len = sizeof local;
+  if (::getsockname(s.fd.get(), reinterpret_cast<sockaddr*>(&local), &len) < 0 || !parse(&local, len, &me)) return;
+  for (const NetConfig::Forward& f : n.forwards) {
+    if (!f.udp || f.host_port != me.port) continue;
+    if (f.v6 ? (me.is4 || !same6(me.a6, f.host_addr6)) : (!me.is4 || !same(me.a4, f.host_addr))) continue;
+    *m = mapped(d.is4 ? Addr{true, v4("127.0.0.1"), {}, d.port} : Addr{false, {}, loop6(), d.port}, s.domain);
+    return;
+  }
+}
+
 // sendto with an address, sendmsg with msg_name: a datagram to a translated address, or a
 // request to the rtnetlink server (redirected from the kernel's address).
 Answer do_sendto(const NetConfig& n, Call& c, Sock& s) {
@@ -817,6 +834,7 @@ Answer do_sendto(const NetConfig& n, Call& c, Sock& s) {
   Mapping m;
   if (!s.fake) {
     m = map_dest(n, &ss, static_cast<unsigned>(alen), s.domain);
+    if (m.route == Route::kError && m.err == ENETUNREACH && n.kind == NetConfig::kSlirp) reply_to_forward(n, s, &ss, &m);
     if (m.route == Route::kNative) return Answer::cont();
     if (m.route == Route::kError) return Answer::error(m.err);
     if (m.own) bind_own(n, s);
