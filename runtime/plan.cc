@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "base/strings.h"
@@ -65,11 +66,16 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
   p.parts.push_back({"identity", spec.identity == userns::Identity::kRoot
                                      ? "pvm: uid " + uid + " shown as 0 (root); other owners as 65534"
                                      : "pvm: uid " + uid + " kept; other owners shown as 65534"});
-  if (spec.mounts.empty()) {
+  // The view's /etc/resolv.conf is a one-file path map (runtime/pvm_backend.cc).
+  const bool resolv = net.kind == vdens::NetKind::kUplinks && !net.dns.empty() &&
+                      std::none_of(spec.mounts.begin(), spec.mounts.end(),
+                                   [](const auto& m) { return m.target == "/etc/resolv.conf"; });
+  if (resolv) p.parts.push_back({"mounts", "pvm path map: /etc/resolv.conf <- a file of vu's (the view's nameserver)"});
+  if (spec.mounts.empty() && !resolv) {
     p.parts.push_back({"mounts", "pvm: the host's files (no path map)"});
   } else {
     for (size_t i = 0; i < spec.mounts.size(); ++i)
-      p.parts.push_back({i ? "" : "mounts", "pvm path map: " + bindmount::to_string(spec.mounts[i]) +
+      p.parts.push_back({i || resolv ? "" : "mounts", "pvm path map: " + bindmount::to_string(spec.mounts[i]) +
                                                 (pvm_ignores_size(spec.mounts[i]) ? " — size= not enforced by pvm" : "")});
   }
   p.parts.push_back({"hostname", spec.hostname ? "pvm: uname shows " + *spec.hostname : "host's name"});
@@ -94,9 +100,11 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
                                  (f.udp ? "/udp" : "/tcp") + " -> view port " + std::to_string(f.view_port) +
                                  " (the view's own socket is bound there)"});
   }
-  p.parts.push_back({"capture", spec.mounts.empty()
-                                    ? "seccomp user notification (stat owners, ids, uname); no ptrace"
-                                    : "seccomp user notification (paths, owners, ids, uname), ptrace (execve, chdir)"});
+  std::string capture = !spec.mounts.empty() || resolv
+                            ? "seccomp user notification (paths, owners, ids, uname), ptrace (execve, chdir)"
+                            : "seccomp user notification (stat owners, ids, uname); no ptrace";
+  if (net.kind != vdens::NetKind::kHost) capture += "; socket addresses, rtnetlink";
+  p.parts.push_back({"capture", capture});
   return p;
 }
 
