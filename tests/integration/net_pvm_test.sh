@@ -64,7 +64,7 @@ netprobe "ip addr add refused as without capabilities" -- sh -c 'ip addr add 10.
 netprobe "TCP on the view's loopback" -- sh -c \
   'socat TCP-LISTEN:7001,bind=127.0.0.1,reuseaddr SYSTEM:"echo peer \$SOCAT_PEERADDR local \$SOCAT_SOCKADDR:\$SOCAT_SOCKPORT" & sleep 0.5; socat -u TCP:127.0.0.1:7001 -; wait'
 netprobe "UDP on the view's loopback" -- sh -c \
-  'socat -u UDP-RECV:7002,bind=127.0.0.1 SYSTEM:"cat; echo from \$SOCAT_PEERADDR" & sleep 0.5; echo dgram | socat -u - UDP-SENDTO:127.0.0.1:7002; sleep 0.3; kill $! 2>/dev/null; wait'
+  'socat -T1 UDP-RECVFROM:7002,bind=127.0.0.1 SYSTEM:"head -1 >&2; echo from \$SOCAT_PEERADDR >&2" & sleep 0.5; echo dgram | socat -u - UDP-SENDTO:127.0.0.1:7002; wait'
 netprobe "TCP to 10.0.2.100 reaches the view" -- sh -c \
   'socat TCP-LISTEN:7003,reuseaddr SYSTEM:"echo hello" & sleep 0.5; socat -u TCP:10.0.2.100:7003 -; wait'
 netprobe "10.0.2.2 unreachable without allow-host-loopback" -- sh -c \
