@@ -148,7 +148,7 @@ Mapping mapped(const Addr& a, int family, bool own = false) {
 
 // ---- translation ---------------------------------------------------------------------------
 
-Mapping map_dest(const NetConfig& n, const void* p, unsigned len, int family) {
+Mapping map_dest(const NetConfig& n, const void* p, unsigned len, int family, bool v6only) {
   Addr a;
   if (n.kind == NetConfig::kHost || !parse(p, len, &a)) return {};
   const bool slirp = n.kind == NetConfig::kSlirp;
@@ -169,7 +169,7 @@ Mapping map_dest(const NetConfig& n, const void* p, unsigned len, int family) {
   }
   if (family != AF_INET6) return error(EAFNOSUPPORT);
   if (same6(a.a6, loop6()) || IN6_IS_ADDR_UNSPECIFIED(&a.a6) || (slirp && same6(a.a6, n.addr6)))
-    return mapped({true, n.priv, {}, a.port}, family, true);
+    return v6only ? mapped({false, {}, loop6(), a.port}, family, true) : mapped({true, n.priv, {}, a.port}, family, true);
   if (!slirp) return error(ENETUNREACH);
   if (same6(a.a6, n.gateway6)) {
     if (!n.allow_host_loopback) return error(ENETUNREACH);
@@ -184,7 +184,7 @@ Mapping map_dest(const NetConfig& n, const void* p, unsigned len, int family) {
   return {};
 }
 
-Mapping map_bind(const NetConfig& n, const void* p, unsigned len, int family, int type) {
+Mapping map_bind(const NetConfig& n, const void* p, unsigned len, int family, int type, bool v6only) {
   Addr a;
   if (n.kind == NetConfig::kHost || !parse(p, len, &a)) return {};
   const bool slirp = n.kind == NetConfig::kSlirp;
@@ -203,10 +203,11 @@ Mapping map_bind(const NetConfig& n, const void* p, unsigned len, int family, in
       return m;
     }
   }
+  if (v6only && !a.is4) return mapped({false, {}, loop6(), a.port}, family);
   return mapped({true, n.priv, {}, a.port}, family);
 }
 
-void map_back(const NetConfig& n, void* p, unsigned* len, bool local, bool peer_is_own) {
+void map_back(const NetConfig& n, void* p, unsigned* len, bool local, bool v6only) {
   Addr a;
   if (n.kind == NetConfig::kHost || !parse(p, *len, &a)) return;
   sa_family_t fam;
@@ -215,8 +216,10 @@ void map_back(const NetConfig& n, void* p, unsigned* len, bool local, bool peer_
   Addr v = a;
   if (a.is4) {
     if (same(a.a4, n.priv)) {
-      v.a4 = v4("127.0.0.1");
-      (void)peer_is_own;
+      // The view's loopback: 127.0.0.1, or ::1 on an IPv6 socket (where a v4-mapped address
+      // of the view's own is far more likely a ::1 the view used than a 127.0.0.1).
+      if (fam == AF_INET6) v = {false, {}, loop6(), a.port};
+      else v.a4 = v4("127.0.0.1");
     } else if (!local && n.have_host_dns && same(a.a4, n.host_dns) && a.port == 53) {
       v.a4 = n.dns;
     } else if (in_loop(a.a4)) {
@@ -231,7 +234,9 @@ void map_back(const NetConfig& n, void* p, unsigned* len, bool local, bool peer_
       v.a4 = n.addr;  // the host's own address the socket went out from
     }
   } else {
-    if (same6(a.a6, loop6())) {
+    if (same6(a.a6, loop6()) && v6only) {
+      // An IPV6_V6ONLY socket cannot use the private v4-mapped loopback: its ::1 is the host's.
+    } else if (same6(a.a6, loop6())) {
       if (local) {
         v.a6 = n.addr6;
         for (const NetConfig::Forward& f : n.forwards)
@@ -632,6 +637,7 @@ bool is_ip(int domain) { return domain == AF_INET || domain == AF_INET6; }
 struct Sock {
   UniqueFd fd;
   int domain = -1, type = -1;
+  bool v6only = false;
   uint64_t ino = 0;
   bool fake = false;  // one of the view's rtnetlink sockets
 };
@@ -643,6 +649,11 @@ bool take_sock(const NetConfig& n, Call& c, int fd, Sock* s) {
   s->domain = sockopt(s->fd.get(), SO_DOMAIN);
   if (s->domain < 0) return false;
   s->type = sockopt(s->fd.get(), SO_TYPE);
+  if (s->domain == AF_INET6) {
+    int v = 0;
+    socklen_t len = sizeof v;
+    s->v6only = ::getsockopt(s->fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &v, &len) == 0 && v;
+  }
   s->ino = inode_of(s->fd.get());
   if (s->domain == AF_NETLINK) {
     std::lock_guard<std::mutex> lock(n.state->mu);
@@ -660,6 +671,7 @@ bool read_addr(Call& c, uint64_t addr, uint64_t len, sockaddr_storage* out) {
 // Binds an unbound socket to the view's private loopback address (port 0), so that its peer in
 // the view sees it as 127.0.0.1.
 void bind_own(const NetConfig& n, const Sock& s) {
+  if (s.v6only) return;  // its loopback is the host's ::1
   sockaddr_in6 cur{};
   socklen_t len = sizeof cur;
   if (::getsockname(s.fd.get(), reinterpret_cast<sockaddr*>(&cur), &len) < 0) return;
@@ -692,7 +704,7 @@ Answer do_connect(const NetConfig& n, Call& c, Sock& s) {
   sockaddr_storage ss;
   if (!read_addr(c, c.a[1], c.a[2], &ss)) return Answer::cont();
   if (s.fake) return Answer::value(0);  // to the kernel: it is connected to the server already
-  Mapping m = map_dest(n, &ss, static_cast<unsigned>(c.a[2]), s.domain);
+  Mapping m = map_dest(n, &ss, static_cast<unsigned>(c.a[2]), s.domain, s.v6only);
   if (m.route == Route::kNative) return Answer::cont();
   if (m.route == Route::kError) return Answer::error(m.err);
   if (m.own) bind_own(n, s);
@@ -708,7 +720,7 @@ Answer do_bind(const NetConfig& n, Call& c, Sock& s) {
     // are not emulated.
     return reinterpret_cast<sockaddr_nl*>(&ss)->nl_pid ? Answer::cont() : Answer::value(0);
   }
-  Mapping m = map_bind(n, &ss, static_cast<unsigned>(c.a[2]), s.domain, s.type);
+  Mapping m = map_bind(n, &ss, static_cast<unsigned>(c.a[2]), s.domain, s.type, s.v6only);
   if (m.route == Route::kNative) return Answer::cont();
   if (m.route == Route::kError) return Answer::error(m.err);
   if (m.err < 0) {  // a forwarded port: the reservation makes room
@@ -733,8 +745,7 @@ bool view_name(const NetConfig& n, const Sock& s, bool local, sockaddr_storage* 
   const bool connected = ::getpeername(s.fd.get(), reinterpret_cast<sockaddr*>(&peer), &plen) == 0;
   if (!local && !connected) return false;
   if (::getsockname(s.fd.get(), reinterpret_cast<sockaddr*>(&me), &mlen) < 0) return false;
-  Addr pa, ma;
-  const bool peer_own = connected && parse(&peer, plen, &pa) && pa.is4 && same(pa.a4, n.priv);
+  Addr ma;
   if (local && !connected) {
     std::lock_guard<std::mutex> lock(n.state->mu);
     auto it = n.state->bound.find(s.ino);
@@ -752,7 +763,7 @@ bool view_name(const NetConfig& n, const Sock& s, bool local, sockaddr_storage* 
   }
   *out = local ? me : peer;
   unsigned l = local ? mlen : plen;
-  map_back(n, out, &l, local, peer_own);
+  map_back(n, out, &l, local, s.v6only);
   *len = l;
   return true;
 }
@@ -833,7 +844,7 @@ Answer do_sendto(const NetConfig& n, Call& c, Sock& s) {
   if (!read_addr(c, addr, alen, &ss)) return Answer::cont();
   Mapping m;
   if (!s.fake) {
-    m = map_dest(n, &ss, static_cast<unsigned>(alen), s.domain);
+    m = map_dest(n, &ss, static_cast<unsigned>(alen), s.domain, s.v6only);
     if (m.route == Route::kError && m.err == ENETUNREACH && n.kind == NetConfig::kSlirp) reply_to_forward(n, s, &ss, &m);
     if (m.route == Route::kNative) return Answer::cont();
     if (m.route == Route::kError) return Answer::error(m.err);
@@ -911,7 +922,7 @@ Answer do_recv(const NetConfig& n, Call& c, Sock& s) {
     nl->nl_groups = 0;
   } else {
     unsigned l = flen;
-    map_back(n, &from, &l, false, false);
+    map_back(n, &from, &l, false, s.v6only);
     flen = l;
   }
   if (addr) {
@@ -952,7 +963,7 @@ Answer do_accept(const NetConfig& n, Call& c, Sock& s) {
   a.fd = UniqueFd(static_cast<int>(fd));
   a.cloexec = (flags & SOCK_CLOEXEC) != 0;
   unsigned l = plen;
-  map_back(n, &peer, &l, false, false);
+  map_back(n, &peer, &l, false, s.v6only);
   socklen_t vl = l;
   if (cap && !write_mem(c.tid, c.a[1], &peer, std::min<size_t>(cap, vl))) return Answer::error(EFAULT);
   if (!write_mem(c.tid, c.a[2], &vl, sizeof vl)) return Answer::error(EFAULT);

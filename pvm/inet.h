@@ -107,11 +107,12 @@ struct Mapping {
   bool own = false;  // the destination is the view itself (bind the source to priv first)
 };
 // A destination of connect/sendto, as the view gave it.
-Mapping map_dest(const NetConfig& net, const void* addr, unsigned len, int family);
+Mapping map_dest(const NetConfig& net, const void* addr, unsigned len, int family, bool v6only = false);
 // A local address of bind.
-Mapping map_bind(const NetConfig& net, const void* addr, unsigned len, int family, int type);
+Mapping map_bind(const NetConfig& net, const void* addr, unsigned len, int family, int type,
+                 bool v6only = false);
 // A host address back into the view's terms: `peer` (an address the socket talks to) or the
-// socket's own address; `peer_is_own` says whether the other end is the view itself.
-void map_back(const NetConfig& net, void* addr, unsigned* len, bool local, bool peer_is_own);
+// socket's own address; `v6only`: the socket is IPV6_V6ONLY (its ::1 is the host's).
+void map_back(const NetConfig& net, void* addr, unsigned* len, bool local, bool v6only = false);
 
 }  // namespace vu::pvm

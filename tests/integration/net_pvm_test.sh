@@ -65,6 +65,10 @@ netprobe "TCP on the view's loopback" -- sh -c \
   'socat TCP-LISTEN:7001,bind=127.0.0.1,reuseaddr SYSTEM:"echo peer \$SOCAT_PEERADDR local \$SOCAT_SOCKADDR:\$SOCAT_SOCKPORT" & sleep 0.5; socat -u TCP:127.0.0.1:7001 -; wait'
 netprobe "UDP on the view's loopback" -- sh -c \
   'socat -T1 UDP-RECVFROM:7002,bind=127.0.0.1 SYSTEM:"head -1 >&2; echo from \$SOCAT_PEERADDR >&2" & sleep 0.5; echo dgram | socat -u - UDP-SENDTO:127.0.0.1:7002; wait'
+netprobe "TCP over IPv6 on the view's ::1" -- sh -c \
+  'socat TCP6-LISTEN:7004,bind=[::1] SYSTEM:"echo v6 peer \$SOCAT_PEERADDR" & sleep 0.5; socat -u TCP6:[::1]:7004 -; wait'
+netprobe "IPV6_V6ONLY sockets on the view's ::1" -- sh -c \
+  'socat TCP6-LISTEN:7006,bind=[::1],ipv6only=1 SYSTEM:"echo v6only ok" & sleep 0.5; socat -u TCP6:[::1]:7006,ipv6only=1 -; wait'
 netprobe "TCP to 10.0.2.100 reaches the view" -- sh -c \
   'socat TCP-LISTEN:7003,reuseaddr SYSTEM:"echo hello" & sleep 0.5; socat -u TCP:10.0.2.100:7003 -; wait'
 netprobe "10.0.2.2 unreachable without allow-host-loopback" -- sh -c \
@@ -86,6 +90,13 @@ netprobe "UDP to the host's loopback via 10.0.2.2" --net slirp:allow-host-loopba
   "echo ping | socat -T2 - UDP-SENDTO:10.0.2.2:$up"
 netprobe "the view's 127.0.0.1 is not the host's" -- sh -c \
   "socat -u TCP:127.0.0.1:$hp - 2>&1 | grep -o 'Connection refused'"
+if socat TCP6-LISTEN:$hp,bind=[::1],reuseaddr,fork SYSTEM:'echo host6 says hi' 2>/dev/null & h6=$!; sleep 0.3; kill -0 $h6 2>/dev/null; then
+  netprobe "TCP to the host's ::1 via fd00::2" --net slirp:allow-host-loopback -- socat -u "TCP6:[fd00::2]:$hp" -
+  kill $h6 2>/dev/null
+else
+  skipped "TCP to the host's ::1 via fd00::2" "no IPv6 loopback on this host"
+fi
+wait $h6 2>/dev/null
 kill $hsrv $usrv 2>/dev/null; wait $hsrv $usrv 2>/dev/null
 
 # --- pvm only -----------------------------------------------------------------------------------

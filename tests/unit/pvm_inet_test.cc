@@ -159,6 +159,22 @@ TEST(PvmInet, HostAddressesBackInViewTerms) {
   len = sizeof lo6;
   map_back(n, &lo6, &len, false, false);
   EXPECT_EQ(text(lo6), "[fd00::2]:7");
+  // On an IPv6 socket the private address (v4-mapped) is the view's ::1.
+  sockaddr_in6 own6{};
+  own6.sin6_family = AF_INET6;
+  own6.sin6_addr.s6_addr[10] = own6.sin6_addr.s6_addr[11] = 0xff;
+  std::memcpy(own6.sin6_addr.s6_addr + 12, &n.priv, 4);
+  own6.sin6_port = htons(8);
+  len = sizeof own6;
+  map_back(n, &own6, &len, true, false);
+  EXPECT_EQ(text(own6), "[::1]:8");
+  // IPV6_V6ONLY: the view's ::1 is the host's (a v4-mapped address is refused on such sockets).
+  sockaddr_in6 v6 = in6("::1", 80);
+  EXPECT_EQ(text(map_dest(n, &v6, sizeof v6, AF_INET6, true).host), "[::1]:80");
+  EXPECT_EQ(text(map_bind(n, &v6, sizeof v6, AF_INET6, SOCK_STREAM, true).host), "[::1]:80");
+  len = sizeof v6;
+  map_back(n, &v6, &len, false, true);
+  EXPECT_EQ(text(v6), "[::1]:80");
 }
 
 // ---- the handlers, on this process's own calls ----
