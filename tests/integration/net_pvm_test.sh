@@ -68,7 +68,7 @@ netprobe "UDP on the view's loopback" -- sh -c \
 netprobe "TCP over IPv6 on the view's ::1" -- sh -c \
   'socat TCP6-LISTEN:7004,bind=[::1] SYSTEM:"echo v6 peer \$SOCAT_PEERADDR" & sleep 0.5; socat -u TCP6:[::1]:7004 -; wait'
 netprobe "IPV6_V6ONLY sockets on the view's ::1" -- sh -c \
-  'socat TCP6-LISTEN:7006,bind=[::1],ipv6only=1 SYSTEM:"echo v6only ok" & sleep 0.5; socat -u TCP6:[::1]:7006,ipv6only=1 -; wait'
+  'socat TCP6-LISTEN:7006,bind=[::1],ipv6only=1,reuseaddr SYSTEM:"echo v6only ok" & sleep 0.5; socat -u TCP6:[::1]:7006,ipv6only=1 -; wait'
 netprobe "TCP to 10.0.2.100 reaches the view" -- sh -c \
   'socat TCP-LISTEN:7003,reuseaddr SYSTEM:"echo hello" & sleep 0.5; socat -u TCP:10.0.2.100:7003 -; wait'
 netprobe "10.0.2.2 unreachable without allow-host-loopback" -- sh -c \
