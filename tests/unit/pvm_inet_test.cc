@@ -257,6 +257,52 @@ TEST(PvmInet, UdpSenderIsShownInViewTerms) {
   EXPECT_EQ(text(*reinterpret_cast<sockaddr_in6*>(&from)).rfind("127.0.0.1:", 0), 0u);
 }
 
+TEST(PvmInet, SendmsgAndRecvmsgNamesAreTranslated) {
+  quiet_wake();
+  Config cfg;
+  cfg.net = slirp();
+  UniqueFd srv(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)), cli(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_in any = in4("0.0.0.0", 0);
+  Answer a;
+  Call b = self_call(SYS_bind, {static_cast<uint64_t>(srv.get()), addr(&any), sizeof any});
+  ASSERT_TRUE(do_inet(cfg, b, &a));
+  sockaddr_in host{};
+  socklen_t hl = sizeof host;
+  ASSERT_EQ(::getsockname(srv.get(), reinterpret_cast<sockaddr*>(&host), &hl), 0);
+  sockaddr_in to = in4("127.0.0.1", ntohs(host.sin_port));
+  char data[] = "two parts";
+  iovec out_iov[2] = {{data, 4}, {data + 4, 5}};
+  msghdr out{};
+  out.msg_name = &to;
+  out.msg_namelen = sizeof to;
+  out.msg_iov = out_iov;
+  out.msg_iovlen = 2;
+  Call s = self_call(SYS_sendmsg, {static_cast<uint64_t>(cli.get()), addr(&out), 0});
+  ASSERT_TRUE(do_inet(cfg, s, &a));
+  ASSERT_EQ(a.val, 9) << a.err;
+  char buf[32] = {};
+  sockaddr_in from{};
+  iovec in_iov = {buf, sizeof buf};
+  msghdr in{};
+  in.msg_name = &from;
+  in.msg_namelen = sizeof from;
+  in.msg_iov = &in_iov;
+  in.msg_iovlen = 1;
+  Call r = self_call(SYS_recvmsg, {static_cast<uint64_t>(srv.get()), addr(&in), 0});
+  ASSERT_TRUE(do_inet(cfg, r, &a));
+  ASSERT_EQ(a.val, 9) << a.err;
+  EXPECT_EQ(std::string(buf, 9), "two parts");
+  EXPECT_EQ(in.msg_namelen, sizeof from);
+  EXPECT_EQ(text(*reinterpret_cast<sockaddr_in6*>(&from)).rfind("127.0.0.1:", 0), 0u);
+  // Without a name the call is the kernel's (CONTINUE): the data path is not the monitor's.
+  msghdr plain{};
+  plain.msg_iov = &in_iov;
+  plain.msg_iovlen = 1;
+  Call native = self_call(SYS_recvmsg, {static_cast<uint64_t>(srv.get()), addr(&plain), 0});
+  ASSERT_TRUE(do_inet(cfg, native, &a));
+  EXPECT_EQ(a.kind, Answer::kContinue);
+}
+
 TEST(PvmInet, RtnetlinkDumpsTheViewsInterfaces) {
   quiet_wake();
   Config cfg;
