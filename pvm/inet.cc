@@ -148,10 +148,18 @@ Mapping mapped(const Addr& a, int family, bool own = false) {
 
 // ---- translation ---------------------------------------------------------------------------
 
-Mapping map_dest(const NetConfig& n, const void* p, unsigned len, int family, bool v6only) {
+Mapping map_dest(const NetConfig& n, const void* p, unsigned len, int family, bool v6only, int type) {
   Addr a;
   if (n.kind == NetConfig::kHost || !parse(p, len, &a)) return {};
   const bool slirp = n.kind == NetConfig::kSlirp;
+  // The view's own forwarded port: its socket is bound at the forward's host address.
+  if (type && (a.is4 ? (in_loop(a.a4) || a.a4.s_addr == INADDR_ANY || same(a.a4, n.addr))
+                     : (same6(a.a6, loop6()) || same6(a.a6, n.addr6)))) {
+    for (const NetConfig::Forward& f : n.forwards)
+      if (f.view_port == a.port && f.udp == (type == SOCK_DGRAM) && (family == AF_INET6 || !f.v6))
+        return f.v6 ? mapped({false, {}, f.host_addr6, static_cast<uint16_t>(f.host_port)}, family)
+                    : mapped({true, f.host_addr, {}, static_cast<uint16_t>(f.host_port)}, family, true);
+  }
   if (a.is4) {
     if (in_loop(a.a4) || a.a4.s_addr == INADDR_ANY || (slirp && same(a.a4, n.addr)))
       return mapped({true, n.priv, {}, a.port}, family, true);
@@ -293,6 +301,10 @@ std::string net_setup(NetConfig& n, int* failed) {
     sockaddr_in6 sa;
     unsigned len;
     put(a, family, &sa, &len);
+    // TCP: SO_REUSEADDR, as libslirp's forwards have it: the connections of a view that just
+    // ended (TIME_WAIT) do not keep the next one from its port; a listener still does.
+    int one = 1;
+    if (!f.udp) (void)::setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (::bind(s.get(), reinterpret_cast<sockaddr*>(&sa), len) < 0) {
       char text[INET6_ADDRSTRLEN] = "?";
       ::inet_ntop(family, f.v6 ? static_cast<const void*>(&f.host_addr6) : &f.host_addr, text, sizeof text);
@@ -704,7 +716,7 @@ Answer do_connect(const NetConfig& n, Call& c, Sock& s) {
   sockaddr_storage ss;
   if (!read_addr(c, c.a[1], c.a[2], &ss)) return Answer::cont();
   if (s.fake) return Answer::value(0);  // to the kernel: it is connected to the server already
-  Mapping m = map_dest(n, &ss, static_cast<unsigned>(c.a[2]), s.domain, s.v6only);
+  Mapping m = map_dest(n, &ss, static_cast<unsigned>(c.a[2]), s.domain, s.v6only, s.type);
   if (m.route == Route::kNative) return Answer::cont();
   if (m.route == Route::kError) return Answer::error(m.err);
   if (m.own) bind_own(n, s);
@@ -729,7 +741,19 @@ Answer do_bind(const NetConfig& n, Call& c, Sock& s) {
     for (UniqueFd& r : n.state->reserved)
       if (r.get() == f.reserved) r.reset();
   }
-  if (::bind(s.fd.get(), reinterpret_cast<sockaddr*>(&m.host), m.len) < 0) return Answer::error(errno);
+  if (::bind(s.fd.get(), reinterpret_cast<sockaddr*>(&m.host), m.len) < 0) {
+    // A forwarded TCP port of the host may hold connections of a view that just ended
+    // (TIME_WAIT), which the view's own port on ns never has: bound with SO_REUSEADDR for the
+    // call only (the flag counts at bind time), the program's setting left as it was.
+    const int e = errno;
+    int reuse = sockopt(s.fd.get(), SO_REUSEADDR), one = 1, zero = 0;
+    if (!(m.err < 0 && e == EADDRINUSE && s.type == SOCK_STREAM && reuse == 0)) return Answer::error(e);
+    (void)::setsockopt(s.fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    const bool bound = ::bind(s.fd.get(), reinterpret_cast<sockaddr*>(&m.host), m.len) == 0;
+    const int e2 = errno;
+    (void)::setsockopt(s.fd.get(), SOL_SOCKET, SO_REUSEADDR, &zero, sizeof zero);
+    if (!bound) return Answer::error(e2);
+  }
   sockaddr_in6 view{};
   std::memcpy(&view, &ss, std::min<size_t>(c.a[2], sizeof view));
   std::lock_guard<std::mutex> lock(n.state->mu);
@@ -844,7 +868,7 @@ Answer do_sendto(const NetConfig& n, Call& c, Sock& s) {
   if (!read_addr(c, addr, alen, &ss)) return Answer::cont();
   Mapping m;
   if (!s.fake) {
-    m = map_dest(n, &ss, static_cast<unsigned>(alen), s.domain, s.v6only);
+    m = map_dest(n, &ss, static_cast<unsigned>(alen), s.domain, s.v6only, s.type);
     if (m.route == Route::kError && m.err == ENETUNREACH && n.kind == NetConfig::kSlirp) reply_to_forward(n, s, &ss, &m);
     if (m.route == Route::kNative) return Answer::cont();
     if (m.route == Route::kError) return Answer::error(m.err);

@@ -113,8 +113,10 @@ struct Mapping {
   unsigned len = 0;
   bool own = false;  // the destination is the view itself (bind the source to priv first)
 };
-// A destination of connect/sendto, as the view gave it.
-Mapping map_dest(const NetConfig& net, const void* addr, unsigned len, int family, bool v6only = false);
+// A destination of connect/sendto, as the view gave it; `type` (SOCK_STREAM, SOCK_DGRAM; 0:
+// unknown) finds the view's own forwarded ports, whose sockets are bound at the host address.
+Mapping map_dest(const NetConfig& net, const void* addr, unsigned len, int family, bool v6only = false,
+                 int type = 0);
 // A local address of bind.
 Mapping map_bind(const NetConfig& net, const void* addr, unsigned len, int family, int type,
                  bool v6only = false);

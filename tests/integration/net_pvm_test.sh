@@ -110,6 +110,9 @@ out=$($T "$VU" run --backend=pvm -- sh -c 'socat TCP-LISTEN:7100,reuseaddr SYSTE
 [ "$out" = two ] && ok "two views bind the same port, each reaches its own" || bad "two views, same port" "got: $out"
 kill $v1 2>/dev/null; wait $v1 2>/dev/null
 
+netprobe "-p: the view reaches its own forwarded port on its 127.0.0.1" -p "$(port):8080" -- sh -c \
+  'socat TCP-LISTEN:8080,reuseaddr SYSTEM:"echo self peer \$SOCAT_PEERADDR" & sleep 0.5; socat -u TCP:127.0.0.1:8080 -; wait'
+
 # Never block the monitor: connects to a full backlog wait (on the monitor's workers, as their
 # callers would) while the view's other calls, rtnetlink included, are answered.
 out=$($T "$VU" run --backend=pvm -- sh -c '

@@ -138,6 +138,11 @@ TEST(PvmInet, BindAndForwardedPorts) {
   Mapping m = map_bind(g, &v80, sizeof v80, AF_INET, SOCK_STREAM);
   EXPECT_EQ(text(m.host), "127.0.0.1:" + std::to_string(fw.host_port));
   EXPECT_EQ(map_bind(g, &v80, sizeof v80, AF_INET, SOCK_DGRAM).err, 0);  // /tcp only: not forwarded
+  // The view reaching its own forwarded port: where its socket is, at the host address.
+  sockaddr_in self80 = in4("127.0.0.1", 80);
+  EXPECT_EQ(text(map_dest(g, &self80, sizeof self80, AF_INET, false, SOCK_STREAM).host),
+            "127.0.0.1:" + std::to_string(fw.host_port));
+  EXPECT_EQ(text(map_dest(g, &self80, sizeof self80, AF_INET, false, SOCK_DGRAM).host), priv_text(g) + ":80");
 }
 
 TEST(PvmInet, HostAddressesBackInViewTerms) {
