@@ -62,7 +62,9 @@
 //   ports below net.ipv4.ip_unprivileged_port_start are the host's rule (EACCES), which a
 //   --root ns view is exempt from; ICMP (ping) is not emulated; `ip monitor` (multicast
 //   groups) and `ip route get` are not answered; the ns view's changes with capabilities
-//   (--root: ip addr add…) are refused with EPERM.
+//   (--root: ip addr add…) are refused with EPERM; the interface ioctls (SIOCGIFCONF,
+//   SIOCGIFADDR… of ifconfig) and /proc/net/* are the host's (no tool of the tests uses them;
+//   ip, getifaddrs and hostname -I use rtnetlink).
 #pragma once
 
 #include <netinet/in.h>
