@@ -211,6 +211,12 @@ Mapping map_bind(const NetConfig& n, const void* p, unsigned len, int family, in
       return m;
     }
   }
+  // A datagram socket bound to the wildcard with port 0 is a client choosing its source port
+  // (Java's DatagramSocket, resolvers) that then sends anywhere: it gets the host's wildcard (on
+  // 127.X.Y.Z it could not reach the world; the view's own datagrams to it still arrive, the
+  // wildcard covering 127.X.Y.Z). A stream socket so bound is far more often a server on an
+  // ephemeral port, kept private.
+  if (any && !a.port && type == SOCK_DGRAM) return mapped(a, family);
   if (v6only && !a.is4) return mapped({false, {}, loop6(), a.port}, family);
   return mapped({true, n.priv, {}, a.port}, family);
 }
@@ -837,6 +843,15 @@ bool read_iov(Call& c, const msghdr& mh, std::vector<iovec>* riov) {
          read_mem(c.tid, reinterpret_cast<uint64_t>(mh.msg_iov), riov->data(), riov->size() * sizeof(iovec));
 }
 
+// Whether the socket is bound to the host's wildcard address (or not bound).
+bool on_wildcard(const Sock& s) {
+  sockaddr_in6 cur{};
+  socklen_t len = sizeof cur;
+  Addr a;
+  if (::getsockname(s.fd.get(), reinterpret_cast<sockaddr*>(&cur), &len) < 0 || !parse(&cur, len, &a)) return false;
+  return a.is4 ? a.a4.s_addr == INADDR_ANY : IN6_IS_ADDR_UNSPECIFIED(&a.a6);
+}
+
 // A datagram socket bound at a forwarded port answers its host clients, who show as 10.0.2.2
 // (as libslirp keeps a forwarded UDP flow open whatever allow-host-loopback says): the reply
 // goes to the host's loopback.
@@ -889,6 +904,19 @@ Answer do_sendto(const NetConfig& n, Call& c, Sock& s) {
     control.resize(mh.msg_controllen);
     if (!read_mem(c.tid, reinterpret_cast<uint64_t>(mh.msg_control), control.data(), control.size()))
       return Answer::error(EFAULT);
+  }
+  if (!s.fake && m.own && s.type == SOCK_DGRAM && on_wildcard(s)) {
+    // To the view itself from a socket on the host's wildcard: the source is set to the view's
+    // private address (IP_PKTINFO), so the receiver sees the view's 127.0.0.1 and not the host.
+    size_t off = CMSG_ALIGN(control.size());
+    control.resize(off + CMSG_SPACE(sizeof(in_pktinfo)), 0);
+    auto* cm = reinterpret_cast<cmsghdr*>(control.data() + off);
+    cm->cmsg_level = IPPROTO_IP;
+    cm->cmsg_type = IP_PKTINFO;
+    cm->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+    in_pktinfo pi{};
+    pi.ipi_spec_dst = n.priv;
+    std::memcpy(CMSG_DATA(cm), &pi, sizeof pi);
   }
   iovec one = {data.data(), data.size()};
   msghdr out{};

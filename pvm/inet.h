@@ -21,7 +21,9 @@
 //         waiting as the caller would), the peer written in view terms, the socket handed over;
 //       socket(AF_NETLINK, …) — only that family (argument test): the rtnetlink emulation.
 //     Translation (view → host, for connect/sendto/bind):
-//       the view's own addresses (127.0.0.0/8, 10.0.2.100, 0.0.0.0 to bind; ::1, fd00::100, ::)
+//       the view's own addresses (127.0.0.0/8, 10.0.2.100, 0.0.0.0 to bind; ::1, fd00::100, ::;
+//         but a datagram socket's bind of the wildcard to port 0, a client's, stays the host's
+//         wildcard; a stream socket so bound and then connected out gets EINVAL — rare)
 //         → a private host loopback address 127.X.Y.Z chosen per view (Linux routes all of 127/8
 //         to lo): two views bind the same port without a clash, and the view's 127.0.0.1 is not
 //         the host's. IPv6: the host has only ::1, so the view's ::1 is ::ffff:127.X.Y.Z (a

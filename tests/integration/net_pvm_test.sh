@@ -65,6 +65,8 @@ netprobe "TCP on the view's loopback" -- sh -c \
   'socat TCP-LISTEN:7001,bind=127.0.0.1,reuseaddr SYSTEM:"echo peer \$SOCAT_PEERADDR local \$SOCAT_SOCKADDR:\$SOCAT_SOCKPORT" & sleep 0.5; socat -u TCP:127.0.0.1:7001 -; wait'
 netprobe "UDP on the view's loopback" -- sh -c \
   'socat -T1 UDP-RECVFROM:7002,bind=127.0.0.1 SYSTEM:"head -1 >&2; echo from \$SOCAT_PEERADDR >&2" & sleep 0.5; echo dgram | socat -u - UDP-SENDTO:127.0.0.1:7002; wait'
+netprobe "UDP from a client bound to 0.0.0.0:0" -- sh -c \
+  'socat -T1 UDP-RECVFROM:7007,bind=127.0.0.1 SYSTEM:"head -1 >&2; echo from \$SOCAT_PEERADDR >&2" & sleep 0.5; echo dgram | socat -u - UDP-SENDTO:127.0.0.1:7007,bind=0.0.0.0:0; wait'
 netprobe "TCP over IPv6 on the view's ::1" -- sh -c \
   'socat TCP6-LISTEN:7004,bind=[::1] SYSTEM:"echo v6 peer \$SOCAT_PEERADDR" & sleep 0.5; socat -u TCP6:[::1]:7004 -; wait'
 netprobe "IPV6_V6ONLY sockets on the view's ::1" -- sh -c \

@@ -115,6 +115,8 @@ TEST(PvmInet, BindAndForwardedPorts) {
   EXPECT_EQ(text(map_bind(n, &any, sizeof any, AF_INET, SOCK_STREAM).host), priv_text(n) + ":8000");
   EXPECT_EQ(text(map_bind(n, &lo, sizeof lo, AF_INET, SOCK_STREAM).host), priv_text(n) + ":8000");
   EXPECT_EQ(map_bind(n, &other, sizeof other, AF_INET, SOCK_STREAM).err, EADDRNOTAVAIL);
+  sockaddr_in any0 = in4("0.0.0.0", 0);  // a client picking a source port: the host's wildcard
+  EXPECT_EQ(text(map_bind(n, &any0, sizeof any0, AF_INET, SOCK_DGRAM).host), "0.0.0.0:0");
   // -p: vu holds the host port from the start; a second holder fails with the port named.
   NetConfig f;
   f.kind = NetConfig::kSlirp;
