@@ -139,6 +139,26 @@ Result<Filter> Filter::build(const Config& cfg) {
   }
   if (cfg.root)
     for (int nr : kNotifiedRoot) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, nr));
+  if (cfg.net.kind != NetConfig::kHost) {
+    // The view's network (pvm/inet.h): calls with an address, and rtnetlink sockets. Those
+    // with mounts are listed above already.
+    auto add_if = [&](int nr, unsigned arg, scmp_compare op, uint64_t v, const char* what) -> Result<void> {
+      scmp_arg_cmp cmp = {arg, op, v, 0};
+      if (int rc = seccomp_rule_add_array(g.ctx, SCMP_ACT_NOTIFY, nr, 1, &cmp); rc < 0)
+        return Error::sys("seccomp_rule_add", -rc, what);
+      return Ok{};
+    };
+    if (!mounts) {
+      for (int nr : {SYS_connect, SYS_bind, SYS_getsockname, SYS_getpeername, SYS_sendmsg})
+        VU_TRY_VOID(add(SCMP_ACT_NOTIFY, nr));
+      VU_TRY_VOID(add_if(SYS_sendto, 4, SCMP_CMP_NE, 0, "sendto"));
+    }
+    VU_TRY_VOID(add(SCMP_ACT_NOTIFY, SYS_recvmsg));
+    VU_TRY_VOID(add_if(SYS_recvfrom, 4, SCMP_CMP_NE, 0, "recvfrom"));
+    VU_TRY_VOID(add_if(SYS_socket, 0, SCMP_CMP_EQ, AF_NETLINK, "socket"));
+    VU_TRY_VOID(add_if(SYS_accept, 1, SCMP_CMP_NE, 0, "accept"));
+    VU_TRY_VOID(add_if(SYS_accept4, 1, SCMP_CMP_NE, 0, "accept4"));
+  }
   if (!cfg.listing.empty() || cfg.map.has_cow()) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, SYS_getdents64));
   // openat2 with FUSE programs in the view: they may (vu-cowfs resolves beneath its layers with
   // it); the monitor lets theirs run and refuses the others' (dispatch).
@@ -524,6 +544,10 @@ Stats Monitor::stats() const {
 namespace {
 // The system call's handler; `cfg` is the view's, or the FUSE programs' (pvm/fuse_mount.h).
 Monitor::Answer dispatch_in(Monitor::Core& core, const Config& cfg, Call& c) {
+  if (cfg.net.kind != NetConfig::kHost) {
+    Answer a;
+    if (do_inet(cfg, c, &a)) return a;
+  }
   switch (c.nr) {
     case SYS_open: return do_open(cfg, c, AT_FDCWD, c.a[0], c.arg_int(1), static_cast<mode_t>(c.a[2]));
     case SYS_creat: return do_open(cfg, c, AT_FDCWD, c.a[0], O_CREAT | O_WRONLY | O_TRUNC, static_cast<mode_t>(c.a[1]));

@@ -99,6 +99,7 @@
 
 #include "base/error.h"
 #include "base/unique_fd.h"
+#include "pvm/inet.h"
 #include "pvm/path_map.h"
 
 struct seccomp_notif;
@@ -134,6 +135,7 @@ struct Config {
   // FUSE filesystems the view mounts (pvm/fuse_mount.h): mount(2) of type fuse is trapped and
   // answered by the hook; calls of the FUSE programs are answered with its server Config.
   std::shared_ptr<FuseHook> fuse;
+  NetConfig net;  // the view's network (pvm/inet.h); kHost: the host's, nothing trapped for it
 };
 
 // "VU_PVM_ACCEL=…": the fast path's configuration (pvm/accel.c), for the environment.

@@ -13,3 +13,9 @@ Answer do_sockname(const Config& cfg, Call& c);
 Answer do_send(const Config& cfg, Call& c);
 
 }  // namespace vu::pvm
+
+namespace vu::pvm {
+// The view's own network (pvm/inet.h): socket calls on IP sockets and the rtnetlink stand-ins.
+// False: not a call of that module (a unix socket…): the handlers above take it.
+bool do_inet(const Config& cfg, Call& c, Answer* out);
+}  // namespace vu::pvm

@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "base/strings.h"
@@ -21,17 +22,6 @@ Error userns_denied(const std::string& detail, BackendWish wish) {
                 : "run 'vu probe' for what this machine allows");
 }
 
-namespace {
-// Whether a defaulted slirp network has only the addresses finish() gave it.
-bool is_slirp_default(const vdens::NetSpec& net) {
-  in_addr addr, gw;
-  ::inet_pton(AF_INET, vdens::kSlirpAddress, &addr);
-  ::inet_pton(AF_INET, vdens::kSlirpGateway, &gw);
-  return net.ip.size() == 1 && net.ip[0].addr.s_addr == addr.s_addr &&
-         net.ip[0].prefix == vdens::kSlirpPrefix && net.gateway.size() == 1 &&
-         net.gateway[0].s_addr == gw.s_addr && net.dns.size() == 1 && net.dns[0] == vdens::kSlirpDns;
-}
-}  // namespace
 
 bool pvm_ignores_size(const bindmount::MountSpec& m) {
   return m.kind == bindmount::Kind::kTmpfs && m.data.find("size=") != std::string::npos;
@@ -60,24 +50,25 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
                 "namespaces or the setuid fusermount3 work");
   }
   const vdens::NetSpec& net = spec.net;
-  if (net.kind != vdens::NetKind::kHost && !net.defaulted)
-    return refuse("--net " + (net.kind == vdens::NetKind::kNone   ? std::string("none")
-                              : net.kind == vdens::NetKind::kJoin ? "join:" + net.join
-                                                                  : net.uplinks[0].vnl),
-                  "use --net host, or run where user namespaces are allowed");
-  // The default network falls back to the host's under pvm; options that configure it would
-  // be silently ignored there, so they are refused like an explicit --net.
-  if (net.defaulted) {
-    const char* what = !net.forwards.empty() ? "-p"
-                       : net.stats           ? "--net-stats"
-                       : net.mtu             ? "--mtu"
-                       : !is_slirp_default(net) ? "--ip/--gw/--dns"
-                                                : nullptr;
-    if (what)
-      return refuse(what == std::string("-p") ? "-p " + net.forwards[0].text : std::string(what),
-                    "the pvm backend has no network of its own yet (the view uses the host's); "
-                    "drop the option, or run where user namespaces are allowed");
+  // The network (pvm/inet.h): the host's, none, or one slirp-like network given with host
+  // sockets. VDE needs a user-mode TCP/IP stack (Ethernet frames), a joined namespace needs
+  // namespaces.
+  if (net.kind == vdens::NetKind::kJoin)
+    return refuse("--net join:" + net.join, "use --net host, or run where user namespaces are allowed");
+  if (net.kind == vdens::NetKind::kUplinks) {
+    for (const vdens::Uplink& u : net.uplinks)
+      if (!u.slirp)
+        return Error::make(ErrorKind::kDenied, "--net " + u.vnl + ": the partial-VM backend (pvm) has no VDE "
+                                               "networks yet (they need a user-mode TCP/IP stack in vu)")
+            .hint("use the default network (slirp), --net none or --net host, or run where user namespaces "
+                  "are allowed");
+    if (net.uplinks.size() > 1)
+      return refuse("more than one --net", "give one slirp network under pvm");
+    if (net.stats)
+      return refuse("--net-stats", "the pvm view's sockets are the host's: there are no frames to count");
   }
+  if (net.kind != vdens::NetKind::kHost && !net.configure_links)
+    return refuse("vdens (unconfigured interfaces)", "run where user namespaces are allowed");
   Plan p;
   p.backend = Backend::kPvm;
   p.why = std::move(why);
@@ -85,16 +76,21 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
   p.parts.push_back({"identity", spec.identity == userns::Identity::kRoot
                                      ? "pvm: uid " + uid + " shown as 0 (root); other owners as 65534"
                                      : "pvm: uid " + uid + " kept; other owners shown as 65534"});
-  if (spec.mounts.empty() && spec.cows.empty() && !fuse_env) {
+  // The view's /etc/resolv.conf is a one-file path map (runtime/pvm_backend.cc).
+  const bool resolv = net.kind == vdens::NetKind::kUplinks && !net.dns.empty() &&
+                      std::none_of(spec.mounts.begin(), spec.mounts.end(),
+                                   [](const auto& m) { return m.target == "/etc/resolv.conf"; });
+  if (resolv) p.parts.push_back({"mounts", "pvm path map: /etc/resolv.conf <- a file of vu's (the view's nameserver)"});
+  if (spec.mounts.empty() && spec.cows.empty() && !fuse_env && !resolv) {
     p.parts.push_back({"mounts", "pvm: the host's files (no path map)"});
   } else {
-    if (spec.mounts.empty() && spec.cows.empty()) p.parts.push_back({"mounts", "pvm path map: the FUSE mountpoints below"});
+    if (spec.mounts.empty() && spec.cows.empty() && !resolv) p.parts.push_back({"mounts", "pvm path map: the FUSE mountpoints below"});
     for (size_t i = 0; i < spec.mounts.size(); ++i)
-      p.parts.push_back({i ? "" : "mounts", "pvm path map: " + bindmount::to_string(spec.mounts[i]) +
+      p.parts.push_back({i || resolv ? "" : "mounts", "pvm path map: " + bindmount::to_string(spec.mounts[i]) +
                                                 (pvm_ignores_size(spec.mounts[i]) ? " — size= not enforced by pvm" : "")});
   }
   for (size_t i = 0; i < spec.cows.size(); ++i)
-    p.parts.push_back({spec.mounts.empty() && !i ? "mounts" : "",
+    p.parts.push_back({spec.mounts.empty() && !resolv && !i ? "mounts" : "",
                        "pvm path map: cow " + spec.cows[i].target + " <- layer " + spec.cows[i].layer +
                            ": the monitor's copy-on-write (no FUSE, no overlayfs; files opened there "
                            "are the layers' own, only path calls trap)"});
@@ -105,12 +101,32 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
     for (const fusefs::FuseMount& f : spec.fuse) p.parts.push_back({"", "fuse " + f.target + " <- " + f.what});
   }
   p.parts.push_back({"hostname", spec.hostname ? "pvm: uname shows " + *spec.hostname : "host's name"});
-  p.parts.push_back({"network", net.defaulted ? "host network (pvm has no network namespace; the default "
-                                                "slirp network needs one)"
-                                              : "host network"});
-  p.parts.push_back({"capture", spec.mounts.empty() && spec.cows.empty() && !fuse_env
-                                    ? "seccomp user notification (stat owners, ids, uname); no ptrace"
-                                    : "seccomp user notification (paths, owners, ids, uname), ptrace (execve, chdir)"});
+  if (net.kind == vdens::NetKind::kHost) {
+    p.parts.push_back({"network", "host network"});
+  } else if (net.kind == vdens::NetKind::kNone) {
+    p.parts.push_back({"network", "pvm: lo only (the view's 127.0.0.1 is a private host loopback address); "
+                                  "other destinations unreachable"});
+  } else {
+    p.parts.push_back({"network", "pvm: host sockets, addresses translated on connect/bind/sendto/recvfrom "
+                                  "(the data path is native)"});
+    std::string how = "vde0 (emulated) " + (net.ip.empty() ? std::string("") : vdens::to_string(net.ip[0])) +
+                      " + fd00::100/64, lo 127.0.0.1/8 (a private host loopback address)";
+    if (net.uplinks[0].allow_host_loopback) how += ", host loopback reachable at 10.0.2.2";
+    p.parts.push_back({"", how});
+    if (!net.gateway.empty()) p.parts.push_back({"", "default route via " + vdens::to_string(net.gateway[0])});
+    if (!net.dns.empty())
+      p.parts.push_back({"", "/etc/resolv.conf: nameserver " + str::join(net.dns, ", ") +
+                                 " (10.0.2.3:53 is the host's nameserver)"});
+    for (const vdens::PortForward& f : net.forwards)
+      p.parts.push_back({"", "forward " + vdens::to_string(f.host_addr) + ":" + std::to_string(f.host_port) +
+                                 (f.udp ? "/udp" : "/tcp") + " -> view port " + std::to_string(f.view_port) +
+                                 " (the view's own socket is bound there)"});
+  }
+  std::string capture = !spec.mounts.empty() || !spec.cows.empty() || fuse_env || resolv
+                            ? "seccomp user notification (paths, owners, ids, uname), ptrace (execve, chdir)"
+                            : "seccomp user notification (stat owners, ids, uname); no ptrace";
+  if (net.kind != vdens::NetKind::kHost) capture += "; socket addresses, rtnetlink";
+  p.parts.push_back({"capture", capture});
   return p;
 }
 

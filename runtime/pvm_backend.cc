@@ -1,5 +1,6 @@
 #include "runtime/pvm_backend.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -163,6 +164,53 @@ void seize_early_children(pid_t pid) {
     if (long c = std::atol(k.c_str()); c > 0) (void)pvm::Monitor::seize(static_cast<pid_t>(c));
 }
 
+// The view's network (pvm/inet.h): slirp's addresses, or lo only; the forwarded host ports
+// are taken now (a port in use is an error before the command runs, as on ns); the view's
+// /etc/resolv.conf names the view's nameserver (unless the user binds one of their own).
+Result<void> pvm_network(const ViewSpec& spec, pvm::Config& cfg, std::optional<TempDir>* scratch) {
+  const vdens::NetSpec& net = spec.net;
+  pvm::NetConfig& n = cfg.net;
+  if (net.kind == vdens::NetKind::kNone) n.kind = pvm::NetConfig::kNone;
+  if (net.kind == vdens::NetKind::kUplinks) {  // one slirp uplink (make_pvm_plan refuses others)
+    n.kind = pvm::NetConfig::kSlirp;
+    n.allow_host_loopback = net.uplinks[0].allow_host_loopback;
+    if (!net.ip.empty()) n.addr = net.ip[0].addr, n.prefix = net.ip[0].prefix;
+    if (!net.gateway.empty()) n.gateway = net.gateway[0];
+    ::inet_pton(AF_INET, vdens::kSlirpDns, &n.dns);
+    if (!net.dns.empty()) (void)::inet_pton(AF_INET, net.dns[0].c_str(), &n.dns);
+    ::inet_pton(AF_INET6, vdens::kSlirpAddress6, &n.addr6);
+    ::inet_pton(AF_INET6, vdens::kSlirpGateway6, &n.gateway6);
+    ::inet_pton(AF_INET6, vdens::kSlirpDns6, &n.dns6);
+    n.mtu = net.mtu ? net.mtu : vdens::kSlirpMtu;
+    for (const vdens::PortForward& f : net.forwards)
+      n.forwards.push_back({f.udp, f.v6, f.host_addr, f.host_addr6, f.host_port, f.view_port, -1});
+  }
+  if (n.kind == pvm::NetConfig::kSlirp && n.gateway.s_addr) {
+    const uint32_t mask = n.prefix ? ~uint32_t{0} << (32 - n.prefix) : 0;
+    if ((ntohl(n.gateway.s_addr) & mask) != (ntohl(n.addr.s_addr) & mask))
+      return Error::make(ErrorKind::kSetup, "add default route via " + vdens::to_string(n.gateway) +
+                                                ": Network is unreachable")
+          .hint("the gateway must be inside a subnet given with --ip");
+  }
+  int failed = -1;
+  if (std::string e = pvm::net_setup(n, &failed); !e.empty()) {
+    std::string what = failed >= 0 ? "-p " + net.forwards[static_cast<size_t>(failed)].text + ": " : "";
+    return Error::make(ErrorKind::kSetup, what + e)
+        .hint("the host port is in use (ss -ltnup shows by what); choose another");
+  }
+  const bool user_resolv = std::any_of(spec.mounts.begin(), spec.mounts.end(),
+                                       [](const auto& m) { return m.target == "/etc/resolv.conf"; });
+  if (net.dns.empty() || user_resolv || n.kind == pvm::NetConfig::kHost) return Ok{};
+  std::string text;
+  for (const std::string& d : net.dns) text += "nameserver " + d + "\n";
+  std::string path = VU_TRY(scratch_dir(scratch, "net", 0755)) + "/resolv.conf";
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (!fd) return Error::sys("create", errno, path);
+  VU_TRY_VOID(sys::write_all(fd.get(), text, path));
+  cfg.map.add({"/etc/resolv.conf", path, false});
+  return Ok{};
+}
+
 }  // namespace
 
 Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>* scratch,
@@ -174,6 +222,7 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
   cfg.root = spec.identity == userns::Identity::kRoot;
   cfg.hostname = spec.hostname;
   cfg.noop = std::getenv("VU_PVM_NOOP") != nullptr;  // bench/pvm.sh: the bare round trip
+  VU_TRY_VOID(pvm_network(spec, cfg, scratch));
   int n_dirs = 0;
   // Synthetic directories (view path → host directory): each gets an entry for what is mounted
   // below it, so a listing shows the path as the ns backend's mirror does.

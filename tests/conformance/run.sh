@@ -203,13 +203,13 @@ nameserver 192.0.2.53"
   if [ $rc = 0 ] && [ "$out" = "$want" ] && grep -q 'using the partial-VM backend' "$work/auto.err"; then
     ok "$what: vu run with the default network, --root, --hostname, --tmpfs, --bind uses pvm (-v says why)"
   else bad "$what: vu run falls back to pvm" "status $rc: $out" "stderr: $(head -c 400 "$work/auto.err")"; fi
-  check_err "$what: -p is refused under pvm" 125 'needs user namespaces|-p 18080:80' \
-    "$filter" "$VU" run -p 18080:80 -- true
+  check_err "$what: a VDE network is refused under pvm, saying what is missing" 125 'user-mode TCP/IP stack' \
+    "$filter" "$VU" run --net "vde://$W/no-switch" -- true
   check_err "$what: --backend=ns says why" 125 'user namespaces|Operation not permitted' \
     "$filter" "$VU" run --backend=ns --net none -- true
 done
-check_err "pvm: -p is refused (the view would use the host's network)" 125 '-p 18080:80.*needs user namespaces' \
-  "$VU" run --backend=pvm -p 18080:80 -- true
+check_err "pvm: --net join: is refused" 125 'join:.*needs user namespaces' \
+  "$VU" run --backend=pvm --net join:vu-conformance-none -- true
 check_err "pvm: --net-stats is refused" 125 'net-stats' "$VU" run --backend=pvm --net-stats -- true
 
 # --- pvm only: the ways around a path map are closed ----------------------------------------------

@@ -185,18 +185,18 @@ TEST(PvmPlan, DeniedUsernsUnderAutoPlansPvm) {
   auto p = make_plan(s, &denied);
   ASSERT_TRUE(p.ok());
   EXPECT_EQ(p->backend, Backend::kPvm);
-  EXPECT_NE(to_string(*p).find("host network"), std::string::npos);
+  EXPECT_NE(to_string(*p).find("pvm: host sockets"), std::string::npos);  // the view's own network
 }
 
 TEST(PvmPlan, RefusesWhatOnlyNamespacesGive) {
   ViewSpec s;
   s.backend = BackendWish::kPvm;
-  ASSERT_TRUE(vdens::add_net(s.net, "none").ok());
+  ASSERT_TRUE(vdens::add_net(s.net, "vde:///tmp/vu-unit-no-switch").ok());
   ASSERT_TRUE(finalize(s).ok());
   auto p = make_plan(s, nullptr);
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.error().kind(), ErrorKind::kDenied);
-  EXPECT_NE(p.error().message().find("--net none"), std::string::npos);
+  EXPECT_NE(p.error().message().find("user-mode TCP/IP stack"), std::string::npos);
   ViewSpec c;
   c.backend = BackendWish::kPvm;
   c.ambient_caps = 1;

@@ -1,0 +1,1086 @@
+// pvm/inet.cc — the view's network on the pvm backend: address translation on the trapped
+// socket calls, forwarded ports, and the rtnetlink emulation. The design is in pvm/inet.h.
+#include "pvm/inet.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_addr.h>
+#include <linux/if_arp.h>
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <vector>
+
+#include "base/log.h"
+#include "base/unique_fd.h"
+#include "pvm/call.h"
+#include "pvm/compat.h"
+#include "pvm/net.h"
+#include "pvm/nlmsg.h"
+
+namespace vu::pvm {
+
+// ---- state shared by the workers -----------------------------------------------------------
+
+struct NetState {
+  std::mutex mu;
+  // What the view bound each socket to (keyed by the socket's inode), for getsockname of an
+  // unconnected socket: the host's 127.X.Y.Z stands for several view addresses.
+  std::map<uint64_t, sockaddr_in6> bound;
+  std::set<uint64_t> netlink;  // the view's rtnetlink sockets (NETLINK_USERSOCK stand-ins)
+  std::vector<UniqueFd> reserved;  // per forward: the held host port, until the view binds
+  // The rtnetlink server: a NETLINK_USERSOCK socket of vu's, and the thread answering on it.
+  UniqueFd server;
+  uint32_t server_port = 0;
+  pthread_t thread{};
+  bool started = false;
+  NetConfig cfg;  // a copy for the server (without `state`), made when it starts
+  // The server thread holds the state (a shared_ptr) and lives as long as vu: a view that made
+  // an rtnetlink socket may still use it until the end.
+};
+
+namespace {
+
+constexpr unsigned kIn4 = sizeof(sockaddr_in), kIn6 = sizeof(sockaddr_in6);
+
+bool in_loop(in_addr a) { return (ntohl(a.s_addr) >> 24) == 127; }
+bool same(in_addr a, in_addr b) { return a.s_addr == b.s_addr; }
+bool same6(const in6_addr& a, const in6_addr& b) { return std::memcmp(&a, &b, 16) == 0; }
+bool in_net(const NetConfig& n, in_addr a) {
+  uint32_t mask = n.prefix ? ~uint32_t{0} << (32 - n.prefix) : 0;
+  return (ntohl(a.s_addr) & mask) == (ntohl(n.addr.s_addr) & mask);
+}
+bool in_net6(const NetConfig& n, const in6_addr& a) { return std::memcmp(&a, &n.addr6, 8) == 0; }  // /64
+in6_addr loop6() { return IN6ADDR_LOOPBACK_INIT; }
+bool mapped4(const in6_addr& a) { return IN6_IS_ADDR_V4MAPPED(&a); }
+in_addr v4_of(const in6_addr& a) {
+  in_addr r;
+  std::memcpy(&r, a.s6_addr + 12, 4);
+  return r;
+}
+in6_addr mapped_of(in_addr a) {
+  in6_addr r{};
+  r.s6_addr[10] = r.s6_addr[11] = 0xff;
+  std::memcpy(r.s6_addr + 12, &a, 4);
+  return r;
+}
+in_addr v4(const char* s) {
+  in_addr a{};
+  ::inet_pton(AF_INET, s, &a);
+  return a;
+}
+
+// An address in either family, as a family-neutral pair.
+struct Addr {
+  bool is4 = true;
+  in_addr a4{};
+  in6_addr a6{};
+  uint16_t port = 0;  // host order
+};
+bool parse(const void* p, unsigned len, Addr* out) {
+  sa_family_t fam;
+  if (len < sizeof fam) return false;
+  std::memcpy(&fam, p, sizeof fam);
+  if (fam == AF_INET && len >= kIn4) {
+    sockaddr_in s;
+    std::memcpy(&s, p, kIn4);
+    *out = {true, s.sin_addr, {}, ntohs(s.sin_port)};
+    return true;
+  }
+  if (fam == AF_INET6 && len >= 24) {  // SIN6_LEN_RFC2133: without sin6_scope_id
+    sockaddr_in6 s{};
+    std::memcpy(&s, p, std::min(len, kIn6));
+    if (mapped4(s.sin6_addr)) *out = {true, v4_of(s.sin6_addr), {}, ntohs(s.sin6_port)};
+    else *out = {false, {}, s.sin6_addr, ntohs(s.sin6_port)};
+    return true;
+  }
+  return false;
+}
+// The address in the socket's family (an IPv4 address on an AF_INET6 socket: v4-mapped).
+void put(const Addr& a, int family, sockaddr_in6* out, unsigned* len) {
+  *out = {};
+  if (family == AF_INET) {
+    auto* s = reinterpret_cast<sockaddr_in*>(out);
+    s->sin_family = AF_INET;
+    s->sin_addr = a.a4;
+    s->sin_port = htons(a.port);
+    *len = kIn4;
+  } else {
+    out->sin6_family = AF_INET6;
+    out->sin6_addr = a.is4 ? mapped_of(a.a4) : a.a6;
+    out->sin6_port = htons(a.port);
+    *len = kIn6;
+  }
+}
+Mapping error(int e) {
+  Mapping m;
+  m.route = Route::kError;
+  m.err = e;
+  return m;
+}
+Mapping mapped(const Addr& a, int family, bool own = false) {
+  Mapping m;
+  m.route = Route::kMapped;
+  m.own = own;
+  put(a, family, &m.host, &m.len);
+  return m;
+}
+
+}  // namespace
+
+// ---- translation ---------------------------------------------------------------------------
+
+Mapping map_dest(const NetConfig& n, const void* p, unsigned len, int family, bool v6only, int type) {
+  Addr a;
+  if (n.kind == NetConfig::kHost || !parse(p, len, &a)) return {};
+  const bool slirp = n.kind == NetConfig::kSlirp;
+  // The view's own forwarded port: its socket is bound at the forward's host address.
+  if (type && (a.is4 ? (in_loop(a.a4) || a.a4.s_addr == INADDR_ANY || same(a.a4, n.addr))
+                     : (same6(a.a6, loop6()) || same6(a.a6, n.addr6)))) {
+    for (const NetConfig::Forward& f : n.forwards)
+      if (f.view_port == a.port && f.udp == (type == SOCK_DGRAM) && (family == AF_INET6 || !f.v6))
+        return f.v6 ? mapped({false, {}, f.host_addr6, static_cast<uint16_t>(f.host_port)}, family)
+                    : mapped({true, f.host_addr, {}, static_cast<uint16_t>(f.host_port)}, family, true);
+  }
+  if (a.is4) {
+    if (in_loop(a.a4) || a.a4.s_addr == INADDR_ANY || (slirp && same(a.a4, n.addr)))
+      return mapped({true, n.priv, {}, a.port}, family, true);
+    if (!slirp) return error(ENETUNREACH);
+    if (same(a.a4, n.gateway)) {
+      if (!n.allow_host_loopback) return error(ENETUNREACH);
+      return mapped({true, v4("127.0.0.1"), {}, a.port}, family);
+    }
+    if (same(a.a4, n.dns)) {
+      if (a.port != 53 || !n.have_host_dns) return error(ECONNREFUSED);
+      return mapped({true, n.host_dns, {}, 53}, family);
+    }
+    if (in_net(n, a.a4)) return error(EHOSTUNREACH);
+    return {};
+  }
+  if (family != AF_INET6) return error(EAFNOSUPPORT);
+  if (same6(a.a6, loop6()) || IN6_IS_ADDR_UNSPECIFIED(&a.a6) || (slirp && same6(a.a6, n.addr6)))
+    return v6only ? mapped({false, {}, loop6(), a.port}, family, true) : mapped({true, n.priv, {}, a.port}, family, true);
+  if (!slirp) return error(ENETUNREACH);
+  if (same6(a.a6, n.gateway6)) {
+    if (!n.allow_host_loopback) return error(ENETUNREACH);
+    return mapped({false, {}, loop6(), a.port}, family);
+  }
+  if (same6(a.a6, n.dns6)) {
+    if (a.port != 53 || !n.have_host_dns) return error(ECONNREFUSED);
+    return mapped({true, n.host_dns, {}, 53}, family);
+  }
+  if (in_net6(n, a.a6)) return error(EHOSTUNREACH);
+  if (IN6_IS_ADDR_LINKLOCAL(&a.a6) || IN6_IS_ADDR_LOOPBACK(&a.a6)) return error(ENETUNREACH);
+  return {};
+}
+
+Mapping map_bind(const NetConfig& n, const void* p, unsigned len, int family, int type, bool v6only) {
+  Addr a;
+  if (n.kind == NetConfig::kHost || !parse(p, len, &a)) return {};
+  const bool slirp = n.kind == NetConfig::kSlirp;
+  const bool any = a.is4 ? a.a4.s_addr == INADDR_ANY : IN6_IS_ADDR_UNSPECIFIED(&a.a6);
+  const bool own_ext = slirp && (a.is4 ? same(a.a4, n.addr) : same6(a.a6, n.addr6));
+  const bool own = any || own_ext || (a.is4 ? in_loop(a.a4) : same6(a.a6, loop6()));
+  if (!own) return error(EADDRNOTAVAIL);
+  if ((any || own_ext) && a.port) {
+    for (size_t i = 0; i < n.forwards.size(); ++i) {
+      const NetConfig::Forward& f = n.forwards[i];
+      if (f.view_port != a.port || f.udp != (type == SOCK_DGRAM)) continue;
+      if (f.v6 && family != AF_INET6) continue;
+      Mapping m = f.v6 ? mapped({false, {}, f.host_addr6, static_cast<uint16_t>(f.host_port)}, family)
+                       : mapped({true, f.host_addr, {}, static_cast<uint16_t>(f.host_port)}, family);
+      m.err = -1 - static_cast<int>(i);  // which forward (the handler gives up its reservation)
+      return m;
+    }
+  }
+  // A datagram socket bound to the wildcard with port 0 is a client choosing its source port
+  // (Java's DatagramSocket, resolvers) that then sends anywhere: it gets the host's wildcard (on
+  // 127.X.Y.Z it could not reach the world; the view's own datagrams to it still arrive, the
+  // wildcard covering 127.X.Y.Z). A stream socket so bound is far more often a server on an
+  // ephemeral port, kept private.
+  if (any && !a.port && type == SOCK_DGRAM) return mapped(a, family);
+  if (v6only && !a.is4) return mapped({false, {}, loop6(), a.port}, family);
+  return mapped({true, n.priv, {}, a.port}, family);
+}
+
+void map_back(const NetConfig& n, void* p, unsigned* len, bool local, bool v6only) {
+  Addr a;
+  if (n.kind == NetConfig::kHost || !parse(p, *len, &a)) return;
+  sa_family_t fam;
+  std::memcpy(&fam, p, sizeof fam);
+  const bool slirp = n.kind == NetConfig::kSlirp;
+  Addr v = a;
+  if (a.is4) {
+    if (same(a.a4, n.priv)) {
+      // The view's loopback: 127.0.0.1, or ::1 on an IPv6 socket (where a v4-mapped address
+      // of the view's own is far more likely a ::1 the view used than a 127.0.0.1).
+      if (fam == AF_INET6) v = {false, {}, loop6(), a.port};
+      else v.a4 = v4("127.0.0.1");
+    } else if (!local && n.have_host_dns && same(a.a4, n.host_dns) && a.port == 53) {
+      v.a4 = n.dns;
+    } else if (in_loop(a.a4)) {
+      if (local) {
+        v.a4 = n.addr;
+        for (const NetConfig::Forward& f : n.forwards)
+          if (!f.v6 && same(f.host_addr, a.a4) && f.host_port == a.port) v.port = static_cast<uint16_t>(f.view_port);
+      } else {
+        v.a4 = n.gateway;
+      }
+    } else if (local && a.a4.s_addr != INADDR_ANY && slirp) {
+      v.a4 = n.addr;  // the host's own address the socket went out from
+    }
+  } else {
+    if (same6(a.a6, loop6()) && v6only) {
+      // An IPV6_V6ONLY socket cannot use the private v4-mapped loopback: its ::1 is the host's.
+    } else if (same6(a.a6, loop6())) {
+      if (local) {
+        v.a6 = n.addr6;
+        for (const NetConfig::Forward& f : n.forwards)
+          if (f.v6 && same6(f.host_addr6, a.a6) && f.host_port == a.port) v.port = static_cast<uint16_t>(f.view_port);
+      } else {
+        v.a6 = n.gateway6;
+      }
+    } else if (local && !IN6_IS_ADDR_UNSPECIFIED(&a.a6) && slirp) {
+      v.a6 = n.addr6;
+    }
+  }
+  sockaddr_in6 out;
+  unsigned olen;
+  put(v, fam, &out, &olen);
+  if (fam == AF_INET6) out.sin6_scope_id = 0;
+  std::memcpy(p, &out, olen);
+  *len = olen;
+}
+
+// ---- set-up --------------------------------------------------------------------------------
+
+std::string net_setup(NetConfig& n, int* failed) {
+  n.state = std::make_shared<NetState>();
+  if (n.kind == NetConfig::kHost) return {};
+  uint8_t rnd[9];
+  if (::getrandom(rnd, sizeof rnd, 0) != static_cast<ssize_t>(sizeof rnd)) std::memset(rnd, 0x5a, sizeof rnd);
+  // 127.X.Y.Z, X in 64…191 (clear of the 127.0.x.y addresses hosts use: 127.0.0.53, 127.0.1.1),
+  // Z never 0 or 255.
+  n.priv.s_addr = htonl((127u << 24) | ((64u + rnd[0] % 128) << 16) | (rnd[1] << 8) | (1u + rnd[2] % 254));
+  std::memcpy(n.mac, rnd + 3, 6);
+  n.mac[0] = (n.mac[0] & 0xfe) | 0x02;  // unicast, locally administered
+  if (n.kind == NetConfig::kNone) return {};
+  if (n.bcast.s_addr == 0) {
+    uint32_t mask = n.prefix ? ~uint32_t{0} << (32 - n.prefix) : 0;
+    n.bcast.s_addr = htonl((ntohl(n.addr.s_addr) & mask) | ~mask);
+  }
+  // The host's first IPv4 nameserver, behind the view's 10.0.2.3.
+  if (FILE* f = std::fopen("/etc/resolv.conf", "re")) {
+    char line[512];
+    while (!n.have_host_dns && std::fgets(line, sizeof line, f)) {
+      char addr[256];
+      if (std::sscanf(line, " nameserver %255s", addr) == 1 && ::inet_pton(AF_INET, addr, &n.host_dns) == 1)
+        n.have_host_dns = true;
+    }
+    std::fclose(f);
+  }
+  for (NetConfig::Forward& f : n.forwards) {
+    if (failed) *failed = static_cast<int>(&f - n.forwards.data());
+    const int family = f.v6 ? AF_INET6 : AF_INET;
+    UniqueFd s(::socket(family, (f.udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0));
+    if (!s) return std::string("socket: ") + std::strerror(errno);
+    Addr a = f.v6 ? Addr{false, {}, f.host_addr6, static_cast<uint16_t>(f.host_port)}
+                  : Addr{true, f.host_addr, {}, static_cast<uint16_t>(f.host_port)};
+    sockaddr_in6 sa;
+    unsigned len;
+    put(a, family, &sa, &len);
+    // TCP: SO_REUSEADDR, as libslirp's forwards have it: the connections of a view that just
+    // ended (TIME_WAIT) do not keep the next one from its port; a listener still does.
+    int one = 1;
+    if (!f.udp) (void)::setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(s.get(), reinterpret_cast<sockaddr*>(&sa), len) < 0) {
+      char text[INET6_ADDRSTRLEN] = "?";
+      ::inet_ntop(family, f.v6 ? static_cast<const void*>(&f.host_addr6) : &f.host_addr, text, sizeof text);
+      return std::string("listen on ") + text + " port " + std::to_string(f.host_port) + (f.udp ? "/udp" : "/tcp") +
+             ": " + std::strerror(errno);
+    }
+    f.reserved = s.get();
+    n.state->reserved.push_back(std::move(s));
+  }
+  return {};
+}
+
+// ---- the rtnetlink emulation ---------------------------------------------------------------
+
+namespace {
+
+constexpr uint32_t kForever = 0xffffffffu;
+
+struct Reply {
+  std::vector<char> buf;
+  uint32_t seq, pid;
+  nlmsghdr* start(uint16_t type, uint16_t flags) {
+    size_t off = buf.size();
+    buf.resize(off + 4096, 0);  // room; trimmed by end()
+    nlmsghdr* h = nlm_nlmsg_put_header(buf.data() + off);
+    h->nlmsg_type = type;
+    h->nlmsg_flags = flags;
+    h->nlmsg_seq = seq;
+    h->nlmsg_pid = pid;
+    return h;
+  }
+  void end(nlmsghdr* h) { buf.resize(static_cast<size_t>(reinterpret_cast<char*>(h) - buf.data()) + h->nlmsg_len); }
+  void done() {
+    nlmsghdr* h = start(NLMSG_DONE, NLM_F_MULTI);
+    int zero = 0;
+    std::memcpy(nlm_nlmsg_put_extra_header(h, sizeof zero), &zero, sizeof zero);
+    end(h);
+  }
+  void err(const nlmsghdr* req, int e) {
+    nlmsghdr* h = start(NLMSG_ERROR, 0);
+    auto* m = static_cast<nlmsgerr*>(nlm_nlmsg_put_extra_header(h, sizeof(nlmsgerr)));
+    m->error = -e;
+    m->msg = *req;
+    end(h);
+  }
+};
+
+bool slirp_of(const NetConfig& n) { return n.kind == NetConfig::kSlirp; }
+
+void put_link(Reply& r, const NetConfig& n, int index, uint16_t flags) {
+  nlmsghdr* h = r.start(RTM_NEWLINK, flags);
+  auto* ifi = static_cast<ifinfomsg*>(nlm_nlmsg_put_extra_header(h, sizeof(ifinfomsg)));
+  const bool lo = index == 1;
+  ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_type = lo ? ARPHRD_LOOPBACK : ARPHRD_ETHER;
+  ifi->ifi_index = index;
+  ifi->ifi_flags = IFF_UP | IFF_RUNNING | IFF_LOWER_UP | (lo ? IFF_LOOPBACK : IFF_BROADCAST | IFF_MULTICAST);
+  ifi->ifi_change = 0;
+  nlm_attr_put_strz(h, IFLA_IFNAME, lo ? "lo" : "vde0");
+  nlm_attr_put_u32(h, IFLA_TXQLEN, 1000);
+  nlm_attr_put_u8(h, IFLA_OPERSTATE, IF_OPER_UNKNOWN);
+  nlm_attr_put_u8(h, IFLA_LINKMODE, 0);
+  nlm_attr_put_u32(h, IFLA_MTU, lo ? 65536 : static_cast<uint32_t>(n.mtu));
+  nlm_attr_put_u32(h, IFLA_MIN_MTU, lo ? 0 : 68);
+  nlm_attr_put_u32(h, IFLA_MAX_MTU, lo ? 0 : 65521);
+  nlm_attr_put_u32(h, IFLA_GROUP, 0);
+  nlm_attr_put_u32(h, IFLA_PROMISCUITY, 0);
+  nlm_attr_put_u32(h, IFLA_NUM_TX_QUEUES, 1);
+  nlm_attr_put_u32(h, IFLA_NUM_RX_QUEUES, 1);
+  nlm_attr_put_u8(h, IFLA_CARRIER, 1);
+  nlm_attr_put_strz(h, IFLA_QDISC, lo ? "noqueue" : "pfifo_fast");
+  static const unsigned char zero[6] = {}, ff[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  nlm_attr_put(h, IFLA_ADDRESS, 6, lo ? zero : n.mac);
+  nlm_attr_put(h, IFLA_BROADCAST, 6, lo ? zero : ff);
+  rtnl_link_stats64 st64{};
+  nlm_attr_put(h, IFLA_STATS64, sizeof st64, &st64);
+  rtnl_link_stats st{};
+  nlm_attr_put(h, IFLA_STATS, sizeof st, &st);
+  r.end(h);
+}
+
+void put_addr(Reply& r, int family, int index, const void* addr, int prefix, int scope, const char* label,
+              const in_addr* bcast) {
+  nlmsghdr* h = r.start(RTM_NEWADDR, NLM_F_MULTI);
+  auto* ifa = static_cast<ifaddrmsg*>(nlm_nlmsg_put_extra_header(h, sizeof(ifaddrmsg)));
+  ifa->ifa_family = static_cast<uint8_t>(family);
+  ifa->ifa_prefixlen = static_cast<uint8_t>(prefix);
+  ifa->ifa_flags = IFA_F_PERMANENT;
+  ifa->ifa_scope = static_cast<uint8_t>(scope);
+  ifa->ifa_index = static_cast<uint32_t>(index);
+  const size_t alen = family == AF_INET ? 4 : 16;
+  nlm_attr_put(h, IFA_ADDRESS, alen, addr);
+  if (family == AF_INET) {
+    nlm_attr_put(h, IFA_LOCAL, alen, addr);
+    if (bcast) nlm_attr_put(h, IFA_BROADCAST, 4, bcast);
+    nlm_attr_put_strz(h, IFA_LABEL, label);
+  }
+  nlm_attr_put_u32(h, IFA_FLAGS, IFA_F_PERMANENT);
+  ifa_cacheinfo ci{kForever, kForever, 0, 0};
+  nlm_attr_put(h, IFA_CACHEINFO, sizeof ci, &ci);
+  r.end(h);
+}
+
+in6_addr link_local(const NetConfig& n) {
+  in6_addr a{};
+  a.s6_addr[0] = 0xfe;
+  a.s6_addr[1] = 0x80;
+  a.s6_addr[8] = n.mac[0] ^ 0x02;
+  a.s6_addr[9] = n.mac[1];
+  a.s6_addr[10] = n.mac[2];
+  a.s6_addr[11] = 0xff;
+  a.s6_addr[12] = 0xfe;
+  a.s6_addr[13] = n.mac[3];
+  a.s6_addr[14] = n.mac[4];
+  a.s6_addr[15] = n.mac[5];
+  return a;
+}
+
+void dump_addrs(Reply& r, const NetConfig& n, int family) {
+  in_addr lo4 = v4("127.0.0.1");
+  in6_addr lo6 = loop6();
+  if (family != AF_INET6) put_addr(r, AF_INET, 1, &lo4, 8, RT_SCOPE_HOST, "lo", nullptr);
+  if (family != AF_INET) put_addr(r, AF_INET6, 1, &lo6, 128, RT_SCOPE_HOST, "lo", nullptr);
+  if (!slirp_of(n)) return;
+  if (family != AF_INET6) put_addr(r, AF_INET, 2, &n.addr, n.prefix, RT_SCOPE_UNIVERSE, "vde0", &n.bcast);
+  if (family != AF_INET) {
+    put_addr(r, AF_INET6, 2, &n.addr6, 64, RT_SCOPE_UNIVERSE, "vde0", nullptr);
+    in6_addr ll = link_local(n);
+    put_addr(r, AF_INET6, 2, &ll, 64, RT_SCOPE_LINK, "vde0", nullptr);
+  }
+}
+
+struct RouteSpec {
+  int family, table, type, proto, scope, dst_len;
+  const void* dst;
+  const void* gw;
+  const void* src;
+  int oif;
+  uint32_t prio;  // 0: none
+  bool pref;      // RTA_PREF medium (IPv6)
+};
+
+void put_route(Reply& r, const RouteSpec& s) {
+  nlmsghdr* h = r.start(RTM_NEWROUTE, NLM_F_MULTI);
+  auto* rt = static_cast<rtmsg*>(nlm_nlmsg_put_extra_header(h, sizeof(rtmsg)));
+  const size_t alen = s.family == AF_INET ? 4 : 16;
+  rt->rtm_family = static_cast<uint8_t>(s.family);
+  rt->rtm_dst_len = static_cast<uint8_t>(s.dst_len);
+  rt->rtm_table = static_cast<uint8_t>(s.table);
+  rt->rtm_protocol = static_cast<uint8_t>(s.proto);
+  rt->rtm_scope = static_cast<uint8_t>(s.scope);
+  rt->rtm_type = static_cast<uint8_t>(s.type);
+  nlm_attr_put_u32(h, RTA_TABLE, static_cast<uint32_t>(s.table));
+  if (s.dst) nlm_attr_put(h, RTA_DST, alen, s.dst);
+  if (s.prio) nlm_attr_put_u32(h, RTA_PRIORITY, s.prio);
+  if (s.src) nlm_attr_put(h, RTA_PREFSRC, alen, s.src);
+  if (s.gw) nlm_attr_put(h, RTA_GATEWAY, alen, s.gw);
+  nlm_attr_put_u32(h, RTA_OIF, static_cast<uint32_t>(s.oif));
+  if (s.pref) nlm_attr_put_u8(h, RTA_PREF, 0 /* ICMPV6_ROUTER_PREF_MEDIUM */);
+  r.end(h);
+}
+
+void dump_routes(Reply& r, const NetConfig& n, int family) {
+  in_addr lo_net = v4("127.0.0.0"), lo = v4("127.0.0.1"), lo_b = v4("127.255.255.255");
+  const bool slirp = slirp_of(n);
+  if (family != AF_INET6) {
+    if (slirp) {
+      in_addr net{htonl(ntohl(n.addr.s_addr) & (n.prefix ? ~uint32_t{0} << (32 - n.prefix) : 0))};
+      if (n.gateway.s_addr)
+        put_route(r, {AF_INET, RT_TABLE_MAIN, RTN_UNICAST, RTPROT_BOOT, RT_SCOPE_UNIVERSE, 0, nullptr, &n.gateway,
+                      nullptr, 2, 0, false});
+      put_route(r, {AF_INET, RT_TABLE_MAIN, RTN_UNICAST, RTPROT_KERNEL, RT_SCOPE_LINK, n.prefix, &net, nullptr,
+                    &n.addr, 2, 0, false});
+      put_route(r, {AF_INET, RT_TABLE_LOCAL, RTN_LOCAL, RTPROT_KERNEL, RT_SCOPE_HOST, 32, &n.addr, nullptr, &n.addr,
+                    2, 0, false});
+      put_route(r, {AF_INET, RT_TABLE_LOCAL, RTN_BROADCAST, RTPROT_KERNEL, RT_SCOPE_LINK, 32, &n.bcast, nullptr,
+                    &n.addr, 2, 0, false});
+    }
+    put_route(r, {AF_INET, RT_TABLE_LOCAL, RTN_LOCAL, RTPROT_KERNEL, RT_SCOPE_HOST, 8, &lo_net, nullptr, &lo, 1, 0,
+                  false});
+    put_route(r, {AF_INET, RT_TABLE_LOCAL, RTN_LOCAL, RTPROT_KERNEL, RT_SCOPE_HOST, 32, &lo, nullptr, &lo, 1, 0,
+                  false});
+    put_route(r, {AF_INET, RT_TABLE_LOCAL, RTN_BROADCAST, RTPROT_KERNEL, RT_SCOPE_LINK, 32, &lo_b, nullptr, &lo, 1,
+                  0, false});
+  }
+  if (family != AF_INET && slirp) {
+    in6_addr net6{}, ll{};
+    std::memcpy(&net6, &n.addr6, 8);
+    ll.s6_addr[0] = 0xfe;
+    ll.s6_addr[1] = 0x80;
+    put_route(r, {AF_INET6, RT_TABLE_MAIN, RTN_UNICAST, RTPROT_KERNEL, RT_SCOPE_UNIVERSE, 64, &net6, nullptr, nullptr,
+                  2, 256, true});
+    put_route(r, {AF_INET6, RT_TABLE_MAIN, RTN_UNICAST, RTPROT_KERNEL, RT_SCOPE_UNIVERSE, 64, &ll, nullptr, nullptr, 2,
+                  256, true});
+    put_route(r, {AF_INET6, RT_TABLE_MAIN, RTN_UNICAST, RTPROT_BOOT, RT_SCOPE_UNIVERSE, 0, nullptr, &n.gateway6,
+                  nullptr, 2, 1, true});
+  }
+}
+
+// One request: its replies appended to r.
+void serve_request(const NetConfig& n, const nlmsghdr* h, Reply& r) {
+  r.seq = h->nlmsg_seq;
+  if (!(h->nlmsg_flags & NLM_F_REQUEST) || h->nlmsg_type < NLMSG_MIN_TYPE) return;
+  const bool dump = (h->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP;
+  const uint16_t t = h->nlmsg_type;
+  const int kind = (t - RTM_BASE) % 4;  // 0 NEW, 1 DEL, 2 GET, 3 SET
+  if (kind != 2) return r.err(h, EPERM);  // what an ns view without capabilities is told
+  auto family = [&]() -> int {
+    if (h->nlmsg_len < NLMSG_LENGTH(1)) return AF_UNSPEC;
+    return static_cast<const uint8_t*>(NLMSG_DATA(h))[0];
+  };
+  switch (t) {
+    case RTM_GETLINK: {
+      const int links = slirp_of(n) ? 2 : 1;
+      if (dump) {
+        for (int i = 1; i <= links; ++i) put_link(r, n, i, NLM_F_MULTI);
+        return r.done();
+      }
+      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) return r.err(h, EINVAL);
+      auto* ifi = static_cast<const ifinfomsg*>(NLMSG_DATA(h));
+      int index = ifi->ifi_index;
+      if (!index) {
+        const char* tail = static_cast<const char*>(nlm_nlmsg_get_payload_tail(h));
+        for (auto* a = static_cast<const nlattr*>(nlm_nlmsg_get_payload_offset(h, sizeof(ifinfomsg)));
+             nlm_attr_ok(a, static_cast<int>(tail - reinterpret_cast<const char*>(a))); a = nlm_attr_next(a)) {
+          if (nlm_attr_get_type(a) != IFLA_IFNAME) continue;
+          const char* name = nlm_attr_get_str(a);
+          if (!std::strcmp(name, "lo")) index = 1;
+          else if (!std::strcmp(name, "vde0") && links == 2) index = 2;
+          else index = -1;
+        }
+      }
+      if (index < 1 || index > links) return r.err(h, ENODEV);
+      put_link(r, n, index, 0);
+      return;
+    }
+    case RTM_GETADDR:
+      if (!dump) return r.err(h, EOPNOTSUPP);
+      dump_addrs(r, n, family());
+      return r.done();
+    case RTM_GETROUTE:
+      if (!dump) return r.err(h, EOPNOTSUPP);  // `ip route get`: not emulated
+      dump_routes(r, n, family());
+      return r.done();
+    default:
+      if (dump) return r.done();  // neighbours, rules, qdiscs…: none
+      return r.err(h, EOPNOTSUPP);
+  }
+}
+
+void* rtnl_main(void* arg) {
+  std::unique_ptr<std::shared_ptr<NetState>> hold(static_cast<std::shared_ptr<NetState>*>(arg));
+  NetState* st = hold->get();
+  sigset_t mask;
+  sigfillset(&mask);
+  sigdelset(&mask, wake_signal());
+  pthread_sigmask(SIG_SETMASK, &mask, nullptr);
+  std::vector<char> buf(65536);
+  for (;;) {
+    sockaddr_nl from{};
+    socklen_t flen = sizeof from;
+    ssize_t len = ::recvfrom(st->server.get(), buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&from), &flen);
+    if (len < 0 && errno == EINTR) continue;
+    if (len <= 0) continue;  // a wake-up of the monitor's, or a truncated datagram
+    Reply r;
+    r.pid = from.nl_pid;
+    int left = static_cast<int>(len);
+    for (const nlmsghdr* h = reinterpret_cast<const nlmsghdr*>(buf.data()); nlm_nlmsg_ok(h, left);
+         h = nlm_nlmsg_next(h, &left)) {
+      serve_request(st->cfg, h, r);
+      if (h->nlmsg_flags & NLM_F_ACK && !r.buf.empty() &&
+          reinterpret_cast<const nlmsghdr*>(r.buf.data())->nlmsg_type != NLMSG_ERROR && !(h->nlmsg_flags & NLM_F_DUMP))
+        r.err(h, 0);
+    }
+    // Datagrams of at most 16 KiB, cut between messages (as the kernel's dump does).
+    size_t off = 0;
+    while (off < r.buf.size()) {
+      size_t end = off;
+      while (end < r.buf.size()) {
+        auto* m = reinterpret_cast<const nlmsghdr*>(r.buf.data() + end);
+        size_t next = end + NLMSG_ALIGN(m->nlmsg_len);
+        if (next - off > 16384 && end > off) break;
+        end = next;
+      }
+      sockaddr_nl to{};
+      to.nl_family = AF_NETLINK;
+      to.nl_pid = from.nl_pid;
+      (void)::sendto(st->server.get(), r.buf.data() + off, end - off, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&to),
+                     sizeof to);
+      off = end;
+    }
+  }
+}
+
+// The server, started with the first rtnetlink socket of the view. Under st->mu.
+int start_server(const std::shared_ptr<NetState>& st, const NetConfig& n) {
+  if (st->started) return 0;
+  UniqueFd s(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_USERSOCK));
+  if (!s) return errno;
+  sockaddr_nl a{};
+  a.nl_family = AF_NETLINK;
+  socklen_t alen = sizeof a;
+  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) < 0 ||
+      ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&a), &alen) < 0)
+    return errno;
+  st->server = std::move(s);
+  st->server_port = a.nl_pid;
+  st->cfg = n;
+  st->cfg.state.reset();  // no cycle: the thread holds the state, the state its copy
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  auto* arg = new std::shared_ptr<NetState>(st);
+  int rc = pthread_create(&st->thread, &attr, rtnl_main, arg);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  pthread_attr_destroy(&attr);
+  if (rc) {
+    delete arg;
+    return rc;
+  }
+  ::pthread_detach(st->thread);
+  st->started = true;
+  return 0;
+}
+
+// ---- the trapped calls ---------------------------------------------------------------------
+
+uint64_t inode_of(int fd) {
+  struct stat st;
+  return ::fstat(fd, &st) == 0 ? st.st_ino : 0;
+}
+int sockopt(int fd, int opt) {
+  int v = -1;
+  socklen_t len = sizeof v;
+  return ::getsockopt(fd, SOL_SOCKET, opt, &v, &len) == 0 ? v : -1;
+}
+bool is_ip(int domain) { return domain == AF_INET || domain == AF_INET6; }
+
+struct Sock {
+  UniqueFd fd;
+  int domain = -1, type = -1;
+  bool v6only = false;
+  uint64_t ino = 0;
+  bool fake = false;  // one of the view's rtnetlink sockets
+};
+// The caller's socket fd, with its domain and type; false when it is not one (the kernel says).
+bool take_sock(const NetConfig& n, Call& c, int fd, Sock* s) {
+  int err = 0;
+  s->fd = take_fd(c, fd, &err);
+  if (!s->fd) return false;
+  s->domain = sockopt(s->fd.get(), SO_DOMAIN);
+  if (s->domain < 0) return false;
+  s->type = sockopt(s->fd.get(), SO_TYPE);
+  if (s->domain == AF_INET6) {
+    int v = 0;
+    socklen_t len = sizeof v;
+    s->v6only = ::getsockopt(s->fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &v, &len) == 0 && v;
+  }
+  s->ino = inode_of(s->fd.get());
+  if (s->domain == AF_NETLINK) {
+    std::lock_guard<std::mutex> lock(n.state->mu);
+    s->fake = n.state->netlink.count(s->ino) != 0;
+  }
+  return true;
+}
+
+bool read_addr(Call& c, uint64_t addr, uint64_t len, sockaddr_storage* out) {
+  if (!addr || len < sizeof(sa_family_t) || len > sizeof *out) return false;
+  *out = {};
+  return read_mem(c.tid, addr, out, len);
+}
+
+// Binds an unbound socket to the view's private loopback address (port 0), so that its peer in
+// the view sees it as 127.0.0.1.
+void bind_own(const NetConfig& n, const Sock& s) {
+  if (s.v6only) return;  // its loopback is the host's ::1
+  sockaddr_in6 cur{};
+  socklen_t len = sizeof cur;
+  if (::getsockname(s.fd.get(), reinterpret_cast<sockaddr*>(&cur), &len) < 0) return;
+  Addr a;
+  if (parse(&cur, len, &a) && a.port) return;  // bound already
+  sockaddr_in6 me;
+  unsigned mlen;
+  put({true, n.priv, {}, 0}, s.domain, &me, &mlen);
+  (void)::bind(s.fd.get(), reinterpret_cast<sockaddr*>(&me), mlen);
+}
+
+// A connect that may wait, on the worker: interrupted by the wake-up, a TCP connect goes on
+// in the kernel (a second connect says EALREADY), so the wait goes on in poll().
+long connect_wait(Call& c, int fd, const sockaddr* a, socklen_t len) {
+  bool started = false;
+  return wait_like_caller(c, [&]() -> long {
+    if (!started) {
+      started = true;
+      return ::connect(fd, a, len);
+    }
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, -1) < 0) return -1;
+    int e = sockopt(fd, SO_ERROR);
+    if (e > 0) return errno = e, -1;
+    return 0;
+  });
+}
+
+Answer do_connect(const NetConfig& n, Call& c, Sock& s) {
+  sockaddr_storage ss;
+  if (!read_addr(c, c.a[1], c.a[2], &ss)) return Answer::cont();
+  if (s.fake) return Answer::value(0);  // to the kernel: it is connected to the server already
+  Mapping m = map_dest(n, &ss, static_cast<unsigned>(c.a[2]), s.domain, s.v6only, s.type);
+  if (m.route == Route::kNative) return Answer::cont();
+  if (m.route == Route::kError) return Answer::error(m.err);
+  if (m.own) bind_own(n, s);
+  return Answer::result(connect_wait(c, s.fd.get(), reinterpret_cast<sockaddr*>(&m.host), m.len));
+}
+
+Answer do_bind(const NetConfig& n, Call& c, Sock& s) {
+  sockaddr_storage ss;
+  if (!read_addr(c, c.a[1], c.a[2], &ss)) return Answer::cont();
+  if (s.fake) {
+    // Bound (to a port of its own) when it was connected to the server: a second bind to
+    // "any port" is EINVAL natively, so it is answered here. Multicast groups (ip monitor)
+    // are not emulated.
+    return reinterpret_cast<sockaddr_nl*>(&ss)->nl_pid ? Answer::cont() : Answer::value(0);
+  }
+  Mapping m = map_bind(n, &ss, static_cast<unsigned>(c.a[2]), s.domain, s.type, s.v6only);
+  if (m.route == Route::kNative) return Answer::cont();
+  if (m.route == Route::kError) return Answer::error(m.err);
+  if (m.err < 0) {  // a forwarded port: the reservation makes room
+    std::lock_guard<std::mutex> lock(n.state->mu);
+    const NetConfig::Forward& f = n.forwards[static_cast<size_t>(-1 - m.err)];
+    for (UniqueFd& r : n.state->reserved)
+      if (r.get() == f.reserved) r.reset();
+  }
+  if (::bind(s.fd.get(), reinterpret_cast<sockaddr*>(&m.host), m.len) < 0) {
+    // A forwarded TCP port of the host may hold connections of a view that just ended
+    // (TIME_WAIT), which the view's own port on ns never has: bound with SO_REUSEADDR for the
+    // call only (the flag counts at bind time), the program's setting left as it was.
+    const int e = errno;
+    int reuse = sockopt(s.fd.get(), SO_REUSEADDR), one = 1, zero = 0;
+    if (!(m.err < 0 && e == EADDRINUSE && s.type == SOCK_STREAM && reuse == 0)) return Answer::error(e);
+    (void)::setsockopt(s.fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    const bool bound = ::bind(s.fd.get(), reinterpret_cast<sockaddr*>(&m.host), m.len) == 0;
+    const int e2 = errno;
+    (void)::setsockopt(s.fd.get(), SOL_SOCKET, SO_REUSEADDR, &zero, sizeof zero);
+    if (!bound) return Answer::error(e2);
+  }
+  sockaddr_in6 view{};
+  std::memcpy(&view, &ss, std::min<size_t>(c.a[2], sizeof view));
+  std::lock_guard<std::mutex> lock(n.state->mu);
+  if (n.state->bound.size() > 65536) n.state->bound.clear();  // sockets long closed
+  n.state->bound[s.ino] = view;
+  return Answer::value(0);
+}
+
+// The address of either end, in view terms.
+bool view_name(const NetConfig& n, const Sock& s, bool local, sockaddr_storage* out, socklen_t* len) {
+  sockaddr_storage me{}, peer{};
+  socklen_t mlen = sizeof me, plen = sizeof peer;
+  const bool connected = ::getpeername(s.fd.get(), reinterpret_cast<sockaddr*>(&peer), &plen) == 0;
+  if (!local && !connected) return false;
+  if (::getsockname(s.fd.get(), reinterpret_cast<sockaddr*>(&me), &mlen) < 0) return false;
+  Addr ma;
+  if (local && !connected) {
+    std::lock_guard<std::mutex> lock(n.state->mu);
+    auto it = n.state->bound.find(s.ino);
+    if (it != n.state->bound.end() && parse(&me, mlen, &ma)) {
+      Addr v;
+      parse(&it->second, kIn6, &v);
+      v.port = v.port ? v.port : ma.port;
+      sockaddr_in6 o;
+      unsigned olen;
+      put(v, s.domain, &o, &olen);
+      std::memcpy(out, &o, olen);
+      *len = olen;
+      return true;
+    }
+  }
+  *out = local ? me : peer;
+  unsigned l = local ? mlen : plen;
+  map_back(n, out, &l, local, s.v6only);
+  *len = l;
+  return true;
+}
+
+Answer do_name(const NetConfig& n, Call& c, Sock& s) {
+  if (s.fake) return Answer::cont();
+  socklen_t size;
+  if (!read_mem(c.tid, c.a[2], &size, sizeof size)) return Answer::error(EFAULT);
+  if (static_cast<int>(size) < 0) return Answer::error(EINVAL);
+  sockaddr_storage ss;
+  socklen_t len;
+  if (!view_name(n, s, c.nr == SYS_getsockname, &ss, &len)) return Answer::cont();
+  size_t k = std::min<size_t>(size, len);
+  if (k && !write_mem(c.tid, c.a[1], &ss, k)) return Answer::error(EFAULT);
+  if (!write_mem(c.tid, c.a[2], &len, sizeof len)) return Answer::error(EFAULT);
+  return Answer::value(0);
+}
+
+// The caller's iovecs and the bytes they hold (at most 1 MiB).
+bool gather(Call& c, const std::vector<iovec>& riov, std::vector<char>* data, int* err) {
+  size_t total = 0;
+  for (const iovec& v : riov) total += v.iov_len;
+  if (total > (1u << 20)) return *err = EMSGSIZE, false;
+  data->resize(total);
+  size_t off = 0;
+  for (const iovec& v : riov) {
+    if (v.iov_len && !read_mem(c.tid, reinterpret_cast<uint64_t>(v.iov_base), data->data() + off, v.iov_len))
+      return *err = EFAULT, false;
+    off += v.iov_len;
+  }
+  return true;
+}
+bool scatter(Call& c, const std::vector<iovec>& riov, const char* data, size_t n) {
+  size_t off = 0;
+  for (const iovec& v : riov) {
+    if (off >= n) break;
+    size_t k = std::min(v.iov_len, n - off);
+    if (k && !write_mem(c.tid, reinterpret_cast<uint64_t>(v.iov_base), data + off, k)) return false;
+    off += k;
+  }
+  return true;
+}
+bool read_iov(Call& c, const msghdr& mh, std::vector<iovec>* riov) {
+  if (mh.msg_iovlen > 1024) return false;
+  riov->resize(mh.msg_iovlen);
+  return riov->empty() ||
+         read_mem(c.tid, reinterpret_cast<uint64_t>(mh.msg_iov), riov->data(), riov->size() * sizeof(iovec));
+}
+
+// Whether the socket is bound to the host's wildcard address (or not bound).
+bool on_wildcard(const Sock& s) {
+  sockaddr_in6 cur{};
+  socklen_t len = sizeof cur;
+  Addr a;
+  if (::getsockname(s.fd.get(), reinterpret_cast<sockaddr*>(&cur), &len) < 0 || !parse(&cur, len, &a)) return false;
+  return a.is4 ? a.a4.s_addr == INADDR_ANY : IN6_IS_ADDR_UNSPECIFIED(&a.a6);
+}
+
+// A datagram socket bound at a forwarded port answers its host clients, who show as 10.0.2.2
+// (as libslirp keeps a forwarded UDP flow open whatever allow-host-loopback says): the reply
+// goes to the host's loopback.
+void reply_to_forward(const NetConfig& n, const Sock& s, const sockaddr_storage* dest, Mapping* m) {
+  Addr d, me;
+  if (!parse(dest, sizeof *dest, &d) || !(d.is4 ? same(d.a4, n.gateway) : same6(d.a6, n.gateway6))) return;
+  sockaddr_in6 local{};
+  socklen_t len = sizeof local;
+  if (::getsockname(s.fd.get(), reinterpret_cast<sockaddr*>(&local), &len) < 0 || !parse(&local, len, &me)) return;
+  for (const NetConfig::Forward& f : n.forwards) {
+    if (!f.udp || f.host_port != me.port) continue;
+    if (f.v6 ? (me.is4 || !same6(me.a6, f.host_addr6)) : (!me.is4 || !same(me.a4, f.host_addr))) continue;
+    *m = mapped(d.is4 ? Addr{true, v4("127.0.0.1"), {}, d.port} : Addr{false, {}, loop6(), d.port}, s.domain);
+    return;
+  }
+}
+
+// sendto with an address, sendmsg with msg_name: a datagram to a translated address, or a
+// request to the rtnetlink server (redirected from the kernel's address).
+Answer do_sendto(const NetConfig& n, Call& c, Sock& s) {
+  const bool msg = c.nr == SYS_sendmsg;
+  msghdr mh{};
+  if (msg && !read_mem(c.tid, c.a[1], &mh, sizeof mh)) return Answer::cont();
+  const uint64_t addr = msg ? reinterpret_cast<uint64_t>(mh.msg_name) : c.a[4];
+  const uint64_t alen = msg ? mh.msg_namelen : c.a[5];
+  if (!addr || !alen) return Answer::cont();
+  if (!s.fake && s.type == SOCK_STREAM) return Answer::cont();  // the address is ignored
+  sockaddr_storage ss;
+  if (!read_addr(c, addr, alen, &ss)) return Answer::cont();
+  Mapping m;
+  if (!s.fake) {
+    m = map_dest(n, &ss, static_cast<unsigned>(alen), s.domain, s.v6only, s.type);
+    if (m.route == Route::kError && m.err == ENETUNREACH && n.kind == NetConfig::kSlirp) reply_to_forward(n, s, &ss, &m);
+    if (m.route == Route::kNative) return Answer::cont();
+    if (m.route == Route::kError) return Answer::error(m.err);
+    if (m.own) bind_own(n, s);
+  }
+  std::vector<iovec> riov;
+  if (msg) {
+    if (!read_iov(c, mh, &riov)) return Answer::error(EMSGSIZE);
+  } else {
+    riov.push_back({reinterpret_cast<void*>(c.a[1]), c.a[2]});
+  }
+  std::vector<char> data;
+  int err = 0;
+  if (!gather(c, riov, &data, &err)) return Answer::error(err);
+  std::vector<char> control;
+  if (msg && mh.msg_controllen && !s.fake) {
+    if (mh.msg_controllen > 65536) return Answer::error(ENOBUFS);
+    control.resize(mh.msg_controllen);
+    if (!read_mem(c.tid, reinterpret_cast<uint64_t>(mh.msg_control), control.data(), control.size()))
+      return Answer::error(EFAULT);
+  }
+  if (!s.fake && m.own && s.type == SOCK_DGRAM && on_wildcard(s)) {
+    // To the view itself from a socket on the host's wildcard: the source is set to the view's
+    // private address (IP_PKTINFO), so the receiver sees the view's 127.0.0.1 and not the host.
+    size_t off = CMSG_ALIGN(control.size());
+    control.resize(off + CMSG_SPACE(sizeof(in_pktinfo)), 0);
+    auto* cm = reinterpret_cast<cmsghdr*>(control.data() + off);
+    cm->cmsg_level = IPPROTO_IP;
+    cm->cmsg_type = IP_PKTINFO;
+    cm->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+    in_pktinfo pi{};
+    pi.ipi_spec_dst = n.priv;
+    std::memcpy(CMSG_DATA(cm), &pi, sizeof pi);
+  }
+  iovec one = {data.data(), data.size()};
+  msghdr out{};
+  if (!s.fake) {
+    out.msg_name = &m.host;
+    out.msg_namelen = m.len;
+  }
+  out.msg_iov = &one;
+  out.msg_iovlen = 1;
+  out.msg_control = control.empty() ? nullptr : control.data();
+  out.msg_controllen = control.size();
+  const int flags = c.arg_int(msg ? 2 : 3) | MSG_NOSIGNAL;
+  return Answer::result(wait_like_caller(c, [&] { return static_cast<long>(::sendmsg(s.fd.get(), &out, flags)); }));
+}
+
+// recvfrom with an address, recvmsg with msg_name on a datagram socket or an rtnetlink one:
+// received here, the sender given in view terms.
+Answer do_recv(const NetConfig& n, Call& c, Sock& s) {
+  const bool msg = c.nr == SYS_recvmsg;
+  msghdr mh{};
+  if (msg && !read_mem(c.tid, c.a[1], &mh, sizeof mh)) return Answer::cont();
+  const uint64_t addr = msg ? reinterpret_cast<uint64_t>(mh.msg_name) : c.a[4];
+  const uint64_t alen_addr = msg ? 0 : c.a[5];
+  if (!s.fake && (!addr || s.type == SOCK_STREAM)) return Answer::cont();
+  socklen_t cap = msg ? mh.msg_namelen : 0;
+  if (!msg && addr && !read_mem(c.tid, alen_addr, &cap, sizeof cap)) return Answer::error(EFAULT);
+  std::vector<iovec> riov;
+  if (msg) {
+    if (!read_iov(c, mh, &riov)) return Answer::error(EMSGSIZE);
+  } else {
+    riov.push_back({reinterpret_cast<void*>(c.a[1]), c.a[2]});
+  }
+  size_t total = 0;
+  for (const iovec& v : riov) total += v.iov_len;
+  std::vector<char> data(std::min<size_t>(total, 1u << 20));
+  std::vector<char> control(msg ? std::min<size_t>(mh.msg_controllen, 65536) : 0);
+  sockaddr_storage from{};
+  iovec one = {data.data(), data.size()};
+  msghdr in{};
+  in.msg_name = &from;
+  in.msg_namelen = sizeof from;
+  in.msg_iov = &one;
+  in.msg_iovlen = 1;
+  in.msg_control = control.empty() ? nullptr : control.data();
+  in.msg_controllen = control.size();
+  const int flags = c.arg_int(msg ? 2 : 3) & ~MSG_CMSG_CLOEXEC;
+  long got = wait_like_caller(c, [&] { return static_cast<long>(::recvmsg(s.fd.get(), &in, flags)); });
+  if (got < 0) return Answer::error(errno);
+  if (!scatter(c, riov, data.data(), std::min<size_t>(static_cast<size_t>(got), data.size())))
+    return Answer::error(EFAULT);
+  socklen_t flen = in.msg_namelen;
+  if (s.fake) {
+    auto* nl = reinterpret_cast<sockaddr_nl*>(&from);
+    nl->nl_pid = 0;  // from the kernel
+    nl->nl_groups = 0;
+  } else {
+    unsigned l = flen;
+    map_back(n, &from, &l, false, s.v6only);
+    flen = l;
+  }
+  if (addr) {
+    if (cap > 0 && !write_mem(c.tid, addr, &from, std::min<size_t>(cap, flen))) return Answer::error(EFAULT);
+  }
+  if (msg) {
+    mh.msg_namelen = addr ? flen : 0;
+    mh.msg_flags = in.msg_flags;
+    if (!control.empty() && in.msg_controllen &&
+        !write_mem(c.tid, reinterpret_cast<uint64_t>(mh.msg_control), control.data(), in.msg_controllen))
+      return Answer::error(EFAULT);
+    mh.msg_controllen = in.msg_controllen;
+    if (!write_mem(c.tid, c.a[1], &mh, sizeof mh)) return Answer::error(EFAULT);
+  } else if (addr && !write_mem(c.tid, alen_addr, &flen, sizeof flen)) {
+    return Answer::error(EFAULT);
+  }
+  return Answer::value(got);
+}
+
+// accept/accept4 with an address argument: accepted here (on the worker, as the caller would
+// wait), the peer written in view terms, the new socket handed over as the call's result.
+Answer do_accept(const NetConfig& n, Call& c, Sock& s) {
+  if (s.fake || !c.a[1]) return Answer::cont();
+  socklen_t cap;
+  if (!read_mem(c.tid, c.a[2], &cap, sizeof cap)) return Answer::error(EFAULT);
+  if (static_cast<int>(cap) < 0) return Answer::error(EINVAL);
+  const int flags = c.nr == SYS_accept4 ? c.arg_int(3) : 0;
+  if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) return Answer::error(EINVAL);
+  sockaddr_storage peer{};
+  socklen_t plen = sizeof peer;
+  long fd = wait_like_caller(c, [&] {
+    return static_cast<long>(::accept4(s.fd.get(), reinterpret_cast<sockaddr*>(&peer), &plen,
+                                       (flags & SOCK_NONBLOCK) | SOCK_CLOEXEC));
+  });
+  if (fd < 0) return Answer::error(errno);
+  Answer a;
+  a.kind = Answer::kFd;
+  a.fd = UniqueFd(static_cast<int>(fd));
+  a.cloexec = (flags & SOCK_CLOEXEC) != 0;
+  unsigned l = plen;
+  map_back(n, &peer, &l, false, s.v6only);
+  socklen_t vl = l;
+  if (cap && !write_mem(c.tid, c.a[1], &peer, std::min<size_t>(cap, vl))) return Answer::error(EFAULT);
+  if (!write_mem(c.tid, c.a[2], &vl, sizeof vl)) return Answer::error(EFAULT);
+  return a;
+}
+
+// socket(AF_NETLINK, type, NETLINK_ROUTE): a NETLINK_USERSOCK socket connected to the server.
+Answer do_socket(const NetConfig& n, Call& c) {
+  if (c.arg_int(0) != AF_NETLINK || c.arg_int(2) != NETLINK_ROUTE) return Answer::cont();
+  const int type = c.arg_int(1);
+  UniqueFd s(::socket(AF_NETLINK, type | SOCK_CLOEXEC, NETLINK_USERSOCK));
+  if (!s) return Answer::error(errno);
+  uint32_t port;
+  {
+    std::lock_guard<std::mutex> lock(n.state->mu);
+    if (int e = start_server(n.state, n)) return Answer::error(e);
+    port = n.state->server_port;
+    if (n.state->netlink.size() > 65536) n.state->netlink.clear();
+    n.state->netlink.insert(inode_of(s.get()));
+  }
+  sockaddr_nl to{};
+  to.nl_family = AF_NETLINK;
+  to.nl_pid = port;
+  if (::connect(s.get(), reinterpret_cast<sockaddr*>(&to), sizeof to) < 0) return Answer::error(errno);
+  Answer a;
+  a.kind = Answer::kFd;
+  a.fd = std::move(s);
+  a.cloexec = (type & SOCK_CLOEXEC) != 0;
+  return a;
+}
+
+}  // namespace
+
+bool do_inet(const Config& cfg, Call& c, Answer* out) {
+  const NetConfig& n = cfg.net;
+  if (n.kind == NetConfig::kHost) return false;
+  if (c.nr == SYS_socket) return *out = do_socket(n, c), true;
+  switch (c.nr) {
+    case SYS_connect: case SYS_bind: case SYS_getsockname: case SYS_getpeername:
+    case SYS_sendto: case SYS_sendmsg: case SYS_recvfrom: case SYS_recvmsg: case SYS_accept: case SYS_accept4:
+      break;
+    default: return false;
+  }
+  if (c.nr == SYS_sendmsg || c.nr == SYS_recvmsg) {
+    // Most of these carry no address (a connected socket's data): let them run, cheaply.
+    msghdr mh{};
+    if (!read_mem(c.tid, c.a[1], &mh, sizeof mh)) return false;
+    if (!mh.msg_name || !mh.msg_namelen) return *out = Answer::cont(), true;
+  }
+  Sock s;
+  if (!take_sock(n, c, c.arg_int(0), &s)) return false;
+  if (!is_ip(s.domain) && !s.fake) return false;
+  switch (c.nr) {
+    case SYS_connect: *out = do_connect(n, c, s); return true;
+    case SYS_bind: *out = do_bind(n, c, s); return true;
+    case SYS_getsockname:
+    case SYS_getpeername: *out = do_name(n, c, s); return true;
+    case SYS_sendto:
+    case SYS_sendmsg: *out = do_sendto(n, c, s); return true;
+    case SYS_recvfrom:
+    case SYS_recvmsg: *out = do_recv(n, c, s); return true;
+    case SYS_accept:
+    case SYS_accept4: *out = do_accept(n, c, s); return true;
+    default: return false;
+  }
+}
+
+}  // namespace vu::pvm
