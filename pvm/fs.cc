@@ -46,6 +46,7 @@
 #include "pvm/accel_abi.h"
 
 #include "pvm/compat.h"
+#include "pvm/fuse_client.h"
 
 namespace vu::pvm {
 
@@ -64,6 +65,7 @@ bool writes_refused(const Resolved& r) {
 }
 
 Answer write_stat(const Config& cfg, Call& c, struct stat st, uint64_t buf) {
+  if (!cfg.fuse.empty()) fuse_adjust_stat(cfg, &st);
   st.st_uid = view_uid(cfg, st.st_uid);
   st.st_gid = view_gid(cfg, st.st_gid);
   if (!write_mem(c.tid, buf, &st, sizeof st)) return Answer::error(EFAULT);
@@ -225,6 +227,8 @@ Answer do_open(const Config& cfg, Call& c, int dirfd, uint64_t path, int flags, 
   }
   if (MountTable t = mount_table(r.host); t != MountTable::kNone && r.exists && !cfg.map.empty())
     return do_mount_table(cfg, r.host, t, flags);
+  if (!cfg.fuse.empty() && r.exists && S_ISREG(r.st.st_mode))
+    if (int e = fuse_before_open(cfg, c, r.host, r.st, flags)) return Answer::error(e);
   if (!r.moved) return Answer::cont();
   if (flags & (O_CREAT | O_TMPFILE)) mode &= ~umask_of(c);
   // On a worker thread (Monitor): a FIFO open waits here for its peer, as the caller would.
@@ -271,6 +275,7 @@ Answer do_statx(const Config& cfg, Call& c) {
   struct statx stx;
   if (::statx(AT_FDCWD, host.c_str(), sflags, mask, &stx) < 0)
     return Answer::error(errno == ENOENT && host.compare(0, 6, "/proc/") == 0 ? EBADF : errno);
+  if (!cfg.fuse.empty()) fuse_adjust_statx(cfg, &stx);
   stx.stx_uid = view_uid(cfg, stx.stx_uid);
   stx.stx_gid = view_gid(cfg, stx.stx_gid);
   if (!write_mem(c.tid, c.a[4], &stx, sizeof stx)) return Answer::error(EFAULT);
@@ -547,7 +552,8 @@ Answer do_statfs(const Config& cfg, Call& c) {
   if (!r.exists) return Answer::error(ENOENT);
   if (!r.moved && !r.read_only()) return Answer::cont();
   struct statfs sf;
-  if (::statfs(r.host.c_str(), &sf) < 0) return Answer::error(errno);
+  if (int e = fuse_statfs(cfg, r.host, &sf); e > 0) return Answer::error(e);
+  else if (e < 0 && ::statfs(r.host.c_str(), &sf) < 0) return Answer::error(errno);
   if (r.read_only()) sf.f_flags |= ST_RDONLY;
   if (!write_mem(c.tid, c.a[1], &sf, sizeof sf)) return Answer::error(EFAULT);
   return Answer::value(0);

@@ -2,6 +2,7 @@
 
 #include "pvm/call.h"
 #include "pvm/fs.h"
+#include "pvm/fuse_client.h"
 #include "pvm/identity.h"
 #include "pvm/net.h"
 #include "pvm/uts.h"
@@ -138,6 +139,8 @@ Result<Filter> Filter::build(const Config& cfg) {
   if (cfg.root)
     for (int nr : kNotifiedRoot) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, nr));
   if (!cfg.listing.empty()) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, SYS_getdents64));
+  if (!cfg.fuse.empty())  // the view's changes go back to its FUSE programs (fuse_client.h)
+    for (int nr : {SYS_sync, SYS_syncfs, SYS_fsync, SYS_fdatasync}) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, nr));
   for (int nr : kNoSys) VU_TRY_VOID(add(SCMP_ACT_ERRNO(ENOSYS), nr));
   for (int nr : kPerm) VU_TRY_VOID(add(SCMP_ACT_ERRNO(EPERM), nr));
   // Export the BPF program through a memfd: the child installs it with a raw seccomp(2).
@@ -593,6 +596,11 @@ Monitor::Answer Monitor::Core::dispatch(Call& c) {
     case SYS_setgroups: return Answer::error(EPERM);  // as in a user namespace with setgroups denied
     case SYS_inotify_add_watch: return do_inotify_add_watch(cfg, c);
     case SYS_getdents64: return do_getdents(c);
+    case SYS_sync:
+    case SYS_syncfs:
+    case SYS_fsync:
+    case SYS_fdatasync:
+      return do_fuse_sync(cfg, c);
     default:
       if (cfg.root) return do_root_ids(c);
       return Answer::cont();
@@ -884,7 +892,7 @@ bool never_eintr(long nr) {
     if (n == nr) return true;
   for (int n : kNotifiedRoot)
     if (n == nr) return true;
-  return nr == SYS_getdents64;
+  return nr == SYS_getdents64 || nr == SYS_sync || nr == SYS_syncfs || nr == SYS_fsync || nr == SYS_fdatasync;
 }
 constexpr long kERestartNoIntr = 513;
 }  // namespace

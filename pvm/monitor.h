@@ -61,6 +61,8 @@
 //   net.{h,cc}    unix sockets: bind/connect/sendto/sendmsg to a path, getsockname/getpeername
 //   identity.{h,cc}  getgroups as in an unmapped user namespace, --root ids (stat owners: call.h)
 //   uts.{h,cc}    uname, sethostname
+//   fuse_client.{h,cc}  FUSE programs served by the monitor (no mount(2) needed): the protocol,
+//                 the shadow tree the view sees, write-back at sync points
 // Next (not here yet): a module table instead of dispatch()'s switch, the filter built from
 // the modules' lists, and the ptrace half's path rewrites as an fs handler.
 //
@@ -96,6 +98,8 @@ struct user_regs_struct;
 
 namespace vu::pvm {
 
+class FuseTree;  // pvm/fuse_client.h
+
 inline constexpr uid_t kOverflowId = 65534;  // what an unmapped owner looks like in a userns
 
 struct Config {
@@ -118,6 +122,9 @@ struct Config {
   std::vector<std::pair<std::pair<uint64_t, uint64_t>, Entry>> listing;
   bool noop = false;  // measurement only ($VU_PVM_NOOP): every trapped call runs unchanged
   std::vector<std::pair<uint64_t, uint64_t>> accel_holders;
+  // FUSE mounts the monitor serves itself (pvm/fuse_client.h): their shadow trees, each also a
+  // mount of the path map. Non-empty: sync, syncfs, fsync and fdatasync are trapped.
+  std::vector<std::shared_ptr<FuseTree>> fuse;
 };
 
 // "VU_PVM_ACCEL=…": the fast path's configuration (pvm/accel.c), for the environment.

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <string_view>
 
 #include "base/strings.h"
 
@@ -32,6 +34,13 @@ bool is_slirp_default(const vdens::NetSpec& net) {
 }
 }  // namespace
 
+bool pvm_serves_fuse() {
+  // Environment A (issue 16): the monitor is the FUSE "kernel". Chosen explicitly for now; the
+  // choice between A and B (the kernel's FUSE through fusermount3) belongs to the probe.
+  const char* e = std::getenv("VU_PVM_FUSE");
+  return e && std::string_view(e) == "monitor";
+}
+
 bool pvm_ignores_size(const bindmount::MountSpec& m) {
   return m.kind == bindmount::Kind::kTmpfs && m.data.find("size=") != std::string::npos;
 }
@@ -45,7 +54,7 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
   if (spec.map_users) return refuse("--map-users", "drop --map-users (--root works under pvm)");
   if (spec.rootfs) return refuse("--rootfs", "a root tree needs the ns backend for now (the pvm path map cannot yet execute the tree's own dynamic loader)");
   if (spec.ambient_caps) return refuse("--cap", "capabilities can only be granted inside a user namespace");
-  if (!spec.cows.empty() || !spec.fuse.empty())
+  if (!spec.cows.empty() || (!spec.fuse.empty() && !pvm_serves_fuse()))
     return refuse(!spec.cows.empty() ? "--cow" : "--fuse/--mount",
                   "FUSE and overlayfs mounts need a mount namespace; use --bind, or run where user "
                   "namespaces are allowed");
@@ -75,18 +84,23 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
   p.parts.push_back({"identity", spec.identity == userns::Identity::kRoot
                                      ? "pvm: uid " + uid + " shown as 0 (root); other owners as 65534"
                                      : "pvm: uid " + uid + " kept; other owners shown as 65534"});
-  if (spec.mounts.empty()) {
+  if (spec.mounts.empty() && spec.fuse.empty()) {
     p.parts.push_back({"mounts", "pvm: the host's files (no path map)"});
   } else {
     for (size_t i = 0; i < spec.mounts.size(); ++i)
       p.parts.push_back({i ? "" : "mounts", "pvm path map: " + bindmount::to_string(spec.mounts[i]) +
                                                 (pvm_ignores_size(spec.mounts[i]) ? " — size= not enforced by pvm" : "")});
+    for (size_t i = 0; i < spec.fuse.size(); ++i)
+      p.parts.push_back({spec.mounts.empty() && !i ? "mounts" : "",
+                         "pvm: fuse " + spec.fuse[i].target + " <- " + spec.fuse[i].what +
+                             " (started by vu, served by the monitor: no mount(2); the view's changes "
+                             "are written back at sync/fsync and at exit)"});
   }
   p.parts.push_back({"hostname", spec.hostname ? "pvm: uname shows " + *spec.hostname : "host's name"});
   p.parts.push_back({"network", net.defaulted ? "host network (pvm has no network namespace; the default "
                                                 "slirp network needs one)"
                                               : "host network"});
-  p.parts.push_back({"capture", spec.mounts.empty()
+  p.parts.push_back({"capture", spec.mounts.empty() && spec.fuse.empty()
                                     ? "seccomp user notification (stat owners, ids, uname); no ptrace"
                                     : "seccomp user notification (paths, owners, ids, uname), ptrace (execve, chdir)"});
   return p;

@@ -28,6 +28,7 @@
 #include "base/error.h"
 #include "base/temp_dir.h"
 #include "base/unique_fd.h"
+#include "pvm/fuse_client.h"
 #include "pvm/monitor.h"
 #include "runtime/command.h"
 #include "runtime/plan.h"
@@ -41,6 +42,7 @@ struct PvmView {
   UniqueFd report;                  // the first process's report pipe (read end)
   Command cmd;
   std::optional<TempDir> scratch;   // tmpfs and synthetic directories; removed at the end
+  std::vector<pvm::FuseProgram> fuse;  // FUSE programs the monitor serves (pvm/fuse_client.h)
   // After supervise(): the error the first process reported (chdir or exec), if any.
   std::optional<Error> failure(const std::string& report) const;
 };
@@ -50,5 +52,9 @@ struct PvmView {
 Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>* scratch);
 
 Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask);
+
+// The end of a view with FUSE mounts: the view's changes written back, DESTROY, the programs
+// waited for. 0, or kExitSetup when some change could not be written back (logged).
+int stop_pvm_fuse(PvmView& v);
 
 }  // namespace vu

@@ -1,0 +1,1109 @@
+#include "pvm/fuse_client.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <sys/mman.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "base/log.h"
+
+extern "C" char** environ;
+
+namespace vu::pvm {
+
+thread_local FuseClient::Cancelled FuseClient::cancelled_;
+
+namespace {
+constexpr uint32_t kMinor = 31;  // what we speak: full structs, no FUSE_INIT_EXT needed
+constexpr uint32_t kWantWrite = 1u << 20;
+constexpr size_t kMaxReply = (1u << 20) + 4096;
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+FuseClient::FuseClient(UniqueFd dev, std::string name) : dev_(std::move(dev)), name_(std::move(name)) {}
+
+FuseClient::~FuseClient() = default;
+
+bool FuseClient::alive() const { return !dead_; }
+
+void FuseClient::mark_dead(const char* why) {
+  dead_ = true;
+  if (!logged_) {
+    logged_ = true;
+    VU_LOG_ERROR("FUSE program " << name_ << " " << why << "; its filesystem is no longer served (calls on it fail)");
+  }
+}
+
+int FuseClient::request(uint32_t opcode, uint64_t node, std::initializer_list<std::pair<const void*, size_t>> args,
+                        std::string* out, int timeout_ms) {
+  // One in flight: a later caller waits for the lock, abandoning if its own caller goes away.
+  std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
+  while (!lock.try_lock()) {
+    if (cancelled_ && cancelled_()) return EINTR;
+    ::usleep(1000);
+  }
+  if (dead_ || !dev_) return ENOTCONN;
+  fuse_in_header h{};
+  h.opcode = opcode;
+  h.unique = ++unique_;
+  h.nodeid = node;
+  h.uid = ::getuid();
+  h.gid = ::getgid();
+  h.pid = static_cast<uint32_t>(::getpid());
+  iovec iov[6];
+  int n = 0;
+  iov[n++] = {&h, sizeof h};
+  size_t len = sizeof h;
+  for (auto [p, l] : args) {
+    if (n == 6) return EINVAL;
+    iov[n++] = {const_cast<void*>(p), l};
+    len += l;
+  }
+  h.len = static_cast<uint32_t>(len);
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = static_cast<size_t>(n);
+  ssize_t sent;
+  while ((sent = ::sendmsg(dev_.get(), &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+  }
+  if (sent < 0) {
+    mark_dead(errno == EPIPE || errno == ECONNRESET ? "has exited" : "cannot be written to");
+    return ENOTCONN;
+  }
+  if (opcode == FUSE_FORGET) return 0;
+  std::string buf(kMaxReply, '\0');
+  const int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+  for (;;) {
+    pollfd pfd{dev_.get(), POLLIN, 0};
+    int wait = 20;
+    if (deadline >= 0) wait = static_cast<int>(std::clamp<int64_t>(deadline - now_ms(), 0, 20));
+    int pr = ::poll(&pfd, 1, wait);
+    if (pr < 0 && errno != EINTR) return EIO;
+    if (pr <= 0) {
+      if (deadline >= 0 && now_ms() >= deadline) return ETIMEDOUT;
+      if (cancelled_ && cancelled_()) return EINTR;  // its reply, if any, is dropped later
+      continue;
+    }
+    ssize_t got = ::recv(dev_.get(), buf.data(), buf.size(), MSG_DONTWAIT);
+    if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+    if (got <= 0) {  // end of file: every copy of the program's end is closed
+      mark_dead("has exited");
+      return ENOTCONN;
+    }
+    if (static_cast<size_t>(got) < sizeof(fuse_out_header)) {
+      mark_dead("sent a malformed reply");
+      return ENOTCONN;
+    }
+    fuse_out_header oh;
+    std::memcpy(&oh, buf.data(), sizeof oh);
+    if (oh.unique == 0) continue;           // a notification: not asked for
+    if (oh.unique != h.unique) continue;    // the late reply of an abandoned request
+    if (oh.error > 0 || oh.error < -4095) {
+      mark_dead("sent an invalid error number");
+      return ENOTCONN;
+    }
+    if (oh.error < 0) return -oh.error;
+    if (out) out->assign(buf.data() + sizeof oh, static_cast<size_t>(got) - sizeof oh);
+    return 0;
+  }
+}
+
+Result<void> FuseClient::init(int timeout_ms) {
+  fuse_init_in in{};
+  in.major = FUSE_KERNEL_VERSION;
+  in.minor = kMinor;
+  in.max_readahead = kWantWrite;
+  // No splice (a socket is not a pipe-capable device here), no writeback cache (the view's
+  // writes reach the program at sync points of ours), readdir plus not needed.
+  in.flags = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_ATOMIC_O_TRUNC | FUSE_MAX_PAGES | FUSE_DONT_MASK;
+  std::string out;
+  logged_ = true;  // a failure here is the caller's error to report
+  int e = request(FUSE_INIT, 0, {{&in, sizeof in}}, &out, timeout_ms);
+  if (!e) logged_ = false;
+  if (e == ETIMEDOUT)
+    return Error::make(ErrorKind::kSetup, "FUSE program " + name_ + " did not answer INIT within " +
+                                              std::to_string(timeout_ms / 1000) + " s")
+        .hint("check the program's arguments; it must serve the descriptor it was given");
+  if (e == ENOTCONN) return Error::make(ErrorKind::kSetup, "FUSE program " + name_ + " exited before serving its filesystem");
+  if (e) return Error::sys("FUSE INIT", e, name_, ErrorKind::kSetup);
+  fuse_init_out o{};
+  std::memcpy(&o, out.data(), std::min(out.size(), sizeof o));
+  if (out.size() < 8 || o.major != FUSE_KERNEL_VERSION)
+    return Error::make(ErrorKind::kSetup, "FUSE program " + name_ + " speaks protocol " + std::to_string(o.major) +
+                                              ", not " + std::to_string(FUSE_KERNEL_VERSION));
+  minor_ = std::min(o.minor, kMinor);
+  if (out.size() >= FUSE_COMPAT_22_INIT_OUT_SIZE && o.max_write >= 4096) max_write_ = std::min(o.max_write, kWantWrite);
+  max_read_ = std::max<uint32_t>(max_write_, 128 * 1024);
+  max_read_ = std::min(max_read_, kWantWrite);
+  return Ok{};
+}
+
+namespace {
+template <typename T>
+int take(const std::string& out, T* v) {
+  if (out.size() < sizeof(T)) {
+    // Older protocol minors send shorter entry/attr replies; the missing tail stays zero.
+    if (out.size() < 16) return EIO;
+    *v = T{};
+    std::memcpy(v, out.data(), out.size());
+    return 0;
+  }
+  std::memcpy(v, out.data(), sizeof(T));
+  return 0;
+}
+std::string cstr(const std::string& s) { return std::string(s.c_str(), s.size() + 1); }
+}  // namespace
+
+int FuseClient::lookup(uint64_t parent, const std::string& name, Entry* e) {
+  std::string out, n = cstr(name);
+  if (int r = request(FUSE_LOOKUP, parent, {{n.data(), n.size()}}, &out)) return r;
+  fuse_entry_out eo;
+  if (int r = take(out, &eo)) return r;
+  if (eo.nodeid == 0) return ENOENT;  // a negative entry
+  e->node = eo.nodeid;
+  e->attr = eo.attr;
+  return 0;
+}
+
+int FuseClient::getattr(uint64_t node, fuse_attr* a) {
+  fuse_getattr_in in{};
+  std::string out;
+  if (int r = request(FUSE_GETATTR, node, {{&in, sizeof in}}, &out)) return r;
+  fuse_attr_out ao;
+  if (int r = take(out, &ao)) return r;
+  *a = ao.attr;
+  return 0;
+}
+
+int FuseClient::readlink(uint64_t node, std::string* target) { return request(FUSE_READLINK, node, {}, target); }
+
+int FuseClient::open(uint64_t node, int flags, bool dir, uint64_t* fh) {
+  fuse_open_in in{};
+  in.flags = static_cast<uint32_t>(flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC));
+  std::string out;
+  if (int r = request(dir ? FUSE_OPENDIR : FUSE_OPEN, node, {{&in, sizeof in}}, &out)) return r;
+  fuse_open_out oo{};
+  if (out.size() >= sizeof oo) std::memcpy(&oo, out.data(), sizeof oo);
+  *fh = oo.fh;
+  return 0;
+}
+
+int FuseClient::release(uint64_t node, uint64_t fh, bool dir) {
+  fuse_release_in in{};
+  in.fh = fh;
+  return request(dir ? FUSE_RELEASEDIR : FUSE_RELEASE, node, {{&in, sizeof in}}, nullptr);
+}
+
+int FuseClient::flush(uint64_t node, uint64_t fh) {
+  fuse_flush_in in{};
+  in.fh = fh;
+  int r = request(FUSE_FLUSH, node, {{&in, sizeof in}}, nullptr);
+  return r == ENOSYS ? 0 : r;
+}
+
+int FuseClient::fsync(uint64_t node, uint64_t fh, bool dir) {
+  fuse_fsync_in in{};
+  in.fh = fh;
+  int r = request(dir ? FUSE_FSYNCDIR : FUSE_FSYNC, node, {{&in, sizeof in}}, nullptr);
+  return r == ENOSYS ? 0 : r;
+}
+
+int FuseClient::readdir_all(uint64_t node, uint64_t fh, std::vector<Dirent>* entries) {
+  uint64_t off = 0;
+  for (int rounds = 0; rounds < 1 << 22; ++rounds) {
+    fuse_read_in in{};
+    in.fh = fh;
+    in.offset = off;
+    in.size = 64 * 1024;
+    std::string out;
+    if (int r = request(FUSE_READDIR, node, {{&in, sizeof in}}, &out)) return r;
+    if (out.empty()) return 0;
+    size_t p = 0;
+    bool any = false;
+    while (p + FUSE_NAME_OFFSET <= out.size()) {
+      fuse_dirent d;
+      std::memcpy(&d, out.data() + p, FUSE_NAME_OFFSET);
+      if (d.namelen == 0 || d.namelen > 1024 || p + FUSE_NAME_OFFSET + d.namelen > out.size()) return EIO;
+      std::string name(out.data() + p + FUSE_NAME_OFFSET, d.namelen);
+      if (name != "." && name != "..") entries->push_back({d.ino, d.type, std::move(name)});
+      off = d.off;
+      any = true;
+      p += FUSE_DIRENT_SIZE(&d);
+    }
+    if (!any) return EIO;
+  }
+  return EIO;
+}
+
+int FuseClient::read(uint64_t node, uint64_t fh, uint64_t off, uint32_t size, std::string* out) {
+  fuse_read_in in{};
+  in.fh = fh;
+  in.offset = off;
+  in.size = size;
+  return request(FUSE_READ, node, {{&in, sizeof in}}, out);
+}
+
+int FuseClient::write(uint64_t node, uint64_t fh, uint64_t off, const char* data, uint32_t size, uint32_t* written) {
+  fuse_write_in in{};
+  in.fh = fh;
+  in.offset = off;
+  in.size = size;
+  std::string out;
+  if (int r = request(FUSE_WRITE, node, {{&in, sizeof in}, {data, size}}, &out)) return r;
+  fuse_write_out wo{};
+  if (out.size() >= 4) std::memcpy(&wo, out.data(), std::min(out.size(), sizeof wo));
+  *written = wo.size;
+  return 0;
+}
+
+int FuseClient::statfs(fuse_kstatfs* st) {
+  std::string out;
+  if (int r = request(FUSE_STATFS, 1, {}, &out)) return r;
+  fuse_statfs_out so;
+  if (int r = take(out, &so)) return r;
+  *st = so.st;
+  return 0;
+}
+
+namespace {
+int entry_reply(const std::string& out, FuseClient::Entry* e) {
+  fuse_entry_out eo;
+  if (int r = take(out, &eo)) return r;
+  if (e) {
+    e->node = eo.nodeid;
+    e->attr = eo.attr;
+  }
+  return 0;
+}
+}  // namespace
+
+int FuseClient::create(uint64_t parent, const std::string& name, mode_t mode, int flags, Entry* e, uint64_t* fh) {
+  fuse_create_in in{};
+  in.flags = static_cast<uint32_t>(flags);
+  in.mode = mode;
+  std::string out, n = cstr(name);
+  if (int r = request(FUSE_CREATE, parent, {{&in, sizeof in}, {n.data(), n.size()}}, &out)) return r;
+  if (int r = entry_reply(out, e)) return r;
+  fuse_open_out oo{};
+  if (out.size() >= sizeof(fuse_entry_out) + sizeof oo) std::memcpy(&oo, out.data() + sizeof(fuse_entry_out), sizeof oo);
+  *fh = oo.fh;
+  return 0;
+}
+
+int FuseClient::mknod(uint64_t parent, const std::string& name, mode_t mode, dev_t rdev, Entry* e) {
+  fuse_mknod_in in{};
+  in.mode = mode;
+  in.rdev = static_cast<uint32_t>(rdev);
+  std::string out, n = cstr(name);
+  if (int r = request(FUSE_MKNOD, parent, {{&in, sizeof in}, {n.data(), n.size()}}, &out)) return r;
+  return entry_reply(out, e);
+}
+
+int FuseClient::mkdir(uint64_t parent, const std::string& name, mode_t mode, Entry* e) {
+  fuse_mkdir_in in{};
+  in.mode = mode;
+  std::string out, n = cstr(name);
+  if (int r = request(FUSE_MKDIR, parent, {{&in, sizeof in}, {n.data(), n.size()}}, &out)) return r;
+  return entry_reply(out, e);
+}
+
+int FuseClient::symlink(uint64_t parent, const std::string& name, const std::string& target, Entry* e) {
+  std::string out, n = cstr(name), t = cstr(target);
+  if (int r = request(FUSE_SYMLINK, parent, {{n.data(), n.size()}, {t.data(), t.size()}}, &out)) return r;
+  return entry_reply(out, e);
+}
+
+int FuseClient::link(uint64_t node, uint64_t newparent, const std::string& newname, Entry* e) {
+  fuse_link_in in{};
+  in.oldnodeid = node;
+  std::string out, n = cstr(newname);
+  if (int r = request(FUSE_LINK, newparent, {{&in, sizeof in}, {n.data(), n.size()}}, &out)) return r;
+  return entry_reply(out, e);
+}
+
+int FuseClient::unlink(uint64_t parent, const std::string& name) {
+  std::string n = cstr(name);
+  return request(FUSE_UNLINK, parent, {{n.data(), n.size()}}, nullptr);
+}
+
+int FuseClient::rmdir(uint64_t parent, const std::string& name) {
+  std::string n = cstr(name);
+  return request(FUSE_RMDIR, parent, {{n.data(), n.size()}}, nullptr);
+}
+
+int FuseClient::rename(uint64_t parent, const std::string& name, uint64_t newparent, const std::string& newname,
+                       unsigned flags) {
+  std::string a = cstr(name), b = cstr(newname);
+  if (flags) {
+    fuse_rename2_in in{};
+    in.newdir = newparent;
+    in.flags = flags;
+    return request(FUSE_RENAME2, parent, {{&in, sizeof in}, {a.data(), a.size()}, {b.data(), b.size()}}, nullptr);
+  }
+  fuse_rename_in in{};
+  in.newdir = newparent;
+  return request(FUSE_RENAME, parent, {{&in, sizeof in}, {a.data(), a.size()}, {b.data(), b.size()}}, nullptr);
+}
+
+int FuseClient::setattr(uint64_t node, const fuse_setattr_in& in, fuse_attr* a) {
+  std::string out;
+  if (int r = request(FUSE_SETATTR, node, {{&in, sizeof in}}, &out)) return r;
+  fuse_attr_out ao;
+  if (int r = take(out, &ao)) return r;
+  if (a) *a = ao.attr;
+  return 0;
+}
+
+int FuseClient::setxattr(uint64_t node, const std::string& name, const std::string& value, int flags) {
+  fuse_setxattr_in in{};
+  in.size = static_cast<uint32_t>(value.size());
+  in.flags = static_cast<uint32_t>(flags);
+  std::string n = cstr(name);
+  // Without FUSE_SETXATTR_EXT (not offered) the request has the short header.
+  return request(FUSE_SETXATTR, node, {{&in, FUSE_COMPAT_SETXATTR_IN_SIZE}, {n.data(), n.size()}, {value.data(), value.size()}},
+                 nullptr);
+}
+
+int FuseClient::getxattr(uint64_t node, const std::string& name, std::string* value) {
+  fuse_getxattr_in in{};
+  in.size = 65536;
+  std::string n = cstr(name);
+  return request(FUSE_GETXATTR, node, {{&in, sizeof in}, {n.data(), n.size()}}, value);
+}
+
+int FuseClient::listxattr(uint64_t node, std::string* names) {
+  fuse_getxattr_in in{};
+  in.size = 65536;
+  return request(FUSE_LISTXATTR, node, {{&in, sizeof in}}, names);
+}
+
+int FuseClient::removexattr(uint64_t node, const std::string& name) {
+  std::string n = cstr(name);
+  return request(FUSE_REMOVEXATTR, node, {{n.data(), n.size()}}, nullptr);
+}
+
+void FuseClient::forget(uint64_t node, uint64_t nlookup) {
+  fuse_forget_in in{};
+  in.nlookup = nlookup;
+  (void)request(FUSE_FORGET, node, {{&in, sizeof in}}, nullptr);
+}
+
+void FuseClient::destroy(int timeout_ms) {
+  if (!dead_ && dev_) (void)request(FUSE_DESTROY, 0, {}, nullptr, timeout_ms);
+  std::lock_guard<std::mutex> lock(mu_);
+  dead_ = true;
+  logged_ = true;  // its end is ours: no message
+  dev_.reset();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shadow tree.
+
+namespace {
+struct timespec fuse_ts(uint64_t s, uint32_t ns) { return {static_cast<time_t>(s), static_cast<long>(ns)}; }
+bool ts_eq(const struct timespec& a, const struct timespec& b) { return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec; }
+constexpr int kMaxDepth = 256;
+}  // namespace
+
+FuseTree::FuseTree(std::unique_ptr<FuseClient> client, std::string shadow, std::string view)
+    : client_(std::move(client)), shadow_(std::move(shadow)), view_(std::move(view)) {}
+
+bool FuseTree::holds(const std::string& host) const {
+  return host.size() > shadow_.size() && host.compare(0, shadow_.size(), shadow_) == 0 && host[shadow_.size()] == '/';
+}
+
+void FuseTree::remember(const std::string& host, Node n) {
+  struct stat st;
+  if (::lstat(host.c_str(), &st) < 0) return;
+  n.ctime = st.st_ctim;
+  n.mtime = st.st_mtim;
+  n.size = st.st_size;
+  n.mode = st.st_mode;
+  by_fuse_ino_[n.fuse_ino] = st.st_ino;
+  nodes_[st.st_ino] = std::move(n);
+  ++counts_.nodes;
+}
+
+Result<void> FuseTree::materialize() {
+  std::lock_guard<std::mutex> lock(mu_);
+  struct stat st;
+  if (::stat(shadow_.c_str(), &st) < 0) return Error::sys("stat", errno, shadow_);
+  dev_ = st.st_dev;
+  fuse_attr root{};
+  if (int e = client_->getattr(FUSE_ROOT_ID, &root))
+    return Error::sys("FUSE GETATTR of the root", e, client_->name(), ErrorKind::kSetup);
+  if (int e = materialize_dir(FUSE_ROOT_ID, shadow_, st.st_ino, 0))
+    return Error::sys("reading the filesystem of " + client_->name(), e, view_, ErrorKind::kSetup);
+  ::chmod(shadow_.c_str(), root.mode & 07777);
+  timespec ts[2] = {fuse_ts(root.atime, root.atimensec), fuse_ts(root.mtime, root.mtimensec)};
+  ::utimensat(AT_FDCWD, shadow_.c_str(), ts, 0);
+  Node r;
+  r.node = FUSE_ROOT_ID;
+  r.fuse_ino = root.ino;
+  r.filled = true;
+  remember(shadow_, r);
+  fix_stat(shadow_, root);
+  return Ok{};
+}
+
+int FuseTree::materialize_dir(uint64_t node, const std::string& host, uint64_t host_ino, int depth) {
+  if (depth > kMaxDepth) return ELOOP;
+  uint64_t fh = 0;
+  if (int e = client_->open(node, O_RDONLY | O_DIRECTORY, true, &fh)) return e;
+  std::vector<FuseClient::Dirent> entries;
+  int e = client_->readdir_all(node, fh, &entries);
+  (void)client_->release(node, fh, true);
+  if (e) return e;
+  for (const FuseClient::Dirent& d : entries) {
+    if (d.name.find('/') != std::string::npos) return EIO;
+    FuseClient::Entry ent;
+    if (int le = client_->lookup(node, d.name, &ent)) {
+      if (le == ENOENT) continue;  // gone meanwhile
+      return le;
+    }
+    const fuse_attr& a = ent.attr;
+    const std::string path = host + "/" + d.name;
+    Node n;
+    n.node = ent.node;
+    n.fuse_ino = a.ino;
+    n.parent_ino = host_ino;
+    n.name = d.name;
+    const mode_t type = a.mode & S_IFMT;
+    if (type != S_IFDIR && a.nlink > 1) {
+      if (auto it = first_path_.find(a.ino); it != first_path_.end()) {
+        // Another name of an object made already: a hard link of its shadow.
+        if (::link(it->second.c_str(), path.c_str()) < 0) return errno;
+        struct stat st;
+        if (::lstat(path.c_str(), &st) == 0) links_.insert({st.st_ino, host_ino, d.name});
+        continue;
+      }
+      first_path_[a.ino] = path;
+    }
+    if (type == S_IFDIR) {
+      if (::mkdir(path.c_str(), 0700) < 0) return errno;
+      struct stat st;
+      if (::lstat(path.c_str(), &st) < 0) return errno;
+      if (int de = materialize_dir(ent.node, path, st.st_ino, depth + 1)) return de;
+    } else if (type == S_IFLNK) {
+      std::string target;
+      if (int re = client_->readlink(ent.node, &target)) return re;
+      if (::symlink(target.c_str(), path.c_str()) < 0) return errno;
+      n.filled = true;
+    } else if (type == S_IFREG) {
+      int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+      if (fd < 0) return errno;
+      int te = ::ftruncate(fd, static_cast<off_t>(a.size)) < 0 ? errno : 0;
+      ::close(fd);
+      if (te) return te;
+      n.filled = a.size == 0;
+    } else if (type == S_IFIFO) {
+      if (::mkfifo(path.c_str(), 0600) < 0) return errno;
+      n.filled = true;
+    } else {
+      continue;  // devices and sockets: not in a user's view of an image
+    }
+    if (type != S_IFLNK) ::chmod(path.c_str(), a.mode & 07777);
+    timespec ts[2] = {fuse_ts(a.atime, a.atimensec), fuse_ts(a.mtime, a.mtimensec)};
+    ::utimensat(AT_FDCWD, path.c_str(), ts, AT_SYMLINK_NOFOLLOW);
+    remember(path, n);
+    if (type == S_IFDIR || type == S_IFREG) fix_stat(path, a);
+    if (type == S_IFREG && (a.mode & 0111) && !n.filled) {
+      struct stat st;
+      if (::lstat(path.c_str(), &st) == 0) {
+        auto it = nodes_.find(st.st_ino);
+        if (it != nodes_.end())
+          if (int fe = fill_locked(st.st_ino, it->second, path)) return fe;
+      }
+    }
+  }
+  return 0;
+}
+
+int FuseTree::fill_locked(uint64_t ino, Node& n, const std::string& host) {
+  uint64_t fh = 0;
+  if (int e = client_->open(n.node, O_RDONLY, false, &fh)) return e;
+  // The shadow file may be mode 0444 or 0000: open it through a writable mode for the fill.
+  struct stat st;
+  if (::lstat(host.c_str(), &st) < 0) {
+    (void)client_->release(n.node, fh, false);
+    return errno;
+  }
+  const bool chmodded = (st.st_mode & 0200) == 0;
+  if (chmodded) ::chmod(host.c_str(), (st.st_mode & 07777) | 0200);
+  int fd = ::open(host.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+  int err = fd < 0 ? errno : 0;
+  uint64_t off = 0;
+  std::string buf;
+  while (!err) {
+    buf.clear();
+    err = client_->read(n.node, fh, off, client_->max_read(), &buf);
+    if (err || buf.empty()) break;
+    if (::pwrite(fd, buf.data(), buf.size(), static_cast<off_t>(off)) != static_cast<ssize_t>(buf.size())) err = errno ? errno : EIO;
+    off += buf.size();
+  }
+  if (!err && ::ftruncate(fd, static_cast<off_t>(off)) < 0) err = errno;
+  if (fd >= 0) ::close(fd);
+  (void)client_->release(n.node, fh, false);
+  if (chmodded) ::chmod(host.c_str(), st.st_mode & 07777);
+  timespec ts[2] = {st.st_atim, st.st_mtim};
+  ::utimensat(AT_FDCWD, host.c_str(), ts, AT_SYMLINK_NOFOLLOW);
+  if (err) {
+    if (err != EINTR) VU_LOG_WARN("FUSE " << client_->name() << ": reading " << view_ << host.substr(shadow_.size()) << ": " << std::strerror(err));
+    return err == EINTR ? EINTR : EIO;
+  }
+  if (::lstat(host.c_str(), &st) == 0) {
+    n.ctime = st.st_ctim;
+    n.mtime = st.st_mtim;
+    n.size = st.st_size;
+  }
+  n.filled = true;
+  {
+    std::lock_guard<std::mutex> slock(stat_mu_);
+    if (auto f = stat_fix_.find(ino); f != stat_fix_.end()) f->second.ctime = n.ctime;
+  }
+  ++counts_.filled;
+  counts_.filled_bytes += off;
+  return 0;
+}
+
+void FuseTree::fix_stat(const std::string& host, const fuse_attr& a) {
+  struct stat st;
+  if (::lstat(host.c_str(), &st) < 0) return;
+  std::lock_guard<std::mutex> lock(stat_mu_);
+  stat_fix_[st.st_ino] = {st.st_ctim, a.size, a.blocks, S_ISDIR(st.st_mode)};
+}
+
+bool FuseTree::adjust_stat(dev_t dev, ino_t ino, const struct timespec& ctime, uint64_t* size, uint64_t* blocks) {
+  if (dev != dev_) return false;
+  std::lock_guard<std::mutex> lock(stat_mu_);
+  auto it = stat_fix_.find(ino);
+  if (it == stat_fix_.end() || !ts_eq(it->second.ctime, ctime)) return false;  // changed by the view
+  if (it->second.dir) *size = it->second.size;
+  *blocks = it->second.blocks;
+  return true;
+}
+
+int FuseTree::fill_for_open(const std::string& host, const struct stat& st, bool truncating) {
+  if (!S_ISREG(st.st_mode)) return 0;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = nodes_.find(st.st_ino);
+  if (it == nodes_.end() || it->second.filled) return 0;  // made by the view, or filled
+  if (truncating) {
+    it->second.filled = true;
+    return 0;
+  }
+  return fill_locked(st.st_ino, it->second, host);
+}
+
+FuseTree::Counts FuseTree::counts() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return counts_;
+}
+
+int FuseTree::sync() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return sync_locked();
+}
+
+int FuseTree::write_content(Node& n, const std::string& host, uint64_t fh) {
+  int fd = ::open(host.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return errno;
+  std::string buf(client_->max_write(), '\0');
+  uint64_t off = 0;
+  int err = 0;
+  for (;;) {
+    ssize_t got = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(off));
+    if (got < 0) {
+      err = errno;
+      break;
+    }
+    if (got == 0) break;
+    size_t done = 0;
+    while (done < static_cast<size_t>(got)) {
+      uint32_t w = 0;
+      err = client_->write(n.node, fh, off + done, buf.data() + done, static_cast<uint32_t>(got - done), &w);
+      if (err) break;
+      if (w == 0) {
+        err = EIO;
+        break;
+      }
+      done += w;
+    }
+    if (err) break;
+    off += static_cast<uint64_t>(got);
+  }
+  ::close(fd);
+  counts_.written_back += off;
+  return err;
+}
+
+// The view's changes, replayed from the shadow tree's state (see the header).
+int FuseTree::sync_locked() {
+  if (!client_->alive()) return EIO;
+  struct Seen {
+    uint64_t ino;
+    uint64_t parent_ino;
+    std::string name, path;
+    struct stat st;
+    int depth;
+  };
+  std::vector<Seen> seen;
+  // Walk the shadow (iteratively, directories in the order met: parents before children).
+  std::vector<std::pair<std::string, int>> dirs{{shadow_, 0}};
+  std::map<uint64_t, std::vector<size_t>> seen_by_ino;
+  for (size_t i = 0; i < dirs.size() && seen.size() < (1u << 24); ++i) {
+    const auto [dir, depth] = dirs[i];
+    struct stat dst;
+    if (::lstat(dir.c_str(), &dst) < 0) continue;
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) continue;
+    while (dirent* de = ::readdir(d)) {
+      std::string name = de->d_name;
+      if (name == "." || name == "..") continue;
+      Seen s;
+      s.path = dir + "/" + name;
+      if (::lstat(s.path.c_str(), &s.st) < 0) continue;
+      s.ino = s.st.st_ino;
+      s.parent_ino = dst.st_ino;
+      s.name = name;
+      s.depth = depth + 1;
+      if (S_ISDIR(s.st.st_mode) && depth < kMaxDepth) dirs.emplace_back(s.path, depth + 1);
+      seen_by_ino[s.ino].push_back(seen.size());
+      seen.push_back(std::move(s));
+    }
+    ::closedir(d);
+  }
+  auto fail = [&](const std::string& path, const char* op, int e) {
+    VU_LOG_ERROR("FUSE " << client_->name() << ": writing back " << view_ << path.substr(shadow_.size()) << " ("
+                         << op << "): " << std::strerror(e));
+    return e == ENOTCONN ? EIO : e;
+  };
+  int first_err = 0;
+  auto note = [&](int e) {
+    if (e && !first_err) first_err = e;
+  };
+  auto node_of_dir = [&](uint64_t ino) -> uint64_t {
+    auto it = nodes_.find(ino);
+    return it == nodes_.end() ? 0 : it->second.node;
+  };
+  auto at_recorded_place = [&](uint64_t ino, const Node& n) {
+    auto it = seen_by_ino.find(ino);
+    if (it == seen_by_ino.end()) return false;
+    for (size_t k : it->second)
+      if (seen[k].parent_ino == n.parent_ino && seen[k].name == n.name) return true;
+    return false;
+  };
+  // 1. Renames: a known inode no longer at its recorded name, now at another.
+  for (Seen& s : seen) {
+    auto it = nodes_.find(s.ino);
+    if (it == nodes_.end() || it->second.node == FUSE_ROOT_ID) continue;
+    Node& n = it->second;
+    if (n.parent_ino == s.parent_ino && n.name == s.name) continue;
+    if (at_recorded_place(s.ino, n) || links_.count({s.ino, s.parent_ino, s.name})) continue;  // hard links: step 3
+    uint64_t from = node_of_dir(n.parent_ino), to = node_of_dir(s.parent_ino);
+    if (!from || !to) continue;
+    if (int e = client_->rename(from, n.name, to, s.name)) {
+      note(fail(s.path, "rename", e));
+      continue;
+    }
+    n.parent_ino = s.parent_ino;
+    n.name = s.name;
+  }
+  // 2. Removals: a known inode not at its recorded name any more, deepest first.
+  std::vector<std::pair<int, uint64_t>> gone;
+  for (auto& [ino, n] : nodes_) {
+    if (n.node == FUSE_ROOT_ID || at_recorded_place(ino, n)) continue;
+    gone.emplace_back(0, ino);
+  }
+  // Depth of a recorded name: the length of its parent chain.
+  for (auto& [depth, ino] : gone) {
+    uint64_t p = nodes_[ino].parent_ino;
+    for (int k = 0; k < kMaxDepth && nodes_.count(p) && nodes_[p].node != FUSE_ROOT_ID; ++k, ++depth) p = nodes_[p].parent_ino;
+  }
+  std::sort(gone.begin(), gone.end(), [](auto& a, auto& b) { return a.first > b.first; });
+  for (auto& [depth, ino] : gone) {
+    Node n = nodes_[ino];
+    uint64_t parent = node_of_dir(n.parent_ino);
+    if (parent) {
+      int e = S_ISDIR(n.mode) ? client_->rmdir(parent, n.name) : client_->unlink(parent, n.name);
+      if (e && e != ENOENT) note(fail(shadow_ + "/" + n.name, "remove", e));
+    }
+    nodes_.erase(ino);
+    // Still reachable by another name (a hard link recorded apart): that name becomes its own.
+    for (auto l = links_.begin(); l != links_.end(); ++l) {
+      if (std::get<0>(*l) != ino) continue;
+      n.parent_ino = std::get<1>(*l);
+      n.name = std::get<2>(*l);
+      links_.erase(l);
+      nodes_[ino] = n;
+      break;
+    }
+  }
+  // Hard links recorded apart that are gone.
+  for (auto l = links_.begin(); l != links_.end();) {
+    const auto& [ino, pino, name] = *l;
+    bool there = false;
+    if (auto it = seen_by_ino.find(ino); it != seen_by_ino.end())
+      for (size_t k : it->second) there |= seen[k].parent_ino == pino && seen[k].name == name;
+    if (there) {
+      ++l;
+      continue;
+    }
+    if (uint64_t parent = node_of_dir(pino)) {
+      int e = client_->unlink(parent, name);
+      if (e && e != ENOENT) note(fail(shadow_ + "/" + name, "unlink", e));
+    }
+    l = links_.erase(l);
+  }
+  // 3. New names (parents first, as walked): make them; 4. changed content and attributes.
+  for (Seen& s : seen) {
+    uint64_t parent = node_of_dir(s.parent_ino);
+    if (!parent) continue;  // its directory failed to be made
+    auto it = nodes_.find(s.ino);
+    const mode_t perm = s.st.st_mode & 07777;
+    if (it != nodes_.end() && !(it->second.parent_ino == s.parent_ino && it->second.name == s.name)) {
+      if (!S_ISDIR(s.st.st_mode) && !links_.count({s.ino, s.parent_ino, s.name})) {  // a new name of a known inode
+        FuseClient::Entry e;
+        if (int le = client_->link(it->second.node, parent, s.name, &e)) note(fail(s.path, "link", le));
+        else links_.insert({s.ino, s.parent_ino, s.name});
+      }
+      continue;
+    }
+    if (it == nodes_.end()) {
+      FuseClient::Entry e;
+      Node n;
+      n.parent_ino = s.parent_ino;
+      n.name = s.name;
+      n.filled = true;
+      int err = 0;
+      if (S_ISDIR(s.st.st_mode)) {
+        err = client_->mkdir(parent, s.name, perm, &e);
+      } else if (S_ISLNK(s.st.st_mode)) {
+        char target[4096];
+        ssize_t k = ::readlink(s.path.c_str(), target, sizeof target);
+        err = k < 0 ? errno : client_->symlink(parent, s.name, std::string(target, static_cast<size_t>(k)), &e);
+      } else if (S_ISREG(s.st.st_mode)) {
+        uint64_t fh = 0;
+        err = client_->create(parent, s.name, perm, O_WRONLY | O_CREAT | O_EXCL, &e, &fh);
+        if (err == ENOSYS) {  // no CREATE: MKNOD then OPEN
+          err = client_->mknod(parent, s.name, S_IFREG | perm, 0, &e);
+          if (!err) err = client_->open(e.node, O_WRONLY, false, &fh);
+        }
+        if (!err) {
+          n.node = e.node;
+          err = write_content(n, s.path, fh);
+          int fe = client_->flush(e.node, fh);
+          (void)client_->release(e.node, fh, false);
+          if (!err) err = fe;
+        }
+      } else if (S_ISFIFO(s.st.st_mode)) {
+        err = client_->mknod(parent, s.name, S_IFIFO | perm, 0, &e);
+      } else {
+        continue;
+      }
+      if (err) {
+        note(fail(s.path, "create", err));
+        continue;
+      }
+      n.node = e.node;
+      n.fuse_ino = e.attr.ino;
+      remember(s.path, n);
+      it = nodes_.find(s.ino);
+      if (it == nodes_.end()) continue;
+      // Times as the view left them (they were set before the content went in).
+      fuse_setattr_in in{};
+      in.valid = FATTR_MTIME | FATTR_ATIME;
+      in.atime = static_cast<uint64_t>(s.st.st_atim.tv_sec);
+      in.atimensec = static_cast<uint32_t>(s.st.st_atim.tv_nsec);
+      in.mtime = static_cast<uint64_t>(s.st.st_mtim.tv_sec);
+      in.mtimensec = static_cast<uint32_t>(s.st.st_mtim.tv_nsec);
+      if (!S_ISLNK(s.st.st_mode)) (void)client_->setattr(e.node, in, nullptr);
+      continue;
+    }
+    Node& n = it->second;
+    if (ts_eq(n.ctime, s.st.st_ctim) || S_ISLNK(s.st.st_mode)) continue;  // untouched
+    if (S_ISREG(s.st.st_mode) && !n.filled) {
+      // Changed (chmod, utimes) without being opened: attributes only, the content is the FUSE side's.
+    } else if (S_ISREG(s.st.st_mode) && (!ts_eq(n.mtime, s.st.st_mtim) || n.size != s.st.st_size)) {
+      fuse_setattr_in tr{};
+      tr.valid = FATTR_SIZE;
+      tr.size = 0;
+      uint64_t fh = 0;
+      int err = client_->open(n.node, O_WRONLY, false, &fh);
+      if (!err) err = client_->setattr(n.node, tr, nullptr);
+      if (!err) err = write_content(n, s.path, fh);
+      if (!err) err = client_->flush(n.node, fh);
+      if (!err) err = client_->fsync(n.node, fh, false);
+      (void)client_->release(n.node, fh, false);
+      if (err) {
+        note(fail(s.path, "write", err));
+        continue;
+      }
+    }
+    fuse_setattr_in in{};
+    in.valid = FATTR_MTIME | FATTR_ATIME;
+    if ((n.mode & 07777) != perm) in.valid |= FATTR_MODE;
+    in.mode = s.st.st_mode;
+    in.atime = static_cast<uint64_t>(s.st.st_atim.tv_sec);
+    in.atimensec = static_cast<uint32_t>(s.st.st_atim.tv_nsec);
+    in.mtime = static_cast<uint64_t>(s.st.st_mtim.tv_sec);
+    in.mtimensec = static_cast<uint32_t>(s.st.st_mtim.tv_nsec);
+    if (S_ISREG(s.st.st_mode) && !n.filled && n.size != s.st.st_size) {
+      in.valid |= FATTR_SIZE;  // truncate(2) of a file never opened
+      in.size = static_cast<uint64_t>(s.st.st_size);
+    }
+    if (int e = client_->setattr(n.node, in, nullptr)) {
+      note(fail(s.path, "setattr", e));
+      continue;
+    }
+    n.ctime = s.st.st_ctim;
+    n.mtime = s.st.st_mtim;
+    n.size = s.st.st_size;
+    n.mode = s.st.st_mode;
+  }
+  if (int e = client_->fsync(FUSE_ROOT_ID, 0, true); e && e != ENOSYS) note(e);
+  return first_err ? EIO : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The program.
+
+Result<FuseProgram> start_fuse_program(const std::vector<std::string>& argv_in, size_t mount_arg, bool libfuse2,
+                                       const std::string& shim, const std::string& shadow, const std::string& view,
+                                       int init_timeout_ms) {
+  if (argv_in.empty() || mount_arg >= argv_in.size()) return Error::make(ErrorKind::kSetup, "FUSE: no program");
+  if (libfuse2 && shim.empty())
+    return Error::make(ErrorKind::kSetup, "FUSE: " + argv_in[0] + " uses libfuse2, which needs libvu-fuse-shim.so next to vu");
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return Error::sys("socketpair", errno);
+  UniqueFd ours(sv[0]), theirs(sv[1]);
+  UniqueFd out(static_cast<int>(::syscall(SYS_memfd_create, "vu-fuse-output", MFD_CLOEXEC)));
+  if (!out) return Error::sys("memfd_create", errno);
+  std::vector<std::string> argv = argv_in;
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e)
+    if (std::strncmp(*e, "LD_PRELOAD=", 11) != 0 && std::strncmp(*e, "VU_FUSE_FD=", 11) != 0) env.emplace_back(*e);
+  // The program's end gets a number of its own above the standard three (fixed after fork).
+  constexpr int kTheirFd = 3;
+  if (libfuse2) {
+    argv[mount_arg] = shadow;
+    env.push_back("LD_PRELOAD=" + shim);
+    env.push_back("VU_FUSE_FD=" + std::to_string(kTheirFd));
+  } else {
+    argv[mount_arg] = "/dev/fd/" + std::to_string(kTheirFd);
+  }
+  std::vector<char*> av, ev;
+  for (std::string& a : argv) av.push_back(a.data());
+  av.push_back(nullptr);
+  for (std::string& e : env) ev.push_back(e.data());
+  ev.push_back(nullptr);
+  const pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) return Error::sys("fork", errno, argv[0]);
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (::getppid() != parent) ::_exit(127);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    // Move the fds clear of 0..3 first, then into place (no CLOEXEC on the results).
+    int t = ::fcntl(theirs.get(), F_DUPFD_CLOEXEC, 10), o = ::fcntl(out.get(), F_DUPFD_CLOEXEC, 10);
+    if (devnull < 0 || t < 0 || o < 0) ::_exit(127);
+    if (::dup2(devnull, 0) < 0 || ::dup2(o, 1) < 0 || ::dup2(o, 2) < 0 || ::dup2(t, kTheirFd) < 0) ::_exit(127);
+    ::execvpe(av[0], av.data(), ev.data());
+    const char msg[] = "vu: cannot execute the FUSE program\n";
+    (void)!::write(2, msg, sizeof msg - 1);
+    ::_exit(127);
+  }
+  theirs.reset();
+  FuseProgram p;
+  p.pid = pid;
+  p.name = argv_in[0];
+  p.output = std::move(out);
+  auto client = std::make_unique<FuseClient>(std::move(ours), p.name);
+  FuseClient* c = client.get();
+  p.tree = std::make_shared<FuseTree>(std::move(client), shadow, view);
+  auto fail = [&](Error e) -> Result<FuseProgram> {
+    p.tree->client().destroy(0);  // closes our end: a program still serving sees the end
+    // A program that is exiting: its status (up to 1 s), else it is killed.
+    std::string outcome;
+    for (int i = 0; i < 200 && p.pid > 0; ++i) {
+      outcome = fuse_program_outcome(p);
+      if (p.pid > 0) ::usleep(5000);
+    }
+    if (p.pid > 0) {
+      ::kill(p.pid, SIGKILL);
+      while (::waitpid(p.pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+      p.pid = -1;
+    }
+    return std::move(e).context("mounting " + view).hint(outcome.empty() ? "" : outcome);
+  };
+  if (auto r = c->init(init_timeout_ms); !r) return fail(std::move(r).error());
+  if (auto r = p.tree->materialize(); !r) return fail(std::move(r).error());
+  return p;
+}
+
+std::string fuse_program_outcome(FuseProgram& p) {
+  std::string s;
+  if (p.pid > 0) {
+    int status;
+    pid_t r = ::waitpid(p.pid, &status, WNOHANG);
+    if (r == p.pid) {
+      p.pid = -1;
+      s = WIFEXITED(status) ? p.name + " exited with status " + std::to_string(WEXITSTATUS(status))
+                            : p.name + " was killed by signal " + std::to_string(WTERMSIG(status));
+    }
+  }
+  if (p.output) {
+    char buf[2048];
+    ssize_t n = ::pread(p.output.get(), buf, sizeof buf - 1, 0);
+    if (n > 0) {
+      std::string text(buf, static_cast<size_t>(n));
+      while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+      if (!text.empty()) s += (s.empty() ? p.name + " said: " : "; it said: ") + text;
+    }
+  }
+  return s;
+}
+
+int stop_fuse_program(FuseProgram& p, int timeout_ms) {
+  int rc = 0;
+  if (p.tree) {
+    if (p.tree->client().alive()) rc = p.tree->sync();
+    else rc = EIO;
+    p.tree->client().destroy(timeout_ms);
+  }
+  if (p.pid > 0) {
+    const int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+      int status;
+      pid_t r = ::waitpid(p.pid, &status, WNOHANG);
+      if (r == p.pid || (r < 0 && errno == ECHILD)) break;
+      if (now_ms() >= deadline) {
+        VU_LOG_WARN("FUSE program " << p.name << " did not exit " << timeout_ms / 1000 << " s after the end; killed");
+        ::kill(p.pid, SIGKILL);
+        while (::waitpid(p.pid, nullptr, 0) < 0 && errno == EINTR) {
+        }
+        break;
+      }
+      ::usleep(5000);
+    }
+    p.pid = -1;
+  }
+  return rc;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The monitor's side (pvm/fs.cc and the capture core call these).
+
+namespace {
+FuseTree* tree_of(const Config& cfg, const std::string& host) {
+  for (const auto& t : cfg.fuse)
+    if (t && t->holds(host)) return t.get();
+  return nullptr;
+}
+// Waiting for the program: receiving handed over first, abandoned when the caller goes away
+// or has a signal to take (the kernel then restarts the call after it, or says EINTR).
+struct CallerWait {
+  explicit CallerWait(Call& c) {
+    if (c.before_wait) c.before_wait();
+    FuseClient::set_cancelled([&c] { return !c.id_valid() || signal_pending(c.tid); });
+  }
+  ~CallerWait() { FuseClient::set_cancelled(nullptr); }
+};
+}  // namespace
+
+int fuse_before_open(const Config& cfg, Call& c, const std::string& host, const struct stat& st, int flags) {
+  if (cfg.fuse.empty() || !S_ISREG(st.st_mode)) return 0;
+  FuseTree* t = tree_of(cfg, host);
+  if (!t) return 0;
+  // An open that truncates replaces the content: no need to read it (if the open will succeed).
+  const bool truncating = (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY && ::access(host.c_str(), W_OK) == 0;
+  CallerWait w(c);
+  int e = t->fill_for_open(host, st, truncating);
+  return e == EINTR ? kERestartSys : e;
+}
+
+Answer do_fuse_sync(const Config& cfg, Call& c) {
+  if (cfg.fuse.empty()) return Answer::cont();
+  std::vector<FuseTree*> trees;
+  if (c.nr == SYS_sync) {
+    for (const auto& t : cfg.fuse) trees.push_back(t.get());
+  } else {
+    // fsync, fdatasync, syncfs of a descriptor: the tree that holds its file.
+    std::string host = read_link(fd_path(c.tid, c.arg_int(0)));
+    if (FuseTree* t = tree_of(cfg, host + "/x")) trees.push_back(t);  // the shadow's root, or below it
+  }
+  if (trees.empty()) return Answer::cont();
+  CallerWait w(c);
+  int err = 0;
+  for (FuseTree* t : trees)
+    if (int e = t->sync(); e && !err) err = e;
+  if (err && c.nr != SYS_sync) return Answer::error(err);
+  return Answer::cont();  // the host's own sync of the shadow, as asked
+}
+
+void fuse_adjust_stat(const Config& cfg, struct stat* st) {
+  for (const auto& t : cfg.fuse) {
+    uint64_t size = static_cast<uint64_t>(st->st_size), blocks = static_cast<uint64_t>(st->st_blocks);
+    if (t->adjust_stat(st->st_dev, st->st_ino, st->st_ctim, &size, &blocks)) {
+      st->st_size = static_cast<off_t>(size);
+      st->st_blocks = static_cast<blkcnt_t>(blocks);
+      return;
+    }
+  }
+}
+
+void fuse_adjust_statx(const Config& cfg, struct statx* stx) {
+  const dev_t dev = makedev(stx->stx_dev_major, stx->stx_dev_minor);
+  const timespec ctime{stx->stx_ctime.tv_sec, stx->stx_ctime.tv_nsec};
+  for (const auto& t : cfg.fuse) {
+    uint64_t size = stx->stx_size, blocks = stx->stx_blocks;
+    if (t->adjust_stat(dev, stx->stx_ino, ctime, &size, &blocks)) {
+      stx->stx_size = size;
+      stx->stx_blocks = blocks;
+      return;
+    }
+  }
+}
+
+int fuse_statfs(const Config& cfg, const std::string& host, struct statfs* out) {
+  FuseTree* t = cfg.fuse.empty() ? nullptr : tree_of(cfg, host + "/x");
+  if (!t) return -1;
+  fuse_kstatfs k{};
+  if (int e = t->client().statfs(&k)) return e;
+  *out = {};
+  out->f_type = 0x65735546;  // FUSE_SUPER_MAGIC
+  out->f_bsize = k.bsize;
+  out->f_frsize = k.frsize ? k.frsize : k.bsize;
+  out->f_blocks = k.blocks;
+  out->f_bfree = k.bfree;
+  out->f_bavail = k.bavail;
+  out->f_files = k.files;
+  out->f_ffree = k.ffree;
+  out->f_namelen = k.namelen;
+  return 0;
+}
+
+}  // namespace vu::pvm
