@@ -18,6 +18,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "base/log.h"
@@ -31,7 +33,8 @@ thread_local FuseClient::Cancelled FuseClient::cancelled_;
 namespace {
 constexpr uint32_t kMinor = 31;  // what we speak: full structs, no FUSE_INIT_EXT needed
 constexpr uint32_t kWantWrite = 1u << 20;
-constexpr size_t kMaxReply = (1u << 20) + 4096;
+constexpr uint32_t kMaxData = 128 * 1024;
+constexpr size_t kMaxReply = kMaxData + 4096;
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -39,7 +42,8 @@ int64_t now_ms() {
 }
 }  // namespace
 
-FuseClient::FuseClient(UniqueFd dev, std::string name) : dev_(std::move(dev)), name_(std::move(name)) {}
+FuseClient::FuseClient(UniqueFd dev, std::string name)
+    : dev_(std::move(dev)), name_(std::move(name)), trace_(std::getenv("VU_FUSE_TRACE") != nullptr) {}
 
 FuseClient::~FuseClient() = default;
 
@@ -89,8 +93,11 @@ int FuseClient::request(uint32_t opcode, uint64_t node, std::initializer_list<st
     mark_dead(errno == EPIPE || errno == ECONNRESET ? "has exited" : "cannot be written to");
     return ENOTCONN;
   }
+  if (trace_) std::fprintf(stderr, "vu-fuse: -> %u op %u node %llu len %zu\n", static_cast<unsigned>(h.unique), opcode,
+                           static_cast<unsigned long long>(node), len);
   if (opcode == FUSE_FORGET) return 0;
   std::string buf(kMaxReply, '\0');
+  if (timeout_ms < 0) timeout_ms = request_timeout_ms_;
   const int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
   for (;;) {
     pollfd pfd{dev_.get(), POLLIN, 0};
@@ -121,6 +128,7 @@ int FuseClient::request(uint32_t opcode, uint64_t node, std::initializer_list<st
       mark_dead("sent an invalid error number");
       return ENOTCONN;
     }
+    if (trace_) std::fprintf(stderr, "vu-fuse: <- %u error %d len %zd\n", static_cast<unsigned>(oh.unique), oh.error, got);
     if (oh.error < 0) return -oh.error;
     if (out) out->assign(buf.data() + sizeof oh, static_cast<size_t>(got) - sizeof oh);
     return 0;
@@ -151,9 +159,11 @@ Result<void> FuseClient::init(int timeout_ms) {
     return Error::make(ErrorKind::kSetup, "FUSE program " + name_ + " speaks protocol " + std::to_string(o.major) +
                                               ", not " + std::to_string(FUSE_KERNEL_VERSION));
   minor_ = std::min(o.minor, kMinor);
-  if (out.size() >= FUSE_COMPAT_22_INIT_OUT_SIZE && o.max_write >= 4096) max_write_ = std::min(o.max_write, kWantWrite);
-  max_read_ = std::max<uint32_t>(max_write_, 128 * 1024);
-  max_read_ = std::min(max_read_, kWantWrite);
+  // One request or reply is one SEQPACKET message, which must fit the socket's buffer (~208 KiB
+  // by default: net.core.wmem_default) and libfuse's read buffer (128 KiB + a page): 128 KiB
+  // of data at most each way, whatever the program offers.
+  if (out.size() >= FUSE_COMPAT_22_INIT_OUT_SIZE && o.max_write >= 4096) max_write_ = std::min(o.max_write, kMaxData);
+  max_read_ = kMaxData;
   return Ok{};
 }
 
@@ -589,16 +599,18 @@ void FuseTree::fix_stat(const std::string& host, const fuse_attr& a) {
   struct stat st;
   if (::lstat(host.c_str(), &st) < 0) return;
   std::lock_guard<std::mutex> lock(stat_mu_);
-  stat_fix_[st.st_ino] = {st.st_ctim, a.size, a.blocks, S_ISDIR(st.st_mode)};
+  stat_fix_[st.st_ino] = {st.st_ctim, a.size, a.blocks, a.nlink, S_ISDIR(st.st_mode)};
 }
 
-bool FuseTree::adjust_stat(dev_t dev, ino_t ino, const struct timespec& ctime, uint64_t* size, uint64_t* blocks) {
+bool FuseTree::adjust_stat(dev_t dev, ino_t ino, const struct timespec& ctime, uint64_t* size, uint64_t* blocks,
+                           uint64_t* nlink) {
   if (dev != dev_) return false;
   std::lock_guard<std::mutex> lock(stat_mu_);
   auto it = stat_fix_.find(ino);
   if (it == stat_fix_.end() || !ts_eq(it->second.ctime, ctime)) return false;  // changed by the view
   if (it->second.dir) *size = it->second.size;
   *blocks = it->second.blocks;
+  if (!it->second.dir && it->second.nlink > *nlink) *nlink = it->second.nlink;
   return true;
 }
 
@@ -670,12 +682,21 @@ int FuseTree::sync_locked() {
   // Walk the shadow (iteratively, directories in the order met: parents before children).
   std::vector<std::pair<std::string, int>> dirs{{shadow_, 0}};
   std::map<uint64_t, std::vector<size_t>> seen_by_ino;
+  bool complete = true;
   for (size_t i = 0; i < dirs.size() && seen.size() < (1u << 24); ++i) {
     const auto [dir, depth] = dirs[i];
     struct stat dst;
     if (::lstat(dir.c_str(), &dst) < 0) continue;
     DIR* d = ::opendir(dir.c_str());
-    if (!d) continue;
+    if (!d && errno == EACCES && ::chmod(dir.c_str(), (dst.st_mode & 07777) | 0500) == 0) {
+      // A directory the view made unreadable (ours): listed through u+rx for a moment.
+      d = ::opendir(dir.c_str());
+      ::chmod(dir.c_str(), dst.st_mode & 07777);
+    }
+    if (!d) {
+      complete = false;  // what lies below is unknown: nothing is removed this time
+      continue;
+    }
     while (dirent* de = ::readdir(d)) {
       std::string name = de->d_name;
       if (name == "." || name == "..") continue;
@@ -712,6 +733,33 @@ int FuseTree::sync_locked() {
       if (seen[k].parent_ino == n.parent_ino && seen[k].name == n.name) return true;
     return false;
   };
+  // Names on the program's side as recorded: a rename onto one replaces what was there.
+  auto occupied = [&](uint64_t parent_ino, const std::string& name, uint64_t except) {
+    for (const auto& [ino, n] : nodes_)
+      if (ino != except && n.parent_ino == parent_ino && n.name == name) return true;
+    return false;
+  };
+  // 0. New directories (parents first), so that renames can move things into them; one whose
+  // name is still taken on the program's side (mv d d.old; mkdir d) is made in step 3.
+  for (Seen& s : seen) {
+    if (!S_ISDIR(s.st.st_mode) || nodes_.count(s.ino)) continue;
+    uint64_t parent = node_of_dir(s.parent_ino);
+    if (!parent || occupied(s.parent_ino, s.name, 0)) continue;
+    FuseClient::Entry e;
+    int err = client_->mkdir(parent, s.name, s.st.st_mode & 07777, &e);
+    if (err == EEXIST) continue;
+    if (err) {
+      note(fail(s.path, "mkdir", err));
+      continue;
+    }
+    Node n;
+    n.node = e.node;
+    n.fuse_ino = e.attr.ino;
+    n.parent_ino = s.parent_ino;
+    n.name = s.name;
+    n.filled = true;
+    nodes_[s.ino] = n;  // remembered with its stat in step 3 (its times after its content)
+  }
   // 1. Renames: a known inode no longer at its recorded name, now at another.
   for (Seen& s : seen) {
     auto it = nodes_.find(s.ino);
@@ -731,6 +779,7 @@ int FuseTree::sync_locked() {
   // 2. Removals: a known inode not at its recorded name any more, deepest first.
   std::vector<std::pair<int, uint64_t>> gone;
   for (auto& [ino, n] : nodes_) {
+    if (!complete) break;
     if (n.node == FUSE_ROOT_ID || at_recorded_place(ino, n)) continue;
     gone.emplace_back(0, ino);
   }
@@ -743,7 +792,7 @@ int FuseTree::sync_locked() {
   for (auto& [depth, ino] : gone) {
     Node n = nodes_[ino];
     uint64_t parent = node_of_dir(n.parent_ino);
-    if (parent) {
+    if (parent && !occupied(n.parent_ino, n.name, ino)) {  // else a rename replaced it already
       int e = S_ISDIR(n.mode) ? client_->rmdir(parent, n.name) : client_->unlink(parent, n.name);
       if (e && e != ENOENT) note(fail(shadow_ + "/" + n.name, "remove", e));
     }
@@ -759,7 +808,7 @@ int FuseTree::sync_locked() {
     }
   }
   // Hard links recorded apart that are gone.
-  for (auto l = links_.begin(); l != links_.end();) {
+  for (auto l = links_.begin(); complete && l != links_.end();) {
     const auto& [ino, pino, name] = *l;
     bool there = false;
     if (auto it = seen_by_ino.find(ino); it != seen_by_ino.end())
@@ -803,7 +852,7 @@ int FuseTree::sync_locked() {
         err = k < 0 ? errno : client_->symlink(parent, s.name, std::string(target, static_cast<size_t>(k)), &e);
       } else if (S_ISREG(s.st.st_mode)) {
         uint64_t fh = 0;
-        err = client_->create(parent, s.name, perm, O_WRONLY | O_CREAT | O_EXCL, &e, &fh);
+        err = client_->create(parent, s.name, S_IFREG | perm, O_WRONLY | O_CREAT | O_EXCL, &e, &fh);
         if (err == ENOSYS) {  // no CREATE: MKNOD then OPEN
           err = client_->mknod(parent, s.name, S_IFREG | perm, 0, &e);
           if (!err) err = client_->open(e.node, O_WRONLY, false, &fh);
@@ -812,6 +861,7 @@ int FuseTree::sync_locked() {
           n.node = e.node;
           err = write_content(n, s.path, fh);
           int fe = client_->flush(e.node, fh);
+          if (!fe) fe = client_->fsync(e.node, fh, false);
           (void)client_->release(e.node, fh, false);
           if (!err) err = fe;
         }
@@ -880,7 +930,12 @@ int FuseTree::sync_locked() {
     n.size = s.st.st_size;
     n.mode = s.st.st_mode;
   }
-  if (int e = client_->fsync(FUSE_ROOT_ID, 0, true); e && e != ENOSYS) note(e);
+  // The directory's fsync through a handle of its own (a libfuse program's fh may be a pointer).
+  uint64_t dfh = 0;
+  if (client_->open(FUSE_ROOT_ID, O_RDONLY | O_DIRECTORY, true, &dfh) == 0) {
+    if (int e = client_->fsync(FUSE_ROOT_ID, dfh, true); e && e != ENOSYS) note(e);
+    (void)client_->release(FUSE_ROOT_ID, dfh, true);
+  }
   return first_err ? EIO : 0;
 }
 
@@ -960,7 +1015,10 @@ Result<FuseProgram> start_fuse_program(const std::vector<std::string>& argv_in, 
     return std::move(e).context("mounting " + view).hint(outcome.empty() ? "" : outcome);
   };
   if (auto r = c->init(init_timeout_ms); !r) return fail(std::move(r).error());
+  // Before the command runs nobody can give up waiting: each request has the INIT deadline.
+  c->set_request_timeout(init_timeout_ms);
   if (auto r = p.tree->materialize(); !r) return fail(std::move(r).error());
+  c->set_request_timeout(-1);  // from now on the view's callers wait, and may give up
   return p;
 }
 
@@ -1066,10 +1124,12 @@ Answer do_fuse_sync(const Config& cfg, Call& c) {
 
 void fuse_adjust_stat(const Config& cfg, struct stat* st) {
   for (const auto& t : cfg.fuse) {
-    uint64_t size = static_cast<uint64_t>(st->st_size), blocks = static_cast<uint64_t>(st->st_blocks);
-    if (t->adjust_stat(st->st_dev, st->st_ino, st->st_ctim, &size, &blocks)) {
+    uint64_t size = static_cast<uint64_t>(st->st_size), blocks = static_cast<uint64_t>(st->st_blocks),
+             nlink = st->st_nlink;
+    if (t->adjust_stat(st->st_dev, st->st_ino, st->st_ctim, &size, &blocks, &nlink)) {
       st->st_size = static_cast<off_t>(size);
       st->st_blocks = static_cast<blkcnt_t>(blocks);
+      st->st_nlink = static_cast<nlink_t>(nlink);
       return;
     }
   }
@@ -1079,10 +1139,11 @@ void fuse_adjust_statx(const Config& cfg, struct statx* stx) {
   const dev_t dev = makedev(stx->stx_dev_major, stx->stx_dev_minor);
   const timespec ctime{stx->stx_ctime.tv_sec, stx->stx_ctime.tv_nsec};
   for (const auto& t : cfg.fuse) {
-    uint64_t size = stx->stx_size, blocks = stx->stx_blocks;
-    if (t->adjust_stat(dev, stx->stx_ino, ctime, &size, &blocks)) {
+    uint64_t size = stx->stx_size, blocks = stx->stx_blocks, nlink = stx->stx_nlink;
+    if (t->adjust_stat(dev, stx->stx_ino, ctime, &size, &blocks, &nlink)) {
       stx->stx_size = size;
       stx->stx_blocks = blocks;
+      stx->stx_nlink = static_cast<uint32_t>(nlink);
       return;
     }
   }

@@ -10,8 +10,9 @@
 // answers with the socket.
 //
 // Two layers:
-//   FuseClient  the protocol: INIT (no splice, no writeback cache; max_write and max_readahead
-//               1 MiB asked, the program's answer kept), then one request at a time, each a
+//   FuseClient  the protocol: INIT (no splice, no writeback cache; reads and writes of at most
+//               128 KiB: one SEQPACKET message must fit the socket's default buffer and
+//               libfuse's), then one request at a time, each a
 //               call that returns 0 or an errno. A program that dies fails the pending and all
 //               later calls with ENOTCONN (its death is logged once, naming it); one that never
 //               answers INIT fails init() after a deadline. A waiting request can be abandoned
@@ -85,6 +86,8 @@ class FuseClient {
   uint32_t max_read() const { return max_read_; }
   uint32_t minor() const { return minor_; }
   bool alive() const;
+  // The deadline of each later request (-1: none; the waiting caller may give up instead).
+  void set_request_timeout(int ms) { request_timeout_ms_ = ms; }
   const std::string& name() const { return name_; }
 
   // Returns true while the caller still wants the answer; polled every 20 ms while waiting.
@@ -145,6 +148,8 @@ class FuseClient {
   bool dead_ = false;
   bool logged_ = false;
   uint32_t minor_ = 0, max_write_ = 4096, max_read_ = 128 * 1024;
+  int request_timeout_ms_ = -1;
+  bool trace_ = false;  // $VU_FUSE_TRACE: each request and reply on stderr
   static thread_local Cancelled cancelled_;
 };
 
@@ -169,7 +174,10 @@ class FuseTree {
   // stat of a shadow object the view has not changed: the size of a directory and the blocks
   // of anything are the program's (a squashfs directory's size is its listing's, not tmpfs's;
   // a file not read yet is sparse in the shadow). False when `st` is not such an object.
-  bool adjust_stat(dev_t dev, ino_t ino, const struct timespec& ctime, uint64_t* size, uint64_t* blocks);
+  // Hard links the program reports with distinct inode numbers (squashfuse) are distinct
+  // files in the shadow: their link count is the program's too.
+  bool adjust_stat(dev_t dev, ino_t ino, const struct timespec& ctime, uint64_t* size, uint64_t* blocks,
+                   uint64_t* nlink);
   struct Counts {
     uint64_t nodes = 0, filled = 0, filled_bytes = 0, written_back = 0;
   };
@@ -201,7 +209,7 @@ class FuseTree {
   std::set<std::tuple<uint64_t, uint64_t, std::string>> links_;  // more names: (ino, parent ino, name)
   struct StatFix {
     struct timespec ctime;
-    uint64_t size, blocks;
+    uint64_t size, blocks, nlink;
     bool dir;
   };
   std::mutex stat_mu_;  // never held while waiting for the program (stat must not wait for a fill)

@@ -162,10 +162,14 @@ TEST(FuseTree, SquashfsImageIsMaterializedAndFilledOnOpen) {
   char target[64] = {};
   ASSERT_GT(::readlink((shadow + "/sym").c_str(), target, sizeof target), 0);
   EXPECT_STREQ(target, "d/a.txt");
-  struct stat a, h;
-  ASSERT_EQ(::stat((shadow + "/d/a.txt").c_str(), &a), 0);
+  // squashfuse gives each name of a hard link its own inode number (so does the kernel's view
+  // of it): two shadow files, whose link count is the program's.
+  struct stat h;
   ASSERT_EQ(::stat((shadow + "/hard").c_str(), &h), 0);
-  EXPECT_EQ(a.st_ino, h.st_ino);
+  Config fcfg;
+  fcfg.fuse.push_back(p->tree);
+  fuse_adjust_stat(fcfg, &h);
+  EXPECT_EQ(h.st_nlink, 2u);
   EXPECT_EQ(slurp(shadow + "/run.sh"), "#!/bin/sh\necho ran\n");  // executables at once
   EXPECT_EQ(t.counts().filled, 1u);
   Call c{};
@@ -177,11 +181,11 @@ TEST(FuseTree, SquashfsImageIsMaterializedAndFilledOnOpen) {
   EXPECT_EQ(slurp(shadow + "/big"), big);
   ASSERT_EQ(::stat((shadow + "/d/a.txt").c_str(), &st), 0);
   EXPECT_EQ(fuse_before_open(cfg, c, shadow + "/d/a.txt", st, O_RDONLY), 0);
-  EXPECT_EQ(slurp(shadow + "/hard"), "hello squash\n");
+  EXPECT_EQ(slurp(shadow + "/d/a.txt"), "hello squash\n");
   struct statfs sf;
   EXPECT_EQ(fuse_statfs(cfg, shadow, &sf), 0);
   EXPECT_EQ(sf.f_type, 0x65735546);
-  EXPECT_EQ(stop_fuse_program(*p, 5000), 0);  // nothing changed: nothing to write back
+  EXPECT_EQ(stop_fuse_program(*p, 5000), 0) << fuse_program_outcome(*p);  // nothing changed: nothing to write back
 }
 
 // fuse2fs (libfuse2 through the shim): changes in the shadow reach the image at sync().
@@ -214,8 +218,8 @@ TEST(FuseTree, Ext4ChangesAreWrittenBackAtSync) {
   ASSERT_EQ(::symlink("../new", (shadow + "/newdir/ln").c_str()), 0);
   ASSERT_EQ(::unlink((shadow + "/old/gone").c_str()), 0);
   ASSERT_EQ(::rename((shadow + "/old/keep").c_str(), (shadow + "/moved").c_str()), 0);
-  EXPECT_EQ(p->tree->sync(), 0);
-  EXPECT_EQ(stop_fuse_program(*p, 5000), 0);
+  EXPECT_EQ(p->tree->sync(), 0) << fuse_program_outcome(*p);
+  EXPECT_EQ(stop_fuse_program(*p, 5000), 0) << fuse_program_outcome(*p);
   auto cat = [&](const std::string& path) {
     std::string out = tmp->path() + "/out";
     std::string cmd = "debugfs -R 'cat " + path + "' " + img + " >" + out + " 2>/dev/null";
