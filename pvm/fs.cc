@@ -189,6 +189,19 @@ Answer do_mount_table(const Config& cfg, const std::string& host, MountTable kin
     if (best->f[3] != "/") root = best->f[3] + root;
     if (root.empty()) root = "/";
     const std::string opts = m.read_only ? "ro,relatime" : "rw,relatime";
+    if (std::string source, type; fuse_mount_names(cfg, m.host, &source, &type)) {
+      const std::string ids = "user_id=" + std::to_string(cfg.root ? 0 : cfg.uid) +
+                              ",group_id=" + std::to_string(cfg.root ? 0 : cfg.gid);
+      // squashfuse's mount is not read-only for the kernel (its program refuses the writes).
+      const std::string fopts = std::string(m.read_only && source != "squashfuse" ? "ro" : "rw") + ",nosuid,nodev,relatime";
+      if (kind == MountTable::kMountinfo)
+        table += std::to_string(id) + " 1 " + best->f[2] + " / " + escape_mount_path(m.view) + " " + fopts +
+                 " - " + type + " " + source + " rw," + ids + "\n";
+      else
+        table += source + " " + escape_mount_path(m.view) + " " + type + " " + fopts + "," + ids + " 0 0\n";
+      ++id;
+      continue;
+    }
     if (kind == MountTable::kMountinfo)
       table += std::to_string(id) + " 1 " + best->f[2] + " " + escape_mount_path(root) + " " +
                escape_mount_path(m.view) + " " + opts + " - " + best->type + " " + best->source + " " +

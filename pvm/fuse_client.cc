@@ -535,7 +535,7 @@ int FuseTree::materialize_dir(uint64_t node, const std::string& host, uint64_t h
     timespec ts[2] = {fuse_ts(a.atime, a.atimensec), fuse_ts(a.mtime, a.mtimensec)};
     ::utimensat(AT_FDCWD, path.c_str(), ts, AT_SYMLINK_NOFOLLOW);
     remember(path, n);
-    if (type == S_IFDIR || type == S_IFREG) fix_stat(path, a);
+    fix_stat(path, a);
     if (type == S_IFREG && (a.mode & 0111) && !n.filled) {
       struct stat st;
       if (::lstat(path.c_str(), &st) == 0) {
@@ -599,15 +599,19 @@ void FuseTree::fix_stat(const std::string& host, const fuse_attr& a) {
   struct stat st;
   if (::lstat(host.c_str(), &st) < 0) return;
   std::lock_guard<std::mutex> lock(stat_mu_);
-  stat_fix_[st.st_ino] = {st.st_ctim, a.size, a.blocks, a.nlink, S_ISDIR(st.st_mode)};
+  stat_fix_[st.st_ino] = {st.st_ctim, a.size, a.blocks, a.nlink, a.uid, a.gid, S_ISDIR(st.st_mode)};
 }
 
 bool FuseTree::adjust_stat(dev_t dev, ino_t ino, const struct timespec& ctime, uint64_t* size, uint64_t* blocks,
-                           uint64_t* nlink) {
+                           uint64_t* nlink, uint32_t* uid, uint32_t* gid) {
   if (dev != dev_) return false;
   std::lock_guard<std::mutex> lock(stat_mu_);
   auto it = stat_fix_.find(ino);
-  if (it == stat_fix_.end() || !ts_eq(it->second.ctime, ctime)) return false;  // changed by the view
+  if (it == stat_fix_.end()) return false;
+  // (tmpfs hands out inode numbers in increasing order: an entry is not taken by a new file.)
+  *uid = it->second.uid;
+  *gid = it->second.gid;
+  if (!ts_eq(it->second.ctime, ctime)) return true;  // changed by the view: its own figures
   if (it->second.dir) *size = it->second.size;
   *blocks = it->second.blocks;
   if (!it->second.dir && it->second.nlink > *nlink) *nlink = it->second.nlink;
@@ -1122,14 +1126,22 @@ Answer do_fuse_sync(const Config& cfg, Call& c) {
   return Answer::cont();  // the host's own sync of the shadow, as asked
 }
 
+// An id the program reports → the host id view_uid()/view_gid() turn into what the view shows.
+static uint32_t owner_as_host(const Config& cfg, uint32_t id, uint32_t own) {
+  return id == (cfg.root ? 0 : own) ? own : kOverflowId;
+}
+
 void fuse_adjust_stat(const Config& cfg, struct stat* st) {
   for (const auto& t : cfg.fuse) {
     uint64_t size = static_cast<uint64_t>(st->st_size), blocks = static_cast<uint64_t>(st->st_blocks),
              nlink = st->st_nlink;
-    if (t->adjust_stat(st->st_dev, st->st_ino, st->st_ctim, &size, &blocks, &nlink)) {
+    uint32_t uid, gid;
+    if (t->adjust_stat(st->st_dev, st->st_ino, st->st_ctim, &size, &blocks, &nlink, &uid, &gid)) {
       st->st_size = static_cast<off_t>(size);
       st->st_blocks = static_cast<blkcnt_t>(blocks);
       st->st_nlink = static_cast<nlink_t>(nlink);
+      st->st_uid = owner_as_host(cfg, uid, cfg.uid);
+      st->st_gid = owner_as_host(cfg, gid, cfg.gid);
       return;
     }
   }
@@ -1140,13 +1152,27 @@ void fuse_adjust_statx(const Config& cfg, struct statx* stx) {
   const timespec ctime{stx->stx_ctime.tv_sec, stx->stx_ctime.tv_nsec};
   for (const auto& t : cfg.fuse) {
     uint64_t size = stx->stx_size, blocks = stx->stx_blocks, nlink = stx->stx_nlink;
-    if (t->adjust_stat(dev, stx->stx_ino, ctime, &size, &blocks, &nlink)) {
+    uint32_t uid, gid;
+    if (t->adjust_stat(dev, stx->stx_ino, ctime, &size, &blocks, &nlink, &uid, &gid)) {
       stx->stx_size = size;
       stx->stx_blocks = blocks;
       stx->stx_nlink = static_cast<uint32_t>(nlink);
+      stx->stx_uid = owner_as_host(cfg, uid, cfg.uid);
+      stx->stx_gid = owner_as_host(cfg, gid, cfg.gid);
       return;
     }
   }
+}
+
+bool fuse_mount_names(const Config& cfg, const std::string& host, std::string* source, std::string* type) {
+  for (const auto& t : cfg.fuse) {
+    if (t->shadow() != host) continue;
+    const std::string& prog = t->client().name();
+    *source = prog.substr(prog.rfind('/') + 1);
+    *type = "fuse." + *source;
+    return true;
+  }
+  return false;
 }
 
 int fuse_statfs(const Config& cfg, const std::string& host, struct statfs* out) {

@@ -176,8 +176,9 @@ class FuseTree {
   // a file not read yet is sparse in the shadow). False when `st` is not such an object.
   // Hard links the program reports with distinct inode numbers (squashfuse) are distinct
   // files in the shadow: their link count is the program's too.
+  // Owners are always the program's (as ids of the view: see fuse_adjust_stat).
   bool adjust_stat(dev_t dev, ino_t ino, const struct timespec& ctime, uint64_t* size, uint64_t* blocks,
-                   uint64_t* nlink);
+                   uint64_t* nlink, uint32_t* uid, uint32_t* gid);
   struct Counts {
     uint64_t nodes = 0, filled = 0, filled_bytes = 0, written_back = 0;
   };
@@ -210,6 +211,7 @@ class FuseTree {
   struct StatFix {
     struct timespec ctime;
     uint64_t size, blocks, nlink;
+    uint32_t uid, gid;
     bool dir;
   };
   std::mutex stat_mu_;  // never held while waiting for the program (stat must not wait for a fill)
@@ -246,9 +248,15 @@ std::string fuse_program_outcome(FuseProgram& p);
 int fuse_before_open(const Config& cfg, Call& c, const std::string& host, const struct stat& st, int flags);
 // sync, syncfs, fsync, fdatasync: write back the trees concerned, then let the call run.
 Answer do_fuse_sync(const Config& cfg, Call& c);
-// struct stat / statx of a shadow object: adjusted as FuseTree::adjust_stat says.
+// struct stat / statx of a shadow object: adjusted as FuseTree::adjust_stat says. The owners the
+// program reports are ids of the view, as the kernel reads them from a FUSE program in the ns
+// backend's user namespace: the view's own id (the caller's, or 0 under --root) is the caller,
+// any other is unmapped (65534); they are turned into host ids for view_uid()/view_gid().
 void fuse_adjust_stat(const Config& cfg, struct stat* st);
 void fuse_adjust_statx(const Config& cfg, struct statx* stx);
+// The mount table's source and type for a shadow's root (as the kernel's FUSE shows them:
+// "squashfuse", "fuse.squashfuse"); false when `host` is not one.
+bool fuse_mount_names(const Config& cfg, const std::string& host, std::string* source, std::string* type);
 // statfs of a FUSE mountpoint (host: a shadow's root or below): the program's figures. -1 when
 // `host` is not in a shadow, else 0 or an errno.
 int fuse_statfs(const Config& cfg, const std::string& host, struct statfs* out);
