@@ -981,6 +981,8 @@ Result<FuseProgram> start_fuse_program(const std::vector<std::string>& argv_in, 
   if (pid == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (::getppid() != parent) ::_exit(127);
+    ::setpgid(0, 0);  // its own group: what it forks is ended with it (a program that daemonizes
+                      // leaves the group, and leaves its loop when vu closes the socket)
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -995,8 +997,10 @@ Result<FuseProgram> start_fuse_program(const std::vector<std::string>& argv_in, 
     ::_exit(127);
   }
   theirs.reset();
+  ::setpgid(pid, pid);  // as the child does (whichever runs first)
   FuseProgram p;
   p.pid = pid;
+  p.pgid = pid;
   p.name = argv_in[0];
   p.output = std::move(out);
   auto client = std::make_unique<FuseClient>(std::move(ours), p.name);
@@ -1016,6 +1020,7 @@ Result<FuseProgram> start_fuse_program(const std::vector<std::string>& argv_in, 
       }
       p.pid = -1;
     }
+    ::kill(-p.pgid, SIGKILL);  // what it started (sh -c 'prog …' forks)
     return std::move(e).context("mounting " + view).hint(outcome.empty() ? "" : outcome);
   };
   if (auto r = c->init(init_timeout_ms); !r) return fail(std::move(r).error());
@@ -1073,6 +1078,8 @@ int stop_fuse_program(FuseProgram& p, int timeout_ms) {
     }
     p.pid = -1;
   }
+  if (p.pgid > 0) ::kill(-p.pgid, SIGKILL);  // anything of its group still there
+  p.pgid = -1;
   return rc;
 }
 

@@ -230,6 +230,7 @@ class FuseTree {
 // materialized. Errors name the program, its exit status and its output.
 struct FuseProgram {
   pid_t pid = -1;
+  pid_t pgid = -1;  // its process group (ended with it)
   std::string name;
   std::shared_ptr<FuseTree> tree;
   UniqueFd output;  // memfd: its stdout and stderr

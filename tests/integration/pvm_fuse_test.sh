@@ -32,7 +32,8 @@ on_host() {
       VU_PVM_FUSE=monitor "$@" ;;
   esac
 }
-leftovers() { ps -o pid=,args= -u "$user" | grep -v -e ' ps ' -e grep || true; }
+# Processes of the test user still alive (zombies wait for init to reap them: not running).
+leftovers() { ps -o pid=,stat=,args= -u "$user" | awk '$2 !~ /^Z/' | grep -v -e ' ps ' -e grep || true; }
 
 # The reference: the ns backend on an ordinary host.
 if ! on_host ordinary "$VU" run --backend=ns --net host -- true >/dev/null 2>&1; then
@@ -53,7 +54,7 @@ as_user sh -c "
   touch -d '2020-01-02 03:04:05' share/doc/file3 share
   mksquashfs $W/app $W/app.sqfs -quiet -noappend >/dev/null
   echo before > $W/ext/old/keep
-  mkfs.ext4 -q -F -d $W/ext $W/disk.ext4 16M >/dev/null 2>&1
+  /sbin/mkfs.ext4 -q -F -d $W/ext $W/disk.ext4 16M >/dev/null
   printf 'hsqs' > $W/corrupt.sqfs; head -c 4096 /dev/urandom >> $W/corrupt.sqfs
 "
 
