@@ -86,11 +86,13 @@ same "squashfs: --fuse squashfuse" --fuse "squashfuse $W/app.sqfs" /srv/sq -- ca
 # ext4 through fuse2fs (libfuse2: the shim answers its /dev/fuse and mount(2)).
 for host in "userns denied" container; do
   as_user cp "$W/disk.ext4" "$W/d.ext4"
+  # After sync, while the view still runs, the image itself has the file (debugfs reads it).
   out=$(on_host "$host" "$VU" run --net host --mount "image:$W/d.ext4:/mnt" -- \
-    sh -c 'ls /mnt; cat /mnt/old/keep; cp /etc/hosts /mnt/; mkdir /mnt/dir; echo new > /mnt/dir/f; rm /mnt/old/keep; sync' \
+    sh -c "ls /mnt; cat /mnt/old/keep; cp /etc/hosts /mnt/; mkdir /mnt/dir; echo new > /mnt/dir/f; rm /mnt/old/keep; sync;
+           /sbin/debugfs -R 'cat /hosts' $W/d.ext4 2>/dev/null | cmp -s - /etc/hosts && echo synced" \
     2>"$work/err"); rc=$?
-  if [ $rc = 0 ] && [ "$out" = "$(printf 'lost+found\nold\nbefore')" ]; then ok "$host: ext4: listed and read"
-  else bad "$host: ext4: listed and read" "status $rc: $out" "stderr: $(head -c 400 "$work/err")"; fi
+  if [ $rc = 0 ] && [ "$out" = "$(printf 'lost+found\nold\nbefore\nsynced')" ]; then ok "$host: ext4: listed, read, and sync reaches the image"
+  else bad "$host: ext4: listed, read, synced" "status $rc: $out" "stderr: $(head -c 400 "$work/err")"; fi
   got=$(debugfs -R 'cat /hosts' "$W/d.ext4" 2>/dev/null | sha256sum; debugfs -R 'cat /dir/f' "$W/d.ext4" 2>/dev/null;
         debugfs -R 'ls /old' "$W/d.ext4" 2>/dev/null | grep -c keep)
   want=$(sha256sum </etc/hosts; echo new; echo 0)
