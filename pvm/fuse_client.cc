@@ -573,23 +573,31 @@ int FuseTree::fill_locked(uint64_t ino, Node& n, const std::string& host) {
   if (!err && ::ftruncate(fd, static_cast<off_t>(off)) < 0) err = errno;
   if (fd >= 0) ::close(fd);
   (void)client_->release(n.node, fh, false);
+  if (err) {
+    // Not filled after all: back to a sparse file of its size, to be read at the next open.
+    if (int tfd = ::open(host.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC); tfd >= 0) {
+      (void)!::ftruncate(tfd, 0);
+      (void)!::ftruncate(tfd, st.st_size);
+      ::close(tfd);
+    }
+  }
   if (chmodded) ::chmod(host.c_str(), st.st_mode & 07777);
   timespec ts[2] = {st.st_atim, st.st_mtim};
   ::utimensat(AT_FDCWD, host.c_str(), ts, AT_SYMLINK_NOFOLLOW);
+  // What the fill changed (ctime) is no change of the view's.
+  struct stat now;
+  if (::lstat(host.c_str(), &now) == 0) {
+    n.ctime = now.st_ctim;
+    n.mtime = now.st_mtim;
+    n.size = now.st_size;
+    std::lock_guard<std::mutex> slock(stat_mu_);
+    if (auto f = stat_fix_.find(ino); f != stat_fix_.end()) f->second.ctime = n.ctime;
+  }
   if (err) {
     if (err != EINTR) VU_LOG_WARN("FUSE " << client_->name() << ": reading " << view_ << host.substr(shadow_.size()) << ": " << std::strerror(err));
     return err == EINTR ? EINTR : EIO;
   }
-  if (::lstat(host.c_str(), &st) == 0) {
-    n.ctime = st.st_ctim;
-    n.mtime = st.st_mtim;
-    n.size = st.st_size;
-  }
   n.filled = true;
-  {
-    std::lock_guard<std::mutex> slock(stat_mu_);
-    if (auto f = stat_fix_.find(ino); f != stat_fix_.end()) f->second.ctime = n.ctime;
-  }
   ++counts_.filled;
   counts_.filled_bytes += off;
   return 0;
@@ -674,7 +682,7 @@ int FuseTree::write_content(Node& n, const std::string& host, uint64_t fh) {
 
 // The view's changes, replayed from the shadow tree's state (see the header).
 int FuseTree::sync_locked() {
-  if (!client_->alive()) return EIO;
+  // (A program that has exited fails only the write-backs there are: no change, no error.)
   struct Seen {
     uint64_t ino;
     uint64_t parent_ino;
@@ -948,7 +956,7 @@ int FuseTree::sync_locked() {
 
 Result<FuseProgram> start_fuse_program(const std::vector<std::string>& argv_in, size_t mount_arg, bool libfuse2,
                                        const std::string& shim, const std::string& shadow, const std::string& view,
-                                       int init_timeout_ms) {
+                                       int init_timeout_ms, std::string name) {
   if (argv_in.empty() || mount_arg >= argv_in.size()) return Error::make(ErrorKind::kSetup, "FUSE: no program");
   if (libfuse2 && shim.empty())
     return Error::make(ErrorKind::kSetup, "FUSE: " + argv_in[0] + " uses libfuse2, which needs libvu-fuse-shim.so next to vu");
@@ -1001,7 +1009,7 @@ Result<FuseProgram> start_fuse_program(const std::vector<std::string>& argv_in, 
   FuseProgram p;
   p.pid = pid;
   p.pgid = pid;
-  p.name = argv_in[0];
+  p.name = name.empty() ? argv_in[0] : std::move(name);
   p.output = std::move(out);
   auto client = std::make_unique<FuseClient>(std::move(ours), p.name);
   FuseClient* c = client.get();
@@ -1057,8 +1065,7 @@ std::string fuse_program_outcome(FuseProgram& p) {
 int stop_fuse_program(FuseProgram& p, int timeout_ms) {
   int rc = 0;
   if (p.tree) {
-    if (p.tree->client().alive()) rc = p.tree->sync();
-    else rc = EIO;
+    rc = p.tree->sync();  // a program that has exited: an error only if there were changes
     p.tree->client().destroy(timeout_ms);
   }
   if (p.pid > 0) {

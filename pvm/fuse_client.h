@@ -237,7 +237,7 @@ struct FuseProgram {
 };
 Result<FuseProgram> start_fuse_program(const std::vector<std::string>& argv, size_t mount_arg, bool libfuse2,
                                        const std::string& shim, const std::string& shadow, const std::string& view,
-                                       int init_timeout_ms);
+                                       int init_timeout_ms, std::string name = {});  // name: for messages
 // The end: writes the view's changes back, sends DESTROY (the program flushes and exits),
 // waits for it up to timeout_ms, then kills it. 0, or EIO when the write-back failed (logged).
 int stop_fuse_program(FuseProgram& p, int timeout_ms);

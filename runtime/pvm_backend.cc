@@ -150,7 +150,14 @@ Result<void> start_fuse(const ViewSpec& spec, pvm::Config& cfg, std::vector<pvm:
         mount_arg = k;
         break;
       }
-    auto p = pvm::start_fuse_program(argv, mount_arg, prog == "fuse2fs", shim, m->host, target, timeout_ms);
+    // The name in messages and the mount table: the program, also when --fuse runs it through
+    // sh -c 'exec CMD "$1"' (fusefs::parse_fuse).
+    std::string name = prog;
+    if (argv.size() > 2 && argv[1] == "-c" && argv[2].starts_with("exec ")) {
+      std::string cmd = argv[2].substr(5);
+      name = base_name(cmd.substr(0, cmd.find(' ')));
+    }
+    auto p = pvm::start_fuse_program(argv, mount_arg, prog == "fuse2fs", shim, m->host, target, timeout_ms, name);
     if (!p) return std::move(p).error().context(f.what);
     cfg.fuse.push_back(p->tree);
     out->push_back(std::move(*p));

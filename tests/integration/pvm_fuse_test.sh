@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# pvm_fuse_test.sh VU DENY_USERNS DENY_CONTAINER — issue 16, environment A: --mount image: and
+# pvm_fuse_test.sh VU DENY_USERNS DENY_CONTAINER FAKE_FUSE — issue 16, environment A: --mount image: and
 # --fuse on the pvm backend with the monitor as the FUSE "kernel" (pvm/fuse_client.h), where no
 # mount of any kind is possible: as the test user under deny-userns (Docker's profile; the
 # monitor is chosen with VU_PVM_FUSE=monitor), and root-run under deny-container (every mount
@@ -18,7 +18,7 @@ chown "$user" "$work"
 bin=$work/bin
 mkdir "$bin"
 dir=$(dirname "$1")
-cp "$1" "$dir/vu-net" "$dir/libvu-pvm-accel.so" "$dir/libvu-fuse-shim.so" "$2" "$3" "$bin/" || exit 1
+cp "$1" "$dir/vu-net" "$dir/libvu-pvm-accel.so" "$dir/libvu-fuse-shim.so" "$2" "$3" "$4" "$bin/" || exit 1
 chmod 755 "$bin" "$bin"/*
 VU=$bin/vu
 T="timeout -k 5 60"
@@ -112,6 +112,24 @@ for host in "userns denied" container; do
     on_host "$host" env VU_FUSE_INIT_TIMEOUT=1 "$VU" run --net host --fuse 'sh -c "sleep 50" x' /srv/x -- true
   l=$(leftovers)
   if [ -z "$l" ]; then ok "$host: nothing left running"; else bad "$host: left running" "$l"; fi
+done
+# The never-block rule: a program that never answers a READ holds up the reader only, which a
+# signal still ends (timeout's SIGTERM); the view's other calls go on. A program that dies
+# mid-run fails the reads with an error and says so; nothing changed, so the status is the
+# command's.
+F=$bin/fake-fuse
+for host in "userns denied" container; do
+  out=$(on_host "$host" "$VU" run --net host --fuse "$F ok" /srv/f -- cat /srv/f/file 2>"$work/err")
+  if [ "$out" = hello ]; then ok "$host: fake-fuse serves a file"; else bad "$host: fake-fuse ok" "$out" "$(head -c 300 "$work/err")"; fi
+  out=$(on_host "$host" "$VU" run --net host --fuse "$F hang" /srv/f -- \
+    sh -c 'timeout -s TERM 1 cat /srv/f/file; echo "cat: $?"; ls /srv/f; echo other calls go on' 2>"$work/err"); rc=$?
+  if [ $rc = 0 ] && [ "$out" = "$(printf 'cat: 124\nfile\nother calls go on')" ]; then
+    ok "$host: a read the program never answers: the reader is ended by its signal, the rest goes on"
+  else bad "$host: a hanging read" "status $rc: $out" "stderr: $(head -c 300 "$work/err")"; fi
+  check_err "$host: a program that dies mid-run: reads fail, vu says so" 0 'fake-fuse has exited' \
+    on_host "$host" "$VU" run --net host --fuse "$F die" /srv/f -- sh -c 'cat /srv/f/file; true'
+  l=$(leftovers)
+  if [ -z "$l" ]; then ok "$host: nothing left running after them"; else bad "$host: left running" "$l"; fi
 done
 # Without VU_PVM_FUSE=monitor, pvm still refuses (the A/B choice is the probe's, issue 16).
 check_err "userns denied: refused without VU_PVM_FUSE=monitor" 125 'needs user namespaces' \
