@@ -71,6 +71,7 @@ reset_setup() {
 # spreads over all of them instead of landing on one. "~warm-up" is not reported: the first FUSE
 # set-up after the in-kernel ones was up to 2x slower on writes, whichever it was.
 declare -A WS RS TS W R X
+if [ "${FS_BENCH_ONLY:-}" != pvm-a ]; then  # FS_BENCH_ONLY=pvm-a: only the pvm-A rows at the end
 for round in $(seq "$runs"); do
   for s in "${setups[@]}"; do
     IFS='|' read -r name dir prefix <<<"$s"
@@ -101,6 +102,7 @@ for s in "${setups[@]}"; do
   printf '%-32s %8s %6s %8s %6s %8s %6s\n' "$n" "$(mb "${W[$n]}")" "$(ratio "${W[direct]}" "${W[$n]}")" \
     "$(mb "${R[$n]}")" "$(ratio "${R[direct]}" "${R[$n]}")" "$(fps "${X[$n]}")" "$(ratio "${X[direct]}" "${X[$n]}")"
 done
+fi
 
 # pvm, environment A (issue 16): no mount of any kind; the monitor serves the FUSE program
 # (pvm/fuse_client.h), next to the ns backend's kernel FUSE for the same program and image.

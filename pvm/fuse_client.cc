@@ -781,6 +781,14 @@ int FuseTree::sync_locked() {
     if (at_recorded_place(s.ino, n) || links_.count({s.ino, s.parent_ino, s.name})) continue;  // hard links: step 3
     uint64_t from = node_of_dir(n.parent_ino), to = node_of_dir(s.parent_ino);
     if (!from || !to) continue;
+    // The name it goes to may still hold a known object that moves elsewhere too (a swap:
+    // mv a t; mv b a; mv t b): that one steps aside under a temporary name first.
+    for (auto& [ino2, m] : nodes_) {
+      if (ino2 == s.ino || m.parent_ino != s.parent_ino || m.name != s.name || !seen_by_ino.count(ino2)) continue;
+      std::string tmp = ".vu-swap-" + std::to_string(ino2);
+      if (client_->rename(to, m.name, to, tmp) == 0) m.name = tmp;
+      break;
+    }
     if (int e = client_->rename(from, n.name, to, s.name)) {
       note(fail(s.path, "rename", e));
       continue;

@@ -39,15 +39,30 @@
 //        moved), content and attributes changed (SETATTR, WRITE, from the shadow's ctime), then
 //        FSYNC. It runs at sync(2), syncfs(2), fsync(2), fdatasync(2) of the view (trapped in
 //        views with a FUSE mount) and when the view ends, before DESTROY.
-// Limits (documented in the README's pvm section): the whole tree's metadata is read at start
-// (an image of 100k files costs ~100k LOOKUPs before the command runs); a file's content is read
-// whole on its first open (no partial reads: a 1 GiB file read for one byte costs 1 GiB); the
-// view's changes reach the FUSE program at the sync points above, not at write() (a full ext4
-// image is ENOSPC at sync time and at the end, reported, not at the write); owners are the
-// caller's (the shadow belongs to it), not the image's; the shadow lives in /dev/shm (RAM)
-// or $TMPDIR; the in-process fast path (pvm/accel.c) is off in views with a FUSE mount (its
-// native openat would read a file not yet filled); two names that swap places (rename a b, rename
-// b a through a third) are replayed as renames in walk order, which can lose one of them.
+//      - stat: owners are the program's (as the ns backend's user namespace shows them: the
+//        view's own id, else 65534), and while the view has not changed an object, its link
+//        count, its blocks and a directory's size too; modes, sizes and times are the shadow's,
+//        made equal to the program's. The mount table names the program (fuse.squashfuse),
+//        statfs asks it (STATFS).
+// Never-block: a fill or a write-back runs on the monitor worker of the call that needs it,
+// which hands the receiving of other calls over first; while it waits for the program every
+// 20 ms it looks whether its caller is gone or has a signal to take, and then gives up (the
+// call is restarted after the signal, or ends with EINTR, as the kernel's would). Before the
+// command runs (INIT, materialize) each request has a deadline ($VU_FUSE_INIT_TIMEOUT, 10 s).
+// Limits (also in the README's pvm section): the whole tree's names and attributes are read at
+// start (an image of 100k files costs ~100k LOOKUPs before the command runs); a file's content
+// is read whole on its first open (no partial reads: a 1 GiB file read for one byte costs 1 GiB);
+// the view's changes reach the program at the sync points above, not at write() or close() (a
+// full ext4 image is ENOSPC at the sync and at the end, reported, not at the write; another
+// process outside the view sees them only then); permission checks are the shadow's, which the
+// caller owns (a file of another owner in an image is writable here where the ns backend says
+// EACCES; squashfs is EROFS as a whole); chown and xattrs in the view are not written back;
+// a hard link the program reports with one inode number is one shadow inode, with two (squashfuse)
+// two files; the shadow lives in /dev/shm (RAM) or $TMPDIR; the in-process fast path
+// (pvm/accel.c) is off in views with a FUSE mount (its native openat would read a file not filled
+// yet); the program runs outside the view, untraced (its arguments are host paths); libfuse2
+// programs need the shim, i.e. dynamic linking. (Names that swap places, mv a t; mv b a; mv t b,
+// are replayed as renames through a temporary name: the program's content moves with them.)
 #pragma once
 
 #include <linux/fuse.h>

@@ -201,6 +201,8 @@ TEST(FuseTree, Ext4ChangesAreWrittenBackAtSync) {
   spit(src + "/old/keep", "kept\n");
   spit(src + "/old/gone", "gone\n");
   spit(src + "/edit", "before\n");
+  spit(src + "/x", "x\n");
+  spit(src + "/y", "y\n");
   ASSERT_EQ(std::system(("mkfs.ext4 -q -F -d " + src + " " + img + " 8M >/dev/null 2>&1").c_str()), 0);
   ASSERT_EQ(::mkdir(shadow.c_str(), 0700), 0);
   auto p = start_fuse_program({"fuse2fs", "-f", img, "MNT", "-o", "rw,fakeroot"}, 3, true, shim, shadow, "/mnt", 5000);
@@ -218,6 +220,10 @@ TEST(FuseTree, Ext4ChangesAreWrittenBackAtSync) {
   ASSERT_EQ(::symlink("../new", (shadow + "/newdir/ln").c_str()), 0);
   ASSERT_EQ(::unlink((shadow + "/old/gone").c_str()), 0);
   ASSERT_EQ(::rename((shadow + "/old/keep").c_str(), (shadow + "/moved").c_str()), 0);
+  // Two names that swap places (never opened: the program's content must move with them).
+  ASSERT_EQ(::rename((shadow + "/x").c_str(), (shadow + "/t").c_str()), 0);
+  ASSERT_EQ(::rename((shadow + "/y").c_str(), (shadow + "/x").c_str()), 0);
+  ASSERT_EQ(::rename((shadow + "/t").c_str(), (shadow + "/y").c_str()), 0);
   EXPECT_EQ(p->tree->sync(), 0) << fuse_program_outcome(*p);
   EXPECT_EQ(stop_fuse_program(*p, 5000), 0) << fuse_program_outcome(*p);
   auto cat = [&](const std::string& path) {
@@ -228,6 +234,8 @@ TEST(FuseTree, Ext4ChangesAreWrittenBackAtSync) {
   EXPECT_EQ(cat("/edit"), "after, longer\n");
   EXPECT_EQ(cat("/new"), "new file\n");
   EXPECT_EQ(cat("/moved"), "kept\n");
+  EXPECT_EQ(cat("/x"), "y\n");
+  EXPECT_EQ(cat("/y"), "x\n");
   std::string out = tmp->path() + "/ls";
   ASSERT_EQ(std::system(("debugfs -R 'ls -l /old' " + img + " >" + out + " 2>/dev/null").c_str()), 0);
   EXPECT_EQ(slurp(out).find("gone"), std::string::npos) << slurp(out);
