@@ -123,7 +123,7 @@ declare -A PW PR PF PC
 for round in $(seq "$runs"); do
   for b in ns pvm-A; do
     if [ $b = ns ]; then pre=(env "$vu" run --backend=ns --net none); else pre=(env VU_PVM_FUSE=monitor "$vu" run --backend=pvm --net host); fi
-    truncate -s 600M "$tmp/a.img" && mkfs.ext4 -q -F "$tmp/a.img"
+    truncate -s 600M "$tmp/a.img" && mkfs.ext4 -q -F -E root_owner=$(id -u):$(id -g) "$tmp/a.img"
     PW[$b]+="$(timed "${pre[@]}" --mount image:$tmp/a.img:/mnt -- dd if=/dev/zero of=/mnt/f bs=1M count=256 conv=fsync) "
     PR[$b]+="$(timed "${pre[@]}" --mount image:$tmp/a.img:/mnt -- dd if=/mnt/f of=/dev/null bs=1M) "
     PF[$b]+="$(timed "${pre[@]}" --mount image:$tmp/small.sqfs:/opt/s -- find /opt/s) "

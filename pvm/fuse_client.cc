@@ -61,10 +61,7 @@ int FuseClient::request(uint32_t opcode, uint64_t node, std::initializer_list<st
                         std::string* out, int timeout_ms) {
   // One in flight: a later caller waits for the lock, abandoning if its own caller goes away.
   std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
-  while (!lock.try_lock()) {
-    if (cancelled_ && cancelled_()) return EINTR;
-    ::usleep(1000);
-  }
+  if (!lock_or_give_up(lock)) return EINTR;
   if (dead_ || !dev_) return ENOTCONN;
   fuse_in_header h{};
   h.opcode = opcode;
@@ -626,9 +623,19 @@ bool FuseTree::adjust_stat(dev_t dev, ino_t ino, const struct timespec& ctime, u
   return true;
 }
 
+bool FuseClient::lock_or_give_up(std::unique_lock<std::mutex>& l) {
+  while (!l.try_lock()) {
+    if (giving_up()) return false;
+    ::usleep(1000);
+  }
+  return true;
+}
+
 int FuseTree::fill_for_open(const std::string& host, const struct stat& st, bool truncating) {
   if (!S_ISREG(st.st_mode)) return 0;
-  std::lock_guard<std::mutex> lock(mu_);
+  // Another fill may be waiting for a program that does not answer: this caller can give up.
+  std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
+  if (!FuseClient::lock_or_give_up(lock)) return EINTR;
   auto it = nodes_.find(st.st_ino);
   if (it == nodes_.end() || it->second.filled) return 0;  // made by the view, or filled
   if (truncating) {
@@ -644,7 +651,8 @@ FuseTree::Counts FuseTree::counts() {
 }
 
 int FuseTree::sync() {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
+  if (!FuseClient::lock_or_give_up(lock)) return EINTR;
   return sync_locked();
 }
 
@@ -726,6 +734,7 @@ int FuseTree::sync_locked() {
     ::closedir(d);
   }
   auto fail = [&](const std::string& path, const char* op, int e) {
+    if (e == EINTR) return EINTR;  // the caller gave up: the rest waits for the next sync
     VU_LOG_ERROR("FUSE " << client_->name() << ": writing back " << view_ << path.substr(shadow_.size()) << " ("
                          << op << "): " << std::strerror(e));
     return e == ENOTCONN ? EIO : e;
@@ -956,7 +965,7 @@ int FuseTree::sync_locked() {
     if (int e = client_->fsync(FUSE_ROOT_ID, dfh, true); e && e != ENOSYS) note(e);
     (void)client_->release(FUSE_ROOT_ID, dfh, true);
   }
-  return first_err ? EIO : 0;
+  return first_err == EINTR ? EINTR : first_err ? EIO : 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1144,6 +1153,7 @@ Answer do_fuse_sync(const Config& cfg, Call& c) {
   int err = 0;
   for (FuseTree* t : trees)
     if (int e = t->sync(); e && !err) err = e;
+  if (err == EINTR) return Answer::error(kERestartSys);  // a signal: the call restarts after it
   if (err && c.nr != SYS_sync) return Answer::error(err);
   return Answer::cont();  // the host's own sync of the shadow, as asked
 }

@@ -108,6 +108,9 @@ class FuseClient {
   // Returns true while the caller still wants the answer; polled every 20 ms while waiting.
   using Cancelled = std::function<bool()>;
   static void set_cancelled(Cancelled c) { cancelled_ = std::move(c); }  // for the calling thread
+  static bool giving_up() { return cancelled_ && cancelled_(); }
+  // Takes `l`'s mutex, or gives up (false) when this thread's caller does.
+  static bool lock_or_give_up(std::unique_lock<std::mutex>& l);
 
   struct Entry {
     uint64_t node = 0;
