@@ -61,8 +61,9 @@
 //   net.{h,cc}    unix sockets: bind/connect/sendto/sendmsg to a path, getsockname/getpeername
 //   identity.{h,cc}  getgroups as in an unmapped user namespace, --root ids (stat owners: call.h)
 //   uts.{h,cc}    uname, sethostname
-//   fuse_client.{h,cc}  FUSE programs served by the monitor (no mount(2) needed): the protocol,
-//                 the shadow tree the view sees, write-back at sync points
+//   fuse_client.{h,cc}, fuse_client_tree.cc  FUSE programs served by the monitor (no mount(2)
+//                 needed): the protocol and the program; the shadow tree the view sees,
+//                 write-back at sync points, the hooks of open/stat/statfs/sync
 // Next (not here yet): a module table instead of dispatch()'s switch, the filter built from
 // the modules' lists, and the ptrace half's path rewrites as an fs handler.
 //
