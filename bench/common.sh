@@ -12,6 +12,7 @@ reexec_unprivileged() {
   "$here/../scripts/setup.sh" --test-env
   tmp=$(mktemp -d /tmp/vu-bench.XXXXXX)
   cp "$vu" "$(dirname "$vu")/vu-net" "$(dirname "$vu")/vu-cowfs" "$(dirname "$vu")/libvu-pvm-accel.so" "$script" "$here/common.sh" "$tmp/"
+  [ ! -e "$(dirname "$vu")/libvu-fuse-shim.so" ] || cp "$(dirname "$vu")/libvu-fuse-shim.so" "$tmp/"
   chmod 755 "$tmp" "$tmp"/*
   rc=0
   # "|| rc=$?": the callers run under set -e, which would skip the clean-up below.

@@ -16,7 +16,8 @@
 # copy-on-write, pvm/cow.h: data never traps, path calls do);
 # fuse-overlayfs started by vu --fuse; fuse2fs on an ext4 image (vu --mount image:), also on the
 # pvm backend (--backend=pvm: environment B, the setuid fusermount3, issue 16), whose ratio to
-# ns's closes the table.
+# ns's closes the table. Then pvm environment A rows (see the end; FS_BENCH_ONLY=pvm-A for
+# only those). Needs squashfuse too.
 # FS_BENCH_ONLY=REGEX measures only the set-ups whose name matches (direct always).
 # Needs: fuse-overlayfs, fuse2fs, mkfs.ext4 (scripts/setup.sh --bench).
 set -euo pipefail
@@ -117,4 +118,40 @@ for pair in "pvm-B fuse2fs (ext4 image)|fuse2fs (ext4 image)"; do
   p=${pair%%|*} q=${pair#*|}
   [ -n "${W[$p]:-}" ] && [ -n "${W[$q]:-}" ] || continue
   printf '%-32s %8s %6s %8s %6s %8s %6s\n' "$p / ns" "" "$(ratio "${W[$q]}" "${W[$p]}")" "" "$(ratio "${R[$q]}" "${R[$p]}")" "" "$(ratio "${X[$q]}" "${X[$p]}")"
+done
+
+# pvm, environment A (issue 16): no mount of any kind; the monitor serves the FUSE program
+# (pvm/fuse_client.h), next to the ns backend's kernel FUSE for the same program and image.
+#   write  dd … conv=fsync into an ext4 image (fuse2fs): the fsync is where pvm-A writes the
+#          file back through FUSE (the shadow takes the write at native speed), so both rows
+#          count the trip through fuse2fs
+#   read   dd of that file in a fresh view (pvm-A: the first open reads it whole through FUSE)
+#   find   find over a squashfs image of /usr/share/doc-like files (squashfuse), and cat of
+#          every file (fresh views; pvm-A reads the whole tree's metadata at start-up)
+# Each figure is the whole `vu run` (start-up and the end's write-back included), median of RUNS.
+[ -z "${FS_BENCH_ONLY:-}" ] || [[ pvm-A =~ $FS_BENCH_ONLY ]] || exit 0
+command -v squashfuse >/dev/null && command -v mksquashfs >/dev/null || { echo "(no squashfuse: pvm-A rows skipped)"; exit 0; }
+mkdir -p "$tmp/sq"
+tar -C "$tmp/sq" -xf "$tmp/small.tar"
+mksquashfs "$tmp/sq" "$tmp/small.sqfs" -quiet -noappend >/dev/null && rm -rf "$tmp/sq"
+now() { date +%s.%N; }
+timed() { local s e; s=$(now); "$@" >/dev/null 2>&1 || echo "(failed: $*)" >&2; e=$(now); awk -v s="$s" -v e="$e" 'BEGIN { printf "%.6f\n", e - s }'; }
+declare -A PW PR PF PC
+for round in $(seq "$runs"); do
+  for b in ns pvm-A; do
+    if [ $b = ns ]; then pre=(env "$vu" run --backend=ns --net none); else pre=(env VU_PVM_FUSE=monitor "$vu" run --backend=pvm --net host); fi
+    truncate -s 600M "$tmp/a.img" && mkfs.ext4 -q -F -E root_owner=$(id -u):$(id -g) "$tmp/a.img"
+    PW[$b]+="$(timed "${pre[@]}" --mount image:$tmp/a.img:/mnt -- dd if=/dev/zero of=/mnt/f bs=1M count=256 conv=fsync) "
+    PR[$b]+="$(timed "${pre[@]}" --mount image:$tmp/a.img:/mnt -- dd if=/mnt/f of=/dev/null bs=1M) "
+    PF[$b]+="$(timed "${pre[@]}" --mount image:$tmp/small.sqfs:/opt/s -- find /opt/s) "
+    PC[$b]+="$(timed "${pre[@]}" --mount image:$tmp/small.sqfs:/opt/s -- sh -c 'find /opt/s -type f -exec cat {} + | wc -c') "
+    rm -f "$tmp/a.img"
+  done
+done
+echo
+echo "pvm environment A (monitor-served FUSE) next to ns (kernel FUSE), whole vu run in seconds, median of $runs"
+printf '%-8s %12s %12s %12s %12s\n' "backend" "write 256M" "read 256M" "find sqfs" "cat sqfs"
+for b in ns pvm-A; do
+  printf '%-8s %12s %12s %12s %12s\n' $b "$(printf '%s\n' ${PW[$b]} | median)" "$(printf '%s\n' ${PR[$b]} | median)" \
+    "$(printf '%s\n' ${PF[$b]} | median)" "$(printf '%s\n' ${PC[$b]} | median)"
 done

@@ -48,6 +48,7 @@
 
 #include "pvm/compat.h"
 #include "pvm/cow.h"
+#include "pvm/fuse_client.h"
 
 namespace vu::pvm {
 
@@ -123,6 +124,7 @@ bool writes_refused(const Resolved& r) {
 }
 
 Answer write_stat(const Config& cfg, Call& c, struct stat st, uint64_t buf) {
+  if (!cfg.fuse.empty()) fuse_adjust_stat(cfg, &st);
   st.st_uid = view_uid(cfg, st.st_uid);
   st.st_gid = view_gid(cfg, st.st_gid);
   if (!write_mem(c.tid, buf, &st, sizeof st)) return Answer::error(EFAULT);
@@ -246,6 +248,19 @@ Answer do_mount_table(const Config& cfg, const std::string& host, MountTable kin
     if (best->f[3] != "/") root = best->f[3] + root;
     if (root.empty()) root = "/";
     const std::string opts = m.read_only ? "ro,relatime" : "rw,relatime";
+    if (std::string source, type; fuse_mount_names(cfg, m.host, &source, &type)) {
+      const std::string ids = "user_id=" + std::to_string(cfg.root ? 0 : cfg.uid) +
+                              ",group_id=" + std::to_string(cfg.root ? 0 : cfg.gid);
+      // squashfuse's mount is not read-only for the kernel (its program refuses the writes).
+      const std::string fopts = std::string(m.read_only && source != "squashfuse" ? "ro" : "rw") + ",nosuid,nodev,relatime";
+      if (kind == MountTable::kMountinfo)
+        table += std::to_string(id) + " 1 " + best->f[2] + " / " + escape_mount_path(m.view) + " " + fopts +
+                 " - " + type + " " + source + " rw," + ids + "\n";
+      else
+        table += source + " " + escape_mount_path(m.view) + " " + type + " " + fopts + "," + ids + " 0 0\n";
+      ++id;
+      continue;
+    }
     // A copy-on-write directory is listed as the ns backend's kernel layer is: an overlay.
     const std::string type = m.cow ? "overlay" : best->type, source = m.cow ? "overlay" : best->source,
                       super = m.cow ? "rw,userxattr" : best->super;
@@ -286,6 +301,8 @@ Answer do_open(const Config& cfg, Call& c, int dirfd, uint64_t path, int flags, 
   }
   if (MountTable t = mount_table(r.host); t != MountTable::kNone && r.exists && !cfg.map.empty())
     return do_mount_table(cfg, r.host, t, flags);
+  if (!cfg.fuse_trees.empty() && r.exists && S_ISREG(r.st.st_mode))
+    if (int e = fuse_before_open(cfg, c, r.host, r.st, flags)) return Answer::error(e);
   if (!r.moved && !(r.cow && cfg.root)) return Answer::cont();  // --root's override: Cow::open
   if (flags & (O_CREAT | O_TMPFILE)) mode &= ~umask_of(c);
   // On a worker thread (Monitor): a FIFO open waits here for its peer, as the caller would.
@@ -356,6 +373,7 @@ Answer do_statx(const Config& cfg, Call& c) {
     else cow_present_fd(cfg, host, &st);
     cow_present_statx(st, &stx);
   }
+  if (!cfg.fuse_trees.empty()) fuse_adjust_statx(cfg, &stx);
   stx.stx_uid = view_uid(cfg, stx.stx_uid);
   stx.stx_gid = view_gid(cfg, stx.stx_gid);
   if (!write_mem(c.tid, c.a[4], &stx, sizeof stx)) return Answer::error(EFAULT);
@@ -672,7 +690,8 @@ Answer do_statfs(const Config& cfg, Call& c) {
   if (!r.exists) return Answer::error(ENOENT);
   if (!r.moved && !r.read_only() && !r.cow) return Answer::cont();
   struct statfs sf;
-  if (::statfs(r.host.c_str(), &sf) < 0) return Answer::error(errno);
+  if (int e = fuse_statfs(cfg, r.host, &sf); e > 0) return Answer::error(e);
+  else if (e < 0 && ::statfs(r.host.c_str(), &sf) < 0) return Answer::error(errno);
   if (r.read_only()) sf.f_flags |= ST_RDONLY;
   if (r.cow) sf.f_type = 0x794c7630;  // OVERLAYFS_SUPER_MAGIC: what the ns backend's kernel layer says
   if (!write_mem(c.tid, c.a[1], &sf, sizeof sf)) return Answer::error(EFAULT);

@@ -4,6 +4,7 @@
 #include "pvm/cow.h"
 #include "pvm/fs.h"
 #include "pvm/fuse_mount.h"
+#include "pvm/fuse_client.h"
 #include "pvm/identity.h"
 #include "pvm/net.h"
 #include "pvm/uts.h"
@@ -160,6 +161,8 @@ Result<Filter> Filter::build(const Config& cfg) {
     VU_TRY_VOID(add_if(SYS_accept4, 1, SCMP_CMP_NE, 0, "accept4"));
   }
   if (!cfg.listing.empty() || cfg.map.has_cow()) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, SYS_getdents64));
+  if (!cfg.fuse_trees.empty())  // the view's changes go back to its FUSE programs (fuse_client.h)
+    for (int nr : {SYS_sync, SYS_syncfs, SYS_fsync, SYS_fdatasync}) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, nr));
   // openat2 with FUSE programs in the view: they may (vu-cowfs resolves beneath its layers with
   // it); the monitor lets theirs run and refuses the others' (dispatch).
   for (int nr : kNoSys)
@@ -630,6 +633,11 @@ Monitor::Answer dispatch_in(Monitor::Core& core, const Config& cfg, Call& c) {
     case SYS_setgroups: return Answer::error(EPERM);  // as in a user namespace with setgroups denied
     case SYS_inotify_add_watch: return do_inotify_add_watch(cfg, c);
     case SYS_getdents64: return core.do_getdents(c);
+    case SYS_sync:
+    case SYS_syncfs:
+    case SYS_fsync:
+    case SYS_fdatasync:
+      return do_fuse_sync(cfg, c);
     default:
       if (cfg.root) return do_root_ids(c);
       return Answer::cont();
@@ -977,7 +985,7 @@ bool never_eintr(long nr) {
     if (n == nr) return true;
   for (int n : kNotifiedRoot)
     if (n == nr) return true;
-  return nr == SYS_getdents64;
+  return nr == SYS_getdents64 || nr == SYS_sync || nr == SYS_syncfs || nr == SYS_fsync || nr == SYS_fdatasync;
 }
 constexpr long kERestartNoIntr = 513;
 }  // namespace

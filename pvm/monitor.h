@@ -68,6 +68,9 @@
 //   fuse_mount.{h,cc}  FUSE filesystems of the view: mount(2) of type fuse from the view's FUSE
 //                 programs, answered by a FuseMounter (environment B: the setuid fusermount3);
 //                 the programs' calls are answered with their own Config (Config::fuse)
+//   fuse_client.{h,cc}, fuse_client_tree.cc  FUSE programs served by the monitor (no mount(2)
+//                 needed): the protocol and the program; the shadow tree the view sees,
+//                 write-back at sync points, the hooks of open/stat/statfs/sync
 // Next (not here yet): a module table instead of dispatch()'s switch, the filter built from
 // the modules' lists, and the ptrace half's path rewrites as an fs handler.
 //
@@ -109,6 +112,7 @@ struct user_regs_struct;
 namespace vu::pvm {
 
 class FuseHook;  // pvm/fuse_mount.h
+class FuseTree;  // pvm/fuse_client.h
 
 inline constexpr uid_t kOverflowId = 65534;  // what an unmapped owner looks like in a userns
 
@@ -136,6 +140,9 @@ struct Config {
   // answered by the hook; calls of the FUSE programs are answered with its server Config.
   std::shared_ptr<FuseHook> fuse;
   NetConfig net;  // the view's network (pvm/inet.h); kHost: the host's, nothing trapped for it
+  // FUSE mounts the monitor serves itself (pvm/fuse_client.h): their shadow trees, each also a
+  // mount of the path map. Non-empty: sync, syncfs, fsync and fdatasync are trapped.
+  std::vector<std::shared_ptr<FuseTree>> fuse_trees;
 };
 
 // "VU_PVM_ACCEL=…": the fast path's configuration (pvm/accel.c), for the environment.

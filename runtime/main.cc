@@ -57,8 +57,9 @@ int cmd_probe() {
               : fuse          ? "vu-cowfs (FUSE) (no overlayfs in a user namespace)"
                               : "nothing (neither overlayfs nor FUSE in a user namespace)");
   const PvmFuseEnv fenv = probe_pvm_fuse();
-  std::printf("%-32s %s\n", "pvm: --fuse/--mount/--cow",
-              (fenv.b ? "yes, " + fenv.why : "refused (" + fenv.why + "; the monitor's FUSE client is not built yet)").c_str());
+  std::printf("%-32s %s\n", "pvm: --fuse/--mount",
+              (fenv.b ? "kernel FUSE, " + fenv.why
+                      : "served by vu's monitor (" + fenv.why + "): files are copied into the view on open and written back at sync and exit").c_str());
   return 0;
 }
 
@@ -93,7 +94,10 @@ Result<int> run_pvm(const ViewSpec& spec, const SignalForwarder& signals) {
   char buf[64];
   ssize_t n;
   while ((n = ::read(view.report.get(), buf, sizeof buf)) > 0) report.append(buf, static_cast<size_t>(n));
+  // The FUSE programs first: their write-back before the view's leftovers are killed with them.
+  const int fuse_rc = stop_pvm_fuse(view);
   int status = finish_run(st, {});
+  if (fuse_rc && status == 0) status = fuse_rc;
   if (auto failure = view.failure(report)) return std::move(*failure);
   const pvm::Stats& s = view.monitor->stats();
   VU_LOG_DEBUG("pvm: " << s.notifications << " notifications (" << s.continued << " continued, "

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <string_view>
 
 #include "base/strings.h"
 #include "runtime/pvm_fuse.h"
@@ -22,6 +24,13 @@ Error userns_denied(const std::string& detail, BackendWish wish) {
                 : "run 'vu probe' for what this machine allows");
 }
 
+
+bool pvm_serves_fuse() {
+  // Environment A (issue 16) asked for: the monitor is the FUSE "kernel" even where the probe
+  // finds B (the kernel's FUSE through fusermount3). For tests and measurements.
+  const char* e = std::getenv("VU_PVM_FUSE");
+  return e && std::string_view(e) == "monitor";
+}
 
 bool pvm_ignores_size(const bindmount::MountSpec& m) {
   return m.kind == bindmount::Kind::kTmpfs && m.data.find("size=") != std::string::npos;
@@ -41,13 +50,12 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
       return refuse("--cow " + c.layer + ":/", "a copy-on-write root needs the ns backend for now; give a "
                                                "directory below / (--cow LAYER:/usr)");
   std::optional<PvmFuseEnv> fuse_env;
-  if (has_fuse_mounts(spec)) {
+  // FUSE (issue 16): environment B, the kernel's FUSE through the setuid fusermount3, when the
+  // probe finds it (runtime/pvm_fuse.h); else A, the monitor serves the programs itself
+  // (pvm/fuse_client.h). VU_PVM_FUSE=monitor asks for A.
+  if (has_fuse_mounts(spec) && !pvm_serves_fuse()) {
     fuse_env = probe_pvm_fuse();
-    if (!fuse_env->b)
-      return Error::make(ErrorKind::kDenied, "--fuse/--mount on the partial-VM backend (pvm) needs FUSE through the setuid fusermount3 (" +
-                                                 fuse_env->why + ")")
-          .hint("the monitor's own FUSE client (environment A) is not built yet; use --bind, or run where user "
-                "namespaces or the setuid fusermount3 work");
+    if (!fuse_env->b) fuse_env.reset();
   }
   const vdens::NetSpec& net = spec.net;
   // The network (pvm/inet.h): the host's, none, or one slirp-like network given with host
@@ -81,13 +89,18 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
                       std::none_of(spec.mounts.begin(), spec.mounts.end(),
                                    [](const auto& m) { return m.target == "/etc/resolv.conf"; });
   if (resolv) p.parts.push_back({"mounts", "pvm path map: /etc/resolv.conf <- a file of vu's (the view's nameserver)"});
-  if (spec.mounts.empty() && spec.cows.empty() && !fuse_env && !resolv) {
+  if (spec.mounts.empty() && spec.cows.empty() && spec.fuse.empty() && !resolv) {
     p.parts.push_back({"mounts", "pvm: the host's files (no path map)"});
   } else {
-    if (spec.mounts.empty() && spec.cows.empty() && !resolv) p.parts.push_back({"mounts", "pvm path map: the FUSE mountpoints below"});
+    if (spec.mounts.empty() && spec.cows.empty() && !resolv && fuse_env) p.parts.push_back({"mounts", "pvm path map: the FUSE mountpoints below"});
     for (size_t i = 0; i < spec.mounts.size(); ++i)
       p.parts.push_back({i || resolv ? "" : "mounts", "pvm path map: " + bindmount::to_string(spec.mounts[i]) +
                                                 (pvm_ignores_size(spec.mounts[i]) ? " — size= not enforced by pvm" : "")});
+    for (size_t i = 0; !fuse_env && i < spec.fuse.size(); ++i)
+      p.parts.push_back({spec.mounts.empty() && !resolv && !i ? "mounts" : "",
+                         "pvm: fuse " + spec.fuse[i].target + " <- " + spec.fuse[i].what +
+                             " (started by vu, served by the monitor: no mount(2); the view's changes "
+                             "are written back at sync/fsync and at exit)"});
   }
   for (size_t i = 0; i < spec.cows.size(); ++i)
     p.parts.push_back({spec.mounts.empty() && !resolv && !i ? "mounts" : "",
@@ -122,7 +135,7 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
                                  (f.udp ? "/udp" : "/tcp") + " -> view port " + std::to_string(f.view_port) +
                                  " (the view's own socket is bound there)"});
   }
-  std::string capture = !spec.mounts.empty() || !spec.cows.empty() || fuse_env || resolv
+  std::string capture = !spec.mounts.empty() || !spec.cows.empty() || !spec.fuse.empty() || resolv
                             ? "seccomp user notification (paths, owners, ids, uname), ptrace (execve, chdir)"
                             : "seccomp user notification (stat owners, ids, uname); no ptrace";
   if (net.kind != vdens::NetKind::kHost) capture += "; socket addresses, rtnetlink";

@@ -37,6 +37,8 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why);
 
 // pvm's tmpfs is a directory in /dev/shm: a --tmpfs size= limit is not enforced there.
 bool pvm_ignores_size(const bindmount::MountSpec& m);
+// Whether the pvm backend serves --fuse/--mount image: itself (pvm/fuse_client.h): VU_PVM_FUSE=monitor.
+bool pvm_serves_fuse();
 
 // The error for "user namespaces refused" (from a probe or a failed clone), naming the reason
 // and what to do.

@@ -18,6 +18,7 @@
 #include "base/strings.h"
 #include "pvm/accel_abi.h"
 #include "pvm/cow.h"
+#include "pvm/fuse_client.h"
 #include "runtime/exit_codes.h"
 #include "runtime/plan.h"
 
@@ -151,6 +152,61 @@ std::string accel_library() {
   return {};
 }
 
+// libvu-fuse-shim.so (pvm/fuse_shim.c), found like the fast path's library.
+std::string fuse_shim_library() {
+  if (const char* env = std::getenv("VU_FUSE_SHIM_LIB")) return env;
+  std::string dir = sys::exe_dir();
+  if (dir.empty()) return {};
+  for (std::string p : {dir + "/libvu-fuse-shim.so", dir + "/../lib/vu/libvu-fuse-shim.so"})
+    if (::access(p.c_str(), R_OK) == 0) return p;
+  return {};
+}
+
+std::string base_name(const std::string& p) { return p.substr(p.rfind('/') + 1); }
+// A mount the view cannot write: squashfs, or an image mounted with :ro (EROFS from the path map).
+bool fuse_read_only(const fusefs::FuseMount& f) {
+  if (f.argv.empty()) return false;
+  if (base_name(f.argv[0]) == "squashfuse") return true;
+  for (size_t i = 1; i + 1 < f.argv.size(); ++i)
+    if (f.argv[i] == "-o" && (f.argv[i + 1] == "ro" || f.argv[i + 1].starts_with("ro,"))) return true;
+  return false;
+}
+
+// Starts the view's FUSE programs and fills their shadow trees (before the command runs).
+Result<void> start_fuse(const ViewSpec& spec, pvm::Config& cfg, std::vector<pvm::FuseProgram>* out) {
+  int timeout_ms = 10000;
+  if (const char* e = std::getenv("VU_FUSE_INIT_TIMEOUT")) timeout_ms = std::max(1, std::atoi(e)) * 1000;
+  const std::string shim = fuse_shim_library();
+  for (size_t i = 0; i < spec.fuse.size(); ++i) {
+    const fusefs::FuseMount& f = spec.fuse[i];
+    const std::string target = pvm::normalize(f.target);
+    const pvm::Mount* m = cfg.map.mountpoint(target);
+    if (!m) return Error::make(ErrorKind::kSetup, "FUSE: no shadow for " + target);
+    std::vector<std::string> argv = f.argv;
+    const std::string prog = base_name(argv[0]);
+    const bool known = prog == "squashfuse" || prog == "fuse2fs";
+    if (known) argv.insert(argv.begin() + 1, "-f");  // in the foreground: vu waits for it at the end
+    size_t mount_arg = argv.size();
+    for (size_t k = argv.size(); k-- > 1;)
+      if (argv[k] == f.target) {
+        mount_arg = k;
+        break;
+      }
+    // The name in messages and the mount table: the program, also when --fuse runs it through
+    // sh -c 'exec CMD "$1"' (fusefs::parse_fuse).
+    std::string name = prog;
+    if (argv.size() > 2 && argv[1] == "-c" && argv[2].starts_with("exec ")) {
+      std::string cmd = argv[2].substr(5);
+      name = base_name(cmd.substr(0, cmd.find(' ')));
+    }
+    auto p = pvm::start_fuse_program(argv, mount_arg, prog == "fuse2fs", shim, m->host, target, timeout_ms, name);
+    if (!p) return std::move(p).error().context(f.what);
+    cfg.fuse_trees.push_back(p->tree);
+    out->push_back(std::move(*p));
+  }
+  return Ok{};
+}
+
 constexpr const char* kPtraceHint =
     "the pvm backend needs ptrace of one's own children (kernel.yama.ptrace_scope <= 1, and no "
     "seccomp profile that forbids ptrace)";
@@ -237,6 +293,25 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
       else ::close(::open(e.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
     }
   };
+  // Ancestors of a target that the view does not have: empty read-only directories, as the
+  // ns backend's tmpfs mirror shows them.
+  auto add_ancestors = [&](const std::string& target, const std::string& what) -> Result<void> {
+    std::string prefix;
+    for (const std::string& comp : str::split(target.substr(1), '/')) {
+      if (comp.empty()) continue;
+      std::string next = prefix + "/" + comp;
+      if (next == target) break;
+      prefix = next;
+      pvm::Resolved r = cfg.map.resolve({}, prefix, true, {});
+      if (r.exists && !S_ISDIR(r.st.st_mode)) return Error::usage(what + ": " + prefix + " is not a directory");
+      if (r.exists) continue;
+      std::string dir = VU_TRY(scratch_dir(scratch, "dir" + std::to_string(n_dirs++), 0755));
+      add_entry(prefix, true);
+      synthetic.emplace_back(prefix, dir);
+      cfg.map.add({prefix, dir, true});
+    }
+    return Ok{};
+  };
   // FUSE filesystems come after the binds and tmpfs, as in the ns backend: each is a private
   // directory (empty until its program mounts there) bound at its target.
   std::vector<bindmount::MountSpec> mounts = spec.mounts;
@@ -279,23 +354,7 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
             .context(bindmount::to_string(m));
       host = r.host;
     }
-    // Ancestors of the target that the view does not have: empty read-only directories, as the
-    // ns backend's tmpfs mirror shows them.
-    std::string prefix;
-    for (const std::string& comp : str::split(target.substr(1), '/')) {
-      if (comp.empty()) continue;
-      std::string next = prefix + "/" + comp;
-      if (next == target) break;
-      prefix = next;
-      pvm::Resolved r = cfg.map.resolve({}, prefix, true, {});
-      if (r.exists && !S_ISDIR(r.st.st_mode))
-        return Error::usage(bindmount::to_string(m) + ": " + prefix + " is not a directory");
-      if (r.exists) continue;
-      std::string dir = VU_TRY(scratch_dir(scratch, "dir" + std::to_string(n_dirs++), 0755));
-      add_entry(prefix, true);
-      synthetic.emplace_back(prefix, dir);
-      cfg.map.add({prefix, dir, true});
-    }
+    VU_TRY_VOID(add_ancestors(target, bindmount::to_string(m)));
     struct stat st;
     add_entry(target, ::stat(host.c_str(), &st) < 0 || S_ISDIR(st.st_mode));
     cfg.map.add({target, host, m.read_only});
@@ -311,6 +370,16 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
                    .hint("give one layer for the outer directory");
     VU_TRY_VOID(pvm::Cow::prepare_layer(c.layer, r.host));
     cfg.map.add({target, r.host, false, VU_TRY(pvm::Cow::open(c.layer, r.host, cfg.uid, cfg.gid))});
+  }
+  // FUSE mounts the monitor serves (environment A, pvm/fuse_client.h; no `fuse` programs for the
+  // kernel): a shadow directory each, filled by start_pvm_view once its program answers.
+  for (size_t i = 0; !fuse && i < spec.fuse.size(); ++i) {
+    const fusefs::FuseMount& f = spec.fuse[i];
+    const std::string target = pvm::normalize(f.target);
+    std::string shadow = VU_TRY(scratch_dir(scratch, "fuse" + std::to_string(i), 0700));
+    VU_TRY_VOID(add_ancestors(target, f.what));
+    add_entry(target, true);
+    cfg.map.add({target, shadow, fuse_read_only(f)});
   }
   // For each mountpoint, the directory that holds it: the fast path must not answer lookups
   // in it (pvm/accel.c), and when the host's directory lacks the name, the monitor lists it
@@ -332,6 +401,8 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
                             static_cast<uint64_t>(src.st_ino)}});
   }
   if (cfg.accel_holders.size() > VU_ACCEL_MAX_HOLDERS) cfg.accel_lib.clear();
+  // Its native openat would read a shadow file not filled yet (fuse_client.h).
+  if (!fuse && !spec.fuse.empty()) cfg.accel_lib.clear();
   // Below a copy-on-write directory no native lookup is the view's (the layer comes first).
   if (cfg.map.has_cow()) cfg.accel_lib.clear();
   if (server_map) {
@@ -377,12 +448,12 @@ Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask)
   std::vector<pvm::FuseTarget> targets;
   pvm::PathMap server_map;
   std::optional<PvmFuseEnv> env;
-  if (has_fuse_mounts(spec)) {
+  if (has_fuse_mounts(spec) && !pvm_serves_fuse()) {
+    // Environment B: the kernel's FUSE through the setuid fusermount3. Otherwise (A) the
+    // monitor serves the programs itself (pvm/fuse_client.h).
     env = probe_pvm_fuse();
-    if (!env->b)
-      return Error::make(ErrorKind::kDenied, "--cow, --fuse and --mount on the pvm backend need FUSE through the setuid fusermount3 here (" + env->why + ")")
-          .hint("the monitor's own FUSE client (environment A) is not built yet; use --bind, or run where user namespaces or fusermount3 work");
-    programs = VU_TRY(pvm_fuse_programs(spec));
+    if (env->b) programs = VU_TRY(pvm_fuse_programs(spec));
+    else env.reset();
   }
   pvm::Config cfg = VU_TRY(make_pvm_config(spec, &v.scratch, env ? &programs : nullptr, &targets, &server_map));
   std::vector<std::vector<char*>> server_argv;
@@ -402,6 +473,9 @@ Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask)
       a.push_back(nullptr);
       server_argv.push_back(std::move(a));
     }
+  } else if (auto r = start_fuse(spec, cfg, &v.served); !r) {
+    (void)stop_pvm_fuse(v);
+    return std::move(r).error();
   }
   pvm::Filter filter = VU_TRY(pvm::Filter::build(cfg));
   v.cmd = prepare_command(spec);
@@ -487,6 +561,19 @@ Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask)
   if (v.fuse) v.go = std::move(sync.second);
   v.child = std::move(child);
   return v;
+}
+
+int stop_pvm_fuse(PvmView& v) {
+  int rc = 0;
+  for (auto it = v.served.rbegin(); it != v.served.rend(); ++it) {
+    if (pvm::stop_fuse_program(*it, 10000)) {
+      VU_LOG_ERROR("the view's changes under " << it->tree->view() << " were not all written back to "
+                                                << it->name << (it->tree->client().alive() ? "" : " (it has exited)"));
+      rc = kExitSetup;
+    }
+  }
+  v.served.clear();
+  return rc;
 }
 
 }  // namespace vu

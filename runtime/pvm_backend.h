@@ -28,6 +28,7 @@
 #include "base/error.h"
 #include "base/temp_dir.h"
 #include "base/unique_fd.h"
+#include "pvm/fuse_client.h"
 #include "pvm/monitor.h"
 #include "runtime/command.h"
 #include "runtime/plan.h"
@@ -46,6 +47,7 @@ struct PvmView {
   // for a byte on `go` (written once they are mounted) before it executes the command.
   std::unique_ptr<PvmFuse> fuse;
   UniqueFd go;
+  std::vector<pvm::FuseProgram> served;  // environment A: FUSE programs the monitor serves (pvm/fuse_client.h)
   // After supervise(): the error the first process reported (chdir or exec), if any.
   std::optional<Error> failure(const std::string& report) const;
 };
@@ -59,5 +61,9 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
                                     pvm::PathMap* server_map = nullptr);
 
 Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask);
+
+// The end of a view with FUSE mounts: the view's changes written back, DESTROY, the programs
+// waited for. 0, or kExitSetup when some change could not be written back (logged).
+int stop_pvm_fuse(PvmView& v);
 
 }  // namespace vu

@@ -134,7 +134,9 @@ constexpr OptionDef kOptions[] = {
     {"fuse", 0, false, true, "CMD DIR",
      "Run the FUSE program CMD (a shell command line; DIR is appended as its last argument) in "
      "the view and mount it on DIR before the command starts, e.g. --fuse 'squashfuse app.sqfs' "
-     "/opt/app. Unmounted (and its data flushed) when the command exits.",
+     "/opt/app. Unmounted (and its data flushed) when the command exits. On the pvm backend "
+     "with VU_PVM_FUSE=monitor, vu serves it itself and DIR is given as /dev/fd/N (libfuse3 "
+     "programs take that as a mounted descriptor).",
      set_fuse, 2},
     {"mount", 0, false, true, "image:FILE:DIR[:ro]",
      "Mount a filesystem image on DIR: ext2/3/4 through fuse2fs, squashfs through squashfuse.",

@@ -1,0 +1,123 @@
+// fake-fuse MODE /dev/fd/N — a FUSE program for the failure paths of the pvm backend's FUSE
+// serving (pvm/fuse_client.h): a root directory holding one file, "file" ("hello\n"). Its READ
+// depends on MODE: "ok" answers, "hang" never answers (a program stuck on a dead server),
+// "die" exits at once (a program that crashes). Speaks the kernel's protocol on the descriptor,
+// one request per read() and one reply per write(), as libfuse does.
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <linux/fuse.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static int fd;
+
+static void reply(uint64_t unique, int error, const void* data, size_t len) {
+  struct fuse_out_header h = {(uint32_t)(sizeof h + len), error, unique};
+  struct iovec iov[2] = {{&h, sizeof h}, {(void*)data, len}};
+  if (writev(fd, iov, data && len ? 2 : 1) < 0) exit(1);
+}
+
+static void attr_of(uint64_t node, struct fuse_attr* a) {
+  memset(a, 0, sizeof *a);
+  a->ino = node;
+  a->mode = node == 1 ? (S_IFDIR | 0755) : (S_IFREG | 0644);
+  a->nlink = node == 1 ? 2 : 1;
+  a->size = node == 1 ? 0 : 6;
+  a->uid = getuid();
+  a->gid = getgid();
+}
+
+static void reply_read(uint64_t unique, const void* arg) {
+  const struct fuse_read_in* r = arg;
+  const char text[] = "hello\n";
+  size_t off = r->offset < 6 ? r->offset : 6;
+  reply(unique, 0, text + off, 6 - off);
+}
+
+int main(int argc, char** argv) {
+  if (argc != 3 || sscanf(argv[2], "/dev/fd/%d", &fd) != 1) {
+    fprintf(stderr, "usage: fake-fuse ok|hang|die /dev/fd/N\n");
+    return 2;
+  }
+  const char* mode = argv[1];
+  static char buf[1 << 18];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) return 0;  // vu closed its end
+    struct fuse_in_header* in = (struct fuse_in_header*)buf;
+    void* arg = buf + sizeof *in;
+    switch (in->opcode) {
+      case FUSE_INIT: {
+        struct fuse_init_out o = {0};
+        o.major = FUSE_KERNEL_VERSION;
+        o.minor = 31;
+        o.max_write = 65536;
+        reply(in->unique, 0, &o, sizeof o);
+        break;
+      }
+      case FUSE_GETATTR: {
+        struct fuse_attr_out o = {0};
+        attr_of(in->nodeid, &o.attr);
+        reply(in->unique, 0, &o, sizeof o);
+        break;
+      }
+      case FUSE_LOOKUP: {
+        if (in->nodeid != 1 || strcmp((char*)arg, "file") != 0) {
+          reply(in->unique, -ENOENT, NULL, 0);
+          break;
+        }
+        struct fuse_entry_out o = {0};
+        o.nodeid = 2;
+        attr_of(2, &o.attr);
+        reply(in->unique, 0, &o, sizeof o);
+        break;
+      }
+      case FUSE_OPEN:
+      case FUSE_OPENDIR: {
+        struct fuse_open_out o = {0};
+        o.fh = in->nodeid;
+        reply(in->unique, 0, &o, sizeof o);
+        break;
+      }
+      case FUSE_READDIR: {
+        const struct fuse_read_in* r = arg;
+        char out[64] = {0};
+        size_t len = 0;
+        if (r->offset == 0) {
+          struct fuse_dirent* d = (struct fuse_dirent*)out;
+          d->ino = 2;
+          d->off = 1;
+          d->namelen = 4;
+          d->type = DT_REG;
+          memcpy(d->name, "file", 4);
+          len = FUSE_DIRENT_SIZE(d);
+        }
+        reply(in->unique, 0, out, len);
+        break;
+      }
+      case FUSE_READ:
+        if (strcmp(mode, "die") == 0) return 1;
+        if (strcmp(mode, "hang") == 0) break;  // never answered
+        reply_read(in->unique, arg);
+        break;
+      case FUSE_FORGET:
+        break;
+      case FUSE_RELEASE:
+      case FUSE_RELEASEDIR:
+      case FUSE_FLUSH:
+        reply(in->unique, 0, NULL, 0);
+        break;
+      case FUSE_DESTROY:
+        reply(in->unique, 0, NULL, 0);
+        return 0;
+      default:
+        reply(in->unique, -ENOSYS, NULL, 0);
+    }
+  }
+}

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# pvm_fuse_test.sh VU DENY_USERNS DENY_CONTAINER FAKE_FUSE — issue 16, environment A: --mount image: and
+# --fuse on the pvm backend with the monitor as the FUSE "kernel" (pvm/fuse_client.h), where no
+# mount of any kind is possible: as the test user under deny-userns (Docker's profile; the
+# monitor is chosen with VU_PVM_FUSE=monitor), and root-run under deny-container (every mount
+# denied to everyone, the setuid fusermount3 included). The same command lines on the ns backend
+# of an ordinary host give the reference output.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/harness.sh" || exit 1
+if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root (the container host installs its filter as root)"; exit 77; fi
+for p in squashfuse mksquashfs fuse2fs mkfs.ext4 debugfs; do
+  command -v $p >/dev/null || { echo "SKIP: $p is not installed"; exit 77; }
+done
+user=${VU_TEST_USER:-vu-tester}
+"$here/../../scripts/setup.sh" --test-env || { echo "SKIP: cannot prepare $user"; exit 77; }
+chown "$user" "$work"
+bin=$work/bin
+mkdir "$bin"
+dir=$(dirname "$1")
+cp "$1" "$dir/vu-net" "$dir/libvu-pvm-accel.so" "$dir/libvu-fuse-shim.so" "$2" "$3" "$4" "$bin/" || exit 1
+chmod 755 "$bin" "$bin"/*
+VU=$bin/vu
+T="timeout -k 5 60"
+
+as_user() { runuser -u "$user" -- env -i HOME="$work" PATH=/usr/bin:/bin LANG=C.UTF-8 TZ=UTC "$@"; }
+on_host() {
+  case $1 in
+    ordinary) shift; as_user $T "$@" ;;
+    "userns denied") shift; as_user VU_PVM_FUSE=monitor $T "$bin/deny-userns" "$@" ;;
+    container) shift; $T "$bin/deny-container" "$user" env -i HOME="$work" PATH=/usr/bin:/bin LANG=C.UTF-8 TZ=UTC \
+      VU_PVM_FUSE=monitor "$@" ;;
+  esac
+}
+# Processes of the test user still alive (zombies wait for init to reap them: not running).
+leftovers() { ps -o pid=,stat=,args= -u "$user" | awk '$2 !~ /^Z/' | grep -v -e ' ps ' -e grep || true; }
+
+# The reference: the ns backend on an ordinary host.
+if ! on_host ordinary "$VU" run --backend=ns --net host -- true >/dev/null 2>&1; then
+  echo "SKIP: the ns backend does not work for $user here (no reference)"; exit 77
+fi
+
+W=$work/fx
+as_user mkdir -p "$W/app/bin" "$W/app/share/doc" "$W/app/empty" "$W/ext/old"
+as_user sh -c "
+  cd $W/app
+  cp /usr/bin/env bin/tool
+  printf '#!/bin/sh\necho script ran: \"\$@\"\n' > bin/script.sh; chmod 755 bin/script.sh
+  for i in 1 2 3 4 5; do seq \$i 1000 > share/doc/file\$i; done
+  head -c 300000 /usr/bin/env > share/blob; chmod 640 share/blob
+  ln share/doc/file1 share/hard
+  ln -s doc/file2 share/sym
+  : > share/zero
+  touch -d '2020-01-02 03:04:05' share/doc/file3 share
+  mksquashfs $W/app $W/app.sqfs -quiet -noappend >/dev/null
+  echo before > $W/ext/old/keep
+  /sbin/mkfs.ext4 -q -F -d $W/ext $W/disk.ext4 16M >/dev/null
+  printf 'hsqs' > $W/corrupt.sqfs; head -c 4096 /dev/urandom >> $W/corrupt.sqfs
+"
+
+# same NAME VU-OPTIONS… -- COMMAND… — pvm on each host prints what ns prints on an ordinary one.
+same() {
+  local name=$1; shift
+  local want want_rc got rc host
+  want=$(on_host ordinary "$VU" run --backend=ns --net host "$@" 2>/dev/null); want_rc=$?
+  for host in "userns denied" container; do
+    got=$(on_host "$host" "$VU" run --net host "$@" 2>"$work/err"); rc=$?
+    if [ "$got" = "$want" ] && [ $rc = $want_rc ]; then ok "$host: $name"
+    else bad "$host: $name" "status $rc (ns on an ordinary host: $want_rc)" \
+      "diff: $(diff <(printf '%s\n' "$want") <(printf '%s\n' "$got") | head -c 600)" "stderr: $(head -c 400 "$work/err")"; fi
+  done
+}
+
+SQ="--mount image:$W/app.sqfs:/opt/app"
+# Directory sizes are the filesystem's own (a squashfs listing's length): left out of the listings.
+same "squashfs: find -printf (types, modes, links, owners, sizes of files, times)" $SQ -- \
+  sh -c "cd /opt/app && find . -printf '%p %y %m %n %u %g %T@\n' | sort; find . ! -type d -printf '%p %s\n' | sort"
+same "squashfs: ls -l of files" $SQ -- sh -c 'ls -l --time-style=+%s /opt/app/share /opt/app/share/doc | grep -v "^d"'
+same "squashfs: stat" $SQ -- stat -c '%n %s %a %h %F %U %Y' /opt/app/share/blob /opt/app/share/sym /opt/app/bin/tool
+same "squashfs: sha256sum of every file" $SQ -- sh -c 'cd /opt/app && find . -type f | sort | xargs sha256sum'
+same "squashfs: exec of a binary from the image" $SQ -- /opt/app/bin/tool sh -c 'echo tool ran'
+same "squashfs: #! script from the image" $SQ -- /opt/app/bin/script.sh a b
+same "squashfs: read-only" $SQ -- sh -c 'touch /opt/app/new 2>/dev/null; echo "touch: $?"'
+same "squashfs: --fuse squashfuse" --fuse "squashfuse $W/app.sqfs" /srv/sq -- cat /srv/sq/share/sym
+
+# ext4 through fuse2fs (libfuse2: the shim answers its /dev/fuse and mount(2)).
+for host in "userns denied" container; do
+  as_user cp "$W/disk.ext4" "$W/d.ext4"
+  # After sync, while the view still runs, the image itself has the file (debugfs reads it).
+  out=$(on_host "$host" "$VU" run --net host --mount "image:$W/d.ext4:/mnt" -- \
+    sh -c "ls /mnt; cat /mnt/old/keep; cp /etc/hosts /mnt/; mkdir /mnt/dir; echo new > /mnt/dir/f; rm /mnt/old/keep; sync;
+           /sbin/debugfs -R 'cat /hosts' $W/d.ext4 2>/dev/null | cmp -s - /etc/hosts && echo synced" \
+    2>"$work/err"); rc=$?
+  if [ $rc = 0 ] && [ "$out" = "$(printf 'lost+found\nold\nbefore\nsynced')" ]; then ok "$host: ext4: listed, read, and sync reaches the image"
+  else bad "$host: ext4: listed, read, synced" "status $rc: $out" "stderr: $(head -c 400 "$work/err")"; fi
+  got=$(debugfs -R 'cat /hosts' "$W/d.ext4" 2>/dev/null | sha256sum; debugfs -R 'cat /dir/f' "$W/d.ext4" 2>/dev/null;
+        debugfs -R 'ls /old' "$W/d.ext4" 2>/dev/null | grep -c keep)
+  want=$(sha256sum </etc/hosts; echo new; echo 0)
+  if [ "$got" = "$want" ]; then ok "$host: ext4: cp in, mkdir, rm, sync: the image has the changes (debugfs)"
+  else bad "$host: ext4: changes in the image" "got: $got" "want: $want"; fi
+  out=$(on_host "$host" "$VU" run --net host --mount "image:$W/d.ext4:/mnt" -- sh -c 'cat /mnt/dir/f; ls /mnt/old' 2>&1)
+  if [ "$out" = new ]; then ok "$host: ext4: another view reads them"; else bad "$host: ext4: another view" "$out"; fi
+done
+
+# Bad programs and images: a clear error, status 125, nothing left running.
+for host in "userns denied" container; do
+  check_err "$host: a FUSE program that exits at once" 125 'exited before serving' \
+    on_host "$host" "$VU" run --net host --fuse 'false' /srv/x -- true
+  check_err "$host: a corrupt squashfs image" 125 'squashfuse' \
+    on_host "$host" "$VU" run --net host --mount "image:$W/corrupt.sqfs:/srv/x" -- true
+  check_err "$host: a program that never answers INIT" 125 'did not answer INIT within 1 s' \
+    on_host "$host" env VU_FUSE_INIT_TIMEOUT=1 "$VU" run --net host --fuse 'sh -c "sleep 50" x' /srv/x -- true
+  l=$(leftovers)
+  if [ -z "$l" ]; then ok "$host: nothing left running"; else bad "$host: left running" "$l"; fi
+done
+# The never-block rule: a program that never answers a READ holds up the reader only, which a
+# signal still ends (timeout's SIGTERM); the view's other calls go on. A program that dies
+# mid-run fails the reads with an error and says so; nothing changed, so the status is the
+# command's.
+F=$bin/fake-fuse
+for host in "userns denied" container; do
+  out=$(on_host "$host" "$VU" run --net host --fuse "$F ok" /srv/f -- cat /srv/f/file 2>"$work/err")
+  if [ "$out" = hello ]; then ok "$host: fake-fuse serves a file"; else bad "$host: fake-fuse ok" "$out" "$(head -c 300 "$work/err")"; fi
+  out=$(on_host "$host" "$VU" run --net host --fuse "$F hang" /srv/f -- \
+    sh -c 'timeout -s TERM 1 cat /srv/f/file; echo "cat: $?"; ls /srv/f; echo other calls go on' 2>"$work/err"); rc=$?
+  if [ $rc = 0 ] && [ "$out" = "$(printf 'cat: 124\nfile\nother calls go on')" ]; then
+    ok "$host: a read the program never answers: the reader is ended by its signal, the rest goes on"
+  else bad "$host: a hanging read" "status $rc: $out" "stderr: $(head -c 300 "$work/err")"; fi
+  check_err "$host: a program that dies mid-run: reads fail, vu says so" 0 'fake-fuse has exited' \
+    on_host "$host" "$VU" run --net host --fuse "$F die" /srv/f -- sh -c 'cat /srv/f/file; true'
+  l=$(leftovers)
+  if [ -z "$l" ]; then ok "$host: nothing left running after them"; else bad "$host: left running" "$l"; fi
+done
+# Without VU_PVM_FUSE=monitor, pvm still refuses (the A/B choice is the probe's, issue 16).
+check_err "userns denied: refused without VU_PVM_FUSE=monitor" 125 'needs user namespaces' \
+  as_user $T "$bin/deny-userns" "$VU" run --net host $SQ -- true
+summary
