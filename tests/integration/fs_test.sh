@@ -301,11 +301,11 @@ check_err "--mount a missing image" 2 'No such file' "$VU" run --net none --moun
 check_err "--mount an unknown image type" 2 'unknown image type' "$VU" run --net none --mount "image:$work/file:/mnt" -- true
 check_err "--mount with a bad form" 2 'expected image:FILE:TARGET' "$VU" run --net none --mount "disk:$work/file" -- true
 check_err "--fuse without a mountpoint" 2 '' "$VU" run --net none --fuse "squashfuse x"
-# pvm: FUSE through the setuid fusermount3 (integration.fs_pvm); not a copy-on-write root, and
-# not under no_new_privs (deny-userns sets it: environment A, refused until the monitor has its
-# own FUSE client).
+# pvm: FUSE through the setuid fusermount3 (integration.fs_pvm_fuse) or, under no_new_privs
+# (deny-userns sets it: environment A), served by the monitor (integration.pvm_fuse); not a
+# copy-on-write root.
 check_err "--cow LAYER:/ under the pvm backend" 125 'needs user namespaces' "$VU" run --backend=pvm --cow "$work/l4:/" -- true
-check_err "--fuse where user namespaces are refused under no_new_privs" 125 'environment A' "$DENY" "$VU" run --fuse true /mnt -- true
+check_err "--fuse of a program that exits at once, where user namespaces are refused under no_new_privs (environment A)" 125 'vu:' "$DENY" "$VU" run --fuse true /mnt -- true
 [ ! -e "$work/l2" ] && [ ! -e "$work/l3" ] && [ ! -e "$work/l4" ] && ok "bad input creates no layer" || bad "bad input creates no layer" "$(ls "$work")"
 
 summary
