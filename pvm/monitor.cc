@@ -226,7 +226,17 @@ bool needs_ptrace(const Config& cfg) { return !cfg.map.empty(); }
 namespace {
 void on_wake(int) {}
 constexpr int kIdleKept = 4;  // idle workers beyond this many exit
+uint64_t now_ns() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
 }  // namespace
+
+bool stats_enabled() {
+  const char* e = std::getenv("VU_PVM_STATS");
+  return e && *e && std::strcmp(e, "0") != 0;
+}
 
 struct Monitor::Core {
   explicit Core(Config c, UniqueFd l) : cfg(std::move(c)), listener(std::move(l)) {}
@@ -262,6 +272,17 @@ struct Monitor::Core {
   std::vector<ListingCursor> cursors;
 
   std::atomic<uint64_t> notifications{0}, continued{0}, performed{0}, traced{0};
+  // $VU_PVM_STATS: per system call number (notifications), and the ptrace stops by kind (the
+  // supervise thread's alone). Timed only when asked for.
+  const bool timing = stats_enabled();
+  static constexpr int kNrs = 512;
+  struct PerCall {
+    std::atomic<uint64_t> n{0}, cont{0}, ns{0};
+  };
+  PerCall per_call[kNrs];
+  enum StopKind { kSeccompStop, kForkStop, kExecStop, kGroupStop, kSignalStop, kOtherStop, kExitWait, kStopKinds };
+  uint64_t stops[kStopKinds] = {}, stop_ns[kStopKinds] = {};
+  uint64_t traced_n[kNrs] = {}, traced_ns[kNrs] = {};
   std::weak_ptr<Core> weak_self;  // what a new worker holds on to
 
   Answer dispatch(Call& c);
@@ -386,9 +407,17 @@ void Monitor::Core::serve(Worker* w) {
       handoff_locked(w);
     };
     w->busy = c.tid;
+    const uint64_t t0 = timing ? now_ns() : 0;
     Answer a = cfg.noop ? Answer::cont() : dispatch(c);
+    const bool cont = a.kind == Answer::kContinue;
     answer(c, a, resp);
     w->busy = 0;
+    if (c.nr >= 0 && c.nr < kNrs) {
+      PerCall& pc = per_call[c.nr];
+      pc.n.fetch_add(1, std::memory_order_relaxed);
+      if (cont) pc.cont.fetch_add(1, std::memory_order_relaxed);
+      if (timing) pc.ns.fetch_add(now_ns() - t0, std::memory_order_relaxed);
+    }
   }
 }
 
@@ -512,6 +541,55 @@ Result<void> Monitor::seize(pid_t pid) {
 
 Stats Monitor::stats() const {
   return {core_->notifications, core_->continued, core_->performed, core_->traced};
+}
+
+std::string Monitor::report() const {
+  const Core& k = *core_;
+  char line[256];
+  std::string out;
+  uint64_t total_ns = 0;
+  for (const Core::PerCall& pc : k.per_call) total_ns += pc.ns.load();
+  std::snprintf(line, sizeof line,
+                "vu: pvm: %llu notifications (%llu continued, %llu answered by the monitor), monitor work %.3f s; "
+                "%llu ptrace stops\n",
+                static_cast<unsigned long long>(k.notifications.load()),
+                static_cast<unsigned long long>(k.continued.load()),
+                static_cast<unsigned long long>(k.performed.load()), static_cast<double>(total_ns) / 1e9,
+                static_cast<unsigned long long>(k.traced.load()));
+  out += line;
+  // The busiest calls first.
+  std::vector<int> nrs;
+  for (int nr = 0; nr < Core::kNrs; ++nr)
+    if (k.per_call[nr].n.load()) nrs.push_back(nr);
+  std::sort(nrs.begin(), nrs.end(), [&](int a, int b) { return k.per_call[a].n.load() > k.per_call[b].n.load(); });
+  for (int nr : nrs) {
+    const Core::PerCall& pc = k.per_call[nr];
+    const char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_X86_64, nr);
+    std::snprintf(line, sizeof line, "vu: pvm:   notified %-16s %9llu  continued %9llu  work %8.3f s  %6.1f us/call\n",
+                  name ? name : "?", static_cast<unsigned long long>(pc.n.load()),
+                  static_cast<unsigned long long>(pc.cont.load()), static_cast<double>(pc.ns.load()) / 1e9,
+                  static_cast<double>(pc.ns.load()) / 1e3 / static_cast<double>(pc.n.load()));
+    if (name) ::free(const_cast<char*>(name));
+    out += line;
+  }
+  for (int nr = 0; nr < Core::kNrs; ++nr) {
+    if (!k.traced_n[nr]) continue;
+    const char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_X86_64, nr);
+    std::snprintf(line, sizeof line, "vu: pvm:   traced   %-16s %9llu  work %8.3f s  %6.1f us/stop\n", name ? name : "?",
+                  static_cast<unsigned long long>(k.traced_n[nr]), static_cast<double>(k.traced_ns[nr]) / 1e9,
+                  static_cast<double>(k.traced_ns[nr]) / 1e3 / static_cast<double>(k.traced_n[nr]));
+    if (name) ::free(const_cast<char*>(name));
+    out += line;
+  }
+  static const char* const kKinds[] = {"seccomp stops", "fork/clone events", "exec events", "group stops",
+                                       "signal stops", "other stops", "exits"};
+  for (int i = 0; i < Core::kStopKinds; ++i) {
+    if (!k.stops[i]) continue;
+    std::snprintf(line, sizeof line, "vu: pvm:   ptrace   %-16s %9llu  work %8.3f s\n", kKinds[i],
+                  static_cast<unsigned long long>(k.stops[i]), static_cast<double>(k.stop_ns[i]) / 1e9);
+    out += line;
+  }
+  return out;
 }
 
 Monitor::Answer Monitor::Core::dispatch(Call& c) {
@@ -654,6 +732,15 @@ void Monitor::on_seccomp_stop(pid_t pid) {
   ++core_->traced;
   user_regs_struct regs;
   if (::ptrace(PTRACE_GETREGS, pid, 0, &regs) < 0) return;
+  struct Count {  // $VU_PVM_STATS
+    Core& k;
+    uint64_t nr, t0;
+    ~Count() {
+      if (nr >= Core::kNrs) return;
+      ++k.traced_n[nr];
+      if (k.timing) k.traced_ns[nr] += now_ns() - t0;
+    }
+  } count{*core_, regs.orig_rax, core_->timing ? now_ns() : 0};
   Call c{0, pid, static_cast<int>(regs.orig_rax), {regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9}};
   auto fail = [&](int err) {
     regs.orig_rax = static_cast<uint64_t>(-1);  // skip the call; rax is its result
@@ -906,7 +993,17 @@ bool Monitor::restartable(pid_t pid, const user_regs_struct& regs) {
 }
 
 bool Monitor::on_wait_status(pid_t pid, int status) {
+  struct Count {  // $VU_PVM_STATS
+    Core& k;
+    uint64_t t0;
+    int kind = Core::kOtherStop;
+    ~Count() {
+      ++k.stops[kind];
+      if (k.timing) k.stop_ns[kind] += now_ns() - t0;
+    }
+  } count{*core_, core_->timing ? now_ns() : 0};
   if (!WIFSTOPPED(status)) {
+    count.kind = Core::kExitWait;
     // A caller that dies while a worker performs its call: a blocking call (FIFO open, connect)
     // is interrupted, the worker finds the notification gone and answers nothing.
     std::lock_guard<std::mutex> lock(core_->mu);
@@ -919,21 +1016,28 @@ bool Monitor::on_wait_status(pid_t pid, int status) {
   int inject = 0;
   switch (event) {
     case PTRACE_EVENT_SECCOMP:
+      count.kind = Core::kSeccompStop;
       on_seccomp_stop(pid);
       break;
     case PTRACE_EVENT_FORK:
     case PTRACE_EVENT_VFORK:
     case PTRACE_EVENT_CLONE:
+      count.kind = Core::kForkStop;
+      break;
     case PTRACE_EVENT_EXEC:
+      count.kind = Core::kExecStop;
+      break;
     case PTRACE_EVENT_EXIT:
       break;
     case PTRACE_EVENT_STOP:
+      count.kind = Core::kGroupStop;  // also the first stop of a new tracee
       if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) {
         (void)::ptrace(PTRACE_LISTEN, pid, 0, 0);  // a group stop: stay stopped until SIGCONT
         return true;
       }
       break;
     default:
+      count.kind = Core::kSignalStop;
       inject = sig;  // a signal on its way to the tracee: deliver it
       if (killable_) {
         // A signal that came while a trapped call waited for a worker to take it: the call

@@ -142,6 +142,12 @@ struct Stats {
   uint64_t notifications = 0, continued = 0, performed = 0, traced = 0;
 };
 
+// $VU_PVM_STATS: vu prints Monitor::report() when the view ends — per system call, how often
+// it was trapped, answered CONTINUE or by the monitor, and the monitor's own time on it (from
+// NOTIF_RECV to the answer: the round trip is the rest, bench/pvm.sh measures it); per kind of
+// ptrace stop, how many and the supervise thread's time on them.
+bool stats_enabled();
+
 // Whether this kernel has SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux >= 5.19): once the
 // monitor has received a call, only SIGKILL interrupts the caller's wait, so a signal never
 // turns an emulated call into EINTR after the monitor performed it. Without it a signal handler
@@ -173,6 +179,7 @@ class Monitor {
   // resumed), false when the process has exited (the caller reaps and records it).
   bool on_wait_status(pid_t pid, int status);
   Stats stats() const;
+  std::string report() const;  // the $VU_PVM_STATS summary (lines starting "vu: pvm")
 
   struct Call;    // one intercepted call (monitor.cc)
   struct Answer;  // how it is answered (monitor.cc)
