@@ -13,6 +13,7 @@
 #include <seccomp.h>
 #include <dirent.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -40,6 +41,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <list>
 #include <mutex>
@@ -238,6 +240,16 @@ bool stats_enabled() {
   return e && *e && std::strcmp(e, "0") != 0;
 }
 
+struct Monitor::StopPlan {
+  pid_t pid = 0;
+  uint64_t gen = 0;  // which stop of the tracee (Monitor::pending_)
+  uint64_t t0 = 0;   // when it stopped ($VU_PVM_STATS)
+  user_regs_struct regs{}, orig{};
+  bool set_regs = false;
+  int inject = 0;  // the signal to deliver on resuming
+  std::vector<std::pair<uint64_t, std::string>> writes;  // below the tracee's stack
+};
+
 struct Monitor::Core {
   explicit Core(Config c, UniqueFd l) : cfg(std::move(c)), listener(std::move(l)) {}
   Config cfg;
@@ -285,6 +297,23 @@ struct Monitor::Core {
   uint64_t traced_n[kNrs] = {}, traced_ns[kNrs] = {};
   std::weak_ptr<Core> weak_self;  // what a new worker holds on to
 
+  // The ptrace workers (see post()): jobs, and the plans they hand back to the tracer thread.
+  std::mutex jmu;
+  std::condition_variable jcv;
+  std::deque<std::function<void()>> jobs;
+  int jidle = 0, jthreads = 0;
+  bool jstop = false;
+  std::vector<StopPlan> done;
+  UniqueFd done_fd;  // eventfd: plans are waiting in `done`
+  void post(std::function<void()> job);
+  void run_jobs();
+  void finish(StopPlan&& p);
+  void plan_seccomp_stop(StopPlan& p);
+  static bool inject_env(pid_t pid, uint64_t envp_addr, std::vector<uint64_t>* out);
+  int restartable_now(const user_regs_struct& regs) const;
+  bool restartable_open(pid_t pid, const user_regs_struct& regs);
+  std::string accel_env;  // VU_PVM_ACCEL=…
+
   Answer dispatch(Call& c);
   Answer do_getdents(Call& c);
   void answer(const Call& c, Answer& a, seccomp_notif_resp* resp);
@@ -298,10 +327,12 @@ namespace {
 struct WorkerStart {
   std::shared_ptr<Monitor::Core> core;
   Monitor::Core::Worker* w;
+  bool jobs = false;  // a ptrace worker (Core::run_jobs)
 };
 void* worker_main(void* arg) {
   std::unique_ptr<WorkerStart> start(static_cast<WorkerStart*>(arg));
-  if (start->w) start->core->serve(start->w);
+  if (start->jobs) start->core->run_jobs();
+  else if (start->w) start->core->serve(start->w);
   else start->core->watch();
   return nullptr;
 }
@@ -495,7 +526,8 @@ Monitor::Monitor(Config cfg, UniqueFd listener)
   // Linux >= 6.6: wake the monitor and the caller synchronously (the caller's CPU runs the
   // monitor), which is what makes a round trip cheap; older kernels ignore it (EINVAL).
   (void)::ioctl(core_->listener.get(), SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
-  if (!cfg_.accel_lib.empty()) accel_env_ = accel_env(cfg_);
+  if (!cfg_.accel_lib.empty()) core_->accel_env = accel_env(cfg_);
+  core_->done_fd.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   killable_ = killable_wait_supported();
   ::umask(0);  // modes of files made for the view carry the caller's umask (umask_of)
   struct sigaction sa {};
@@ -517,6 +549,11 @@ Monitor::~Monitor() {
       w.cv.notify_all();
     }
     core_->watch_cv.notify_all();
+  }
+  {
+    std::lock_guard<std::mutex> lock(core_->jmu);  // ptrace workers: detached, they end by themselves
+    core_->jstop = true;
+    core_->jcv.notify_all();
   }
   if (core_->has_watchdog) ::pthread_join(core_->watchdog, nullptr);
   // A worker in poll() or a blocking call is interrupted (again, if the signal came just
@@ -682,23 +719,23 @@ Monitor::Answer Monitor::Core::dispatch(Call& c) {
 
 namespace {
 
-// Writes strings and pointer arrays below the tracee's stack (past the red zone) and hands out
-// their addresses. The tracee is stopped, so nothing else uses that memory.
+// Places strings and pointer arrays below the tracee's stack (past the red zone) and hands out
+// their addresses; the tracer thread writes them when it applies the plan (the tracee is
+// stopped, so nothing else uses that memory).
 class StackWriter {
  public:
-  StackWriter(pid_t pid, uint64_t sp) : pid_(pid), top_(sp - 128) {}
+  StackWriter(Monitor::StopPlan& p, uint64_t sp) : p_(p), top_(sp - 128) {}
   uint64_t put(const void* data, size_t len) {
     top_ = (top_ - len) & ~uint64_t{15};
-    if (!write_mem(pid_, top_, data, len)) ok_ = false;
+    p_.writes.emplace_back(top_, std::string(static_cast<const char*>(data), len));
     return top_;
   }
   uint64_t put(const std::string& s) { return put(s.c_str(), s.size() + 1); }
-  bool ok() const { return ok_; }
+  bool ok() const { return true; }  // a failed write is found when the plan is applied
 
  private:
-  pid_t pid_;
+  Monitor::StopPlan& p_;
   uint64_t top_;
-  bool ok_ = true;
 };
 
 // "#!INTERP [ARG]" of a script, as the kernel parses it (binfmt_script).
@@ -728,34 +765,31 @@ bool read_shebang(const std::string& host, std::string* interp, std::string* arg
 
 }  // namespace
 
-void Monitor::on_seccomp_stop(pid_t pid) {
-  ++core_->traced;
-  user_regs_struct regs;
-  if (::ptrace(PTRACE_GETREGS, pid, 0, &regs) < 0) return;
-  struct Count {  // $VU_PVM_STATS
-    Core& k;
-    uint64_t nr, t0;
-    ~Count() {
-      if (nr >= Core::kNrs) return;
-      ++k.traced_n[nr];
-      if (k.timing) k.traced_ns[nr] += now_ns() - t0;
-    }
-  } count{*core_, regs.orig_rax, core_->timing ? now_ns() : 0};
+// A seccomp stop (execve, chdir, an O_PATH open), worked out on a ptrace worker: what to write
+// below the tracee's stack and which registers to set. Reads the tracee's memory and looks paths
+// up (which may block: a FUSE or NFS lookup, a script's first line), never ptraces.
+void Monitor::Core::plan_seccomp_stop(StopPlan& p) {
+  const pid_t pid = p.pid;
+  const Config& cfg_ = cfg;
+  user_regs_struct& regs = p.regs;
   Call c{0, pid, static_cast<int>(regs.orig_rax), {regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9}};
   auto fail = [&](int err) {
+    p.writes.clear();
+    regs = p.orig;
     regs.orig_rax = static_cast<uint64_t>(-1);  // skip the call; rax is its result
     regs.rax = static_cast<uint64_t>(-static_cast<int64_t>(err));
-    (void)::ptrace(PTRACE_SETREGS, pid, 0, &regs);
+    p.set_regs = true;
   };
+  auto setregs = [&] { p.set_regs = true; };
   if (c.nr == SYS_chdir) {
     Resolved r = resolve_arg(cfg_, c, AT_FDCWD, c.a[0], true);
     if (r.err) return fail(r.err);
     if (!r.exists) return fail(ENOENT);
     if (!r.moved) return;
-    StackWriter w(pid, regs.rsp);
+    StackWriter w(p, regs.rsp);
     regs.rdi = w.put(r.host);
     if (!w.ok()) return fail(EFAULT);
-    (void)::ptrace(PTRACE_SETREGS, pid, 0, &regs);
+    setregs();
     return;
   }
   if (c.nr == SYS_open || c.nr == SYS_openat) {  // with O_PATH (the filter sends no other)
@@ -766,10 +800,10 @@ void Monitor::on_seccomp_stop(pid_t pid) {
     if (r.err) return fail(r.err);
     if (!r.exists) return fail(ENOENT);
     if (!r.moved) return;  // the kernel's lookup is the view's
-    StackWriter w(pid, regs.rsp);
+    StackWriter w(p, regs.rsp);
     (at ? regs.rsi : regs.rdi) = w.put(r.host);
     if (!w.ok()) return fail(EFAULT);
-    (void)::ptrace(PTRACE_SETREGS, pid, 0, &regs);
+    setregs();
     return;
   }
   if (c.nr != SYS_execve && c.nr != SYS_execveat) return;
@@ -808,7 +842,7 @@ void Monitor::on_seccomp_stop(pid_t pid) {
   std::vector<uint64_t> envp;
   const bool accel = !cfg_.accel_lib.empty() && inject_env(pid, envp_addr, &envp);
   if (!r.moved && !script && !accel) return;
-  StackWriter w(pid, regs.rsp);
+  StackWriter w(p, regs.rsp);
   if (script) {
     // argv becomes: INTERP [ARG] PATH-as-given argv[1…] — what binfmt_script builds.
     std::vector<uint64_t> argv;
@@ -816,9 +850,9 @@ void Monitor::on_seccomp_stop(pid_t pid) {
     if (!iarg.empty()) argv.push_back(w.put(iarg));
     argv.push_back(w.put(raw));
     for (uint64_t i = 1;; ++i) {
-      uint64_t p = 0;
-      if (!argv_addr || !read_mem(pid, argv_addr + 8 * i, &p, 8) || !p) break;
-      argv.push_back(p);
+      uint64_t ptr = 0;
+      if (!argv_addr || !read_mem(pid, argv_addr + 8 * i, &ptr, 8) || !ptr) break;
+      argv.push_back(ptr);
       if (argv.size() > 1u << 20) return fail(E2BIG);
     }
     argv.push_back(0);
@@ -832,7 +866,7 @@ void Monitor::on_seccomp_stop(pid_t pid) {
   if (accel) {
     // LD_PRELOAD and the fast path's configuration first, then the caller's environment.
     envp[0] = w.put("LD_PRELOAD=" + cfg_.accel_lib);
-    envp[1] = w.put(accel_env_);
+    envp[1] = w.put(accel_env);
     regs.rdx = w.put(envp.data(), envp.size() * 8);
   }
   if (at && !r.moved && !script) {
@@ -845,12 +879,12 @@ void Monitor::on_seccomp_stop(pid_t pid) {
     regs.orig_rax = SYS_execve;
   }
   if (!w.ok()) return fail(EFAULT);
-  (void)::ptrace(PTRACE_SETREGS, pid, 0, &regs);
+  setregs();
 }
 
 // The caller's envp with two free slots in front, unless it already has LD_PRELOAD (the user's
 // own; the fast path then stays off) or the fast path's variable. False: leave envp alone.
-bool Monitor::inject_env(pid_t pid, uint64_t envp_addr, std::vector<uint64_t>* out) {
+bool Monitor::Core::inject_env(pid_t pid, uint64_t envp_addr, std::vector<uint64_t>* out) {
   out->assign(2, 0);
   if (!envp_addr) return out->push_back(0), true;
   // The pointers, 128 at a time (one at a time near the end of a mapping).
@@ -980,15 +1014,22 @@ constexpr long kERestartNoIntr = 513;
 // a call that cannot be interrupted natively. An open can when it waits (a FIFO, a tty): it is
 // restarted unless it names such a file, which the kernel may have been opening natively (let
 // through), where a handler without SA_RESTART gets EINTR as it would without vu.
-bool Monitor::restartable(pid_t pid, const user_regs_struct& regs) {
+// Decided without a lookup: 1 restart, 0 leave, -1 a lookup is needed (restartable_open).
+int Monitor::Core::restartable_now(const user_regs_struct& regs) const {
   const long nr = static_cast<long>(regs.orig_rax);
-  if (never_eintr(nr)) return true;
-  if (nr != SYS_open && nr != SYS_openat && nr != SYS_creat) return false;
-  if (cfg_.map.empty()) return false;  // not trapped
+  if (never_eintr(nr)) return 1;
+  if (nr != SYS_open && nr != SYS_openat && nr != SYS_creat) return 0;
+  if (cfg.map.empty()) return 0;  // not trapped
+  return -1;
+}
+
+// An open: on a ptrace worker (the lookup may block).
+bool Monitor::Core::restartable_open(pid_t pid, const user_regs_struct& regs) {
+  const long nr = static_cast<long>(regs.orig_rax);
   Call c{0, pid, static_cast<int>(nr), {regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9}};
   const bool at = nr == SYS_openat;
   const int flags = nr == SYS_creat ? O_CREAT : c.arg_int(at ? 2 : 1);
-  Resolved r = resolve_arg(cfg_, c, at ? c.arg_int(0) : AT_FDCWD, c.a[at ? 1 : 0], !(flags & O_NOFOLLOW));
+  Resolved r = resolve_arg(cfg, c, at ? c.arg_int(0) : AT_FDCWD, c.a[at ? 1 : 0], !(flags & O_NOFOLLOW));
   return !r.exists || !(S_ISFIFO(r.st.st_mode) || S_ISCHR(r.st.st_mode));
 }
 
@@ -1004,6 +1045,7 @@ bool Monitor::on_wait_status(pid_t pid, int status) {
   } count{*core_, core_->timing ? now_ns() : 0};
   if (!WIFSTOPPED(status)) {
     count.kind = Core::kExitWait;
+    pending_.erase(pid);  // a plan still being worked out for it is dropped
     // A caller that dies while a worker performs its call: a blocking call (FIFO open, connect)
     // is interrupted, the worker finds the notification gone and answers nothing.
     std::lock_guard<std::mutex> lock(core_->mu);
@@ -1015,10 +1057,23 @@ bool Monitor::on_wait_status(pid_t pid, int status) {
   const int event = status >> 16;
   int inject = 0;
   switch (event) {
-    case PTRACE_EVENT_SECCOMP:
+    case PTRACE_EVENT_SECCOMP: {
+      // Worked out on a ptrace worker; resumed by on_ptrace_done() (the never-block rule).
       count.kind = Core::kSeccompStop;
-      on_seccomp_stop(pid);
-      break;
+      ++core_->traced;
+      StopPlan p;
+      p.pid = pid;
+      if (::ptrace(PTRACE_GETREGS, pid, 0, &p.regs) < 0) break;
+      p.orig = p.regs;
+      p.gen = ++gen_;
+      p.t0 = core_->timing ? now_ns() : 0;
+      pending_[pid] = p.gen;
+      core_->post([core = core_.get(), p = std::move(p)]() mutable {
+        core->plan_seccomp_stop(p);
+        core->finish(std::move(p));
+      });
+      return true;
+    }
     case PTRACE_EVENT_FORK:
     case PTRACE_EVENT_VFORK:
     case PTRACE_EVENT_CLONE:
@@ -1045,15 +1100,109 @@ bool Monitor::on_wait_status(pid_t pid, int status) {
         // and ends with -ERESTARTSYS, which a handler without SA_RESTART turns into EINTR —
         // an error mkdir or getuid never return natively. Restart it after the handler.
         user_regs_struct regs;
-        if (::ptrace(PTRACE_GETREGS, pid, 0, &regs) == 0 && static_cast<int64_t>(regs.rax) == -kERestartSys &&
-            restartable(pid, regs)) {
-          regs.rax = static_cast<uint64_t>(-kERestartNoIntr);
-          (void)::ptrace(PTRACE_SETREGS, pid, 0, &regs);
+        if (::ptrace(PTRACE_GETREGS, pid, 0, &regs) == 0 && static_cast<int64_t>(regs.rax) == -kERestartSys) {
+          int now = core_->restartable_now(regs);
+          if (now < 0) {  // an open: is it of a FIFO or a device? A lookup, on a worker.
+            StopPlan p;
+            p.pid = pid;
+            p.regs = p.orig = regs;
+            p.inject = inject;
+            p.gen = ++gen_;
+            pending_[pid] = p.gen;
+            core_->post([core = core_.get(), p = std::move(p)]() mutable {
+              if (core->restartable_open(p.pid, p.regs)) {
+                p.regs.rax = static_cast<uint64_t>(-kERestartNoIntr);
+                p.set_regs = true;
+              }
+              core->finish(std::move(p));
+            });
+            return true;
+          }
+          if (now) {
+            regs.rax = static_cast<uint64_t>(-kERestartNoIntr);
+            (void)::ptrace(PTRACE_SETREGS, pid, 0, &regs);
+          }
         }
       }
   }
   (void)::ptrace(PTRACE_CONT, pid, 0, inject);
   return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The ptrace workers: stops whose answer needs a lookup are worked out there (plan_seccomp_stop,
+// restartable_open) and handed back to the tracer thread through an eventfd (fd()), which
+// writes the tracee's memory, sets its registers and resumes it (on_ptrace_done). A lookup that
+// blocks (a FUSE server that is itself stopped, a dead NFS server) holds up its own process only.
+
+void Monitor::Core::post(std::function<void()> job) {
+  std::lock_guard<std::mutex> lock(jmu);
+  jobs.push_back(std::move(job));
+  if (static_cast<int>(jobs.size()) > jidle && jthreads < kMaxWorkers) {
+    pthread_t t;
+    if (start_thread(&t, new WorkerStart{weak_self.lock(), nullptr, true})) {
+      ::pthread_detach(t);
+      ++jthreads;
+      return;
+    }
+  }
+  jcv.notify_one();
+}
+
+void Monitor::Core::run_jobs() {
+  set_worker_mask();
+  std::unique_lock<std::mutex> lock(jmu);
+  for (;;) {
+    ++jidle;
+    while (jobs.empty() && !jstop) jcv.wait(lock);
+    --jidle;
+    if (jstop) break;
+    std::function<void()> job = std::move(jobs.front());
+    jobs.pop_front();
+    lock.unlock();
+    job();
+    lock.lock();
+  }
+  --jthreads;
+}
+
+void Monitor::Core::finish(StopPlan&& p) {
+  {
+    std::lock_guard<std::mutex> lock(jmu);
+    done.push_back(std::move(p));
+  }
+  uint64_t one = 1;
+  (void)!::write(done_fd.get(), &one, sizeof one);
+}
+
+int Monitor::fd() const { return core_->done_fd.get(); }
+
+void Monitor::on_ptrace_done() {
+  uint64_t n;
+  (void)!::read(core_->done_fd.get(), &n, sizeof n);
+  std::vector<StopPlan> plans;
+  {
+    std::lock_guard<std::mutex> lock(core_->jmu);
+    plans.swap(core_->done);
+  }
+  for (StopPlan& p : plans) {
+    auto it = pending_.find(p.pid);
+    if (it == pending_.end() || it->second != p.gen) continue;  // it died meanwhile
+    pending_.erase(it);
+    bool ok = true;
+    for (const auto& [addr, bytes] : p.writes) ok = ok && write_mem(p.pid, addr, bytes.data(), bytes.size());
+    if (!ok) {  // the stack below the red zone is not writable: EFAULT, as before
+      p.regs = p.orig;
+      p.regs.orig_rax = static_cast<uint64_t>(-1);
+      p.regs.rax = static_cast<uint64_t>(-EFAULT);
+      p.set_regs = true;
+    }
+    if (p.set_regs) (void)::ptrace(PTRACE_SETREGS, p.pid, 0, &p.regs);
+    (void)::ptrace(PTRACE_CONT, p.pid, 0, p.inject);
+    const uint64_t nr = p.orig.orig_rax;
+    if (p.t0 && nr < static_cast<uint64_t>(Core::kNrs)) core_->traced_ns[nr] += now_ns() - p.t0;
+    if (nr < static_cast<uint64_t>(Core::kNrs) && !p.inject) ++core_->traced_n[nr];
+  }
 }
 
 }  // namespace vu::pvm

@@ -231,6 +231,24 @@ for how in l p e v s; do
 0" ]; then ok "pvm: the fast path follows exec$how (no mounts, nothing traced), unseen"
   else bad "pvm: the fast path across exec$how" "got: $out"; fi
 done
+# The never-block rule for ptrace stops: an execve whose lookup never returns (its FUSE server is
+# stopped) holds up its own process only; before, the supervise thread made the lookup and every
+# other exec, fork and signal of the view waited (here: for ever).
+if command -v fuse2fs >/dev/null && command -v mkfs.ext4 >/dev/null && command -v fusermount3 >/dev/null &&
+  [ -w /dev/fuse ] && truncate -s 8M "$W/stuck.img" && mkfs.ext4 -q "$W/stuck.img" && mkdir -p "$W/stuck" &&
+  fuse2fs -o fakeroot "$W/stuck.img" "$W/stuck" 2>/dev/null; then
+  mkdir -p "$W/stuck/bin" && cp /bin/true "$W/stuck/bin/t"
+  server=$(pgrep -n -u "$(id -u)" -f "fuse2fs.*$W/stuck")
+  kill -STOP "$server"
+  out=$(timeout -k 2 20 "$VU" run --backend=pvm --net host --tmpfs /scratch -- sh -c \
+    '"$1/stuck/bin/t" & sleep 0.3; for i in 1 2 3; do /bin/true; done; echo "3 execs"; kill -9 $!' _ "$W" 2>&1)
+  kill -CONT "$server"
+  fusermount3 -u "$W/stuck" 2>/dev/null || fusermount3 -uz "$W/stuck"
+  if [ "$out" = "3 execs" ]; then ok "pvm: an exec whose lookup never returns (stopped FUSE server) holds up no other exec"
+  else bad "pvm: an exec whose lookup hangs held up the others" "got: $out"; fi
+else
+  skipped "pvm: an exec whose lookup hangs" "needs fuse2fs, mkfs.ext4, fusermount3 and /dev/fuse"
+fi
 pvm_check "no_new_privs is set (setuid binaries gain nothing)" 1 sh -c 'grep NoNewPrivs /proc/self/status | cut -f2'
 pvm_check "a view process cannot be debugged by another (already traced)" yes \
   sh -c 'grep -q "TracerPid:[[:space:]]*[1-9]" /proc/self/status && echo yes'
