@@ -155,25 +155,29 @@ Result<Filter> Filter::build(const Config& cfg) {
     VU_LOG_WARN("pvm: this kernel lacks SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux >= 5.19): a signal "
                 "handler in the view may see EINTR from calls that never fail so natively");
   if (!cfg.accel_lib.empty()) {
-    // Before libseccomp's program: fstat, newfstatat, statx and openat made from the fast path's
-    // trampoline (pvm/accel.c) run natively. Jumps are relative, so the rest is unchanged.
+    // Before libseccomp's program: the calls the fast path (pvm/accel.c) makes from its
+    // trampoline run natively. Jumps are relative, so the rest is unchanged.
     constexpr uint64_t ip = VU_ACCEL_TRAMPOLINE_PAGE + VU_ACCEL_SYSCALL_END;
     constexpr uint32_t kArch = offsetof(seccomp_data, arch), kNr = offsetof(seccomp_data, nr),
                        kIp = offsetof(seccomp_data, instruction_pointer);
+    // The system calls the fast path makes natively (pvm/accel.c).
+    constexpr uint32_t kNative[] = {SYS_fstat,      SYS_statx,      SYS_newfstatat, SYS_openat,
+                                    SYS_openat2,    SYS_readlinkat, SYS_faccessat2, SYS_unlinkat,
+                                    SYS_mkdirat,    SYS_renameat2,  SYS_utimensat,  SYS_fchmodat};
+    constexpr uint8_t n = std::size(kNative);
     f.prog_ = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kArch),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 10),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 7 + n),
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kIp),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(ip), 0, 8),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(ip), 0, 5 + n),
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kIp + 4),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(ip >> 32), 0, 6),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(ip >> 32), 0, 3 + n),
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kNr),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_fstat, 3, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_statx, 2, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_newfstatat, 1, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
+    for (uint8_t i = 0; i < n; ++i)  // to the ALLOW below, or on to the next
+      f.prog_.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kNative[i], static_cast<uint8_t>(n - i), 0));
+    f.prog_.push_back(BPF_JUMP(BPF_JMP | BPF_JA, 1, 0, 0));
+    f.prog_.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
   }
   size_t head = f.prog_.size();
   f.prog_.resize(head + static_cast<size_t>(len) / sizeof(sock_filter));
@@ -202,13 +206,44 @@ int Filter::install() const {
 
 // ---------------------------------------------------------------------------------------------
 
+namespace {
+// %XX for what would end a field of VU_PVM_ACCEL (":,=%") and for bytes outside 0x21-0x7e.
+std::string accel_escape(const std::string& s) {
+  std::string out;
+  for (unsigned char ch : s) {
+    if (ch <= 0x20 || ch >= 0x7f || ch == ':' || ch == ',' || ch == '=' || ch == '%') {
+      char b[4];
+      std::snprintf(b, sizeof b, "%%%02X", ch);
+      out += b;
+    } else {
+      out += static_cast<char>(ch);
+    }
+  }
+  return out;
+}
+}  // namespace
+
 std::string accel_env(const Config& cfg) {
-  // 1:UID:GID:ROOT:PATHS:HOLDERS — PATHS "a": no mounts, every path is the host's.
+  // 1:UID:GID:ROOT:PATHS:HOLDERS[:ANCESTORS:MOUNTS] — PATHS "a": no mounts, every path is the
+  // host's. MOUNTS: (R|W)VIEW=HOST,… (escaped), the whole table or nothing.
   std::string e = std::string(VU_ACCEL_ENV) + "=1:" + std::to_string(cfg.uid) + ":" + std::to_string(cfg.gid) +
                   ":" + (cfg.root ? "1" : "0") + ":" + (cfg.map.empty() ? "a" : "m") + ":";
-  for (size_t i = 0; i < cfg.accel_holders.size() && i < VU_ACCEL_MAX_HOLDERS; ++i)
-    e += (i ? "," : "") + std::to_string(cfg.accel_holders[i].first) + "." +
-         std::to_string(cfg.accel_holders[i].second);
+  auto ids = [&](const std::vector<std::pair<uint64_t, uint64_t>>& v) {
+    for (size_t i = 0; i < v.size() && i < VU_ACCEL_MAX_HOLDERS; ++i)
+      e += (i ? "," : "") + std::to_string(v[i].first) + "." + std::to_string(v[i].second);
+  };
+  ids(cfg.accel_holders);
+  if (cfg.map.empty() || cfg.map.mounts().size() > VU_ACCEL_MAX_MOUNTS ||
+      cfg.accel_ancestors.size() > VU_ACCEL_MAX_HOLDERS)
+    return e;
+  e += ":";
+  ids(cfg.accel_ancestors);
+  e += ":";
+  bool first = true;
+  for (const Mount& m : cfg.map.mounts()) {
+    e += (first ? "" : ",") + std::string(m.read_only ? "R" : "W") + accel_escape(m.view) + "=" + accel_escape(m.host);
+    first = false;
+  }
   return e;
 }
 

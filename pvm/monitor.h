@@ -18,7 +18,10 @@
 // and the ids, and nothing is traced (needs_ptrace()), which saves the ptrace stops of every
 // fork. The measured costs on the 2-core VM (bench/pvm.sh): native fstat 1.3 us; trapped and
 // let through 14 us; trapped and answered 22 us (round trip ~60%, the monitor's work ~40%);
-// answered in process by the fast path (pvm/accel.c) 1.5 us.
+// answered in process by the fast path (pvm/accel.c) 1.5 us. In views with mounts the fast path
+// also maps whole paths through the mount table itself (checked by openat2 RESOLVE_NO_SYMLINKS
+// from its trampoline), so what still reaches the monitor is mostly ld.so's own calls at exec.
+// $VU_PVM_STATS=1 prints what trapped (Monitor::report).
 //
 //   Config cfg{map, getuid(), getgid(), root, hostname};
 //   Filter f = VU_TRY(Filter::build(cfg));      // parent, before the fork
@@ -126,6 +129,10 @@ struct Config {
   std::vector<std::pair<std::pair<uint64_t, uint64_t>, Entry>> listing;
   bool noop = false;  // measurement only ($VU_PVM_NOOP): every trapped call runs unchanged
   std::vector<std::pair<uint64_t, uint64_t>> accel_holders;
+  // The (st_dev, st_ino) of every directory with a mountpoint anywhere below it in the view
+  // (the holders among them): the fast path decides whole relative paths from other
+  // directories itself, and absolute ones from the mount table (pvm/accel.c).
+  std::vector<std::pair<uint64_t, uint64_t>> accel_ancestors;
 };
 
 // "VU_PVM_ACCEL=…": the fast path's configuration (pvm/accel.c), for the environment.

@@ -162,6 +162,21 @@ probe "a mountpoint cannot be removed or renamed (EROFS in a mirrored /, EBUSY i
   "${S[@]}" --bind "$W/data:/mnt" --tmpfs "$W/mp" -- \
   sh -c 'exec 2>&1; for p in /mnt /scratch "$1/mp"; do rmdir "$p"; mv "$p" "$p.x"; done; touch /newf; mkdir /newd; rmdir /tmp' _ "$W"
 
+# pvm's fast path decides whole paths in the caller (pvm/accel.c): symlinks into, out of and
+# inside mounts, "..", realpath, relative paths from inside a mount, names made, moved (EXDEV
+# across mounts) and removed, access, chmod — the answers must stay the kernel's in a namespace.
+probe "whole paths: symlinks across mounts, .., realpath, relative, rename, access, chmod" \
+  "${S[@]}" --bind "$W/data:/mnt" -- sh -c 'exec 2>&1; w=$1
+  cat /mnt/sub/up "$w/into"; realpath "$w/into" /mnt/deeplink /mnt/sub/../f /mnt/../mnt/out
+  stat -c "%s %F" /mnt/../mnt/f /mnt/deeplink /scratch /mnt; stat -L -c %F /mnt/deeplink
+  cd /mnt/sub && cat ../f && ls deep up && cd deep && cat g ./g; cd /
+  cp /mnt/f /mnt/tmpc && mv /mnt/tmpc /scratch/c && cat /scratch/c; ls /mnt
+  touch /scratch/a && mv /scratch/a /scratch/b && mkdir -p /scratch/d/e && rmdir /scratch/d/e /scratch/d
+  ln -s /mnt/f /scratch/lf && cat /scratch/lf && readlink -f /scratch/lf /scratch/none/x; echo "readlink $?"
+  chmod 640 /scratch/b && stat -c %a /scratch/b; chmod 600 /scratch/lf; stat -L -c %a /mnt/f; chmod 644 /mnt/f
+  test -r /mnt/f && echo r; test -w /mnt/out; echo "w $?"; test -x /mnt/bin/echo && echo x
+  rm /scratch/lf /scratch/nothere; mkdir /scratch/b/x; rmdir /mnt; ls /scratch' _ "$W"
+
 # --- Every way of writing fails with EROFS under a read-only bind -------------------------------
 R=(--bind "$W/data:/mnt:ro")
 probe "ro: open for writing" "${R[@]}" -- sh -c 'echo x > /mnt/f; echo "$?"; cat /mnt/f'
