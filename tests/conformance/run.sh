@@ -249,8 +249,9 @@ done
 # The never-block rule for ptrace stops: an execve whose lookup never returns (its FUSE server is
 # stopped) holds up its own process only; before, the supervise thread made the lookup and every
 # other exec, fork and signal of the view waited (here: for ever).
-if command -v fuse2fs >/dev/null && command -v mkfs.ext4 >/dev/null && command -v fusermount3 >/dev/null &&
-  [ -w /dev/fuse ] && truncate -s 8M "$W/stuck.img" && mkfs.ext4 -q "$W/stuck.img" && mkdir -p "$W/stuck" &&
+mkfs=$(PATH=$PATH:/usr/sbin:/sbin command -v mkfs.ext4)
+if command -v fuse2fs >/dev/null && [ -n "$mkfs" ] && command -v fusermount3 >/dev/null &&
+  [ -w /dev/fuse ] && truncate -s 8M "$W/stuck.img" && "$mkfs" -q "$W/stuck.img" && mkdir -p "$W/stuck" &&
   fuse2fs -o fakeroot "$W/stuck.img" "$W/stuck" 2>/dev/null; then
   mkdir -p "$W/stuck/bin" && cp /bin/true "$W/stuck/bin/t"
   server=$(pgrep -n -u "$(id -u)" -f "fuse2fs.*$W/stuck")
