@@ -13,7 +13,7 @@
 #   rm -r.
 # Set-ups, round-robin (each round runs every set-up once, so a slow spell of this shared
 # machine spreads over all of them), RUNS rounds (default 3), medians of wall and CPU time:
-#   native                       the job on $tmp/src and $tmp/scratch
+#   native                       the job on $tmp/src and $tmp/scratch (in /dev/shm)
 #   vu ns --bind --tmpfs         the job on /mnt and /scratch (a mount namespace)
 #   vu pvm                       the job on $tmp/src and $tmp/scratch (no mounts: no path map)
 #   vu pvm --bind --tmpfs        the job on /mnt and /scratch (the path map; issue 13's target:
@@ -33,7 +33,10 @@ runs=${RUNS:-3}
 reexec_unprivileged "$0" "$vu"
 require_tools gcc make autoconf tar find grep
 
-tmp=$(mktemp -d /tmp/vu-bench-files.XXXXXX); trap 'chmod -R u+rwx "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
+# In RAM (/dev/shm) when there is one, like the views' --tmpfs (ns: a tmpfs; pvm: a directory in
+# /dev/shm): a disk's own moods would otherwise weigh on the set-ups without a tmpfs only.
+base=$( [ -w /dev/shm ] && echo /dev/shm || echo /tmp)
+tmp=$(mktemp -d "$base/vu-bench-files.XXXXXX"); trap 'chmod -R u+rwx "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
 src=$tmp/src
 mkdir -p "$src" "$tmp/scratch"
 
@@ -178,15 +181,16 @@ if [ -n "${BENCH_OLD_VU:-}" ]; then
 fi
 
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-# One run: "wall user+sys" in seconds (the children's CPU time, from bash's times).
+# One run: "wall user+sys" in seconds (user+sys of everything the run started: vu, its threads
+# and the view's processes, which vu reaps; from the running shell's cutime+cstime).
 one_run() {
-  local prefix=$1 args=$2 t0 t1 c0 c1
-  c0=$(awk '{ print $14 + $15 + $16 + $17 }' /proc/$$/stat)
+  local prefix=$1 args=$2 t0 t1 c0 c1 me=$BASHPID  # this shell: its reaped children's times
+  c0=$(awk '{ print $14 + $15 + $16 + $17 }' /proc/$me/stat)
   t0=$(date +%s.%N)
   # shellcheck disable=SC2086
   $prefix sh "$tmp/job.sh" $args >/dev/null
   t1=$(date +%s.%N)
-  c1=$(awk '{ print $14 + $15 + $16 + $17 }' /proc/$$/stat)
+  c1=$(awk '{ print $14 + $15 + $16 + $17 }' /proc/$me/stat)
   awk -v a="$t0" -v b="$t1" -v c="$c0" -v d="$c1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f %.2f\n", b - a, (d - c) / hz }'
 }
 declare -A WALL CPU
