@@ -124,7 +124,7 @@ bool writes_refused(const Resolved& r) {
 }
 
 Answer write_stat(const Config& cfg, Call& c, struct stat st, uint64_t buf) {
-  if (!cfg.fuse.empty()) fuse_adjust_stat(cfg, &st);
+  if (!cfg.fuse_trees.empty()) fuse_adjust_stat(cfg, &st);
   st.st_uid = view_uid(cfg, st.st_uid);
   st.st_gid = view_gid(cfg, st.st_gid);
   if (!write_mem(c.tid, buf, &st, sizeof st)) return Answer::error(EFAULT);

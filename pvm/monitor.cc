@@ -16,6 +16,7 @@
 #include <seccomp.h>
 #include <dirent.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -43,6 +44,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <list>
 #include <mutex>
@@ -112,6 +114,9 @@ struct CtxGuard {
 Result<Filter> Filter::build(const Config& cfg) {
   CtxGuard g{seccomp_init(SCMP_ACT_ALLOW)};
   if (!g.ctx) return Error::make(ErrorKind::kSetup, "seccomp_init failed");
+  // Every system call of the view runs the program: a binary tree of the ~90 numbers with
+  // rules (libseccomp >= 2.5) instead of a chain. A libseccomp without it keeps the chain.
+  (void)seccomp_attr_set(g.ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
   auto add = [&](uint32_t action, int nr) -> Result<void> {
     int rc = seccomp_rule_add(g.ctx, action, nr, 0);
     if (rc < 0) return Error::sys("seccomp_rule_add", -rc, "syscall " + std::to_string(nr));
@@ -181,25 +186,29 @@ Result<Filter> Filter::build(const Config& cfg) {
     VU_LOG_WARN("pvm: this kernel lacks SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux >= 5.19): a signal "
                 "handler in the view may see EINTR from calls that never fail so natively");
   if (!cfg.accel_lib.empty()) {
-    // Before libseccomp's program: fstat, newfstatat, statx and openat made from the fast path's
-    // trampoline (pvm/accel.c) run natively. Jumps are relative, so the rest is unchanged.
+    // Before libseccomp's program: the calls the fast path (pvm/accel.c) makes from its
+    // trampoline run natively. Jumps are relative, so the rest is unchanged.
     constexpr uint64_t ip = VU_ACCEL_TRAMPOLINE_PAGE + VU_ACCEL_SYSCALL_END;
     constexpr uint32_t kArch = offsetof(seccomp_data, arch), kNr = offsetof(seccomp_data, nr),
                        kIp = offsetof(seccomp_data, instruction_pointer);
+    // The system calls the fast path makes natively (pvm/accel.c).
+    constexpr uint32_t kNative[] = {SYS_fstat,      SYS_statx,      SYS_newfstatat, SYS_openat,
+                                    SYS_openat2,    SYS_readlinkat, SYS_faccessat2, SYS_unlinkat,
+                                    SYS_mkdirat,    SYS_renameat2,  SYS_utimensat,  SYS_fchmodat};
+    constexpr uint8_t n = std::size(kNative);
     f.prog_ = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kArch),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 10),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 7 + n),
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kIp),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(ip), 0, 8),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(ip), 0, 5 + n),
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kIp + 4),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(ip >> 32), 0, 6),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(ip >> 32), 0, 3 + n),
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kNr),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_fstat, 3, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_statx, 2, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_newfstatat, 1, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
+    for (uint8_t i = 0; i < n; ++i)  // to the ALLOW below, or on to the next
+      f.prog_.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kNative[i], static_cast<uint8_t>(n - i), 0));
+    f.prog_.push_back(BPF_JUMP(BPF_JMP | BPF_JA, 1, 0, 0));
+    f.prog_.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
   }
   size_t head = f.prog_.size();
   f.prog_.resize(head + static_cast<size_t>(len) / sizeof(sock_filter));
@@ -228,13 +237,47 @@ int Filter::install() const {
 
 // ---------------------------------------------------------------------------------------------
 
+namespace {
+// %XX for what would end a field of VU_PVM_ACCEL (":,=%") and for bytes outside 0x21-0x7e.
+std::string accel_escape(const std::string& s) {
+  std::string out;
+  for (unsigned char ch : s) {
+    if (ch <= 0x20 || ch >= 0x7f || ch == ':' || ch == ',' || ch == '=' || ch == '%') {
+      char b[4];
+      std::snprintf(b, sizeof b, "%%%02X", ch);
+      out += b;
+    } else {
+      out += static_cast<char>(ch);
+    }
+  }
+  return out;
+}
+}  // namespace
+
 std::string accel_env(const Config& cfg) {
-  // 1:UID:GID:ROOT:PATHS:HOLDERS — PATHS "a": no mounts, every path is the host's.
+  // 1:UID:GID:ROOT:PATHS:HOLDERS[:ANCESTORS:MOUNTS] — PATHS "a": no mounts, every path is the
+  // host's. MOUNTS: (R|W)VIEW=HOST,… (escaped), the whole table or nothing. The fast path maps
+  // paths lexically (VIEW/rest is HOST/rest) and lets relative lookups run natively: a mount
+  // whose lookups the monitor makes otherwise (layers of a copy-on-write view, a FUSE client)
+  // must leave the table out altogether (return before MOUNTS), or the fast path would bypass it.
   std::string e = std::string(VU_ACCEL_ENV) + "=1:" + std::to_string(cfg.uid) + ":" + std::to_string(cfg.gid) +
                   ":" + (cfg.root ? "1" : "0") + ":" + (cfg.map.empty() ? "a" : "m") + ":";
-  for (size_t i = 0; i < cfg.accel_holders.size() && i < VU_ACCEL_MAX_HOLDERS; ++i)
-    e += (i ? "," : "") + std::to_string(cfg.accel_holders[i].first) + "." +
-         std::to_string(cfg.accel_holders[i].second);
+  auto ids = [&](const std::vector<std::pair<uint64_t, uint64_t>>& v) {
+    for (size_t i = 0; i < v.size() && i < VU_ACCEL_MAX_HOLDERS; ++i)
+      e += (i ? "," : "") + std::to_string(v[i].first) + "." + std::to_string(v[i].second);
+  };
+  ids(cfg.accel_holders);
+  if (cfg.map.empty() || cfg.map.mounts().size() > VU_ACCEL_MAX_MOUNTS ||
+      cfg.accel_ancestors.size() > VU_ACCEL_MAX_HOLDERS)
+    return e;
+  e += ":";
+  ids(cfg.accel_ancestors);
+  e += ":";
+  bool first = true;
+  for (const Mount& m : cfg.map.mounts()) {
+    e += (first ? "" : ",") + std::string(m.read_only ? "R" : "W") + accel_escape(m.view) + "=" + accel_escape(m.host);
+    first = false;
+  }
   return e;
 }
 
@@ -254,7 +297,27 @@ bool needs_ptrace(const Config& cfg) { return !cfg.map.empty(); }
 namespace {
 void on_wake(int) {}
 constexpr int kIdleKept = 4;  // idle workers beyond this many exit
+uint64_t now_ns() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
 }  // namespace
+
+bool stats_enabled() {
+  const char* e = std::getenv("VU_PVM_STATS");
+  return e && *e && std::strcmp(e, "0") != 0;
+}
+
+struct Monitor::StopPlan {
+  pid_t pid = 0;
+  uint64_t gen = 0;  // which stop of the tracee (Monitor::pending_)
+  uint64_t t0 = 0;   // when it stopped ($VU_PVM_STATS)
+  user_regs_struct regs{}, orig{};
+  bool set_regs = false;
+  int inject = 0;  // the signal to deliver on resuming
+  std::vector<std::pair<uint64_t, std::string>> writes;  // below the tracee's stack
+};
 
 struct Monitor::Core {
   explicit Core(Config c, UniqueFd l) : cfg(std::move(c)), listener(std::move(l)) {}
@@ -292,7 +355,35 @@ struct Monitor::Core {
   std::vector<ListingCursor> cursors;
 
   std::atomic<uint64_t> notifications{0}, continued{0}, performed{0}, traced{0};
+  // $VU_PVM_STATS: per system call number (notifications), and the ptrace stops by kind (the
+  // supervise thread's alone). Timed only when asked for.
+  const bool timing = stats_enabled();
+  static constexpr int kNrs = 512;
+  struct PerCall {
+    std::atomic<uint64_t> n{0}, cont{0}, ns{0};
+  };
+  PerCall per_call[kNrs];
+  enum StopKind { kSeccompStop, kForkStop, kExecStop, kGroupStop, kSignalStop, kOtherStop, kExitWait, kStopKinds };
+  uint64_t stops[kStopKinds] = {}, stop_ns[kStopKinds] = {};
+  uint64_t traced_n[kNrs] = {}, traced_ns[kNrs] = {};
   std::weak_ptr<Core> weak_self;  // what a new worker holds on to
+
+  // The ptrace workers (see post()): jobs, and the plans they hand back to the tracer thread.
+  std::mutex jmu;
+  std::condition_variable jcv;
+  std::deque<std::function<void()>> jobs;
+  int jidle = 0, jthreads = 0;
+  bool jstop = false;
+  std::vector<StopPlan> done;
+  UniqueFd done_fd;  // eventfd: plans are waiting in `done`
+  void post(std::function<void()> job);
+  void run_jobs();
+  void finish(StopPlan&& p);
+  void plan_seccomp_stop(StopPlan& p);
+  static bool inject_env(pid_t pid, uint64_t envp_addr, std::vector<uint64_t>* out);
+  int restartable_now(const user_regs_struct& regs) const;
+  bool restartable_open(pid_t pid, const user_regs_struct& regs);
+  std::string accel_env;  // VU_PVM_ACCEL=…
 
   Answer dispatch(Call& c);
   Answer do_getdents(Call& c);
@@ -307,10 +398,12 @@ namespace {
 struct WorkerStart {
   std::shared_ptr<Monitor::Core> core;
   Monitor::Core::Worker* w;
+  bool jobs = false;  // a ptrace worker (Core::run_jobs)
 };
 void* worker_main(void* arg) {
   std::unique_ptr<WorkerStart> start(static_cast<WorkerStart*>(arg));
-  if (start->w) start->core->serve(start->w);
+  if (start->jobs) start->core->run_jobs();
+  else if (start->w) start->core->serve(start->w);
   else start->core->watch();
   return nullptr;
 }
@@ -416,9 +509,17 @@ void Monitor::Core::serve(Worker* w) {
       handoff_locked(w);
     };
     w->busy = c.tid;
+    const uint64_t t0 = timing ? now_ns() : 0;
     Answer a = cfg.noop ? Answer::cont() : dispatch(c);
+    const bool cont = a.kind == Answer::kContinue;
     answer(c, a, resp);
     w->busy = 0;
+    if (c.nr >= 0 && c.nr < kNrs) {
+      PerCall& pc = per_call[c.nr];
+      pc.n.fetch_add(1, std::memory_order_relaxed);
+      if (cont) pc.cont.fetch_add(1, std::memory_order_relaxed);
+      if (timing) pc.ns.fetch_add(now_ns() - t0, std::memory_order_relaxed);
+    }
   }
 }
 
@@ -496,7 +597,8 @@ Monitor::Monitor(Config cfg, UniqueFd listener)
   // Linux >= 6.6: wake the monitor and the caller synchronously (the caller's CPU runs the
   // monitor), which is what makes a round trip cheap; older kernels ignore it (EINVAL).
   (void)::ioctl(core_->listener.get(), SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
-  if (!cfg_.accel_lib.empty()) accel_env_ = accel_env(cfg_);
+  if (!cfg_.accel_lib.empty()) core_->accel_env = accel_env(cfg_);
+  core_->done_fd.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   killable_ = killable_wait_supported();
   ::umask(0);  // modes of files made for the view carry the caller's umask (umask_of)
   struct sigaction sa {};
@@ -518,6 +620,11 @@ Monitor::~Monitor() {
       w.cv.notify_all();
     }
     core_->watch_cv.notify_all();
+  }
+  {
+    std::lock_guard<std::mutex> lock(core_->jmu);  // ptrace workers: detached, they end by themselves
+    core_->jstop = true;
+    core_->jcv.notify_all();
   }
   if (core_->has_watchdog) ::pthread_join(core_->watchdog, nullptr);
   // A worker in poll() or a blocking call is interrupted (again, if the signal came just
@@ -542,6 +649,55 @@ Result<void> Monitor::seize(pid_t pid) {
 
 Stats Monitor::stats() const {
   return {core_->notifications, core_->continued, core_->performed, core_->traced};
+}
+
+std::string Monitor::report() const {
+  const Core& k = *core_;
+  char line[256];
+  std::string out;
+  uint64_t total_ns = 0;
+  for (const Core::PerCall& pc : k.per_call) total_ns += pc.ns.load();
+  std::snprintf(line, sizeof line,
+                "vu: pvm: %llu notifications (%llu continued, %llu answered by the monitor), monitor work %.3f s; "
+                "%llu ptrace stops\n",
+                static_cast<unsigned long long>(k.notifications.load()),
+                static_cast<unsigned long long>(k.continued.load()),
+                static_cast<unsigned long long>(k.performed.load()), static_cast<double>(total_ns) / 1e9,
+                static_cast<unsigned long long>(k.traced.load()));
+  out += line;
+  // The busiest calls first.
+  std::vector<int> nrs;
+  for (int nr = 0; nr < Core::kNrs; ++nr)
+    if (k.per_call[nr].n.load()) nrs.push_back(nr);
+  std::sort(nrs.begin(), nrs.end(), [&](int a, int b) { return k.per_call[a].n.load() > k.per_call[b].n.load(); });
+  for (int nr : nrs) {
+    const Core::PerCall& pc = k.per_call[nr];
+    const char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_X86_64, nr);
+    std::snprintf(line, sizeof line, "vu: pvm:   notified %-16s %9llu  continued %9llu  work %8.3f s  %6.1f us/call\n",
+                  name ? name : "?", static_cast<unsigned long long>(pc.n.load()),
+                  static_cast<unsigned long long>(pc.cont.load()), static_cast<double>(pc.ns.load()) / 1e9,
+                  static_cast<double>(pc.ns.load()) / 1e3 / static_cast<double>(pc.n.load()));
+    if (name) ::free(const_cast<char*>(name));
+    out += line;
+  }
+  for (int nr = 0; nr < Core::kNrs; ++nr) {
+    if (!k.traced_n[nr]) continue;
+    const char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_X86_64, nr);
+    std::snprintf(line, sizeof line, "vu: pvm:   traced   %-16s %9llu  work %8.3f s  %6.1f us/stop\n", name ? name : "?",
+                  static_cast<unsigned long long>(k.traced_n[nr]), static_cast<double>(k.traced_ns[nr]) / 1e9,
+                  static_cast<double>(k.traced_ns[nr]) / 1e3 / static_cast<double>(k.traced_n[nr]));
+    if (name) ::free(const_cast<char*>(name));
+    out += line;
+  }
+  static const char* const kKinds[] = {"seccomp stops", "fork/clone events", "exec events", "group stops",
+                                       "signal stops", "other stops", "exits"};
+  for (int i = 0; i < Core::kStopKinds; ++i) {
+    if (!k.stops[i]) continue;
+    std::snprintf(line, sizeof line, "vu: pvm:   ptrace   %-16s %9llu  work %8.3f s\n", kKinds[i],
+                  static_cast<unsigned long long>(k.stops[i]), static_cast<double>(k.stop_ns[i]) / 1e9);
+    out += line;
+  }
+  return out;
 }
 
 namespace {
@@ -661,23 +817,23 @@ Monitor::Answer Monitor::Core::dispatch(Call& c) {
 
 namespace {
 
-// Writes strings and pointer arrays below the tracee's stack (past the red zone) and hands out
-// their addresses. The tracee is stopped, so nothing else uses that memory.
+// Places strings and pointer arrays below the tracee's stack (past the red zone) and hands out
+// their addresses; the tracer thread writes them when it applies the plan (the tracee is
+// stopped, so nothing else uses that memory).
 class StackWriter {
  public:
-  StackWriter(pid_t pid, uint64_t sp) : pid_(pid), top_(sp - 128) {}
+  StackWriter(Monitor::StopPlan& p, uint64_t sp) : p_(p), top_(sp - 128) {}
   uint64_t put(const void* data, size_t len) {
     top_ = (top_ - len) & ~uint64_t{15};
-    if (!write_mem(pid_, top_, data, len)) ok_ = false;
+    p_.writes.emplace_back(top_, std::string(static_cast<const char*>(data), len));
     return top_;
   }
   uint64_t put(const std::string& s) { return put(s.c_str(), s.size() + 1); }
-  bool ok() const { return ok_; }
+  bool ok() const { return true; }  // a failed write is found when the plan is applied
 
  private:
-  pid_t pid_;
+  Monitor::StopPlan& p_;
   uint64_t top_;
-  bool ok_ = true;
 };
 
 // "#!INTERP [ARG]" of a script, as the kernel parses it (binfmt_script).
@@ -707,27 +863,33 @@ bool read_shebang(const std::string& host, std::string* interp, std::string* arg
 
 }  // namespace
 
-void Monitor::on_seccomp_stop(pid_t pid) {
-  ++core_->traced;
+// A seccomp stop (execve, chdir, an O_PATH open), worked out on a ptrace worker: what to write
+// below the tracee's stack and which registers to set. Reads the tracee's memory and looks paths
+// up (which may block: a FUSE or NFS lookup, a script's first line), never ptraces.
+void Monitor::Core::plan_seccomp_stop(StopPlan& p) {
+  const pid_t pid = p.pid;
+  const Config& cfg_ = cfg;
   // A FUSE program of the view: its own Config (pvm/fuse_mount.h).
-  const Config& scfg = this->cfg_.fuse && this->cfg_.fuse->is_server(pid) ? *this->cfg_.fuse->server_config() : this->cfg_;
-  user_regs_struct regs;
-  if (::ptrace(PTRACE_GETREGS, pid, 0, &regs) < 0) return;
+  const Config& scfg = cfg.fuse && cfg.fuse->is_server(pid) ? *cfg.fuse->server_config() : cfg;
+  user_regs_struct& regs = p.regs;
   Call c{0, pid, static_cast<int>(regs.orig_rax), {regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9}};
   auto fail = [&](int err) {
+    p.writes.clear();
+    regs = p.orig;
     regs.orig_rax = static_cast<uint64_t>(-1);  // skip the call; rax is its result
     regs.rax = static_cast<uint64_t>(-static_cast<int64_t>(err));
-    (void)::ptrace(PTRACE_SETREGS, pid, 0, &regs);
+    p.set_regs = true;
   };
+  auto setregs = [&] { p.set_regs = true; };
   if (c.nr == SYS_chdir) {
     Resolved r = resolve_arg(scfg, c, AT_FDCWD, c.a[0], true);
     if (r.err) return fail(r.err);
     if (!r.exists) return fail(ENOENT);
     if (!r.moved) return;
-    StackWriter w(pid, regs.rsp);
+    StackWriter w(p, regs.rsp);
     regs.rdi = w.put(r.host);
     if (!w.ok()) return fail(EFAULT);
-    (void)::ptrace(PTRACE_SETREGS, pid, 0, &regs);
+    setregs();
     return;
   }
   if (c.nr == SYS_open || c.nr == SYS_openat) {  // with O_PATH (the filter sends no other)
@@ -738,10 +900,10 @@ void Monitor::on_seccomp_stop(pid_t pid) {
     if (r.err) return fail(r.err);
     if (!r.exists) return fail(ENOENT);
     if (!r.moved) return;  // the kernel's lookup is the view's
-    StackWriter w(pid, regs.rsp);
+    StackWriter w(p, regs.rsp);
     (at ? regs.rsi : regs.rdi) = w.put(r.host);
     if (!w.ok()) return fail(EFAULT);
-    (void)::ptrace(PTRACE_SETREGS, pid, 0, &regs);
+    setregs();
     return;
   }
   if (c.nr != SYS_execve && c.nr != SYS_execveat) return;
@@ -780,7 +942,7 @@ void Monitor::on_seccomp_stop(pid_t pid) {
   std::vector<uint64_t> envp;
   const bool accel = !scfg.accel_lib.empty() && inject_env(pid, envp_addr, &envp);
   if (!r.moved && !script && !accel) return;
-  StackWriter w(pid, regs.rsp);
+  StackWriter w(p, regs.rsp);
   if (script) {
     // argv becomes: INTERP [ARG] PATH-as-given argv[1…] — what binfmt_script builds.
     std::vector<uint64_t> argv;
@@ -788,9 +950,9 @@ void Monitor::on_seccomp_stop(pid_t pid) {
     if (!iarg.empty()) argv.push_back(w.put(iarg));
     argv.push_back(w.put(raw));
     for (uint64_t i = 1;; ++i) {
-      uint64_t p = 0;
-      if (!argv_addr || !read_mem(pid, argv_addr + 8 * i, &p, 8) || !p) break;
-      argv.push_back(p);
+      uint64_t ptr = 0;
+      if (!argv_addr || !read_mem(pid, argv_addr + 8 * i, &ptr, 8) || !ptr) break;
+      argv.push_back(ptr);
       if (argv.size() > 1u << 20) return fail(E2BIG);
     }
     argv.push_back(0);
@@ -804,7 +966,7 @@ void Monitor::on_seccomp_stop(pid_t pid) {
   if (accel) {
     // LD_PRELOAD and the fast path's configuration first, then the caller's environment.
     envp[0] = w.put("LD_PRELOAD=" + scfg.accel_lib);
-    envp[1] = w.put(accel_env_);
+    envp[1] = w.put(accel_env);
     regs.rdx = w.put(envp.data(), envp.size() * 8);
   }
   if (at && !r.moved && !script) {
@@ -817,12 +979,12 @@ void Monitor::on_seccomp_stop(pid_t pid) {
     regs.orig_rax = SYS_execve;
   }
   if (!w.ok()) return fail(EFAULT);
-  (void)::ptrace(PTRACE_SETREGS, pid, 0, &regs);
+  setregs();
 }
 
 // The caller's envp with two free slots in front, unless it already has LD_PRELOAD (the user's
 // own; the fast path then stays off) or the fast path's variable. False: leave envp alone.
-bool Monitor::inject_env(pid_t pid, uint64_t envp_addr, std::vector<uint64_t>* out) {
+bool Monitor::Core::inject_env(pid_t pid, uint64_t envp_addr, std::vector<uint64_t>* out) {
   out->assign(2, 0);
   if (!envp_addr) return out->push_back(0), true;
   // The pointers, 128 at a time (one at a time near the end of a mapping).
@@ -994,20 +1156,38 @@ constexpr long kERestartNoIntr = 513;
 // a call that cannot be interrupted natively. An open can when it waits (a FIFO, a tty): it is
 // restarted unless it names such a file, which the kernel may have been opening natively (let
 // through), where a handler without SA_RESTART gets EINTR as it would without vu.
-bool Monitor::restartable(pid_t pid, const user_regs_struct& regs) {
+// Decided without a lookup: 1 restart, 0 leave, -1 a lookup is needed (restartable_open).
+int Monitor::Core::restartable_now(const user_regs_struct& regs) const {
   const long nr = static_cast<long>(regs.orig_rax);
-  if (never_eintr(nr)) return true;
-  if (nr != SYS_open && nr != SYS_openat && nr != SYS_creat) return false;
-  if (cfg_.map.empty()) return false;  // not trapped
+  if (never_eintr(nr)) return 1;
+  if (nr != SYS_open && nr != SYS_openat && nr != SYS_creat) return 0;
+  if (cfg.map.empty()) return 0;  // not trapped
+  return -1;
+}
+
+// An open: on a ptrace worker (the lookup may block).
+bool Monitor::Core::restartable_open(pid_t pid, const user_regs_struct& regs) {
+  const long nr = static_cast<long>(regs.orig_rax);
   Call c{0, pid, static_cast<int>(nr), {regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9}};
   const bool at = nr == SYS_openat;
   const int flags = nr == SYS_creat ? O_CREAT : c.arg_int(at ? 2 : 1);
-  Resolved r = resolve_arg(cfg_, c, at ? c.arg_int(0) : AT_FDCWD, c.a[at ? 1 : 0], !(flags & O_NOFOLLOW));
+  Resolved r = resolve_arg(cfg, c, at ? c.arg_int(0) : AT_FDCWD, c.a[at ? 1 : 0], !(flags & O_NOFOLLOW));
   return !r.exists || !(S_ISFIFO(r.st.st_mode) || S_ISCHR(r.st.st_mode));
 }
 
 bool Monitor::on_wait_status(pid_t pid, int status) {
+  struct Count {  // $VU_PVM_STATS
+    Core& k;
+    uint64_t t0;
+    int kind = Core::kOtherStop;
+    ~Count() {
+      ++k.stops[kind];
+      if (k.timing) k.stop_ns[kind] += now_ns() - t0;
+    }
+  } count{*core_, core_->timing ? now_ns() : 0};
   if (!WIFSTOPPED(status)) {
+    count.kind = Core::kExitWait;
+    pending_.erase(pid);  // a plan still being worked out for it is dropped
     // A caller that dies while a worker performs its call: a blocking call (FIFO open, connect)
     // is interrupted, the worker finds the notification gone and answers nothing.
     if (cfg_.fuse) cfg_.fuse->forget(pid);
@@ -1020,22 +1200,42 @@ bool Monitor::on_wait_status(pid_t pid, int status) {
   const int event = status >> 16;
   int inject = 0;
   switch (event) {
-    case PTRACE_EVENT_SECCOMP:
-      on_seccomp_stop(pid);
-      break;
+    case PTRACE_EVENT_SECCOMP: {
+      // Worked out on a ptrace worker; resumed by on_ptrace_done() (the never-block rule).
+      count.kind = Core::kSeccompStop;
+      ++core_->traced;
+      StopPlan p;
+      p.pid = pid;
+      if (::ptrace(PTRACE_GETREGS, pid, 0, &p.regs) < 0) break;
+      p.orig = p.regs;
+      p.gen = ++gen_;
+      p.t0 = core_->timing ? now_ns() : 0;
+      pending_[pid] = p.gen;
+      core_->post([core = core_.get(), p = std::move(p)]() mutable {
+        core->plan_seccomp_stop(p);
+        core->finish(std::move(p));
+      });
+      return true;
+    }
     case PTRACE_EVENT_FORK:
     case PTRACE_EVENT_VFORK:
     case PTRACE_EVENT_CLONE:
+      count.kind = Core::kForkStop;
+      break;
     case PTRACE_EVENT_EXEC:
+      count.kind = Core::kExecStop;
+      break;
     case PTRACE_EVENT_EXIT:
       break;
     case PTRACE_EVENT_STOP:
+      count.kind = Core::kGroupStop;  // also the first stop of a new tracee
       if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) {
         (void)::ptrace(PTRACE_LISTEN, pid, 0, 0);  // a group stop: stay stopped until SIGCONT
         return true;
       }
       break;
     default:
+      count.kind = Core::kSignalStop;
       inject = sig;  // a signal on its way to the tracee: deliver it
       if (killable_) {
         // A signal that came while a trapped call waited for a worker to take it: the call
@@ -1043,15 +1243,109 @@ bool Monitor::on_wait_status(pid_t pid, int status) {
         // and ends with -ERESTARTSYS, which a handler without SA_RESTART turns into EINTR —
         // an error mkdir or getuid never return natively. Restart it after the handler.
         user_regs_struct regs;
-        if (::ptrace(PTRACE_GETREGS, pid, 0, &regs) == 0 && static_cast<int64_t>(regs.rax) == -kERestartSys &&
-            restartable(pid, regs)) {
-          regs.rax = static_cast<uint64_t>(-kERestartNoIntr);
-          (void)::ptrace(PTRACE_SETREGS, pid, 0, &regs);
+        if (::ptrace(PTRACE_GETREGS, pid, 0, &regs) == 0 && static_cast<int64_t>(regs.rax) == -kERestartSys) {
+          int now = core_->restartable_now(regs);
+          if (now < 0) {  // an open: is it of a FIFO or a device? A lookup, on a worker.
+            StopPlan p;
+            p.pid = pid;
+            p.regs = p.orig = regs;
+            p.inject = inject;
+            p.gen = ++gen_;
+            pending_[pid] = p.gen;
+            core_->post([core = core_.get(), p = std::move(p)]() mutable {
+              if (core->restartable_open(p.pid, p.regs)) {
+                p.regs.rax = static_cast<uint64_t>(-kERestartNoIntr);
+                p.set_regs = true;
+              }
+              core->finish(std::move(p));
+            });
+            return true;
+          }
+          if (now) {
+            regs.rax = static_cast<uint64_t>(-kERestartNoIntr);
+            (void)::ptrace(PTRACE_SETREGS, pid, 0, &regs);
+          }
         }
       }
   }
   (void)::ptrace(PTRACE_CONT, pid, 0, inject);
   return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The ptrace workers: stops whose answer needs a lookup are worked out there (plan_seccomp_stop,
+// restartable_open) and handed back to the tracer thread through an eventfd (fd()), which
+// writes the tracee's memory, sets its registers and resumes it (on_ptrace_done). A lookup that
+// blocks (a FUSE server that is itself stopped, a dead NFS server) holds up its own process only.
+
+void Monitor::Core::post(std::function<void()> job) {
+  std::lock_guard<std::mutex> lock(jmu);
+  jobs.push_back(std::move(job));
+  if (static_cast<int>(jobs.size()) > jidle && jthreads < kMaxWorkers) {
+    pthread_t t;
+    if (start_thread(&t, new WorkerStart{weak_self.lock(), nullptr, true})) {
+      ::pthread_detach(t);
+      ++jthreads;
+      return;
+    }
+  }
+  jcv.notify_one();
+}
+
+void Monitor::Core::run_jobs() {
+  set_worker_mask();
+  std::unique_lock<std::mutex> lock(jmu);
+  for (;;) {
+    ++jidle;
+    while (jobs.empty() && !jstop) jcv.wait(lock);
+    --jidle;
+    if (jstop) break;
+    std::function<void()> job = std::move(jobs.front());
+    jobs.pop_front();
+    lock.unlock();
+    job();
+    lock.lock();
+  }
+  --jthreads;
+}
+
+void Monitor::Core::finish(StopPlan&& p) {
+  {
+    std::lock_guard<std::mutex> lock(jmu);
+    done.push_back(std::move(p));
+  }
+  uint64_t one = 1;
+  (void)!::write(done_fd.get(), &one, sizeof one);
+}
+
+int Monitor::fd() const { return core_->done_fd.get(); }
+
+void Monitor::on_ptrace_done() {
+  uint64_t n;
+  (void)!::read(core_->done_fd.get(), &n, sizeof n);
+  std::vector<StopPlan> plans;
+  {
+    std::lock_guard<std::mutex> lock(core_->jmu);
+    plans.swap(core_->done);
+  }
+  for (StopPlan& p : plans) {
+    auto it = pending_.find(p.pid);
+    if (it == pending_.end() || it->second != p.gen) continue;  // it died meanwhile
+    pending_.erase(it);
+    bool ok = true;
+    for (const auto& [addr, bytes] : p.writes) ok = ok && write_mem(p.pid, addr, bytes.data(), bytes.size());
+    if (!ok) {  // the stack below the red zone is not writable: EFAULT, as before
+      p.regs = p.orig;
+      p.regs.orig_rax = static_cast<uint64_t>(-1);
+      p.regs.rax = static_cast<uint64_t>(-EFAULT);
+      p.set_regs = true;
+    }
+    if (p.set_regs) (void)::ptrace(PTRACE_SETREGS, p.pid, 0, &p.regs);
+    (void)::ptrace(PTRACE_CONT, p.pid, 0, p.inject);
+    const uint64_t nr = p.orig.orig_rax;
+    if (p.t0 && nr < static_cast<uint64_t>(Core::kNrs)) core_->traced_ns[nr] += now_ns() - p.t0;
+    if (nr < static_cast<uint64_t>(Core::kNrs) && !p.inject) ++core_->traced_n[nr];
+  }
 }
 
 }  // namespace vu::pvm

@@ -18,13 +18,17 @@
 // and the ids, and nothing is traced (needs_ptrace()), which saves the ptrace stops of every
 // fork. The measured costs on the 2-core VM (bench/pvm.sh): native fstat 1.3 us; trapped and
 // let through 14 us; trapped and answered 22 us (round trip ~60%, the monitor's work ~40%);
-// answered in process by the fast path (pvm/accel.c) 1.5 us.
+// answered in process by the fast path (pvm/accel.c) 1.5 us. In views with mounts the fast path
+// also maps whole paths through the mount table itself (checked by openat2 RESOLVE_NO_SYMLINKS
+// from its trampoline), so what still reaches the monitor is mostly ld.so's own calls at exec.
+// $VU_PVM_STATS=1 prints what trapped (Monitor::report).
 //
 //   Config cfg{map, getuid(), getgid(), root, hostname};
 //   Filter f = VU_TRY(Filter::build(cfg));      // parent, before the fork
 //   …child: int fd = f.install();               // no_new_privs + listener (async-signal-safe)
 //   …parent: Monitor::seize(pid); Monitor m(cfg, listener);   // starts the workers
 //   loop: waitpid(-1, __WALL) → m.on_wait_status(pid, st)     // ptrace stops, on this thread
+//         poll(m.fd()) → m.on_ptrace_done()                  // stops worked out elsewhere
 //
 // The never-block rule. No call of one process may wait on the thread that serves the others.
 // Where each call runs:
@@ -38,7 +42,13 @@
 //     wait_like_caller(): interrupted every 20 ms to see whether the caller is gone (nothing to
 //     answer) or has a signal to take (answered -ERESTARTSYS: the kernel then restarts it, or
 //     returns EINTR, or acts on the signal, as for the native call);
-//   - on the supervise thread: ptrace stops only (register and path rewrites, never a wait).
+//   - on a ptrace worker: the lookups of a ptrace stop (execve's path and #! interpreter, chdir,
+//     an O_PATH open, whether a signalled open may restart), which may block like any lookup
+//     (a FUSE server that is itself stopped, NFS); the worker hands back a plan (memory to write
+//     below the tracee's stack, registers to set) through fd();
+//   - on the supervise thread (the tracer: ptrace requests must come from it): the wait
+//     statuses, GETREGS, and applying the plans (process_vm_writev, SETREGS, CONT) — never a
+//     lookup, never a wait for another process.
 // Every notification is answered exactly once: ADDFD with SEND (the descriptor is the result)
 // or NOTIF_SEND; a failed ADDFD (EMFILE in the caller's table) is answered with its errno;
 // ENOENT (the caller is gone) needs no answer. Signals: the filter is installed with
@@ -95,6 +105,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -136,6 +147,10 @@ struct Config {
   std::vector<std::pair<std::pair<uint64_t, uint64_t>, Entry>> listing;
   bool noop = false;  // measurement only ($VU_PVM_NOOP): every trapped call runs unchanged
   std::vector<std::pair<uint64_t, uint64_t>> accel_holders;
+  // The (st_dev, st_ino) of every directory with a mountpoint anywhere below it in the view
+  // (the holders among them): the fast path decides whole relative paths from other
+  // directories itself, and absolute ones from the mount table (pvm/accel.c).
+  std::vector<std::pair<uint64_t, uint64_t>> accel_ancestors;
   // FUSE filesystems the view mounts (pvm/fuse_mount.h): mount(2) of type fuse is trapped and
   // answered by the hook; calls of the FUSE programs are answered with its server Config.
   std::shared_ptr<FuseHook> fuse;
@@ -167,6 +182,12 @@ struct Stats {
   uint64_t notifications = 0, continued = 0, performed = 0, traced = 0;
 };
 
+// $VU_PVM_STATS: vu prints Monitor::report() when the view ends — per system call, how often
+// it was trapped, answered CONTINUE or by the monitor, and the monitor's own time on it (from
+// NOTIF_RECV to the answer: the round trip is the rest, bench/pvm.sh measures it); per kind of
+// ptrace stop, how many and the supervise thread's time on them.
+bool stats_enabled();
+
 // Whether this kernel has SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux >= 5.19): once the
 // monitor has received a call, only SIGKILL interrupts the caller's wait, so a signal never
 // turns an emulated call into EINTR after the monitor performed it. Without it a signal handler
@@ -192,26 +213,31 @@ class Monitor {
   // peer, a connect to a full backlog, a slow filesystem) holds up its caller only; the
   // supervise loop has nothing of the monitor's to poll.
   // ptrace stops are answered by the thread that seized the view (the supervise loop), which
-  // only rewrites registers and paths and never waits for another process of the view.
+  // only reads and writes registers and memory: the lookups they need run on ptrace workers
+  // (detached threads started as needed, up to kMaxWorkers, waiting for jobs when idle).
   static constexpr int kMaxWorkers = 64;
   // Handles a wait status of a tracee. Returns true when it was a ptrace stop (answered and
   // resumed), false when the process has exited (the caller reaps and records it).
   bool on_wait_status(pid_t pid, int status);
+  // Readable when ptrace stops worked out on the ptrace workers are ready to be resumed: the
+  // tracer thread (the one that calls on_wait_status) then calls on_ptrace_done().
+  int fd() const;
+  void on_ptrace_done();
   Stats stats() const;
+  std::string report() const;  // the $VU_PVM_STATS summary (lines starting "vu: pvm")
 
   struct Call;    // one intercepted call (monitor.cc)
   struct Answer;  // how it is answered (monitor.cc)
   struct Core;    // what the workers share: config, listener, listing cursors (monitor.cc)
+  struct StopPlan;  // a ptrace stop's answer, worked out on a ptrace worker (monitor.cc)
 
  private:
-  void on_seccomp_stop(pid_t pid);
-  bool restartable(pid_t pid, const struct user_regs_struct& regs);
-  bool inject_env(pid_t pid, uint64_t envp_addr, std::vector<uint64_t>* out);
-
   std::shared_ptr<Core> core_;
   const Config& cfg_;
-  std::string accel_env_;  // VU_PVM_ACCEL=…
   bool killable_ = false;  // the filter was installed with WAIT_KILLABLE_RECV
+  // The tracer thread's own: tracees whose stop is being worked out, and the plan expected.
+  std::map<pid_t, uint64_t> pending_;
+  uint64_t gen_ = 0;
 };
 
 }  // namespace vu::pvm

@@ -102,6 +102,7 @@ Result<int> run_pvm(const ViewSpec& spec, const SignalForwarder& signals) {
   const pvm::Stats& s = view.monitor->stats();
   VU_LOG_DEBUG("pvm: " << s.notifications << " notifications (" << s.continued << " continued, "
                        << s.performed << " performed), " << s.traced << " ptrace stops");
+  if (pvm::stats_enabled()) std::fputs(view.monitor->report().c_str(), stderr);
   return status;
 }
 

@@ -389,6 +389,13 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
     if (m.view == "/") continue;
     size_t k = m.view.rfind('/');
     pvm::Resolved parent = cfg.map.resolve({}, k == 0 ? "/" : m.view.substr(0, k), true, {});
+    // Every directory above the mountpoint: lookups below them may meet it.
+    for (size_t a = 0; a != std::string::npos && a <= k; a = m.view.find('/', a + 1)) {
+      pvm::Resolved anc = cfg.map.resolve({}, a == 0 ? "/" : m.view.substr(0, a), true, {});
+      std::pair<uint64_t, uint64_t> id{anc.st.st_dev, anc.st.st_ino};
+      if (anc.exists && std::find(cfg.accel_ancestors.begin(), cfg.accel_ancestors.end(), id) == cfg.accel_ancestors.end())
+        cfg.accel_ancestors.push_back(id);
+    }
     if (!parent.exists) continue;
     cfg.accel_holders.emplace_back(parent.st.st_dev, parent.st.st_ino);
     if (!S_ISDIR(parent.st.st_mode)) continue;

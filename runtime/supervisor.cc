@@ -100,14 +100,18 @@ int kill_leftovers(std::vector<pid_t> spare) {
 Result<ExitStatus> supervise(Child& child, const SignalForwarder& signals, SuperviseExtras extras) {
   const pid_t main = child.pid();
   ExitStatus st;
-  // The pvm monitor answers its notifications on threads of its own; this loop only hands it
-  // the ptrace stops among the wait statuses (reap_exited).
-  struct pollfd pfd[2] = {{signals.fd(), POLLIN, 0}, {extras.report_fd, POLLIN, 0}};
+  // The pvm monitor answers its notifications on threads of its own; this loop hands it the
+  // ptrace stops among the wait statuses (reap_exited), and resumes the stops its ptrace
+  // workers have worked out (ptrace requests must come from this thread, the tracer).
+  struct pollfd pfd[3] = {{signals.fd(), POLLIN, 0},
+                          {extras.report_fd, POLLIN, 0},
+                          {extras.monitor ? extras.monitor->fd() : -1, POLLIN, 0}};
   for (bool done = false; !done;) {
-    if (::poll(pfd, 2, -1) < 0) {
+    if (::poll(pfd, 3, -1) < 0) {
       if (errno == EINTR) continue;
       return Error::sys("poll", errno);
     }
+    if (pfd[2].revents & POLLIN) extras.monitor->on_ptrace_done();
     if (pfd[1].revents) {
       char buf[512];
       ssize_t n = ::read(pfd[1].fd, buf, sizeof buf);

@@ -162,6 +162,21 @@ probe "a mountpoint cannot be removed or renamed (EROFS in a mirrored /, EBUSY i
   "${S[@]}" --bind "$W/data:/mnt" --tmpfs "$W/mp" -- \
   sh -c 'exec 2>&1; for p in /mnt /scratch "$1/mp"; do rmdir "$p"; mv "$p" "$p.x"; done; touch /newf; mkdir /newd; rmdir /tmp' _ "$W"
 
+# pvm's fast path decides whole paths in the caller (pvm/accel.c): symlinks into, out of and
+# inside mounts, "..", realpath, relative paths from inside a mount, names made, moved (EXDEV
+# across mounts) and removed, access, chmod — the answers must stay the kernel's in a namespace.
+probe "whole paths: symlinks across mounts, .., realpath, relative, rename, access, chmod" \
+  "${S[@]}" --bind "$W/data:/mnt" -- sh -c 'exec 2>&1; w=$1
+  cat /mnt/sub/up "$w/into"; realpath "$w/into" /mnt/deeplink /mnt/sub/../f /mnt/../mnt/out
+  stat -c "%s %F" /mnt/../mnt/f /mnt/deeplink /scratch /mnt; stat -L -c %F /mnt/deeplink
+  cd /mnt/sub && cat ../f && ls deep up && cd deep && cat g ./g; cd /
+  cp /mnt/f /mnt/tmpc && mv /mnt/tmpc /scratch/c && cat /scratch/c; ls /mnt
+  touch /scratch/a && mv /scratch/a /scratch/b && mkdir -p /scratch/d/e && rmdir /scratch/d/e /scratch/d
+  ln -s /mnt/f /scratch/lf && cat /scratch/lf && readlink -f /scratch/lf /scratch/none/x; echo "readlink $?"
+  chmod 640 /scratch/b && stat -c %a /scratch/b; chmod 600 /scratch/lf; stat -L -c %a /mnt/f; chmod 644 /mnt/f
+  test -r /mnt/f && echo r; test -w /mnt/out; echo "w $?"; test -x /mnt/bin/echo && echo x
+  rm /scratch/lf /scratch/nothere; mkdir /scratch/b/x; rmdir /mnt; ls /scratch' _ "$W"
+
 # --- Every way of writing fails with EROFS under a read-only bind -------------------------------
 R=(--bind "$W/data:/mnt:ro")
 probe "ro: open for writing" "${R[@]}" -- sh -c 'echo x > /mnt/f; echo "$?"; cat /mnt/f'
@@ -231,6 +246,25 @@ for how in l p e v s; do
 0" ]; then ok "pvm: the fast path follows exec$how (no mounts, nothing traced), unseen"
   else bad "pvm: the fast path across exec$how" "got: $out"; fi
 done
+# The never-block rule for ptrace stops: an execve whose lookup never returns (its FUSE server is
+# stopped) holds up its own process only; before, the supervise thread made the lookup and every
+# other exec, fork and signal of the view waited (here: for ever).
+mkfs=$(PATH=$PATH:/usr/sbin:/sbin command -v mkfs.ext4)
+if command -v fuse2fs >/dev/null && [ -n "$mkfs" ] && command -v fusermount3 >/dev/null &&
+  [ -w /dev/fuse ] && truncate -s 8M "$W/stuck.img" && "$mkfs" -q "$W/stuck.img" && mkdir -p "$W/stuck" &&
+  fuse2fs -o fakeroot "$W/stuck.img" "$W/stuck" 2>/dev/null; then
+  mkdir -p "$W/stuck/bin" && cp /bin/true "$W/stuck/bin/t"
+  server=$(pgrep -n -u "$(id -u)" -f "fuse2fs.*$W/stuck")
+  kill -STOP "$server"
+  out=$(timeout -k 2 20 "$VU" run --backend=pvm --net host --tmpfs /scratch -- sh -c \
+    '"$1/stuck/bin/t" & sleep 0.3; for i in 1 2 3; do /bin/true; done; echo "3 execs"; kill -9 $!' _ "$W" 2>&1)
+  kill -CONT "$server"
+  fusermount3 -u "$W/stuck" 2>/dev/null || fusermount3 -uz "$W/stuck"
+  if [ "$out" = "3 execs" ]; then ok "pvm: an exec whose lookup never returns (stopped FUSE server) holds up no other exec"
+  else bad "pvm: an exec whose lookup hangs held up the others" "got: $out"; fi
+else
+  skipped "pvm: an exec whose lookup hangs" "needs fuse2fs, mkfs.ext4, fusermount3 and /dev/fuse"
+fi
 pvm_check "no_new_privs is set (setuid binaries gain nothing)" 1 sh -c 'grep NoNewPrivs /proc/self/status | cut -f2'
 pvm_check "a view process cannot be debugged by another (already traced)" yes \
   sh -c 'grep -q "TracerPid:[[:space:]]*[1-9]" /proc/self/status && echo yes'
