@@ -42,6 +42,7 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -441,9 +442,12 @@ int list_dir(Inode* d, const std::string& name, const Node& n, Listing* names) {
 
 // Common preamble of every call that creates `name` in d: d in the layer, no existing entry in
 // the view, a whiteout under the name dropped (*hid_lower: there was one; a directory made
-// there must then be opaque).
+// there must then be opaque). Where the lower layer shows nothing (a directory of the view's
+// own), the create itself says EEXIST: nothing to resolve first (see created()).
 int prepare_create(Inode* d, const std::string& name, bool* hid_lower) {
   if (int e = dir_fds(d)) return e;
+  *hid_lower = false;
+  if (d->lfd < 0 && d->ufd >= 0) return 0;
   Node n;
   int e = resolve_at(d, name, &n);
   if (e == 0) return -EEXIST;
@@ -452,6 +456,20 @@ int prepare_create(Inode* d, const std::string& name, bool* hid_lower) {
   *hid_lower = n.whiteout;
   if (n.whiteout && ::unlinkat(d->ufd, name.c_str(), 0) < 0) return -errno;
   return 0;
+}
+
+// The result of the call that created `name` in d (rc < 0: errno): EEXIST where only a
+// whiteout stood (prepare_create did not look) drops the whiteout and asks for one more try.
+bool retry_over_whiteout(Inode* d, const std::string& name, int rc, bool* hid_lower) {
+  if (rc >= 0 || errno != EEXIST || *hid_lower) return false;
+  struct stat st;
+  if (::fstatat(d->ufd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0 || !is_whiteout(st)) {
+    errno = EEXIST;
+    return false;
+  }
+  if (::unlinkat(d->ufd, name.c_str(), 0) < 0) return false;
+  *hid_lower = true;
+  return true;
 }
 
 int remove_entry(Inode* d, const std::string& name, bool dir) {
@@ -813,7 +831,10 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   Inode* p = inode_of(parent);
   bool hid;
   if (int e = prepare_create(p, name, &hid)) return (void)fuse_reply_err(req, -e);
-  if (::mknodat(p->ufd, name, mode, rdev) < 0) return (void)fuse_reply_err(req, errno);
+  int rc;
+  while (retry_over_whiteout(p, name, rc = ::mknodat(p->ufd, name, mode, rdev), &hid)) {
+  }
+  if (rc < 0) return (void)fuse_reply_err(req, errno);
   give_to_caller(req, p, name, mode);
   reply_entry(req, p, name);
 }
@@ -823,7 +844,10 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) 
   Inode* p = inode_of(parent);
   bool hid;
   if (int e = prepare_create(p, name, &hid)) return (void)fuse_reply_err(req, -e);
-  if (::mkdirat(p->ufd, name, mode) < 0) return (void)fuse_reply_err(req, errno);
+  int rc;
+  while (retry_over_whiteout(p, name, rc = ::mkdirat(p->ufd, name, mode), &hid)) {
+  }
+  if (rc < 0) return (void)fuse_reply_err(req, errno);
   // Something of the lower layer was deleted here: the new directory must not show its entries.
   if (hid && ::lsetxattr(proc_at(p->ufd, name).c_str(), kOpaque, "y", 1, 0) < 0) {
     int e = errno;
@@ -840,7 +864,10 @@ void op_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const cha
   Inode* p = inode_of(parent);
   bool hid;
   if (int e = prepare_create(p, name, &hid)) return (void)fuse_reply_err(req, -e);
-  if (::symlinkat(target, p->ufd, name) < 0) return (void)fuse_reply_err(req, errno);
+  int rc;
+  while (retry_over_whiteout(p, name, rc = ::symlinkat(target, p->ufd, name), &hid)) {
+  }
+  if (rc < 0) return (void)fuse_reply_err(req, errno);
   give_to_caller(req, p, name, S_IFLNK | 0777);
   reply_entry(req, p, name);
 }
@@ -886,7 +913,10 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* n
   Node n;
   if (int e = resolve_at(from.dir, from.name, &n)) return (void)fuse_reply_err(req, -e);
   rekey(x, n);  // now the layer's file: the new name finds this Inode
-  if (::linkat(from.ufd(), from.name.c_str(), np->ufd, newname, 0) < 0) return (void)fuse_reply_err(req, errno);
+  int rc;
+  while (retry_over_whiteout(np, newname, rc = ::linkat(from.ufd(), from.name.c_str(), np->ufd, newname, 0), &hid)) {
+  }
+  if (rc < 0) return (void)fuse_reply_err(req, errno);
   reply_entry(req, np, newname);
 }
 
@@ -929,7 +959,9 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   Inode* p = inode_of(parent);
   bool hid;
   if (int e = prepare_create(p, name, &hid)) return (void)fuse_reply_err(req, -e);
-  int fd = open_in(p->ufd, name, open_flags(fi->flags) | O_CREAT | O_EXCL, mode);
+  int fd;
+  while (retry_over_whiteout(p, name, fd = open_in(p->ufd, name, open_flags(fi->flags) | O_CREAT | O_EXCL, mode), &hid)) {
+  }
   if (fd < 0) return (void)fuse_reply_err(req, errno);
   give_to_caller(req, p, name, mode);
   Node n;  // the new file is the layer's: its own fstat is its resolution
@@ -978,8 +1010,31 @@ void op_write_buf(fuse_req_t req, fuse_ino_t, struct fuse_bufvec* buf, off_t off
   fuse_reply_write(req, done);
 }
 
+// close(dup()) reports delayed write errors to the closing process — on filesystems that delay
+// them (NFS and friends, layer_reports_on_close()). Elsewhere there is no flush operation at
+// all: the kernel then stops sending FLUSH (a round trip and two calls for every close()).
+bool layer_reports_on_close(int fd) {
+  struct statfs sf;
+  if (::fstatfs(fd, &sf) < 0) return true;
+  switch (static_cast<unsigned long>(sf.f_type)) {
+    case 0x6969:      // NFS
+    case 0x517b:      // SMB
+    case 0xff534d42:  // CIFS
+    case 0xfe534d42:  // SMB2
+    case 0x65735546:  // FUSE
+    case 0x00c36400:  // Ceph
+    case 0x5346414f:  // AFS
+    case 0x01021997:  // 9p
+    case 0x73757245:  // Coda
+    case 0x47504653:  // GPFS
+    case 0x0bd00bd0:  // Lustre
+      return true;
+    default:
+      return false;
+  }
+}
+
 void op_flush(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
-  // close(dup()) reports delayed write errors (NFS and friends) to the closing process.
   int fd = ::dup(fh_fd(fi));
   fuse_reply_err(req, fd < 0 ? errno : ::close(fd) < 0 ? errno : 0);
 }
@@ -1214,7 +1269,7 @@ int main(int argc, char** argv) {
   ops.open = op_open;
   ops.read = op_read;
   ops.write_buf = op_write_buf;
-  ops.flush = op_flush;
+  if (layer_reports_on_close(g.upper)) ops.flush = op_flush;
   ops.release = op_release;
   ops.fsync = op_fsync;
   ops.opendir = op_opendir;
