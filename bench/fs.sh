@@ -14,6 +14,8 @@
 # vu --cow :fuse (vu-cowfs) and its variants: with the writeback cache, without splice,
 # with splice for requests too, multithreaded;
 # fuse-overlayfs started by vu --fuse; fuse2fs on an ext4 image (vu --mount image:).
+# COWFS_OLD=FILE adds "vu-cowfs (old)": that vu-cowfs binary (VU_COWFS), e.g. the one before a
+# change, in the same run. FS_ONLY=REGEX keeps only the set-ups whose names match (and direct).
 # Needs: fuse-overlayfs, fuse2fs, mkfs.ext4 (scripts/setup.sh --bench).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -59,6 +61,17 @@ setups=(
   "fuse-overlayfs|$tmp/mnt|$vu run --net none --fuse fuse-overlayfs\ -o\ lowerdir=$tmp/low,upperdir=$tmp/up,workdir=$tmp/work $tmp/mnt --"
   "fuse2fs (ext4 image)|/mnt|$vu run --net none --root --mount image:$tmp/disk.img:/mnt --"
 )
+if [ -n "${COWFS_OLD:-}" ]; then
+  setups=("${setups[@]:0:4}" "vu-cowfs (old)|$tmp/low|env VU_COWFS=$COWFS_OLD $vu run --net none --cow $tmp/layer:$tmp/low:fuse --" "${setups[@]:4}")
+fi
+if [ -n "${FS_ONLY:-}" ]; then
+  kept=()
+  for s in "${setups[@]}"; do
+    n=${s%%|*}
+    if [ "$n" = direct ] || [ "$n" = "~warm-up" ] || printf '%s\n' "$n" | grep -qE -- "$FS_ONLY"; then kept+=("$s"); fi
+  done
+  setups=("${kept[@]}")
+fi
 truncate -s 600M "$tmp/disk.img" && mkfs.ext4 -q "$tmp/disk.img"
 reset_setup() {
   chmod -R u+rwx "$tmp/layer" "$tmp/up" "$tmp/work" 2>/dev/null || true
