@@ -21,7 +21,7 @@ reexec_unprivileged() {
   chmod 755 "$tmp" "$tmp"/*
   rc=0
   # "|| rc=$?": the callers run under set -e, which would skip the clean-up below.
-  runuser -u "$user" -- env RUNS="${RUNS:-}" ${FS_BENCH_DIR:+FS_BENCH_DIR=$FS_BENCH_DIR} ${old:+COWFS_OLD=$old} ${uold:+UNPACK_OLD=$uold} ${FS_ONLY:+FS_ONLY=$FS_ONLY} ${BENCH_TRACE:+BENCH_TRACE=1} bash ${BENCH_TRACE:+-x} "$tmp/$(basename "$script")" "$tmp/vu" || rc=$?
+  runuser -u "$user" -- env RUNS="${RUNS:-}" ${FS_BENCH_DIR:+FS_BENCH_DIR=$FS_BENCH_DIR} ${ROOTFS_BENCH_DIR:+ROOTFS_BENCH_DIR=$ROOTFS_BENCH_DIR} ${old:+COWFS_OLD=$old} ${uold:+UNPACK_OLD=$uold} ${FS_ONLY:+FS_ONLY=$FS_ONLY} ${BENCH_TRACE:+BENCH_TRACE=1} bash ${BENCH_TRACE:+-x} "$tmp/$(basename "$script")" "$tmp/vu" || rc=$?
   rm -rf "$tmp"
   exit $rc
 }
