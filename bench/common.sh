@@ -13,10 +13,16 @@ reexec_unprivileged() {
   tmp=$(mktemp -d /tmp/vu-bench.XXXXXX)
   cp "$vu" "$(dirname "$vu")/vu-net" "$(dirname "$vu")/vu-cowfs" "$(dirname "$vu")/libvu-pvm-accel.so" "$script" "$here/common.sh" "$tmp/"
   [ ! -e "$(dirname "$vu")/libvu-fuse-shim.so" ] || cp "$(dirname "$vu")/libvu-fuse-shim.so" "$tmp/"
+  cp "$(dirname "$vu")/vu-unpack" "$tmp/" 2>/dev/null || true  # --rootfs ARCHIVE (bench/rootfs.sh)
+  # COWFS_OLD=FILE (bench/fs.sh): another vu-cowfs binary measured beside this one.
+  # UNPACK_OLD=FILE (bench/rootfs.sh): another vu-unpack binary, likewise.
+  local old="" uold=""
+  if [ -n "${COWFS_OLD:-}" ]; then cp "$COWFS_OLD" "$tmp/vu-cowfs.old" && old=$tmp/vu-cowfs.old; fi
+  if [ -n "${UNPACK_OLD:-}" ]; then cp "$UNPACK_OLD" "$tmp/vu-unpack.old" && uold=$tmp/vu-unpack.old; fi
   chmod 755 "$tmp" "$tmp"/*
   rc=0
   # "|| rc=$?": the callers run under set -e, which would skip the clean-up below.
-  runuser -u "$user" -- env RUNS="${RUNS:-}" ${FS_BENCH_DIR:+FS_BENCH_DIR=$FS_BENCH_DIR} ${FS_BENCH_ONLY:+"FS_BENCH_ONLY=$FS_BENCH_ONLY"} ${BENCH_OLD_VU:+BENCH_OLD_VU=$BENCH_OLD_VU} ${BENCH_TRACE:+BENCH_TRACE=1} bash ${BENCH_TRACE:+-x} "$tmp/$(basename "$script")" "$tmp/vu" || rc=$?
+  runuser -u "$user" -- env RUNS="${RUNS:-}" ${FS_BENCH_DIR:+FS_BENCH_DIR=$FS_BENCH_DIR} ${FS_BENCH_ONLY:+"FS_BENCH_ONLY=$FS_BENCH_ONLY"} ${ROOTFS_BENCH_DIR:+ROOTFS_BENCH_DIR=$ROOTFS_BENCH_DIR} ${old:+COWFS_OLD=$old} ${uold:+UNPACK_OLD=$uold} ${BENCH_OLD_VU:+BENCH_OLD_VU=$BENCH_OLD_VU} ${BENCH_TRACE:+BENCH_TRACE=1} bash ${BENCH_TRACE:+-x} "$tmp/$(basename "$script")" "$tmp/vu" || rc=$?
   rm -rf "$tmp"
   exit $rc
 }

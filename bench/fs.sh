@@ -19,6 +19,8 @@
 # ns's closes the table. Then pvm environment A rows (see the end; FS_BENCH_ONLY=pvm-A for
 # only those). Needs squashfuse too.
 # FS_BENCH_ONLY=REGEX measures only the set-ups whose name matches (direct always).
+# COWFS_OLD=FILE adds "vu-cowfs (old)": that vu-cowfs binary (VU_COWFS), e.g. the one before a
+# change, in the same run.
 # Needs: fuse-overlayfs, fuse2fs, mkfs.ext4 (scripts/setup.sh --bench).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -66,10 +68,13 @@ setups=(
   "fuse2fs (ext4 image)|/mnt|$vu run --net none --root --mount image:$tmp/disk.img:/mnt --"
   "pvm-B fuse2fs (ext4 image)|/mnt|$vu run --backend=pvm --net host --root --mount image:$tmp/disk.img:/mnt --"
 )
+if [ -n "${COWFS_OLD:-}" ]; then
+  setups=("${setups[@]:0:4}" "vu-cowfs (old)|$tmp/low|env VU_COWFS=$COWFS_OLD $vu run --net none --cow $tmp/layer:$tmp/low:fuse --" "${setups[@]:4}")
+fi
 # FS_BENCH_ONLY=REGEX: only the set-ups whose name matches (direct access always runs).
 if [ -n "${FS_BENCH_ONLY:-}" ]; then
   kept=()
-  for s in "${setups[@]}"; do [[ "${s%%|*}" == direct || "${s%%|*}" =~ $FS_BENCH_ONLY ]] && kept+=("$s"); done
+  for s in "${setups[@]}"; do [[ "${s%%|*}" == direct || "${s%%|*}" == "~warm-up" || "${s%%|*}" =~ $FS_BENCH_ONLY ]] && kept+=("$s"); done
   setups=("${kept[@]}")
 fi
 truncate -s 600M "$tmp/disk.img" && mkfs.ext4 -q "$tmp/disk.img"

@@ -16,16 +16,22 @@
 // Theory of operation. libfuse's low-level API: the kernel's node ids are our Inodes, one per
 // file whatever its names, so the kernel caches a file's attributes and pages once — a hard
 // link's second name sees what the first wrote (the high-level API's node per path made the
-// writeback cache and kept pages serve one name stale data and write it back). Overlay
-// semantics are about paths (a whiteout or an opaque directory anywhere on the way hides the
-// lower layer), so every Inode knows its names (parent Inode, name) and each request works on
-// the path of its first name. Directories have one name; a file of the layer is found again by
-// its (st_dev, st_ino) when the kernel looks up another of its names; a lower file is one
-// Inode per name (copy-up breaks lower hard links, as overlayfs without index=on). Data goes
-// through file descriptors (replies by splice), without the kernel's writeback cache (opt-in:
+// writeback cache and kept pages serve one name stale data and write it back). Every Inode
+// knows its names (parent Inode, name); a request works on its first name. A directory's Inode
+// holds an O_PATH descriptor of its directory in each layer that the view sees there (the
+// layer's, and the lower layer's unless a whiteout or an opaque directory on the way hides it),
+// opened when first needed and closed by FORGET, so a request is *at() calls on one name
+// relative to its parent's descriptors: no walk, no path, however deep (a path longer than
+// PATH_MAX from the mount's root works as on any filesystem). Overlay semantics are decided
+// once per directory, when its descriptors are opened; only vu-cowfs changes the layer, and
+// every change that alters what a directory sees (a copy-up, a whiteout, an opaque mark) goes
+// through it. Directories have one name; a file of the layer is found again by its (st_dev,
+// st_ino) when the kernel looks up another of its names; a lower file is one Inode per name
+// (copy-up breaks lower hard links, as overlayfs without index=on). Data goes through file
+// descriptors (replies by splice), without the kernel's writeback cache (opt-in:
 // VU_COWFS_WRITEBACK=1; writes were faster without it here, and a full layer then fails the
-// writer's write() itself), kept pages, and 1 MiB
-// requests, on one thread: bench/fs.sh shows what each of those gave.
+// writer's write() itself), kept pages, and 1 MiB requests, on one thread: bench/fs.sh shows
+// what each of those gave.
 #define FUSE_USE_VERSION 35
 #include <fuse3/fuse_lowlevel.h>
 
@@ -34,7 +40,9 @@
 #include <linux/mount.h>
 #include <linux/openat2.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -57,100 +65,182 @@ namespace {
 
 constexpr const char kOpaque[] = "user.overlay.opaque";
 constexpr const char kPrivatePrefix[] = "user.overlay.";
+// The view's own user.overlay.* attributes are stored escaped as user.overlay.overlay.*, the
+// way overlayfs (Linux >= 6.7) keeps them apart from the layer's own (opaque, whiteouts…).
+constexpr const char kEscaped[] = "user.overlay.overlay.";
+constexpr int kUnknown = -2;  // a directory's descriptor not opened yet (or given back)
 
 struct State {
   int upper = -1, lower = -1;  // O_PATH directory descriptors, opened before the mount
-  std::string upper_proc, lower_proc;  // "/proc/self/fd/N/" for the *xattr calls
   uid_t uid = 0;
   gid_t gid = 0;
   uid_t overflow_uid = 65534;  // how the view sees an owner it does not map
   gid_t overflow_gid = 65534;
   bool writeback = false;
   double timeout = 1.0;
-  std::recursive_mutex tree;  // the Inode tables, copy-ups and changes to the tree's shape
+  size_t dir_fds = 0;          // directories' descriptors open now
+  size_t dir_fd_budget = 256;  // above it they are given back (reopened when needed)
+  std::recursive_mutex tree;   // the Inode tables, copy-ups and changes to the tree's shape
 };
 State g;
 
-std::string join(const std::string& dir, const char* name) { return dir == "." ? std::string(name) : dir + "/" + name; }
-std::string parent_of(const std::string& r) {
-  size_t s = r.rfind('/');
-  return s == std::string::npos ? "." : r.substr(0, s);
-}
 bool is_whiteout(const struct stat& st) { return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0); }
+bool is_dot(const std::string& name) { return name == "."; }
 
-bool opaque(const std::string& r) {
+// The *xattr calls have no *at() form: the name through the directory's descriptor.
+std::string proc_at(int dirfd, const std::string& name) { return "/proc/self/fd/" + std::to_string(dirfd) + "/" + name; }
+
+bool opaque_at(int dirfd, const std::string& name) {
   char v[4];
-  ssize_t n = ::lgetxattr((g.upper_proc + r).c_str(), kOpaque, v, sizeof v);
+  ssize_t n = ::lgetxattr(proc_at(dirfd, name).c_str(), kOpaque, v, sizeof v);
   return n == 1 && v[0] == 'y';
 }
 
-// Where a path is. layer: 1 upper, 2 lower. lower_below: for a directory, whether the lower
+// ---- the kernel's nodes ----
+
+// One per file the kernel holds (nlookup > 0). Its node id is its address (the root's is
+// FUSE_ROOT_ID). `links` are its names the kernel knows; requests use the first.
+struct Inode {
+  uint64_t nlookup = 0;
+  mode_t type = 0;  // S_IFMT bits
+  int layer = 0;    // where dev/ino were found: 1 upper, 2 lower
+  dev_t dev = 0;
+  ino_t ino = 0;
+  std::vector<std::pair<Inode*, std::string>> links;
+  int orphan = -1;  // O_PATH of the file once its last name is gone while the kernel holds it
+  bool no_xattrs = false;  // made by the view and given no attribute since: no file capability
+                           // (the kernel asks before every write; answered without a syscall)
+  // A directory's O_PATH descriptors: its directory in the layer (ufd) and the lower layer's
+  // that shows through it (lfd). -1: none (not copied up yet; nothing below, or hidden by a
+  // whiteout or an opaque directory on the way); kUnknown: not opened (dir_fds opens them).
+  int ufd = kUnknown, lfd = kUnknown;
+};
+Inode g_root;
+std::map<std::pair<Inode*, std::string>, Inode*> g_names;   // (parent, name) -> Inode
+std::map<std::pair<dev_t, ino_t>, Inode*> g_upper_files;     // non-directories of the layer
+
+Inode* inode_of(fuse_ino_t i) { return i == FUSE_ROOT_ID ? &g_root : reinterpret_cast<Inode*>(i); }
+fuse_ino_t id_of(Inode* n) { return n == &g_root ? FUSE_ROOT_ID : reinterpret_cast<fuse_ino_t>(n); }
+
+void close_dir_fds(Inode* d) {
+  if (d == &g_root) return;  // the layers' own descriptors
+  for (int* fd : {&d->ufd, &d->lfd}) {
+    if (*fd >= 0) {
+      ::close(*fd);
+      --g.dir_fds;
+    }
+    *fd = kUnknown;
+  }
+}
+
+// Opens d's descriptors (its parent's first). The layer's directory under d's name, if it is
+// one; the lower layer's if the parent shows one, nothing in the layer hides it (a whiteout, a
+// file) and the layer's directory is not opaque.
+int dir_fds(Inode* d) {
+  if (d->ufd != kUnknown && d->lfd != kUnknown) return 0;
+  if (d->links.empty()) return -ENOENT;  // removed; only its handles reach it
+  Inode* p = d->links[0].first;
+  const char* name = d->links[0].second.c_str();
+  if (int e = dir_fds(p)) return e;
+  close_dir_fds(d);
+  constexpr int kDir = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+  int ufd = -1, lfd = -1;
+  bool hidden = false;
+  if (p->ufd >= 0 && (ufd = ::openat(p->ufd, name, kDir)) < 0) {
+    if (errno != ENOENT && errno != ENOTDIR) return -errno;
+    hidden = errno == ENOTDIR;  // a whiteout (or a file) has the name in the layer
+  }
+  if (p->lfd >= 0 && !hidden && (lfd = ::openat(p->lfd, name, kDir)) < 0 && errno != ENOENT && errno != ENOTDIR) {
+    int e = errno;
+    if (ufd >= 0) ::close(ufd);
+    return -e;
+  }
+  if (lfd >= 0 && ufd >= 0 && opaque_at(ufd, ".")) {  // read only where something is below
+    ::close(lfd);
+    lfd = -1;
+  }
+  d->ufd = ufd;
+  d->lfd = lfd;
+  g.dir_fds += (ufd >= 0) + (lfd >= 0);
+  return 0;
+}
+
+// Above the budget (RLIMIT_NOFILE), every directory gives its descriptors back; they are
+// opened again as requests need them. Only between requests: none holds one then.
+void trim_dir_fds() {
+  if (g.dir_fds <= g.dir_fd_budget) return;
+  for (auto& entry : g_names)
+    if (entry.second->type == S_IFDIR) close_dir_fds(entry.second);
+}
+
+// Where a name is. layer: 1 upper, 2 lower. lower_below: for a directory, whether the lower
 // layer's directory of the same name shows through (merged).
 struct Node {
   int layer = 0;
   struct stat st {};
-  bool in_lower = false;     // the lower layer has this path visible (hidden only by upper's copy)
+  bool in_lower = false;     // the lower layer has this name visible (hidden only by upper's copy)
   bool lower_below = false;  // directory: lower entries show through
+  bool whiteout = false;     // ENOENT because the layer has a whiteout under the name
 };
 
-// Resolves in view terms: whiteouts and opaque directories on the way hide the lower layer.
-// n->st is the layer's own stat (present() makes it the view's). The opaque marks (an xattr
-// each) are read only when the lower layer has the path: for what the view made below a
-// directory of its own they cannot matter.
-int resolve(const std::string& r, Node* n) {
+// `name` in the directory d (its descriptors open: dir_fds), in view terms. n->st is the
+// layer's own stat (present() makes it the view's). "." in the root is the root.
+int resolve_at(Inode* d, const std::string& name, Node* n) {
   *n = Node{};
-  std::vector<size_t> dirs;  // ends of the upper directories on the way (r itself last, if one)
-  // The upper layer, component by component, while its directories exist.
-  size_t pos = 0;
-  for (;;) {
-    size_t next = r == "." ? std::string::npos : r.find('/', pos);
-    std::string prefix = next == std::string::npos ? r : r.substr(0, next);
-    struct stat st;
-    if (::fstatat(g.upper, prefix.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
-      if (errno != ENOENT && errno != ENOTDIR) return -errno;
-      break;
-    }
-    const bool last = next == std::string::npos;
-    if (is_whiteout(st)) return -ENOENT;
-    if (!S_ISDIR(st.st_mode)) {
-      if (!last) return -ENOTDIR;
-      n->layer = 1;
-      n->st = st;
-      break;
-    }
-    if (prefix != ".") dirs.push_back(prefix.size());
-    if (last) {
-      n->layer = 1;
-      n->st = st;
-      break;
-    }
-    pos = next + 1;
-  }
   struct stat st;
-  if (::fstatat(g.lower, r.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
-    // Visible unless an upper directory above r is opaque; r's own mark hides what is below.
-    bool below_hidden = false;
-    for (size_t end : dirs) {
-      if (!opaque(r.substr(0, end))) continue;
-      if (end < r.size()) goto hidden;
-      below_hidden = true;
-    }
-    n->in_lower = true;
-    if (n->layer == 0) {
-      n->layer = 2;
+  if (d->ufd >= 0) {
+    if (::fstatat(d->ufd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      if (is_whiteout(st)) {
+        n->whiteout = true;
+        return -ENOENT;
+      }
+      n->layer = 1;
       n->st = st;
+    } else if (errno != ENOENT) {
+      return -errno;
     }
-    n->lower_below = S_ISDIR(st.st_mode) && S_ISDIR(n->st.st_mode) && !below_hidden;
-    // The layer's root is 0700 (no one else may enter the layer on the host, see
-    // prepare_cow); the view sees the target's own mode there, unless it chose another.
-    if (r == "." && n->layer == 1 && (n->st.st_mode & 07777) == 0700)
-      n->st.st_mode = (n->st.st_mode & S_IFMT) | (st.st_mode & 07777);
-  } else if (errno != ENOENT && errno != ENOTDIR) {
-    return -errno;
   }
-hidden:
-  if (n->layer == 0) return -ENOENT;
-  return 0;
+  if (d->lfd >= 0) {
+    if (::fstatat(d->lfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      n->in_lower = true;
+      if (n->layer == 0) {
+        n->layer = 2;
+        n->st = st;
+      }
+      n->lower_below = S_ISDIR(st.st_mode) && S_ISDIR(n->st.st_mode) &&
+                       !(n->layer == 1 && !is_dot(name) && opaque_at(d->ufd, name));
+      // The layer's root is 0700 (no one else may enter the layer on the host, see
+      // prepare_cow); the view sees the target's own mode there, unless it chose another.
+      if (is_dot(name) && n->layer == 1 && (n->st.st_mode & 07777) == 0700)
+        n->st.st_mode = (n->st.st_mode & S_IFMT) | (st.st_mode & 07777);
+    } else if (errno != ENOENT && errno != ENOTDIR) {
+      return -errno;
+    }
+  }
+  return n->layer ? 0 : -ENOENT;
+}
+
+// An Inode's place: its directory (descriptors open) and its name there; the root is "." in
+// itself.
+struct Loc {
+  Inode* dir;
+  std::string name;
+  int ufd() const { return dir->ufd; }
+  int fd(int layer) const { return layer == 1 ? dir->ufd : dir->lfd; }
+};
+int loc_of(Inode* x, Loc* l) {
+  if (x == &g_root) {
+    *l = {&g_root, "."};
+    return 0;
+  }
+  if (x->links.empty()) return -ENOENT;  // unlinked, still open: only its handles reach it
+  *l = {x->links[0].first, x->links[0].second};
+  return dir_fds(l->dir);
+}
+
+int resolve_inode(Inode* x, Node* n, Loc* l) {
+  if (int e = loc_of(x, l)) return e;
+  return resolve_at(l->dir, l->name, n);
 }
 
 // The attributes the view sees: a lower file is the view's; a layer file keeps its owner
@@ -166,7 +256,7 @@ void present_fd(struct stat* st) {
   if (st->st_gid == g.overflow_gid) st->st_gid = g.gid;
 }
 
-// Every open in a layer goes through here: the path is one the kernel resolved in the view, so
+// Every open in a layer goes through here: the name is one the kernel resolved in the view, so
 // it never has a symlink on the way; one found there was planted (the lower layer may be a
 // directory others can write, e.g. /tmp) and is not followed, nor is anything outside the layer.
 int open_in(int dir, const std::string& r, int flags, mode_t mode = 0) {
@@ -182,9 +272,6 @@ int open_in(int dir, const std::string& r, int flags, mode_t mode = 0) {
   while (fd < 0 && errno == EAGAIN);  // RESOLVE_* lookups may ask for a retry under rename
   return static_cast<int>(fd);
 }
-
-int layer_fd(const Node& n) { return n.layer == 1 ? g.upper : g.lower; }
-const std::string& layer_proc(const Node& n) { return n.layer == 1 ? g.upper_proc : g.lower_proc; }
 
 int copy_xattrs(const std::string& from, const std::string& to) {
   char names[8192];
@@ -202,55 +289,42 @@ int copy_xattrs(const std::string& from, const std::string& to) {
   return 0;
 }
 
-int copy_up(const std::string& r);
+int copy_up_dir(Inode* d);
 
-// Makes the directory r exist in the upper layer (copying up its ancestors).
-int ensure_upper_dir(const std::string& r) {
-  if (r == ".") return 0;
-  return copy_up(r);
-}
-
-// A name about to be created in the upper layer: drop a whiteout standing there. Returns
-// whether something of the lower layer was hidden under that name (a directory made there
-// must then be opaque).
-bool clear_whiteout(const std::string& r) {
-  struct stat st;
-  if (::fstatat(g.upper, r.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && is_whiteout(st)) {
-    ::unlinkat(g.upper, r.c_str(), 0);
-    return true;
-  }
-  return false;
-}
-
-int copy_up(const std::string& r) {
+// Makes `name` in the directory d the layer's (copying d up first), unless it is already.
+int copy_up_at(Inode* d, const std::string& name) {
+  if (int e = dir_fds(d)) return e;
   Node n;
-  if (int e = resolve(r, &n)) return e;
+  if (int e = resolve_at(d, name, &n)) return e;
   if (n.layer == 1) return 0;
-  if (int e = ensure_upper_dir(parent_of(r))) return e;
+  if (int e = copy_up_dir(d)) return e;
   const struct stat& st = n.st;  // the lower file's
-  const std::string to = g.upper_proc + r;
+  const char* nm = name.c_str();
   if (S_ISDIR(st.st_mode)) {
-    if (::mkdirat(g.upper, r.c_str(), (st.st_mode & 07777) | S_IRWXU) < 0 && errno != EEXIST) return -errno;
-    copy_xattrs(g.lower_proc + r, to);
-    ::fchmodat(g.upper, r.c_str(), st.st_mode & 07777, 0);
+    if (::mkdirat(d->ufd, nm, (st.st_mode & 07777) | S_IRWXU) < 0 && errno != EEXIST) return -errno;
+    copy_xattrs(proc_at(d->lfd, name), proc_at(d->ufd, name));
+    ::fchmodat(d->ufd, nm, st.st_mode & 07777, 0);
+    // Its Inode knew it had no directory in the layer: it opens its descriptors again.
+    if (auto it = g_names.find({d, name}); it != g_names.end() && it->second->type == S_IFDIR)
+      close_dir_fds(it->second);
   } else if (S_ISREG(st.st_mode)) {
-    // Into a file with no name (O_TMPFILE), linked under r once complete: a crash leaves no
-    // half copy and no name exists that anyone could plant a symlink or a file on. Where the
-    // layer's filesystem has no O_TMPFILE: a fresh random name, O_EXCL (never an existing file,
-    // never through a symlink), renamed over r.
-    int in = open_in(g.lower, r, O_RDONLY);
+    // Into a file with no name (O_TMPFILE), linked under the name once complete: a crash
+    // leaves no half copy and no name exists that anyone could plant a symlink or a file on.
+    // Where the layer's filesystem has no O_TMPFILE: a fresh random name, O_EXCL (never an
+    // existing file, never through a symlink), renamed over the name.
+    int in = open_in(d->lfd, name, O_RDONLY);
     if (in < 0) return -errno;
     std::string tmp;
-    int out = open_in(g.upper, parent_of(r), O_TMPFILE | O_RDWR, 0600);
+    int out = open_in(d->ufd, ".", O_TMPFILE | O_RDWR, 0600);
     if (out < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
       unsigned char rnd[8];
       for (int tries = 0; out < 0 && tries < 100; ++tries) {
         if (::getrandom(rnd, sizeof rnd, 0) != sizeof rnd) break;
-        char name[32];
-        std::snprintf(name, sizeof name, ".vu-cowfs-copy.%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
+        char tname[32];
+        std::snprintf(tname, sizeof tname, ".vu-cowfs-copy.%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
                       rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-        tmp = parent_of(r) + "/" + name;
-        out = open_in(g.upper, tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        tmp = tname;
+        out = open_in(d->ufd, tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
         if (out < 0 && errno != EEXIST) break;
       }
     }
@@ -276,119 +350,165 @@ int copy_up(const std::string& r) {
     }
     ::close(in);
     const std::string out_proc = "/proc/self/fd/" + std::to_string(out);
-    if (!err) copy_xattrs(g.lower_proc + r, out_proc);
+    if (!err) copy_xattrs(proc_at(d->lfd, name), out_proc);
     if (!err && ::fchmod(out, st.st_mode & 07777) < 0) err = -errno;
     struct timespec times[2] = {st.st_atim, st.st_mtim};
     if (!err) ::futimens(out, times);
-    if (!err && tmp.empty() && ::linkat(AT_FDCWD, out_proc.c_str(), g.upper, r.c_str(), AT_SYMLINK_FOLLOW) < 0) err = -errno;
-    if (!err && !tmp.empty() && ::renameat(g.upper, tmp.c_str(), g.upper, r.c_str()) < 0) err = -errno;
-    if (err && !tmp.empty()) ::unlinkat(g.upper, tmp.c_str(), 0);
+    if (!err && tmp.empty() && ::linkat(AT_FDCWD, out_proc.c_str(), d->ufd, nm, AT_SYMLINK_FOLLOW) < 0) err = -errno;
+    if (!err && !tmp.empty() && ::renameat(d->ufd, tmp.c_str(), d->ufd, nm) < 0) err = -errno;
+    if (err && !tmp.empty()) ::unlinkat(d->ufd, tmp.c_str(), 0);
     ::close(out);
     return err;
   } else if (S_ISLNK(st.st_mode)) {
     char target[4096];
-    ssize_t k = ::readlinkat(g.lower, r.c_str(), target, sizeof target - 1);
+    ssize_t k = ::readlinkat(d->lfd, nm, target, sizeof target - 1);
     if (k < 0) return -errno;
     target[k] = 0;
-    if (::symlinkat(target, g.upper, r.c_str()) < 0) return -errno;
+    if (::symlinkat(target, d->ufd, nm) < 0) return -errno;
   } else {
-    if (::mknodat(g.upper, r.c_str(), st.st_mode, st.st_rdev) < 0) return -errno;
+    if (::mknodat(d->ufd, nm, st.st_mode, st.st_rdev) < 0) return -errno;
   }
   struct timespec times[2] = {st.st_atim, st.st_mtim};
-  ::utimensat(g.upper, r.c_str(), times, AT_SYMLINK_NOFOLLOW);
+  ::utimensat(d->ufd, nm, times, AT_SYMLINK_NOFOLLOW);
   return 0;
 }
 
-int make_whiteout(const std::string& r) {
-  if (::mknodat(g.upper, r.c_str(), S_IFCHR | 0, makedev(0, 0)) < 0) return -errno;
+// Makes the directory d exist in the layer (copying up its ancestors).
+int copy_up_dir(Inode* d) {
+  if (int e = dir_fds(d)) return e;
+  if (d->ufd >= 0) return 0;
+  Loc l;
+  if (int e = loc_of(d, &l)) return e;
+  if (int e = copy_up_at(l.dir, l.name)) return e;
+  close_dir_fds(d);
+  if (int e = dir_fds(d)) return e;
+  return d->ufd >= 0 ? 0 : -EIO;
+}
+
+int make_whiteout(int dirfd, const std::string& name) {
+  if (::mknodat(dirfd, name.c_str(), S_IFCHR | 0, makedev(0, 0)) < 0) return -errno;
   return 0;
 }
 
-// The merged entries of a directory, without whiteouts: name -> (d_ino, d_type).
+// A name about to be taken in the layer's directory: drop a whiteout standing there. Returns
+// whether something of the lower layer was hidden under that name.
+bool clear_whiteout(int dirfd, const std::string& name) {
+  struct stat st;
+  if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && is_whiteout(st)) {
+    ::unlinkat(dirfd, name.c_str(), 0);
+    return true;
+  }
+  return false;
+}
+
+// The merged entries of the directory `name` in d (resolved to n), without whiteouts:
+// name -> (d_ino, d_type).
 using Listing = std::map<std::string, std::pair<ino_t, unsigned char>>;
-int list_dir(const std::string& r, const Node& n, Listing* names) {
+int list_dir(Inode* d, const std::string& name, const Node& n, Listing* names) {
   std::set<std::string> hidden;
   auto scan = [&](int base, bool upper) -> int {
-    int fd = open_in(base, r, O_RDONLY | O_DIRECTORY);
+    int fd = open_in(base, name, O_RDONLY | O_DIRECTORY);
     if (fd < 0) return -errno;
-    DIR* d = ::fdopendir(fd);
-    if (!d) {
+    DIR* dir = ::fdopendir(fd);
+    if (!dir) {
       ::close(fd);
       return -errno;
     }
-    while (struct dirent* e = ::readdir(d)) {
-      std::string name = e->d_name;
-      if (name == "." || name == "..") continue;
+    while (struct dirent* e = ::readdir(dir)) {
+      std::string entry = e->d_name;
+      if (entry == "." || entry == "..") continue;
       if (upper) {
         if (e->d_type == DT_CHR) {
           struct stat st;
-          if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && is_whiteout(st)) {
-            hidden.insert(name);
+          if (::fstatat(::dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && is_whiteout(st)) {
+            hidden.insert(entry);
             continue;
           }
         }
-        names->emplace(name, std::make_pair(e->d_ino, e->d_type));
-      } else if (!hidden.count(name)) {
-        names->emplace(name, std::make_pair(e->d_ino, e->d_type));  // keeps the upper's entry
+        names->emplace(entry, std::make_pair(e->d_ino, e->d_type));
+      } else if (!hidden.count(entry)) {
+        names->emplace(entry, std::make_pair(e->d_ino, e->d_type));  // keeps the upper's entry
       }
     }
-    ::closedir(d);
+    ::closedir(dir);
     return 0;
   };
   if (n.layer == 1)
-    if (int e = scan(g.upper, true)) return e;
+    if (int e = scan(d->ufd, true)) return e;
   if (n.lower_below || n.layer == 2)
-    if (int e = scan(g.lower, false)) return e;
+    if (int e = scan(d->lfd, false)) return e;
   return 0;
 }
 
-// Common preamble of every call that creates the name r: the parent in the upper layer, no
-// existing entry in the view, a whiteout under the name dropped.
-int resolve_child(struct Inode* parent, const std::string& r, Node* n);
-int prepare_create(const std::string& r, bool* hid_lower, bool parent_in_upper = false, struct Inode* parent = nullptr) {
+// Common preamble of every call that creates `name` in d: d in the layer, no existing entry in
+// the view, a whiteout under the name dropped (*hid_lower: there was one; a directory made
+// there must then be opaque). Where the lower layer shows nothing (a directory of the view's
+// own), the create itself says EEXIST: nothing to resolve first (see created()).
+int prepare_create(Inode* d, const std::string& name, bool* hid_lower) {
+  if (int e = dir_fds(d)) return e;
+  *hid_lower = false;
+  if (d->lfd < 0 && d->ufd >= 0) return 0;
   Node n;
-  int e = parent ? resolve_child(parent, r, &n) : resolve(r, &n);
+  int e = resolve_at(d, name, &n);
   if (e == 0) return -EEXIST;
   if (e != -ENOENT) return e;
-  if (!parent_in_upper && (e = ensure_upper_dir(parent_of(r)))) return e;
-  *hid_lower = clear_whiteout(r);
+  if ((e = copy_up_dir(d))) return e;
+  *hid_lower = n.whiteout;
+  if (n.whiteout && ::unlinkat(d->ufd, name.c_str(), 0) < 0) return -errno;
   return 0;
 }
 
-int remove_entry(const std::string& r, bool dir) {
+// The result of the call that created `name` in d (rc < 0: errno): EEXIST where only a
+// whiteout stood (prepare_create did not look) drops the whiteout and asks for one more try.
+bool retry_over_whiteout(Inode* d, const std::string& name, int rc, bool* hid_lower) {
+  if (rc >= 0 || errno != EEXIST || *hid_lower) return false;
+  struct stat st;
+  if (::fstatat(d->ufd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0 || !is_whiteout(st)) {
+    errno = EEXIST;
+    return false;
+  }
+  if (::unlinkat(d->ufd, name.c_str(), 0) < 0) return false;
+  *hid_lower = true;
+  return true;
+}
+
+int remove_entry(Inode* d, const std::string& name, bool dir) {
+  if (int e = dir_fds(d)) return e;
   Node n;
-  if (int e = resolve(r, &n)) return e;
+  if (int e = resolve_at(d, name, &n)) return e;
   if (dir && !S_ISDIR(n.st.st_mode)) return -ENOTDIR;
   if (!dir && S_ISDIR(n.st.st_mode)) return -EISDIR;
   if (dir) {
     Listing names;
-    if (int e = list_dir(r, n, &names)) return e;
+    if (int e = list_dir(d, name, n, &names)) return e;
     if (!names.empty()) return -ENOTEMPTY;
   }
   if (n.layer == 1) {
     if (dir) {
       // Only whiteouts can be left in it.
-      int fd = open_in(g.upper, r, O_RDONLY | O_DIRECTORY);
+      int fd = open_in(d->ufd, name, O_RDONLY | O_DIRECTORY);
       if (fd >= 0) {
-        DIR* d = ::fdopendir(fd);
-        while (struct dirent* e = d ? ::readdir(d) : nullptr)
+        DIR* dd = ::fdopendir(fd);
+        while (struct dirent* e = dd ? ::readdir(dd) : nullptr)
           if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) ::unlinkat(fd, e->d_name, 0);
-        if (d) ::closedir(d);
+        if (dd) ::closedir(dd);
         else ::close(fd);
       }
     }
-    if (::unlinkat(g.upper, r.c_str(), dir ? AT_REMOVEDIR : 0) < 0) return -errno;
-  } else if (int e = ensure_upper_dir(parent_of(r))) {
+    if (::unlinkat(d->ufd, name.c_str(), dir ? AT_REMOVEDIR : 0) < 0) return -errno;
+  } else if (int e = copy_up_dir(d)) {
     return e;
   }
-  return n.in_lower ? make_whiteout(r) : 0;
+  return n.in_lower ? make_whiteout(d->ufd, name) : 0;
 }
 
-int rename_paths(const std::string& rf, const std::string& rt, unsigned int flags) {
+int rename_at(Inode* p, const std::string& name, Inode* np, const std::string& newname, unsigned int flags) {
   if (flags & ~RENAME_NOREPLACE) return -EINVAL;  // RENAME_EXCHANGE, RENAME_WHITEOUT: as overlayfs without redirect_dir
+  if (int e = dir_fds(p)) return e;
+  if (int e = dir_fds(np)) return e;
   Node nf, nt;
-  if (int e = resolve(rf, &nf)) return e;
-  int et = resolve(rt, &nt);
+  if (int e = resolve_at(p, name, &nf)) return e;
+  int et = resolve_at(np, newname, &nt);
   if (et && et != -ENOENT) return et;
   const bool to_exists = et == 0;
   if (to_exists && (flags & RENAME_NOREPLACE)) return -EEXIST;
@@ -400,64 +520,26 @@ int rename_paths(const std::string& rf, const std::string& rt, unsigned int flag
     if (!S_ISDIR(nt.st.st_mode) && S_ISDIR(nf.st.st_mode)) return -ENOTDIR;
     if (S_ISDIR(nt.st.st_mode)) {
       Listing names;
-      if (int e = list_dir(rt, nt, &names)) return e;
+      if (int e = list_dir(np, newname, nt, &names)) return e;
       if (!names.empty()) return -ENOTEMPTY;
       if (nt.in_lower || nt.layer == 2) {
         // Replacing a lower directory: remove it from the view first, then the new one is opaque.
-        if (int e = remove_entry(rt, true)) return e;
+        if (int e = remove_entry(np, newname, true)) return e;
       }
     }
   }
-  if (int e = copy_up(rf)) return e;
-  if (int e = ensure_upper_dir(parent_of(rt))) return e;
-  const bool hid = clear_whiteout(rt) || (to_exists && nt.in_lower);
-  if (::renameat(g.upper, rf.c_str(), g.upper, rt.c_str()) < 0) return -errno;
-  if (S_ISDIR(nf.st.st_mode) && hid) ::lsetxattr((g.upper_proc + rt).c_str(), kOpaque, "y", 1, 0);
-  if (nf.in_lower) return make_whiteout(rf);
+  if (int e = copy_up_at(p, name)) return e;
+  if (int e = copy_up_dir(np)) return e;
+  const bool hid = clear_whiteout(np->ufd, newname) || (to_exists && nt.in_lower);
+  if (::renameat(p->ufd, name.c_str(), np->ufd, newname.c_str()) < 0) return -errno;
+  if (S_ISDIR(nf.st.st_mode) && hid) ::lsetxattr(proc_at(np->ufd, newname).c_str(), kOpaque, "y", 1, 0);
+  if (nf.in_lower) return make_whiteout(p->ufd, name);
   return 0;
 }
 
-// The view's own user.overlay.* attributes are stored escaped as user.overlay.overlay.*, the
-// way overlayfs (Linux >= 6.7) keeps them apart from the layer's own (opaque, whiteouts…).
-constexpr const char kEscaped[] = "user.overlay.overlay.";
 bool private_xattr(const char* name) { return std::strncmp(name, kPrivatePrefix, sizeof kPrivatePrefix - 1) == 0; }
 std::string stored_name(const char* name) {
   return private_xattr(name) ? std::string(kEscaped) + (name + sizeof kPrivatePrefix - 1) : std::string(name);
-}
-
-// ---- the kernel's nodes ----
-
-// One per file the kernel holds (nlookup > 0). Its node id is its address (the root's is
-// FUSE_ROOT_ID). `links` are its names the kernel knows; its path is its first name's.
-struct Inode {
-  uint64_t nlookup = 0;
-  mode_t type = 0;  // S_IFMT bits
-  int layer = 0;    // where dev/ino were found: 1 upper, 2 lower
-  dev_t dev = 0;
-  ino_t ino = 0;
-  std::vector<std::pair<Inode*, std::string>> links;
-  int orphan = -1;  // O_PATH of the file once its last name is gone while the kernel holds it
-  bool merged = true;  // directory: the lower layer's shows through (false: only the layer has it)
-  bool no_xattrs = false;  // made by the view and given no attribute since: no file capability
-                           // (the kernel asks before every write; answered without a syscall)
-};
-Inode g_root;
-std::map<std::pair<Inode*, std::string>, Inode*> g_names;   // (parent, name) -> Inode
-std::map<std::pair<dev_t, ino_t>, Inode*> g_upper_files;     // non-directories of the layer
-
-Inode* inode_of(fuse_ino_t i) { return i == FUSE_ROOT_ID ? &g_root : reinterpret_cast<Inode*>(i); }
-fuse_ino_t id_of(Inode* n) { return n == &g_root ? FUSE_ROOT_ID : reinterpret_cast<fuse_ino_t>(n); }
-
-int path_of(Inode* n, std::string* out) {
-  if (n == &g_root) {
-    *out = ".";
-    return 0;
-  }
-  if (n->links.empty()) return -ENOENT;  // unlinked, still open: only its handles reach it
-  std::string parent;
-  if (int e = path_of(n->links[0].first, &parent)) return e;
-  *out = join(parent, n->links[0].second.c_str());
-  return 0;
 }
 
 void forget_key(Inode* x) {
@@ -468,11 +550,11 @@ void forget_key(Inode* x) {
 
 // Records where x's file is now (a copy-up moves it to the layer).
 void rekey(Inode* x, const Node& n) {
+  if (x == &g_root) return;
   forget_key(x);
   x->layer = n.layer;
   x->dev = n.st.st_dev;
   x->ino = n.st.st_ino;
-  x->merged = n.lower_below || n.layer == 2;
   if (x->layer == 1 && x->type != S_IFDIR) g_upper_files[{x->dev, x->ino}] = x;
 }
 
@@ -531,6 +613,7 @@ void forget_one(Inode* x, uint64_t n) {
     if (auto it = g_names.find({parent, name}); it != g_names.end() && it->second == x) g_names.erase(it);
   forget_key(x);
   if (x->orphan >= 0) ::close(x->orphan);
+  close_dir_fds(x);
   delete x;
 }
 
@@ -542,26 +625,15 @@ void fill_entry(Inode* x, const Node& n, struct fuse_entry_param* e) {
   e->entry_timeout = g.timeout;
 }
 
-// resolve() for `name` in the directory `parent`: below a directory only the layer has (one the
-// view made), the layer's own entry is the answer — one fstatat instead of a walk.
-int resolve_child(Inode* parent, const std::string& r, Node* n) {
-  if (parent == &g_root || parent->type != S_IFDIR || parent->layer != 1 || parent->merged) return resolve(r, n);
-  *n = Node{};
-  if (::fstatat(g.upper, r.c_str(), &n->st, AT_SYMLINK_NOFOLLOW) < 0) return errno == ENOTDIR ? -ENOTDIR : -errno;
-  if (is_whiteout(n->st)) return -ENOENT;
-  n->layer = 1;
-  return 0;
-}
-
 // Answers a request that made or found `name` in `parent` with its entry.
-void reply_entry(fuse_req_t req, Inode* parent, const char* name, const std::string& r) {
+void reply_entry(fuse_req_t req, Inode* parent, const std::string& name) {
   Node n;
-  if (int e = resolve(r, &n)) {
+  if (int e = resolve_at(parent, name, &n)) {
     fuse_reply_err(req, -e);
     return;
   }
   struct fuse_entry_param e;
-  fill_entry(node_for(parent, name, n), n, &e);
+  fill_entry(node_for(parent, name.c_str(), n), n, &e);
   fuse_reply_entry(req, &e);
 }
 
@@ -570,47 +642,46 @@ void reply_entry(fuse_req_t req, Inode* parent, const char* name, const std::str
 // is then the caller anyway). Its group is the caller's, or the directory's when that is
 // set-group-ID (the layer's filesystem already did that). chown clears S_ISUID/S_ISGID: put
 // them back.
-void give_to_caller(fuse_req_t req, const std::string& r, mode_t mode) {
+void give_to_caller(fuse_req_t req, Inode* d, const std::string& name, mode_t mode) {
   const struct fuse_ctx* c = fuse_req_ctx(req);
   if (c->uid == g.uid && c->gid == g.gid) return;  // the daemon's own already
   struct stat parent;
-  const bool sgid_dir = ::fstatat(g.upper, parent_of(r).c_str(), &parent, AT_SYMLINK_NOFOLLOW) == 0 && (parent.st_mode & S_ISGID);
+  const bool sgid_dir = ::fstat(d->ufd, &parent) == 0 && (parent.st_mode & S_ISGID);
   const uid_t uid = c->uid == g.uid ? static_cast<uid_t>(-1) : c->uid;
   const gid_t gid = sgid_dir || c->gid == g.gid ? static_cast<gid_t>(-1) : c->gid;
   if (uid == static_cast<uid_t>(-1) && gid == static_cast<gid_t>(-1)) return;
-  if (::fchownat(g.upper, r.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) == 0 && (mode & 07000) && !S_ISLNK(mode))
-    ::fchmodat(g.upper, r.c_str(), mode & 07777, 0);
+  if (::fchownat(d->ufd, name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) == 0 && (mode & 07000) && !S_ISLNK(mode))
+    ::fchmodat(d->ufd, name.c_str(), mode & 07777, 0);
 }
 
 // A handle: the descriptor, and whether it is the layer's file (a read-only open of a lower
-// file must never be changed through it: fchmod, futimens… go by path and copy up).
+// file must never be changed through it: fchmod, futimens… go by name and copy up).
 uint64_t make_fh(int fd, bool upper) { return static_cast<uint64_t>(static_cast<uint32_t>(fd)) | (upper ? 1ull << 32 : 0); }
 int fh_fd(const struct fuse_file_info* fi) { return static_cast<int>(static_cast<uint32_t>(fi->fh)); }
 bool fh_upper(const struct fuse_file_info* fi) { return (fi->fh >> 32) & 1; }
 
-#define LOCKED std::lock_guard<std::recursive_mutex> lock(g.tree)
+#define LOCKED                                       \
+  std::lock_guard<std::recursive_mutex> lock(g.tree); \
+  trim_dir_fds()
 
 // ---- operations ----
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   LOCKED;
   Inode* p = inode_of(parent);
-  std::string dir;
-  if (int e = path_of(p, &dir)) return (void)fuse_reply_err(req, -e);
-  const std::string r = join(dir, name);
   Node n;
-  if (int e = resolve_child(p, r, &n)) {
-    if (e == -ENOENT) {
-      // Negative entry, cached for the timeout: only we create names.
-      struct fuse_entry_param ne {};
-      ne.entry_timeout = g.timeout;
-      return (void)fuse_reply_entry(req, &ne);
-    }
-    return (void)fuse_reply_err(req, -e);
+  int e = dir_fds(p);
+  if (!e) e = resolve_at(p, name, &n);
+  if (e == -ENOENT) {
+    // Negative entry, cached for the timeout: only we create names.
+    struct fuse_entry_param ne {};
+    ne.entry_timeout = g.timeout;
+    return (void)fuse_reply_entry(req, &ne);
   }
-  struct fuse_entry_param e;
-  fill_entry(node_for(p, name, n), n, &e);
-  fuse_reply_entry(req, &e);
+  if (e) return (void)fuse_reply_err(req, -e);
+  struct fuse_entry_param entry;
+  fill_entry(node_for(p, name, n), n, &entry);
+  fuse_reply_entry(req, &entry);
 }
 
 void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
@@ -631,47 +702,47 @@ void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data* forg
 
 // Before `name` in `parent` goes away (unlink, rename over it): if it is the last name of a
 // file the kernel still holds (open, or fstat after unlink), keep the file reachable.
-void keep_if_last(Inode* parent, const char* name, const std::string& r) {
+void keep_if_last(Inode* parent, const std::string& name) {
   auto it = g_names.find({parent, name});
   if (it == g_names.end()) return;
   Inode* x = it->second;
   if (x->type == S_IFDIR || x->links.size() != 1 || x->orphan >= 0) return;
   Node n;
-  if (resolve(r, &n) == 0) x->orphan = ::openat(layer_fd(n), r.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (dir_fds(parent) == 0 && resolve_at(parent, name, &n) == 0)
+    x->orphan = ::openat(n.layer == 1 ? parent->ufd : parent->lfd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
 }
 
-int stat_inode(Inode* x, struct stat* st, std::string* path = nullptr) {
-  std::string r;
+int stat_inode(Inode* x, struct stat* st) {
   if (x->links.empty() && x->orphan >= 0) {
     if (::fstat(x->orphan, st) < 0) return -errno;
     if (x->layer == 2) st->st_uid = g.uid, st->st_gid = g.gid, st->st_nlink = 0;
     present_fd(st);
     return 0;
   }
-  if (int e = path_of(x, &r)) return e;
-  if (path) *path = r;
+  Loc l;
+  if (int e = loc_of(x, &l)) return e;
   // A layer file is where it was (only we change the layer): its stat is the layer's.
-  if (x->layer == 1 && x->type != S_IFDIR) {
-    if (::fstatat(g.upper, r.c_str(), st, AT_SYMLINK_NOFOLLOW) == 0 && (st->st_mode & S_IFMT) == x->type &&
+  if (x->layer == 1 && x->type != S_IFDIR && l.ufd() >= 0) {
+    if (::fstatat(l.ufd(), l.name.c_str(), st, AT_SYMLINK_NOFOLLOW) == 0 && (st->st_mode & S_IFMT) == x->type &&
         st->st_ino == x->ino) {
       present_fd(st);
       return 0;
     }
   }
   Node n;
-  if (int e = resolve(r, &n)) return e;
-  if (x != &g_root) rekey(x, n);
+  if (int e = resolve_at(l.dir, l.name, &n)) return e;
+  rekey(x, n);
   *st = present(n);
   return 0;
 }
 
-// x's path, copied up first unless it is the layer's already.
-int upper_path(Inode* x, std::string* r) {
-  if (int e = path_of(x, r)) return e;
-  if (x->layer == 1 && x->type != S_IFDIR) return 0;
-  if (int e = copy_up(*r)) return e;
+// x's place, copied up first unless it is the layer's already.
+int upper_loc(Inode* x, Loc* l) {
+  if (int e = loc_of(x, l)) return e;
+  if (x->layer == 1 && x->type != S_IFDIR && l->ufd() >= 0) return 0;
+  if (int e = copy_up_at(l->dir, l->name)) return e;
   Node n;
-  if (x != &g_root && resolve(*r, &n) == 0) rekey(x, n);
+  if (resolve_at(l->dir, l->name, &n) == 0) rekey(x, n);
   return 0;
 }
 
@@ -682,7 +753,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     present_fd(&st);
     return (void)fuse_reply_attr(req, &st, g.timeout);
   }
-  // By path: a handle of a lower file may be older than the file's copy-up.
+  // By name: a handle of a lower file may be older than the file's copy-up.
   LOCKED;
   int e = stat_inode(inode_of(ino), &st);
   if (e == -ENOENT && fi && ::fstat(fh_fd(fi), &st) == 0) {  // unlinked, still open
@@ -698,21 +769,22 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, s
   LOCKED;
   Inode* x = inode_of(ino);
   int fd = fi && fh_upper(fi) ? fh_fd(fi) : -1;
-  std::string r;
+  Loc l{};
   if (fd < 0)
-    if (int e = upper_path(x, &r)) return (void)fuse_reply_err(req, -e);
+    if (int e = upper_loc(x, &l)) return (void)fuse_reply_err(req, -e);
+  const char* nm = l.name.c_str();
   const uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : static_cast<uid_t>(-1);
   const gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : static_cast<gid_t>(-1);
   int rc = 0;
   if (uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1))
-    rc = fd >= 0 ? ::fchown(fd, uid, gid) : ::fchownat(g.upper, r.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW);
+    rc = fd >= 0 ? ::fchown(fd, uid, gid) : ::fchownat(l.ufd(), nm, uid, gid, AT_SYMLINK_NOFOLLOW);
   if (!rc && (to_set & FUSE_SET_ATTR_MODE))
-    rc = fd >= 0 ? ::fchmod(fd, attr->st_mode & 07777) : ::fchmodat(g.upper, r.c_str(), attr->st_mode & 07777, 0);
+    rc = fd >= 0 ? ::fchmod(fd, attr->st_mode & 07777) : ::fchmodat(l.ufd(), nm, attr->st_mode & 07777, 0);
   if (!rc && (to_set & FUSE_SET_ATTR_SIZE)) {
     if (fd >= 0) {
       rc = ::ftruncate(fd, attr->st_size);
     } else {
-      int t = open_in(g.upper, r, O_WRONLY);
+      int t = open_in(l.ufd(), l.name, O_WRONLY);
       rc = t < 0 ? -1 : ::ftruncate(t, attr->st_size);
       int e = errno;
       if (t >= 0) ::close(t);
@@ -726,7 +798,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, s
     else if (to_set & FUSE_SET_ATTR_ATIME) tv[0] = attr->st_atim;
     if (to_set & FUSE_SET_ATTR_MTIME_NOW) tv[1].tv_nsec = UTIME_NOW;
     else if (to_set & FUSE_SET_ATTR_MTIME) tv[1] = attr->st_mtim;
-    rc = fd >= 0 ? ::futimens(fd, tv) : ::utimensat(g.upper, r.c_str(), tv, AT_SYMLINK_NOFOLLOW);
+    rc = fd >= 0 ? ::futimens(fd, tv) : ::utimensat(l.ufd(), nm, tv, AT_SYMLINK_NOFOLLOW);
   }
   if (rc) return (void)fuse_reply_err(req, errno);
   struct stat st;
@@ -741,28 +813,14 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, s
 
 void op_readlink(fuse_req_t req, fuse_ino_t ino) {
   LOCKED;
-  std::string r;
+  Loc l;
   Node n;
-  if (int e = path_of(inode_of(ino), &r)) return (void)fuse_reply_err(req, -e);
-  if (int e = resolve(r, &n)) return (void)fuse_reply_err(req, -e);
+  if (int e = resolve_inode(inode_of(ino), &n, &l)) return (void)fuse_reply_err(req, -e);
   char buf[PATH_MAX + 1];
-  ssize_t k = ::readlinkat(layer_fd(n), r.c_str(), buf, sizeof buf - 1);
+  ssize_t k = ::readlinkat(l.fd(n.layer), l.name.c_str(), buf, sizeof buf - 1);
   if (k < 0) return (void)fuse_reply_err(req, errno);
   buf[k] = 0;
   fuse_reply_readlink(req, buf);
-}
-
-// The path of `name` in `parent` for a call that creates it, prepared (prepare_create).
-int creating(fuse_req_t req, fuse_ino_t parent, const char* name, std::string* r, bool* hid) {
-  (void)req;
-  std::string dir;
-  Inode* p = inode_of(parent);
-  if (int e = path_of(p, &dir)) return e;
-  *r = join(dir, name);
-  // A directory the kernel knows in the layer is there (only we change the layer).
-  struct stat st;
-  const bool in_upper = p == &g_root || (p->layer == 1 && ::fstatat(g.upper, dir.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode));
-  return prepare_create(*r, hid, in_upper, p);
 }
 
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
@@ -770,48 +828,55 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   // as overlayfs).
   if (S_ISCHR(mode) && rdev == makedev(0, 0)) return (void)fuse_reply_err(req, EPERM);
   LOCKED;
-  std::string r;
+  Inode* p = inode_of(parent);
   bool hid;
-  if (int e = creating(req, parent, name, &r, &hid)) return (void)fuse_reply_err(req, -e);
-  if (::mknodat(g.upper, r.c_str(), mode, rdev) < 0) return (void)fuse_reply_err(req, errno);
-  give_to_caller(req, r, mode);
-  reply_entry(req, inode_of(parent), name, r);
+  if (int e = prepare_create(p, name, &hid)) return (void)fuse_reply_err(req, -e);
+  int rc;
+  while (retry_over_whiteout(p, name, rc = ::mknodat(p->ufd, name, mode, rdev), &hid)) {
+  }
+  if (rc < 0) return (void)fuse_reply_err(req, errno);
+  give_to_caller(req, p, name, mode);
+  reply_entry(req, p, name);
 }
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   LOCKED;
-  std::string r;
+  Inode* p = inode_of(parent);
   bool hid;
-  if (int e = creating(req, parent, name, &r, &hid)) return (void)fuse_reply_err(req, -e);
-  if (::mkdirat(g.upper, r.c_str(), mode) < 0) return (void)fuse_reply_err(req, errno);
+  if (int e = prepare_create(p, name, &hid)) return (void)fuse_reply_err(req, -e);
+  int rc;
+  while (retry_over_whiteout(p, name, rc = ::mkdirat(p->ufd, name, mode), &hid)) {
+  }
+  if (rc < 0) return (void)fuse_reply_err(req, errno);
   // Something of the lower layer was deleted here: the new directory must not show its entries.
-  if (hid && ::lsetxattr((g.upper_proc + r).c_str(), kOpaque, "y", 1, 0) < 0) {
+  if (hid && ::lsetxattr(proc_at(p->ufd, name).c_str(), kOpaque, "y", 1, 0) < 0) {
     int e = errno;
-    ::unlinkat(g.upper, r.c_str(), AT_REMOVEDIR);
-    make_whiteout(r);
+    ::unlinkat(p->ufd, name, AT_REMOVEDIR);
+    make_whiteout(p->ufd, name);
     return (void)fuse_reply_err(req, e);
   }
-  give_to_caller(req, r, S_IFDIR | mode);
-  reply_entry(req, inode_of(parent), name, r);
+  give_to_caller(req, p, name, S_IFDIR | mode);
+  reply_entry(req, p, name);
 }
 
 void op_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
   LOCKED;
-  std::string r;
+  Inode* p = inode_of(parent);
   bool hid;
-  if (int e = creating(req, parent, name, &r, &hid)) return (void)fuse_reply_err(req, -e);
-  if (::symlinkat(target, g.upper, r.c_str()) < 0) return (void)fuse_reply_err(req, errno);
-  give_to_caller(req, r, S_IFLNK | 0777);
-  reply_entry(req, inode_of(parent), name, r);
+  if (int e = prepare_create(p, name, &hid)) return (void)fuse_reply_err(req, -e);
+  int rc;
+  while (retry_over_whiteout(p, name, rc = ::symlinkat(target, p->ufd, name), &hid)) {
+  }
+  if (rc < 0) return (void)fuse_reply_err(req, errno);
+  give_to_caller(req, p, name, S_IFLNK | 0777);
+  reply_entry(req, p, name);
 }
 
 void op_unlink_common(fuse_req_t req, fuse_ino_t parent, const char* name, bool dir) {
   LOCKED;
   Inode* p = inode_of(parent);
-  std::string d;
-  if (int e = path_of(p, &d)) return (void)fuse_reply_err(req, -e);
-  if (!dir) keep_if_last(p, name, join(d, name));
-  if (int e = remove_entry(join(d, name), dir)) return (void)fuse_reply_err(req, -e);
+  if (!dir) keep_if_last(p, name);
+  if (int e = remove_entry(p, name, dir)) return (void)fuse_reply_err(req, -e);
   drop_link(p, name);
   fuse_reply_err(req, 0);
 }
@@ -823,11 +888,8 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
   LOCKED;
   Inode* p = inode_of(parent);
   Inode* np = inode_of(newparent);
-  std::string from, to;
-  if (int e = path_of(p, &from)) return (void)fuse_reply_err(req, -e);
-  if (int e = path_of(np, &to)) return (void)fuse_reply_err(req, -e);
-  keep_if_last(np, newname, join(to, newname));
-  if (int e = rename_paths(join(from, name), join(to, newname), flags)) return (void)fuse_reply_err(req, -e);
+  keep_if_last(np, newname);
+  if (int e = rename_at(p, name, np, newname, flags)) return (void)fuse_reply_err(req, -e);
   drop_link(np, newname);  // what was replaced
   if (auto it = g_names.find({p, name}); it != g_names.end()) {
     Inode* x = it->second;
@@ -842,16 +904,20 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
   LOCKED;
   Inode* x = inode_of(ino);
-  std::string from, r;
+  Inode* np = inode_of(newparent);
+  Loc from;
   bool hid;
-  if (int e = path_of(x, &from)) return (void)fuse_reply_err(req, -e);
-  if (int e = creating(req, newparent, newname, &r, &hid)) return (void)fuse_reply_err(req, -e);
-  if (int e = copy_up(from)) return (void)fuse_reply_err(req, -e);
+  if (int e = loc_of(x, &from)) return (void)fuse_reply_err(req, -e);
+  if (int e = prepare_create(np, newname, &hid)) return (void)fuse_reply_err(req, -e);
+  if (int e = copy_up_at(from.dir, from.name)) return (void)fuse_reply_err(req, -e);
   Node n;
-  if (int e = resolve(from, &n)) return (void)fuse_reply_err(req, -e);
+  if (int e = resolve_at(from.dir, from.name, &n)) return (void)fuse_reply_err(req, -e);
   rekey(x, n);  // now the layer's file: the new name finds this Inode
-  if (::linkat(g.upper, from.c_str(), g.upper, r.c_str(), 0) < 0) return (void)fuse_reply_err(req, errno);
-  reply_entry(req, inode_of(newparent), newname, r);
+  int rc;
+  while (retry_over_whiteout(np, newname, rc = ::linkat(from.ufd(), from.name.c_str(), np->ufd, newname, 0), &hid)) {
+  }
+  if (rc < 0) return (void)fuse_reply_err(req, errno);
+  reply_entry(req, np, newname);
 }
 
 int open_flags(int flags) {
@@ -870,15 +936,17 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
   {
     LOCKED;
     Inode* x = inode_of(ino);
-    std::string r;
-    if (int e = writes ? upper_path(x, &r) : path_of(x, &r)) return (void)fuse_reply_err(req, -e);
-    if (x->layer != 1 || x->type == S_IFDIR) {
+    Loc l;
+    if (int e = writes ? upper_loc(x, &l) : loc_of(x, &l)) return (void)fuse_reply_err(req, -e);
+    if (x->layer != 1 || x->type == S_IFDIR || x == &g_root) {
       Node n;
-      if (int e = resolve(r, &n)) return (void)fuse_reply_err(req, -e);
+      if (int e = resolve_at(l.dir, l.name, &n)) return (void)fuse_reply_err(req, -e);
       rekey(x, n);
+      upper = n.layer == 1;
+    } else {
+      upper = true;
     }
-    upper = x->layer == 1;
-    fd = open_in(upper ? g.upper : g.lower, r, open_flags(fi->flags));
+    fd = open_in(upper ? l.ufd() : l.dir->lfd, l.name, open_flags(fi->flags));
     if (fd < 0) return (void)fuse_reply_err(req, errno);
   }
   fi->fh = make_fh(fd, upper);
@@ -888,12 +956,14 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, struct fuse_file_info* fi) {
   LOCKED;
-  std::string r;
+  Inode* p = inode_of(parent);
   bool hid;
-  if (int e = creating(req, parent, name, &r, &hid)) return (void)fuse_reply_err(req, -e);
-  int fd = open_in(g.upper, r, open_flags(fi->flags) | O_CREAT | O_EXCL, mode);
+  if (int e = prepare_create(p, name, &hid)) return (void)fuse_reply_err(req, -e);
+  int fd;
+  while (retry_over_whiteout(p, name, fd = open_in(p->ufd, name, open_flags(fi->flags) | O_CREAT | O_EXCL, mode), &hid)) {
+  }
   if (fd < 0) return (void)fuse_reply_err(req, errno);
-  give_to_caller(req, r, mode);
+  give_to_caller(req, p, name, mode);
   Node n;  // the new file is the layer's: its own fstat is its resolution
   n.layer = 1;
   if (::fstat(fd, &n.st) < 0) {
@@ -901,8 +971,9 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     ::close(fd);
     return (void)fuse_reply_err(req, e);
   }
+  n.in_lower = hid;
   struct fuse_entry_param e;
-  Inode* x = node_for(inode_of(parent), name, n);
+  Inode* x = node_for(p, name, n);
   x->no_xattrs = x->nlookup == 1 && x->links.size() == 1;  // a new file: nothing copied, nothing set
   fill_entry(x, n, &e);
   fi->fh = make_fh(fd, true);
@@ -939,8 +1010,31 @@ void op_write_buf(fuse_req_t req, fuse_ino_t, struct fuse_bufvec* buf, off_t off
   fuse_reply_write(req, done);
 }
 
+// close(dup()) reports delayed write errors to the closing process — on filesystems that delay
+// them (NFS and friends, layer_reports_on_close()). Elsewhere there is no flush operation at
+// all: the kernel then stops sending FLUSH (a round trip and two calls for every close()).
+bool layer_reports_on_close(int fd) {
+  struct statfs sf;
+  if (::fstatfs(fd, &sf) < 0) return true;
+  switch (static_cast<unsigned long>(sf.f_type)) {
+    case 0x6969:      // NFS
+    case 0x517b:      // SMB
+    case 0xff534d42:  // CIFS
+    case 0xfe534d42:  // SMB2
+    case 0x65735546:  // FUSE
+    case 0x00c36400:  // Ceph
+    case 0x5346414f:  // AFS
+    case 0x01021997:  // 9p
+    case 0x73757245:  // Coda
+    case 0x47504653:  // GPFS
+    case 0x0bd00bd0:  // Lustre
+      return true;
+    default:
+      return false;
+  }
+}
+
 void op_flush(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
-  // close(dup()) reports delayed write errors (NFS and friends) to the closing process.
   int fd = ::dup(fh_fd(fi));
   fuse_reply_err(req, fd < 0 ? errno : ::close(fd) < 0 ? errno : 0);
 }
@@ -961,13 +1055,12 @@ struct DirHandle {
 };
 
 int load_dir(Inode* x, DirHandle* d) {
-  std::string r;
-  if (int e = path_of(x, &r)) return e;
+  Loc l;
   Node n;
-  if (int e = resolve(r, &n)) return e;
+  if (int e = resolve_inode(x, &n, &l)) return e;
   if (!S_ISDIR(n.st.st_mode)) return -ENOTDIR;
   Listing names;
-  if (int e = list_dir(r, n, &names)) return e;
+  if (int e = list_dir(l.dir, l.name, n, &names)) return e;
   d->entries.clear();
   d->entries.push_back({".", {n.st.st_ino, DT_DIR}});
   d->entries.push_back({"..", {0, DT_DIR}});
@@ -1022,10 +1115,9 @@ void op_statfs(fuse_req_t req, fuse_ino_t) {
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
   LOCKED;
   inode_of(ino)->no_xattrs = false;
-  std::string r;
-  if (int e = path_of(inode_of(ino), &r)) return (void)fuse_reply_err(req, -e);
-  if (int e = copy_up(r)) return (void)fuse_reply_err(req, -e);
-  int rc = ::lsetxattr((g.upper_proc + r).c_str(), stored_name(name).c_str(), value, size, flags);
+  Loc l;
+  if (int e = upper_loc(inode_of(ino), &l)) return (void)fuse_reply_err(req, -e);
+  int rc = ::lsetxattr(proc_at(l.ufd(), l.name).c_str(), stored_name(name).c_str(), value, size, flags);
   fuse_reply_err(req, rc < 0 ? errno : 0);
 }
 
@@ -1040,24 +1132,22 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) 
   LOCKED;
   if (inode_of(ino)->no_xattrs && std::strcmp(name, "security.capability") == 0)
     return (void)fuse_reply_err(req, ENODATA);  // not inherited from a directory, never set
-  std::string r;
+  Loc l;
   Node n;
-  if (int e = path_of(inode_of(ino), &r)) return (void)fuse_reply_err(req, -e);
-  if (int e = resolve(r, &n)) return (void)fuse_reply_err(req, -e);
+  if (int e = resolve_inode(inode_of(ino), &n, &l)) return (void)fuse_reply_err(req, -e);
   std::vector<char> value(size ? size : 1);
-  ssize_t k = ::lgetxattr((layer_proc(n) + r).c_str(), stored_name(name).c_str(), size ? value.data() : nullptr, size);
+  ssize_t k = ::lgetxattr(proc_at(l.fd(n.layer), l.name).c_str(), stored_name(name).c_str(), size ? value.data() : nullptr, size);
   if (k < 0) return (void)fuse_reply_err(req, errno);
   reply_sized(req, value.data(), k, size);
 }
 
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   LOCKED;
-  std::string r;
+  Loc l;
   Node n;
-  if (int e = path_of(inode_of(ino), &r)) return (void)fuse_reply_err(req, -e);
-  if (int e = resolve(r, &n)) return (void)fuse_reply_err(req, -e);
+  if (int e = resolve_inode(inode_of(ino), &n, &l)) return (void)fuse_reply_err(req, -e);
   std::vector<char> names(65536);
-  ssize_t k = ::llistxattr((layer_proc(n) + r).c_str(), names.data(), names.size());
+  ssize_t k = ::llistxattr(proc_at(l.fd(n.layer), l.name).c_str(), names.data(), names.size());
   if (k < 0) return (void)fuse_reply_err(req, errno);
   std::string out;
   for (char* p = names.data(); p < names.data() + k; p += std::strlen(p) + 1) {
@@ -1071,10 +1161,9 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   LOCKED;
-  std::string r;
-  if (int e = path_of(inode_of(ino), &r)) return (void)fuse_reply_err(req, -e);
-  if (int e = copy_up(r)) return (void)fuse_reply_err(req, -e);
-  int rc = ::lremovexattr((g.upper_proc + r).c_str(), stored_name(name).c_str());
+  Loc l;
+  if (int e = upper_loc(inode_of(ino), &l)) return (void)fuse_reply_err(req, -e);
+  int rc = ::lremovexattr(proc_at(l.ufd(), l.name).c_str(), stored_name(name).c_str());
   fuse_reply_err(req, rc < 0 ? errno : 0);
 }
 
@@ -1143,14 +1232,23 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "vu-cowfs: target %s: %s\n", target, std::strerror(errno));
     return 1;
   }
-  g.upper_proc = "/proc/self/fd/" + std::to_string(g.upper) + "/";
-  g.lower_proc = "/proc/self/fd/" + std::to_string(g.lower) + "/";
   g.uid = ::getuid();
   g.gid = ::getgid();
   g.overflow_uid = overflow_id("/proc/sys/kernel/overflowuid", "/proc/self/uid_map");
   g.overflow_gid = overflow_id("/proc/sys/kernel/overflowgid", "/proc/self/gid_map");
   g_root.type = S_IFDIR;
   g_root.nlookup = 1;
+  g_root.ufd = g.upper;
+  g_root.lfd = g.lower;
+  // A descriptor per directory the kernel holds: as many as the hard limit allows, half of
+  // them for directories (the rest for open files); above that they are given back.
+  struct rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+      g.dir_fd_budget = std::max<size_t>(64, static_cast<size_t>(rl.rlim_cur) / 2);
+  }
   ::umask(0);  // modes come from the callers, already masked by the kernel
 
   static struct fuse_lowlevel_ops ops {};
@@ -1171,7 +1269,7 @@ int main(int argc, char** argv) {
   ops.open = op_open;
   ops.read = op_read;
   ops.write_buf = op_write_buf;
-  ops.flush = op_flush;
+  if (layer_reports_on_close(g.upper)) ops.flush = op_flush;
   ops.release = op_release;
   ops.fsync = op_fsync;
   ops.opendir = op_opendir;

@@ -379,6 +379,10 @@ Result<NsView> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigse
   l.parent = ::getpid();
   std::snprintf(l.parent_status, sizeof l.parent_status, "/proc/%d/status", static_cast<int>(l.parent));
   const unsigned long uid = ::getuid(), gid = ::getgid();
+  // The caller's ids in the view: root, its own, or an image's User.
+  const bool as_root = spec.identity == userns::Identity::kRoot;
+  const unsigned long in_uid = spec.view_ids ? spec.view_ids->first : as_root ? 0 : uid;
+  const unsigned long in_gid = spec.view_ids ? spec.view_ids->second : as_root ? 0 : gid;
   std::optional<userns::IdMap> sub_uid, sub_gid;
   if (spec.map_users) {
     std::string user = userns::current_user_name();
@@ -390,12 +394,12 @@ Result<NsView> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigse
       return Error::usage("--map-users: no subordinate " + std::string(!ru ? "uid" : "gid") +
                           " range for " + user + " in /etc/sub" + (!ru ? "uid" : "gid"))
           .hint("as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 " + user);
-    sub_uid = userns::subid_map(spec.identity, uid, *ru);
-    sub_gid = userns::subid_map(spec.identity, gid, *rg);
+    sub_uid = userns::subid_map_as(in_uid, uid, *ru);
+    sub_gid = userns::subid_map_as(in_gid, gid, *rg);
     l.own_maps = false;
   } else {
-    l.maps.uid_map = userns::own_map(spec.identity, uid).to_proc();
-    l.maps.gid_map = userns::own_map(spec.identity, gid).to_proc();
+    l.maps.uid_map = userns::own_map_as(in_uid, uid).to_proc();
+    l.maps.gid_map = userns::own_map_as(in_gid, gid).to_proc();
   }
   // The network: taps, addresses, and /etc/resolv.conf (bound from a file that is unlinked as
   // soon as the view has started: the mount keeps it, the host keeps nothing).

@@ -158,8 +158,11 @@ Result<Plan> make_plan(const ViewSpec& spec, const Fact* userns) {
   p.clone_flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWUTS;
 
   std::string uid = std::to_string(::getuid());
-  std::string ident = spec.identity == userns::Identity::kRoot ? "uid " + uid + " -> 0 (root)"
-                                                               : "uid " + uid + " kept";
+  std::string ident = spec.view_ids ? "uid " + uid + " -> " + std::to_string(spec.view_ids->first) + ", gid " +
+                                           std::to_string(::getgid()) + " -> " + std::to_string(spec.view_ids->second) +
+                                           " (the image's User)"
+                      : spec.identity == userns::Identity::kRoot ? "uid " + uid + " -> 0 (root)"
+                                                                 : "uid " + uid + " kept";
   ident += spec.map_users ? ", plus subordinate ids (newuidmap/newgidmap)"
                           : ", setgroups denied";
   p.parts.push_back({"identity", "user namespace: " + ident});

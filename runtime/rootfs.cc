@@ -123,7 +123,7 @@ Result<std::string> unpacked_tree(const std::string& archive, const struct stat&
 
 // oci:LAYOUT[:TAG]: the image's tree, and its config's defaults where the spec leaves them
 // (environment before --setenv, working directory, command).
-Result<std::string> oci_tree(const std::string& given, ViewSpec& spec) {
+Result<std::string> oci_tree(const std::string& given, ViewSpec& spec, std::string* user) {
   std::string rest = given.substr(4), tag;
   if (size_t colon = rest.rfind(':'); colon != std::string::npos && rest.find('/', colon) == std::string::npos) {
     tag = rest.substr(colon + 1);
@@ -143,6 +143,7 @@ Result<std::string> oci_tree(const std::string& given, ViewSpec& spec) {
     if (key == "env" && value.find('=') != std::string::npos) env.emplace_back(value.substr(0, value.find('=')), value.substr(value.find('=') + 1));
     if (key == "workdir" && !spec.chdir) spec.chdir = value;
     if (key == "cmd") cmd.push_back(value);
+    if (key == "user") *user = value;
   }
   spec.setenv.insert(spec.setenv.begin(), env.begin(), env.end());
   if (spec.command.empty() && !cmd.empty()) spec.command = cmd;
@@ -162,10 +163,53 @@ std::string group_line_for(const std::string& group, gid_t gid, const std::strin
   return name + ":x:" + std::to_string(gid) + ":\n";
 }
 
+Result<std::pair<uint32_t, uint32_t>> image_user_ids(const std::string& user, const std::string& passwd,
+                                                     const std::string& group) {
+  auto number = [](const std::string& s) -> std::optional<uint32_t> {
+    if (s.empty() || s.size() > 10 || s.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    unsigned long v = std::stoul(s);
+    if (v > 0xfffffffeul) return std::nullopt;
+    return static_cast<uint32_t>(v);
+  };
+  // The line of `text` whose field `key_field` is `key`, split.
+  auto entry = [](const std::string& text, size_t key_field, const std::string& key) -> std::vector<std::string> {
+    for (const std::string& line : str::split(text, '\n')) {
+      auto f = str::split(line, ':');
+      if (f.size() > 3 && f[key_field] == key) return f;
+    }
+    return {};
+  };
+  const size_t colon = user.find(':');
+  const std::string u = user.substr(0, colon), gp = colon == std::string::npos ? "" : user.substr(colon + 1);
+  uint32_t uid = 0, gid = 0;
+  std::optional<uint32_t> un = number(u);
+  std::vector<std::string> pw = un ? entry(passwd, 2, u) : entry(passwd, 0, u);
+  if (un) {
+    uid = *un;
+  } else {
+    if (pw.empty()) return Error::usage("the image's user " + u + " is not in the tree's /etc/passwd");
+    if (!number(pw[2])) return Error::usage("the tree's /etc/passwd has no usable uid for " + u);
+    uid = *number(pw[2]);
+  }
+  if (!gp.empty()) {
+    if (auto gn = number(gp)) {
+      gid = *gn;
+    } else {
+      auto gr = entry(group, 0, gp);
+      if (gr.empty() || !number(gr[2])) return Error::usage("the image's group " + gp + " is not in the tree's /etc/group");
+      gid = *number(gr[2]);
+    }
+  } else if (pw.size() > 3 && number(pw[3])) {
+    gid = *number(pw[3]);
+  }
+  return std::make_pair(uid, gid);
+}
+
 Result<void> expand_rootfs(ViewSpec& spec) {
   if (!spec.rootfs) return Ok{};
   const std::string given = *spec.rootfs;
-  if (given.compare(0, 4, "oci:") == 0) spec.rootfs = VU_TRY(oci_tree(given, spec));
+  std::string image_user;
+  if (given.compare(0, 4, "oci:") == 0) spec.rootfs = VU_TRY(oci_tree(given, spec, &image_user));
   char real[PATH_MAX];
   if (!::realpath(VU_TRY(bindmount::host_path(*spec.rootfs)).c_str(), real))
     return Error::sys("--rootfs", errno, given, ErrorKind::kUsage).hint("the root tree must be an existing directory");
@@ -198,6 +242,14 @@ Result<void> expand_rootfs(ViewSpec& spec) {
   if (!open_in_root(rfd.get(), "bin/sh", O_PATH))
     return Error::usage("--rootfs " + given + ": the tree has no /bin/sh")
         .hint("a root tree needs at least /bin/sh (e.g. busybox, or a debootstrap/mmdebstrap tree)");
+  // The image's User, unless --root says otherwise.
+  if (!image_user.empty() && spec.identity != userns::Identity::kRoot && !spec.view_ids) {
+    auto ids = image_user_ids(image_user, read_in_root(rfd.get(), "etc/passwd"), read_in_root(rfd.get(), "etc/group"));
+    if (!ids) return Error::usage("--rootfs " + given + ": " + ids.error().message())
+                  .hint("the image's config names a user the tree does not have; --root runs as root instead");
+    if (ids->first == 0) spec.identity = userns::Identity::kRoot;
+    if (ids->first != 0 || ids->second != 0) spec.view_ids = *ids;
+  }
   auto has_dir = [&](const char* p) {
     UniqueFd fd = open_in_root(rfd.get(), p, O_PATH | O_DIRECTORY);
     return fd.valid();
@@ -225,9 +277,9 @@ Result<void> expand_rootfs(ViewSpec& spec) {
   if (has_dir("etc")) {
     // The caller (or root, under --root) and their group, where the tree does not have them.
     const bool as_root = spec.identity == userns::Identity::kRoot;
-    const uid_t uid = as_root ? 0 : ::getuid();
-    const gid_t gid = as_root ? 0 : ::getgid();
-    const std::string name = as_root ? "root" : userns::current_user_name();
+    const uid_t uid = spec.view_ids ? spec.view_ids->first : as_root ? 0 : ::getuid();
+    const gid_t gid = spec.view_ids ? spec.view_ids->second : as_root ? 0 : ::getgid();
+    const std::string name = uid == 0 ? "root" : userns::current_user_name();
     std::string passwd = read_in_root(rfd.get(), "etc/passwd");
     std::string group = read_in_root(rfd.get(), "etc/group");
     std::string pl = passwd_line_for(passwd, uid, gid, name, as_root ? "/root" : (home ? home : "/"));

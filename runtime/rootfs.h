@@ -11,6 +11,9 @@
 // network, which brings its own) /etc/resolv.conf from the host, and /etc/passwd and /etc/group
 // of the tree with the caller's user and group added when the tree lacks them (as toolbox does).
 // Every other mount of the spec applies on top, and its sources are host paths.
+// oci:LAYOUT[:TAG]: the config's User runs the command (unless --root): uid 0 is --root, any
+// other is the caller mapped to that uid/gid in the view (no subordinate ids needed; with
+// --map-users they fill the ids around it).
 //
 // The mounts are in view paths with the root first ({bind DIR -> /}): the pvm backend maps them
 // as they are; the ns backend binds DIR onto itself, mounts the rest below it and pivots into it
@@ -31,5 +34,12 @@ std::string passwd_line_for(const std::string& passwd, uid_t uid, gid_t gid, con
                             const std::string& home);
 // The same for /etc/group.
 std::string group_line_for(const std::string& group, gid_t gid, const std::string& name);
+
+// An OCI image config's User — "UID", "UID:GID", "NAME" or "NAME:GROUP" — as ids, names looked
+// up in the tree's /etc/passwd and /etc/group (their texts). Without a group: the user's
+// primary group from /etc/passwd, else 0 (as Docker and Podman do). A name the tree lacks is a
+// usage error saying so.
+Result<std::pair<uint32_t, uint32_t>> image_user_ids(const std::string& user, const std::string& passwd,
+                                                     const std::string& group);
 
 }  // namespace vu

@@ -26,7 +26,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <sha2.h>
+#include <nettle/sha2.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -56,7 +56,7 @@ struct Failure {
 
 struct Reader {
   int fd = -1;
-  SHA2_CTX sha;
+  struct sha256_ctx sha;
   char buf[1 << 16];
   off_t done = 0, total = 0;
   int last_pct = -1;
@@ -70,7 +70,7 @@ la_ssize_t read_cb(struct archive*, void* p, const void** out) {
   while ((n = ::read(r->fd, r->buf, sizeof r->buf)) < 0 && errno == EINTR) {
   }
   if (n > 0) {
-    SHA256Update(&r->sha, reinterpret_cast<const uint8_t*>(r->buf), static_cast<size_t>(n));
+    sha256_update(&r->sha, static_cast<size_t>(n), reinterpret_cast<const uint8_t*>(r->buf));
     r->done += n;
     int pct = r->total ? static_cast<int>(r->done * 100 / r->total) : 0;
     if (r->tty && pct != r->last_pct) {
@@ -82,11 +82,13 @@ la_ssize_t read_cb(struct archive*, void* p, const void** out) {
   return n;
 }
 
-std::string hex_of(SHA2_CTX* sha) {
-  uint8_t d[SHA256_DIGEST_LENGTH];
-  SHA256Final(d, sha);
-  char hex[2 * SHA256_DIGEST_LENGTH + 1];
-  for (int i = 0; i < SHA256_DIGEST_LENGTH; ++i) std::snprintf(hex + 2 * i, 3, "%02x", d[i]);
+// nettle's SHA-256 (libarchive's own crypto library): it uses the CPU's SHA extensions where
+// there are some; libmd's portable code took longer than the whole tar xf of the archive.
+std::string hex_of(struct sha256_ctx* sha) {
+  uint8_t d[SHA256_DIGEST_SIZE];
+  sha256_digest(sha, sizeof d, d);
+  char hex[2 * SHA256_DIGEST_SIZE + 1];
+  for (size_t i = 0; i < SHA256_DIGEST_SIZE; ++i) std::snprintf(hex + 2 * i, 3, "%02x", d[i]);
   return hex;
 }
 
@@ -111,16 +113,50 @@ void remove_in_tree(const std::string& path) {
   else ::unlink(path.c_str());
 }
 
+// "a//b/./c/" -> "a/b/c": how the tree names what an entry writes.
+std::string normal(const std::string& path) {
+  std::string out;
+  size_t k = 0;
+  while (k <= path.size()) {
+    size_t e = path.find('/', k);
+    if (e == std::string::npos) e = path.size();
+    std::string c = path.substr(k, e - k);
+    if (!c.empty() && c != ".") out += (out.empty() ? "" : "/") + c;
+    k = e + 1;
+  }
+  return out;
+}
+
+// The symlinks this unpack made. The tree is a fresh directory that only the archive (or the
+// image's layers) writes, so an entry reaches outside through a symlink only through one of
+// these: checking them is libarchive's ARCHIVE_EXTRACT_SECURE_SYMLINKS (an lstat of every
+// component of every entry: 7 system calls an entry, most of the unpack's time) without a
+// system call.
+struct Symlinks {
+  std::set<std::string> paths;
+  bool on_the_way(const std::string& p) const {  // a directory of p (not p itself) is one
+    for (size_t k = p.find('/'); k != std::string::npos; k = p.find('/', k + 1))
+      if (paths.count(p.substr(0, k))) return true;
+    return false;
+  }
+  void removed(const std::string& p) {  // p and everything below it are gone
+    paths.erase(p);
+    paths.erase(paths.lower_bound(p + "/"), paths.lower_bound(p + "0"));  // '0' follows '/'
+  }
+};
+
 // Extracts one tar stream from `fd` into the current directory. oci: a layer (whiteouts,
 // later layers replace what earlier ones made).
-Failure extract(Reader& r, bool oci) {
+Failure extract(Reader& r, bool oci, Symlinks& links) {
   struct archive* in = archive_read_new();
+  // In this process: zlib's inflate was faster than GNU gzip's in a child process beside the
+  // unpack (the way tar xzf works), and so was the whole unpack (bench/rootfs.sh).
   archive_read_support_filter_all(in);
   archive_read_support_format_tar(in);
   archive_read_support_format_gnutar(in);
   struct archive* out = archive_write_disk_new();
-  int opts = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-             ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS;
+  int opts = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+             ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS;  // symlinks: Symlinks
   if (oci) opts |= ARCHIVE_EXTRACT_UNLINK;  // an upper layer replaces a file of a lower one
   archive_write_disk_set_options(out, opts);
   Failure f;
@@ -158,17 +194,31 @@ Failure extract(Reader& r, bool oci) {
             if (std::strcmp(de->d_name, ".") && std::strcmp(de->d_name, "..") && !made.count(dir + de->d_name))
               gone.push_back(dir + de->d_name);
           ::closedir(d);
-          for (const std::string& g : gone) remove_in_tree(g);
+          for (const std::string& g : gone) {
+            remove_in_tree(g);
+            links.removed(normal(g));
+          }
         }
         continue;
       }
       if (base.compare(0, 4, ".wh.") == 0) {
         remove_in_tree(dir + base.substr(4));
+        links.removed(normal(dir + base.substr(4)));
         continue;
       }
       made.insert(path);
     }
     archive_entry_set_perm(e, archive_entry_perm(e) & 01777);  // no set-id bits
+    const std::string at = normal(path);
+    const char* hardlink = archive_entry_hardlink(e);
+    if (links.on_the_way(at) || (hardlink && links.on_the_way(normal(hardlink)))) {
+      f = {kBadArchive, path + ": written through a symlink the archive made"};
+      break;
+    }
+    if (links.paths.count(at)) {  // replaced, not followed (as GNU tar does)
+      ::unlink(at.c_str());
+      links.paths.erase(at);
+    }
     rc = archive_write_header(out, e);
     if (rc < ARCHIVE_WARN) {
       const char* msg = archive_error_string(out);
@@ -191,6 +241,7 @@ Failure extract(Reader& r, bool oci) {
     }
     if (!f.code && archive_write_finish_entry(out) < ARCHIVE_WARN)
       f = {kFailed, archive_error_string(out) ? archive_error_string(out) : "write failed"};
+    if (!f.code && type == AE_IFLNK && !hardlink) links.paths.insert(at);
   }
   if (!f.code && entries == 0 && !oci) f = {kBadArchive, "no entries"};
   if (!f.code && archive_write_close(out) != ARCHIVE_OK)
@@ -247,12 +298,13 @@ int unpack_tar(const char* archive_path, const std::string& cache) {
   r.total = st.st_size;
   r.tty = ::isatty(2);
   r.name = std::strrchr(archive_path, '/') ? std::strrchr(archive_path, '/') + 1 : archive_path;
-  SHA256Init(&r.sha);
+  sha256_init(&r.sha);
   std::string tmp;
   if (Failure f = make_tmp(cache, &tmp); f.code) return fail(f.code, "cache", f.why);
   Failure f;
   if (::chdir(tmp.c_str()) < 0) f = {kFailed, std::strerror(errno)};
-  if (!f.code) f = extract(r, false);
+  Symlinks links;
+  if (!f.code) f = extract(r, false, links);
   if (::chdir("/") < 0) {
   }
   if (f.code) {
@@ -284,13 +336,13 @@ bool read_blob(const std::string& layout, const std::string& digest, std::string
     *f = {kBadArchive, path + ": " + std::strerror(errno)};
     return false;
   }
-  SHA2_CTX sha;
-  SHA256Init(&sha);
+  struct sha256_ctx sha;
+  sha256_init(&sha);
   char buf[1 << 16];
   ssize_t n;
   out->clear();
   while ((n = ::read(fd, buf, sizeof buf)) > 0 && out->size() < (64u << 20)) {
-    SHA256Update(&sha, reinterpret_cast<const uint8_t*>(buf), static_cast<size_t>(n));
+    sha256_update(&sha, static_cast<size_t>(n), reinterpret_cast<const uint8_t*>(buf));
     out->append(buf, static_cast<size_t>(n));
   }
   ::close(fd);
@@ -367,6 +419,7 @@ int unpack_oci(const std::string& layout, const std::string& tag, const std::str
     if (Failure m = make_tmp(cache, &tmp); m.code) return fail(m.code, "cache", m.why);
     if (::chdir(tmp.c_str()) < 0) f = {kFailed, std::strerror(errno)};
     size_t i = 0;
+    Symlinks links;  // of every layer so far
     for (auto& layer : manifest["layers"]) {
       if (f.code) break;
       const std::string ld = layer.value("digest", "");
@@ -385,8 +438,8 @@ int unpack_oci(const std::string& layout, const std::string& tag, const std::str
       r.total = st.st_size;
       r.tty = ::isatty(2);
       r.name = "layer " + std::to_string(i) + "/" + std::to_string(manifest["layers"].size());
-      SHA256Init(&r.sha);
-      f = extract(r, true);
+      sha256_init(&r.sha);
+      f = extract(r, true, links);
       // The rest of the blob (past the tar's end) counts for its digest too.
       const void* unused;
       while (!f.code && read_cb(nullptr, &r, &unused) > 0) {

@@ -30,6 +30,9 @@ struct ViewSpec {
   std::optional<std::string> chdir;  // default: the caller's cwd (or / if it is not in the view)
   userns::Identity identity = userns::Identity::kKeep;
   bool map_users = false;  // subordinate ids through newuidmap/newgidmap
+  // The caller's uid/gid inside the view when it is neither its own nor root: an OCI image's
+  // User (runtime/rootfs.cc). Unset: identity decides (kKeep own ids, kRoot 0).
+  std::optional<std::pair<uint32_t, uint32_t>> view_ids;
   std::vector<bindmount::MountSpec> mounts;  // applied in order
   std::vector<fusefs::CowSpec> cows;          // after the mounts (finalize() picks kernel or FUSE)
   std::vector<fusefs::FuseMount> fuse;        // after the copy-on-write layers, in order

@@ -57,21 +57,22 @@ std::optional<SubIdRange> find_subid(std::string_view text, std::string_view use
 }
 
 IdMap own_map(Identity identity, unsigned long own_id) {
-  return IdMap{{IdRange{identity == Identity::kRoot ? 0 : own_id, own_id, 1}}};
+  return own_map_as(identity == Identity::kRoot ? 0 : own_id, own_id);
 }
 
+IdMap own_map_as(unsigned long inside, unsigned long own_id) { return IdMap{{IdRange{inside, own_id, 1}}}; }
+
 IdMap subid_map(Identity identity, unsigned long own_id, SubIdRange sub) {
+  return subid_map_as(identity == Identity::kRoot ? 0 : own_id, own_id, sub);
+}
+
+IdMap subid_map_as(unsigned long inside, unsigned long own_id, SubIdRange sub) {
+  // Ids below `inside` come from the start of the range, ids above from the rest (keep-id).
   IdMap m;
-  if (identity == Identity::kRoot) {
-    m.ranges.push_back({0, own_id, 1});
-    m.ranges.push_back({1, sub.start, sub.count});
-    return m;
-  }
-  // keep-id: ids below own come from the start of the range, ids above from the rest.
-  unsigned long below = std::min(own_id, sub.count);
+  unsigned long below = std::min(inside, sub.count);
   if (below) m.ranges.push_back({0, sub.start, below});
-  m.ranges.push_back({own_id, own_id, 1});
-  if (sub.count > below) m.ranges.push_back({own_id + 1, sub.start + below, sub.count - below});
+  m.ranges.push_back({inside, own_id, 1});
+  if (sub.count > below) m.ranges.push_back({inside + 1, sub.start + below, sub.count - below});
   return m;
 }
 

@@ -51,9 +51,14 @@ std::optional<SubIdRange> find_subid(std::string_view file_text, std::string_vie
 
 // The single-line map for kKeep or kRoot.
 IdMap own_map(Identity identity, unsigned long own_id);
+// The caller as `inside` in the view (an OCI image's User: `unshare --map-user=N`).
+IdMap own_map_as(unsigned long inside, unsigned long own_id);
 // Own id plus a subordinate range. kRoot: 0 → own, 1..count → sub. kKeep (Podman's keep-id):
 // own → own, and the subordinate range fills 0..own-1 and own+1.. up to its size.
 IdMap subid_map(Identity identity, unsigned long own_id, SubIdRange sub);
+// Own id as `inside`, and the subordinate range below and above it (kRoot is inside 0, kKeep
+// inside own_id).
+IdMap subid_map_as(unsigned long inside, unsigned long own_id, SubIdRange sub);
 
 // Pre-rendered own-id maps for write_own_maps().
 struct OwnMaps {

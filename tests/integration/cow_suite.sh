@@ -39,4 +39,8 @@ if command -v setfattr >/dev/null; then
   show xattr-private "getfattr -d -m - e; setfattr -n user.overlay.opaque -v n e; getfattr --only-values -n user.overlay.opaque e; echo; ls -A e"
 fi
 show recreate-gone "mkdir gone && touch gone/new && ls -A gone"
+# Deeper than PATH_MAX below the mount root (22 names of 200; bash: dash'"'"'s cd stops there):
+# relative calls from the working directory work as on any filesystem (a FUSE daemon that
+# rebuilt paths from its root could not serve them). $DEEP: fs_test.sh's deep.sh.
+if [ -n "${DEEP:-}" ]; then show beyond-path-max "bash \"\$DEEP\""; fi
 '

@@ -25,9 +25,15 @@ echo "$probe" | grep -qE '^overlayfs in a user namespace +yes' || have_overlay=0
 # ---- the copy-on-write suite --------------------------------------------------------------
 # The lower tree (make_lower) and the transcript (suite), shared with fs_pvm_test.sh.
 . "$here/cow_suite.sh" || exit 1
+cat > "$work/deep.sh" <<'EOF'
+n=$(printf %0200d 0); i=0
+while [ $i -lt 22 ]; do mkdir $n && cd $n || break; i=$((i + 1)); done
+echo deep > a && mv a b && ln b c && ln -s b s && mv s s2 && cat c && readlink s2 && rm b c s2 && ls -A
+cd "$T" && rm -r $n && echo depth $i
+EOF
 cow_run() {  # IMPL LAYER LOWER [--root]
   local impl=$1 layer=$2 lower=$3; shift 3
-  "$VU" run --net none "$@" --cow "$layer:$lower:$impl" --setenv T="$lower" -- sh -c "$suite"
+  "$VU" run --net none "$@" --cow "$layer:$lower:$impl" --setenv T="$lower" --setenv DEEP="$work/deep.sh" -- sh -c "$suite"
 }
 
 if [ $have_overlay = 0 ] && [ $have_fuse = 0 ]; then
@@ -56,6 +62,7 @@ else
       grep -q '^append: hello more' "$work/out-$impl-$tag" && ok "cow ($impl, $tag): copy-up on write" || bad "cow ($impl, $tag): copy-up on write" "$(grep ^append "$work/out-$impl-$tag")"
       grep -q '^mkdir-over: $' "$work/out-$impl-$tag" && ok "cow ($impl, $tag): a directory made again is opaque" || bad "cow ($impl, $tag): opaque" "$(grep ^mkdir-over "$work/out-$impl-$tag")"
       grep -q '^hardlink: same-inode new' "$work/out-$impl-$tag" && ok "cow ($impl, $tag): hard links" || bad "cow ($impl, $tag): hard links" "$(grep ^hardlink "$work/out-$impl-$tag")"
+      grep -q '^beyond-path-max: deep b depth 22 $' "$work/out-$impl-$tag" && ok "cow ($impl, $tag): rename, link, symlink deeper than PATH_MAX" || bad "cow ($impl, $tag): deeper than PATH_MAX" "$(grep ^beyond-path-max "$work/out-$impl-$tag")"
       grep -q '^rename-dir: m moved' "$work/out-$impl-$tag" && ok "cow ($impl, $tag): directory rename (EXDEV, then mv copies)" || bad "cow ($impl, $tag): directory rename" "$(grep ^rename-dir "$work/out-$impl-$tag")"
       l="$work/layer-$impl-$tag"
       [ -c "$l/g" ] && [ "$(stat -c %t:%T "$l/g")" = 0:0 ] && ok "cow ($impl, $tag): a delete leaves an overlayfs whiteout" || bad "cow ($impl, $tag): whiteout for g" "$(ls -la "$l")"

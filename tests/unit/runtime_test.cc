@@ -192,6 +192,21 @@ TEST(Rootfs, TheCallerIsAddedOnlyWhereTheTreeLacksThem) {
   EXPECT_EQ(group_line_for("root:x:0:\n", 1001, "bob"), "bob:x:1001:\n");
 }
 
+TEST(Rootfs, ImageUserAsIds) {
+  const std::string passwd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n";
+  const std::string group = "root:x:0:\nstaff:x:50:\n";
+  auto ids = [&](const std::string& u) { return image_user_ids(u, passwd, group); };
+  EXPECT_EQ(ids("app").value(), std::make_pair(1000u, 1001u));        // a name: its primary group
+  EXPECT_EQ(ids("1000").value(), std::make_pair(1000u, 1001u));       // a uid the tree knows: the same
+  EXPECT_EQ(ids("4242").value(), std::make_pair(4242u, 0u));          // one it does not: group 0
+  EXPECT_EQ(ids("app:staff").value(), std::make_pair(1000u, 50u));
+  EXPECT_EQ(ids("4242:7").value(), std::make_pair(4242u, 7u));
+  EXPECT_EQ(ids("root").value(), std::make_pair(0u, 0u));
+  EXPECT_FALSE(ids("nobody").ok());                                    // not in the tree
+  EXPECT_FALSE(ids("app:wheel").ok());
+  EXPECT_NE(ids("nobody").error().message().find("nobody"), std::string::npos);
+}
+
 TEST(NetSpec, SlirpDefaultsAndChecks) {
   vdens::NetSpec n;
   ASSERT_TRUE(vdens::add_net(n, "slirp:allow-host-loopback").ok());

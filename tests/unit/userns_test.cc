@@ -26,6 +26,13 @@ TEST(IdMap, SubidKeepIdSmallRange) {
   EXPECT_EQ(m.to_proc(), "0 100000 10\n1000 1000 1\n");
 }
 
+TEST(IdMap, AsAnotherId) {
+  // An image's User 1000 for caller 4000: alone, or with the subordinate ids around it.
+  EXPECT_EQ(own_map_as(1000, 4000).to_proc(), "1000 4000 1\n");
+  EXPECT_EQ(subid_map_as(1000, 4000, {100000, 65536}).to_proc(), "0 100000 1000\n1000 4000 1\n1001 101000 64536\n");
+  EXPECT_EQ(subid_map_as(0, 4000, {100000, 65536}).to_proc(), subid_map(Identity::kRoot, 4000, {100000, 65536}).to_proc());
+}
+
 TEST(FindSubid, ByNameOrUidSkippingJunk) {
   const char* text =
       "# comment\n"
