@@ -110,10 +110,9 @@ done
 [ "$(fuse_left)" = "$base_mounts" ] && ok "nothing left mounted after the views" || bad "nothing left mounted" "$(grep ' - fuse' /proc/self/mountinfo)"
 
 # ---- a FUSE program killed while the view runs: vu names it, the view goes on --------------
-make_lower "$W/d-low"
-pvmB --cow "$W/d-layer:$W/d-low" -- sh -c 'kill -KILL $(pgrep -f "^[^ ]*vu-cowfs $1 ") && sleep 0.3; echo x > "$2/new"' x "$W/d-layer" "$W/d-low" >/dev/null 2>"$work/err"
-grep -q "^vu: copy-on-write layer $W/d-layer (vu-cowfs) was killed by signal Killed.*$W/d-low is unreachable" "$work/err" \
-  && ok "pvm-B: vu-cowfs killed mid-view: vu names it and its signal" || bad "pvm-B: vu-cowfs killed mid-view" "$(cat "$work/err")"
+pvmB --mount "image:$W/app.sqfs:/opt/app" -- sh -c 'kill -KILL $(pgrep -f "^squashfuse $1") && sleep 0.3; ls /opt/app' x "$W/app.sqfs" >/dev/null 2>"$work/err"
+grep -q "^vu: squashfuse $W/app.sqfs was killed by signal Killed.*/opt/app is unreachable" "$work/err" \
+  && ok "pvm-B: squashfuse killed mid-view: vu names it and its signal" || bad "pvm-B: squashfuse killed mid-view" "$(cat "$work/err")"
 [ "$(fuse_left)" = "$base_mounts" ] && ok "…and nothing stays mounted" || bad "…and nothing stays mounted" "$(grep ' - fuse' /proc/self/mountinfo)"
 
 # ---- kill -9 of vu mid-run: nothing stays mounted, nothing runs ------------------------------
