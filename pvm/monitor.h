@@ -73,14 +73,17 @@
 //                 copy-up, whiteouts, opaque directories, merged listings, in overlayfs's
 //                 layer format; fs.cc hands each call below one to it
 //   net.{h,cc}    unix sockets: bind/connect/sendto/sendmsg to a path, getsockname/getpeername
+//   inet.{h,cc}   the view's network (--net slirp/none, -p): host sockets, addresses translated
+//                 on the calls that carry one, an rtnetlink emulation; the data path never traps
 //   identity.{h,cc}  getgroups as in an unmapped user namespace, --root ids (stat owners: call.h)
 //   uts.{h,cc}    uname, sethostname
 //   fuse_mount.{h,cc}  FUSE filesystems of the view: mount(2) of type fuse from the view's FUSE
 //                 programs, answered by a FuseMounter (environment B: the setuid fusermount3);
 //                 the programs' calls are answered with their own Config (Config::fuse)
-//   fuse_client.{h,cc}, fuse_client_tree.cc  FUSE programs served by the monitor (no mount(2)
-//                 needed): the protocol and the program; the shadow tree the view sees,
-//                 write-back at sync points, the hooks of open/stat/statfs/sync
+//   fuse_client.{h,cc}, fuse_client_tree.cc  environment A: FUSE programs served by the monitor
+//                 (no mount(2) anywhere): the protocol and the program; the shadow tree the
+//                 view sees, write-back at sync points, the hooks of open/stat/statfs/sync
+//                 (Config::fuse_trees). runtime/pvm_fuse.cc's probe picks A or B per view.
 // Next (not here yet): a module table instead of dispatch()'s switch, the filter built from
 // the modules' lists, and the ptrace half's path rewrites as an fs handler.
 //
