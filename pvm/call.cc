@@ -59,6 +59,22 @@ bool read_mem(pid_t pid, uint64_t addr, void* buf, size_t len) {
   return ::process_vm_readv(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(len);
 }
 
+bool gather_iov(pid_t pid, const std::vector<iovec>& riov, size_t max, std::vector<char>* data, int* err) {
+  size_t total = 0;
+  for (const iovec& v : riov) {
+    if (v.iov_len > max - total) return *err = EMSGSIZE, false;
+    total += v.iov_len;
+  }
+  data->resize(total);
+  size_t off = 0;
+  for (const iovec& v : riov) {
+    if (v.iov_len && !read_mem(pid, reinterpret_cast<uint64_t>(v.iov_base), data->data() + off, v.iov_len))
+      return *err = EFAULT, false;
+    off += v.iov_len;
+  }
+  return true;
+}
+
 bool write_mem(pid_t pid, uint64_t addr, const void* buf, size_t len) {
   iovec local = {const_cast<void*>(buf), len};
   iovec remote = {reinterpret_cast<void*>(addr), len};

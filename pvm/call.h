@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <linux/seccomp.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "base/unique_fd.h"
 #include "pvm/monitor.h"
@@ -33,6 +35,9 @@ namespace vu::pvm {
 
 // The caller's memory: whole reads and writes, or false.
 bool read_mem(pid_t pid, uint64_t addr, void* buf, size_t len);
+// The bytes of the caller's iovecs, at most `max` of them (more: EMSGSIZE in *err; an unreadable
+// one: EFAULT). Each length is checked before it is added: a sum cannot wrap.
+bool gather_iov(pid_t pid, const std::vector<iovec>& riov, size_t max, std::vector<char>* data, int* err);
 bool write_mem(pid_t pid, uint64_t addr, const void* buf, size_t len);
 // A NUL-terminated string of at most `max` bytes: 0, EFAULT or ENAMETOOLONG.
 int read_string(pid_t pid, uint64_t addr, std::string* out, size_t max = 4096);

@@ -290,12 +290,22 @@ int Cow::copy_up(const std::string& rel, const std::function<void()>& before_lon
 // makes appears under its name in one step (mkdirat, symlinkat, mknodat, linkat), and a name
 // someone else made meanwhile is theirs to keep.
 int Cow::copy_up_locked(const std::string& rel, const std::function<void()>& before_long) {
+  // The missing ancestors first, top down: a loop, not a recursion (a deep tree must not run a
+  // worker out of stack).
+  std::vector<std::string> chain;
+  for (std::string r = rel; r != "."; r = parent_of(r)) chain.push_back(r);
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it)
+    if (int e = copy_one_locked(*it, before_long)) return e;
+  return 0;
+}
+
+// One name whose parent the layer has.
+int Cow::copy_one_locked(const std::string& rel, const std::function<void()>& before_long) {
   CowNode n;
   struct stat st;
-  if (rel == "." || (::fstatat(upper_.get(), rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !is_whiteout(st))) return 0;
+  if (::fstatat(upper_.get(), rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !is_whiteout(st)) return 0;
   if (int e = lookup(rel, &n, &st)) return e;
   if (n.layer == 1) return 0;
-  if (int e = copy_up_locked(parent_of(rel), before_long)) return e;
   UniqueFd parent = parent_fd(upper_.get(), rel);
   if (!parent) return errno;
   const std::string name = base_of(rel);
@@ -324,8 +334,12 @@ int Cow::copy_up_locked(const std::string& rel, const std::function<void()>& bef
     ::utimensat(parent.get(), name.c_str(), times, AT_SYMLINK_NOFOLLOW);
     return 0;
   }
-  UniqueFd in(open_beneath(lower_.get(), rel, O_RDONLY));
+  // O_NONBLOCK and the check: a FIFO put in its place meanwhile must not hold this worker.
+  UniqueFd in(open_beneath(lower_.get(), rel, O_RDONLY | O_NONBLOCK));
   if (!in) return errno;
+  struct stat now;
+  if (::fstat(in.get(), &now) < 0) return errno;
+  if (!S_ISREG(now.st_mode) || now.st_dev != st.st_dev || now.st_ino != st.st_ino) return EAGAIN;
   // A file with no name, linked once complete; where the layer's filesystem lacks O_TMPFILE, a
   // fresh random name (O_EXCL: never an existing file, never through a symlink), linked too.
   std::string tmp;

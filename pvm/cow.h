@@ -141,6 +141,7 @@ class Cow {
  private:
   Cow() = default;
   int copy_up_locked(const std::string& rel, const std::function<void()>& before_long);
+  int copy_one_locked(const std::string& rel, const std::function<void()>& before_long);
   int prepare_create(const std::string& rel, bool* hid_lower);
   int list(const std::string& rel, const CowNode& n, std::vector<Entry>* out, bool* whiteouts) const;
   int remove_locked(const std::string& rel, bool dir);

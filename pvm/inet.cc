@@ -27,6 +27,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <string_view>
 #include <vector>
 
 #include "base/log.h"
@@ -537,9 +538,10 @@ void serve_request(const NetConfig& n, const nlmsghdr* h, Reply& r) {
         for (auto* a = static_cast<const nlattr*>(nlm_nlmsg_get_payload_offset(h, sizeof(ifinfomsg)));
              nlm_attr_ok(a, static_cast<int>(tail - reinterpret_cast<const char*>(a))); a = nlm_attr_next(a)) {
           if (nlm_attr_get_type(a) != IFLA_IFNAME) continue;
-          const char* name = nlm_attr_get_str(a);
-          if (!std::strcmp(name, "lo")) index = 1;
-          else if (!std::strcmp(name, "vde0") && links == 2) index = 2;
+          const std::string_view name(nlm_attr_get_str(a),
+                                      strnlen(nlm_attr_get_str(a), nlm_attr_get_payload_len(a)));  // NUL or not
+          if (name == "lo") index = 1;
+          else if (name == "vde0" && links == 2) index = 2;
           else index = -1;
         }
       }
@@ -812,20 +814,6 @@ Answer do_name(const NetConfig& n, Call& c, Sock& s) {
   return Answer::value(0);
 }
 
-// The caller's iovecs and the bytes they hold (at most 1 MiB).
-bool gather(Call& c, const std::vector<iovec>& riov, std::vector<char>* data, int* err) {
-  size_t total = 0;
-  for (const iovec& v : riov) total += v.iov_len;
-  if (total > (1u << 20)) return *err = EMSGSIZE, false;
-  data->resize(total);
-  size_t off = 0;
-  for (const iovec& v : riov) {
-    if (v.iov_len && !read_mem(c.tid, reinterpret_cast<uint64_t>(v.iov_base), data->data() + off, v.iov_len))
-      return *err = EFAULT, false;
-    off += v.iov_len;
-  }
-  return true;
-}
 bool scatter(Call& c, const std::vector<iovec>& riov, const char* data, size_t n) {
   size_t off = 0;
   for (const iovec& v : riov) {
@@ -876,11 +864,21 @@ Answer do_sendto(const NetConfig& n, Call& c, Sock& s) {
   msghdr mh{};
   if (msg && !read_mem(c.tid, c.a[1], &mh, sizeof mh)) return Answer::cont();
   const uint64_t addr = msg ? reinterpret_cast<uint64_t>(mh.msg_name) : c.a[4];
-  const uint64_t alen = msg ? mh.msg_namelen : c.a[5];
+  // The kernel reads at most a sockaddr_storage of a longer name: so do we (else a long name
+  // would go through untranslated).
+  const uint64_t alen = std::min<uint64_t>(msg ? mh.msg_namelen : c.a[5], sizeof(sockaddr_storage));
   if (!addr || !alen) return Answer::cont();
-  if (!s.fake && s.type == SOCK_STREAM) return Answer::cont();  // the address is ignored
+  if (!s.fake && s.type == SOCK_STREAM) {
+    // The address is ignored, except by TCP Fast Open, which connects to it: not translated
+    // here, so refused (programs fall back to connect()).
+    const uint64_t flags = msg ? c.a[2] : c.a[3];
+    return flags & MSG_FASTOPEN ? Answer::error(EOPNOTSUPP) : Answer::cont();
+  }
   sockaddr_storage ss;
-  if (!read_addr(c, addr, alen, &ss)) return Answer::cont();
+  if (alen < sizeof(sa_family_t)) return Answer::cont();  // the kernel says EINVAL
+  if (!read_addr(c, addr, alen, &ss)) return Answer::error(EFAULT);
+  // UDP over IPv4 takes AF_UNSPEC as AF_INET (an old compatibility rule of the kernel's).
+  if (s.domain == AF_INET && ss.ss_family == AF_UNSPEC && alen >= sizeof(sockaddr_in)) ss.ss_family = AF_INET;
   Mapping m;
   if (!s.fake) {
     m = map_dest(n, &ss, static_cast<unsigned>(alen), s.domain, s.v6only, s.type);
@@ -897,7 +895,7 @@ Answer do_sendto(const NetConfig& n, Call& c, Sock& s) {
   }
   std::vector<char> data;
   int err = 0;
-  if (!gather(c, riov, &data, &err)) return Answer::error(err);
+  if (!gather_iov(c.tid, riov, 1u << 20, &data, &err)) return Answer::error(err);
   std::vector<char> control;
   if (msg && mh.msg_controllen && !s.fake) {
     if (mh.msg_controllen > 65536) return Answer::error(ENOBUFS);

@@ -868,7 +868,6 @@ bool read_shebang(const std::string& host, std::string* interp, std::string* arg
 // up (which may block: a FUSE or NFS lookup, a script's first line), never ptraces.
 void Monitor::Core::plan_seccomp_stop(StopPlan& p) {
   const pid_t pid = p.pid;
-  const Config& cfg_ = cfg;
   // A FUSE program of the view: its own Config (pvm/fuse_mount.h).
   const Config& scfg = cfg.fuse && cfg.fuse->is_server(pid) ? *cfg.fuse->server_config() : cfg;
   user_regs_struct& regs = p.regs;

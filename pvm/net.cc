@@ -187,16 +187,8 @@ Answer do_send(const Config& cfg, Call& c) {
   } else {
     riov.push_back({reinterpret_cast<void*>(c.a[1]), c.a[2]});
   }
-  size_t total = 0;
-  for (const iovec& v : riov) total += v.iov_len;
-  if (total > (1u << 20)) return Answer::error(EMSGSIZE);
-  std::vector<char> data(total);
-  size_t off = 0;
-  for (const iovec& v : riov) {
-    if (v.iov_len && !read_mem(c.tid, reinterpret_cast<uint64_t>(v.iov_base), data.data() + off, v.iov_len))
-      return Answer::error(EFAULT);
-    off += v.iov_len;
-  }
+  std::vector<char> data;
+  if (int gerr = 0; !gather_iov(c.tid, riov, 1u << 20, &data, &gerr)) return Answer::error(gerr);
   std::vector<char> control;
   std::vector<UniqueFd> passed;
   if (msg && mh.msg_controllen) {

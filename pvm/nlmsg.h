@@ -31,7 +31,7 @@ inline void* nlm_nlmsg_get_payload_tail(const nlmsghdr* h) {
 }
 inline bool nlm_nlmsg_ok(const nlmsghdr* h, int len) {
   return len >= static_cast<int>(sizeof(nlmsghdr)) && h->nlmsg_len >= sizeof(nlmsghdr) &&
-         static_cast<int>(h->nlmsg_len) <= len;
+         h->nlmsg_len <= static_cast<unsigned>(len);
 }
 inline const nlmsghdr* nlm_nlmsg_next(const nlmsghdr* h, int* len) {
   *len -= static_cast<int>(NLMSG_ALIGN(h->nlmsg_len));
@@ -54,6 +54,7 @@ inline void nlm_attr_put_strz(nlmsghdr* h, uint16_t type, const char* s) { nlm_a
 inline uint16_t nlm_attr_get_type(const nlattr* a) { return a->nla_type & NLA_TYPE_MASK; }
 inline void* nlm_attr_get_payload(const nlattr* a) { return const_cast<char*>(reinterpret_cast<const char*>(a) + NLA_HDRLEN); }
 inline const char* nlm_attr_get_str(const nlattr* a) { return static_cast<const char*>(nlm_attr_get_payload(a)); }
+inline size_t nlm_attr_get_payload_len(const nlattr* a) { return a->nla_len - NLA_HDRLEN; }  // after nlm_attr_ok
 inline bool nlm_attr_ok(const nlattr* a, int len) {
   return len >= static_cast<int>(sizeof(nlattr)) && a->nla_len >= sizeof(nlattr) && static_cast<int>(a->nla_len) <= len;
 }
