@@ -41,6 +41,6 @@ fi
 show recreate-gone "mkdir gone && touch gone/new && ls -A gone"
 # Deeper than PATH_MAX below the mount root (22 names of 200; bash: dash'"'"'s cd stops there):
 # relative calls from the working directory work as on any filesystem (a FUSE daemon that
-# rebuilt paths from its root could not serve them). $DEEP: fs_test.sh's deep.sh.
+# rebuilt paths from its root could not serve them). $DEEP: deep.sh of fs_test.sh.
 if [ -n "${DEEP:-}" ]; then show beyond-path-max "bash \"\$DEEP\""; fi
 '

@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 codename=$(. /etc/os-release 2>/dev/null; echo "${VERSION_CODENAME:-bookworm}")
 tar=$cache/debian-$codename-apt.tar
 debian=""
-if [ -s "$tar" ]; then
+if [ -f "$tar" ] && [ -s "$tar" ]; then
   debian=$tar
 elif ! command -v mmdebstrap >/dev/null; then
   debian="skip:mmdebstrap is missing (scripts/setup.sh installs it)"
@@ -21,14 +21,14 @@ else
   for s in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list; do
     [ -s "$s" ] && { sources=$s; break; }
   done
-  mkdir -p "$cache" && rm -f "$tar.tmp"
+  mkdir -p "$cache" && rm -rf "$tar.tmp" "$tar"
   echo "making a Debian $codename tree (mmdebstrap --variant=apt${sources:+, sources from $sources}), once: $tar"
-  if timeout 900 mmdebstrap --quiet --variant=apt --mode=root "$codename" "$tar.tmp" $sources \
+  if timeout 900 mmdebstrap --quiet --variant=apt --mode=root --format=tar "$codename" "$tar.tmp" $sources \
        > "$cache/mmdebstrap.log" 2>&1 && mv "$tar.tmp" "$tar"; then
     debian=$tar
   else
     debian="skip:mmdebstrap could not make the tree: $(grep -E '^E:' "$cache/mmdebstrap.log" | tail -1) (log: $cache/mmdebstrap.log)"
-    rm -f "$tar.tmp"
+    rm -rf "$tar.tmp"
   fi
 fi
 if [ "${debian#skip:}" = "$debian" ]; then
