@@ -192,7 +192,7 @@ check_err "pvm --cow onto a file" 2 'is not a directory' "$DENY" "$VU" run --net
 check_err "pvm --cow LAYER:/" 125 'copy-on-write root needs the ns backend' "$DENY" "$VU" run --net host --cow "$work/l3:/" -- true
 mkdir -p "$work/ov"
 check_err "pvm --cow with the layer inside the target" 2 'overlap' "$DENY" "$VU" run --net host --cow "$work/ov/layer:$work/ov" -- true
-check_err "pvm --fuse is still refused" 125 'needs user namespaces' "$DENY" "$VU" run --fuse true /mnt -- true
+check_err "pvm --fuse of a program that exits at once: a clear error" 125 'exited before serving its filesystem' "$DENY" "$VU" run --fuse true /mnt -- true
 [ ! -e "$work/l2" ] && [ ! -e "$work/l3" ] && [ ! -e "$work/ov/layer" ] && ok "bad input creates no layer" || bad "bad input creates no layer" "$(ls -R "$work/ov")"
 
 summary
