@@ -33,7 +33,8 @@ stream() {
     i=$((i + 1))
     [ $((i % $4)) = "$3" ] || continue
     out=$(sh "$2/$t" 2>&1)
-    printf "%s\n" "$out" | grep -v "# TODO" | sed -n -e "s|^not ok \([0-9]*\).*|$t \1 fail|p" -e "s|^ok \([0-9]*\).*|$t \1 ok|p"
+    # sed -u: a line is one write; the streams share the result file (block-buffered output interleaved mid-line)
+    printf "%s\n" "$out" | grep -v "# TODO" | sed -u -n -e "s|^not ok \([0-9]*\).*|$t \1 fail|p" -e "s|^ok \([0-9]*\).*|$t \1 ok|p"
   done
 }
 k=0

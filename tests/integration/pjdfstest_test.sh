@@ -37,7 +37,7 @@ stream() {
     [ $((i % $4)) = "$3" ] || continue
     out=$(sh "$2/$t" 2>&1)
     plan=$(printf "%s\n" "$out" | sed -n "s/^1\.\.\([0-9]*\)$/\1/p" | head -1)
-    printf "%s\n" "$out" | grep -v "# TODO" | sed -n "s|^not ok \([0-9]*\).*|$t \1|p"
+    printf "%s\n" "$out" | grep -v "# TODO" | sed -u -n "s|^not ok \([0-9]*\).*|$t \1|p"
     n=$(printf "%s\n" "$out" | grep -cE "^(not )?ok [0-9]+")
     [ -n "$plan" ] && [ "$n" = "$plan" ] || echo "$t * (ran $n of ${plan:-?})"
   done
