@@ -164,8 +164,11 @@ Result<void> PvmFuse::wait_mounted(pvm::Monitor& monitor, pid_t first, int signa
       return Error::make(ErrorKind::kSetup, "no FUSE mount within " + std::to_string(kMountTimeoutMs / 1000) +
                                                 " s from " + str::join(names, ", ") + "; the view was ended");
     }
-    struct pollfd p[2] = {{signal_fd, POLLIN, 0}, {hook_->event_fd(), POLLIN, 0}};
-    if (::poll(p, 2, static_cast<int>(std::min<long>(left, 1000))) < 0 && errno != EINTR) return Error::sys("poll", errno);
+    // monitor.fd(): ptrace stops worked out on the monitor's workers, applied here (the first
+    // process's chdir into a FUSE target waits for that).
+    struct pollfd p[3] = {{signal_fd, POLLIN, 0}, {hook_->event_fd(), POLLIN, 0}, {monitor.fd(), POLLIN, 0}};
+    if (::poll(p, 3, static_cast<int>(std::min<long>(left, 1000))) < 0 && errno != EINTR) return Error::sys("poll", errno);
+    if (p[2].revents & POLLIN) monitor.on_ptrace_done();
     if (p[1].revents & POLLIN) {
       uint64_t v;
       (void)!::read(hook_->event_fd(), &v, sizeof v);
@@ -224,8 +227,10 @@ void PvmFuse::teardown(pvm::Monitor* monitor, int signal_fd) {
       VU_LOG_WARN("killed the FUSE program(s) that did not finish within " << kFlushDeadlineMs / 1000 << " s");
       return;
     }
-    struct pollfd pf = {signal_fd, POLLIN, 0};
-    (void)::poll(&pf, signal_fd >= 0 ? 1 : 0, 50);
+    struct pollfd pfs[2] = {{monitor ? monitor->fd() : -1, POLLIN, 0}, {signal_fd, POLLIN, 0}};
+    (void)::poll(pfs, 2, 50);
+    if (pfs[0].revents & POLLIN) monitor->on_ptrace_done();
+    const pollfd& pf = pfs[1];
     if (pf.revents & POLLIN) {
       struct signalfd_siginfo si;
       while (::read(signal_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
