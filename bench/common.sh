@@ -22,7 +22,7 @@ reexec_unprivileged() {
   chmod 755 "$tmp" "$tmp"/*
   rc=0
   # "|| rc=$?": the callers run under set -e, which would skip the clean-up below.
-  runuser -u "$user" -- env RUNS="${RUNS:-}" ${FS_BENCH_DIR:+FS_BENCH_DIR=$FS_BENCH_DIR} ${FS_BENCH_ONLY:+"FS_BENCH_ONLY=$FS_BENCH_ONLY"} ${ROOTFS_BENCH_DIR:+ROOTFS_BENCH_DIR=$ROOTFS_BENCH_DIR} ${old:+COWFS_OLD=$old} ${uold:+UNPACK_OLD=$uold} ${BENCH_OLD_VU:+BENCH_OLD_VU=$BENCH_OLD_VU} ${BENCH_TRACE:+BENCH_TRACE=1} bash ${BENCH_TRACE:+-x} "$tmp/$(basename "$script")" "$tmp/vu" || rc=$?
+  runuser -u "$user" -- env RUNS="${RUNS:-}" ${FS_BENCH_DIR:+FS_BENCH_DIR=$FS_BENCH_DIR} ${FS_BENCH_ONLY:+"FS_BENCH_ONLY=$FS_BENCH_ONLY"} ${ROOTFS_BENCH_DIR:+ROOTFS_BENCH_DIR=$ROOTFS_BENCH_DIR} ${ROOTFS_DEBIAN:+ROOTFS_DEBIAN=$ROOTFS_DEBIAN} ${ROOTFS_BENCH_PARTS:+"ROOTFS_BENCH_PARTS=$ROOTFS_BENCH_PARTS"} ${old:+COWFS_OLD=$old} ${uold:+UNPACK_OLD=$uold} ${BENCH_OLD_VU:+BENCH_OLD_VU=$BENCH_OLD_VU} ${BENCH_TRACE:+BENCH_TRACE=1} bash ${BENCH_TRACE:+-x} "$tmp/$(basename "$script")" "$tmp/vu" || rc=$?
   rm -rf "$tmp"
   exit $rc
 }

@@ -10,10 +10,30 @@
 # T is made here: files of /usr (include, share, lib) up to ~250 MB, gzip -1 (~100 MB). Runs as
 # an unprivileged user (as root it re-runs itself as $VU_TEST_USER); on /dev/shm when there is
 # one (ROOTFS_BENCH_DIR overrides), so a disk's moods do not drown the unpacker's own cost.
+#
+# Then, in a Debian tree (ROOTFS_DEBIAN: the tarball integration.rootfs makes with mmdebstrap,
+# build/test-cache/debian-*-apt.tar by default; these rows are skipped with a line without it):
+#   - work in the tree: `dpkg -L coreutils | xargs stat >/dev/null` and `tar cf - /usr | wc -c`
+#     under vu --backend=pvm --rootfs, vu --backend=ns --rootfs and `proot -r` (the issue's
+#     target: pvm >= 10x faster than proot);
+#   - start-up: `vu run --rootfs DIR -- true` (ns and pvm) beside `bwrap --bind DIR / --proc
+#     /proc --dev /dev true` (target: ns <= 1.5x) and `podman run --rm --rootfs DIR true`
+#     (skipped with a line when podman is absent).
+# ROOTFS_BENCH_PARTS="unpack tree startup" (default: all three) picks the parts.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 vu=$(readlink -f "${1:-$here/../build/bin/vu}")
 runs=${RUNS:-3}
+parts=${ROOTFS_BENCH_PARTS:-unpack tree startup}
+if [ "$(id -u)" = 0 ] && [ -z "${ROOTFS_DEBIAN:-}" ]; then
+  d=$(ls "$here"/../build/test-cache/debian-*-apt.tar 2>/dev/null | head -1 || true)
+  if [ -n "$d" ]; then  # where the unprivileged user can read it
+    ROOTFS_DEBIAN=$(mktemp -d /tmp/vu-bench-debian.XXXXXX)/debian.tar
+    cp "$d" "$ROOTFS_DEBIAN" && chmod 755 "$(dirname "$ROOTFS_DEBIAN")" && chmod 644 "$ROOTFS_DEBIAN"
+    export ROOTFS_DEBIAN
+    trap 'rm -rf "$(dirname "$ROOTFS_DEBIAN")"' EXIT
+  fi
+fi
 
 . "$here/common.sh"
 reexec_unprivileged "$0" "$vu"
@@ -21,6 +41,9 @@ require_tools tar gzip
 
 base=${ROOTFS_BENCH_DIR:-$( [ -w /dev/shm ] && echo /dev/shm || echo /tmp)}
 tmp=$(mktemp -d "$base/vu-bench-rootfs.XXXXXX"); trap 'chmod -R u+rwx "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
+now() { date +%s.%N; }
+median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+if [[ " $parts " == *" unpack "* ]]; then
 find /usr/include /usr/share /usr/lib -xdev -type f -readable -size -8M -printf '%s %p\n' 2>/dev/null |
   awk '{ n += $1; if (n > 250e6) exit; print substr($0, index($0, " ") + 1) }' > "$tmp/list" || true  # find: SIGPIPE
 # A --rootfs tree needs a /bin/sh (whether `true` then runs in it does not matter here).
@@ -29,8 +52,6 @@ tar -cf - -T "$tmp/list" -C "$tmp/extra" bin 2>/dev/null | gzip -1 > "$tmp/tree.
 entries=$(wc -l < "$tmp/list")
 size=$(stat -c %s "$tmp/tree.tgz")
 
-now() { date +%s.%N; }
-median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 T=() V=() U=() O=()
 unpack=$(dirname "$vu")/vu-unpack
 for _ in $(seq "$runs"); do
@@ -59,3 +80,58 @@ row "vu run --rootfs T -- true (empty cache: unpack)" "$v"
 row "vu-unpack T CACHE" "$(printf '%s\n' "${U[@]}" | median)"
 [ ${#O[@]} = 0 ] || row "vu-unpack T CACHE (old: UNPACK_OLD)" "$(printf '%s\n' "${O[@]}" | median)"
 echo "* ratio to tar xzf (target for vu: <= 1.30)"
+fi
+
+# --- a Debian tree: work in it (pvm vs proot) and start-up (vs bwrap, podman) -------------------
+[[ " $parts " == *" tree "* || " $parts " == *" startup "* ]] || exit 0
+deb=${ROOTFS_DEBIAN:-}
+if [ -z "$deb" ] || [ ! -r "$deb" ]; then
+  echo "Debian tree rows skipped: no ROOTFS_DEBIAN tarball (ctest -R integration.rootfs makes build/test-cache/debian-*-apt.tar)"
+  exit 0
+fi
+XDG_CACHE_HOME=$tmp/dcache "$vu" run --net none --rootfs "$deb" -- true
+D=$(ls -d "$tmp"/dcache/vu/trees/*/ | head -1); D=${D%/}
+cd /tmp
+# time_median CMD…: the median wall time of RUNS runs (output discarded), seconds.
+time_median() {
+  local s e all=()
+  for _ in $(seq "$runs"); do
+    s=$(now); "$@" >/dev/null 2>&1 || true; e=$(now)
+    all+=("$(echo "$s $e" | awk '{ print $2 - $1 }')")
+  done
+  printf '%s\n' "${all[@]}" | median
+}
+if [[ " $parts " == *" tree "* ]]; then
+  require_tools proot
+  echo
+  echo "work in a Debian tree ($D), median of $runs"
+  printf '%-70s %8s %8s\n' "command" "seconds" "proot/x"
+  for w in 'dpkg -L coreutils | xargs stat >/dev/null' 'tar cf - /usr | wc -c'; do
+    p=$(time_median proot -r "$D" -b /proc -b /dev -w / sh -c "$w")
+    v=$(time_median "$vu" run --backend=pvm --net none --rootfs "$D" -- sh -c "$w")
+    n=$(time_median "$vu" run --backend=ns --net none --rootfs "$D" -- sh -c "$w")
+    wrow() { printf '%-70s %8.3f %8.1f\n' "$1" "$2" "$(awk -v a="$p" -v b="$2" 'BEGIN { print a / b }')"; }
+    wrow "proot -r D sh -c '$w'" "$p"
+    wrow "vu run --backend=pvm --rootfs D -- sh -c '$w'" "$v"
+    wrow "vu run --backend=ns --rootfs D -- sh -c '$w'" "$n"
+  done
+  echo "proot/x: how many times faster than proot (target for pvm: >= 10)"
+fi
+if [[ " $parts " == *" startup "* ]]; then
+  require_tools bwrap
+  sruns=$((runs * 10))
+  echo
+  echo "start-up in the Debian tree, median of $sruns"
+  b=$(runs=$sruns time_median bwrap --bind "$D" / --proc /proc --dev /dev true)
+  printf '%-70s %8s %8s\n' "command" "ms" "x bwrap"
+  srow() { printf '%-70s %8.2f %8.2f\n' "$1" "$(awk -v a="$2" 'BEGIN { print a * 1000 }')" "$(awk -v a="$2" -v b="$b" 'BEGIN { print a / b }')"; }
+  srow "bwrap --bind D / --proc /proc --dev /dev true" "$b"
+  srow "vu run --backend=ns --net none --rootfs D -- true" "$(runs=$sruns time_median "$vu" run --backend=ns --net none --rootfs "$D" -- true)"
+  srow "vu run --backend=pvm --net none --rootfs D -- true" "$(runs=$sruns time_median "$vu" run --backend=pvm --net none --rootfs "$D" -- true)"
+  if command -v podman >/dev/null; then
+    srow "podman run --rm --rootfs D true" "$(time_median podman run --rm --network none --rootfs "$D" true)"
+  else
+    echo "podman run --rm --rootfs D true: skipped (podman is not installed)"
+  fi
+  echo "x bwrap: ratio to bwrap (targets: vu ns <= 1.5; podman >= 20x vu)"
+fi

@@ -84,6 +84,7 @@ static int enabled;
 static uid_t own_uid;
 static gid_t own_gid;
 static int as_root;
+static unsigned shown_uid, shown_gid;  // under --root (or an image's User): the caller's ids as shown
 static int all_paths_plain;  // no mounts in the view: every lookup is the host's
 static struct {
   unsigned long dev, ino;
@@ -119,13 +120,13 @@ static long native(long nr, long a, long b, long c, long d, long e) {
 }
 
 // An owner as the view shows it: the caller's own id (0 under --root), anyone else 65534.
-static unsigned view_id(unsigned id, unsigned own) {
-  return id == own ? (as_root ? 0 : own) : VU_ACCEL_OVERFLOW_ID;
+static unsigned view_id(unsigned id, unsigned own, unsigned shown) {
+  return id == own ? (as_root ? shown : own) : VU_ACCEL_OVERFLOW_ID;
 }
 
 static void map_ids(struct stat* st) {
-  st->st_uid = view_id(st->st_uid, own_uid);
-  st->st_gid = view_id(st->st_gid, own_gid);
+  st->st_uid = view_id(st->st_uid, own_uid, shown_uid);
+  st->st_gid = view_id(st->st_gid, own_gid, shown_gid);
 }
 
 static int simple_name(const char* name) {
@@ -413,8 +414,8 @@ EXPORT int statx(int dirfd, const char* name, int flags, unsigned int mask, stru
       }
     }
     if (ok) {
-      stx->stx_uid = view_id(stx->stx_uid, own_uid);
-      stx->stx_gid = view_id(stx->stx_gid, own_gid);
+      stx->stx_uid = view_id(stx->stx_uid, own_uid, shown_uid);
+      stx->stx_gid = view_id(stx->stx_gid, own_gid, shown_gid);
       return 0;
     }
   }
@@ -1118,6 +1119,12 @@ __attribute__((constructor)) static void accel_init(void) {
   own_gid = (gid_t)parse_ul(&p, 10);
   if (*p++ != ':') return;
   as_root = (int)parse_ul(&p, 10);
+  if (as_root && *p == '.') {  // 1.UID.GID: the ids shown for the caller's (0.0 when absent)
+    ++p;
+    shown_uid = (unsigned)parse_ul(&p, 10);
+    if (*p++ != '.') return;
+    shown_gid = (unsigned)parse_ul(&p, 10);
+  }
   if (*p++ != ':') return;
   if (*p != 'a' && *p != 'm') return;
   all_paths_plain = *p++ == 'a';

@@ -138,18 +138,18 @@ long status_field(pid_t tid, const char* key, int base) {
 
 
 
-uid_t view_uid(const Config& c, uid_t u) { return u == c.uid ? (c.root ? 0 : c.uid) : kOverflowId; }
-gid_t view_gid(const Config& c, gid_t g) { return g == c.gid ? (c.root ? 0 : c.gid) : kOverflowId; }
+uid_t view_uid(const Config& c, uid_t u) { return u == c.uid ? (c.root ? c.shown_uid : c.uid) : kOverflowId; }
+gid_t view_gid(const Config& c, gid_t g) { return g == c.gid ? (c.root ? c.shown_gid : c.gid) : kOverflowId; }
 
 // A view id given to chown → the host id, or -1 with EINVAL for ids the view does not map.
 bool host_uid(const Config& c, uint32_t v, uid_t* out) {
   if (v == static_cast<uint32_t>(-1)) return *out = static_cast<uid_t>(-1), true;
-  if (v == (c.root ? 0 : c.uid)) return *out = c.uid, true;
+  if (v == (c.root ? c.shown_uid : c.uid)) return *out = c.uid, true;
   return false;
 }
 bool host_gid(const Config& c, uint32_t v, gid_t* out) {
   if (v == static_cast<uint32_t>(-1)) return *out = static_cast<gid_t>(-1), true;
-  if (v == (c.root ? 0 : c.gid)) return *out = c.gid, true;
+  if (v == (c.root ? c.shown_gid : c.gid)) return *out = c.gid, true;
   return false;
 }
 

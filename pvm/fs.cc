@@ -1,4 +1,5 @@
 #include "pvm/fs.h"
+#include "pvm/rootfs_exec.h"
 
 #include <fcntl.h>
 #include <linux/audit.h>
@@ -249,8 +250,8 @@ Answer do_mount_table(const Config& cfg, const std::string& host, MountTable kin
     if (root.empty()) root = "/";
     const std::string opts = m.read_only ? "ro,relatime" : "rw,relatime";
     if (std::string source, type; fuse_mount_names(cfg, m.host, &source, &type)) {
-      const std::string ids = "user_id=" + std::to_string(cfg.root ? 0 : cfg.uid) +
-                              ",group_id=" + std::to_string(cfg.root ? 0 : cfg.gid);
+      const std::string ids = "user_id=" + std::to_string(cfg.root ? cfg.shown_uid : cfg.uid) +
+                              ",group_id=" + std::to_string(cfg.root ? cfg.shown_gid : cfg.gid);
       // squashfuse's mount is not read-only for the kernel (its program refuses the writes).
       const std::string fopts = std::string(m.read_only && source != "squashfuse" ? "ro" : "rw") + ",nosuid,nodev,relatime";
       if (kind == MountTable::kMountinfo)
@@ -416,6 +417,12 @@ Answer do_readlink(const Config& cfg, Call& c, int dirfd, uint64_t path, uint64_
   if (!r.moved && !magic) return Answer::cont();
   std::string target = read_link(r.host);
   if (target.empty()) return Answer::error(errno ? errno : EINVAL);
+  if (magic && cfg.exe && target[0] == '/') {
+    // --rootfs: a program run by the tree's loader (pvm/rootfs_exec.h) is its own /proc/PID/exe.
+    if (pid_t pid = proc_exe_pid(r.host)) {
+      if (std::string exe = cfg.exe->lookup(pid, target); !exe.empty()) return reply_string(c, exe, buf, size, false);
+    }
+  }
   if (magic && target[0] == '/') {
     std::string v = cfg.map.to_view(target);
     target = v.empty() ? "(unreachable)" + target : v;

@@ -626,8 +626,8 @@ Answer do_fuse_sync(const Config& cfg, Call& c) {
 }
 
 // An id the program reports → the host id view_uid()/view_gid() turn into what the view shows.
-static uint32_t owner_as_host(const Config& cfg, uint32_t id, uint32_t own) {
-  return id == (cfg.root ? 0 : own) ? own : kOverflowId;
+static uint32_t owner_as_host(const Config& cfg, uint32_t id, uint32_t own, uint32_t shown) {
+  return id == (cfg.root ? shown : own) ? own : kOverflowId;
 }
 
 void fuse_adjust_stat(const Config& cfg, struct stat* st) {
@@ -639,8 +639,8 @@ void fuse_adjust_stat(const Config& cfg, struct stat* st) {
       st->st_size = static_cast<off_t>(size);
       st->st_blocks = static_cast<blkcnt_t>(blocks);
       st->st_nlink = static_cast<nlink_t>(nlink);
-      st->st_uid = owner_as_host(cfg, uid, cfg.uid);
-      st->st_gid = owner_as_host(cfg, gid, cfg.gid);
+      st->st_uid = owner_as_host(cfg, uid, cfg.uid, cfg.shown_uid);
+      st->st_gid = owner_as_host(cfg, gid, cfg.gid, cfg.shown_gid);
       return;
     }
   }
@@ -656,8 +656,8 @@ void fuse_adjust_statx(const Config& cfg, struct statx* stx) {
       stx->stx_size = size;
       stx->stx_blocks = blocks;
       stx->stx_nlink = static_cast<uint32_t>(nlink);
-      stx->stx_uid = owner_as_host(cfg, uid, cfg.uid);
-      stx->stx_gid = owner_as_host(cfg, gid, cfg.gid);
+      stx->stx_uid = owner_as_host(cfg, uid, cfg.uid, cfg.shown_uid);
+      stx->stx_gid = owner_as_host(cfg, gid, cfg.gid, cfg.shown_gid);
       return;
     }
   }

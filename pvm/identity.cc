@@ -62,9 +62,12 @@ Answer do_getgroups(const Config& cfg, Call& c) {
   return Answer::value(n);
 }
 
-// --root: ids are 0; setting them to 0 (or leaving them, -1) is allowed, anything else is an id
-// the view does not map.
-Answer do_root_ids(Call& c) {
+// --root: ids are 0 (an image's User: Config::shown_uid/shown_gid); setting them to those (or
+// leaving them, -1) is allowed, anything else is an id the view does not map.
+Answer do_root_ids(const Config& cfg, Call& c) {
+  const bool gid = c.nr == SYS_getgid || c.nr == SYS_getegid || c.nr == SYS_setfsgid || c.nr == SYS_getresgid ||
+                   c.nr == SYS_setgid || c.nr == SYS_setregid || c.nr == SYS_setresgid;
+  const uint32_t shown = gid ? cfg.shown_gid : cfg.shown_uid;
   switch (c.nr) {
     case SYS_getuid:
     case SYS_geteuid:
@@ -72,19 +75,18 @@ Answer do_root_ids(Call& c) {
     case SYS_getegid:
     case SYS_setfsuid:
     case SYS_setfsgid:
-      return Answer::value(0);
+      return Answer::value(shown);
     case SYS_getresuid:
     case SYS_getresgid: {
-      uint32_t zero = 0;
       for (int i = 0; i < 3; ++i)
-        if (!write_mem(c.tid, c.a[i], &zero, sizeof zero)) return Answer::error(EFAULT);
+        if (!write_mem(c.tid, c.a[i], &shown, sizeof shown)) return Answer::error(EFAULT);
       return Answer::value(0);
     }
     default: {
       int n = c.nr == SYS_setuid || c.nr == SYS_setgid ? 1 : c.nr == SYS_setreuid || c.nr == SYS_setregid ? 2 : 3;
       for (int i = 0; i < n; ++i) {
         uint32_t v = static_cast<uint32_t>(c.a[i]);
-        if (v != 0 && !(v == static_cast<uint32_t>(-1) && c.nr != SYS_setuid && c.nr != SYS_setgid))
+        if (v != shown && !(v == static_cast<uint32_t>(-1) && c.nr != SYS_setuid && c.nr != SYS_setgid))
           return Answer::error(EINVAL);
       }
       return Answer::value(0);

@@ -8,6 +8,6 @@
 namespace vu::pvm {
 
 Answer do_getgroups(const Config& cfg, Call& c);
-Answer do_root_ids(Call& c);
+Answer do_root_ids(const Config& cfg, Call& c);
 
 }  // namespace vu::pvm

@@ -55,6 +55,7 @@
 
 #include "base/log.h"
 #include "pvm/accel_abi.h"
+#include "pvm/rootfs_exec.h"
 
 #include "pvm/compat.h"
 
@@ -261,7 +262,8 @@ std::string accel_env(const Config& cfg) {
   // whose lookups the monitor makes otherwise (layers of a copy-on-write view, a FUSE client)
   // must leave the table out altogether (return before MOUNTS), or the fast path would bypass it.
   std::string e = std::string(VU_ACCEL_ENV) + "=1:" + std::to_string(cfg.uid) + ":" + std::to_string(cfg.gid) +
-                  ":" + (cfg.root ? "1" : "0") + ":" + (cfg.map.empty() ? "a" : "m") + ":";
+                  ":" + (cfg.root ? "1." + std::to_string(cfg.shown_uid) + "." + std::to_string(cfg.shown_gid) : "0") + ":" +
+                  (cfg.map.empty() ? "a" : "m") + ":";
   auto ids = [&](const std::vector<std::pair<uint64_t, uint64_t>>& v) {
     for (size_t i = 0; i < v.size() && i < VU_ACCEL_MAX_HOLDERS; ++i)
       e += (i ? "," : "") + std::to_string(v[i].first) + "." + std::to_string(v[i].second);
@@ -795,7 +797,7 @@ Monitor::Answer dispatch_in(Monitor::Core& core, const Config& cfg, Call& c) {
     case SYS_fdatasync:
       return do_fuse_sync(cfg, c);
     default:
-      if (cfg.root) return do_root_ids(c);
+      if (cfg.root) return do_root_ids(cfg, c);
       return Answer::cont();
   }
 }
@@ -938,11 +940,58 @@ void Monitor::Core::plan_seccomp_stop(StopPlan& p) {
     else if (ir.err) return fail(ir.err);
     else if (!ir.exists) return fail(ENOENT);
   }
+  // --rootfs: a dynamically linked program (or script interpreter) runs with the tree's own
+  // loader, which the kernel would look up on the host (pvm/rootfs_exec.h).
+  std::string pt_interp;
+  Resolved lr;
+  const Resolved& bin = script ? ir : r;
+  if (scfg.rootfs) {
+    int e = elf_interp(bin.host, &pt_interp);
+    if (e && e != ENOEXEC) return fail(e);
+    if (!e && !pt_interp.empty()) {
+      if (::access(bin.host.c_str(), X_OK) < 0 || (script && ::access(r.host.c_str(), X_OK) < 0)) return fail(EACCES);
+      Start s;
+      if (pt_interp[0] != '/' && start_of(scfg, c, AT_FDCWD, &s)) return fail(ENOENT);
+      lr = scfg.map.resolve(s, pt_interp, true, {});
+      if (lr.err) return fail(lr.err);
+      if (!lr.exists) return fail(ENOENT);
+    } else {
+      pt_interp.clear();
+    }
+  }
+  const bool via_loader = !pt_interp.empty();
+  if (scfg.exe) scfg.exe->planned(pid, via_loader ? bin.view : std::string(), lr.host);
   std::vector<uint64_t> envp;
   const bool accel = !scfg.accel_lib.empty() && inject_env(pid, envp_addr, &envp);
-  if (!r.moved && !script && !accel) return;
+  if (!r.moved && !script && !accel && !via_loader) return;
   StackWriter w(p, regs.rsp);
-  if (script) {
+  if (via_loader) {
+    // LOADER [--argv0 ARGV0] PROGRAM [ARG] [SCRIPT] argv[1…], PROGRAM a view path the loader
+    // opens through the path map; ARGV0 the caller's argv[0] (a script's: its interpreter).
+    std::vector<uint64_t> argv;
+    argv.push_back(w.put(pt_interp));
+    if (loader_knows_argv0(lr.host)) {
+      argv.push_back(w.put("--argv0"));
+      uint64_t a0 = 0;
+      if (script) a0 = w.put(interp);
+      else if (!argv_addr || !read_mem(pid, argv_addr, &a0, 8) || !a0) a0 = w.put(raw);
+      argv.push_back(a0);
+    }
+    argv.push_back(w.put(bin.view));
+    if (script) {
+      if (!iarg.empty()) argv.push_back(w.put(iarg));
+      argv.push_back(w.put(raw));
+    }
+    for (uint64_t i = 1;; ++i) {
+      uint64_t ptr = 0;
+      if (!argv_addr || !read_mem(pid, argv_addr + 8 * i, &ptr, 8) || !ptr) break;
+      argv.push_back(ptr);
+      if (argv.size() > 1u << 20) return fail(E2BIG);
+    }
+    argv.push_back(0);
+    regs.rsi = w.put(argv.data(), argv.size() * 8);
+    regs.rdi = w.put(lr.host);
+  } else if (script) {
     // argv becomes: INTERP [ARG] PATH-as-given argv[1…] — what binfmt_script builds.
     std::vector<uint64_t> argv;
     argv.push_back(w.put(interp));
@@ -968,7 +1017,7 @@ void Monitor::Core::plan_seccomp_stop(StopPlan& p) {
     envp[1] = w.put(accel_env);
     regs.rdx = w.put(envp.data(), envp.size() * 8);
   }
-  if (at && !r.moved && !script) {
+  if (at && !r.moved && !script && !via_loader) {
     // execveat with the caller's own dirfd and path: keep the call, change only its envp.
     regs.rdi = c.a[0];
     regs.rsi = path_addr;
@@ -1190,6 +1239,7 @@ bool Monitor::on_wait_status(pid_t pid, int status) {
     // A caller that dies while a worker performs its call: a blocking call (FIFO open, connect)
     // is interrupted, the worker finds the notification gone and answers nothing.
     if (cfg_.fuse) cfg_.fuse->forget(pid);
+    if (cfg_.exe) cfg_.exe->exited(pid);
     std::lock_guard<std::mutex> lock(core_->mu);
     for (Core::Worker& w : core_->workers)
       if (w.busy == pid && !w.done) ::pthread_kill(w.thread, wake_signal());
@@ -1220,6 +1270,8 @@ bool Monitor::on_wait_status(pid_t pid, int status) {
     case PTRACE_EVENT_VFORK:
     case PTRACE_EVENT_CLONE:
       count.kind = Core::kForkStop;
+      if (unsigned long child = 0; cfg_.exe && ::ptrace(PTRACE_GETEVENTMSG, pid, 0, &child) == 0)
+        cfg_.exe->forked(pid, static_cast<pid_t>(child));
       break;
     case PTRACE_EVENT_EXEC:
       count.kind = Core::kExecStop;

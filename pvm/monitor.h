@@ -80,6 +80,8 @@
 //   fuse_mount.{h,cc}  FUSE filesystems of the view: mount(2) of type fuse from the view's FUSE
 //                 programs, answered by a FuseMounter (environment B: the setuid fusermount3);
 //                 the programs' calls are answered with their own Config (Config::fuse)
+//   rootfs_exec.{h,cc}  --rootfs: a tree's programs run with the tree's own loader (execve via
+//                 PT_INTERP resolved in the view, PRoot-style), /proc/PID/exe of such programs
 //   fuse_client.{h,cc}, fuse_client_tree.cc  environment A: FUSE programs served by the monitor
 //                 (no mount(2) anywhere): the protocol and the program; the shadow tree the
 //                 view sees, write-back at sync points, the hooks of open/stat/statfs/sync
@@ -127,6 +129,7 @@ namespace vu::pvm {
 
 class FuseHook;  // pvm/fuse_mount.h
 class FuseTree;  // pvm/fuse_client.h
+class ExeTable;  // pvm/rootfs_exec.h
 
 inline constexpr uid_t kOverflowId = 65534;  // what an unmapped owner looks like in a userns
 
@@ -134,7 +137,9 @@ struct Config {
   PathMap map;
   uid_t uid = 0;  // the caller's real ids
   gid_t gid = 0;
-  bool root = false;                   // --root: the command sees uid/gid 0
+  bool root = false;                   // --root: the command sees uid/gid shown_uid/shown_gid (0)
+  uid_t shown_uid = 0;                 // with root: what the caller's ids look like in the view
+  gid_t shown_gid = 0;                 // (0, or an image's User: runtime/rootfs.h)
   std::optional<std::string> hostname; // --hostname
   // The in-process fast path (pvm/accel.c): the library preloaded into every execve, and the
   // (st_dev, st_ino) of each directory that holds a mountpoint. Empty path: no fast path.
@@ -161,6 +166,10 @@ struct Config {
   // FUSE mounts the monitor serves itself (pvm/fuse_client.h): their shadow trees, each also a
   // mount of the path map. Non-empty: sync, syncfs, fsync and fdatasync are trapped.
   std::vector<std::shared_ptr<FuseTree>> fuse_trees;
+  // --rootfs (the map's / is a tree): execve runs dynamically linked programs with the tree's
+  // own loader, and readlink of /proc/PID/exe names the program (pvm/rootfs_exec.h).
+  bool rootfs = false;
+  std::shared_ptr<ExeTable> exe;
 };
 
 // "VU_PVM_ACCEL=…": the fast path's configuration (pvm/accel.c), for the environment.

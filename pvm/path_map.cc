@@ -134,6 +134,7 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
   std::string cur_host;
   if (path[0] == '/') {
     cur_host = to_host("/");
+    if (cur_host != "/") r.moved = true;  // --rootfs: the view's / is a tree (the host's lookup differs)
   } else {
     cur_view = split(start.view);
     cur_host = start.host;

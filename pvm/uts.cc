@@ -60,7 +60,7 @@ Answer do_uname(const Config& cfg, Call& c) {
 }
 
 Answer do_sethostname(Config& cfg, Call& c) {
-  if (!cfg.root) return Answer::error(EPERM);
+  if (!cfg.root || cfg.shown_uid != 0) return Answer::error(EPERM);
   if (c.a[1] > 64) return Answer::error(EINVAL);
   std::string name(c.a[1], '\0');
   if (c.a[1] && !read_mem(c.tid, c.a[0], name.data(), name.size())) return Answer::error(EFAULT);

@@ -43,7 +43,6 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
         .hint(hint);
   };
   if (spec.map_users) return refuse("--map-users", "drop --map-users (--root works under pvm)");
-  if (spec.rootfs) return refuse("--rootfs", "a root tree needs the ns backend for now (the pvm path map cannot yet execute the tree's own dynamic loader)");
   if (spec.ambient_caps) return refuse("--cap", "capabilities can only be granted inside a user namespace");
   for (const fusefs::CowSpec& c : spec.cows)
     if (c.target == "/")
@@ -81,7 +80,10 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
   p.backend = Backend::kPvm;
   p.why = std::move(why);
   std::string uid = std::to_string(::getuid());
-  p.parts.push_back({"identity", spec.identity == userns::Identity::kRoot
+  p.parts.push_back({"identity", spec.view_ids ? "pvm: uid " + uid + " shown as " + std::to_string(spec.view_ids->first) +
+                                                   ", gid as " + std::to_string(spec.view_ids->second) +
+                                                   " (the image's User); other owners as 65534"
+                                 : spec.identity == userns::Identity::kRoot
                                      ? "pvm: uid " + uid + " shown as 0 (root); other owners as 65534"
                                      : "pvm: uid " + uid + " kept; other owners shown as 65534"});
   // The view's /etc/resolv.conf is a one-file path map (runtime/pvm_backend.cc).
@@ -102,6 +104,10 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
                              " (started by vu, served by the monitor: no mount(2); the view's changes "
                              "are written back at sync/fsync and at exit)"});
   }
+  if (spec.rootfs)
+    p.parts.push_back({"", std::string("pvm: the tree's programs run with its own loader (PT_INTERP looked up in the view)") +
+                               (spec.rootfs_layer ? "; / is copy-on-write over the tree, layer " + spec.rootfs_layer->layer +
+                                                        " (the monitor's, as --cow)" : "")});
   for (size_t i = 0; i < spec.cows.size(); ++i)
     p.parts.push_back({spec.mounts.empty() && !resolv && !i ? "mounts" : "",
                        "pvm path map: cow " + spec.cows[i].target + " <- layer " + spec.cows[i].layer +

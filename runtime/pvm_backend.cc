@@ -21,6 +21,7 @@
 #include "pvm/fuse_client.h"
 #include "runtime/exit_codes.h"
 #include "runtime/plan.h"
+#include "runtime/rootfs_pvm.h"
 
 namespace vu {
 
@@ -275,7 +276,8 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
   pvm::Config cfg;
   cfg.uid = ::getuid();
   cfg.gid = ::getgid();
-  cfg.root = spec.identity == userns::Identity::kRoot;
+  cfg.root = spec.identity == userns::Identity::kRoot || spec.view_ids;
+  if (spec.view_ids) cfg.shown_uid = spec.view_ids->first, cfg.shown_gid = spec.view_ids->second;  // an image's User
   cfg.hostname = spec.hostname;
   cfg.noop = std::getenv("VU_PVM_NOOP") != nullptr;  // bench/pvm.sh: the bare round trip
   VU_TRY_VOID(pvm_network(spec, cfg, scratch));
@@ -354,6 +356,10 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
             .context(bindmount::to_string(m));
       host = r.host;
     }
+    if (i == 0 && target == "/" && spec.rootfs_layer) {  // --rootfs TREE --cow LAYER:/ (runtime/rootfs_pvm.h)
+      VU_TRY_VOID(rootfs_pvm_cow_root(spec, host, cfg));
+      continue;
+    }
     VU_TRY_VOID(add_ancestors(target, bindmount::to_string(m)));
     struct stat st;
     add_entry(target, ::stat(host.c_str(), &st) < 0 || S_ISDIR(st.st_mode));
@@ -412,6 +418,7 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
   if (!fuse && !spec.fuse.empty()) cfg.accel_lib.clear();
   // Below a copy-on-write directory no native lookup is the view's (the layer comes first).
   if (cfg.map.has_cow()) cfg.accel_lib.clear();
+  VU_TRY_VOID(rootfs_pvm_config(spec, cfg));  // --rootfs: the tree's loader (runtime/rootfs_pvm.h)
   if (server_map) {
     // The FUSE programs see what was at their target before their own mount (vu-cowfs reads its
     // lower layer there; a lookup through its own mount would call itself).

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# rootfs_run.sh VU DENY_USERNS CACHE — runs rootfs_test.sh as the test user (run_as_user.sh)
+# rootfs_run.sh VU DENY_USERNS CACHE [SUITE [ARG…]] — runs SUITE (rootfs_test.sh; rootfs_pvm_test.sh)
+# as the test user (run_as_user.sh)
 # with a Debian root tree: a tarball made once by mmdebstrap (--variant=apt, the machine's own
 # apt sources and release: the Debian mirror is all it needs) and kept in CACHE (the build
 # folder), so later runs take seconds. When it cannot be made (no mmdebstrap, not root, no
 # mirror) the suite still runs and its Debian part prints SKIP with the reason.
 set -u
-vu=$1 deny=$2 cache=$3
+vu=$1 deny=$2 cache=$3 suite=${4:-rootfs_test.sh}
+shift $(( $# < 4 ? $# : 4 ))
 here=$(cd "$(dirname "$0")" && pwd)
 codename=$(. /etc/os-release 2>/dev/null; echo "${VERSION_CODENAME:-bookworm}")
 tar=$cache/debian-$codename-apt.tar
@@ -38,4 +40,4 @@ if [ "${debian#skip:}" = "$debian" ]; then
   cp "$debian" "$tmp/debian.tar" && chmod 755 "$tmp" && chmod 644 "$tmp/debian.tar" || exit 1
   debian=$tmp/debian.tar
 fi
-"$here/run_as_user.sh" "$here/rootfs_test.sh" "$vu" "$deny" "$debian"
+"$here/run_as_user.sh" "$here/$suite" "$vu" "$deny" "$debian" "$@"
