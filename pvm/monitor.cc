@@ -1100,7 +1100,8 @@ Monitor::Answer Monitor::Core::do_getdents(Call& c) {
   Cow* cow = nullptr;
   std::string rel;
   const std::string host = cfg.map.has_cow() ? read_link(link) : std::string();
-  if (!listed && cow_of_host(cfg.map, host, &cow, &rel) != 1) return Answer::cont();
+  const bool merged_dir = cfg.map.has_cow() && cow_of_host(cfg.map, host, &cow, &rel) == 1;
+  if (!listed && !merged_dir) return Answer::cont();
   int err = 0;
   UniqueFd dir = take_fd(c, c.arg_int(0), &err);
   if (!dir || ::lseek(dir.get(), 0, SEEK_CUR) != 0) return Answer::cont();
@@ -1120,11 +1121,19 @@ Monitor::Answer Monitor::Core::do_getdents(Call& c) {
     next = cur->next;
     names = std::move(cur->names);
     whole = cur->whole;
-  } else if (cow) {
+  } else if (merged_dir) {
     lock.unlock();
     auto merged = cow->listing(host);
     if (!merged) return Answer::cont();  // the layer's own directory, as it is
     for (Cow::Entry& e : *merged) names.push_back({std::move(e.name), e.type, e.ino});
+    // Mountpoints the tree lacks (a copy-on-write root, --rootfs TREE --cow LAYER:/): keyed by
+    // the lower directory's id, which was the view's when the map was made.
+    struct stat lower;
+    if (!cfg.listing.empty() && ::stat(cow->host_of(rel, 2).c_str(), &lower) == 0)
+      for (const auto& [key, e] : cfg.listing)
+        if (((key.first == lower.st_dev && key.second == lower.st_ino) || (key.first == st.st_dev && key.second == st.st_ino)) &&
+            std::none_of(names.begin(), names.end(), [&](const Config::Entry& n) { return n.name == e.name; }))
+          names.push_back(e);
     whole = true;
     lock.lock();
     cur = std::find_if(cursors.begin(), cursors.end(), same);  // none, unless a twin call raced us

@@ -21,19 +21,23 @@ have_ns=1
 T="timeout -k 5 120"
 
 # rprobe NAME VU-RUN-OPTIONS… -- COMMAND…: ns, pvm and auto-under-deny-userns print the same
-# (stdout, stderr minus vu's own lines, status); run from $CWD (default $HOME).
+# (stdout, stderr minus vu's own lines, status); run from $HOME.
 rprobe() {
   local name=$1; shift
   local out_ns out_pvm out_deny rc_ns rc_pvm rc_deny
-  out_pvm=$(cd "${CWD:-$HOME}" && $T "$VU" run --backend=pvm "$@" 2>&1 | grep -v '^vu: '); rc_pvm=${PIPESTATUS[0]}
-  out_deny=$(cd "${CWD:-$HOME}" && $T "$DENY" "$VU" run "$@" 2>&1 | grep -v '^vu: '); rc_deny=${PIPESTATUS[0]}
+  # "status N" is the last line (grep's own status is not the command's).
+  out_pvm=$(cd "$HOME" && { $T "$VU" run --backend=pvm "$@" 2>&1; echo "status $?"; } | grep -v '^vu: ')
+  out_deny=$(cd "$HOME" && { $T "$DENY" "$VU" run "$@" 2>&1; echo "status $?"; } | grep -v '^vu: ')
+  rc_pvm=${out_pvm##*status } rc_deny=${out_deny##*status }
+  out_pvm=${out_pvm%status *} out_deny=${out_deny%status *}
   if [ $have_ns = 1 ]; then
-    out_ns=$(cd "${CWD:-$HOME}" && $T "$VU" run --backend=ns "$@" 2>&1 | grep -v '^vu: '); rc_ns=${PIPESTATUS[0]}
+    out_ns=$(cd "$HOME" && { $T "$VU" run --backend=ns "$@" 2>&1; echo "status $?"; } | grep -v '^vu: ')
+    rc_ns=${out_ns##*status } out_ns=${out_ns%status *}
   else
     out_ns=$out_pvm rc_ns=$rc_pvm
   fi
   if [ "$out_ns" = "$out_pvm" ] && [ "$out_ns" = "$out_deny" ] && [ $rc_ns = $rc_pvm ] && [ $rc_ns = $rc_deny ] &&
-     [ -n "$out_ns$rc_ns" ]; then
+     [ -n "$rc_ns" ]; then
     ok "$name ($(printf '%s' "$out_ns" | head -c 80 | tr '\n' '|'), status $rc_ns)"
   else
     bad "$name" "ns  (status $rc_ns): $(printf '%s' "$out_ns" | head -c 600)" \
@@ -62,6 +66,7 @@ if [ -n "$PROBE" ] && [ -x "$PROBE" ]; then
   chmod 755 "$R/srv/work/probe.sh"
 fi
 
+tree_sum=$(find "$R" -printf '%p %s %m\n' | sort | md5sum)
 B=(--net none --rootfs "$R")
 rprobe "busybox: os-release" "${B[@]}" -- sh -c '. /etc/os-release; echo $ID'
 rprobe "busybox: id" "${B[@]}" -- id
@@ -89,7 +94,7 @@ rprobe "busybox: --cow LAYER:/ makes the tree writable" "${B[@]}" --cow "$work/b
   sh -c 'echo made > /etc/new; rm -f /etc/os-release; cat /etc/new; ls /etc; mkdir -p /srv/d; ls /srv'
 if [ -c "$work/blayer/etc/os-release" ] && [ -f "$work/blayer/etc/new" ]; then ok "busybox: the layer holds the change and a whiteout"
 else bad "busybox: layer" "$(ls -la "$work/blayer/etc" 2>&1)"; fi
-if [ "$(find "$R" -newer "$R/etc/os-release" ! -type d | wc -l)" = 0 ]; then ok "busybox: the tree is unchanged"
+if [ "$(find "$R" -printf '%p %s %m\n' | sort | md5sum)" = "$tree_sum" ]; then ok "busybox: the tree is unchanged"
 else bad "busybox: the tree changed" "$(find "$R" -newer "$R/etc/os-release")"; fi
 
 # --- the Debian tree: programs linked against the tree's libc -------------------------------------
@@ -97,6 +102,7 @@ if [ "${debian#skip:}" != "$debian" ]; then
   skipped "Debian tree" "${debian#skip:}"
 else
   export XDG_CACHE_HOME=$work/cache
+  cd "$HOME" || exit 1  # the working directory the views keep (vu warns of $work: not in the tree)
   $T "$VU" run --net none --rootfs "$debian" -- true  # unpacked once, outside the comparisons
   D=(--net none --rootfs "$debian")
   rprobe "debian: os-release" "${D[@]}" -- sh -c '. /etc/os-release; echo $ID $VERSION_CODENAME'
