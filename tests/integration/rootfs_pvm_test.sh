@@ -51,7 +51,7 @@ R=$work/tree
 mkdir -p "$R/bin" "$R/etc" "$R/proc" "$R/dev" "$R/sys" "$R/tmp" "$R/root" "$R/srv/work" "$R/vu-lib" \
   "$R/lib/x86_64-linux-gnu"
 cp "$bb" "$R/bin/busybox"
-for a in sh ls cat id pwd echo readlink wc head env; do ln -s busybox "$R/bin/$a"; done
+for a in sh ls cat id pwd echo readlink wc head env stat grep; do ln -s busybox "$R/bin/$a"; done
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$R/etc/passwd"
 printf 'root:x:0:\n' > "$R/etc/group"
 printf 'NAME="vu test tree"\nID=vutest\n' > "$R/etc/os-release"
@@ -94,6 +94,25 @@ rprobe "busybox: --cow LAYER:/ makes the tree writable" "${B[@]}" --cow "$work/b
   sh -c 'echo made > /etc/new; rm -f /etc/os-release; cat /etc/new; ls /etc; mkdir -p /srv/d; ls /srv'
 if [ -c "$work/blayer/etc/os-release" ] && [ -f "$work/blayer/etc/new" ]; then ok "busybox: the layer holds the change and a whiteout"
 else bad "busybox: layer" "$(ls -la "$work/blayer/etc" 2>&1)"; fi
+# An OCI image whose config names a User: the caller is shown as that uid:gid on both backends.
+O=$work/oci
+mkdir -p "$O/blobs/sha256"
+blob() { local h; h=$(sha256sum "$1" | cut -d' ' -f1); cp "$1" "$O/blobs/sha256/$h"; echo "$h"; }
+tar -C "$R" -czf "$work/layer.tgz" .
+printf '{"architecture":"amd64","os":"linux","config":{"User":"4242:4343","Cmd":["id"]},"rootfs":{"type":"layers","diff_ids":[]}}' > "$work/config.json"
+c=$(blob "$work/config.json"); l=$(blob "$work/layer.tgz")
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%d}]}' \
+  "$c" "$(stat -c %s "$work/config.json")" "$l" "$(stat -c %s "$work/layer.tgz")" > "$work/manifest.json"
+m=$(blob "$work/manifest.json")
+printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%d,"annotations":{"org.opencontainers.image.ref.name":"u1"}}]}' \
+  "$m" "$(stat -c %s "$work/manifest.json")" > "$O/index.json"
+printf '{"imageLayoutVersion":"1.0.0"}' > "$O/oci-layout"
+XDG_CACHE_HOME=$work/ocicache "$VU" run --net none --rootfs "oci:$O:u1" -- true 2>/dev/null  # unpacked once
+export XDG_CACHE_HOME=$work/ocicache
+rprobe "oci: the config's User 4242:4343 (ids, owners, /proc/self/status)" --net none --rootfs "oci:$O:u1" -- \
+  sh -c 'echo $(id -u) $(id -g) $(stat -c "%u %g" /etc/os-release); grep -E "^(Uid|Gid)" /proc/self/status | wc -l'
+rprobe "oci: --root wins over it" --net none --root --rootfs "oci:$O:u1" -- id -u
+unset XDG_CACHE_HOME
 if [ "$(find "$R" -printf '%p %s %m\n' | sort | md5sum)" = "$tree_sum" ]; then ok "busybox: the tree is unchanged"
 else bad "busybox: the tree changed" "$(find "$R" -newer "$R/etc/os-release")"; fi
 
