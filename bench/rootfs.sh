@@ -145,6 +145,7 @@ if [[ " $parts " == *" startup "* ]]; then
   if [ -n "$pod" ]; then
     # shellcheck disable=SC2086
     srow "$pod D true" "$(time_median $pod "$D" true)"
+    podman system migrate >/dev/null 2>&1 || true  # stops rootless podman's pause process (nothing left behind)
   fi
   echo "x bwrap: ratio to bwrap (targets: vu ns <= 1.5; podman >= 20x vu)"
 fi
