@@ -23,7 +23,8 @@
 // read-only mounts and away from mountpoints. With a bind and a tmpfs, a C build's configure,
 // make and make check trap 6x fewer calls (bench/pvm_files.sh). What still traps: ld.so's own
 // calls at each exec (they never pass through a PLT), /proc, "..", writes near mountpoints or in
-// read-only mounts, and everything in static binaries.
+// read-only mounts, and everything in static binaries. Directory streams of directories that hold
+// no mountpoint are read natively (getdents64), as are one-component readlinkat calls there.
 // Anything else goes to libc as usual and so to the monitor. The library is only an
 // accelerator: without it (static binaries, a cleared environment) every answer is the same,
 // only slower.
@@ -479,6 +480,20 @@ EXPORT int euidaccess(const char* name, int mode) {
 }
 EXPORT int eaccess(const char* name, int mode) __attribute__((alias("euidaccess")));
 
+// readlinkat(dirfd, "name"): one component from a directory that holds no mountpoint (and is not
+// /proc's, whose links the monitor translates) reads the same link natively (tar's symlinks).
+EXPORT ssize_t readlinkat(int dirfd, const char* name, char* buf, size_t size) {
+  if (enabled && name && name[0] && name[0] != '/' && !strchr(name, '/') && strcmp(name, ".") && strcmp(name, "..") &&
+      (dirfd >= 0 || dirfd == AT_FDCWD)) {
+    struct stat st;
+    long r = dirfd == AT_FDCWD ? native(SYS_newfstatat, AT_FDCWD, (long)".", (long)&st, 0, 0)
+                               : native(SYS_fstat, dirfd, (long)&st, 0, 0, 0);
+    if (r == 0 && S_ISDIR(st.st_mode) && st.st_dev != proc_dev && !in_set(&st, n_holders, holders))
+      return native(SYS_readlinkat, dirfd, (long)name, (long)buf, (long)size, 0);
+  }
+  CALL_REAL(ssize_t, readlinkat, (int, const char*, char*, size_t), dirfd, name, buf, size);
+}
+
 // realpath(3) in the view: each component's host path (map_abs of the canonical view path so
 // far, which has no symlink left) is read with readlinkat natively, symlinks are expanded in
 // view terms (an absolute target restarts at the view's root, ".." is the parent in the view).
@@ -807,6 +822,7 @@ struct vu_dir {
   pthread_mutex_t lock;
   size_t pos, len;
   long filepos;  // d_off of the entry last returned (telldir)
+  int native;    // getdents64 from the trampoline: the directory holds no mountpoint (see new_stream)
   char buf[32768] __attribute__((aligned(8)));
 };
 
@@ -820,7 +836,11 @@ typedef long (*telldir_fn)(DIR*);
 typedef void (*seekdir_fn)(DIR*, long);
 typedef int (*dirfd_fn)(DIR*);
 
-static DIR* new_stream(int fd) {
+// st: the directory's (native fstat), or NULL. A directory that holds no mountpoint of the view
+// lists the same natively (the monitor adds names only to those that do: Config::listing, a
+// subset of the holders; views with a copy-on-write directory have no fast path at all), so
+// its getdents64 need not trap.
+static DIR* new_stream(int fd, const struct stat* st) {
   struct vu_dir* d = malloc(sizeof *d);
   if (!d) return NULL;
   d->magic = VU_DIR_MAGIC;
@@ -828,6 +848,7 @@ static DIR* new_stream(int fd) {
   pthread_mutex_init(&d->lock, NULL);
   d->pos = d->len = 0;
   d->filepos = 0;
+  d->native = st && st->st_dev != proc_dev && !in_set(st, n_holders, holders);
   return (DIR*)d;
 }
 
@@ -839,14 +860,15 @@ EXPORT DIR* fdopendir(int fd) {
   int fl = fcntl(fd, F_GETFL);  // glibc's checks, glibc's errnos
   if (fl < 0) return NULL;
   if ((fl & O_ACCMODE) == O_WRONLY) return errno = EINVAL, NULL;
-  return new_stream(fd);
+  return new_stream(fd, &st);
 }
 
 EXPORT DIR* opendir(const char* name) {
   if (!enabled) return REAL(opendir_fn, "opendir")(name);
   int fd = openat(AT_FDCWD, name, O_RDONLY | O_NONBLOCK | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return NULL;
-  DIR* d = new_stream(fd);
+  struct stat st;
+  DIR* d = new_stream(fd, native(SYS_fstat, fd, (long)&st, 0, 0, 0) == 0 ? &st : NULL);
   if (!d) {
     int e = errno;
     close(fd);
@@ -869,7 +891,8 @@ EXPORT int closedir(DIR* dir) {
 static struct dirent* next_entry(struct vu_dir* d) {
   if (d->pos >= d->len) {
     int saved = errno;
-    long n = syscall(SYS_getdents64, d->fd, d->buf, sizeof d->buf);
+    long n = d->native ? native(SYS_getdents64, d->fd, (long)d->buf, sizeof d->buf, 0, 0)
+                       : syscall(SYS_getdents64, d->fd, d->buf, sizeof d->buf);
     if (n <= 0) {
       if (n == 0 || errno == ENOENT) errno = saved;  // end of the directory is not an error
       return NULL;

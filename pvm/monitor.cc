@@ -195,7 +195,8 @@ Result<Filter> Filter::build(const Config& cfg) {
     // The system calls the fast path makes natively (pvm/accel.c).
     constexpr uint32_t kNative[] = {SYS_fstat,      SYS_statx,      SYS_newfstatat, SYS_openat,
                                     SYS_openat2,    SYS_readlinkat, SYS_faccessat2, SYS_unlinkat,
-                                    SYS_mkdirat,    SYS_renameat2,  SYS_utimensat,  SYS_fchmodat};
+                                    SYS_mkdirat,    SYS_renameat2,  SYS_utimensat,  SYS_fchmodat,
+                                    SYS_getdents64};
     constexpr uint8_t n = std::size(kNative);
     f.prog_ = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kArch),
