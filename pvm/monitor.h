@@ -101,7 +101,10 @@
 // the view's own FUSE programs, fuse_mount.h; openat2 is theirs too). no_new_privs is
 // set, so setuid binaries run without privilege (as under umvu). Mountpoints that do not exist on
 // the host lead their parent's listing (getdents64 is trapped only in views that have some);
-// the mount table lists the view's mounts; unix socket addresses show view paths.
+// the mount table lists the view's mounts; unix socket addresses show view paths. With --rootfs
+// the map's / is a tree: absolute lookups are always the monitor's or the fast path's (never the
+// kernel's as they are), and execve runs the tree's programs with the tree's own loader
+// (pvm/rootfs_exec.h, which lists what differs: /proc/PID/cmdline and AT_EXECFN, fexecve).
 // Known gaps: a process of the view cannot ptrace (it is already traced) and shows stopped as
 // "t" rather than "T"; x86_64 only (other system call ABIs are killed by the filter).
 #pragma once

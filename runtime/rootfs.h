@@ -16,7 +16,7 @@
 // --map-users they fill the ids around it).
 //
 // The mounts are in view paths with the root first ({bind DIR -> /}): the pvm backend maps them
-// as they are; the ns backend binds DIR onto itself, mounts the rest below it and pivots into it
+// as they are (and runs the tree's programs with its own loader: runtime/rootfs_pvm.h); the ns backend binds DIR onto itself, mounts the rest below it and pivots into it
 // (there is no other way to change a mount namespace's root).
 #pragma once
 
