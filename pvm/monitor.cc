@@ -946,7 +946,7 @@ void Monitor::Core::plan_seccomp_stop(StopPlan& p) {
   std::string pt_interp;
   Resolved lr;
   const Resolved& bin = script ? ir : r;
-  if (scfg.rootfs) {
+  if (scfg.rootfs && S_ISREG(bin.st.st_mode)) {  // (anything else: the kernel's EACCES)
     int e = elf_interp(bin.host, &pt_interp);
     if (e && e != ENOEXEC) return fail(e);
     if (!e && !pt_interp.empty()) {

@@ -17,7 +17,8 @@ namespace vu::pvm {
 
 int elf_interp(const std::string& host, std::string* interp) {
   interp->clear();
-  UniqueFd fd(::open(host.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  // (a FIFO or device swapped in since the lookup: not waited for, no terminal taken, refused)
+  UniqueFd fd(::open(host.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY));
   if (!fd) return errno;
   struct stat st;
   if (::fstat(fd.get(), &st) < 0) return errno;
