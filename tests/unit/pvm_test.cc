@@ -272,14 +272,40 @@ using testing::self_call;
 
 TEST(PvmIdentity, RootIdsAreZeroAndOnlyZeroCanBeSet) {
   uint32_t r = 7, e = 7, s = 7;
+  Config cfg;
+  cfg.root = true;
   Call c = self_call(SYS_getresuid, {addr(&r), addr(&e), addr(&s)});
-  Answer a = do_root_ids(c);
+  Answer a = do_root_ids(cfg, c);
   EXPECT_EQ(a.err, 0);
   EXPECT_EQ(r + e + s, 0u);
   Call set = self_call(SYS_setuid, {1000});
-  EXPECT_EQ(do_root_ids(set).err, EINVAL);
+  EXPECT_EQ(do_root_ids(cfg, set).err, EINVAL);
   Call keep = self_call(SYS_setresuid, {0, static_cast<uint32_t>(-1), 0});
-  EXPECT_EQ(do_root_ids(keep).err, 0);
+  EXPECT_EQ(do_root_ids(cfg, keep).err, 0);
+}
+
+// An OCI image's User (--rootfs oci:…): the caller shown as that uid:gid, and only that set.
+TEST(PvmIdentity, ImageUserIdsAreShownAndOnlyThoseCanBeSet) {
+  Config cfg;
+  cfg.root = true;
+  cfg.shown_uid = 4242;
+  cfg.shown_gid = 4343;
+  uint32_t r = 7, e = 7, s = 7;
+  Call c = self_call(SYS_getresgid, {addr(&r), addr(&e), addr(&s)});
+  EXPECT_EQ(do_root_ids(cfg, c).err, 0);
+  EXPECT_EQ(r, 4343u);
+  EXPECT_EQ(s, 4343u);
+  Call u = self_call(SYS_geteuid, {});
+  EXPECT_EQ(do_root_ids(cfg, u).val, 4242);
+  Call to_root = self_call(SYS_setuid, {0});
+  EXPECT_EQ(do_root_ids(cfg, to_root).err, EINVAL);
+  Call to_shown = self_call(SYS_setgid, {4343});
+  EXPECT_EQ(do_root_ids(cfg, to_shown).err, 0);
+  cfg.uid = ::getuid();
+  cfg.gid = ::getgid();
+  EXPECT_EQ(view_uid(cfg, cfg.uid), 4242u);
+  EXPECT_EQ(view_gid(cfg, cfg.gid), 4343u);
+  EXPECT_EQ(view_uid(cfg, cfg.uid + 1), kOverflowId);
 }
 
 TEST(PvmIdentity, GroupsOfOthersAreTheOverflowId) {
