@@ -113,6 +113,16 @@ rprobe "oci: the config's User 4242:4343 (ids, owners, /proc/self/status)" --net
   sh -c 'echo $(id -u) $(id -g) $(stat -c "%u %g" /etc/os-release); grep -E "^(Uid|Gid)" /proc/self/status | wc -l'
 rprobe "oci: --root wins over it" --net none --root --rootfs "oci:$O:u1" -- id -u
 unset XDG_CACHE_HOME
+# A named container entered where user namespaces are denied (pvm), then on ns: one layer.
+export XDG_DATA_HOME=$work/data
+expect "vu create (pvm, auto under deny-userns)" 0 "$($T "$DENY" "$VU" create devp --rootfs "$R" --root --net none >/dev/null 2>&1; echo $?)"
+expect "vu enter (pvm): a change made" "0" "$(cd "$HOME" && $T "$DENY" "$VU" enter devp -- sh -c 'echo kept > /root/note; id -u' 2>&1)"
+expect "vu enter (pvm) again: it persists" "kept" "$(cd "$HOME" && $T "$DENY" "$VU" enter devp -- cat /root/note 2>&1)"
+if [ $have_ns = 1 ]; then
+  expect "vu enter on ns sees it too" "kept" "$(cd "$HOME" && $T "$VU" enter devp -- cat /root/note 2>&1)"
+fi
+expect "vu rm" 0 "$("$VU" rm devp >/dev/null 2>&1; echo $?)"
+unset XDG_DATA_HOME
 if [ "$(find "$R" -printf '%p %s %m\n' | sort | md5sum)" = "$tree_sum" ]; then ok "busybox: the tree is unchanged"
 else bad "busybox: the tree changed" "$(find "$R" -newer "$R/etc/os-release")"; fi
 
