@@ -62,6 +62,8 @@ if [ -n "$PROBE" ] && [ -x "$PROBE" ]; then
   libc=$(ldd /bin/true | awk '/libc.so.6/ { print $3 }')
   cp "$PROBE" "$R/bin/probe" && cp "$(readlink -f /lib64/ld-linux-x86-64.so.2)" "$R/vu-lib/ld.so" &&
     cp "$(readlink -f "$libc")" "$R/lib/x86_64-linux-gnu/libc.so.6"
+  # The same program with a loader the tree lacks (the name patched in place, same length).
+  LC_ALL=C sed 's#/vu-lib/ld\.so#/vu-lib/no\.so#' "$PROBE" > "$R/bin/probe-noloader" && chmod 755 "$R/bin/probe-noloader"
   printf '#!/bin/probe from-shebang\n' > "$R/srv/work/probe.sh"
   chmod 755 "$R/srv/work/probe.sh"
 fi
@@ -86,6 +88,7 @@ if [ -x "$R/bin/probe" ]; then
   rprobe "probe: a program whose loader only the tree has (argv, /proc/self/exe)" "${B[@]}" -- probe one two
   rprobe "probe: through a PATH search and env" "${B[@]}" -- env probe x
   rprobe "probe: a #! script whose interpreter is the tree's dynamic program" "${B[@]}" --chdir /srv/work -- ./probe.sh arg
+  rprobe "probe: a loader the tree lacks: ENOENT (127)" "${B[@]}" -- sh -c 'probe-noloader; echo "status $?"'
   rprobe "probe: its /proc/self/exe from a child's view (sh -c)" "${B[@]}" -- sh -c 'probe; readlink /proc/$$/exe'
 else
   skipped "probe" "no rootfs-pvm-probe given"
