@@ -64,6 +64,7 @@
 
 #include "base/error.h"
 #include "base/unique_fd.h"
+#include "fusefs/layer_format.h"
 #include "pvm/path_map.h"
 
 namespace vu::pvm {
@@ -74,6 +75,8 @@ class Cow {
   // missing, and checks that it can hold whiteouts. Checks that neither contains the other.
   static Result<void> prepare_layer(const std::string& upper, const std::string& lower);
   // upper: LAYER (an existing directory of the caller's), lower: DIR's host path.
+  // Refuses (125) a layer directory (fd) that is not the caller's or that others can write.
+  static Result<void> check_layer(int fd, const std::string& upper);
   static Result<std::shared_ptr<Cow>> open(const std::string& upper, const std::string& lower, uid_t uid, gid_t gid);
 
   const std::string& upper() const { return upper_path_; }
@@ -91,6 +94,8 @@ class Cow {
   int lookup(const std::string& rel, CowNode* n, struct stat* st, Dir* dir = nullptr) const;
   // The host path of rel in a layer (1 upper, 2 lower).
   std::string host_of(const std::string& rel, int layer) const;
+  // readlink(2) of rel in a layer (1 upper, 2 lower), no symlink followed on the way.
+  ssize_t read_link(const std::string& rel, int layer, char* buf, size_t size) const;
   // Which layer and relative path a host path is (0: neither).
   int layer_of(const std::string& host, std::string* rel) const;
 
@@ -145,6 +150,8 @@ class Cow {
   int prepare_create(const std::string& rel, bool* hid_lower);
   int list(const std::string& rel, const CowNode& n, std::vector<Entry>* out, bool* whiteouts) const;
   int remove_locked(const std::string& rel, bool dir);
+  int open_once(const std::string& rel, int flags, mode_t mode, const std::function<void()>& before_long, bool as_root);
+  int open_lower(const std::string& rel, const struct stat& st, int flags) const;
 
   std::string upper_path_, lower_path_;
   UniqueFd upper_, lower_;  // O_PATH directories
@@ -159,7 +166,7 @@ class Cow {
 // lower directory), *cow and *rel; 0 when none.
 int cow_of_host(const PathMap& map, const std::string& host, Cow** cow, std::string* rel);
 
-// True for an overlayfs whiteout (0/0 character device).
-bool is_whiteout(const struct stat& st);
+// True for an overlayfs whiteout (0/0 character device): fusefs/layer_format.h's.
+using layer_format::is_whiteout;
 
 }  // namespace vu::pvm
