@@ -788,8 +788,13 @@ int Cow::chown(const std::string& rel, uid_t u, gid_t g) {
 
 int Cow::truncate(const std::string& rel, off_t len) {
   if (int e = copy_up(rel)) return e;
-  UniqueFd f(open_beneath(upper_.get(), rel, O_WRONLY));
-  if (!f) return errno;
+  // O_NONBLOCK and the check: a FIFO there (the view's own, or a lower one copied up) must not
+  // hold this worker until a reader comes; truncate(2) of one is EINVAL.
+  UniqueFd f(open_beneath(upper_.get(), rel, O_WRONLY | O_NONBLOCK));
+  if (!f) return errno == ENXIO ? EINVAL : errno;
+  struct stat st;
+  if (::fstat(f.get(), &st) < 0) return errno;
+  if (!S_ISREG(st.st_mode)) return EINVAL;
   return ::ftruncate(f.get(), len) < 0 ? errno : 0;
 }
 
