@@ -448,7 +448,11 @@ int Cow::prepare_create(const std::string& rel, bool* hid_lower) {
   if (n.whiteout) {
     UniqueFd parent = parent_fd(upper_.get(), rel);
     if (!parent) return errno;
-    if (::unlinkat(parent.get(), base_of(rel).c_str(), 0) < 0 && errno != ENOENT) return errno;
+    // Only the whiteout: a file the view made there meanwhile (a call the kernel ran) stays.
+    struct stat w;
+    const std::string name = base_of(rel);
+    if (::fstatat(parent.get(), name.c_str(), &w, AT_SYMLINK_NOFOLLOW) == 0 && !is_whiteout(w)) return EEXIST;
+    if (::unlinkat(parent.get(), name.c_str(), 0) < 0 && errno != ENOENT) return errno;
   }
   return 0;
 }
