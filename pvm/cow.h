@@ -10,9 +10,9 @@
 //   Resolved r = map.resolve({}, "/usr/bin/ls", false, {});   // r.cow, r.rel == "bin/ls"
 //   cow->remove(r.rel, false);                       // rm: a whiteout in LAYER/bin/ls
 //
-// The layer format is overlayfs's with "userxattr", as vu-cowfs (fusefs/cowfs.cc) and the ns
-// backend's kernel overlay write it, so one layer serves every backend: a whiteout is a 0/0
-// character device, an opaque directory carries user.overlay.opaque=y, the view's own
+// The layer format is overlayfs's with "userxattr" (fusefs/layer_format.h), as vu-cowfs
+// (fusefs/cowfs.cc) and the ns backend's kernel overlay write it, so one layer serves every
+// backend: a whiteout is a 0/0 character device, an opaque directory carries user.overlay.opaque=y, the view's own
 // user.overlay.* attributes are stored escaped as user.overlay.overlay.*.
 //
 // Semantics (those of vu-cowfs, fs_test.sh compares the transcripts):
@@ -40,6 +40,17 @@
 //     same (the monitor looks its path up again), except for a descriptor of a lower file opened
 //     before that file was copied up: it still reads the old data (as overlayfs: a read-only
 //     descriptor is not redirected) and fstat shows the lower file.
+//
+// Against whoever else can write the lower tree (a shared directory) or race the view's own
+// calls: each layer's lookups stay beneath its root and follow no symlink on the way (a
+// directory swapped for a symlink after the view's walk went through it gives ELOOP, not the
+// outside's stat, link target or data); a lower object is opened pinned (O_PATH, checked by
+// fstat against the lookup, then opened through /proc/self/fd), so no open of the view ever
+// writes the lower tree — a regular file opened for writing is copied up, what is opened there
+// for writing is a FIFO, socket or device; the layer directory is checked (the caller's, not
+// writable by others) on the descriptor every change goes through; a remove takes away what it
+// looked up and whiteouts only, never a name the view made meanwhile (ENOTEMPTY, EEXIST). The
+// layer format itself is fusefs/layer_format.h's, shared with vu-cowfs.
 //
 // Which calls the monitor performs: every one whose lookup meets a directory of both layers, a
 // whiteout, a symlink or `..` below the cow; a relative walk from a directory only the layer
