@@ -42,9 +42,10 @@
 //     descriptor is not redirected) and fstat shows the lower file.
 //
 // Against whoever else can write the lower tree (a shared directory) or race the view's own
-// calls: each layer's lookups stay beneath its root and follow no symlink on the way (a
-// directory swapped for a symlink after the view's walk went through it gives ELOOP, not the
-// outside's stat, link target or data); a lower object is opened pinned (O_PATH, checked by
+// calls: the lower layer's lookups (and readlink, copy-up) stay beneath its root and follow no
+// symlink on the way (a directory swapped for a symlink after the view's walk went through it
+// gives ELOOP, not the outside's stat, link target or data; the layer's own lookups are one
+// fstatat: only the view, whose code pvm does not confine, can put a symlink there); a lower object is opened pinned (O_PATH, checked by
 // fstat against the lookup, then opened through /proc/self/fd), so no open of the view ever
 // writes the lower tree — a regular file opened for writing is copied up, what is opened there
 // for writing is a FIFO, socket or device; the layer directory is checked (the caller's, not
