@@ -81,7 +81,15 @@ static int fill_digests(const char *in, size_t len, char *out, size_t outsz, int
     o += keep;
     if (wants) {
       char d[65];
-      int fd = open(sl.path, O_RDONLY | O_CLOEXEC);
+      /* O_NONBLOCK and a regular file only, as cado -S reads it: a FIFO or a tty named in the
+       * file must not hang scado (which holds the _cado group, saved) */
+      int fd = open(sl.path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+      struct stat st;
+      if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        fd = -1;
+        errno = EACCES;
+      }
       if (fd < 0 || cado_fd_digest(fd, d) < 0) {
         fprintf(stderr, "scado: %s: %s\n", sl.path, strerror(errno));
         if (fd >= 0) close(fd);

@@ -61,13 +61,15 @@
 #include <string>
 #include <vector>
 
+#include "fusefs/layer_format.h"
+
 namespace {
 
-constexpr const char kOpaque[] = "user.overlay.opaque";
-constexpr const char kPrivatePrefix[] = "user.overlay.";
-// The view's own user.overlay.* attributes are stored escaped as user.overlay.overlay.*, the
-// way overlayfs (Linux >= 6.7) keeps them apart from the layer's own (opaque, whiteouts…).
-constexpr const char kEscaped[] = "user.overlay.overlay.";
+using vu::layer_format::is_whiteout;
+using vu::layer_format::stored_xattr_name;
+
+// The layer format (whiteouts, opaque directories, the view's user.overlay.* escaped) is
+// fusefs/layer_format.h's.
 constexpr int kUnknown = -2;  // a directory's descriptor not opened yet (or given back)
 
 struct State {
@@ -84,17 +86,12 @@ struct State {
 };
 State g;
 
-bool is_whiteout(const struct stat& st) { return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0); }
 bool is_dot(const std::string& name) { return name == "."; }
 
 // The *xattr calls have no *at() form: the name through the directory's descriptor.
 std::string proc_at(int dirfd, const std::string& name) { return "/proc/self/fd/" + std::to_string(dirfd) + "/" + name; }
 
-bool opaque_at(int dirfd, const std::string& name) {
-  char v[4];
-  ssize_t n = ::lgetxattr(proc_at(dirfd, name).c_str(), kOpaque, v, sizeof v);
-  return n == 1 && v[0] == 'y';
-}
+bool opaque_at(int dirfd, const std::string& name) { return vu::layer_format::is_opaque_at(dirfd, name.c_str()); }
 
 // ---- the kernel's nodes ----
 
@@ -278,8 +275,7 @@ int copy_xattrs(const std::string& from, const std::string& to) {
   ssize_t len = ::llistxattr(from.c_str(), names, sizeof names);
   if (len < 0) return errno == ENOTSUP ? 0 : -errno;
   for (char* p = names; p < names + len; p += std::strlen(p) + 1) {
-    if (std::strncmp(p, kPrivatePrefix, sizeof kPrivatePrefix - 1) == 0 &&
-        std::strncmp(p, "user.overlay.overlay.", 21) != 0)
+    if (vu::layer_format::is_layer_xattr(p))
       continue;  // the layer's own bookkeeping; the view's escaped attributes are copied
     char value[65536];
     ssize_t v = ::lgetxattr(from.c_str(), p, value, sizeof value);
@@ -386,8 +382,7 @@ int copy_up_dir(Inode* d) {
 }
 
 int make_whiteout(int dirfd, const std::string& name) {
-  if (::mknodat(dirfd, name.c_str(), S_IFCHR | 0, makedev(0, 0)) < 0) return -errno;
-  return 0;
+  return vu::layer_format::make_whiteout(dirfd, name.c_str()) ? 0 : -errno;
 }
 
 // A name about to be taken in the layer's directory: drop a whiteout standing there. Returns
@@ -532,14 +527,9 @@ int rename_at(Inode* p, const std::string& name, Inode* np, const std::string& n
   if (int e = copy_up_dir(np)) return e;
   const bool hid = clear_whiteout(np->ufd, newname) || (to_exists && nt.in_lower);
   if (::renameat(p->ufd, name.c_str(), np->ufd, newname.c_str()) < 0) return -errno;
-  if (S_ISDIR(nf.st.st_mode) && hid) ::lsetxattr(proc_at(np->ufd, newname).c_str(), kOpaque, "y", 1, 0);
+  if (S_ISDIR(nf.st.st_mode) && hid) vu::layer_format::set_opaque_at(np->ufd, newname.c_str());
   if (nf.in_lower) return make_whiteout(p->ufd, name);
   return 0;
-}
-
-bool private_xattr(const char* name) { return std::strncmp(name, kPrivatePrefix, sizeof kPrivatePrefix - 1) == 0; }
-std::string stored_name(const char* name) {
-  return private_xattr(name) ? std::string(kEscaped) + (name + sizeof kPrivatePrefix - 1) : std::string(name);
 }
 
 void forget_key(Inode* x) {
@@ -849,7 +839,7 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) 
   }
   if (rc < 0) return (void)fuse_reply_err(req, errno);
   // Something of the lower layer was deleted here: the new directory must not show its entries.
-  if (hid && ::lsetxattr(proc_at(p->ufd, name).c_str(), kOpaque, "y", 1, 0) < 0) {
+  if (hid && !vu::layer_format::set_opaque_at(p->ufd, name)) {
     int e = errno;
     ::unlinkat(p->ufd, name, AT_REMOVEDIR);
     make_whiteout(p->ufd, name);
@@ -1117,7 +1107,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
   inode_of(ino)->no_xattrs = false;
   Loc l;
   if (int e = upper_loc(inode_of(ino), &l)) return (void)fuse_reply_err(req, -e);
-  int rc = ::lsetxattr(proc_at(l.ufd(), l.name).c_str(), stored_name(name).c_str(), value, size, flags);
+  int rc = ::lsetxattr(proc_at(l.ufd(), l.name).c_str(), stored_xattr_name(name).c_str(), value, size, flags);
   fuse_reply_err(req, rc < 0 ? errno : 0);
 }
 
@@ -1136,7 +1126,7 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) 
   Node n;
   if (int e = resolve_inode(inode_of(ino), &n, &l)) return (void)fuse_reply_err(req, -e);
   std::vector<char> value(size ? size : 1);
-  ssize_t k = ::lgetxattr(proc_at(l.fd(n.layer), l.name).c_str(), stored_name(name).c_str(), size ? value.data() : nullptr, size);
+  ssize_t k = ::lgetxattr(proc_at(l.fd(n.layer), l.name).c_str(), stored_xattr_name(name).c_str(), size ? value.data() : nullptr, size);
   if (k < 0) return (void)fuse_reply_err(req, errno);
   reply_sized(req, value.data(), k, size);
 }
@@ -1149,13 +1139,7 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   std::vector<char> names(65536);
   ssize_t k = ::llistxattr(proc_at(l.fd(n.layer), l.name).c_str(), names.data(), names.size());
   if (k < 0) return (void)fuse_reply_err(req, errno);
-  std::string out;
-  for (char* p = names.data(); p < names.data() + k; p += std::strlen(p) + 1) {
-    if (std::strncmp(p, kEscaped, sizeof kEscaped - 1) == 0)
-      out += std::string(kPrivatePrefix) + (p + sizeof kEscaped - 1) + '\0';
-    else if (!private_xattr(p))
-      out.append(p, std::strlen(p) + 1);
-  }
+  const std::string out = vu::layer_format::view_xattr_names(names.data(), static_cast<size_t>(k));
   reply_sized(req, out.data(), static_cast<ssize_t>(out.size()), size);
 }
 
@@ -1163,7 +1147,7 @@ void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   LOCKED;
   Loc l;
   if (int e = upper_loc(inode_of(ino), &l)) return (void)fuse_reply_err(req, -e);
-  int rc = ::lremovexattr(proc_at(l.ufd(), l.name).c_str(), stored_name(name).c_str());
+  int rc = ::lremovexattr(proc_at(l.ufd(), l.name).c_str(), stored_xattr_name(name).c_str());
   fuse_reply_err(req, rc < 0 ? errno : 0);
 }
 

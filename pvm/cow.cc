@@ -1,5 +1,7 @@
 #include "pvm/cow.h"
 
+#include "fusefs/layer_format.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -20,9 +22,8 @@
 namespace vu::pvm {
 
 namespace {
-constexpr const char kOpaque[] = "user.overlay.opaque";
-constexpr const char kPrivatePrefix[] = "user.overlay.";
-constexpr const char kEscaped[] = "user.overlay.overlay.";
+using layer_format::make_whiteout;
+using layer_format::stored_xattr_name;
 // The lower (st_dev, st_ino) of a copied-up file: what stat shows for it (overlayfs keeps it
 // in user.overlay.origin, as a file handle only the kernel can make; this name is ours, and
 // hidden from the view like every user.overlay.* of the layer).
@@ -43,10 +44,7 @@ std::string join(const std::string& dir, std::string_view name) {
 }
 std::string proc_fd(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
-bool private_xattr(const char* name) { return std::strncmp(name, kPrivatePrefix, sizeof kPrivatePrefix - 1) == 0; }
-std::string stored_name(const std::string& name) {
-  return private_xattr(name.c_str()) ? std::string(kEscaped) + name.substr(sizeof kPrivatePrefix - 1) : name;
-}
+std::string stored_name(const std::string& name) { return stored_xattr_name(name.c_str()); }
 
 // Opens rel below the directory `root` without following any symlink or leaving it
 // (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS): the lower tree may hold symlinks anyone planted,
@@ -70,6 +68,21 @@ UniqueFd parent_fd(int root, const std::string& rel) {
   return UniqueFd(open_beneath(root, parent_of(rel), O_PATH | O_DIRECTORY));
 }
 
+// lstat of rel below root, no symlink followed on the way either: someone who can write the
+// lower tree may swap a directory the view's walk went through for a symlink to anywhere.
+// A name with no directory on the way is one fstatat; deeper ones an O_PATH descriptor
+// (kept in *obj when asked: a symlink's own when rel is one). 0 or an errno (ELOOP: a symlink
+// on the way).
+int stat_beneath(int root, const std::string& rel, struct stat* st, UniqueFd* obj = nullptr) {
+  if (rel.find('/') == std::string::npos && rel != "..")
+    return ::fstatat(root, rel.c_str(), st, AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
+  UniqueFd o(open_beneath(root, rel, O_PATH));
+  if (!o) return errno;
+  if (::fstat(o.get(), st) < 0) return errno;
+  if (obj) *obj = std::move(o);
+  return 0;
+}
+
 void copy_xattrs(int from, int to) {
   // from/to: descriptors (O_PATH ones through /proc/self/fd: symlinks carry no user xattrs).
   char names[8192];
@@ -78,7 +91,7 @@ void copy_xattrs(int from, int to) {
   if (len <= 0) return;
   std::vector<char> value(65536);
   for (char* p = names; p < names + len; p += std::strlen(p) + 1) {
-    if (private_xattr(p) && std::strncmp(p, kEscaped, sizeof kEscaped - 1) != 0) continue;  // the layer's own
+    if (layer_format::is_layer_xattr(p)) continue;  // the layer's own
     ssize_t v = ::getxattr(f.c_str(), p, value.data(), value.size());
     if (v < 0) continue;  // security.* we may not read
     (void)::setxattr(t.c_str(), p, value.data(), static_cast<size_t>(v), 0);  // best effort, as overlayfs
@@ -99,7 +112,6 @@ bool origin_of(const std::string& path, dev_t* dev, ino_t* ino) {
 
 }  // namespace
 
-bool is_whiteout(const struct stat& st) { return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0); }
 
 Result<void> Cow::prepare_layer(const std::string& upper, const std::string& lower) {
   std::string lower_real = lower;
@@ -109,14 +121,38 @@ Result<void> Cow::prepare_layer(const std::string& upper, const std::string& low
   if (is_within(upper_real, lower_real) || is_within(lower_real, upper_real))
     return Error::usage("--cow: the layer " + upper + " and the target's directory " + lower + " overlap")
         .hint("put the layer outside the directory it receives the changes of");
-  if (::mkdir(upper.c_str(), 0700) == 0) (void)::chmod(upper.c_str(), 0700);  // past the umask
-  else if (errno != EEXIST) return Error::sys("--cow: create layer", errno, upper);
+  const bool made = ::mkdir(upper.c_str(), 0700) == 0;
+  if (!made && errno != EEXIST) return Error::sys("--cow: create layer", errno, upper);
+  // From here on the directory itself, by its descriptor: checked, then used.
+  UniqueFd fd(::open(upper.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return Error::sys("--cow: layer", errno, upper, ErrorKind::kUsage).hint("give a directory (not a symlink)");
+  VU_TRY_VOID(check_layer(fd.get(), upper));
+  if (made) (void)::chmod(proc_fd(fd.get()).c_str(), 0700);  // past the umask
   // A whiteout is a 0/0 character device: some filesystems cannot make one; find out now.
-  const std::string probe = upper + "/.vu-whiteout-probe";
-  if (::mknod(probe.c_str(), S_IFCHR | 0600, makedev(0, 0)) < 0 && errno != EEXIST)
+  const char probe[] = ".vu-whiteout-probe";
+  struct stat st;
+  if (::mknodat(fd.get(), probe, S_IFCHR | 0600, makedev(0, 0)) < 0 &&
+      !(errno == EEXIST && ::fstatat(fd.get(), probe, &st, AT_SYMLINK_NOFOLLOW) == 0 && is_whiteout(st)))
     return Error::sys("--cow: cannot make a whiteout (0/0 character device) in", errno, upper, ErrorKind::kUsage)
         .hint("put the layer on a filesystem such as ext4, xfs, btrfs or tmpfs (/tmp)");
-  ::unlink(probe.c_str());
+  ::unlinkat(fd.get(), probe, 0);
+  return Ok{};
+}
+
+// What is in the layer appears in the view and runs as the view's user: the directory opened
+// (fd) must be the caller's and writable by no one else (sticky excepted, as fusefs::choose_cow,
+// which checked the path before: this checks what is actually used, a swap meanwhile included).
+Result<void> Cow::check_layer(int fd, const std::string& upper) {
+  struct stat st;
+  if (::fstat(fd, &st) < 0) return Error::sys("--cow: layer", errno, upper);
+  if (!S_ISDIR(st.st_mode)) return Error::make(ErrorKind::kSetup, "--cow: layer " + upper + " is not a directory");
+  if (st.st_uid != ::geteuid())
+    return Error::make(ErrorKind::kSetup,
+                       "--cow: layer " + upper + " is not yours (owner uid " + std::to_string(st.st_uid) + ")")
+        .hint("another user could put files in your view through it; use a directory you made (or let vu make it)");
+  if ((st.st_mode & 0022) && !(st.st_mode & S_ISVTX))
+    return Error::make(ErrorKind::kSetup, "--cow: layer " + upper + " can be written by group or others")
+        .hint("they could put files in your view through it: chmod go-w " + upper);
   return Ok{};
 }
 
@@ -128,6 +164,7 @@ Result<std::shared_ptr<Cow>> Cow::open(const std::string& upper, const std::stri
   c->gid_ = gid;
   c->upper_.reset(::open(upper.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!c->upper_) return Error::sys("--cow: layer", errno, upper, ErrorKind::kUsage);
+  VU_TRY_VOID(check_layer(c->upper_.get(), upper));  // the descriptor every change goes through
   c->lower_.reset(::open(lower.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!c->lower_) return Error::sys("--cow: target", errno, lower, ErrorKind::kUsage);
   struct stat st;
@@ -153,10 +190,22 @@ int Cow::layer_of(const std::string& host, std::string* rel) const {
   return 0;
 }
 
+ssize_t Cow::read_link(const std::string& rel, int layer, char* buf, size_t size) const {
+  UniqueFd o(open_beneath(layer == 2 ? lower_.get() : upper_.get(), rel, O_PATH));
+  if (!o) return -1;
+  return ::readlinkat(o.get(), "", buf, size);
+}
+
 int Cow::child(const std::string& rel, Dir d, std::string_view name, CowNode* n, struct stat* st) const {
   *n = CowNode{};
   const std::string r = join(rel, name);
   bool opaque = false;
+  // The lower layer's lookup stays below its root and follows no symlink on the way (the
+  // caller's walk already expanded the view's own symlinks: one met here was put in meanwhile by
+  // someone who can write the lower tree). The layer is the caller's own, 0700: a symlink there
+  // was planted by the view itself, whose code pvm does not confine (README "pvm: the same view,
+  // not the same isolation"); every change in it is RESOLVE_BENEATH anyway. One fstatat there
+  // keeps the lookups of merged trees cheaper (stat_beneath costs three calls).
   if (d.upper) {
     if (::fstatat(upper_.get(), r.c_str(), st, AT_SYMLINK_NOFOLLOW) == 0) {
       if (is_whiteout(*st)) {
@@ -164,18 +213,14 @@ int Cow::child(const std::string& rel, Dir d, std::string_view name, CowNode* n,
         return ENOENT;
       }
       n->layer = 1;
-      if (S_ISDIR(st->st_mode) && d.lower) {
-        char v[4];
-        ssize_t k = ::getxattr((upper_path_ + "/" + r).c_str(), kOpaque, v, sizeof v);
-        opaque = k == 1 && v[0] == 'y';
-      }
+      if (S_ISDIR(st->st_mode) && d.lower) opaque = layer_format::is_opaque_at(upper_.get(), r.c_str());
     } else if (errno != ENOENT) {
       return errno;
     }
   }
   if (d.lower) {
     struct stat lst;
-    if (::fstatat(lower_.get(), r.c_str(), &lst, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (int e = stat_beneath(lower_.get(), r, &lst); e == 0) {
       n->in_lower = true;
       n->lower_dev = lst.st_dev;
       n->lower_ino = lst.st_ino;
@@ -185,8 +230,8 @@ int Cow::child(const std::string& rel, Dir d, std::string_view name, CowNode* n,
         *st = lst;
       }
       n->lower_below = S_ISDIR(lst.st_mode) && S_ISDIR(st->st_mode) && !opaque;
-    } else if (errno != ENOENT) {
-      return errno;
+    } else if (e != ENOENT) {
+      return e;
     }
   }
   return n->layer ? 0 : ENOENT;
@@ -271,7 +316,7 @@ int Cow::copy_up(const std::string& rel, const std::function<void()>& before_lon
   // What the layer has under a name is what the view sees there (it comes first): nothing to
   // copy, and one fstatat instead of a walk (chmod, utimes… of the layer's own files). A
   // symlink planted on the way only makes the call that follows fail (RESOLVE_NO_SYMLINKS).
-  if (rel == "." || (::fstatat(upper_.get(), rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !is_whiteout(st))) return 0;
+  if (rel == "." || (stat_beneath(upper_.get(), rel, &st) == 0 && !is_whiteout(st))) return 0;
   if (int e = lookup(rel, &n, &st)) return e;
   if (n.layer == 1) return 0;
   if (S_ISREG(st.st_mode)) {
@@ -303,7 +348,7 @@ int Cow::copy_up_locked(const std::string& rel, const std::function<void()>& bef
 int Cow::copy_one_locked(const std::string& rel, const std::function<void()>& before_long) {
   CowNode n;
   struct stat st;
-  if (::fstatat(upper_.get(), rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !is_whiteout(st)) return 0;
+  if (stat_beneath(upper_.get(), rel, &st) == 0 && !is_whiteout(st)) return 0;
   if (int e = lookup(rel, &n, &st)) return e;
   if (n.layer == 1) return 0;
   UniqueFd parent = parent_fd(upper_.get(), rel);
@@ -322,7 +367,7 @@ int Cow::copy_one_locked(const std::string& rel, const std::function<void()>& be
   }
   if (S_ISLNK(st.st_mode)) {
     char target[4096];
-    ssize_t k = ::readlinkat(lower_.get(), rel.c_str(), target, sizeof target - 1);
+    ssize_t k = read_link(rel, 2, target, sizeof target - 1);
     if (k < 0) return errno;
     target[k] = 0;
     if (::symlinkat(target, parent.get(), name.c_str()) < 0) return errno == EEXIST ? 0 : errno;
@@ -404,7 +449,11 @@ int Cow::prepare_create(const std::string& rel, bool* hid_lower) {
   if (n.whiteout) {
     UniqueFd parent = parent_fd(upper_.get(), rel);
     if (!parent) return errno;
-    if (::unlinkat(parent.get(), base_of(rel).c_str(), 0) < 0 && errno != ENOENT) return errno;
+    // Only the whiteout: a file the view made there meanwhile (a call the kernel ran) stays.
+    struct stat w;
+    const std::string name = base_of(rel);
+    if (::fstatat(parent.get(), name.c_str(), &w, AT_SYMLINK_NOFOLLOW) == 0 && !is_whiteout(w)) return EEXIST;
+    if (::unlinkat(parent.get(), name.c_str(), 0) < 0 && errno != ENOENT) return errno;
   }
   return 0;
 }
@@ -426,10 +475,10 @@ int Cow::mkdir(const std::string& rel, mode_t mode) {
   if (hid) {
     // Something of the lower layer was deleted here: the new directory must not show it.
     UniqueFd d(open_beneath(upper_.get(), rel, O_PATH | O_DIRECTORY));
-    if (!d || ::setxattr(proc_fd(d.get()).c_str(), kOpaque, "y", 1, 0) < 0) {
+    if (!d || !layer_format::set_opaque_at(d.get(), "")) {
       int e = errno;
       ::unlinkat(parent.get(), name.c_str(), AT_REMOVEDIR);
-      ::mknodat(parent.get(), name.c_str(), S_IFCHR, makedev(0, 0));
+      make_whiteout(parent.get(), name.c_str());
       return e;
     }
   }
@@ -530,7 +579,7 @@ int Cow::remove_locked(const std::string& rel, bool dir) {
     if (!parent) return errno;
     const std::string name = base_of(rel);
     if (::unlinkat(parent.get(), name.c_str(), AT_REMOVEDIR) == 0)
-      return n.in_lower && ::mknodat(parent.get(), name.c_str(), S_IFCHR, makedev(0, 0)) < 0 ? errno : 0;
+      return n.in_lower && !make_whiteout(parent.get(), name.c_str()) ? errno : 0;
     if (errno != ENOTEMPTY && errno != EEXIST) return errno;
   }
   if (dir) {
@@ -544,26 +593,38 @@ int Cow::remove_locked(const std::string& rel, bool dir) {
   if (!parent) return errno;
   const std::string name = base_of(rel);
   if (n.layer == 1) {
+    // What goes is what was looked up: a process of the view may have made something else of
+    // the name meanwhile (a call the kernel ran in a directory only the layer has), and a name
+    // made in the directory is theirs to keep: only whiteouts are dropped, the rmdir then says
+    // ENOTEMPTY. (A change between this check and the unlinkat is the view's own race, as on
+    // any filesystem: the name's object at that moment goes.)
+    struct stat now;
+    if (::fstatat(parent.get(), name.c_str(), &now, AT_SYMLINK_NOFOLLOW) < 0) return errno;
+    if (now.st_dev != st.st_dev || now.st_ino != st.st_ino) return EAGAIN;
     if (dir) {
-      // Only whiteouts can be left in it.
       int fd = open_beneath(upper_.get(), rel, O_RDONLY | O_DIRECTORY);
       if (fd >= 0) {
         DIR* d = ::fdopendir(fd);
+        struct stat w;
         while (struct dirent* e = d ? ::readdir(d) : nullptr)
-          if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) ::unlinkat(fd, e->d_name, 0);
+          if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..") &&
+              ::fstatat(fd, e->d_name, &w, AT_SYMLINK_NOFOLLOW) == 0 && is_whiteout(w))
+            ::unlinkat(fd, e->d_name, 0);
         if (d) ::closedir(d);
         else ::close(fd);
       }
     }
-    if (::unlinkat(parent.get(), name.c_str(), dir ? AT_REMOVEDIR : 0) < 0) return errno;
+    if (::unlinkat(parent.get(), name.c_str(), dir ? AT_REMOVEDIR : 0) < 0) return errno == EEXIST ? ENOTEMPTY : errno;
   }
-  if (n.in_lower && ::mknodat(parent.get(), name.c_str(), S_IFCHR, makedev(0, 0)) < 0) return errno;
+  if (n.in_lower && !make_whiteout(parent.get(), name.c_str())) return errno;
   return 0;
 }
 
 int Cow::remove(const std::string& rel, bool dir) {
   std::lock_guard<std::mutex> lock(mu_);
-  return remove_locked(rel, dir);
+  int e = EAGAIN;
+  for (int tries = 0; e == EAGAIN && tries < 4; ++tries) e = remove_locked(rel, dir);  // changed meanwhile
+  return e;
 }
 
 int Cow::rename(const std::string& from, const std::string& to, unsigned flags) {
@@ -611,9 +672,9 @@ int Cow::rename(const std::string& from, const std::string& to, unsigned flags) 
   if (::renameat(pf.get(), bf.c_str(), pt.get(), bt.c_str()) < 0) return errno;
   if (from_dir && hid) {
     UniqueFd d(open_beneath(upper_.get(), to, O_PATH | O_DIRECTORY));
-    if (d) ::setxattr(proc_fd(d.get()).c_str(), kOpaque, "y", 1, 0);
+    if (d) layer_format::set_opaque_at(d.get(), "");
   }
-  if (nf.in_lower && ::mknodat(pf.get(), bf.c_str(), S_IFCHR, makedev(0, 0)) < 0) return errno;
+  if (nf.in_lower && !make_whiteout(pf.get(), bf.c_str())) return errno;
   return 0;
 }
 
@@ -628,6 +689,14 @@ int Cow::link(const std::string& from, const std::string& to) {
 }
 
 int Cow::open(const std::string& rel, int flags, mode_t mode, const std::function<void()>& before_long, bool as_root) {
+  int fd = -EAGAIN;
+  // -EAGAIN: the lower object changed between the lookup and the open (open_lower): once more.
+  for (int tries = 0; fd == -EAGAIN && tries < 4; ++tries) fd = open_once(rel, flags, mode, before_long, as_root);
+  return fd;
+}
+
+int Cow::open_once(const std::string& rel, int flags, mode_t mode, const std::function<void()>& before_long,
+                   bool as_root) {
   CowNode n;
   struct stat st;
   // A name to create is looked up once, under the lock (prepare_create).
@@ -647,7 +716,8 @@ int Cow::open(const std::string& rel, int flags, mode_t mode, const std::functio
   }
   if (e) return -e;
   if ((flags & O_CREAT) && (flags & O_EXCL)) return -EEXIST;
-  if ((flags & O_TMPFILE) == O_TMPFILE && n.layer == 2 && S_ISDIR(st.st_mode)) {  // a file for the layer
+  const bool tmpfile = (flags & O_TMPFILE) == O_TMPFILE;
+  if (tmpfile && n.layer == 2 && S_ISDIR(st.st_mode)) {  // a file for the layer
     if (int e2 = copy_up(rel, before_long)) return -e2;
     n.layer = 1;
   }
@@ -656,8 +726,9 @@ int Cow::open(const std::string& rel, int flags, mode_t mode, const std::functio
     if (int e2 = copy_up(rel, before_long)) return -e2;
     if (int e2 = lookup(rel, &n, &st)) return -e2;  // the layer's copy now
   }
-  int fd = open_beneath(n.layer == 1 ? upper_.get() : lower_.get(), rel, flags & ~(O_CREAT | O_EXCL));
-  if (fd < 0 && errno == EACCES && as_root && n.layer == 1 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) &&
+  if (n.layer == 2) return open_lower(rel, st, flags);
+  int fd = open_beneath(upper_.get(), rel, flags & ~(O_CREAT | O_EXCL));
+  if (fd < 0 && errno == EACCES && as_root && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) &&
       st.st_uid == uid_) {
     // Root's override on the layer's own file: the owner's bits opened for this one open (the
     // layer is 0700 on the host: no one else can use the moment).
@@ -672,6 +743,31 @@ int Cow::open(const std::string& rel, int flags, mode_t mode, const std::functio
       errno = EACCES;
     }
   }
+  return fd < 0 ? -errno : fd;
+}
+
+// A descriptor of the lower layer's object rel that lookup() found (st): that very object, and
+// never one through which a write reaches the lower tree. Someone who can write the lower tree
+// may swap the name between the lookup and the open (a FIFO for a regular file): the object is
+// pinned by an O_PATH descriptor first, checked against st, and only then opened, through
+// /proc/self/fd. What is opened for writing here is a FIFO, socket or device (a regular file
+// was copied up, a directory cannot be written), whose writes leave the lower tree as it is.
+int Cow::open_lower(const std::string& rel, const struct stat& st, int flags) const {
+  const bool writes = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+  if ((flags & O_TMPFILE) == O_TMPFILE) return -ENOTDIR;  // a directory was copied up
+  UniqueFd o(open_beneath(lower_.get(), rel, O_PATH));
+  if (!o) return -errno;
+  struct stat now;
+  if (::fstat(o.get(), &now) < 0) return -errno;
+  if (now.st_dev != st.st_dev || now.st_ino != st.st_ino || (now.st_mode & S_IFMT) != (st.st_mode & S_IFMT))
+    return -EAGAIN;  // changed since the lookup: the view's next try sees the new one
+  if ((flags & O_DIRECTORY) && !S_ISDIR(now.st_mode)) return -ENOTDIR;
+  if (S_ISDIR(now.st_mode) && writes) return -EISDIR;
+  if (S_ISREG(now.st_mode) && writes) return -EAGAIN;  // made the layer's meanwhile: look again
+  if (flags & O_PATH) return o.release();
+  if (S_ISLNK(now.st_mode)) return -ELOOP;  // O_NOFOLLOW on a symlink (a followed one was expanded)
+  const int fd = ::open(proc_fd(o.get()).c_str(),
+                        (flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOFOLLOW | O_PATH)) | O_NOCTTY | O_CLOEXEC);
   return fd < 0 ? -errno : fd;
 }
 
@@ -697,8 +793,13 @@ int Cow::chown(const std::string& rel, uid_t u, gid_t g) {
 
 int Cow::truncate(const std::string& rel, off_t len) {
   if (int e = copy_up(rel)) return e;
-  UniqueFd f(open_beneath(upper_.get(), rel, O_WRONLY));
-  if (!f) return errno;
+  // O_NONBLOCK and the check: a FIFO there (the view's own, or a lower one copied up) must not
+  // hold this worker until a reader comes; truncate(2) of one is EINVAL.
+  UniqueFd f(open_beneath(upper_.get(), rel, O_WRONLY | O_NONBLOCK));
+  if (!f) return errno == ENXIO ? EINVAL : errno;
+  struct stat st;
+  if (::fstat(f.get(), &st) < 0) return errno;
+  if (!S_ISREG(st.st_mode)) return EINVAL;
   return ::ftruncate(f.get(), len) < 0 ? errno : 0;
 }
 
@@ -736,13 +837,7 @@ ssize_t Cow::listxattr(const std::string& rel, const CowNode& n, char* buf, size
   std::vector<char> names(65536);
   ssize_t k = ::listxattr(proc_fd(o.get()).c_str(), names.data(), names.size());
   if (k < 0) return -errno;
-  std::string out;
-  for (char* p = names.data(); p < names.data() + k; p += std::strlen(p) + 1) {
-    if (std::strncmp(p, kEscaped, sizeof kEscaped - 1) == 0)
-      out += std::string(kPrivatePrefix) + (p + sizeof kEscaped - 1) + '\0';
-    else if (!private_xattr(p))
-      out.append(p, std::strlen(p) + 1);
-  }
+  const std::string out = layer_format::view_xattr_names(names.data(), static_cast<size_t>(k));
   if (size == 0) return static_cast<ssize_t>(out.size());
   if (out.size() > size) return -ERANGE;
   std::memcpy(buf, out.data(), out.size());

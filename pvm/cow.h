@@ -10,9 +10,9 @@
 //   Resolved r = map.resolve({}, "/usr/bin/ls", false, {});   // r.cow, r.rel == "bin/ls"
 //   cow->remove(r.rel, false);                       // rm: a whiteout in LAYER/bin/ls
 //
-// The layer format is overlayfs's with "userxattr", as vu-cowfs (fusefs/cowfs.cc) and the ns
-// backend's kernel overlay write it, so one layer serves every backend: a whiteout is a 0/0
-// character device, an opaque directory carries user.overlay.opaque=y, the view's own
+// The layer format is overlayfs's with "userxattr" (fusefs/layer_format.h), as vu-cowfs
+// (fusefs/cowfs.cc) and the ns backend's kernel overlay write it, so one layer serves every
+// backend: a whiteout is a 0/0 character device, an opaque directory carries user.overlay.opaque=y, the view's own
 // user.overlay.* attributes are stored escaped as user.overlay.overlay.*.
 //
 // Semantics (those of vu-cowfs, fs_test.sh compares the transcripts):
@@ -41,6 +41,18 @@
 //     before that file was copied up: it still reads the old data (as overlayfs: a read-only
 //     descriptor is not redirected) and fstat shows the lower file.
 //
+// Against whoever else can write the lower tree (a shared directory) or race the view's own
+// calls: the lower layer's lookups (and readlink, copy-up) stay beneath its root and follow no
+// symlink on the way (a directory swapped for a symlink after the view's walk went through it
+// gives ELOOP, not the outside's stat, link target or data; the layer's own lookups are one
+// fstatat: only the view, whose code pvm does not confine, can put a symlink there); a lower object is opened pinned (O_PATH, checked by
+// fstat against the lookup, then opened through /proc/self/fd), so no open of the view ever
+// writes the lower tree — a regular file opened for writing is copied up, what is opened there
+// for writing is a FIFO, socket or device; the layer directory is checked (the caller's, not
+// writable by others) on the descriptor every change goes through; a remove takes away what it
+// looked up and whiteouts only, never a name the view made meanwhile (ENOTEMPTY, EEXIST). The
+// layer format itself is fusefs/layer_format.h's, shared with vu-cowfs.
+//
 // Which calls the monitor performs: every one whose lookup meets a directory of both layers, a
 // whiteout, a symlink or `..` below the cow; a relative walk from a directory only the layer
 // has (a cwd or dirfd of the caller's there) through more of those is the host's own lookup,
@@ -64,6 +76,7 @@
 
 #include "base/error.h"
 #include "base/unique_fd.h"
+#include "fusefs/layer_format.h"
 #include "pvm/path_map.h"
 
 namespace vu::pvm {
@@ -74,6 +87,8 @@ class Cow {
   // missing, and checks that it can hold whiteouts. Checks that neither contains the other.
   static Result<void> prepare_layer(const std::string& upper, const std::string& lower);
   // upper: LAYER (an existing directory of the caller's), lower: DIR's host path.
+  // Refuses (125) a layer directory (fd) that is not the caller's or that others can write.
+  static Result<void> check_layer(int fd, const std::string& upper);
   static Result<std::shared_ptr<Cow>> open(const std::string& upper, const std::string& lower, uid_t uid, gid_t gid);
 
   const std::string& upper() const { return upper_path_; }
@@ -91,6 +106,8 @@ class Cow {
   int lookup(const std::string& rel, CowNode* n, struct stat* st, Dir* dir = nullptr) const;
   // The host path of rel in a layer (1 upper, 2 lower).
   std::string host_of(const std::string& rel, int layer) const;
+  // readlink(2) of rel in a layer (1 upper, 2 lower), no symlink followed on the way.
+  ssize_t read_link(const std::string& rel, int layer, char* buf, size_t size) const;
   // Which layer and relative path a host path is (0: neither).
   int layer_of(const std::string& host, std::string* rel) const;
 
@@ -145,6 +162,8 @@ class Cow {
   int prepare_create(const std::string& rel, bool* hid_lower);
   int list(const std::string& rel, const CowNode& n, std::vector<Entry>* out, bool* whiteouts) const;
   int remove_locked(const std::string& rel, bool dir);
+  int open_once(const std::string& rel, int flags, mode_t mode, const std::function<void()>& before_long, bool as_root);
+  int open_lower(const std::string& rel, const struct stat& st, int flags) const;
 
   std::string upper_path_, lower_path_;
   UniqueFd upper_, lower_;  // O_PATH directories
@@ -159,7 +178,7 @@ class Cow {
 // lower directory), *cow and *rel; 0 when none.
 int cow_of_host(const PathMap& map, const std::string& host, Cow** cow, std::string* rel);
 
-// True for an overlayfs whiteout (0/0 character device).
-bool is_whiteout(const struct stat& st);
+// True for an overlayfs whiteout (0/0 character device): fusefs/layer_format.h's.
+using layer_format::is_whiteout;
 
 }  // namespace vu::pvm

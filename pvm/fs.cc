@@ -310,12 +310,16 @@ Answer do_open(const Config& cfg, Call& c, int dirfd, uint64_t path, int flags, 
   Answer a;
   if (r.cow) {
     // Copied up first when the open writes (a long copy hands the receiving over).
+    const bool waits = r.exists && (S_ISFIFO(r.st.st_mode) || S_ISCHR(r.st.st_mode)) && !(flags & O_NONBLOCK);
+    // Not expected to wait: O_NONBLOCK for the open itself, so a FIFO someone put in the lower
+    // tree since the lookup cannot hold this worker (taken off again: the caller's reads block).
+    const int nonblock = waits || (flags & O_NONBLOCK) ? 0 : O_NONBLOCK;
     auto open_cow = [&] {
-      int fd = r.cow->open(r.rel, flags, mode, c.before_wait, cfg.root);
+      int fd = r.cow->open(r.rel, flags | nonblock, mode, c.before_wait, cfg.root);
       if (fd < 0) errno = -fd;
+      if (fd >= 0 && nonblock) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
       return static_cast<long>(fd < 0 ? -1 : fd);
     };
-    const bool waits = r.exists && (S_ISFIFO(r.st.st_mode) || S_ISCHR(r.st.st_mode)) && !(flags & O_NONBLOCK);
     a.fd.reset(static_cast<int>(waits ? wait_like_caller(c, open_cow) : open_cow()));
     if (!a.fd) return Answer::error(errno);
     a.kind = Answer::kFd;
@@ -415,7 +419,15 @@ Answer do_readlink(const Config& cfg, Call& c, int dirfd, uint64_t path, uint64_
   if (!S_ISLNK(r.st.st_mode)) return Answer::error(EINVAL);
   const bool magic = is_proc_magic(r.host);
   if (!r.moved && !magic) return Answer::cont();
-  std::string target = read_link(r.host);
+  std::string target;
+  if (r.cow) {  // beneath the layer's root: no symlink on the way (the lower tree may change)
+    char b[4096];
+    ssize_t k = r.cow->read_link(r.rel, r.node.layer, b, sizeof b);
+    if (k < 0) return Answer::error(errno);
+    target.assign(b, static_cast<size_t>(k));
+  } else {
+    target = read_link(r.host);
+  }
   if (target.empty()) return Answer::error(errno ? errno : EINVAL);
   if (magic && cfg.exe && target[0] == '/') {
     // --rootfs: a program run by the tree's loader (pvm/rootfs_exec.h) is its own /proc/PID/exe.

@@ -107,6 +107,25 @@
 // (pvm/rootfs_exec.h, which lists what differs: /proc/PID/cmdline and AT_EXECFN, fexecve).
 // Known gaps: a process of the view cannot ptrace (it is already traced) and shows stopped as
 // "t" rather than "T"; x86_64 only (other system call ABIs are killed by the filter).
+//
+// The same view, not the same isolation (README "pvm: the same view, not the same isolation").
+// ns's view is the kernel's; pvm's is the monitor's answers, so it holds for programs that use
+// the system as documented, not against code written to get out:
+//   - CONTINUE lets the kernel run the call with the caller's memory read again: another thread
+//     of the caller may change a path or an address after the monitor checked it (TOCTOU; only
+//     calls whose check is "the view's lookup is the host's" are continued, but the check is of
+//     what the memory held then);
+//   - the fast path's trampoline (pvm/accel.c, kNative in monitor.cc) lets its twelve calls
+//     through from a fixed address that any code in the process can jump to;
+//   - the monitor and its helpers run as the view's user and stay dumpable (the tracer forks and
+//     seizes its children before they exec): that user's other processes may ptrace or
+//     process_vm_writev them (Yama ptrace_scope 0 or absent: any of them; 1: their ancestors).
+// So network rules and --cow's untouched lower layer are not enforced against hostile code on
+// pvm; on ns the kernel enforces them. What the monitor must never do, whatever the view or
+// another user does: write outside the places it was given (every --cow change RESOLVE_BENEATH |
+// RESOLVE_NO_SYMLINKS, a lower object opened so that no write reaches it: pvm/cow.h), overflow
+// or over-read on a length the view gave (gather_iov and the rtnetlink parser check before
+// they add), or block its supervise thread (the never-block rule above).
 #pragma once
 
 #include <linux/filter.h>

@@ -196,6 +196,8 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
     std::string h;
     struct stat st;
     const Mount* cm = has_cow_ ? covering(v) : nullptr;
+    std::string cow_rel;  // below a cow: the name's path in its layer (cow_layer)
+    int cow_layer = 0;
     if (cm && cm->cow) {
       // A merged lookup: the layer first, then the lower directory (pvm/cow.h).
       const std::string parent_view = dirname(v);
@@ -234,6 +236,8 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
         return r;
       }
       h = cm->cow->host_of(rel, n.layer);
+      cow_rel = rel;
+      cow_layer = n.layer;
       if (S_ISDIR(st.st_mode)) {
         cow_dir = Cow::dir_of(n, st);
         cow_dir_view = v;
@@ -268,7 +272,9 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
       cow_plain = false;
       if (r.cow || (cm && cm->cow)) r.moved = true;
       char buf[4096];
-      ssize_t n = ::readlink(h.c_str(), buf, sizeof buf - 1);
+      // Below a cow, read beneath its layer's root (the lower tree may change meanwhile).
+      ssize_t n = cow_layer ? cm->cow->read_link(cow_rel, cow_layer, buf, sizeof buf - 1)
+                            : ::readlink(h.c_str(), buf, sizeof buf - 1);
       if (n < 0) {
         r.err = errno;
         return r;

@@ -237,6 +237,13 @@ check "scado hashes as the caller: a _cado-readable file in the spool is not rea
 " as "$user" env EDITOR="$editor" scado -e
 grep -q "vu-probe: Permission denied" "$work/err" && ok "…Permission denied" || bad "…Permission denied" "$(cat "$work/err")"
 rm -f /var/spool/cado/vu-probe
+as "$user" mkfifo "$home/fifo"
+printf '#!/bin/sh\nprintf "%%s : net_raw :\\n" "%s" > "$1"\n' "$home/fifo" > "$editor"
+check "scado hashes regular files only: a FIFO named in the file is refused, not waited on" 255 "" "$pw
+" timeout 30 runuser -u "$user" -- env -i HOME="$home" USER="$user" SHELL=/bin/sh PATH="$inst/bin:/usr/bin:/bin" LANG=C \
+  EDITOR="$editor" scado -e
+grep -q "fifo: Permission denied" "$work/err" && ok "…Permission denied" || bad "…Permission denied" "$(cat "$work/err")"
+rm -f "$home/fifo"
 check "scado -D" 0 "" "" as "$user" scado -D
 [ ! -e /var/spool/cado/"$user" ] && ok "…deleted" || bad "…deleted"
 

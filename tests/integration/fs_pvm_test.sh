@@ -37,12 +37,14 @@ show cp-a "cp -a d d-copy && ls -A d-copy && stat -c %a d-copy/f"
 show rm-r "rm -r d-copy e && ls -A"
 show mkdir-p "mkdir -p x/y/z && touch x/y/z/w && find x | sort"
 show big-listing "touch big/new && rm big/f7 && ls big | wc -l && ls -f big | sort | uniq -d | wc -l && ls big | grep -c -x f7"
+show fifo-lower "cat pipe & echo through > pipe; wait"
 '
 extra_lower() {  # DIR: the cow lower tree plus what the second transcript runs
   make_lower "$1"
   printf '#!/bin/sh\necho tool\n' > "$1/tool"; chmod 755 "$1/tool"
   printf '#!/bin/sh\necho script "$1"\n' > "$1/script.sh"; chmod 755 "$1/script.sh"
   mkdir "$1/big" && (cd "$1/big" && for i in $(seq 1500); do : > "f$i"; done)  # a listing of many getdents64 calls
+  mkfifo "$1/pipe"  # a lower FIFO opened for writing: the lower object itself (nothing copied up)
 }
 
 ns_ref() {  # IMPL TAG LOWER LAYER OUT SCRIPT [--root]: the ns transcript, or "" when impossible
@@ -165,6 +167,7 @@ grep -q '^links: .ello more 2 2 same $' "$x" && ok "pvm cow: a hard link to a lo
 grep -q '^ino-stable: stable $' "$x" && ok "pvm cow: st_ino stable across a copy-up" || bad "pvm cow: st_ino across copy-up" "$(grep ^ino "$x")"
 grep -q '^big-listing: 1500 0 0 $' "$x" && ok "pvm cow: a merged listing over many getdents64 calls (no duplicates, no whiteouts)" || bad "pvm cow: a large merged listing" "$(grep ^big "$x")"
 grep -q '^fstat-is-stat: same $' "$x" && ok "pvm cow: fstat of a descriptor = stat of its path" || bad "pvm cow: fstat" "$(grep ^fstat "$x")"
+grep -q '^fifo-lower: through $' "$x" && [ ! -e "$work/x-layer-pvm/pipe" ] && ok "pvm cow: a lower FIFO opened for writing is the lower one (not copied up)" || bad "pvm cow: a lower FIFO" "$(grep ^fifo "$x")" "$(ls -la "$work/x-layer-pvm")"
 
 # ---- one layer format: pvm writes, ns reads, and the reverse -------------------------------------
 write_cmd="cd \$T && rm g && rm -r e && mkdir e && echo 2 > e/new && echo more >> d/f"
