@@ -864,8 +864,12 @@ Answer do_sendto(const NetConfig& n, Call& c, Sock& s) {
   msghdr mh{};
   if (msg && !read_mem(c.tid, c.a[1], &mh, sizeof mh)) return Answer::cont();
   const uint64_t addr = msg ? reinterpret_cast<uint64_t>(mh.msg_name) : c.a[4];
-  // The kernel reads at most a sockaddr_storage of a longer name: so do we (else a long name
-  // would go through untranslated).
+  // The kernel's lengths are ints: a negative one is EINVAL, so is a sendto name longer than a
+  // sockaddr_storage (the datagram went out untranslated-then-cut before).
+  const int ilen = static_cast<int>(msg ? mh.msg_namelen : c.a[5]);
+  if (addr && (ilen < 0 || (!msg && ilen > static_cast<int>(sizeof(sockaddr_storage))))) return Answer::error(EINVAL);
+  // sendmsg: the kernel reads at most a sockaddr_storage of a longer name: so do we (else a
+  // long name would go through untranslated).
   const uint64_t alen = std::min<uint64_t>(msg ? mh.msg_namelen : c.a[5], sizeof(sockaddr_storage));
   if (!addr || !alen) return Answer::cont();
   if (!s.fake && s.type == SOCK_STREAM) {
