@@ -824,11 +824,13 @@ bool scatter(Call& c, const std::vector<iovec>& riov, const char* data, size_t n
   }
   return true;
 }
-bool read_iov(Call& c, const msghdr& mh, std::vector<iovec>* riov) {
-  if (mh.msg_iovlen > 1024) return false;
+// The message's iovec array: 0, EMSGSIZE (more than UIO_MAXIOV) or EFAULT, as the kernel says.
+int read_iov(Call& c, const msghdr& mh, std::vector<iovec>* riov) {
+  if (mh.msg_iovlen > 1024) return EMSGSIZE;
   riov->resize(mh.msg_iovlen);
-  return riov->empty() ||
-         read_mem(c.tid, reinterpret_cast<uint64_t>(mh.msg_iov), riov->data(), riov->size() * sizeof(iovec));
+  if (riov->empty() || read_mem(c.tid, reinterpret_cast<uint64_t>(mh.msg_iov), riov->data(), riov->size() * sizeof(iovec)))
+    return 0;
+  return EFAULT;
 }
 
 // Whether the socket is bound to the host's wildcard address (or not bound).
@@ -893,9 +895,9 @@ Answer do_sendto(const NetConfig& n, Call& c, Sock& s) {
   }
   std::vector<iovec> riov;
   if (msg) {
-    if (!read_iov(c, mh, &riov)) return Answer::error(EMSGSIZE);
+    if (int e = read_iov(c, mh, &riov)) return Answer::error(e);
   } else {
-    riov.push_back({reinterpret_cast<void*>(c.a[1]), c.a[2]});
+    riov.push_back({reinterpret_cast<void*>(c.a[1]), std::min<uint64_t>(c.a[2], INT_MAX)});  // the kernel caps a length at INT_MAX
   }
   std::vector<char> data;
   int err = 0;
@@ -947,9 +949,9 @@ Answer do_recv(const NetConfig& n, Call& c, Sock& s) {
   if (!msg && addr && !read_mem(c.tid, alen_addr, &cap, sizeof cap)) return Answer::error(EFAULT);
   std::vector<iovec> riov;
   if (msg) {
-    if (!read_iov(c, mh, &riov)) return Answer::error(EMSGSIZE);
+    if (int e = read_iov(c, mh, &riov)) return Answer::error(e);
   } else {
-    riov.push_back({reinterpret_cast<void*>(c.a[1]), c.a[2]});
+    riov.push_back({reinterpret_cast<void*>(c.a[1]), std::min<uint64_t>(c.a[2], INT_MAX)});  // the kernel caps a length at INT_MAX
   }
   size_t total = 0;
   for (const iovec& v : riov) total += v.iov_len;
