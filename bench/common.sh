@@ -45,3 +45,34 @@ start_switch() {
   for _ in $(seq 50); do [ -S "$dir/sw/ctl" ] && break; sleep 0.05; done
   SW=$dir/sw
 }
+
+# mbits: iperf3's receiver line on stdin -> its Mbit/s. ratio A B: A/B to two places, "-" when B
+# is missing or 0.
+mbits() { sed -n 's/.* \([0-9.]*\) \([MG]\)bits\/sec.*receiver.*/\1 \2/p' | awk '{print ($2=="G") ? $1*1000 : $1}'; }
+ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+# slirp4netns_iperf3 DIR PORT SECS — slirp4netns (MTU 65520, vu's) as the peer both ways; prints
+# "TO_HOST FWD" in Mbit/s ("fail" for a run that printed none): iperf3 -c 10.0.2.2:PORT from a
+# namespace made here to a server on the host's 127.0.0.1:PORT (slirp4netns's 10.0.2.2 is the
+# host's loopback), then iperf3 -c 127.0.0.1:PORT+1 through add_hostfwd to a server in such a
+# namespace. Every process bounded by timeout; DIR holds the pid files and the API socket.
+slirp4netns_iperf3() {
+  local d=$1 port=$2 secs=$3 u s4 to_host fwd T="timeout $(($3 + 20))"
+  $T iperf3 -s -1 -B 127.0.0.1 -p "$port" >/dev/null & sleep 0.3
+  $T unshare -Urn sh -c "echo \$\$ > $d/s4pid; while [ ! -e $d/s4ready ]; do sleep 0.05; done; iperf3 -c 10.0.2.2 -p $port -t $secs" > "$d/s4out" 2>&1 & u=$!
+  for _ in $(seq 100); do [ -s "$d/s4pid" ] && break; sleep 0.05; done
+  $T slirp4netns --configure --mtu=65520 --ready-fd=3 "$(cat "$d/s4pid")" tap0 3>"$d/s4ready" >/dev/null 2>&1 & s4=$!
+  wait $u || true
+  kill $s4 2>/dev/null || true
+  to_host=$(mbits < "$d/s4out")
+  wait
+  $T unshare -Urn sh -c "echo \$\$ > $d/s4fpid; ip link set lo up; exec iperf3 -s -1 -p 5201" >/dev/null 2>&1 & u=$!
+  for _ in $(seq 100); do [ -s "$d/s4fpid" ] && break; sleep 0.05; done
+  $T slirp4netns --configure --mtu=65520 --api-socket "$d/s4api" "$(cat "$d/s4fpid")" tap0 >/dev/null 2>&1 & s4=$!
+  for _ in $(seq 100); do [ -S "$d/s4api" ] && break; sleep 0.05; done
+  echo '{"execute": "add_hostfwd", "arguments": {"proto": "tcp", "host_addr": "127.0.0.1", "host_port": '$((port + 1))', "guest_port": 5201}}' \
+    | socat - "UNIX-CONNECT:$d/s4api" >/dev/null 2>&1
+  fwd=$($T iperf3 -c 127.0.0.1 -p $((port + 1)) -t "$secs" 2>&1 | mbits)
+  kill $s4 2>/dev/null || true; wait $u 2>/dev/null || true
+  echo "${to_host:-fail} ${fwd:-fail}"
+}

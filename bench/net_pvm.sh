@@ -21,8 +21,6 @@ trap 'rm -rf "$d"' EXIT
 cd /tmp
 port=$((30000 + RANDOM % 20000))
 T="timeout $((secs + 20))"
-mbits() { sed -n 's/.* \([0-9.]*\) \([MG]\)bits\/sec.*receiver.*/\1 \2/p' | awk '{print ($2=="G") ? $1*1000 : $1}'; }
-ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
 # start-up
 hyperfine -N --warmup 3 --runs "$runs" --export-csv "$d/csv" --style none \
@@ -40,14 +38,7 @@ run_to_host() {  # BACKEND: Mbit/s of iperf3 -c 10.0.2.2
 }
 ns_out=$(run_to_host ns)
 pvm_out=$(run_to_host pvm)
-$T iperf3 -s -1 -B 127.0.0.1 -p $port >/dev/null & sleep 0.3
-$T unshare -Urn sh -c "echo \$\$ > $d/s4pid; while [ ! -e $d/s4ready ]; do sleep 0.05; done; iperf3 -c 10.0.2.2 -p $port -t $secs" > "$d/s4out" 2>&1 & u=$!
-for _ in $(seq 100); do [ -s "$d/s4pid" ] && break; sleep 0.05; done
-$T slirp4netns --configure --mtu=65520 --ready-fd=3 "$(cat "$d/s4pid")" tap0 3>"$d/s4ready" >/dev/null 2>&1 & s4=$!
-wait $u || true
-kill $s4 2>/dev/null || true
-s4_out=$(mbits < "$d/s4out")
-wait
+read -r s4_out s4_fwd <<< "$(slirp4netns_iperf3 "$d" $((port + 5)) "$secs")" || true
 
 # host loopback -> view
 run_fwd() {  # BACKEND HOSTPORT: Mbit/s of iperf3 -c 127.0.0.1:HOSTPORT to a server in the view
@@ -57,14 +48,6 @@ run_fwd() {  # BACKEND HOSTPORT: Mbit/s of iperf3 -c 127.0.0.1:HOSTPORT to a ser
 }
 ns_fwd=$(run_fwd ns $((port + 1)))
 pvm_fwd=$(run_fwd pvm $((port + 2)))
-$T unshare -Urn sh -c "echo \$\$ > $d/s4fpid; ip link set lo up; exec iperf3 -s -1 -p 5201" >/dev/null 2>&1 & u=$!
-for _ in $(seq 100); do [ -s "$d/s4fpid" ] && break; sleep 0.05; done
-$T slirp4netns --configure --mtu=65520 --api-socket "$d/s4api" "$(cat "$d/s4fpid")" tap0 >/dev/null 2>&1 & s4=$!
-for _ in $(seq 100); do [ -S "$d/s4api" ] && break; sleep 0.05; done
-echo '{"execute": "add_hostfwd", "arguments": {"proto": "tcp", "host_addr": "127.0.0.1", "host_port": '$((port + 3))', "guest_port": 5201}}' \
-  | socat - "UNIX-CONNECT:$d/s4api" >/dev/null 2>&1
-s4_fwd=$($T iperf3 -c 127.0.0.1 -p $((port + 3)) -t "$secs" 2>&1 | mbits)
-kill $s4 2>/dev/null || true; wait $u 2>/dev/null || true
 
 # The traps of a 1 GiB transfer view -> host, beside those of a 1-byte one (the same programs
 # start and connect: the difference is what the data path costs). VU_LOG=debug prints the

@@ -20,7 +20,6 @@ d=$(mktemp -d /tmp/vu-tput.XXXXXX)
 start_switch "$d"
 port=$((30000 + RANDOM % 20000))
 T="timeout $((secs + 20))"
-mbits() { sed -n 's/.* \([0-9.]*\) \([MG]\)bits\/sec.*receiver.*/\1 \2/p' | awk '{print ($2=="G") ? $1*1000 : $1}'; }
 
 # view -> host loopback through slirp
 slirp_client() { echo "ip addr add 10.0.2.15/24 dev vde0; ip link set vde0 up; ip route add default via 10.0.2.2; iperf3 -c 10.0.2.2 -p $port -t $secs"; }
@@ -29,15 +28,8 @@ vdens_slirp=$($T vdens slirp:// sh -c "$(slirp_client)" 2>&1 | mbits)
 $T iperf3 -s -1 -B 127.0.0.1 -p $port >/dev/null & sleep 0.3
 vu_slirp=$($T "$vu" run --net slirp:allow-host-loopback -- iperf3 -c 10.0.2.2 -p $port -t "$secs" 2>&1 | mbits)
 
-# slirp4netns (its 10.0.2.2 is the host's loopback too), MTU 65520 as vu's
-$T iperf3 -s -1 -B 127.0.0.1 -p $port >/dev/null & sleep 0.3
-$T unshare -Urn sh -c "echo \$\$ > $d/s4pid; while [ ! -e $d/s4ready ]; do sleep 0.05; done; iperf3 -c 10.0.2.2 -p $port -t $secs" > "$d/s4out" 2>&1 & u=$!
-for _ in $(seq 100); do [ -s "$d/s4pid" ] && break; sleep 0.05; done
-$T slirp4netns --configure --mtu=65520 --ready-fd=3 "$(cat "$d/s4pid")" tap0 3>"$d/s4ready" >/dev/null 2>&1 & s4=$!
-wait $u || true
-kill $s4 2>/dev/null || true
-s4_slirp=$(mbits < "$d/s4out")
-wait
+# slirp4netns (its 10.0.2.2 is the host's loopback too), MTU 65520 as vu's, both ways
+read -r s4_slirp s4_fwd <<< "$(slirp4netns_iperf3 "$d" $((port + 10)) "$secs")" || true
 
 # pasta, view -> "host" through its tap path, all inside a namespace of ours (see above)
 pasta_out=""
@@ -54,14 +46,6 @@ hp=$((port + 1))
 $T "$vu" run -p "127.0.0.1:$hp:5201" -- iperf3 -s -1 -p 5201 >/dev/null 2>&1 & sleep 0.5
 vu_fwd=$($T iperf3 -c 127.0.0.1 -p $hp -t "$secs" 2>&1 | mbits)
 wait
-$T unshare -Urn sh -c "echo \$\$ > $d/s4fpid; ip link set lo up; exec iperf3 -s -1 -p 5201" >/dev/null 2>&1 & u=$!
-for _ in $(seq 100); do [ -s "$d/s4fpid" ] && break; sleep 0.05; done
-$T slirp4netns --configure --mtu=65520 --api-socket "$d/s4api" "$(cat "$d/s4fpid")" tap0 >/dev/null 2>&1 & s4=$!
-for _ in $(seq 100); do [ -S "$d/s4api" ] && break; sleep 0.05; done
-echo '{"execute": "add_hostfwd", "arguments": {"proto": "tcp", "host_addr": "127.0.0.1", "host_port": '$((hp + 1))', "guest_port": 5201}}' \
-  | socat - "UNIX-CONNECT:$d/s4api" >/dev/null 2>&1
-s4_fwd=$($T iperf3 -c 127.0.0.1 -p $((hp + 1)) -t "$secs" 2>&1 | mbits)
-kill $s4 2>/dev/null || true; wait $u 2>/dev/null || true
 pasta_fwd=""
 if [ $have_pasta = 1 ]; then
   $T pasta --config-net -t "127.0.0.1/$((hp + 2)):5201" -- iperf3 -s -1 -p 5201 >/dev/null 2>&1 & sleep 0.8
@@ -92,7 +76,6 @@ done
 
 echo "TCP throughput, iperf3 ${secs} s, $(nproc) cores, kernel $(uname -r) (receiver Mbit/s)"
 printf '%-44s %10s %8s\n' "path" "Mbit/s" "vs vdens"
-ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 printf '%-44s %10s %8s\n' "vdens slirp:// (view -> host loopback)" "${vdens_slirp:-fail}" "1.00"
 printf '%-44s %10s %8s\n' "slirp4netns --mtu=65520 (view -> host lo)" "${s4_slirp:-fail}" "$(ratio "$s4_slirp" "$vdens_slirp")"
 printf '%-44s %10s %8s\n' "vu --net slirp (view -> host loopback)" "${vu_slirp:-fail}" "$(ratio "$vu_slirp" "$vdens_slirp")"

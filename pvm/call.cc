@@ -61,6 +61,8 @@ bool read_mem(pid_t pid, uint64_t addr, void* buf, size_t len) {
 
 bool gather_iov(pid_t pid, const std::vector<iovec>& riov, size_t max, std::vector<char>* data, int* err) {
   size_t total = 0;
+  for (const iovec& v : riov)
+    if (v.iov_len > static_cast<size_t>(SSIZE_MAX)) return *err = EINVAL, false;  // the kernel's check
   for (const iovec& v : riov) {
     if (v.iov_len > max - total) return *err = EMSGSIZE, false;
     total += v.iov_len;

@@ -409,7 +409,13 @@ int Cow::copy_one_locked(const std::string& rel, const std::function<void()>& be
     if (k < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
       char buf[1 << 16];
       k = ::read(in.get(), buf, sizeof buf);
-      if (k > 0 && ::write(out.get(), buf, static_cast<size_t>(k)) != k) k = -1;
+      // A short write is how a full disk first shows (errno is still copy_file_range's EXDEV):
+      // write the rest, whose failure says why (ENOSPC, EDQUOT).
+      for (ssize_t done = 0; k > 0 && done < k;) {
+        ssize_t w = ::write(out.get(), buf + done, static_cast<size_t>(k - done));
+        if (w < 0) k = -1;
+        else done += w;
+      }
     }
     if (k < 0) {
       err = errno;

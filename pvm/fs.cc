@@ -344,7 +344,11 @@ Answer do_fstat(const Config& cfg, Call& c, int fd, uint64_t buf) {
   return write_stat(cfg, c, st, buf);
 }
 
+// The flags the kernel's fstatat and statx take (others: EINVAL, before any lookup).
+constexpr int kStatFlags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH | AT_STATX_SYNC_TYPE;
+
 Answer do_stat(const Config& cfg, Call& c, int dirfd, uint64_t path, uint64_t buf, int flags) {
+  if (flags & ~kStatFlags) return Answer::error(EINVAL);
   if (names_dirfd(c.tid, path, flags)) return do_fstat(cfg, c, dirfd, buf);
   Resolved r = resolve_arg(cfg, c, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
   if (r.err) return Answer::error(r.err);
@@ -356,6 +360,7 @@ Answer do_stat(const Config& cfg, Call& c, int dirfd, uint64_t path, uint64_t bu
 Answer do_statx(const Config& cfg, Call& c) {
   const int dirfd = c.arg_int(0), flags = c.arg_int(2);
   const unsigned mask = static_cast<unsigned>(c.a[3]);
+  if ((flags & ~kStatFlags) || (flags & AT_STATX_SYNC_TYPE) == AT_STATX_SYNC_TYPE) return Answer::error(EINVAL);
   std::string host;
   int sflags = flags & AT_STATX_SYNC_TYPE;
   Resolved r;

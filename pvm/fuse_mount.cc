@@ -104,12 +104,21 @@ Result<UniqueFd> FusermountMounter::mount(const FuseMountRequest& req) {
   // of its own that unmounts when its stdin, a pipe only vu holds the other end of, ends —
   // at teardown, or when vu is killed. (fusermount3's own auto_unmount cannot serve here: its
   // watcher checks the mount by opening it, which a mount without allow_other refuses to the
-  // setuid fusermount3, so it never unmounts; seen with fuse3 3.14.)
-  auto watch = VU_TRY(sys::pipe());
+  // setuid fusermount3, so it never unmounts; seen with fuse3 3.14.) A line before the end
+  // says vu has unmounted (or nothing was mounted): the watcher just exits. The end alone says
+  // vu is gone — maybe while the fusermount3 below was still mounting, a mount that then lands
+  // after the watcher's first unmount (seen in loop_pvm's kill -9 at start-up: a dead "vu-probe"
+  // mount left for ever): a failed unmount is tried once more, half a second later.
+  // (A socket, not a pipe: the line is sent with MSG_NOSIGNAL, a watcher killed meanwhile must
+  // not take vu with it by SIGPIPE.)
+  int ws[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ws) < 0) return Error::sys("socketpair", errno);
+  std::pair<UniqueFd, UniqueFd> watch{UniqueFd(ws[0]), UniqueFd(ws[1])};
   {
     auto null_out = sys::pipe();
     if (!null_out) return std::move(null_out).error();
-    VU_TRY(spawn("/bin/sh", {"-c", "trap '' HUP INT TERM QUIT PIPE; read x; exec \"$0\" -u -q -z -- \"$1\"",
+    VU_TRY(spawn("/bin/sh", {"-c", "trap '' HUP INT TERM QUIT PIPE; read x && exit 0; \"$0\" -u -q -z -- \"$1\" || "
+                                   "{ sleep 0.5; exec \"$0\" -u -q -z -- \"$1\"; }",
                              fusermount_, req.target->host},
                  -1, null_out->second.get(), watch.first.get()));
   }
@@ -156,6 +165,7 @@ Result<UniqueFd> FusermountMounter::mount(const FuseMountRequest& req) {
         }
     }
     if (dev) break;
+    (void)::send(watch.second.get(), "\n", 1, MSG_NOSIGNAL);  // nothing mounted: the watcher just exits
     std::string said = drain(out.first.get());
     return Error::make(ErrorKind::kSetup, fusermount_ + " could not mount " + req.target->view +
                                               (said.empty() ? std::string(" (it said nothing)") : ": " + said));
@@ -186,7 +196,9 @@ void FusermountMounter::unmount_all() {
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
       VU_LOG_DEBUG("fusermount3 -u " << it->host << ": " << said);
-    it->watcher.reset();  // the watcher exits (and would unmount, had we not)
+    else
+      (void)::send(it->watcher.get(), "\n", 1, MSG_NOSIGNAL);  // unmounted: the watcher just exits
+    it->watcher.reset();  // (else it tries too)
   }
 }
 

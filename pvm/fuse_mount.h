@@ -17,8 +17,10 @@
 //   - environment B (FusermountMounter, here): the kernel's FUSE through the setuid
 //     fusermount3, run by vu outside the view (no no_new_privs) with _FUSE_COMMFD (libfuse's
 //     protocol: the connection comes back over a socketpair with SCM_RIGHTS). Before it, a
-//     watcher (/bin/sh in a session of its own) waits for end of file on a pipe only vu holds
-//     and then runs `fusermount3 -u -z`: the mount goes when vu ends, also by SIGKILL.
+//     watcher (/bin/sh in a session of its own) reads a socket only vu holds: a line (vu
+//     unmounted, or nothing was mounted) and it exits; end of file alone (vu is gone) and it
+//     runs `fusermount3 -u -z`, once more half a second later if nothing was mounted yet (vu
+//     killed while fusermount3 was mounting): the mount goes when vu ends, also by SIGKILL.
 //     (fusermount3's auto_unmount does not work for mounts without allow_other: its watcher
 //     opens the mountpoint to check it and the kernel refuses the setuid process, EACCES.)
 //   - environment A (not here yet): a socketpair end served by the monitor's own FUSE client.
@@ -101,7 +103,7 @@ class FusermountMounter : public FuseMounter {
   std::mutex mu_;
   struct Mounted {
     std::string host;
-    UniqueFd watcher;  // write end of the watcher's stdin: at its end, the watcher unmounts
+    UniqueFd watcher;  // vu's end of the watcher's stdin: a line, it exits; the end alone, it unmounts
   };
   std::vector<Mounted> mounted_;
 };

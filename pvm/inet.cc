@@ -824,11 +824,13 @@ bool scatter(Call& c, const std::vector<iovec>& riov, const char* data, size_t n
   }
   return true;
 }
-bool read_iov(Call& c, const msghdr& mh, std::vector<iovec>* riov) {
-  if (mh.msg_iovlen > 1024) return false;
+// The message's iovec array: 0, EMSGSIZE (more than UIO_MAXIOV) or EFAULT, as the kernel says.
+int read_iov(Call& c, const msghdr& mh, std::vector<iovec>* riov) {
+  if (mh.msg_iovlen > 1024) return EMSGSIZE;
   riov->resize(mh.msg_iovlen);
-  return riov->empty() ||
-         read_mem(c.tid, reinterpret_cast<uint64_t>(mh.msg_iov), riov->data(), riov->size() * sizeof(iovec));
+  if (riov->empty() || read_mem(c.tid, reinterpret_cast<uint64_t>(mh.msg_iov), riov->data(), riov->size() * sizeof(iovec)))
+    return 0;
+  return EFAULT;
 }
 
 // Whether the socket is bound to the host's wildcard address (or not bound).
@@ -864,8 +866,12 @@ Answer do_sendto(const NetConfig& n, Call& c, Sock& s) {
   msghdr mh{};
   if (msg && !read_mem(c.tid, c.a[1], &mh, sizeof mh)) return Answer::cont();
   const uint64_t addr = msg ? reinterpret_cast<uint64_t>(mh.msg_name) : c.a[4];
-  // The kernel reads at most a sockaddr_storage of a longer name: so do we (else a long name
-  // would go through untranslated).
+  // The kernel's lengths are ints: a negative one is EINVAL, so is a sendto name longer than a
+  // sockaddr_storage (the datagram went out untranslated-then-cut before).
+  const int ilen = static_cast<int>(msg ? mh.msg_namelen : c.a[5]);
+  if (addr && (ilen < 0 || (!msg && ilen > static_cast<int>(sizeof(sockaddr_storage))))) return Answer::error(EINVAL);
+  // sendmsg: the kernel reads at most a sockaddr_storage of a longer name: so do we (else a
+  // long name would go through untranslated).
   const uint64_t alen = std::min<uint64_t>(msg ? mh.msg_namelen : c.a[5], sizeof(sockaddr_storage));
   if (!addr || !alen) return Answer::cont();
   if (!s.fake && s.type == SOCK_STREAM) {
@@ -889,9 +895,9 @@ Answer do_sendto(const NetConfig& n, Call& c, Sock& s) {
   }
   std::vector<iovec> riov;
   if (msg) {
-    if (!read_iov(c, mh, &riov)) return Answer::error(EMSGSIZE);
+    if (int e = read_iov(c, mh, &riov)) return Answer::error(e);
   } else {
-    riov.push_back({reinterpret_cast<void*>(c.a[1]), c.a[2]});
+    riov.push_back({reinterpret_cast<void*>(c.a[1]), std::min<uint64_t>(c.a[2], INT_MAX)});  // the kernel caps a length at INT_MAX
   }
   std::vector<char> data;
   int err = 0;
@@ -943,9 +949,9 @@ Answer do_recv(const NetConfig& n, Call& c, Sock& s) {
   if (!msg && addr && !read_mem(c.tid, alen_addr, &cap, sizeof cap)) return Answer::error(EFAULT);
   std::vector<iovec> riov;
   if (msg) {
-    if (!read_iov(c, mh, &riov)) return Answer::error(EMSGSIZE);
+    if (int e = read_iov(c, mh, &riov)) return Answer::error(e);
   } else {
-    riov.push_back({reinterpret_cast<void*>(c.a[1]), c.a[2]});
+    riov.push_back({reinterpret_cast<void*>(c.a[1]), std::min<uint64_t>(c.a[2], INT_MAX)});  // the kernel caps a length at INT_MAX
   }
   size_t total = 0;
   for (const iovec& v : riov) total += v.iov_len;

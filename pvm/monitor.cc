@@ -1146,7 +1146,13 @@ Monitor::Answer Monitor::Core::do_getdents(Call& c) {
   }
   // Room for at least one host entry (a 255-byte name takes 280) in the call that ends them.
   constexpr size_t kHostRoom = 512;
-  const size_t count = std::min<size_t>(c.a[2], 1 << 20);
+  // The kernel's count is an unsigned int it keeps in an int: above INT_MAX it is EINVAL.
+  const uint32_t ucount = static_cast<uint32_t>(c.a[2]);
+  if (ucount > INT32_MAX) {
+    if (cur != cursors.end()) cur->names = std::move(names);
+    return Answer::error(EINVAL);
+  }
+  const size_t count = std::min<size_t>(ucount, 1 << 20);
   if (count < kHostRoom + 32) {
     if (cur != cursors.end()) cur->names = std::move(names);
     return whole ? Answer::error(EINVAL) : Answer::cont();  // the kernel says EINVAL if it must
@@ -1182,6 +1188,9 @@ Monitor::Answer Monitor::Core::do_getdents(Call& c) {
   lock.unlock();
   size_t total = used;
   if (whole) {
+    // Written before the host directory moves on: a buffer the caller cannot take (EFAULT)
+    // leaves the listing where it was, to be given again (it was lost: an empty directory).
+    if (used && !write_mem(c.tid, c.a[1], buf.data(), used)) return Answer::error(EFAULT);
     // The listing is out: the host directory is read to its end, so its offset leaves 0 and
     // the next call runs natively (and says: no more).
     std::vector<char> scratch(32768);
@@ -1191,8 +1200,8 @@ Monitor::Answer Monitor::Core::do_getdents(Call& c) {
     long n = ::syscall(SYS_getdents64, dir.get(), buf.data() + used, count - used);
     if (n < 0) return Answer::error(errno);
     total += static_cast<size_t>(n);
+    if (total && !write_mem(c.tid, c.a[1], buf.data(), total)) return Answer::error(EFAULT);
   }
-  if (total && !write_mem(c.tid, c.a[1], buf.data(), total)) return Answer::error(EFAULT);
   return Answer::value(static_cast<int64_t>(total));
 }
 

@@ -185,7 +185,7 @@ Answer do_send(const Config& cfg, Call& c) {
     if (!riov.empty() && !read_mem(c.tid, reinterpret_cast<uint64_t>(mh.msg_iov), riov.data(), riov.size() * sizeof(iovec)))
       return Answer::error(EFAULT);
   } else {
-    riov.push_back({reinterpret_cast<void*>(c.a[1]), c.a[2]});
+    riov.push_back({reinterpret_cast<void*>(c.a[1]), std::min<uint64_t>(c.a[2], INT_MAX)});  // the kernel caps a length at INT_MAX
   }
   std::vector<char> data;
   if (int gerr = 0; !gather_iov(c.tid, riov, 1u << 20, &data, &gerr)) return Answer::error(gerr);

@@ -201,7 +201,7 @@ Fact probe_tun_in_userns() {
 
 Fact probe_overlay_in_userns() {
   Fact f{"overlayfs in a user namespace"};
-  auto dir = TempDir::make("vu-probe");
+  auto dir = TempDir::make_owned("vu-probe");  // owned: a vu killed meanwhile leaves it to the next
   if (!dir) {
     f.detail = dir.error().to_string();
     return f;

@@ -63,7 +63,7 @@ PvmFuseEnv probe_pvm_fuse() {
   if (no.empty()) {
     // A trial: fusermount3 mounts an empty directory (no program behind it) and unmounts it.
     // A container's filter refuses mount(2) to setuid helpers too, which only this shows.
-    auto dir = TempDir::make("vu-fuse-probe");
+    auto dir = TempDir::make_owned("vu-fuse-probe");  // owned: a vu killed meanwhile leaves it to the next
     if (!dir) {
       no.push_back("a directory for the trial mount: " + dir.error().to_string());
     } else {

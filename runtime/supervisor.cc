@@ -79,8 +79,12 @@ int kill_leftovers(std::vector<pid_t> spare) {
   pid_t above = 0;
   if (auto last = sys::read_file("/proc/sys/kernel/ns_last_pid"); last && std::atol(last->c_str()) > self)
     above = self;
-  // No child at all (the common case): nothing to list.
-  if (::waitpid(-1, nullptr, WNOHANG | __WALL) < 0 && errno == ECHILD) return 0;
+  // No child at all (the common case): nothing to list. WNOWAIT: a status waiting to be read
+  // stays there — a ptrace stop of a FUSE program still running (PvmFuse::teardown calls this
+  // before it serves the last stops) read and dropped here was never resumed, and vu waited for
+  // that program for ever.
+  siginfo_t si{};
+  if (::waitid(P_ALL, 0, &si, WEXITED | WSTOPPED | WNOHANG | WNOWAIT | __WALL) < 0 && errno == ECHILD) return 0;
   // Each round kills the current children; their own children arrive as orphans next round.
   for (int round = 0; round < 1000; ++round) {
     std::vector<pid_t> kids = sys::children_of(self, above);

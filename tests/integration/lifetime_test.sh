@@ -101,14 +101,18 @@ else
   bad "pvm: a killed view left no tmpfs directory to clean (the test expected one)" ""
 fi
 
-# kind_args I — sets args to the I-th of four kinds of view (both backends, with and without
-# mounts and network), round-robin.
+# kind_args I — sets args to the I-th of seven kinds of view (both backends, with and without
+# mounts and network; pvm's own copy-on-write, its default network and -p), round-robin.
+# (integration.loop_pvm loops pvm's FUSE environments, parallel views and kills mid-work.)
 kind_args() {
-  case $(($1 % 4)) in
+  case $(($1 % 7)) in
     0) args=(--net none) ;;
     1) args=() ;;
     2) args=(--backend=pvm --net host) ;;
     3) args=(--backend=pvm --net host --tmpfs /vu-scratch) ;;
+    4) args=(--backend=pvm --net none --cow "$work/layer4:$work/tree") ;;
+    5) args=(--backend=pvm) ;;
+    6) args=(--backend=pvm -p "127.0.0.1:$((20000 + RANDOM % 20000)):8080") ;;
   esac
 }
 
@@ -124,7 +128,7 @@ for i in $(seq 40); do
   wait $p 2>/dev/null
   gone_within "$mark" >/dev/null || { left_total=$((left_total + 1)); pkill -KILL -u "$(id -u)" -f "sleep $mark"; }
 done
-expect "40 kills at random moments of start-up: no survivors" 0 $left_total
+expect "40 kills at random moments of start-up (7 kinds of view): no survivors" 0 $left_total
 
 # Starts under a bound: none hangs, none fails.
 hangs=0 fails=0
@@ -133,7 +137,7 @@ for i in $(seq 100); do
   timeout -s KILL 20 "$VU" run "${args[@]}" -- true 2>>"$work/starts.err"; rc=$?
   case $rc in 0) ;; 124|137) hangs=$((hangs + 1)) ;; *) fails=$((fails + 1)) ;; esac
 done
-expect "100 starts on both backends: no hang" 0 $hangs
+expect "100 starts on both backends (7 kinds of view): no hang" 0 $hangs
 expect "... and no failure" 0 $fails "$(sort "$work/starts.err" | uniq -c | head -5)"
 
 # The watchdog of a view that ended normally is gone with vu, and never holds vu's output.
