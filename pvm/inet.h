@@ -79,9 +79,14 @@
 namespace vu::pvm {
 
 struct NetState;  // the rtnetlink server and per-socket facts (inet.cc)
+class VStack;     // a VDE view's TCP/IP stack (pvm/vstack.h)
 
 struct NetConfig {
-  enum Kind { kHost, kNone, kSlirp } kind = kHost;
+  // kVde: a VDE network (pvm/vstack.h): the view's IP sockets are served by vu-vstack; the
+  // rtnetlink model below is the view's to change (ip addr/link/route).
+  enum Kind { kHost, kNone, kSlirp, kVde } kind = kHost;
+  std::shared_ptr<VStack> vstack;  // kVde
+  bool configure = true;           // kVde: --ip/--gw given to vde0 and lo up (false: vdens)
   bool allow_host_loopback = false;
   in_addr addr{}, gateway{}, dns{}, bcast{};  // 10.0.2.100, .2, .3, .255
   int prefix = 24;

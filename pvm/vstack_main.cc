@@ -1,0 +1,382 @@
+// pvm/vstack_main.cc — vu-vstack: the user-mode TCP/IP stack (LWIPv6) of one pvm view on a
+// VDE network. Started by vu (pvm/vstack.cc) as `vu-vstack VNL` with the channel on fd 3; ends
+// when the channel closes (vu gone). Dynamically linked: LWIPv6 loads libvdeplug (and its VNL
+// plugins) with dlopen, which a static vu cannot do. The design is in pvm/vstack.h; the
+// messages in pvm/vstack_proto.h.
+//
+// Each view socket is one end of a socketpair in the view; the other end is here, served by
+// pump threads: bytes from the view go to the LWIPv6 socket (lwip_write/lwip_send) and back
+// (lwip_read/lwip_recvfrom → write). A listening socket's pair carries one byte per connection
+// waiting (so the view's poll/select sees it readable); the monitor takes the byte and asks
+// for the connection (kAccept). A datagram's sender does not fit in the pair: it is kept here
+// under the datagram's hash, and a recvfrom that wants it asks for it (kRecvAddr).
+#include <lwipv6.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "pvm/vstack_proto.h"
+
+namespace {
+
+using namespace vu::pvm::vs;
+
+struct stack* g_stack = nullptr;
+struct netif* g_if = nullptr;
+
+struct Datagram {
+  uint64_t hash;
+  sockaddr_storage from;
+  socklen_t len;
+};
+
+struct Sock {
+  int lwip = -1;
+  int data = -1;  // the stack's end of the view socket's pair
+  int type = SOCK_STREAM;
+  std::mutex mu;
+  std::deque<std::pair<int, sockaddr_storage>> pending;  // accepted, not yet taken (listeners)
+  std::deque<Datagram> senders;                          // datagrams in the pair (UDP)
+  bool pumping = false;
+};
+
+std::mutex g_mu;
+std::map<uint64_t, std::shared_ptr<Sock>> g_socks;
+
+std::shared_ptr<Sock> find(uint64_t id) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  auto it = g_socks.find(id);
+  return it == g_socks.end() ? nullptr : it->second;
+}
+void forget(uint64_t id) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_socks.erase(id);
+}
+
+bool write_all(int fd, const char* p, size_t n) {
+  while (n) {
+    ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+// The pumps of a connected stream socket: one thread each way. The socket is closed when both
+// have ended (the view closed its end, or the peer closed and the view read it).
+void pump_stream(uint64_t id, std::shared_ptr<Sock> s) {
+  auto done = std::make_shared<std::atomic<int>>(0);
+  auto finish = [id, s, done] {
+    if (done->fetch_add(1) == 1) {
+      lwip_close(s->lwip);
+      ::close(s->data);
+      forget(id);
+    }
+  };
+  std::thread([s, finish] {  // view → network
+    std::vector<char> buf(65536);
+    for (;;) {
+      ssize_t n = ::recv(s->data, buf.data(), buf.size(), 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      ssize_t off = 0;
+      while (off < n) {
+        ssize_t w = lwip_write(s->lwip, buf.data() + off, static_cast<int>(n - off));
+        if (w <= 0) goto out;
+        off += w;
+      }
+    }
+  out:
+    lwip_shutdown(s->lwip, SHUT_WR);
+    finish();
+  }).detach();
+  std::thread([s, finish] {  // network → view
+    std::vector<char> buf(65536);
+    for (;;) {
+      ssize_t n = lwip_read(s->lwip, buf.data(), static_cast<int>(buf.size()));
+      if (n <= 0 || !write_all(s->data, buf.data(), static_cast<size_t>(n))) break;
+    }
+    ::shutdown(s->data, SHUT_WR);
+    finish();
+  }).detach();
+}
+
+// A datagram socket's pumps: from the view (send on a connected socket) and to it.
+void pump_dgram(uint64_t id, std::shared_ptr<Sock> s) {
+  std::thread([id, s] {  // view → network; ends when the view's socket is closed
+    std::vector<char> buf(65536);
+    for (;;) {
+      ssize_t n = ::recv(s->data, buf.data(), buf.size(), 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      (void)lwip_send(s->lwip, buf.data(), static_cast<int>(n), 0);
+    }
+    lwip_close(s->lwip);  // wakes the other pump
+    ::shutdown(s->data, SHUT_RDWR);
+    forget(id);
+  }).detach();
+  std::thread([s] {
+    std::vector<char> buf(65536);
+    for (;;) {
+      Datagram d{};
+      d.len = sizeof d.from;
+      ssize_t n = lwip_recvfrom(s->lwip, buf.data(), static_cast<int>(buf.size()), 0,
+                                reinterpret_cast<sockaddr*>(&d.from), &d.len);
+      if (n < 0) break;
+      d.hash = hash(buf.data(), static_cast<size_t>(n));
+      {
+        std::lock_guard<std::mutex> lock(s->mu);
+        if (s->senders.size() >= 4096) s->senders.pop_front();
+        s->senders.push_back(d);
+      }
+      if (::send(s->data, buf.data(), static_cast<size_t>(n), MSG_NOSIGNAL) < 0 && errno != ENOBUFS &&
+          errno != EAGAIN)
+        break;
+    }
+    ::close(s->data);
+  }).detach();
+}
+
+// A listening socket: connections accepted as they come, one byte each in the pair.
+void pump_listen(uint64_t id, std::shared_ptr<Sock> s) {
+  std::thread([id, s] {
+    for (;;) {
+      sockaddr_storage peer{};
+      socklen_t len = sizeof peer;
+      int c = lwip_accept(s->lwip, reinterpret_cast<sockaddr*>(&peer), &len);
+      if (c < 0) break;
+      {
+        std::lock_guard<std::mutex> lock(s->mu);
+        s->pending.emplace_back(c, peer);
+      }
+      char one = 1;
+      if (!write_all(s->data, &one, 1)) break;
+    }
+    lwip_close(s->lwip);
+    ::close(s->data);
+    std::lock_guard<std::mutex> lock(s->mu);
+    for (auto& p : s->pending) lwip_close(p.first);
+    s->pending.clear();
+    forget(id);
+  }).detach();
+}
+
+ip_addr to_lwip(const sockaddr_storage& a) {
+  ip_addr r{};
+  if (a.ss_family == AF_INET) {
+    auto* s = reinterpret_cast<const sockaddr_in*>(&a);
+    r.addr[2] = IP64_PREFIX;
+    r.addr[3] = s->sin_addr.s_addr;
+  } else {
+    std::memcpy(r.addr, &reinterpret_cast<const sockaddr_in6*>(&a)->sin6_addr, 16);
+  }
+  return r;
+}
+ip_addr mask_of(int family, int prefix) {
+  ip_addr m{};
+  int bits = family == AF_INET ? 96 + prefix : prefix;
+  for (int i = 0; i < 4; ++i) {
+    int b = std::min(32, std::max(0, bits - 32 * i));
+    m.addr[i] = htonl(b ? ~uint32_t{0} << (32 - b) : 0);
+  }
+  return m;
+}
+
+VsRep serve(const VsReq& q, const char* payload, int fd) {
+  VsRep r;
+  auto fail = [&](int e) {
+    r.ret = -1;
+    r.err = e;
+    return r;
+  };
+  auto result = [&](long v) {
+    r.ret = v;
+    r.err = v < 0 ? errno : 0;
+    return r;
+  };
+  switch (q.op) {
+    case kSocket: {
+      if (fd < 0) return fail(EINVAL);
+      int l = lwip_msocket(g_stack, q.a, q.b, 0);
+      if (l < 0) return ::close(fd), fail(errno);
+      auto s = std::make_shared<Sock>();
+      s->lwip = l;
+      s->data = fd;
+      s->type = q.b;
+      {
+        std::lock_guard<std::mutex> lock(g_mu);
+        g_socks[q.id] = s;
+      }
+      if (q.b == SOCK_DGRAM) pump_dgram(q.id, s);
+      return result(0);
+    }
+    case kAccept: {
+      auto s = find(q.id);
+      if (!s || fd < 0) return ::close(fd), fail(EINVAL);
+      std::pair<int, sockaddr_storage> c;
+      {
+        std::lock_guard<std::mutex> lock(s->mu);
+        if (s->pending.empty()) return ::close(fd), fail(EAGAIN);
+        c = s->pending.front();
+        s->pending.pop_front();
+      }
+      auto n = std::make_shared<Sock>();
+      n->lwip = c.first;
+      n->data = fd;
+      {
+        std::lock_guard<std::mutex> lock(g_mu);
+        g_socks[q.id2] = n;
+      }
+      pump_stream(q.id2, n);
+      r.ret = 0;
+      r.addr = c.second;
+      r.addrlen = c.second.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+      return r;
+    }
+    case kAddr: case kLink: case kRoute: {
+      if (!g_if) return fail(ENODEV);
+      if (q.op == kLink) return result(q.a ? lwip_ifup(g_if) : lwip_ifdown(g_if));
+      const int family = q.addr.ss_family;
+      ip_addr a = to_lwip(q.addr), m = mask_of(family, q.b);
+      if (q.op == kAddr) return result(q.a ? lwip_add_addr(g_if, &a, &m) : lwip_del_addr(g_if, &a, &m));
+      ip_addr gw = to_lwip(q.addr2);
+      for (int i = 0; i < 4; ++i) a.addr[i] &= m.addr[i];
+      return result(q.a ? lwip_add_route(g_stack, &a, &m, &gw, g_if, 0)
+                        : lwip_del_route(g_stack, &a, &m, &gw, g_if, 0));
+    }
+    default: break;
+  }
+  auto s = find(q.id);
+  if (!s) return fail(EBADF);
+  const auto* addr = reinterpret_cast<const sockaddr*>(&q.addr);
+  switch (q.op) {
+    case kBind: return result(lwip_bind(s->lwip, addr, q.addrlen));
+    case kListen: {
+      if (lwip_listen(s->lwip, q.a) < 0) return fail(errno);
+      std::lock_guard<std::mutex> lock(s->mu);
+      if (!s->pumping) s->pumping = true, pump_listen(q.id, s);
+      return result(0);
+    }
+    case kConnect: {
+      if (lwip_connect(s->lwip, addr, q.addrlen) < 0) return fail(errno);
+      std::lock_guard<std::mutex> lock(s->mu);
+      if (s->type == SOCK_STREAM && !s->pumping) s->pumping = true, pump_stream(q.id, s);
+      return result(0);
+    }
+    case kName: {
+      socklen_t len = sizeof r.addr;
+      long v = q.a ? lwip_getpeername(s->lwip, reinterpret_cast<sockaddr*>(&r.addr), &len)
+                   : lwip_getsockname(s->lwip, reinterpret_cast<sockaddr*>(&r.addr), &len);
+      r.addrlen = len;
+      return result(v);
+    }
+    case kSendTo: return result(lwip_sendto(s->lwip, payload, static_cast<int>(q.len), 0, addr, q.addrlen));
+    case kRecvAddr: {
+      const uint64_t h = q.id2;
+      std::lock_guard<std::mutex> lock(s->mu);
+      // Datagrams the view read without asking for the sender are passed over.
+      while (!s->senders.empty()) {
+        Datagram d = s->senders.front();
+        s->senders.pop_front();
+        if (d.hash == h) {
+          r.ret = 0;
+          r.addr = d.from;
+          r.addrlen = d.len;
+          return r;
+        }
+      }
+      return fail(ENOENT);
+    }
+    case kSetOpt: {
+      int v = q.c;
+      return result(lwip_setsockopt(s->lwip, q.a, q.b, &v, sizeof v));
+    }
+    case kGetOpt: {
+      int v = 0;
+      socklen_t len = sizeof v;
+      if (lwip_getsockopt(s->lwip, q.a, q.b, &v, &len) < 0) return fail(errno);
+      return result(v);
+    }
+    default: return fail(ENOSYS);
+  }
+}
+
+void reply(int rfd, const VsRep& r) {
+  (void)::send(rfd, &r, sizeof r, MSG_NOSIGNAL);
+  ::close(rfd);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  ::signal(SIGPIPE, SIG_IGN);
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: vu-vstack VNL (started by vu, with its channel on fd 3)\n");
+    return 2;
+  }
+  const int ch = 3;
+  if (::fcntl(ch, F_GETFD) < 0) return 2;
+  ::fcntl(ch, F_SETFD, FD_CLOEXEC);
+  g_stack = lwip_stack_new();
+  if (!g_stack) {
+    std::fprintf(stderr, "vu-vstack: cannot start the TCP/IP stack\n");
+    return 1;
+  }
+  g_if = lwip_vdeif_add(g_stack, argv[1]);
+  if (!g_if) {
+    std::fprintf(stderr, "vu-vstack: cannot plug into %s: %s\n", argv[1], std::strerror(errno));
+    return 1;
+  }
+  std::vector<char> buf(sizeof(VsReq) + kMaxPayload);
+  for (;;) {
+    iovec iov{buf.data(), buf.size()};
+    alignas(cmsghdr) char cbuf[CMSG_SPACE(2 * sizeof(int))];
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = cbuf;
+    mh.msg_controllen = sizeof cbuf;
+    ssize_t n = ::recvmsg(ch, &mh, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // vu is gone: so is the view
+    int fds[2] = {-1, -1};
+    for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+        std::memcpy(fds, CMSG_DATA(c), std::min<size_t>(c->cmsg_len - CMSG_LEN(0), sizeof fds));
+    if (fds[0] < 0 || static_cast<size_t>(n) < sizeof(VsReq)) {
+      if (fds[0] >= 0) ::close(fds[0]);
+      if (fds[1] >= 0) ::close(fds[1]);
+      continue;
+    }
+    VsReq q;
+    std::memcpy(&q, buf.data(), sizeof q);
+    if (q.len > static_cast<size_t>(n) - sizeof q) q.len = static_cast<uint32_t>(static_cast<size_t>(n) - sizeof q);
+    if (q.addrlen > sizeof q.addr) q.addrlen = sizeof q.addr;
+    const int rfd = fds[0], dfd = fds[1];
+    if (q.op == kConnect) {  // may wait for the peer: on a thread of its own
+      std::thread([q, rfd] { reply(rfd, serve(q, nullptr, -1)); }).detach();
+      continue;
+    }
+    reply(rfd, serve(q, buf.data() + sizeof q, dfd));
+  }
+  return 0;
+}
