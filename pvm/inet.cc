@@ -61,6 +61,8 @@ struct NetState {
   struct IfAddr {
     int family, index, prefix;
     unsigned char addr[16];
+    bool brd = false;  // IPv4: a broadcast address was given (--ip, ip addr add … brd +)
+    unsigned char bcast[4] = {};
   };
   struct StaticRoute {
     int family, dst_len;
@@ -304,6 +306,10 @@ std::string vde_setup(NetConfig& n) {
   if (n.addr.s_addr) {
     NetState::IfAddr a{AF_INET, 2, n.prefix, {}};
     std::memcpy(a.addr, &n.addr, 4);
+    uint32_t mask = n.prefix ? ~uint32_t{0} << (32 - n.prefix) : 0;
+    in_addr bc{htonl((ntohl(n.addr.s_addr) & mask) | ~mask)};
+    a.brd = n.prefix < 31;
+    std::memcpy(a.bcast, &bc, 4);
     m.addrs.push_back(a);
     if (int e = vstack_addr(*n.vstack, true, AF_INET, &n.addr, n.prefix))
       return std::string("vde0 address: ") + std::strerror(e);
@@ -432,7 +438,7 @@ void put_link(Reply& r, const NetConfig& n, int index, uint16_t flags, bool up =
   nlm_attr_put_u32(h, IFLA_NUM_TX_QUEUES, 1);
   nlm_attr_put_u32(h, IFLA_NUM_RX_QUEUES, 1);
   nlm_attr_put_u8(h, IFLA_CARRIER, 1);
-  nlm_attr_put_strz(h, IFLA_QDISC, lo ? "noqueue" : "pfifo_fast");
+  nlm_attr_put_strz(h, IFLA_QDISC, !up ? "noop" : lo ? "noqueue" : "pfifo_fast");
   static const unsigned char zero[6] = {}, ff[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
   nlm_attr_put(h, IFLA_ADDRESS, 6, lo ? zero : n.mac);
   nlm_attr_put(h, IFLA_BROADCAST, 6, lo ? zero : ff);
@@ -490,12 +496,10 @@ void dump_vde_addrs(Reply& r, const NetConfig& n, const NetState::Model& m, int 
   if (m.up[1] && family != AF_INET6) put_addr(r, AF_INET, 1, &lo4, 8, RT_SCOPE_HOST, "lo", nullptr);
   for (const NetState::IfAddr& a : m.addrs) {
     if (a.family != AF_INET || family == AF_INET6) continue;
-    in_addr ad, bc;
-    std::memcpy(&ad, a.addr, 4);
-    uint32_t mask = a.prefix ? ~uint32_t{0} << (32 - a.prefix) : 0;
-    bc.s_addr = htonl((ntohl(ad.s_addr) & mask) | ~mask);
+    in_addr bc;
+    std::memcpy(&bc, a.bcast, 4);
     put_addr(r, AF_INET, a.index, a.addr, a.prefix, a.index == 1 ? RT_SCOPE_HOST : RT_SCOPE_UNIVERSE,
-             a.index == 1 ? "lo" : "vde0", a.index == 1 || a.prefix >= 31 ? nullptr : &bc);
+             a.index == 1 ? "lo" : "vde0", a.brd ? &bc : nullptr);
   }
   if (family == AF_INET) return;
   if (m.up[1]) put_addr(r, AF_INET6, 1, &lo6, 128, RT_SCOPE_HOST, "lo", nullptr);
@@ -609,7 +613,8 @@ void dump_vde_routes(Reply& r, const NetState::Model& m, int family) {
                     2, 0, false});
       put_route(r, {AF_INET, RT_TABLE_LOCAL, RTN_LOCAL, RTPROT_KERNEL, RT_SCOPE_HOST, 32, &ad, nullptr, &ad, 2, 0,
                     false});
-      if (a.prefix < 31)
+      std::memcpy(&bc, a.bcast, 4);
+      if (a.brd)
         put_route(r, {AF_INET, RT_TABLE_LOCAL, RTN_BROADCAST, RTPROT_KERNEL, RT_SCOPE_LINK, 32, &bc, nullptr, &ad, 2,
                       0, false});
     }
@@ -693,6 +698,10 @@ int change_vde(NetState& st, const nlmsghdr* h) {
     if (ifa->ifa_prefixlen > alen * 8) return EINVAL;
     NetState::IfAddr na{family, static_cast<int>(ifa->ifa_index), ifa->ifa_prefixlen, {}};
     std::memcpy(na.addr, nlm_attr_get_payload(a), alen);
+    if (family == AF_INET && at.count(IFA_BROADCAST) && nlm_attr_get_payload_len(at[IFA_BROADCAST]) >= 4) {
+      na.brd = true;
+      std::memcpy(na.bcast, nlm_attr_get_payload(at[IFA_BROADCAST]), 4);
+    }
     auto it = std::find_if(m.addrs.begin(), m.addrs.end(), [&](const NetState::IfAddr& x) {
       return x.family == family && x.index == na.index && std::memcmp(x.addr, na.addr, alen) == 0;
     });

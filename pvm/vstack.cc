@@ -382,10 +382,11 @@ Answer do_recv(VStack& vs, Call& c, VSock& s) {
   }
   vs::VsRep r;
   r.addrlen = 0;
-  if (s.type != SOCK_STREAM && addr && !(flags & MSG_PEEK)) {
+  if (s.type != SOCK_STREAM && addr) {
     vs::VsReq q;
     q.op = vs::kRecvAddr;
     q.id = s.id;
+    q.c = (flags & MSG_PEEK) != 0;
     q.id2 = vs::hash(data.data(), n);
     r = vs.call(q);
     if (r.ret < 0) r.addrlen = 0;

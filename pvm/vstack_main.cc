@@ -10,7 +10,9 @@
 // waiting (so the view's poll/select sees it readable); the monitor takes the byte and asks
 // for the connection (kAccept). A datagram's sender does not fit in the pair: it is kept here
 // under the datagram's hash, and a recvfrom that wants it asks for it (kRecvAddr).
+extern "C" {
 #include <lwipv6.h>
+}
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -292,6 +294,16 @@ VsRep serve(const VsReq& q, const char* payload, int fd) {
     case kRecvAddr: {
       const uint64_t h = q.id2;
       std::lock_guard<std::mutex> lock(s->mu);
+      if (q.c) {  // MSG_PEEK: the datagram stays, and so does its sender
+        for (const Datagram& d : s->senders)
+          if (d.hash == h) {
+            r.ret = 0;
+            r.addr = d.from;
+            r.addrlen = d.len;
+            return r;
+          }
+        return fail(ENOENT);
+      }
       // Datagrams the view read without asking for the sender are passed over.
       while (!s->senders.empty()) {
         Datagram d = s->senders.front();
