@@ -431,18 +431,27 @@ Answer do_sockopt(VStack& vs, Call& c, VSock& s) {
       case SO_DOMAIN: return put_int(s.domain);
       case SO_PROTOCOL: return put_int(s.type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP);
       case SO_ERROR: {
-        std::lock_guard<std::mutex> lock(vs.mu);
-        VStack::Info& i = vs.socks[s.id];
-        int e = i.error;
-        if (i.connecting) {
-          pollfd p{i.connecting.get(), POLLIN, 0};
-          vs::VsRep r;
-          if (::poll(&p, 1, 0) == 1 && VStack::read_reply(i.connecting.get(), &r)) {
-            e = r.ret < 0 ? r.err : 0;
-            i.connecting.reset();
-          }
+        // A non-blocking connect's outcome: the view's pair is writable at once, so a program
+        // asks after its poll; it is told when the stack knows (waiting as the caller).
+        UniqueFd pending;
+        int e;
+        {
+          std::lock_guard<std::mutex> lock(vs.mu);
+          VStack::Info& i = vs.socks[s.id];
+          pending = std::move(i.connecting);
+          e = i.error;
+          i.error = 0;
         }
-        i.error = 0;
+        if (pending) {
+          vs::VsRep r;
+          if (wait_like_caller(c, [&]() -> long { return VStack::read_reply(pending.get(), &r) ? 0 : -1; }) < 0) {
+            const int w = errno;
+            std::lock_guard<std::mutex> lock(vs.mu);
+            vs.socks[s.id].connecting = std::move(pending);  // asked again after the signal
+            return Answer::error(w);
+          }
+          e = r.ret < 0 ? r.err : 0;
+        }
         return put_int(e);
       }
       default: return Answer::cont();

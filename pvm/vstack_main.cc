@@ -278,7 +278,12 @@ VsRep serve(const VsReq& q, const char* payload, int fd) {
       return result(0);
     }
     case kConnect: {
-      if (lwip_connect(s->lwip, addr, q.addrlen) < 0) return fail(errno);
+      if (lwip_connect(s->lwip, addr, q.addrlen) < 0) {
+        const int e = errno;
+        // A non-blocking connect's caller may already write: it reads end-of-file instead.
+        if (q.c) ::shutdown(s->data, SHUT_RDWR);
+        return fail(e);
+      }
       std::lock_guard<std::mutex> lock(s->mu);
       if (s->type == SOCK_STREAM && !s->pumping) s->pumping = true, pump_stream(q.id, s);
       return result(0);

@@ -76,7 +76,7 @@ tcp_check() {
   rm -f "$work/up.$port"
   serve "$work/srv.$port" $srv --net "$VNL" --ip "$sip/24" -- sh -c \
     "socat TCP-LISTEN:$port,reuseaddr SYSTEM:'echo reply from server; cat' & sleep 0.3; echo up > $work/up.$port; wait"
-  sleep 0.5
+  wait_listen "$work/up.$port"
   local got
   got=$(echo "hello from $cip" | $T $cli --net "$VNL" --ip "$cip/24" -- sh -c \
     "for i in 1 2 3 4 5 6 7 8 9 10; do socat -T 3 - TCP:$sip:$port,connect-timeout=2 && exit 0; sleep 0.3; done; exit 1" 2>&1)
