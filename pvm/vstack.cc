@@ -166,6 +166,42 @@ bool check_family(const VSock& s, const sockaddr_storage& a, uint64_t len) {
   return false;
 }
 
+// A stack's address in the socket's family: IPv4 on an IPv4 socket, IPv6 (v4-mapped) on an
+// IPv6 one; none (an unbound socket): the wildcard.
+void normalize(int domain, vs::VsRep* r) {
+  sockaddr_storage in = r->addr;
+  sockaddr_storage out{};
+  uint16_t port = 0;
+  in_addr a4{};
+  in6_addr a6{};
+  bool v4 = true;
+  if (r->addrlen >= sizeof(sockaddr_in) && in.ss_family == AF_INET) {
+    auto* s = reinterpret_cast<sockaddr_in*>(&in);
+    port = s->sin_port, a4 = s->sin_addr;
+  } else if (r->addrlen >= 24 && in.ss_family == AF_INET6) {
+    auto* s = reinterpret_cast<sockaddr_in6*>(&in);
+    port = s->sin6_port;
+    if (IN6_IS_ADDR_V4MAPPED(&s->sin6_addr) && domain == AF_INET) std::memcpy(&a4, s->sin6_addr.s6_addr + 12, 4);
+    else v4 = false, a6 = s->sin6_addr;
+  }
+  if (domain == AF_INET) {
+    auto* s = reinterpret_cast<sockaddr_in*>(&out);
+    s->sin_family = AF_INET, s->sin_port = port, s->sin_addr = a4;
+    r->addrlen = sizeof(sockaddr_in);
+  } else {
+    auto* s = reinterpret_cast<sockaddr_in6*>(&out);
+    s->sin6_family = AF_INET6, s->sin6_port = port;
+    if (v4 && a4.s_addr) {
+      s->sin6_addr.s6_addr[10] = s->sin6_addr.s6_addr[11] = 0xff;
+      std::memcpy(s->sin6_addr.s6_addr + 12, &a4, 4);
+    } else if (!v4) {
+      s->sin6_addr = a6;
+    }
+    r->addrlen = sizeof(sockaddr_in6);
+  }
+  r->addr = out;
+}
+
 // A reply's address into the caller's (addr, *addrlen), as the kernel does: cut to the room.
 bool put_name(Call& c, uint64_t addr, uint64_t lenp, const vs::VsRep& r) {
   if (!addr) return true;
@@ -262,6 +298,7 @@ Answer do_name(VStack& vs, Call& c, VSock& s) {
   q.a = c.nr == SYS_getpeername;
   vs::VsRep r = vs.call(q);
   if (r.ret < 0) return Answer::error(r.err);
+  normalize(s.domain, &r);
   if (!c.a[2]) return Answer::error(EFAULT);
   return put_name(c, c.a[1], c.a[2], r) ? Answer::value(0) : Answer::error(EFAULT);
 }
@@ -293,6 +330,7 @@ Answer do_accept(VStack& vs, Call& c, VSock& s) {
     if (r.ret < 0 && r.err == EAGAIN) continue;  // another thread took it
     if (r.ret < 0) return Answer::error(r.err);
     if (flags & SOCK_NONBLOCK) ::fcntl(view.get(), F_SETFL, O_RDWR | O_NONBLOCK);
+    normalize(s.domain, &r);
     if (c.a[1] && !put_name(c, c.a[1], c.a[2], r)) return Answer::error(EFAULT);
     Answer a;
     a.kind = Answer::kFd;
@@ -390,6 +428,7 @@ Answer do_recv(VStack& vs, Call& c, VSock& s) {
     q.id2 = vs::hash(data.data(), n);
     r = vs.call(q);
     if (r.ret < 0) r.addrlen = 0;
+    else normalize(s.domain, &r);
   }
   long ret = (s.type != SOCK_STREAM && (flags & MSG_TRUNC)) ? got : static_cast<long>(std::min(n, total));
   if (msg) {

@@ -16,6 +16,7 @@ extern "C" {
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -56,6 +57,16 @@ struct Sock {
   std::deque<std::pair<int, sockaddr_storage>> pending;  // accepted, not yet taken (listeners)
   std::deque<Datagram> senders;                          // datagrams in the pair (UDP)
   bool pumping = false;
+  bool receiving = false;  // UDP: the pump to the view runs (from the first bind/connect/sendto)
+  bool owns_data = false;  // UDP: the pair closed with the last reference (two pumps use it)
+  // UDP: LWIPv6's getsockname/getpeername fail on datagram sockets (EINVAL), so the names are
+  // kept here; an unbound socket is bound here (a port of our choosing) before it sends.
+  int domain = AF_INET;
+  bool bound = false, connected = false;
+  sockaddr_storage local{}, peer{};
+  ~Sock() {
+    if (owns_data && data >= 0) ::close(data);
+  }
 };
 
 std::mutex g_mu;
@@ -128,13 +139,25 @@ void pump_dgram(uint64_t id, std::shared_ptr<Sock> s) {
     for (;;) {
       ssize_t n = ::recv(s->data, buf.data(), buf.size(), 0);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
+      if (n < 0) break;
+      if (n == 0) {
+        // End of file: the view closed its socket, or only shut it down for writing (socat
+        // does on its input's end), after which it still receives: wait for the close.
+        pollfd p{s->data, 0, 0};
+        while (::poll(&p, 1, -1) == 0 || (p.revents == 0 && errno == EINTR)) {
+        }
+        break;
+      }
       (void)lwip_send(s->lwip, buf.data(), static_cast<int>(n), 0);
     }
     lwip_close(s->lwip);  // wakes the other pump
     ::shutdown(s->data, SHUT_RDWR);
     forget(id);
   }).detach();
+}
+
+// To the view: started once the socket has a port (LWIPv6 fails a receive before).
+void pump_dgram_in(std::shared_ptr<Sock> s) {
   std::thread([s] {
     std::vector<char> buf(65536);
     for (;;) {
@@ -153,7 +176,7 @@ void pump_dgram(uint64_t id, std::shared_ptr<Sock> s) {
           errno != EAGAIN)
         break;
     }
-    ::close(s->data);
+    ::shutdown(s->data, SHUT_RDWR);
   }).detach();
 }
 
@@ -179,6 +202,45 @@ void pump_listen(uint64_t id, std::shared_ptr<Sock> s) {
     s->pending.clear();
     forget(id);
   }).detach();
+}
+
+socklen_t len_of(const sockaddr_storage& a) {
+  return a.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+}
+uint16_t* port_of(sockaddr_storage& a) {
+  return a.ss_family == AF_INET6 ? &reinterpret_cast<sockaddr_in6*>(&a)->sin6_port
+                                 : &reinterpret_cast<sockaddr_in*>(&a)->sin_port;
+}
+// Binds a datagram socket to `want` (port 0: an ephemeral port chosen here, as the kernel would).
+int bind_dgram(Sock& s, sockaddr_storage want) {
+  if (*port_of(want)) {
+    if (lwip_bind(s.lwip, reinterpret_cast<sockaddr*>(&want), len_of(want)) < 0) return errno;
+  } else {
+    static std::atomic<unsigned> next{32768u + static_cast<unsigned>(::getpid()) % 28000u};
+    int e = EADDRINUSE;
+    for (int i = 0; i < 64 && e == EADDRINUSE; ++i) {
+      *port_of(want) = htons(static_cast<uint16_t>(32768u + next.fetch_add(1) % 28232u));
+      e = lwip_bind(s.lwip, reinterpret_cast<sockaddr*>(&want), len_of(want)) < 0 ? errno : 0;
+    }
+    if (e) return e;
+  }
+  s.local = want;
+  s.bound = true;
+  return 0;
+}
+int autobind(Sock& s) {
+  if (s.type != SOCK_DGRAM || s.bound) return 0;
+  sockaddr_storage any{};
+  any.ss_family = static_cast<sa_family_t>(s.domain);
+  return bind_dgram(s, any);
+}
+
+void receive(const std::shared_ptr<Sock>& s) {
+  if (s->type != SOCK_DGRAM) return;
+  std::lock_guard<std::mutex> lock(s->mu);
+  if (s->receiving) return;
+  s->receiving = true;
+  pump_dgram_in(s);
 }
 
 ip_addr to_lwip(const sockaddr_storage& a) {
@@ -223,11 +285,12 @@ VsRep serve(const VsReq& q, const char* payload, int fd) {
       s->lwip = l;
       s->data = fd;
       s->type = q.b;
+      s->domain = q.a;
       {
         std::lock_guard<std::mutex> lock(g_mu);
         g_socks[q.id] = s;
       }
-      if (q.b == SOCK_DGRAM) pump_dgram(q.id, s);
+      if (q.b == SOCK_DGRAM) s->owns_data = true, pump_dgram(q.id, s);
       return result(0);
     }
     case kAccept: {
@@ -270,7 +333,16 @@ VsRep serve(const VsReq& q, const char* payload, int fd) {
   if (!s) return fail(EBADF);
   const auto* addr = reinterpret_cast<const sockaddr*>(&q.addr);
   switch (q.op) {
-    case kBind: return result(lwip_bind(s->lwip, addr, q.addrlen));
+    case kBind: {
+      if (s->type == SOCK_DGRAM) {
+        if (s->bound) return fail(EINVAL);
+        if (int e = bind_dgram(*s, q.addr)) return fail(e);
+      } else if (lwip_bind(s->lwip, addr, q.addrlen) < 0) {
+        return fail(errno);
+      }
+      receive(s);
+      return result(0);
+    }
     case kListen: {
       if (lwip_listen(s->lwip, q.a) < 0) return fail(errno);
       std::lock_guard<std::mutex> lock(s->mu);
@@ -278,24 +350,42 @@ VsRep serve(const VsReq& q, const char* payload, int fd) {
       return result(0);
     }
     case kConnect: {
+      if (int e = autobind(*s)) return fail(e);
       if (lwip_connect(s->lwip, addr, q.addrlen) < 0) {
         const int e = errno;
         // A non-blocking connect's caller may already write: it reads end-of-file instead.
         if (q.c) ::shutdown(s->data, SHUT_RDWR);
         return fail(e);
       }
+      receive(s);
       std::lock_guard<std::mutex> lock(s->mu);
+      if (s->type == SOCK_DGRAM) s->peer = q.addr, s->connected = true;
       if (s->type == SOCK_STREAM && !s->pumping) s->pumping = true, pump_stream(q.id, s);
       return result(0);
     }
     case kName: {
+      if (s->type == SOCK_DGRAM) {
+        std::lock_guard<std::mutex> lock(s->mu);
+        if (q.a && !s->connected) return fail(ENOTCONN);
+        r.ret = 0;
+        r.addr = q.a ? s->peer : s->local;
+        if (!q.a && !s->bound) r.addr.ss_family = static_cast<sa_family_t>(s->domain);
+        r.addrlen = len_of(r.addr);
+        return r;
+      }
       socklen_t len = sizeof r.addr;
       long v = q.a ? lwip_getpeername(s->lwip, reinterpret_cast<sockaddr*>(&r.addr), &len)
                    : lwip_getsockname(s->lwip, reinterpret_cast<sockaddr*>(&r.addr), &len);
       r.addrlen = len;
       return result(v);
     }
-    case kSendTo: return result(lwip_sendto(s->lwip, payload, static_cast<int>(q.len), 0, addr, q.addrlen));
+    case kSendTo: {
+      if (int e = autobind(*s)) return fail(e);
+      long n = lwip_sendto(s->lwip, payload, static_cast<int>(q.len), 0, addr, q.addrlen);
+      if (n < 0) return fail(errno);
+      receive(s);
+      return result(n);
+    }
     case kRecvAddr: {
       const uint64_t h = q.id2;
       std::lock_guard<std::mutex> lock(s->mu);
