@@ -59,8 +59,10 @@ struct Sock {
   bool pumping = false;
   bool receiving = false;  // UDP: the pump to the view runs (from the first bind/connect/sendto)
   bool owns_data = false;  // UDP: the pair closed with the last reference (two pumps use it)
-  // UDP: LWIPv6's getsockname/getpeername fail on datagram sockets (EINVAL), so the names are
-  // kept here; an unbound socket is bound here (a port of our choosing) before it sends.
+  // The names: LWIPv6 1.5a's getsockname/getpeername fail on datagram sockets (EINVAL) and
+  // answer wrongly on stream ones (getsockname gives the remote end, getpeername a wrong
+  // address; accept fills in nothing), so they are kept here. An unbound socket is bound here
+  // (a port of our choosing) before it connects or sends, so its port is known.
   int domain = AF_INET;
   bool bound = false, connected = false;
   sockaddr_storage local{}, peer{};
@@ -212,7 +214,7 @@ uint16_t* port_of(sockaddr_storage& a) {
                                  : &reinterpret_cast<sockaddr_in*>(&a)->sin_port;
 }
 // Binds a datagram socket to `want` (port 0: an ephemeral port chosen here, as the kernel would).
-int bind_dgram(Sock& s, sockaddr_storage want) {
+int bind_port(Sock& s, sockaddr_storage want) {
   if (*port_of(want)) {
     if (lwip_bind(s.lwip, reinterpret_cast<sockaddr*>(&want), len_of(want)) < 0) return errno;
   } else {
@@ -229,10 +231,63 @@ int bind_dgram(Sock& s, sockaddr_storage want) {
   return 0;
 }
 int autobind(Sock& s) {
-  if (s.type != SOCK_DGRAM || s.bound) return 0;
+  if (s.bound) return 0;
   sockaddr_storage any{};
   any.ss_family = static_cast<sa_family_t>(s.domain);
-  return bind_dgram(s, any);
+  return bind_port(s, any);
+}
+
+// The view's addresses (kAddr), to name the local end of a connection: the address on the
+// peer's subnet, else the first one of the family; loopback for loopback.
+struct OwnAddr {
+  int family, prefix;
+  unsigned char a[16];
+};
+std::mutex g_addr_mu;
+std::vector<OwnAddr> g_addrs;
+
+bool same_net(const unsigned char* x, const unsigned char* y, int bits) {
+  for (int i = 0; bits > 0; ++i, bits -= 8) {
+    unsigned char m = static_cast<unsigned char>(bits >= 8 ? 0xff : 0xff << (8 - bits));
+    if ((x[i] & m) != (y[i] & m)) return false;
+  }
+  return true;
+}
+// `local` with its address, if a wildcard, replaced by ours towards `peer`.
+void name_local(sockaddr_storage* local, const sockaddr_storage& peer) {
+  if (local->ss_family == AF_INET) {
+    auto* l = reinterpret_cast<sockaddr_in*>(local);
+    const auto* p = reinterpret_cast<const sockaddr_in*>(&peer);
+    if (l->sin_addr.s_addr || peer.ss_family != AF_INET) return;
+    if ((ntohl(p->sin_addr.s_addr) >> 24) == 127) return void(l->sin_addr = p->sin_addr);
+    std::lock_guard<std::mutex> lock(g_addr_mu);
+    const OwnAddr* best = nullptr;
+    for (const OwnAddr& o : g_addrs)
+      if (o.family == AF_INET && (!best || same_net(o.a, reinterpret_cast<const unsigned char*>(&p->sin_addr), o.prefix)))
+        best = &o;
+    if (best) std::memcpy(&l->sin_addr, best->a, 4);
+  } else if (local->ss_family == AF_INET6) {
+    auto* l = reinterpret_cast<sockaddr_in6*>(local);
+    const auto* p = reinterpret_cast<const sockaddr_in6*>(&peer);
+    if (!IN6_IS_ADDR_UNSPECIFIED(&l->sin6_addr) || peer.ss_family != AF_INET6) return;
+    if (IN6_IS_ADDR_LOOPBACK(&p->sin6_addr)) return void(l->sin6_addr = p->sin6_addr);
+    if (IN6_IS_ADDR_V4MAPPED(&p->sin6_addr)) {
+      std::lock_guard<std::mutex> lock(g_addr_mu);
+      for (const OwnAddr& o : g_addrs)
+        if (o.family == AF_INET) {
+          l->sin6_addr.s6_addr[10] = l->sin6_addr.s6_addr[11] = 0xff;
+          std::memcpy(l->sin6_addr.s6_addr + 12, o.a, 4);
+          if (same_net(o.a, p->sin6_addr.s6_addr + 12, o.prefix)) break;
+        }
+      return;
+    }
+    std::lock_guard<std::mutex> lock(g_addr_mu);
+    for (const OwnAddr& o : g_addrs)
+      if (o.family == AF_INET6) {
+        std::memcpy(&l->sin6_addr, o.a, 16);
+        if (same_net(o.a, p->sin6_addr.s6_addr, o.prefix)) break;
+      }
+  }
 }
 
 void receive(const std::shared_ptr<Sock>& s) {
@@ -306,6 +361,18 @@ VsRep serve(const VsReq& q, const char* payload, int fd) {
       auto n = std::make_shared<Sock>();
       n->lwip = c.first;
       n->data = fd;
+      n->domain = s->domain;
+      // LWIPv6 1.5a: accept leaves the address alone and getsockname gives the remote end.
+      socklen_t plen = sizeof n->peer;
+      if (lwip_getsockname(c.first, reinterpret_cast<sockaddr*>(&n->peer), &plen) < 0) n->peer = c.second;
+      n->connected = true;
+      {
+        std::lock_guard<std::mutex> lock(s->mu);
+        n->local = s->local;
+      }
+      n->bound = true;
+      name_local(&n->local, n->peer);
+      c.second = n->peer;
       {
         std::lock_guard<std::mutex> lock(g_mu);
         g_socks[q.id2] = n;
@@ -313,7 +380,7 @@ VsRep serve(const VsReq& q, const char* payload, int fd) {
       pump_stream(q.id2, n);
       r.ret = 0;
       r.addr = c.second;
-      r.addrlen = c.second.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+      r.addrlen = len_of(c.second);
       return r;
     }
     case kAddr: case kLink: case kRoute: {
@@ -321,7 +388,19 @@ VsRep serve(const VsReq& q, const char* payload, int fd) {
       if (q.op == kLink) return result(q.a ? lwip_ifup(g_if) : lwip_ifdown(g_if));
       const int family = q.addr.ss_family;
       ip_addr a = to_lwip(q.addr), m = mask_of(family, q.b);
-      if (q.op == kAddr) return result(q.a ? lwip_add_addr(g_if, &a, &m) : lwip_del_addr(g_if, &a, &m));
+      if (q.op == kAddr) {
+        if ((q.a ? lwip_add_addr(g_if, &a, &m) : lwip_del_addr(g_if, &a, &m)) < 0) return fail(errno);
+        OwnAddr o{family, q.b, {}};
+        if (family == AF_INET) std::memcpy(o.a, &reinterpret_cast<const sockaddr_in*>(&q.addr)->sin_addr, 4);
+        else std::memcpy(o.a, &reinterpret_cast<const sockaddr_in6*>(&q.addr)->sin6_addr, 16);
+        std::lock_guard<std::mutex> lock(g_addr_mu);
+        auto it = std::find_if(g_addrs.begin(), g_addrs.end(), [&](const OwnAddr& x) {
+          return x.family == o.family && std::memcmp(x.a, o.a, 16) == 0;
+        });
+        if (it != g_addrs.end()) g_addrs.erase(it);
+        if (q.a) g_addrs.push_back(o);
+        return result(0);
+      }
       ip_addr gw = to_lwip(q.addr2);
       for (int i = 0; i < 4; ++i) a.addr[i] &= m.addr[i];
       return result(q.a ? lwip_add_route(g_stack, &a, &m, &gw, g_if, 0)
@@ -336,9 +415,10 @@ VsRep serve(const VsReq& q, const char* payload, int fd) {
     case kBind: {
       if (s->type == SOCK_DGRAM) {
         if (s->bound) return fail(EINVAL);
-        if (int e = bind_dgram(*s, q.addr)) return fail(e);
-      } else if (lwip_bind(s->lwip, addr, q.addrlen) < 0) {
-        return fail(errno);
+        if (int e = bind_port(*s, q.addr)) return fail(e);
+      } else {
+        if (s->bound) return fail(EINVAL);
+        if (int e = bind_port(*s, q.addr)) return fail(e);
       }
       receive(s);
       return result(0);
@@ -352,19 +432,22 @@ VsRep serve(const VsReq& q, const char* payload, int fd) {
     case kConnect: {
       if (int e = autobind(*s)) return fail(e);
       if (lwip_connect(s->lwip, addr, q.addrlen) < 0) {
-        const int e = errno;
+        // A reset while connecting is a refusal (Linux: ECONNREFUSED).
+        const int e = errno == ECONNRESET ? ECONNREFUSED : errno;
         // A non-blocking connect's caller may already write: it reads end-of-file instead.
         if (q.c) ::shutdown(s->data, SHUT_RDWR);
         return fail(e);
       }
       receive(s);
       std::lock_guard<std::mutex> lock(s->mu);
-      if (s->type == SOCK_DGRAM) s->peer = q.addr, s->connected = true;
+      s->peer = q.addr;
+      s->connected = true;
+      name_local(&s->local, s->peer);
       if (s->type == SOCK_STREAM && !s->pumping) s->pumping = true, pump_stream(q.id, s);
       return result(0);
     }
     case kName: {
-      if (s->type == SOCK_DGRAM) {
+      {
         std::lock_guard<std::mutex> lock(s->mu);
         if (q.a && !s->connected) return fail(ENOTCONN);
         r.ret = 0;
