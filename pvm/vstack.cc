@@ -405,6 +405,7 @@ Answer do_recv(VStack& vs, Call& c, VSock& s) {
   size_t total = 0;
   for (const iovec& v : riov) total += std::min<size_t>(v.iov_len, 1u << 20);
   const int flags = c.arg_int(msg ? 2 : 3) & ~MSG_CMSG_CLOEXEC;
+  if (flags & MSG_ERRQUEUE) return Answer::error(EAGAIN);  // no ICMP errors queued (socat asks)
   // The whole datagram (for its hash), then what fits.
   std::vector<char> data(s.type == SOCK_STREAM ? std::min<size_t>(total, 1u << 20) : vs::kMaxPayload);
   long got = wait_like_caller(c, [&] {

@@ -26,6 +26,7 @@ extern "C" {
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -509,6 +510,8 @@ VsRep serve(const VsReq& q, const char* payload, int fd) {
   }
 }
 
+bool g_debug = false;  // $VU_VSTACK_DEBUG: each request on stderr
+
 void reply(int rfd, const VsRep& r) {
   (void)::send(rfd, &r, sizeof r, MSG_NOSIGNAL);
   ::close(rfd);
@@ -524,6 +527,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const int ch = 3;
+  g_debug = std::getenv("VU_VSTACK_DEBUG") != nullptr;
   if (::fcntl(ch, F_GETFD) < 0) return 2;
   ::fcntl(ch, F_SETFD, FD_CLOEXEC);
   g_stack = lwip_stack_new();
@@ -531,9 +535,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "vu-vstack: cannot start the TCP/IP stack\n");
     return 1;
   }
+  errno = 0;
   g_if = lwip_vdeif_add(g_stack, argv[1]);
   if (!g_if) {
-    std::fprintf(stderr, "vu-vstack: cannot plug into %s: %s\n", argv[1], std::strerror(errno));
+    std::fprintf(stderr, "vu-vstack: cannot plug into %s%s%s\n", argv[1], errno ? ": " : "", errno ? std::strerror(errno) : "");
     return 1;
   }
   std::vector<char> buf(sizeof(VsReq) + kMaxPayload);
@@ -562,11 +567,19 @@ int main(int argc, char** argv) {
     if (q.len > static_cast<size_t>(n) - sizeof q) q.len = static_cast<uint32_t>(static_cast<size_t>(n) - sizeof q);
     if (q.addrlen > sizeof q.addr) q.addrlen = sizeof q.addr;
     const int rfd = fds[0], dfd = fds[1];
+    auto run = [](const VsReq& q, const char* payload, int rfd, int dfd) {
+      VsRep r = serve(q, payload, dfd);
+      if (g_debug)
+        std::fprintf(stderr, "vu-vstack: op %u id %llx a %d b %d c %d -> %lld (%s)\n", q.op,
+                     static_cast<unsigned long long>(q.id), q.a, q.b, q.c, static_cast<long long>(r.ret),
+                     r.ret < 0 ? std::strerror(r.err) : "ok");
+      reply(rfd, r);
+    };
     if (q.op == kConnect) {  // may wait for the peer: on a thread of its own
-      std::thread([q, rfd] { reply(rfd, serve(q, nullptr, -1)); }).detach();
+      std::thread([q, rfd, run] { run(q, nullptr, rfd, -1); }).detach();
       continue;
     }
-    reply(rfd, serve(q, buf.data() + sizeof q, dfd));
+    run(q, buf.data() + sizeof q, rfd, dfd);
   }
   return 0;
 }

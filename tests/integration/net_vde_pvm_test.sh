@@ -110,8 +110,8 @@ fi
 
 # getsockname/getpeername in the view's terms, and refused connections.
 got=$($T $PVM --net "$VNL" --ip 10.0.0.31/24 -- sh -c \
-  'socat TCP-LISTEN:7121,bind=10.0.0.31 SYSTEM:"echo \$SOCAT_PEERADDR \$SOCAT_SOCKADDR:\$SOCAT_SOCKPORT" & sleep 0.5; socat -u TCP:10.0.0.31:7121 -; wait' 2>&1)
-check "TCP to the view's own address: names in view terms" 0 "10.0.0.31 10.0.0.31:7121" echo "$got"
+  'socat TCP-LISTEN:7121,bind=10.0.0.31 SYSTEM:"echo \$SOCAT_PEERADDR \$SOCAT_SOCKADDR \$SOCAT_SOCKPORT" & sleep 0.5; socat -u TCP:10.0.0.31:7121 -; wait' 2>&1)
+check "TCP to the view's own address: names in view terms" 0 "10.0.0.31 10.0.0.31 7121" echo "$got"
 got=$($T $PVM --net "$VNL" --ip 10.0.0.32/24 -- sh -c 'socat -u TCP:10.0.0.32:9 - 2>&1 | grep -o "Connection refused"')
 check "TCP to a closed port: refused" 0 "Connection refused" echo "$got"
 
