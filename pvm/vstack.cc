@@ -499,6 +499,23 @@ Answer do_sockopt(VStack& vs, Call& c, VSock& s) {
   }
   if (level != IPPROTO_TCP && level != IPPROTO_IP && level != IPPROTO_IPV6 && level != IPPROTO_UDP)
     return Answer::error(ENOPROTOOPT);
+  if (get && level == IPPROTO_TCP && s.type == SOCK_STREAM) {
+    // What LWIPv6 does not answer (or answers wrongly): the segment size of an Ethernet MTU, and
+    // TCP_INFO zeroed but for the state (iperf3 reads both).
+    if (name == TCP_MAXSEG) return put_int(1460);
+    if (name == TCP_INFO) {
+      tcp_info ti{};
+      ti.tcpi_state = TCP_ESTABLISHED;
+      ti.tcpi_snd_mss = ti.tcpi_rcv_mss = 1460;
+      socklen_t cap;
+      if (!read_mem(c.tid, c.a[4], &cap, sizeof cap)) return Answer::error(EFAULT);
+      if (static_cast<int>(cap) < 0) return Answer::error(EINVAL);
+      socklen_t len = std::min<socklen_t>(cap, sizeof ti);
+      if (len && !write_mem(c.tid, c.a[3], &ti, len)) return Answer::error(EFAULT);
+      if (!write_mem(c.tid, c.a[4], &len, sizeof len)) return Answer::error(EFAULT);
+      return Answer::value(0);
+    }
+  }
   vs::VsReq q;
   q.op = get ? vs::kGetOpt : vs::kSetOpt;
   q.id = s.id;
