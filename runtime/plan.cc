@@ -81,6 +81,8 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
       return refuse("--net-stats", vde ? "the pvm view's VDE frames are not counted yet; drop --net-stats"
                                        : "the pvm view's sockets are the host's: there are no frames to count");
   }
+  if (vde && net.iface_prefix != "vde")  // the rtnetlink model names its interface vde0
+    return refuse("vdens -i " + net.iface_prefix, "drop -i (pvm names the interface vde0)");
   if (net.kind != vdens::NetKind::kHost && !net.configure_links && !vde)
     return refuse("vdens (unconfigured interfaces)", "run where user namespaces are allowed");
   Plan p;
