@@ -96,23 +96,32 @@ bool write_all(int fd, const char* p, size_t n) {
   return true;
 }
 
-// The pumps of a connected stream socket: one thread each way. The socket is closed when both
-// have ended (the view closed its end, or the peer closed and the view read it).
+// The pumps of a connected stream socket: one thread each way. LWIPv6 1.5a's shutdown sends no
+// FIN (only its close does), so a view's shutdown(SHUT_WR) cannot be passed on: the FIN goes
+// when the view has closed the socket (every descriptor of it), and the LWIPv6 socket is closed
+// then. The pair ends when both pumps have.
 void pump_stream(uint64_t id, std::shared_ptr<Sock> s) {
   auto done = std::make_shared<std::atomic<int>>(0);
-  auto finish = [id, s, done] {
+  auto closed = std::make_shared<std::atomic<bool>>(false);
+  auto finish = [id, s, done, closed] {
     if (done->fetch_add(1) == 1) {
-      lwip_close(s->lwip);
+      if (!closed->exchange(true)) lwip_close(s->lwip);
       ::close(s->data);
       forget(id);
     }
   };
-  std::thread([s, finish] {  // view → network
+  std::thread([s, finish, closed] {  // view → network
     std::vector<char> buf(65536);
     for (;;) {
       ssize_t n = ::recv(s->data, buf.data(), buf.size(), 0);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
+      if (n < 0) break;
+      if (n == 0) {  // shut down for writing, or closed: wait for the close
+        pollfd p{s->data, 0, 0};
+        while (::poll(&p, 1, -1) == 0 || (p.revents == 0 && errno == EINTR)) {
+        }
+        break;
+      }
       ssize_t off = 0;
       while (off < n) {
         ssize_t w = lwip_write(s->lwip, buf.data() + off, static_cast<int>(n - off));
@@ -121,7 +130,7 @@ void pump_stream(uint64_t id, std::shared_ptr<Sock> s) {
       }
     }
   out:
-    lwip_shutdown(s->lwip, SHUT_WR);
+    if (!closed->exchange(true)) lwip_close(s->lwip);  // the FIN; wakes the other pump
     finish();
   }).detach();
   std::thread([s, finish] {  // network → view
