@@ -8,8 +8,12 @@
 //     vxvde://…), IPv4 and IPv6 on one socket API, several stacks in one process, address and
 //     route changes at run time (lwip_add_addr/lwip_add_route) — where lwIP 2.1 as Debian
 //     builds it has no VDE interface (we would write the netif and the IPv4/IPv6 glue) and a
-//     64 KiB window. Not measured side by side in the time there was: bench/net_vde.sh measures
-//     LWIPv6 against the ns backend's kernel stack.
+//     64 KiB window (a first try of lwIP 2.1 over libvdeplug crashed in malloc and was not
+//     pursued). Measured (bench/net_vde.sh, 2-core VM, loaded): pvm ↔ pvm 108 Mbit/s where ns ↔
+//     ns gives 340 (0.32×), ns → pvm 135; LWIPv6 alone, two processes on a vde_switch without
+//     vu, gives 90–113 Mbit/s: the stack is the ceiling, not vu's socketpairs or traps. The
+//     issue's ≥0.9× ns is NOT met; a faster stack (lwIP 2.1 with our netif, or picoTCP) is
+//     the next step, and this file's design does not depend on which stack serves the pairs.
 //   - The stack runs in vu-vstack (pvm/vstack_main.cc), a dynamically linked helper started
 //     by vu for the view: LWIPv6 loads libvdeplug and its plugins with dlopen, which vu (a
 //     static executable) cannot do. It is not in the view: no filter, not traced; it dies with
@@ -38,7 +42,12 @@
 //     keeps a per-view model (addresses, link state, routes) that `ip addr add/del`, `ip link
 //     set up/down` and `ip route add/del` change, and each change is given to the stack too
 //     (kAddr, kLink, kRoute). --ip/--gw fill the model at start; `vu vdens` leaves it empty.
-// Known differences from ns: the view's loopback in a VDE view is LWIPv6's (127.0.0.1 inside
+// Known differences from ns: a view's shutdown(SHUT_WR) of a TCP socket sends no FIN (LWIPv6
+// 1.5a's shutdown sends none; the FIN goes when the view closes the socket), so a peer that
+// waits for end-of-file before answering (`echo x | socat - TCP:…` to a `cat` server) waits
+// until the view closes; LWIPv6 1.5a's getsockname/getpeername are wrong or fail, so vu-vstack
+// keeps every socket's names itself (and binds an unbound socket to a port of its choosing
+// before it connects or sends); the view's loopback in a VDE view is LWIPv6's (127.0.0.1 inside
 // the stack; bytes to it cross the stack); vde0's MAC (and so its fe80:: address) shown by
 // `ip link` is vu's, the frames carry LWIPv6's; a non-blocking connect that fails shows as a
 // connection reset on the first read/write (SO_ERROR says 0 until then); SO_RCVBUF/SNDBUF are
