@@ -41,6 +41,7 @@ namespace {
 
 using namespace vu::pvm::vs;
 
+bool g_debug = false;  // $VU_VSTACK_DEBUG: each request on stderr
 struct stack* g_stack = nullptr;
 struct netif* g_if = nullptr;
 
@@ -48,6 +49,25 @@ struct Datagram {
   uint64_t hash;
   sockaddr_storage from;
   socklen_t len;
+};
+
+constexpr int kTick = 200;  // ms
+struct Closer {
+  std::mutex mu;
+  bool closing = false, reader_done = false, closed = false;
+  std::atomic<bool> asked{false};
+  // The view closed its end: close now, or let the reader do it.
+  void view_closed(int lwip) {
+    std::lock_guard<std::mutex> lock(mu);
+    closing = true;
+    asked = true;
+    if (reader_done && !closed) closed = true, lwip_close(lwip);
+  }
+  void reader_ends(int lwip) {
+    std::lock_guard<std::mutex> lock(mu);
+    reader_done = true;
+    if (closing && !closed) closed = true, lwip_close(lwip);
+  }
 };
 
 struct Sock {
@@ -58,6 +78,7 @@ struct Sock {
   std::deque<std::pair<int, sockaddr_storage>> pending;  // accepted, not yet taken (listeners)
   std::deque<Datagram> senders;                          // datagrams in the pair (UDP)
   bool pumping = false;
+  Closer closer;  // UDP: the receiving pump closes the LWIPv6 socket (pump_dgram_in)
   bool receiving = false;  // UDP: the pump to the view runs (from the first bind/connect/sendto)
   bool owns_data = false;  // UDP: the pair closed with the last reference (two pumps use it)
   // The names: LWIPv6 1.5a's getsockname/getpeername fail on datagram sockets (EINVAL) and
@@ -96,55 +117,86 @@ bool write_all(int fd, const char* p, size_t n) {
   return true;
 }
 
+// Closing. LWIPv6 1.5a crashes or resets the connection when a socket is closed while another
+// thread reads it, and has no receive timeout: the thread that reads the LWIPv6 socket waits in
+// lwip_poll for at most kTick and is the one that closes it, once the view has closed its end
+// (`closing`), or the other side does when the reader has already ended.
+// Waits until the LWIPv6 socket is readable (true) or the view's end was closed (false).
+bool readable(int lwip, const Closer& c) {
+  for (;;) {
+    if (c.asked) return false;
+    pollfd p{lwip, POLLIN, 0};
+    int r = lwip_poll(&p, 1, kTick);
+    if (r > 0) return true;
+    if (r < 0 && errno != EINTR) return true;  // the read says what is wrong
+  }
+}
+// After the view's end-of-file: waits for its close (every descriptor; a shutdown(SHUT_WR)
+// alone leaves it readable for what comes back).
+void wait_closed(int data) {
+  pollfd p{data, 0, 0};
+  while (::poll(&p, 1, -1) == 0 || (p.revents == 0 && errno == EINTR)) {
+  }
+}
+
 // The pumps of a connected stream socket: one thread each way. LWIPv6 1.5a's shutdown sends no
 // FIN (only its close does), so a view's shutdown(SHUT_WR) cannot be passed on: the FIN goes
-// when the view has closed the socket (every descriptor of it), and the LWIPv6 socket is closed
-// then. The pair ends when both pumps have.
+// when the view has closed the socket (every descriptor of it). The pair ends when both pumps
+// have.
 void pump_stream(uint64_t id, std::shared_ptr<Sock> s) {
   auto done = std::make_shared<std::atomic<int>>(0);
-  auto closed = std::make_shared<std::atomic<bool>>(false);
-  auto finish = [id, s, done, closed] {
+  auto closer = std::make_shared<Closer>();
+  auto finish = [id, s, done] {
     if (done->fetch_add(1) == 1) {
-      if (!closed->exchange(true)) lwip_close(s->lwip);
       ::close(s->data);
       forget(id);
     }
   };
-  std::thread([s, finish, closed] {  // view → network
+  std::thread([s, finish, closer] {  // view → network
     std::vector<char> buf(65536);
+    long long total = 0;
     for (;;) {
       ssize_t n = ::recv(s->data, buf.data(), buf.size(), 0);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) break;
-      if (n == 0) {  // shut down for writing, or closed: wait for the close
-        pollfd p{s->data, 0, 0};
-        while (::poll(&p, 1, -1) == 0 || (p.revents == 0 && errno == EINTR)) {
-        }
+      if (n == 0) {
+        wait_closed(s->data);
         break;
       }
       ssize_t off = 0;
       while (off < n) {
         ssize_t w = lwip_write(s->lwip, buf.data() + off, static_cast<int>(n - off));
-        if (w <= 0) goto out;
+        if (w <= 0) {
+          if (g_debug) std::fprintf(stderr, "vu-vstack: lwip_write %zd: %s\n", w, std::strerror(errno));
+          goto out;
+        }
         off += w;
       }
+      total += n;
     }
   out:
-    if (!closed->exchange(true)) lwip_close(s->lwip);  // the FIN; wakes the other pump
+    if (g_debug) std::fprintf(stderr, "vu-vstack: to the network %lld bytes\n", total);
+    closer->view_closed(s->lwip);  // the FIN
     finish();
   }).detach();
-  std::thread([s, finish] {  // network → view
+  std::thread([s, finish, closer] {  // network → view
     std::vector<char> buf(65536);
-    for (;;) {
+    long long total = 0;
+    while (readable(s->lwip, *closer)) {
       ssize_t n = lwip_read(s->lwip, buf.data(), static_cast<int>(buf.size()));
+      if (g_debug && n <= 0) std::fprintf(stderr, "vu-vstack: lwip_read %zd: %s\n", n, std::strerror(errno));
       if (n <= 0 || !write_all(s->data, buf.data(), static_cast<size_t>(n))) break;
+      total += n;
     }
+    if (g_debug) std::fprintf(stderr, "vu-vstack: to the view %lld bytes (asked %d)\n", total, closer->asked.load());
     ::shutdown(s->data, SHUT_WR);
+    closer->reader_ends(s->lwip);
     finish();
   }).detach();
 }
 
-// A datagram socket's pumps: from the view (send on a connected socket) and to it.
+// A datagram socket's pumps: from the view (send on a connected socket) and to it (started
+// with its port, pump_dgram_in).
 void pump_dgram(uint64_t id, std::shared_ptr<Sock> s) {
   std::thread([id, s] {  // view → network; ends when the view's socket is closed
     std::vector<char> buf(65536);
@@ -152,18 +204,18 @@ void pump_dgram(uint64_t id, std::shared_ptr<Sock> s) {
       ssize_t n = ::recv(s->data, buf.data(), buf.size(), 0);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) break;
-      if (n == 0) {
-        // End of file: the view closed its socket, or only shut it down for writing (socat
-        // does on its input's end), after which it still receives: wait for the close.
-        pollfd p{s->data, 0, 0};
-        while (::poll(&p, 1, -1) == 0 || (p.revents == 0 && errno == EINTR)) {
-        }
+      if (n == 0) {  // closed, or only shut down for writing (socat does): wait for the close
+        wait_closed(s->data);
         break;
       }
       (void)lwip_send(s->lwip, buf.data(), static_cast<int>(n), 0);
     }
-    lwip_close(s->lwip);  // wakes the other pump
-    ::shutdown(s->data, SHUT_RDWR);
+    {
+      std::lock_guard<std::mutex> lock(s->mu);
+      if (!s->receiving) lwip_close(s->lwip);  // else the receiving pump closes it
+      s->receiving = true;                      // and none starts now
+    }
+    s->closer.view_closed(-1);
     forget(id);
   }).detach();
 }
@@ -172,7 +224,7 @@ void pump_dgram(uint64_t id, std::shared_ptr<Sock> s) {
 void pump_dgram_in(std::shared_ptr<Sock> s) {
   std::thread([s] {
     std::vector<char> buf(65536);
-    for (;;) {
+    while (readable(s->lwip, s->closer)) {
       Datagram d{};
       d.len = sizeof d.from;
       ssize_t n = lwip_recvfrom(s->lwip, buf.data(), static_cast<int>(buf.size()), 0,
@@ -188,7 +240,9 @@ void pump_dgram_in(std::shared_ptr<Sock> s) {
           errno != EAGAIN)
         break;
     }
-    ::shutdown(s->data, SHUT_RDWR);
+    // Ended by the view's close (or an error): the socket is closed here, where it is read.
+    while (!s->closer.asked) ::usleep(kTick * 1000);
+    lwip_close(s->lwip);
   }).detach();
 }
 
@@ -518,8 +572,6 @@ VsRep serve(const VsReq& q, const char* payload, int fd) {
     default: return fail(ENOSYS);
   }
 }
-
-bool g_debug = false;  // $VU_VSTACK_DEBUG: each request on stderr
 
 void reply(int rfd, const VsRep& r) {
   (void)::send(rfd, &r, sizeof r, MSG_NOSIGNAL);
