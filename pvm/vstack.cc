@@ -570,6 +570,8 @@ Result<std::shared_ptr<VStack>> vstack_start(const std::string& vnl) {
   return vs;
 }
 
+pid_t vstack_pid(const VStack& s) { return s.pid; }
+
 int vstack_addr(VStack& s, bool add, int family, const void* addr, int prefix) {
   vs::VsReq q;
   q.op = vs::kAddr;

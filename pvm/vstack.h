@@ -42,11 +42,11 @@
 //     keeps a per-view model (addresses, link state, routes) that `ip addr add/del`, `ip link
 //     set up/down` and `ip route add/del` change, and each change is given to the stack too
 //     (kAddr, kLink, kRoute). --ip/--gw fill the model at start; `vu vdens` leaves it empty.
-// Known bug (not found in the time there was): a server view that writes a large reply and
-// closes at once (`socat -u FILE:x TCP-LISTEN:…`) loses the last ~50–100 KB at its client —
-// the data still in LWIPv6's send buffer of an accepted socket when it is closed; a client
-// view that does the same loses nothing (net_vde_pvm checks that direction). Two standalone
-// LWIPv6 processes do not show it, so it is in how the pumps close (pump_stream).
+// Lifetime: vu-vstack ends when its channel closes (vu ended or was killed: the kernel closes
+// vu's end), after its connections have closed and a last 300 ms for their final segments, at
+// most ~3.3 s after vu — as a kernel socket's data still goes out after its process exits. vu
+// spares it when the view ends (runtime/main.cc); killing it earlier lost the tail of a
+// transfer whose sender had just exited.
 // Known differences from ns: a view's shutdown(SHUT_WR) of a TCP socket sends no FIN (LWIPv6
 // 1.5a's shutdown sends none; the FIN goes when the view closes the socket), so a peer that
 // waits for end-of-file before answering (`echo x | socat - TCP:…` to a `cat` server) waits
@@ -80,5 +80,8 @@ Result<std::shared_ptr<VStack>> vstack_start(const std::string& vnl);
 int vstack_addr(VStack& s, bool add, int family, const void* addr, int prefix);
 int vstack_link(VStack& s, bool up);
 int vstack_route(VStack& s, bool add, int family, const void* dst, int prefix, const void* gw);
+// The helper's pid: vu spares it when the view ends; it sends what LWIPv6 still holds and ends
+// by itself (at most ~3 s after vu; sooner when its connections have closed).
+pid_t vstack_pid(const VStack& s);
 
 }  // namespace vu::pvm

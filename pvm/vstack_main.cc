@@ -24,6 +24,8 @@ extern "C" {
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -54,19 +56,23 @@ struct Datagram {
 constexpr int kTick = 200;  // ms
 struct Closer {
   std::mutex mu;
-  bool closing = false, reader_done = false, closed = false;
+  std::condition_variable cv;
+  bool reader_done = false;
   std::atomic<bool> asked{false};
-  // The view closed its end: close now, or let the reader do it.
+  // The view closed its end: the reader is asked to stop (it does within kTick), and the socket
+  // is closed here, on the thread that wrote to it (closed from another thread, LWIPv6 dropped
+  // the end of what was written). lwip < 0: nothing to close (a datagram socket's reader does).
   void view_closed(int lwip) {
-    std::lock_guard<std::mutex> lock(mu);
-    closing = true;
     asked = true;
-    if (reader_done && !closed) closed = true, lwip_close(lwip);
+    if (lwip < 0) return;
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return reader_done; });
+    lwip_close(lwip);
   }
-  void reader_ends(int lwip) {
+  void reader_ends() {
     std::lock_guard<std::mutex> lock(mu);
     reader_done = true;
-    if (closing && !closed) closed = true, lwip_close(lwip);
+    cv.notify_all();
   }
 };
 
@@ -78,6 +84,7 @@ struct Sock {
   std::deque<std::pair<int, sockaddr_storage>> pending;  // accepted, not yet taken (listeners)
   std::deque<Datagram> senders;                          // datagrams in the pair (UDP)
   bool pumping = false;
+  bool streaming = false;  // a connection's pumps run (the linger at exit waits for them)
   Closer closer;  // UDP: the receiving pump closes the LWIPv6 socket (pump_dgram_in)
   bool receiving = false;  // UDP: the pump to the view runs (from the first bind/connect/sendto)
   bool owns_data = false;  // UDP: the pair closed with the last reference (two pumps use it)
@@ -190,7 +197,7 @@ void pump_stream(uint64_t id, std::shared_ptr<Sock> s) {
     }
     if (g_debug) std::fprintf(stderr, "vu-vstack: to the view %lld bytes (asked %d)\n", total, closer->asked.load());
     ::shutdown(s->data, SHUT_WR);
-    closer->reader_ends(s->lwip);
+    closer->reader_ends();
     finish();
   }).detach();
 }
@@ -430,6 +437,7 @@ VsRep serve(const VsReq& q, const char* payload, int fd) {
       socklen_t plen = sizeof n->peer;
       if (lwip_getsockname(c.first, reinterpret_cast<sockaddr*>(&n->peer), &plen) < 0) n->peer = c.second;
       n->connected = true;
+      n->pumping = n->streaming = true;
       {
         std::lock_guard<std::mutex> lock(s->mu);
         n->local = s->local;
@@ -507,7 +515,7 @@ VsRep serve(const VsReq& q, const char* payload, int fd) {
       s->peer = q.addr;
       s->connected = true;
       name_local(&s->local, s->peer);
-      if (s->type == SOCK_STREAM && !s->pumping) s->pumping = true, pump_stream(q.id, s);
+      if (s->type == SOCK_STREAM && !s->pumping) s->pumping = s->streaming = true, pump_stream(q.id, s);
       return result(0);
     }
     case kName: {
@@ -581,7 +589,8 @@ void reply(int rfd, const VsRep& r) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // No PDEATHSIG: when vu ends, the channel's end-of-file says so, and what LWIPv6 still has
+  // to send is sent first (below).
   ::signal(SIGPIPE, SIG_IGN);
   if (argc != 2) {
     std::fprintf(stderr, "usage: vu-vstack VNL (started by vu, with its channel on fd 3)\n");
@@ -613,7 +622,7 @@ int main(int argc, char** argv) {
     mh.msg_controllen = sizeof cbuf;
     ssize_t n = ::recvmsg(ch, &mh, MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;  // vu is gone: so is the view
+    if (n <= 0) break;  // vu is gone (ended or killed: the kernel closed its end)
     int fds[2] = {-1, -1};
     for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
@@ -642,5 +651,21 @@ int main(int argc, char** argv) {
     }
     run(q, buf.data() + sizeof q, rfd, dfd);
   }
-  return 0;
+  // Linger: the view's last process wrote and closed, and vu ended with it, but what LWIPv6 still
+  // holds (the end of a transfer, the FINs) has to go out, as a kernel socket's would after its
+  // process exits. Until the connections have closed, at most 3 s.
+  if (g_debug) std::fprintf(stderr, "vu-vstack: channel closed, lingering\n");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  for (;;) {
+    bool open = false;
+    {
+      std::lock_guard<std::mutex> lock(g_mu);
+      for (const auto& [id, sk] : g_socks) open = open || sk->streaming;
+    }
+    if (!open || std::chrono::steady_clock::now() >= deadline) break;
+    ::usleep(50 * 1000);
+  }
+  ::usleep(300 * 1000);  // the last segments and FINs
+  if (g_debug) std::fprintf(stderr, "vu-vstack: exit\n");
+  ::_exit(0);  // LWIPv6's threads are still running: no destructors
 }

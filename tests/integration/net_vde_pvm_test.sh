@@ -129,21 +129,20 @@ sleep 1
 got=$($T $PVM --net "$VNL" --ip 10.0.0.43/24 -- sh -c 'for i in 1 2 3 4 5 6 7 8; do socat -u TCP:10.0.0.42:7131,connect-timeout=2 - && exit 0; sleep 0.3; done' 2>&1)
 check "TCP to a view configured vdens-style" 0 "vdens view answers" echo "$got"
 
-# 16 MiB from a client view to a server view, byte for byte (the pumps: order, the FIN at the
-# client's close). The other way (a server view that closes after sending) loses its last ~100 KB
-# in LWIPv6 today: a known bug, pvm/vstack.h.
+# 16 MiB each way between two pvm views, byte for byte (the pumps: order, the FIN at close, what
+# vu-vstack still holds when the sending view has ended).
 if command -v sha256sum >/dev/null; then
   head -c 16777216 /dev/urandom > "$work/blob"
   want=$(sha256sum < "$work/blob")
   rm -f "$work/up.7141"
   serve "$work/bsrv" $PVM --net "$VNL" --ip 10.0.0.51/24 -- sh -c \
-    "socat -u TCP-LISTEN:7141 CREATE:$work/got.in & sleep 0.3; echo up > $work/up.7141; wait"
+    "socat -u TCP-LISTEN:7141 CREATE:$work/got.in & sleep 0.3; echo up > $work/up.7141; wait; socat -u FILE:$work/blob TCP-LISTEN:7142"
   wait_listen "$work/up.7141"
-  timeout -k 5 60 $PVM --net "$VNL" --ip 10.0.0.52/24 -- socat -u FILE:$work/blob TCP:10.0.0.51:7141 >/dev/null 2>&1
-  for _ in $(seq 50); do [ "$(stat -c %s "$work/got.in" 2>/dev/null)" = 16777216 ] && break; sleep 0.1; done
-  got_in=$(sha256sum < "$work/got.in" 2>/dev/null)
-  if [ "$got_in" = "$want" ]; then ok "16 MiB from a pvm client view to a pvm server view, byte for byte"
-  else bad "16 MiB from a pvm client view to a pvm server view, byte for byte" "got: $(stat -c %s "$work/got.in" 2>&1)"; fi
+  timeout -k 5 60 $PVM --net "$VNL" --ip 10.0.0.52/24 -- sh -c \
+    "socat -u FILE:$work/blob TCP:10.0.0.51:7141 && for i in 1 2 3 4 5 6 7 8 9 10; do socat -u TCP:10.0.0.51:7142,connect-timeout=2 CREATE:$work/got.out && exit 0; sleep 0.3; done" >/dev/null 2>&1
+  got_in=$(sha256sum < "$work/got.in" 2>/dev/null) got_out=$(sha256sum < "$work/got.out" 2>/dev/null)
+  if [ "$got_in" = "$want" ] && [ "$got_out" = "$want" ]; then ok "16 MiB each way between pvm views, byte for byte"
+  else bad "16 MiB each way between pvm views, byte for byte" "in: $(stat -c %s "$work/got.in" 2>&1)" "out: $(stat -c %s "$work/got.out" 2>&1)"; fi
 fi
 
 # A pvm view killed (SIGKILL to vu) mid-connection: its vu-vstack goes with it.
