@@ -136,7 +136,7 @@ if command -v sha256sum >/dev/null; then
   want=$(sha256sum < "$work/blob")
   rm -f "$work/up.7141"
   serve "$work/bsrv" $PVM --net "$VNL" --ip 10.0.0.51/24 -- sh -c \
-    "socat -u TCP-LISTEN:7141 CREATE:$work/got.in & sleep 0.3; echo up > $work/up.7141; wait; socat -u FILE:$work/blob TCP-LISTEN:7142"
+    "socat -u TCP-LISTEN:7141 CREATE:$work/got.in & socat -u FILE:$work/blob TCP-LISTEN:7142 & sleep 0.3; echo up > $work/up.7141; wait"
   wait_listen "$work/up.7141"
   timeout -k 5 60 $PVM --net "$VNL" --ip 10.0.0.52/24 -- sh -c \
     "socat -u FILE:$work/blob TCP:10.0.0.51:7141; for i in 1 2 3 4 5 6 7 8 9 10; do socat -u TCP:10.0.0.51:7142,connect-timeout=2 CREATE:$work/got.out && exit 0; sleep 0.3; done" >/dev/null 2>&1
