@@ -9,9 +9,11 @@
 //     route changes at run time (lwip_add_addr/lwip_add_route) — where lwIP 2.1 as Debian
 //     builds it has no VDE interface (we would write the netif and the IPv4/IPv6 glue) and a
 //     64 KiB window (a first try of lwIP 2.1 over libvdeplug crashed in malloc and was not
-//     pursued). Measured (bench/net_vde.sh, 2-core VM, loaded): pvm ↔ pvm 108 Mbit/s where ns ↔
-//     ns gives 340 (0.32×), ns → pvm 135; LWIPv6 alone, two processes on a vde_switch without
-//     vu, gives 90–113 Mbit/s: the stack is the ceiling, not vu's socketpairs or traps. The
+//     pursued). Measured (bench/net_vde.sh, 2-core VM, loaded, three runs): pvm ↔ pvm 80–108
+//     Mbit/s where ns ↔ ns gives 272–340 (0.30–0.34×), ns → pvm 108–145 (0.40–0.47×); LWIPv6
+//     alone, two processes on a vde_switch without vu, gives 90–113 Mbit/s: the stack is the
+//     ceiling, not vu's socketpairs or traps (the reader's 200 ms lwip_poll tick, which lets a
+//     close wait for no read, costs some of the difference between 108 and 80). The
 //     issue's ≥0.9× ns is NOT met; a faster stack (lwIP 2.1 with our netif, or picoTCP) is
 //     the next step, and this file's design does not depend on which stack serves the pairs.
 //   - The stack runs in vu-vstack (pvm/vstack_main.cc), a dynamically linked helper started
