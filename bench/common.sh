@@ -13,6 +13,7 @@ reexec_unprivileged() {
   tmp=$(mktemp -d /tmp/vu-bench.XXXXXX)
   cp "$vu" "$(dirname "$vu")/vu-net" "$(dirname "$vu")/vu-cowfs" "$(dirname "$vu")/libvu-pvm-accel.so" "$script" "$here/common.sh" "$tmp/"
   [ ! -e "$(dirname "$vu")/libvu-fuse-shim.so" ] || cp "$(dirname "$vu")/libvu-fuse-shim.so" "$tmp/"
+  [ ! -e "$(dirname "$vu")/vu-vstack" ] || cp "$(dirname "$vu")/vu-vstack" "$tmp/"  # pvm VDE views
   cp "$(dirname "$vu")/vu-unpack" "$tmp/" 2>/dev/null || true  # --rootfs ARCHIVE (bench/rootfs.sh)
   # COWFS_OLD=FILE (bench/fs.sh): another vu-cowfs binary measured beside this one.
   # UNPACK_OLD=FILE (bench/rootfs.sh): another vu-unpack binary, likewise.

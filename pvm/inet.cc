@@ -36,6 +36,7 @@
 #include "pvm/compat.h"
 #include "pvm/net.h"
 #include "pvm/nlmsg.h"
+#include "pvm/vstack.h"
 
 namespace vu::pvm {
 
@@ -54,6 +55,25 @@ struct NetState {
   pthread_t thread{};
   bool started = false;
   NetConfig cfg;  // a copy for the server (without `state`), made when it starts
+  std::set<uint32_t> ports;  // the view's rtnetlink sockets' port ids: the only senders served
+  // A VDE view's interfaces (kVde), which the view changes with ip addr/link/route (each change
+  // also given to its stack, pvm/vstack.h); the server thread's alone once it runs.
+  struct IfAddr {
+    int family, index, prefix;
+    unsigned char addr[16];
+    bool brd = false;  // IPv4: a broadcast address was given (--ip, ip addr add … brd +)
+    unsigned char bcast[4] = {};
+  };
+  struct StaticRoute {
+    int family, dst_len;
+    unsigned char dst[16], gw[16];
+  };
+  struct Model {
+    bool up[3] = {false, true, true};  // by index: lo 1, vde0 2
+    int mtu = 1500;
+    std::vector<IfAddr> addrs;
+    std::vector<StaticRoute> routes;
+  } model;
   // The server thread holds the state (a shared_ptr) and lives as long as vu: a view that made
   // an rtnetlink socket may still use it until the end.
 };
@@ -273,6 +293,39 @@ void map_back(const NetConfig& n, void* p, unsigned* len, bool local, bool v6onl
 
 // ---- set-up --------------------------------------------------------------------------------
 
+namespace {
+// A VDE view's interfaces at start: --ip on vde0, --gw the default route, both up; vdens: down
+// and empty. Given to the stack as to the model.
+std::string vde_setup(NetConfig& n) {
+  NetState::Model& m = n.state->model;
+  m.mtu = n.mtu;
+  m.up[1] = m.up[2] = n.configure;
+  if (!n.vstack) return "no VDE stack";
+  if (!n.configure) return {};
+  if (int e = vstack_link(*n.vstack, true)) return std::string("vde0 up: ") + std::strerror(e);
+  if (n.addr.s_addr) {
+    NetState::IfAddr a{AF_INET, 2, n.prefix, {}};
+    std::memcpy(a.addr, &n.addr, 4);
+    uint32_t mask = n.prefix ? ~uint32_t{0} << (32 - n.prefix) : 0;
+    in_addr bc{htonl((ntohl(n.addr.s_addr) & mask) | ~mask)};
+    a.brd = n.prefix < 31;
+    std::memcpy(a.bcast, &bc, 4);
+    m.addrs.push_back(a);
+    if (int e = vstack_addr(*n.vstack, true, AF_INET, &n.addr, n.prefix))
+      return std::string("vde0 address: ") + std::strerror(e);
+  }
+  if (n.gateway.s_addr) {
+    NetState::StaticRoute r{AF_INET, 0, {}, {}};
+    std::memcpy(r.gw, &n.gateway, 4);
+    m.routes.push_back(r);
+    in_addr any{};
+    if (int e = vstack_route(*n.vstack, true, AF_INET, &any, 0, &n.gateway))
+      return std::string("default route: ") + std::strerror(e);
+  }
+  return {};
+}
+}  // namespace
+
 std::string net_setup(NetConfig& n, int* failed) {
   n.state = std::make_shared<NetState>();
   if (n.kind == NetConfig::kHost) return {};
@@ -284,6 +337,7 @@ std::string net_setup(NetConfig& n, int* failed) {
   std::memcpy(n.mac, rnd + 3, 6);
   n.mac[0] = (n.mac[0] & 0xfe) | 0x02;  // unicast, locally administered
   if (n.kind == NetConfig::kNone) return {};
+  if (n.kind == NetConfig::kVde) return vde_setup(n);
   if (n.bcast.s_addr == 0) {
     uint32_t mask = n.prefix ? ~uint32_t{0} << (32 - n.prefix) : 0;
     n.bcast.s_addr = htonl((ntohl(n.addr.s_addr) & mask) | ~mask);
@@ -361,20 +415,22 @@ struct Reply {
 
 bool slirp_of(const NetConfig& n) { return n.kind == NetConfig::kSlirp; }
 
-void put_link(Reply& r, const NetConfig& n, int index, uint16_t flags) {
+bool vde_of(const NetConfig& n) { return n.kind == NetConfig::kVde; }
+
+void put_link(Reply& r, const NetConfig& n, int index, uint16_t flags, bool up = true, int mtu = 0) {
   nlmsghdr* h = r.start(RTM_NEWLINK, flags);
   auto* ifi = static_cast<ifinfomsg*>(nlm_nlmsg_put_extra_header(h, sizeof(ifinfomsg)));
   const bool lo = index == 1;
   ifi->ifi_family = AF_UNSPEC;
   ifi->ifi_type = lo ? ARPHRD_LOOPBACK : ARPHRD_ETHER;
   ifi->ifi_index = index;
-  ifi->ifi_flags = IFF_UP | IFF_RUNNING | IFF_LOWER_UP | (lo ? IFF_LOOPBACK : IFF_BROADCAST | IFF_MULTICAST);
+  ifi->ifi_flags = (up ? IFF_UP | IFF_RUNNING | IFF_LOWER_UP : 0) | (lo ? IFF_LOOPBACK : IFF_BROADCAST | IFF_MULTICAST);
   ifi->ifi_change = 0;
   nlm_attr_put_strz(h, IFLA_IFNAME, lo ? "lo" : "vde0");
   nlm_attr_put_u32(h, IFLA_TXQLEN, 1000);
-  nlm_attr_put_u8(h, IFLA_OPERSTATE, IF_OPER_UNKNOWN);
+  nlm_attr_put_u8(h, IFLA_OPERSTATE, up ? IF_OPER_UNKNOWN : IF_OPER_DOWN);
   nlm_attr_put_u8(h, IFLA_LINKMODE, 0);
-  nlm_attr_put_u32(h, IFLA_MTU, lo ? 65536 : static_cast<uint32_t>(n.mtu));
+  nlm_attr_put_u32(h, IFLA_MTU, lo ? 65536 : static_cast<uint32_t>(mtu ? mtu : n.mtu));
   nlm_attr_put_u32(h, IFLA_MIN_MTU, lo ? 0 : 68);
   nlm_attr_put_u32(h, IFLA_MAX_MTU, lo ? 0 : 65521);
   nlm_attr_put_u32(h, IFLA_GROUP, 0);
@@ -382,7 +438,7 @@ void put_link(Reply& r, const NetConfig& n, int index, uint16_t flags) {
   nlm_attr_put_u32(h, IFLA_NUM_TX_QUEUES, 1);
   nlm_attr_put_u32(h, IFLA_NUM_RX_QUEUES, 1);
   nlm_attr_put_u8(h, IFLA_CARRIER, 1);
-  nlm_attr_put_strz(h, IFLA_QDISC, lo ? "noqueue" : "pfifo_fast");
+  nlm_attr_put_strz(h, IFLA_QDISC, !up ? "noop" : lo ? "noqueue" : "pfifo_fast");
   static const unsigned char zero[6] = {}, ff[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
   nlm_attr_put(h, IFLA_ADDRESS, 6, lo ? zero : n.mac);
   nlm_attr_put(h, IFLA_BROADCAST, 6, lo ? zero : ff);
@@ -428,6 +484,32 @@ in6_addr link_local(const NetConfig& n) {
   a.s6_addr[14] = n.mac[4];
   a.s6_addr[15] = n.mac[5];
   return a;
+}
+
+in6_addr link_local(const NetConfig& n);
+
+// A VDE view's addresses, from its model: lo's when lo is up, vde0's fe80:: when vde0 is up
+// (the kernel's autoconf on ns), the rest as added.
+void dump_vde_addrs(Reply& r, const NetConfig& n, const NetState::Model& m, int family) {
+  in_addr lo4 = v4("127.0.0.1");
+  in6_addr lo6 = loop6();
+  if (m.up[1] && family != AF_INET6) put_addr(r, AF_INET, 1, &lo4, 8, RT_SCOPE_HOST, "lo", nullptr);
+  for (const NetState::IfAddr& a : m.addrs) {
+    if (a.family != AF_INET || family == AF_INET6) continue;
+    in_addr bc;
+    std::memcpy(&bc, a.bcast, 4);
+    put_addr(r, AF_INET, a.index, a.addr, a.prefix, a.index == 1 ? RT_SCOPE_HOST : RT_SCOPE_UNIVERSE,
+             a.index == 1 ? "lo" : "vde0", a.brd ? &bc : nullptr);
+  }
+  if (family == AF_INET) return;
+  if (m.up[1]) put_addr(r, AF_INET6, 1, &lo6, 128, RT_SCOPE_HOST, "lo", nullptr);
+  for (const NetState::IfAddr& a : m.addrs)
+    if (a.family == AF_INET6)
+      put_addr(r, AF_INET6, a.index, a.addr, a.prefix, RT_SCOPE_UNIVERSE, a.index == 1 ? "lo" : "vde0", nullptr);
+  if (m.up[2]) {
+    in6_addr ll = link_local(n);
+    put_addr(r, AF_INET6, 2, &ll, 64, RT_SCOPE_LINK, "vde0", nullptr);
+  }
 }
 
 void dump_addrs(Reply& r, const NetConfig& n, int family) {
@@ -511,13 +593,186 @@ void dump_routes(Reply& r, const NetConfig& n, int family) {
   }
 }
 
+
+// A VDE view's routes: each IPv4 address's subnet and local entries (as the kernel adds them),
+// the static routes, lo's when it is up, fe80::/64 when vde0 is.
+void dump_vde_routes(Reply& r, const NetState::Model& m, int family) {
+  if (family != AF_INET6) {
+    for (const NetState::StaticRoute& s : m.routes)
+      if (s.family == AF_INET && m.up[2])
+        put_route(r, {AF_INET, RT_TABLE_MAIN, RTN_UNICAST, RTPROT_BOOT, RT_SCOPE_UNIVERSE, s.dst_len,
+                      s.dst_len ? s.dst : nullptr, s.gw, nullptr, 2, 0, false});
+    for (const NetState::IfAddr& a : m.addrs) {
+      if (a.family != AF_INET || a.index != 2 || !m.up[2]) continue;
+      in_addr ad, net, bc;
+      std::memcpy(&ad, a.addr, 4);
+      uint32_t mask = a.prefix ? ~uint32_t{0} << (32 - a.prefix) : 0;
+      net.s_addr = htonl(ntohl(ad.s_addr) & mask);
+      bc.s_addr = htonl((ntohl(ad.s_addr) & mask) | ~mask);
+      put_route(r, {AF_INET, RT_TABLE_MAIN, RTN_UNICAST, RTPROT_KERNEL, RT_SCOPE_LINK, a.prefix, &net, nullptr, &ad,
+                    2, 0, false});
+      put_route(r, {AF_INET, RT_TABLE_LOCAL, RTN_LOCAL, RTPROT_KERNEL, RT_SCOPE_HOST, 32, &ad, nullptr, &ad, 2, 0,
+                    false});
+      std::memcpy(&bc, a.bcast, 4);
+      if (a.brd)
+        put_route(r, {AF_INET, RT_TABLE_LOCAL, RTN_BROADCAST, RTPROT_KERNEL, RT_SCOPE_LINK, 32, &bc, nullptr, &ad, 2,
+                      0, false});
+    }
+    if (m.up[1]) {
+      in_addr lo_net = v4("127.0.0.0"), lo = v4("127.0.0.1"), lo_b = v4("127.255.255.255");
+      put_route(r, {AF_INET, RT_TABLE_LOCAL, RTN_LOCAL, RTPROT_KERNEL, RT_SCOPE_HOST, 8, &lo_net, nullptr, &lo, 1, 0,
+                    false});
+      put_route(r, {AF_INET, RT_TABLE_LOCAL, RTN_LOCAL, RTPROT_KERNEL, RT_SCOPE_HOST, 32, &lo, nullptr, &lo, 1, 0,
+                    false});
+      put_route(r, {AF_INET, RT_TABLE_LOCAL, RTN_BROADCAST, RTPROT_KERNEL, RT_SCOPE_LINK, 32, &lo_b, nullptr, &lo, 1,
+                    0, false});
+    }
+  }
+  if (family != AF_INET && m.up[2]) {
+    in6_addr ll{};
+    ll.s6_addr[0] = 0xfe;
+    ll.s6_addr[1] = 0x80;
+    put_route(r, {AF_INET6, RT_TABLE_MAIN, RTN_UNICAST, RTPROT_KERNEL, RT_SCOPE_UNIVERSE, 64, &ll, nullptr, nullptr, 2,
+                  256, true});
+    for (const NetState::StaticRoute& s : m.routes)
+      if (s.family == AF_INET6)
+        put_route(r, {AF_INET6, RT_TABLE_MAIN, RTN_UNICAST, RTPROT_BOOT, RT_SCOPE_UNIVERSE, s.dst_len,
+                      s.dst_len ? s.dst : nullptr, s.gw, nullptr, 2, 1024, true});
+  }
+}
+
+// The attributes of a request, by type (the last of each).
+std::map<int, const nlattr*> attrs_of(const nlmsghdr* h, size_t fixed) {
+  std::map<int, const nlattr*> out;
+  if (h->nlmsg_len < NLMSG_LENGTH(fixed)) return out;
+  const char* tail = static_cast<const char*>(nlm_nlmsg_get_payload_tail(h));
+  for (auto* a = static_cast<const nlattr*>(nlm_nlmsg_get_payload_offset(h, fixed));
+       nlm_attr_ok(a, static_cast<int>(tail - reinterpret_cast<const char*>(a))); a = nlm_attr_next(a))
+    out[nlm_attr_get_type(a)] = a;
+  return out;
+}
+int index_of_name(const nlattr* a) {
+  const std::string_view name(nlm_attr_get_str(a), strnlen(nlm_attr_get_str(a), nlm_attr_get_payload_len(a)));
+  return name == "lo" ? 1 : name == "vde0" ? 2 : -1;
+}
+
+// A change of a VDE view's interfaces (ip addr add/del, ip link set, ip route add/del): the
+// model and the stack. Returns 0 or an errno, as the kernel would for the view's own netns.
+int change_vde(NetState& st, const nlmsghdr* h) {
+  NetState::Model& m = st.model;
+  VStack* vs = st.cfg.vstack.get();
+  const uint16_t t = h->nlmsg_type;
+  if (t == RTM_NEWLINK || t == RTM_SETLINK) {
+    if (h->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) return EINVAL;
+    auto* ifi = static_cast<const ifinfomsg*>(NLMSG_DATA(h));
+    auto at = attrs_of(h, sizeof(ifinfomsg));
+    int index = ifi->ifi_index;
+    if (!index && at.count(IFLA_IFNAME)) index = index_of_name(at[IFLA_IFNAME]);
+    if (index < 1 || index > 2) return (h->nlmsg_flags & NLM_F_CREATE) ? EOPNOTSUPP : ENODEV;
+    if (at.count(IFLA_MTU) && nlm_attr_get_payload_len(at[IFLA_MTU]) >= 4) {
+      uint32_t mtu;
+      std::memcpy(&mtu, nlm_attr_get_payload(at[IFLA_MTU]), 4);
+      if (index == 2) {
+        if (mtu < 68 || mtu > 9198) return EINVAL;
+        m.mtu = static_cast<int>(mtu);
+      }
+    }
+    if (ifi->ifi_change & IFF_UP) {
+      const bool up = ifi->ifi_flags & IFF_UP;
+      if (index == 2 && vs && up != m.up[2])
+        if (int e = vstack_link(*vs, up)) return e;
+      m.up[index] = up;
+    }
+    return 0;
+  }
+  if (t == RTM_NEWADDR || t == RTM_DELADDR) {
+    if (h->nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return EINVAL;
+    auto* ifa = static_cast<const ifaddrmsg*>(NLMSG_DATA(h));
+    auto at = attrs_of(h, sizeof(ifaddrmsg));
+    const int family = ifa->ifa_family;
+    const size_t alen = family == AF_INET ? 4 : family == AF_INET6 ? 16 : 0;
+    if (!alen) return EAFNOSUPPORT;
+    const nlattr* a = at.count(IFA_LOCAL) ? at[IFA_LOCAL] : at.count(IFA_ADDRESS) ? at[IFA_ADDRESS] : nullptr;
+    if (!a || nlm_attr_get_payload_len(a) < alen) return EINVAL;
+    if (ifa->ifa_index < 1 || ifa->ifa_index > 2) return ENODEV;
+    if (ifa->ifa_prefixlen > alen * 8) return EINVAL;
+    NetState::IfAddr na{family, static_cast<int>(ifa->ifa_index), ifa->ifa_prefixlen, {}};
+    std::memcpy(na.addr, nlm_attr_get_payload(a), alen);
+    if (family == AF_INET && at.count(IFA_BROADCAST) && nlm_attr_get_payload_len(at[IFA_BROADCAST]) >= 4) {
+      na.brd = true;
+      std::memcpy(na.bcast, nlm_attr_get_payload(at[IFA_BROADCAST]), 4);
+    }
+    auto it = std::find_if(m.addrs.begin(), m.addrs.end(), [&](const NetState::IfAddr& x) {
+      return x.family == family && x.index == na.index && std::memcmp(x.addr, na.addr, alen) == 0;
+    });
+    if (t == RTM_NEWADDR) {
+      if (it != m.addrs.end()) return (h->nlmsg_flags & NLM_F_EXCL) ? EEXIST : 0;
+      if (m.addrs.size() >= 64) return ENOSPC;
+      if (na.index == 2 && vs)
+        if (int e = vstack_addr(*vs, true, family, na.addr, na.prefix)) return e;
+      m.addrs.push_back(na);
+    } else {
+      if (it == m.addrs.end()) return EADDRNOTAVAIL;
+      if (na.index == 2 && vs) (void)vstack_addr(*vs, false, family, it->addr, it->prefix);
+      m.addrs.erase(it);
+    }
+    return 0;
+  }
+  if (t == RTM_NEWROUTE || t == RTM_DELROUTE) {
+    if (h->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return EINVAL;
+    auto* rt = static_cast<const rtmsg*>(NLMSG_DATA(h));
+    auto at = attrs_of(h, sizeof(rtmsg));
+    const int family = rt->rtm_family;
+    const size_t alen = family == AF_INET ? 4 : family == AF_INET6 ? 16 : 0;
+    if (!alen) return EAFNOSUPPORT;
+    if (rt->rtm_dst_len > alen * 8) return EINVAL;
+    NetState::StaticRoute nr{family, rt->rtm_dst_len, {}, {}};
+    if (at.count(RTA_DST) && nlm_attr_get_payload_len(at[RTA_DST]) >= alen)
+      std::memcpy(nr.dst, nlm_attr_get_payload(at[RTA_DST]), alen);
+    if (!at.count(RTA_GATEWAY) || nlm_attr_get_payload_len(at[RTA_GATEWAY]) < alen)
+      return t == RTM_NEWROUTE ? EOPNOTSUPP : ESRCH;  // device routes: not emulated
+    std::memcpy(nr.gw, nlm_attr_get_payload(at[RTA_GATEWAY]), alen);
+    auto it = std::find_if(m.routes.begin(), m.routes.end(), [&](const NetState::StaticRoute& x) {
+      return x.family == family && x.dst_len == nr.dst_len && std::memcmp(x.dst, nr.dst, alen) == 0;
+    });
+    if (t == RTM_NEWROUTE) {
+      if (it != m.routes.end()) return EEXIST;
+      // The gateway must be on a subnet of vde0 (the kernel: "Nexthop has invalid gateway").
+      bool onlink = false;
+      for (const NetState::IfAddr& a : m.addrs) {
+        if (a.family != family || a.index != 2) continue;
+        int bits = a.prefix;
+        bool same = true;
+        for (size_t i = 0; i < alen && bits > 0; ++i, bits -= 8) {
+          unsigned char mask = static_cast<unsigned char>(bits >= 8 ? 0xff : 0xff << (8 - bits));
+          if ((a.addr[i] & mask) != (nr.gw[i] & mask)) same = false;
+        }
+        onlink = onlink || same;
+      }
+      if (!onlink || !m.up[2]) return ENETUNREACH;
+      if (m.routes.size() >= 64) return ENOSPC;
+      if (vs)
+        if (int e = vstack_route(*vs, true, family, nr.dst, nr.dst_len, nr.gw)) return e;
+      m.routes.push_back(nr);
+    } else {
+      if (it == m.routes.end()) return ESRCH;
+      if (vs) (void)vstack_route(*vs, false, family, it->dst, it->dst_len, it->gw);
+      m.routes.erase(it);
+    }
+    return 0;
+  }
+  return EOPNOTSUPP;
+}
+
 // One request: its replies appended to r.
-void serve_request(const NetConfig& n, const nlmsghdr* h, Reply& r) {
+void serve_request(NetState& st, const nlmsghdr* h, Reply& r) {
+  const NetConfig& n = st.cfg;
   r.seq = h->nlmsg_seq;
   if (!(h->nlmsg_flags & NLM_F_REQUEST) || h->nlmsg_type < NLMSG_MIN_TYPE) return;
   const bool dump = (h->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP;
   const uint16_t t = h->nlmsg_type;
   const int kind = (t - RTM_BASE) % 4;  // 0 NEW, 1 DEL, 2 GET, 3 SET
+  if (kind != 2 && vde_of(n)) return r.err(h, change_vde(st, h));  // the view's own interfaces
   if (kind != 2) return r.err(h, EPERM);  // what an ns view without capabilities is told
   auto family = [&]() -> int {
     if (h->nlmsg_len < NLMSG_LENGTH(1)) return AF_UNSPEC;
@@ -525,9 +780,11 @@ void serve_request(const NetConfig& n, const nlmsghdr* h, Reply& r) {
   };
   switch (t) {
     case RTM_GETLINK: {
-      const int links = slirp_of(n) ? 2 : 1;
+      const int links = slirp_of(n) || vde_of(n) ? 2 : 1;
+      const NetState::Model& m = st.model;
+      const bool vde = vde_of(n);
       if (dump) {
-        for (int i = 1; i <= links; ++i) put_link(r, n, i, NLM_F_MULTI);
+        for (int i = 1; i <= links; ++i) put_link(r, n, i, NLM_F_MULTI, !vde || m.up[i], vde ? m.mtu : 0);
         return r.done();
       }
       if (h->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) return r.err(h, EINVAL);
@@ -546,16 +803,18 @@ void serve_request(const NetConfig& n, const nlmsghdr* h, Reply& r) {
         }
       }
       if (index < 1 || index > links) return r.err(h, ENODEV);
-      put_link(r, n, index, 0);
+      put_link(r, n, index, 0, !vde || m.up[index], vde ? m.mtu : 0);
       return;
     }
     case RTM_GETADDR:
       if (!dump) return r.err(h, EOPNOTSUPP);
-      dump_addrs(r, n, family());
+      if (vde_of(n)) dump_vde_addrs(r, n, st.model, family());
+      else dump_addrs(r, n, family());
       return r.done();
     case RTM_GETROUTE:
       if (!dump) return r.err(h, EOPNOTSUPP);  // `ip route get`: not emulated
-      dump_routes(r, n, family());
+      if (vde_of(n)) dump_vde_routes(r, st.model, family());
+      else dump_routes(r, n, family());
       return r.done();
     default:
       if (dump) return r.done();  // neighbours, rules, qdiscs…: none
@@ -577,12 +836,18 @@ void* rtnl_main(void* arg) {
     ssize_t len = ::recvfrom(st->server.get(), buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&from), &flen);
     if (len < 0 && errno == EINTR) continue;
     if (len <= 0) continue;  // a wake-up of the monitor's, or a truncated datagram
+    {
+      // NETLINK_USERSOCK: any local process may send here; only the view's sockets are served
+      // (the kernel sets nl_pid to the sender's port, which no one can forge).
+      std::lock_guard<std::mutex> lock(st->mu);
+      if (!st->ports.count(from.nl_pid)) continue;
+    }
     Reply r;
     r.pid = from.nl_pid;
     int left = static_cast<int>(len);
     for (const nlmsghdr* h = reinterpret_cast<const nlmsghdr*>(buf.data()); nlm_nlmsg_ok(h, left);
          h = nlm_nlmsg_next(h, &left)) {
-      serve_request(st->cfg, h, r);
+      serve_request(*st, h, r);
       if (h->nlmsg_flags & NLM_F_ACK && !r.buf.empty() &&
           reinterpret_cast<const nlmsghdr*>(r.buf.data())->nlmsg_type != NLMSG_ERROR && !(h->nlmsg_flags & NLM_F_DUMP))
         r.err(h, 0);
@@ -1044,6 +1309,14 @@ Answer do_socket(const NetConfig& n, Call& c) {
   to.nl_family = AF_NETLINK;
   to.nl_pid = port;
   if (::connect(s.get(), reinterpret_cast<sockaddr*>(&to), sizeof to) < 0) return Answer::error(errno);
+  sockaddr_nl me{};
+  socklen_t mlen = sizeof me;
+  if (::getsockname(s.get(), reinterpret_cast<sockaddr*>(&me), &mlen) < 0) return Answer::error(errno);
+  {
+    std::lock_guard<std::mutex> lock(n.state->mu);
+    if (n.state->ports.size() > 65536) n.state->ports.clear();
+    n.state->ports.insert(me.nl_pid);
+  }
   Answer a;
   a.kind = Answer::kFd;
   a.fd = std::move(s);

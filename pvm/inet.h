@@ -56,7 +56,11 @@
 //   Why not a user-mode stack (libslirp, lwIP) between the view and the host: every byte would
 //   cross it (two copies and a thread hop), which caps view→host TCP below the ns backend's
 //   slirp path; host sockets carry the bytes at the kernel's speed. VDE networks (vde://,
-//   switch://, vdens) do need a stack (Ethernet frames) and are not given yet.
+//   switch://, vdens) do need a stack (Ethernet frames): pvm/vstack.h (kVde); for them the
+//   rtnetlink server answers from a per-view model the view may change (ip addr/link/route).
+//   The server answers only the view's rtnetlink sockets (their port ids, which the kernel
+//   fills in on NETLINK_USERSOCK and no sender can forge); another local user's requests to
+//   its address are dropped.
 //   Known differences from ns: any local user's process that finds 127.X.Y.Z (random per view,
 //   ~2^23 choices) can reach the view's loopback services — on ns nothing outside can; a
 //   socket bound to the view's 127.0.0.1 also answers on 10.0.2.100 (one host address serves
@@ -79,9 +83,14 @@
 namespace vu::pvm {
 
 struct NetState;  // the rtnetlink server and per-socket facts (inet.cc)
+class VStack;     // a VDE view's TCP/IP stack (pvm/vstack.h)
 
 struct NetConfig {
-  enum Kind { kHost, kNone, kSlirp } kind = kHost;
+  // kVde: a VDE network (pvm/vstack.h): the view's IP sockets are served by vu-vstack; the
+  // rtnetlink model below is the view's to change (ip addr/link/route).
+  enum Kind { kHost, kNone, kSlirp, kVde } kind = kHost;
+  std::shared_ptr<VStack> vstack;  // kVde
+  bool configure = true;           // kVde: --ip/--gw given to vde0 and lo up (false: vdens)
   bool allow_host_loopback = false;
   in_addr addr{}, gateway{}, dns{}, bcast{};  // 10.0.2.100, .2, .3, .255
   int prefix = 24;

@@ -165,6 +165,8 @@ Result<Filter> Filter::build(const Config& cfg) {
     VU_TRY_VOID(add_if(SYS_socket, 0, SCMP_CMP_EQ, AF_NETLINK, "socket"));
     VU_TRY_VOID(add_if(SYS_accept, 1, SCMP_CMP_NE, 0, "accept"));
     VU_TRY_VOID(add_if(SYS_accept4, 1, SCMP_CMP_NE, 0, "accept4"));
+    if (cfg.net.kind == NetConfig::kVde)  // pvm/vstack.h
+      if (int rc = add_vstack_rules(g.ctx); rc < 0) return Error::sys("seccomp_rule_add", -rc, "VDE sockets");
   }
   if (!cfg.listing.empty() || cfg.map.has_cow()) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, SYS_getdents64));
   if (!cfg.fuse_trees.empty())  // the view's changes go back to its FUSE programs (fuse_client.h)
@@ -708,6 +710,7 @@ namespace {
 Monitor::Answer dispatch_in(Monitor::Core& core, const Config& cfg, Call& c) {
   if (cfg.net.kind != NetConfig::kHost) {
     Answer a;
+    if (cfg.net.kind == NetConfig::kVde && do_vstack(cfg, c, &a)) return a;
     if (do_inet(cfg, c, &a)) return a;
   }
   switch (c.nr) {

@@ -18,4 +18,8 @@ namespace vu::pvm {
 // The view's own network (pvm/inet.h): socket calls on IP sockets and the rtnetlink stand-ins.
 // False: not a call of that module (a unix socket…): the handlers above take it.
 bool do_inet(const Config& cfg, Call& c, Answer* out);
+// VDE networks (pvm/vstack.h): the view's IP sockets served by vu-vstack. False: not one of them.
+bool do_vstack(const Config& cfg, Call& c, Answer* out);
+// Its filter rules (a scmp_filter_ctx): 0 or -errno.
+int add_vstack_rules(void* ctx);
 }  // namespace vu::pvm

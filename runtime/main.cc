@@ -96,7 +96,7 @@ Result<int> run_pvm(const ViewSpec& spec, const SignalForwarder& signals) {
   while ((n = ::read(view.report.get(), buf, sizeof buf)) > 0) report.append(buf, static_cast<size_t>(n));
   // The FUSE programs first: their write-back before the view's leftovers are killed with them.
   const int fuse_rc = stop_pvm_fuse(view);
-  int status = finish_run(st, {});
+  int status = finish_run(st, {view.vstack});  // vu-vstack ends by itself, its connections flushed
   if (fuse_rc && status == 0) status = fuse_rc;
   if (auto failure = view.failure(report)) return std::move(*failure);
   const pvm::Stats& s = view.monitor->stats();

@@ -1,5 +1,7 @@
 #include "runtime/plan.h"
 
+#include <linux/capability.h>
+
 #include <arpa/inet.h>
 #include <sched.h>
 #include <unistd.h>
@@ -43,7 +45,14 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
         .hint(hint);
   };
   if (spec.map_users) return refuse("--map-users", "drop --map-users (--root works under pvm)");
-  if (spec.ambient_caps) return refuse("--cap", "capabilities can only be granted inside a user namespace");
+  // vdens's network capabilities: a VDE view's interfaces are its own to change on pvm
+  // (pvm/vstack.h), nothing else to grant.
+  const uint64_t vdens_caps = (1ull << CAP_NET_ADMIN) | (1ull << CAP_NET_RAW) | (1ull << CAP_NET_BIND_SERVICE) |
+                              (1ull << CAP_NET_BROADCAST);
+  const bool vde_view = spec.net.kind == vdens::NetKind::kUplinks && spec.net.uplinks.size() == 1 &&
+                        !spec.net.uplinks[0].slirp;
+  if (spec.ambient_caps && !(vde_view && (spec.ambient_caps & ~vdens_caps) == 0))
+    return refuse("--cap", "capabilities can only be granted inside a user namespace");
   for (const fusefs::CowSpec& c : spec.cows)
     if (c.target == "/")
       return refuse("--cow " + c.layer + ":/", "a copy-on-write root needs the ns backend for now; give a "
@@ -62,19 +71,18 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
   // namespaces.
   if (net.kind == vdens::NetKind::kJoin)
     return refuse("--net join:" + net.join, "use --net host, or run where user namespaces are allowed");
+  const bool vde = net.kind == vdens::NetKind::kUplinks && !net.uplinks.empty() && !net.uplinks[0].slirp;
   if (net.kind == vdens::NetKind::kUplinks) {
-    for (const vdens::Uplink& u : net.uplinks)
-      if (!u.slirp)
-        return Error::make(ErrorKind::kDenied, "--net " + u.vnl + ": the partial-VM backend (pvm) has no VDE "
-                                               "networks yet (they need a user-mode TCP/IP stack in vu)")
-            .hint("use the default network (slirp), --net none or --net host, or run where user namespaces "
-                  "are allowed");
+    // VDE (pvm/vstack.h): one network, its sockets served by vu-vstack's user-mode stack.
     if (net.uplinks.size() > 1)
-      return refuse("more than one --net", "give one slirp network under pvm");
+      return refuse("more than one --net", "give one network (slirp or one VDE network) under pvm");
     if (net.stats)
-      return refuse("--net-stats", "the pvm view's sockets are the host's: there are no frames to count");
+      return refuse("--net-stats", vde ? "the pvm view's VDE frames are not counted yet; drop --net-stats"
+                                       : "the pvm view's sockets are the host's: there are no frames to count");
   }
-  if (net.kind != vdens::NetKind::kHost && !net.configure_links)
+  if (vde && net.iface_prefix != "vde")  // the rtnetlink model names its interface vde0
+    return refuse("vdens -i " + net.iface_prefix, "drop -i (pvm names the interface vde0)");
+  if (net.kind != vdens::NetKind::kHost && !net.configure_links && !vde)
     return refuse("vdens (unconfigured interfaces)", "run where user namespaces are allowed");
   Plan p;
   p.backend = Backend::kPvm;
@@ -125,6 +133,14 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
   } else if (net.kind == vdens::NetKind::kNone) {
     p.parts.push_back({"network", "pvm: lo only (the view's 127.0.0.1 is a private host loopback address); "
                                   "other destinations unreachable"});
+  } else if (vde) {
+    p.parts.push_back({"network", "pvm: " + net.uplinks[0].vnl + " through vu-vstack (LWIPv6, a user-mode "
+                                  "TCP/IP stack); the view's IP sockets are socketpairs served by it"});
+    p.parts.push_back({"", net.configure_links
+                               ? "vde0 " + (net.ip.empty() ? std::string("(no address)") : vdens::to_string(net.ip[0])) +
+                                     ", lo 127.0.0.1/8 (the stack's)" +
+                                     (net.gateway.empty() ? "" : ", default route via " + vdens::to_string(net.gateway[0]))
+                               : "vde0 and lo down and unaddressed (ip addr/link/route change them)"});
   } else {
     p.parts.push_back({"network", "pvm: host sockets, addresses translated on connect/bind/sendto/recvfrom "
                                   "(the data path is native)"});

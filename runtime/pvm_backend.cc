@@ -19,6 +19,7 @@
 #include "pvm/accel_abi.h"
 #include "pvm/cow.h"
 #include "pvm/fuse_client.h"
+#include "pvm/vstack.h"
 #include "runtime/exit_codes.h"
 #include "runtime/plan.h"
 #include "runtime/rootfs_pvm.h"
@@ -228,7 +229,14 @@ Result<void> pvm_network(const ViewSpec& spec, pvm::Config& cfg, std::optional<T
   const vdens::NetSpec& net = spec.net;
   pvm::NetConfig& n = cfg.net;
   if (net.kind == vdens::NetKind::kNone) n.kind = pvm::NetConfig::kNone;
-  if (net.kind == vdens::NetKind::kUplinks) {  // one slirp uplink (make_pvm_plan refuses others)
+  if (net.kind == vdens::NetKind::kUplinks && !net.uplinks[0].slirp) {  // one VDE network (pvm/vstack.h)
+    n.kind = pvm::NetConfig::kVde;
+    n.configure = net.configure_links;
+    if (!net.ip.empty()) n.addr = net.ip[0].addr, n.prefix = net.ip[0].prefix;
+    if (!net.gateway.empty()) n.gateway = net.gateway[0];
+    n.mtu = net.mtu ? net.mtu : vdens::kVdeMtu;
+    n.vstack = VU_TRY(pvm::vstack_start(net.uplinks[0].vnl));
+  } else if (net.kind == vdens::NetKind::kUplinks) {  // one slirp uplink (make_pvm_plan refuses others)
     n.kind = pvm::NetConfig::kSlirp;
     n.allow_host_loopback = net.uplinks[0].allow_host_loopback;
     if (!net.ip.empty()) n.addr = net.ip[0].addr, n.prefix = net.ip[0].prefix;
@@ -242,7 +250,7 @@ Result<void> pvm_network(const ViewSpec& spec, pvm::Config& cfg, std::optional<T
     for (const vdens::PortForward& f : net.forwards)
       n.forwards.push_back({f.udp, f.v6, f.host_addr, f.host_addr6, f.host_port, f.view_port, -1});
   }
-  if (n.kind == pvm::NetConfig::kSlirp && n.gateway.s_addr) {
+  if ((n.kind == pvm::NetConfig::kSlirp || n.kind == pvm::NetConfig::kVde) && n.gateway.s_addr) {
     const uint32_t mask = n.prefix ? ~uint32_t{0} << (32 - n.prefix) : 0;
     if ((ntohl(n.gateway.s_addr) & mask) != (ntohl(n.addr.s_addr) & mask))
       return Error::make(ErrorKind::kSetup, "add default route via " + vdens::to_string(n.gateway) +
@@ -252,6 +260,9 @@ Result<void> pvm_network(const ViewSpec& spec, pvm::Config& cfg, std::optional<T
   int failed = -1;
   if (std::string e = pvm::net_setup(n, &failed); !e.empty()) {
     std::string what = failed >= 0 ? "-p " + net.forwards[static_cast<size_t>(failed)].text + ": " : "";
+    if (n.kind == pvm::NetConfig::kVde)
+      return Error::make(ErrorKind::kSetup, "--net " + net.uplinks[0].vnl + ": " + e)
+          .hint("the VDE stack helper (vu-vstack) refused the interface's configuration");
     return Error::make(ErrorKind::kSetup, what + e)
         .hint("the host port is in use (ss -ltnup shows by what); choose another");
   }
@@ -470,6 +481,7 @@ Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask)
     else env.reset();
   }
   pvm::Config cfg = VU_TRY(make_pvm_config(spec, &v.scratch, env ? &programs : nullptr, &targets, &server_map));
+  if (cfg.net.vstack) v.vstack = pvm::vstack_pid(*cfg.net.vstack);
   std::vector<std::vector<char*>> server_argv;
   if (env) {
     auto hook = std::make_shared<pvm::FuseHook>(targets, std::make_shared<pvm::FusermountMounter>(env->fusermount, env->allow_other));

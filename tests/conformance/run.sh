@@ -218,7 +218,7 @@ nameserver 192.0.2.53"
   if [ $rc = 0 ] && [ "$out" = "$want" ] && grep -q 'using the partial-VM backend' "$work/auto.err"; then
     ok "$what: vu run with the default network, --root, --hostname, --tmpfs, --bind uses pvm (-v says why)"
   else bad "$what: vu run falls back to pvm" "status $rc: $out" "stderr: $(head -c 400 "$work/auto.err")"; fi
-  check_err "$what: a VDE network is refused under pvm, saying what is missing" 125 'user-mode TCP/IP stack' \
+  check_err "$what: a VDE network to a missing switch under pvm: status 125, the VNL named" 125 'no-switch: the VDE stack helper could not plug into it' \
     "$filter" "$VU" run --net "vde://$W/no-switch" -- true
   check_err "$what: --backend=ns says why" 125 'user namespaces|Operation not permitted' \
     "$filter" "$VU" run --backend=ns --net none -- true

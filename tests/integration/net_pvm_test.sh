@@ -208,7 +208,7 @@ sleep 0.3
 check_err "-p on a host port already taken: status 125, names the port (pvm)" 125 "-p $hp:80: listen on 127.0.0.1 port $hp/tcp: Address already in use" \
   $T "$VU" run --backend=pvm -p $hp:80 -- true
 kill $s 2>/dev/null; wait $s 2>/dev/null
-check_err "--net vde:// on pvm: status 125, says what is missing" 125 "user-mode TCP/IP stack" \
+check_err "--net vde:// to a switch that does not exist on pvm: status 125, names it" 125 "vde://$work/nosw: the VDE stack helper could not plug into it" \
   $T "$VU" run --backend=pvm --net "vde://$work/nosw" -- true
 check_err "--gw outside --ip's network: status 125, as on ns" 125 "add default route via 10.0.9.1: Network is unreachable" \
   $T "$VU" run --backend=pvm --ip 10.0.3.7/24 --gw 10.0.9.1 -- true

@@ -28,6 +28,7 @@ for h in "$@"; do
   helpers+=("$bin/$(basename "$h")")
 done
 cp "$(dirname "$vu")/vu-unpack" "$bin/" 2>/dev/null  # --rootfs ARCHIVE only (the rootfs test says if it is missing)
+cp "$(dirname "$vu")/vu-vstack" "$bin/" 2>/dev/null  # pvm views on VDE networks (net_vde_pvm says if it is missing)
 ln -s vu "$bin/userbindmount"
 ln -s vu "$bin/vdens"
 chmod 755 "$bin" "$bin"/*

@@ -5,6 +5,7 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -374,6 +375,40 @@ TEST(PvmInet, RtnetlinkDumpsTheViewsInterfaces) {
   auto* m = reinterpret_cast<const nlmsghdr*>(buf);
   ASSERT_EQ(m->nlmsg_type, NLMSG_ERROR);
   EXPECT_EQ(static_cast<const nlmsgerr*>(nlm_nlmsg_get_payload(m))->error, -EPERM);
+}
+
+// The server's NETLINK_USERSOCK address is open to every local process: only the view's own
+// rtnetlink sockets are answered (a review finding: any local user could ask it).
+TEST(PvmInet, RtnetlinkAnswersOnlyTheViewsSockets) {
+  quiet_wake();
+  Config cfg;
+  cfg.net = slirp();
+  Call s = self_call(SYS_socket, {AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE});
+  Answer a;
+  ASSERT_TRUE(do_inet(cfg, s, &a));
+  ASSERT_EQ(a.kind, Answer::kFd) << a.err;
+  UniqueFd view = std::move(a.fd);
+  sockaddr_nl server{};
+  socklen_t len = sizeof server;
+  ASSERT_EQ(::getpeername(view.get(), reinterpret_cast<sockaddr*>(&server), &len), 0);
+  ASSERT_NE(server.nl_pid, 0u);
+  char req[256];
+  nlmsghdr* h = nlm_nlmsg_put_header(req);
+  h->nlmsg_type = RTM_GETLINK;
+  h->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  h->nlmsg_seq = 7;
+  static_cast<ifinfomsg*>(nlm_nlmsg_put_extra_header(h, sizeof(ifinfomsg)))->ifi_family = AF_UNSPEC;
+  auto answered = [&](int fd) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, 500) == 1;
+  };
+  UniqueFd outsider(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_USERSOCK));
+  ASSERT_TRUE(outsider);
+  ASSERT_EQ(::sendto(outsider.get(), req, h->nlmsg_len, 0, reinterpret_cast<sockaddr*>(&server), sizeof server),
+            static_cast<ssize_t>(h->nlmsg_len));
+  EXPECT_FALSE(answered(outsider.get()));  // dropped
+  ASSERT_EQ(::send(view.get(), req, h->nlmsg_len, 0), static_cast<ssize_t>(h->nlmsg_len));
+  EXPECT_TRUE(answered(view.get()));  // the view's own socket is served
 }
 
 }  // namespace

@@ -1,0 +1,63 @@
+// pvm/vstack_proto.h — the messages between the monitor (pvm/vstack.cc) and vu-vstack
+// (pvm/vstack_main.cc), the process that runs a VDE view's user-mode TCP/IP stack. The design
+// is in pvm/vstack.h.
+//
+// One SOCK_SEQPACKET socketpair (the channel) per view: the monitor's workers each send a
+// request (one message: VsReq, then `len` bytes of payload) with SCM_RIGHTS descriptors — first
+// always the write end of a fresh SEQPACKET socketpair the reply (one VsRep) comes back on,
+// then for kSocket/kAccept the stack's end of the view socket's data socketpair. A request that
+// may wait (kConnect) is served on a thread of its own; the others at once, in order.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace vu::pvm::vs {
+
+enum Op : uint32_t {
+  kSocket = 1,   // a: domain, b: SOCK_STREAM/SOCK_DGRAM; fd: the stack's end of the data pair
+  kBind,         // addr
+  kListen,       // a: backlog
+  kConnect,      // addr
+  kAccept,       // id2: the new socket's id; fd: the stack's end of its data pair; reply: peer
+  kName,         // a: 0 local, 1 peer; reply: addr
+  kSendTo,       // addr, payload: the datagram
+  kRecvAddr,     // id2: hash of the datagram the view just received, c: 1 for MSG_PEEK; reply: its sender
+  kSetOpt,       // a: level, b: name, c: int value
+  kGetOpt,       // a: level, b: name; reply: ret = the int value
+  kAddr,         // a: 1 add / 0 delete, b: prefix, addr (port ignored): the interface's address
+  kLink,         // a: 1 up / 0 down (vde0)
+  kRoute,        // a: 1 add / 0 delete, b: prefix of the destination, addr: destination, addr2: gateway
+};
+
+struct VsReq {
+  uint32_t op = 0;
+  uint32_t len = 0;  // payload bytes after the header
+  uint64_t id = 0;   // the view socket (its data pair's name, see vstack.cc)
+  uint64_t id2 = 0;  // kAccept: the new socket's id; kRecvAddr: the datagram's hash
+  int32_t a = 0, b = 0, c = 0;
+  uint32_t addrlen = 0;
+  sockaddr_storage addr{};
+  sockaddr_storage addr2{};
+};
+
+struct VsRep {
+  int64_t ret = -1;
+  int32_t err = 0;  // errno when ret < 0
+  uint32_t addrlen = 0;
+  sockaddr_storage addr{};
+};
+
+inline constexpr uint32_t kMaxPayload = 65536;
+
+// A datagram's key (FNV-1a over its bytes, seeded with its length): how the monitor names the
+// datagram whose sender it asks for.
+inline uint64_t hash(const char* p, size_t n) {
+  uint64_t h = 1469598103934665603ull ^ n;
+  for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<unsigned char>(p[i])) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace vu::pvm::vs

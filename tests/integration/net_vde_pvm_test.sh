@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# net_vde_pvm_test.sh VU DENY_USERNS — VDE networks on the pvm backend (issue 15, pvm/vstack.h):
+# a vde_switch on a directory this test made; an ns view and pvm views (--backend=pvm, and one
+# under the filter that denies user namespaces, where vu picks pvm by itself) plugged into it
+# talk TCP and UDP both ways; `ip -o addr` and `ip route` print the same on ns and pvm; the
+# vdens usage (ip addr add, ip link set up, ip route add default via) configures a pvm view.
+# Traffic only inside the switch this test made. Run as an unprivileged user.
+set -u
+VU=$1
+DENY=$2
+here=$(dirname "$0")
+. "$here/harness.sh" 2>/dev/null || . "$here/../integration/harness.sh" || exit 1
+
+if [ "$(id -u)" = 0 ]; then echo "SKIP: must run unprivileged"; exit 77; fi
+for t in socat ip vde_switch; do command -v $t >/dev/null || { echo "SKIP: $t is missing"; exit 77; }; done
+vstack="$(dirname "$VU")/vu-vstack"
+[ -x "$vstack" ] || { echo "SKIP: $vstack is not built"; exit 77; }
+
+sw="$work/sw"
+vde_switch -s "$sw" -p "$work/sw.pid" -d >/dev/null 2>&1 </dev/null
+for _ in $(seq 50); do [ -S "$sw/ctl" ] && [ -s "$work/sw.pid" ] && break; sleep 0.1; done
+[ -S "$sw/ctl" ] || { echo "SKIP: vde_switch did not start"; exit 77; }
+swpid=$(cat "$work/sw.pid")
+views=()
+cleanup() {
+  for p in "${views[@]}"; do kill "$p" 2>/dev/null; done
+  kill "$swpid" 2>/dev/null
+  chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"
+}
+trap cleanup EXIT
+VNL="vde://$sw"
+T="timeout -k 5 30"
+
+have_ns=1
+$T "$VU" run --backend=ns --net "$VNL" --ip 10.0.0.9/24 -- true 2>/dev/null || have_ns=0
+[ $have_ns = 0 ] && echo "note: the ns backend does not work here; pvm views talk to each other only"
+
+if ! out=$($T "$VU" run --backend=pvm --net "$VNL" --ip 10.0.0.3/24 -- true 2>&1); then
+  bad "a pvm view plugs into the switch" "$out"; summary; exit
+fi
+ok "a pvm view plugs into the switch"
+
+# What differs between two views by design: the MAC and the link-local address made from it.
+norm() { sed -E 's#link/ether [0-9a-f:]{17}#link/ether MAC#; /fe80::/d; s/ tentative / /'; }
+
+# Interfaces: the same text on ns and pvm.
+for probe in "ip -o addr" "ip route" "ip -o -4 addr show dev vde0" "ip -o link show dev lo"; do
+  p=$($T "$VU" run --backend=pvm --net "$VNL" --ip 10.0.0.4/24 --gw 10.0.0.1 -- $probe 2>&1 | norm)
+  d=$($T "$DENY" "$VU" run --net "$VNL" --ip 10.0.0.4/24 --gw 10.0.0.1 -- $probe 2>&1 | grep -v '^vu: ' | norm)
+  if [ $have_ns = 1 ]; then
+    n=$($T "$VU" run --backend=ns --net "$VNL" --ip 10.0.0.4/24 --gw 10.0.0.1 -- $probe 2>&1 | norm)
+  else
+    n=$p
+  fi
+  if [ "$n" = "$p" ] && [ "$p" = "$d" ] && printf '%s' "$p" | grep -q .; then ok "$probe: ns = pvm = deny-userns"
+  else bad "$probe: ns = pvm = deny-userns" "ns:   $n" "pvm:  $p" "deny: $d"; fi
+done
+p=$($T "$VU" run --backend=pvm --net "$VNL" --ip 10.0.0.4/24 -- ip -o -4 addr show dev vde0 2>&1)
+case $p in *"vde0    inet 10.0.0.4/24 brd 10.0.0.255 scope global vde0"*) ok "vde0 has --ip's address";;
+  *) bad "vde0 has --ip's address" "$p";; esac
+
+# serve NAME BACKEND-ARGS… -- COMMAND: a view left running in the background (killed at the end).
+serve() {
+  local out=$1; shift
+  $T "$@" >"$out" 2>&1 &
+  views+=($!)
+}
+wait_listen() {  # a bounded wait for a server view to be up: its marker file
+  for _ in $(seq 100); do [ -s "$1" ] && return 0; sleep 0.1; done
+  return 1
+}
+
+# tcp_pair NAME SERVER-VU… -- CLIENT-VU…: a TCP server in one view, a client in the other.
+tcp_check() {
+  local name=$1 srv=$2 cli=$3 port=$4 sip=$5 cip=$6
+  rm -f "$work/up.$port"
+  serve "$work/srv.$port" $srv --net "$VNL" --ip "$sip/24" -- sh -c \
+    "socat TCP-LISTEN:$port,reuseaddr SYSTEM:'echo reply from server; cat' & sleep 0.3; echo up > $work/up.$port; wait"
+  wait_listen "$work/up.$port"
+  local got
+  got=$(echo "hello from $cip" | $T $cli --net "$VNL" --ip "$cip/24" -- sh -c \
+    "for i in 1 2 3 4 5 6 7 8 9 10; do socat -T 3 - TCP:$sip:$port,connect-timeout=2 && exit 0; sleep 0.3; done; exit 1" 2>&1)
+  if [ "$got" = "reply from server
+hello from $cip" ]; then ok "$name"; else bad "$name" "client got: $got" "server: $(head -c 300 "$work/srv.$port")"; fi
+}
+udp_check() {
+  local name=$1 srv=$2 cli=$3 port=$4 sip=$5 cip=$6
+  serve "$work/usrv.$port" $srv --net "$VNL" --ip "$sip/24" -- \
+    socat -T 5 UDP-RECVFROM:$port SYSTEM:'read l; echo "$l from $SOCAT_PEERADDR"'
+  sleep 0.8
+  local got
+  got=$(echo "dgram" | $T $cli --net "$VNL" --ip "$cip/24" -- socat -T 3 - UDP-SENDTO:$sip:$port 2>&1)
+  if [ "$got" = "dgram from $cip" ]; then ok "$name"; else bad "$name" "client got: $got" "server: $(head -c 300 "$work/usrv.$port")"; fi
+}
+
+PVM="$VU run --backend=pvm"
+DPVM="$DENY $VU run"
+NS="$VU run --backend=ns"
+tcp_check "TCP pvm → pvm" "$PVM" "$PVM" 7101 10.0.0.11 10.0.0.12
+udp_check "UDP pvm → pvm (sender's address)" "$PVM" "$PVM" 7102 10.0.0.13 10.0.0.14
+tcp_check "TCP deny-userns → pvm" "$PVM" "$DPVM" 7103 10.0.0.15 10.0.0.16
+if [ $have_ns = 1 ]; then
+  tcp_check "TCP ns → pvm" "$PVM" "$NS" 7111 10.0.0.21 10.0.0.22
+  tcp_check "TCP pvm → ns" "$NS" "$PVM" 7112 10.0.0.23 10.0.0.24
+  udp_check "UDP ns → pvm" "$PVM" "$NS" 7113 10.0.0.25 10.0.0.26
+  udp_check "UDP pvm → ns" "$NS" "$PVM" 7114 10.0.0.27 10.0.0.28
+else
+  skipped "ns ↔ pvm over the switch" "the ns backend does not work here"
+fi
+
+# getsockname/getpeername in the view's terms, and refused connections.
+got=$($T $PVM --net "$VNL" --ip 10.0.0.31/24 -- sh -c \
+  'socat TCP-LISTEN:7121,bind=10.0.0.31 SYSTEM:"echo \$SOCAT_PEERADDR \$SOCAT_SOCKADDR \$SOCAT_SOCKPORT" & sleep 0.5; socat -u TCP:10.0.0.31:7121 -; wait' 2>&1)
+check "TCP to the view's own address: names in view terms" 0 "10.0.0.31 10.0.0.31 7121" echo "$got"
+got=$($T $PVM --net "$VNL" --ip 10.0.0.32/24 -- sh -c 'socat -u TCP:10.0.0.32:9 - 2>&1 | grep -o "Connection refused"')
+check "TCP to a closed port: refused" 0 "Connection refused" echo "$got"
+
+# vdens usage: interfaces down and empty, then configured by the view.
+vd() { $T "$@" vdens "$VNL" sh -c 'ip -o addr; ip addr add 10.0.0.41/24 dev vde0 && ip link set vde0 up && ip link set lo up && ip route add default via 10.0.0.1 && ip -o addr && ip route' 2>&1 | grep -v "^vu: " | norm; }
+d=$(vd "$DENY" "$VU")
+if [ $have_ns = 1 ]; then n=$(vd "$VU"); else n=$d; fi
+if [ "$n" = "$d" ] && printf '%s' "$d" | grep -q "vde0    inet 10.0.0.41/24" && printf '%s' "$d" | grep -q "^default via 10.0.0.1 dev vde0"; then
+  ok "vdens: ip addr add / link set up / route add default on pvm = ns"
+else
+  bad "vdens: ip addr add / link set up / route add default on pvm = ns" "ns:   $n" "deny: $d"
+fi
+serve "$work/vdsrv" "$DENY" "$VU" vdens "$VNL" sh -c 'ip addr add 10.0.0.42/24 dev vde0; ip link set vde0 up; socat TCP-LISTEN:7131 SYSTEM:"echo vdens view answers"'
+sleep 1
+got=$($T $PVM --net "$VNL" --ip 10.0.0.43/24 -- sh -c 'for i in 1 2 3 4 5 6 7 8; do socat -u TCP:10.0.0.42:7131,connect-timeout=2 - && exit 0; sleep 0.3; done' 2>&1)
+check "TCP to a view configured vdens-style" 0 "vdens view answers" echo "$got"
+
+# 16 MiB each way between two pvm views, byte for byte (the pumps: order, the FIN at close, what
+# vu-vstack still holds when the sending view has ended).
+if command -v sha256sum >/dev/null; then
+  head -c 16777216 /dev/urandom > "$work/blob"
+  want=$(sha256sum < "$work/blob")
+  rm -f "$work/up.7141"
+  serve "$work/bsrv" $PVM --net "$VNL" --ip 10.0.0.51/24 -- sh -c \
+    "socat -u TCP-LISTEN:7141 CREATE:$work/got.in & socat -u FILE:$work/blob TCP-LISTEN:7142 & sleep 0.3; echo up > $work/up.7141; wait"
+  wait_listen "$work/up.7141"
+  timeout -k 5 60 $PVM --net "$VNL" --ip 10.0.0.52/24 -- sh -c \
+    "socat -u FILE:$work/blob TCP:10.0.0.51:7141; for i in 1 2 3 4 5 6 7 8 9 10; do socat -u TCP:10.0.0.51:7142,connect-timeout=2 CREATE:$work/got.out && exit 0; sleep 0.3; done" >/dev/null 2>&1
+  got_in=$(sha256sum < "$work/got.in" 2>/dev/null) got_out=$(sha256sum < "$work/got.out" 2>/dev/null)
+  if [ "$got_in" = "$want" ] && [ "$got_out" = "$want" ]; then ok "16 MiB each way between pvm views, byte for byte"
+  else bad "16 MiB each way between pvm views, byte for byte" "in: $(stat -c %s "$work/got.in" 2>&1)" "out: $(stat -c %s "$work/got.out" 2>&1)"; fi
+fi
+
+# A pvm view killed (SIGKILL to vu) mid-connection: its vu-vstack goes with it.
+timeout -k 5 30 $PVM --net "$VNL" --ip 10.0.0.53/24 -- sleep 20 &
+kp=$!
+for _ in $(seq 50); do pgrep -u "$(id -u)" -x vu-vstack >/dev/null && break; sleep 0.1; done
+before=$(pgrep -u "$(id -u)" -x vu-vstack | wc -l)
+vupid=$(pgrep -u "$(id -u)" -P "$kp" -x vu | head -1)
+[ -n "$vupid" ] && kill -9 "$vupid"
+wait "$kp" 2>/dev/null
+left=1
+for _ in $(seq 50); do
+  [ "$(pgrep -u "$(id -u)" -x vu-vstack | wc -l)" -lt "$before" ] && { left=0; break; }
+  sleep 0.1
+done
+if [ -n "$vupid" ] && [ "$before" -ge 1 ] && [ $left = 0 ]; then ok "vu killed: its vu-vstack ends too"
+else bad "vu killed: its vu-vstack ends too" "vu pid '$vupid', vu-vstack before $before, still: $(pgrep -u "$(id -u)" -a -x vu-vstack)"; fi
+
+# Bad input: a switch that does not exist.
+check_err "a switch that does not exist: status 125, the VNL named" 125 "vde://$work/nosuch" \
+  $T $PVM --net "vde://$work/nosuch" -- true
+
+summary
