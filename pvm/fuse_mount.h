@@ -135,6 +135,9 @@ class FuseHook {
   std::optional<std::string> failure();
   size_t target_of(const std::string& view) const;  // index, or targets().size()
   bool is_mounted(size_t target);
+  // Claims a target for one mount(2) (false: mounted already, or being mounted by another
+  // thread): the check and the claim are one step. failed() releases it, mounted() keeps it.
+  bool begin_mount(size_t target);
   int event_fd() const { return event_.get(); }  // readable after each mounted()/failed()
 
  private:
@@ -148,6 +151,7 @@ class FuseHook {
   std::unordered_map<pid_t, int> claimed_;   // pid → server index
   std::set<pid_t> server_tgids_;
   std::vector<bool> done_;
+  std::vector<bool> busy_;  // a mount(2) is in progress (begin_mount)
   std::optional<std::string> failure_;
 };
 

@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,7 +55,8 @@ class PvmFuse {
   std::vector<int> outputs() const;  // one memfd per program: its stdout and stderr
 
   // Serves the ptrace stops (monitor) and waits until every program has mounted its
-  // filesystem, one has failed or exited, the first process died, a signal came, or 30 s.
+  // filesystem and answered the kernel's INIT ($VU_FUSE_INIT_TIMEOUT s, 10 by default; then the
+  // programs are killed), one has failed or exited, the first process died, a signal came, or 30 s.
   Result<void> wait_mounted(pvm::Monitor& monitor, pid_t first, int signal_fd);
   // Told of every other child's exit while the view runs: a program that dies is named.
   void on_exit(pid_t pid, int status);
@@ -67,10 +69,15 @@ class PvmFuse {
 
  private:
   std::string output_of(size_t i) const;
+  struct InitChecks;
+  void start_init_checks();
+  std::optional<Result<void>> init_outcome(long now, long deadline);
   std::shared_ptr<pvm::FuseHook> hook_;
   std::vector<fusefs::FuseMount> programs_;
   std::vector<UniqueFd> out_;
   bool torn_down_ = false;
+  std::shared_ptr<InitChecks> init_;  // after every mount: has each program answered INIT?
+  long init_deadline_ = 0;
 };
 
 }  // namespace vu
