@@ -241,6 +241,7 @@ class FuseTree {
   size_t max_nodes_ = 0;   // materialize(): at most this many names ($VU_FUSE_MAX_NODES, 2^19)
   size_t pending_ = 0;     // names listed, not made yet
   bool too_many_ = false;  // materialize() stopped at max_nodes_
+  bool newest_first_ = false;  // the shadow lists its newest names first (tmpfs)
   dev_t dev_ = 0;                                // the shadow's st_dev
   Counts counts_;
 };

@@ -42,6 +42,25 @@ size_t max_nodes() {
   if (const char* e = std::getenv("VU_FUSE_MAX_NODES")) return std::max<size_t>(1, std::strtoull(e, nullptr, 10));
   return kMaxNodes;
 }
+// Whether the filesystem of `dir` (empty) lists a directory's newest names first (tmpfs does).
+bool lists_newest_first(const std::string& dir) {
+  const std::string a = dir + "/.vu-order-a", b = dir + "/.vu-order-b";
+  if (::mkdir(a.c_str(), 0700) < 0) return false;
+  bool newest = false;
+  if (::mkdir(b.c_str(), 0700) == 0) {
+    if (DIR* d = ::opendir(dir.c_str())) {
+      while (struct dirent* e = ::readdir(d)) {
+        if (std::strncmp(e->d_name, ".vu-order-", 10) != 0) continue;
+        newest = e->d_name[10] == 'b';
+        break;
+      }
+      ::closedir(d);
+    }
+    ::rmdir(b.c_str());
+  }
+  ::rmdir(a.c_str());
+  return newest;
+}
 }  // namespace
 
 FuseTree::FuseTree(std::unique_ptr<FuseClient> client, std::string shadow, std::string view)
@@ -72,6 +91,7 @@ Result<void> FuseTree::materialize() {
   if (int e = client_->getattr(FUSE_ROOT_ID, &root))
     return Error::sys("FUSE GETATTR of the root", e, client_->name(), ErrorKind::kSetup);
   max_nodes_ = max_nodes();
+  newest_first_ = lists_newest_first(shadow_);
   if (int e = materialize_dir(FUSE_ROOT_ID, shadow_, st.st_ino, 0)) {
     if (e == E2BIG && too_many_)
       return Error::make(ErrorKind::kSetup, client_->name() + " lists more than " + std::to_string(max_nodes_) + " names under " + view_ +
@@ -109,6 +129,9 @@ int FuseTree::materialize_dir(uint64_t node, const std::string& host, uint64_t h
     size_t n;
     ~Done() { pending -= n; }
   } done{pending_, entries.size()};
+  // Made in the order that makes the shadow list them as the program does (getdents of the
+  // shadow runs natively; tar, du and find meet hard links and entries in that order).
+  if (newest_first_) std::reverse(entries.begin(), entries.end());
   for (const FuseClient::Dirent& d : entries) {
     if (d.name.find('/') != std::string::npos) return EIO;
     FuseClient::Entry ent;
@@ -129,7 +152,14 @@ int FuseTree::materialize_dir(uint64_t node, const std::string& host, uint64_t h
         // Another name of an object made already: a hard link of its shadow.
         if (::link(it->second.c_str(), path.c_str()) < 0) return errno;
         struct stat st;
-        if (::lstat(path.c_str(), &st) == 0) links_.insert({st.st_ino, host_ino, d.name});
+        if (::lstat(path.c_str(), &st) == 0) {
+          links_.insert({st.st_ino, host_ino, d.name});
+          // link(2) moved the inode's ctime: no change of the view's (stat keeps the program's
+          // blocks, sync writes nothing back).
+          if (auto nt = nodes_.find(st.st_ino); nt != nodes_.end()) nt->second.ctime = st.st_ctim;
+          std::lock_guard<std::mutex> slock(stat_mu_);
+          if (auto f = stat_fix_.find(st.st_ino); f != stat_fix_.end()) f->second.ctime = st.st_ctim;
+        }
         continue;
       }
       first_path_[a.ino] = path;

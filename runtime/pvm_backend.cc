@@ -403,7 +403,9 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
     }
     if (!parent.exists) continue;
     cfg.accel_holders.emplace_back(parent.st.st_dev, parent.st.st_ino);
-    if (!S_ISDIR(parent.st.st_mode)) continue;
+    // A copy-on-write directory lists its own names (Cow::listing): a FUSE target inside one
+    // is listed when a layer has it (the ns backend mounts on what the merged directory has).
+    if (!S_ISDIR(parent.st.st_mode) || parent.cow) continue;
     std::string name = m.view.substr(k + 1);
     struct stat there, src;
     if (::lstat((parent.host + "/" + name).c_str(), &there) == 0) continue;

@@ -15,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root (the filters are installed as root)"; exit 77; fi
 user=${VU_TEST_USER:-vu-tester}
 "$here/../../scripts/setup.sh" --test-env || { echo "SKIP: cannot prepare $user"; exit 77; }
-for p in fuse2fs squashfuse mksquashfs mkfs.ext4 fusermount3; do
+for p in fuse2fs squashfuse mksquashfs mkfs.ext4 debugfs fusermount3; do
   command -v $p >/dev/null || { echo "SKIP: $p missing (scripts/setup.sh installs it)"; exit 77; }
 done
 chown "$user" "$work"
@@ -41,8 +41,8 @@ in_view ns -- true 2>/dev/null || { echo "SKIP: the ns backend does not work for
 envs="ns"
 if in_view B --explain --fuse true /mnt -- true 2>&1 | grep -q 'environment B'; then envs="$envs B"
 else skipped "environment B" "$(in_view B --explain --fuse true /mnt -- true 2>&1 | grep -m1 environment)"; fi
-if in_view A --explain --fuse true /mnt -- true 2>&1 | grep -q 'served by vu.s monitor\|environment A'; then envs="$envs A"
-else skipped "environment A" "$(in_view A --explain --fuse true /mnt -- true 2>&1 | head -2)"; fi
+if in_view A -- true 2>"$work/err"; then envs="$envs A"
+else skipped "environment A" "pvm does not start in a container here: $(head -2 "$work/err")"; fi
 base_mounts=$(fuse_left)
 
 # The fixture: directories, an executable and a script, a binary blob, a hard link, symlinks,
@@ -65,6 +65,12 @@ as_user sh -c "
   mksquashfs $W/src $W/app.sqfs -quiet -noappend >/dev/null
   /sbin/mkfs.ext4 -q -F -d $W/src $W/disk.ext4 16M >/dev/null
 " || { bad "fixture" "could not make the images"; summary; exit; }
+# lost+found (root's and 0700 in the image) as the user's: a directory of another owner is
+# unreadable on ns and readable on pvm-A, whose permission checks are the shadow tree's (a limit
+# listed in pvm/fuse_client.h), which would be the only difference of the listings.
+for field in uid gid; do
+  debugfs -w -R "set_inode_field lost+found $field $(id -${field%id} "$user")" "$W/disk.ext4" >/dev/null 2>&1 || { bad "fixture" "debugfs"; summary; exit; }
+done
 
 # The probes: one shell script, $1 the mountpoint. Directory sizes and blocks are each
 # filesystem's own, the same through any FUSE path; times to the second.
@@ -74,7 +80,7 @@ echo "== stat"; find . | sort | xargs stat -c "%n %s %b %a %F %h %U:%G %Y"
 echo "== find"; find . -printf "%p %y %m %n %s %l\n" | sort
 echo "== du"; du -a . | sort -k2; du -s --apparent-size .
 echo "== tar c | tar t"; tar cf - . | tar tvf - --numeric-owner | sort -k6
-echo "== cp -a"; rm -rf /tmp/copy && cp -a . /tmp/copy && (cd /tmp/copy && find . -printf "%p %y %m %n %s %T@ %l\n" | sort)
+echo "== cp -a"; cp -a . /vu-scratch/copy && (cd /vu-scratch/copy && find . -printf "%p %y %m %n %s %T@ %l\n" | sort)
 echo "== sha256sum"; find . -type f | sort | xargs sha256sum
 echo "== exec"; ./bin/tool sh -c "echo tool ran"; ./bin/script.sh a b; cat link'
 
@@ -93,11 +99,11 @@ probe() {
   done
 }
 probe "squashfs image: ls -l, stat, find, du, tar, cp -a, sha256sum, exec" \
-  --tmpfs /tmp --mount "image:$W/app.sqfs:/opt/app" -- sh -c "$probes" x /opt/app
+  --tmpfs /vu-scratch --mount "image:$W/app.sqfs:/opt/app" -- sh -c "$probes" x /opt/app
 probe "squashfs: --fuse 'squashfuse IMAGE' on a target the host lacks" \
   --fuse "squashfuse $W/app.sqfs" /vu-opt/app -- sh -c 'ls /vu-opt; cat /vu-opt/app/a.txt; ls -l /vu-opt/app/share/sym'
 probe "ext4 image (fuse2fs): ls -l, stat, find, du, tar, cp -a, sha256sum, exec" \
-  --tmpfs /tmp --mount "image:$W/disk.ext4:/mnt:ro" -- sh -c "$probes" x /mnt
+  --tmpfs /vu-scratch --mount "image:$W/disk.ext4:/mnt:ro" -- sh -c "$probes" x /mnt
 [ "$(fuse_left)" = "$base_mounts" ] && ok "nothing left mounted" || bad "nothing left mounted" "$(grep ' - fuse' /proc/self/mountinfo)"
 l=$(ps -o pid=,stat=,args= -u "$user" | awk '$2 !~ /^Z/' | grep -v -e ' ps ' -e grep)
 [ -z "$l" ] && ok "nothing left running" || bad "nothing left running" "$l"
