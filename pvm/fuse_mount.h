@@ -21,9 +21,9 @@
 //     and then runs `fusermount3 -u -z`: the mount goes when vu ends, also by SIGKILL.
 //     (fusermount3's auto_unmount does not work for mounts without allow_other: its watcher
 //     opens the mountpoint to check it and the kernel refuses the setuid process, EACCES.)
-//   - environment A (not here yet): a socketpair end served by the monitor's own FUSE client.
-//     It implements the same interface: mount() returns the descriptor the program will read
-//     FUSE requests from.
+//   - environment A does not come here: the monitor's own FUSE client (pvm/fuse_client.h)
+//     starts its programs itself, untraced.
+// One mount(2) per target: begin_mount() checks and claims the target in one step.
 //
 // Servers. The FUSE programs must see the host's side of their own mountpoint (vu-cowfs reads
 // the lower layer there; a lookup through its own mount would call itself) and their real ids

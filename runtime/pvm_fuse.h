@@ -5,12 +5,14 @@
 //      fusermount3 is setuid root, and vu itself is not under no_new_privs (which would strip
 //      the setuid bit). A desktop with user namespaces blocked from mounting (Ubuntu's AppArmor
 //      rule) or denied (a seccomp profile applied without no_new_privs).
-//   A  anything else (a container: mount(2) denied to everyone, setuid helpers too). It needs
-//      the monitor's own FUSE client, which is not built yet: refused with status 125.
-// The view's FUSE programs are started by its first process (pvm_backend.cc), in the ns
-// backend's order (copy-on-write layers, then --fuse/--mount), traced like the rest of the
-// view; their mount(2) is answered by pvm/fuse_mount.h's hook. The command starts only once
-// every filesystem is mounted. At the end: the view's other processes are killed, the
+//   A  anything else (a container: mount(2) denied to everyone, setuid helpers too): the
+//      monitor's own FUSE client serves the programs (pvm/fuse_client.h; not here).
+// B's FUSE programs are started by the view's first process (pvm_backend.cc), traced like the
+// rest of the view; their mount(2) is answered by pvm/fuse_mount.h's hook; their targets are
+// placed in the path map after the --cow directories (the monitor's, pvm/cow.h), as the ns
+// backend mounts them. The command starts only once every filesystem is mounted and each
+// program has answered the kernel's INIT (a bounded wait: a program that never answers would
+// hang every call on its mount). At the end: the view's other processes are killed, the
 // filesystems unmounted (fusermount3 -u -z), the programs waited for (fuse2fs writes its image
 // back then), bounded. If vu is killed, the programs die with the view (PTRACE_O_EXITKILL) and
 // vu's watchers (pvm/fuse_mount.h) unmount.
@@ -41,8 +43,7 @@ PvmFuseEnv probe_pvm_fuse();
 
 bool has_fuse_mounts(const ViewSpec& spec);
 
-// The FUSE programs of a spec under pvm, in order: copy-on-write layers (always vu-cowfs: pvm
-// has no mount namespace for overlayfs), then --fuse and --mount. Creates the layers.
+// The FUSE programs of a spec under pvm (environment B): --fuse and --mount, in order.
 Result<std::vector<fusefs::FuseMount>> pvm_fuse_programs(const ViewSpec& spec);
 
 // The view's FUSE state: the hook (shared with the monitor's Config), the programs' output.

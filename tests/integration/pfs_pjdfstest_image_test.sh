@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # pfs_pjdfstest_image_test.sh VU DENY_USERNS_HOST PJDFSTEST_TAR DENY_CONTAINER — pjdfstest on an
-# ext4 image served by fuse2fs (`--mount image:disk.ext4:/mnt`, --root: pjdfstest wants uid 0)
-# in three views (issue 16):
+# ext4 image served by fuse2fs (`--mount image:disk.ext4:/mnt`, made with the test user as the
+# owner of its root) in three views (issue 16), as the user (not --root: under --root the ns
+# backend shows the image's ids as the view's and pvm-B the host's, README; only one .t file of
+# the suite asks for uid 0):
 #   ns   the ns backend on an ordinary host: the kernel's FUSE in a user namespace (reference)
 #   B    pvm, user namespaces denied by a filter without no_new_privs (deny-userns-host): the
 #        kernel's FUSE through the setuid fusermount3
@@ -40,9 +42,9 @@ base_mounts=$(fuse_left)
 
 as_user tar -C "$work" -xf "$3" || exit 1
 suite=$work/pjdfstest/tests
-# The directories that need no uid but the view's (as integration.pjdfstest_pvm), less link and
-# utimensat (CI time: fuse2fs answers each call; the three views take ~2 min together).
-dirs=${PJDFSTEST_DIRS:-"chmod mkdir open rename rmdir symlink truncate unlink"}
+# The directories of integration.pjdfstest_pvm less link, rename and utimensat (CI time: rename
+# alone has 4857 subtests; the three views take ~2 min together on 2 loaded cores).
+dirs=${PJDFSTEST_DIRS:-"chmod mkdir open rmdir symlink truncate unlink"}
 # "FILE N ok|fail" for every subtest of the .t files of DIRS, in $4 parallel streams, all in $1
 # (the runner of pjdfstest_pvm_test.sh).
 runner='
@@ -66,7 +68,7 @@ for v in "${views[@]}"; do
   as_user sh -c "truncate -s 64M $work/disk-$v.ext4 && /sbin/mkfs.ext4 -q -F -E root_owner=$uidgid $work/disk-$v.ext4" || exit 1
 done
 run_in() {  # VIEW
-  local v=$1 pre=() spec=(--root --mount "image:$work/disk-$1.ext4:/mnt" --)
+  local v=$1 pre=() spec=(--mount "image:$work/disk-$1.ext4:/mnt" --)
   case $v in
     ns) pre=(runuser -u "$user" -- env -i HOME="$work" $ENVS "$VU" run --backend=ns --net none) ;;
     B) pre=("$bin/deny-userns-host" "$user" env -i HOME="$work" $ENVS "$VU" run --net host) ;;
