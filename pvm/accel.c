@@ -130,6 +130,36 @@ static void map_ids(struct stat* st) {
   st->st_gid = view_id(st->st_gid, own_gid, shown_gid);
 }
 
+
+// Whether the string at p can be read here. A bad pointer (NULL, 0xdeadc0de: pjdfstest passes
+// both) must get the kernel's EFAULT through the monitor's way, not crash the caller in this
+// library. Each page the string touches is looked up with mincore (ENOMEM: not mapped), and the
+// last good pages are remembered (a page unmapped since would crash here, as in the caller's own
+// code: its bug). A page mapped without PROT_READ is not seen.
+// A string of PATH_MAX bytes or more is not taken either: the monitor says ENAMETOOLONG, as the
+// kernel does (the fast path splits a path into its parent and a name, which would not).
+static uintptr_t good_pages[8];
+static unsigned next_good;
+static int readable(const char* p) {
+  uintptr_t a = (uintptr_t)p;
+  const uintptr_t start = a;
+  if (a < 65536) return 0;
+  for (int n = 0; n < PATH_MAX / 4096 + 2; ++n) {
+    const uintptr_t page = a & ~(uintptr_t)4095;
+    int known = 0;
+    for (int i = 0; i < 8; ++i) known |= __atomic_load_n(&good_pages[i], __ATOMIC_RELAXED) == page;
+    if (!known) {
+      unsigned char v;
+      if (mincore((void*)page, 1, &v) < 0) return 0;
+      __atomic_store_n(&good_pages[__atomic_fetch_add(&next_good, 1, __ATOMIC_RELAXED) & 7], page, __ATOMIC_RELAXED);
+    }
+    const char* nul = memchr((const void*)a, 0, page + 4096 - a);
+    if (nul) return (uintptr_t)nul - start < PATH_MAX;
+    a = page + 4096;
+    if (a - start >= PATH_MAX) return 0;
+  }
+  return 0;
+}
 static int simple_name(const char* name) {
   if (!name || !name[0] || strchr(name, '/')) return 0;
   if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) return 0;
@@ -299,7 +329,7 @@ static int resolve_links(const char* path, int follow, char* host, size_t cap) {
 // openat2 with RESOLVE_NO_SYMLINKS on the host path of (dirfd, name): 1 and the result (an fd,
 // or -1 with errno) in *fd; 0: the monitor's way.
 static int open_path(int dirfd, const char* name, int flags, mode_t mode, int writes, long* fd) {
-  if (!path_fast || !name) return 0;
+  if (!path_fast || !name || !readable(name)) return 0;
   char host[PATH_MAX];
   const char* path = name;
   if (name[0] == '/') {
@@ -343,7 +373,7 @@ static int stat_path(int dirfd, const char* name, struct stat* st, int nofollow,
 
 // 1: answered in *rc; 0: take the monitor's way.
 static int fast_fstatat(int dirfd, const char* name, struct stat* st, int flags, int* rc) {
-  if (!enabled) return 0;
+  if (!enabled || (name && !readable(name))) return 0;
   if ((flags & AT_EMPTY_PATH) && name && !name[0]) {
     if (native(SYS_fstat, dirfd, (long)st, 0, 0, 0) < 0) return *rc = -1, 1;
     map_ids(st);
@@ -424,7 +454,7 @@ EXPORT int statx(int dirfd, const char* name, int flags, unsigned int mask, stru
 }
 
 static int open_fast(int dirfd, const char* name, int flags, mode_t mode, int* fd) {
-  if (!enabled) return 0;
+  if (!enabled || !readable(name)) return 0;
   const int writes = (flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)) || (flags & O_TMPFILE) == O_TMPFILE;
   long pr;
   if (open_path(dirfd, name, flags, mode, writes, &pr)) return *fd = (int)pr, 1;
@@ -444,7 +474,7 @@ static int open_fast(int dirfd, const char* name, int flags, mode_t mode, int* f
 
 // access(2) family: the host object, through an O_PATH descriptor (faccessat2 AT_EMPTY_PATH).
 static int access_fast(int dirfd, const char* name, int mode, int flags, int* rc) {
-  if (!enabled || !path_fast || (flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW))) return 0;
+  if (!enabled || !path_fast || !readable(name) || (flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW))) return 0;
   if ((mode & W_OK) && (name[0] == '/' ? 0 : has_ro_mounts)) return 0;
   if (name[0] == '/' && (mode & W_OK)) {  // a read-only mount says EROFS: the monitor's
     char host[PATH_MAX];
@@ -499,7 +529,7 @@ EXPORT ssize_t readlinkat(int dirfd, const char* name, char* buf, size_t size) {
 // view terms (an absolute target restarts at the view's root, ".." is the parent in the view).
 // 1: *out holds it; -1: errno; 0: the monitor's way (glibc's realpath through trapped calls).
 static int view_realpath(const char* path, char* out) {
-  if (!enabled || !path_fast || !path || !path[0]) return 0;
+  if (!enabled || !path_fast || !path || !readable(path) || !path[0]) return 0;
   char view[PATH_MAX], rest[2 * PATH_MAX], host[PATH_MAX], link[PATH_MAX];
   size_t vn = 0;  // view[0..vn): the canonical path so far ("" = "/")
   size_t len = strlen(path);
@@ -563,7 +593,7 @@ typedef char* (*canon_fn)(const char*);
 
 EXPORT char* realpath(const char* path, char* resolved) {
   char buf[PATH_MAX];
-  int r = path && path[strlen(path) - (path[0] ? 1 : 0)] != '/' ? view_realpath(path, buf) : 0;
+  int r = path && readable(path) && path[strlen(path) - (path[0] ? 1 : 0)] != '/' ? view_realpath(path, buf) : 0;
   if (r < 0) return NULL;
   if (r == 0) return REAL(realpath_fn, "realpath")(path, resolved);
   if (!resolved) return strdup(buf);
@@ -575,7 +605,7 @@ EXPORT char* __realpath_chk(const char* path, char* resolved, size_t resolvedlen
 }
 EXPORT char* canonicalize_file_name(const char* path) {
   char buf[PATH_MAX];
-  int r = path[strlen(path) - (path[0] ? 1 : 0)] != '/' ? view_realpath(path, buf) : 0;
+  int r = readable(path) && path[strlen(path) - (path[0] ? 1 : 0)] != '/' ? view_realpath(path, buf) : 0;
   if (r < 0) return NULL;
   if (r == 0) return REAL(canon_fn, "canonicalize_file_name")(path);
   return strdup(buf);
@@ -599,7 +629,7 @@ static void parent_close(struct parent* p) {
 
 // 1: *p is ready; -1: the view's answer is this errno (the parent's lookup failed); 0: monitor.
 static int parent_of(int dirfd, const char* path, struct parent* p) {
-  if (!enabled || !path_fast || !path[0]) return 0;
+  if (!enabled || !path_fast || !readable(path) || !path[0]) return 0;
   size_t len = strlen(path);
   if (path[len - 1] == '/') return 0;
   const char* slash = strrchr(path, '/');

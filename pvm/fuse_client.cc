@@ -234,7 +234,8 @@ int FuseClient::fsync(uint64_t node, uint64_t fh, bool dir) {
   return r == ENOSYS ? 0 : r;
 }
 
-int FuseClient::readdir_all(uint64_t node, uint64_t fh, std::vector<Dirent>* entries) {
+int FuseClient::readdir_all(uint64_t node, uint64_t fh, std::vector<Dirent>* entries, size_t max) {
+  const size_t start = entries->size();
   uint64_t off = 0;
   for (int rounds = 0; rounds < 1 << 22; ++rounds) {
     fuse_read_in in{};
@@ -252,6 +253,7 @@ int FuseClient::readdir_all(uint64_t node, uint64_t fh, std::vector<Dirent>* ent
       if (d.namelen == 0 || d.namelen > 1024 || p + FUSE_NAME_OFFSET + d.namelen > out.size()) return EIO;
       std::string name(out.data() + p + FUSE_NAME_OFFSET, d.namelen);
       if (name != "." && name != "..") entries->push_back({d.ino, d.type, std::move(name)});
+      if (entries->size() - start > max) return E2BIG;
       off = d.off;
       any = true;
       p += FUSE_DIRENT_SIZE(&d);

@@ -50,7 +50,9 @@
 // call is restarted after the signal, or ends with EINTR, as the kernel's would). Before the
 // command runs (INIT, materialize) each request has a deadline ($VU_FUSE_INIT_TIMEOUT, 10 s).
 // Limits (also in the README's pvm section): the whole tree's names and attributes are read at
-// start (an image of 100k files costs ~100k LOOKUPs before the command runs); a file's content
+// start (an image of 100k files costs ~100k LOOKUPs before the command runs); at most 2^19 names
+// per tree ($VU_FUSE_MAX_NODES; each costs the monitor a few hundred bytes: a program that lists
+// more, or without end, fails the start with a clear error, status 125); a file's content
 // is read whole on its first open (no partial reads: a 1 GiB file read for one byte costs 1 GiB);
 // the view's changes reach the program at the sync points above, not at write() or close() (a
 // full ext4 image is ENOSPC at the sync and at the end, reported, not at the write; another
@@ -61,7 +63,10 @@
 // two files; the shadow lives in /dev/shm (RAM) or $TMPDIR; the in-process fast path
 // (pvm/accel.c) is off in views with a FUSE mount (its native openat would read a file not filled
 // yet); the program runs outside the view, untraced (its arguments are host paths); libfuse2
-// programs need the shim, i.e. dynamic linking. (Names that swap places, mv a t; mv b a; mv t b,
+// programs need the shim, i.e. dynamic linking. The shadow's own limits answer, not the program's (a
+// name of NAME_MAX+1 bytes is ENAMETOOLONG, the largest file is tmpfs's), and a path of nearly
+// PATH_MAX bytes under the mountpoint is ENAMETOOLONG (the shadow's host path is longer; pjdfstest
+// */02.t, */03.t, truncate/12.t: integration.pjdfstest_image). (Names that swap places, mv a t; mv b a; mv t b,
 // are replayed as renames through a temporary name: the program's content moves with them.)
 #pragma once
 
@@ -129,8 +134,8 @@ class FuseClient {
   int release(uint64_t node, uint64_t fh, bool dir);
   int flush(uint64_t node, uint64_t fh);
   int fsync(uint64_t node, uint64_t fh, bool dir);
-  // Appends the whole listing of an open directory.
-  int readdir_all(uint64_t node, uint64_t fh, std::vector<Dirent>* out);
+  // Appends the whole listing of an open directory; E2BIG past `max` entries.
+  int readdir_all(uint64_t node, uint64_t fh, std::vector<Dirent>* out, size_t max = SIZE_MAX);
   // Reads up to size bytes at off; a short read is the end of the file.
   int read(uint64_t node, uint64_t fh, uint64_t off, uint32_t size, std::string* out);
   int write(uint64_t node, uint64_t fh, uint64_t off, const char* data, uint32_t size, uint32_t* written);
@@ -236,6 +241,10 @@ class FuseTree {
   std::map<uint64_t, StatFix> stat_fix_;  // by shadow st_ino
   void fix_stat(const std::string& host, const fuse_attr& a);
   std::map<uint64_t, std::string> first_path_;   // materialize(): FUSE ino → its first shadow path
+  size_t max_nodes_ = 0;   // materialize(): at most this many names ($VU_FUSE_MAX_NODES, 2^19)
+  size_t pending_ = 0;     // names listed, not made yet
+  bool too_many_ = false;  // materialize() stopped at max_nodes_
+  bool newest_first_ = false;  // the shadow lists its newest names first (tmpfs)
   dev_t dev_ = 0;                                // the shadow's st_dev
   Counts counts_;
 };

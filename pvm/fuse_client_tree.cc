@@ -35,6 +35,32 @@ namespace {
 struct timespec fuse_ts(uint64_t s, uint32_t ns) { return {static_cast<time_t>(s), static_cast<long>(ns)}; }
 bool ts_eq(const struct timespec& a, const struct timespec& b) { return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec; }
 constexpr int kMaxDepth = 256;
+// At most this many names (files, directories, more names of a hard link) per tree: each costs
+// the monitor a few hundred bytes and the shadow an inode, and a program may list without end.
+constexpr size_t kMaxNodes = size_t{1} << 19;
+size_t max_nodes() {
+  if (const char* e = std::getenv("VU_FUSE_MAX_NODES")) return std::max<size_t>(1, std::strtoull(e, nullptr, 10));
+  return kMaxNodes;
+}
+// Whether the filesystem of `dir` (empty) lists a directory's newest names first (tmpfs does).
+bool lists_newest_first(const std::string& dir) {
+  const std::string a = dir + "/.vu-order-a", b = dir + "/.vu-order-b";
+  if (::mkdir(a.c_str(), 0700) < 0) return false;
+  bool newest = false;
+  if (::mkdir(b.c_str(), 0700) == 0) {
+    if (DIR* d = ::opendir(dir.c_str())) {
+      while (struct dirent* e = ::readdir(d)) {
+        if (std::strncmp(e->d_name, ".vu-order-", 10) != 0) continue;
+        newest = e->d_name[10] == 'b';
+        break;
+      }
+      ::closedir(d);
+    }
+    ::rmdir(b.c_str());
+  }
+  ::rmdir(a.c_str());
+  return newest;
+}
 }  // namespace
 
 FuseTree::FuseTree(std::unique_ptr<FuseClient> client, std::string shadow, std::string view)
@@ -64,8 +90,15 @@ Result<void> FuseTree::materialize() {
   fuse_attr root{};
   if (int e = client_->getattr(FUSE_ROOT_ID, &root))
     return Error::sys("FUSE GETATTR of the root", e, client_->name(), ErrorKind::kSetup);
-  if (int e = materialize_dir(FUSE_ROOT_ID, shadow_, st.st_ino, 0))
+  max_nodes_ = max_nodes();
+  newest_first_ = lists_newest_first(shadow_);
+  if (int e = materialize_dir(FUSE_ROOT_ID, shadow_, st.st_ino, 0)) {
+    if (e == E2BIG && too_many_)
+      return Error::make(ErrorKind::kSetup, client_->name() + " lists more than " + std::to_string(max_nodes_) + " names under " + view_ +
+                                              ": the monitor keeps every name of the filesystem in memory (environment A, pvm/fuse_client.h)")
+        .hint("use a host where vu can mount FUSE (user namespaces, or the setuid fusermount3), or raise $VU_FUSE_MAX_NODES");
     return Error::sys("reading the filesystem of " + client_->name(), e, view_, ErrorKind::kSetup);
+  }
   ::chmod(shadow_.c_str(), root.mode & 07777);
   timespec ts[2] = {fuse_ts(root.atime, root.atimensec), fuse_ts(root.mtime, root.mtimensec)};
   ::utimensat(AT_FDCWD, shadow_.c_str(), ts, 0);
@@ -83,9 +116,22 @@ int FuseTree::materialize_dir(uint64_t node, const std::string& host, uint64_t h
   uint64_t fh = 0;
   if (int e = client_->open(node, O_RDONLY | O_DIRECTORY, true, &fh)) return e;
   std::vector<FuseClient::Dirent> entries;
-  int e = client_->readdir_all(node, fh, &entries);
+  // The cap counts the names made and the names listed but not made yet (the listings of the
+  // directories above this one).
+  const size_t known = counts_.nodes + links_.size() + pending_;
+  int e = known >= max_nodes_ ? E2BIG : client_->readdir_all(node, fh, &entries, max_nodes_ - known);
+  too_many_ = e == E2BIG;
   (void)client_->release(node, fh, true);
   if (e) return e;
+  pending_ += entries.size();
+  struct Done {
+    size_t& pending;
+    size_t n;
+    ~Done() { pending -= n; }
+  } done{pending_, entries.size()};
+  // Made in the order that makes the shadow list them as the program does (getdents of the
+  // shadow runs natively; tar, du and find meet hard links and entries in that order).
+  if (newest_first_) std::reverse(entries.begin(), entries.end());
   for (const FuseClient::Dirent& d : entries) {
     if (d.name.find('/') != std::string::npos) return EIO;
     FuseClient::Entry ent;
@@ -106,7 +152,14 @@ int FuseTree::materialize_dir(uint64_t node, const std::string& host, uint64_t h
         // Another name of an object made already: a hard link of its shadow.
         if (::link(it->second.c_str(), path.c_str()) < 0) return errno;
         struct stat st;
-        if (::lstat(path.c_str(), &st) == 0) links_.insert({st.st_ino, host_ino, d.name});
+        if (::lstat(path.c_str(), &st) == 0) {
+          links_.insert({st.st_ino, host_ino, d.name});
+          // link(2) moved the inode's ctime: no change of the view's (stat keeps the program's
+          // blocks, sync writes nothing back).
+          if (auto nt = nodes_.find(st.st_ino); nt != nodes_.end()) nt->second.ctime = st.st_ctim;
+          std::lock_guard<std::mutex> slock(stat_mu_);
+          if (auto f = stat_fix_.find(st.st_ino); f != stat_fix_.end()) f->second.ctime = st.st_ctim;
+        }
         continue;
       }
       first_path_[a.ino] = path;

@@ -205,7 +205,7 @@ void FusermountMounter::unmount_all() {
 // ---- the hook's state ---------------------------------------------------------------------------
 
 FuseHook::FuseHook(std::vector<FuseTarget> targets, std::shared_ptr<FuseMounter> mounter)
-    : targets_(std::move(targets)), mounter_(std::move(mounter)), done_(targets_.size(), false) {
+    : targets_(std::move(targets)), mounter_(std::move(mounter)), done_(targets_.size(), false), busy_(targets_.size(), false) {
   if (::getrandom(&token_, sizeof token_, 0) != sizeof token_) token_ = static_cast<uint64_t>(now_ms()) * 2654435761u;
   event_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
 }
@@ -259,9 +259,10 @@ void FuseHook::mounted(size_t target, pid_t) {
   (void)!::write(event_.get(), &one, sizeof one);
 }
 
-void FuseHook::failed(size_t, const std::string& why) {
+void FuseHook::failed(size_t target, const std::string& why) {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (target < busy_.size()) busy_[target] = false;
     if (!failure_) failure_ = why;
   }
   uint64_t one = 1;
@@ -272,6 +273,13 @@ bool FuseHook::all_mounted() {
   std::lock_guard<std::mutex> lock(mu_);
   for (bool d : done_)
     if (!d) return false;
+  return true;
+}
+
+bool FuseHook::begin_mount(size_t target) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (target >= done_.size() || done_[target] || busy_[target]) return false;
+  busy_[target] = true;
   return true;
 }
 
@@ -308,7 +316,6 @@ Monitor::Answer do_fuse_mount(FuseHook& hook, const Config& cfg, Monitor::Call& 
     VU_LOG_DEBUG("pvm: mount of " << type << " on " << r.view << " refused: not a FUSE target of the view");
     return Answer::error(EPERM);
   }
-  if (hook.is_mounted(t)) return Answer::error(EBUSY);
   FuseMountRequest req;
   req.target = &hook.targets()[t];
   req.source = source;
@@ -337,6 +344,9 @@ Monitor::Answer do_fuse_mount(FuseHook& hook, const Config& cfg, Monitor::Call& 
     return Answer::error(EBADF);
   }
   if (read_link(fd_path(c.tid, fd)) != "/dev/fuse") return Answer::error(EINVAL);
+  // One mount per target: the check and the claim under one lock (two threads of a program
+  // may both call mount(2) on it; the second is EBUSY, as the kernel would say).
+  if (!hook.begin_mount(t)) return Answer::error(EBUSY);
   if (c.before_wait) c.before_wait();  // fusermount3 takes a few milliseconds: others go on
   auto dev = hook.mounter().mount(req);
   if (!dev) {

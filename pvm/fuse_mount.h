@@ -23,9 +23,9 @@
 //     killed while fusermount3 was mounting): the mount goes when vu ends, also by SIGKILL.
 //     (fusermount3's auto_unmount does not work for mounts without allow_other: its watcher
 //     opens the mountpoint to check it and the kernel refuses the setuid process, EACCES.)
-//   - environment A (not here yet): a socketpair end served by the monitor's own FUSE client.
-//     It implements the same interface: mount() returns the descriptor the program will read
-//     FUSE requests from.
+//   - environment A does not come here: the monitor's own FUSE client (pvm/fuse_client.h)
+//     starts its programs itself, untraced.
+// One mount(2) per target: begin_mount() checks and claims the target in one step.
 //
 // Servers. The FUSE programs must see the host's side of their own mountpoint (vu-cowfs reads
 // the lower layer there; a lookup through its own mount would call itself) and their real ids
@@ -137,6 +137,9 @@ class FuseHook {
   std::optional<std::string> failure();
   size_t target_of(const std::string& view) const;  // index, or targets().size()
   bool is_mounted(size_t target);
+  // Claims a target for one mount(2) (false: mounted already, or being mounted by another
+  // thread): the check and the claim are one step. failed() releases it, mounted() keeps it.
+  bool begin_mount(size_t target);
   int event_fd() const { return event_.get(); }  // readable after each mounted()/failed()
 
  private:
@@ -150,6 +153,7 @@ class FuseHook {
   std::unordered_map<pid_t, int> claimed_;   // pid → server index
   std::set<pid_t> server_tgids_;
   std::vector<bool> done_;
+  std::vector<bool> busy_;  // a mount(2) is in progress (begin_mount)
   std::optional<std::string> failure_;
 };
 

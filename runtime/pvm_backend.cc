@@ -325,7 +325,8 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
     }
     return Ok{};
   };
-  // FUSE filesystems come after the binds and tmpfs, as in the ns backend: each is a private
+  // FUSE filesystems come after the binds, tmpfs and copy-on-write directories, as in the ns
+  // backend (a FUSE target inside a --cow directory covers that part of it): each is a private
   // directory (empty until its program mounts there) bound at its target.
   std::vector<bindmount::MountSpec> mounts = spec.mounts;
   std::vector<std::string> host_visible;  // FUSE targets the view has before their mount
@@ -339,7 +340,7 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
     mounts.push_back(b);
     if (targets) targets->push_back({pvm::normalize(b.target), b.source, (*fuse)[i].what});
   }
-  for (size_t i = 0; i < mounts.size(); ++i) {
+  auto place = [&](size_t i) -> Result<void> {
     const bindmount::MountSpec& m = mounts[i];
     const std::string target = pvm::normalize(m.target);
     if (i == n_binds) pre_fuse = cfg.map;
@@ -351,7 +352,7 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
       pvm::Resolved parent = cfg.map.resolve({}, k == 0 ? "/" : target.substr(0, k), true, {});
       if (!parent.exists || ::symlink(m.source.c_str(), (parent.host + target.substr(k)).c_str()) < 0)
         return Error::sys("symlink", parent.exists ? errno : ENOENT, target);
-      continue;
+      return Ok{};
     }
     if (m.kind == bindmount::Kind::kTmpfs) {
       host = VU_TRY(scratch_dir(scratch, "tmpfs" + std::to_string(i), tmpfs_mode(m.data)));
@@ -375,7 +376,9 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
     struct stat st;
     add_entry(target, ::stat(host.c_str(), &st) < 0 || S_ISDIR(st.st_mode));
     cfg.map.add({target, host, m.read_only});
-  }
+    return Ok{};
+  };
+  for (size_t i = 0; i < n_binds; ++i) VU_TRY_VOID(place(i));
   // Copy-on-write directories (--cow): the monitor's own (pvm/cow.h), after the binds as on
   // the ns backend; DIR's host directory as the view sees it so far is the lower layer.
   for (const fusefs::CowSpec& c : spec.cows) {
@@ -388,6 +391,8 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
     VU_TRY_VOID(pvm::Cow::prepare_layer(c.layer, r.host));
     cfg.map.add({target, r.host, false, VU_TRY(pvm::Cow::open(c.layer, r.host, cfg.uid, cfg.gid))});
   }
+  // Environment B's FUSE targets, after the copy-on-write directories (ns order).
+  for (size_t i = n_binds; i < mounts.size(); ++i) VU_TRY_VOID(place(i));
   // FUSE mounts the monitor serves (environment A, pvm/fuse_client.h; no `fuse` programs for the
   // kernel): a shadow directory each, filled by start_pvm_view once its program answers.
   for (size_t i = 0; !fuse && i < spec.fuse.size(); ++i) {
@@ -415,7 +420,9 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
     }
     if (!parent.exists) continue;
     cfg.accel_holders.emplace_back(parent.st.st_dev, parent.st.st_ino);
-    if (!S_ISDIR(parent.st.st_mode)) continue;
+    // A copy-on-write directory lists its own names (Cow::listing): a FUSE target inside one
+    // is listed when a layer has it (the ns backend mounts on what the merged directory has).
+    if (!S_ISDIR(parent.st.st_mode) || parent.cow) continue;
     std::string name = m.view.substr(k + 1);
     struct stat there, src;
     if (::lstat((parent.host + "/" + name).c_str(), &there) == 0) continue;

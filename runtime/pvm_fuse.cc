@@ -3,16 +3,21 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <thread>
 
 #include "base/log.h"
 #include "base/strings.h"
@@ -44,6 +49,62 @@ std::string find_fusermount() {
 }
 
 }  // namespace
+
+// The answer to INIT, for each mounted target (environment B). The kernel sends INIT at mount
+// time and holds every later call on the mount until the program answers it — uninterruptibly
+// but for SIGKILL — so a program that mounts and never answers would hang the command at its
+// first look there. A thread per mount asks for its statfs (the first call that needs INIT's
+// answer, and one more answer); wait_mounted() waits for them, bounded. The threads are
+// detached: one still waiting when the programs are killed gets ENOTCONN then (the connection
+// ends with the program's descriptor), and the state is shared with them.
+struct PvmFuse::InitChecks {
+  std::mutex mu;
+  std::vector<int> result;  // -1: waiting; 0 or an errno
+  UniqueFd event{::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+};
+
+namespace {
+
+int init_timeout_ms() {
+  if (const char* e = std::getenv("VU_FUSE_INIT_TIMEOUT")) return std::max(1, std::atoi(e)) * 1000;
+  return 10000;
+}
+
+}  // namespace
+
+void PvmFuse::start_init_checks() {
+  init_ = std::make_shared<InitChecks>();
+  init_->result.assign(hook_->targets().size(), -1);
+  for (size_t i = 0; i < hook_->targets().size(); ++i) {
+    std::thread([c = init_, i, host = hook_->targets()[i].host] {
+      struct statfs s;
+      int rc = ::statfs(host.c_str(), &s) == 0 ? 0 : errno;
+      std::lock_guard<std::mutex> lock(c->mu);
+      c->result[i] = rc;
+      uint64_t one = 1;
+      (void)!::write(c->event.get(), &one, sizeof one);
+    }).detach();
+  }
+}
+
+// Ok once every mount answered; an error when one failed or the deadline passed; nullopt: wait.
+std::optional<Result<void>> PvmFuse::init_outcome(long now, long deadline) {
+  std::lock_guard<std::mutex> lock(init_->mu);
+  bool waiting = false;
+  for (size_t i = 0; i < init_->result.size(); ++i) {
+    const int r = init_->result[i];
+    const std::string who = program_name(programs_[i]) + " mounted " + programs_[i].target;
+    if (r > 0)
+      return Result<void>(Error::make(ErrorKind::kSetup, who + " but its filesystem fails: " + std::strerror(r) + output_of(i)));
+    if (r < 0 && now >= deadline)
+      return Result<void>(Error::make(ErrorKind::kSetup, who + " but did not answer the kernel's INIT within " +
+                                                           std::to_string(init_timeout_ms() / 1000) + " s" + output_of(i) +
+                                                           "\n  ($VU_FUSE_INIT_TIMEOUT sets the bound in seconds)"));
+    waiting |= r < 0;
+  }
+  if (waiting) return std::nullopt;
+  return Result<void>(Ok{});
+}
 
 PvmFuseEnv probe_pvm_fuse() {
   PvmFuseEnv e;
@@ -143,7 +204,18 @@ Result<void> PvmFuse::wait_mounted(pvm::Monitor& monitor, pid_t first, int signa
   const long deadline = now_ms() + kMountTimeoutMs;
   for (;;) {
     if (auto f = hook_->failure()) return Error::make(ErrorKind::kSetup, *f);
-    if (hook_->all_mounted()) return Ok{};
+    if (hook_->all_mounted()) {
+      // Mounted; then each program must answer the kernel's INIT (see InitChecks).
+      if (!init_) {
+        start_init_checks();
+        init_deadline_ = now_ms() + init_timeout_ms();
+      }
+      if (auto r = init_outcome(now_ms(), init_deadline_)) {
+        if (!*r)  // the programs go now: teardown's wait would wait for a program that never reads
+          for (pid_t p : hook_->server_pids()) ::kill(p, SIGKILL);
+        return std::move(*r);
+      }
+    }
     // Exits and ptrace stops (the programs' execve and chdir are answered here).
     int status;
     for (pid_t p; (p = ::waitpid(-1, &status, WNOHANG | __WALL)) > 0;) {
@@ -156,8 +228,8 @@ Result<void> PvmFuse::wait_mounted(pvm::Monitor& monitor, pid_t first, int signa
       return Error::make(ErrorKind::kSetup, program_name(m) + " " + describe_status(status) + " without mounting " +
                                                 m.target + output_of(static_cast<size_t>(i)));
     }
-    long left = deadline - now_ms();
-    if (left <= 0) {
+    long left = (init_ ? init_deadline_ : deadline) - now_ms();
+    if (left <= 0 && !init_) {
       std::vector<std::string> names;
       for (size_t i = 0; i < programs_.size(); ++i)
         if (!hook_->is_mounted(i)) names.push_back(program_name(programs_[i]) + " (" + programs_[i].target + ")" + output_of(i));
@@ -166,8 +238,13 @@ Result<void> PvmFuse::wait_mounted(pvm::Monitor& monitor, pid_t first, int signa
     }
     // monitor.fd(): ptrace stops worked out on the monitor's workers, applied here (the first
     // process's chdir into a FUSE target waits for that).
-    struct pollfd p[3] = {{signal_fd, POLLIN, 0}, {hook_->event_fd(), POLLIN, 0}, {monitor.fd(), POLLIN, 0}};
-    if (::poll(p, 3, static_cast<int>(std::min<long>(left, 1000))) < 0 && errno != EINTR) return Error::sys("poll", errno);
+    struct pollfd p[4] = {{signal_fd, POLLIN, 0}, {hook_->event_fd(), POLLIN, 0}, {monitor.fd(), POLLIN, 0},
+                          {init_ ? init_->event.get() : -1, POLLIN, 0}};
+    if (::poll(p, 4, static_cast<int>(std::clamp<long>(left, 0, 1000))) < 0 && errno != EINTR) return Error::sys("poll", errno);
+    if (p[3].revents & POLLIN) {
+      uint64_t v;
+      (void)!::read(init_->event.get(), &v, sizeof v);
+    }
     if (p[2].revents & POLLIN) monitor.on_ptrace_done();
     if (p[1].revents & POLLIN) {
       uint64_t v;

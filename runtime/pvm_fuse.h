@@ -5,12 +5,14 @@
 //      fusermount3 is setuid root, and vu itself is not under no_new_privs (which would strip
 //      the setuid bit). A desktop with user namespaces blocked from mounting (Ubuntu's AppArmor
 //      rule) or denied (a seccomp profile applied without no_new_privs).
-//   A  anything else (a container: mount(2) denied to everyone, setuid helpers too). It needs
-//      the monitor's own FUSE client, which is not built yet: refused with status 125.
-// The view's FUSE programs are started by its first process (pvm_backend.cc), in the ns
-// backend's order (copy-on-write layers, then --fuse/--mount), traced like the rest of the
-// view; their mount(2) is answered by pvm/fuse_mount.h's hook. The command starts only once
-// every filesystem is mounted. At the end: the view's other processes are killed, the
+//   A  anything else (a container: mount(2) denied to everyone, setuid helpers too): the
+//      monitor's own FUSE client serves the programs (pvm/fuse_client.h; not here).
+// B's FUSE programs are started by the view's first process (pvm_backend.cc), traced like the
+// rest of the view; their mount(2) is answered by pvm/fuse_mount.h's hook; their targets are
+// placed in the path map after the --cow directories (the monitor's, pvm/cow.h), as the ns
+// backend mounts them. The command starts only once every filesystem is mounted and each
+// program has answered the kernel's INIT (a bounded wait: a program that never answers would
+// hang every call on its mount). At the end: the view's other processes are killed, the
 // filesystems unmounted (fusermount3 -u -z), the programs waited for (fuse2fs writes its image
 // back then), bounded. If vu is killed, the programs die with the view (PTRACE_O_EXITKILL) and
 // vu's watchers (pvm/fuse_mount.h) unmount.
@@ -19,6 +21,7 @@
 #include <sys/types.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,8 +43,7 @@ PvmFuseEnv probe_pvm_fuse();
 
 bool has_fuse_mounts(const ViewSpec& spec);
 
-// The FUSE programs of a spec under pvm, in order: copy-on-write layers (always vu-cowfs: pvm
-// has no mount namespace for overlayfs), then --fuse and --mount. Creates the layers.
+// The FUSE programs of a spec under pvm (environment B): --fuse and --mount, in order.
 Result<std::vector<fusefs::FuseMount>> pvm_fuse_programs(const ViewSpec& spec);
 
 // The view's FUSE state: the hook (shared with the monitor's Config), the programs' output.
@@ -54,7 +56,8 @@ class PvmFuse {
   std::vector<int> outputs() const;  // one memfd per program: its stdout and stderr
 
   // Serves the ptrace stops (monitor) and waits until every program has mounted its
-  // filesystem, one has failed or exited, the first process died, a signal came, or 30 s.
+  // filesystem and answered the kernel's INIT ($VU_FUSE_INIT_TIMEOUT s, 10 by default; then the
+  // programs are killed), one has failed or exited, the first process died, a signal came, or 30 s.
   Result<void> wait_mounted(pvm::Monitor& monitor, pid_t first, int signal_fd);
   // Told of every other child's exit while the view runs: a program that dies is named.
   void on_exit(pid_t pid, int status);
@@ -67,10 +70,15 @@ class PvmFuse {
 
  private:
   std::string output_of(size_t i) const;
+  struct InitChecks;
+  void start_init_checks();
+  std::optional<Result<void>> init_outcome(long now, long deadline);
   std::shared_ptr<pvm::FuseHook> hook_;
   std::vector<fusefs::FuseMount> programs_;
   std::vector<UniqueFd> out_;
   bool torn_down_ = false;
+  std::shared_ptr<InitChecks> init_;  // after every mount: has each program answered INIT?
+  long init_deadline_ = 0;
 };
 
 }  // namespace vu

@@ -1,5 +1,6 @@
 #include "runtime/supervisor.h"
 
+#include <dirent.h>
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -93,8 +94,22 @@ int kill_leftovers(std::vector<pid_t> spare) {
     for (pid_t p : kids) {
       if (::kill(p, SIGKILL) == 0) ++killed;
     }
+    // A killed multithreaded process that vu traces (pvm) is reapable only once its other
+    // threads' exits are reaped, each by its tid: waitpid(p) alone waited for ever on such a
+    // zombie (seen with fuse2fs in environment B). (Not waitpid(-1): it would take the ptrace
+    // stops of the spared processes, which the caller still serves.)
     for (pid_t p : kids) {
-      while (::waitpid(p, nullptr, __WALL) < 0 && errno == EINTR) {
+      for (;;) {
+        pid_t r = ::waitpid(p, nullptr, __WALL | WNOHANG);
+        if (r == p || (r < 0 && errno != EINTR)) break;
+        if (DIR* d = ::opendir(("/proc/" + std::to_string(p) + "/task").c_str())) {
+          while (struct dirent* e = ::readdir(d)) {
+            const pid_t t = static_cast<pid_t>(std::atol(e->d_name));
+            if (t > 0 && t != p) (void)::waitpid(t, nullptr, __WALL | WNOHANG);
+          }
+          ::closedir(d);
+        }
+        ::usleep(1000);
       }
     }
   }

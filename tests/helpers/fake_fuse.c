@@ -1,16 +1,21 @@
-// fake-fuse MODE /dev/fd/N — a FUSE program for the failure paths of the pvm backend's FUSE
-// serving (pvm/fuse_client.h): a root directory holding one file, "file" ("hello\n"). Its READ
-// depends on MODE: "ok" answers, "hang" never answers (a program stuck on a dead server),
-// "die" exits at once (a program that crashes). Speaks the kernel's protocol on the descriptor,
-// one request per read() and one reply per write(), as libfuse does.
+// fake-fuse MODE /dev/fd/N|MOUNTPOINT — a FUSE program for the failure paths of the pvm
+// backend's FUSE serving (pvm/fuse_client.h, pvm/fuse_mount.h): a root directory holding one
+// file, "file" ("hello\n"). Its READ depends on MODE: "ok" answers, "hang" never answers (a
+// program stuck on a dead server), "die" exits at once (a program that crashes); "noinit"
+// answers nothing at all, not even INIT. Given a mountpoint instead of /dev/fd/N (the pvm
+// backend's environment B: the kernel's FUSE), it opens /dev/fuse and mounts it there with
+// mount(2) first, as libfuse does. Speaks the kernel's protocol on the descriptor, one request
+// per read() and one reply per write(), as libfuse does.
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/fuse.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -41,11 +46,22 @@ static void reply_read(uint64_t unique, const void* arg) {
 }
 
 int main(int argc, char** argv) {
-  if (argc != 3 || sscanf(argv[2], "/dev/fd/%d", &fd) != 1) {
-    fprintf(stderr, "usage: fake-fuse ok|hang|die /dev/fd/N\n");
+  if (argc != 3) {
+    fprintf(stderr, "usage: fake-fuse ok|hang|die|noinit /dev/fd/N|MOUNTPOINT\n");
     return 2;
   }
+  if (sscanf(argv[2], "/dev/fd/%d", &fd) != 1) {
+    char opts[128];
+    fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+    snprintf(opts, sizeof opts, "fd=%d,rootmode=40000,user_id=%u,group_id=%u", fd, getuid(), getgid());
+    if (fd < 0 || mount("fake-fuse", argv[2], "fuse.fake", MS_NOSUID | MS_NODEV, opts) < 0) {
+      perror("fake-fuse: mount");
+      return 1;
+    }
+  }
   const char* mode = argv[1];
+  if (strcmp(mode, "noinit") == 0)
+    for (;;) pause();  // mounted (or given the connection), never reads a request
   static char buf[1 << 18];
   for (;;) {
     ssize_t n = read(fd, buf, sizeof buf);

@@ -6,6 +6,7 @@
 set -u
 src=${PJDFSTEST_SRC:-$1}
 vu=$2 deny=$3
+shift 3  # the rest: more helpers for the script
 here=$(cd "$(dirname "$0")" && pwd)
 if [ ! -f "$src/pjdfstest.c" ]; then
   echo "SKIP: pjdfstest source not found at $src (see shared/third_party/README.md; PJDFSTEST_SRC overrides)"
@@ -27,5 +28,11 @@ else
   tar -C "$tmp" -cf "$tmp/pjdfstest.tar" pjdfstest/pjdfstest pjdfstest/tests || exit 1
 fi
 chmod 755 "$tmp" && chmod 644 "$tmp/pjdfstest.tar"
-# PJDFSTEST_SCRIPT: the test script (pjdfstest_pvm_test.sh: pvm --cow against ns --cow).
-"$here/run_as_user.sh" "$here/${PJDFSTEST_SCRIPT:-pjdfstest_test.sh}" "$vu" "$deny" "$tmp/pjdfstest.tar"
+# PJDFSTEST_SCRIPT: the test script (pjdfstest_pvm_test.sh: pvm --cow against ns --cow);
+# PJDFSTEST_ROOT_RUN=1: the script runs as root (it installs a filter as root, then runs its
+# views as the test user itself: pfs_pjdfstest_image_test.sh).
+if [ -n "${PJDFSTEST_ROOT_RUN:-}" ]; then
+  bash "$here/$PJDFSTEST_SCRIPT" "$vu" "$deny" "$tmp/pjdfstest.tar" "$@"
+  exit
+fi
+"$here/run_as_user.sh" "$here/${PJDFSTEST_SCRIPT:-pjdfstest_test.sh}" "$vu" "$deny" "$tmp/pjdfstest.tar" "$@"

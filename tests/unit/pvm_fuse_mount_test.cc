@@ -56,6 +56,17 @@ TEST(FuseHook, OnlyTheTokenRegistersAServerAndItsChildrenAreServers) {
   EXPECT_EQ(*hook.failure(), "why");
 }
 
+TEST(FuseHook, OneMountPerTargetCheckedAndClaimedInOneStep) {
+  pvm::FuseHook hook({{"/mnt", "/tmp/x", "a"}}, std::make_shared<NoMounter>());
+  EXPECT_TRUE(hook.begin_mount(0));
+  EXPECT_FALSE(hook.begin_mount(0));  // a second mount(2) while the first is in progress: EBUSY
+  hook.failed(0, "fusermount3 failed");
+  EXPECT_TRUE(hook.begin_mount(0));  // a failed mount releases the target
+  hook.mounted(0, ::getpid());
+  EXPECT_FALSE(hook.begin_mount(0));  // mounted
+  EXPECT_FALSE(hook.begin_mount(1));  // no such target
+}
+
 TEST(PvmFuseConfig, TargetsAreBoundAndTheProgramsSeeWhatWasThere) {
   auto tmp = TempDir::make("vu-fuse-unit");
   ASSERT_TRUE(tmp);
@@ -82,6 +93,29 @@ TEST(PvmFuseConfig, TargetsAreBoundAndTheProgramsSeeWhatWasThere) {
   pvm::Resolved missing = server.resolve({}, "/vu-unit-missing/app", true, {});
   EXPECT_TRUE(missing.exists);
   EXPECT_EQ(missing.host, targets[1].host);
+}
+
+TEST(PvmFuseConfig, AFuseTargetInsideACowDirectoryComesAfterIt) {
+  // ns order: --cow first, then --fuse/--mount (a FUSE target inside the copy-on-write
+  // directory covers that part of it).
+  auto tmp = TempDir::make("vu-fuse-unit");
+  ASSERT_TRUE(tmp);
+  const std::string low = tmp->path() + "/low", sub = low + "/sub";
+  ASSERT_EQ(::mkdir(low.c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(sub.c_str(), 0755), 0);
+  ViewSpec spec;
+  spec.cows.push_back({tmp->path() + "/layer", low});
+  std::vector<fusefs::FuseMount> programs(1);
+  programs[0].target = sub;
+  programs[0].argv = {"squashfuse"};
+  std::optional<TempDir> scratch;
+  std::vector<pvm::FuseTarget> targets;
+  pvm::PathMap server;
+  auto cfg = make_pvm_config(spec, &scratch, &programs, &targets, &server);
+  ASSERT_TRUE(cfg) << cfg.error().to_string();
+  ASSERT_EQ(targets.size(), 1u);
+  EXPECT_EQ(cfg->map.resolve({}, sub, true, {}).host, targets[0].host);  // the FUSE mount, not the layer
+  EXPECT_TRUE(cfg->map.resolve({}, low, true, {}).cow);
 }
 
 TEST(PvmFuseConfig, ImageProgramsStayInTheForeground) {

@@ -188,6 +188,22 @@ TEST(FuseTree, SquashfsImageIsMaterializedAndFilledOnOpen) {
   EXPECT_EQ(stop_fuse_program(*p, 5000), 0) << fuse_program_outcome(*p);  // nothing changed: nothing to write back
 }
 
+TEST(FuseTree, AProgramThatListsMoreNamesThanTheCapIsAClearError) {
+  if (!have("squashfuse") || !have("mksquashfs")) GTEST_SKIP() << "squashfuse or mksquashfs missing";
+  auto tmp = TempDir::make("vu-fuse-test");
+  ASSERT_TRUE(tmp);
+  const std::string src = tmp->path() + "/src", img = tmp->path() + "/img.sqfs", shadow = tmp->path() + "/shadow";
+  ASSERT_EQ(::mkdir(src.c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((src + "/d").c_str(), 0755), 0);
+  for (int i = 0; i < 6; ++i) spit(src + "/d/f" + std::to_string(i), "x");
+  ASSERT_EQ(std::system(("mksquashfs " + src + " " + img + " -quiet -no-progress >/dev/null 2>&1").c_str()), 0);
+  ASSERT_EQ(::mkdir(shadow.c_str(), 0700), 0);
+  ::setenv("VU_FUSE_MAX_NODES", "5", 1);
+  auto p = start_fuse_program({"squashfuse", "-f", img, "MNT"}, 3, false, "", shadow, "/opt/app", 5000);
+  ::unsetenv("VU_FUSE_MAX_NODES");
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.error().message().find("lists more than 5 names under /opt/app"), std::string::npos) << p.error().message();
+}
 // fuse2fs (libfuse2 through the shim): changes in the shadow reach the image at sync().
 TEST(FuseTree, Ext4ChangesAreWrittenBackAtSync) {
   if (!have("fuse2fs") || !have("mkfs.ext4") || !have("debugfs")) GTEST_SKIP() << "fuse2fs, mkfs.ext4 or debugfs missing";
