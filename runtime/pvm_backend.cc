@@ -370,7 +370,7 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
     }
     if (i == 0 && target == "/" && spec.rootfs_layer) {  // --rootfs TREE --cow LAYER:/ (runtime/rootfs_pvm.h)
       VU_TRY_VOID(rootfs_pvm_cow_root(spec, host, cfg));
-      continue;
+      return Ok{};
     }
     VU_TRY_VOID(add_ancestors(target, bindmount::to_string(m)));
     struct stat st;
