@@ -407,6 +407,9 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
   // in it (pvm/accel.c), and when the host's directory lacks the name, the monitor lists it
   // (getdents64).
   cfg.accel_lib = accel_library();
+  std::vector<std::string> fuse_views;  // FUSE targets (B's and A's), as the view names them
+  for (size_t i = n_binds; i < mounts.size(); ++i) fuse_views.push_back(pvm::normalize(mounts[i].target));
+  for (size_t i = 0; !fuse && i < spec.fuse.size(); ++i) fuse_views.push_back(pvm::normalize(spec.fuse[i].target));
   for (const pvm::Mount& m : cfg.map.mounts()) {
     if (m.view == "/") continue;
     size_t k = m.view.rfind('/');
@@ -422,7 +425,10 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
     cfg.accel_holders.emplace_back(parent.st.st_dev, parent.st.st_ino);
     // A copy-on-write directory lists its own names (Cow::listing): a FUSE target inside one
     // is listed when a layer has it (the ns backend mounts on what the merged directory has).
-    if (!S_ISDIR(parent.st.st_mode) || parent.cow) continue;
+    // Other mountpoints the layers lack are listed, as ns lists them (--rootfs TREE --cow
+    // LAYER:/ shows /etc/hosts, /home…).
+    const bool fuse_target = std::find(fuse_views.begin(), fuse_views.end(), m.view) != fuse_views.end();
+    if (!S_ISDIR(parent.st.st_mode) || (parent.cow && fuse_target)) continue;
     std::string name = m.view.substr(k + 1);
     struct stat there, src;
     if (::lstat((parent.host + "/" + name).c_str(), &there) == 0) continue;
