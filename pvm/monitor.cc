@@ -969,6 +969,18 @@ void Monitor::Core::plan_seccomp_stop(StopPlan& p) {
   const bool accel = !scfg.accel_lib.empty() && inject_env(pid, envp_addr, &envp);
   if (!r.moved && !script && !accel && !via_loader) return;
   StackWriter w(p, regs.rsp);
+  // The caller's argv[1…] after ARGV's new head, written with it: argv for the rewritten call.
+  auto put_argv = [&](StackWriter& w, std::vector<uint64_t>& argv) {
+    for (uint64_t i = 1;; ++i) {
+      uint64_t ptr = 0;
+      if (!argv_addr || !read_mem(pid, argv_addr + 8 * i, &ptr, 8) || !ptr) break;
+      argv.push_back(ptr);
+      if (argv.size() > 1u << 20) return false;
+    }
+    argv.push_back(0);
+    regs.rsi = w.put(argv.data(), argv.size() * 8);
+    return true;
+  };
   if (via_loader) {
     // LOADER [--argv0 ARGV0] PROGRAM [ARG] [SCRIPT] argv[1…], PROGRAM a view path the loader
     // opens through the path map; ARGV0 the caller's argv[0] (a script's: its interpreter).
@@ -986,14 +998,7 @@ void Monitor::Core::plan_seccomp_stop(StopPlan& p) {
       if (!iarg.empty()) argv.push_back(w.put(iarg));
       argv.push_back(w.put(raw));
     }
-    for (uint64_t i = 1;; ++i) {
-      uint64_t ptr = 0;
-      if (!argv_addr || !read_mem(pid, argv_addr + 8 * i, &ptr, 8) || !ptr) break;
-      argv.push_back(ptr);
-      if (argv.size() > 1u << 20) return fail(E2BIG);
-    }
-    argv.push_back(0);
-    regs.rsi = w.put(argv.data(), argv.size() * 8);
+    if (!put_argv(w, argv)) return fail(E2BIG);
     regs.rdi = w.put(lr.host);
   } else if (script) {
     // argv becomes: INTERP [ARG] PATH-as-given argv[1…] — what binfmt_script builds.
@@ -1001,14 +1006,7 @@ void Monitor::Core::plan_seccomp_stop(StopPlan& p) {
     argv.push_back(w.put(interp));
     if (!iarg.empty()) argv.push_back(w.put(iarg));
     argv.push_back(w.put(raw));
-    for (uint64_t i = 1;; ++i) {
-      uint64_t ptr = 0;
-      if (!argv_addr || !read_mem(pid, argv_addr + 8 * i, &ptr, 8) || !ptr) break;
-      argv.push_back(ptr);
-      if (argv.size() > 1u << 20) return fail(E2BIG);
-    }
-    argv.push_back(0);
-    regs.rsi = w.put(argv.data(), argv.size() * 8);
+    if (!put_argv(w, argv)) return fail(E2BIG);
     regs.rdi = w.put(ir.host);
   } else {
     regs.rdi = r.moved ? w.put(r.host) : path_addr;
