@@ -57,8 +57,13 @@ if [ -n "$stray" ]; then
   echo "FAIL - files of vu left behind:"; echo "$stray"
   [ $rc = 0 ] && rc=1
 fi
-if grep -qE 'vu-(test|probe|cow)|userbindmount|fuse' /proc/self/mountinfo; then
-  echo "FAIL - mounts left behind in the host's mount namespace"
+# vu's mounts left in the host's namespace: the test user's FUSE mounts (user_id=UID) or any
+# other mount of vu's names — not another user's FUSE mounts (another run on the machine).
+uid=$(id -u "$user")
+mounts=$(grep -E 'vu-(test|probe|cow)|userbindmount|fuse' /proc/self/mountinfo | grep -E "user_id=$uid,|user_id=$uid\$" ;
+         grep -E 'vu-(test|probe|cow)|userbindmount|fuse' /proc/self/mountinfo | grep -v 'user_id=' | grep -vE ' - fusectl ')
+if [ -n "$mounts" ]; then
+  echo "FAIL - mounts left behind in the host's mount namespace:"; echo "$mounts"
   [ $rc = 0 ] && rc=1
 fi
 exit $rc
