@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
@@ -22,6 +24,7 @@
 #include "base/log.h"
 #include "base/strings.h"
 #include "base/temp_dir.h"
+#include "base/unique_fd.h"
 #include "runtime/supervisor.h"
 
 namespace vu {
@@ -41,6 +44,26 @@ std::string describe_status(int status) {
 }
 
 const std::string& program_name(const fusefs::FuseMount& m) { return m.argv[0] == "/bin/sh" ? m.what : m.argv[0]; }
+
+// True when every thread of PID waits: one at least for a request on /dev/fuse, the others on
+// a futex (libfuse's main thread waiting for its workers). Nothing is in progress then: the
+// program can be asked to end (see teardown) without cutting a request or its write-back.
+bool idle_on_fuse(pid_t pid) {
+  const std::string task = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = ::opendir(task.c_str());
+  if (!d) return false;
+  bool reader = false, busy = false;
+  while (struct dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    auto w = sys::read_file(task + "/" + e->d_name + "/wchan", 64);
+    if (!w) { busy = true; break; }
+    while (!w->empty() && (w->back() == '\n' || w->back() == ' ')) w->pop_back();
+    if (*w == "fuse_dev_do_read") reader = true;
+    else if (w->rfind("futex", 0) != 0) busy = true;
+  }
+  ::closedir(d);
+  return reader && !busy;
+}
 
 std::string find_fusermount() {
   for (const char* p : {"/usr/bin/fusermount3", "/bin/fusermount3", "/usr/local/bin/fusermount3"})
@@ -282,7 +305,7 @@ void PvmFuse::teardown(pvm::Monitor* monitor, int signal_fd) {
   kill_leftovers(spare);
   // 3. Wait for them, serving their ptrace stops; bounded.
   const long start = now_ms();
-  bool told = false;
+  bool told = false, termed = false;
   for (;;) {
     int status;
     for (pid_t p; (p = ::waitpid(-1, &status, WNOHANG | __WALL)) > 0;)
@@ -292,6 +315,21 @@ void PvmFuse::teardown(pvm::Monitor* monitor, int signal_fd) {
       if (::kill(p, 0) == 0) left.push_back(p);
     if (left.empty()) return;
     long waited = now_ms() - start;
+    // The kernel ends each connection (the program reads ENODEV, writes back, exits) when the
+    // last reference to its detached mount goes. A mount namespace made meanwhile by any
+    // process of the machine (a browser's sandbox, a container, `unshare -m`) holds a copy of
+    // the mount for as long as it lives — seconds or for ever, and the deadline's SIGKILL
+    // would then lose what the program had not written back. The view's processes are gone
+    // and their files closed (close flushes a FUSE file's dirty pages): a program that sits
+    // idle on /dev/fuse past the grace is asked to end as `kill` asks any FUSE daemon, with
+    // SIGTERM, which libfuse turns into its ordinary end (destroy: the program writes back).
+    if (waited > kTermGraceMs && !termed) {
+      for (pid_t p : left)
+        if (idle_on_fuse(p)) {
+          ::kill(p, SIGTERM);
+          termed = true;
+        }
+    }
     if (waited > kFlushNoticeMs && !told) {
       std::vector<std::string> names;
       for (const fusefs::FuseMount& m : programs_) names.push_back(program_name(m));

@@ -65,6 +65,7 @@ class PvmFuse {
   void teardown(pvm::Monitor* monitor, int signal_fd);
 
   static constexpr int kMountTimeoutMs = 30000;
+  static constexpr int kTermGraceMs = 1000;  // then an idle program gets SIGTERM (teardown)
   static constexpr int kFlushNoticeMs = 2000;
   static constexpr int kFlushDeadlineMs = 60000;
 

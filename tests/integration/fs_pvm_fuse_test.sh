@@ -69,6 +69,32 @@ grep -q "^vu: squashfuse $W/app.sqfs was killed by signal Killed.*/opt/app is un
   && ok "pvm-B: squashfuse killed mid-view: vu names it and its signal" || bad "pvm-B: squashfuse killed mid-view" "$(cat "$work/err")"
 [ "$(fuse_left)" = "$base_mounts" ] && ok "…and nothing stays mounted" || bad "…and nothing stays mounted" "$(grep ' - fuse' /proc/self/mountinfo)"
 
+# ---- a mount namespace made meanwhile by someone else holds a copy of the mount ------------
+# (a browser's sandbox, a container: here `unshare -Urm` as the same user, outside the filter).
+# The kernel then does not end fuse2fs's connection at vu's lazy unmount; vu asks the idle
+# program to end (SIGTERM: libfuse writes back) instead of waiting for the namespace, and of
+# killing it at the deadline with what it had not written back.
+if as_user unshare -Urm true 2>/dev/null; then
+  as_user truncate -s 16M "$W/hold.img" && as_user /sbin/mkfs.ext4 -q "$W/hold.img"
+  rm -f "$work/held"
+  pvmB --root --mount "image:$W/hold.img:/mnt" -- sh -c "head -c 3000000 /dev/urandom > /mnt/held.bin && sha256sum < /mnt/held.bin > $work/want && touch $work/held && sleep 1" &
+  vp=$!
+  for _ in $(seq 200); do [ -e "$work/held" ] && break; sleep 0.05; done
+  as_user unshare -Urm sleep 50 &
+  hp=$!
+  timeout 70 tail --pid=$vp -f /dev/null
+  alive=no; kill -0 $hp 2>/dev/null && alive=yes
+  kill $hp 2>/dev/null; wait $hp 2>/dev/null; wait $vp 2>/dev/null
+  [ -e "$work/held" ] && [ $alive = yes ] && ok "pvm-B: vu ends while another namespace still holds a copy of the mount" \
+    || bad "pvm-B: vu ends while another namespace still holds a copy of the mount" "view started: $([ -e "$work/held" ] && echo yes || echo no), holder alive when vu ended: $alive"
+  got=$(ns --mount "image:$W/hold.img:/mnt:ro" -- sh -c 'sha256sum < /mnt/held.bin' 2>&1)
+  [ -s "$work/want" ] && [ "$got" = "$(cat "$work/want")" ] && ok "…and what the view wrote is in the image" || bad "…and what the view wrote is in the image" "got: $got"
+  /sbin/e2fsck -fn "$W/hold.img" >/dev/null 2>&1 && ok "…which e2fsck finds clean" || bad "…which e2fsck finds clean" "e2fsck -fn: status $?"
+  [ "$(fuse_left)" = "$base_mounts" ] && ok "…and nothing stays mounted here" || bad "…and nothing stays mounted here" "$(grep ' - fuse' /proc/self/mountinfo)"
+else
+  skipped "a namespace holding a copy of the mount" "unshare -Urm fails for $user here"
+fi
+
 # ---- kill -9 of vu mid-run: nothing stays mounted, nothing runs ------------------------------
 as_user mkdir -p "$W/k-low/d"
 # (not the pvmB function: $! must be vu itself, which deny-userns-host and env execute)
