@@ -129,20 +129,27 @@ sleep 1
 got=$($T $PVM --net "$VNL" --ip 10.0.0.43/24 -- sh -c 'for i in 1 2 3 4 5 6 7 8; do socat -u TCP:10.0.0.42:7131,connect-timeout=2 - && exit 0; sleep 0.3; done' 2>&1)
 check "TCP to a view configured vdens-style" 0 "vdens view answers" echo "$got"
 
-# 16 MiB each way between two pvm views, byte for byte (the pumps: order, the FIN at close, what
-# vu-vstack still holds when the sending view has ended).
+# 16 MiB each way between pvm views, byte for byte (the pumps: order, the FIN at close, what
+# vu-vstack still holds when the sending view has ended). One server view a direction: a second
+# connection to a view whose stack has just carried a large transfer is sometimes not accepted
+# (LWIPv6; pvm/vstack.h, known bugs) — that is issue 15's, not what this check is about.
 if command -v sha256sum >/dev/null; then
   head -c 16777216 /dev/urandom > "$work/blob"
   want=$(sha256sum < "$work/blob")
-  rm -f "$work/up.7141"
-  serve "$work/bsrv" $PVM --net "$VNL" --ip 10.0.0.51/24 -- sh -c \
-    "socat -u TCP-LISTEN:7141 CREATE:$work/got.in & socat -u FILE:$work/blob TCP-LISTEN:7142 & sleep 0.3; echo up > $work/up.7141; wait"
-  wait_listen "$work/up.7141"
-  timeout -k 5 60 $PVM --net "$VNL" --ip 10.0.0.52/24 -- sh -c \
-    "socat -u FILE:$work/blob TCP:10.0.0.51:7141; for i in 1 2 3 4 5 6 7 8 9 10; do socat -u TCP:10.0.0.51:7142,connect-timeout=2 CREATE:$work/got.out && exit 0; sleep 0.3; done" >/dev/null 2>&1
-  # The server view ends when both its socats have: the last bytes may still be on their way
-  # through vu-vstack when the client view has ended (bounded by $T).
-  wait "${views[-1]}" 2>/dev/null
+  blob_pass() {  # NAME SERVER-IP CLIENT-IP PORT SERVER-SIDE CLIENT-SIDE: one transfer, server view waited for
+    rm -f "$work/up.$4"
+    serve "$work/bsrv.$4" $PVM --net "$VNL" --ip "$2/24" -- sh -c "$5 & sleep 0.3; echo up > $work/up.$4; wait"
+    wait_listen "$work/up.$4"
+    timeout -k 5 60 $PVM --net "$VNL" --ip "$3/24" -- sh -c \
+      "for i in 1 2 3 4 5 6 7 8 9 10; do $6 && exit 0; sleep 0.3; done" >/dev/null 2>&1
+    # The server view ends when its socat has: the last bytes may still be on their way through
+    # vu-vstack when the client view has ended (bounded by $T).
+    wait "${views[-1]}" 2>/dev/null
+  }
+  blob_pass in 10.0.0.51 10.0.0.52 7141 "socat -u TCP-LISTEN:7141 CREATE:$work/got.in" \
+    "socat -u FILE:$work/blob TCP:10.0.0.51:7141,connect-timeout=2"
+  blob_pass out 10.0.0.54 10.0.0.55 7142 "socat -u FILE:$work/blob TCP-LISTEN:7142" \
+    "socat -u TCP:10.0.0.54:7142,connect-timeout=2 CREATE:$work/got.out"
   got_in=$(sha256sum < "$work/got.in" 2>/dev/null) got_out=$(sha256sum < "$work/got.out" 2>/dev/null)
   if [ "$got_in" = "$want" ] && [ "$got_out" = "$want" ]; then ok "16 MiB each way between pvm views, byte for byte"
   else bad "16 MiB each way between pvm views, byte for byte" "in: $(stat -c %s "$work/got.in" 2>&1)" "out: $(stat -c %s "$work/got.out" 2>&1)"; fi
