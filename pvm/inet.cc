@@ -37,6 +37,7 @@
 #include "pvm/net.h"
 #include "pvm/nlmsg.h"
 #include "pvm/vstack.h"
+#include "pvm/vstack_proto.h"
 
 namespace vu::pvm {
 
@@ -690,7 +691,7 @@ int change_vde(NetState& st, const nlmsghdr* h) {
     auto* ifa = static_cast<const ifaddrmsg*>(NLMSG_DATA(h));
     auto at = attrs_of(h, sizeof(ifaddrmsg));
     const int family = ifa->ifa_family;
-    const size_t alen = family == AF_INET ? 4 : family == AF_INET6 ? 16 : 0;
+    const size_t alen = vs::addr_len(family);
     if (!alen) return EAFNOSUPPORT;
     const nlattr* a = at.count(IFA_LOCAL) ? at[IFA_LOCAL] : at.count(IFA_ADDRESS) ? at[IFA_ADDRESS] : nullptr;
     if (!a || nlm_attr_get_payload_len(a) < alen) return EINVAL;
@@ -723,7 +724,7 @@ int change_vde(NetState& st, const nlmsghdr* h) {
     auto* rt = static_cast<const rtmsg*>(NLMSG_DATA(h));
     auto at = attrs_of(h, sizeof(rtmsg));
     const int family = rt->rtm_family;
-    const size_t alen = family == AF_INET ? 4 : family == AF_INET6 ? 16 : 0;
+    const size_t alen = vs::addr_len(family);
     if (!alen) return EAFNOSUPPORT;
     if (rt->rtm_dst_len > alen * 8) return EINVAL;
     NetState::StaticRoute nr{family, rt->rtm_dst_len, {}, {}};
@@ -739,16 +740,8 @@ int change_vde(NetState& st, const nlmsghdr* h) {
       if (it != m.routes.end()) return EEXIST;
       // The gateway must be on a subnet of vde0 (the kernel: "Nexthop has invalid gateway").
       bool onlink = false;
-      for (const NetState::IfAddr& a : m.addrs) {
-        if (a.family != family || a.index != 2) continue;
-        int bits = a.prefix;
-        bool same = true;
-        for (size_t i = 0; i < alen && bits > 0; ++i, bits -= 8) {
-          unsigned char mask = static_cast<unsigned char>(bits >= 8 ? 0xff : 0xff << (8 - bits));
-          if ((a.addr[i] & mask) != (nr.gw[i] & mask)) same = false;
-        }
-        onlink = onlink || same;
-      }
+      for (const NetState::IfAddr& a : m.addrs)
+        onlink = onlink || (a.family == family && a.index == 2 && vs::same_net(a.addr, nr.gw, a.prefix));
       if (!onlink || !m.up[2]) return ENETUNREACH;
       if (m.routes.size() >= 64) return ENOSPC;
       if (vs)

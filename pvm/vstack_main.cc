@@ -317,13 +317,6 @@ struct OwnAddr {
 std::mutex g_addr_mu;
 std::vector<OwnAddr> g_addrs;
 
-bool same_net(const unsigned char* x, const unsigned char* y, int bits) {
-  for (int i = 0; bits > 0; ++i, bits -= 8) {
-    unsigned char m = static_cast<unsigned char>(bits >= 8 ? 0xff : 0xff << (8 - bits));
-    if ((x[i] & m) != (y[i] & m)) return false;
-  }
-  return true;
-}
 // `local` with its address, if a wildcard, replaced by ours towards `peer`.
 void name_local(sockaddr_storage* local, const sockaddr_storage& peer) {
   if (local->ss_family == AF_INET) {

@@ -60,4 +60,16 @@ inline uint64_t hash(const char* p, size_t n) {
   return h;
 }
 
+// The two sides' address arithmetic (vu's rtnetlink model in inet.cc and vu-vstack):
+// an address family's length in bytes (0: neither IPv4 nor IPv6), and whether two addresses
+// share their first `bits` bits.
+inline size_t addr_len(int family) { return family == AF_INET ? 4 : family == AF_INET6 ? 16 : 0; }
+inline bool same_net(const unsigned char* x, const unsigned char* y, int bits) {
+  for (int i = 0; bits > 0; ++i, bits -= 8) {
+    unsigned char m = static_cast<unsigned char>(bits >= 8 ? 0xff : 0xff << (8 - bits));
+    if ((x[i] & m) != (y[i] & m)) return false;
+  }
+  return true;
+}
+
 }  // namespace vu::pvm::vs
