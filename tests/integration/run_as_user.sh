@@ -59,9 +59,8 @@ if [ -n "$stray" ]; then
 fi
 # vu's mounts left in the host's namespace: the test user's FUSE mounts (user_id=UID) or any
 # other mount of vu's names — not another user's FUSE mounts (another run on the machine).
-uid=$(id -u "$user")
-mounts=$(grep -E 'vu-(test|probe|cow)|userbindmount|fuse' /proc/self/mountinfo | grep -E "user_id=$uid,|user_id=$uid\$" ;
-         grep -E 'vu-(test|probe|cow)|userbindmount|fuse' /proc/self/mountinfo | grep -v 'user_id=' | grep -vE ' - fusectl ')
+mounts=$(awk -v uid="$(id -u "$user")" '/vu-(test|probe|cow)|userbindmount|fuse/ && !/ - fusectl / &&
+  (!/user_id=/ || $0 ~ ("user_id=" uid "(,|$)"))' /proc/self/mountinfo)
 if [ -n "$mounts" ]; then
   echo "FAIL - mounts left behind in the host's mount namespace:"; echo "$mounts"
   [ $rc = 0 ] && rc=1
