@@ -308,8 +308,11 @@ void PvmFuse::teardown(pvm::Monitor* monitor, int signal_fd) {
   bool told = false, termed = false;
   for (;;) {
     int status;
-    for (pid_t p; (p = ::waitpid(-1, &status, WNOHANG | __WALL)) > 0;)
+    for (pid_t p; (p = ::waitpid(-1, &status, WNOHANG | __WALL)) > 0;) {
       if (monitor) (void)monitor->on_wait_status(p, status);
+      // Reaped: its pid may be anyone's soon, never to be signalled below.
+      if (WIFEXITED(status) || WIFSIGNALED(status)) hook_->forget(p);
+    }
     std::vector<pid_t> left;
     for (pid_t p : hook_->server_pids())
       if (::kill(p, 0) == 0) left.push_back(p);
