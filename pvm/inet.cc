@@ -34,6 +34,7 @@
 #include "base/unique_fd.h"
 #include "pvm/call.h"
 #include "pvm/compat.h"
+#include "pvm/inet_echo.h"
 #include "pvm/net.h"
 #include "pvm/nlmsg.h"
 #include "pvm/vstack.h"
@@ -337,6 +338,7 @@ std::string net_setup(NetConfig& n, int* failed) {
   n.priv.s_addr = htonl((127u << 24) | ((64u + rnd[0] % 128) << 16) | (rnd[1] << 8) | (1u + rnd[2] % 254));
   std::memcpy(n.mac, rnd + 3, 6);
   n.mac[0] = (n.mac[0] & 0xfe) | 0x02;  // unicast, locally administered
+  if (n.kind == NetConfig::kNone || n.kind == NetConfig::kSlirp) n.echo = make_echo_state();  // pvm/inet_echo.h
   if (n.kind == NetConfig::kNone) return {};
   if (n.kind == NetConfig::kVde) return vde_setup(n);
   if (n.bcast.s_addr == 0) {
@@ -918,6 +920,7 @@ struct Sock {
   bool v6only = false;
   uint64_t ino = 0;
   bool fake = false;  // one of the view's rtnetlink sockets
+  bool echo = false;  // an ICMP echo stand-in (pvm/inet_echo.h)
 };
 // The caller's socket fd, with its domain and type; false when it is not one (the kernel says).
 bool take_sock(const NetConfig& n, Call& c, int fd, Sock* s) {
@@ -933,6 +936,7 @@ bool take_sock(const NetConfig& n, Call& c, int fd, Sock* s) {
     s->v6only = ::getsockopt(s->fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &v, &len) == 0 && v;
   }
   s->ino = inode_of(s->fd.get());
+  if (is_ip(s->domain) && s->type == SOCK_DGRAM) s->echo = echo_is(n, s->ino);
   if (s->domain == AF_NETLINK) {
     std::lock_guard<std::mutex> lock(n.state->mu);
     s->fake = n.state->netlink.count(s->ino) != 0;
@@ -983,6 +987,13 @@ Answer do_connect(const NetConfig& n, Call& c, Sock& s) {
   if (!read_addr(c, c.a[1], c.a[2], &ss)) return Answer::cont();
   if (s.fake) return Answer::value(0);  // to the kernel: it is connected to the server already
   Mapping m = map_dest(n, &ss, static_cast<unsigned>(c.a[2]), s.domain, s.v6only, s.type);
+  echo_forget(n, s.ino);
+  if (m.route == Route::kError && s.type == SOCK_DGRAM && !s.echo) {
+    // A virtual address of the network with nothing behind it on the host: the sink, so the
+    // connect succeeds as on ns (ping's source-address probe; pvm/inet_echo.h).
+    int e = echo_sink_connect(n, s.fd.get(), s.domain, s.v6only, s.ino, ss, static_cast<unsigned>(c.a[2]));
+    if (e >= 0) return e ? Answer::error(e) : Answer::value(0);
+  }
   if (m.route == Route::kNative) return Answer::cont();
   if (m.route == Route::kError) return Answer::error(m.err);
   if (m.own) bind_own(n, s);
@@ -1034,6 +1045,7 @@ bool view_name(const NetConfig& n, const Sock& s, bool local, sockaddr_storage* 
   socklen_t mlen = sizeof me, plen = sizeof peer;
   const bool connected = ::getpeername(s.fd.get(), reinterpret_cast<sockaddr*>(&peer), &plen) == 0;
   if (!local && !connected) return false;
+  if (!local && echo_peer(n, s.ino, out, len)) return true;  // connected to the sink
   if (::getsockname(s.fd.get(), reinterpret_cast<sockaddr*>(&me), &mlen) < 0) return false;
   Addr ma;
   if (local && !connected) {
@@ -1144,6 +1156,18 @@ Answer do_sendto(const NetConfig& n, Call& c, Sock& s) {
   // UDP over IPv4 takes AF_UNSPEC as AF_INET (an old compatibility rule of the kernel's).
   if (s.domain == AF_INET && ss.ss_family == AF_UNSPEC && alen >= sizeof(sockaddr_in)) ss.ss_family = AF_INET;
   Mapping m;
+  if (s.echo) {  // an echo request (pvm/inet_echo.h)
+    std::vector<iovec> riov;
+    if (msg) {
+      if (int e = read_iov(c, mh, &riov)) return Answer::error(e);
+    } else {
+      riov.push_back({reinterpret_cast<void*>(c.a[1]), std::min<uint64_t>(c.a[2], INT_MAX)});
+    }
+    std::vector<char> data;
+    int err = 0;
+    if (!gather_iov(c.tid, riov, 65536, &data, &err)) return Answer::error(err);
+    return echo_send(n, s.fd.get(), s.domain, ss, static_cast<unsigned>(alen), data);
+  }
   if (!s.fake) {
     m = map_dest(n, &ss, static_cast<unsigned>(alen), s.domain, s.v6only, s.type);
     if (m.route == Route::kError && m.err == ENETUNREACH && n.kind == NetConfig::kSlirp) reply_to_forward(n, s, &ss, &m);
@@ -1225,7 +1249,28 @@ Answer do_recv(const NetConfig& n, Call& c, Sock& s) {
   in.msg_control = control.empty() ? nullptr : control.data();
   in.msg_controllen = control.size();
   const int flags = c.arg_int(msg ? 2 : 3) & ~MSG_CMSG_CLOEXEC;
-  long got = wait_like_caller(c, [&] { return static_cast<long>(::recvmsg(s.fd.get(), &in, flags)); });
+  // SO_RCVTIMEO (ping waits so between its probes): the wake-ups of wait_like_caller would
+  // restart the kernel's timer with each retry, so the deadline is kept here.
+  timeval tv{};
+  socklen_t tvlen = sizeof tv;
+  const bool timed = !(flags & MSG_DONTWAIT) && !(::fcntl(s.fd.get(), F_GETFL) & O_NONBLOCK) &&
+                     ::getsockopt(s.fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, &tvlen) == 0 && (tv.tv_sec || tv.tv_usec);
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  const int64_t deadline = now.tv_sec * 1000000LL + now.tv_nsec / 1000 + tv.tv_sec * 1000000LL + tv.tv_usec;
+  long got = wait_like_caller(c, [&]() -> long {
+    if (!timed) return static_cast<long>(::recvmsg(s.fd.get(), &in, flags));
+    for (;;) {
+      ::clock_gettime(CLOCK_MONOTONIC, &now);
+      const int64_t left = deadline - (now.tv_sec * 1000000LL + now.tv_nsec / 1000);
+      if (left <= 0) return errno = EAGAIN, -1;
+      pollfd p{s.fd.get(), POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>((left + 999) / 1000)) < 0) return -1;  // EINTR: wait_like_caller's
+      if (!p.revents) continue;
+      long r = static_cast<long>(::recvmsg(s.fd.get(), &in, flags | MSG_DONTWAIT));
+      if (r >= 0 || errno != EAGAIN) return r;
+    }
+  });
   if (got < 0) return Answer::error(errno);
   if (!scatter(c, riov, data.data(), std::min<size_t>(static_cast<size_t>(got), data.size())))
     return Answer::error(EFAULT);
@@ -1234,7 +1279,7 @@ Answer do_recv(const NetConfig& n, Call& c, Sock& s) {
     auto* nl = reinterpret_cast<sockaddr_nl*>(&from);
     nl->nl_pid = 0;  // from the kernel
     nl->nl_groups = 0;
-  } else {
+  } else if (!s.echo || !echo_from(n, &from, &flen)) {
     unsigned l = flen;
     map_back(n, &from, &l, false, s.v6only);
     flen = l;
@@ -1286,6 +1331,7 @@ Answer do_accept(const NetConfig& n, Call& c, Sock& s) {
 
 // socket(AF_NETLINK, type, NETLINK_ROUTE): a NETLINK_USERSOCK socket connected to the server.
 Answer do_socket(const NetConfig& n, Call& c) {
+  if (Answer a; echo_socket(n, c, &a)) return a;  // ICMP echo (pvm/inet_echo.h)
   if (c.arg_int(0) != AF_NETLINK || c.arg_int(2) != NETLINK_ROUTE) return Answer::cont();
   const int type = c.arg_int(1);
   UniqueFd s(::socket(AF_NETLINK, type | SOCK_CLOEXEC, NETLINK_USERSOCK));

@@ -66,11 +66,33 @@
 //   socket bound to the view's 127.0.0.1 also answers on 10.0.2.100 (one host address serves
 //   both); a view's own conversation with 10.0.2.100 shows 127.0.0.1;
 //   ports below net.ipv4.ip_unprivileged_port_start are the host's rule (EACCES), which a
-//   --root ns view is exempt from; ICMP (ping) is not emulated; `ip monitor` (multicast
+//   --root ns view is exempt from; ICMP echo (ping) is answered for the view's own and
+//   virtual addresses only (pvm/inet_echo.h, with its differences); `ip monitor` (multicast
 //   groups) and `ip route get` are not answered; the ns view's changes with capabilities
 //   (--root: ip addr add…) are refused with EPERM; the interface ioctls (SIOCGIFCONF,
 //   SIOCGIFADDR… of ifconfig) and /proc/net/* are the host's (no tool of the tests uses them;
 //   ip, getifaddrs and hostname -I use rtnetlink).
+//
+// Other network options on pvm (issue 15):
+//   - ICMP echo: socket(…, SOCK_DGRAM, IPPROTO_ICMP[V6]) is trapped and given a UDP stand-in
+//     whose echo requests the monitor answers as the ns view's network would (pvm/inet_echo.h);
+//     a datagram socket connected to a virtual address with nothing behind it (ping's source
+//     probe to 10.0.2.3) is connected to a sink, so the connect succeeds as on ns.
+//   - --net join:NAME: not this module. vu setns()s into the namespace before the view is made
+//     (CAP_SYS_ADMIN, e.g. from cado, as on ns) and the view runs in it with NetConfig::kHost:
+//     its interfaces, routes, rtnetlink, abstract unix sockets and data path are the
+//     namespace's, natively, nothing trapped. The view itself holds none of the capabilities vu
+//     got from cado (runtime/pvm_backend.cc drops them: on ns the view's own user namespace
+//     holds none over the host either).
+//   - One network per view. Several --net (slirp+VDE, VDE+VDE, slirp+slirp) are refused: a
+//     socket's stack (host sockets here, vu-vstack's for VDE) is chosen when it is made, before
+//     any route is known, and one process may use one socket towards either network. Several
+//     VDE networks would be several interfaces of vu-vstack's one stack (pvm/vstack.h), not
+//     this module's. `--net none --net …` is a usage error on both backends (vdens/net_spec.cc).
+//   - --net-stats on this network: refused (status 125). ns counts the frames vu-net pumps
+//     between the tap and libslirp; here there are no frames: the view's bytes go through host
+//     sockets the monitor never sees after their set-up (that is what makes the data path
+//     native), so any count would be invented. VDE views count vu-vstack's frames (pvm/vstack.h).
 #pragma once
 
 #include <netinet/in.h>
@@ -83,6 +105,7 @@
 namespace vu::pvm {
 
 struct NetState;  // the rtnetlink server and per-socket facts (inet.cc)
+struct EchoState; // ICMP echo stand-ins and the sink (pvm/inet_echo.h)
 class VStack;     // a VDE view's TCP/IP stack (pvm/vstack.h)
 
 struct NetConfig {
@@ -110,6 +133,7 @@ struct NetConfig {
   };
   std::vector<Forward> forwards;
   std::shared_ptr<NetState> state;  // made by net_setup()
+  std::shared_ptr<EchoState> echo;  // made by net_setup() (slirp, none)
 };
 
 // Fills the view's addresses (slirp's), a random private loopback address and MAC, the host's

@@ -163,6 +163,8 @@ Result<Filter> Filter::build(const Config& cfg) {
     VU_TRY_VOID(add(SCMP_ACT_NOTIFY, SYS_recvmsg));
     VU_TRY_VOID(add_if(SYS_recvfrom, 4, SCMP_CMP_NE, 0, "recvfrom"));
     VU_TRY_VOID(add_if(SYS_socket, 0, SCMP_CMP_EQ, AF_NETLINK, "socket"));
+    if (cfg.net.kind != NetConfig::kVde)  // ICMP echo sockets (pvm/inet_echo.h)
+      for (int proto : {int{IPPROTO_ICMP}, int{IPPROTO_ICMPV6}}) VU_TRY_VOID(add_if(SYS_socket, 2, SCMP_CMP_EQ, proto, "socket"));
     VU_TRY_VOID(add_if(SYS_accept, 1, SCMP_CMP_NE, 0, "accept"));
     VU_TRY_VOID(add_if(SYS_accept4, 1, SCMP_CMP_NE, 0, "accept4"));
     if (cfg.net.kind == NetConfig::kVde)  // pvm/vstack.h

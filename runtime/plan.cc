@@ -66,16 +66,17 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
     if (!fuse_env->b) fuse_env.reset();
   }
   const vdens::NetSpec& net = spec.net;
-  // The network (pvm/inet.h): the host's, none, or one slirp-like network given with host
-  // sockets. VDE needs a user-mode TCP/IP stack (Ethernet frames), a joined namespace needs
-  // namespaces.
-  if (net.kind == vdens::NetKind::kJoin)
-    return refuse("--net join:" + net.join, "use --net host, or run where user namespaces are allowed");
+  // The network (pvm/inet.h): the host's, a joined namespace's (vu setns()s into it, as for
+  // ns), none, or one slirp-like network given with host sockets; VDE through vu-vstack's
+  // user-mode stack (pvm/vstack.h).
   const bool vde = net.kind == vdens::NetKind::kUplinks && !net.uplinks.empty() && !net.uplinks[0].slirp;
   if (net.kind == vdens::NetKind::kUplinks) {
-    // VDE (pvm/vstack.h): one network, its sockets served by vu-vstack's user-mode stack.
+    // One network: a socket's stack (host sockets or vu-vstack's) is chosen at socket(), before
+    // any route is known (pvm/inet.h "One network").
     if (net.uplinks.size() > 1)
-      return refuse("more than one --net", "give one network (slirp or one VDE network) under pvm");
+      return refuse("more than one --net",
+                    "a pvm view's sockets belong to one network, chosen when each socket is made (before its "
+                    "route is known); give one --net (slirp or one VDE network)");
     if (net.stats)
       return refuse("--net-stats", vde ? "the pvm view's VDE frames are not counted yet; drop --net-stats"
                                        : "the pvm view's sockets are the host's: there are no frames to count");
@@ -130,6 +131,9 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
   p.parts.push_back({"hostname", spec.hostname ? "pvm: uname shows " + *spec.hostname : "host's name"});
   if (net.kind == vdens::NetKind::kHost) {
     p.parts.push_back({"network", "host network"});
+  } else if (net.kind == vdens::NetKind::kJoin) {
+    p.parts.push_back({"network", "the network namespace " + net.join + ", joined by vu (setns) before the view "
+                                  "is made (its interfaces, routes and sockets natively); its /sys stays the host's"});
   } else if (net.kind == vdens::NetKind::kNone) {
     p.parts.push_back({"network", "pvm: lo only (the view's 127.0.0.1 is a private host loopback address); "
                                   "other destinations unreachable"});
@@ -160,7 +164,7 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
   std::string capture = !spec.mounts.empty() || !spec.cows.empty() || !spec.fuse.empty() || resolv
                             ? "seccomp user notification (paths, owners, ids, uname), ptrace (execve, chdir)"
                             : "seccomp user notification (stat owners, ids, uname); no ptrace";
-  if (net.kind != vdens::NetKind::kHost) capture += "; socket addresses, rtnetlink";
+  if (net.kind != vdens::NetKind::kHost && net.kind != vdens::NetKind::kJoin) capture += "; socket addresses, rtnetlink";
   p.parts.push_back({"capture", capture});
   return p;
 }

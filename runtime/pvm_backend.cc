@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -28,7 +29,7 @@ namespace vu {
 
 namespace {
 
-enum class Stage : int32_t { kNone = 0, kListener, kPdeathsig, kFilter, kChdir, kExec };
+enum class Stage : int32_t { kNone = 0, kListener, kPdeathsig, kFilter, kChdir, kExec, kCaps };
 
 struct Report {
   Stage stage;
@@ -88,8 +89,24 @@ void start_servers(const Launch& l) {
   }
 }
 
+// Capabilities vu holds as an ordinary user (ambient ones from cado, e.g. `cado sys_admin -- vu
+// run --net join:NAME`) are vu's, not the view's: on ns the view is in a user namespace of its
+// own and holds none of them over the host; here every set is emptied before the filter (and
+// no_new_privs) goes in. vu run by root keeps root's view. Async-signal-safe.
+int drop_caps() {
+  if (::getuid() == 0) return 0;
+  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) return errno;
+  __user_cap_header_struct h{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct d[2]{};
+  if (::syscall(SYS_capget, &h, d) < 0) return errno;
+  if (!(d[0].permitted | d[1].permitted | d[0].inheritable | d[1].inheritable)) return 0;
+  __user_cap_data_struct none[2]{};
+  return ::syscall(SYS_capset, &h, none) < 0 ? errno : 0;
+}
+
 [[noreturn]] void child_main(Launch& l) {
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) child_fail(l, Stage::kPdeathsig, errno);
+  if (int e = drop_caps()) child_fail(l, Stage::kCaps, e);
   if (::getppid() != l.parent) ::_exit(kExitSetup);
   char go;
   ssize_t n;
@@ -464,6 +481,7 @@ Error report_error(const Command& cmd, const Report& r) {
       return Error::sys("install the seccomp filter", r.err)
           .hint("the pvm backend needs seccomp user notification (Linux >= 5.0); 'vu probe' checks it");
     case Stage::kPdeathsig: return Error::sys("prctl(PR_SET_PDEATHSIG)", r.err);
+    case Stage::kCaps: return Error::sys("drop vu's capabilities in the view", r.err);
     case Stage::kChdir: return chdir_error(cmd, r.err);
     case Stage::kExec: return exec_error(cmd, r.err);
     case Stage::kNone:

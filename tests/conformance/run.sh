@@ -223,7 +223,7 @@ nameserver 192.0.2.53"
   check_err "$what: --backend=ns says why" 125 'user namespaces|Operation not permitted' \
     "$filter" "$VU" run --backend=ns --net none -- true
 done
-check_err "pvm: --net join: is refused" 125 'join:.*needs user namespaces' \
+check_err "pvm: --net join: a namespace that does not exist: status 2, as on ns" 2 'no network namespace there' \
   "$VU" run --backend=pvm --net join:vu-conformance-none -- true
 check_err "pvm: --net-stats is refused" 125 'net-stats' "$VU" run --backend=pvm --net-stats -- true
 

@@ -1,0 +1,309 @@
+// pvm/inet_echo.cc — ICMP echo stand-ins, their reflectors, and the sink. Design: pvm/inet_echo.h.
+#include "pvm/inet_echo.h"
+
+#include <netinet/icmp6.h>
+#include <netinet/in.h>
+#include <netinet/ip_icmp.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "base/unique_fd.h"
+
+namespace vu::pvm {
+
+namespace {
+
+// An address in either family: 4 or 16 bytes.
+struct Ip {
+  int family = AF_INET;
+  unsigned char b[16] = {};
+  bool operator==(const Ip& o) const { return family == o.family && std::memcmp(b, o.b, 16) == 0; }
+};
+
+bool ip_of(const sockaddr_storage& ss, unsigned len, Ip* out, uint16_t* port = nullptr) {
+  *out = {};
+  if (ss.ss_family == AF_INET && len >= sizeof(sockaddr_in)) {
+    auto* s = reinterpret_cast<const sockaddr_in*>(&ss);
+    std::memcpy(out->b, &s->sin_addr, 4);
+    if (port) *port = ntohs(s->sin_port);
+    return true;
+  }
+  if (ss.ss_family == AF_INET6 && len >= 24) {
+    auto* s = reinterpret_cast<const sockaddr_in6*>(&ss);
+    if (IN6_IS_ADDR_V4MAPPED(&s->sin6_addr)) {
+      std::memcpy(out->b, s->sin6_addr.s6_addr + 12, 4);
+    } else {
+      out->family = AF_INET6;
+      std::memcpy(out->b, &s->sin6_addr, 16);
+    }
+    if (port) *port = ntohs(s->sin6_port);
+    return true;
+  }
+  return false;
+}
+
+// The address (port `port`) as a socket of `family` names it.
+socklen_t put(const Ip& a, uint16_t port, int family, sockaddr_storage* out) {
+  *out = {};
+  if (family == AF_INET) {
+    auto* s = reinterpret_cast<sockaddr_in*>(out);
+    s->sin_family = AF_INET;
+    std::memcpy(&s->sin_addr, a.b, 4);
+    s->sin_port = htons(port);
+    return sizeof(sockaddr_in);
+  }
+  auto* s = reinterpret_cast<sockaddr_in6*>(out);
+  s->sin6_family = AF_INET6;
+  if (a.family == AF_INET) {
+    s->sin6_addr.s6_addr[10] = s->sin6_addr.s6_addr[11] = 0xff;
+    std::memcpy(s->sin6_addr.s6_addr + 12, a.b, 4);
+  } else {
+    std::memcpy(&s->sin6_addr, a.b, 16);
+  }
+  s->sin6_port = htons(port);
+  return sizeof(sockaddr_in6);
+}
+
+Ip v4(in_addr a) {
+  Ip r;
+  std::memcpy(r.b, &a, 4);
+  return r;
+}
+Ip v6(const in6_addr& a) {
+  Ip r;
+  r.family = AF_INET6;
+  std::memcpy(r.b, &a, 16);
+  return r;
+}
+Ip loop6() { return v6(in6addr_loopback); }
+
+uint64_t inode_of(int fd) {
+  struct stat st;
+  return ::fstat(fd, &st) == 0 ? st.st_ino : 0;
+}
+
+uint16_t port_of(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  Ip a;
+  uint16_t port = 0;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) ip_of(ss, len, &a, &port);
+  return port;
+}
+
+// Where the monitor's sockets of a family live on the host: the view's private loopback
+// address, or the host's ::1 (the host has no other IPv6 loopback address).
+Ip home(const NetConfig& n, int family) { return family == AF_INET ? v4(n.priv) : loop6(); }
+
+// A UDP socket of the monitor's bound at home(family), port chosen by the kernel.
+UniqueFd bound_udp(const NetConfig& n, int family) {
+  UniqueFd s(::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!s) return s;
+  sockaddr_storage ss;
+  socklen_t len = put(home(n, family), 0, family, &ss);
+  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&ss), len) < 0) return UniqueFd();
+  return s;
+}
+
+uint16_t checksum(const void* data, size_t len, uint32_t sum = 0) {
+  auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i + 1 < len; i += 2) sum += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
+  if (len & 1) sum += static_cast<uint32_t>(p[len - 1] << 8);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(~sum);
+}
+uint32_t partial(const void* data, size_t len) {
+  auto* p = static_cast<const unsigned char*>(data);
+  uint32_t sum = 0;
+  for (size_t i = 0; i + 1 < len; i += 2) sum += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
+  return sum;
+}
+
+constexpr size_t kMaxReflectors = 64;  // 127/8 has many addresses: the oldest go
+constexpr size_t kMaxSockets = 65536;  // inodes of sockets long closed: forgotten in bulk
+
+}  // namespace
+
+struct EchoState {
+  std::mutex mu;
+  std::set<uint64_t> standins;  // the stand-ins' inodes
+  struct Reflector {
+    Ip target;  // the view's address it answers for
+    int ttl;
+    UniqueFd fd;
+    uint16_t port;
+  };
+  std::vector<Reflector> reflectors;
+  UniqueFd sink[2];  // AF_INET, AF_INET6
+  uint16_t sink_port[2] = {};
+  std::map<uint64_t, std::pair<sockaddr_storage, socklen_t>> peers;  // connected to the sink
+};
+
+std::shared_ptr<EchoState> make_echo_state() { return std::make_shared<EchoState>(); }
+
+bool echo_socket(const NetConfig& n, Call& c, Answer* out) {
+  const int family = c.arg_int(0), type = c.arg_int(1), proto = c.arg_int(2);
+  if ((type & 0xf) != SOCK_DGRAM || !n.echo) return false;
+  if (!((family == AF_INET && proto == IPPROTO_ICMP) || (family == AF_INET6 && proto == IPPROTO_ICMPV6))) return false;
+  if (n.kind != NetConfig::kSlirp && n.kind != NetConfig::kNone) return false;
+  if (type & ~(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC)) return *out = Answer::error(EINVAL), true;
+  UniqueFd s = bound_udp(n, family);
+  if (!s) return *out = Answer::error(errno == EADDRNOTAVAIL ? EAFNOSUPPORT : errno), true;
+  if ((type & SOCK_NONBLOCK) && ::fcntl(s.get(), F_SETFL, O_NONBLOCK | O_RDWR) < 0)
+    return *out = Answer::error(errno), true;
+  {
+    std::lock_guard<std::mutex> lock(n.echo->mu);
+    if (n.echo->standins.size() > kMaxSockets) n.echo->standins.clear();
+    n.echo->standins.insert(inode_of(s.get()));
+  }
+  Answer a;
+  a.kind = Answer::kFd;
+  a.fd = std::move(s);
+  a.cloexec = (type & SOCK_CLOEXEC) != 0;
+  return *out = std::move(a), true;
+}
+
+bool echo_is(const NetConfig& n, uint64_t ino) {
+  if (!n.echo) return false;
+  std::lock_guard<std::mutex> lock(n.echo->mu);
+  return n.echo->standins.count(ino) != 0;
+}
+
+Answer echo_send(const NetConfig& n, int fd, int family, const sockaddr_storage& dest, unsigned len,
+                 const std::vector<char>& data) {
+  Ip d;
+  if (!ip_of(dest, len, &d)) return Answer::error(len < sizeof(sockaddr_in) ? EINVAL : EAFNOSUPPORT);
+  if (d.family != family) return Answer::error(family == AF_INET ? EAFNOSUPPORT : EINVAL);
+  const bool is4 = family == AF_INET;
+  // The kernel's ping socket takes echo requests only.
+  if (data.size() < 8 || static_cast<unsigned char>(data[0]) != (is4 ? ICMP_ECHO : ICMP6_ECHO_REQUEST) || data[1] != 0)
+    return Answer::error(EINVAL);
+  const bool slirp = n.kind == NetConfig::kSlirp;
+  int ttl = 0;
+  Ip src;  // the view's own address the request goes out from (ICMPv6's checksum)
+  if (is4) {
+    in_addr a;
+    std::memcpy(&a, d.b, 4);
+    const uint32_t h = ntohl(a.s_addr);
+    if ((h >> 24) == 127 || h == 0 || (slirp && a.s_addr == n.addr.s_addr)) ttl = 64;
+    else if (slirp && (a.s_addr == n.gateway.s_addr || a.s_addr == n.dns.s_addr)) ttl = 255;
+    else if (!slirp) return Answer::error(ENETUNREACH);
+  } else {
+    in6_addr a;
+    std::memcpy(&a, d.b, 16);
+    if (IN6_IS_ADDR_LOOPBACK(&a) || (slirp && IN6_ARE_ADDR_EQUAL(&a, &n.addr6))) ttl = 64, src = d;
+    else if (slirp && (IN6_ARE_ADDR_EQUAL(&a, &n.gateway6) || IN6_ARE_ADDR_EQUAL(&a, &n.dns6))) ttl = 255, src = v6(n.addr6);
+    else if (!slirp) return Answer::error(ENETUNREACH);
+  }
+  if (!ttl) return Answer::value(static_cast<int64_t>(data.size()));  // out to the world: not answered
+  std::vector<unsigned char> reply(data.begin(), data.end());
+  reply[0] = is4 ? ICMP_ECHOREPLY : ICMP6_ECHO_REPLY;
+  const uint16_t id = port_of(fd);
+  reply[4] = static_cast<unsigned char>(id >> 8);
+  reply[5] = static_cast<unsigned char>(id);
+  reply[2] = reply[3] = 0;
+  uint16_t sum;
+  if (is4) {
+    sum = checksum(reply.data(), reply.size());
+  } else {  // over the pseudo-header: from the address pinged to the view's own
+    const uint32_t l = static_cast<uint32_t>(reply.size());
+    unsigned char tail[8] = {static_cast<unsigned char>(l >> 24), static_cast<unsigned char>(l >> 16),
+                             static_cast<unsigned char>(l >> 8), static_cast<unsigned char>(l), 0, 0, 0, IPPROTO_ICMPV6};
+    sum = checksum(reply.data(), reply.size(), partial(d.b, 16) + partial(src.b, 16) + partial(tail, 8));
+  }
+  reply[2] = static_cast<unsigned char>(sum >> 8);
+  reply[3] = static_cast<unsigned char>(sum);
+  EchoState& st = *n.echo;
+  int rfd = -1;
+  std::lock_guard<std::mutex> lock(st.mu);
+  for (const EchoState::Reflector& r : st.reflectors)
+    if (r.target == d) rfd = r.fd.get();
+  if (rfd < 0) {
+    UniqueFd r = bound_udp(n, family);
+    if (!r) return Answer::error(errno);
+    if (is4 ? ::setsockopt(r.get(), IPPROTO_IP, IP_TTL, &ttl, sizeof ttl)
+            : ::setsockopt(r.get(), IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof ttl))
+      return Answer::error(errno);
+    if (st.reflectors.size() >= kMaxReflectors) st.reflectors.erase(st.reflectors.begin());
+    rfd = r.get();
+    const uint16_t port = port_of(rfd);
+    st.reflectors.push_back({d, ttl, std::move(r), port});
+  }
+  sockaddr_storage to{};
+  socklen_t tolen = sizeof to;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&to), &tolen) < 0) return Answer::error(errno);
+  // A full receive queue drops the answer, as a ping socket's would.
+  (void)::sendto(rfd, reply.data(), reply.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&to), tolen);
+  return Answer::value(static_cast<int64_t>(data.size()));
+}
+
+bool echo_from(const NetConfig& n, sockaddr_storage* from, socklen_t* len) {
+  Ip a;
+  uint16_t port = 0;
+  if (!n.echo || !ip_of(*from, *len, &a, &port)) return false;
+  std::lock_guard<std::mutex> lock(n.echo->mu);
+  for (const EchoState::Reflector& r : n.echo->reflectors) {
+    if (r.port != port || !(a == home(n, r.target.family))) continue;
+    *len = put(r.target, 0, from->ss_family, from);
+    return true;
+  }
+  return false;
+}
+
+int echo_sink_connect(const NetConfig& n, int fd, int family, bool v6only, uint64_t ino, const sockaddr_storage& dest,
+                      unsigned len) {
+  Ip d;
+  if (n.kind != NetConfig::kSlirp || !n.echo || !ip_of(dest, len, &d)) return -1;
+  if (d.family == AF_INET) {
+    in_addr a;
+    std::memcpy(&a, d.b, 4);
+    const uint32_t mask = n.prefix ? ~uint32_t{0} << (32 - n.prefix) : 0;
+    if ((ntohl(a.s_addr) & mask) != (ntohl(n.addr.s_addr) & mask) || v6only) return -1;
+  } else if (std::memcmp(d.b, &n.addr6, 8) != 0) {  // fd00::/64
+    return -1;
+  }
+  EchoState& st = *n.echo;
+  const int k = d.family == AF_INET ? 0 : 1;
+  std::lock_guard<std::mutex> lock(st.mu);
+  if (!st.sink[k]) {
+    st.sink[k] = bound_udp(n, d.family);
+    if (!st.sink[k]) return errno;
+    int small = 1;  // what arrives is dropped: the least buffer
+    (void)::setsockopt(st.sink[k].get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    st.sink_port[k] = port_of(st.sink[k].get());
+  }
+  sockaddr_storage to;
+  socklen_t tolen = put(home(n, d.family), st.sink_port[k], family, &to);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&to), tolen) < 0) return errno;
+  if (st.peers.size() > kMaxSockets) st.peers.clear();
+  sockaddr_storage view{};
+  std::memcpy(&view, &dest, std::min<size_t>(len, sizeof view));
+  st.peers[ino] = {view, static_cast<socklen_t>(std::min<size_t>(len, sizeof view))};
+  return 0;
+}
+
+bool echo_peer(const NetConfig& n, uint64_t ino, sockaddr_storage* out, socklen_t* len) {
+  if (!n.echo) return false;
+  std::lock_guard<std::mutex> lock(n.echo->mu);
+  auto it = n.echo->peers.find(ino);
+  if (it == n.echo->peers.end()) return false;
+  *out = it->second.first;
+  *len = it->second.second;
+  return true;
+}
+
+void echo_forget(const NetConfig& n, uint64_t ino) {
+  if (!n.echo) return;
+  std::lock_guard<std::mutex> lock(n.echo->mu);
+  n.echo->peers.erase(ino);
+}
+
+}  // namespace vu::pvm
