@@ -157,7 +157,7 @@ bool echo_socket(const NetConfig& n, Call& c, Answer* out) {
   if (type & ~(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC)) return *out = Answer::error(EINVAL), true;
   UniqueFd s = bound_udp(n, family);
   if (!s) return *out = Answer::error(errno == EADDRNOTAVAIL ? EAFNOSUPPORT : errno), true;
-  if ((type & SOCK_NONBLOCK) && ::fcntl(s.get(), F_SETFL, O_NONBLOCK | O_RDWR) < 0)
+  if ((type & SOCK_NONBLOCK) && ::fcntl(s.get(), F_SETFL, O_NONBLOCK) < 0)
     return *out = Answer::error(errno), true;
   {
     std::lock_guard<std::mutex> lock(n.echo->mu);
