@@ -338,7 +338,7 @@ std::string net_setup(NetConfig& n, int* failed) {
   n.priv.s_addr = htonl((127u << 24) | ((64u + rnd[0] % 128) << 16) | (rnd[1] << 8) | (1u + rnd[2] % 254));
   std::memcpy(n.mac, rnd + 3, 6);
   n.mac[0] = (n.mac[0] & 0xfe) | 0x02;  // unicast, locally administered
-  if (n.kind == NetConfig::kNone || n.kind == NetConfig::kSlirp) n.echo = make_echo_state();  // pvm/inet_echo.h
+  if (n.kind == NetConfig::kNone || n.kind == NetConfig::kSlirp) n.echo = make_echo_state(n.priv);  // pvm/inet_echo.h
   if (n.kind == NetConfig::kNone) return {};
   if (n.kind == NetConfig::kVde) return vde_setup(n);
   if (n.bcast.s_addr == 0) {

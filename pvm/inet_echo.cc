@@ -4,6 +4,9 @@
 #include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <netinet/ip_icmp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/epoll.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -142,12 +145,153 @@ struct EchoState {
     uint16_t port;
   };
   std::vector<Reflector> reflectors;
+  in_addr priv{};  // the view's private loopback address: where the reflectors are bound
+  // Outside addresses where the host lets vu's user have ICMP datagram sockets (as libslirp
+  // then does): one of the host's per stand-in, its answers relayed to the stand-in.
+  struct Outside {
+    uint64_t standin;
+    UniqueFd icmp;
+    sockaddr_storage to;  // the stand-in's own address
+    socklen_t tolen;
+  };
+  std::vector<Outside> outside;
+  bool host_refuses[2] = {};  // AF_INET, AF_INET6: ping_group_range shuts the user out
+  UniqueFd ep;                // epoll of the outside sockets, served by the relay thread
   UniqueFd sink[2];  // AF_INET, AF_INET6
   uint16_t sink_port[2] = {};
   std::map<uint64_t, std::pair<sockaddr_storage, socklen_t>> peers;  // connected to the sink
 };
 
-std::shared_ptr<EchoState> make_echo_state() { return std::make_shared<EchoState>(); }
+std::shared_ptr<EchoState> make_echo_state(in_addr priv) {
+  auto st = std::make_shared<EchoState>();
+  st->priv = priv;
+  return st;
+}
+
+namespace {
+
+// The reflector answering for `target` with `ttl` (made on first use). Under st.mu. -1: errno.
+int reflector(EchoState& st, const Ip& target, int ttl) {
+  for (EchoState::Reflector& r : st.reflectors) {
+    if (!(r.target == target)) continue;
+    if (r.ttl != ttl) {  // an outside host's answers come with their own TTL
+      if (target.family == AF_INET ? ::setsockopt(r.fd.get(), IPPROTO_IP, IP_TTL, &ttl, sizeof ttl)
+                                   : ::setsockopt(r.fd.get(), IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof ttl))
+        return -1;
+      r.ttl = ttl;
+    }
+    return r.fd.get();
+  }
+  UniqueFd r(::socket(target.family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!r) return -1;
+  sockaddr_storage ss;
+  socklen_t len = put(target.family == AF_INET ? v4(st.priv) : loop6(), 0, target.family, &ss);
+  if (::bind(r.get(), reinterpret_cast<sockaddr*>(&ss), len) < 0) return -1;
+  if (target.family == AF_INET ? ::setsockopt(r.get(), IPPROTO_IP, IP_TTL, &ttl, sizeof ttl)
+                               : ::setsockopt(r.get(), IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof ttl))
+    return -1;
+  if (st.reflectors.size() >= kMaxReflectors) st.reflectors.erase(st.reflectors.begin());
+  const int fd = r.get();
+  st.reflectors.push_back({target, ttl, std::move(r), port_of(fd)});
+  return fd;
+}
+
+// The relay: answers from outside on the host's ICMP sockets, passed to their stand-ins by the
+// reflector of the address that answered (TTL 255, as libslirp reflects them). Lives as long as
+// vu (as the rtnetlink server).
+void* relay_main(void* arg) {
+  std::unique_ptr<std::shared_ptr<EchoState>> hold(static_cast<std::shared_ptr<EchoState>*>(arg));
+  EchoState& st = **hold;
+  sigset_t mask;
+  sigfillset(&mask);
+  pthread_sigmask(SIG_SETMASK, &mask, nullptr);
+  std::vector<unsigned char> buf(65536);
+  for (;;) {
+    epoll_event ev[16];
+    int k = ::epoll_wait(st.ep.get(), ev, 16, -1);
+    for (int i = 0; i < k; ++i) {
+      for (;;) {
+        sockaddr_storage from{};
+        iovec v{buf.data(), buf.size()};
+        msghdr m{};
+        m.msg_name = &from;
+        m.msg_namelen = sizeof from;
+        m.msg_iov = &v;
+        m.msg_iovlen = 1;
+        ssize_t got = ::recvmsg(ev[i].data.fd, &m, MSG_DONTWAIT);
+        if (got < 0) break;
+        const int ttl = 255;  // libslirp's icmp_receive answers the view with icmp_reflect's MAXTTL
+        Ip who;
+        if (!ip_of(from, m.msg_namelen, &who)) continue;
+        std::lock_guard<std::mutex> lock(st.mu);
+        for (const EchoState::Outside& o : st.outside) {
+          if (o.icmp.get() != ev[i].data.fd) continue;
+          const int rfd = reflector(st, who, ttl);
+          if (rfd >= 0)
+            (void)::sendto(rfd, buf.data(), static_cast<size_t>(got), MSG_DONTWAIT,
+                           reinterpret_cast<const sockaddr*>(&o.to), o.tolen);
+          break;
+        }
+      }
+    }
+    if (k < 0 && errno != EINTR) return nullptr;
+  }
+}
+
+}  // namespace
+
+// An echo request to an outside address: sent on the host's ICMP datagram socket kept for the
+// stand-in, where the host gives vu's user one (net.ipv4.ping_group_range); else dropped.
+static void outside(const NetConfig& n, int fd, int family, const sockaddr_storage& dest, unsigned len,
+             const std::vector<char>& data) {
+  EchoState& st = *n.echo;
+  const uint64_t ino = inode_of(fd);
+  std::lock_guard<std::mutex> lock(st.mu);
+  const int k = family == AF_INET ? 0 : 1;
+  if (st.host_refuses[k]) return;
+  int icmp = -1;
+  for (const EchoState::Outside& o : st.outside)
+    if (o.standin == ino) icmp = o.icmp.get();
+  if (icmp < 0) {
+    UniqueFd s(::socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, family == AF_INET ? int{IPPROTO_ICMP} : int{IPPROTO_ICMPV6}));
+    if (!s) {
+      st.host_refuses[k] = true;  // ping_group_range (EACCES), or no ping sockets in this kernel
+      return;
+    }
+    if (!st.ep) {
+      UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
+      if (!ep) return;
+      st.ep = std::move(ep);
+      pthread_t t;
+      pthread_attr_t attr;
+      pthread_attr_init(&attr);
+      pthread_attr_setstacksize(&attr, 256 * 1024);
+      sigset_t all, old;
+      sigfillset(&all);
+      pthread_sigmask(SIG_SETMASK, &all, &old);
+      auto* arg = new std::shared_ptr<EchoState>(n.echo);
+      const int rc = pthread_create(&t, &attr, relay_main, arg);
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
+      pthread_attr_destroy(&attr);
+      if (rc) {
+        delete arg;
+        st.ep.reset();
+        return;
+      }
+      ::pthread_detach(t);
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = s.get();
+    if (::epoll_ctl(st.ep.get(), EPOLL_CTL_ADD, s.get(), &ev) < 0) return;
+    EchoState::Outside o{ino, std::move(s), {}, sizeof(sockaddr_storage)};
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&o.to), &o.tolen) < 0) return;
+    if (st.outside.size() >= kMaxReflectors) st.outside.erase(st.outside.begin());  // (epoll forgets it when closed)
+    icmp = o.icmp.get();
+    st.outside.push_back(std::move(o));
+  }
+  (void)::sendto(icmp, data.data(), data.size(), MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&dest), len);
+}
 
 bool echo_socket(const NetConfig& n, Call& c, Answer* out) {
   const int family = c.arg_int(0), type = c.arg_int(1), proto = c.arg_int(2);
@@ -203,7 +347,10 @@ Answer echo_send(const NetConfig& n, int fd, int family, const sockaddr_storage&
     else if (slirp && (IN6_ARE_ADDR_EQUAL(&a, &n.gateway6) || IN6_ARE_ADDR_EQUAL(&a, &n.dns6))) ttl = 255, src = v6(n.addr6);
     else if (!slirp) return Answer::error(ENETUNREACH);
   }
-  if (!ttl) return Answer::value(static_cast<int64_t>(data.size()));  // out to the world: not answered
+  if (!ttl) {  // out to the world: through the host's ICMP socket where it has one for us
+    outside(n, fd, family, dest, len, data);
+    return Answer::value(static_cast<int64_t>(data.size()));
+  }
   std::vector<unsigned char> reply(data.begin(), data.end());
   reply[0] = is4 ? ICMP_ECHOREPLY : ICMP6_ECHO_REPLY;
   const uint16_t id = port_of(fd);
@@ -222,21 +369,9 @@ Answer echo_send(const NetConfig& n, int fd, int family, const sockaddr_storage&
   reply[2] = static_cast<unsigned char>(sum >> 8);
   reply[3] = static_cast<unsigned char>(sum);
   EchoState& st = *n.echo;
-  int rfd = -1;
   std::lock_guard<std::mutex> lock(st.mu);
-  for (const EchoState::Reflector& r : st.reflectors)
-    if (r.target == d) rfd = r.fd.get();
-  if (rfd < 0) {
-    UniqueFd r = bound_udp(n, family);
-    if (!r) return Answer::error(errno);
-    if (is4 ? ::setsockopt(r.get(), IPPROTO_IP, IP_TTL, &ttl, sizeof ttl)
-            : ::setsockopt(r.get(), IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof ttl))
-      return Answer::error(errno);
-    if (st.reflectors.size() >= kMaxReflectors) st.reflectors.erase(st.reflectors.begin());
-    rfd = r.get();
-    const uint16_t port = port_of(rfd);
-    st.reflectors.push_back({d, ttl, std::move(r), port});
-  }
+  const int rfd = reflector(st, d, ttl);
+  if (rfd < 0) return Answer::error(errno);
   sockaddr_storage to{};
   socklen_t tolen = sizeof to;
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&to), &tolen) < 0) return Answer::error(errno);

@@ -54,7 +54,7 @@
 namespace vu::pvm {
 
 struct EchoState;  // the stand-ins, reflectors, sink and sink-connected sockets (inet_echo.cc)
-std::shared_ptr<EchoState> make_echo_state();
+std::shared_ptr<EchoState> make_echo_state(in_addr priv);  // priv: NetConfig::priv
 
 // socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP) or (AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6) on a
 // slirp or none network: *out is the stand-in. False: not such a call (the kernel's).
