@@ -5,9 +5,10 @@
 // busybox: the unprivileged ICMP datagram socket; a pvm view never has CAP_NET_RAW, as
 // no_new_privs ignores ping's file capability). The host's own ICMP datagram sockets are closed
 // to most users (net.ipv4.ping_group_range "1 0", the kernel's default, which vu never changes)
-// and, where open, could not give the view's answers: 10.0.2.2 is libslirp's, the view's
-// 127.0.0.1 is a private 127.X.Y.Z. So the socket the view gets (ADDFD) is a stand-in: a UDP
-// socket of the same family bound to the view's private loopback address (IPv6: the host's ::1).
+// and, where open, could not give the view's answers (10.0.2.2 is libslirp's, the view's
+// 127.0.0.1 is a private 127.X.Y.Z); where open they carry the view's pings to the world
+// (below). So the socket the view gets (ADDFD) is a stand-in: a UDP socket of the same family
+// bound to the view's private loopback address (IPv6: the host's ::1).
 // Every option ping sets on it (IP_RECVERR, IP_RECVTTL, IPV6_RECVHOPLIMIT, SO_TIMESTAMP,
 // SO_RCVBUF…) is an IP-level option the UDP socket has, so none of them traps.
 //
@@ -16,11 +17,12 @@
 //     kernel answers, TTL/hop limit 64;
 //   - 10.0.2.2, 10.0.2.3 (fd00::2, fd00::3): libslirp's icmp_reflect, TTL/hop limit 255, whatever
 //     allow-host-loopback says;
-//   - anything else: taken and not answered (sendto returns its length). libslirp sends its
-//     ICMP out through a host ICMP datagram socket when ping_group_range lets vu-net's user have
-//     one, else a UDP datagram to port 7 that practically never gets an answer: on the hosts
-//     pvm is for (ping_group_range closed) ping then reports the loss, as on ns. Where the host
-//     lets the user ping, ns reaches the world and pvm does not: a known difference;
+//   - anything else: as libslirp, through a host ICMP datagram socket when ping_group_range
+//     lets vu's user have one (one per stand-in, kept by the monitor; a relay thread passes its
+//     answers to the stand-in through the reflector of the address that answered, TTL 255 as
+//     libslirp's icmp_reflect), else taken and not answered (sendto returns its length):
+//     libslirp's fallback then is a UDP datagram to port 7 that practically never gets an
+//     answer, so ping reports the loss on both backends;
 //   - --net none: only the view's loopback; anything else ENETUNREACH (no route, as on ns).
 // An answer is a datagram sent to the stand-in by a "reflector": a UDP socket of the monitor's
 // bound next to it (127.X.Y.Z or ::1), one per answered address, its port naming that address
