@@ -105,8 +105,8 @@ int drop_caps() {
 }
 
 [[noreturn]] void child_main(Launch& l) {
+  if (int e = drop_caps()) child_fail(l, Stage::kCaps, e);  // first: a change of credentials may reset the next
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) child_fail(l, Stage::kPdeathsig, errno);
-  if (int e = drop_caps()) child_fail(l, Stage::kCaps, e);
   if (::getppid() != l.parent) ::_exit(kExitSetup);
   char go;
   ssize_t n;
