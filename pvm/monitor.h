@@ -75,6 +75,7 @@
 //   net.{h,cc}    unix sockets: bind/connect/sendto/sendmsg to a path, getsockname/getpeername
 //   inet.{h,cc}   the view's network (--net slirp/none, -p): host sockets, addresses translated
 //                 on the calls that carry one, an rtnetlink emulation; the data path never traps
+//   inet_echo.{h,cc}  ICMP echo (ping) of those networks: UDP stand-ins answered by the monitor
 //   identity.{h,cc}  getgroups as in an unmapped user namespace, --root ids (stat owners: call.h)
 //   uts.{h,cc}    uname, sethostname
 //   fuse_mount.{h,cc}  FUSE filesystems of the view: mount(2) of type fuse from the view's FUSE
