@@ -83,7 +83,7 @@ else
   common_probes musl --net none --rootfs "$M"
   rprobe "musl: a musl-dynamic program (argv, /proc/self/exe)" --net none --rootfs "$M" -- probe a 'b c'
   rprobe "musl: through sh and PATH" --net none --rootfs "$M" -- sh -c 'probe x; echo "status $?"'
-  rprobe "musl: no glibc library preloaded into it" --net none --rootfs "$M" -- probe --preload
+  rprobe "musl: pvm's fast path (a glibc library) is not mapped into it" --net none --rootfs "$M" -- probe --preload
 fi
 
 # --- Debian -----------------------------------------------------------------------------------
