@@ -188,6 +188,29 @@ int wait_for_net(const Launch& l) {
   return ETIMEDOUT;
 }
 
+// The last stage: ambient capabilities, the signal mask, execve.
+[[noreturn]] void exec_stage(Launch& l) {
+  if (l.ambient_caps) {
+    int which;
+    if (int e = userns::raise_ambient(l.ambient_caps, &which)) child_fail(l, Stage::kCaps, e, which);
+  }
+  ::sigprocmask(SIG_SETMASK, l.mask, nullptr);
+  child_fail(l, Stage::kExec, exec_command(l.cmd));
+}
+
+constexpr int kInitForward[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM};
+
+// The command below the view's init: vfork-style on a stack of its own (the init is a copy of
+// vu, not sharing vu's memory, and waits until this execs).
+int command_entry(void* launch) {
+  Launch& l = *static_cast<Launch*>(launch);
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig : kInitForward) ::sigaction(sig, &dfl, nullptr);
+  ::close(l.status_fd);
+  exec_stage(l);
+}
+
 // --rootfs views have their own pid namespace (CLONE_NEWPID): the first process is its init.
 // It mounts a fresh /proc over the host's (kept when the kernel refuses: a host whose /proc is
 // partly hidden, as in a container), forks the command (pid 2; this function returns in it)
@@ -197,32 +220,27 @@ int wait_for_net(const Launch& l) {
 // init cannot die of one). Its exit makes the kernel kill what is left in the namespace; if vu
 // dies first, PR_SET_PDEATHSIG kills the init, and with it the namespace.
 // Restricted zone: no allocation.
-void view_init(const Launch& l) {
+[[noreturn]] void view_init(Launch& l) {
   if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0) {
     // Left as bound (the host's): the view still works, its ps shows the host's processes.
   }
-  // An init gets only the signals it has a handler for: one that does nothing, the signals
-  // staying blocked (vu blocked them before the clone) and read with sigwaitinfo.
-  static const int kForward[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM};
+  // An init gets only the signals it has a handler for, or blocks: one that does nothing, the
+  // signals staying blocked (vu blocked them before the clone) and read with sigwaitinfo.
   sigset_t wait_set;
   sigemptyset(&wait_set);
   struct sigaction sa {};
   sa.sa_handler = [](int) {};
-  for (int sig : kForward) {
+  for (int sig : kInitForward) {
     sigaddset(&wait_set, sig);
     ::sigaction(sig, &sa, nullptr);
   }
   sigaddset(&wait_set, SIGCHLD);
   ::sigprocmask(SIG_BLOCK, &wait_set, nullptr);
-  const pid_t cmd = static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  // The command's stack: this process's own memory (a fork of vu), unused by anything else.
+  alignas(16) static char stack[64 * 1024];
+  const pid_t cmd = ::clone(command_entry, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD,
+                            &l);
   if (cmd < 0) child_fail(l, Stage::kInit, errno);
-  if (cmd == 0) {
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    for (int sig : kForward) ::sigaction(sig, &dfl, nullptr);
-    ::close(l.status_fd);
-    return;
-  }
   ::close(l.report_fd);  // the command's copy says whether it was executed
   ::prctl(PR_SET_NAME, "vu-init", 0, 0, 0);
   for (;;) {
@@ -336,15 +354,8 @@ void view_init(const Launch& l) {
       child_fail(l, Stage::kNewRoot, errno);
     if (int e = enter_cwd(l.cmd)) child_fail(l, Stage::kChdir, e);
   }
-  if (l.pid_ns) view_init(l);  // returns in the command's process
-
-  if (l.ambient_caps) {
-    int which;
-    if (int e = userns::raise_ambient(l.ambient_caps, &which)) child_fail(l, Stage::kCaps, e, which);
-  }
-
-  ::sigprocmask(SIG_SETMASK, l.mask, nullptr);
-  child_fail(l, Stage::kExec, exec_command(l.cmd));
+  if (l.pid_ns) view_init(l);  // never returns: the command runs exec_stage below it
+  exec_stage(l);
 }
 
 // Clones the keeper as a sibling (CLONE_PARENT: vu's child) and waits for its answer. The

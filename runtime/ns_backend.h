@@ -24,7 +24,7 @@
 //                                      pid reported (a kKeeper record; the parent keeps
 //                                      reading), and the child waits until every filesystem
 //                                      is mounted or one failed
-//   8. --rootfs: pid namespace init    a fresh /proc, then the command forked as pid 2 while
+//   8. --rootfs: pid namespace init    a fresh /proc, then the command cloned as pid 2 (vfork-style) while
 //                                      this process stays as the namespace's init (view_init
 //                                      in ns_backend.cc; the clone is then a fork, not spawn)
 //   9. signal mask restored, execve    PATH searched without allocating
