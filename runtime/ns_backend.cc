@@ -236,13 +236,13 @@ int command_entry(void* launch) {
   }
   sigaddset(&wait_set, SIGCHLD);
   ::sigprocmask(SIG_BLOCK, &wait_set, nullptr);
+  ::prctl(PR_SET_NAME, "vu-init", 0, 0, 0);  // before the command can look
   // The command's stack: this process's own memory (a fork of vu), unused by anything else.
   alignas(16) static char stack[64 * 1024];
   const pid_t cmd = ::clone(command_entry, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD,
                             &l);
   if (cmd < 0) child_fail(l, Stage::kInit, errno);
   ::close(l.report_fd);  // the command's copy says whether it was executed
-  ::prctl(PR_SET_NAME, "vu-init", 0, 0, 0);
   for (;;) {
     siginfo_t si;
     int sig = ::sigwaitinfo(&wait_set, &si);
