@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "base/raw_log.h"
 #include "base/strings.h"
 #include "base/unique_fd.h"
 #include "bindmount/bindmount.h"
@@ -222,7 +223,11 @@ int command_entry(void* launch) {
 // Restricted zone: no allocation.
 [[noreturn]] void view_init(Launch& l) {
   if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0) {
-    // Left as bound (the host's): the view still works, its ps shows the host's processes.
+    // Left as bound (the host's, e.g. where a container masks parts of it): the view works,
+    // but its /proc lists the host's processes under the host's pids.
+    raw::write_str(2, "vu: warning: the kernel refused a new /proc for the view (",
+                   errno == EPERM ? "EPERM: the host's /proc has hidden parts?" : "mount failed",
+                   "); it shows the host's, whose pids are not the view's\n");
   }
   // An init gets only the signals it has a handler for, or blocks: one that does nothing, the
   // signals staying blocked (vu blocked them before the clone) and read with sigwaitinfo.
