@@ -214,8 +214,8 @@ int command_entry(void* launch) {
 
 // --rootfs views have their own pid namespace (CLONE_NEWPID): the first process is its init.
 // It mounts a fresh /proc over the host's (kept when the kernel refuses: a host whose /proc is
-// partly hidden, as in a container), forks the command (pid 2; this function returns in it)
-// and stays as init: it reaps every orphan, forwards the signals vu forwards (not the
+// partly hidden, as in a container: with a warning), clones the command (pid 2, vfork-style:
+// command_entry) and stays as init: it reaps every orphan, forwards the signals vu forwards (not the
 // terminal's: those reach the command's process group directly) and, when the command exits,
 // writes its wait status to status_fd and exits with the same code (128+N for a signal: an
 // init cannot die of one). Its exit makes the kernel kill what is left in the namespace; if vu
