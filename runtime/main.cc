@@ -177,7 +177,7 @@ Result<int> cmd_run(Invocation& inv, std::optional<NetHelper> pre_net) {
   const pid_t wd = watchdog ? watchdog->pid() : -1;
   SuperviseExtras extras;
   if (net) extras.on_other_exit = [&net](pid_t p, int status) { net->note_exit(p, status); };
-  ExitStatus st = VU_TRY(supervise(view.child, signals, std::move(extras)));
+  ExitStatus st = view.command_status(VU_TRY(supervise(view.child, signals, std::move(extras))));
   if (view.keeper > 0) {
     // The view's other processes go first (they may hold files open in the FUSE mounts), then
     // the keeper unmounts and waits for the FUSE programs to flush.

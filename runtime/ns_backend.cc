@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "base/raw_log.h"
 #include "base/strings.h"
 #include "base/unique_fd.h"
 #include "bindmount/bindmount.h"
@@ -61,6 +62,7 @@ enum class Stage : int32_t {
   kKeeper,  // not a failure: index is the keeper's pid; more records may follow
   kFuse,    // the keeper's message follows the report
   kNewRoot,  // entering a copy-on-write root
+  kInit,     // --rootfs: forking the command below the pid namespace's init
   kExec,
 };
 
@@ -101,6 +103,9 @@ struct Launch {
   int keeper_control = -1;  // read end, for the keeper
   std::string new_root;     // a copy-on-write root's staging directory, or --rootfs: pivot_root into it
   bool rootfs = false;      // new_root is --rootfs's tree
+  bool pid_ns = false;      // CLONE_NEWPID: this process is the view's init (see view_init)
+  int status_fd = -1;       // pid_ns: where the init writes the command's wait status
+  int report_read_fd = -1;  // pid_ns: vu's end of the report pipe (closed in the fork)
   const sigset_t* mask = nullptr;
   int report_fd = -1;
   int sync_fd = -1;
@@ -184,9 +189,93 @@ int wait_for_net(const Launch& l) {
   return ETIMEDOUT;
 }
 
+// The last stage: ambient capabilities, the signal mask, execve.
+[[noreturn]] void exec_stage(Launch& l) {
+  if (l.ambient_caps) {
+    int which;
+    if (int e = userns::raise_ambient(l.ambient_caps, &which)) child_fail(l, Stage::kCaps, e, which);
+  }
+  ::sigprocmask(SIG_SETMASK, l.mask, nullptr);
+  child_fail(l, Stage::kExec, exec_command(l.cmd));
+}
+
+constexpr int kInitForward[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM};
+
+// The command below the view's init: vfork-style on a stack of its own (the init is a copy of
+// vu, not sharing vu's memory, and waits until this execs).
+int command_entry(void* launch) {
+  Launch& l = *static_cast<Launch*>(launch);
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig : kInitForward) ::sigaction(sig, &dfl, nullptr);
+  ::close(l.status_fd);
+  exec_stage(l);
+}
+
+// --rootfs views have their own pid namespace (CLONE_NEWPID): the first process is its init.
+// It mounts a fresh /proc over the host's (kept when the kernel refuses: a host whose /proc is
+// partly hidden, as in a container: with a warning), clones the command (pid 2, vfork-style:
+// command_entry) and stays as init: it reaps every orphan, forwards the signals vu forwards (not the
+// terminal's: those reach the command's process group directly) and, when the command exits,
+// writes its wait status to status_fd and exits with the same code (128+N for a signal: an
+// init cannot die of one). Its exit makes the kernel kill what is left in the namespace; if vu
+// dies first, PR_SET_PDEATHSIG kills the init, and with it the namespace.
+// Restricted zone: no allocation.
+[[noreturn]] void view_init(Launch& l) {
+  if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0) {
+    // Left as bound (the host's, e.g. where a container masks parts of it): the view works,
+    // but its /proc lists the host's processes under the host's pids.
+    raw::write_str(2, "vu: warning: the kernel refused a new /proc for the view (",
+                   errno == EPERM ? "EPERM: the host's /proc has hidden parts?" : "mount failed",
+                   "); it shows the host's, whose pids are not the view's\n");
+  }
+  // An init gets only the signals it has a handler for, or blocks: one that does nothing, the
+  // signals staying blocked (vu blocked them before the clone) and read with sigwaitinfo.
+  sigset_t wait_set;
+  sigemptyset(&wait_set);
+  struct sigaction sa {};
+  sa.sa_handler = [](int) {};
+  for (int sig : kInitForward) {
+    sigaddset(&wait_set, sig);
+    ::sigaction(sig, &sa, nullptr);
+  }
+  sigaddset(&wait_set, SIGCHLD);
+  ::sigprocmask(SIG_BLOCK, &wait_set, nullptr);
+  ::prctl(PR_SET_NAME, "vu-init", 0, 0, 0);  // before the command can look
+  // The command's stack: this process's own memory (a fork of vu), unused by anything else.
+  alignas(16) static char stack[64 * 1024];
+  const pid_t cmd = ::clone(command_entry, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD,
+                            &l);
+  if (cmd < 0) child_fail(l, Stage::kInit, errno);
+  ::close(l.report_fd);  // the command's copy says whether it was executed
+  for (;;) {
+    siginfo_t si;
+    int sig = ::sigwaitinfo(&wait_set, &si);
+    if (sig < 0) continue;
+    if (sig != SIGCHLD) {
+      if (si.si_code != SI_KERNEL) ::kill(cmd, sig);
+      continue;
+    }
+    int status;
+    pid_t p;
+    while ((p = ::waitpid(-1, &status, WNOHANG | __WALL)) > 0) {
+      if (p != cmd) continue;
+      (void)!::write(l.status_fd, &status, sizeof status);
+      ::_exit(WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status));
+    }
+  }
+}
+
 [[noreturn]] void child_main(Launch& l) {
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) child_fail(l, Stage::kPdeathsig, errno);
-  if (::getppid() != l.parent) ::_exit(kExitSetupChild);  // the supervisor is already gone
+  if (l.pid_ns) {
+    // getppid() is 0 for a namespace's init: vu is gone when the report pipe has no reader.
+    ::close(l.report_read_fd);
+    struct pollfd p = {l.report_fd, 0, 0};
+    if (::poll(&p, 1, 0) != 0) ::_exit(kExitSetupChild);
+  } else if (::getppid() != l.parent) {
+    ::_exit(kExitSetupChild);  // the supervisor is already gone
+  }
   Watchdog::tell_userns(l.watchdog_fd);  // before anything of the view can run
 
   if (l.own_maps) {
@@ -270,14 +359,8 @@ int wait_for_net(const Launch& l) {
       child_fail(l, Stage::kNewRoot, errno);
     if (int e = enter_cwd(l.cmd)) child_fail(l, Stage::kChdir, e);
   }
-
-  if (l.ambient_caps) {
-    int which;
-    if (int e = userns::raise_ambient(l.ambient_caps, &which)) child_fail(l, Stage::kCaps, e, which);
-  }
-
-  ::sigprocmask(SIG_SETMASK, l.mask, nullptr);
-  child_fail(l, Stage::kExec, exec_command(l.cmd));
+  if (l.pid_ns) view_init(l);  // never returns: the command runs exec_stage below it
+  exec_stage(l);
 }
 
 // Clones the keeper as a sibling (CLONE_PARENT: vu's child) and waits for its answer. The
@@ -364,6 +447,7 @@ Error report_to_error(const ChildReport& r, const ViewSpec& spec, const Launch& 
       return Error::sys(l.rootfs ? "enter the root tree" : "enter the copy-on-write root", r.err, l.new_root);
     case Stage::kChdir:
       return chdir_error(l.cmd, r.err);
+    case Stage::kInit: return Error::sys("fork the command below the view's init", r.err);
     case Stage::kExec: return exec_error(l.cmd, r.err);
     case Stage::kNone: break;
   }
@@ -509,6 +593,15 @@ Result<NsView> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigse
   l.mask = &child_mask;
 
   auto report = VU_TRY(sys::pipe());
+  std::pair<UniqueFd, UniqueFd> status;
+  // A pid namespace: the first process stays as the view's init, so it must not share vu's
+  // memory (spawn suspends vu until it execs): a fork, as with subordinate maps.
+  l.pid_ns = plan.clone_flags & CLONE_NEWPID;
+  if (l.pid_ns) {
+    status = VU_TRY(sys::pipe());
+    l.status_fd = status.second.get();
+    l.report_read_fd = report.first.get();
+  }
   std::pair<UniqueFd, UniqueFd> sync;
   if (!l.own_maps) sync = VU_TRY(sys::pipe());
   l.report_fd = report.second.get();
@@ -516,7 +609,7 @@ Result<NsView> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigse
 
   // Own maps: the child needs nothing from us after the clone, so share our memory and skip
   // copying page tables (vfork-style). Subordinate maps: the child waits for newuidmap, so fork.
-  auto cloned = l.own_maps ? Child::spawn(child_entry, &l, plan.clone_flags)
+  auto cloned = l.own_maps && !l.pid_ns ? Child::spawn(child_entry, &l, plan.clone_flags)
                            : Child::clone(plan.clone_flags);
   if (!cloned) {
     int err = cloned.error().err();
@@ -530,6 +623,8 @@ Result<NsView> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigse
   if (child.is_child()) child_main(l);
 
   report.second.reset();
+  status.second.reset();
+  view.init_status = std::move(status.first);
   if (!l.own_maps) {
     sync.first.reset();
     VU_TRY_VOID(userns::run_newidmap("newuidmap", child.pid(), *sub_uid));
@@ -577,6 +672,16 @@ Result<NsView> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigse
   }
   view.child = std::move(child);
   return view;
+}
+
+ExitStatus NsView::command_status(ExitStatus init) const {
+  int status;
+  if (!init_status || ::read(init_status.get(), &status, sizeof status) != static_cast<ssize_t>(sizeof status))
+    return init;  // no init, or it was killed (SIGKILL: vu's own signal, or the OOM killer)
+  ExitStatus st;
+  st.signaled = WIFSIGNALED(status);
+  st.value = st.signaled ? WTERMSIG(status) : WEXITSTATUS(status);
+  return st;
 }
 
 void NsView::stop_keeper() {

@@ -24,7 +24,10 @@
 //                                      pid reported (a kKeeper record; the parent keeps
 //                                      reading), and the child waits until every filesystem
 //                                      is mounted or one failed
-//   8. signal mask restored, execve    PATH searched without allocating
+//   8. --rootfs: pid namespace init    a fresh /proc, then the command cloned as pid 2 (vfork-style) while
+//                                      this process stays as the namespace's init (view_init
+//                                      in ns_backend.cc; the clone is then a fork, not spawn)
+//   9. signal mask restored, execve    PATH searched without allocating
 // A failure at any stage is sent to the parent as a fixed-size ChildReport on a CLOEXEC pipe,
 // and the child exits: the command never runs in a half-built view. EOF on that pipe without
 // a report means execve succeeded.
@@ -49,6 +52,10 @@ struct NsView {
   pid_t keeper = -1;                              // the FUSE keeper, a child of vu; -1: none
   UniqueFd keeper_control;                        // close to make the keeper unmount and exit
   std::vector<fusefs::CowMount> cows;             // kernel layers' work directories
+  UniqueFd init_status;                           // --rootfs (pid namespace): the init's report
+  // How the command ended, given how the view's first process did: with a pid namespace that
+  // process is the init, which reports the command's own wait status (it cannot die of a signal).
+  ExitStatus command_status(ExitStatus first) const;
   // After the command and the view's other processes are gone: unmount the FUSE filesystems
   // and wait until their programs have finished (flushed) and exited.
   void stop_keeper();

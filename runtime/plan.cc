@@ -117,6 +117,9 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
     p.parts.push_back({"", std::string("pvm: the tree's programs run with its own loader (PT_INTERP looked up in the view)") +
                                (spec.rootfs_layer ? "; / is copy-on-write over the tree, layer " + spec.rootfs_layer->layer +
                                                         " (the monitor's, as --cow)" : "")});
+  if (spec.rootfs)
+    p.parts.push_back({"processes", "pvm: the host's /proc with the view's path map (no pid namespace without user "
+                                    "namespaces: ps lists the host's processes, pids are the host's)"});
   for (size_t i = 0; i < spec.cows.size(); ++i)
     p.parts.push_back({spec.mounts.empty() && !resolv && !i ? "mounts" : "",
                        "pvm path map: cow " + spec.cows[i].target + " <- layer " + spec.cows[i].layer +
@@ -182,6 +185,7 @@ Result<Plan> make_plan(const ViewSpec& spec, const Fact* userns) {
           : userns ? "user namespaces work here (" + userns->detail + ")"
                    : "auto: user namespaces are tried first";
   p.clone_flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWUTS;
+  if (spec.rootfs) p.clone_flags |= CLONE_NEWPID;  // a fresh /proc (ns_backend.cc: view_init)
 
   std::string uid = std::to_string(::getuid());
   std::string ident = spec.view_ids ? "uid " + uid + " -> " + std::to_string(spec.view_ids->first) + ", gid " +
@@ -206,6 +210,9 @@ Result<Plan> make_plan(const ViewSpec& spec, const Fact* userns) {
     std::snprintf(mask, sizeof mask, "%016llx", static_cast<unsigned long long>(spec.ambient_caps));
     p.parts.push_back({"caps", std::string("ambient ") + mask + " (effective in the view's namespaces only)"});
   }
+  if (spec.rootfs)
+    p.parts.push_back({"processes", "pid namespace: a fresh /proc; the command is pid 2 below vu's init, which "
+                                    "reaps orphans and passes signals and the exit status through"});
   p.parts.push_back({"hostname", spec.hostname ? "uts namespace: " + *spec.hostname
                                                : "uts namespace (host's name kept)"});
   const vdens::NetSpec& net = spec.net;

@@ -17,7 +17,7 @@ if ! "$VU" run --backend=ns --net none -- true 2>/dev/null; then echo "SKIP: the
 R=$work/tree
 mkdir -p "$R/bin" "$R/etc" "$R/proc" "$R/dev" "$R/sys" "$R/tmp" "$R/root" "$R/srv/work"
 cp "$bb" "$R/bin/busybox"
-for a in sh ls cat id pwd echo stat touch mkdir grep readlink hostname uname wc head; do ln -s busybox "$R/bin/$a"; done
+for a in sh ls cat id pwd echo stat touch mkdir grep readlink hostname uname wc head sleep kill ps tr; do ln -s busybox "$R/bin/$a"; done
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$R/etc/passwd"
 printf 'root:x:0:\n' > "$R/etc/group"
 printf 'NAME="vu test tree"\nID=vutest\n' > "$R/etc/os-release"
@@ -51,6 +51,30 @@ expect "--tmpfs on top" ok "$(run --tmpfs /scratch -- sh -c 'touch /scratch/a &&
 expect "default network: resolv.conf from slirp" "nameserver 10.0.2.3" \
   "$(cd "$R" && "$VU" run --rootfs "$R" -- cat /etc/resolv.conf | head -1)"
 expect "exit status" 7 "$(run -- sh -c 'exit 7'; echo $?)"
+# Its own pid namespace and a fresh /proc: vu's init is pid 1, the command pid 2; ps lists only
+# the view's processes; signals and statuses pass through the init as without it.
+expect "pid namespace: the command is pid 2 below vu-init" "2 vu-init" "$(run -- sh -c 'echo $$ $(cat /proc/1/comm)')"
+expect "/proc/self is the reader's own (pid 2 after exec)" "2 (cat)" "$(run -- sh -c 'exec cat /proc/self/stat' | cut -d' ' -f1,2)"
+expect "ps lists only the view's processes" "1 vu-init|2 ps|" "$(run -- ps -o pid,comm | awk 'NR > 1 { print $1, $2 }' | tr '\n' '|')"
+expect "a command killed by a signal: 128+N" 143 "$(run -- sh -c 'kill -TERM $$'; echo $?)"
+expect "...and vu says which (as without a pid namespace)" "command killed by signal 15" \
+  "$( (cd "$R" && "$VU" run -v --net none --rootfs "$R" -- sh -c 'kill -TERM $$') 2>&1 | grep -o 'command killed by signal 15')"
+(cd "$R" && exec "$VU" run --net none --rootfs "$R" -- sh -c 'trap "echo got TERM; exit 9" TERM; echo ready; while :; do sleep 0.1; done') > "$work/sig.out" 2>/dev/null &
+vpid=$!
+for _ in $(seq 100); do grep -q ready "$work/sig.out" 2>/dev/null && break; sleep 0.05; done
+kill -TERM $vpid; wait $vpid; rc=$?
+expect "SIGTERM to vu reaches the command through the init" "9 got TERM" "$rc $(grep got "$work/sig.out")"
+expect "orphans are reaped (no zombie)" 0 \
+  "$(run -- sh -c 'sh -c "sleep 0.1 &"; sleep 0.4; cat /proc/[0-9]*/stat 2>/dev/null | grep -c ") Z "')"
+run -- sh -c 'sleep 1031 & echo left' >/dev/null
+left=$(pgrep -u "$(id -u)" -f 'sleep 1031' || true)
+expect "a process the command leaves is killed at its exit" "" "$left"
+(cd "$R" && exec "$VU" run --net none --rootfs "$R" -- sh -c 'sleep 1032 & sleep 1033') >/dev/null 2>&1 &
+vpid=$!
+for _ in $(seq 100); do pgrep -u "$(id -u)" -f 'sleep 1033' >/dev/null && break; sleep 0.05; done
+kill -KILL $vpid; wait $vpid 2>/dev/null
+for _ in $(seq 50); do left=$(pgrep -u "$(id -u)" -f 'sleep 103[23]' || true); [ -z "$left" ] && break; sleep 0.1; done
+expect "kill -9 of vu leaves nothing of the view" "" "$left"
 if [ "$(find "$R" -printf '%p %s %m\n' | sort | md5sum)" = "$tree_sum" ]; then ok "the tree is unchanged on the host"
 else bad "the tree changed" "$(find "$R" -newer "$R/etc/os-release")"; fi
 

@@ -290,6 +290,24 @@ TEST(Plan, NamespacesFollowTheSpec) {
   EXPECT_NE(to_string(*q).find("lo up"), std::string::npos);
 }
 
+TEST(Plan, OnlyARootfsViewHasItsOwnPidNamespace) {
+  // --rootfs: a pid namespace and a fresh /proc on ns (vu-init, ns_backend.cc); pvm says it has
+  // none. Other views keep the host's pids (the FUSE keeper is a sibling clone of the view's
+  // first process, which an init cannot make).
+  ViewSpec s;
+  auto p = make_plan(s, nullptr);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->clone_flags & CLONE_NEWPID, 0u);
+  s.rootfs = "/srv/tree";
+  auto q = make_plan(s, nullptr);
+  ASSERT_TRUE(q.ok());
+  EXPECT_NE(q->clone_flags & CLONE_NEWPID, 0u);
+  EXPECT_NE(to_string(*q).find("processes pid namespace: a fresh /proc"), std::string::npos);
+  auto v = make_pvm_plan(s, "test");
+  ASSERT_TRUE(v.ok());
+  EXPECT_NE(to_string(*v).find("processes pvm: the host's /proc"), std::string::npos);
+}
+
 TEST(Plan, PvmGivesTheNetworkOptionsAndRefusesWhatItCannot) {
   // The pvm view has its own network (pvm/inet.h): -p, --mtu and addresses are given, and a VDE
   // network (pvm/vstack.h), a joined namespace (vu enters it); what needs frames counted
