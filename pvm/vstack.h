@@ -82,11 +82,14 @@ class VStack;  // the channel to vu-vstack and the view's sockets (vstack.cc)
 
 // Starts vu-vstack plugged into `vnl` (its path: $VU_VSTACK, else next to vu). The error names
 // the VNL when the helper could not plug into it.
-Result<std::shared_ptr<VStack>> vstack_start(const std::string& vnl);
+// With `stats`, it prints vde0's frame counters at its end (--net-stats) and vu waits for it.
+Result<std::shared_ptr<VStack>> vstack_start(const std::string& vnl, bool stats = false);
 // Interface changes (the rtnetlink emulation's and --ip/--gw's): 0 or an errno.
 // family AF_INET/AF_INET6; addr 4 or 16 bytes.
 int vstack_addr(VStack& s, bool add, int family, const void* addr, int prefix);
 int vstack_link(VStack& s, bool up);
+// vde0's MAC: the frames carry the one vu's rtnetlink model shows.
+int vstack_mac(VStack& s, const unsigned char mac[6]);
 int vstack_route(VStack& s, bool add, int family, const void* dst, int prefix, const void* gw);
 // The helper's pid: vu spares it when the view ends; it sends what LWIPv6 still holds and ends
 // by itself (at most ~3 s after vu; sooner when its connections have closed).

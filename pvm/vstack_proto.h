@@ -17,7 +17,7 @@
 namespace vu::pvm::vs {
 
 enum Op : uint32_t {
-  kSocket = 1,   // a: domain, b: SOCK_STREAM/SOCK_DGRAM; fd: the stack's end of the data pair
+  kSocket = 1,   // a: domain, b: SOCK_STREAM/SOCK_DGRAM, c: protocol; fd: the stack's end of the data pair
   kBind,         // addr
   kListen,       // a: backlog
   kConnect,      // addr
@@ -30,6 +30,7 @@ enum Op : uint32_t {
   kAddr,         // a: 1 add / 0 delete, b: prefix, addr (port ignored): the interface's address
   kLink,         // a: 1 up / 0 down (vde0)
   kRoute,        // a: 1 add / 0 delete, b: prefix of the destination, addr: destination, addr2: gateway
+  kMac,          // addr: the first 6 bytes, vde0's MAC (the one vu's rtnetlink model shows)
 };
 
 struct VsReq {

@@ -76,9 +76,8 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
     // VDE (pvm/vstack.h): one network, its sockets served by vu-vstack's user-mode stack.
     if (net.uplinks.size() > 1)
       return refuse("more than one --net", "give one network (slirp or one VDE network) under pvm");
-    if (net.stats)
-      return refuse("--net-stats", vde ? "the pvm view's VDE frames are not counted yet; drop --net-stats"
-                                       : "the pvm view's sockets are the host's: there are no frames to count");
+    if (net.stats && !vde)  // (VDE: vu-vstack counts vde0's frames, pvm/vstack.h)
+      return refuse("--net-stats", "the pvm view's sockets are the host's: there are no frames to count");
   }
   if (vde && net.iface_prefix != "vde")  // the rtnetlink model names its interface vde0
     return refuse("vdens -i " + net.iface_prefix, "drop -i (pvm names the interface vde0)");
