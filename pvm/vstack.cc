@@ -220,7 +220,7 @@ Answer do_socket(VStack& vs, Call& c) {
   if (domain != AF_INET && domain != AF_INET6) return Answer::cont();
   // ICMP echo: a ping socket (SOCK_DGRAM, IPPROTO_ICMP/ICMPV6), served by the stack's raw pcbs
   // (ping falls back to it when SOCK_RAW is refused).
-  const bool icmp = type == SOCK_DGRAM && proto == (domain == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6);
+  const bool icmp = type == SOCK_DGRAM && proto == (domain == AF_INET ? int{IPPROTO_ICMP} : int{IPPROTO_ICMPV6});
   if (type == SOCK_RAW) return Answer::error(EPERM);
   if (type != SOCK_STREAM && type != SOCK_DGRAM) return Answer::error(ESOCKTNOSUPPORT);
   if (proto && !icmp && proto != (type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP)) return Answer::error(EPROTONOSUPPORT);
@@ -414,8 +414,26 @@ Answer do_recv(VStack& vs, Call& c, VSock& s) {
   if (flags & MSG_ERRQUEUE) return Answer::error(EAGAIN);  // no ICMP errors queued (socat asks)
   // The whole datagram (for its hash), then what fits.
   std::vector<char> data(s.type == SOCK_STREAM ? std::min<size_t>(total, 1u << 20) : vs::kMaxPayload);
-  long got = wait_like_caller(c, [&] {
-    return static_cast<long>(::recv(s.fd.get(), data.data(), data.size(), (flags & ~MSG_TRUNC)));
+  // SO_RCVTIMEO (ping waits for its next echo with it): kept here as a deadline, since
+  // wait_like_caller's 20 ms interruptions would restart the kernel's timer each time.
+  timeval tmo{};
+  socklen_t tlen = sizeof tmo;
+  const bool nb = (flags & MSG_DONTWAIT) || nonblocking(s.fd.get());
+  const bool timed = !nb && ::getsockopt(s.fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tmo, &tlen) == 0 &&
+                     (tmo.tv_sec > 0 || tmo.tv_usec > 0);
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  const long long deadline = now.tv_sec * 1000LL + now.tv_nsec / 1000000 + tmo.tv_sec * 1000LL + tmo.tv_usec / 1000;
+  long got = wait_like_caller(c, [&]() -> long {
+    if (!timed) return static_cast<long>(::recv(s.fd.get(), data.data(), data.size(), (flags & ~MSG_TRUNC)));
+    timespec t{};
+    ::clock_gettime(CLOCK_MONOTONIC, &t);
+    const long long left = deadline - (t.tv_sec * 1000LL + t.tv_nsec / 1000000);
+    pollfd p{s.fd.get(), POLLIN, 0};
+    if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) == 0) return errno = EAGAIN, -1L;
+    long n = static_cast<long>(::recv(s.fd.get(), data.data(), data.size(), (flags & ~MSG_TRUNC) | MSG_DONTWAIT));
+    if (n < 0 && errno == EAGAIN) errno = EINTR;  // (taken by another thread: wait again)
+    return n;
   });
   if (got < 0) return Answer::error(errno);
   size_t n = static_cast<size_t>(got), off = 0;
@@ -443,7 +461,20 @@ Answer do_recv(VStack& vs, Call& c, VSock& s) {
     if (addr && cap && r.addrlen && !write_mem(c.tid, addr, &r.addr, std::min<size_t>(cap, r.addrlen)))
       return Answer::error(EFAULT);
     mh.msg_namelen = addr ? r.addrlen : 0;
-    mh.msg_controllen = 0;
+    // ICMP: the reply's TTL (ping asks for it with IP_RECVTTL and prints it).
+    size_t clen = 0;
+    if (s.proto && r.ret > 0 && mh.msg_control && mh.msg_controllen >= CMSG_SPACE(sizeof(int))) {
+      alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))]{};
+      auto* cm = reinterpret_cast<cmsghdr*>(cbuf);
+      cm->cmsg_level = s.domain == AF_INET ? SOL_IP : SOL_IPV6;
+      cm->cmsg_type = s.domain == AF_INET ? IP_TTL : IPV6_HOPLIMIT;
+      cm->cmsg_len = CMSG_LEN(sizeof(int));
+      const int ttl = static_cast<int>(r.ret);
+      std::memcpy(CMSG_DATA(cm), &ttl, sizeof ttl);
+      if (!write_mem(c.tid, reinterpret_cast<uint64_t>(mh.msg_control), cbuf, sizeof cbuf)) return Answer::error(EFAULT);
+      clen = sizeof cbuf;
+    }
+    mh.msg_controllen = clen;
     mh.msg_flags = (s.type != SOCK_STREAM && n > total) ? MSG_TRUNC : 0;
     if (!write_mem(c.tid, c.a[1], &mh, sizeof mh)) return Answer::error(EFAULT);
   } else if (addr) {

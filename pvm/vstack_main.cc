@@ -77,6 +77,7 @@ struct Datagram {
   uint64_t hash;
   sockaddr_storage from;
   socklen_t len;
+  int ttl = 0;  // ICMP: the reply's TTL / hop limit (ping prints it)
 };
 
 enum Kind { kTcp, kUdp, kIcmp };
@@ -538,9 +539,9 @@ err_t on_accept(void* arg, tcp_pcb* pcb, err_t err) {
 }
 
 // UDP and ICMP: datagrams to the view, with their sender kept under their hash.
-void to_view(Sock* s, const char* data, size_t n, const sockaddr_storage& from) {
+void to_view(Sock* s, const char* data, size_t n, const sockaddr_storage& from, int ttl = 0) {
   if (s->fd < 0 || s->dead) return;
-  Datagram d{hash(data, n), from, len_of(from)};
+  Datagram d{hash(data, n), from, len_of(from), ttl};
   if (s->senders.size() >= 4096) s->senders.pop_front();
   s->senders.push_back(d);
   (void)::send(s->fd, data, n, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -561,19 +562,18 @@ void on_udp(void* arg, udp_pcb*, pbuf* p, const ip_addr_t* addr, u16_t port) {
 u8_t on_icmp(void* arg, raw_pcb*, pbuf* p, const ip_addr_t* addr) {
   auto* s = static_cast<Sock*>(arg);
   if (!s || p->tot_len > g_buf.size()) return 0;
-  size_t hl = 0;
-  if (IP_IS_V4(addr)) {
-    if (p->len < 20) return 0;
-    hl = static_cast<size_t>((static_cast<const uint8_t*>(p->payload)[0] & 0x0f) * 4);
-  }  // IPv6: lwIP's raw input gives the payload after the headers
-  if (p->tot_len < hl + 8) return 0;
+  // lwIP's raw input gives the packet from its IP header.
+  const size_t hl = ip_current_header_tot_len();
+  if (p->tot_len < hl + 8 || p->len < 8) return 0;
+  const auto* ip = static_cast<const uint8_t*>(p->payload);
+  const int ttl = IP_IS_V4(addr) ? ip[8] : ip[7];
   pbuf_copy_partial(p, g_buf.data(), static_cast<uint16_t>(p->tot_len - hl), static_cast<uint16_t>(hl));
   const auto* h = reinterpret_cast<const uint8_t*>(g_buf.data());
   const uint8_t reply = s->domain == AF_INET ? 0 : 129;
   uint16_t id;
   std::memcpy(&id, h + 4, 2);
   if (h[0] != reply || id != s->icmp_id) return 0;
-  to_view(s, g_buf.data(), p->tot_len - hl, from_ip(addr, 0, s->domain));
+  to_view(s, g_buf.data(), p->tot_len - hl, from_ip(addr, 0, s->domain), ttl);
   return 0;  // lwIP frees it
 }
 
@@ -890,7 +890,7 @@ void serve(const VsReq& q, const char* payload, int rfd, int dfd) {
         for (const Datagram& d : s->senders)
           if (d.hash == h) {
             r.addr = d.from, r.addrlen = d.len;
-            return done(0, 0), finish();
+            return done(d.ttl, 0), finish();
           }
         return done(-1, ENOENT), finish();
       }
@@ -900,7 +900,7 @@ void serve(const VsReq& q, const char* payload, int rfd, int dfd) {
         s->senders.pop_front();
         if (d.hash == h) {
           r.addr = d.from, r.addrlen = d.len;
-          return done(0, 0), finish();
+          return done(d.ttl, 0), finish();
         }
       }
       return done(-1, ENOENT), finish();

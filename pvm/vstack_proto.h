@@ -24,7 +24,8 @@ enum Op : uint32_t {
   kAccept,       // id2: the new socket's id; fd: the stack's end of its data pair; reply: peer
   kName,         // a: 0 local, 1 peer; reply: addr
   kSendTo,       // addr, payload: the datagram
-  kRecvAddr,     // id2: hash of the datagram the view just received, c: 1 for MSG_PEEK; reply: its sender
+  kRecvAddr,     // id2: hash of the datagram the view just received, c: 1 for MSG_PEEK; reply: its sender,
+                 // ret: its TTL (ICMP)
   kSetOpt,       // a: level, b: name, c: int value
   kGetOpt,       // a: level, b: name; reply: ret = the int value
   kAddr,         // a: 1 add / 0 delete, b: prefix, addr (port ignored): the interface's address
