@@ -1,5 +1,5 @@
 // pvm/vstack.cc — the monitor's side of VDE networks on pvm: the view's IP sockets are
-// socketpair ends whose other ends vu-vstack serves with LWIPv6. The design is in pvm/vstack.h.
+// socketpair ends whose other ends vu-vstack serves with lwIP. The design is in pvm/vstack.h.
 #include "pvm/vstack.h"
 
 #include <fcntl.h>
@@ -537,8 +537,8 @@ Answer do_sockopt(VStack& vs, Call& c, VSock& s) {
   if (level != IPPROTO_TCP && level != IPPROTO_IP && level != IPPROTO_IPV6 && level != IPPROTO_UDP)
     return Answer::error(ENOPROTOOPT);
   if (get && level == IPPROTO_TCP && s.type == SOCK_STREAM) {
-    // What LWIPv6 does not answer (or answers wrongly): the segment size of an Ethernet MTU, and
-    // TCP_INFO zeroed but for the state (iperf3 reads both).
+    // What the stack does not answer: the segment size of an Ethernet MTU, and TCP_INFO zeroed
+    // but for the state (iperf3 reads both).
     if (name == TCP_MAXSEG) return put_int(1460);
     if (name == TCP_INFO) {
       tcp_info ti{};

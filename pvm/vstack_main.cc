@@ -374,7 +374,6 @@ void flush_rx(Sock* s) {
     mh.msg_iov = iov;
     mh.msg_iovlen = static_cast<size_t>(k);
     ssize_t n = ::sendmsg(s->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (g_debug) std::fprintf(stderr, "vu-vstack: %llx: to the view %zd\n", static_cast<unsigned long long>(s->id), n);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     if (n <= 0) {  // the view is gone: what comes is dropped
@@ -430,10 +429,6 @@ void pump_tx(Sock* s) {
     wrote = true;
   }
   if (wrote && s->tcp) tcp_output(s->tcp);
-  if (g_debug && s->tcp)
-    std::fprintf(stderr, "vu-vstack: %llx: sndbuf %u queue %u wnd %u cwnd %u unacked %d unsent %d\n", static_cast<unsigned long long>(s->id),
-                 static_cast<unsigned>(tcp_sndbuf(s->tcp)), static_cast<unsigned>(tcp_sndqueuelen(s->tcp)), static_cast<unsigned>(s->tcp->snd_wnd),
-                 static_cast<unsigned>(s->tcp->cwnd), s->tcp->unacked != nullptr, s->tcp->unsent != nullptr);
 }
 
 // What a connection's pair waits for; its end once the view has closed and all it wrote is
@@ -443,7 +438,9 @@ void update_tcp(Sock* s) {
   if (s->listening) return set_events(s, 0);
   if (s->hup && (s->rd_eof || !s->tcp)) return kill_sock(s);
   uint32_t ev = 0;
-  if (s->tcp && s->connected && !s->rd_eof && s->tx.empty() && tcp_sndbuf(s->tcp) >= kSendRoom) ev |= EPOLLIN;
+  if (s->tcp && s->connected && !s->rd_eof && s->tx.empty() && tcp_sndbuf(s->tcp) >= kSendRoom &&
+      tcp_sndqueuelen(s->tcp) + 4 < TCP_SND_QUEUELEN)
+    ev |= EPOLLIN;
   if (s->rx && !s->hup) ev |= EPOLLOUT;
   if (s->hup && !(ev & EPOLLIN)) return unwatch(s);  // waits for room (tcp_sent) to drain
   set_events(s, ev);  // (EPOLLHUP, the view's close, comes unasked)
@@ -456,7 +453,6 @@ err_t on_recv(void* arg, tcp_pcb* pcb, pbuf* p, err_t) {
     else tcp_close(pcb);
     return ERR_OK;
   }
-  if (g_debug && p) std::fprintf(stderr, "vu-vstack: %llx: recv %u rcv_wnd %u\n", static_cast<unsigned long long>(s->id), p->tot_len, static_cast<unsigned>(pcb->rcv_wnd));
   if (!p) {
     if (g_debug) std::fprintf(stderr, "vu-vstack: %llx: FIN\n", static_cast<unsigned long long>(s->id));
     s->rx_fin = true;
@@ -581,7 +577,6 @@ u8_t on_icmp(void* arg, raw_pcb*, pbuf* p, const ip_addr_t* addr) {
 
 void on_pair(Sock* s, uint32_t rev) {
   if (s->dead) return;
-  if (g_debug) std::fprintf(stderr, "vu-vstack: %llx: events %x\n", static_cast<unsigned long long>(s->id), rev);
   if (rev & (EPOLLHUP | EPOLLERR)) s->hup = true;
   if (s->kind == kTcp) {
     if (s->listening || (!s->connected && !s->connecting)) {

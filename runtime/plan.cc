@@ -133,7 +133,7 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
     p.parts.push_back({"network", "pvm: lo only (the view's 127.0.0.1 is a private host loopback address); "
                                   "other destinations unreachable"});
   } else if (vde) {
-    p.parts.push_back({"network", "pvm: " + net.uplinks[0].vnl + " through vu-vstack (LWIPv6, a user-mode "
+    p.parts.push_back({"network", "pvm: " + net.uplinks[0].vnl + " through vu-vstack (lwIP, a user-mode "
                                   "TCP/IP stack); the view's IP sockets are socketpairs served by it"});
     p.parts.push_back({"", net.configure_links
                                ? "vde0 " + (net.ip.empty() ? std::string("(no address)") : vdens::to_string(net.ip[0])) +
