@@ -104,6 +104,7 @@ struct Sock {
   bool nb_connect = false;
   pbuf* rx = nullptr;  // from the network, not yet taken by the pair
   bool rx_fin = false, fin_sent = false;
+  bool dirty = false;  // rx grew during a batch of frames: flushed after it
   std::string tx;      // read from the pair, not yet taken by tcp_write (ERR_MEM)
   std::deque<Sock*> pending;  // listener: accepted connections, one byte each in the pair
   // UDP / ICMP
@@ -116,6 +117,10 @@ struct Sock {
 
 std::map<uint64_t, Sock*> g_socks;
 std::vector<Sock*> g_dead;  // freed at the end of the loop's turn (their events may be pending)
+// While a batch of frames goes through lwIP, what arrives for the view is queued and written to
+// the pairs after the batch: one write per socket and batch, not one per segment.
+bool g_in_batch = false;
+std::vector<Sock*> g_dirty;
 char g_tag_channel, g_tag_vde;
 std::vector<char> g_buf(65536);
 
@@ -248,8 +253,27 @@ err_t vde_netif_init(netif* n) {
   return ERR_OK;
 }
 
+void flush_rx(Sock* s);
+void update_tcp(Sock* s);
+void flush_batch() {
+  for (Sock* s : g_dirty) {
+    s->dirty = false;
+    if (s->dead) continue;
+    flush_rx(s);
+    update_tcp(s);
+  }
+  g_dirty.clear();
+}
+
 // Frames from the switch, a batch at a time.
+void vde_input_batch();
 void vde_input() {
+  g_in_batch = true;
+  vde_input_batch();
+  g_in_batch = false;
+  flush_batch();
+}
+void vde_input_batch() {
   for (int i = 0; i < 64; ++i) {
     pbuf* p = pbuf_alloc(PBUF_RAW, 1536, PBUF_RAM);
     if (!p) return;
@@ -463,6 +487,10 @@ err_t on_recv(void* arg, tcp_pcb* pcb, pbuf* p, err_t) {
     pbuf_cat(s->rx, p);
   } else {
     s->rx = p;
+  }
+  if (g_in_batch && s->fd >= 0) {
+    if (!s->dirty) s->dirty = true, g_dirty.push_back(s);
+    return ERR_OK;
   }
   flush_rx(s);
   update_tcp(s);
