@@ -10,10 +10,12 @@
 //     socket (pvm ↔ pvm 0.30–0.34× ns ↔ ns); its shutdown sent no FIN, its getsockname was
 //     wrong, a new connection after a large transfer was sometimes not accepted, glibc once
 //     reported heap corruption at exit. lwIP's raw API driven by one event loop has none of
-//     these. Measured (bench/net_vde.sh, SECS=5, 2-core VM shared with other builds): pvm → pvm
-//     231 Mbit/s where ns → ns gives 196 (1.18×), ns → pvm 178 (0.91×) [see the README for the
-//     runs]; lwIP's TCP_WND 64 KiB (window scale 1, as Debian builds it) is not the limit on one
-//     switch — the frames' trips through vde_switch are.
+//     these. Measured (bench/net_vde.sh, SECS=5, nine runs on a 2-core VM shared with other
+//     builds, load average 9–13, so ±50%): pvm → pvm 141–397 Mbit/s where ns → ns gave 170–351
+//     in the same runs, 0.46–2.2× (median 1.46×; 7 of 9 runs ≥ 1.18×); ns → pvm 0.40–2.5×
+//     (median 0.94×). lwIP's TCP_WND of 64 KiB (window scale 1, as Debian builds it) is not the
+//     limit on one switch — pvm beats the kernel's TCP there; the frames' trips through
+//     vde_switch and the pair are the cost.
 //   - The stack runs in vu-vstack (pvm/vstack_main.cc), a dynamically linked helper started
 //     by vu for the view: libvdeplug loads its VNL plugins with dlopen, which vu (a static
 //     executable) cannot do. It is not in the view: no filter, not traced; it dies with vu (the
