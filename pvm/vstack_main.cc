@@ -273,14 +273,22 @@ void vde_input() {
   g_in_batch = false;
   flush_batch();
 }
+// vde_recv is called only when the connection is readable: some plugins wait inside it
+// whatever the flags (switch://: an epoll_wait with no timeout), and this runs under the core
+// lock.
 void vde_input_batch() {
   for (int i = 0; i < 64; ++i) {
+    if (i > 0) {
+      pollfd r{vde_datafd(g_vde), POLLIN, 0};
+      if (::poll(&r, 1, 0) <= 0 || !(r.revents & POLLIN)) return;
+    }
     pbuf* p = pbuf_alloc(PBUF_RAW, 1536, PBUF_RAM);
     if (!p) return;
     ssize_t n = vde_recv(g_vde, p->payload, 1536, MSG_DONTWAIT);
-    if (n < 0 || n == 0) {
+    if (n <= 0) {  // (a plugin's own traffic, e.g. switch:// taking a new port, gives 0)
       pbuf_free(p);
-      return;
+      if (n < 0) return;
+      continue;
     }
     if (n < 14) {
       g_stats.runts++;

@@ -180,6 +180,15 @@ if command -v sha256sum >/dev/null; then
   else bad "$rounds connections in turn between the same pvm views, 2 MiB each, byte for byte" "$same of $rounds intact" "client: $(head -c 300 "$work/rcli")" "server: $(head -c 300 "$work/rsrv")"; fi
 fi
 
+# switch:// (libvdeplug's embedded switch, run inside the first pvm view's vu-vstack), joined
+# by a second pvm view with vde://.
+rm -f "$work/up.7161"
+serve "$work/esrv" $PVM --net "switch://$work/esw" --ip 10.0.0.81/24 -- sh -c \
+  "socat TCP-LISTEN:7161 SYSTEM:'echo over switch' & sleep 0.3; echo up > $work/up.7161; wait"
+wait_listen "$work/up.7161"
+got=$($T $PVM --net "vde://$work/esw" --ip 10.0.0.82/24 -- sh -c 'for i in 1 2 3 4 5 6; do sleep 1 | socat - TCP:10.0.0.81:7161,connect-timeout=2 && exit 0; sleep 0.3; done' 2>&1)
+check "TCP over switch:// run by a pvm view, joined with vde://" 0 "over switch" echo "$got"
+
 if [ $have_ns = 1 ]; then
   # IPv6 on the switch, both ways: addresses given with ip addr add (in a vdens view on ns; the
   # rtnetlink model, and so lwIP, on pvm).
