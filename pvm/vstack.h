@@ -68,7 +68,9 @@
 // leaves by vde0; an IPv6 default router comes only from router advertisements); a
 // non-blocking connect that fails shows as an end-of-file on the first read (SO_ERROR tells
 // the error); a connection reset by the peer shows as end-of-file, not ECONNRESET;
-// SO_RCVBUF/SNDBUF are the pair's; TCP_INFO is a stub; one VDE network per view.
+// SO_RCVBUF/SNDBUF are the pair's; TCP_INFO is a stub; SOCK_RAW is refused (an ns view, root
+// in its namespace, may open one; ping falls back to its datagram socket); one VDE network per
+// view.
 #pragma once
 
 #include <sys/types.h>

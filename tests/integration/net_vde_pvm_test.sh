@@ -158,10 +158,11 @@ if command -v sha256sum >/dev/null; then
   else bad "16 MiB each way between pvm views, byte for byte" "in: $(stat -c %s "$work/got.in" 2>&1)" "out: $(stat -c %s "$work/got.out" 2>&1)"; fi
 fi
 
-# Connection after connection between the same two views (with LWIPv6, vu-vstack's first stack, a new connection after
-# a large transfer was sometimes not accepted: its connect timed out): one server view takes 20
-# connections of 2 MiB in turn, one client view makes them. A refusal between two rounds (the
-# next socat not listening yet) is retried; a connect that times out is the bug.
+# Connection after connection between the same two views (with LWIPv6, vu-vstack's first
+# stack, a new connection after a large transfer was sometimes not accepted: its connect timed
+# out): one server view takes 20 connections of 2 MiB in turn, one client view makes them. A
+# refusal between two rounds (the next socat not listening yet) is retried; a connect that
+# times out is the bug.
 if command -v sha256sum >/dev/null; then
   head -c 2097152 "$work/blob" > "$work/blob2"
   want2=$(sha256sum < "$work/blob2")
