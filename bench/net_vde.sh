@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/net_vde.sh [VU] — view ↔ view over a vde_switch (issue 15, pvm/vstack.h): iperf3 between
 # two ns views (the kernel's TCP in each, vu-net plugging the taps) and between two pvm views
-# (LWIPv6 in vu-vstack), in one run, ratio printed (target pvm ≥ 0.9× ns). Also ns → pvm.
+# (lwIP in vu-vstack), in one run, ratio printed (target pvm ≥ 0.9× ns). Also ns → pvm.
 # SECS seconds per run (default 5). Traffic only inside the switch this script made.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

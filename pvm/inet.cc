@@ -303,6 +303,7 @@ std::string vde_setup(NetConfig& n) {
   m.mtu = n.mtu;
   m.up[1] = m.up[2] = n.configure;
   if (!n.vstack) return "no VDE stack";
+  if (int e = vstack_mac(*n.vstack, n.mac)) return std::string("vde0 MAC: ") + std::strerror(e);
   if (!n.configure) return {};
   if (int e = vstack_link(*n.vstack, true)) return std::string("vde0 up: ") + std::strerror(e);
   if (n.addr.s_addr) {

@@ -1,5 +1,5 @@
 // pvm/vstack.cc — the monitor's side of VDE networks on pvm: the view's IP sockets are
-// socketpair ends whose other ends vu-vstack serves with LWIPv6. The design is in pvm/vstack.h.
+// socketpair ends whose other ends vu-vstack serves with lwIP. The design is in pvm/vstack.h.
 #include "pvm/vstack.h"
 
 #include <fcntl.h>
@@ -32,8 +32,9 @@ class VStack {
  public:
   UniqueFd channel;
   pid_t pid = -1;
+  bool stats = false;  // --net-stats: vu-vstack prints them at its end, after its linger
   struct Info {
-    int domain = AF_INET, type = SOCK_STREAM;
+    int domain = AF_INET, type = SOCK_STREAM, proto = 0;
     UniqueFd connecting;  // a non-blocking connect's reply, for SO_ERROR
     int error = 0;        // its outcome, once read
   };
@@ -44,7 +45,7 @@ class VStack {
     channel.reset();  // vu-vstack ends with its channel
     if (pid > 0) {
       int st;
-      for (int i = 0; i < 100 && ::waitpid(pid, &st, WNOHANG) == 0; ++i) ::usleep(10000);
+      for (int i = 0; i < (stats ? 400 : 100) && ::waitpid(pid, &st, WNOHANG) == 0; ++i) ::usleep(10000);
       if (::waitpid(pid, &st, WNOHANG) == 0) {
         ::kill(pid, SIGKILL);
         ::waitpid(pid, &st, 0);
@@ -140,7 +141,7 @@ bool read_addr(Call& c, uint64_t addr, uint64_t len, sockaddr_storage* out) {
 struct VSock {
   UniqueFd fd;  // the view's end (a duplicate)
   uint64_t id = 0;
-  int domain = AF_INET, type = SOCK_STREAM;
+  int domain = AF_INET, type = SOCK_STREAM, proto = 0;
 };
 
 bool take(VStack& vs, Call& c, int fd, VSock* s) {
@@ -154,6 +155,7 @@ bool take(VStack& vs, Call& c, int fd, VSock* s) {
   if (it == vs.socks.end()) return false;
   s->domain = it->second.domain;
   s->type = it->second.type;
+  s->proto = it->second.proto;
   return true;
 }
 
@@ -216,10 +218,12 @@ bool put_name(Call& c, uint64_t addr, uint64_t lenp, const vs::VsRep& r) {
 Answer do_socket(VStack& vs, Call& c) {
   const int domain = c.arg_int(0), type = c.arg_int(1) & 0xf, proto = c.arg_int(2);
   if (domain != AF_INET && domain != AF_INET6) return Answer::cont();
-  if (type == SOCK_RAW || (type == SOCK_DGRAM && (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6)))
-    return Answer::error(EACCES);  // as an unprivileged ns view (no ping group)
+  // ICMP echo: a ping socket (SOCK_DGRAM, IPPROTO_ICMP/ICMPV6), served by the stack's raw pcbs
+  // (ping falls back to it when SOCK_RAW is refused).
+  const bool icmp = type == SOCK_DGRAM && proto == (domain == AF_INET ? int{IPPROTO_ICMP} : int{IPPROTO_ICMPV6});
+  if (type == SOCK_RAW) return Answer::error(EPERM);
   if (type != SOCK_STREAM && type != SOCK_DGRAM) return Answer::error(ESOCKTNOSUPPORT);
-  if (proto && proto != (type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP)) return Answer::error(EPROTONOSUPPORT);
+  if (proto && !icmp && proto != (type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP)) return Answer::error(EPROTONOSUPPORT);
   UniqueFd view, stack;
   uint64_t id;
   if (!data_pair(type, &view, &stack, &id)) return Answer::error(errno);
@@ -230,12 +234,14 @@ Answer do_socket(VStack& vs, Call& c) {
     i = {};
     i.domain = domain;
     i.type = type;
+    i.proto = icmp ? proto : 0;
   }
   vs::VsReq q;
   q.op = vs::kSocket;
   q.id = id;
   q.a = domain;
   q.b = type;
+  q.c = icmp ? proto : 0;
   vs::VsRep r = vs.call(q, nullptr, stack.get());
   if (r.ret < 0) return Answer::error(r.err);
   if (c.arg_int(1) & SOCK_NONBLOCK) ::fcntl(view.get(), F_SETFL, O_RDWR | O_NONBLOCK);
@@ -408,8 +414,26 @@ Answer do_recv(VStack& vs, Call& c, VSock& s) {
   if (flags & MSG_ERRQUEUE) return Answer::error(EAGAIN);  // no ICMP errors queued (socat asks)
   // The whole datagram (for its hash), then what fits.
   std::vector<char> data(s.type == SOCK_STREAM ? std::min<size_t>(total, 1u << 20) : vs::kMaxPayload);
-  long got = wait_like_caller(c, [&] {
-    return static_cast<long>(::recv(s.fd.get(), data.data(), data.size(), (flags & ~MSG_TRUNC)));
+  // SO_RCVTIMEO (ping waits for its next echo with it): kept here as a deadline, since
+  // wait_like_caller's 20 ms interruptions would restart the kernel's timer each time.
+  timeval tmo{};
+  socklen_t tlen = sizeof tmo;
+  const bool nb = (flags & MSG_DONTWAIT) || nonblocking(s.fd.get());
+  const bool timed = !nb && ::getsockopt(s.fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tmo, &tlen) == 0 &&
+                     (tmo.tv_sec > 0 || tmo.tv_usec > 0);
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  const long long deadline = now.tv_sec * 1000LL + now.tv_nsec / 1000000 + tmo.tv_sec * 1000LL + tmo.tv_usec / 1000;
+  long got = wait_like_caller(c, [&]() -> long {
+    if (!timed) return static_cast<long>(::recv(s.fd.get(), data.data(), data.size(), (flags & ~MSG_TRUNC)));
+    timespec t{};
+    ::clock_gettime(CLOCK_MONOTONIC, &t);
+    const long long left = deadline - (t.tv_sec * 1000LL + t.tv_nsec / 1000000);
+    pollfd p{s.fd.get(), POLLIN, 0};
+    if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) == 0) return errno = EAGAIN, -1L;
+    long n = static_cast<long>(::recv(s.fd.get(), data.data(), data.size(), (flags & ~MSG_TRUNC) | MSG_DONTWAIT));
+    if (n < 0 && errno == EAGAIN) errno = EINTR;  // (taken by another thread: wait again)
+    return n;
   });
   if (got < 0) return Answer::error(errno);
   size_t n = static_cast<size_t>(got), off = 0;
@@ -437,7 +461,20 @@ Answer do_recv(VStack& vs, Call& c, VSock& s) {
     if (addr && cap && r.addrlen && !write_mem(c.tid, addr, &r.addr, std::min<size_t>(cap, r.addrlen)))
       return Answer::error(EFAULT);
     mh.msg_namelen = addr ? r.addrlen : 0;
-    mh.msg_controllen = 0;
+    // ICMP: the reply's TTL (ping asks for it with IP_RECVTTL and prints it).
+    size_t clen = 0;
+    if (s.proto && r.ret > 0 && mh.msg_control && mh.msg_controllen >= CMSG_SPACE(sizeof(int))) {
+      alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))]{};
+      auto* cm = reinterpret_cast<cmsghdr*>(cbuf);
+      cm->cmsg_level = s.domain == AF_INET ? SOL_IP : SOL_IPV6;
+      cm->cmsg_type = s.domain == AF_INET ? IP_TTL : IPV6_HOPLIMIT;
+      cm->cmsg_len = CMSG_LEN(sizeof(int));
+      const int ttl = static_cast<int>(r.ret);
+      std::memcpy(CMSG_DATA(cm), &ttl, sizeof ttl);
+      if (!write_mem(c.tid, reinterpret_cast<uint64_t>(mh.msg_control), cbuf, sizeof cbuf)) return Answer::error(EFAULT);
+      clen = sizeof cbuf;
+    }
+    mh.msg_controllen = clen;
     mh.msg_flags = (s.type != SOCK_STREAM && n > total) ? MSG_TRUNC : 0;
     if (!write_mem(c.tid, c.a[1], &mh, sizeof mh)) return Answer::error(EFAULT);
   } else if (addr) {
@@ -469,7 +506,7 @@ Answer do_sockopt(VStack& vs, Call& c, VSock& s) {
     switch (name) {
       case SO_TYPE: return put_int(s.type);
       case SO_DOMAIN: return put_int(s.domain);
-      case SO_PROTOCOL: return put_int(s.type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP);
+      case SO_PROTOCOL: return put_int(s.proto ? s.proto : s.type == SOCK_STREAM ? int{IPPROTO_TCP} : int{IPPROTO_UDP});
       case SO_ERROR: {
         // A non-blocking connect's outcome: the view's pair is writable at once, so a program
         // asks after its poll; it is told when the stack knows (waiting as the caller).
@@ -500,8 +537,8 @@ Answer do_sockopt(VStack& vs, Call& c, VSock& s) {
   if (level != IPPROTO_TCP && level != IPPROTO_IP && level != IPPROTO_IPV6 && level != IPPROTO_UDP)
     return Answer::error(ENOPROTOOPT);
   if (get && level == IPPROTO_TCP && s.type == SOCK_STREAM) {
-    // What LWIPv6 does not answer (or answers wrongly): the segment size of an Ethernet MTU, and
-    // TCP_INFO zeroed but for the state (iperf3 reads both).
+    // What the stack does not answer: the segment size of an Ethernet MTU, and TCP_INFO zeroed
+    // but for the state (iperf3 reads both).
     if (name == TCP_MAXSEG) return put_int(1460);
     if (name == TCP_INFO) {
       tcp_info ti{};
@@ -538,7 +575,7 @@ Answer do_sockopt(VStack& vs, Call& c, VSock& s) {
 
 }  // namespace
 
-Result<std::shared_ptr<VStack>> vstack_start(const std::string& vnl) {
+Result<std::shared_ptr<VStack>> vstack_start(const std::string& vnl, bool stats) {
   std::string path = vstack_path();
   if (::access(path.c_str(), X_OK) < 0)
     return Error::sys("VDE stack helper", errno, path)
@@ -553,8 +590,8 @@ Result<std::shared_ptr<VStack>> vstack_start(const std::string& vnl) {
   posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, theirs.get(), 3);
   std::string arg0 = "vu-vstack";
-  std::string arg1 = vnl;
-  char* argv[] = {arg0.data(), arg1.data(), nullptr};
+  std::string arg1 = vnl, opt = "--stats";
+  char* argv[] = {arg0.data(), stats ? opt.data() : arg1.data(), stats ? arg1.data() : nullptr, nullptr};
   pid_t pid;
   int rc = ::posix_spawn(&pid, path.c_str(), &fa, nullptr, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
@@ -563,6 +600,7 @@ Result<std::shared_ptr<VStack>> vstack_start(const std::string& vnl) {
   auto vs = std::make_shared<VStack>();
   vs->channel = std::move(mine);
   vs->pid = pid;
+  vs->stats = stats;
   // The first request finds out whether it plugged in (else it has ended: the channel closes).
   if (int e = vstack_link(*vs, false); e)
     return Error::make(ErrorKind::kSetup, "--net " + vnl + ": the VDE stack helper could not plug into it")
@@ -580,6 +618,14 @@ int vstack_addr(VStack& s, bool add, int family, const void* addr, int prefix) {
   q.addr.ss_family = static_cast<sa_family_t>(family);
   if (family == AF_INET) std::memcpy(&reinterpret_cast<sockaddr_in*>(&q.addr)->sin_addr, addr, 4);
   else std::memcpy(&reinterpret_cast<sockaddr_in6*>(&q.addr)->sin6_addr, addr, 16);
+  vs::VsRep r = s.call(q);
+  return r.ret < 0 ? (r.err ? r.err : EINVAL) : 0;
+}
+
+int vstack_mac(VStack& s, const unsigned char mac[6]) {
+  vs::VsReq q;
+  q.op = vs::kMac;
+  std::memcpy(&q.addr, mac, 6);
   vs::VsRep r = s.call(q);
   return r.ret < 0 ? (r.err ? r.err : EINVAL) : 0;
 }

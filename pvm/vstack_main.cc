@@ -1,610 +1,965 @@
-// pvm/vstack_main.cc — vu-vstack: the user-mode TCP/IP stack (LWIPv6) of one pvm view on a
-// VDE network. Started by vu (pvm/vstack.cc) as `vu-vstack VNL` with the channel on fd 3; ends
-// when the channel closes (vu gone). Dynamically linked: LWIPv6 loads libvdeplug (and its VNL
-// plugins) with dlopen, which a static vu cannot do. The design is in pvm/vstack.h; the
-// messages in pvm/vstack_proto.h.
+// pvm/vstack_main.cc — vu-vstack: the user-mode TCP/IP stack (lwIP 2.1) of one pvm view on a
+// VDE network. Started by vu (pvm/vstack.cc) as `vu-vstack [--stats] VNL` with the channel on
+// fd 3; ends when the channel closes (vu gone). Dynamically linked: libvdeplug loads its VNL
+// plugins with dlopen, which a static vu cannot do. The design is in pvm/vstack.h; the messages
+// in pvm/vstack_proto.h.
 //
-// Each view socket is one end of a socketpair in the view; the other end is here, served by
-// pump threads: bytes from the view go to the LWIPv6 socket (lwip_write/lwip_send) and back
-// (lwip_read/lwip_recvfrom → write). A listening socket's pair carries one byte per connection
-// waiting (so the view's poll/select sees it readable); the monitor takes the byte and asks
-// for the connection (kAccept). A datagram's sender does not fit in the pair: it is kept here
-// under the datagram's hash, and a recvfrom that wants it asks for it (kRecvAddr).
-extern "C" {
-#include <lwipv6.h>
+// Two threads: lwIP's tcpip thread (its timers: retransmissions, delayed ACKs, ARP/ND ageing)
+// and this one, an epoll loop over the VDE connection, the channel to vu and the stack's end
+// of every view socket's pair. Both touch lwIP and the sockets below only under lwIP's core
+// lock (LOCK_TCPIP_CORE), so the callbacks lwIP makes from either thread (tcp_recv, tcp_sent,
+// tcp_err, accept, udp/raw recv) see one consistent state. The raw API (tcp_*, udp_*, raw_*)
+// is used directly: no thread per socket, no copies but the two the pair needs.
+//
+// Flow control both ways: bytes are read from a view's pair only as far as tcp_sndbuf() has
+// room (the rest waits in the pair: the view's writes block as on a full kernel socket); bytes
+// from the network are written to the pair and acknowledged to lwIP (tcp_recved, which opens
+// the window) only as far as the pair took them; the rest waits here (EPOLLOUT).
+extern "C" {  // (lwipopts.h and libvdeplug.h declare C functions outside any extern "C")
+#include <lwip/init.h>
+#include <lwip/ip.h>
+#include <lwip/ip6_addr.h>
+#include <lwip/netif.h>
+#include <lwip/pbuf.h>
+#include <lwip/raw.h>
+#include <lwip/tcp.h>
+#include <lwip/tcpip.h>
+#include <lwip/udp.h>
+#include <lwip/etharp.h>
+#include <lwip/ethip6.h>
+#include <lwip/inet_chksum.h>
+#include <lwip/prot/icmp.h>
+#include <lwip/prot/icmp6.h>
+#include <lwip/prot/ip4.h>
+#include <netif/ethernet.h>
+#include <lwip/priv/tcp_priv.h>
+#include <libvdeplug.h>
 }
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <map>
-#include <memory>
 #include <mutex>
-#include <thread>
+#include <string>
 #include <vector>
 
 #include "pvm/vstack_proto.h"
+#include "vdens/port_stats.h"
 
 namespace {
 
 using namespace vu::pvm::vs;
 
 bool g_debug = false;  // $VU_VSTACK_DEBUG: each request on stderr
-struct stack* g_stack = nullptr;
-struct netif* g_if = nullptr;
+VDECONN* g_vde = nullptr;
+netif g_if{};
+int g_ep = -1;
+vu::vdens::PortStats g_stats;  // vde0's frames (--stats)
 
 struct Datagram {
   uint64_t hash;
   sockaddr_storage from;
   socklen_t len;
+  int ttl = 0;  // ICMP: the reply's TTL / hop limit (ping prints it)
 };
 
-constexpr int kTick = 200;  // ms
-struct Closer {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool reader_done = false;
-  std::atomic<bool> asked{false};
-  // The view closed its end: the reader is asked to stop (it does within kTick), and the socket
-  // is closed here, on the thread that wrote to it (closed from another thread, LWIPv6 dropped
-  // the end of what was written). lwip < 0: nothing to close (a datagram socket's reader does).
-  void view_closed(int lwip) {
-    asked = true;
-    if (lwip < 0) return;
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return reader_done; });
-    lwip_close(lwip);
-  }
-  void reader_ends() {
-    std::lock_guard<std::mutex> lock(mu);
-    reader_done = true;
-    cv.notify_all();
-  }
-};
+enum Kind { kTcp, kUdp, kIcmp };
 
+// A view socket (or a connection accepted and not yet taken by the view: fd -1).
 struct Sock {
-  int lwip = -1;
-  int data = -1;  // the stack's end of the view socket's pair
-  int type = SOCK_STREAM;
-  std::mutex mu;
-  std::deque<std::pair<int, sockaddr_storage>> pending;  // accepted, not yet taken (listeners)
-  std::deque<Datagram> senders;                          // datagrams in the pair (UDP)
-  bool pumping = false;
-  bool streaming = false;  // a connection's pumps run (the linger at exit waits for them)
-  Closer closer;  // UDP: the receiving pump closes the LWIPv6 socket (pump_dgram_in)
-  bool receiving = false;  // UDP: the pump to the view runs (from the first bind/connect/sendto)
-  bool owns_data = false;  // UDP: the pair closed with the last reference (two pumps use it)
-  // The names: LWIPv6 1.5a's getsockname/getpeername fail on datagram sockets (EINVAL) and
-  // answer wrongly on stream ones (getsockname gives the remote end, getpeername a wrong
-  // address; accept fills in nothing), so they are kept here. An unbound socket is bound here
-  // (a port of our choosing) before it connects or sends, so its port is known.
+  uint64_t id = 0;
+  int fd = -1;  // the stack's end of the view socket's pair (non-blocking)
+  Kind kind = kTcp;
   int domain = AF_INET;
-  bool bound = false, connected = false;
+  tcp_pcb* tcp = nullptr;
+  udp_pcb* udp = nullptr;
+  raw_pcb* raw = nullptr;
+  bool dead = false;
+  // epoll
+  bool in_ep = false;
+  uint32_t ev = 0;
+  bool hup = false;     // the view closed its end (or both ends are shut)
+  bool rd_eof = false;  // the view's end-of-file read (its FIN sent)
+  // TCP
+  bool listening = false, connecting = false, connected = false, reset = false;
+  bool v6only = false;
+  int reply = -1;      // a connect's reply end, answered when lwIP knows
+  bool nb_connect = false;
+  pbuf* rx = nullptr;  // from the network, not yet taken by the pair
+  bool rx_fin = false, fin_sent = false;
+  bool dirty = false;  // rx grew during a batch of frames: flushed after it
+  std::string tx;      // read from the pair, not yet taken by tcp_write (ERR_MEM)
+  std::deque<Sock*> pending;  // listener: accepted connections, one byte each in the pair
+  // UDP / ICMP
+  std::deque<Datagram> senders;
+  uint16_t icmp_id = 0;  // ICMP: the echo identifier of the view's requests
+  // names
+  bool bound = false;
   sockaddr_storage local{}, peer{};
-  ~Sock() {
-    if (owns_data && data >= 0) ::close(data);
-  }
 };
 
-std::mutex g_mu;
-std::map<uint64_t, std::shared_ptr<Sock>> g_socks;
+std::map<uint64_t, Sock*> g_socks;
+std::vector<Sock*> g_dead;  // freed at the end of the loop's turn (their events may be pending)
+// While a batch of frames goes through lwIP, what arrives for the view is queued and written to
+// the pairs after the batch: one write per socket and batch, not one per segment.
+bool g_in_batch = false;
+std::vector<Sock*> g_dirty;
+char g_tag_channel, g_tag_vde;
+std::vector<char> g_buf(65536);
 
-std::shared_ptr<Sock> find(uint64_t id) {
-  std::lock_guard<std::mutex> lock(g_mu);
-  auto it = g_socks.find(id);
-  return it == g_socks.end() ? nullptr : it->second;
-}
-void forget(uint64_t id) {
-  std::lock_guard<std::mutex> lock(g_mu);
-  g_socks.erase(id);
-}
+// ---- addresses ------------------------------------------------------------------------------
 
-bool write_all(int fd, const char* p, size_t n) {
-  while (n) {
-    ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    p += w;
-    n -= static_cast<size_t>(w);
+bool to_ip(const sockaddr_storage& a, ip_addr_t* ip, uint16_t* port) {
+  *ip = {};
+  if (a.ss_family == AF_INET) {
+    const auto* s = reinterpret_cast<const sockaddr_in*>(&a);
+    IP_SET_TYPE_VAL(*ip, IPADDR_TYPE_V4);
+    ip_2_ip4(ip)->addr = s->sin_addr.s_addr;
+    *port = ntohs(s->sin_port);
+    return true;
   }
-  return true;
-}
-
-// Closing. LWIPv6 1.5a crashes or resets the connection when a socket is closed while another
-// thread reads it, and has no receive timeout: the thread that reads the LWIPv6 socket waits in
-// lwip_poll for at most kTick and is the one that closes it, once the view has closed its end
-// (`closing`), or the other side does when the reader has already ended.
-// Waits until the LWIPv6 socket is readable (true) or the view's end was closed (false).
-bool readable(int lwip, const Closer& c) {
-  for (;;) {
-    if (c.asked) return false;
-    pollfd p{lwip, POLLIN, 0};
-    int r = lwip_poll(&p, 1, kTick);
-    if (r > 0) return true;
-    if (r < 0 && errno != EINTR) return true;  // the read says what is wrong
+  if (a.ss_family == AF_INET6) {
+    const auto* s = reinterpret_cast<const sockaddr_in6*>(&a);
+    *port = ntohs(s->sin6_port);
+    if (IN6_IS_ADDR_V4MAPPED(&s->sin6_addr)) {
+      IP_SET_TYPE_VAL(*ip, IPADDR_TYPE_V4);
+      std::memcpy(&ip_2_ip4(ip)->addr, s->sin6_addr.s6_addr + 12, 4);
+      return true;
+    }
+    IP_SET_TYPE_VAL(*ip, IPADDR_TYPE_V6);
+    std::memcpy(ip_2_ip6(ip)->addr, &s->sin6_addr, 16);
+    ip6_addr_clear_zone(ip_2_ip6(ip));
+    ip6_addr_assign_zone(ip_2_ip6(ip), IP6_UNICAST, &g_if);
+    return true;
   }
+  return false;
 }
-// After the view's end-of-file: waits for its close (every descriptor; a shutdown(SHUT_WR)
-// alone leaves it readable for what comes back).
-void wait_closed(int data) {
-  pollfd p{data, 0, 0};
-  while (::poll(&p, 1, -1) == 0 || (p.revents == 0 && errno == EINTR)) {
+
+// lwIP's address as a sockaddr: IPv4 as AF_INET (the monitor maps it for an IPv6 socket); a
+// wildcard of either type in the socket's family.
+sockaddr_storage from_ip(const ip_addr_t* ip, uint16_t port, int domain) {
+  sockaddr_storage out{};
+  if (IP_IS_V4(ip) && !(domain == AF_INET6 && ip_addr_isany(ip))) {
+    auto* s = reinterpret_cast<sockaddr_in*>(&out);
+    s->sin_family = AF_INET;
+    s->sin_port = htons(port);
+    s->sin_addr.s_addr = ip_2_ip4(ip)->addr;
+  } else if (domain == AF_INET && ip_addr_isany(ip)) {
+    auto* s = reinterpret_cast<sockaddr_in*>(&out);
+    s->sin_family = AF_INET;
+    s->sin_port = htons(port);
+  } else {
+    auto* s = reinterpret_cast<sockaddr_in6*>(&out);
+    s->sin6_family = AF_INET6;
+    s->sin6_port = htons(port);
+    if (IP_IS_V6(ip)) std::memcpy(&s->sin6_addr, ip_2_ip6(ip)->addr, 16);
   }
-}
-
-// The pumps of a connected stream socket: one thread each way. LWIPv6 1.5a's shutdown sends no
-// FIN (only its close does), so a view's shutdown(SHUT_WR) cannot be passed on: the FIN goes
-// when the view has closed the socket (every descriptor of it). The pair ends when both pumps
-// have.
-void pump_stream(uint64_t id, std::shared_ptr<Sock> s) {
-  auto done = std::make_shared<std::atomic<int>>(0);
-  auto closer = std::make_shared<Closer>();
-  auto finish = [id, s, done] {
-    if (done->fetch_add(1) == 1) {
-      ::close(s->data);
-      forget(id);
-    }
-  };
-  std::thread([s, finish, closer] {  // view → network
-    std::vector<char> buf(65536);
-    long long total = 0;
-    for (;;) {
-      ssize_t n = ::recv(s->data, buf.data(), buf.size(), 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) break;
-      if (n == 0) {
-        wait_closed(s->data);
-        break;
-      }
-      ssize_t off = 0;
-      while (off < n) {
-        ssize_t w = lwip_write(s->lwip, buf.data() + off, static_cast<int>(n - off));
-        if (w <= 0) {
-          if (g_debug) std::fprintf(stderr, "vu-vstack: lwip_write %zd: %s\n", w, std::strerror(errno));
-          goto out;
-        }
-        off += w;
-      }
-      total += n;
-    }
-  out:
-    if (g_debug) std::fprintf(stderr, "vu-vstack: to the network %lld bytes\n", total);
-    closer->view_closed(s->lwip);  // the FIN
-    finish();
-  }).detach();
-  std::thread([s, finish, closer] {  // network → view
-    std::vector<char> buf(65536);
-    long long total = 0;
-    while (readable(s->lwip, *closer)) {
-      ssize_t n = lwip_read(s->lwip, buf.data(), static_cast<int>(buf.size()));
-      if (g_debug && n <= 0) std::fprintf(stderr, "vu-vstack: lwip_read %zd: %s\n", n, std::strerror(errno));
-      if (n <= 0 || !write_all(s->data, buf.data(), static_cast<size_t>(n))) break;
-      total += n;
-    }
-    if (g_debug) std::fprintf(stderr, "vu-vstack: to the view %lld bytes (asked %d)\n", total, closer->asked.load());
-    ::shutdown(s->data, SHUT_WR);
-    closer->reader_ends();
-    finish();
-  }).detach();
-}
-
-// A datagram socket's pumps: from the view (send on a connected socket) and to it (started
-// with its port, pump_dgram_in).
-void pump_dgram(uint64_t id, std::shared_ptr<Sock> s) {
-  std::thread([id, s] {  // view → network; ends when the view's socket is closed
-    std::vector<char> buf(65536);
-    for (;;) {
-      ssize_t n = ::recv(s->data, buf.data(), buf.size(), 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) break;
-      if (n == 0) {  // closed, or only shut down for writing (socat does): wait for the close
-        wait_closed(s->data);
-        break;
-      }
-      (void)lwip_send(s->lwip, buf.data(), static_cast<int>(n), 0);
-    }
-    {
-      std::lock_guard<std::mutex> lock(s->mu);
-      if (!s->receiving) lwip_close(s->lwip);  // else the receiving pump closes it
-      s->receiving = true;                      // and none starts now
-    }
-    s->closer.view_closed(-1);
-    forget(id);
-  }).detach();
-}
-
-// To the view: started once the socket has a port (LWIPv6 fails a receive before).
-void pump_dgram_in(std::shared_ptr<Sock> s) {
-  std::thread([s] {
-    std::vector<char> buf(65536);
-    while (readable(s->lwip, s->closer)) {
-      Datagram d{};
-      d.len = sizeof d.from;
-      ssize_t n = lwip_recvfrom(s->lwip, buf.data(), static_cast<int>(buf.size()), 0,
-                                reinterpret_cast<sockaddr*>(&d.from), &d.len);
-      if (n < 0) break;
-      d.hash = hash(buf.data(), static_cast<size_t>(n));
-      {
-        std::lock_guard<std::mutex> lock(s->mu);
-        if (s->senders.size() >= 4096) s->senders.pop_front();
-        s->senders.push_back(d);
-      }
-      if (::send(s->data, buf.data(), static_cast<size_t>(n), MSG_NOSIGNAL) < 0 && errno != ENOBUFS &&
-          errno != EAGAIN)
-        break;
-    }
-    // Ended by the view's close (or an error): the socket is closed here, where it is read.
-    while (!s->closer.asked) ::usleep(kTick * 1000);
-    lwip_close(s->lwip);
-  }).detach();
-}
-
-// A listening socket: connections accepted as they come, one byte each in the pair.
-void pump_listen(uint64_t id, std::shared_ptr<Sock> s) {
-  std::thread([id, s] {
-    for (;;) {
-      sockaddr_storage peer{};
-      socklen_t len = sizeof peer;
-      int c = lwip_accept(s->lwip, reinterpret_cast<sockaddr*>(&peer), &len);
-      if (c < 0) break;
-      {
-        std::lock_guard<std::mutex> lock(s->mu);
-        s->pending.emplace_back(c, peer);
-      }
-      char one = 1;
-      if (!write_all(s->data, &one, 1)) break;
-    }
-    lwip_close(s->lwip);
-    ::close(s->data);
-    std::lock_guard<std::mutex> lock(s->mu);
-    for (auto& p : s->pending) lwip_close(p.first);
-    s->pending.clear();
-    forget(id);
-  }).detach();
+  return out;
 }
 
 socklen_t len_of(const sockaddr_storage& a) {
   return a.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
 }
-uint16_t* port_of(sockaddr_storage& a) {
-  return a.ss_family == AF_INET6 ? &reinterpret_cast<sockaddr_in6*>(&a)->sin6_port
-                                 : &reinterpret_cast<sockaddr_in*>(&a)->sin_port;
-}
-// Binds a datagram socket to `want` (port 0: an ephemeral port chosen here, as the kernel would).
-int bind_port(Sock& s, sockaddr_storage want) {
-  if (*port_of(want)) {
-    if (lwip_bind(s.lwip, reinterpret_cast<sockaddr*>(&want), len_of(want)) < 0) return errno;
-  } else {
-    static std::atomic<unsigned> next{32768u + static_cast<unsigned>(::getpid()) % 28000u};
-    int e = EADDRINUSE;
-    for (int i = 0; i < 64 && e == EADDRINUSE; ++i) {
-      *port_of(want) = htons(static_cast<uint16_t>(32768u + next.fetch_add(1) % 28232u));
-      e = lwip_bind(s.lwip, reinterpret_cast<sockaddr*>(&want), len_of(want)) < 0 ? errno : 0;
-    }
-    if (e) return e;
+
+int errno_of(err_t e, bool connecting = false) {
+  switch (e) {
+    case ERR_OK: return 0;
+    case ERR_MEM: case ERR_BUF: return ENOBUFS;
+    case ERR_TIMEOUT: return ETIMEDOUT;
+    case ERR_RTE: return ENETUNREACH;
+    case ERR_INPROGRESS: return EINPROGRESS;
+    case ERR_VAL: case ERR_ARG: return EINVAL;
+    case ERR_WOULDBLOCK: return EWOULDBLOCK;
+    case ERR_USE: return EADDRINUSE;
+    case ERR_ALREADY: return EALREADY;
+    case ERR_ISCONN: return EISCONN;
+    case ERR_CONN: return ENOTCONN;
+    case ERR_IF: return ENETDOWN;
+    case ERR_ABRT: return connecting ? ETIMEDOUT : ECONNABORTED;
+    case ERR_RST: return connecting ? ECONNREFUSED : ECONNRESET;
+    case ERR_CLSD: return ENOTCONN;
+    default: return EIO;
   }
-  s.local = want;
-  s.bound = true;
-  return 0;
-}
-int autobind(Sock& s) {
-  if (s.bound) return 0;
-  sockaddr_storage any{};
-  any.ss_family = static_cast<sa_family_t>(s.domain);
-  return bind_port(s, any);
 }
 
-// The view's addresses (kAddr), to name the local end of a connection: the address on the
-// peer's subnet, else the first one of the family; loopback for loopback.
-struct OwnAddr {
-  int family, prefix;
-  unsigned char a[16];
-};
-std::mutex g_addr_mu;
-std::vector<OwnAddr> g_addrs;
+void names_from_pcb(Sock* s) {
+  if (s->tcp) {
+    s->local = from_ip(&s->tcp->local_ip, s->tcp->local_port, s->domain);
+    if (s->tcp->local_port) s->bound = true;
+    if (s->connected) s->peer = from_ip(&s->tcp->remote_ip, s->tcp->remote_port, s->domain);
+  } else if (s->udp) {
+    s->local = from_ip(&s->udp->local_ip, s->udp->local_port, s->domain);
+    if (s->udp->local_port) s->bound = true;
+    if (s->connected) s->peer = from_ip(&s->udp->remote_ip, s->udp->remote_port, s->domain);
+  }
+}
 
-// `local` with its address, if a wildcard, replaced by ours towards `peer`.
-void name_local(sockaddr_storage* local, const sockaddr_storage& peer) {
-  if (local->ss_family == AF_INET) {
-    auto* l = reinterpret_cast<sockaddr_in*>(local);
-    const auto* p = reinterpret_cast<const sockaddr_in*>(&peer);
-    if (l->sin_addr.s_addr || peer.ss_family != AF_INET) return;
-    if ((ntohl(p->sin_addr.s_addr) >> 24) == 127) return void(l->sin_addr = p->sin_addr);
-    std::lock_guard<std::mutex> lock(g_addr_mu);
-    const OwnAddr* best = nullptr;
-    for (const OwnAddr& o : g_addrs)
-      if (o.family == AF_INET && (!best || same_net(o.a, reinterpret_cast<const unsigned char*>(&p->sin_addr), o.prefix)))
-        best = &o;
-    if (best) std::memcpy(&l->sin_addr, best->a, 4);
-  } else if (local->ss_family == AF_INET6) {
-    auto* l = reinterpret_cast<sockaddr_in6*>(local);
-    const auto* p = reinterpret_cast<const sockaddr_in6*>(&peer);
-    if (!IN6_IS_ADDR_UNSPECIFIED(&l->sin6_addr) || peer.ss_family != AF_INET6) return;
-    if (IN6_IS_ADDR_LOOPBACK(&p->sin6_addr)) return void(l->sin6_addr = p->sin6_addr);
-    if (IN6_IS_ADDR_V4MAPPED(&p->sin6_addr)) {
-      std::lock_guard<std::mutex> lock(g_addr_mu);
-      for (const OwnAddr& o : g_addrs)
-        if (o.family == AF_INET) {
-          l->sin6_addr.s6_addr[10] = l->sin6_addr.s6_addr[11] = 0xff;
-          std::memcpy(l->sin6_addr.s6_addr + 12, o.a, 4);
-          if (same_net(o.a, p->sin6_addr.s6_addr + 12, o.prefix)) break;
-        }
+// ---- the VDE interface ----------------------------------------------------------------------
+
+err_t vde_output(netif*, pbuf* p) {
+  const void* frame = p->payload;
+  static std::vector<char> flat(65536 + 64);
+  if (p->next) {
+    if (p->tot_len > flat.size()) return ERR_BUF;
+    pbuf_copy_partial(p, flat.data(), p->tot_len, 0);
+    frame = flat.data();
+  }
+  // The switch's queue full (the VDE socket is non-blocking for the reads): wait for room, as
+  // a NIC's queue would make the kernel wait, rather than drop — dropped bursts cost TCP its
+  // retransmission timeouts.
+  for (int tries = 0;; ++tries) {
+    if (vde_send(g_vde, frame, p->tot_len, 0) >= 0) break;
+    if ((errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS && errno != EINTR) || tries == 100) {
+      g_stats.write_errors++;
+      return ERR_IF;
+    }
+    pollfd w{vde_datafd(g_vde), POLLOUT, 0};
+    ::poll(&w, 1, 10);
+  }
+  g_stats.from_view_frames++;
+  g_stats.from_view_bytes += p->tot_len;
+  return ERR_OK;
+}
+
+uint8_t g_mac[6];
+
+err_t vde_netif_init(netif* n) {
+  n->name[0] = 'v';
+  n->name[1] = 'd';
+  n->output = etharp_output;
+  n->output_ip6 = ethip6_output;
+  n->linkoutput = vde_output;
+  n->mtu = 1500;
+  n->hwaddr_len = 6;
+  std::memcpy(n->hwaddr, g_mac, 6);
+  n->flags = NETIF_FLAG_BROADCAST | NETIF_FLAG_ETHARP | NETIF_FLAG_ETHERNET | NETIF_FLAG_IGMP | NETIF_FLAG_MLD6;
+  return ERR_OK;
+}
+
+void flush_rx(Sock* s);
+void update_tcp(Sock* s);
+void flush_batch() {
+  for (Sock* s : g_dirty) {
+    s->dirty = false;
+    if (s->dead) continue;
+    flush_rx(s);
+    update_tcp(s);
+  }
+  g_dirty.clear();
+}
+
+// Frames from the switch, a batch at a time.
+void vde_input_batch();
+void vde_input() {
+  g_in_batch = true;
+  vde_input_batch();
+  g_in_batch = false;
+  flush_batch();
+}
+// vde_recv is called only when the connection is readable: some plugins wait inside it
+// whatever the flags (switch://: an epoll_wait with no timeout), and this runs under the core
+// lock.
+void vde_input_batch() {
+  for (int i = 0; i < 64; ++i) {
+    if (i > 0) {
+      pollfd r{vde_datafd(g_vde), POLLIN, 0};
+      if (::poll(&r, 1, 0) <= 0 || !(r.revents & POLLIN)) return;
+    }
+    pbuf* p = pbuf_alloc(PBUF_RAW, 1536, PBUF_RAM);
+    if (!p) return;
+    ssize_t n = vde_recv(g_vde, p->payload, 1536, MSG_DONTWAIT);
+    if (n <= 0) {  // (a plugin's own traffic, e.g. switch:// taking a new port, gives 0)
+      pbuf_free(p);
+      if (n < 0) return;
+      continue;
+    }
+    if (n < 14) {
+      g_stats.runts++;
+      pbuf_free(p);
+      continue;
+    }
+    pbuf_realloc(p, static_cast<uint16_t>(n));
+    g_stats.to_view_frames++;
+    g_stats.to_view_bytes += static_cast<uint64_t>(n);
+    if (g_if.input(p, &g_if) != ERR_OK) pbuf_free(p);
+  }
+}
+
+// ---- sockets --------------------------------------------------------------------------------
+
+void set_events(Sock* s, uint32_t ev) {
+  if (s->fd < 0 || s->dead) return;
+  epoll_event e{};
+  e.events = ev;
+  e.data.ptr = s;
+  if (!s->in_ep) {
+    if (::epoll_ctl(g_ep, EPOLL_CTL_ADD, s->fd, &e) == 0) s->in_ep = true, s->ev = ev;
+    else if (g_debug) std::fprintf(stderr, "vu-vstack: %llx: epoll: %s\n", static_cast<unsigned long long>(s->id), std::strerror(errno));
+  } else if (ev != s->ev) {
+    ::epoll_ctl(g_ep, EPOLL_CTL_MOD, s->fd, &e);
+    s->ev = ev;
+  }
+}
+void unwatch(Sock* s) {
+  if (s->in_ep) ::epoll_ctl(g_ep, EPOLL_CTL_DEL, s->fd, nullptr);
+  s->in_ep = false;
+  s->ev = 0;
+}
+
+void drop_rx(Sock* s) {
+  if (!s->rx) return;
+  if (s->tcp) {
+    for (uint32_t left = s->rx->tot_len; left;) {
+      uint16_t k = static_cast<uint16_t>(std::min<uint32_t>(left, 0xffff));
+      tcp_recved(s->tcp, k);
+      left -= k;
+    }
+  }
+  pbuf_free(s->rx);
+  s->rx = nullptr;
+}
+
+void detach_tcp(tcp_pcb* pcb) {
+  tcp_arg(pcb, nullptr);
+  tcp_recv(pcb, nullptr);
+  tcp_sent(pcb, nullptr);
+  tcp_err(pcb, nullptr);
+  tcp_poll(pcb, nullptr, 0);
+}
+
+void answer(int* rfd, long ret, int err) {
+  if (*rfd < 0) return;
+  VsRep r;
+  r.ret = ret;
+  r.err = err;
+  (void)::send(*rfd, &r, sizeof r, MSG_NOSIGNAL | MSG_DONTWAIT);
+  ::close(*rfd);
+  *rfd = -1;
+}
+
+// Ends a socket: its pcb closed (a connection's FIN after what lwIP still holds) or aborted, its
+// pair closed. Freed at the end of the loop's turn.
+void kill_sock(Sock* s, bool abort = false) {
+  if (s->dead) return;
+  if (g_debug)
+    std::fprintf(stderr, "vu-vstack: %llx: closed fd %d (%s%s%s)\n", static_cast<unsigned long long>(s->id), s->fd, abort ? "abort" : "",
+                 s->hup ? " view closed" : "", s->rd_eof ? " eof" : "");
+  s->dead = true;
+  unwatch(s);
+  for (Sock* p : s->pending) kill_sock(p, true);
+  s->pending.clear();
+  if (s->tcp) {
+    tcp_pcb* pcb = s->tcp;
+    s->tcp = nullptr;
+    drop_rx(s);
+    if (s->listening) {  // (lwIP asserts on the other callbacks of a listening pcb)
+      tcp_arg(pcb, nullptr);
+      tcp_accept(pcb, nullptr);
+      tcp_close(pcb);
+    } else if (detach_tcp(pcb), abort || s->connecting) {
+      tcp_abort(pcb);
+    } else if (tcp_close(pcb) != ERR_OK) {
+      tcp_abort(pcb);
+    }
+  }
+  if (s->rx) pbuf_free(s->rx), s->rx = nullptr;
+  if (s->udp) udp_remove(s->udp), s->udp = nullptr;
+  if (s->raw) raw_remove(s->raw), s->raw = nullptr;
+  answer(&s->reply, -1, ECONNABORTED);
+  if (s->fd >= 0) ::close(s->fd);
+  s->fd = -1;
+  auto it = g_socks.find(s->id);
+  if (it != g_socks.end() && it->second == s) g_socks.erase(it);
+  g_dead.push_back(s);
+}
+
+constexpr uint32_t kSendRoom = 8192;  // tcp_sndbuf() at which reading the pair resumes
+
+void update_tcp(Sock* s);
+
+// Network → view: what the pair takes of the queue, acknowledged to lwIP (tcp_recved).
+void flush_rx(Sock* s) {
+  if (s->fd < 0 || s->dead) return;
+  while (s->rx) {
+    iovec iov[64];
+    int k = 0;
+    for (pbuf* q = s->rx; q && k < 64; q = q->next)
+      if (q->len) iov[k++] = {q->payload, q->len};
+    msghdr mh{};
+    mh.msg_iov = iov;
+    mh.msg_iovlen = static_cast<size_t>(k);
+    ssize_t n = ::sendmsg(s->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n <= 0) {  // the view is gone: what comes is dropped
+      if (g_debug) std::fprintf(stderr, "vu-vstack: %llx: to the view: %zd %s\n", static_cast<unsigned long long>(s->id), n, std::strerror(errno));
+      s->hup = true;
+      drop_rx(s);
+      break;
+    }
+    for (size_t left = static_cast<size_t>(n); left;) {
+      uint16_t c = static_cast<uint16_t>(std::min<size_t>(left, 0xffff));
+      s->rx = pbuf_free_header(s->rx, c);
+      if (s->tcp) tcp_recved(s->tcp, c);
+      left -= c;
+    }
+  }
+  if (!s->rx && (s->rx_fin || s->reset) && !s->fin_sent) {
+    s->fin_sent = true;
+    if (g_debug) std::fprintf(stderr, "vu-vstack: %llx: end-of-file to the view%s\n", static_cast<unsigned long long>(s->id), s->reset ? " (reset)" : "");
+    ::shutdown(s->fd, s->reset ? SHUT_RDWR : SHUT_WR);
+  }
+}
+
+// View → network: as much as lwIP's send buffer takes.
+void pump_tx(Sock* s) {
+  if (s->fd < 0 || s->dead || !s->tcp || !s->connected) return;
+  bool wrote = false;
+  while (!s->rd_eof) {
+    if (!s->tx.empty()) {
+      uint16_t k = static_cast<uint16_t>(std::min<size_t>({s->tx.size(), tcp_sndbuf(s->tcp), 0xffff}));
+      if (!k || tcp_write(s->tcp, s->tx.data(), k, TCP_WRITE_FLAG_COPY) != ERR_OK) break;
+      s->tx.erase(0, k);
+      wrote = true;
+      continue;
+    }
+    size_t room = std::min<size_t>(tcp_sndbuf(s->tcp), 0xffff);
+    if (room < 1 || tcp_sndqueuelen(s->tcp) + 4 >= TCP_SND_QUEUELEN) break;
+    ssize_t n = ::recv(s->fd, g_buf.data(), room, MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n <= 0) {  // the view's end-of-file (shutdown or close): the FIN
+      s->rd_eof = true;
+      tcp_shutdown(s->tcp, 0, 1);
+      wrote = true;
+      break;
+    }
+    err_t e = tcp_write(s->tcp, g_buf.data(), static_cast<uint16_t>(n), TCP_WRITE_FLAG_COPY);
+    if (e == ERR_MEM) {
+      s->tx.assign(g_buf.data(), static_cast<size_t>(n));
+    } else if (e != ERR_OK) {
+      s->rd_eof = true;
+      break;
+    }
+    wrote = true;
+  }
+  if (wrote && s->tcp) tcp_output(s->tcp);
+}
+
+// What a connection's pair waits for; its end once the view has closed and all it wrote is
+// with lwIP.
+void update_tcp(Sock* s) {
+  if (s->dead || s->fd < 0) return;
+  if (s->listening) return set_events(s, 0);
+  if (s->hup && (s->rd_eof || !s->tcp)) return kill_sock(s);
+  uint32_t ev = 0;
+  if (s->tcp && s->connected && !s->rd_eof && s->tx.empty() && tcp_sndbuf(s->tcp) >= kSendRoom &&
+      tcp_sndqueuelen(s->tcp) + 4 < TCP_SND_QUEUELEN)
+    ev |= EPOLLIN;
+  if (s->rx && !s->hup) ev |= EPOLLOUT;
+  if (s->hup && !(ev & EPOLLIN)) return unwatch(s);  // waits for room (tcp_sent) to drain
+  set_events(s, ev);  // (EPOLLHUP, the view's close, comes unasked)
+}
+
+err_t on_recv(void* arg, tcp_pcb* pcb, pbuf* p, err_t) {
+  auto* s = static_cast<Sock*>(arg);
+  if (!s) {
+    if (p) tcp_recved(pcb, p->tot_len), pbuf_free(p);
+    else tcp_close(pcb);
+    return ERR_OK;
+  }
+  if (!p) {
+    if (g_debug) std::fprintf(stderr, "vu-vstack: %llx: FIN\n", static_cast<unsigned long long>(s->id));
+    s->rx_fin = true;
+  } else if (s->hup) {
+    tcp_recved(pcb, p->tot_len);
+    pbuf_free(p);
+  } else if (s->rx) {
+    pbuf_cat(s->rx, p);
+  } else {
+    s->rx = p;
+  }
+  if (g_in_batch && s->fd >= 0) {
+    if (!s->dirty) s->dirty = true, g_dirty.push_back(s);
+    return ERR_OK;
+  }
+  flush_rx(s);
+  update_tcp(s);
+  return ERR_OK;
+}
+
+err_t on_sent(void* arg, tcp_pcb*, u16_t) {
+  auto* s = static_cast<Sock*>(arg);
+  if (!s || s->dead) return ERR_OK;
+  if (s->tcp && tcp_sndbuf(s->tcp) >= kSendRoom) pump_tx(s);
+  update_tcp(s);
+  return ERR_OK;
+}
+
+void on_err(void* arg, err_t e) {  // the pcb is already freed
+  auto* s = static_cast<Sock*>(arg);
+  if (!s || s->dead) return;
+  s->tcp = nullptr;
+  if (s->connecting) {
+    s->connecting = false;
+    answer(&s->reply, -1, errno_of(e, true));
+    if (s->nb_connect && s->fd >= 0) ::shutdown(s->fd, SHUT_RDWR);
+    if (s->hup) kill_sock(s);
+    return;
+  }
+  if (g_debug) std::fprintf(stderr, "vu-vstack: %llx: connection error %d\n", static_cast<unsigned long long>(s->id), e);
+  s->reset = e != ERR_CLSD;
+  s->rx_fin = true;
+  if (s->reset && s->rx) pbuf_free(s->rx), s->rx = nullptr;
+  flush_rx(s);
+  update_tcp(s);
+}
+
+Sock* new_tcp_sock(tcp_pcb* pcb, int domain) {
+  auto* s = new Sock;
+  s->kind = kTcp;
+  s->domain = domain;
+  s->tcp = pcb;
+  tcp_arg(pcb, s);
+  tcp_recv(pcb, on_recv);
+  tcp_sent(pcb, on_sent);
+  tcp_err(pcb, on_err);
+  return s;
+}
+
+err_t on_connected(void* arg, tcp_pcb*, err_t) {
+  auto* s = static_cast<Sock*>(arg);
+  if (!s) return ERR_OK;
+  s->connecting = false;
+  s->connected = true;
+  names_from_pcb(s);
+  answer(&s->reply, 0, 0);
+  pump_tx(s);  // what a non-blocking connect's caller already wrote
+  update_tcp(s);
+  return ERR_OK;
+}
+
+err_t on_accept(void* arg, tcp_pcb* pcb, err_t err) {
+  auto* l = static_cast<Sock*>(arg);
+  if (!l || l->dead || err != ERR_OK || !pcb) return ERR_VAL;
+  Sock* n = new_tcp_sock(pcb, l->domain);
+  if (g_debug) std::fprintf(stderr, "vu-vstack: %llx: a connection\n", static_cast<unsigned long long>(l->id));
+  n->connected = true;
+  n->bound = true;
+  names_from_pcb(n);
+  l->pending.push_back(n);
+  char one = 1;
+  (void)::send(l->fd, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+  return ERR_OK;
+}
+
+// UDP and ICMP: datagrams to the view, with their sender kept under their hash.
+void to_view(Sock* s, const char* data, size_t n, const sockaddr_storage& from, int ttl = 0) {
+  if (s->fd < 0 || s->dead) return;
+  Datagram d{hash(data, n), from, len_of(from), ttl};
+  if (s->senders.size() >= 4096) s->senders.pop_front();
+  s->senders.push_back(d);
+  (void)::send(s->fd, data, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+void on_udp(void* arg, udp_pcb*, pbuf* p, const ip_addr_t* addr, u16_t port) {
+  auto* s = static_cast<Sock*>(arg);
+  if (s && p->tot_len <= g_buf.size()) {
+    pbuf_copy_partial(p, g_buf.data(), p->tot_len, 0);
+    to_view(s, g_buf.data(), p->tot_len, from_ip(addr, port, s->domain));
+  }
+  pbuf_free(p);
+}
+
+// ICMP datagram sockets (ping): the view writes an echo request (ICMP header and data), reads
+// the echo replies to its identifier (ICMP header and data, the IP header stripped), as Linux's
+// ping sockets. lwIP's own ICMP still answers others' echo requests.
+u8_t on_icmp(void* arg, raw_pcb*, pbuf* p, const ip_addr_t* addr) {
+  auto* s = static_cast<Sock*>(arg);
+  if (!s || p->tot_len > g_buf.size()) return 0;
+  // lwIP's raw input gives the packet from its IP header.
+  const size_t hl = ip_current_header_tot_len();
+  if (p->tot_len < hl + 8 || p->len < 8) return 0;
+  const auto* ip = static_cast<const uint8_t*>(p->payload);
+  const int ttl = IP_IS_V4(addr) ? ip[8] : ip[7];
+  pbuf_copy_partial(p, g_buf.data(), static_cast<uint16_t>(p->tot_len - hl), static_cast<uint16_t>(hl));
+  const auto* h = reinterpret_cast<const uint8_t*>(g_buf.data());
+  const uint8_t reply = s->domain == AF_INET ? 0 : 129;
+  uint16_t id;
+  std::memcpy(&id, h + 4, 2);
+  if (h[0] != reply || id != s->icmp_id) return 0;
+  to_view(s, g_buf.data(), p->tot_len - hl, from_ip(addr, 0, s->domain), ttl);
+  return 0;  // lwIP frees it
+}
+
+// ---- the view's end of a pair ---------------------------------------------------------------
+
+void on_pair(Sock* s, uint32_t rev) {
+  if (s->dead) return;
+  if (rev & (EPOLLHUP | EPOLLERR)) s->hup = true;
+  if (s->kind == kTcp) {
+    if (s->listening || (!s->connected && !s->connecting)) {
+      if (s->hup) kill_sock(s);
       return;
     }
-    std::lock_guard<std::mutex> lock(g_addr_mu);
-    for (const OwnAddr& o : g_addrs)
-      if (o.family == AF_INET6) {
-        std::memcpy(&l->sin6_addr, o.a, 16);
-        if (same_net(o.a, p->sin6_addr.s6_addr, o.prefix)) break;
-      }
+    if (s->connecting) {
+      if (s->hup) kill_sock(s, true);
+      else set_events(s, 0);  // (its close only, until connected)
+      return;
+    }
+    if (rev & EPOLLOUT) flush_rx(s);
+    if (rev & (EPOLLIN | EPOLLHUP | EPOLLRDHUP)) pump_tx(s);
+    update_tcp(s);
+    return;
   }
+  // datagrams from the view (a connected socket's send)
+  for (int i = 0; i < 64 && (rev & EPOLLIN) && !s->rd_eof; ++i) {
+    ssize_t n = ::recv(s->fd, g_buf.data(), g_buf.size(), MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    if (n == 0 && (rev & (EPOLLRDHUP | EPOLLHUP))) {
+      s->rd_eof = true;
+      break;
+    }
+    if (!s->connected) continue;
+    pbuf* p = pbuf_alloc(PBUF_TRANSPORT, static_cast<uint16_t>(n), PBUF_RAM);
+    if (!p) continue;
+    pbuf_take(p, g_buf.data(), static_cast<uint16_t>(n));
+    if (s->udp) udp_send(s->udp, p);
+    pbuf_free(p);
+  }
+  if (s->hup) return kill_sock(s);
+  set_events(s, s->rd_eof ? 0 : EPOLLIN | EPOLLRDHUP);
 }
 
-void receive(const std::shared_ptr<Sock>& s) {
-  if (s->type != SOCK_DGRAM) return;
-  std::lock_guard<std::mutex> lock(s->mu);
-  if (s->receiving) return;
-  s->receiving = true;
-  pump_dgram_in(s);
+// ---- requests -------------------------------------------------------------------------------
+
+Sock* find(uint64_t id) {
+  auto it = g_socks.find(id);
+  return it == g_socks.end() || it->second->dead ? nullptr : it->second;
 }
 
-ip_addr to_lwip(const sockaddr_storage& a) {
-  ip_addr r{};
-  if (a.ss_family == AF_INET) {
-    auto* s = reinterpret_cast<const sockaddr_in*>(&a);
-    r.addr[2] = IP64_PREFIX;
-    r.addr[3] = s->sin_addr.s_addr;
-  } else {
-    std::memcpy(r.addr, &reinterpret_cast<const sockaddr_in6*>(&a)->sin6_addr, 16);
+// A TCP bind: lwIP's SO_REUSEADDR semantics (TIME_WAIT ports reusable, as servers ask of
+// Linux), and no two listeners or bound sockets of this view on one port and address.
+int tcp_bind_checked(Sock* s, const ip_addr_t* ip, uint16_t port) {
+  if (port) {
+    for (const auto& [id, o] : g_socks) {
+      if (o == s || o->dead || o->kind != kTcp || !o->bound || o->connected || !o->tcp) continue;
+      if (o->tcp->local_port != port) continue;
+      if (ip_addr_isany(&o->tcp->local_ip) || ip_addr_isany(ip) || ip_addr_cmp(&o->tcp->local_ip, ip)) return EADDRINUSE;
+    }
   }
-  return r;
-}
-ip_addr mask_of(int family, int prefix) {
-  ip_addr m{};
-  int bits = family == AF_INET ? 96 + prefix : prefix;
-  for (int i = 0; i < 4; ++i) {
-    int b = std::min(32, std::max(0, bits - 32 * i));
-    m.addr[i] = htonl(b ? ~uint32_t{0} << (32 - b) : 0);
-  }
-  return m;
+  ip_set_option(s->tcp, SOF_REUSEADDR);
+  err_t e = tcp_bind(s->tcp, ip, port);
+  return e == ERR_OK ? 0 : errno_of(e);
 }
 
-VsRep serve(const VsReq& q, const char* payload, int fd) {
+// The wildcard for a socket: an IPv6 socket takes IPv4 too unless IPV6_V6ONLY.
+void wildcard(Sock* s, ip_addr_t* ip) {
+  if (s->domain == AF_INET6 && ip_addr_isany(ip) && IP_IS_V6(ip) && !s->v6only) *ip = *IP_ANY_TYPE;
+}
+
+// One request; its reply sent on `rfd` now, or later (a TCP connect: when lwIP knows).
+void serve(const VsReq& q, const char* payload, int rfd, int dfd) {
   VsRep r;
-  auto fail = [&](int e) {
-    r.ret = -1;
-    r.err = e;
-    return r;
+  auto done = [&](long ret, int err) {
+    r.ret = ret;
+    r.err = ret < 0 ? err : 0;
   };
-  auto result = [&](long v) {
-    r.ret = v;
-    r.err = v < 0 ? errno : 0;
-    return r;
+  auto finish = [&] {
+    if (rfd >= 0) {
+      (void)::send(rfd, &r, sizeof r, MSG_NOSIGNAL | MSG_DONTWAIT);
+      ::close(rfd);
+    }
+    if (dfd >= 0) ::close(dfd);
   };
-  switch (q.op) {
-    case kSocket: {
-      if (fd < 0) return fail(EINVAL);
-      int l = lwip_msocket(g_stack, q.a, q.b, 0);
-      if (l < 0) return ::close(fd), fail(errno);
-      auto s = std::make_shared<Sock>();
-      s->lwip = l;
-      s->data = fd;
-      s->type = q.b;
-      s->domain = q.a;
-      {
-        std::lock_guard<std::mutex> lock(g_mu);
-        g_socks[q.id] = s;
+  if (q.op == kSocket) {
+    if (dfd < 0) return done(-1, EINVAL), finish();
+    if (Sock* old = find(q.id)) kill_sock(old, true);  // (a stale id: its pair is gone)
+    const u8_t type = q.a == AF_INET6 ? IPADDR_TYPE_ANY : IPADDR_TYPE_V4;
+    Sock* s = nullptr;
+    if (q.b == SOCK_STREAM) {
+      if (tcp_pcb* pcb = tcp_new_ip_type(type)) s = new_tcp_sock(pcb, q.a);
+    } else if (q.c == IPPROTO_ICMP || q.c == IPPROTO_ICMPV6) {
+      const bool v6 = q.a == AF_INET6;
+      if (raw_pcb* pcb = raw_new_ip_type(v6 ? IPADDR_TYPE_V6 : IPADDR_TYPE_V4, v6 ? IP6_NEXTH_ICMP6 : IP_PROTO_ICMP)) {
+        s = new Sock;
+        s->kind = kIcmp;
+        s->raw = pcb;
+        raw_recv(pcb, on_icmp, s);
+        if (v6) pcb->chksum_reqd = 1, pcb->chksum_offset = 2;  // ICMPv6's pseudo-header sum: lwIP's
+        uint16_t id;
+        (void)::getrandom(&id, sizeof id, 0);
+        s->icmp_id = id;
       }
-      if (q.b == SOCK_DGRAM) s->owns_data = true, pump_dgram(q.id, s);
-      return result(0);
+    } else if (udp_pcb* pcb = udp_new_ip_type(type)) {
+      s = new Sock;
+      s->kind = kUdp;
+      s->udp = pcb;
+      udp_recv(pcb, on_udp, s);
     }
-    case kAccept: {
-      auto s = find(q.id);
-      if (!s || fd < 0) return ::close(fd), fail(EINVAL);
-      std::pair<int, sockaddr_storage> c;
-      {
-        std::lock_guard<std::mutex> lock(s->mu);
-        if (s->pending.empty()) return ::close(fd), fail(EAGAIN);
-        c = s->pending.front();
-        s->pending.pop_front();
-      }
-      auto n = std::make_shared<Sock>();
-      n->lwip = c.first;
-      n->data = fd;
-      n->domain = s->domain;
-      // LWIPv6 1.5a: accept leaves the address alone and getsockname gives the remote end.
-      socklen_t plen = sizeof n->peer;
-      if (lwip_getsockname(c.first, reinterpret_cast<sockaddr*>(&n->peer), &plen) < 0) n->peer = c.second;
-      n->connected = true;
-      n->pumping = n->streaming = true;
-      {
-        std::lock_guard<std::mutex> lock(s->mu);
-        n->local = s->local;
-      }
-      n->bound = true;
-      name_local(&n->local, n->peer);
-      c.second = n->peer;
-      {
-        std::lock_guard<std::mutex> lock(g_mu);
-        g_socks[q.id2] = n;
-      }
-      pump_stream(q.id2, n);
-      r.ret = 0;
-      r.addr = c.second;
-      r.addrlen = len_of(c.second);
-      return r;
-    }
-    case kAddr: case kLink: case kRoute: {
-      if (!g_if) return fail(ENODEV);
-      if (q.op == kLink) return result(q.a ? lwip_ifup(g_if) : lwip_ifdown(g_if));
-      const int family = q.addr.ss_family;
-      ip_addr a = to_lwip(q.addr), m = mask_of(family, q.b);
-      if (q.op == kAddr) {
-        if ((q.a ? lwip_add_addr(g_if, &a, &m) : lwip_del_addr(g_if, &a, &m)) < 0) return fail(errno);
-        OwnAddr o{family, q.b, {}};
-        if (family == AF_INET) std::memcpy(o.a, &reinterpret_cast<const sockaddr_in*>(&q.addr)->sin_addr, 4);
-        else std::memcpy(o.a, &reinterpret_cast<const sockaddr_in6*>(&q.addr)->sin6_addr, 16);
-        std::lock_guard<std::mutex> lock(g_addr_mu);
-        auto it = std::find_if(g_addrs.begin(), g_addrs.end(), [&](const OwnAddr& x) {
-          return x.family == o.family && std::memcmp(x.a, o.a, 16) == 0;
-        });
-        if (it != g_addrs.end()) g_addrs.erase(it);
-        if (q.a) g_addrs.push_back(o);
-        return result(0);
-      }
-      ip_addr gw = to_lwip(q.addr2);
-      for (int i = 0; i < 4; ++i) a.addr[i] &= m.addr[i];
-      return result(q.a ? lwip_add_route(g_stack, &a, &m, &gw, g_if, 0)
-                        : lwip_del_route(g_stack, &a, &m, &gw, g_if, 0));
-    }
-    default: break;
+    if (!s) return done(-1, ENOBUFS), finish();
+    s->id = q.id;
+    s->domain = q.a;
+    s->fd = dfd;
+    dfd = -1;
+    ::fcntl(s->fd, F_SETFL, O_RDWR | O_NONBLOCK);
+    g_socks[q.id] = s;
+    // A stream socket's pair is watched for its close only (until it connects); a datagram
+    // socket's for what the view sends on it too.
+    set_events(s, s->kind == kTcp ? 0 : EPOLLIN | EPOLLRDHUP);
+    return done(0, 0), finish();
   }
-  auto s = find(q.id);
-  if (!s) return fail(EBADF);
-  const auto* addr = reinterpret_cast<const sockaddr*>(&q.addr);
+  if (q.op == kAccept) {
+    Sock* l = find(q.id);
+    if (!l || dfd < 0) return done(-1, EINVAL), finish();
+    if (l->pending.empty()) return done(-1, EAGAIN), finish();
+    Sock* n = l->pending.front();
+    l->pending.pop_front();
+    if (Sock* old = find(q.id2)) kill_sock(old, true);
+    n->id = q.id2;
+    n->fd = dfd;
+    dfd = -1;
+    ::fcntl(n->fd, F_SETFL, O_RDWR | O_NONBLOCK);
+    g_socks[q.id2] = n;
+    if (g_debug) std::fprintf(stderr, "vu-vstack: %llx: accepted as %llx (fd %d, %u bytes waiting)\n", static_cast<unsigned long long>(q.id), static_cast<unsigned long long>(q.id2), n->fd, n->rx ? n->rx->tot_len : 0);
+    r.addr = n->peer;
+    r.addrlen = len_of(n->peer);
+    done(0, 0);
+    finish();
+    flush_rx(n);
+    pump_tx(n);
+    update_tcp(n);
+    return;
+  }
+  if (q.op == kAddr || q.op == kLink || q.op == kRoute || q.op == kMac) {
+    if (q.op == kMac) {
+      std::memcpy(g_if.hwaddr, &q.addr, 6);
+      netif_create_ip6_linklocal_address(&g_if, 1);  // fe80:: from the MAC, as the model's
+      netif_ip6_addr_set_state(&g_if, 0, IP6_ADDR_PREFERRED);
+      return done(0, 0), finish();
+    }
+    if (q.op == kLink) {
+      if (q.a) netif_set_up(&g_if), netif_set_link_up(&g_if);
+      else netif_set_link_down(&g_if), netif_set_down(&g_if);
+      return done(0, 0), finish();
+    }
+    ip_addr_t a;
+    uint16_t port;
+    if (!to_ip(q.addr, &a, &port)) return done(-1, EAFNOSUPPORT), finish();
+    if (q.op == kAddr) {
+      if (IP_IS_V4(&a)) {
+        ip4_addr_t mask;
+        mask.addr = htonl(q.b ? ~uint32_t{0} << (32 - q.b) : 0);
+        if (q.a) netif_set_addr(&g_if, ip_2_ip4(&a), &mask, netif_ip4_gw(&g_if));
+        else if (ip4_addr_cmp(ip_2_ip4(&a), netif_ip4_addr(&g_if))) netif_set_addr(&g_if, IP4_ADDR_ANY4, IP4_ADDR_ANY4, IP4_ADDR_ANY4);
+        else return done(-1, EADDRNOTAVAIL), finish();
+        return done(0, 0), finish();
+      }
+      if (q.a) {
+        s8_t idx = -1;
+        ip6_addr_clear_zone(ip_2_ip6(&a));
+        if (ip6_addr_islinklocal(ip_2_ip6(&a))) {
+          ip6_addr_copy(*ip_2_ip6(&g_if.ip6_addr[0]), *ip_2_ip6(&a));
+          ip6_addr_assign_zone(ip_2_ip6(&g_if.ip6_addr[0]), IP6_UNICAST, &g_if);
+          netif_ip6_addr_set_state(&g_if, 0, IP6_ADDR_PREFERRED);
+          return done(0, 0), finish();
+        }
+        if (netif_add_ip6_address(&g_if, ip_2_ip6(&a), &idx) != ERR_OK || idx < 0) return done(-1, ENOSPC), finish();
+        netif_ip6_addr_set_state(&g_if, idx, IP6_ADDR_PREFERRED);  // no DAD: the view chose it
+        return done(0, 0), finish();
+      }
+      s8_t idx = netif_get_ip6_addr_match(&g_if, ip_2_ip6(&a));
+      if (idx < 0) return done(-1, EADDRNOTAVAIL), finish();
+      netif_ip6_addr_set_state(&g_if, idx, IP6_ADDR_INVALID);
+      return done(0, 0), finish();
+    }
+    // Routes: one interface, so every destination leaves by vde0; what a route can change is
+    // the IPv4 default gateway. Others (IPv6 gateways: lwIP takes its routers from router
+    // advertisements) are accepted and change nothing.
+    ip_addr_t gw;
+    if (q.b == 0 && IP_IS_V4(&a) && to_ip(q.addr2, &gw, &port) && IP_IS_V4(&gw))
+      netif_set_gw(&g_if, q.a ? ip_2_ip4(&gw) : IP4_ADDR_ANY4);
+    return done(0, 0), finish();
+  }
+  Sock* s = find(q.id);
+  if (!s) return done(-1, EBADF), finish();
+  ip_addr_t ip{};
+  uint16_t port = 0;
   switch (q.op) {
     case kBind: {
-      if (s->type == SOCK_DGRAM) {
-        if (s->bound) return fail(EINVAL);
-        if (int e = bind_port(*s, q.addr)) return fail(e);
-      } else {
-        if (s->bound) return fail(EINVAL);
-        if (int e = bind_port(*s, q.addr)) return fail(e);
-      }
-      receive(s);
-      return result(0);
+      if (!to_ip(q.addr, &ip, &port)) return done(-1, EAFNOSUPPORT), finish();
+      if (s->bound) return done(-1, EINVAL), finish();
+      wildcard(s, &ip);
+      int e = 0;
+      if (s->tcp) e = tcp_bind_checked(s, &ip, port);
+      else if (s->udp) e = errno_of(udp_bind(s->udp, &ip, port));
+      else if (s->raw) e = errno_of(raw_bind(s->raw, &ip));
+      else e = EINVAL;
+      if (e) return done(-1, e), finish();
+      s->bound = true;
+      names_from_pcb(s);
+      return done(0, 0), finish();
     }
     case kListen: {
-      if (lwip_listen(s->lwip, q.a) < 0) return fail(errno);
-      std::lock_guard<std::mutex> lock(s->mu);
-      if (!s->pumping) s->pumping = true, pump_listen(q.id, s);
-      return result(0);
+      if (s->kind != kTcp) return done(-1, EOPNOTSUPP), finish();
+      if (s->listening) return done(0, 0), finish();
+      if (!s->tcp || s->connected || s->connecting) return done(-1, EINVAL), finish();
+      if (!s->bound) {
+        ip_addr_t any = s->domain == AF_INET6 && !s->v6only ? *IP_ANY_TYPE : s->domain == AF_INET6 ? *IP6_ADDR_ANY : *IP4_ADDR_ANY;
+        if (int e = tcp_bind_checked(s, &any, 0)) return done(-1, e), finish();
+        s->bound = true;
+      }
+      err_t e = ERR_OK;
+      tcp_pcb* l = tcp_listen_with_backlog_and_err(s->tcp, static_cast<u8_t>(std::min(q.a, 255)), &e);
+      if (!l) return done(-1, errno_of(e)), finish();
+      s->tcp = l;  // the old pcb is freed
+      s->listening = true;
+      tcp_arg(l, s);
+      tcp_accept(l, on_accept);
+      names_from_pcb(s);
+      set_events(s, 0);
+      return done(0, 0), finish();
     }
     case kConnect: {
-      if (int e = autobind(*s)) return fail(e);
-      if (lwip_connect(s->lwip, addr, q.addrlen) < 0) {
-        // A reset while connecting is a refusal (Linux: ECONNREFUSED).
-        const int e = errno == ECONNRESET ? ECONNREFUSED : errno;
-        // A non-blocking connect's caller may already write: it reads end-of-file instead.
-        if (q.c) ::shutdown(s->data, SHUT_RDWR);
-        return fail(e);
+      if (!to_ip(q.addr, &ip, &port)) return done(-1, EAFNOSUPPORT), finish();
+      if (s->kind == kTcp) {
+        if (s->connected) return done(-1, EISCONN), finish();
+        if (s->connecting) return done(-1, EALREADY), finish();
+        if (s->listening || !s->tcp) return done(-1, EINVAL), finish();
+        if (!port) return done(-1, ECONNREFUSED), finish();
+        err_t e = tcp_connect(s->tcp, &ip, port, on_connected);
+        if (e != ERR_OK) {
+          if (q.c) ::shutdown(s->fd, SHUT_RDWR);
+          return done(-1, errno_of(e, true)), finish();
+        }
+        s->connecting = true;
+        s->nb_connect = q.c != 0;
+        s->bound = true;
+        names_from_pcb(s);
+        s->reply = rfd;  // answered by on_connected or on_err
+        rfd = -1;
+        return finish();
       }
-      receive(s);
-      std::lock_guard<std::mutex> lock(s->mu);
-      s->peer = q.addr;
+      if (s->kind == kIcmp) {
+        if (raw_connect(s->raw, &ip) != ERR_OK) return done(-1, ENETUNREACH), finish();
+        s->connected = true;
+        s->peer = from_ip(&ip, 0, s->domain);
+        return done(0, 0), finish();
+      }
+      err_t e = udp_connect(s->udp, &ip, port);
+      if (e != ERR_OK) return done(-1, errno_of(e)), finish();
       s->connected = true;
-      name_local(&s->local, s->peer);
-      if (s->type == SOCK_STREAM && !s->pumping) s->pumping = s->streaming = true, pump_stream(q.id, s);
-      return result(0);
+      names_from_pcb(s);
+      if (s->local.ss_family == AF_INET && reinterpret_cast<sockaddr_in*>(&s->local)->sin_addr.s_addr == 0 &&
+          IP_IS_V4(&ip)) {  // the source the route gives, as the kernel names it
+        if (const ip4_addr_t* src = netif_ip4_addr(&g_if)) reinterpret_cast<sockaddr_in*>(&s->local)->sin_addr.s_addr = src->addr;
+      } else if (s->local.ss_family == AF_INET6 && IP_IS_V6(&ip)) {
+        auto* l = reinterpret_cast<sockaddr_in6*>(&s->local);
+        if (IN6_IS_ADDR_UNSPECIFIED(&l->sin6_addr))
+          if (const ip_addr_t* src = ip6_select_source_address(&g_if, ip_2_ip6(&ip)))
+            std::memcpy(&l->sin6_addr, ip_2_ip6(src)->addr, 16);
+      }
+      return done(0, 0), finish();
     }
     case kName: {
-      {
-        std::lock_guard<std::mutex> lock(s->mu);
-        if (q.a && !s->connected) return fail(ENOTCONN);
-        r.ret = 0;
-        r.addr = q.a ? s->peer : s->local;
-        if (!q.a && !s->bound) r.addr.ss_family = static_cast<sa_family_t>(s->domain);
-        r.addrlen = len_of(r.addr);
-        return r;
-      }
-      socklen_t len = sizeof r.addr;
-      long v = q.a ? lwip_getpeername(s->lwip, reinterpret_cast<sockaddr*>(&r.addr), &len)
-                   : lwip_getsockname(s->lwip, reinterpret_cast<sockaddr*>(&r.addr), &len);
-      r.addrlen = len;
-      return result(v);
+      if (q.a && !s->connected) return done(-1, ENOTCONN), finish();
+      r.addr = q.a ? s->peer : s->local;
+      if (!q.a && !s->bound) r.addr = {}, r.addr.ss_family = static_cast<sa_family_t>(s->domain);
+      r.addrlen = len_of(r.addr);
+      return done(0, 0), finish();
     }
     case kSendTo: {
-      if (int e = autobind(*s)) return fail(e);
-      long n = lwip_sendto(s->lwip, payload, static_cast<int>(q.len), 0, addr, q.addrlen);
-      if (n < 0) return fail(errno);
-      receive(s);
-      return result(n);
+      if (!to_ip(q.addr, &ip, &port)) return done(-1, EAFNOSUPPORT), finish();
+      if (s->kind == kTcp) return done(-1, EISCONN), finish();
+      pbuf* p = pbuf_alloc(PBUF_TRANSPORT, static_cast<uint16_t>(q.len), PBUF_RAM);
+      if (!p) return done(-1, ENOBUFS), finish();
+      pbuf_take(p, payload, static_cast<uint16_t>(q.len));
+      err_t e;
+      if (s->kind == kIcmp) {
+        // An echo request: the identifier is the socket's, the checksum computed here.
+        auto* h = static_cast<uint8_t*>(p->payload);
+        if (q.len < 8 || h[0] != (s->domain == AF_INET ? 8 : 128)) {
+          pbuf_free(p);
+          return done(-1, EINVAL), finish();
+        }
+        std::memcpy(h + 4, &s->icmp_id, 2);
+        h[2] = h[3] = 0;
+        if (s->domain == AF_INET) {
+          uint16_t sum = inet_chksum(h, static_cast<uint16_t>(q.len));
+          std::memcpy(h + 2, &sum, 2);
+        }
+        e = raw_sendto(s->raw, p, &ip);
+      } else {
+        e = udp_sendto(s->udp, p, &ip, port);
+      }
+      pbuf_free(p);
+      if (e != ERR_OK) return done(-1, errno_of(e)), finish();
+      names_from_pcb(s);
+      return done(q.len, 0), finish();
     }
     case kRecvAddr: {
       const uint64_t h = q.id2;
-      std::lock_guard<std::mutex> lock(s->mu);
       if (q.c) {  // MSG_PEEK: the datagram stays, and so does its sender
         for (const Datagram& d : s->senders)
           if (d.hash == h) {
-            r.ret = 0;
-            r.addr = d.from;
-            r.addrlen = d.len;
-            return r;
+            r.addr = d.from, r.addrlen = d.len;
+            return done(d.ttl, 0), finish();
           }
-        return fail(ENOENT);
+        return done(-1, ENOENT), finish();
       }
       // Datagrams the view read without asking for the sender are passed over.
       while (!s->senders.empty()) {
         Datagram d = s->senders.front();
         s->senders.pop_front();
         if (d.hash == h) {
-          r.ret = 0;
-          r.addr = d.from;
-          r.addrlen = d.len;
-          return r;
+          r.addr = d.from, r.addrlen = d.len;
+          return done(d.ttl, 0), finish();
         }
       }
-      return fail(ENOENT);
+      return done(-1, ENOENT), finish();
     }
-    case kSetOpt: {
-      int v = q.c;
-      return result(lwip_setsockopt(s->lwip, q.a, q.b, &v, sizeof v));
+    case kSetOpt: case kGetOpt: {
+      const bool set = q.op == kSetOpt;
+      if (q.a == IPPROTO_TCP && q.b == TCP_NODELAY && s->tcp) {
+        if (!set) return done(tcp_nagle_disabled(s->tcp) ? 1 : 0, 0), finish();
+        if (q.c) tcp_nagle_disable(s->tcp);
+        else tcp_nagle_enable(s->tcp);
+        return done(0, 0), finish();
+      }
+      if (q.a == IPPROTO_IPV6 && q.b == IPV6_V6ONLY && s->domain == AF_INET6) {
+        if (!set) return done(s->v6only ? 1 : 0, 0), finish();
+        if (s->bound) return done(-1, EINVAL), finish();
+        s->v6only = q.c != 0;
+        return done(0, 0), finish();
+      }
+      if (!set && q.a == IPPROTO_TCP && q.b == TCP_MAXSEG && s->tcp) return done(tcp_mss(s->tcp), 0), finish();
+      return done(-1, ENOPROTOOPT), finish();
     }
-    case kGetOpt: {
-      int v = 0;
-      socklen_t len = sizeof v;
-      if (lwip_getsockopt(s->lwip, q.a, q.b, &v, &len) < 0) return fail(errno);
-      return result(v);
-    }
-    default: return fail(ENOSYS);
+    default: return done(-1, ENOSYS), finish();
   }
 }
 
-void reply(int rfd, const VsRep& r) {
-  (void)::send(rfd, &r, sizeof r, MSG_NOSIGNAL);
-  ::close(rfd);
-}
-
-}  // namespace
-
-int main(int argc, char** argv) {
-  // No PDEATHSIG: when vu ends, the channel's end-of-file says so, and what LWIPv6 still has
-  // to send is sent first (below).
-  ::signal(SIGPIPE, SIG_IGN);
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: vu-vstack VNL (started by vu, with its channel on fd 3)\n");
-    return 2;
-  }
-  const int ch = 3;
-  g_debug = std::getenv("VU_VSTACK_DEBUG") != nullptr;
-  if (::fcntl(ch, F_GETFD) < 0) return 2;
-  ::fcntl(ch, F_SETFD, FD_CLOEXEC);
-  g_stack = lwip_stack_new();
-  if (!g_stack) {
-    std::fprintf(stderr, "vu-vstack: cannot start the TCP/IP stack\n");
-    return 1;
-  }
-  errno = 0;
-  g_if = lwip_vdeif_add(g_stack, argv[1]);
-  if (!g_if) {
-    std::fprintf(stderr, "vu-vstack: cannot plug into %s%s%s\n", argv[1], errno ? ": " : "", errno ? std::strerror(errno) : "");
-    return 1;
-  }
-  std::vector<char> buf(sizeof(VsReq) + kMaxPayload);
+// The channel: every request waiting (non-blocking).
+bool on_channel(int ch) {
+  static std::vector<char> buf(sizeof(VsReq) + kMaxPayload);
   for (;;) {
     iovec iov{buf.data(), buf.size()};
     alignas(cmsghdr) char cbuf[CMSG_SPACE(2 * sizeof(int))];
@@ -613,9 +968,10 @@ int main(int argc, char** argv) {
     mh.msg_iovlen = 1;
     mh.msg_control = cbuf;
     mh.msg_controllen = sizeof cbuf;
-    ssize_t n = ::recvmsg(ch, &mh, MSG_CMSG_CLOEXEC);
+    ssize_t n = ::recvmsg(ch, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;  // vu is gone (ended or killed: the kernel closed its end)
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    if (n <= 0) return false;  // vu is gone (ended or killed: the kernel closed its end)
     int fds[2] = {-1, -1};
     for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
@@ -629,36 +985,123 @@ int main(int argc, char** argv) {
     std::memcpy(&q, buf.data(), sizeof q);
     if (q.len > static_cast<size_t>(n) - sizeof q) q.len = static_cast<uint32_t>(static_cast<size_t>(n) - sizeof q);
     if (q.addrlen > sizeof q.addr) q.addrlen = sizeof q.addr;
-    const int rfd = fds[0], dfd = fds[1];
-    auto run = [](const VsReq& q, const char* payload, int rfd, int dfd) {
-      VsRep r = serve(q, payload, dfd);
-      if (g_debug)
-        std::fprintf(stderr, "vu-vstack: op %u id %llx a %d b %d c %d -> %lld (%s)\n", q.op,
-                     static_cast<unsigned long long>(q.id), q.a, q.b, q.c, static_cast<long long>(r.ret),
-                     r.ret < 0 ? std::strerror(r.err) : "ok");
-      reply(rfd, r);
-    };
-    if (q.op == kConnect) {  // may wait for the peer: on a thread of its own
-      std::thread([q, rfd, run] { run(q, nullptr, rfd, -1); }).detach();
-      continue;
-    }
-    run(q, buf.data() + sizeof q, rfd, dfd);
+    if (g_debug)
+      std::fprintf(stderr, "vu-vstack: op %u id %llx a %d b %d c %d\n", q.op, static_cast<unsigned long long>(q.id), q.a,
+                   q.b, q.c);
+    serve(q, buf.data() + sizeof q, fds[0], fds[1]);
   }
-  // Linger: the view's last process wrote and closed, and vu ended with it, but what LWIPv6 still
+}
+
+std::mutex g_init_mu;
+std::condition_variable g_init_cv;
+bool g_init_done = false;
+
+void init_done(void*) {
+  std::lock_guard<std::mutex> lock(g_init_mu);
+  g_init_done = true;
+  g_init_cv.notify_all();
+}
+
+void watch(int fd, void* tag) {
+  epoll_event e{};
+  e.events = EPOLLIN;
+  e.data.ptr = tag;
+  ::epoll_ctl(g_ep, EPOLL_CTL_ADD, fd, &e);
+}
+
+// One turn of the loop: waits (unlocked) for at most `ms`, then serves what came under the lock.
+// false: the channel closed.
+bool turn(int ch, int ms) {
+  epoll_event evs[64];
+  int n = ::epoll_wait(g_ep, evs, 64, ms);
+  bool open = true;
+  LOCK_TCPIP_CORE();
+  for (int i = 0; i < n; ++i) {
+    void* tag = evs[i].data.ptr;
+    if (tag == &g_tag_vde) vde_input();
+    else if (tag == &g_tag_channel) open = on_channel(ch);
+    else on_pair(static_cast<Sock*>(tag), evs[i].events);
+  }
+  for (Sock* s : g_dead) delete s;
+  g_dead.clear();
+  UNLOCK_TCPIP_CORE();
+  return open;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // No PDEATHSIG: when vu ends, the channel's end-of-file says so, and what lwIP still has to
+  // send is sent first (below).
+  ::signal(SIGPIPE, SIG_IGN);
+  ::dup2(2, 1);  // lwIP's assertion messages (printf) go where vu's errors go
+  bool stats = false;
+  int a = 1;
+  if (a < argc && std::strcmp(argv[a], "--stats") == 0) stats = true, ++a;
+  if (argc - a != 1) {
+    std::fprintf(stderr, "usage: vu-vstack [--stats] VNL (started by vu, with its channel on fd 3)\n");
+    return 2;
+  }
+  const char* vnl = argv[a];
+  const int ch = 3;
+  g_debug = std::getenv("VU_VSTACK_DEBUG") != nullptr;
+  if (::fcntl(ch, F_GETFD) < 0) return 2;
+  ::fcntl(ch, F_SETFD, FD_CLOEXEC);
+  unsigned seed;
+  if (::getrandom(&seed, sizeof seed, 0) != sizeof seed) seed = static_cast<unsigned>(::getpid());
+  std::srand(seed);  // lwIP's LWIP_RAND: initial sequence numbers, ephemeral ports
+  if (::getrandom(g_mac, sizeof g_mac, 0) != sizeof g_mac) std::memset(g_mac, 0x5a, sizeof g_mac);
+  g_mac[0] = (g_mac[0] & 0xfe) | 0x02;  // unicast, locally administered (vu's kMac replaces it)
+  errno = 0;
+  vde_open_args args{};
+  args.port = 0;
+  args.group = nullptr;
+  args.mode = 0700;
+  g_vde = vde_open(const_cast<char*>(vnl), const_cast<char*>("vu-vstack"), &args);
+  if (!g_vde) {
+    std::fprintf(stderr, "vu-vstack: cannot plug into %s%s%s\n", vnl, errno ? ": " : "", errno ? std::strerror(errno) : "");
+    return 1;
+  }
+  {
+    tcpip_init(init_done, nullptr);
+    std::unique_lock<std::mutex> lock(g_init_mu);
+    g_init_cv.wait(lock, [] { return g_init_done; });
+  }
+  g_ep = ::epoll_create1(EPOLL_CLOEXEC);
+  LOCK_TCPIP_CORE();
+  netif_add(&g_if, IP4_ADDR_ANY4, IP4_ADDR_ANY4, IP4_ADDR_ANY4, nullptr, vde_netif_init, netif_input);
+  netif_create_ip6_linklocal_address(&g_if, 1);
+  netif_ip6_addr_set_state(&g_if, 0, IP6_ADDR_PREFERRED);
+  netif_set_default(&g_if);
+  UNLOCK_TCPIP_CORE();
+  const int vfd = vde_datafd(g_vde);
+  ::fcntl(vfd, F_SETFL, ::fcntl(vfd, F_GETFL) | O_NONBLOCK);
+  ::fcntl(ch, F_SETFL, ::fcntl(ch, F_GETFL) | O_NONBLOCK);
+  watch(vfd, &g_tag_vde);
+  watch(ch, &g_tag_channel);
+  while (turn(ch, -1)) {
+  }
+  ::epoll_ctl(g_ep, EPOLL_CTL_DEL, ch, nullptr);
+  // Linger: the view's last process wrote and closed, and vu ended with it, but what lwIP still
   // holds (the end of a transfer, the FINs) has to go out, as a kernel socket's would after its
-  // process exits. Until the connections have closed, at most 3 s.
+  // process exits. Until lwIP's connections have closed, at most 3 s.
   if (g_debug) std::fprintf(stderr, "vu-vstack: channel closed, lingering\n");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
   for (;;) {
     bool open = false;
-    {
-      std::lock_guard<std::mutex> lock(g_mu);
-      for (const auto& [id, sk] : g_socks) open = open || sk->streaming;
-    }
+    LOCK_TCPIP_CORE();
+    for (tcp_pcb* p = tcp_active_pcbs; p; p = p->next)
+      open = open || p->unsent || p->unacked || p->state == SYN_SENT || p->state == FIN_WAIT_1 ||
+             p->state == CLOSING || p->state == LAST_ACK;
+    UNLOCK_TCPIP_CORE();
     if (!open || std::chrono::steady_clock::now() >= deadline) break;
-    ::usleep(50 * 1000);
+    turn(ch, 20);
   }
-  ::usleep(300 * 1000);  // the last segments and FINs
+  if (stats) {
+    std::string line = vu::vdens::stats_line("vde0", "vde", g_stats);
+    std::fprintf(stderr, "vu: net: %s\n", line.c_str());
+  }
   if (g_debug) std::fprintf(stderr, "vu-vstack: exit\n");
-  ::_exit(0);  // LWIPv6's threads are still running: no destructors
+  vde_close(g_vde);
+  ::_exit(0);  // lwIP's thread still runs: no destructors
 }

@@ -17,19 +17,21 @@
 namespace vu::pvm::vs {
 
 enum Op : uint32_t {
-  kSocket = 1,   // a: domain, b: SOCK_STREAM/SOCK_DGRAM; fd: the stack's end of the data pair
+  kSocket = 1,   // a: domain, b: SOCK_STREAM/SOCK_DGRAM, c: protocol; fd: the stack's end of the data pair
   kBind,         // addr
   kListen,       // a: backlog
   kConnect,      // addr
   kAccept,       // id2: the new socket's id; fd: the stack's end of its data pair; reply: peer
   kName,         // a: 0 local, 1 peer; reply: addr
   kSendTo,       // addr, payload: the datagram
-  kRecvAddr,     // id2: hash of the datagram the view just received, c: 1 for MSG_PEEK; reply: its sender
+  kRecvAddr,     // id2: hash of the datagram the view just received, c: 1 for MSG_PEEK; reply: its sender,
+                 // ret: its TTL (ICMP)
   kSetOpt,       // a: level, b: name, c: int value
   kGetOpt,       // a: level, b: name; reply: ret = the int value
   kAddr,         // a: 1 add / 0 delete, b: prefix, addr (port ignored): the interface's address
   kLink,         // a: 1 up / 0 down (vde0)
   kRoute,        // a: 1 add / 0 delete, b: prefix of the destination, addr: destination, addr2: gateway
+  kMac,          // addr: the first 6 bytes, vde0's MAC (the one vu's rtnetlink model shows)
 };
 
 struct VsReq {

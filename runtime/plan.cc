@@ -77,9 +77,8 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
       return refuse("more than one --net",
                     "a pvm view's sockets belong to one network, chosen when each socket is made (before its "
                     "route is known); give one --net (slirp or one VDE network)");
-    if (net.stats)
-      return refuse("--net-stats", vde ? "the pvm view's VDE frames are not counted yet; drop --net-stats"
-                                       : "the pvm view's sockets are the host's: there are no frames to count");
+    if (net.stats && !vde)  // (VDE: vu-vstack counts vde0's frames, pvm/vstack.h)
+      return refuse("--net-stats", "the pvm view's sockets are the host's: there are no frames to count");
   }
   if (vde && net.iface_prefix != "vde")  // the rtnetlink model names its interface vde0
     return refuse("vdens -i " + net.iface_prefix, "drop -i (pvm names the interface vde0)");
@@ -141,7 +140,7 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
     p.parts.push_back({"network", "pvm: lo only (the view's 127.0.0.1 is a private host loopback address); "
                                   "other destinations unreachable"});
   } else if (vde) {
-    p.parts.push_back({"network", "pvm: " + net.uplinks[0].vnl + " through vu-vstack (LWIPv6, a user-mode "
+    p.parts.push_back({"network", "pvm: " + net.uplinks[0].vnl + " through vu-vstack (lwIP, a user-mode "
                                   "TCP/IP stack); the view's IP sockets are socketpairs served by it"});
     p.parts.push_back({"", net.configure_links
                                ? "vde0 " + (net.ip.empty() ? std::string("(no address)") : vdens::to_string(net.ip[0])) +

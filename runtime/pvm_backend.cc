@@ -252,7 +252,7 @@ Result<void> pvm_network(const ViewSpec& spec, pvm::Config& cfg, std::optional<T
     if (!net.ip.empty()) n.addr = net.ip[0].addr, n.prefix = net.ip[0].prefix;
     if (!net.gateway.empty()) n.gateway = net.gateway[0];
     n.mtu = net.mtu ? net.mtu : vdens::kVdeMtu;
-    n.vstack = VU_TRY(pvm::vstack_start(net.uplinks[0].vnl));
+    n.vstack = VU_TRY(pvm::vstack_start(net.uplinks[0].vnl, net.stats));
   } else if (net.kind == vdens::NetKind::kUplinks) {  // one slirp uplink (make_pvm_plan refuses others)
     n.kind = pvm::NetConfig::kSlirp;
     n.allow_host_loopback = net.uplinks[0].allow_host_loopback;

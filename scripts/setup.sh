@@ -13,8 +13,8 @@ cd "$(dirname "$0")/.."
 
 BUILD_PKGS=(build-essential cmake ninja-build pkg-config
   libcli11-dev libtomlplusplus-dev libseccomp-dev libcap-dev libpam0g-dev libmd-dev nettle-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libvdeplug-dev liblwipv6-dev libslirp-dev libglib2.0-dev libfuse3-dev libarchive-dev nlohmann-json3-dev)
-RUN_PKGS=(uidmap util-linux iproute2 iputils-ping procps vde2 vdeplug socat attr libcap2-bin pamtester strace clang libclang-rt-14-dev fuse3 fuse2fs squashfuse squashfs-tools e2fsprogs autoconf automake libtool busybox-static mmdebstrap musl-tools)
+  libgtest-dev libgmock-dev libbenchmark-dev libvdeplug-dev liblwip-dev libslirp-dev libglib2.0-dev libfuse3-dev libarchive-dev nlohmann-json3-dev)
+RUN_PKGS=(uidmap util-linux iproute2 iputils-ping procps vde2 vdeplug liblwip0 socat attr libcap2-bin pamtester strace clang libclang-rt-14-dev fuse3 fuse2fs squashfuse squashfs-tools e2fsprogs autoconf automake libtool busybox-static mmdebstrap musl-tools)
 BENCH_PKGS=(hyperfine bubblewrap vdens libvdeplug-slirp iperf3 slirp4netns passt cado proot fakeroot gcc tar findutils fuse-overlayfs podman runc)
 
 deps=1 build=1 bench=0 testenv=0

@@ -614,13 +614,7 @@ void Pump::close_uplinks() { ports_.clear(); }
 std::string Pump::stats_text() const {
   std::string out;
   for (const auto& u : ports_) {
-    const PortStats& s = u->stats;
-    out += u->name + " (" + u->kind() + "): to view " + std::to_string(s.to_view_frames) +
-           " frames " + std::to_string(s.to_view_bytes) + " B, from view " +
-           std::to_string(s.from_view_frames) + " frames " + std::to_string(s.from_view_bytes) +
-           " B, dropped " + std::to_string(s.runts) + " runt " + std::to_string(s.oversize) +
-           " oversize " + std::to_string(s.write_errors) + " write errors" +
-           (s.acks_coalesced ? "; " + std::to_string(s.acks_coalesced) + " ACKs coalesced" : "") + "\n";
+    out += stats_line(u->name, u->kind(), u->stats) + "\n";
   }
   return out;
 }

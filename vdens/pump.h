@@ -16,15 +16,9 @@
 
 #include "base/error.h"
 #include "vdens/net_spec.h"
+#include "vdens/port_stats.h"
 
 namespace vu::vdens {
-
-struct PortStats {
-  uint64_t to_view_frames = 0, to_view_bytes = 0;
-  uint64_t from_view_frames = 0, from_view_bytes = 0;
-  uint64_t runts = 0, oversize = 0, write_errors = 0;
-  uint64_t acks_coalesced = 0;  // pure ACKs to the view replaced by a newer one (slirp)
-};
 
 class Port;  // a tap and its open uplink (a VDE connection or a slirp instance)
 
