@@ -1250,27 +1250,8 @@ Answer do_recv(const NetConfig& n, Call& c, Sock& s) {
   in.msg_control = control.empty() ? nullptr : control.data();
   in.msg_controllen = control.size();
   const int flags = c.arg_int(msg ? 2 : 3) & ~MSG_CMSG_CLOEXEC;
-  // SO_RCVTIMEO (ping waits so between its probes): the wake-ups of wait_like_caller would
-  // restart the kernel's timer with each retry, so the deadline is kept here.
-  timeval tv{};
-  socklen_t tvlen = sizeof tv;
-  const bool timed = !(flags & MSG_DONTWAIT) && !(::fcntl(s.fd.get(), F_GETFL) & O_NONBLOCK) &&
-                     ::getsockopt(s.fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, &tvlen) == 0 && (tv.tv_sec || tv.tv_usec);
-  timespec now{};
-  ::clock_gettime(CLOCK_MONOTONIC, &now);
-  const int64_t deadline = now.tv_sec * 1000000LL + now.tv_nsec / 1000 + tv.tv_sec * 1000000LL + tv.tv_usec;
-  long got = wait_like_caller(c, [&]() -> long {
-    if (!timed) return static_cast<long>(::recvmsg(s.fd.get(), &in, flags));
-    for (;;) {
-      ::clock_gettime(CLOCK_MONOTONIC, &now);
-      const int64_t left = deadline - (now.tv_sec * 1000000LL + now.tv_nsec / 1000);
-      if (left <= 0) return errno = EAGAIN, -1;
-      pollfd p{s.fd.get(), POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>((left + 999) / 1000)) < 0) return -1;  // EINTR: wait_like_caller's
-      if (!p.revents) continue;
-      long r = static_cast<long>(::recvmsg(s.fd.get(), &in, flags | MSG_DONTWAIT));
-      if (r >= 0 || errno != EAGAIN) return r;
-    }
+  long got = recv_like_caller(c, s.fd.get(), flags, [&](int more) {
+    return static_cast<long>(::recvmsg(s.fd.get(), &in, flags | more));
   });
   if (got < 0) return Answer::error(errno);
   if (!scatter(c, riov, data.data(), std::min<size_t>(static_cast<size_t>(got), data.size())))

@@ -414,26 +414,8 @@ Answer do_recv(VStack& vs, Call& c, VSock& s) {
   if (flags & MSG_ERRQUEUE) return Answer::error(EAGAIN);  // no ICMP errors queued (socat asks)
   // The whole datagram (for its hash), then what fits.
   std::vector<char> data(s.type == SOCK_STREAM ? std::min<size_t>(total, 1u << 20) : vs::kMaxPayload);
-  // SO_RCVTIMEO (ping waits for its next echo with it): kept here as a deadline, since
-  // wait_like_caller's 20 ms interruptions would restart the kernel's timer each time.
-  timeval tmo{};
-  socklen_t tlen = sizeof tmo;
-  const bool nb = (flags & MSG_DONTWAIT) || nonblocking(s.fd.get());
-  const bool timed = !nb && ::getsockopt(s.fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tmo, &tlen) == 0 &&
-                     (tmo.tv_sec > 0 || tmo.tv_usec > 0);
-  timespec now{};
-  ::clock_gettime(CLOCK_MONOTONIC, &now);
-  const long long deadline = now.tv_sec * 1000LL + now.tv_nsec / 1000000 + tmo.tv_sec * 1000LL + tmo.tv_usec / 1000;
-  long got = wait_like_caller(c, [&]() -> long {
-    if (!timed) return static_cast<long>(::recv(s.fd.get(), data.data(), data.size(), (flags & ~MSG_TRUNC)));
-    timespec t{};
-    ::clock_gettime(CLOCK_MONOTONIC, &t);
-    const long long left = deadline - (t.tv_sec * 1000LL + t.tv_nsec / 1000000);
-    pollfd p{s.fd.get(), POLLIN, 0};
-    if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) == 0) return errno = EAGAIN, -1L;
-    long n = static_cast<long>(::recv(s.fd.get(), data.data(), data.size(), (flags & ~MSG_TRUNC) | MSG_DONTWAIT));
-    if (n < 0 && errno == EAGAIN) errno = EINTR;  // (taken by another thread: wait again)
-    return n;
+  long got = recv_like_caller(c, s.fd.get(), flags, [&](int more) {
+    return static_cast<long>(::recv(s.fd.get(), data.data(), data.size(), (flags & ~MSG_TRUNC) | more));
   });
   if (got < 0) return Answer::error(errno);
   size_t n = static_cast<size_t>(got), off = 0;
