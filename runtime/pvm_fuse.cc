@@ -101,10 +101,17 @@ int unmount_stale(const std::string& fusermount) {
     long pid = 0;
     const std::string dir = owned_dir_of(mnt, &pid);
     if (dir.empty() || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
-    // The owner's lock (TempDir::make_owned): a live vu in another pid namespace holds it.
-    UniqueFd lock(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    struct stat st;
-    if (!lock || ::fstat(lock.get(), &st) < 0 || st.st_uid != ::getuid() || ::flock(lock.get(), LOCK_EX | LOCK_NB) < 0) continue;
+    // The owner's lock (TempDir::make_owned): a live vu in another pid namespace holds it. Not
+    // for the probe's trial mount, which is the directory itself: opening it is ENOTCONN when
+    // its vu is gone, and would wait for ever for a live one's (a trial mount never answers
+    // INIT); such a mount lives a few milliseconds in a live vu.
+    UniqueFd lock;
+    if (dir != mnt) {
+      lock.reset(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      struct stat st;
+      if (!lock || ::fstat(lock.get(), &st) < 0 || st.st_uid != ::getuid() || ::flock(lock.get(), LOCK_EX | LOCK_NB) < 0)
+        continue;
+    }
     pid_t child = ::fork();
     if (child == 0) {
       int null = ::open("/dev/null", O_RDWR);

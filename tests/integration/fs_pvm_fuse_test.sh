@@ -103,7 +103,7 @@ check_err "pvm-B: a FUSE program that fails names its message" 125 "Can't open s
 check_err "pvm-B: a FUSE program that never mounts: bounded wait" 125 'no FUSE mount within 30 s' pvmB --fuse 'sleep 3600 #' /mnt -- true
 # A program that mounts and then never answers the kernel's INIT: every call on the mount would
 # wait for ever; vu waits a bounded time ($VU_FUSE_INIT_TIMEOUT s), kills it, unmounts, 125.
-out=$("$bin/deny-userns-host" "$user" env -i HOME="$work" PATH=/usr/bin:/bin:/usr/sbin:/sbin LANG=C.UTF-8 VU_FUSE_INIT_TIMEOUT=1 \
+out=$("$bin/deny-userns-host" "$user" "${VIEW_ENV[@]}" VU_FUSE_INIT_TIMEOUT=1 \
   timeout -k 5 60 "$VU" run --net host --fuse "$bin/fake-fuse noinit" /srv/x -- echo the command ran 2>"$work/stderr"); rc=$?
 if [ $rc = 125 ] && [ -z "$out" ] && grep -q "mounted /srv/x but did not answer the kernel's INIT within 1 s" "$work/stderr"; then
   ok "pvm-B: a FUSE program that mounts and never answers INIT: 125 before the command, bounded"
@@ -120,7 +120,7 @@ check_err "pvm-B: --cow LAYER:/ is refused" 125 'copy-on-write root' pvmB --cow 
 # Environment A (a container: setuid helpers cannot mount either): the monitor serves the image
 # itself (pvm/fuse_client.h; its own suite is integration.pvm_fuse).
 check "environment A (a container): the monitor serves the image" 0 "$(cat "$W/src/a.txt")" \
-  "$bin/deny-container" "$user" env -i HOME="$work" PATH=/usr/bin:/bin LANG=C.UTF-8 "$VU" run --net host --mount "image:$W/app.sqfs:/mnt" -- cat /mnt/a.txt
+  pvmA --mount "image:$W/app.sqfs:/mnt" -- cat /mnt/a.txt
 [ "$(fuse_left)" = "$base_mounts" ] && ok "bad input: nothing left mounted" || bad "bad input: nothing left mounted" "$(grep ' - fuse' /proc/self/mountinfo)"
 pgrep -u "$user" -af 'sleep 3600|squashfuse|fake-fuse' && bad "bad input: processes left" || ok "bad input: no process left"
 summary
