@@ -79,8 +79,12 @@
 // back. No identity passes the checks (the ns view's root has no capability over ids its user
 // namespace does not map). Left as the shadow's: utimensat with explicit times and chown by a
 // non-owner (the shadow lets them; chown is not written back), the sticky bit's rule for
-// unlink and rename, supplementary groups. Without default_permissions (squashfuse, --fuse)
-// nothing is checked, as on the kernel's mount (the program may check; squashfs is EROFS).
+// unlink and rename, supplementary groups. sync() lists a directory closed to the caller (such
+// a one, or one the view closed itself) through u+rx for the moment of its listing, and an
+// entry it cannot stat makes the listing incomplete: no removal is written back then (before,
+// what it could not stat was written back as removed: the files of a directory the view made
+// mode 000). Without default_permissions (squashfuse, --fuse) nothing is checked, as on the
+// kernel's mount (the program may check; squashfs is EROFS).
 #pragma once
 
 #include <linux/fuse.h>
@@ -224,6 +228,7 @@ class FuseTree {
   void set_access(Access a) { access_ = a; }
   // EPERM when a shadow object is of another owner (chmod), else 0.
   int owner_only(dev_t dev, ino_t ino);
+  struct timespec restore_mode(const std::string& dir, const struct stat& before);  // sync()'s listing: the new ctime
   struct Counts {
     uint64_t nodes = 0, filled = 0, filled_bytes = 0, written_back = 0;
   };

@@ -277,6 +277,18 @@ mode_t FuseTree::shadow_mode(const fuse_attr& a) const {
   return (perm & ~0700) | (cls << 6);
 }
 
+// Puts back the mode of a directory sync() opened up; the ctime that moved is not the view's
+// change (the node and stat's record move with it when they had the old one).
+struct timespec FuseTree::restore_mode(const std::string& dir, const struct stat& before) {
+  ::chmod(dir.c_str(), before.st_mode & 07777);
+  struct stat now;
+  if (::lstat(dir.c_str(), &now) < 0) return before.st_ctim;
+  if (auto n = nodes_.find(now.st_ino); n != nodes_.end() && ts_eq(n->second.ctime, before.st_ctim)) n->second.ctime = now.st_ctim;
+  std::lock_guard<std::mutex> lock(stat_mu_);
+  if (auto f = stat_fix_.find(now.st_ino); f != stat_fix_.end() && ts_eq(f->second.ctime, before.st_ctim)) f->second.ctime = now.st_ctim;
+  return now.st_ctim;
+}
+
 int FuseTree::owner_only(dev_t dev, ino_t ino) {
   if (dev != dev_) return 0;
   std::lock_guard<std::mutex> lock(stat_mu_);
@@ -384,13 +396,28 @@ int FuseTree::sync_locked() {
   for (size_t i = 0; i < dirs.size() && seen.size() < (1u << 24); ++i) {
     const auto [dir, depth] = dirs[i];
     struct stat dst;
-    if (::lstat(dir.c_str(), &dst) < 0) continue;
-    DIR* d = ::opendir(dir.c_str());
-    if (!d && errno == EACCES && ::chmod(dir.c_str(), (dst.st_mode & 07777) | 0500) == 0) {
-      // A directory the view made unreadable (ours): listed through u+rx for a moment.
-      d = ::opendir(dir.c_str());
-      ::chmod(dir.c_str(), dst.st_mode & 07777);
+    if (::lstat(dir.c_str(), &dst) < 0) {
+      complete = false;
+      continue;
     }
+    // A directory we may not read or search (one the view closed, or another owner's: see
+    // Permissions) is listed through u+rx, its mode put back after the listing (its entries
+    // are lstat'ed through it); that ctime is no change of the view's.
+    const bool opened = (dst.st_mode & 0500) != 0500 && ::chmod(dir.c_str(), (dst.st_mode & 07777) | 0500) == 0;
+    DIR* d = ::opendir(dir.c_str());
+    struct Restore {
+      std::function<void()> f;
+      ~Restore() {
+        if (f) f();
+      }
+    } restore;
+    if (opened)
+      restore.f = [&, dir, dst] {
+        const struct timespec now = restore_mode(dir, dst);
+        if (auto it = seen_by_ino.find(dst.st_ino); it != seen_by_ino.end())  // its entry in its parent's listing
+          for (size_t k : it->second)
+            if (ts_eq(seen[k].st.st_ctim, dst.st_ctim)) seen[k].st.st_ctim = now;
+      };
     if (!d) {
       complete = false;  // what lies below is unknown: nothing is removed this time
       continue;
@@ -400,7 +427,10 @@ int FuseTree::sync_locked() {
       if (name == "." || name == "..") continue;
       Seen s;
       s.path = dir + "/" + name;
-      if (::lstat(s.path.c_str(), &s.st) < 0) continue;
+      if (::lstat(s.path.c_str(), &s.st) < 0) {
+        complete = false;  // an entry not seen is not a removal
+        continue;
+      }
       s.ino = s.st.st_ino;
       s.parent_ino = dst.st_ino;
       s.name = name;

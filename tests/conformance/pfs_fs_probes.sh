@@ -112,6 +112,10 @@ probe "ext4 image: another owner's files and directories (modes, owners)" \
   --mount "image:$W/perm.ext4:/mnt" -- sh -c "$perms" x /mnt write
 probe "ext4 image: another owner's files under --root (root's are the view's)" \
   --root --mount "image:$W/perm.ext4:/mnt" -- sh -c "$perms" x /mnt
+# What no view changed is still in the image: an A view writes its changes back at its end,
+# and a directory it could not list (another owner's 0700) must not read as emptied.
+got=$(debugfs -R 'cat /secret/s' "$W/perm.ext4" 2>/dev/null)
+[ "$got" = s ] && ok "another owner's directory keeps its files after the views" || bad "another owner's directory lost its files" "$got"
 # chmod and unlink of another owner's file: the kernel says EPERM and EACCES on B, EOVERFLOW on
 # ns (the owner is not mapped in the view's user namespace); A must say what B says.
 chmods='cd "$1" && chmod 666 private 2>&1; echo $?; chmod 666 /mnt/private 2>&1; echo $?; rm -f rootdir/r 2>&1; echo $?
