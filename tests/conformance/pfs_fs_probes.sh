@@ -116,6 +116,14 @@ probe "ext4 image: another owner's files under --root (root's are the view's)" \
 # and a directory it could not list (another owner's 0700) must not read as emptied.
 got=$(debugfs -R 'cat /secret/s' "$W/perm.ext4" 2>/dev/null)
 [ "$got" = s ] && ok "another owner's directory keeps its files after the views" || bad "another owner's directory lost its files" "$got"
+# The same for a directory the view itself closes (chmod 000) after a sync: its file stays (an
+# A view's write-back once took what it could not stat for removed).
+if [[ " $envs " == *" A "* ]]; then
+  as_user sh -c "truncate -s 8M $W/z.ext4 && /sbin/mkfs.ext4 -q -F -E root_owner $W/z.ext4 >/dev/null" &&
+    in_view A --mount "image:$W/z.ext4:/mnt" -- sh -c 'mkdir /mnt/d && echo x > /mnt/d/f && sync && chmod 000 /mnt/d'
+  got=$(debugfs -R 'cat /d/f' "$W/z.ext4" 2>/dev/null)
+  [ "$got" = x ] && ok "pvm-A: a directory closed by the view keeps its files" || bad "pvm-A: a directory closed by the view lost its files" "$got"
+fi
 # chmod and unlink of another owner's file: the kernel says EPERM and EACCES on B, EOVERFLOW on
 # ns (the owner is not mapped in the view's user namespace); A must say what B says.
 chmods='cd "$1" && chmod 666 private 2>&1; echo $?; chmod 666 /mnt/private 2>&1; echo $?; rm -f rootdir/r 2>&1; echo $?
