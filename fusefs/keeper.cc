@@ -23,20 +23,7 @@
 
 namespace vu::fusefs {
 
-namespace {
-
-constexpr int kMountTimeoutMs = 30000;    // a program that neither mounts nor exits
-constexpr int kFlushNoticeMs = 2000;      // then say what we wait for
-constexpr int kFlushDeadlineMs = 120000;  // then kill
-
-long now_ms() {
-  struct timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-// mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string unescape(std::string_view s) {
+std::string unescape_mountinfo(std::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '\\' && i + 3 < s.size()) {
@@ -57,6 +44,19 @@ std::string unescape(std::string_view s) {
   }
   return out;
 }
+
+namespace {
+
+constexpr int kMountTimeoutMs = 30000;    // a program that neither mounts nor exits
+constexpr int kFlushNoticeMs = 2000;      // then say what we wait for
+constexpr int kFlushDeadlineMs = 120000;  // then kill
+
+long now_ms() {
+  struct timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 
 std::string read_all(int fd) {
   std::string out;
@@ -195,7 +195,7 @@ std::string bind_into(const std::string& stage, const std::string& mountinfo) {
   for (const std::string& line : str::split(mountinfo, '\n')) {
     auto f = str::split(line, ' ');
     if (f.size() < 7) continue;
-    std::string mp = unescape(f[4]);
+    std::string mp = unescape_mountinfo(f[4]);
     if (mp == "/") root_id = f[0];
     else mounts.emplace_back(f[1], mp);
   }
@@ -272,7 +272,7 @@ bool fuse_mounted_at(const std::string& mountinfo, const std::string& target) {
   bool fuse = false;
   for (const std::string& line : str::split(mountinfo, '\n')) {
     auto f = str::split(line, ' ');
-    if (f.size() < 7 || unescape(f[4]) != target) continue;
+    if (f.size() < 7 || unescape_mountinfo(f[4]) != target) continue;
     size_t dash = line.find(" - ");
     fuse = dash != std::string::npos && str::starts_with(line.substr(dash + 3), "fuse");
   }

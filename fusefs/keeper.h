@@ -19,6 +19,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fusefs/fusefs.h"
@@ -38,5 +39,7 @@ struct KeeperArgs {
 // True when the topmost mount on `target` in `mountinfo` (the text of /proc/PID/mountinfo) is a
 // FUSE filesystem. Exposed for the unit tests.
 bool fuse_mounted_at(const std::string& mountinfo, const std::string& target);
+// A field of mountinfo as it is: the kernel escapes space, tab, newline and backslash as \ooo.
+std::string unescape_mountinfo(std::string_view s);
 
 }  // namespace vu::fusefs

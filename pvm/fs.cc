@@ -554,6 +554,8 @@ Resolved resolve_modify(const Config& cfg, Call& c, int dirfd, uint64_t path, bo
 Answer do_chmod(const Config& cfg, Call& c, int dirfd, uint64_t path, mode_t mode, int flags) {
   Resolved r = resolve_modify(cfg, c, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
   if (r.err) return Answer::error(r.err);
+  if (!cfg.fuse_trees.empty() && r.exists)  // (a relative path from a cwd in a shadow is not moved)
+    if (int e = fuse_chmod_check(cfg, r.st)) return Answer::error(e);  // another owner's (fuse_client.h)
   if (!r.moved) return Answer::cont();
   if (r.cow) return cow_result(S_ISLNK(r.st.st_mode) ? EOPNOTSUPP : r.cow->chmod(r.rel, mode & 07777));
   return Answer::result(::fchmodat(AT_FDCWD, r.host.c_str(), mode, flags & AT_SYMLINK_NOFOLLOW));
@@ -730,6 +732,9 @@ Answer do_statfs(const Config& cfg, Call& c) {
 Answer do_fd_change(const Config& cfg, Call& c) {
   const int fd = c.arg_int(0);
   if (fd_read_only(cfg, c, fd)) return Answer::error(EROFS);
+  struct stat st;
+  if (c.nr == SYS_fchmod && !cfg.fuse_trees.empty() && ::stat(fd_path(c.tid, fd).c_str(), &st) == 0)
+    if (int e = fuse_chmod_check(cfg, st)) return Answer::error(e);
   Cow* cow;
   std::string rel;
   const int layer = cow_of_host(cfg.map, read_link(fd_path(c.tid, fd)), &cow, &rel);

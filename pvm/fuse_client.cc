@@ -429,7 +429,7 @@ void FuseClient::destroy(int timeout_ms) {
 
 Result<FuseProgram> start_fuse_program(const std::vector<std::string>& argv_in, size_t mount_arg, bool libfuse2,
                                        const std::string& shim, const std::string& shadow, const std::string& view,
-                                       int init_timeout_ms, std::string name) {
+                                       int init_timeout_ms, std::string name, std::optional<FuseTree::Access> access) {
   if (argv_in.empty() || mount_arg >= argv_in.size()) return Error::make(ErrorKind::kSetup, "FUSE: no program");
   if (libfuse2 && shim.empty())
     return Error::make(ErrorKind::kSetup, "FUSE: " + argv_in[0] + " uses libfuse2, which needs libvu-fuse-shim.so next to vu");
@@ -487,6 +487,7 @@ Result<FuseProgram> start_fuse_program(const std::vector<std::string>& argv_in, 
   auto client = std::make_unique<FuseClient>(std::move(ours), p.name);
   FuseClient* c = client.get();
   p.tree = std::make_shared<FuseTree>(std::move(client), shadow, view);
+  if (access) p.tree->set_access(*access);
   auto fail = [&](Error e) -> Result<FuseProgram> {
     p.tree->client().destroy(0);  // closes our end: a program still serving sees the end
     // A program that is exiting: its status (up to 1 s), else it is killed.

@@ -56,9 +56,8 @@
 // is read whole on its first open (no partial reads: a 1 GiB file read for one byte costs 1 GiB);
 // the view's changes reach the program at the sync points above, not at write() or close() (a
 // full ext4 image is ENOSPC at the sync and at the end, reported, not at the write; another
-// process outside the view sees them only then); permission checks are the shadow's, which the
-// caller owns (a file of another owner in an image is writable here where the ns backend says
-// EACCES; squashfs is EROFS as a whole); chown and xattrs in the view are not written back;
+// process outside the view sees them only then); permission checks: see "Permissions" below;
+// chown and xattrs in the view are not written back;
 // a hard link the program reports with one inode number is one shadow inode, with two (squashfuse)
 // two files; the shadow lives in /dev/shm (RAM) or $TMPDIR; the in-process fast path
 // (pvm/accel.c) is off in views with a FUSE mount (its native openat would read a file not filled
@@ -68,6 +67,24 @@
 // PATH_MAX bytes under the mountpoint is ENAMETOOLONG (the shadow's host path is longer; pjdfstest
 // */02.t, */03.t, truncate/12.t: integration.pjdfstest_image). (Names that swap places, mv a t; mv b a; mv t b,
 // are replayed as renames through a temporary name: the program's content moves with them.)
+//
+// Permissions. The view's calls on the shadow are checked by the kernel against the shadow,
+// which the caller owns. For a program given `-o default_permissions` (fuse2fs for
+// --mount image:), where the ns backend's kernel checks the image's modes and owners, each
+// shadow object of another owner gets as its owner's bits the bits the view's identity would
+// get (FuseAccess: the view's uid and gid as the program's ids go, 0 under --root; the
+// group's bits when the object's group is the view's, else the others'), so that every path
+// walk, open, exec and directory change is checked natively as on the kernel's FUSE mount; stat
+// shows the program's mode, chmod of such an object is EPERM and its mode is never written
+// back. No identity passes the checks (the ns view's root has no capability over ids its user
+// namespace does not map). Left as the shadow's: utimensat with explicit times and chown by a
+// non-owner (the shadow lets them; chown is not written back), the sticky bit's rule for
+// unlink and rename, supplementary groups. sync() lists a directory closed to the caller (such
+// a one, or one the view closed itself) through u+rx for the moment of its listing, and an
+// entry it cannot stat makes the listing incomplete: no removal is written back then (before,
+// what it could not stat was written back as removed: the files of a directory the view made
+// mode 000). Without default_permissions (squashfuse, --fuse) nothing is checked, as on the
+// kernel's mount (the program may check; squashfs is EROFS).
 #pragma once
 
 #include <linux/fuse.h>
@@ -80,6 +97,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <tuple>
@@ -199,9 +217,18 @@ class FuseTree {
   // a file not read yet is sparse in the shadow). False when `st` is not such an object.
   // Hard links the program reports with distinct inode numbers (squashfuse) are distinct
   // files in the shadow: their link count is the program's too.
-  // Owners are always the program's (as ids of the view: see fuse_adjust_stat).
+  // Owners are always the program's (as ids of the view: see fuse_adjust_stat), and so is the
+  // mode of an object of another owner (see Permissions).
   bool adjust_stat(dev_t dev, ino_t ino, const struct timespec& ctime, uint64_t* size, uint64_t* blocks,
-                   uint64_t* nlink, uint32_t* uid, uint32_t* gid);
+                   uint64_t* nlink, uint32_t* uid, uint32_t* gid, uint32_t* mode);
+  // The view's identity for the checks of default_permissions (before materialize()).
+  struct Access {
+    uint32_t uid, gid;
+  };
+  void set_access(Access a) { access_ = a; }
+  // EPERM when a shadow object is of another owner (chmod), else 0.
+  int owner_only(dev_t dev, ino_t ino);
+  struct timespec restore_mode(const std::string& dir, const struct stat& before);  // sync()'s listing: the new ctime
   struct Counts {
     uint64_t nodes = 0, filled = 0, filled_bytes = 0, written_back = 0;
   };
@@ -236,10 +263,14 @@ class FuseTree {
     uint64_t size, blocks, nlink;
     uint32_t uid, gid;
     bool dir;
+    bool other_owner;  // not the view's (Permissions): its mode is shown from `mode`
+    uint32_t mode;     // the program's permission bits
   };
   std::mutex stat_mu_;  // never held while waiting for the program (stat must not wait for a fill)
   std::map<uint64_t, StatFix> stat_fix_;  // by shadow st_ino
   void fix_stat(const std::string& host, const fuse_attr& a);
+  mode_t shadow_mode(const fuse_attr& a) const;
+  std::optional<Access> access_;
   std::map<uint64_t, std::string> first_path_;   // materialize(): FUSE ino → its first shadow path
   size_t max_nodes_ = 0;   // materialize(): at most this many names ($VU_FUSE_MAX_NODES, 2^19)
   size_t pending_ = 0;     // names listed, not made yet
@@ -254,7 +285,8 @@ class FuseTree {
 // mount(2) the shim answers; `shim` is libvu-fuse-shim.so). The program runs outside the view
 // (not traced), as the caller, with stdout and stderr kept for messages, dies with vu
 // (PR_SET_PDEATHSIG), and is given init_timeout_ms to answer INIT; then the tree is
-// materialized. Errors name the program, its exit status and its output.
+// materialized. Errors name the program, its exit status and its output. access: the program
+// was given -o default_permissions (see Permissions).
 struct FuseProgram {
   pid_t pid = -1;
   pid_t pgid = -1;  // its process group (ended with it)
@@ -264,7 +296,8 @@ struct FuseProgram {
 };
 Result<FuseProgram> start_fuse_program(const std::vector<std::string>& argv, size_t mount_arg, bool libfuse2,
                                        const std::string& shim, const std::string& shadow, const std::string& view,
-                                       int init_timeout_ms, std::string name = {});  // name: for messages
+                                       int init_timeout_ms, std::string name = {},  // name: for messages
+                                       std::optional<FuseTree::Access> access = std::nullopt);
 // The end: writes the view's changes back, sends DESTROY (the program flushes and exits),
 // waits for it up to timeout_ms, then kills it. 0, or EIO when the write-back failed (logged).
 int stop_fuse_program(FuseProgram& p, int timeout_ms);
@@ -282,6 +315,9 @@ Answer do_fuse_sync(const Config& cfg, Call& c);
 // any other is unmapped (65534); they are turned into host ids for view_uid()/view_gid().
 void fuse_adjust_stat(const Config& cfg, struct stat* st);
 void fuse_adjust_statx(const Config& cfg, struct statx* stx);
+// chmod of a shadow object (st: its host stat): EPERM when it is of another owner under
+// default_permissions, else 0.
+int fuse_chmod_check(const Config& cfg, const struct stat& st);
 // The mount table's source and type for a shadow's root (as the kernel's FUSE shows them:
 // "squashfuse", "fuse.squashfuse"); false when `host` is not one.
 bool fuse_mount_names(const Config& cfg, const std::string& host, std::string* source, std::string* type);

@@ -99,7 +99,7 @@ Result<void> FuseTree::materialize() {
         .hint("use a host where vu can mount FUSE (user namespaces, or the setuid fusermount3), or raise $VU_FUSE_MAX_NODES");
     return Error::sys("reading the filesystem of " + client_->name(), e, view_, ErrorKind::kSetup);
   }
-  ::chmod(shadow_.c_str(), root.mode & 07777);
+  ::chmod(shadow_.c_str(), shadow_mode(root));
   timespec ts[2] = {fuse_ts(root.atime, root.atimensec), fuse_ts(root.mtime, root.mtimensec)};
   ::utimensat(AT_FDCWD, shadow_.c_str(), ts, 0);
   Node r;
@@ -187,7 +187,7 @@ int FuseTree::materialize_dir(uint64_t node, const std::string& host, uint64_t h
     } else {
       continue;  // devices and sockets: not in a user's view of an image
     }
-    if (type != S_IFLNK) ::chmod(path.c_str(), a.mode & 07777);
+    if (type != S_IFLNK) ::chmod(path.c_str(), shadow_mode(a));
     timespec ts[2] = {fuse_ts(a.atime, a.atimensec), fuse_ts(a.mtime, a.mtimensec)};
     ::utimensat(AT_FDCWD, path.c_str(), ts, AT_SYMLINK_NOFOLLOW);
     remember(path, n);
@@ -263,11 +263,41 @@ void FuseTree::fix_stat(const std::string& host, const fuse_attr& a) {
   struct stat st;
   if (::lstat(host.c_str(), &st) < 0) return;
   std::lock_guard<std::mutex> lock(stat_mu_);
-  stat_fix_[st.st_ino] = {st.st_ctim, a.size, a.blocks, a.nlink, a.uid, a.gid, S_ISDIR(st.st_mode)};
+  stat_fix_[st.st_ino] = {st.st_ctim, a.size, a.blocks, a.nlink, a.uid, a.gid, S_ISDIR(st.st_mode),
+                          access_ && a.uid != access_->uid, a.mode & 07777};
+}
+
+// The caller owns every shadow object, so the kernel checks the owner's bits of its mode: for
+// an object of another owner they are the bits the view's identity gets (the group's when
+// the object's group is the view's, else the others'). The other bits stay the program's.
+mode_t FuseTree::shadow_mode(const fuse_attr& a) const {
+  const mode_t perm = a.mode & 07777;
+  if (!access_ || a.uid == access_->uid) return perm;
+  const mode_t cls = a.gid == access_->gid ? (perm >> 3) & 07 : perm & 07;
+  return (perm & ~0700) | (cls << 6);
+}
+
+// Puts back the mode of a directory sync() opened up; the ctime that moved is not the view's
+// change (the node and stat's record move with it when they had the old one).
+struct timespec FuseTree::restore_mode(const std::string& dir, const struct stat& before) {
+  ::chmod(dir.c_str(), before.st_mode & 07777);
+  struct stat now;
+  if (::lstat(dir.c_str(), &now) < 0) return before.st_ctim;
+  if (auto n = nodes_.find(now.st_ino); n != nodes_.end() && ts_eq(n->second.ctime, before.st_ctim)) n->second.ctime = now.st_ctim;
+  std::lock_guard<std::mutex> lock(stat_mu_);
+  if (auto f = stat_fix_.find(now.st_ino); f != stat_fix_.end() && ts_eq(f->second.ctime, before.st_ctim)) f->second.ctime = now.st_ctim;
+  return now.st_ctim;
+}
+
+int FuseTree::owner_only(dev_t dev, ino_t ino) {
+  if (dev != dev_) return 0;
+  std::lock_guard<std::mutex> lock(stat_mu_);
+  auto it = stat_fix_.find(ino);
+  return it != stat_fix_.end() && it->second.other_owner ? EPERM : 0;
 }
 
 bool FuseTree::adjust_stat(dev_t dev, ino_t ino, const struct timespec& ctime, uint64_t* size, uint64_t* blocks,
-                           uint64_t* nlink, uint32_t* uid, uint32_t* gid) {
+                           uint64_t* nlink, uint32_t* uid, uint32_t* gid, uint32_t* mode) {
   if (dev != dev_) return false;
   std::lock_guard<std::mutex> lock(stat_mu_);
   auto it = stat_fix_.find(ino);
@@ -275,6 +305,7 @@ bool FuseTree::adjust_stat(dev_t dev, ino_t ino, const struct timespec& ctime, u
   // (tmpfs hands out inode numbers in increasing order: an entry is not taken by a new file.)
   *uid = it->second.uid;
   *gid = it->second.gid;
+  if (it->second.other_owner) *mode = (*mode & S_IFMT) | it->second.mode;  // its mode cannot change here
   if (!ts_eq(it->second.ctime, ctime)) return true;  // changed by the view: its own figures
   if (it->second.dir) *size = it->second.size;
   *blocks = it->second.blocks;
@@ -365,13 +396,28 @@ int FuseTree::sync_locked() {
   for (size_t i = 0; i < dirs.size() && seen.size() < (1u << 24); ++i) {
     const auto [dir, depth] = dirs[i];
     struct stat dst;
-    if (::lstat(dir.c_str(), &dst) < 0) continue;
-    DIR* d = ::opendir(dir.c_str());
-    if (!d && errno == EACCES && ::chmod(dir.c_str(), (dst.st_mode & 07777) | 0500) == 0) {
-      // A directory the view made unreadable (ours): listed through u+rx for a moment.
-      d = ::opendir(dir.c_str());
-      ::chmod(dir.c_str(), dst.st_mode & 07777);
+    if (::lstat(dir.c_str(), &dst) < 0) {
+      complete = false;
+      continue;
     }
+    // A directory we may not read or search (one the view closed, or another owner's: see
+    // Permissions) is listed through u+rx, its mode put back after the listing (its entries
+    // are lstat'ed through it); that ctime is no change of the view's.
+    const bool opened = (dst.st_mode & 0500) != 0500 && ::chmod(dir.c_str(), (dst.st_mode & 07777) | 0500) == 0;
+    DIR* d = ::opendir(dir.c_str());
+    struct Restore {
+      std::function<void()> f;
+      ~Restore() {
+        if (f) f();
+      }
+    } restore;
+    if (opened)
+      restore.f = [&, dir, dst] {
+        const struct timespec now = restore_mode(dir, dst);
+        if (auto it = seen_by_ino.find(dst.st_ino); it != seen_by_ino.end())  // its entry in its parent's listing
+          for (size_t k : it->second)
+            if (ts_eq(seen[k].st.st_ctim, dst.st_ctim)) seen[k].st.st_ctim = now;
+      };
     if (!d) {
       complete = false;  // what lies below is unknown: nothing is removed this time
       continue;
@@ -381,7 +427,10 @@ int FuseTree::sync_locked() {
       if (name == "." || name == "..") continue;
       Seen s;
       s.path = dir + "/" + name;
-      if (::lstat(s.path.c_str(), &s.st) < 0) continue;
+      if (::lstat(s.path.c_str(), &s.st) < 0) {
+        complete = false;  // an entry not seen is not a removal
+        continue;
+      }
       s.ino = s.st.st_ino;
       s.parent_ino = dst.st_ino;
       s.name = name;
@@ -599,7 +648,9 @@ int FuseTree::sync_locked() {
     }
     fuse_setattr_in in{};
     in.valid = FATTR_MTIME | FATTR_ATIME;
-    if ((n.mode & 07777) != perm) in.valid |= FATTR_MODE;
+    // (An object of another owner keeps its mode: chmod is EPERM for the view, as on the kernel's
+    // default_permissions, and its shadow's owner bits are the view's class's, never written back.)
+    if ((n.mode & 07777) != perm && !owner_only(dev_, static_cast<ino_t>(s.ino))) in.valid |= FATTR_MODE;
     in.mode = s.st.st_mode;
     in.atime = static_cast<uint64_t>(s.st.st_atim.tv_sec);
     in.atimensec = static_cast<uint32_t>(s.st.st_atim.tv_nsec);
@@ -687,8 +738,9 @@ void fuse_adjust_stat(const Config& cfg, struct stat* st) {
   for (const auto& t : cfg.fuse_trees) {
     uint64_t size = static_cast<uint64_t>(st->st_size), blocks = static_cast<uint64_t>(st->st_blocks),
              nlink = st->st_nlink;
-    uint32_t uid, gid;
-    if (t->adjust_stat(st->st_dev, st->st_ino, st->st_ctim, &size, &blocks, &nlink, &uid, &gid)) {
+    uint32_t uid, gid, mode = st->st_mode;
+    if (t->adjust_stat(st->st_dev, st->st_ino, st->st_ctim, &size, &blocks, &nlink, &uid, &gid, &mode)) {
+      st->st_mode = mode;
       st->st_size = static_cast<off_t>(size);
       st->st_blocks = static_cast<blkcnt_t>(blocks);
       st->st_nlink = static_cast<nlink_t>(nlink);
@@ -699,13 +751,20 @@ void fuse_adjust_stat(const Config& cfg, struct stat* st) {
   }
 }
 
+int fuse_chmod_check(const Config& cfg, const struct stat& st) {
+  for (const auto& t : cfg.fuse_trees)
+    if (int e = t->owner_only(st.st_dev, st.st_ino)) return e;
+  return 0;
+}
+
 void fuse_adjust_statx(const Config& cfg, struct statx* stx) {
   const dev_t dev = makedev(stx->stx_dev_major, stx->stx_dev_minor);
   const timespec ctime{stx->stx_ctime.tv_sec, stx->stx_ctime.tv_nsec};
   for (const auto& t : cfg.fuse_trees) {
     uint64_t size = stx->stx_size, blocks = stx->stx_blocks, nlink = stx->stx_nlink;
-    uint32_t uid, gid;
-    if (t->adjust_stat(dev, stx->stx_ino, ctime, &size, &blocks, &nlink, &uid, &gid)) {
+    uint32_t uid, gid, mode = stx->stx_mode;
+    if (t->adjust_stat(dev, stx->stx_ino, ctime, &size, &blocks, &nlink, &uid, &gid, &mode)) {
+      stx->stx_mode = static_cast<uint16_t>(mode);
       stx->stx_size = size;
       stx->stx_blocks = blocks;
       stx->stx_nlink = static_cast<uint32_t>(nlink);

@@ -218,7 +218,14 @@ Result<void> start_fuse(const ViewSpec& spec, pvm::Config& cfg, std::vector<pvm:
       std::string cmd = argv[2].substr(5);
       name = base_name(cmd.substr(0, cmd.find(' ')));
     }
-    auto p = pvm::start_fuse_program(argv, mount_arg, prog == "fuse2fs", shim, m->host, target, timeout_ms, name);
+    // -o …default_permissions…: the kernel's checks against the program's owners and modes, as
+    // the view's identity is seen (0 under --root: the ids the program reports are the view's).
+    std::optional<pvm::FuseTree::Access> access;
+    for (size_t k = 1; k + 1 < argv.size(); ++k)
+      if (argv[k] == "-o")
+        for (const std::string& o : str::split(argv[k + 1], ','))
+          if (o == "default_permissions") access = pvm::FuseTree::Access{cfg.root ? cfg.shown_uid : cfg.uid, cfg.root ? cfg.shown_gid : cfg.gid};
+    auto p = pvm::start_fuse_program(argv, mount_arg, prog == "fuse2fs", shim, m->host, target, timeout_ms, name, access);
     if (!p) return std::move(p).error().context(f.what);
     cfg.fuse_trees.push_back(p->tree);
     out->push_back(std::move(*p));

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -25,6 +26,7 @@
 #include "base/strings.h"
 #include "base/temp_dir.h"
 #include "base/unique_fd.h"
+#include "fusefs/keeper.h"
 #include "runtime/supervisor.h"
 
 namespace vu {
@@ -64,6 +66,72 @@ bool idle_on_fuse(pid_t pid) {
   ::closedir(d);
   return reader && !busy;
 }
+
+// The directory PREFIX.PID.XXXXXX (TempDir::make_owned) that `mnt` lies in, if any, for
+// prefixes vu mounts in; its PID in *pid.
+std::string owned_dir_of(const std::string& mnt, long* pid) {
+  for (const char* prefix : {"/vu-pvm.", "/vu-fuse-probe."}) {
+    size_t k = mnt.find(prefix);
+    if (k == std::string::npos) continue;
+    const char* digits = mnt.c_str() + k + std::strlen(prefix);
+    char* end;
+    *pid = std::strtol(digits, &end, 10);
+    if (*pid <= 0 || end == digits || *end != '.') continue;
+    size_t slash = mnt.find('/', static_cast<size_t>(end - mnt.c_str()));
+    return mnt.substr(0, slash);
+  }
+  return {};
+}
+
+}  // namespace
+
+int unmount_stale(const std::string& fusermount) {
+  auto info = sys::read_file("/proc/self/mountinfo", 1 << 22);
+  if (!info || fusermount.empty()) return 0;
+  const std::string mine = "user_id=" + std::to_string(::getuid());
+  int n = 0;
+  for (const std::string& line : str::split(*info, '\n')) {
+    // Fields: 4 the mount point; after " - ": type, source, the superblock's options.
+    std::vector<std::string> f = str::split(line, ' ');
+    auto dash = std::find(f.begin(), f.end(), "-");
+    if (f.size() < 5 || dash == f.end() || f.end() - dash < 4 || !str::starts_with(dash[1], "fuse")) continue;
+    const std::vector<std::string> opts = str::split(dash[3], ',');
+    if (std::find(opts.begin(), opts.end(), mine) == opts.end()) continue;
+    const std::string mnt = fusefs::unescape_mountinfo(f[4]);
+    long pid = 0;
+    const std::string dir = owned_dir_of(mnt, &pid);
+    if (dir.empty() || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    // The owner's lock (TempDir::make_owned): a live vu in another pid namespace holds it. Not
+    // for the probe's trial mount, which is the directory itself: opening it is ENOTCONN when
+    // its vu is gone, and would wait for ever for a live one's (a trial mount never answers
+    // INIT); such a mount lives a few milliseconds in a live vu.
+    UniqueFd lock;
+    if (dir != mnt) {
+      lock.reset(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      struct stat st;
+      if (!lock || ::fstat(lock.get(), &st) < 0 || st.st_uid != ::getuid() || ::flock(lock.get(), LOCK_EX | LOCK_NB) < 0)
+        continue;
+    }
+    pid_t child = ::fork();
+    if (child == 0) {
+      int null = ::open("/dev/null", O_RDWR);
+      ::dup2(null, 1);
+      ::dup2(null, 2);
+      ::execl(fusermount.c_str(), fusermount.c_str(), "-u", "-q", "-z", "--", mnt.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    int status = 0;
+    while (child > 0 && ::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (child > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+      VU_LOG_INFO("unmounted " << mnt << ", left by a vu that was killed with its watcher");
+      ++n;
+    }
+  }
+  return n;
+}
+
+namespace {
 
 std::string find_fusermount() {
   for (const char* p : {"/usr/bin/fusermount3", "/bin/fusermount3", "/usr/local/bin/fusermount3"})
@@ -145,6 +213,7 @@ PvmFuseEnv probe_pvm_fuse() {
       no.push_back("vu runs under no_new_privs (a setuid fusermount3 would run without privilege)");
   }
   if (no.empty()) {
+    unmount_stale(e.fusermount);  // what a vu killed together with its watchers left (pvm_fuse.h)
     // A trial: fusermount3 mounts an empty directory (no program behind it) and unmounts it.
     // A container's filter refuses mount(2) to setuid helpers too, which only this shows.
     auto dir = TempDir::make_owned("vu-fuse-probe");  // owned: a vu killed meanwhile leaves it to the next
@@ -300,13 +369,18 @@ void PvmFuse::teardown(pvm::Monitor* monitor, int signal_fd) {
   // 1. Unmount (lazily): the view's paths no longer lead there.
   hook_->mounter().unmount_all();
   // 2. The view's other processes, whose open files keep the filesystems alive; then each
-  //    program reads the end of its connection, writes back and exits.
-  std::vector<pid_t> spare = hook_->server_pids();
-  kill_leftovers(spare);
-  // 3. Wait for them, serving their ptrace stops; bounded.
+  //    program reads the end of its connection, writes back and exits. They are killed here
+  //    and reaped in the loop below, which serves the monitor: a killed process closing a
+  //    file of a mount waits (uninterruptibly) for its program's answer to FLUSH, and that
+  //    program may be in a ptrace stop only this thread resumes — e.g. libfuse starting a
+  //    worker thread for the request (PTRACE_EVENT_CLONE). kill_leftovers' blocking wait for
+  //    the killed ones would wait for ever there (and each round below kills the orphans the
+  //    killed ones leave).
+  // 3. Wait for the programs, serving their ptrace stops; bounded.
   const long start = now_ms();
   bool told = false, termed = false;
   for (;;) {
+    const bool others_gone = kill_children(hook_->server_pids()) == 0;  // none left, reaped below
     int status;
     for (pid_t p; (p = ::waitpid(-1, &status, WNOHANG | __WALL)) > 0;) {
       if (monitor) (void)monitor->on_wait_status(p, status);
@@ -326,7 +400,7 @@ void PvmFuse::teardown(pvm::Monitor* monitor, int signal_fd) {
     // and their files closed (close flushes a FUSE file's dirty pages): a program that sits
     // idle on /dev/fuse past the grace is asked to end as `kill` asks any FUSE daemon, with
     // SIGTERM, which libfuse turns into its ordinary end (destroy: the program writes back).
-    if (waited > kTermGraceMs && !termed) {
+    if (waited > kTermGraceMs && !termed && others_gone) {
       for (pid_t p : left)
         if (idle_on_fuse(p)) {
           ::kill(p, SIGTERM);

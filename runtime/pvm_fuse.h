@@ -14,8 +14,29 @@
 // program has answered the kernel's INIT (a bounded wait: a program that never answers would
 // hang every call on its mount). At the end: the view's other processes are killed, the
 // filesystems unmounted (fusermount3 -u -z), the programs waited for (fuse2fs writes its image
-// back then), bounded. If vu is killed, the programs die with the view (PTRACE_O_EXITKILL) and
-// vu's watchers (pvm/fuse_mount.h) unmount.
+// back then), bounded. The killed processes are reaped in the loop that serves the monitor: a
+// process killed with a FUSE file open waits for its program's answer to FLUSH, and the
+// program may be in a ptrace stop only vu's supervising thread resumes (kill_children, not
+// kill_leftovers' blocking wait: runtime/supervisor.h).
+//
+// If vu is killed, the programs die with the view (PTRACE_O_EXITKILL) and vu's watchers
+// (pvm/fuse_mount.h: a shell per mount, in a session of its own) unmount. If the watchers are
+// killed too — `pkill -9 -u USER`, a session's cgroup killed, the OOM killer — nothing runs
+// to unmount at that moment, and nothing can: an unprivileged user's processes can all be
+// killed at once, and every kernel way to tie a mount's life to a process needs privilege or
+// does not apply here:
+//   - fusermount3's auto_unmount (its watcher is setuid root, which `pkill -u` would spare)
+//     unmounts only when opening the mountpoint says ENOTCONN; without allow_other the kernel
+//     refuses the setuid process (EACCES) first, so it never unmounts (fuse3 3.14, tried), and
+//     allow_other needs user_allow_other in /etc/fuse.conf and would open the files to others;
+//   - a mount detached at once (umount -l) and reached through a descriptor would go with
+//     vu's last descriptor, but the view's paths, getcwd and /proc/PID/cwd then name paths
+//     relative to the detached mount that the path map cannot tell from the host's.
+// So the next vu cleans up: the B probe (every pvm view with --fuse/--mount, `vu probe`)
+// first unmounts this user's FUSE mounts on the directories of a vu that is gone
+// (unmount_stale: PREFIX.PID.* of TempDir::make_owned, PID dead, its lock free), and the
+// directories go with the sweep that follows. The mount of a killed view is dead (its
+// program died with it: ENOTCONN), never a way into the image.
 #pragma once
 
 #include <sys/types.h>
@@ -40,6 +61,8 @@ struct PvmFuseEnv {
   bool allow_other = false;  // /etc/fuse.conf: user_allow_other
 };
 PvmFuseEnv probe_pvm_fuse();
+// Unmounts the FUSE mounts a vu killed together with its watchers left (above); how many.
+int unmount_stale(const std::string& fusermount);
 
 bool has_fuse_mounts(const ViewSpec& spec);
 

@@ -72,14 +72,32 @@ SignalForwarder::~SignalForwarder() {
   if (fd_) ::sigprocmask(SIG_SETMASK, &old_, nullptr);
 }
 
-int kill_leftovers(std::vector<pid_t> spare) {
-  int killed = 0;
-  // Every process of the view was made after vu: above vu's pid, unless the pid counter has
-  // wrapped since (the last pid handed out is then below ours), when every pid is looked at.
+namespace {
+
+// The children of vu still there but `spare`. Every process of the view was made after vu:
+// above vu's pid, unless the pid counter has wrapped since (the last pid handed out is then
+// below ours), when every pid is looked at.
+std::vector<pid_t> leftover_children(const std::vector<pid_t>& spare) {
   const pid_t self = ::getpid();
   pid_t above = 0;
   if (auto last = sys::read_file("/proc/sys/kernel/ns_last_pid"); last && std::atol(last->c_str()) > self)
     above = self;
+  std::vector<pid_t> kids = sys::children_of(self, above);
+  std::erase_if(kids, [&](pid_t p) { return std::find(spare.begin(), spare.end(), p) != spare.end(); });
+  return kids;
+}
+
+}  // namespace
+
+int kill_children(const std::vector<pid_t>& spare) {
+  int killed = 0;
+  for (pid_t p : leftover_children(spare))
+    if (::kill(p, SIGKILL) == 0) ++killed;
+  return killed;
+}
+
+int kill_leftovers(std::vector<pid_t> spare) {
+  int killed = 0;
   // No child at all (the common case): nothing to list. WNOWAIT: a status waiting to be read
   // stays there — a ptrace stop of a FUSE program still running (PvmFuse::teardown calls this
   // before it serves the last stops) read and dropped here was never resumed, and vu waited for
@@ -88,8 +106,7 @@ int kill_leftovers(std::vector<pid_t> spare) {
   if (::waitid(P_ALL, 0, &si, WEXITED | WSTOPPED | WNOHANG | WNOWAIT | __WALL) < 0 && errno == ECHILD) return 0;
   // Each round kills the current children; their own children arrive as orphans next round.
   for (int round = 0; round < 1000; ++round) {
-    std::vector<pid_t> kids = sys::children_of(self, above);
-    std::erase_if(kids, [&](pid_t p) { return std::find(spare.begin(), spare.end(), p) != spare.end(); });
+    std::vector<pid_t> kids = leftover_children(spare);
     if (kids.empty()) break;
     for (pid_t p : kids) {
       if (::kill(p, SIGKILL) == 0) ++killed;

@@ -61,6 +61,11 @@ Result<ExitStatus> supervise(Child& child, const SignalForwarder& signals, Super
 
 // Kills (SIGKILL) and reaps every remaining child of this process, including orphans that keep
 // arriving while it does so, except `spare` (vu-net tearing down its taps, the FUSE keeper). Returns how many.
+// It waits for each killed child without serving a pvm monitor: not while a traced process
+// the killed ones may wait for (a FUSE program answering their last FLUSH) can be in a ptrace
+// stop — PvmFuse::teardown uses kill_children() in its own loop instead.
 int kill_leftovers(std::vector<pid_t> spare = {});
+// One round of that, without waiting: SIGKILL to every child but `spare`. Returns how many.
+int kill_children(const std::vector<pid_t>& spare);
 
 }  // namespace vu

@@ -12,30 +12,15 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../integration/harness.sh" || exit 1
-if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root (the filters are installed as root)"; exit 77; fi
-user=${VU_TEST_USER:-vu-tester}
-"$here/../../scripts/setup.sh" --test-env || { echo "SKIP: cannot prepare $user"; exit 77; }
-for p in fuse2fs squashfuse mksquashfs mkfs.ext4 debugfs fusermount3; do
-  command -v $p >/dev/null || { echo "SKIP: $p missing (scripts/setup.sh installs it)"; exit 77; }
-done
-chown "$user" "$work"
-bin=$work/bin
-mkdir "$bin"
-dir=$(dirname "$1")
-cp "$1" "$dir/vu-net" "$dir/libvu-pvm-accel.so" "$dir/libvu-fuse-shim.so" "$2" "$3" "$bin/" || exit 1
-chmod 755 "$bin" "$bin"/*
-VU=$bin/vu
+root_run_setup "the filters are installed as root" "fuse2fs squashfuse mksquashfs mkfs.ext4 debugfs fusermount3" "$@"
 T="timeout -k 5 120"
-ENVS="LANG=C.UTF-8 TZ=UTC"
-as_user() { runuser -u "$user" -- env -i HOME="$work" PATH=/usr/bin:/bin:/usr/sbin:/sbin $ENVS "$@"; }
 in_view() {  # ENV VU-OPTIONS… -- COMMAND…
   case $1 in
     ns) shift; as_user $T "$VU" run --backend=ns --net host "$@" ;;
-    B) shift; $T "$bin/deny-userns-host" "$user" env -i HOME="$work" PATH=/usr/bin:/bin:/usr/sbin:/sbin $ENVS "$VU" run --net host "$@" ;;
-    A) shift; $T "$bin/deny-container" "$user" env -i HOME="$work" PATH=/usr/bin:/bin:/usr/sbin:/sbin $ENVS "$VU" run --net host "$@" ;;
+    B) shift; $T "$bin/deny-userns-host" "$user" "${VIEW_ENV[@]}" "$VU" run --net host "$@" ;;
+    A) shift; $T "$bin/deny-container" "$user" "${VIEW_ENV[@]}" "$VU" run --net host "$@" ;;
   esac
 }
-fuse_left() { grep -cE ' - fuse' /proc/self/mountinfo; }
 
 in_view ns -- true 2>/dev/null || { echo "SKIP: the ns backend does not work for $user here (no reference)"; exit 77; }
 envs="ns"
@@ -104,6 +89,56 @@ probe "squashfs: --fuse 'squashfuse IMAGE' on a target the host lacks" \
   --fuse "squashfuse $W/app.sqfs" /vu-opt/app -- sh -c 'ls /vu-opt; cat /vu-opt/app/a.txt; ls -l /vu-opt/app/share/sym'
 probe "ext4 image (fuse2fs): ls -l, stat, find, du, tar, cp -a, sha256sum, exec" \
   --tmpfs /vu-scratch --mount "image:$W/disk.ext4:/mnt:ro" -- sh -c "$probes" x /mnt
+# Another owner's objects (root's: mkfs.ext4 -d run as root keeps the owners), as the user and
+# under --root: the kernel's checks (fuse2fs's default_permissions) on ns and B, the shadow
+# tree's on A (pvm/fuse_client.h, Permissions). Mounted read-write: the refusals are the checks'
+# (EACCES, EPERM), not EROFS; under --root only what leaves the image as it was.
+mkdir -p "$W/perm/secret" "$W/perm/rootdir" && echo s > "$W/perm/secret/s" && echo r > "$W/perm/rootdir/r" &&
+  echo p > "$W/perm/private" && echo g > "$W/perm/grp" && chgrp "$(id -g "$user")" "$W/perm/grp" &&
+  chmod 700 "$W/perm/secret" && chmod 755 "$W/perm/rootdir" && chmod 600 "$W/perm/private" && chmod 640 "$W/perm/grp" &&
+  chmod 664 "$W/perm/rootdir/r" && chown "$user:$(id -g "$user")" "$W/perm" &&
+  /sbin/mkfs.ext4 -q -F -d "$W/perm" "$W/perm.ext4" 16M >/dev/null && chown "$user" "$W/perm.ext4" ||
+  { bad "fixture" "could not make the permissions image"; summary; exit; }
+perms='cd "$1" || exit 1
+for f in secret/s private grp rootdir/r; do cat "$f" 2>&1; echo "cat $f: $?"; done
+ls secret 2>&1; echo "ls secret: $?"; ls rootdir; (cd secret 2>&1); echo "cd secret: $?"
+stat -c "%n %a" secret private grp rootdir rootdir/r
+if [ "$2" = write ]; then
+  touch rootdir/new 2>&1; echo "touch rootdir/new: $?"
+  (echo x >> rootdir/r) 2>&1; echo "append rootdir/r: $?"
+  mkdir rootdir/d 2>&1; echo "mkdir rootdir/d: $?"
+fi'
+probe "ext4 image: another owner's files and directories (modes, owners)" \
+  --mount "image:$W/perm.ext4:/mnt" -- sh -c "$perms" x /mnt write
+probe "ext4 image: another owner's files under --root (root's are the view's)" \
+  --root --mount "image:$W/perm.ext4:/mnt" -- sh -c "$perms" x /mnt
+# What no view changed is still in the image: an A view writes its changes back at its end,
+# and a directory it could not list (another owner's 0700) must not read as emptied.
+got=$(debugfs -R 'cat /secret/s' "$W/perm.ext4" 2>/dev/null)
+[ "$got" = s ] && ok "another owner's directory keeps its files after the views" || bad "another owner's directory lost its files" "$got"
+# The same for a directory the view itself closes (chmod 000) after a sync: its file stays (an
+# A view's write-back once took what it could not stat for removed).
+if [[ " $envs " == *" A "* ]]; then
+  as_user sh -c "truncate -s 8M $W/z.ext4 && /sbin/mkfs.ext4 -q -F -E root_owner $W/z.ext4 >/dev/null" &&
+    in_view A --mount "image:$W/z.ext4:/mnt" -- sh -c 'mkdir /mnt/d && echo x > /mnt/d/f && sync && chmod 000 /mnt/d'
+  got=$(debugfs -R 'cat /d/f' "$W/z.ext4" 2>/dev/null)
+  [ "$got" = x ] && ok "pvm-A: a directory closed by the view keeps its files" || bad "pvm-A: a directory closed by the view lost its files" "$got"
+fi
+# chmod and unlink of another owner's file: the kernel says EPERM and EACCES on B, EOVERFLOW on
+# ns (the owner is not mapped in the view's user namespace); A must say what B says.
+chmods='cd "$1" && chmod 666 private 2>&1; echo $?; chmod 666 /mnt/private 2>&1; echo $?; rm -f rootdir/r 2>&1; echo $?
+stat -c "%n %a" private rootdir/r'
+for e in $envs; do
+  [ $e = ns ] && continue
+  check "pvm-$e: chmod and rm of another owner's file are refused" 0 "chmod: changing permissions of 'private': Operation not permitted
+1
+chmod: changing permissions of '/mnt/private': Operation not permitted
+1
+rm: cannot remove 'rootdir/r': Permission denied
+1
+private 600
+rootdir/r 664" in_view $e --mount "image:$W/perm.ext4:/mnt" -- sh -c "$chmods" x /mnt
+done
 [ "$(fuse_left)" = "$base_mounts" ] && ok "nothing left mounted" || bad "nothing left mounted" "$(grep ' - fuse' /proc/self/mountinfo)"
 l=$(ps -o pid=,stat=,args= -u "$user" | awk '$2 !~ /^Z/' | grep -v -e ' ps ' -e grep)
 [ -z "$l" ] && ok "nothing left running" || bad "nothing left running" "$l"

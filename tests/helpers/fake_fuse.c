@@ -2,7 +2,10 @@
 // backend's FUSE serving (pvm/fuse_client.h, pvm/fuse_mount.h): a root directory holding one
 // file, "file" ("hello\n"). Its READ depends on MODE: "ok" answers, "hang" never answers (a
 // program stuck on a dead server), "die" exits at once (a program that crashes); "noinit"
-// answers nothing at all, not even INIT. Given a mountpoint instead of /dev/fd/N (the pvm
+// answers nothing at all, not even INIT; "flushfork" forks (and waits for) a child before it
+// answers each FLUSH — what libfuse does when it starts a worker thread for a request: under
+// the pvm backend's ptrace, an event stop only vu's supervising thread resumes, met while a
+// process of the view waits in close(2) for that answer. Given a mountpoint instead of /dev/fd/N (the pvm
 // backend's environment B: the kernel's FUSE), it opens /dev/fuse and mounts it there with
 // mount(2) first, as libfuse does. Speaks the kernel's protocol on the descriptor, one request
 // per read() and one reply per write(), as libfuse does.
@@ -18,6 +21,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int fd;
@@ -47,7 +51,7 @@ static void reply_read(uint64_t unique, const void* arg) {
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    fprintf(stderr, "usage: fake-fuse ok|hang|die|noinit /dev/fd/N|MOUNTPOINT\n");
+    fprintf(stderr, "usage: fake-fuse ok|hang|die|noinit|flushfork /dev/fd/N|MOUNTPOINT\n");
     return 2;
   }
   if (sscanf(argv[2], "/dev/fd/%d", &fd) != 1) {
@@ -122,11 +126,25 @@ int main(int argc, char** argv) {
         if (strcmp(mode, "hang") == 0) break;  // never answered
         reply_read(in->unique, arg);
         break;
+      case FUSE_STATFS: {
+        struct fuse_statfs_out o = {0};
+        o.st.bsize = 4096;
+        o.st.namelen = 255;
+        reply(in->unique, 0, &o, sizeof o);
+        break;
+      }
       case FUSE_FORGET:
+        break;
+      case FUSE_FLUSH:
+        if (strcmp(mode, "flushfork") == 0) {
+          pid_t c = fork();
+          if (c == 0) _exit(0);
+          if (c > 0) waitpid(c, NULL, 0);
+        }
+        reply(in->unique, 0, NULL, 0);
         break;
       case FUSE_RELEASE:
       case FUSE_RELEASEDIR:
-      case FUSE_FLUSH:
         reply(in->unique, 0, NULL, 0);
         break;
       case FUSE_DESTROY:

@@ -55,18 +55,9 @@ ns_ref() {  # IMPL TAG LOWER LAYER OUT SCRIPT [--root]: the ns transcript, or ""
 
 if [ -n "$CONTAINER" ]; then
   # ---- root: the container host ------------------------------------------------------------
-  if [ "$(id -u)" != 0 ]; then echo "SKIP: the container host installs its filter as root"; exit 77; fi
-  user=${VU_TEST_USER:-vu-tester}
-  "$here/../../scripts/setup.sh" --test-env || { echo "SKIP: cannot prepare $user"; exit 77; }
-  chown "$user" "$work"
-  bin=$work/bin
-  mkdir "$bin"
-  dir=$(dirname "$VU")
-  cp "$VU" "$dir/vu-net" "$dir/libvu-pvm-accel.so" "$dir/vu-cowfs" "$CONTAINER" "$PROBE" "$here/cow_suite.sh" "$bin/" || exit 1
-  chmod 755 "$bin" "$bin"/*
-  VU=$bin/vu PROBE=$bin/$(basename "$PROBE")
-  as_user() { runuser -u "$user" -- env -i HOME="$work" PATH=/usr/bin:/bin LANG=C.UTF-8 "$@"; }
-  in_container() { "$bin/deny-container" "$user" env -i HOME="$work" PATH=/usr/bin:/bin LANG=C.UTF-8 "$@"; }
+  root_run_setup "the container host installs its filter as root" "" "$VU" "$CONTAINER" "$PROBE" "$here/cow_suite.sh"
+  PROBE=$bin/$(basename "$PROBE")
+  in_container() { "$bin/deny-container" "$user" "${VIEW_ENV[@]}" "$@"; }
   for root in "" --root; do
     tag=${root:-keep}
     as_user bash -c ". $bin/cow_suite.sh; make_lower $work/ns-$tag; make_lower $work/pvm-$tag"

@@ -37,3 +37,45 @@ summary() {
   echo "$pass passed, $fail failed, $skip skipped"
   [ $fail = 0 ]
 }
+
+# ---- root-run suites (the hosts' filters are installed as root; every view runs as the test user)
+harness_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# root_run_setup WHY PROGRAMS VU HELPER… — a root-run suite's preamble: SKIP (77) unless root
+# (WHY: what root is needed for), unless the test user ($VU_TEST_USER, vu-tester) can be
+# prepared (scripts/setup.sh --test-env) and unless each of PROGRAMS (one word, space-separated)
+# is installed; then $work is the user's, and VU, its companions found beside it (vu-net, the
+# libraries, vu-cowfs) and each HELPER are copied into $work/bin, where the test user can reach
+# them (a clone may live in a private directory). Sets user, uid, bin, VU, VIEW_ENV (the
+# environment every view gets: append to it before use, e.g. XDG_RUNTIME_DIR).
+root_run_setup() {
+  local why=$1 progs=$2 p
+  shift 2
+  if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root ($why)"; exit 77; fi
+  user=${VU_TEST_USER:-vu-tester}
+  "$harness_dir/../../scripts/setup.sh" --test-env || { echo "SKIP: cannot prepare $user"; exit 77; }
+  for p in $progs; do
+    command -v "$p" >/dev/null || { echo "SKIP: $p missing (scripts/setup.sh installs it)"; exit 77; }
+  done
+  uid=$(id -u "$user")
+  chown "$user" "$work"
+  bin=$work/bin
+  mkdir "$bin"
+  cp "$@" "$bin/" || exit 1
+  for p in vu-net libvu-pvm-accel.so libvu-fuse-shim.so vu-cowfs; do
+    [ -e "$(dirname "$1")/$p" ] && { cp "$(dirname "$1")/$p" "$bin/" || exit 1; }
+  done
+  chmod 755 "$bin" "$bin"/*
+  VU=$bin/vu
+  VIEW_ENV=(env -i HOME="$work" PATH=/usr/bin:/bin:/usr/sbin:/sbin LANG=C.UTF-8 TZ=UTC)
+}
+# as_user CMD… — CMD as the test user, in VIEW_ENV.
+as_user() { runuser -u "$user" -- "${VIEW_ENV[@]}" "$@"; }
+# pvmB VU-RUN-ARGS… — `vu run --net host …` in environment B: user namespaces denied by a filter
+# applied without no_new_privs (deny-userns-host, installed as root, then the test user's ids),
+# the setuid fusermount3 works. pvmA: in a container (deny-container: every mount denied to
+# everyone, setuid helpers too); the monitor serves FUSE itself.
+pvmB() { "$bin/deny-userns-host" "$user" "${VIEW_ENV[@]}" "$VU" run --net host "$@"; }
+pvmA() { "$bin/deny-container" "$user" "${VIEW_ENV[@]}" "$VU" run --net host "$@"; }
+# fuse_left — how many FUSE mounts the test user has (compared with the count at the start;
+# another user's, e.g. another suite's run on the machine, are not this run's).
+fuse_left() { grep -E ' - fuse' /proc/self/mountinfo | grep -c "user_id=$uid,"; }

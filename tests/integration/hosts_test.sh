@@ -12,25 +12,14 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/harness.sh" || exit 1
-if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root (the container host installs its filter as root)"; exit 77; fi
-user=${VU_TEST_USER:-vu-tester}
-"$here/../../scripts/setup.sh" --test-env || { echo "SKIP: cannot prepare $user"; exit 77; }
-chown "$user" "$work"
-# The binaries where the test user can reach them (a clone may live in a private directory).
-bin=$work/bin
-mkdir "$bin"
-dir=$(dirname "$1")
-cp "$1" "$dir/vu-net" "$dir/libvu-pvm-accel.so" "$dir/vu-cowfs" "$2" "$3" "$4" "$bin/" || exit 1
-chmod 755 "$bin" "$bin"/*
-VU=$bin/vu
+root_run_setup "the container host installs its filter as root" "" "$@"
 
-as_user() { runuser -u "$user" -- env -i HOME="$work" PATH=/usr/bin:/bin LANG=C.UTF-8 "$@"; }
 on_host() {
   case $1 in
     ordinary) shift; as_user "$@" ;;
     "userns denied") shift; as_user "$bin/deny-userns" "$@" ;;
     "no mounts") shift; as_user "$bin/deny-mount" "$@" ;;
-    container) shift; "$bin/deny-container" "$user" env -i HOME="$work" PATH=/usr/bin:/bin LANG=C.UTF-8 "$@" ;;
+    container) shift; "$bin/deny-container" "$user" "${VIEW_ENV[@]}" "$@" ;;
   esac
 }
 

@@ -12,7 +12,8 @@
 #             compared), TCP and UDP echo over the view's loopback (loop-probe echo: sendmsg with
 #             iovecs and names), tar x into an ext4 image in environment B
 #   kill -9   of each process of a view at a random moment: vu, the command, its child, the FUSE
-#             program (A and B), B's unmount watcher — while the view copies files up: no hang,
+#             program (A and B), B's unmount watcher, all of them at once (pkill -9 -u: the next
+#             view unmounts what the killed watchers left) — while the view copies files up: no hang,
 #             no leftover, and the layer holds no half-copied file under its final name
 #   full disk a --cow layer on a 1 MiB tmpfs (mounted here, as root): ENOSPC to the view, the
 #             lower tree untouched, no partial copy-up in the layer, vu exits with the view's status
@@ -25,27 +26,13 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/harness.sh" || exit 1
-if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root (environment B's filter and the full-disk tmpfs)"; exit 77; fi
-user=${VU_TEST_USER:-vu-tester}
-"$here/../../scripts/setup.sh" --test-env || { echo "SKIP: cannot prepare $user"; exit 77; }
-for p in fuse2fs mkfs.ext4 fusermount3 tar; do
-  command -v $p >/dev/null || { echo "SKIP: $p missing (scripts/setup.sh installs it)"; exit 77; }
-done
 case ${LOOPS:-1} in large) N=10 ;; *[!0-9]*|'') echo "LOOPS: a number or 'large'"; exit 2 ;; *) N=${LOOPS:-1} ;; esac
-uid=$(id -u "$user")
-chown "$user" "$work"
-bin=$work/bin
-mkdir "$bin"
-dir=$(dirname "$1")
-cp "$1" "$dir/vu-net" "$dir/libvu-pvm-accel.so" "$dir/vu-cowfs" "$2" "$3" "$4" "$5" "$bin/" || exit 1
-cp "$dir/libvu-fuse-shim.so" "$bin/" 2>/dev/null
-chmod 755 "$bin" "$bin"/*
-VU=$bin/vu PROBE=$bin/$(basename "$5")
+root_run_setup "environment B's filter and the full-disk tmpfs" "fuse2fs mkfs.ext4 fusermount3 tar" "$@"
+PROBE=$bin/$(basename "$5")
 xdg=/run/user/$uid made_xdg=""
 if [ ! -d "$xdg" ]; then mkdir -p "$xdg" && chown "$user" "$xdg" && chmod 700 "$xdg" && made_xdg=1; fi
 trap 'umount "$work/small" 2>/dev/null; [ -n "$made_xdg" ] && rm -rf "$xdg"; chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
-E=(env -i HOME="$work" PATH=/usr/bin:/bin:/usr/sbin:/sbin LANG=C.UTF-8 XDG_RUNTIME_DIR="$xdg")
-as_user() { runuser -u "$user" -- "${E[@]}" "$@"; }
+VIEW_ENV+=(XDG_RUNTIME_DIR="$xdg")
 # Every view runs under timeout (TO, 60 s); a hang is a run that took that long (the status
 # cannot tell: 137 is also a command killed by SIGKILL).
 TO=(timeout -s KILL 60)
@@ -66,9 +53,9 @@ run_kind() {
     port) as_user "${TO[@]}" "$VU" run --backend=pvm -p "127.0.0.1:$((20000 + RANDOM % 20000)):8080" -- "$@" ;;
     cow) as_user "${TO[@]}" "$VU" run --backend=pvm --cow "$W/layer:$W/low" -- "$@" ;;
     bind-tmpfs) as_user "${TO[@]}" "$VU" run --backend=pvm --net none --bind "$W/tree:/mnt" --tmpfs /vu-scratch -- "$@" ;;
-    A-container) "${TO[@]}" "$bin/deny-container" "$user" "${E[@]}" "$VU" run --net host --mount "image:$W/disk.img:/mnt" --cow "$W/layer:$W/low" -- "$@" ;;
+    A-container) "${TO[@]}" "$bin/deny-container" "$user" "${VIEW_ENV[@]}" "$VU" run --net host --mount "image:$W/disk.img:/mnt" --cow "$W/layer:$W/low" -- "$@" ;;
     A-monitor) as_user VU_PVM_FUSE=monitor "${TO[@]}" "$bin/deny-userns" "$VU" run --mount "image:$W/disk.img:/mnt" -- "$@" ;;
-    B) "${TO[@]}" "$bin/deny-userns-host" "$user" "${E[@]}" "$VU" run --net host --mount "image:${IMG:-$W/disk.img}:/mnt" --cow "$W/layerB:$W/low" -- "$@" ;;
+    B) "${TO[@]}" "$bin/deny-userns-host" "$user" "${VIEW_ENV[@]}" "$VU" run --net host --mount "image:${IMG:-$W/disk.img}:/mnt" --cow "$W/layerB:$W/low" -- "$@" ;;
     auto-deny-userns) as_user "${TO[@]}" "$bin/deny-userns" "$VU" run --net none --cow "$W/layer2:$W/low" --tmpfs /vu-scratch -- "$@" ;;
   esac
 }
@@ -85,9 +72,8 @@ probe_of() {
 # Leftovers: processes of the test user, FUSE mounts beyond those there at the start, and vu's
 # files in /tmp, /dev/shm and $XDG_RUNTIME_DIR beyond the start's.
 # (Only the test user's FUSE mounts: another user's run on the machine is not this one's.)
-fuse_mounts() { grep -E ' - fuse' /proc/self/mountinfo | grep -c "user_id=$uid,"; }
 files() { find /tmp /dev/shm "$xdg" -mindepth 1 -maxdepth 1 -user "$user" ! -path "$work" 2>/dev/null | sort; }
-base_mounts=$(fuse_mounts)
+base_mounts=$(fuse_left)
 base_files=$(files)
 # leftovers: prints what is left (empty: nothing), after a bounded grace period (2 s) for
 # processes and mounts that are on their way out.
@@ -95,7 +81,7 @@ leftovers() {
   local p m f
   for _ in $(seq 40); do
     p=$(pgrep -u "$user" -a || true)
-    m=$(fuse_mounts)
+    m=$(fuse_left)
     [ -z "$p" ] && [ "$m" = "$base_mounts" ] && break
     sleep 0.05
   done
@@ -181,6 +167,7 @@ pid_of() {
     child) for p in $(descendants "$v"); do [ "$(cat /proc/$p/comm 2>/dev/null)" = sleep ] && { echo "$p"; return; }; done ;;
     fuse) for p in $(descendants "$v"); do [ "$(cat /proc/$p/comm 2>/dev/null)" = fuse2fs ] && { echo "$p"; return; }; done ;;
     watcher) for p in $(descendants "$v"); do grep -q fusermount3 "/proc/$p/cmdline" 2>/dev/null && { echo "$p"; return; }; done ;;
+    all) echo "$v" ;;  # every process of the test user at once (pkill -9 -u): vu and its watchers too
   esac
 }
 # consistent LAYER: every file of the layer that came from the lower tree begins with the
@@ -195,7 +182,7 @@ consistent() {
 }
 kills=0 khangs=0 kleft=0 kbad=0 kmissing=0
 for round in $(seq $((2 * N))); do
-  for spec in vu:cow command:cow child:cow vu:A-container fuse:A-container command:A-container vu:B fuse:B watcher:B command:B; do
+  for spec in vu:cow command:cow child:cow vu:A-container fuse:A-container command:A-container vu:B fuse:B watcher:B command:B all:B; do
     t=${spec%%:*} k=${spec#*:}
     layer=$W/layer; [ "$k" = B ] && layer=$W/layerB
     as_user rm -rf "$W/layer" "$W/layerB"
@@ -213,7 +200,8 @@ for round in $(seq $((2 * N))); do
       kmissing=$((kmissing + 1)); echo "# kill -9 $t of a $k view: no such process (vu ${v:-none}; $(head -c 300 "$work/kerr"))"
       kill -KILL "$v" 2>/dev/null; wait $bg 2>/dev/null; clean; continue
     fi
-    kill -KILL "$target"; kills=$((kills + 1))
+    if [ "$t" = all ]; then pkill -KILL -u "$user"; else kill -KILL "$target"; fi
+    kills=$((kills + 1))
     # vu ends by itself when it or the command is killed; when the command's child, the FUSE
     # program (vu names it, the view goes on) or the watcher is, the loop goes on: stop it then.
     if [ "$t" = child ] || [ "$t" = fuse ] || [ "$t" = watcher ]; then
@@ -222,8 +210,9 @@ for round in $(seq $((2 * N))); do
     fi
     wait $bg
     hung $t0 && { khangs=$((khangs + 1)); echo "# kill -9 $t of a $k view: vu hung"; }
-    # What a killed vu left on disk is removed by the next view (as integration.lifetime checks).
-    [ "$t" = vu ] && run_kind "$k" true 2>/dev/null
+    # What a killed vu left on disk is removed by the next view (as integration.lifetime checks);
+    # with its watchers killed too, the mount they did not take down as well (runtime/pvm_fuse.h).
+    { [ "$t" = vu ] || [ "$t" = all ]; } && run_kind "$k" true 2>/dev/null
     left=$(leftovers)
     [ -n "$left" ] && { kleft=$((kleft + 1)); echo "# kill -9 $t of a $k view: $left"; clean; }
     c=$(consistent "$layer"); [ -n "$c" ] && { kbad=$((kbad + 1)); echo "# kill -9 $t of a $k view: $c"; }
@@ -239,7 +228,7 @@ for i in $(seq $((5 * N))); do
       A-container) h=$bin/deny-container more=(--mount "image:$W/disk.img:/mnt" --cow "$W/layer:$W/low") ;;
       B) h=$bin/deny-userns-host more=(--mount "image:$W/disk.img:/mnt" --cow "$W/layerB:$W/low") ;;
     esac
-    "$h" "$user" "${E[@]}" "$VU" run --net host "${more[@]}" -- true >/dev/null 2>&1 &
+    "$h" "$user" "${VIEW_ENV[@]}" "$VU" run --net host "${more[@]}" -- true >/dev/null 2>&1 &
     p=$!
     sleep "0.0$((RANDOM % 6))$((RANDOM % 10))"
     kill -KILL $p 2>/dev/null && kills=$((kills + 1))

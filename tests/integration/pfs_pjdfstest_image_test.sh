@@ -16,22 +16,8 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/harness.sh" || exit 1
-if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root (the filters are installed as root)"; exit 77; fi
-user=${VU_TEST_USER:-vu-tester}
-"$here/../../scripts/setup.sh" --test-env || { echo "SKIP: cannot prepare $user"; exit 77; }
-for p in fuse2fs mkfs.ext4 fusermount3; do
-  command -v $p >/dev/null || { echo "SKIP: $p missing (scripts/setup.sh installs it)"; exit 77; }
-done
-chown "$user" "$work"
-bin=$work/bin
-mkdir "$bin"
-dir=$(dirname "$1")
-cp "$1" "$dir/vu-net" "$dir/libvu-pvm-accel.so" "$dir/libvu-fuse-shim.so" "$2" "$4" "$bin/" || exit 1
-chmod 755 "$bin" "$bin"/*
-VU=$bin/vu
+root_run_setup "the filters are installed as root" "fuse2fs mkfs.ext4 fusermount3" "$1" "$2" "$4"
 ENVS="PATH=/usr/bin:/bin:/usr/sbin:/sbin LANG=C.UTF-8"
-as_user() { runuser -u "$user" -- env -i HOME="$work" $ENVS "$@"; }
-fuse_left() { grep -cE ' - fuse' /proc/self/mountinfo; }
 as_user "$VU" run --backend=ns --net none -- true 2>/dev/null || { echo "SKIP: the ns backend does not work for $user here (no reference)"; exit 77; }
 views=(ns)
 if "$bin/deny-userns-host" "$user" env -i $ENVS "$VU" run --explain --fuse true /mnt -- true 2>&1 | grep -q 'environment B'; then views+=(B)

@@ -8,28 +8,14 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/harness.sh" || exit 1
-if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root (the container host installs its filter as root)"; exit 77; fi
-for p in squashfuse mksquashfs fuse2fs mkfs.ext4 debugfs; do
-  command -v $p >/dev/null || { echo "SKIP: $p is not installed"; exit 77; }
-done
-user=${VU_TEST_USER:-vu-tester}
-"$here/../../scripts/setup.sh" --test-env || { echo "SKIP: cannot prepare $user"; exit 77; }
-chown "$user" "$work"
-bin=$work/bin
-mkdir "$bin"
-dir=$(dirname "$1")
-cp "$1" "$dir/vu-net" "$dir/libvu-pvm-accel.so" "$dir/libvu-fuse-shim.so" "$2" "$3" "$4" "$bin/" || exit 1
-chmod 755 "$bin" "$bin"/*
-VU=$bin/vu
+root_run_setup "the container host installs its filter as root" "squashfuse mksquashfs fuse2fs mkfs.ext4 debugfs" "$@"
 T="timeout -k 5 60"
 
-as_user() { runuser -u "$user" -- env -i HOME="$work" PATH=/usr/bin:/bin LANG=C.UTF-8 TZ=UTC "$@"; }
 on_host() {
   case $1 in
     ordinary) shift; as_user $T "$@" ;;
     "userns denied") shift; as_user VU_PVM_FUSE=monitor $T "$bin/deny-userns" "$@" ;;
-    container) shift; $T "$bin/deny-container" "$user" env -i HOME="$work" PATH=/usr/bin:/bin LANG=C.UTF-8 TZ=UTC \
-      VU_PVM_FUSE=monitor "$@" ;;
+    container) shift; $T "$bin/deny-container" "$user" "${VIEW_ENV[@]}" VU_PVM_FUSE=monitor "$@" ;;
   esac
 }
 # Processes of the test user still alive (zombies wait for init to reap them: not running).
@@ -54,7 +40,7 @@ as_user sh -c "
   touch -d '2020-01-02 03:04:05' share/doc/file3 share
   mksquashfs $W/app $W/app.sqfs -quiet -noappend >/dev/null
   echo before > $W/ext/old/keep
-  /sbin/mkfs.ext4 -q -F -d $W/ext $W/disk.ext4 16M >/dev/null
+  /sbin/mkfs.ext4 -q -F -E root_owner -d $W/ext $W/disk.ext4 16M >/dev/null
   printf 'hsqs' > $W/corrupt.sqfs; head -c 4096 /dev/urandom >> $W/corrupt.sqfs
 "
 

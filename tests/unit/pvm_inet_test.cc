@@ -200,20 +200,43 @@ void quiet_wake() {
   ::sigaction(wake_signal(), &sa, nullptr);
 }
 
-TEST(PvmInet, LoopbackConversationShowsTheViewsAddresses) {
-  quiet_wake();
+// A slirp view: its server sockets, bound by the monitor (do_inet's bind) as the view asked,
+// and its rtnetlink sockets.
+class PvmInetView : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    quiet_wake();
+    cfg.net = slirp();
+  }
+  // srv: a socket of TYPE bound to VIEW_ADDR:0 through do_inet; host: its address on the host.
+  void bind_server(int type, const char* view_addr) {
+    srv.reset(::socket(AF_INET, type | SOCK_CLOEXEC, 0));
+    ASSERT_TRUE(srv);
+    sockaddr_in to = in4(view_addr, 0);
+    Answer a;
+    Call b = self_call(SYS_bind, {static_cast<uint64_t>(srv.get()), addr(&to), sizeof to});
+    ASSERT_TRUE(do_inet(cfg, b, &a));
+    ASSERT_EQ(a.err, 0);
+    socklen_t hl = sizeof host;
+    ASSERT_EQ(::getsockname(srv.get(), reinterpret_cast<sockaddr*>(&host), &hl), 0);
+  }
+  // *sock: the view's NETLINK_ROUTE socket, as do_inet's socket() gives it.
+  void rtnetlink_socket(UniqueFd* sock) {
+    Call s = self_call(SYS_socket, {AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE});
+    Answer a;
+    ASSERT_TRUE(do_inet(cfg, s, &a));
+    ASSERT_EQ(a.kind, Answer::kFd) << a.err;
+    *sock = std::move(a.fd);
+  }
   Config cfg;
-  cfg.net = slirp();
-  UniqueFd srv(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in any = in4("0.0.0.0", 0);
-  Answer a;
-  Call b = self_call(SYS_bind, {static_cast<uint64_t>(srv.get()), addr(&any), sizeof any});
-  ASSERT_TRUE(do_inet(cfg, b, &a));
-  ASSERT_EQ(a.err, 0);
-  ASSERT_EQ(::listen(srv.get(), 4), 0);
+  UniqueFd srv;
   sockaddr_in host{};
-  socklen_t hl = sizeof host;
-  ASSERT_EQ(::getsockname(srv.get(), reinterpret_cast<sockaddr*>(&host), &hl), 0);
+};
+
+TEST_F(PvmInetView, LoopbackConversationShowsTheViewsAddresses) {
+  ASSERT_NO_FATAL_FAILURE(bind_server(SOCK_STREAM, "0.0.0.0"));
+  ASSERT_EQ(::listen(srv.get(), 4), 0);
+  Answer a;
   EXPECT_EQ(host.sin_addr.s_addr, cfg.net.priv.s_addr);  // on the host: the private address
   sockaddr_in view{};
   socklen_t vl = sizeof view;
@@ -239,18 +262,10 @@ TEST(PvmInet, LoopbackConversationShowsTheViewsAddresses) {
   ASSERT_EQ(::read(acc.get(), buf, 2), 2);
 }
 
-TEST(PvmInet, UdpSenderIsShownInViewTerms) {
-  quiet_wake();
-  Config cfg;
-  cfg.net = slirp();
-  UniqueFd srv(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)), cli(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  sockaddr_in lo = in4("127.0.0.1", 0);
+TEST_F(PvmInetView, UdpSenderIsShownInViewTerms) {
+  ASSERT_NO_FATAL_FAILURE(bind_server(SOCK_DGRAM, "127.0.0.1"));
+  UniqueFd cli(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   Answer a;
-  Call b = self_call(SYS_bind, {static_cast<uint64_t>(srv.get()), addr(&lo), sizeof lo});
-  ASSERT_TRUE(do_inet(cfg, b, &a));
-  sockaddr_in host{};
-  socklen_t hl = sizeof host;
-  ASSERT_EQ(::getsockname(srv.get(), reinterpret_cast<sockaddr*>(&host), &hl), 0);
   sockaddr_in to = in4("10.0.2.100", ntohs(host.sin_port));
   Call s = self_call(SYS_sendto, {static_cast<uint64_t>(cli.get()), addr("ping"), 4, 0, addr(&to), sizeof to});
   ASSERT_TRUE(do_inet(cfg, s, &a));
@@ -265,18 +280,10 @@ TEST(PvmInet, UdpSenderIsShownInViewTerms) {
   EXPECT_EQ(text(*reinterpret_cast<sockaddr_in6*>(&from)).rfind("127.0.0.1:", 0), 0u);
 }
 
-TEST(PvmInet, SendmsgAndRecvmsgNamesAreTranslated) {
-  quiet_wake();
-  Config cfg;
-  cfg.net = slirp();
-  UniqueFd srv(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)), cli(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  sockaddr_in any = in4("0.0.0.0", 0);
+TEST_F(PvmInetView, SendmsgAndRecvmsgNamesAreTranslated) {
+  ASSERT_NO_FATAL_FAILURE(bind_server(SOCK_DGRAM, "0.0.0.0"));
+  UniqueFd cli(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   Answer a;
-  Call b = self_call(SYS_bind, {static_cast<uint64_t>(srv.get()), addr(&any), sizeof any});
-  ASSERT_TRUE(do_inet(cfg, b, &a));
-  sockaddr_in host{};
-  socklen_t hl = sizeof host;
-  ASSERT_EQ(::getsockname(srv.get(), reinterpret_cast<sockaddr*>(&host), &hl), 0);
   sockaddr_in to = in4("127.0.0.1", ntohs(host.sin_port));
   char data[] = "two parts";
   iovec out_iov[2] = {{data, 4}, {data + 4, 5}};
@@ -311,16 +318,11 @@ TEST(PvmInet, SendmsgAndRecvmsgNamesAreTranslated) {
   EXPECT_EQ(a.kind, Answer::kContinue);
 }
 
-TEST(PvmInet, RtnetlinkDumpsTheViewsInterfaces) {
-  quiet_wake();
-  Config cfg;
-  cfg.net = slirp();
-  Call s = self_call(SYS_socket, {AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE});
-  Answer a;
-  ASSERT_TRUE(do_inet(cfg, s, &a));
-  ASSERT_EQ(a.kind, Answer::kFd) << a.err;
-  UniqueFd sock = std::move(a.fd);  // the view's descriptor
+TEST_F(PvmInetView, RtnetlinkDumpsTheViewsInterfaces) {
+  UniqueFd sock;  // the view's descriptor
+  ASSERT_NO_FATAL_FAILURE(rtnetlink_socket(&sock));
   const int fd = sock.get();
+  Answer a;
   char req[256];
   nlmsghdr* h = nlm_nlmsg_put_header(req);
   h->nlmsg_type = RTM_GETADDR;
@@ -379,15 +381,9 @@ TEST(PvmInet, RtnetlinkDumpsTheViewsInterfaces) {
 
 // The server's NETLINK_USERSOCK address is open to every local process: only the view's own
 // rtnetlink sockets are answered (a review finding: any local user could ask it).
-TEST(PvmInet, RtnetlinkAnswersOnlyTheViewsSockets) {
-  quiet_wake();
-  Config cfg;
-  cfg.net = slirp();
-  Call s = self_call(SYS_socket, {AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE});
-  Answer a;
-  ASSERT_TRUE(do_inet(cfg, s, &a));
-  ASSERT_EQ(a.kind, Answer::kFd) << a.err;
-  UniqueFd view = std::move(a.fd);
+TEST_F(PvmInetView, RtnetlinkAnswersOnlyTheViewsSockets) {
+  UniqueFd view;
+  ASSERT_NO_FATAL_FAILURE(rtnetlink_socket(&view));
   sockaddr_nl server{};
   socklen_t len = sizeof server;
   ASSERT_EQ(::getpeername(view.get(), reinterpret_cast<sockaddr*>(&server), &len), 0);
