@@ -1,6 +1,7 @@
 #include "pvm/cow.h"
 
 #include "fusefs/layer_format.h"
+#include "pvm/host_at.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -100,7 +101,7 @@ void copy_xattrs(int from, int to) {
 
 bool origin_of(const std::string& path, dev_t* dev, ino_t* ino) {
   char v[64];
-  ssize_t n = ::getxattr(path.c_str(), kOrigin, v, sizeof v - 1);
+  ssize_t n = ::getxattr(HostAt(path).path().c_str(), kOrigin, v, sizeof v - 1);
   if (n <= 0) return false;
   v[n] = 0;
   unsigned long long d, i;
@@ -196,7 +197,15 @@ ssize_t Cow::read_link(const std::string& rel, int layer, char* buf, size_t size
   return ::readlinkat(o.get(), "", buf, size);
 }
 
-int Cow::child(const std::string& rel, Dir d, std::string_view name, CowNode* n, struct stat* st) const {
+namespace {
+// A name one step below a directory: no '/', not "." or "..".
+bool plain_name(std::string_view name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos;
+}
+}  // namespace
+
+int Cow::child(const std::string& rel, const Dir& d, std::string_view name, CowNode* n, struct stat* st,
+               Dir* next) const {
   *n = CowNode{};
   const std::string r = join(rel, name);
   bool opaque = false;
@@ -218,9 +227,35 @@ int Cow::child(const std::string& rel, Dir d, std::string_view name, CowNode* n,
       return errno;
     }
   }
+  std::shared_ptr<UniqueFd> lower_fd;
   if (d.lower) {
+    // In the lower layer, one name below the directory's descriptor when the walk holds one:
+    // that descriptor was opened the same way from the lower root (one name at a time,
+    // O_NOFOLLOW, never "." or ".."), so this lookup is still beneath the root and follows no
+    // symlink, as stat_beneath's RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS walk from the root.
+    const int base = !plain_name(name) ? -1 : d.lower_fd ? d.lower_fd->get() : rel == "." ? lower_.get() : -1;
+    const std::string nm(name);
     struct stat lst;
-    if (int e = stat_beneath(lower_.get(), r, &lst); e == 0) {
+    int e = 0;
+    if (base < 0) {
+      e = stat_beneath(lower_.get(), r, &lst);
+    } else if (next) {
+      // Going through it: opening it as a directory says it is one (its stat is not needed on
+      // the way) and gives the next step its base.
+      int fd = ::openat(base, nm.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd >= 0) {
+        lower_fd = std::make_shared<UniqueFd>(fd);
+        lst = {};
+        lst.st_mode = S_IFDIR;
+      } else if (errno == ENOTDIR || errno == ELOOP) {  // not a directory: what it is
+        e = ::fstatat(base, nm.c_str(), &lst, AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
+      } else {
+        e = errno;
+      }
+    } else {
+      e = ::fstatat(base, nm.c_str(), &lst, AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
+    }
+    if (e == 0) {
       n->in_lower = true;
       n->lower_dev = lst.st_dev;
       n->lower_ino = lst.st_ino;
@@ -234,7 +269,12 @@ int Cow::child(const std::string& rel, Dir d, std::string_view name, CowNode* n,
       return e;
     }
   }
-  return n->layer ? 0 : ENOENT;
+  if (!n->layer) return ENOENT;
+  if (next && S_ISDIR(st->st_mode)) {
+    *next = dir_of(*n, *st);
+    if (next->lower) next->lower_fd = std::move(lower_fd);
+  }
+  return 0;
 }
 
 Cow::Dir Cow::dir_of(const CowNode& n, const struct stat& st) {
@@ -261,15 +301,25 @@ int Cow::lookup(const std::string& rel, CowNode* n, struct stat* st, Dir* dir) c
   for (;;) {
     size_t next = rel.find('/', pos);
     std::string_view name = std::string_view(rel).substr(pos, next == std::string::npos ? std::string::npos : next - pos);
-    if (int e = child(cur, d, name, n, st)) return e;
+    const bool last = next == std::string::npos;
+    Dir nd;  // the walk holds the lower directory's descriptor from one step to the next
+    if (int e = child(cur, d, name, n, st, last ? nullptr : &nd)) return e;
+    if (last) {
+      if (dir) {
+        *dir = dir_of(*n, *st);
+        const int base = d.lower_fd ? d.lower_fd->get() : cur == "." ? lower_.get() : -1;
+        if (dir->lower && base >= 0 && plain_name(name)) {  // for the caller's next steps
+          int fd = ::openat(base, std::string(name).c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          if (fd >= 0) dir->lower_fd = std::make_shared<UniqueFd>(fd);
+        }
+      }
+      return 0;
+    }
     cur = join(cur, name);
-    if (next == std::string::npos) break;
     if (!S_ISDIR(st->st_mode)) return ENOTDIR;
-    d = dir_of(*n, *st);
+    d = std::move(nd);
     pos = next + 1;
   }
-  if (dir) *dir = dir_of(*n, *st);
-  return 0;
 }
 
 void Cow::present(const std::string& rel, const CowNode& n, struct stat* st) const {
