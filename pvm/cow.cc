@@ -47,10 +47,58 @@ std::string proc_fd(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
 std::string stored_name(const std::string& name) { return stored_xattr_name(name.c_str()); }
 
+long openat2_retry(int dirfd, const char* path, const struct open_how& how) {
+  long fd;
+  do fd = ::syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+  while (fd < 0 && errno == EAGAIN);
+  return fd;
+}
+
+// rel below root as a (descriptor, rest) pair when rel is too long for one call (a path of
+// nearly PATH_MAX bytes from the caller's cwd is longer from the cow's root: pvm/host_at.h). The
+// chunks are opened as open_beneath opens (beneath root, no symlink followed), so a lookup of
+// the rest below the last one is still beneath root.
+struct Under {
+  UniqueFd hold;
+  int fd = -1;
+  std::string rest;
+  int err = 0;
+};
+Under under(int root, const std::string& rel) {
+  Under u;
+  u.fd = root;
+  size_t start = 0;
+  struct open_how how {};
+  how.flags = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  while (rel.size() - start >= kShortPath) {
+    const size_t k = rel.rfind('/', std::min(start + kShortPath - 1, rel.size() - 2));
+    if (k == std::string::npos || k <= start) {
+      u.err = ENAMETOOLONG;
+      return u;
+    }
+    long fd = openat2_retry(u.fd, rel.substr(start, k - start).c_str(), how);
+    if (fd < 0) {
+      u.err = errno;
+      return u;
+    }
+    u.hold.reset(static_cast<int>(fd));
+    u.fd = u.hold.get();
+    start = k + 1;
+  }
+  u.rest = rel.substr(start);
+  return u;
+}
+
 // Opens rel below the directory `root` without following any symlink or leaving it
 // (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS): the lower tree may hold symlinks anyone planted,
 // and a walk of ours already expanded the view's own. -1 with errno.
 int open_beneath(int root, const std::string& rel, int flags, mode_t mode = 0) {
+  if (rel.size() >= kShortPath) {
+    Under u = under(root, rel);
+    if (u.err) return errno = u.err, -1;
+    return open_beneath(u.fd, u.rest, flags, mode);
+  }
   struct open_how how {};
   constexpr int kValid = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_NONBLOCK | O_SYNC | O_DSYNC | O_DIRECT |
                          O_LARGEFILE | O_DIRECTORY | O_NOATIME | O_TMPFILE | O_PATH | O_NOCTTY;
@@ -58,10 +106,7 @@ int open_beneath(int root, const std::string& rel, int flags, mode_t mode = 0) {
   if ((flags & O_PATH)) how.flags &= O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
   how.mode = (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? mode & 07777 : 0;
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-  long fd;
-  do fd = ::syscall(SYS_openat2, root, rel.c_str(), &how, sizeof how);
-  while (fd < 0 && errno == EAGAIN);
-  return static_cast<int>(fd);
+  return static_cast<int>(openat2_retry(root, rel.c_str(), how));
 }
 
 // The layer directory holding rel (O_PATH), for the *at calls on its base name.
@@ -216,13 +261,19 @@ int Cow::child(const std::string& rel, const Dir& d, std::string_view name, CowN
   // not the same isolation"); every change in it is RESOLVE_BENEATH anyway. One fstatat there
   // keeps the lookups of merged trees cheaper (stat_beneath costs three calls).
   if (d.upper) {
-    if (::fstatat(upper_.get(), r.c_str(), st, AT_SYMLINK_NOFOLLOW) == 0) {
+    Under u;  // a long rel: in chunks (a missing chunk is the name's ENOENT)
+    if (r.size() >= kShortPath && (u = under(upper_.get(), r)).err && u.err != ENOENT) return u.err;
+    const int ufd = u.hold ? u.fd : upper_.get();
+    const char* urel = u.hold ? u.rest.c_str() : r.c_str();
+    if (u.err) {
+      errno = ENOENT;
+    } else if (::fstatat(ufd, urel, st, AT_SYMLINK_NOFOLLOW) == 0) {
       if (is_whiteout(*st)) {
         n->whiteout = true;
         return ENOENT;
       }
       n->layer = 1;
-      if (S_ISDIR(st->st_mode) && d.lower) opaque = layer_format::is_opaque_at(upper_.get(), r.c_str());
+      if (S_ISDIR(st->st_mode) && d.lower) opaque = layer_format::is_opaque_at(ufd, urel);
     } else if (errno != ENOENT) {
       return errno;
     }

@@ -52,14 +52,14 @@ pjd_run() {  # NAME DIR CMD… --
 pjd_table() {  # NAME…
   local d v dirs=$pjd_dirs
   [ -n "$dirs" ] || dirs=$(cd "$suite" && ls -d */ | tr -d /)
-  printf '%-12s' "directory"; for v in "$@"; do printf '%16s' "$v pass/fail"; done; echo
+  printf '%-12s' "directory"; for v in "$@"; do printf '%20s' "$v pass/fail"; done; echo
   for d in $dirs; do
     grep -q "^\./$d/" "$work"/res-* || continue
     printf '%-12s' "$d"
-    for v in "$@"; do printf '%16s' "$(grep -c "^\./$d/.* ok$" "$work/res-$v")/$(grep -c "^\./$d/.* fail$" "$work/res-$v")"; done
+    for v in "$@"; do printf '%20s' "$(grep -c "^\./$d/.* ok$" "$work/res-$v")/$(grep -c "^\./$d/.* fail$" "$work/res-$v")"; done
     echo
   done
-  printf '%-12s' total; for v in "$@"; do printf '%16s' "$(grep -c ' ok$' "$work/res-$v")/$(grep -c ' fail$' "$work/res-$v")"; done; echo
+  printf '%-12s' total; for v in "$@"; do printf '%20s' "$(grep -c ' ok$' "$work/res-$v")/$(grep -c ' fail$' "$work/res-$v")"; done; echo
 }
 
 pjd_same() {  # REF NAME [KNOWN]
