@@ -56,7 +56,10 @@ pjd_table() {  # NAME…
   for d in $dirs; do
     grep -q "^\./$d/" "$work"/res-* || continue
     printf '%-12s' "$d"
-    for v in "$@"; do printf '%20s' "$(grep -c "^\./$d/.* ok$" "$work/res-$v")/$(grep -c "^\./$d/.* fail$" "$work/res-$v")"; done
+    for v in "$@"; do
+      if grep -q "^\./$d/" "$work/res-$v"; then printf '%20s' "$(grep -c "^\./$d/.* ok$" "$work/res-$v")/$(grep -c "^\./$d/.* fail$" "$work/res-$v")"
+      else printf '%20s' -; fi  # not run in that view
+    done
     echo
   done
   printf '%-12s' total; for v in "$@"; do printf '%20s' "$(grep -c ' ok$' "$work/res-$v")/$(grep -c ' fail$' "$work/res-$v")"; done; echo
