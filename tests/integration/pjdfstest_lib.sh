@@ -11,9 +11,9 @@
 #   pjd_complete NAME          ok when every .t file ran its whole plan in NAME
 #
 # In the view the .t files run in $pjd_streams parallel streams (the suite mostly sleeps: a second
-# per ctime check), each .t in a directory of its own one level below DIR (mode 0755: the suite
-# runs some calls as other ids), so what a failed one leaves (a mode, a name) never decides the
-# next ones. A result line is "FILE N ok" or "FILE N fail" per subtest (# TODO ones left out),
+# per ctime check), each .t in a directory of its own one level below DIR (t.STREAM.N, mode 0755:
+# the suite runs some calls as other ids), so what a failed one leaves (a mode, a name) never
+# decides the next ones. A result line is "FILE N ok" or "FILE N fail" per subtest (# TODO ones left out),
 # and "FILE * incomplete (ran N of M)" for a file that did not run its plan.
 pjd_dirs=${pjd_dirs:-}
 pjd_streams=${pjd_streams:-3}
@@ -24,14 +24,17 @@ stream() {
   for t in $(cd "$2" && if [ -n "$5" ]; then for d in $5; do [ -d "$d" ] && find "./$d" -name "*.t"; done; else find . -name "*.t"; fi | sort); do
     i=$((i + 1))
     [ $((i % $4)) = "$3" ] || continue
-    w=$(mktemp -d "$1/t.XXXXXX") && chmod 755 "$w" && cd "$w" || exit 1
+    w="$1/t.$3.$i"
+    mkdir -m 755 "$w" && cd "$w" || exit 1
     out=$(sh "$2/$t" 2>&1)
     cd "$1" || exit 1
-    plan=$(printf "%s\n" "$out" | sed -n "s/^1\.\.\([0-9]*\)$/\1/p" | head -1)
-    # sed -u: a line is one write (the streams share the result file)
-    printf "%s\n" "$out" | grep -v "# TODO" | sed -u -n -e "s|^not ok \([0-9]*\).*|$t \1 fail|p" -e "s|^ok \([0-9]*\).*|$t \1 ok|p"
-    n=$(printf "%s\n" "$out" | grep -cE "^(not )?ok [0-9]+")
-    [ -n "$plan" ] && [ "$n" = "$plan" ] || echo "$t * incomplete (ran $n of ${plan:-?})"
+    # One awk a file (in a pvm view every process is a traced exec); fflush: a line is one
+    # write (the streams share the result file).
+    printf "%s\n" "$out" | awk -v t="$t" "
+      /^1\.\.[0-9]+\$/ && plan == \"\" { plan = substr(\$0, 4) }
+      /^(not )?ok [0-9]+/ { n++; if (\$0 ~ /# TODO/) next
+        if (\$1 == \"not\") print t, \$3, \"fail\"; else print t, \$2, \"ok\"; fflush() }
+      END { if (plan == \"\" || n != plan + 0) print t, \"* incomplete (ran \" n + 0 \" of \" (plan == \"\" ? \"?\" : plan) \")\" }"
   done
 }
 k=0
