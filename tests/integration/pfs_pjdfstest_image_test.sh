@@ -8,9 +8,9 @@
 #   B    pvm, user namespaces denied by a filter without no_new_privs (deny-userns-host): the
 #        kernel's FUSE through the setuid fusermount3
 #   A    pvm in a container (deny-container): the monitor serves fuse2fs (pvm/fuse_client.h)
-# Prints a pass/fail table per directory of the suite. B and A must pass and fail exactly what
-# ns does (the same fuse2fs) but for the known subtests listed below (path length; A: the shadow
-# tree's limits, pvm/fuse_client.h).
+# Prints a pass/fail table per directory of the suite (the runner: pjdfstest_lib.sh). B must pass
+# and fail exactly what ns does (the same fuse2fs), A too but for the known subtests listed below
+# (the shadow tree's limits, pvm/fuse_client.h).
 # Root-run (the filters are installed as root; every view runs as the test user). Built and
 # started by pjdfstest_run.sh with PJDFSTEST_SCRIPT=pfs_pjdfstest_image_test.sh PJDFSTEST_ROOT_RUN=1.
 set -u
