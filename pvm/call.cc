@@ -46,6 +46,7 @@
 #include "pvm/accel_abi.h"
 
 #include "pvm/compat.h"
+#include "pvm/host_at.h"
 
 namespace vu::pvm {
 
@@ -105,8 +106,8 @@ int read_string(pid_t pid, uint64_t addr, std::string* out, size_t max) {
 }
 
 std::string read_link(const std::string& path) {
-  char buf[4096];
-  ssize_t n = ::readlink(path.c_str(), buf, sizeof buf - 1);
+  char buf[8192];  // more than a page: the kernel's d_path never truncates into it
+  ssize_t n = host_readlink(path, buf, sizeof buf - 1);
   return n < 0 ? std::string() : std::string(buf, static_cast<size_t>(n));
 }
 
@@ -158,6 +159,7 @@ bool host_gid(const Config& c, uint32_t v, gid_t* out) {
 // Where a relative path of this call starts: the dirfd's or the cwd's place, in both worlds.
 int start_of(const Config& cfg, Call& c, int dirfd, Start* s) {
   s->host = read_link(dirfd_path(c.tid, dirfd));
+  if (s->host.empty() && errno == ENAMETOOLONG) s->host = long_dir_path(dirfd_path(c.tid, dirfd));  // deep: pvm/host_at.h
   if (s->host.empty() || s->host[0] != '/') return dirfd == AT_FDCWD ? ENOENT : (s->host.empty() ? EBADF : ENOTDIR);
   constexpr std::string_view kDeleted = " (deleted)";
   if (s->host.ends_with(kDeleted)) {

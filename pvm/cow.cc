@@ -1,6 +1,7 @@
 #include "pvm/cow.h"
 
 #include "fusefs/layer_format.h"
+#include "pvm/host_at.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -46,10 +47,58 @@ std::string proc_fd(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
 std::string stored_name(const std::string& name) { return stored_xattr_name(name.c_str()); }
 
+long openat2_retry(int dirfd, const char* path, const struct open_how& how) {
+  long fd;
+  do fd = ::syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+  while (fd < 0 && errno == EAGAIN);
+  return fd;
+}
+
+// rel below root as a (descriptor, rest) pair when rel is too long for one call (a path of
+// nearly PATH_MAX bytes from the caller's cwd is longer from the cow's root: pvm/host_at.h). The
+// chunks are opened as open_beneath opens (beneath root, no symlink followed), so a lookup of
+// the rest below the last one is still beneath root.
+struct Under {
+  UniqueFd hold;
+  int fd = -1;
+  std::string rest;
+  int err = 0;
+};
+Under under(int root, const std::string& rel) {
+  Under u;
+  u.fd = root;
+  size_t start = 0;
+  struct open_how how {};
+  how.flags = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  while (rel.size() - start >= kShortPath) {
+    const size_t k = rel.rfind('/', std::min(start + kShortPath - 1, rel.size() - 2));
+    if (k == std::string::npos || k <= start) {
+      u.err = ENAMETOOLONG;
+      return u;
+    }
+    long fd = openat2_retry(u.fd, rel.substr(start, k - start).c_str(), how);
+    if (fd < 0) {
+      u.err = errno;
+      return u;
+    }
+    u.hold.reset(static_cast<int>(fd));
+    u.fd = u.hold.get();
+    start = k + 1;
+  }
+  u.rest = rel.substr(start);
+  return u;
+}
+
 // Opens rel below the directory `root` without following any symlink or leaving it
 // (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS): the lower tree may hold symlinks anyone planted,
 // and a walk of ours already expanded the view's own. -1 with errno.
 int open_beneath(int root, const std::string& rel, int flags, mode_t mode = 0) {
+  if (rel.size() >= kShortPath) {
+    Under u = under(root, rel);
+    if (u.err) return errno = u.err, -1;
+    return open_beneath(u.fd, u.rest, flags, mode);
+  }
   struct open_how how {};
   constexpr int kValid = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_NONBLOCK | O_SYNC | O_DSYNC | O_DIRECT |
                          O_LARGEFILE | O_DIRECTORY | O_NOATIME | O_TMPFILE | O_PATH | O_NOCTTY;
@@ -57,10 +106,7 @@ int open_beneath(int root, const std::string& rel, int flags, mode_t mode = 0) {
   if ((flags & O_PATH)) how.flags &= O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
   how.mode = (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? mode & 07777 : 0;
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-  long fd;
-  do fd = ::syscall(SYS_openat2, root, rel.c_str(), &how, sizeof how);
-  while (fd < 0 && errno == EAGAIN);
-  return static_cast<int>(fd);
+  return static_cast<int>(openat2_retry(root, rel.c_str(), how));
 }
 
 // The layer directory holding rel (O_PATH), for the *at calls on its base name.
@@ -100,7 +146,7 @@ void copy_xattrs(int from, int to) {
 
 bool origin_of(const std::string& path, dev_t* dev, ino_t* ino) {
   char v[64];
-  ssize_t n = ::getxattr(path.c_str(), kOrigin, v, sizeof v - 1);
+  ssize_t n = ::getxattr(HostAt(path).path().c_str(), kOrigin, v, sizeof v - 1);
   if (n <= 0) return false;
   v[n] = 0;
   unsigned long long d, i;
@@ -196,7 +242,15 @@ ssize_t Cow::read_link(const std::string& rel, int layer, char* buf, size_t size
   return ::readlinkat(o.get(), "", buf, size);
 }
 
-int Cow::child(const std::string& rel, Dir d, std::string_view name, CowNode* n, struct stat* st) const {
+namespace {
+// A name one step below a directory: no '/', not "." or "..".
+bool plain_name(std::string_view name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos;
+}
+}  // namespace
+
+int Cow::child(const std::string& rel, const Dir& d, std::string_view name, CowNode* n, struct stat* st,
+               Dir* next) const {
   *n = CowNode{};
   const std::string r = join(rel, name);
   bool opaque = false;
@@ -207,20 +261,52 @@ int Cow::child(const std::string& rel, Dir d, std::string_view name, CowNode* n,
   // not the same isolation"); every change in it is RESOLVE_BENEATH anyway. One fstatat there
   // keeps the lookups of merged trees cheaper (stat_beneath costs three calls).
   if (d.upper) {
-    if (::fstatat(upper_.get(), r.c_str(), st, AT_SYMLINK_NOFOLLOW) == 0) {
+    Under u;  // a long rel: in chunks (a missing chunk is the name's ENOENT)
+    if (r.size() >= kShortPath && (u = under(upper_.get(), r)).err && u.err != ENOENT) return u.err;
+    const int ufd = u.hold ? u.fd : upper_.get();
+    const char* urel = u.hold ? u.rest.c_str() : r.c_str();
+    if (u.err) {
+      errno = ENOENT;
+    } else if (::fstatat(ufd, urel, st, AT_SYMLINK_NOFOLLOW) == 0) {
       if (is_whiteout(*st)) {
         n->whiteout = true;
         return ENOENT;
       }
       n->layer = 1;
-      if (S_ISDIR(st->st_mode) && d.lower) opaque = layer_format::is_opaque_at(upper_.get(), r.c_str());
+      if (S_ISDIR(st->st_mode) && d.lower) opaque = layer_format::is_opaque_at(ufd, urel);
     } else if (errno != ENOENT) {
       return errno;
     }
   }
+  std::shared_ptr<UniqueFd> lower_fd;
   if (d.lower) {
+    // In the lower layer, one name below the directory's descriptor when the walk holds one:
+    // that descriptor was opened the same way from the lower root (one name at a time,
+    // O_NOFOLLOW, never "." or ".."), so this lookup is still beneath the root and follows no
+    // symlink, as stat_beneath's RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS walk from the root.
+    const int base = !plain_name(name) ? -1 : d.lower_fd ? d.lower_fd->get() : rel == "." ? lower_.get() : -1;
+    const std::string nm(name);
     struct stat lst;
-    if (int e = stat_beneath(lower_.get(), r, &lst); e == 0) {
+    int e = 0;
+    if (base < 0) {
+      e = stat_beneath(lower_.get(), r, &lst);
+    } else if (next) {
+      // Going through it: opening it as a directory says it is one (its stat is not needed on
+      // the way) and gives the next step its base.
+      int fd = ::openat(base, nm.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd >= 0) {
+        lower_fd = std::make_shared<UniqueFd>(fd);
+        lst = {};
+        lst.st_mode = S_IFDIR;
+      } else if (errno == ENOTDIR || errno == ELOOP) {  // not a directory: what it is
+        e = ::fstatat(base, nm.c_str(), &lst, AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
+      } else {
+        e = errno;
+      }
+    } else {
+      e = ::fstatat(base, nm.c_str(), &lst, AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
+    }
+    if (e == 0) {
       n->in_lower = true;
       n->lower_dev = lst.st_dev;
       n->lower_ino = lst.st_ino;
@@ -234,7 +320,12 @@ int Cow::child(const std::string& rel, Dir d, std::string_view name, CowNode* n,
       return e;
     }
   }
-  return n->layer ? 0 : ENOENT;
+  if (!n->layer) return ENOENT;
+  if (next && S_ISDIR(st->st_mode)) {
+    *next = dir_of(*n, *st);
+    if (next->lower) next->lower_fd = std::move(lower_fd);
+  }
+  return 0;
 }
 
 Cow::Dir Cow::dir_of(const CowNode& n, const struct stat& st) {
@@ -261,15 +352,25 @@ int Cow::lookup(const std::string& rel, CowNode* n, struct stat* st, Dir* dir) c
   for (;;) {
     size_t next = rel.find('/', pos);
     std::string_view name = std::string_view(rel).substr(pos, next == std::string::npos ? std::string::npos : next - pos);
-    if (int e = child(cur, d, name, n, st)) return e;
+    const bool last = next == std::string::npos;
+    Dir nd;  // the walk holds the lower directory's descriptor from one step to the next
+    if (int e = child(cur, d, name, n, st, last ? nullptr : &nd)) return e;
+    if (last) {
+      if (dir) {
+        *dir = dir_of(*n, *st);
+        const int base = d.lower_fd ? d.lower_fd->get() : cur == "." ? lower_.get() : -1;
+        if (dir->lower && base >= 0 && plain_name(name)) {  // for the caller's next steps
+          int fd = ::openat(base, std::string(name).c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          if (fd >= 0) dir->lower_fd = std::make_shared<UniqueFd>(fd);
+        }
+      }
+      return 0;
+    }
     cur = join(cur, name);
-    if (next == std::string::npos) break;
     if (!S_ISDIR(st->st_mode)) return ENOTDIR;
-    d = dir_of(*n, *st);
+    d = std::move(nd);
     pos = next + 1;
   }
-  if (dir) *dir = dir_of(*n, *st);
-  return 0;
 }
 
 void Cow::present(const std::string& rel, const CowNode& n, struct stat* st) const {

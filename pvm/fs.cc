@@ -50,6 +50,7 @@
 #include "pvm/compat.h"
 #include "pvm/cow.h"
 #include "pvm/fuse_client.h"
+#include "pvm/host_at.h"
 
 namespace vu::pvm {
 
@@ -326,7 +327,9 @@ Answer do_open(const Config& cfg, Call& c, int dirfd, uint64_t path, int flags, 
     a.cloexec = flags & O_CLOEXEC;
     return a;
   }
-  auto open_host = [&] { return static_cast<long>(::open(r.host.c_str(), flags | O_CLOEXEC, mode)); };
+  HostAt h(r.host);
+  if (h.err) return Answer::error(h.err);
+  auto open_host = [&] { return static_cast<long>(::openat(h.fd(), h.rel(), flags | O_CLOEXEC, mode)); };
   const bool waits = r.exists && (S_ISFIFO(r.st.st_mode) || S_ISCHR(r.st.st_mode)) && !(flags & O_NONBLOCK);
   a.fd.reset(static_cast<int>(waits ? wait_like_caller(c, open_host) : open_host()));
   if (!a.fd) return Answer::error(errno);
@@ -375,7 +378,9 @@ Answer do_statx(const Config& cfg, Call& c) {
     if (S_ISLNK(r.st.st_mode)) sflags |= AT_SYMLINK_NOFOLLOW;
   }
   struct statx stx;
-  if (::statx(AT_FDCWD, host.c_str(), sflags, mask | STATX_BASIC_STATS, &stx) < 0)
+  HostAt h(host);
+  if (h.err) return Answer::error(h.err);
+  if (::statx(h.fd(), h.rel(), sflags, mask | STATX_BASIC_STATS, &stx) < 0)
     return Answer::error(errno == ENOENT && host.compare(0, 6, "/proc/") == 0 ? EBADF : errno);
   if (r.cow || (fd && cfg.map.has_cow())) {
     struct stat st = statx_to_stat(stx);
@@ -398,7 +403,9 @@ Answer do_access(const Config& cfg, Call& c, int dirfd, uint64_t path, int mode,
   if ((mode & W_OK) && writes_refused(r)) return Answer::error(EROFS);
   if (r.cow) return cow_access(cfg, r, mode);
   if (!r.moved) return Answer::cont();
-  return Answer::result(::faccessat(AT_FDCWD, r.host.c_str(), mode, (flags & AT_EACCESS) | AT_SYMLINK_NOFOLLOW));
+  HostAt h(r.host);
+  if (h.err) return Answer::error(h.err);
+  return Answer::result(::faccessat(h.fd(), h.rel(), mode, (flags & AT_EACCESS) | AT_SYMLINK_NOFOLLOW));
 }
 
 bool is_proc_magic(const std::string& host) {
@@ -473,7 +480,9 @@ Answer do_mkdir(const Config& cfg, Call& c, int dirfd, uint64_t path, mode_t mod
   Answer a = check_create(cfg, r, true);
   if (a.kind != Answer::kContinue || !r.moved) return a;
   if (r.cow) return cow_result(r.cow->mkdir(r.rel, mode & 07777 & ~umask_of(c)));
-  return Answer::result(::mkdir(r.host.c_str(), mode & ~umask_of(c)));
+  HostAt h(r.host);
+  if (h.err) return Answer::error(h.err);
+  return Answer::result(::mkdirat(h.fd(), h.rel(), mode & ~umask_of(c)));
 }
 
 Answer do_mknod(const Config& cfg, Call& c, int dirfd, uint64_t path, mode_t mode, dev_t dev) {
@@ -482,7 +491,9 @@ Answer do_mknod(const Config& cfg, Call& c, int dirfd, uint64_t path, mode_t mod
   Answer a = check_create(cfg, r);
   if (a.kind != Answer::kContinue || !r.moved) return a;
   if (r.cow) return cow_result(r.cow->mknod(r.rel, mode & ~umask_of(c), dev));
-  return Answer::result(::mknod(r.host.c_str(), mode & ~umask_of(c), dev));
+  HostAt h(r.host);
+  if (h.err) return Answer::error(h.err);
+  return Answer::result(::mknodat(h.fd(), h.rel(), mode & ~umask_of(c), dev));
 }
 
 Answer do_symlink(const Config& cfg, Call& c, uint64_t target, int dirfd, uint64_t path) {
@@ -492,7 +503,9 @@ Answer do_symlink(const Config& cfg, Call& c, uint64_t target, int dirfd, uint64
   std::string t;
   if (int e = read_string(c.tid, target, &t)) return Answer::error(e);
   if (r.cow) return cow_result(t.empty() ? ENOENT : r.cow->symlink(t, r.rel));
-  return Answer::result(::symlink(t.c_str(), r.host.c_str()));
+  HostAt h(r.host);
+  if (h.err) return Answer::error(h.err);
+  return Answer::result(::symlinkat(t.c_str(), h.fd(), h.rel()));
 }
 
 Answer do_remove(const Config& cfg, Call& c, int dirfd, uint64_t path, bool dir) {
@@ -505,7 +518,9 @@ Answer do_remove(const Config& cfg, Call& c, int dirfd, uint64_t path, bool dir)
   if (r.read_only() || in_read_only_mirror(cfg, r)) return Answer::error(EROFS);
   if (!r.moved) return Answer::cont();
   if (r.cow) return cow_result(r.rel == "." ? EBUSY : r.cow->remove(r.rel, dir));
-  return Answer::result(dir ? ::rmdir(r.host.c_str()) : ::unlink(r.host.c_str()));
+  HostAt h(r.host);
+  if (h.err) return Answer::error(h.err);
+  return Answer::result(::unlinkat(h.fd(), h.rel(), dir ? AT_REMOVEDIR : 0));
 }
 
 Answer do_rename(const Config& cfg, Call& c, int olddir, uint64_t oldp, int newdir, uint64_t newp,
@@ -523,7 +538,9 @@ Answer do_rename(const Config& cfg, Call& c, int olddir, uint64_t oldp, int newd
   if (o.read_only() || in_read_only_mirror(cfg, o) || in_read_only_mirror(cfg, n)) return Answer::error(EROFS);
   if (!o.moved && !n.moved) return Answer::cont();
   if (o.cow) return cow_result(o.rel == "." || n.rel == "." ? EBUSY : o.cow->rename(o.rel, n.rel, flags));
-  return Answer::result(::renameat2(AT_FDCWD, o.host.c_str(), AT_FDCWD, n.host.c_str(), flags));
+  HostAt ho(o.host), hn(n.host);
+  if (ho.err || hn.err) return Answer::error(ho.err ? ho.err : hn.err);
+  return Answer::result(::renameat2(ho.fd(), ho.rel(), hn.fd(), hn.rel(), flags));
 }
 
 Answer do_link(const Config& cfg, Call& c, int olddir, uint64_t oldp, int newdir, uint64_t newp, int flags) {
@@ -539,7 +556,9 @@ Answer do_link(const Config& cfg, Call& c, int olddir, uint64_t oldp, int newdir
   if (n.read_only() || in_read_only_mirror(cfg, n)) return Answer::error(EROFS);
   if (!o.moved && !n.moved) return Answer::cont();
   if (o.cow) return cow_result(S_ISDIR(o.st.st_mode) ? EPERM : o.cow->link(o.rel, n.rel));
-  return Answer::result(::linkat(AT_FDCWD, o.host.c_str(), AT_FDCWD, n.host.c_str(), 0));
+  HostAt ho(o.host), hn(n.host);
+  if (ho.err || hn.err) return Answer::error(ho.err ? ho.err : hn.err);
+  return Answer::result(::linkat(ho.fd(), ho.rel(), hn.fd(), hn.rel(), 0));
 }
 
 // ---- changing attributes -------------------------------------------------------------------
@@ -558,7 +577,9 @@ Answer do_chmod(const Config& cfg, Call& c, int dirfd, uint64_t path, mode_t mod
     if (int e = fuse_chmod_check(cfg, r.st)) return Answer::error(e);  // another owner's (fuse_client.h)
   if (!r.moved) return Answer::cont();
   if (r.cow) return cow_result(S_ISLNK(r.st.st_mode) ? EOPNOTSUPP : r.cow->chmod(r.rel, mode & 07777));
-  return Answer::result(::fchmodat(AT_FDCWD, r.host.c_str(), mode, flags & AT_SYMLINK_NOFOLLOW));
+  HostAt h(r.host);
+  if (h.err) return Answer::error(h.err);
+  return Answer::result(::fchmodat(h.fd(), h.rel(), mode, flags & AT_SYMLINK_NOFOLLOW));
 }
 
 Answer do_chown(const Config& cfg, Call& c, int dirfd, uint64_t path, uint64_t u, uint64_t g, int flags) {
@@ -582,7 +603,9 @@ Answer do_chown(const Config& cfg, Call& c, int dirfd, uint64_t path, uint64_t u
     host = r.host;
     if (S_ISLNK(r.st.st_mode)) hflags = AT_SYMLINK_NOFOLLOW;
   }
-  return Answer::result(::fchownat(AT_FDCWD, host.c_str(), hu, hg, hflags));
+  HostAt h(host);
+  if (h.err) return Answer::error(h.err);
+  return Answer::result(::fchownat(h.fd(), h.rel(), hu, hg, hflags));
 }
 
 Answer do_fchown(const Config& cfg, Call& c) {
@@ -610,7 +633,9 @@ Answer do_truncate(const Config& cfg, Call& c) {
     if (static_cast<int64_t>(c.a[1]) < 0) return Answer::error(EINVAL);
     return cow_result(r.cow->truncate(r.rel, static_cast<off_t>(c.a[1])));
   }
-  return Answer::result(::truncate(r.host.c_str(), static_cast<off_t>(c.a[1])));
+  HostAt h(r.host);
+  if (h.err) return Answer::error(h.err);
+  return Answer::result(::truncate(h.path().c_str(), static_cast<off_t>(c.a[1])));
 }
 
 // utime, utimes, futimesat, utimensat: the times are read in the caller's format and applied
@@ -653,7 +678,9 @@ Answer do_utimes(const Config& cfg, Call& c) {
     }
   }
   if (r.cow) return cow_result(r.cow->utimens(cow_rel, tp));
-  return Answer::result(::utimensat(AT_FDCWD, r.host.c_str(), tp, flags & AT_SYMLINK_NOFOLLOW));
+  HostAt h(r.host);
+  if (h.err) return Answer::error(h.err);
+  return Answer::result(::utimensat(h.fd(), h.rel(), tp, flags & AT_SYMLINK_NOFOLLOW));
 }
 
 Answer do_xattr(const Config& cfg, Call& c) {
@@ -666,7 +693,10 @@ Answer do_xattr(const Config& cfg, Call& c) {
   if (r.err) return Answer::error(r.err);
   if (!r.exists) return Answer::error(ENOENT);
   if (!r.moved && !r.cow) return Answer::cont();  // a cow's user.overlay.* names are escaped
-  const char* host = r.host.c_str();
+  HostAt h(r.host);
+  if (h.err) return Answer::error(h.err);
+  const std::string host_path = h.path();
+  const char* host = host_path.c_str();
   std::string name;
   if (c.nr != SYS_listxattr && c.nr != SYS_llistxattr) {
     if (int e = read_string(c.tid, c.a[1], &name, 256)) return Answer::error(e == ENAMETOOLONG ? ERANGE : e);
@@ -717,7 +747,7 @@ Answer do_statfs(const Config& cfg, Call& c) {
   if (!r.moved && !r.read_only() && !r.cow) return Answer::cont();
   struct statfs sf;
   if (int e = fuse_statfs(cfg, r.host, &sf); e > 0) return Answer::error(e);
-  else if (e < 0 && ::statfs(r.host.c_str(), &sf) < 0) return Answer::error(errno);
+  else if (e < 0 && ::statfs(HostAt(r.host).path().c_str(), &sf) < 0) return Answer::error(errno);
   if (r.read_only()) sf.f_flags |= ST_RDONLY;
   if (r.cow) sf.f_type = 0x794c7630;  // OVERLAYFS_SUPER_MAGIC: what the ns backend's kernel layer says
   if (!write_mem(c.tid, c.a[1], &sf, sizeof sf)) return Answer::error(EFAULT);
@@ -758,7 +788,9 @@ Answer do_inotify_add_watch(const Config& cfg, Call& c) {
   int err = 0;
   UniqueFd in = take_fd(c, c.arg_int(0), &err);
   if (!in) return Answer::error(err == EBADF || err == ESRCH ? EBADF : err);
-  return Answer::result(::inotify_add_watch(in.get(), r.host.c_str(), mask | IN_DONT_FOLLOW));
+  HostAt h(r.host);
+  if (h.err) return Answer::error(h.err);
+  return Answer::result(::inotify_add_watch(in.get(), h.path().c_str(), mask | IN_DONT_FOLLOW));
 }
 
 

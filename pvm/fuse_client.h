@@ -63,9 +63,10 @@
 // (pvm/accel.c) is off in views with a FUSE mount (its native openat would read a file not filled
 // yet); the program runs outside the view, untraced (its arguments are host paths); libfuse2
 // programs need the shim, i.e. dynamic linking. The shadow's own limits answer, not the program's (a
-// name of NAME_MAX+1 bytes is ENAMETOOLONG, the largest file is tmpfs's), and a path of nearly
-// PATH_MAX bytes under the mountpoint is ENAMETOOLONG (the shadow's host path is longer; pjdfstest
-// */02.t, */03.t, truncate/12.t: integration.pjdfstest_image). (Names that swap places, mv a t; mv b a; mv t b,
+// name of NAME_MAX+1 bytes is ENAMETOOLONG, the largest file is tmpfs's: pjdfstest */02.t,
+// truncate/12.t, integration.pjdfstest_image); a path of nearly PATH_MAX bytes under the
+// mountpoint works as on ns (the shadow's longer host path is used in chunks: pvm/host_at.h).
+// (Names that swap places, mv a t; mv b a; mv t b,
 // are replayed as renames through a temporary name: the program's content moves with them.)
 //
 // Permissions. The view's calls on the shadow are checked by the kernel against the shadow,

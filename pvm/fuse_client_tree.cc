@@ -25,6 +25,7 @@
 #include <cstring>
 
 #include "base/log.h"
+#include "pvm/host_at.h"
 
 namespace vu::pvm {
 
@@ -72,7 +73,7 @@ bool FuseTree::holds(const std::string& host) const {
 
 void FuseTree::remember(const std::string& host, Node n) {
   struct stat st;
-  if (::lstat(host.c_str(), &st) < 0) return;
+  if (host_lstat(host, &st) < 0) return;
   n.ctime = st.st_ctim;
   n.mtime = st.st_mtim;
   n.size = st.st_size;
@@ -209,13 +210,13 @@ int FuseTree::fill_locked(uint64_t ino, Node& n, const std::string& host) {
   if (int e = client_->open(n.node, O_RDONLY, false, &fh)) return e;
   // The shadow file may be mode 0444 or 0000: open it through a writable mode for the fill.
   struct stat st;
-  if (::lstat(host.c_str(), &st) < 0) {
+  if (host_lstat(host, &st) < 0) {
     (void)client_->release(n.node, fh, false);
     return errno;
   }
   const bool chmodded = (st.st_mode & 0200) == 0;
-  if (chmodded) ::chmod(host.c_str(), (st.st_mode & 07777) | 0200);
-  int fd = ::open(host.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (chmodded) ::chmod(HostAt(host).path().c_str(), (st.st_mode & 07777) | 0200);
+  int fd = host_open(host, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
   int err = fd < 0 ? errno : 0;
   uint64_t off = 0;
   std::string buf;
@@ -231,18 +232,18 @@ int FuseTree::fill_locked(uint64_t ino, Node& n, const std::string& host) {
   (void)client_->release(n.node, fh, false);
   if (err) {
     // Not filled after all: back to a sparse file of its size, to be read at the next open.
-    if (int tfd = ::open(host.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC); tfd >= 0) {
+    if (int tfd = host_open(host, O_WRONLY | O_NOFOLLOW | O_CLOEXEC); tfd >= 0) {
       (void)!::ftruncate(tfd, 0);
       (void)!::ftruncate(tfd, st.st_size);
       ::close(tfd);
     }
   }
-  if (chmodded) ::chmod(host.c_str(), st.st_mode & 07777);
+  if (chmodded) ::chmod(HostAt(host).path().c_str(), st.st_mode & 07777);
   timespec ts[2] = {st.st_atim, st.st_mtim};
-  ::utimensat(AT_FDCWD, host.c_str(), ts, AT_SYMLINK_NOFOLLOW);
+  { HostAt h(host); ::utimensat(h.fd(), h.rel(), ts, AT_SYMLINK_NOFOLLOW); }
   // What the fill changed (ctime) is no change of the view's.
   struct stat now;
-  if (::lstat(host.c_str(), &now) == 0) {
+  if (host_lstat(host, &now) == 0) {
     n.ctime = now.st_ctim;
     n.mtime = now.st_mtim;
     n.size = now.st_size;
@@ -261,7 +262,7 @@ int FuseTree::fill_locked(uint64_t ino, Node& n, const std::string& host) {
 
 void FuseTree::fix_stat(const std::string& host, const fuse_attr& a) {
   struct stat st;
-  if (::lstat(host.c_str(), &st) < 0) return;
+  if (host_lstat(host, &st) < 0) return;
   std::lock_guard<std::mutex> lock(stat_mu_);
   stat_fix_[st.st_ino] = {st.st_ctim, a.size, a.blocks, a.nlink, a.uid, a.gid, S_ISDIR(st.st_mode),
                           access_ && a.uid != access_->uid, a.mode & 07777};
@@ -280,9 +281,9 @@ mode_t FuseTree::shadow_mode(const fuse_attr& a) const {
 // Puts back the mode of a directory sync() opened up; the ctime that moved is not the view's
 // change (the node and stat's record move with it when they had the old one).
 struct timespec FuseTree::restore_mode(const std::string& dir, const struct stat& before) {
-  ::chmod(dir.c_str(), before.st_mode & 07777);
+  ::chmod(HostAt(dir).path().c_str(), before.st_mode & 07777);
   struct stat now;
-  if (::lstat(dir.c_str(), &now) < 0) return before.st_ctim;
+  if (host_lstat(dir, &now) < 0) return before.st_ctim;
   if (auto n = nodes_.find(now.st_ino); n != nodes_.end() && ts_eq(n->second.ctime, before.st_ctim)) n->second.ctime = now.st_ctim;
   std::lock_guard<std::mutex> lock(stat_mu_);
   if (auto f = stat_fix_.find(now.st_ino); f != stat_fix_.end() && ts_eq(f->second.ctime, before.st_ctim)) f->second.ctime = now.st_ctim;
@@ -347,7 +348,7 @@ int FuseTree::sync() {
 }
 
 int FuseTree::write_content(Node& n, const std::string& host, uint64_t fh) {
-  int fd = ::open(host.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  int fd = host_open(host, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return errno;
   std::string buf(client_->max_write(), '\0');
   uint64_t off = 0;
@@ -396,15 +397,15 @@ int FuseTree::sync_locked() {
   for (size_t i = 0; i < dirs.size() && seen.size() < (1u << 24); ++i) {
     const auto [dir, depth] = dirs[i];
     struct stat dst;
-    if (::lstat(dir.c_str(), &dst) < 0) {
+    if (host_lstat(dir, &dst) < 0) {
       complete = false;
       continue;
     }
     // A directory we may not read or search (one the view closed, or another owner's: see
     // Permissions) is listed through u+rx, its mode put back after the listing (its entries
     // are lstat'ed through it); that ctime is no change of the view's.
-    const bool opened = (dst.st_mode & 0500) != 0500 && ::chmod(dir.c_str(), (dst.st_mode & 07777) | 0500) == 0;
-    DIR* d = ::opendir(dir.c_str());
+    const bool opened = (dst.st_mode & 0500) != 0500 && ::chmod(HostAt(dir).path().c_str(), (dst.st_mode & 07777) | 0500) == 0;
+    DIR* d = ::opendir(HostAt(dir).path().c_str());
     struct Restore {
       std::function<void()> f;
       ~Restore() {
@@ -427,7 +428,7 @@ int FuseTree::sync_locked() {
       if (name == "." || name == "..") continue;
       Seen s;
       s.path = dir + "/" + name;
-      if (::lstat(s.path.c_str(), &s.st) < 0) {
+      if (host_lstat(s.path, &s.st) < 0) {
         complete = false;  // an entry not seen is not a removal
         continue;
       }
@@ -585,7 +586,7 @@ int FuseTree::sync_locked() {
         err = client_->mkdir(parent, s.name, perm, &e);
       } else if (S_ISLNK(s.st.st_mode)) {
         char target[4096];
-        ssize_t k = ::readlink(s.path.c_str(), target, sizeof target);
+        ssize_t k = host_readlink(s.path, target, sizeof target);
         err = k < 0 ? errno : client_->symlink(parent, s.name, std::string(target, static_cast<size_t>(k)), &e);
       } else if (S_ISREG(s.st.st_mode)) {
         uint64_t fh = 0;
@@ -703,7 +704,7 @@ int fuse_before_open(const Config& cfg, Call& c, const std::string& host, const 
   FuseTree* t = tree_of(cfg, host);
   if (!t) return 0;
   // An open that truncates replaces the content: no need to read it (if the open will succeed).
-  const bool truncating = (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY && ::access(host.c_str(), W_OK) == 0;
+  const bool truncating = (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY && ::access(HostAt(host).path().c_str(), W_OK) == 0;
   CallerWait w(c);
   int e = t->fill_for_open(host, st, truncating);
   return e == EINTR ? kERestartSys : e;

@@ -3,6 +3,7 @@
 #include "pvm/call.h"
 #include "pvm/cow.h"
 #include "pvm/fs.h"
+#include "pvm/host_at.h"
 #include "pvm/fuse_mount.h"
 #include "pvm/fuse_client.h"
 #include "pvm/identity.h"
@@ -894,7 +895,7 @@ void Monitor::Core::plan_seccomp_stop(StopPlan& p) {
     if (!r.exists) return fail(ENOENT);
     if (!r.moved) return;
     StackWriter w(p, regs.rsp);
-    regs.rdi = w.put(r.host);
+    regs.rdi = w.put(r.host.size() < 4096 ? r.host : host_for_caller(r.host, read_link(proc_path(pid, "cwd"))));
     if (!w.ok()) return fail(EFAULT);
     setregs();
     return;
@@ -908,7 +909,8 @@ void Monitor::Core::plan_seccomp_stop(StopPlan& p) {
     if (!r.exists) return fail(ENOENT);
     if (!r.moved) return;  // the kernel's lookup is the view's
     StackWriter w(p, regs.rsp);
-    (at ? regs.rsi : regs.rdi) = w.put(r.host);
+    if (r.host.size() >= 4096 && at) regs.rdi = static_cast<uint64_t>(AT_FDCWD);  // relative to the cwd, then
+    (at ? regs.rsi : regs.rdi) = w.put(r.host.size() < 4096 ? r.host : host_for_caller(r.host, read_link(proc_path(pid, "cwd"))));
     if (!w.ok()) return fail(EFAULT);
     setregs();
     return;

@@ -8,6 +8,7 @@
 #include <deque>
 
 #include "pvm/cow.h"
+#include "pvm/host_at.h"
 
 namespace vu::pvm {
 
@@ -220,8 +221,9 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
         r.moved = true;
       }
       CowNode n;
+      Cow::Dir next_dir;  // the walk goes on: the lower directory opened for the next step
       const std::string rel = prel == "." ? c : prel + "/" + c;
-      if (int e = cm->cow->child(prel, cow_dir, c, &n, &st)) {
+      if (int e = cm->cow->child(prel, cow_dir, c, &n, &st, last ? nullptr : &next_dir)) {
         if (n.whiteout) r.moved = true;  // the host sees the whiteout itself
         if (last && e == ENOENT) {  // a name to create, in the layer
           r.view = v;
@@ -239,7 +241,7 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
       cow_rel = rel;
       cow_layer = n.layer;
       if (S_ISDIR(st.st_mode)) {
-        cow_dir = Cow::dir_of(n, st);
+        cow_dir = last ? Cow::dir_of(n, st) : std::move(next_dir);
         cow_dir_view = v;
       }
       if (last && !(S_ISLNK(st.st_mode) && follow)) {
@@ -254,7 +256,7 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
         if (trailing_slash && !S_ISDIR(st.st_mode)) r.err = ENOTDIR;
         return r;
       }
-    } else if (h = child_of(cur_host, c); ::lstat(h.c_str(), &st) < 0) {
+    } else if (h = child_of(cur_host, c); host_lstat(h, &st) < 0) {
       int e = errno;
       if (last && e == ENOENT) {  // a name to create
         r.view = v;
@@ -274,7 +276,7 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
       char buf[4096];
       // Below a cow, read beneath its layer's root (the lower tree may change meanwhile).
       ssize_t n = cow_layer ? cm->cow->read_link(cow_rel, cow_layer, buf, sizeof buf - 1)
-                            : ::readlink(h.c_str(), buf, sizeof buf - 1);
+                            : host_readlink(h, buf, sizeof buf - 1);
       if (n < 0) {
         r.err = errno;
         return r;
@@ -291,7 +293,7 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
           }
           r.view = v;
           r.host = h;
-          if (::stat(h.c_str(), &r.st) < 0) {
+          if (host_stat(h, &r.st) < 0) {
             r.err = errno;
             return r;
           }
@@ -356,7 +358,7 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
       r.exists = true;
       return r;
     }
-    if (::lstat(cur_host.c_str(), &r.st) < 0) {
+    if (host_lstat(cur_host, &r.st) < 0) {
       r.err = errno;
       return r;
     }

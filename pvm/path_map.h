@@ -17,6 +17,10 @@
 // arguments (it stepped onto a mountpoint or `..` left a mount's root). When it is false, the
 // monitor lets the kernel perform the call itself (exactly, with the caller's credentials).
 //
+// The host path is longer than the view's (a mount's host directory, a layer's root): the walk's
+// and the monitor's calls take it as a (descriptor, rest) pair when it is too long for the kernel
+// (pvm/host_at.h), so only the view's path length decides ENAMETOOLONG, as on ns.
+//
 // /proc/self and /proc/thread-self name the calling process, not the monitor; magic links under
 // /proc/PID (fd/N, cwd, exe, root) are followed to the object they name.
 #pragma once

@@ -35,4 +35,6 @@ if [ -n "${PJDFSTEST_ROOT_RUN:-}" ]; then
   bash "$here/$PJDFSTEST_SCRIPT" "$vu" "$deny" "$tmp/pjdfstest.tar" "$@"
   exit
 fi
-"$here/run_as_user.sh" "$here/${PJDFSTEST_SCRIPT:-pjdfstest_test.sh}" "$vu" "$deny" "$tmp/pjdfstest.tar" "$@"
+# pjdfstest_lib.sh (the runner the scripts share) goes along as a helper: run_as_user.sh copies
+# it next to the script.
+"$here/run_as_user.sh" "$here/${PJDFSTEST_SCRIPT:-pjdfstest_test.sh}" "$vu" "$deny" "$tmp/pjdfstest.tar" "$here/pjdfstest_lib.sh" "$@"

@@ -103,6 +103,17 @@ TEST_F(TrustCowTest, ALookupFollowsNoSymlinkPutOnTheWay) {
   EXPECT_NE(cow_->child("d", Cow::Dir{}, "secret", &n, &st), 0);
   char buf[64];
   EXPECT_LT(cow_->read_link("d/link", 2, buf, sizeof buf), 0) << "readlink through a symlink of the lower tree";
+  // A walk that holds d's descriptor (Cow::Dir, taken before the swap) stays in the directory it
+  // opened: never the symlink's target.
+  ASSERT_EQ(::unlink((low_ + "/d").c_str()), 0);
+  ASSERT_EQ(::rename((root_ + "/d.old").c_str(), (low_ + "/d").c_str()), 0);
+  Cow::Dir held;
+  ASSERT_EQ(cow_->child(".", lower_only, "d", &n, &st, &held), 0);
+  ASSERT_TRUE(held.lower && held.lower_fd) << "the walk opened the lower directory";
+  ASSERT_EQ(::rename((low_ + "/d").c_str(), (root_ + "/d.old").c_str()), 0);
+  ASSERT_EQ(::symlink((root_ + "/outside").c_str(), (low_ + "/d").c_str()), 0);
+  EXPECT_EQ(cow_->child("d", held, "secret", &n, &st), ENOENT) << "stat through a symlink of the lower tree";
+  EXPECT_NE(cow_->child("d", Cow::Dir{}, "secret", &n, &st), 0);
   // A plain walk still works.
   ASSERT_EQ(::unlink((low_ + "/d").c_str()), 0);
   ASSERT_EQ(::rename((root_ + "/d.old").c_str(), (low_ + "/d").c_str()), 0);
