@@ -1249,8 +1249,10 @@ Answer do_recv(const NetConfig& n, Call& c, Sock& s) {
   in.msg_control = control.empty() ? nullptr : control.data();
   in.msg_controllen = control.size();
   const int flags = c.arg_int(msg ? 2 : 3) & ~MSG_CMSG_CLOEXEC;
-  // SO_RCVTIMEO (ping waits so between its probes): the wake-ups of wait_like_caller would
-  // restart the kernel's timer with each retry, so the deadline is kept here.
+  // SO_RCVTIMEO (ping waits so between its probes): the wake-ups of wait_like_caller (every
+  // 20 ms) restart the kernel's timer with each retry, so the deadline is kept here and looked
+  // at after each wake-up. The wait itself stays the kernel's recvmsg (not poll: a queued ICMP
+  // error (IP_RECVERR) keeps POLLERR up and would spin this worker; MSG_ERRQUEUE never waits).
   timeval tv{};
   socklen_t tvlen = sizeof tv;
   const bool timed = !(flags & MSG_DONTWAIT) && !(::fcntl(s.fd.get(), F_GETFL) & O_NONBLOCK) &&
@@ -1259,18 +1261,14 @@ Answer do_recv(const NetConfig& n, Call& c, Sock& s) {
   ::clock_gettime(CLOCK_MONOTONIC, &now);
   const int64_t deadline = now.tv_sec * 1000000LL + now.tv_nsec / 1000 + tv.tv_sec * 1000000LL + tv.tv_usec;
   long got = wait_like_caller(c, [&]() -> long {
-    if (!timed) return static_cast<long>(::recvmsg(s.fd.get(), &in, flags));
-    for (;;) {
+    if (timed) {
       ::clock_gettime(CLOCK_MONOTONIC, &now);
-      const int64_t left = deadline - (now.tv_sec * 1000000LL + now.tv_nsec / 1000);
-      if (left <= 0) return errno = EAGAIN, -1;
-      pollfd p{s.fd.get(), POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>((left + 999) / 1000)) < 0) return -1;  // EINTR: wait_like_caller's
-      if (!p.revents) continue;
-      long r = static_cast<long>(::recvmsg(s.fd.get(), &in, flags | MSG_DONTWAIT));
-      if (r >= 0 || errno != EAGAIN) return r;
+      if (deadline - (now.tv_sec * 1000000LL + now.tv_nsec / 1000) <= 0) return errno = EAGAIN, -1;
     }
+    return static_cast<long>(::recvmsg(s.fd.get(), &in, flags));
   });
+  // A socket with a receive timeout is never restarted after a signal handler: EINTR (socket(7)).
+  if (got < 0 && timed && errno == kERestartSys) errno = EINTR;
   if (got < 0) return Answer::error(errno);
   if (!scatter(c, riov, data.data(), std::min<size_t>(static_cast<size_t>(got), data.size())))
     return Answer::error(EFAULT);
