@@ -330,6 +330,8 @@ Answer echo_send(const NetConfig& n, int fd, int family, const sockaddr_storage&
   // The kernel's ping socket takes echo requests only.
   if (data.size() < 8 || static_cast<unsigned char>(data[0]) != (is4 ? ICMP_ECHO : ICMP6_ECHO_REQUEST) || data[1] != 0)
     return Answer::error(EINVAL);
+  // Longer than an IP datagram can carry: the ping socket's EMSGSIZE (ip_append_data, ping_common_sendmsg).
+  if (data.size() > (is4 ? 65535u - 20 : 65535u)) return Answer::error(EMSGSIZE);
   const bool slirp = n.kind == NetConfig::kSlirp;
   int ttl = 0;
   Ip src;  // the view's own address the request goes out from (ICMPv6's checksum)
