@@ -27,6 +27,8 @@
 //                           while the main thread stats PATH and binds PATH.2; then accepts
 //   rcvtimeo                recvmsg/recvfrom on UDP sockets with SO_RCVTIMEO: MSG_ERRQUEUE, a queued
 //                           ICMP error (IP_RECVERR), MSG_DONTWAIT, a signal with SA_RESTART
+//   socket-hibits           socket(ICMP), socket(AF_NETLINK, NETLINK_ROUTE) with bits above 32 set in
+//                           the int argument: "same" when the result is the plain call's (each)
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -317,6 +319,18 @@ int main(int argc, char** argv) {
     socklen_t fl = sizeof from;
     printf("signal, SA_RESTART: ");
     return report(recvfrom(fd2, b, sizeof b, 0, (struct sockaddr*)&from, &fl));
+  }
+  if (!strcmp(w, "socket-hibits")) {  // socket() with garbage above an int argument's 32 bits
+    const long base[][3] = {{AF_INET, SOCK_DGRAM, IPPROTO_ICMP}, {AF_NETLINK, SOCK_RAW, 0 /* NETLINK_ROUTE */}};
+    for (int i = 0; i < 2; ++i) {
+      long a = syscall(SYS_socket, base[i][0], base[i][1], base[i][2]);
+      int ea = errno;
+      long hi = i == 0 ? syscall(SYS_socket, base[i][0], base[i][1], base[i][2] | 0x100000000L)
+                       : syscall(SYS_socket, base[i][0] | 0x100000000L, base[i][1], base[i][2]);
+      int eh = errno;
+      printf("%s\n", (a < 0) == (hi < 0) && (a >= 0 || ea == eh) ? "same" : "differs");
+    }
+    return 0;
   }
   if (!strcmp(w, "eintr")) {
     int n = argc > 3 ? atoi(argv[3]) : 1000;

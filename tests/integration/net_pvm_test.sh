@@ -82,6 +82,8 @@ netprobe "refused on the view's loopback" -- sh -c 'socat -u TCP:127.0.0.1:9 - 2
 # recvmsg with SO_RCVTIMEO (ping's wait; trapped, pvm keeps the deadline): MSG_ERRQUEUE does not
 # wait, a queued ICMP error does not end the wait, a signal gives EINTR even with SA_RESTART.
 [ -n "$PROBE" ] && netprobe "recvmsg with SO_RCVTIMEO" -- "$PROBE" rcvtimeo
+# The trapped socket() calls see an int argument as the kernel does (bits above 32 ignored).
+[ -n "$PROBE" ] && netprobe "socket() with high bits in an int argument" -- "$PROBE" socket-hibits
 
 # --- ICMP echo (pvm/inet_echo.h) ---------------------------------------------------------------
 # ping's times differ from run to run; the rest (who answers, TTL, counts, status) must not.
