@@ -9,7 +9,6 @@
 #pragma once
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -164,34 +163,30 @@ long wait_like_caller(Call& c, Op op) {
 }
 
 // A receive on the view's socket fd (a host socket or a socketpair end) that may wait, run as
-// wait_like_caller runs op: recv(extra_flags) does the receive. SO_RCVTIMEO (ping waits for its
-// next echo with it) on a blocking socket is kept here as a deadline — wait_like_caller's 20 ms
-// interruptions would restart the kernel's timer with each retry and the call would never time
-// out: poll until it, then receive with MSG_DONTWAIT (EAGAIN at the deadline, as natively).
+// wait_like_caller runs op: recv() does the receive. SO_RCVTIMEO (ping waits for its next echo
+// with it) on a blocking socket: wait_like_caller's wake-ups (every 20 ms) restart the kernel's
+// timer with each retry, so the deadline is kept here and looked at after each wake-up (EAGAIN
+// at it, as natively). The wait itself stays the kernel's (not poll: a queued ICMP error,
+// IP_RECVERR, keeps POLLERR up and would spin the worker; MSG_ERRQUEUE never waits), and a
+// socket with a timeout is never restarted after a signal handler: EINTR (socket(7)).
 template <typename Recv>
 long recv_like_caller(Call& c, int fd, int flags, Recv recv) {
   timeval tv{};
   socklen_t tvlen = sizeof tv;
   const bool timed = !(flags & MSG_DONTWAIT) && !(::fcntl(fd, F_GETFL) & O_NONBLOCK) &&
                      ::getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &tvlen) == 0 && (tv.tv_sec || tv.tv_usec);
-  if (!timed) return wait_like_caller(c, [&] { return static_cast<long>(recv(0)); });
   auto now_us = [] {
     timespec t{};
     ::clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec * 1000000LL + t.tv_nsec / 1000;
   };
-  const long long deadline = now_us() + tv.tv_sec * 1000000LL + tv.tv_usec;
-  return wait_like_caller(c, [&]() -> long {
-    for (;;) {
-      const long long left = deadline - now_us();
-      if (left <= 0) return errno = EAGAIN, -1L;
-      pollfd p{fd, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>((left + 999) / 1000)) < 0) return -1L;  // EINTR: wait_like_caller's
-      if (!p.revents) continue;
-      const long r = static_cast<long>(recv(MSG_DONTWAIT));
-      if (r >= 0 || errno != EAGAIN) return r;  // (EAGAIN: another thread took it; wait again)
-    }
+  const long long deadline = timed ? now_us() + tv.tv_sec * 1000000LL + tv.tv_usec : 0;
+  const long got = wait_like_caller(c, [&]() -> long {
+    if (timed && deadline - now_us() <= 0) return errno = EAGAIN, -1L;
+    return static_cast<long>(recv());
   });
+  if (got < 0 && timed && errno == kERestartSys) errno = EINTR;
+  return got;
 }
 
 }  // namespace vu::pvm

@@ -1250,8 +1250,8 @@ Answer do_recv(const NetConfig& n, Call& c, Sock& s) {
   in.msg_control = control.empty() ? nullptr : control.data();
   in.msg_controllen = control.size();
   const int flags = c.arg_int(msg ? 2 : 3) & ~MSG_CMSG_CLOEXEC;
-  long got = recv_like_caller(c, s.fd.get(), flags, [&](int more) {
-    return static_cast<long>(::recvmsg(s.fd.get(), &in, flags | more));
+  long got = recv_like_caller(c, s.fd.get(), flags, [&] {
+    return static_cast<long>(::recvmsg(s.fd.get(), &in, flags));
   });
   if (got < 0) return Answer::error(errno);
   if (!scatter(c, riov, data.data(), std::min<size_t>(static_cast<size_t>(got), data.size())))

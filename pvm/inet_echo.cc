@@ -211,6 +211,15 @@ void* relay_main(void* arg) {
     int k = ::epoll_wait(st.ep.get(), ev, 16, -1);
     for (int i = 0; i < k; ++i) {
       for (;;) {
+        // Under the lock, and only while the socket is still one of ours: an entry dropped
+        // (kMaxReflectors) closes its socket, and its number may by now be another socket of the
+        // monitor's (a view's socket taken for a call), whose datagram must not be read here.
+        // Nothing here waits (MSG_DONTWAIT).
+        std::lock_guard<std::mutex> lock(st.mu);
+        const EchoState::Outside* o = nullptr;
+        for (const EchoState::Outside& x : st.outside)
+          if (x.icmp.get() == ev[i].data.fd) o = &x;
+        if (!o) break;
         sockaddr_storage from{};
         iovec v{buf.data(), buf.size()};
         msghdr m{};
@@ -218,20 +227,15 @@ void* relay_main(void* arg) {
         m.msg_namelen = sizeof from;
         m.msg_iov = &v;
         m.msg_iovlen = 1;
-        ssize_t got = ::recvmsg(ev[i].data.fd, &m, MSG_DONTWAIT);
+        ssize_t got = ::recvmsg(o->icmp.get(), &m, MSG_DONTWAIT);
         if (got < 0) break;
         const int ttl = 255;  // libslirp's icmp_receive answers the view with icmp_reflect's MAXTTL
         Ip who;
         if (!ip_of(from, m.msg_namelen, &who)) continue;
-        std::lock_guard<std::mutex> lock(st.mu);
-        for (const EchoState::Outside& o : st.outside) {
-          if (o.icmp.get() != ev[i].data.fd) continue;
-          const int rfd = reflector(st, who, ttl);
-          if (rfd >= 0)
-            (void)::sendto(rfd, buf.data(), static_cast<size_t>(got), MSG_DONTWAIT,
-                           reinterpret_cast<const sockaddr*>(&o.to), o.tolen);
-          break;
-        }
+        const int rfd = reflector(st, who, ttl);
+        if (rfd >= 0)
+          (void)::sendto(rfd, buf.data(), static_cast<size_t>(got), MSG_DONTWAIT,
+                         reinterpret_cast<const sockaddr*>(&o->to), o->tolen);
       }
     }
     if (k < 0 && errno != EINTR) return nullptr;
@@ -330,6 +334,8 @@ Answer echo_send(const NetConfig& n, int fd, int family, const sockaddr_storage&
   // The kernel's ping socket takes echo requests only.
   if (data.size() < 8 || static_cast<unsigned char>(data[0]) != (is4 ? ICMP_ECHO : ICMP6_ECHO_REQUEST) || data[1] != 0)
     return Answer::error(EINVAL);
+  // Longer than an IP datagram can carry: the ping socket's EMSGSIZE (ip_append_data, ping_common_sendmsg).
+  if (data.size() > (is4 ? 65535u - 20 : 65535u)) return Answer::error(EMSGSIZE);
   const bool slirp = n.kind == NetConfig::kSlirp;
   int ttl = 0;
   Ip src;  // the view's own address the request goes out from (ICMPv6's checksum)

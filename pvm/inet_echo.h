@@ -38,7 +38,10 @@
 // monitor's on the private loopback address that is never read (what reaches it is dropped,
 // where libslirp drops it or answers with an ICMP error); getpeername shows the view address.
 //
-// Known differences from ns: SO_PROTOCOL says IPPROTO_UDP; connect/bind on a stand-in are the
+// Known differences from ns: a request longer than the answer's UDP datagram can carry (IPv4:
+// 65508 to 65515 bytes, ping -s 65500 to 65507; IPv6: 65528 to 65535, ping -6 -s 65520 to
+// 65527) is taken but not answered (ns answers it);
+// SO_PROTOCOL says IPPROTO_UDP; connect/bind on a stand-in are the
 // UDP socket's (ping -I, a connected ping socket: not emulated); another local user who finds
 // the stand-in's port can put datagrams in it (read natively they look like echo replies);
 // a datagram socket connected to the sink never hears the ICMP error libslirp would send.

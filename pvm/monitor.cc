@@ -151,7 +151,9 @@ Result<Filter> Filter::build(const Config& cfg) {
     // The view's network (pvm/inet.h): calls with an address, and rtnetlink sockets. Those
     // with mounts are listed above already.
     auto add_if = [&](int nr, unsigned arg, scmp_compare op, uint64_t v, const char* what) -> Result<void> {
-      scmp_arg_cmp cmp = {arg, op, v, 0};
+      // EQ is on an int argument: its low 32 bits, as the kernel reads it (high bits set by the
+      // caller would otherwise slip past the rule: socket(AF_NETLINK | 1 << 32, …)).
+      scmp_arg_cmp cmp = op == SCMP_CMP_EQ ? scmp_arg_cmp{arg, SCMP_CMP_MASKED_EQ, 0xffffffffu, v} : scmp_arg_cmp{arg, op, v, 0};
       if (int rc = seccomp_rule_add_array(g.ctx, SCMP_ACT_NOTIFY, nr, 1, &cmp); rc < 0)
         return Error::sys("seccomp_rule_add", -rc, what);
       return Ok{};

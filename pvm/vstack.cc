@@ -414,8 +414,8 @@ Answer do_recv(VStack& vs, Call& c, VSock& s) {
   if (flags & MSG_ERRQUEUE) return Answer::error(EAGAIN);  // no ICMP errors queued (socat asks)
   // The whole datagram (for its hash), then what fits.
   std::vector<char> data(s.type == SOCK_STREAM ? std::min<size_t>(total, 1u << 20) : vs::kMaxPayload);
-  long got = recv_like_caller(c, s.fd.get(), flags, [&](int more) {
-    return static_cast<long>(::recv(s.fd.get(), data.data(), data.size(), (flags & ~MSG_TRUNC) | more));
+  long got = recv_like_caller(c, s.fd.get(), flags, [&] {
+    return static_cast<long>(::recv(s.fd.get(), data.data(), data.size(), flags & ~MSG_TRUNC));
   });
   if (got < 0) return Answer::error(errno);
   size_t n = static_cast<size_t>(got), off = 0;

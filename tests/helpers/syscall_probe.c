@@ -25,12 +25,17 @@
 //                           O_CREAT|O_EXCL, unlink, getuid run N times in DIR: failures by errno
 //   backlog PATH            a unix listener with a full backlog at PATH; a thread's connect waits
 //                           while the main thread stats PATH and binds PATH.2; then accepts
+//   rcvtimeo                recvmsg/recvfrom on UDP sockets with SO_RCVTIMEO: MSG_ERRQUEUE, a queued
+//                           ICMP error (IP_RECVERR), MSG_DONTWAIT, a signal with SA_RESTART
+//   socket-hibits           socket(ICMP), socket(AF_NETLINK, NETLINK_ROUTE) with bits above 32 set in
+//                           the int argument: "same" when the result is the plain call's (each)
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <linux/openat2.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -272,6 +277,59 @@ int main(int argc, char** argv) {
       if (open(f, O_WRONLY | O_CREAT | O_CLOEXEC, 0600) < 0) return report(-1);
     }
     printf("no limit\n");
+    return 0;
+  }
+  if (!strcmp(w, "rcvtimeo")) {  // recvmsg/recvfrom (with an address) on a UDP socket with SO_RCVTIMEO
+    struct sigaction sa = {0};
+    sa.sa_handler = on_alarm;  // no SA_RESTART first
+    sigaction(SIGALRM, &sa, NULL);
+    char b[64];
+    struct sockaddr_in from;
+    struct iovec v = {b, sizeof b};
+    struct msghdr m = {&from, sizeof from, &v, 1, NULL, 0, 0};
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct timeval tv = {30, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    alarm(10);  // MSG_ERRQUEUE never waits: EAGAIN at once (a wait would end in EINTR)
+    printf("errqueue, empty: ");
+    report(recvmsg(fd, &m, MSG_ERRQUEUE));
+    alarm(0);
+    tv.tv_sec = 0, tv.tv_usec = 300000;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int one = 1;
+    setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(1), .sin_addr.s_addr = htonl(0x7f000001)};
+    connect(fd, (struct sockaddr*)&to, sizeof to);
+    send(fd, "x", 1, 0);
+    usleep(100000);
+    printf("after a port unreachable: ");
+    report(recvmsg(fd, &m, 0));
+    printf("then (an ICMP error queued): ");
+    report(recvmsg(fd, &m, 0));
+    printf("errqueue: ");
+    report(recvmsg(fd, &m, MSG_ERRQUEUE));
+    printf("MSG_DONTWAIT: ");
+    report(recvmsg(fd, &m, MSG_DONTWAIT));
+    int fd2 = socket(AF_INET, SOCK_DGRAM, 0);
+    tv.tv_sec = 5, tv.tv_usec = 0;
+    setsockopt(fd2, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sa.sa_flags = SA_RESTART;  // never restarted on a socket with a timeout (socket(7))
+    sigaction(SIGALRM, &sa, NULL);
+    alarm(1);
+    socklen_t fl = sizeof from;
+    printf("signal, SA_RESTART: ");
+    return report(recvfrom(fd2, b, sizeof b, 0, (struct sockaddr*)&from, &fl));
+  }
+  if (!strcmp(w, "socket-hibits")) {  // socket() with garbage above an int argument's 32 bits
+    const long base[][3] = {{AF_INET, SOCK_DGRAM, IPPROTO_ICMP}, {AF_NETLINK, SOCK_RAW, 0 /* NETLINK_ROUTE */}};
+    for (int i = 0; i < 2; ++i) {
+      long a = syscall(SYS_socket, base[i][0], base[i][1], base[i][2]);
+      int ea = errno;
+      long hi = i == 0 ? syscall(SYS_socket, base[i][0], base[i][1], base[i][2] | 0x100000000L)
+                       : syscall(SYS_socket, base[i][0] | 0x100000000L, base[i][1], base[i][2]);
+      int eh = errno;
+      printf("%s\n", (a < 0) == (hi < 0) && (a >= 0 || ea == eh) ? "same" : "differs");
+    }
     return 0;
   }
   if (!strcmp(w, "eintr")) {

@@ -73,6 +73,17 @@ joinprobe "ip -o link" sh -c 'ip -o link | sed -E "s#link/[a-z]+ [0-9a-f:]+ brd 
 joinprobe "ip route show table all" ip route show table all
 joinprobe "hostname -I (getifaddrs)" hostname -I
 joinprobe "the view holds none of vu's capabilities" sh -c 'grep -E "^Cap(Prm|Eff|Amb)" /proc/self/status'
+# The view's FUSE programs hold none of them either: the ones the view starts (default) and the
+# ones vu serves itself (VU_PVM_FUSE=monitor, started by vu outside the view). The program here
+# prints its sets and exits without mounting.
+mkdir "$work/mnt" && chown "$user" "$work/mnt"
+for fuse in default monitor; do
+  out=$(as_cap env VU_PVM_FUSE=$fuse $T "$VU" run --backend=pvm --net join:"$NS" \
+    --fuse 'sh -c "grep -E ^Cap\(Prm\|Eff\|Inh\|Amb\) /proc/self/status >&2; exit 1"' "$work/mnt" -- true 2>&1)
+  if [ "$(printf '%s\n' "$out" | grep -cE 'Cap(Prm|Eff|Inh|Amb):[[:space:]]+0+$')" = 4 ]; then
+    ok "pvm: a FUSE program ($fuse) holds none of vu's capabilities"
+  else bad "pvm: a FUSE program ($fuse) holds none of vu's capabilities" "got: $(printf '%s' "$out" | head -c 600)"; fi
+done
 joinprobe "the view's loopback is the namespace's" sh -c \
   'socat TCP-LISTEN:7301,bind=127.0.0.1,reuseaddr SYSTEM:"echo peer \$SOCAT_PEERADDR" & sleep 0.5; socat -u TCP:127.0.0.1:7301 -; wait'
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# net_pvm_test.sh VU DENY_USERNS — the network half of the view on the pvm backend (issue 15):
+# net_pvm_test.sh VU DENY_USERNS [SYSCALL_PROBE] — the network half of the view on the pvm backend (issue 15):
 # the same probes under --backend=ns, --backend=pvm and under the filter that denies user
 # namespaces (vu picks pvm by itself) must print the same; then what only pvm needs checking
 # (two views on one port, -p, 64 MiB each way byte for byte, a peer that resets, a view killed
@@ -7,6 +7,7 @@
 set -u
 VU=$1
 DENY=$2
+PROBE=${3:-}
 here=$(dirname "$0")
 . "$here/harness.sh" 2>/dev/null || . "$here/../integration/harness.sh" || exit 1
 
@@ -78,6 +79,11 @@ netprobe "10.0.2.2 unreachable without allow-host-loopback" -- sh -c \
 netprobe "--net none: 10.0.2.2 unreachable" --net none -- sh -c \
   'socat -u TCP:10.0.2.2:7 - 2>&1 | grep -o "Network is unreachable"'
 netprobe "refused on the view's loopback" -- sh -c 'socat -u TCP:127.0.0.1:9 - 2>&1 | grep -o "Connection refused"'
+# recvmsg with SO_RCVTIMEO (ping's wait; trapped, pvm keeps the deadline): MSG_ERRQUEUE does not
+# wait, a queued ICMP error does not end the wait, a signal gives EINTR even with SA_RESTART.
+[ -n "$PROBE" ] && netprobe "recvmsg with SO_RCVTIMEO" -- "$PROBE" rcvtimeo
+# The trapped socket() calls see an int argument as the kernel does (bits above 32 ignored).
+[ -n "$PROBE" ] && netprobe "socket() with high bits in an int argument" -- "$PROBE" socket-hibits
 
 # --- ICMP echo (pvm/inet_echo.h) ---------------------------------------------------------------
 # ping's times differ from run to run; the rest (who answers, TTL, counts, status) must not.

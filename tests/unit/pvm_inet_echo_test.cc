@@ -154,6 +154,13 @@ TEST(PvmInetEcho, ElsewhereIsNotAnsweredAndBadRequestsAreRefused) {
   reply[0] = ICMP_ECHOREPLY;
   EXPECT_EQ(echo_send(n, s.get(), AF_INET, to4("10.0.2.2"), sizeof(sockaddr_in), reply).err, EINVAL);
   EXPECT_EQ(echo_send(n, s.get(), AF_INET, to4("10.0.2.2"), sizeof(sockaddr_in), std::vector<char>(4)).err, EINVAL);
+  // Longer than an IPv4 datagram carries (65535 - 20): EMSGSIZE, as the ping socket says.
+  std::vector<char> big = request(3);
+  big.resize(65516, 'x');
+  EXPECT_EQ(echo_send(n, s.get(), AF_INET, to4("10.0.2.2"), sizeof(sockaddr_in), big).err, EMSGSIZE);
+  big.resize(65507);  // the largest a UDP datagram (the answer) carries: answered
+  EXPECT_EQ(echo_send(n, s.get(), AF_INET, to4("10.0.2.2"), sizeof(sockaddr_in), big).err, 0);
+  ASSERT_TRUE(receive(s.get(), &g));
   // A datagram from anyone else is not shown as an echo's sender.
   UniqueFd other(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   sockaddr_in me{};
