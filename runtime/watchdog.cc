@@ -226,7 +226,19 @@ void Watchdog::tell_userns(int identity_fd) {
 void Watchdog::disarm() {
   if (!done_) return;
   char c = 'd';
-  (void)!::write(done_.get(), &c, 1);
+  // A watchdog killed (kill -9) has closed its end: the write fails with EPIPE, and the SIGPIPE
+  // that comes with it must not kill vu (it lost the command's status: 141). Blocked for the
+  // write, taken back if it was raised; SIG_IGN would be inherited by the views' commands.
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  const bool pending = ::sigpending(&old) == 0 && sigismember(&old, SIGPIPE);
+  ::pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  if (::write(done_.get(), &c, 1) < 0 && errno == EPIPE && !pending) {
+    const struct timespec zero {};
+    (void)::sigtimedwait(&pipe_set, nullptr, &zero);
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   done_.reset();
   // It exits as soon as it reads that; vu does not wait for it (that would add its wake-up to
   // every exit). Reaped here if it is already gone, else by vu's reaping loop or, after vu,

@@ -147,4 +147,16 @@ live_watchdogs() { ps -u "$(id -u)" -o stat=,pid=,comm= | awk '$3 == "vu-watchdo
 if [ -n "$(live_watchdogs)" ]; then bad "a watchdog outlived its view" "$(live_watchdogs)"
 else ok "no watchdog outlives a view that ended"; fi
 
+# kill -9 of the watchdog: vu still ends with the command's status (it died of SIGPIPE, 141,
+# writing to the dead watchdog's pipe).
+timeout 20 "$VU" run --net none -- sh -c 'sleep 1; exit 3' >/dev/null 2>&1 & vu_pid=$!
+wd=""
+for _ in $(seq 100); do
+  vu=$(pgrep -u "$(id -u)" -P "$vu_pid" -x vu) && wd=$(pgrep -u "$(id -u)" -P "$vu" -x vu-watchdog) && break
+  sleep 0.02
+done
+[ -n "$wd" ] && kill -9 "$wd"
+wait $vu_pid; rc=$?
+expect "the watchdog killed: vu exits with the command's status" "found 3" "${wd:+found} $rc"
+
 summary
