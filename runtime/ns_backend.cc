@@ -215,7 +215,8 @@ int command_entry(void* launch) {
 // --rootfs views have their own pid namespace (CLONE_NEWPID): the first process is its init.
 // It mounts a fresh /proc over the host's (kept when the kernel refuses: a host whose /proc is
 // partly hidden, as in a container: with a warning), clones the command (pid 2, vfork-style:
-// command_entry) and stays as init: it reaps every orphan, forwards the signals vu forwards (not the
+// command_entry) and stays as init: it reaps every orphan, forwards the signals vu forwards — sent
+// from outside the namespace; a view's `kill 1` is dropped, as for an init without a handler — (not the
 // terminal's: those reach the command's process group directly) and, when the command exits,
 // writes its wait status to status_fd and exits with the same code (128+N for a signal: an
 // init cannot die of one). Its exit makes the kernel kill what is left in the namespace; if vu
@@ -253,7 +254,10 @@ int command_entry(void* launch) {
     int sig = ::sigwaitinfo(&wait_set, &si);
     if (sig < 0) continue;
     if (sig != SIGCHLD) {
-      if (si.si_code != SI_KERNEL) ::kill(cmd, sig);
+      // Only a signal from outside the namespace (vu's: its sender's pid reads 0 here); one a
+      // process of the view sends to pid 1 is dropped, as the kernel drops it for an init
+      // without a handler: `kill 1` in the view does nothing.
+      if (si.si_code != SI_KERNEL && si.si_pid == 0) ::kill(cmd, sig);
       continue;
     }
     int status;
