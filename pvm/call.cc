@@ -208,6 +208,19 @@ mode_t umask_of(Call& c) {
 
 // ---- calls that wait -----------------------------------------------------------------------
 // Interrupts a worker's NOTIF_RECV or blocking call (no SA_RESTART: the call returns EINTR).
+int start_masked_thread(pthread_t* t, void* (*fn)(void*), void* arg, size_t stack) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, stack);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  const int rc = pthread_create(t, &attr, fn, arg);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  pthread_attr_destroy(&attr);
+  return rc;
+}
+
 int wake_signal() { return SIGRTMIN; }
 
 

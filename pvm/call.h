@@ -9,6 +9,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -114,6 +115,11 @@ Resolved resolve_arg(const Config& cfg, Call& c, int dirfd, uint64_t addr, bool 
 mode_t umask_of(Call& c);
 // The caller's descriptor fd, duplicated into vu (same open file description).
 UniqueFd take_fd(Call& c, int fd, int* err);
+
+// Starts fn(arg) on a thread of the monitor's with every signal blocked from its first
+// instruction (a thread that wants the wake-up signal sets its own mask) and a stack of `stack`
+// bytes; pthread_create's result (arg stays the caller's to free when it fails).
+int start_masked_thread(pthread_t* t, void* (*fn)(void*), void* arg, size_t stack);
 
 // Interrupts a worker's poll() or blocking call (no SA_RESTART: the call returns EINTR).
 int wake_signal();

@@ -883,16 +883,8 @@ int start_server(const std::shared_ptr<NetState>& st, const NetConfig& n) {
   st->server_port = a.nl_pid;
   st->cfg = n;
   st->cfg.state.reset();  // no cycle: the thread holds the state, the state its copy
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, 256 * 1024);
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
   auto* arg = new std::shared_ptr<NetState>(st);
-  int rc = pthread_create(&st->thread, &attr, rtnl_main, arg);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  pthread_attr_destroy(&attr);
+  const int rc = start_masked_thread(&st->thread, rtnl_main, arg, 256 * 1024);
   if (rc) {
     delete arg;
     return rc;

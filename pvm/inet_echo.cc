@@ -267,16 +267,8 @@ static void outside(const NetConfig& n, int fd, int family, const sockaddr_stora
       if (!ep) return;
       st.ep = std::move(ep);
       pthread_t t;
-      pthread_attr_t attr;
-      pthread_attr_init(&attr);
-      pthread_attr_setstacksize(&attr, 256 * 1024);
-      sigset_t all, old;
-      sigfillset(&all);
-      pthread_sigmask(SIG_SETMASK, &all, &old);
       auto* arg = new std::shared_ptr<EchoState>(n.echo);
-      const int rc = pthread_create(&t, &attr, relay_main, arg);
-      pthread_sigmask(SIG_SETMASK, &old, nullptr);
-      pthread_attr_destroy(&attr);
+      const int rc = start_masked_thread(&t, relay_main, arg, 256 * 1024);
       if (rc) {
         delete arg;
         st.ep.reset();

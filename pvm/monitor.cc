@@ -418,16 +418,8 @@ void* worker_main(void* arg) {
   return nullptr;
 }
 bool start_thread(pthread_t* t, WorkerStart* start) {
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, 1024 * 1024);
-  // Every signal blocked from the start but the wake-up (serve() sets that mask too).
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  int rc = pthread_create(t, &attr, worker_main, start);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  pthread_attr_destroy(&attr);
+  // Every signal blocked from the start (serve() then lets the wake-up in).
+  const int rc = start_masked_thread(t, worker_main, start, 1024 * 1024);
   if (rc != 0) delete start;
   return rc == 0;
 }

@@ -18,22 +18,12 @@
 #include "base/unique_fd.h"
 #include "pvm/inet.h"
 #include "pvm/inet_echo.h"
+#include "tests/unit/pvm_inet_views.h"
 
 namespace vu::pvm {
 namespace {
 
-NetConfig view(NetConfig::Kind kind) {
-  NetConfig n;
-  n.kind = kind;
-  ::inet_pton(AF_INET, "10.0.2.100", &n.addr);
-  ::inet_pton(AF_INET, "10.0.2.2", &n.gateway);
-  ::inet_pton(AF_INET, "10.0.2.3", &n.dns);
-  ::inet_pton(AF_INET6, "fd00::100", &n.addr6);
-  ::inet_pton(AF_INET6, "fd00::2", &n.gateway6);
-  ::inet_pton(AF_INET6, "fd00::3", &n.dns6);
-  EXPECT_EQ(net_setup(n), "");
-  return n;
-}
+NetConfig view(NetConfig::Kind kind) { return test_view(kind); }
 
 sockaddr_storage to4(const char* a, int port = 0) {
   sockaddr_storage ss{};

@@ -18,6 +18,7 @@
 
 #include "pvm/call.h"
 #include "pvm/inet.h"
+#include "tests/unit/pvm_inet_views.h"
 #include "pvm/net.h"
 
 namespace vu::pvm {
@@ -53,19 +54,7 @@ std::string priv_text(const NetConfig& n) {
   return b;
 }
 
-NetConfig slirp(bool host_loopback = false) {
-  NetConfig n;
-  n.kind = NetConfig::kSlirp;
-  n.allow_host_loopback = host_loopback;
-  ::inet_pton(AF_INET, "10.0.2.100", &n.addr);
-  ::inet_pton(AF_INET, "10.0.2.2", &n.gateway);
-  ::inet_pton(AF_INET, "10.0.2.3", &n.dns);
-  ::inet_pton(AF_INET6, "fd00::100", &n.addr6);
-  ::inet_pton(AF_INET6, "fd00::2", &n.gateway6);
-  ::inet_pton(AF_INET6, "fd00::3", &n.dns6);
-  EXPECT_EQ(net_setup(n), "");
-  return n;
-}
+NetConfig slirp(bool host_loopback = false) { return test_view(NetConfig::kSlirp, host_loopback); }
 
 TEST(PvmInet, PrivateLoopbackIsPerViewAndNotTheHosts) {
   NetConfig a = slirp(), b = slirp();
