@@ -42,10 +42,11 @@ class VStack {
   std::map<uint64_t, Info> socks;
 
   ~VStack() {
-    channel.reset();  // vu-vstack ends with its channel
+    channel.reset();  // vu-vstack ends with its channel, after its linger (at most 3 s): waited
+    // for that long, not cut short (a SIGKILL after 1 s lost the end of transfers and the FINs)
     if (pid > 0) {
       int st;
-      for (int i = 0; i < (stats ? 400 : 100) && ::waitpid(pid, &st, WNOHANG) == 0; ++i) ::usleep(10000);
+      for (int i = 0; i < (stats ? 400 : 350) && ::waitpid(pid, &st, WNOHANG) == 0; ++i) ::usleep(10000);
       if (::waitpid(pid, &st, WNOHANG) == 0) {
         ::kill(pid, SIGKILL);
         ::waitpid(pid, &st, 0);

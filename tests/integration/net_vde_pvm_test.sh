@@ -239,6 +239,25 @@ done
 if [ -n "$vupid" ] && [ "$before" -ge 1 ] && [ $left = 0 ]; then ok "vu killed: its vu-vstack ends too"
 else bad "vu killed: its vu-vstack ends too" "vu pid '$vupid', vu-vstack before $before, still: $(pgrep -u "$(id -u)" -a -x vu-vstack)"; fi
 
+# vu-vstack killed (SIGKILL) under a running view: vu says so (as vu-net's end on ns), the view
+# goes on without a network and vu ends with it.
+timeout -k 5 30 $PVM --net "$VNL" --ip 10.0.0.54/24 -- sh -c 'sleep 2; echo view went on' >"$work/vsk" 2>&1 &
+kp=$!
+vupid=; vspid=
+for _ in $(seq 50); do
+  vupid=$(pgrep -u "$(id -u)" -P "$kp" -x vu | head -1)
+  [ -n "$vupid" ] && vspid=$(pgrep -u "$(id -u)" -P "$vupid" -x vu-vstack | head -1)
+  [ -n "$vspid" ] && break
+  sleep 0.1
+done
+[ -n "$vspid" ] && kill -9 "$vspid"
+wait "$kp"
+rc=$?
+if [ -n "$vspid" ] && [ $rc = 0 ] && grep -q "^view went on" "$work/vsk" &&
+  grep -q "^vu: vu-vstack (pid $vspid), the view's VDE network, was killed by signal 9" "$work/vsk"
+then ok "vu-vstack killed: vu says so, the view ends normally"
+else bad "vu-vstack killed: vu says so, the view ends normally" "vu-vstack '$vspid', status $rc, output: $(cat "$work/vsk")"; fi
+
 # Bad input: a switch that does not exist.
 check_err "a switch that does not exist: status 125, the VNL named" 125 "vde://$work/nosuch" \
   $T $PVM --net "vde://$work/nosuch" -- true
