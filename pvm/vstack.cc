@@ -30,6 +30,7 @@ namespace vu::pvm {
 
 class VStack {
  public:
+  static constexpr int kCallTimeoutMs = 10000;  // call(): a reply later than this is ETIMEDOUT
   UniqueFd channel;
   pid_t pid = -1;
   bool stats = false;  // --net-stats: vu-vstack prints them at its end, after its linger
@@ -90,6 +91,10 @@ class VStack {
   vs::VsRep call(const vs::VsReq& q, const void* payload = nullptr, int data_fd = -1) {
     vs::VsRep r;
     UniqueFd rf = send(q, payload, data_fd);
+    // Bounded: these requests are answered at once; a stopped or hung vu-vstack must not hold
+    // the worker (and the view's call) forever. (A connect's reply is waited for elsewhere.)
+    pollfd p{rf.get(), POLLIN, 0};
+    if (rf && ::poll(&p, 1, kCallTimeoutMs) == 0) return r.ret = -1, r.err = ETIMEDOUT, r;
     if (!rf || !read_reply(rf.get(), &r)) r.ret = -1, r.err = errno ? errno : EIO;
     return r;
   }

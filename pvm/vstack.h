@@ -75,6 +75,8 @@
 // view; a UDP datagram of more than ~14 KB (over 10 IPv4 fragments: Debian's lwIP reassembles
 // no more) is lost on the way in, where Linux takes 65507 bytes; vu-vstack killed under a
 // running view: vu says so, the view's connections read end-of-file, new sockets fail.
+// A vu-vstack that does not answer (stopped, hung) within 10 s fails the view's call with
+// ETIMEDOUT rather than hold the monitor's worker.
 #pragma once
 
 #include <sys/types.h>

@@ -258,6 +258,25 @@ if [ -n "$vspid" ] && [ $rc = 0 ] && grep -q "^view went on" "$work/vsk" &&
 then ok "vu-vstack killed: vu says so, the view ends normally"
 else bad "vu-vstack killed: vu says so, the view ends normally" "vu-vstack '$vspid', status $rc, output: $(cat "$work/vsk")"; fi
 
+# vu-vstack stopped (SIGSTOP) under a view: the view's next socket call fails after vu's bound
+# on a request (10 s, ETIMEDOUT) instead of hanging, and vu ends (its vu-vstack killed).
+timeout -k 5 40 $PVM --net "$VNL" --ip 10.0.0.55/24 -- sh -c 'sleep 1.5; socat -T1 - UDP-SENDTO:10.0.0.2:9 </dev/null 2>&1 | grep -o "timed out"' >"$work/vss" 2>&1 &
+kp=$!
+vupid=; vspid=
+for _ in $(seq 50); do
+  vupid=$(pgrep -u "$(id -u)" -P "$kp" -x vu | head -1)
+  [ -n "$vupid" ] && vspid=$(pgrep -u "$(id -u)" -P "$vupid" -x vu-vstack | head -1)
+  [ -n "$vspid" ] && break
+  sleep 0.1
+done
+[ -n "$vspid" ] && kill -STOP "$vspid"
+wait "$kp"
+rc=$?
+[ -n "$vspid" ] && kill -CONT "$vspid" 2>/dev/null
+if [ -n "$vspid" ] && [ $rc = 0 ] && grep -q "^timed out" "$work/vss" && ! kill -0 "$vspid" 2>/dev/null
+then ok "vu-vstack stopped: the view's socket call times out, vu and vu-vstack end"
+else bad "vu-vstack stopped: the view's socket call times out, vu and vu-vstack end" "vu-vstack '$vspid', status $rc, output: $(cat "$work/vss")"; fi
+
 # Bad input: a switch that does not exist.
 check_err "a switch that does not exist: status 125, the VNL named" 125 "vde://$work/nosuch" \
   $T $PVM --net "vde://$work/nosuch" -- true
