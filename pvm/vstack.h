@@ -69,7 +69,9 @@
 // other than the IPv4 default gateway change nothing in the stack (one interface: everything
 // leaves by vde0; an IPv6 default router comes only from router advertisements); a
 // non-blocking connect that fails shows as an end-of-file on the first read (SO_ERROR tells
-// the error); a connection reset by the peer shows as end-of-file, not ECONNRESET;
+// the error); a connection reset by the peer shows as end-of-file, not ECONNRESET (writes: EPIPE, also
+// after a FIN; data arriving after the view closed a connection resets it, as Linux; a
+// vu-vstack that ends resets what is left);
 // SO_RCVBUF/SNDBUF are the pair's; TCP_INFO is a stub; SOCK_RAW is refused (an ns view, root
 // in its namespace, may open one; ping falls back to its datagram socket); one VDE network per
 // view; a UDP datagram of more than ~14 KB (over 10 IPv4 fragments: Debian's lwIP reassembles

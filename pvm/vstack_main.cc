@@ -104,7 +104,7 @@ struct Sock {
   int reply = -1;      // a connect's reply end, answered when lwIP knows
   bool nb_connect = false;
   pbuf* rx = nullptr;  // from the network, not yet taken by the pair
-  bool rx_fin = false, fin_sent = false;
+  bool rx_fin = false, fin_sent = false, reset_sent = false;
   bool dirty = false;  // rx grew during a batch of frames: flushed after it
   std::string tx;      // read from the pair, not yet taken by tcp_write (ERR_MEM)
   std::deque<Sock*> pending;  // listener: accepted connections, one byte each in the pair
@@ -338,9 +338,19 @@ void drop_rx(Sock* s) {
   s->rx = nullptr;
 }
 
+// A connection the view has closed: its FIN goes out after what lwIP holds, but data arriving
+// after the close resets it (as Linux: the sender learns at once that nobody reads, rather
+// than stream into a socket that drops what it gets).
+err_t on_recv_closed(void* arg, tcp_pcb* pcb, pbuf* p, err_t err) {
+  if (!p) return tcp_recv_null(arg, pcb, p, err);
+  pbuf_free(p);
+  tcp_abort(pcb);
+  return ERR_ABRT;
+}
+
 void detach_tcp(tcp_pcb* pcb) {
   tcp_arg(pcb, nullptr);
-  tcp_recv(pcb, nullptr);
+  tcp_recv(pcb, on_recv_closed);
   tcp_sent(pcb, nullptr);
   tcp_err(pcb, nullptr);
   tcp_poll(pcb, nullptr, 0);
@@ -423,8 +433,10 @@ void flush_rx(Sock* s) {
       left -= c;
     }
   }
-  if (!s->rx && (s->rx_fin || s->reset) && !s->fin_sent) {
+  // (A reset after the FIN: the view's writes must fail too, not fill a pair nobody reads.)
+  if (!s->rx && (s->rx_fin || s->reset) && (!s->fin_sent || (s->reset && !s->reset_sent))) {
     s->fin_sent = true;
+    s->reset_sent = s->reset;
     if (g_debug) std::fprintf(stderr, "vu-vstack: %llx: end-of-file to the view%s\n", static_cast<unsigned long long>(s->id), s->reset ? " (reset)" : "");
     ::shutdown(s->fd, s->reset ? SHUT_RDWR : SHUT_WR);
   }
@@ -1126,6 +1138,15 @@ int main(int argc, char** argv) {
     if (!open || std::chrono::steady_clock::now() >= deadline) break;
     turn(ch, 20);
   }
+  // What is left (FIN_WAIT_2, a peer still sending, the linger's end) is reset: the peers learn
+  // now that this host is gone, rather than retransmit to it for minutes.
+  LOCK_TCPIP_CORE();
+  while (tcp_pcb* p = tcp_active_pcbs) {
+    tcp_arg(p, nullptr);
+    tcp_err(p, nullptr);
+    tcp_abort(p);
+  }
+  UNLOCK_TCPIP_CORE();
   if (stats) {
     std::string line = vu::vdens::stats_line("vde0", "vde", g_stats);
     std::fprintf(stderr, "vu: net: %s\n", line.c_str());

@@ -277,6 +277,18 @@ if [ -n "$vspid" ] && [ $rc = 0 ] && grep -q "^timed out" "$work/vss" && ! kill 
 then ok "vu-vstack stopped: the view's socket call times out, vu and vu-vstack end"
 else bad "vu-vstack stopped: the view's socket call times out, vu and vu-vstack end" "vu-vstack '$vspid', status $rc, output: $(cat "$work/vss")"; fi
 
+# A server that reads 1000 bytes and ends while the client still sends: the client's writes
+# fail (its connection reset) instead of blocking on a pair nobody reads.
+rm -f "$work/up.7141"
+serve "$work/rsrv" $PVM --net "$VNL" --ip 10.0.0.56/24 -- sh -c \
+  "socat -u TCP-LISTEN:7141,reuseaddr SYSTEM:'head -c 1000 >/dev/null' & sleep 0.3; echo up > $work/up.7141; wait"
+wait_listen "$work/up.7141"
+got=$(timeout -k 5 25 $PVM --net "$VNL" --ip 10.0.0.57/24 -- sh -c \
+  'head -c 300000000 /dev/zero | socat -u - TCP:10.0.0.56:7141,connect-timeout=3 2>/dev/null; echo "socat $?"' 2>&1)
+rc=$?
+case "$rc $got" in "0 socat 1"*) ok "peer gone mid-upload: the sender's writes fail, no hang";;
+  *) bad "peer gone mid-upload: the sender's writes fail, no hang" "status $rc, output: $got";; esac
+
 # Bad input: a switch that does not exist.
 check_err "a switch that does not exist: status 125, the VNL named" 125 "vde://$work/nosuch" \
   $T $PVM --net "vde://$work/nosuch" -- true
