@@ -30,6 +30,7 @@ namespace vu::pvm {
 
 class VStack {
  public:
+  static constexpr int kCallTimeoutMs = 10000;  // call(): a reply later than this is ETIMEDOUT
   UniqueFd channel;
   pid_t pid = -1;
   bool stats = false;  // --net-stats: vu-vstack prints them at its end, after its linger
@@ -42,10 +43,11 @@ class VStack {
   std::map<uint64_t, Info> socks;
 
   ~VStack() {
-    channel.reset();  // vu-vstack ends with its channel
+    channel.reset();  // vu-vstack ends with its channel, after its linger (at most 3 s): waited
+    // for that long, not cut short (a SIGKILL after 1 s lost the end of transfers and the FINs)
     if (pid > 0) {
       int st;
-      for (int i = 0; i < (stats ? 400 : 100) && ::waitpid(pid, &st, WNOHANG) == 0; ++i) ::usleep(10000);
+      for (int i = 0; i < (stats ? 400 : 350) && ::waitpid(pid, &st, WNOHANG) == 0; ++i) ::usleep(10000);
       if (::waitpid(pid, &st, WNOHANG) == 0) {
         ::kill(pid, SIGKILL);
         ::waitpid(pid, &st, 0);
@@ -89,6 +91,10 @@ class VStack {
   vs::VsRep call(const vs::VsReq& q, const void* payload = nullptr, int data_fd = -1) {
     vs::VsRep r;
     UniqueFd rf = send(q, payload, data_fd);
+    // Bounded: these requests are answered at once; a stopped or hung vu-vstack must not hold
+    // the worker (and the view's call) forever. (A connect's reply is waited for elsewhere.)
+    pollfd p{rf.get(), POLLIN, 0};
+    if (rf && ::poll(&p, 1, kCallTimeoutMs) == 0) return r.ret = -1, r.err = ETIMEDOUT, r;
     if (!rf || !read_reply(rf.get(), &r)) r.ret = -1, r.err = errno ? errno : EIO;
     return r;
   }

@@ -60,17 +60,25 @@
 // Lifetime: vu-vstack ends when its channel closes (vu ended or was killed: the kernel closes
 // vu's end), once lwIP's connections have nothing left to send (unsent or unacknowledged data,
 // a FIN not yet acknowledged), at most 3 s after vu — as a kernel socket's data still goes out
-// after its process exits. vu spares it when the view ends (runtime/main.cc).
+// after its process exits. vu spares it when the view ends (runtime/main.cc) and waits for it
+// that long (3.5 s, then SIGKILL). A listener queues at most its backlog + 1 connections the
+// view has not accepted (more are reset).
 // Known differences from ns: the view's loopback in a VDE view is lwIP's (127.0.0.1 and the
 // view's own addresses loop inside the stack); lwIP holds one IPv4 address per interface (a
 // second `ip addr add` of IPv4 replaces the first in the stack; the model shows both); routes
 // other than the IPv4 default gateway change nothing in the stack (one interface: everything
 // leaves by vde0; an IPv6 default router comes only from router advertisements); a
 // non-blocking connect that fails shows as an end-of-file on the first read (SO_ERROR tells
-// the error); a connection reset by the peer shows as end-of-file, not ECONNRESET;
+// the error); a connection reset by the peer shows as end-of-file, not ECONNRESET (writes: EPIPE, also
+// after a FIN; data arriving after the view closed a connection resets it, as Linux; a
+// vu-vstack that ends resets what is left);
 // SO_RCVBUF/SNDBUF are the pair's; TCP_INFO is a stub; SOCK_RAW is refused (an ns view, root
 // in its namespace, may open one; ping falls back to its datagram socket); one VDE network per
-// view.
+// view; a UDP datagram of more than ~14 KB (over 10 IPv4 fragments: Debian's lwIP reassembles
+// no more) is lost on the way in, where Linux takes 65507 bytes; vu-vstack killed under a
+// running view: vu says so, the view's connections read end-of-file, new sockets fail.
+// A vu-vstack that does not answer (stopped, hung) within 10 s fails the view's call with
+// ETIMEDOUT rather than hold the monitor's worker.
 #pragma once
 
 #include <sys/types.h>

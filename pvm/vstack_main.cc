@@ -43,6 +43,7 @@ extern "C" {  // (lwipopts.h and libvdeplug.h declare C functions outside any ex
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -103,10 +104,11 @@ struct Sock {
   int reply = -1;      // a connect's reply end, answered when lwIP knows
   bool nb_connect = false;
   pbuf* rx = nullptr;  // from the network, not yet taken by the pair
-  bool rx_fin = false, fin_sent = false;
+  bool rx_fin = false, fin_sent = false, reset_sent = false;
   bool dirty = false;  // rx grew during a batch of frames: flushed after it
   std::string tx;      // read from the pair, not yet taken by tcp_write (ERR_MEM)
   std::deque<Sock*> pending;  // listener: accepted connections, one byte each in the pair
+  size_t backlog = 1;         // listener: at most this many in `pending` (listen's backlog + 1, as Linux)
   // UDP / ICMP
   std::deque<Datagram> senders;
   uint16_t icmp_id = 0;  // ICMP: the echo identifier of the view's requests
@@ -336,9 +338,19 @@ void drop_rx(Sock* s) {
   s->rx = nullptr;
 }
 
+// A connection the view has closed: its FIN goes out after what lwIP holds, but data arriving
+// after the close resets it (as Linux: the sender learns at once that nobody reads, rather
+// than stream into a socket that drops what it gets).
+err_t on_recv_closed(void* arg, tcp_pcb* pcb, pbuf* p, err_t err) {
+  if (!p) return tcp_recv_null(arg, pcb, p, err);
+  pbuf_free(p);
+  tcp_abort(pcb);
+  return ERR_ABRT;
+}
+
 void detach_tcp(tcp_pcb* pcb) {
   tcp_arg(pcb, nullptr);
-  tcp_recv(pcb, nullptr);
+  tcp_recv(pcb, on_recv_closed);
   tcp_sent(pcb, nullptr);
   tcp_err(pcb, nullptr);
   tcp_poll(pcb, nullptr, 0);
@@ -421,8 +433,10 @@ void flush_rx(Sock* s) {
       left -= c;
     }
   }
-  if (!s->rx && (s->rx_fin || s->reset) && !s->fin_sent) {
+  // (A reset after the FIN: the view's writes must fail too, not fill a pair nobody reads.)
+  if (!s->rx && (s->rx_fin || s->reset) && (!s->fin_sent || (s->reset && !s->reset_sent))) {
     s->fin_sent = true;
+    s->reset_sent = s->reset;
     if (g_debug) std::fprintf(stderr, "vu-vstack: %llx: end-of-file to the view%s\n", static_cast<unsigned long long>(s->id), s->reset ? " (reset)" : "");
     ::shutdown(s->fd, s->reset ? SHUT_RDWR : SHUT_WR);
   }
@@ -559,6 +573,9 @@ err_t on_connected(void* arg, tcp_pcb*, err_t) {
 err_t on_accept(void* arg, tcp_pcb* pcb, err_t err) {
   auto* l = static_cast<Sock*>(arg);
   if (!l || l->dead || err != ERR_OK || !pcb) return ERR_VAL;
+  // The accept queue full (the view does not accept, or a peer floods it): lwIP aborts the
+  // connection (an RST) rather than queue without bound (Linux stops at the backlog too).
+  if (l->pending.size() >= l->backlog) return ERR_MEM;
   Sock* n = new_tcp_sock(pcb, l->domain);
   if (g_debug) std::fprintf(stderr, "vu-vstack: %llx: a connection\n", static_cast<unsigned long long>(l->id));
   n->connected = true;
@@ -609,6 +626,13 @@ u8_t on_icmp(void* arg, raw_pcb*, pbuf* p, const ip_addr_t* addr) {
   return 0;  // lwIP frees it
 }
 
+// The largest datagram an IP packet carries (as Linux: 65507 bytes of UDP over IPv4, 65527
+// over IPv6); `to` null: the connected peer's family.
+size_t max_dgram(const Sock* s, const ip_addr_t* to) {
+  bool v4 = to ? IP_IS_V4(to) : s->domain == AF_INET || (s->udp && IP_IS_V4(&s->udp->remote_ip));
+  return (v4 ? 65535 - 20 : 65535) - (s->kind == kUdp ? 8 : 0);
+}
+
 // ---- the view's end of a pair ---------------------------------------------------------------
 
 void on_pair(Sock* s, uint32_t rev) {
@@ -639,6 +663,7 @@ void on_pair(Sock* s, uint32_t rev) {
       break;
     }
     if (!s->connected) continue;
+    if (static_cast<size_t>(n) > max_dgram(s, nullptr)) continue;  // (Linux: EMSGSIZE; the pair took it)
     pbuf* p = pbuf_alloc(PBUF_TRANSPORT, static_cast<uint16_t>(n), PBUF_RAM);
     if (!p) continue;
     pbuf_take(p, g_buf.data(), static_cast<uint16_t>(n));
@@ -832,6 +857,7 @@ void serve(const VsReq& q, const char* payload, int rfd, int dfd) {
       if (!l) return done(-1, errno_of(e)), finish();
       s->tcp = l;  // the old pcb is freed
       s->listening = true;
+      s->backlog = static_cast<size_t>(std::clamp(q.a, 0, 4096)) + 1;
       tcp_arg(l, s);
       tcp_accept(l, on_accept);
       names_from_pcb(s);
@@ -889,6 +915,7 @@ void serve(const VsReq& q, const char* payload, int rfd, int dfd) {
     case kSendTo: {
       if (!to_ip(q.addr, &ip, &port)) return done(-1, EAFNOSUPPORT), finish();
       if (s->kind == kTcp) return done(-1, EISCONN), finish();
+      if (q.len > max_dgram(s, &ip)) return done(-1, EMSGSIZE), finish();  // (not cut to 16 bits)
       pbuf* p = pbuf_alloc(PBUF_TRANSPORT, static_cast<uint16_t>(q.len), PBUF_RAM);
       if (!p) return done(-1, ENOBUFS), finish();
       pbuf_take(p, payload, static_cast<uint16_t>(q.len));
@@ -976,6 +1003,14 @@ bool on_channel(int ch) {
     for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
         std::memcpy(fds, CMSG_DATA(c), std::min<size_t>(c->cmsg_len - CMSG_LEN(0), sizeof fds));
+    if (fds[0] >= 0 && (mh.msg_flags & MSG_CTRUNC)) {  // (our descriptor table full: the data pair was lost)
+      VsRep r;
+      r.err = EMFILE;
+      (void)::send(fds[0], &r, sizeof r, MSG_NOSIGNAL | MSG_DONTWAIT);
+      ::close(fds[0]);
+      if (fds[1] >= 0) ::close(fds[1]);
+      continue;
+    }
     if (fds[0] < 0 || static_cast<size_t>(n) < sizeof(VsReq)) {
       if (fds[0] >= 0) ::close(fds[0]);
       if (fds[1] >= 0) ::close(fds[1]);
@@ -1034,6 +1069,12 @@ int main(int argc, char** argv) {
   // No PDEATHSIG: when vu ends, the channel's end-of-file says so, and what lwIP still has to
   // send is sent first (below).
   ::signal(SIGPIPE, SIG_IGN);
+  // One descriptor per view socket (the stack's end of its pair): as many as the hard limit allows,
+  // not the soft 1024 (the view's own limit is what bounds it, as on Linux).
+  if (rlimit rl; ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &rl);
+  }
   ::dup2(2, 1);  // lwIP's assertion messages (printf) go where vu's errors go
   bool stats = false;
   int a = 1;
@@ -1097,6 +1138,15 @@ int main(int argc, char** argv) {
     if (!open || std::chrono::steady_clock::now() >= deadline) break;
     turn(ch, 20);
   }
+  // What is left (FIN_WAIT_2, a peer still sending, the linger's end) is reset: the peers learn
+  // now that this host is gone, rather than retransmit to it for minutes.
+  LOCK_TCPIP_CORE();
+  while (tcp_pcb* p = tcp_active_pcbs) {
+    tcp_arg(p, nullptr);
+    tcp_err(p, nullptr);
+    tcp_abort(p);
+  }
+  UNLOCK_TCPIP_CORE();
   if (stats) {
     std::string line = vu::vdens::stats_line("vde0", "vde", g_stats);
     std::fprintf(stderr, "vu: net: %s\n", line.c_str());

@@ -87,7 +87,18 @@ Result<int> run_pvm(const ViewSpec& spec, const SignalForwarder& signals) {
   }
   std::string report;
   SuperviseExtras extras{view.monitor.get(), view.report.get(), &report};
-  if (view.fuse) extras.on_other_exit = [&](pid_t p, int status) { view.fuse->on_exit(p, status); };
+  extras.on_other_exit = [&](pid_t p, int status) {
+    if (view.fuse) view.fuse->on_exit(p, status);
+    // vu-vstack gone before the view (killed, crashed): said, as vu-net's end is on ns; the
+    // view's connections end (their pairs closed), new sockets fail.
+    if (p == view.vstack && p > 0) {
+      view.vstack = -1;
+      std::string why = WIFSIGNALED(status) ? "was killed by signal " + std::to_string(WTERMSIG(status)) + " (" + strsignal(WTERMSIG(status)) + ")"
+                                            : "exited with status " + std::to_string(WEXITSTATUS(status));
+      std::string msg = "vu: vu-vstack (pid " + std::to_string(p) + "), the view's VDE network, " + why + ": the view has no network from now on\n";
+      (void)!::write(2, msg.data(), msg.size());
+    }
+  };
   ExitStatus st = VU_TRY(supervise(view.child, signals, extras));
   if (view.fuse) view.fuse->teardown(view.monitor.get(), signals.fd());
   // A report may still be in the pipe when the first process exits.

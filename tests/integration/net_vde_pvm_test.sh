@@ -239,6 +239,56 @@ done
 if [ -n "$vupid" ] && [ "$before" -ge 1 ] && [ $left = 0 ]; then ok "vu killed: its vu-vstack ends too"
 else bad "vu killed: its vu-vstack ends too" "vu pid '$vupid', vu-vstack before $before, still: $(pgrep -u "$(id -u)" -a -x vu-vstack)"; fi
 
+# vu-vstack killed (SIGKILL) under a running view: vu says so (as vu-net's end on ns), the view
+# goes on without a network and vu ends with it.
+timeout -k 5 30 $PVM --net "$VNL" --ip 10.0.0.54/24 -- sh -c 'sleep 2; echo view went on' >"$work/vsk" 2>&1 &
+kp=$!
+vupid=; vspid=
+for _ in $(seq 50); do
+  vupid=$(pgrep -u "$(id -u)" -P "$kp" -x vu | head -1)
+  [ -n "$vupid" ] && vspid=$(pgrep -u "$(id -u)" -P "$vupid" -x vu-vstack | head -1)
+  [ -n "$vspid" ] && break
+  sleep 0.1
+done
+[ -n "$vspid" ] && kill -9 "$vspid"
+wait "$kp"
+rc=$?
+if [ -n "$vspid" ] && [ $rc = 0 ] && grep -q "^view went on" "$work/vsk" &&
+  grep -q "^vu: vu-vstack (pid $vspid), the view's VDE network, was killed by signal 9" "$work/vsk"
+then ok "vu-vstack killed: vu says so, the view ends normally"
+else bad "vu-vstack killed: vu says so, the view ends normally" "vu-vstack '$vspid', status $rc, output: $(cat "$work/vsk")"; fi
+
+# vu-vstack stopped (SIGSTOP) under a view: the view's next socket call fails after vu's bound
+# on a request (10 s, ETIMEDOUT) instead of hanging, and vu ends (its vu-vstack killed).
+timeout -k 5 40 $PVM --net "$VNL" --ip 10.0.0.55/24 -- sh -c 'sleep 1.5; socat -T1 - UDP-SENDTO:10.0.0.2:9 </dev/null 2>&1 | grep -o "timed out"' >"$work/vss" 2>&1 &
+kp=$!
+vupid=; vspid=
+for _ in $(seq 50); do
+  vupid=$(pgrep -u "$(id -u)" -P "$kp" -x vu | head -1)
+  [ -n "$vupid" ] && vspid=$(pgrep -u "$(id -u)" -P "$vupid" -x vu-vstack | head -1)
+  [ -n "$vspid" ] && break
+  sleep 0.1
+done
+[ -n "$vspid" ] && kill -STOP "$vspid"
+wait "$kp"
+rc=$?
+[ -n "$vspid" ] && kill -CONT "$vspid" 2>/dev/null
+if [ -n "$vspid" ] && [ $rc = 0 ] && grep -q "^timed out" "$work/vss" && ! kill -0 "$vspid" 2>/dev/null
+then ok "vu-vstack stopped: the view's socket call times out, vu and vu-vstack end"
+else bad "vu-vstack stopped: the view's socket call times out, vu and vu-vstack end" "vu-vstack '$vspid', status $rc, output: $(cat "$work/vss")"; fi
+
+# A server that reads 1000 bytes and ends while the client still sends: the client's writes
+# fail (its connection reset) instead of blocking on a pair nobody reads.
+rm -f "$work/up.7141"
+serve "$work/rsrv" $PVM --net "$VNL" --ip 10.0.0.56/24 -- sh -c \
+  "socat -u TCP-LISTEN:7141,reuseaddr SYSTEM:'head -c 1000 >/dev/null' & sleep 0.3; echo up > $work/up.7141; wait"
+wait_listen "$work/up.7141"
+got=$(timeout -k 5 25 $PVM --net "$VNL" --ip 10.0.0.57/24 -- sh -c \
+  'head -c 300000000 /dev/zero | socat -u - TCP:10.0.0.56:7141,connect-timeout=3 2>/dev/null; echo "socat $?"' 2>&1)
+rc=$?
+case "$rc $got" in "0 socat 1"*) ok "peer gone mid-upload: the sender's writes fail, no hang";;
+  *) bad "peer gone mid-upload: the sender's writes fail, no hang" "status $rc, output: $got";; esac
+
 # Bad input: a switch that does not exist.
 check_err "a switch that does not exist: status 125, the VNL named" 125 "vde://$work/nosuch" \
   $T $PVM --net "vde://$work/nosuch" -- true
