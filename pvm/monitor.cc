@@ -968,7 +968,7 @@ void Monitor::Core::plan_seccomp_stop(StopPlan& p) {
   if (!r.moved && !script && !accel && !via_loader) return;
   StackWriter w(p, regs.rsp);
   // The caller's argv[1…] after ARGV's new head, written with it: argv for the rewritten call.
-  auto put_argv = [&](StackWriter& w, std::vector<uint64_t>& argv) {
+  auto put_argv = [&](std::vector<uint64_t>& argv) {
     for (uint64_t i = 1;; ++i) {
       uint64_t ptr = 0;
       if (!argv_addr || !read_mem(pid, argv_addr + 8 * i, &ptr, 8) || !ptr) break;
@@ -996,7 +996,7 @@ void Monitor::Core::plan_seccomp_stop(StopPlan& p) {
       if (!iarg.empty()) argv.push_back(w.put(iarg));
       argv.push_back(w.put(raw));
     }
-    if (!put_argv(w, argv)) return fail(E2BIG);
+    if (!put_argv(argv)) return fail(E2BIG);
     regs.rdi = w.put(lr.host);
   } else if (script) {
     // argv becomes: INTERP [ARG] PATH-as-given argv[1…] — what binfmt_script builds.
@@ -1004,7 +1004,7 @@ void Monitor::Core::plan_seccomp_stop(StopPlan& p) {
     argv.push_back(w.put(interp));
     if (!iarg.empty()) argv.push_back(w.put(iarg));
     argv.push_back(w.put(raw));
-    if (!put_argv(w, argv)) return fail(E2BIG);
+    if (!put_argv(argv)) return fail(E2BIG);
     regs.rdi = w.put(ir.host);
   } else {
     regs.rdi = r.moved ? w.put(r.host) : path_addr;
