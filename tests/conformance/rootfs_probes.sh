@@ -17,10 +17,7 @@ VU=$1 DENY=$2 debian=${3:-skip:no Debian tree given} MUSL=${4:-skip:no musl prob
 here=$(dirname "$0")
 . "$here/harness.sh" 2>/dev/null || . "$here/../integration/harness.sh" || exit 1
 if [ "$(id -u)" = 0 ]; then echo "SKIP: must run unprivileged"; exit 77; fi
-bb=$(command -v busybox || true)
-if [ -z "$bb" ] || ! ldd "$bb" 2>&1 | grep -q 'not a dynamic'; then
-  echo "SKIP: no static busybox (apt-get install busybox-static)"; exit 77
-fi
+need_static_busybox
 if ! "$VU" run --backend=ns --net none -- true 2>/dev/null; then
   echo "SKIP: the ns backend does not work here; nothing to compare pvm with"; exit 77
 fi

@@ -38,6 +38,15 @@ summary() {
   [ $fail = 0 ]
 }
 
+# need_static_busybox — SKIP (77) unless busybox is installed and static (busybox-static: the
+# rootfs suites copy it into the trees they make); sets bb to its path.
+need_static_busybox() {
+  bb=$(command -v busybox || true)
+  if [ -z "$bb" ] || ! ldd "$bb" 2>&1 | grep -q 'not a dynamic'; then
+    echo "SKIP: no static busybox (apt-get install busybox-static)"; exit 77
+  fi
+}
+
 # ---- root-run suites (the hosts' filters are installed as root; every view runs as the test user)
 harness_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # root_run_setup WHY PROGRAMS VU HELPER… — a root-run suite's preamble: SKIP (77) unless root

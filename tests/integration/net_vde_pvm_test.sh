@@ -239,17 +239,23 @@ done
 if [ -n "$vupid" ] && [ "$before" -ge 1 ] && [ $left = 0 ]; then ok "vu killed: its vu-vstack ends too"
 else bad "vu killed: its vu-vstack ends too" "vu pid '$vupid', vu-vstack before $before, still: $(pgrep -u "$(id -u)" -a -x vu-vstack)"; fi
 
+# vstack_of PID — the vu-vstack of the view whose timeout (background job) is PID, once it runs
+# (5 s at most; empty if it never does).
+vstack_of() {
+  local v s
+  for _ in $(seq 50); do
+    v=$(pgrep -u "$(id -u)" -P "$1" -x vu | head -1)
+    [ -n "$v" ] && s=$(pgrep -u "$(id -u)" -P "$v" -x vu-vstack | head -1)
+    [ -n "$s" ] && { echo "$s"; return; }
+    sleep 0.1
+  done
+}
+
 # vu-vstack killed (SIGKILL) under a running view: vu says so (as vu-net's end on ns), the view
 # goes on without a network and vu ends with it.
 timeout -k 5 30 $PVM --net "$VNL" --ip 10.0.0.54/24 -- sh -c 'sleep 2; echo view went on' >"$work/vsk" 2>&1 &
 kp=$!
-vupid=; vspid=
-for _ in $(seq 50); do
-  vupid=$(pgrep -u "$(id -u)" -P "$kp" -x vu | head -1)
-  [ -n "$vupid" ] && vspid=$(pgrep -u "$(id -u)" -P "$vupid" -x vu-vstack | head -1)
-  [ -n "$vspid" ] && break
-  sleep 0.1
-done
+vspid=$(vstack_of "$kp")
 [ -n "$vspid" ] && kill -9 "$vspid"
 wait "$kp"
 rc=$?
@@ -262,13 +268,7 @@ else bad "vu-vstack killed: vu says so, the view ends normally" "vu-vstack '$vsp
 # on a request (10 s, ETIMEDOUT) instead of hanging, and vu ends (its vu-vstack killed).
 timeout -k 5 40 $PVM --net "$VNL" --ip 10.0.0.55/24 -- sh -c 'sleep 1.5; socat -T1 - UDP-SENDTO:10.0.0.2:9 </dev/null 2>&1 | grep -o "timed out"' >"$work/vss" 2>&1 &
 kp=$!
-vupid=; vspid=
-for _ in $(seq 50); do
-  vupid=$(pgrep -u "$(id -u)" -P "$kp" -x vu | head -1)
-  [ -n "$vupid" ] && vspid=$(pgrep -u "$(id -u)" -P "$vupid" -x vu-vstack | head -1)
-  [ -n "$vspid" ] && break
-  sleep 0.1
-done
+vspid=$(vstack_of "$kp")
 [ -n "$vspid" ] && kill -STOP "$vspid"
 wait "$kp"
 rc=$?

@@ -10,10 +10,7 @@ VU=$1 DENY=$2 debian=${3:-skip:no Debian tree given} PROBE=${4:-}
 here=$(dirname "$0")
 . "$here/harness.sh" || exit 1
 if [ "$(id -u)" = 0 ]; then echo "SKIP: must run unprivileged"; exit 77; fi
-bb=$(command -v busybox || true)
-if [ -z "$bb" ] || ! ldd "$bb" 2>&1 | grep -q 'not a dynamic'; then
-  echo "SKIP: no static busybox (apt-get install busybox-static)"; exit 77
-fi
+need_static_busybox
 if ! "$VU" run --backend=pvm --net none -- true 2>"$work/err"; then echo "SKIP: pvm does not work here: $(cat "$work/err")"; exit 77; fi
 have_ns=1
 "$VU" run --backend=ns --net none -- true 2>/dev/null || have_ns=0

@@ -8,10 +8,7 @@ VU=$1
 here=$(dirname "$0")
 . "$here/harness.sh" || exit 1
 if [ "$(id -u)" = 0 ]; then echo "SKIP: must run unprivileged"; exit 77; fi
-bb=$(command -v busybox || true)
-if [ -z "$bb" ] || ! ldd "$bb" 2>&1 | grep -q 'not a dynamic'; then
-  echo "SKIP: no static busybox (apt-get install busybox-static)"; exit 77
-fi
+need_static_busybox
 if ! "$VU" run --backend=ns --net none -- true 2>/dev/null; then echo "SKIP: the ns backend does not work here"; exit 77; fi
 
 R=$work/tree
