@@ -93,10 +93,7 @@ Result<int> run_pvm(const ViewSpec& spec, const SignalForwarder& signals) {
     // view's connections end (their pairs closed), new sockets fail.
     if (p == view.vstack && p > 0) {
       view.vstack = -1;
-      std::string why = WIFSIGNALED(status) ? "was killed by signal " + std::to_string(WTERMSIG(status)) + " (" + strsignal(WTERMSIG(status)) + ")"
-                                            : "exited with status " + std::to_string(WEXITSTATUS(status));
-      std::string msg = "vu: vu-vstack (pid " + std::to_string(p) + "), the view's VDE network, " + why + ": the view has no network from now on\n";
-      (void)!::write(2, msg.data(), msg.size());
+      say_network_helper_gone("vu-vstack", "the view's VDE network", p, status);
     }
   };
   ExitStatus st = VU_TRY(supervise(view.child, signals, extras));

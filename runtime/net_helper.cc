@@ -161,7 +161,11 @@ void NetHelper::note_exit(pid_t pid, int wait_status) {
   if (pid != pid_ || pid_ <= 0) return;
   child_.release();  // reaped by the caller
   wait_ = false;
-  std::string msg = "vu: vu-net (pid " + std::to_string(pid) + "), the view's network, ";
+  say_network_helper_gone("vu-net", "the view's network", pid, wait_status);
+}
+
+void say_network_helper_gone(const char* what, const char* role, pid_t pid, int wait_status) {
+  std::string msg = std::string("vu: ") + what + " (pid " + std::to_string(pid) + "), " + role + ", ";
   if (WIFSIGNALED(wait_status)) {
     int sig = WTERMSIG(wait_status);
     msg += "was killed by signal " + std::to_string(sig) + " (" + strsignal(sig) + ")";

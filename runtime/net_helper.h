@@ -67,4 +67,9 @@ class NetHelper {
 // Where vu-net is: $VU_NET_HELPER, else next to /proc/self/exe.
 std::string net_helper_path();
 
+// Says on stderr that a network helper of the view ended before it (WHAT: "vu-net", "vu-vstack";
+// ROLE: "the view's network"…): "vu: WHAT (pid N), ROLE, was killed by signal N (NAME): the view
+// has no network from now on" — the view's connections end or stall without it.
+void say_network_helper_gone(const char* what, const char* role, pid_t pid, int wait_status);
+
 }  // namespace vu
