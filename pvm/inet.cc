@@ -80,6 +80,11 @@ struct NetState {
   // an rtnetlink socket may still use it until the end.
 };
 
+uint64_t inode_of(int fd) {
+  struct stat st;
+  return ::fstat(fd, &st) == 0 ? st.st_ino : 0;
+}
+
 namespace {
 
 constexpr unsigned kIn4 = sizeof(sockaddr_in), kIn6 = sizeof(sockaddr_in6);
@@ -896,10 +901,6 @@ int start_server(const std::shared_ptr<NetState>& st, const NetConfig& n) {
 
 // ---- the trapped calls ---------------------------------------------------------------------
 
-uint64_t inode_of(int fd) {
-  struct stat st;
-  return ::fstat(fd, &st) == 0 ? st.st_ino : 0;
-}
 int sockopt(int fd, int opt) {
   int v = -1;
   socklen_t len = sizeof v;
@@ -1159,7 +1160,7 @@ Answer do_sendto(const NetConfig& n, Call& c, Sock& s) {
     std::vector<char> data;
     int err = 0;
     if (!gather_iov(c.tid, riov, 65536, &data, &err)) return Answer::error(err);
-    return echo_send(n, s.fd.get(), s.domain, ss, static_cast<unsigned>(alen), data);
+    return echo_send(n, s.fd.get(), s.ino, s.domain, ss, static_cast<unsigned>(alen), data);
   }
   if (!s.fake) {
     m = map_dest(n, &ss, static_cast<unsigned>(alen), s.domain, s.v6only, s.type);

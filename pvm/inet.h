@@ -160,5 +160,7 @@ Mapping map_bind(const NetConfig& net, const void* addr, unsigned len, int famil
 // A host address back into the view's terms: `peer` (an address the socket talks to) or the
 // socket's own address; `v6only`: the socket is IPV6_V6ONLY (its ::1 is the host's).
 void map_back(const NetConfig& net, void* addr, unsigned* len, bool local, bool v6only = false);
+// A socket's inode (how the monitor's tables know a socket whatever its fd number); 0 on error.
+uint64_t inode_of(int fd);
 
 }  // namespace vu::pvm

@@ -88,11 +88,6 @@ Ip v6(const in6_addr& a) {
 }
 Ip loop6() { return v6(in6addr_loopback); }
 
-uint64_t inode_of(int fd) {
-  struct stat st;
-  return ::fstat(fd, &st) == 0 ? st.st_ino : 0;
-}
-
 uint16_t port_of(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
@@ -246,10 +241,9 @@ void* relay_main(void* arg) {
 
 // An echo request to an outside address: sent on the host's ICMP datagram socket kept for the
 // stand-in, where the host gives vu's user one (net.ipv4.ping_group_range); else dropped.
-static void outside(const NetConfig& n, int fd, int family, const sockaddr_storage& dest, unsigned len,
+static void outside(const NetConfig& n, int fd, uint64_t ino, int family, const sockaddr_storage& dest, unsigned len,
              const std::vector<char>& data) {
   EchoState& st = *n.echo;
-  const uint64_t ino = inode_of(fd);
   std::lock_guard<std::mutex> lock(st.mu);
   const int k = family == AF_INET ? 0 : 1;
   if (st.host_refuses[k]) return;
@@ -317,7 +311,7 @@ bool echo_is(const NetConfig& n, uint64_t ino) {
   return n.echo->standins.count(ino) != 0;
 }
 
-Answer echo_send(const NetConfig& n, int fd, int family, const sockaddr_storage& dest, unsigned len,
+Answer echo_send(const NetConfig& n, int fd, uint64_t ino, int family, const sockaddr_storage& dest, unsigned len,
                  const std::vector<char>& data) {
   Ip d;
   if (!ip_of(dest, len, &d)) return Answer::error(len < sizeof(sockaddr_in) ? EINVAL : EAFNOSUPPORT);
@@ -346,12 +340,18 @@ Answer echo_send(const NetConfig& n, int fd, int family, const sockaddr_storage&
     else if (!slirp) return Answer::error(ENETUNREACH);
   }
   if (!ttl) {  // out to the world: through the host's ICMP socket where it has one for us
-    outside(n, fd, family, dest, len, data);
+    outside(n, fd, ino, family, dest, len, data);
     return Answer::value(static_cast<int64_t>(data.size()));
   }
+  // The reply goes to the stand-in's own name; its port is the echo id (as a ping socket's).
+  sockaddr_storage to{};
+  socklen_t tolen = sizeof to;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&to), &tolen) < 0) return Answer::error(errno);
+  Ip self;
+  uint16_t id = 0;
+  ip_of(to, tolen, &self, &id);
   std::vector<unsigned char> reply(data.begin(), data.end());
   reply[0] = is4 ? ICMP_ECHOREPLY : ICMP6_ECHO_REPLY;
-  const uint16_t id = port_of(fd);
   reply[4] = static_cast<unsigned char>(id >> 8);
   reply[5] = static_cast<unsigned char>(id);
   reply[2] = reply[3] = 0;
@@ -370,9 +370,6 @@ Answer echo_send(const NetConfig& n, int fd, int family, const sockaddr_storage&
   std::lock_guard<std::mutex> lock(st.mu);
   const int rfd = reflector(st, d, ttl);
   if (rfd < 0) return Answer::error(errno);
-  sockaddr_storage to{};
-  socklen_t tolen = sizeof to;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&to), &tolen) < 0) return Answer::error(errno);
   // A full receive queue drops the answer, as a ping socket's would.
   (void)::sendto(rfd, reply.data(), reply.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&to), tolen);
   return Answer::value(static_cast<int64_t>(data.size()));

@@ -66,8 +66,8 @@ std::shared_ptr<EchoState> make_echo_state(in_addr priv);  // priv: NetConfig::p
 bool echo_socket(const NetConfig& n, Call& c, Answer* out);
 // Whether the socket (its inode) is a stand-in.
 bool echo_is(const NetConfig& n, uint64_t ino);
-// An echo request the view sends on stand-in `fd` (of `family`) to `dest` (view terms).
-Answer echo_send(const NetConfig& n, int fd, int family, const sockaddr_storage& dest, unsigned len,
+// An echo request the view sends on stand-in `fd` (inode `ino`, of `family`) to `dest` (view terms).
+Answer echo_send(const NetConfig& n, int fd, uint64_t ino, int family, const sockaddr_storage& dest, unsigned len,
                  const std::vector<char>& data);
 // The sender of a datagram a stand-in received (host terms in, view terms out: the address
 // pinged, port 0). False: not a reflector's (left as it was).

@@ -113,7 +113,7 @@ TEST(PvmInetEcho, TheViewsAddressesAnswerAsOnNs) {
   uint16_t seq = 1;
   for (const Case& k : cases) {
     std::vector<char> req = request(seq);
-    Answer a = echo_send(n, s.get(), AF_INET, to4(k.to), sizeof(sockaddr_in), req);
+    Answer a = echo_send(n, s.get(), inode_of(s.get()), AF_INET, to4(k.to), sizeof(sockaddr_in), req);
     ASSERT_EQ(a.kind, Answer::kValue) << k.to;
     EXPECT_EQ(a.err, 0) << k.to;
     EXPECT_EQ(a.val, static_cast<int64_t>(req.size())) << k.to;
@@ -135,21 +135,21 @@ TEST(PvmInetEcho, TheViewsAddressesAnswerAsOnNs) {
 TEST(PvmInetEcho, ElsewhereIsNotAnsweredAndBadRequestsAreRefused) {
   NetConfig n = view(NetConfig::kSlirp);
   UniqueFd s = standin(n);
-  Answer a = echo_send(n, s.get(), AF_INET, to4("192.0.2.1"), sizeof(sockaddr_in), request(1));
+  Answer a = echo_send(n, s.get(), inode_of(s.get()), AF_INET, to4("192.0.2.1"), sizeof(sockaddr_in), request(1));
   EXPECT_EQ(a.err, 0);
   EXPECT_EQ(a.val, 24);
   Got g;
   EXPECT_FALSE(receive(s.get(), &g));  // taken, not answered, nothing sent
   std::vector<char> reply = request(2);
   reply[0] = ICMP_ECHOREPLY;
-  EXPECT_EQ(echo_send(n, s.get(), AF_INET, to4("10.0.2.2"), sizeof(sockaddr_in), reply).err, EINVAL);
-  EXPECT_EQ(echo_send(n, s.get(), AF_INET, to4("10.0.2.2"), sizeof(sockaddr_in), std::vector<char>(4)).err, EINVAL);
+  EXPECT_EQ(echo_send(n, s.get(), inode_of(s.get()), AF_INET, to4("10.0.2.2"), sizeof(sockaddr_in), reply).err, EINVAL);
+  EXPECT_EQ(echo_send(n, s.get(), inode_of(s.get()), AF_INET, to4("10.0.2.2"), sizeof(sockaddr_in), std::vector<char>(4)).err, EINVAL);
   // Longer than an IPv4 datagram carries (65535 - 20): EMSGSIZE, as the ping socket says.
   std::vector<char> big = request(3);
   big.resize(65516, 'x');
-  EXPECT_EQ(echo_send(n, s.get(), AF_INET, to4("10.0.2.2"), sizeof(sockaddr_in), big).err, EMSGSIZE);
+  EXPECT_EQ(echo_send(n, s.get(), inode_of(s.get()), AF_INET, to4("10.0.2.2"), sizeof(sockaddr_in), big).err, EMSGSIZE);
   big.resize(65507);  // the largest a UDP datagram (the answer) carries: answered
-  EXPECT_EQ(echo_send(n, s.get(), AF_INET, to4("10.0.2.2"), sizeof(sockaddr_in), big).err, 0);
+  EXPECT_EQ(echo_send(n, s.get(), inode_of(s.get()), AF_INET, to4("10.0.2.2"), sizeof(sockaddr_in), big).err, 0);
   ASSERT_TRUE(receive(s.get(), &g));
   // A datagram from anyone else is not shown as an echo's sender.
   UniqueFd other(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -164,8 +164,8 @@ TEST(PvmInetEcho, ElsewhereIsNotAnsweredAndBadRequestsAreRefused) {
 TEST(PvmInetEcho, NoneAnswersItsLoopbackOnly) {
   NetConfig n = view(NetConfig::kNone);
   UniqueFd s = standin(n);
-  EXPECT_EQ(echo_send(n, s.get(), AF_INET, to4("10.0.2.2"), sizeof(sockaddr_in), request(1)).err, ENETUNREACH);
-  EXPECT_EQ(echo_send(n, s.get(), AF_INET, to4("127.0.0.1"), sizeof(sockaddr_in), request(2)).err, 0);
+  EXPECT_EQ(echo_send(n, s.get(), inode_of(s.get()), AF_INET, to4("10.0.2.2"), sizeof(sockaddr_in), request(1)).err, ENETUNREACH);
+  EXPECT_EQ(echo_send(n, s.get(), inode_of(s.get()), AF_INET, to4("127.0.0.1"), sizeof(sockaddr_in), request(2)).err, 0);
   Got g;
   ASSERT_TRUE(receive(s.get(), &g));
   EXPECT_EQ(g.ttl, 64);
