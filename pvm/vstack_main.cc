@@ -616,12 +616,13 @@ u8_t on_icmp(void* arg, raw_pcb*, pbuf* p, const ip_addr_t* addr) {
   if (p->tot_len < hl + 8 || p->len < 8) return 0;
   const auto* ip = static_cast<const uint8_t*>(p->payload);
   const int ttl = IP_IS_V4(addr) ? ip[8] : ip[7];
-  pbuf_copy_partial(p, g_buf.data(), static_cast<uint16_t>(p->tot_len - hl), static_cast<uint16_t>(hl));
-  const auto* h = reinterpret_cast<const uint8_t*>(g_buf.data());
-  const uint8_t reply = s->domain == AF_INET ? 0 : 129;
+  // Every raw pcb sees every ICMP packet: the header decides before anything is copied.
+  uint8_t h[8];
+  if (pbuf_copy_partial(p, h, 8, static_cast<uint16_t>(hl)) != 8) return 0;
   uint16_t id;
   std::memcpy(&id, h + 4, 2);
-  if (h[0] != reply || id != s->icmp_id) return 0;
+  if (h[0] != (s->domain == AF_INET ? 0 : 129) || id != s->icmp_id) return 0;
+  pbuf_copy_partial(p, g_buf.data(), static_cast<uint16_t>(p->tot_len - hl), static_cast<uint16_t>(hl));
   to_view(s, g_buf.data(), p->tot_len - hl, from_ip(addr, 0, s->domain), ttl);
   return 0;  // lwIP frees it
 }
