@@ -1,8 +1,10 @@
 #include "base/child.h"
 
+#include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -112,5 +114,16 @@ Result<ExitStatus> Child::wait() {
 }
 
 Result<ExitStatus> Child::try_wait(bool* exited) { return wait_flags(WNOHANG, exited); }
+
+int drop_given_caps() {
+  if (::getuid() == 0) return 0;
+  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) return errno;
+  __user_cap_header_struct h{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct d[2]{};
+  if (::syscall(SYS_capget, &h, d) < 0) return errno;
+  if (!(d[0].permitted | d[1].permitted | d[0].inheritable | d[1].inheritable)) return 0;
+  __user_cap_data_struct none[2]{};
+  return ::syscall(SYS_capset, &h, none) < 0 ? errno : 0;
+}
 
 }  // namespace vu

@@ -69,4 +69,11 @@ class Child {
   bool in_child_ = false;
 };
 
+// Empties every capability set (ambient, permitted, effective, inheritable) of the calling
+// process when it runs as an ordinary user: capabilities vu was given (ambient ones from cado,
+// e.g. `cado sys_admin -- vu run --net join:NAME`) are vu's, never a view's process's (on ns the
+// view is in a user namespace of its own and holds none of them over the host). vu run by root
+// keeps root's. 0 or errno. Async-signal-safe: for a child between fork/clone and exec.
+int drop_given_caps();
+
 }  // namespace vu

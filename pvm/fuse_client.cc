@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/capability.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -23,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "base/child.h"
 #include "base/log.h"
 
 extern "C" char** environ;
@@ -462,14 +462,8 @@ Result<FuseProgram> start_fuse_program(const std::vector<std::string>& argv_in, 
   if (pid < 0) return Error::sys("fork", errno, argv[0]);
   if (pid == 0) {
     // Capabilities vu was given (ambient ones from cado) are not the FUSE program's: it is part
-    // of the view, which holds none of them (runtime/pvm_backend.cc drop_caps; on ns it runs in
-    // the view's user namespace). vu run by root keeps root's.
-    if (::getuid() != 0) {
-      (void)::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-      __user_cap_header_struct h{_LINUX_CAPABILITY_VERSION_3, 0};
-      __user_cap_data_struct nocaps[2]{};
-      if (::syscall(SYS_capset, &h, nocaps) < 0) ::_exit(127);
-    }
+    // of the view, which holds none of them.
+    if (drop_given_caps()) ::_exit(127);
     ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (::getppid() != parent) ::_exit(127);
     ::setpgid(0, 0);  // its own group: what it forks is ended with it (a program that daemonizes

@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/capability.h>
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -15,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "base/child.h"
 #include "base/log.h"
 #include "base/strings.h"
 #include "pvm/accel_abi.h"
@@ -89,23 +89,10 @@ void start_servers(const Launch& l) {
   }
 }
 
-// Capabilities vu holds as an ordinary user (ambient ones from cado, e.g. `cado sys_admin -- vu
-// run --net join:NAME`) are vu's, not the view's: on ns the view is in a user namespace of its
-// own and holds none of them over the host; here every set is emptied before the filter (and
-// no_new_privs) goes in. vu run by root keeps root's view. Async-signal-safe.
-int drop_caps() {
-  if (::getuid() == 0) return 0;
-  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) return errno;
-  __user_cap_header_struct h{_LINUX_CAPABILITY_VERSION_3, 0};
-  __user_cap_data_struct d[2]{};
-  if (::syscall(SYS_capget, &h, d) < 0) return errno;
-  if (!(d[0].permitted | d[1].permitted | d[0].inheritable | d[1].inheritable)) return 0;
-  __user_cap_data_struct none[2]{};
-  return ::syscall(SYS_capset, &h, none) < 0 ? errno : 0;
-}
-
 [[noreturn]] void child_main(Launch& l) {
-  if (int e = drop_caps()) child_fail(l, Stage::kCaps, e);  // first: a change of credentials may reset the next
+  // First (a change of credentials may reset what follows): vu's capabilities are not the
+  // view's; every set emptied before the filter and no_new_privs go in.
+  if (int e = drop_given_caps()) child_fail(l, Stage::kCaps, e);
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) child_fail(l, Stage::kPdeathsig, errno);
   if (::getppid() != l.parent) ::_exit(kExitSetup);
   char go;
