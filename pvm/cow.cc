@@ -116,17 +116,14 @@ UniqueFd parent_fd(int root, const std::string& rel) {
 
 // lstat of rel below root, no symlink followed on the way either: someone who can write the
 // lower tree may swap a directory the view's walk went through for a symlink to anywhere.
-// A name with no directory on the way is one fstatat; deeper ones an O_PATH descriptor
-// (kept in *obj when asked: a symlink's own when rel is one). 0 or an errno (ELOOP: a symlink
-// on the way).
-int stat_beneath(int root, const std::string& rel, struct stat* st, UniqueFd* obj = nullptr) {
+// A name with no directory on the way is one fstatat; deeper ones an O_PATH descriptor (a
+// symlink's own when rel is one). 0 or an errno (ELOOP: a symlink on the way).
+int stat_beneath(int root, const std::string& rel, struct stat* st) {
   if (rel.find('/') == std::string::npos && rel != "..")
     return ::fstatat(root, rel.c_str(), st, AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
   UniqueFd o(open_beneath(root, rel, O_PATH));
   if (!o) return errno;
-  if (::fstat(o.get(), st) < 0) return errno;
-  if (obj) *obj = std::move(o);
-  return 0;
+  return ::fstat(o.get(), st) < 0 ? errno : 0;
 }
 
 void copy_xattrs(int from, int to) {
