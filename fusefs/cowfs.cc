@@ -264,10 +264,7 @@ int open_in(int dir, const std::string& r, int flags, mode_t mode = 0) {
   how.flags = static_cast<uint64_t>((flags & kValid) | O_NOFOLLOW | O_CLOEXEC);
   how.mode = (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? mode & 07777 : 0;  // no S_IFREG
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-  long fd;
-  do fd = ::syscall(SYS_openat2, dir, r.c_str(), &how, sizeof how);
-  while (fd < 0 && errno == EAGAIN);  // RESOLVE_* lookups may ask for a retry under rename
-  return static_cast<int>(fd);
+  return static_cast<int>(vu::layer_format::openat2_retry(dir, r.c_str(), how));
 }
 
 int copy_xattrs(const std::string& from, const std::string& to) {

@@ -1,9 +1,12 @@
 #include "fusefs/layer_format.h"
 
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 namespace vu::layer_format {
@@ -20,6 +23,13 @@ std::string proc_at(int dirfd, const char* name) {
 bool is_whiteout(const struct stat& st) { return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0); }
 
 bool make_whiteout(int dirfd, const char* name) { return ::mknodat(dirfd, name, S_IFCHR | 0, makedev(0, 0)) == 0; }
+
+long openat2_retry(int dirfd, const char* path, const struct open_how& how) {
+  long fd;
+  do fd = ::syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+  while (fd < 0 && errno == EAGAIN);
+  return fd;
+}
 
 bool is_opaque_at(int dirfd, const char* name) {
   char v[4];

@@ -14,6 +14,7 @@
 //   ::lsetxattr(p, stored_xattr_name(n).c_str(), …);  // the view's setxattr
 #pragma once
 
+#include <linux/openat2.h>
 #include <sys/stat.h>
 
 #include <cstddef>
@@ -28,6 +29,10 @@ inline constexpr char kEscaped[] = "user.overlay.overlay.";
 bool is_whiteout(const struct stat& st);
 // mknodat of a whiteout; false with errno.
 bool make_whiteout(int dirfd, const char* name);
+
+// openat2(2) in a layer, retried while it says EAGAIN (RESOLVE_* lookups may ask for a retry
+// under a concurrent rename); the descriptor or -1 with errno.
+long openat2_retry(int dirfd, const char* path, const struct open_how& how);
 
 // The opaque mark of `name` in the directory dirfd (any descriptor, O_PATH too), the symlink
 // `name` itself not followed; an empty name: dirfd's own object.

@@ -24,6 +24,7 @@ namespace vu::pvm {
 
 namespace {
 using layer_format::make_whiteout;
+using layer_format::openat2_retry;
 using layer_format::stored_xattr_name;
 // The lower (st_dev, st_ino) of a copied-up file: what stat shows for it (overlayfs keeps it
 // in user.overlay.origin, as a file handle only the kernel can make; this name is ours, and
@@ -46,13 +47,6 @@ std::string join(const std::string& dir, std::string_view name) {
 std::string proc_fd(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
 std::string stored_name(const std::string& name) { return stored_xattr_name(name.c_str()); }
-
-long openat2_retry(int dirfd, const char* path, const struct open_how& how) {
-  long fd;
-  do fd = ::syscall(SYS_openat2, dirfd, path, &how, sizeof how);
-  while (fd < 0 && errno == EAGAIN);
-  return fd;
-}
 
 // rel below root as a (descriptor, rest) pair when rel is too long for one call (a path of
 // nearly PATH_MAX bytes from the caller's cwd is longer from the cow's root: pvm/host_at.h). The
