@@ -26,6 +26,9 @@ cleanup() {
   for ns in "$user" vpn vu-join-t vu-att-t; do ip netns delete "$ns" 2>/dev/null; done
   rm -rf "/etc/netns/$user" /var/spool/cado/"$user" /var/spool/cado/vu-probe /tmp/vu-cado-cond.*
   rm -f /etc/vu-test-pamnet-link
+  # scado -e keeps the user's copy when it saves nothing ("your copy is /tmp/cado-scado.…"), as
+  # the refusals above make it do: the test removes the copies its user was left.
+  find /tmp -maxdepth 1 -name 'cado-scado.*' -user "$user" -type f -delete 2>/dev/null
   for g in "${created_groups[@]}"; do groupdel "$g" 2>/dev/null; done
   userdel -r "$other" 2>/dev/null
   rm -rf "$inst"
