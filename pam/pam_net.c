@@ -31,7 +31,8 @@
  * name in /etc is skipped, as `ip netns exec` does); a namespace file that could not
  * be set up is removed (the original left a stale mode-0 file), and one left by a session killed
  * while making it is made again; concurrent first sessions are serialized (the original refused
- * some); rootshared leaves no mount in the host per session (the original left a sysfs and an
+ * some), and no user can stop the lock's holder (under su or sudo it holds it with root's real
+ * uid and the terminal's stop signals blocked); rootshared leaves no mount in the host per session (the original left a sysfs and an
  * /etc bind each time); pam_get_user failures are PAM_SESSION_ERR (an operator-precedence bug
  * made them PAM_SUCCESS); a missing cgroup2 is logged, not fatal. Errors go to syslog through pam_syslog, naming the step and errno.
  */
@@ -44,6 +45,7 @@
 #include <net/if.h>
 #include <pwd.h>
 #include <sched.h>
+#include <signal.h>
 #include <security/pam_ext.h>
 #include <linux/magic.h>
 #include <security/pam_modules.h>
@@ -143,11 +145,54 @@ static int lo_up(void) {
 
 #if !defined(PAM_NET_NEWNET)
 
+/* The lock, and what the process was before taking it. */
+struct held {
+  int fd;
+  uid_t ruid;     /* the real uid to give back (su, sudo: the caller's) */
+  int ruid_set;   /* the real uid is root's until unlock_rundir */
+  sigset_t mask;  /* the signal mask to give back */
+};
+
+/* Gives the lock back, then the real uid and the signal mask. Returns 0, or -1 (logged) when
+ * the real uid could not be given back. */
+static int unlock_rundir(pam_handle_t *pamh, struct held *h) {
+  if (h->fd >= 0) close(h->fd);
+  h->fd = -1;
+  int rc = 0;
+  if (h->ruid_set && setresuid(h->ruid, (uid_t)-1, (uid_t)-1) < 0) {
+    pam_syslog(pamh, LOG_ERR, "give the real uid %u back: %m", (unsigned)h->ruid);
+    rc = -1;
+  }
+  h->ruid_set = 0;
+  sigprocmask(SIG_SETMASK, &h->mask, NULL);
+  return rc;
+}
+
 /* Takes the lock (flock, exclusive) that covers every change pam_net makes to the host's mount
  * namespace, and creates /run/netns. The lock file is root's alone (/run is writable by root
  * only): a lock on something any user can open, such as /run/netns itself, would let any user
- * hold every first login up. Returns the fd holding the lock, or -1. */
-static int lock_rundir(pam_handle_t *pamh) {
+ * hold every first login up. So would a user who could stop the holder: su and sudo run this
+ * module with the caller's real uid, which may send them SIGSTOP, and ^Z sends SIGTSTP to the
+ * terminal's foreground. From before the wait until unlock_rundir the real uid is root's (no
+ * user may signal the process) and SIGTSTP, SIGTTIN and SIGTTOU are blocked. Fills *h (h->fd
+ * holds the lock); returns 0, or -1 with everything given back. */
+static int lock_rundir(pam_handle_t *pamh, struct held *h) {
+  uid_t r, e, s;
+  sigset_t stops;
+  sigemptyset(&stops);
+  sigaddset(&stops, SIGTSTP);
+  sigaddset(&stops, SIGTTIN);
+  sigaddset(&stops, SIGTTOU);
+  h->fd = -1;
+  h->ruid_set = 0;
+  sigprocmask(SIG_BLOCK, &stops, &h->mask);
+  if (getresuid(&r, &e, &s) < 0 || (e == 0 && r != 0 && setresuid(0, (uid_t)-1, (uid_t)-1) < 0)) {
+    pam_syslog(pamh, LOG_ERR, "make the real uid root's while holding %s: %m", NETNS_LOCK);
+    sigprocmask(SIG_SETMASK, &h->mask, NULL);
+    return -1;
+  }
+  h->ruid = r;
+  h->ruid_set = e == 0 && r != 0;
   int fd = open(NETNS_LOCK, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   struct stat st;
   int rc = fd < 0 || fstat(fd, &st) < 0 ? -1 : 0;
@@ -159,15 +204,17 @@ static int lock_rundir(pam_handle_t *pamh) {
   while (rc < 0 && fd >= 0 && errno == EINTR) rc = flock(fd, LOCK_EX);
   if (rc < 0) {
     pam_syslog(pamh, LOG_ERR, "lock %s (root's, mode 0600): %m", NETNS_LOCK);
-    if (fd >= 0) close(fd);
+    h->fd = fd;
+    unlock_rundir(pamh, h);
     return -1;
   }
+  h->fd = fd;
   if (mkdir(NETNS_DIR, 0755) < 0 && errno != EEXIST) {
     pam_syslog(pamh, LOG_ERR, "mkdir %s: %m", NETNS_DIR);
-    close(fd);
+    unlock_rundir(pamh, h);
     return -1;
   }
-  return fd;
+  return 0;
 }
 
 /* /run/netns is a shared mount (as `ip netns add` makes it). */
@@ -365,13 +412,12 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
     pam_syslog(pamh, LOG_ERR, "%s is not root's or is writable by others: refused", etc);
     return PAM_ABORT;
   }
-  int lock = lock_rundir(pamh);
-  if (lock < 0) return PAM_ABORT;
+  struct held lock;
+  if (lock_rundir(pamh, &lock) < 0) return PAM_ABORT;
   int failed = netns_rundir(pamh) < 0 || enter_netns(pamh, name, o.lodown) < 0 ||
                (o.rootshared && (own_mount_point(pamh, "/sys", BIND_IF_SHARED) < 0 ||
                                  (has_etc && own_mount_point(pamh, "/etc", BIND_IF_SHARED) < 0)));
-  close(lock);
-  if (failed) return PAM_ABORT;
+  if (unlock_rundir(pamh, &lock) < 0 || failed) return PAM_ABORT;
   if (unshare(CLONE_NEWNS) < 0) {
     pam_syslog(pamh, LOG_ERR, "unshare(CLONE_NEWNS): %m");
     return PAM_ABORT;

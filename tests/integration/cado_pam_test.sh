@@ -369,6 +369,27 @@ sleep 0.3
 out=$(timeout 3 "$PAMSESSION" vu-test-usernet "$user" readlink /proc/self/ns/net 2>&1); rc=$?
 [ $rc = 0 ] && ok "pam_usernet: a user's flock on /run/netns holds no first login up" || bad "pam_usernet: a user's flock on /run/netns" "rc $rc" "$out"
 wait $hold
+# …nor can a user stop the holder: su and sudo open the session with the caller's real uid, so
+# the caller could SIGSTOP them (or ^Z them: SIGTSTP) while they hold the lock, and hold every
+# usernet/groupnet login on the host up for as long as they like. While it waits for and holds
+# the lock, the session's real uid is root's: the caller's kill is refused. (pam-session under
+# setpriv --ruid is su's position: real uid the caller's, effective root.) A first session: one
+# of a namespace that exists takes no lock.
+ip netns delete "$user" 2>/dev/null
+[ -e /run/pam_net.lock ] || install -m 600 /dev/null /run/pam_net.lock
+flock /run/pam_net.lock sleep 4 & hold=$!
+sleep 0.3
+setpriv --ruid "$user" -- "$PAMSESSION" vu-test-usernet "$user" awk '/^Uid:/ {print $2}' /proc/self/status >"$work/ruid" & sess=$!
+for _ in $(seq 30); do [ "$(awk '/^Uid:/ {print $2}' "/proc/$sess/status" 2>/dev/null)" = 0 ] && break; sleep 0.05; done
+if ! as "$user" kill -STOP "$sess" 2>"$work/kill.err" && grep -qi "not permitted" "$work/kill.err"; then
+  ok "pam_usernet: the caller of su cannot stop a session that waits for the lock"
+else
+  bad "pam_usernet: the caller of su cannot stop a session that waits for the lock" "kill -STOP as $user: $(cat "$work/kill.err")"
+  kill -CONT "$sess" 2>/dev/null
+fi
+wait $hold; wait $sess; rc=$?
+[ $rc = 0 ] && [ "$(cat "$work/ruid")" = "$(id -u "$user")" ] && ok "…and the session then opens, with the caller's real uid again" \
+  || bad "…and the session then opens, with the caller's real uid again" "rc $rc, real uid $(cat "$work/ruid")"
 # Concurrent first sessions: every one is admitted, all in the same namespace (3 rounds of 90,
 # started together: they wait on a lock this shell holds).
 refused=0 spread=""
