@@ -16,8 +16,9 @@
  *
  * Everything done to the host's mount namespace (/run/netns, the namespace files, rootshared's
  * mount points) happens under an exclusive flock of /run/pam_net.lock (root's), so concurrent first sessions
- * never meet a half-made namespace file. With rootshared the session's / stays a peer of the
- * host's: a mount made on one of its directories would propagate to the host, so the session
+ * never meet a half-made namespace file; a session of a namespace made before joins it without
+ * the lock (but with rootshared), and a first session waits for the lock 10 s at most. With
+ * rootshared the session's / stays a peer of the host's: a mount made on one of its directories would propagate to the host, so the session
  * only makes private, and mounts over, mount points the host has already — /sys, and /etc when
  * /etc/netns/NAME exists; one that is not, on a shared mount, is bound onto itself in the host,
  * once (as ip netns does for /run/netns).
@@ -61,6 +62,7 @@
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #if defined(PAM_NET_NEWNET)
@@ -76,6 +78,8 @@
 #define NETNS_DIR "/run/netns"
 #define NETNS_ETC "/etc/netns"
 #define NETNS_LOCK "/run/pam_net.lock"
+#define LOCK_PAUSE_NS 20000000L /* the lock is tried every 20 ms… */
+#define LOCK_TRIES 500          /* …for 10 s at most */
 #define MAX_GROUPS 256
 
 struct options {
@@ -200,10 +204,20 @@ static int lock_rundir(pam_handle_t *pamh, struct held *h) {
     errno = EPERM;
     rc = -1;
   }
-  if (rc == 0) rc = flock(fd, LOCK_EX);
-  while (rc < 0 && fd >= 0 && errno == EINTR) rc = flock(fd, LOCK_EX);
+  /* A bounded wait: a holder no signal stops may still be frozen (su run in a cgroup its caller
+   * may freeze, e.g. under systemd-run --user); a first session is refused then, not held up. */
+  for (int tries = 0; rc == 0 && (rc = flock(fd, LOCK_EX | LOCK_NB)) < 0 && (errno == EWOULDBLOCK || errno == EINTR);) {
+    if (++tries >= LOCK_TRIES) {
+      errno = EWOULDBLOCK;
+      break;
+    }
+    struct timespec pause = {0, LOCK_PAUSE_NS};
+    nanosleep(&pause, NULL);
+    rc = 0;
+  }
   if (rc < 0) {
-    pam_syslog(pamh, LOG_ERR, "lock %s (root's, mode 0600): %m", NETNS_LOCK);
+    pam_syslog(pamh, LOG_ERR, "lock %s (root's, mode 0600; waited at most %d s): %m", NETNS_LOCK,
+               (int)((long long)LOCK_TRIES * LOCK_PAUSE_NS / 1000000000));
     h->fd = fd;
     unlock_rundir(pamh, h);
     return -1;
@@ -228,19 +242,27 @@ static int netns_rundir(pam_handle_t *pamh) {
   return 0;
 }
 
+/* Joins /run/netns/NAME if it is a namespace: 1 joined, 0 it is not (fd: it, open, or -1 with
+ * errno), -1 setns failed (logged). Needs no lock: a namespace file is mounted once made. */
+static int join_netns(pam_handle_t *pamh, const char *path, int *fd) {
+  struct statfs fs;
+  *fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (*fd < 0 || fstatfs(*fd, &fs) < 0 || fs.f_type != NSFS_MAGIC) return 0;
+  int rc = setns(*fd, CLONE_NEWNET);
+  if (rc < 0) pam_syslog(pamh, LOG_ERR, "setns %s: %m", path);
+  close(*fd);
+  *fd = -1;
+  return rc < 0 ? -1 : 1;
+}
+
 /* Joins /run/netns/NAME, creating it (and bringing lo up) if it does not exist. Under the lock:
  * a file there that is not a namespace was left by a session killed while making it. */
 static int enter_netns(pam_handle_t *pamh, const char *name, int lodown) {
   char path[PATH_MAX];
   if (snprintf(path, sizeof path, "%s/%s", NETNS_DIR, name) >= (int)sizeof path) return -1;
-  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  struct statfs fs;
-  if (fd >= 0 && fstatfs(fd, &fs) == 0 && fs.f_type == NSFS_MAGIC) {
-    int rc = setns(fd, CLONE_NEWNET);
-    if (rc < 0) pam_syslog(pamh, LOG_ERR, "setns %s: %m", path);
-    close(fd);
-    return rc;
-  }
+  int fd;
+  int joined = join_netns(pamh, path, &fd);
+  if (joined) return joined < 0 ? -1 : 0;
   if (fd >= 0) {
     close(fd);
     pam_syslog(pamh, LOG_NOTICE, "%s is not a namespace (half-made): made again", path);
@@ -412,12 +434,23 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
     pam_syslog(pamh, LOG_ERR, "%s is not root's or is writable by others: refused", etc);
     return PAM_ABORT;
   }
-  struct held lock;
-  if (lock_rundir(pamh, &lock) < 0) return PAM_ABORT;
-  int failed = netns_rundir(pamh) < 0 || enter_netns(pamh, name, o.lodown) < 0 ||
-               (o.rootshared && (own_mount_point(pamh, "/sys", BIND_IF_SHARED) < 0 ||
-                                 (has_etc && own_mount_point(pamh, "/etc", BIND_IF_SHARED) < 0)));
-  if (unlock_rundir(pamh, &lock) < 0 || failed) return PAM_ABORT;
+  /* A namespace made before is joined without the lock (rootshared takes it: its own mount
+   * points in the host may be still to make): only first sessions ever wait for it. */
+  char path[PATH_MAX];
+  int joined = 0, fd = -1;
+  if (!o.rootshared && snprintf(path, sizeof path, "%s/%s", NETNS_DIR, name) < (int)sizeof path) {
+    joined = join_netns(pamh, path, &fd);
+    if (fd >= 0) close(fd);
+    if (joined < 0) return PAM_ABORT;
+  }
+  if (!joined) {
+    struct held lock;
+    if (lock_rundir(pamh, &lock) < 0) return PAM_ABORT;
+    int failed = netns_rundir(pamh) < 0 || enter_netns(pamh, name, o.lodown) < 0 ||
+                 (o.rootshared && (own_mount_point(pamh, "/sys", BIND_IF_SHARED) < 0 ||
+                                   (has_etc && own_mount_point(pamh, "/etc", BIND_IF_SHARED) < 0)));
+    if (unlock_rundir(pamh, &lock) < 0 || failed) return PAM_ABORT;
+  }
   if (unshare(CLONE_NEWNS) < 0) {
     pam_syslog(pamh, LOG_ERR, "unshare(CLONE_NEWNS): %m");
     return PAM_ABORT;

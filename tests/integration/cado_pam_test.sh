@@ -390,6 +390,19 @@ fi
 wait $hold; wait $sess; rc=$?
 [ $rc = 0 ] && [ "$(cat "$work/ruid")" = "$(id -u "$user")" ] && ok "…and the session then opens, with the caller's real uid again" \
   || bad "…and the session then opens, with the caller's real uid again" "rc $rc, real uid $(cat "$work/ruid")"
+# A holder no signal stops may still be frozen (su run in a cgroup its caller may freeze, e.g.
+# under systemd-run --user): a session of a namespace that exists joins it without the lock,
+# and a first session gives up (refused, logged) after a bounded wait instead of waiting for ever.
+"$PAMSESSION" vu-test-usernet "$user" true 2>/dev/null
+ip netns delete vpn 2>/dev/null
+flock -o /run/pam_net.lock sleep 30 & hold=$!
+sleep 0.3
+timeout 8 "$PAMSESSION" vu-test-usernet "$user" readlink /proc/self/ns/net >/dev/null 2>&1; rc=$?
+[ $rc = 0 ] && ok "pam_usernet: a held lock holds up no session of an existing namespace" || bad "pam_usernet: a held lock holds up no session of an existing namespace" "rc $rc (124: it waited)"
+timeout 25 "$PAMSESSION" vu-test-groupnet "$user" true >/dev/null 2>&1; rc=$?
+[ $rc = 3 ] && [ ! -e /run/netns/vpn ] && ok "pam_groupnet: a first session refused after a bounded wait for a held lock" \
+  || bad "pam_groupnet: a first session refused after a bounded wait for a held lock" "rc $rc (want 3; 124: it waited on)"
+pkill -P "$hold" sleep; wait "$hold" 2>/dev/null
 # Concurrent first sessions: every one is admitted, all in the same namespace (3 rounds of 90,
 # started together: they wait on a lock this shell holds).
 refused=0 spread=""
