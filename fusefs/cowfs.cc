@@ -267,6 +267,19 @@ int open_in(int dir, const std::string& r, int flags, mode_t mode = 0) {
   return static_cast<int>(vu::layer_format::openat2_retry(dir, r.c_str(), how));
 }
 
+// A file open_in opened with O_NONBLOCK, kept only if it is a regular file (its O_NONBLOCK then
+// as the caller asked). The lower layer may be a directory others write (/tmp): a FIFO put
+// under a name between the kernel's lookup and the open would hold vu-cowfs, and with it the
+// whole view, until someone wrote to it (pvm/cow.cc checks the same). 0, or -errno with fd
+// closed: ESTALE when the name is no longer a regular file (the kernel looks it up again).
+int regular_only(int fd, int caller_flags) {
+  struct stat st;
+  int e = ::fstat(fd, &st) < 0 ? errno : S_ISREG(st.st_mode) ? 0 : ESTALE;
+  if (!e && !(caller_flags & O_NONBLOCK) && ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) e = errno;
+  if (e) ::close(fd);
+  return -e;
+}
+
 int copy_xattrs(const std::string& from, const std::string& to) {
   char names[8192];
   ssize_t len = ::llistxattr(from.c_str(), names, sizeof names);
@@ -305,8 +318,9 @@ int copy_up_at(Inode* d, const std::string& name) {
     // leaves no half copy and no name exists that anyone could plant a symlink or a file on.
     // Where the layer's filesystem has no O_TMPFILE: a fresh random name, O_EXCL (never an
     // existing file, never through a symlink), renamed over the name.
-    int in = open_in(d->lfd, name, O_RDONLY);
+    int in = open_in(d->lfd, name, O_RDONLY | O_NONBLOCK);
     if (in < 0) return -errno;
+    if (int e = regular_only(in, O_NONBLOCK)) return e;
     std::string tmp;
     int out = open_in(d->ufd, ".", O_TMPFILE | O_RDWR, 0600);
     if (out < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
@@ -933,8 +947,9 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     } else {
       upper = true;
     }
-    fd = open_in(upper ? l.ufd() : l.dir->lfd, l.name, open_flags(fi->flags));
+    fd = open_in(upper ? l.ufd() : l.dir->lfd, l.name, open_flags(fi->flags) | O_NONBLOCK);
     if (fd < 0) return (void)fuse_reply_err(req, errno);
+    if (int e = regular_only(fd, fi->flags)) return (void)fuse_reply_err(req, -e);
   }
   fi->fh = make_fh(fd, upper);
   fi->keep_cache = 1;  // one Inode per file, changed only through us: its pages stay right

@@ -195,6 +195,28 @@ more
 $(stat -c %a "$work/at-low")" ] && [ "$(cat "$work/victim")" = secret ] && ok "vu-cowfs: copy-up does not follow a planted symlink" \
     || bad "vu-cowfs: copy-up does not follow a planted symlink" "$out" "victim: $(cat "$work/victim")"
   [ "$(stat -c %a "$work/at-layer")" = 700 ] && ok "--cow: a new layer is 0700 on the host" || bad "--cow: a new layer is 0700 on the host" "$(stat -c %a "$work/at-layer")"
+  # The lower layer may be a directory others write (/tmp): a lower file swapped on the host for
+  # a FIFO between the view's lookup and its open must not make vu-cowfs wait on the FIFO (one
+  # thread serves the whole view). A reopen through /proc/self/fd sends FUSE_OPEN for the name
+  # looked up before, with no new lookup: the swap is certain to be seen there.
+  make_lower "$work/ff-low"
+  rm -rf "$work/ff-layer" "$work/ff-sync" && mkdir "$work/ff-sync"
+  "$VU" run --net none --cow "$work/ff-layer:$work/ff-low:fuse" -- sh -c '
+    exec 3< "$1/g" || exit 1
+    : > "$2/ready"
+    i=0; while [ ! -e "$2/go" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+    timeout 5 cat /proc/self/fd/3 >/dev/null 2>&1; echo "reopen: $?"
+    timeout 5 cat "$1/d/f"' vu-fifo "$work/ff-low" "$work/ff-sync" > "$work/ff-out" 2>&1 &
+  ffvu=$!
+  for _ in $(seq 200); do [ -e "$work/ff-sync/ready" ] && break; sleep 0.05; done
+  rm -f "$work/ff-low/g" && mkfifo "$work/ff-low/g" && : > "$work/ff-sync/go"
+  for _ in $(seq 300); do kill -0 $ffvu 2>/dev/null || break; sleep 0.05; done
+  # A vu-cowfs left waiting on the FIFO is let go (a writer opens it), so nothing stays behind.
+  timeout 2 sh -c 'exec 4<>"$1"; sleep 0.2' sh "$work/ff-low/g"
+  wait $ffvu
+  [ "$(cat "$work/ff-out")" = "reopen: 1
+hello" ] && ok "vu-cowfs: a lower file swapped for a FIFO is refused at open, not waited on" \
+    || bad "vu-cowfs: a lower file swapped for a FIFO is refused at open, not waited on" "$(cat "$work/ff-out")"
   # vu-cowfs killed while the view runs: the writers get ENOTCONN, and vu says what died.
   make_lower "$work/k-low"
   "$VU" run --net none --cow "$work/k-layer:$work/k-low:fuse" -- sh -c '
