@@ -106,6 +106,7 @@ static struct {
   int nested;   // copy-on-write: another mount lies below its view
 } mounts[VU_ACCEL_MAX_MOUNTS];
 static int n_mounts, has_ro_mounts, has_cows;
+static int table_read;  // the whole mount table was read (parse_whole)
 static struct {
   unsigned long dev, ino;
 } ancestors[VU_ACCEL_MAX_HOLDERS];
@@ -189,10 +190,11 @@ static int within(const char* p, size_t n, const char* dir, size_t dn);
 //     RESOLVE_NO_SYMLINKS (no "..", no symlink: the names walked are the layer's own). Any
 //     failure is the monitor's to answer (a whiteout met: EEXIST for O_EXCL, ENXIO for an open
 //     of the 0/0 device, ENOTDIR on the way; --root's override on EACCES);
-//   - futimens and fchmod of a descriptor of the layer's own file (fd_in_layer): the monitor
-//     changes the layer's copy of a lower file's descriptor, and says EROFS on a read-only
-//     mount, otherwise lets the call run; here only a host path in a layer whose cow has no mount
-//     below it, and in nothing else of the table, runs natively.
+//   - futimens and fchmod of a descriptor of the layer's own file (fd_change_native): the
+//     monitor changes the layer's copy of a lower file's descriptor, and says EROFS on a
+//     read-only mount, otherwise lets the call run; here a host path in a layer whose cow has no
+//     mount below it, and in nothing else of the table, runs natively (and, in a view without
+//     read-only mounts, one in no copy-on-write directory at all).
 
 // The host path of fd (AT_FDCWD: the cwd) as the kernel names it: its length, or 0.
 static size_t fd_host(int fd, char* out, size_t cap) {
@@ -245,11 +247,22 @@ static int layer_only(const char* h, size_t n, size_t* rel) {
   return found;
 }
 
-// 1 when fd names the layer's own file (see above): its calls are the kernel's.
-static int fd_in_layer(int fd) {
+// 1 when futimens/fchmod of fd are the kernel's as they are, as the monitor decides them
+// (do_utimes, do_fd_change: EROFS on a read-only mount, a lower file's copy-up, else CONTINUE):
+// the layer's own file (see above), or, in a table without read-only mounts, a file in no
+// copy-on-write directory (a pipe's or socket's too).
+static int fd_change_native(int fd) {
+  if (!table_read) return 0;
   char h[PATH_MAX];
   size_t n = fd_host(fd, h, sizeof h), rel;
-  return n && h[0] == '/' && layer_only(h, n, &rel) >= 0;
+  if (!n) return 0;
+  if (h[0] == '/' && layer_only(h, n, &rel) >= 0) return 1;
+  if (has_ro_mounts) return 0;
+  if (h[0] != '/') return h[0] != '(';
+  for (int i = 0; i < n_mounts; ++i)
+    if (mounts[i].upper && (within(h, n, mounts[i].upper, mounts[i].ulen) || within(h, n, mounts[i].host, mounts[i].hlen)))
+      return 0;
+  return 1;
 }
 
 // openat of a relative name from a directory only the layer has (see above): 1 and *fd; 0: not here.
@@ -840,11 +853,11 @@ EXPORT int fchmodat(int dirfd, const char* path, mode_t mode, int flags) {
   CALL_REAL(int, fchmodat, (int, const char*, mode_t, int), dirfd, path, mode, flags);
 }
 EXPORT int futimens(int fd, const struct timespec times[2]) {
-  if (enabled && has_cows && fd_in_layer(fd)) return (int)native(SYS_utimensat, fd, 0, (long)times, 0, 0);
+  if (enabled && fd_change_native(fd)) return (int)native(SYS_utimensat, fd, 0, (long)times, 0, 0);
   CALL_REAL(int, futimens, (int, const struct timespec*), fd, times);
 }
 EXPORT int fchmod(int fd, mode_t mode) {
-  if (enabled && has_cows && fd_in_layer(fd)) return (int)native(SYS_fchmod, fd, mode, 0, 0, 0);
+  if (enabled && fd_change_native(fd)) return (int)native(SYS_fchmod, fd, mode, 0, 0, 0);
   CALL_REAL(int, fchmod, (int, mode_t), fd, mode);
 }
 EXPORT int chmod(const char* path, mode_t mode) {
@@ -1285,6 +1298,7 @@ static int parse_whole(const char* p) {
     ++n_mounts;
     if (*p == ',') ++p;
   }
+  table_read = 1;
   for (int i = 0; i < n_mounts; ++i)
     for (int j = 0; j < n_mounts; ++j)
       if (mounts[i].upper && j != i && mounts[j].vlen > mounts[i].vlen &&
