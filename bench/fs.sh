@@ -13,7 +13,8 @@
 # Set-ups: direct (the host directory); vu --cow :kernel (overlayfs in the user namespace);
 # vu --cow :fuse (vu-cowfs) and its variants: with the writeback cache, without splice,
 # with splice for requests too, multithreaded; vu --backend=pvm --cow (the monitor's own
-# copy-on-write, pvm/cow.h: data never traps, path calls do);
+# copy-on-write, pvm/cow.h: data never traps, path calls do), also without the in-process fast
+# path (pvm/accel.c: it makes tar x's opens and futimens in a directory only the layer has);
 # fuse-overlayfs started by vu --fuse; fuse2fs on an ext4 image (vu --mount image:), also on the
 # pvm backend (--backend=pvm: environment B, the setuid fusermount3, issue 16), whose ratio to
 # ns's closes the table. Then pvm environment A rows (see the end; FS_BENCH_ONLY=pvm-A for
@@ -64,6 +65,7 @@ setups=(
   "vu-cowfs, splice requests too|$tmp/low|env VU_COWFS_SPLICE=all $vu run --net none --cow $tmp/layer:$tmp/low:fuse --"
   "vu-cowfs, multithreaded|$tmp/low|env VU_COWFS_THREADS=1 $vu run --net none --cow $tmp/layer:$tmp/low:fuse --"
   "vu pvm --cow (the monitor's)|$tmp/low|$vu run --backend=pvm --net host --cow $tmp/layer:$tmp/low --"
+  "vu pvm --cow, no fast path|$tmp/low|env VU_PVM_ACCEL_LIB= $vu run --backend=pvm --net host --cow $tmp/layer:$tmp/low --"
   "fuse-overlayfs|$tmp/mnt|$vu run --net none --fuse fuse-overlayfs\ -o\ lowerdir=$tmp/low,upperdir=$tmp/up,workdir=$tmp/work $tmp/mnt --"
   "fuse2fs (ext4 image)|/mnt|$vu run --net none --root --mount image:$tmp/disk.img:/mnt --"
   "pvm-B fuse2fs (ext4 image)|/mnt|$vu run --backend=pvm --net host --root --mount image:$tmp/disk.img:/mnt --"

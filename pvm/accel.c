@@ -101,8 +101,12 @@ static struct {
   char* host;
   size_t hlen;
   int ro;
+  char* upper;  // a copy-on-write directory's layer (host: its lower directory), else NULL
+  size_t ulen;
+  int nested;   // copy-on-write: another mount lies below its view
 } mounts[VU_ACCEL_MAX_MOUNTS];
-static int n_mounts, has_ro_mounts;
+static int n_mounts, has_ro_mounts, has_cows;
+static int table_read;  // the whole mount table was read (parse_whole)
 static struct {
   unsigned long dev, ino;
 } ancestors[VU_ACCEL_MAX_HOLDERS];
@@ -166,12 +170,137 @@ static int simple_name(const char* name) {
   return 1;
 }
 
+static int within(const char* p, size_t n, const char* dir, size_t dn);
+
+// ---------------------------------------------------------------------------------------------
+// Copy-on-write directories (--cow, pvm/cow.h). Below one every lookup is a merged lookup of
+// the layer over the lower directory, which only the monitor makes: a descriptor (or the cwd)
+// whose host path is in a layer or a lower directory is never a start of the shortcuts here
+// (in_cow), and a path that the mount table maps into one is the monitor's (map_abs). The host
+// path is the kernel's own (readlink of /proc/thread-self/fd/N, or cwd), read for every such
+// decision: a (st_dev, st_ino) test cannot tell (a lower tree may hold other filesystems, a
+// directory may be moved), and nothing is cached.
+// Two calls of a file extraction (tar x into a new directory) are answered here all the same,
+// because the monitor would let the kernel run them unchanged (SECCOMP_USER_NOTIF_FLAG_CONTINUE):
+//   - an open relative to a directory only the layer has (cow_open): PathMap::resolve's
+//     "cow_plain" walk. The directory's host path is in a layer, its cow has no mount below
+//     its view, and the lower directory has nothing at the same relative path (ENOENT or
+//     ENOTDIR from a native fstatat: then no name below it has a lower counterpart either,
+//     opaque or not). The open is openat2 from the descriptor with RESOLVE_BENEATH |
+//     RESOLVE_NO_SYMLINKS (no "..", no symlink: the names walked are the layer's own). Any
+//     failure is the monitor's to answer (a whiteout met: EEXIST for O_EXCL, ENXIO for an open
+//     of the 0/0 device, ENOTDIR on the way; --root's override on EACCES);
+//   - futimens and fchmod of a descriptor of the layer's own file (fd_change_native): the
+//     monitor changes the layer's copy of a lower file's descriptor, and says EROFS on a
+//     read-only mount, otherwise lets the call run; here a host path in a layer whose cow has no
+//     mount below it, and in nothing else of the table, runs natively (and, in a view without
+//     read-only mounts, one in no copy-on-write directory at all).
+
+// The host path of fd (AT_FDCWD: the cwd) as the kernel names it: its length, or 0.
+static size_t fd_host(int fd, char* out, size_t cap) {
+  char link[48] = "/proc/thread-self/cwd";
+  if (fd != AT_FDCWD) {
+    char digits[16];
+    int n = 0;
+    unsigned v = (unsigned)fd;
+    do digits[n++] = (char)('0' + v % 10), v /= 10; while (v);
+    char* q = stpcpy(link, "/proc/thread-self/fd/");
+    while (n) *q++ = digits[--n];
+    *q = 0;
+  }
+  long n = native(SYS_readlinkat, AT_FDCWD, (long)link, (long)out, (long)cap - 1, 0);
+  if (n <= 0 || (size_t)n >= cap - 1) return 0;
+  out[n] = 0;
+  return (size_t)n;
+}
+
+// 1 when fd (or the cwd) may be in a copy-on-write directory's layer or lower directory: an
+// unknown path is (a pipe's or socket's name, "pipe:[…]", is not).
+static int in_cow(int fd) {
+  if (!has_cows) return 0;
+  char h[PATH_MAX];
+  size_t n = fd_host(fd, h, sizeof h);
+  if (!n) return 1;
+  if (h[0] != '/') return h[0] == '(';  // "(unreachable)/…"
+  for (int i = 0; i < n_mounts; ++i)
+    if (mounts[i].upper && (within(h, n, mounts[i].upper, mounts[i].ulen) || within(h, n, mounts[i].host, mounts[i].hlen)))
+      return 1;
+  return 0;
+}
+
+// The copy-on-write mount whose layer holds the host path h (n bytes), with no mount below its
+// view, when the monitor places h there too: no other layer or lower directory holds h, and no
+// other mount's source holds it as closely (PathMap::to_view takes the longest). Its index,
+// else -1; *rel: where the rest starts in h.
+static int layer_only(const char* h, size_t n, size_t* rel) {
+  int found = -1;
+  for (int i = 0; i < n_mounts; ++i)
+    if (mounts[i].upper && within(h, n, mounts[i].upper, mounts[i].ulen)) {
+      if (found >= 0 || mounts[i].nested) return -1;
+      found = i;
+    }
+  if (found < 0) return -1;
+  for (int i = 0; i < n_mounts; ++i)
+    if (within(h, n, mounts[i].host, mounts[i].hlen) && (mounts[i].upper || mounts[i].hlen >= mounts[found].ulen))
+      return -1;
+  *rel = mounts[found].ulen == 1 ? 0 : mounts[found].ulen;
+  return found;
+}
+
+// 1 when futimens/fchmod of fd are the kernel's as they are, as the monitor decides them
+// (do_utimes, do_fd_change: EROFS on a read-only mount, a lower file's copy-up, else CONTINUE):
+// the layer's own file (see above), or, in a table without read-only mounts, a file in no
+// copy-on-write directory (a pipe's or socket's too).
+static int fd_change_native(int fd) {
+  if (!table_read) return 0;
+  char h[PATH_MAX];
+  size_t n = fd_host(fd, h, sizeof h), rel;
+  if (!n) return 0;
+  if (h[0] == '/' && layer_only(h, n, &rel) >= 0) return 1;
+  if (has_ro_mounts) return 0;
+  if (h[0] != '/') return h[0] != '(';
+  for (int i = 0; i < n_mounts; ++i)
+    if (mounts[i].upper && (within(h, n, mounts[i].upper, mounts[i].ulen) || within(h, n, mounts[i].host, mounts[i].hlen)))
+      return 0;
+  return 1;
+}
+
+// openat of a relative name from a directory only the layer has (see above): 1 and *fd; 0: not here.
+static int cow_open(int dirfd, const char* name, int flags, mode_t mode, int* fd) {
+  if (!has_cows || !path_fast || (dirfd < 0 && dirfd != AT_FDCWD) || !name[0] || name[0] == '/' || (flags & O_PATH))
+    return 0;
+  for (const char* p = name; *p;) {
+    while (*p == '/') ++p;
+    if (p[0] == '.' && p[1] == '.' && (p[2] == 0 || p[2] == '/')) return 0;
+    while (*p && *p != '/') ++p;
+  }
+  char h[PATH_MAX], lower[PATH_MAX];
+  size_t n = fd_host(dirfd, h, sizeof h), rel;
+  if (!n || h[0] != '/') return 0;
+  int m = layer_only(h, n, &rel);
+  if (m < 0 || h[rel] == 0) return 0;  // the layer's root: merged with the lower directory
+  if (mounts[m].hlen + (n - rel) >= sizeof lower) return 0;
+  memcpy(lower, mounts[m].host, mounts[m].hlen);
+  memcpy(lower + (mounts[m].hlen == 1 ? 0 : mounts[m].hlen), h + rel, n - rel + 1);
+  struct stat st;
+  if (native(SYS_newfstatat, AT_FDCWD, (long)lower, (long)&st, AT_SYMLINK_NOFOLLOW, 0) == 0 ||
+      (errno != ENOENT && errno != ENOTDIR))
+    return 0;
+  struct open_how how = {(unsigned long long)(unsigned)flags,
+                         (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? mode & 07777 : 0,
+                         RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+  long r = native(SYS_openat2, dirfd, (long)name, (long)&how, sizeof how, 0);
+  if (r < 0) return 0;
+  *fd = (int)r;
+  return 1;
+}
+
 // 1 when a one-step lookup from dirfd (or the cwd) cannot meet a mountpoint of the view.
 static int dir_is_plain(int dirfd) {
   struct stat st;
   long rc = dirfd == AT_FDCWD ? native(SYS_newfstatat, AT_FDCWD, (long)".", (long)&st, 0, 0)
                               : native(SYS_fstat, dirfd, (long)&st, 0, 0, 0);
-  if (rc < 0) return 0;
+  if (rc < 0 || in_cow(dirfd)) return 0;
   for (int i = 0; i < n_holders; ++i)
     if (holders[i].dev == st.st_dev && holders[i].ino == st.st_ino) return 0;
   return 1;
@@ -256,6 +385,7 @@ static int map_abs(const char* path, char* out, size_t cap, struct where* w) {
     if (mounts[i].vlen > parent && within(mounts[i].view, mounts[i].vlen, norm, parent)) w->near = 1;
   w->ro = best >= 0 && mounts[best].ro;
   w->mount = best;
+  if (best >= 0 && mounts[best].upper) return 0;  // merged lookups: the monitor's
   if (dots) return best < 0;
   size_t len;
   if (best < 0) {
@@ -297,7 +427,7 @@ static int rel_plain(int dirfd, const char* name) {
   long rc = dirfd == AT_FDCWD ? native(SYS_newfstatat, AT_FDCWD, (long)".", (long)&st, 0, 0)
                               : native(SYS_fstat, dirfd, (long)&st, 0, 0, 0);
   if (rc < 0 || st.st_dev == proc_dev) return 0;
-  return !in_set(&st, n_ancestors, ancestors);
+  return !in_set(&st, n_ancestors, ancestors) && !in_cow(dirfd);
 }
 
 static int view_realpath(const char* path, char* out);
@@ -375,6 +505,7 @@ static int stat_path(int dirfd, const char* name, struct stat* st, int nofollow,
 static int fast_fstatat(int dirfd, const char* name, struct stat* st, int flags, int* rc) {
   if (!enabled || (name && !readable(name))) return 0;
   if ((flags & AT_EMPTY_PATH) && name && !name[0]) {
+    if (in_cow(dirfd)) return 0;  // the monitor shows the merged identity (Cow::present_fd)
     if (native(SYS_fstat, dirfd, (long)st, 0, 0, 0) < 0) return *rc = -1, 1;
     map_ids(st);
     return *rc = 0, 1;
@@ -412,7 +543,7 @@ EXPORT int lstat64(const char* path, struct stat64* st) {
 }
 
 EXPORT int fstat(int fd, struct stat* st) {
-  if (!enabled) return (int)syscall(SYS_fstat, fd, st);
+  if (!enabled || in_cow(fd)) return (int)syscall(SYS_fstat, fd, st);
   if (native(SYS_fstat, fd, (long)st, 0, 0, 0) < 0) return -1;
   map_ids(st);
   return 0;
@@ -422,7 +553,7 @@ EXPORT int fstat64(int fd, struct stat64* st) { return fstat(fd, (struct stat*)s
 EXPORT int statx(int dirfd, const char* name, int flags, unsigned int mask, struct statx* stx) {
   if (enabled) {
     int ok = 0;
-    if (all_paths_plain || ((flags & AT_EMPTY_PATH) && !name[0])) {
+    if (all_paths_plain || ((flags & AT_EMPTY_PATH) && !name[0] && !in_cow(dirfd))) {
       if (native(SYS_statx, dirfd, (long)name, flags, mask, (long)stx) < 0) return -1;
       ok = 1;
     } else if ((dirfd >= 0 || dirfd == AT_FDCWD) && simple_name(name) &&
@@ -457,6 +588,7 @@ static int open_fast(int dirfd, const char* name, int flags, mode_t mode, int* f
   if (!enabled || !readable(name)) return 0;
   const int writes = (flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)) || (flags & O_TMPFILE) == O_TMPFILE;
   long pr;
+  if (cow_open(dirfd, name, flags, mode, fd)) return 1;  // first: relative ones in a layer never take the next
   if (open_path(dirfd, name, flags, mode, writes, &pr)) return *fd = (int)pr, 1;
   if ((dirfd < 0 && dirfd != AT_FDCWD) || !simple_name(name) || writes) return 0;
   if (!dir_is_plain(dirfd)) return 0;
@@ -518,7 +650,7 @@ EXPORT ssize_t readlinkat(int dirfd, const char* name, char* buf, size_t size) {
     struct stat st;
     long r = dirfd == AT_FDCWD ? native(SYS_newfstatat, AT_FDCWD, (long)".", (long)&st, 0, 0)
                                : native(SYS_fstat, dirfd, (long)&st, 0, 0, 0);
-    if (r == 0 && S_ISDIR(st.st_mode) && st.st_dev != proc_dev && !in_set(&st, n_holders, holders))
+    if (r == 0 && S_ISDIR(st.st_mode) && st.st_dev != proc_dev && !in_set(&st, n_holders, holders) && !in_cow(dirfd))
       return native(SYS_readlinkat, dirfd, (long)name, (long)buf, (long)size, 0);
   }
   CALL_REAL(ssize_t, readlinkat, (int, const char*, char*, size_t), dirfd, name, buf, size);
@@ -720,6 +852,14 @@ EXPORT int fchmodat(int dirfd, const char* path, mode_t mode, int flags) {
   if (!flags) NAME_CALL(native(SYS_fchmodat, p_.fd, (long)p_.last, mode, 0, 0), dirfd, path, 1);
   CALL_REAL(int, fchmodat, (int, const char*, mode_t, int), dirfd, path, mode, flags);
 }
+EXPORT int futimens(int fd, const struct timespec times[2]) {
+  if (enabled && fd_change_native(fd)) return (int)native(SYS_utimensat, fd, 0, (long)times, 0, 0);
+  CALL_REAL(int, futimens, (int, const struct timespec*), fd, times);
+}
+EXPORT int fchmod(int fd, mode_t mode) {
+  if (enabled && fd_change_native(fd)) return (int)native(SYS_fchmod, fd, mode, 0, 0, 0);
+  CALL_REAL(int, fchmod, (int, mode_t), fd, mode);
+}
 EXPORT int chmod(const char* path, mode_t mode) {
   NAME_CALL(native(SYS_fchmodat, p_.fd, (long)p_.last, mode, 0, 0), AT_FDCWD, path, 1);
   CALL_REAL(int, chmod, (const char*, mode_t), path, mode);
@@ -868,8 +1008,8 @@ typedef int (*dirfd_fn)(DIR*);
 
 // st: the directory's (native fstat), or NULL. A directory that holds no mountpoint of the view
 // lists the same natively (the monitor adds names only to those that do: Config::listing, a
-// subset of the holders; views with a copy-on-write directory have no fast path at all), so
-// its getdents64 need not trap.
+// subset of the holders, and merges those of copy-on-write directories: in_cow), so its
+// getdents64 need not trap.
 static DIR* new_stream(int fd, const struct stat* st) {
   struct vu_dir* d = malloc(sizeof *d);
   if (!d) return NULL;
@@ -878,7 +1018,7 @@ static DIR* new_stream(int fd, const struct stat* st) {
   pthread_mutex_init(&d->lock, NULL);
   d->pos = d->len = 0;
   d->filepos = 0;
-  d->native = st && st->st_dev != proc_dev && !in_set(st, n_holders, holders);
+  d->native = st && st->st_dev != proc_dev && !in_set(st, n_holders, holders) && !in_cow(fd);
   return (DIR*)d;
 }
 
@@ -1126,38 +1266,53 @@ static char* parse_text(const char** p, const char* stops, size_t* len) {
   return out;
 }
 
-// ANCESTORS:MOUNTS — DEV.INO,… : (R|W)VIEW=HOST,… (paths %XX-escaped). Whole paths are decided
-// in process only when all of it was read (path_fast).
-static void parse_whole(const char* p) {
+// ANCESTORS:MOUNTS — DEV.INO,… : (R|W)VIEW=HOST,… and CVIEW=LOWER=LAYER (copy-on-write; paths
+// %XX-escaped). Whole paths are decided in process only when all of it was read (path_fast).
+// -1: the table could not be read (a copy-on-write directory may be missing from it).
+static int parse_whole(const char* p) {
   while (*p && *p != ':') {
-    if (n_ancestors >= VU_ACCEL_MAX_HOLDERS) return;
+    if (n_ancestors >= VU_ACCEL_MAX_HOLDERS) return -1;
     ancestors[n_ancestors].dev = parse_ul(&p, 10);
-    if (*p++ != '.') return;
+    if (*p++ != '.') return -1;
     ancestors[n_ancestors].ino = parse_ul(&p, 10);
     ++n_ancestors;
     if (*p == ',') ++p;
-    else if (*p && *p != ':') return;
+    else if (*p && *p != ':') return -1;
   }
-  if (*p++ != ':') return;
+  if (*p++ != ':') return -1;
   while (*p) {
-    if (n_mounts >= VU_ACCEL_MAX_MOUNTS || (*p != 'R' && *p != 'W')) return;
-    mounts[n_mounts].ro = *p++ == 'R';
+    if (n_mounts >= VU_ACCEL_MAX_MOUNTS || (*p != 'R' && *p != 'W' && *p != 'C')) return -1;
+    const char kind = *p++;
+    mounts[n_mounts].ro = kind == 'R';
     mounts[n_mounts].view = parse_text(&p, "=", &mounts[n_mounts].vlen);
-    if (!mounts[n_mounts].view || *p++ != '=') return;
-    mounts[n_mounts].host = parse_text(&p, ",", &mounts[n_mounts].hlen);
-    if (!mounts[n_mounts].host || mounts[n_mounts].view[0] != '/' || mounts[n_mounts].host[0] != '/') return;
+    if (!mounts[n_mounts].view || *p++ != '=') return -1;
+    mounts[n_mounts].host = parse_text(&p, kind == 'C' ? "=," : ",", &mounts[n_mounts].hlen);
+    if (!mounts[n_mounts].host || mounts[n_mounts].view[0] != '/' || mounts[n_mounts].host[0] != '/') return -1;
+    if (kind == 'C') {
+      if (*p++ != '=') return -1;
+      mounts[n_mounts].upper = parse_text(&p, ",", &mounts[n_mounts].ulen);
+      if (!mounts[n_mounts].upper || mounts[n_mounts].upper[0] != '/') return -1;
+      has_cows = 1;
+    }
     has_ro_mounts |= mounts[n_mounts].ro;
     ++n_mounts;
     if (*p == ',') ++p;
   }
+  table_read = 1;
+  for (int i = 0; i < n_mounts; ++i)
+    for (int j = 0; j < n_mounts; ++j)
+      if (mounts[i].upper && j != i && mounts[j].vlen > mounts[i].vlen &&
+          within(mounts[j].view, mounts[j].vlen, mounts[i].view, mounts[i].vlen))
+        mounts[i].nested = 1;
   struct stat st;
-  if (native(SYS_newfstatat, AT_FDCWD, (long)"/proc", (long)&st, 0, 0) < 0) return;
+  if (native(SYS_newfstatat, AT_FDCWD, (long)"/proc", (long)&st, 0, 0) < 0) return 0;
   proc_dev = st.st_dev;
   struct open_how how = {O_PATH | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS};
   long fd = native(SYS_openat2, AT_FDCWD, (long)"/", (long)&how, sizeof how, 0);  // a kernel with openat2?
-  if (fd < 0) return;
+  if (fd < 0) return 0;
   (void)native(SYS_close, fd, 0, 0, 0, 0);
   path_fast = 1;
+  return 0;
 }
 
 // Drops `name=` from the environment the command sees.
@@ -1207,7 +1362,9 @@ __attribute__((constructor)) static void accel_init(void) {
   if (mprotect(page, 4096, PROT_READ | PROT_EXEC) != 0) return;
   tramp = (tramp_fn)page;
   enabled = 1;
-  if (whole && !all_paths_plain) parse_whole(whole);
+  // An unreadable table: no fast path at all (its one-name shortcuts would not know the
+  // copy-on-write directories either).
+  if (whole && !all_paths_plain && parse_whole(whole) < 0) enabled = 0;
   const char* preload = getenv("LD_PRELOAD");
   if (all_paths_plain && preload && strlen(preload) < sizeof saved_preload - 16 &&
       strlen(cfg) < sizeof saved_config - 16) {

@@ -63,6 +63,9 @@
 // whiteout, a symlink or `..` below the cow; a relative walk from a directory only the layer
 // has (a cwd or dirfd of the caller's there) through more of those is the host's own lookup,
 // and the kernel runs it (SECCOMP_USER_NOTIF_FLAG_CONTINUE): `tar x` into a new directory.
+// The in-process fast path (pvm/accel.c, "Copy-on-write directories") makes those opens itself,
+// and futimens/fchmod of the layer's own files, without a trip to the monitor; it starts no
+// other lookup from a directory below a cow, and maps no path into one.
 //
 // Thread-safety: lookups run on any worker at once, as the kernel's do; changes to the layer's
 // shape (create, remove, rename, link, copy-up of directories) take the Cow's lock, file data is

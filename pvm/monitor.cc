@@ -203,7 +203,7 @@ Result<Filter> Filter::build(const Config& cfg) {
     constexpr uint32_t kNative[] = {SYS_fstat,      SYS_statx,      SYS_newfstatat, SYS_openat,
                                     SYS_openat2,    SYS_readlinkat, SYS_faccessat2, SYS_unlinkat,
                                     SYS_mkdirat,    SYS_renameat2,  SYS_utimensat,  SYS_fchmodat,
-                                    SYS_getdents64};
+                                    SYS_getdents64, SYS_fchmod};
     constexpr uint8_t n = std::size(kNative);
     f.prog_ = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kArch),
@@ -265,10 +265,12 @@ std::string accel_escape(const std::string& s) {
 
 std::string accel_env(const Config& cfg) {
   // 1:UID:GID:ROOT:PATHS:HOLDERS[:ANCESTORS:MOUNTS] — PATHS "a": no mounts, every path is the
-  // host's. MOUNTS: (R|W)VIEW=HOST,… (escaped), the whole table or nothing. The fast path maps
-  // paths lexically (VIEW/rest is HOST/rest) and lets relative lookups run natively: a mount
-  // whose lookups the monitor makes otherwise (layers of a copy-on-write view, a FUSE client)
-  // must leave the table out altogether (return before MOUNTS), or the fast path would bypass it.
+  // host's. MOUNTS: (R|W)VIEW=HOST,… and CVIEW=LOWER=LAYER for a copy-on-write directory (paths
+  // escaped), the whole table or nothing. The fast path maps paths lexically (VIEW/rest is
+  // HOST/rest) and lets relative lookups run natively: a mount whose lookups the monitor makes
+  // otherwise (a FUSE client) must leave the table out altogether (return before MOUNTS), or the
+  // fast path would bypass it. Below a C mount the fast path decides nothing by path, except a
+  // walk from a directory only the layer has (pvm/accel.c, "Copy-on-write directories").
   std::string e = std::string(VU_ACCEL_ENV) + "=1:" + std::to_string(cfg.uid) + ":" + std::to_string(cfg.gid) +
                   ":" + (cfg.root ? "1." + std::to_string(cfg.shown_uid) + "." + std::to_string(cfg.shown_gid) : "0") + ":" +
                   (cfg.map.empty() ? "a" : "m") + ":";
@@ -285,7 +287,9 @@ std::string accel_env(const Config& cfg) {
   e += ":";
   bool first = true;
   for (const Mount& m : cfg.map.mounts()) {
-    e += (first ? "" : ",") + std::string(m.read_only ? "R" : "W") + accel_escape(m.view) + "=" + accel_escape(m.host);
+    e += (first ? "" : ",") + std::string(m.cow ? "C" : m.read_only ? "R" : "W") + accel_escape(m.view) + "=" +
+         accel_escape(m.host);
+    if (m.cow) e += "=" + accel_escape(m.cow->upper());
     first = false;
   }
   return e;

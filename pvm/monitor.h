@@ -21,6 +21,9 @@
 // answered in process by the fast path (pvm/accel.c) 1.5 us. In views with mounts the fast path
 // also maps whole paths through the mount table itself (checked by openat2 RESOLVE_NO_SYMLINKS
 // from its trampoline), so what still reaches the monitor is mostly ld.so's own calls at exec.
+// Below a copy-on-write directory the lookups stay the monitor's (merged layers), except the
+// ones it would let the kernel run: opens relative to a directory only the layer has, and
+// futimens/fchmod of the layer's own files (pvm/accel.c, "Copy-on-write directories").
 // $VU_PVM_STATS=1 prints what trapped (Monitor::report).
 //
 //   Config cfg{map, getuid(), getgid(), root, hostname};
@@ -116,7 +119,7 @@
 //     of the caller may change a path or an address after the monitor checked it (TOCTOU; only
 //     calls whose check is "the view's lookup is the host's" are continued, but the check is of
 //     what the memory held then);
-//   - the fast path's trampoline (pvm/accel.c, kNative in monitor.cc) lets its twelve calls
+//   - the fast path's trampoline (pvm/accel.c, kNative in monitor.cc) lets its fourteen calls
 //     through from a fixed address that any code in the process can jump to;
 //   - the monitor and its helpers run as the view's user and stay dumpable (the tracer forks and
 //     seizes its children before they exec): that user's other processes may ptrace or

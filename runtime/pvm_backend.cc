@@ -451,8 +451,10 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
   if (cfg.accel_holders.size() > VU_ACCEL_MAX_HOLDERS) cfg.accel_lib.clear();
   // Its native openat would read a shadow file not filled yet (fuse_client.h).
   if (!fuse && !spec.fuse.empty()) cfg.accel_lib.clear();
-  // Below a copy-on-write directory no native lookup is the view's (the layer comes first).
-  if (cfg.map.has_cow()) cfg.accel_lib.clear();
+  // Below a copy-on-write directory the fast path must know the layers (the mount table in its
+  // environment, pvm/accel.c): without the table (too large) no fast path at all.
+  if (cfg.map.has_cow() && (cfg.map.mounts().size() > VU_ACCEL_MAX_MOUNTS || cfg.accel_ancestors.size() > VU_ACCEL_MAX_HOLDERS))
+    cfg.accel_lib.clear();
   VU_TRY_VOID(rootfs_pvm_config(spec, cfg));  // --rootfs: the tree's loader (runtime/rootfs_pvm.h)
   if (server_map) {
     // The FUSE programs see what was at their target before their own mount (vu-cowfs reads its
