@@ -522,6 +522,8 @@ Answer do_remove(const Config& cfg, Call& c, int dirfd, uint64_t path, bool dir)
   if (r.cow && dir && last_dot(raw)) return Answer::error(last_dot(raw) == 1 ? EINVAL : ENOTEMPTY);
   if (r.mountpoint) return Answer::error(mountpoint_error(cfg, r));
   if (r.read_only() || in_read_only_mirror(cfg, r)) return Answer::error(EROFS);
+  if (!cfg.fuse_trees.empty())  // the sticky bit with a FUSE program's owners (pvm/fuse_client.h)
+    if (int e = fuse_owner_check(cfg, r.host, r.st, FuseUse::kRemove)) return Answer::error(e);
   if (!r.moved) return Answer::cont();
   if (r.cow) return cow_result(r.rel == "." ? EBUSY : r.cow->remove(r.rel, dir));
   HostAt h(r.host);
@@ -542,6 +544,10 @@ Answer do_rename(const Config& cfg, Call& c, int olddir, uint64_t oldp, int newd
   if (n.mountpoint) return Answer::error(mountpoint_error(cfg, n));
   if (o.mount != n.mount) return Answer::error(EXDEV);
   if (o.read_only() || in_read_only_mirror(cfg, o) || in_read_only_mirror(cfg, n)) return Answer::error(EROFS);
+  if (!cfg.fuse_trees.empty()) {  // the sticky bit with a FUSE program's owners (pvm/fuse_client.h)
+    if (int e = fuse_owner_check(cfg, o.host, o.st, FuseUse::kRemove)) return Answer::error(e);
+    if (int e = n.exists ? fuse_owner_check(cfg, n.host, n.st, FuseUse::kRemove) : 0) return Answer::error(e);
+  }
   if (n.fuse_long)  // a name the FUSE program is asked about (pvm/fuse_client.h)
     return Answer::error((flags & RENAME_EXCHANGE) ? ENOENT : fuse_make_long(cfg, c, n, {.opcode = FUSE_RENAME, .rename_flags = flags, .from = o.host}));
   if (!o.moved && !n.moved) return Answer::cont();
@@ -562,6 +568,8 @@ Answer do_link(const Config& cfg, Call& c, int olddir, uint64_t oldp, int newdir
   if (o.mount != n.mount) return Answer::error(EXDEV);
   if (n.trailing_slash) return Answer::error(ENOENT);
   if (n.read_only() || in_read_only_mirror(cfg, n)) return Answer::error(EROFS);
+  if (!cfg.fuse_trees.empty() && !S_ISDIR(o.st.st_mode))  // protected_hardlinks, a FUSE program's owners (pvm/fuse_client.h)
+    if (int e = fuse_owner_check(cfg, o.host, o.st, FuseUse::kLink)) return Answer::error(e);
   if (n.fuse_long) return Answer::error(S_ISDIR(o.st.st_mode) ? EPERM : fuse_make_long(cfg, c, n, {.opcode = FUSE_LINK, .from = o.host}));
   if (!o.moved && !n.moved) return Answer::cont();
   if (o.cow) return cow_result(S_ISDIR(o.st.st_mode) ? EPERM : o.cow->link(o.rel, n.rel));
@@ -614,6 +622,9 @@ Answer do_chown(const Config& cfg, Call& c, int dirfd, uint64_t path, uint64_t u
   }
   HostAt h(host);
   if (h.err) return Answer::error(h.err);
+  if (struct stat st; !cfg.fuse_trees.empty() && (hu != static_cast<uid_t>(-1) || hg != static_cast<gid_t>(-1)) &&
+                      ::fstatat(h.fd(), h.rel(), &st, hflags) == 0)  // another owner's (pvm/fuse_client.h)
+    if (int e = fuse_chmod_check(cfg, st)) return Answer::error(e);
   return Answer::result(::fchownat(h.fd(), h.rel(), hu, hg, hflags));
 }
 
@@ -627,6 +638,9 @@ Answer do_fchown(const Config& cfg, Call& c) {
   std::string rel;
   if (cow_of_host(cfg.map, read_link(fd_path(c.tid, c.arg_int(0))), &cow, &rel) == 2)  // a lower file's descriptor
     return cow_result(cow->chown(rel, hu, hg));
+  if (struct stat st; !cfg.fuse_trees.empty() && (hu != static_cast<uid_t>(-1) || hg != static_cast<gid_t>(-1)) &&
+                      ::stat(fd_path(c.tid, c.arg_int(0)).c_str(), &st) == 0)  // another owner's (pvm/fuse_client.h)
+    if (int e = fuse_chmod_check(cfg, st)) return Answer::error(e);
   if (::fchownat(AT_FDCWD, fd_path(c.tid, c.arg_int(0)).c_str(), hu, hg, 0) < 0)
     return Answer::error(errno == ENOENT ? EBADF : errno);
   return Answer::value(0);
@@ -661,7 +675,10 @@ Answer do_utimes(const Config& cfg, Call& c) {
       if (fd_read_only(cfg, c, dirfd)) return Answer::error(EROFS);
       Cow* cow;
       std::string rel;
-      if (cow_of_host(cfg.map, read_link(fd_path(c.tid, dirfd)), &cow, &rel) != 2) return Answer::cont();
+      const std::string fhost = read_link(fd_path(c.tid, dirfd));
+      if (struct stat st; !cfg.fuse_trees.empty() && ::stat(fd_path(c.tid, dirfd).c_str(), &st) == 0)  // pvm/fuse_client.h
+        if (int e = fuse_utimes_check(cfg, c, fhost, st, times)) return Answer::error(e);
+      if (cow_of_host(cfg.map, fhost, &cow, &rel) != 2) return Answer::cont();
       timespec ts[2];  // a lower file's descriptor: the layer's copy changes
       if (times && !read_mem(c.tid, times, ts, sizeof ts)) return Answer::error(EFAULT);
       return cow_result(cow->utimens(rel, times ? ts : nullptr));
@@ -669,6 +686,8 @@ Answer do_utimes(const Config& cfg, Call& c) {
   }
   Resolved r = resolve_modify(cfg, c, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
   if (r.err) return Answer::error(r.err);
+  if (!cfg.fuse_trees.empty())  // another owner's object of a FUSE program's (pvm/fuse_client.h)
+    if (int e = fuse_utimes_check(cfg, c, r.host, r.st, times)) return Answer::error(e);
   if (!r.moved) return Answer::cont();
   std::string cow_rel = r.rel;
   timespec ts[2];

@@ -99,9 +99,15 @@
 // walk, open, exec and directory change is checked natively as on the kernel's FUSE mount; stat
 // shows the program's mode, chmod of such an object is EPERM and its mode is never written
 // back. No identity passes the checks (the ns view's root has no capability over ids its user
-// namespace does not map). Left as the shadow's: utimensat with explicit times and chown by a
-// non-owner (the shadow lets them; chown is not written back), the sticky bit's rule for
-// unlink and rename, supplementary groups. sync() lists a directory closed to the caller (such
+// namespace does not map). The rules the shadow cannot check because the caller owns it are
+// the monitor's, for an object of another owner, as the kernel's FUSE says them with the
+// program's owners as host ids (environment B; pvm/fuse_client_limits.cc, fuse_owner_check,
+// conformance.fs_images): utimes with explicit times and chown/chgrp EPERM, utimes "now"
+// EACCES unless the caller may write it, unlink/rmdir/rename in a sticky directory of another
+// owner EPERM, a hard link to it EPERM under fs.protected_hardlinks unless the caller may read
+// and write it. (The ns backend's kernel says EOVERFLOW to every change of an object its user
+// namespace does not map, and EACCES to writing it: A follows B there, as it always did for
+// chmod.) Left as the shadow's: supplementary groups; chown is not written back. sync() lists a directory closed to the caller (such
 // a one, or one the view closed itself) through u+rx for the moment of its listing, and an
 // entry it cannot stat makes the listing incomplete: no removal is written back then (before,
 // what it could not stat was written back as removed: the files of a directory the view made
@@ -388,6 +394,17 @@ int fuse_make_long(const Config& cfg, Call& c, const Resolved& r, FuseTree::Make
 int fuse_truncate(const Config& cfg, Call& c, const std::string& host, const struct stat& st, int64_t size);
 // ftruncate(2), trapped in views with a FUSE mount: the same for a descriptor of a shadow file.
 Answer do_fuse_ftruncate(const Config& cfg, Call& c);
+// Another owner's object under default_permissions (see Permissions), `host` its shadow path:
+// what the kernel's FUSE says with the program's owners as host ids (environment B). kChange
+// (chown of an id, utimes with explicit times): EPERM; kTouch (utimes "now"): EACCES unless
+// the caller may write it; kRemove (unlink, rmdir, rename of it or onto it): EPERM in a sticky
+// directory of another owner the caller may write; kLink (link to it): EPERM under
+// fs.protected_hardlinks=1 unless it is a regular file the caller may read and write. 0 for
+// the view's own objects and calls not concerned. (chmod: fuse_chmod_check.)
+enum class FuseUse { kChange, kTouch, kRemove, kLink };
+int fuse_owner_check(const Config& cfg, const std::string& host, const struct stat& st, FuseUse use);
+// utimes family: kTouch for "now" (no times, or UTIME_NOW/UTIME_OMIT only), else kChange.
+int fuse_utimes_check(const Config& cfg, Call& c, const std::string& host, const struct stat& st, uint64_t times);
 // For the hooks: the tree holding a host path (nullptr: none), and a caller's wait for a
 // program (the receiving handed over; given up when the caller is gone or has a signal).
 FuseTree* fuse_tree_of(const Config& cfg, const std::string& host);
