@@ -1,4 +1,5 @@
 #include "pvm/call.h"
+#include "pvm/fuse_client.h"
 
 #include <fcntl.h>
 #include <linux/audit.h>
@@ -197,6 +198,7 @@ Resolved resolve_arg(const Config& cfg, Call& c, int dirfd, uint64_t addr, bool 
   Caller who;
   if (path.find("self") != std::string::npos) who = {c.tgid(), c.tid};
   r = cfg.map.resolve(s, path, follow, who);
+  if (r.long_name && !cfg.fuse_trees.empty()) fuse_long_name(cfg, c, &r);  // the program's limit (pvm/fuse_client.h)
   if (raw) *raw = std::move(path);
   return r;
 }

@@ -303,6 +303,8 @@ Answer do_open(const Config& cfg, Call& c, int dirfd, uint64_t path, int flags, 
   }
   if (MountTable t = mount_table(r.host); t != MountTable::kNone && r.exists && !cfg.map.empty())
     return do_mount_table(cfg, r.host, t, flags);
+  if (r.fuse_long)  // a name the FUSE program is asked about (pvm/fuse_client.h)
+    return Answer::error(fuse_make_long(cfg, c, r, {.opcode = FUSE_CREATE, .mode = mode & ~umask_of(c), .flags = flags}));
   if (!cfg.fuse_trees.empty() && r.exists && S_ISREG(r.st.st_mode))
     if (int e = fuse_before_open(cfg, c, r.host, r.st, flags)) return Answer::error(e);
   if (!r.moved && !(r.cow && cfg.root)) return Answer::cont();  // --root's override: Cow::open
@@ -479,6 +481,7 @@ Answer do_mkdir(const Config& cfg, Call& c, int dirfd, uint64_t path, mode_t mod
   Resolved r = resolve_arg(cfg, c, dirfd, path, false);
   Answer a = check_create(cfg, r, true);
   if (a.kind != Answer::kContinue || !r.moved) return a;
+  if (r.fuse_long) return Answer::error(fuse_make_long(cfg, c, r, {.opcode = FUSE_MKDIR, .mode = mode & 07777 & ~umask_of(c)}));
   if (r.cow) return cow_result(r.cow->mkdir(r.rel, mode & 07777 & ~umask_of(c)));
   HostAt h(r.host);
   if (h.err) return Answer::error(h.err);
@@ -490,6 +493,8 @@ Answer do_mknod(const Config& cfg, Call& c, int dirfd, uint64_t path, mode_t mod
   if (r.cow && S_ISCHR(mode) && dev == 0 && !r.err) return Answer::error(EPERM);  // a whiteout: the layer's word
   Answer a = check_create(cfg, r);
   if (a.kind != Answer::kContinue || !r.moved) return a;
+  if (r.fuse_long)  // (the kernel's FUSE makes a regular file with MKNOD too)
+    return Answer::error(fuse_make_long(cfg, c, r, {.opcode = FUSE_MKNOD, .mode = ((mode & S_IFMT) ? mode : mode | S_IFREG) & ~umask_of(c), .rdev = dev}));
   if (r.cow) return cow_result(r.cow->mknod(r.rel, mode & ~umask_of(c), dev));
   HostAt h(r.host);
   if (h.err) return Answer::error(h.err);
@@ -502,6 +507,7 @@ Answer do_symlink(const Config& cfg, Call& c, uint64_t target, int dirfd, uint64
   if (a.kind != Answer::kContinue || !r.moved) return a;
   std::string t;
   if (int e = read_string(c.tid, target, &t)) return Answer::error(e);
+  if (r.fuse_long) return Answer::error(t.empty() ? ENOENT : fuse_make_long(cfg, c, r, {.opcode = FUSE_SYMLINK, .target = t}));
   if (r.cow) return cow_result(t.empty() ? ENOENT : r.cow->symlink(t, r.rel));
   HostAt h(r.host);
   if (h.err) return Answer::error(h.err);
@@ -516,6 +522,8 @@ Answer do_remove(const Config& cfg, Call& c, int dirfd, uint64_t path, bool dir)
   if (r.cow && dir && last_dot(raw)) return Answer::error(last_dot(raw) == 1 ? EINVAL : ENOTEMPTY);
   if (r.mountpoint) return Answer::error(mountpoint_error(cfg, r));
   if (r.read_only() || in_read_only_mirror(cfg, r)) return Answer::error(EROFS);
+  if (!cfg.fuse_trees.empty())  // the sticky bit with a FUSE program's owners (pvm/fuse_client.h)
+    if (int e = fuse_owner_check(cfg, r.host, r.st, FuseUse::kRemove)) return Answer::error(e);
   if (!r.moved) return Answer::cont();
   if (r.cow) return cow_result(r.rel == "." ? EBUSY : r.cow->remove(r.rel, dir));
   HostAt h(r.host);
@@ -536,6 +544,12 @@ Answer do_rename(const Config& cfg, Call& c, int olddir, uint64_t oldp, int newd
   if (n.mountpoint) return Answer::error(mountpoint_error(cfg, n));
   if (o.mount != n.mount) return Answer::error(EXDEV);
   if (o.read_only() || in_read_only_mirror(cfg, o) || in_read_only_mirror(cfg, n)) return Answer::error(EROFS);
+  if (!cfg.fuse_trees.empty()) {  // the sticky bit with a FUSE program's owners (pvm/fuse_client.h)
+    if (int e = fuse_owner_check(cfg, o.host, o.st, FuseUse::kRemove)) return Answer::error(e);
+    if (int e = n.exists ? fuse_owner_check(cfg, n.host, n.st, FuseUse::kRemove) : 0) return Answer::error(e);
+  }
+  if (n.fuse_long)  // a name the FUSE program is asked about (pvm/fuse_client.h)
+    return Answer::error((flags & RENAME_EXCHANGE) ? ENOENT : fuse_make_long(cfg, c, n, {.opcode = FUSE_RENAME, .rename_flags = flags, .from = o.host}));
   if (!o.moved && !n.moved) return Answer::cont();
   if (o.cow) return cow_result(o.rel == "." || n.rel == "." ? EBUSY : o.cow->rename(o.rel, n.rel, flags));
   HostAt ho(o.host), hn(n.host);
@@ -554,6 +568,9 @@ Answer do_link(const Config& cfg, Call& c, int olddir, uint64_t oldp, int newdir
   if (o.mount != n.mount) return Answer::error(EXDEV);
   if (n.trailing_slash) return Answer::error(ENOENT);
   if (n.read_only() || in_read_only_mirror(cfg, n)) return Answer::error(EROFS);
+  if (!cfg.fuse_trees.empty() && !S_ISDIR(o.st.st_mode))  // protected_hardlinks, a FUSE program's owners (pvm/fuse_client.h)
+    if (int e = fuse_owner_check(cfg, o.host, o.st, FuseUse::kLink)) return Answer::error(e);
+  if (n.fuse_long) return Answer::error(S_ISDIR(o.st.st_mode) ? EPERM : fuse_make_long(cfg, c, n, {.opcode = FUSE_LINK, .from = o.host}));
   if (!o.moved && !n.moved) return Answer::cont();
   if (o.cow) return cow_result(S_ISDIR(o.st.st_mode) ? EPERM : o.cow->link(o.rel, n.rel));
   HostAt ho(o.host), hn(n.host);
@@ -605,6 +622,9 @@ Answer do_chown(const Config& cfg, Call& c, int dirfd, uint64_t path, uint64_t u
   }
   HostAt h(host);
   if (h.err) return Answer::error(h.err);
+  if (struct stat st; !cfg.fuse_trees.empty() && (hu != static_cast<uid_t>(-1) || hg != static_cast<gid_t>(-1)) &&
+                      ::fstatat(h.fd(), h.rel(), &st, hflags) == 0)  // another owner's (pvm/fuse_client.h)
+    if (int e = fuse_chmod_check(cfg, st)) return Answer::error(e);
   return Answer::result(::fchownat(h.fd(), h.rel(), hu, hg, hflags));
 }
 
@@ -618,6 +638,9 @@ Answer do_fchown(const Config& cfg, Call& c) {
   std::string rel;
   if (cow_of_host(cfg.map, read_link(fd_path(c.tid, c.arg_int(0))), &cow, &rel) == 2)  // a lower file's descriptor
     return cow_result(cow->chown(rel, hu, hg));
+  if (struct stat st; !cfg.fuse_trees.empty() && (hu != static_cast<uid_t>(-1) || hg != static_cast<gid_t>(-1)) &&
+                      ::stat(fd_path(c.tid, c.arg_int(0)).c_str(), &st) == 0)  // another owner's (pvm/fuse_client.h)
+    if (int e = fuse_chmod_check(cfg, st)) return Answer::error(e);
   if (::fchownat(AT_FDCWD, fd_path(c.tid, c.arg_int(0)).c_str(), hu, hg, 0) < 0)
     return Answer::error(errno == ENOENT ? EBADF : errno);
   return Answer::value(0);
@@ -626,6 +649,8 @@ Answer do_fchown(const Config& cfg, Call& c) {
 Answer do_truncate(const Config& cfg, Call& c) {
   Resolved r = resolve_modify(cfg, c, AT_FDCWD, c.a[0], true);
   if (r.err) return Answer::error(r.err);
+  if (!cfg.fuse_trees.empty())  // growing a file of a FUSE program's: asked first (pvm/fuse_client.h)
+    if (int e = fuse_truncate(cfg, c, r.host, r.st, static_cast<int64_t>(c.a[1])); e >= 0) return e ? Answer::error(e) : Answer::value(0);
   if (!r.moved) return Answer::cont();
   if (r.cow) {
     if (S_ISDIR(r.st.st_mode)) return Answer::error(EISDIR);
@@ -650,7 +675,10 @@ Answer do_utimes(const Config& cfg, Call& c) {
       if (fd_read_only(cfg, c, dirfd)) return Answer::error(EROFS);
       Cow* cow;
       std::string rel;
-      if (cow_of_host(cfg.map, read_link(fd_path(c.tid, dirfd)), &cow, &rel) != 2) return Answer::cont();
+      const std::string fhost = read_link(fd_path(c.tid, dirfd));
+      if (struct stat st; !cfg.fuse_trees.empty() && ::stat(fd_path(c.tid, dirfd).c_str(), &st) == 0)  // pvm/fuse_client.h
+        if (int e = fuse_utimes_check(cfg, c, fhost, st, times)) return Answer::error(e);
+      if (cow_of_host(cfg.map, fhost, &cow, &rel) != 2) return Answer::cont();
       timespec ts[2];  // a lower file's descriptor: the layer's copy changes
       if (times && !read_mem(c.tid, times, ts, sizeof ts)) return Answer::error(EFAULT);
       return cow_result(cow->utimens(rel, times ? ts : nullptr));
@@ -658,6 +686,8 @@ Answer do_utimes(const Config& cfg, Call& c) {
   }
   Resolved r = resolve_modify(cfg, c, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
   if (r.err) return Answer::error(r.err);
+  if (!cfg.fuse_trees.empty())  // another owner's object of a FUSE program's (pvm/fuse_client.h)
+    if (int e = fuse_utimes_check(cfg, c, r.host, r.st, times)) return Answer::error(e);
   if (!r.moved) return Answer::cont();
   std::string cow_rel = r.rel;
   timespec ts[2];

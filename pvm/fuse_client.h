@@ -62,10 +62,31 @@
 // two files; the shadow lives in /dev/shm (RAM) or $TMPDIR; the in-process fast path
 // (pvm/accel.c) is off in views with a FUSE mount (its native openat would read a file not filled
 // yet); the program runs outside the view, untraced (its arguments are host paths); libfuse2
-// programs need the shim, i.e. dynamic linking. The shadow's own limits answer, not the program's (a
-// name of NAME_MAX+1 bytes is ENAMETOOLONG, the largest file is tmpfs's: pjdfstest */02.t,
-// truncate/12.t, integration.pjdfstest_image); a path of nearly PATH_MAX bytes under the
+// programs need the shim, i.e. dynamic linking. A path of nearly PATH_MAX bytes under the
 // mountpoint works as on ns (the shadow's longer host path is used in chunks: pvm/host_at.h).
+//
+// Limits: the program's, asked (pvm/fuse_client_limits.cc). Where the shadow's own limits would
+// answer, the program gets the questions the kernel's FUSE would ask it, and its answer is the
+// view's (no errno of any program is assumed: fuse2fs answers a name of 256 bytes with ENOENT,
+// and a truncate to 10^15 bytes with success and a size of 0, which the view then sees, as on
+// ns; integration.pjdfstest_image compares ns, B and A subtest by subtest):
+//   - a path component longer than NAME_MAX (tmpfs refuses it): up to FUSE_NAME_MAX (1024; longer
+//     is the kernel's own ENAMETOOLONG) it is sent to the program with LOOKUP, after the view's
+//     changes are written back (its directory must exist there). A directory on the way, or a
+//     final name of a call that needs one, gets the program's errno (ENOENT when it has none);
+//     a creating call (open O_CREAT, mkdir, mknod, symlink, link, rename onto it) then sends
+//     what the kernel sends after its own permission check of the directory (CREATE, MKDIR,
+//     MKNOD, SYMLINK, LINK, RENAME) and returns the program's errno. A program that accepts such
+//     a name (or has one) has something the shadow cannot hold: the name is removed again (renamed
+//     back), a warning names it, and the call is refused with ENAMETOOLONG. Not asked: the
+//     ptrace stops (chdir, execve, O_PATH opens), which keep the shadow's ENAMETOOLONG.
+//   - truncate(2) and ftruncate(2) (trapped in views with a FUSE mount) that grow a shadow file:
+//     after the kernel's own checks (write permission, RLIMIT_FSIZE) and the write-back, SETATTR
+//     size asks the program; its errno is the call's, else the shadow file takes the size the
+//     program reports (the kernel's inode takes the reply's). A size the program accepts and the
+//     shadow cannot hold is set back on the program's side, logged and refused with the shadow's
+//     errno. Not asked: write(2) past the program's largest file and fallocate (they run on the
+//     shadow; the program's error comes at the sync), shrinking truncates (written back at the sync).
 // (Names that swap places, mv a t; mv b a; mv t b,
 // are replayed as renames through a temporary name: the program's content moves with them.)
 //
@@ -78,9 +99,15 @@
 // walk, open, exec and directory change is checked natively as on the kernel's FUSE mount; stat
 // shows the program's mode, chmod of such an object is EPERM and its mode is never written
 // back. No identity passes the checks (the ns view's root has no capability over ids its user
-// namespace does not map). Left as the shadow's: utimensat with explicit times and chown by a
-// non-owner (the shadow lets them; chown is not written back), the sticky bit's rule for
-// unlink and rename, supplementary groups. sync() lists a directory closed to the caller (such
+// namespace does not map). The rules the shadow cannot check because the caller owns it are
+// the monitor's, for an object of another owner, as the kernel's FUSE says them with the
+// program's owners as host ids (environment B; pvm/fuse_client_limits.cc, fuse_owner_check,
+// conformance.fs_images): utimes with explicit times and chown/chgrp EPERM, utimes "now"
+// EACCES unless the caller may write it, unlink/rmdir/rename in a sticky directory of another
+// owner EPERM, a hard link to it EPERM under fs.protected_hardlinks unless the caller may read
+// and write it. (The ns backend's kernel says EOVERFLOW to every change of an object its user
+// namespace does not map, and EACCES to writing it: A follows B there, as it always did for
+// chmod.) Left as the shadow's: supplementary groups; chown is not written back. sync() lists a directory closed to the caller (such
 // a one, or one the view closed itself) through u+rx for the moment of its listing, and an
 // entry it cannot stat makes the listing incomplete: no removal is written back then (before,
 // what it could not stat was written back as removed: the files of a directory the view made
@@ -235,6 +262,32 @@ class FuseTree {
   };
   Counts counts();
 
+  // The program's word where the shadow's limits would answer instead (pvm/fuse_client_limits.cc;
+  // see "Limits: the program's, asked" above). Each first writes the view's changes back (the
+  // objects concerned must exist on the program's side) and returns 0 or an errno (EINTR:
+  // abandoned; EIO: the program does not know the directory, its write-back failed).
+  // LOOKUP of `name` in the shadow directory `dir`: 0 when the program has such a name.
+  int ask_lookup(const std::string& dir, const std::string& name);
+  // A creating call's request for a name the program does not have (as the kernel's FUSE
+  // sends it after its LOOKUP): FUSE_CREATE (MKNOD without it), FUSE_MKDIR, FUSE_MKNOD,
+  // FUSE_SYMLINK (target), FUSE_LINK, FUSE_RENAME (from: the source's shadow path). The
+  // program's errno; when it made the name, which the shadow cannot hold, it is removed again
+  // (or renamed back), logged, and the answer is ENAMETOOLONG.
+  struct Make {
+    uint32_t opcode = 0;
+    mode_t mode = 0;
+    dev_t rdev = 0;
+    int flags = 0;
+    unsigned rename_flags = 0;
+    std::string target, from;
+  };
+  int ask_make(const std::string& dir, const std::string& name, const Make& m);
+  // SETATTR size of the shadow file `host` (inode `ino`), then the shadow file takes the size
+  // the program reports (as the kernel's inode takes it from the reply). -1 when `host` is no
+  // longer that inode; when the shadow cannot take the size, the program's file is set back,
+  // the refusal logged and the shadow's errno returned.
+  int ask_size(const std::string& host, ino_t ino, uint64_t size);
+
  private:
   struct Node {
     uint64_t node = 0;        // FUSE nodeid
@@ -248,6 +301,7 @@ class FuseTree {
     off_t size = 0;
   };
   int fill_locked(uint64_t ino, Node& n, const std::string& host);
+  uint64_t node_locked(const std::string& host);  // the FUSE node of a shadow object, 0 if unknown
   int materialize_dir(uint64_t node, const std::string& host, uint64_t host_ino, int depth);
   void remember(const std::string& host, Node n);
   int write_content(Node& n, const std::string& host, uint64_t fh);
@@ -325,5 +379,38 @@ bool fuse_mount_names(const Config& cfg, const std::string& host, std::string* s
 // statfs of a FUSE mountpoint (host: a shadow's root or below): the program's figures. -1 when
 // `host` is not in a shadow, else 0 or an errno.
 int fuse_statfs(const Config& cfg, const std::string& host, struct statfs* out);
+// Limits the program sets, not the shadow (pvm/fuse_client_limits.cc). A path whose component
+// the host refused as longer than NAME_MAX (Resolved::long_name), in a shadow: asked of the
+// program with LOOKUP when at most FUSE_NAME_MAX (1024) bytes, as the kernel's FUSE does (r->err
+// becomes its answer; a final name it does not have leaves r->fuse_long set). Only for
+// seccomp notifications (not the ptrace stops: chdir, execve, O_PATH opens keep ENAMETOOLONG).
+void fuse_long_name(const Config& cfg, Call& c, Resolved* r);
+// A creating call on such a name (r.fuse_long): FuseTree::ask_make after the kernel's own
+// permission check of the directory (write and search). An errno, or kERestartSys.
+int fuse_make_long(const Config& cfg, Call& c, const Resolved& r, FuseTree::Make m);
+// truncate(2) of a shadow file `host` (st: its stat) that grows it: the program is asked first
+// (FuseTree::ask_size). -1 when the call is not concerned (not in a shadow, not growing, or the
+// kernel's own checks refuse it: the usual path answers), else 0, an errno or kERestartSys.
+int fuse_truncate(const Config& cfg, Call& c, const std::string& host, const struct stat& st, int64_t size);
+// ftruncate(2), trapped in views with a FUSE mount: the same for a descriptor of a shadow file.
+Answer do_fuse_ftruncate(const Config& cfg, Call& c);
+// Another owner's object under default_permissions (see Permissions), `host` its shadow path:
+// what the kernel's FUSE says with the program's owners as host ids (environment B). kChange
+// (chown of an id, utimes with explicit times): EPERM; kTouch (utimes "now"): EACCES unless
+// the caller may write it; kRemove (unlink, rmdir, rename of it or onto it): EPERM in a sticky
+// directory of another owner the caller may write; kLink (link to it): EPERM under
+// fs.protected_hardlinks=1 unless it is a regular file the caller may read and write. 0 for
+// the view's own objects and calls not concerned. (chmod: fuse_chmod_check.)
+enum class FuseUse { kChange, kTouch, kRemove, kLink };
+int fuse_owner_check(const Config& cfg, const std::string& host, const struct stat& st, FuseUse use);
+// utimes family: kTouch for "now" (no times, or UTIME_NOW/UTIME_OMIT only), else kChange.
+int fuse_utimes_check(const Config& cfg, Call& c, const std::string& host, const struct stat& st, uint64_t times);
+// For the hooks: the tree holding a host path (nullptr: none), and a caller's wait for a
+// program (the receiving handed over; given up when the caller is gone or has a signal).
+FuseTree* fuse_tree_of(const Config& cfg, const std::string& host);
+struct FuseCallerWait {
+  explicit FuseCallerWait(Call& c);
+  ~FuseCallerWait();
+};
 
 }  // namespace vu::pvm

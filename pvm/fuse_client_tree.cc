@@ -682,30 +682,26 @@ int FuseTree::sync_locked() {
 // ---------------------------------------------------------------------------------------------
 // The monitor's side (pvm/fs.cc and the capture core call these).
 
-namespace {
-FuseTree* tree_of(const Config& cfg, const std::string& host) {
+FuseTree* fuse_tree_of(const Config& cfg, const std::string& host) {
   for (const auto& t : cfg.fuse_trees)
     if (t && t->holds(host)) return t.get();
   return nullptr;
 }
 // Waiting for the program: receiving handed over first, abandoned when the caller goes away
 // or has a signal to take (the kernel then restarts the call after it, or says EINTR).
-struct CallerWait {
-  explicit CallerWait(Call& c) {
-    if (c.before_wait) c.before_wait();
-    FuseClient::set_cancelled([&c] { return !c.id_valid() || signal_pending(c.tid); });
-  }
-  ~CallerWait() { FuseClient::set_cancelled(nullptr); }
-};
-}  // namespace
+FuseCallerWait::FuseCallerWait(Call& c) {
+  if (c.before_wait) c.before_wait();
+  FuseClient::set_cancelled([&c] { return !c.id_valid() || signal_pending(c.tid); });
+}
+FuseCallerWait::~FuseCallerWait() { FuseClient::set_cancelled(nullptr); }
 
 int fuse_before_open(const Config& cfg, Call& c, const std::string& host, const struct stat& st, int flags) {
   if (cfg.fuse_trees.empty() || !S_ISREG(st.st_mode)) return 0;
-  FuseTree* t = tree_of(cfg, host);
+  FuseTree* t = fuse_tree_of(cfg, host);
   if (!t) return 0;
   // An open that truncates replaces the content: no need to read it (if the open will succeed).
   const bool truncating = (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY && ::access(HostAt(host).path().c_str(), W_OK) == 0;
-  CallerWait w(c);
+  FuseCallerWait w(c);
   int e = t->fill_for_open(host, st, truncating);
   return e == EINTR ? kERestartSys : e;
 }
@@ -718,10 +714,10 @@ Answer do_fuse_sync(const Config& cfg, Call& c) {
   } else {
     // fsync, fdatasync, syncfs of a descriptor: the tree that holds its file.
     std::string host = read_link(fd_path(c.tid, c.arg_int(0)));
-    if (FuseTree* t = tree_of(cfg, host + "/x")) trees.push_back(t);  // the shadow's root, or below it
+    if (FuseTree* t = fuse_tree_of(cfg, host + "/x")) trees.push_back(t);  // the shadow's root, or below it
   }
   if (trees.empty()) return Answer::cont();
-  CallerWait w(c);
+  FuseCallerWait w(c);
   int err = 0;
   for (FuseTree* t : trees)
     if (int e = t->sync(); e && !err) err = e;
@@ -788,7 +784,7 @@ bool fuse_mount_names(const Config& cfg, const std::string& host, std::string* s
 }
 
 int fuse_statfs(const Config& cfg, const std::string& host, struct statfs* out) {
-  FuseTree* t = cfg.fuse_trees.empty() ? nullptr : tree_of(cfg, host + "/x");
+  FuseTree* t = cfg.fuse_trees.empty() ? nullptr : fuse_tree_of(cfg, host + "/x");
   if (!t) return -1;
   fuse_kstatfs k{};
   if (int e = t->client().statfs(&k)) return e;

@@ -175,7 +175,7 @@ Result<Filter> Filter::build(const Config& cfg) {
   }
   if (!cfg.listing.empty() || cfg.map.has_cow()) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, SYS_getdents64));
   if (!cfg.fuse_trees.empty())  // the view's changes go back to its FUSE programs (fuse_client.h)
-    for (int nr : {SYS_sync, SYS_syncfs, SYS_fsync, SYS_fdatasync}) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, nr));
+    for (int nr : {SYS_sync, SYS_syncfs, SYS_fsync, SYS_fdatasync, SYS_ftruncate}) VU_TRY_VOID(add(SCMP_ACT_NOTIFY, nr));
   // openat2 with FUSE programs in the view: they may (vu-cowfs resolves beneath its layers with
   // it); the monitor lets theirs run and refuses the others' (dispatch).
   for (int nr : kNoSys)
@@ -801,6 +801,7 @@ Monitor::Answer dispatch_in(Monitor::Core& core, const Config& cfg, Call& c) {
     case SYS_fsync:
     case SYS_fdatasync:
       return do_fuse_sync(cfg, c);
+    case SYS_ftruncate: return do_fuse_ftruncate(cfg, c);  // trapped with FUSE trees only
     default:
       if (cfg.root) return do_root_ids(cfg, c);
       return Answer::cont();

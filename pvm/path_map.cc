@@ -1,6 +1,7 @@
 #include "pvm/path_map.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -266,6 +267,15 @@ Resolved PathMap::resolve(const Start& start, std::string_view path, bool follow
         r.mount = covering(v);
         r.trailing_slash = trailing_slash;
         return r;
+      }
+      if (e == ENAMETOOLONG && c.size() > NAME_MAX) {
+        // A name the host's filesystem cannot hold: where, for the FUSE programs of
+        // environment A, whose limit may be another (fuse_long_name, pvm/fuse_client.h).
+        r.view = v;
+        r.host = h;
+        r.mount = covering(v);
+        r.trailing_slash = trailing_slash;
+        r.long_name = last ? 2 : 1;
       }
       r.err = e;
       return r;

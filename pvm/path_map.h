@@ -78,6 +78,13 @@ struct Resolved {
   bool moved = false;   // the view's lookup differs from the host's (see above)
   bool mountpoint = false;  // the final object is a mountpoint of the view
   bool trailing_slash = false;  // the path ended with '/' (a name to create keeps it in host)
+  // ENAMETOOLONG from the host for a component longer than NAME_MAX: 1 (a directory on the
+  // way) or 2 (the final name); view and host are then that component's. fuse_long_name()
+  // (pvm/fuse_client.h) asks a FUSE program of environment A instead, and when the program
+  // has no such final name leaves err 0, exists false and fuse_long set: a creating call asks
+  // the program too (fuse_make_long), every other one is ENOENT.
+  int long_name = 0;
+  bool fuse_long = false;
   const Mount* mount = nullptr;  // the mount that covers the final object, if any
   bool read_only() const { return mount && mount->read_only; }
   // Below a copy-on-write directory: the cow, the object's path relative to its root ("." for

@@ -139,6 +139,22 @@ rm: cannot remove 'rootdir/r': Permission denied
 private 600
 rootdir/r 664" in_view $e --mount "image:$W/perm.ext4:/mnt" -- sh -c "$chmods" x /mnt
 done
+# The rest of default_permissions' rules for another owner's objects (pvm/fuse_client.h,
+# Permissions): utimes with explicit times, chown, the sticky bit, fs.protected_hardlinks. A must
+# say what B says (ns: EOVERFLOW for every change of an unmapped owner's object).
+if [[ " $envs " == *" A "* && " $envs " == *" B "* ]]; then
+  mkdir -p "$W/rt/stk" "$W/rt/mine" && chmod 1777 "$W/rt/stk" "$W/rt/mine" && echo x >"$W/rt/stk/f" && echo y >"$W/rt/f" &&
+    echo z >"$W/rt/ro" && echo w >"$W/rt/mine/f" && chmod 666 "$W/rt/f" "$W/rt/stk/f" "$W/rt/mine/f" && chown "$user:" "$W/rt" "$W/rt/mine" &&
+    /sbin/mkfs.ext4 -q -F -d "$W/rt" "$W/rt.ext4" 16M && chown "$user:" "$W/rt.ext4" || exit 1
+  owners='cd /mnt || exit 1; for c in "touch -d 2020-01-01 f" "touch f" "touch ro" "chown $(id -u):$(id -g) f" "chgrp $(id -g) ro" \
+    "rm stk/f" "mv stk/f stk/g" "rm mine/f" "ln ro h" "ln f h2"; do $c 2>&1; echo "$c: $?"; done; find . -mindepth 1 -printf "%p %m %u %TY\n" | sort'
+  for e in B A; do
+    cp "$W/rt.ext4" "$W/rt-$e.ext4" && chown "$user:" "$W/rt-$e.ext4"
+    in_view $e --mount "image:$W/rt-$e.ext4:/mnt" -- sh -c "$owners" >"$work/owners-$e" 2>&1; echo "status $?" >>"$work/owners-$e"
+  done
+  if cmp -s "$work/owners-B" "$work/owners-A"; then ok "pvm-A: another owner's files: utimes, chown, sticky bit, hard links as on B"
+  else bad "pvm-A: another owner's files as on B" "$(diff "$work/owners-B" "$work/owners-A" | head -20)"; fi
+fi
 [ "$(fuse_left)" = "$base_mounts" ] && ok "nothing left mounted" || bad "nothing left mounted" "$(grep ' - fuse' /proc/self/mountinfo)"
 l=$(ps -o pid=,stat=,args= -u "$user" | awk '$2 !~ /^Z/' | grep -v -e ' ps ' -e grep)
 [ -z "$l" ] && ok "nothing left running" || bad "nothing left running" "$l"

@@ -48,8 +48,10 @@ as_user sh -c "
 same() {
   local name=$1; shift
   local want want_rc got rc host
+  [ -z "${same_before:-}" ] || eval "$same_before"  # (before each view)
   want=$(on_host ordinary "$VU" run --backend=ns --net host "$@" 2>/dev/null); want_rc=$?
   for host in "userns denied" container; do
+    [ -z "${same_before:-}" ] || eval "$same_before"
     got=$(on_host "$host" "$VU" run --net host "$@" 2>"$work/err"); rc=$?
     if [ "$got" = "$want" ] && [ $rc = $want_rc ]; then ok "$host: $name"
     else bad "$host: $name" "status $rc (ns on an ordinary host: $want_rc)" \
@@ -68,6 +70,19 @@ same "squashfs: exec of a binary from the image" $SQ -- /opt/app/bin/tool sh -c 
 same "squashfs: #! script from the image" $SQ -- /opt/app/bin/script.sh a b
 same "squashfs: read-only" $SQ -- sh -c 'touch /opt/app/new 2>/dev/null; echo "touch: $?"'
 same "squashfs: --fuse squashfuse" --fuse "squashfuse $W/app.sqfs" /srv/sq -- cat /srv/sq/share/sym
+# The program's limits, not the shadow's (pvm/fuse_client.h, "Limits: the program's, asked"): a
+# name of 256 bytes is sent to fuse2fs (which says ENOENT where tmpfs would say ENAMETOOLONG), a
+# growing ftruncate (truncate(1); truncate(2): integration.pjdfstest_image) gets its answer (success,
+# and a size of 0 past ext4's largest file). fuse2fs leaves a directory it was asked to make such a
+# name in unreadable, through the kernel too: each view gets a fresh copy of the image.
+same_before='as_user cp "$W/disk.ext4" "$W/e.ext4"'
+same "ext4: names of 256 bytes and growing truncates: the program's answers" --mount "image:$W/e.ext4:/mnt" -- \
+  sh -c 'n=$(printf "%0256d" 0) && mkdir /mnt/d /mnt/e && cd /mnt/d || exit 1
+    for c in "stat -c %s $n" "cat $n/x" "rm $n" "chmod 600 $n" "truncate -c -s 0 $n" "ln -s t ../e/$n" "mkdir ../e/$n"; do
+      $c 2>&1 | sed "s/$n/N256/g"; echo "$c: $?" | sed "s/$n/N256/g"; done
+    touch f && truncate -s 1000000000000000 f; echo "ftruncate: $? $(stat -c %s f)"
+    truncate -s 5000 f && echo "grown: $(stat -c %s f) $(wc -c <f)"; ls /mnt/d'
+same_before=
 
 # ext4 through fuse2fs (libfuse2: the shim answers its /dev/fuse and mount(2)).
 for host in "userns denied" container; do
