@@ -506,7 +506,10 @@ Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask)
     else env.reset();
   }
   pvm::Config cfg = VU_TRY(make_pvm_config(spec, &v.scratch, env ? &programs : nullptr, &targets, &server_map));
-  if (cfg.net.vstack) v.vstack = pvm::vstack_pid(*cfg.net.vstack);
+  if (cfg.net.vstack) {
+    v.stack = cfg.net.vstack;
+    v.vstack = pvm::vstack_pid(*cfg.net.vstack);
+  }
   std::vector<std::vector<char*>> server_argv;
   if (env) {
     auto hook = std::make_shared<pvm::FuseHook>(targets, std::make_shared<pvm::FusermountMounter>(env->fusermount, env->allow_other));
