@@ -169,7 +169,10 @@ int FuseTree::materialize_dir(uint64_t node, const std::string& host, uint64_t h
       if (::mkdir(path.c_str(), 0700) < 0) return errno;
       struct stat st;
       if (::lstat(path.c_str(), &st) < 0) return errno;
-      if (int de = materialize_dir(ent.node, path, st.st_ino, depth + 1)) return de;
+      // A directory the program refuses to list to this user (an ext4 image's lost+found, root's
+      // 0700, under fuse2fs without fakeroot: `--fuse 'fuse2fs IMG' DIR`) stays empty in the
+      // shadow, rather than refusing the whole mount; the rest of the filesystem is the view's.
+      if (int de = materialize_dir(ent.node, path, st.st_ino, depth + 1); de && de != EACCES && de != EPERM) return de;
     } else if (type == S_IFLNK) {
       std::string target;
       if (int re = client_->readlink(ent.node, &target)) return re;

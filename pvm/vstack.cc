@@ -42,15 +42,23 @@ class VStack {
   std::mutex mu;
   std::map<uint64_t, Info> socks;
 
-  ~VStack() {
-    channel.reset();  // vu-vstack ends with its channel, after its linger (at most 3 s): waited
-    // for that long, not cut short (a SIGKILL after 1 s lost the end of transfers and the FINs)
-    if (pid > 0) {
+  ~VStack() { finish(); }
+
+  void finish() {
+    pid_t p;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      channel.reset();  // vu-vstack ends with its channel, after its linger (at most 3 s): waited
+      // for that long, not cut short (a SIGKILL after 1 s lost the end of transfers and the FINs)
+      p = pid;
+      pid = -1;
+    }
+    if (p > 0) {
       int st;
-      for (int i = 0; i < (stats ? 400 : 350) && ::waitpid(pid, &st, WNOHANG) == 0; ++i) ::usleep(10000);
-      if (::waitpid(pid, &st, WNOHANG) == 0) {
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, &st, 0);
+      for (int i = 0; i < (stats ? 400 : 350) && ::waitpid(p, &st, WNOHANG) == 0; ++i) ::usleep(10000);
+      if (::waitpid(p, &st, WNOHANG) == 0) {
+        ::kill(p, SIGKILL);
+        ::waitpid(p, &st, 0);
       }
     }
   }
@@ -597,6 +605,11 @@ Result<std::shared_ptr<VStack>> vstack_start(const std::string& vnl, bool stats)
 }
 
 pid_t vstack_pid(const VStack& s) { return s.pid; }
+void vstack_finish(VStack& s) { s.finish(); }
+void vstack_reaped(VStack& s) {
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.pid = -1;
+}
 
 int vstack_addr(VStack& s, bool add, int family, const void* addr, int prefix) {
   vs::VsReq q;

@@ -105,7 +105,14 @@ int vstack_link(VStack& s, bool up);
 int vstack_mac(VStack& s, const unsigned char mac[6]);
 int vstack_route(VStack& s, bool add, int family, const void* dst, int prefix, const void* gw);
 // The helper's pid: vu spares it when the view ends; it sends what lwIP still holds and ends
-// by itself (at most ~3 s after vu; sooner when its connections have closed).
+// by itself (at most ~3 s; sooner when its connections have closed).
 pid_t vstack_pid(const VStack& s);
+// The view's end: closes the channel and waits for the helper to send what lwIP holds and exit
+// (bounded: 3.5 s, 4 s with --net-stats; then SIGKILL). vu calls it before it returns, not
+// leaving it to ~VStack: the monitor's state (which holds the VStack) can outlive the Monitor in
+// a detached ptrace worker, and vu's exit then orphaned a lingering vu-vstack. Idempotent.
+void vstack_finish(VStack& s);
+// The helper was reaped elsewhere (it died while the view ran): vstack_finish waits for no pid.
+void vstack_reaped(VStack& s);
 
 }  // namespace vu::pvm

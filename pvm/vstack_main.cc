@@ -62,6 +62,7 @@ extern "C" {  // (lwipopts.h and libvdeplug.h declare C functions outside any ex
 #include <vector>
 
 #include "pvm/vstack_proto.h"
+#include "vdens/plug_children.h"
 #include "vdens/port_stats.h"
 
 namespace {
@@ -1153,6 +1154,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "vu: net: %s\n", line.c_str());
   }
   if (g_debug) std::fprintf(stderr, "vu-vstack: exit\n");
+  vu::vdens::end_plug_children();  // cmd:// and the like: vde_close waits for them (vdens/plug_children.h)
   vde_close(g_vde);
   ::_exit(0);  // lwIP's thread still runs: no destructors
 }

@@ -15,6 +15,7 @@
 #include "runtime/net_helper.h"
 #include "runtime/ns_backend.h"
 #include "runtime/plan.h"
+#include "pvm/vstack.h"
 #include "runtime/pvm_backend.h"
 #include "runtime/probe.h"
 #include "runtime/supervisor.h"
@@ -93,6 +94,7 @@ Result<int> run_pvm(const ViewSpec& spec, const SignalForwarder& signals) {
     // view's connections end (their pairs closed), new sockets fail.
     if (p == view.vstack && p > 0) {
       view.vstack = -1;
+      pvm::vstack_reaped(*view.stack);
       say_network_helper_gone("vu-vstack", "the view's VDE network", p, status);
     }
   };
@@ -105,6 +107,7 @@ Result<int> run_pvm(const ViewSpec& spec, const SignalForwarder& signals) {
   // The FUSE programs first: their write-back before the view's leftovers are killed with them.
   const int fuse_rc = stop_pvm_fuse(view);
   int status = finish_run(st, {view.vstack});  // vu-vstack ends by itself, its connections flushed
+  if (view.stack) pvm::vstack_finish(*view.stack);  // …and is waited for: no helper outlives vu
   if (fuse_rc && status == 0) status = fuse_rc;
   if (auto failure = view.failure(report)) return std::move(*failure);
   const pvm::Stats& s = view.monitor->stats();

@@ -205,6 +205,9 @@ Result<void> start_fuse(const ViewSpec& spec, pvm::Config& cfg, std::vector<pvm:
       std::string cmd = argv[2].substr(5);
       name = base_name(cmd.substr(0, cmd.find(' ')));
     }
+    // libfuse2 is the program's, not sh's: `--fuse 'fuse2fs IMG' DIR` needs the shim as
+    // `--mount image:` does (else it is told to mount /dev/fd/3, which libfuse2 cannot).
+    const bool libfuse2 = name == "fuse2fs";
     // -o …default_permissions…: the kernel's checks against the program's owners and modes, as
     // the view's identity is seen (0 under --root: the ids the program reports are the view's).
     std::optional<pvm::FuseTree::Access> access;
@@ -212,7 +215,7 @@ Result<void> start_fuse(const ViewSpec& spec, pvm::Config& cfg, std::vector<pvm:
       if (argv[k] == "-o")
         for (const std::string& o : str::split(argv[k + 1], ','))
           if (o == "default_permissions") access = pvm::FuseTree::Access{cfg.root ? cfg.shown_uid : cfg.uid, cfg.root ? cfg.shown_gid : cfg.gid};
-    auto p = pvm::start_fuse_program(argv, mount_arg, prog == "fuse2fs", shim, m->host, target, timeout_ms, name, access);
+    auto p = pvm::start_fuse_program(argv, mount_arg, libfuse2, shim, m->host, target, timeout_ms, name, access);
     if (!p) return std::move(p).error().context(f.what);
     cfg.fuse_trees.push_back(p->tree);
     out->push_back(std::move(*p));
@@ -508,7 +511,10 @@ Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask)
     else env.reset();
   }
   pvm::Config cfg = VU_TRY(make_pvm_config(spec, &v.scratch, env ? &programs : nullptr, &targets, &server_map));
-  if (cfg.net.vstack) v.vstack = pvm::vstack_pid(*cfg.net.vstack);
+  if (cfg.net.vstack) {
+    v.stack = cfg.net.vstack;
+    v.vstack = pvm::vstack_pid(*cfg.net.vstack);
+  }
   std::vector<std::vector<char*>> server_argv;
   if (env) {
     auto hook = std::make_shared<pvm::FuseHook>(targets, std::make_shared<pvm::FusermountMounter>(env->fusermount, env->allow_other));

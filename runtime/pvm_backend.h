@@ -49,6 +49,7 @@ struct PvmView {
   UniqueFd go;
   std::vector<pvm::FuseProgram> served;  // environment A: FUSE programs the monitor serves (pvm/fuse_client.h)
   pid_t vstack = -1;  // a VDE view's vu-vstack (pvm/vstack.h): spared at the end, it sends what it holds
+  std::shared_ptr<pvm::VStack> stack;  // …and waited for (pvm::vstack_finish) before vu returns
   // After supervise(): the error the first process reported (chdir or exec), if any.
   std::optional<Error> failure(const std::string& report) const;
 };

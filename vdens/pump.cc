@@ -21,6 +21,7 @@ extern "C" {  // libvdeplug.h has no C++ guard
 
 #include "base/unique_fd.h"
 #include "vdens/ack_coalesce.h"
+#include "vdens/plug_children.h"
 #include "vdens/sock_diag.h"
 #include "vdens/uplink_open.h"
 
@@ -140,7 +141,10 @@ class Port {
 namespace {
 
 struct VdeCloser {
-  void operator()(VDECONN* c) const { vde_close(c); }
+  void operator()(VDECONN* c) const {
+    end_plug_children();  // cmd:// and the like: vde_close waits for them (vdens/plug_children.h)
+    vde_close(c);
+  }
 };
 
 class VdeUplink : public Port {

@@ -70,7 +70,7 @@ root_run_setup() {
   bin=$work/bin
   mkdir "$bin"
   cp "$@" "$bin/" || exit 1
-  for p in vu-net libvu-pvm-accel.so libvu-fuse-shim.so vu-cowfs; do
+  for p in vu-net libvu-pvm-accel.so libvu-fuse-shim.so vu-cowfs vu-vstack; do
     [ -e "$(dirname "$1")/$p" ] && { cp "$(dirname "$1")/$p" "$bin/" || exit 1; }
   done
   chmod 755 "$bin" "$bin"/*
