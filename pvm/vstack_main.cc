@@ -46,6 +46,8 @@ extern "C" {  // (lwipopts.h and libvdeplug.h declare C functions outside any ex
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <sys/resource.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -1363,6 +1365,19 @@ int main(int argc, char** argv) {
     tcp_abort(p);
   }
   UNLOCK_TCPIP_CORE();
+  // The last frames (those resets, a view's last RST or FIN) reach the switch before this port
+  // goes: vde_switch drops what it reads from a port it has closed, and it may see the control
+  // connection's end first. Bounded: 300 ms for the queue here and the bytes the switch has
+  // not read yet (SIOCOUTQ of the data socket).
+  for (int i = 0; i < 30; ++i) {
+    LOCK_TCPIP_CORE();
+    flush_txq();
+    const bool queued = !g_txq.empty();
+    UNLOCK_TCPIP_CORE();
+    int out = 0;
+    if (!queued && (::ioctl(vde_datafd(g_vde), SIOCOUTQ, &out) < 0 || out == 0)) break;
+    ::usleep(10000);
+  }
   if (stats) {
     std::string line = vu::vdens::stats_line("vde0", "vde", g_stats);
     std::fprintf(stderr, "vu: net: %s\n", line.c_str());

@@ -108,6 +108,9 @@ static int serve(int port, const char* mode) {
   }
   close(c);
   printf("closed\n");
+  // The view stays a moment: its network helper (vu-net on ns) must not unplug before the
+  // RST or FIN its kernel just sent has left (the test is of the reset, not of that race).
+  usleep(500000);
   return 0;
 }
 
