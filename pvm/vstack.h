@@ -99,7 +99,8 @@
 // in its namespace, may open one; ping falls back to its datagram socket); one VDE network per
 // view; a UDP datagram over IPv6 carries at most 65487 bytes (Linux 65527: lwIP's packets
 // are at most 65535 bytes with their header, pvm/vstack_frag.h); vu-vstack killed under a
-// running view: vu says so, the view's connections read end-of-file, new sockets fail.
+// running view: vu says so, the view's connections read ECONNRESET (the kernel closed
+// vu-vstack's ends with their held bytes), new sockets fail.
 // A vu-vstack that does not answer (stopped, hung) within 10 s fails the view's call with
 // ETIMEDOUT rather than hold the monitor's worker.
 #pragma once
