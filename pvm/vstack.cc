@@ -117,13 +117,16 @@ std::string vstack_path() {
 }
 
 // A new data pair: [0] the view's end, [1] the stack's, named with an autobind abstract name
-// (the socket's id). UDP: SEQPACKET (boundaries, and end-of-file when the view closes).
+// (the socket's id). UDP: SEQPACKET (boundaries, and end-of-file when the view closes). TCP:
+// one byte written from the view's end before the view has it, which vu-vstack never takes —
+// its end closed with that byte unread is a reset to the view (ECONNRESET), see vstack_proto.h.
 bool data_pair(int type, UniqueFd* view, UniqueFd* stack, uint64_t* id) {
   int sp[2];
   if (::socketpair(AF_UNIX, (type == SOCK_STREAM ? SOCK_STREAM : SOCK_SEQPACKET) | SOCK_CLOEXEC, 0, sp) < 0)
     return false;
   view->reset(sp[0]);
   stack->reset(sp[1]);
+  if (type == SOCK_STREAM && ::send(sp[0], "", 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) return false;
   sa_family_t fam = AF_UNIX;
   if (::bind(sp[1], reinterpret_cast<sockaddr*>(&fam), sizeof fam) < 0) return false;
   sockaddr_un a{};
@@ -350,6 +353,11 @@ Answer do_accept(VStack& vs, Call& c, VSock& s) {
     if (r.ret < 0 && r.err == EAGAIN) continue;  // another thread took it
     if (r.ret < 0) return Answer::error(r.err);
     if (flags & SOCK_NONBLOCK) ::fcntl(view.get(), F_SETFL, O_RDWR | O_NONBLOCK);
+    // SO_LINGER is inherited from the listener, as Linux's (vu-vstack does so for the RST).
+    linger lg{};
+    socklen_t lgl = sizeof lg;
+    if (::getsockopt(s.fd.get(), SOL_SOCKET, SO_LINGER, &lg, &lgl) == 0 && lg.l_onoff)
+      ::setsockopt(view.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     normalize(s.domain, &r);
     if (c.a[1] && !put_name(c, c.a[1], c.a[2], r)) return Answer::error(EFAULT);
     Answer a;
@@ -498,6 +506,21 @@ Answer do_sockopt(VStack& vs, Call& c, VSock& s) {
     return Answer::value(0);
   };
   if (level == SOL_SOCKET) {
+    if (!get && name == SO_LINGER && s.type == SOCK_STREAM) {
+      // {1, 0}: the view's close resets the connection (an RST, as Linux's); vu-vstack is told,
+      // and the option is set on the view's socket too (getsockopt reads it there).
+      linger lg{};
+      if (c.a[4] >= sizeof lg && read_mem(c.tid, c.a[3], &lg, sizeof lg)) {
+        vs::VsReq q;
+        q.op = vs::kSetOpt;
+        q.id = s.id;
+        q.a = SOL_SOCKET;
+        q.b = SO_LINGER;
+        q.c = lg.l_onoff && lg.l_linger == 0;
+        vs.call(q);
+      }
+      return Answer::cont();
+    }
     if (!get) return Answer::cont();
     switch (name) {
       case SO_TYPE: return put_int(s.type);
@@ -524,6 +547,24 @@ Answer do_sockopt(VStack& vs, Call& c, VSock& s) {
             return Answer::error(w);
           }
           e = r.ret < 0 ? r.err : 0;
+          int native = 0;  // (the view's socket holds ECONNRESET for its reads: told once, here)
+          socklen_t nl = sizeof native;
+          ::getsockopt(s.fd.get(), SOL_SOCKET, SO_ERROR, &native, &nl);
+        } else if (s.type == SOCK_STREAM) {
+          // A connection's end (a reset, a timeout) the view has not read yet: its socket holds
+          // ECONNRESET (vu-vstack closed its end with the held byte unread); the stack tells what
+          // it was. Asked once, as Linux's: the view's next read gives end-of-file.
+          int native = 0;
+          socklen_t nl = sizeof native;
+          if (::getsockopt(s.fd.get(), SOL_SOCKET, SO_ERROR, &native, &nl) == 0 && native) {
+            vs::VsReq q;
+            q.op = vs::kGetOpt;
+            q.id = s.id;
+            q.a = SOL_SOCKET;
+            q.b = SO_ERROR;
+            vs::VsRep r = vs.call(q);
+            e = r.ret > 0 ? static_cast<int>(r.ret) : native;
+          }
         }
         return put_int(e);
       }
@@ -676,6 +717,9 @@ int add_vstack_rules(void* ctx) {
     if ((rc = rule(SYS_getsockopt, {SCMP_A1(SCMP_CMP_EQ, static_cast<uint64_t>(SOL_SOCKET)),
                                     SCMP_A2(SCMP_CMP_EQ, static_cast<uint64_t>(opt))})) < 0)
       return rc;
+  if ((rc = rule(SYS_setsockopt, {SCMP_A1(SCMP_CMP_EQ, static_cast<uint64_t>(SOL_SOCKET)),
+                                  SCMP_A2(SCMP_CMP_EQ, static_cast<uint64_t>(SO_LINGER))})) < 0)
+    return rc;
   return 0;
 }
 

@@ -28,6 +28,26 @@
 //     SECCOMP_IOCTL_NOTIF_ADDFD; the other end goes to vu-vstack, which reads it only as far as
 //     tcp_sndbuf() has room and writes to it what lwIP received, acknowledging (tcp_recved) only
 //     what the pair took: flow control both ways, as a kernel socket's buffers give.
+//   - Resets (issue 15's trust gaps): the pair cannot carry an error, but af_unix's release
+//     gives the peer sk_err = ECONNRESET when the closing end still has unread data. So a TCP
+//     pair holds one byte the view "wrote" before it had the socket (the monitor's), which
+//     vu-vstack never takes (reads with MSG_PEEK after it, SO_PEEK_OFF 1, then takes all but
+//     the last byte read: that one is held next; the pair is watched edge-triggered, being
+//     always readable). A reset from the peer (or a keepalive/retransmission timeout, or a
+//     non-blocking connect's failure) closes vu-vstack's end with the byte unread: the view
+//     reads what it had, then ECONNRESET once, then end-of-file; poll gives POLLERR|POLLHUP;
+//     writes EPIPE. SO_ERROR asked first gives the real error (ETIMEDOUT…) once, as Linux's. The
+//     other way: the view's close with data unread gives vu-vstack's end ECONNRESET the same
+//     way, and SO_LINGER {1, 0} (setsockopt trapped, then done natively too) is told to
+//     vu-vstack: either close is an RST (tcp_abort), as Linux's close.
+//   - IP fragments are reassembled by vu-vstack before lwIP (pvm/vstack_frag.h): Debian's
+//     lwIP keeps 10 fragments (~14 KB of UDP) by a constant of its build.
+//   - Frames the switch cannot take at once wait in a bounded queue (512 frames) sent when the
+//     VDE connection is writable; beyond it they are dropped and counted as write errors, as a
+//     NIC's full queue: vde_output runs under lwIP's core lock and must not wait there (it
+//     waited up to 1 s, stalling every socket of the view).
+//   - lwIP's callbacks never abort their own pcb (lwIP uses it after the callback returns
+//     ERR_OK): kill_sock asked to abort inside one defers it to the end of the loop's turn.
 //     read/write/send/recv/poll/epoll/shutdown/close on the view's socket run natively; a
 //     shutdown(SHUT_WR) sends the FIN, the view's close closes the connection after what it wrote.
 //   - Trapped (the monitor's handlers in pvm/vstack.cc, each one request to vu-vstack over the
@@ -68,15 +88,19 @@
 // second `ip addr add` of IPv4 replaces the first in the stack; the model shows both); routes
 // other than the IPv4 default gateway change nothing in the stack (one interface: everything
 // leaves by vde0; an IPv6 default router comes only from router advertisements); a
-// non-blocking connect that fails shows as an end-of-file on the first read (SO_ERROR tells
-// the error); a connection reset by the peer shows as end-of-file, not ECONNRESET (writes: EPIPE, also
-// after a FIN; data arriving after the view closed a connection resets it, as Linux; a
-// vu-vstack that ends resets what is left);
+// non-blocking connect that fails reads ECONNRESET where Linux reads the error itself
+// (ECONNREFUSED, ETIMEDOUT: SO_ERROR gives it, as on Linux), and so does a connection that
+// timed out (af_unix has only ECONNRESET to give); after a reset the first write gives EPIPE
+// (and SIGPIPE) where Linux gives ECONNRESET once, then EPIPE (af_unix's send checks only the
+// shutdown: nothing makes it fail with another error); data arriving after the view closed a
+// connection resets it, as Linux; a vu-vstack that ends resets what is left; SO_LINGER with a
+// time (l_linger > 0) does not make close wait (the view's close is of a socketpair end);
 // SO_RCVBUF/SNDBUF are the pair's; TCP_INFO is a stub; SOCK_RAW is refused (an ns view, root
 // in its namespace, may open one; ping falls back to its datagram socket); one VDE network per
-// view; a UDP datagram of more than ~14 KB (over 10 IPv4 fragments: Debian's lwIP reassembles
-// no more) is lost on the way in, where Linux takes 65507 bytes; vu-vstack killed under a
-// running view: vu says so, the view's connections read end-of-file, new sockets fail.
+// view; a UDP datagram over IPv6 carries at most 65487 bytes (Linux 65527: lwIP's packets
+// are at most 65535 bytes with their header, pvm/vstack_frag.h); vu-vstack killed under a
+// running view: vu says so, the view's connections read ECONNRESET (the kernel closed
+// vu-vstack's ends with their held bytes), new sockets fail.
 // A vu-vstack that does not answer (stopped, hung) within 10 s fails the view's call with
 // ETIMEDOUT rather than hold the monitor's worker.
 #pragma once

@@ -31,6 +31,8 @@ extern "C" {  // (lwipopts.h and libvdeplug.h declare C functions outside any ex
 #include <lwip/prot/icmp.h>
 #include <lwip/prot/icmp6.h>
 #include <lwip/prot/ip4.h>
+#include <lwip/ip4.h>
+#include <lwip/ip6.h>
 #include <netif/ethernet.h>
 #include <lwip/priv/tcp_priv.h>
 #include <libvdeplug.h>
@@ -43,6 +45,9 @@ extern "C" {  // (lwipopts.h and libvdeplug.h declare C functions outside any ex
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <sys/resource.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -61,6 +66,7 @@ extern "C" {  // (lwipopts.h and libvdeplug.h declare C functions outside any ex
 #include <string>
 #include <vector>
 
+#include "pvm/vstack_frag.h"
 #include "pvm/vstack_proto.h"
 #include "vdens/plug_children.h"
 #include "vdens/port_stats.h"
@@ -105,7 +111,18 @@ struct Sock {
   int reply = -1;      // a connect's reply end, answered when lwIP knows
   bool nb_connect = false;
   pbuf* rx = nullptr;  // from the network, not yet taken by the pair
-  bool rx_fin = false, fin_sent = false, reset_sent = false;
+  bool rx_fin = false, fin_sent = false;
+  // The view's side of a reset: the pair carries one byte the view wrote before it had the
+  // socket (the monitor's, vstack_proto.h), never taken (SO_PEEK_OFF 1: reads start after it,
+  // and each read leaves its last byte in its place). Closing this end with it unread is what
+  // makes the view's next read ECONNRESET (af_unix's release sets the peer's sk_err when the
+  // closing end has unread data). `closed`: this end closed so (a reset, a failed connect);
+  // the Sock stays for the view's names and SO_ERROR until its id is reused (g_closed bounds them).
+  bool closed = false;
+  int error = 0;         // SO_ERROR: the connection's end (ECONNRESET, ETIMEDOUT, ECONNREFUSED…)
+  bool linger0 = false;  // SO_LINGER {1, 0}: the view's close resets (an RST, unsent data dropped)
+  bool view_reset = false;  // the view closed with data unread (its end's queue): an RST, as Linux
+  bool abort_later = false; // an abort asked for inside one of lwIP's callbacks: done after it
   bool dirty = false;  // rx grew during a batch of frames: flushed after it
   std::string tx;      // read from the pair, not yet taken by tcp_write (ERR_MEM)
   std::deque<Sock*> pending;  // listener: accepted connections, one byte each in the pair
@@ -126,6 +143,21 @@ bool g_in_batch = false;
 std::vector<Sock*> g_dirty;
 char g_tag_channel, g_tag_vde;
 std::vector<char> g_buf(65536);
+std::vector<char> g_scratch(65536);  // what pump_tx dequeues (already sent from g_buf)
+std::deque<uint64_t> g_closed;       // ids of Socks whose end was closed (bounded: kMaxClosed)
+constexpr size_t kMaxClosed = 4096;
+// lwIP's callbacks for a pcb must not abort that pcb (unless they return ERR_ABRT, which ours
+// do not): lwIP goes on using it after the callback. Inside one (g_in_cb), kill_sock(s, true)
+// marks the Sock and the abort is done at the end of the loop's turn (g_later); the tcpip
+// thread's callbacks wake the loop with g_wake.
+int g_in_cb = 0;
+std::vector<Sock*> g_later;
+int g_wake = -1;
+struct InCallback {
+  InCallback() { ++g_in_cb; }
+  ~InCallback() { --g_in_cb; }
+};
+vu::pvm::Reassembler g_frag;  // IPv4/IPv6 fragments, ahead of lwIP (pvm/vstack_frag.h)
 
 // ---- addresses ------------------------------------------------------------------------------
 
@@ -216,6 +248,43 @@ void names_from_pcb(Sock* s) {
 
 // ---- the VDE interface ----------------------------------------------------------------------
 
+// Frames the switch could not take at once (its queue full): kept in order and sent when the
+// VDE connection is writable (EPOLLOUT, the loop's turn), at most kTxQueue of them — beyond,
+// dropped and counted (write errors), as a NIC's full queue drops: this runs under lwIP's core
+// lock, and waiting here for room (it did, up to 1 s) stalled every socket of the view.
+constexpr size_t kTxQueue = 512;  // ~750 KB of full frames; Linux's txqueuelen is 1000
+std::deque<std::string> g_txq;
+bool g_tx_wait = false;  // EPOLLOUT asked on the VDE connection
+
+void tx_wait(bool on) {
+  if (g_tx_wait == on) return;
+  g_tx_wait = on;
+  epoll_event e{};
+  e.events = EPOLLIN | (on ? EPOLLOUT : 0u);
+  e.data.ptr = &g_tag_vde;
+  ::epoll_ctl(g_ep, EPOLL_CTL_MOD, vde_datafd(g_vde), &e);
+}
+
+bool send_frame(const void* frame, size_t len) {  // false: the switch's queue is full
+  for (;;) {
+    if (vde_send(g_vde, frame, len, 0) >= 0) {
+      g_stats.from_view_frames++;
+      g_stats.from_view_bytes += len;
+      return true;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) return false;
+    g_stats.write_errors++;  // (not a full queue: the frame is lost, as a NIC's send error)
+    return true;
+  }
+}
+
+// What waited, in order, as far as the switch takes it (the loop, on EPOLLOUT).
+void flush_txq() {
+  while (!g_txq.empty() && send_frame(g_txq.front().data(), g_txq.front().size())) g_txq.pop_front();
+  tx_wait(!g_txq.empty());
+}
+
 err_t vde_output(netif*, pbuf* p) {
   const void* frame = p->payload;
   static std::vector<char> flat(65536 + 64);
@@ -224,20 +293,13 @@ err_t vde_output(netif*, pbuf* p) {
     pbuf_copy_partial(p, flat.data(), p->tot_len, 0);
     frame = flat.data();
   }
-  // The switch's queue full (the VDE socket is non-blocking for the reads): wait for room, as
-  // a NIC's queue would make the kernel wait, rather than drop — dropped bursts cost TCP its
-  // retransmission timeouts.
-  for (int tries = 0;; ++tries) {
-    if (vde_send(g_vde, frame, p->tot_len, 0) >= 0) break;
-    if ((errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS && errno != EINTR) || tries == 100) {
-      g_stats.write_errors++;
-      return ERR_IF;
-    }
-    pollfd w{vde_datafd(g_vde), POLLOUT, 0};
-    ::poll(&w, 1, 10);
+  if (g_txq.empty() && send_frame(frame, p->tot_len)) return ERR_OK;
+  if (g_txq.size() >= kTxQueue) {
+    g_stats.write_errors++;
+    return ERR_OK;  // dropped (TCP retransmits; UDP is lost, as from a full NIC queue)
   }
-  g_stats.from_view_frames++;
-  g_stats.from_view_bytes += p->tot_len;
+  g_txq.emplace_back(static_cast<const char*>(frame), p->tot_len);
+  tx_wait(true);
   return ERR_OK;
 }
 
@@ -266,6 +328,53 @@ void flush_batch() {
     update_tcp(s);
   }
   g_dirty.clear();
+}
+
+// A pbuf of n bytes (at most 65535), room for `layer`'s headers before: one piece of PBUF_RAM
+// up to 16 KiB, else a chain of them — one piece is at most ~65 KB with its headers' room
+// (lwIP's sizes are 16 bits), and Debian's PBUF_POOL pbufs are unusable (a chain of them
+// crashes pbuf_take).
+pbuf* big_pbuf(pbuf_layer layer, size_t n) {
+  pbuf* head = nullptr;
+  for (size_t left = n;;) {
+    const size_t k = std::min<size_t>(left, 16384);
+    pbuf* q = pbuf_alloc(head ? PBUF_RAW : layer, static_cast<uint16_t>(k), PBUF_RAM);
+    if (!q) {
+      if (head) pbuf_free(head);
+      return nullptr;
+    }
+    if (head) pbuf_cat(head, q);
+    else head = q;
+    left -= k;
+    if (!left) return head;
+  }
+}
+
+// IPv4/IPv6 fragments addressed to this interface's MAC (or a group) go to the reassembler
+// (pvm/vstack_frag.h): lwIP's own keeps at most 10 fragments, fixed at Debian's build. A whole
+// datagram goes to lwIP's IP layer as a pbuf chain (up to 65535 bytes: more than an Ethernet
+// frame's pbuf could hold). true: the frame was taken (p freed).
+bool reassemble(pbuf* p, size_t n, netif* nif) {
+  const auto* f = static_cast<const uint8_t*>(p->payload);
+  const unsigned type = f[12] << 8 | f[13];
+  if ((type != 0x0800 && type != 0x86dd) || n < 34) return false;
+  if (!(f[0] & 1) && std::memcmp(f, nif->hwaddr, 6) != 0) return false;  // (another's: lwIP drops it)
+  // A quick look before the reassembler's: most frames are not fragments.
+  if (type == 0x0800 && !(f[20] & 0x3f) && !f[21]) return false;
+  if (type == 0x86dd && f[20] != 44 && f[20] != 0 && f[20] != 43 && f[20] != 60) return false;
+  std::vector<uint8_t> whole;
+  const uint64_t now = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+  const auto r = g_frag.input(f + 14, n - 14, now, &whole);
+  if (r == vu::pvm::Reassembler::kNotFragment) return false;
+  pbuf_free(p);
+  if (r != vu::pvm::Reassembler::kWhole) return true;
+  pbuf* q = big_pbuf(PBUF_RAW, whole.size());
+  if (!q) return true;
+  pbuf_take(q, whole.data(), static_cast<uint16_t>(whole.size()));
+  if (type == 0x0800) ip4_input(q, nif);  // (both free the pbuf whatever they make of it)
+  else ip6_input(q, nif);
+  return true;
 }
 
 // Frames from the switch, a batch at a time.
@@ -301,6 +410,7 @@ void vde_input_batch() {
     pbuf_realloc(p, static_cast<uint16_t>(n));
     g_stats.to_view_frames++;
     g_stats.to_view_bytes += static_cast<uint64_t>(n);
+    if (reassemble(p, static_cast<size_t>(n), &g_if)) continue;
     if (g_if.input(p, &g_if) != ERR_OK) pbuf_free(p);
   }
 }
@@ -310,7 +420,9 @@ void vde_input_batch() {
 void set_events(Sock* s, uint32_t ev) {
   if (s->fd < 0 || s->dead) return;
   epoll_event e{};
-  e.events = ev;
+  // A TCP pair is always readable (its held byte, Sock::closed): edge-triggered, every read
+  // goes on to EAGAIN or to lwIP's full buffer (on_sent reads on).
+  e.events = ev | (s->kind == kTcp ? EPOLLET : 0u);
   e.data.ptr = s;
   if (!s->in_ep) {
     if (::epoll_ctl(g_ep, EPOLL_CTL_ADD, s->fd, &e) == 0) s->in_ep = true, s->ev = ev;
@@ -371,6 +483,14 @@ void answer(int* rfd, long ret, int err) {
 // pair closed. Freed at the end of the loop's turn.
 void kill_sock(Sock* s, bool abort = false) {
   if (s->dead) return;
+  if (abort && g_in_cb && s->tcp) {  // (lwIP still uses the pcb after the callback: later)
+    if (!s->abort_later) s->abort_later = true, g_later.push_back(s);
+    if (g_wake >= 0) {
+      uint64_t one = 1;
+      (void)::write(g_wake, &one, sizeof one);
+    }
+    return;
+  }
   if (g_debug)
     std::fprintf(stderr, "vu-vstack: %llx: closed fd %d (%s%s%s)\n", static_cast<unsigned long long>(s->id), s->fd, abort ? "abort" : "",
                  s->hup ? " view closed" : "", s->rd_eof ? " eof" : "");
@@ -401,6 +521,28 @@ void kill_sock(Sock* s, bool abort = false) {
   auto it = g_socks.find(s->id);
   if (it != g_socks.end() && it->second == s) g_socks.erase(it);
   g_dead.push_back(s);
+}
+
+// A connection's end seen by the view while it keeps its socket: this end of the pair closed,
+// with the held byte (`closed` in Sock) unread when `reset` — the view reads what it has, then
+// ECONNRESET once, then end-of-file, and its writes fail with EPIPE — or taken first (no error:
+// end-of-file). The Sock stays (names, SO_ERROR) until its id is reused, at most kMaxClosed.
+void close_end(Sock* s, bool reset) {
+  if (s->fd < 0 || s->dead || s->closed) return;
+  unwatch(s);
+  if (!reset)  // what the view wrote and nobody will send, the held byte with it
+    for (int i = 0; i < 64 && ::recv(s->fd, g_scratch.data(), g_scratch.size(), MSG_DONTWAIT) > 0; ++i) {
+    }
+  ::close(s->fd);
+  s->fd = -1;
+  s->closed = true;
+  if (g_debug) std::fprintf(stderr, "vu-vstack: %llx: end closed (%s)\n", static_cast<unsigned long long>(s->id), reset ? "reset" : "eof");
+  g_closed.push_back(s->id);
+  while (g_closed.size() > kMaxClosed) {
+    auto it = g_socks.find(g_closed.front());
+    g_closed.pop_front();
+    if (it != g_socks.end() && it->second->closed && !it->second->tcp) kill_sock(it->second);
+  }
 }
 
 constexpr uint32_t kSendRoom = 8192;  // tcp_sndbuf() at which reading the pair resumes
@@ -434,12 +576,17 @@ void flush_rx(Sock* s) {
       left -= c;
     }
   }
-  // (A reset after the FIN: the view's writes must fail too, not fill a pair nobody reads.)
-  if (!s->rx && (s->rx_fin || s->reset) && (!s->fin_sent || (s->reset && !s->reset_sent))) {
+  if (!s->rx && s->rx_fin && !s->fin_sent && !s->reset) {
     s->fin_sent = true;
-    s->reset_sent = s->reset;
-    if (g_debug) std::fprintf(stderr, "vu-vstack: %llx: end-of-file to the view%s\n", static_cast<unsigned long long>(s->id), s->reset ? " (reset)" : "");
-    ::shutdown(s->fd, s->reset ? SHUT_RDWR : SHUT_WR);
+    if (g_debug) std::fprintf(stderr, "vu-vstack: %llx: end-of-file to the view\n", static_cast<unsigned long long>(s->id));
+    ::shutdown(s->fd, SHUT_WR);
+  }
+  // A reset: what the pair took of what came before it is the view's to read, then the error
+  // (close_end); the rest is dropped, as the reset's. After the FIN, end-of-file stays (Linux:
+  // a reset in CLOSE_WAIT reads 0, writes EPIPE).
+  if (s->reset) {
+    if (s->rx) pbuf_free(s->rx), s->rx = nullptr;
+    close_end(s, !s->rx_fin || !s->fin_sent);
   }
 }
 
@@ -457,14 +604,22 @@ void pump_tx(Sock* s) {
     }
     size_t room = std::min<size_t>(tcp_sndbuf(s->tcp), 0xffff);
     if (room < 1 || tcp_sndqueuelen(s->tcp) + 4 >= TCP_SND_QUEUELEN) break;
-    ssize_t n = ::recv(s->fd, g_buf.data(), room, MSG_DONTWAIT);
+    // What the view wrote after the held byte (SO_PEEK_OFF 1), then taken but its last byte
+    // (the new held byte): see Sock::closed.
+    ssize_t n = ::recv(s->fd, g_buf.data(), room, MSG_DONTWAIT | MSG_PEEK);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n < 0 && errno == ECONNRESET) {  // the view closed with data unread: an RST (on_pair)
+      s->view_reset = s->rd_eof = true;
+      break;
+    }
     if (n <= 0) {  // the view's end-of-file (shutdown or close): the FIN
       s->rd_eof = true;
       tcp_shutdown(s->tcp, 0, 1);
       wrote = true;
       break;
+    }
+    while (::recv(s->fd, g_scratch.data(), static_cast<size_t>(n), MSG_DONTWAIT) < 0 && errno == EINTR) {
     }
     err_t e = tcp_write(s->tcp, g_buf.data(), static_cast<uint16_t>(n), TCP_WRITE_FLAG_COPY);
     if (e == ERR_MEM) {
@@ -483,6 +638,7 @@ void pump_tx(Sock* s) {
 void update_tcp(Sock* s) {
   if (s->dead || s->fd < 0) return;
   if (s->listening) return set_events(s, 0);
+  if (s->hup && (s->view_reset || (s->linger0 && !(s->rd_eof && s->fin_sent)))) return kill_sock(s, true);  // (RST: on_pair)
   if (s->hup && (s->rd_eof || !s->tcp)) return kill_sock(s);
   uint32_t ev = 0;
   if (s->tcp && s->connected && !s->rd_eof && s->tx.empty() && tcp_sndbuf(s->tcp) >= kSendRoom &&
@@ -494,6 +650,7 @@ void update_tcp(Sock* s) {
 }
 
 err_t on_recv(void* arg, tcp_pcb* pcb, pbuf* p, err_t) {
+  InCallback in;
   auto* s = static_cast<Sock*>(arg);
   if (!s) {
     if (p) tcp_recved(pcb, p->tot_len), pbuf_free(p);
@@ -521,6 +678,7 @@ err_t on_recv(void* arg, tcp_pcb* pcb, pbuf* p, err_t) {
 }
 
 err_t on_sent(void* arg, tcp_pcb*, u16_t) {
+  InCallback in;
   auto* s = static_cast<Sock*>(arg);
   if (!s || s->dead) return ERR_OK;
   if (s->tcp && tcp_sndbuf(s->tcp) >= kSendRoom) pump_tx(s);
@@ -532,17 +690,26 @@ void on_err(void* arg, err_t e) {  // the pcb is already freed
   auto* s = static_cast<Sock*>(arg);
   if (!s || s->dead) return;
   s->tcp = nullptr;
+  InCallback in;
   if (s->connecting) {
     s->connecting = false;
-    answer(&s->reply, -1, errno_of(e, true));
-    if (s->nb_connect && s->fd >= 0) ::shutdown(s->fd, SHUT_RDWR);
+    s->error = errno_of(e, true);
+    // A non-blocking connect's failure: the view's read gives ECONNRESET (Linux: the error
+    // itself; SO_ERROR tells it, vstack.cc); a blocking one's caller was told: end-of-file.
+    // (The end closed before the answer: the monitor's SO_ERROR then takes the view's error.)
+    if (!s->hup) close_end(s, s->nb_connect);
+    answer(&s->reply, -1, s->error);
     if (s->hup) kill_sock(s);
     return;
   }
   if (g_debug) std::fprintf(stderr, "vu-vstack: %llx: connection error %d\n", static_cast<unsigned long long>(s->id), e);
-  s->reset = e != ERR_CLSD;
-  s->rx_fin = true;
-  if (s->reset && s->rx) pbuf_free(s->rx), s->rx = nullptr;
+  if (e == ERR_CLSD) {  // (closed both ways, after what came: no error)
+    s->rx_fin = true;
+  } else {
+    s->reset = true;
+    s->error = errno_of(e);
+    s->connected = false;
+  }
   flush_rx(s);
   update_tcp(s);
 }
@@ -560,6 +727,7 @@ Sock* new_tcp_sock(tcp_pcb* pcb, int domain) {
 }
 
 err_t on_connected(void* arg, tcp_pcb*, err_t) {
+  InCallback in;
   auto* s = static_cast<Sock*>(arg);
   if (!s) return ERR_OK;
   s->connecting = false;
@@ -572,12 +740,14 @@ err_t on_connected(void* arg, tcp_pcb*, err_t) {
 }
 
 err_t on_accept(void* arg, tcp_pcb* pcb, err_t err) {
+  InCallback in;
   auto* l = static_cast<Sock*>(arg);
   if (!l || l->dead || err != ERR_OK || !pcb) return ERR_VAL;
   // The accept queue full (the view does not accept, or a peer floods it): lwIP aborts the
   // connection (an RST) rather than queue without bound (Linux stops at the backlog too).
   if (l->pending.size() >= l->backlog) return ERR_MEM;
   Sock* n = new_tcp_sock(pcb, l->domain);
+  n->linger0 = l->linger0;  // (inherited, as Linux's accepted sockets inherit SO_LINGER)
   if (g_debug) std::fprintf(stderr, "vu-vstack: %llx: a connection\n", static_cast<unsigned long long>(l->id));
   n->connected = true;
   n->bound = true;
@@ -628,6 +798,7 @@ u8_t on_icmp(void* arg, raw_pcb*, pbuf* p, const ip_addr_t* addr) {
   return 0;  // lwIP frees it
 }
 
+
 // The largest datagram an IP packet carries (as Linux: 65507 bytes of UDP over IPv4, 65527
 // over IPv6); `to` null: the connected peer's family.
 size_t max_dgram(const Sock* s, const ip_addr_t* to) {
@@ -650,6 +821,16 @@ void on_pair(Sock* s, uint32_t rev) {
       else set_events(s, 0);  // (its close only, until connected)
       return;
     }
+    if (s->hup) {
+      // The view's close (or both sides shut): with data it had not read (its end's queue:
+      // af_unix gives this end ECONNRESET) or after SO_LINGER {1, 0}, an RST, as Linux's close
+      // sends, and what it wrote and lwIP has not taken is dropped. (A linger after both FINs
+      // changes nothing: the connection has ended.)
+      int e = 0;
+      socklen_t el = sizeof e;
+      if (::getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &e, &el) == 0 && e == ECONNRESET) s->view_reset = true;
+      if (s->view_reset || (s->linger0 && !(s->rd_eof && s->fin_sent))) return kill_sock(s, true);
+    }
     if (rev & EPOLLOUT) flush_rx(s);
     if (rev & (EPOLLIN | EPOLLHUP | EPOLLRDHUP)) pump_tx(s);
     update_tcp(s);
@@ -666,7 +847,7 @@ void on_pair(Sock* s, uint32_t rev) {
     }
     if (!s->connected) continue;
     if (static_cast<size_t>(n) > max_dgram(s, nullptr)) continue;  // (Linux: EMSGSIZE; the pair took it)
-    pbuf* p = pbuf_alloc(PBUF_TRANSPORT, static_cast<uint16_t>(n), PBUF_RAM);
+    pbuf* p = big_pbuf(PBUF_TRANSPORT, static_cast<size_t>(n));
     if (!p) continue;
     pbuf_take(p, g_buf.data(), static_cast<uint16_t>(n));
     if (s->udp) udp_send(s->udp, p);
@@ -748,6 +929,10 @@ void serve(const VsReq& q, const char* payload, int rfd, int dfd) {
     s->fd = dfd;
     dfd = -1;
     ::fcntl(s->fd, F_SETFL, O_RDWR | O_NONBLOCK);
+    if (s->kind == kTcp) {  // reads start after the held byte (Sock::closed)
+      int one = 1;
+      ::setsockopt(s->fd, SOL_SOCKET, SO_PEEK_OFF, &one, sizeof one);
+    }
     g_socks[q.id] = s;
     // A stream socket's pair is watched for its close only (until it connects); a datagram
     // socket's for what the view sends on it too.
@@ -765,6 +950,8 @@ void serve(const VsReq& q, const char* payload, int rfd, int dfd) {
     n->fd = dfd;
     dfd = -1;
     ::fcntl(n->fd, F_SETFL, O_RDWR | O_NONBLOCK);
+    int one = 1;
+    ::setsockopt(n->fd, SOL_SOCKET, SO_PEEK_OFF, &one, sizeof one);  // (Sock::closed)
     g_socks[q.id2] = n;
     if (g_debug) std::fprintf(stderr, "vu-vstack: %llx: accepted as %llx (fd %d, %u bytes waiting)\n", static_cast<unsigned long long>(q.id), static_cast<unsigned long long>(q.id2), n->fd, n->rx ? n->rx->tot_len : 0);
     r.addr = n->peer;
@@ -859,6 +1046,8 @@ void serve(const VsReq& q, const char* payload, int rfd, int dfd) {
       if (!l) return done(-1, errno_of(e)), finish();
       s->tcp = l;  // the old pcb is freed
       s->listening = true;
+      char held;  // (a listener's pair carries only our bytes, one per connection: no held byte)
+      (void)::recv(s->fd, &held, 1, MSG_DONTWAIT);
       s->backlog = static_cast<size_t>(std::clamp(q.a, 0, 4096)) + 1;
       tcp_arg(l, s);
       tcp_accept(l, on_accept);
@@ -918,7 +1107,7 @@ void serve(const VsReq& q, const char* payload, int rfd, int dfd) {
       if (!to_ip(q.addr, &ip, &port)) return done(-1, EAFNOSUPPORT), finish();
       if (s->kind == kTcp) return done(-1, EISCONN), finish();
       if (q.len > max_dgram(s, &ip)) return done(-1, EMSGSIZE), finish();  // (not cut to 16 bits)
-      pbuf* p = pbuf_alloc(PBUF_TRANSPORT, static_cast<uint16_t>(q.len), PBUF_RAM);
+      pbuf* p = big_pbuf(PBUF_TRANSPORT, q.len);
       if (!p) return done(-1, ENOBUFS), finish();
       pbuf_take(p, payload, static_cast<uint16_t>(q.len));
       err_t e;
@@ -932,7 +1121,7 @@ void serve(const VsReq& q, const char* payload, int rfd, int dfd) {
         std::memcpy(h + 4, &s->icmp_id, 2);
         h[2] = h[3] = 0;
         if (s->domain == AF_INET) {
-          uint16_t sum = inet_chksum(h, static_cast<uint16_t>(q.len));
+          uint16_t sum = inet_chksum_pbuf(p);
           std::memcpy(h + 2, &sum, 2);
         }
         e = raw_sendto(s->raw, p, &ip);
@@ -967,6 +1156,15 @@ void serve(const VsReq& q, const char* payload, int rfd, int dfd) {
     }
     case kSetOpt: case kGetOpt: {
       const bool set = q.op == kSetOpt;
+      if (q.a == SOL_SOCKET && q.b == SO_LINGER && set) {  // c: 1 for {1, 0} (vstack.cc)
+        s->linger0 = q.c != 0;
+        return done(0, 0), finish();
+      }
+      if (q.a == SOL_SOCKET && q.b == SO_ERROR && !set) {  // the connection's end, asked once
+        const int e = s->error;
+        s->error = 0;
+        return done(e, 0), finish();
+      }
       if (q.a == IPPROTO_TCP && q.b == TCP_NODELAY && s->tcp) {
         if (!set) return done(tcp_nagle_disabled(s->tcp) ? 1 : 0, 0), finish();
         if (q.c) tcp_nagle_disable(s->tcp);
@@ -1055,9 +1253,26 @@ bool turn(int ch, int ms) {
   LOCK_TCPIP_CORE();
   for (int i = 0; i < n; ++i) {
     void* tag = evs[i].data.ptr;
-    if (tag == &g_tag_vde) vde_input();
-    else if (tag == &g_tag_channel) open = on_channel(ch);
-    else on_pair(static_cast<Sock*>(tag), evs[i].events);
+    if (tag == &g_tag_vde) {
+      if (evs[i].events & EPOLLOUT) flush_txq();
+      if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) vde_input();
+    } else if (tag == &g_tag_channel) {
+      open = on_channel(ch);
+    } else if (tag == &g_wake) {
+      uint64_t v;
+      (void)::read(g_wake, &v, sizeof v);
+    } else {
+      on_pair(static_cast<Sock*>(tag), evs[i].events);
+    }
+  }
+  // The aborts asked for inside lwIP's callbacks (kill_sock), now that lwIP is done with the pcbs.
+  while (!g_later.empty()) {
+    std::vector<Sock*> later;
+    later.swap(g_later);
+    for (Sock* s : later) {
+      s->abort_later = false;
+      kill_sock(s, true);
+    }
   }
   for (Sock* s : g_dead) delete s;
   g_dead.clear();
@@ -1122,6 +1337,8 @@ int main(int argc, char** argv) {
   ::fcntl(ch, F_SETFL, ::fcntl(ch, F_GETFL) | O_NONBLOCK);
   watch(vfd, &g_tag_vde);
   watch(ch, &g_tag_channel);
+  g_wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (g_wake >= 0) watch(g_wake, &g_wake);
   while (turn(ch, -1)) {
   }
   ::epoll_ctl(g_ep, EPOLL_CTL_DEL, ch, nullptr);
@@ -1149,6 +1366,19 @@ int main(int argc, char** argv) {
     tcp_abort(p);
   }
   UNLOCK_TCPIP_CORE();
+  // The last frames (those resets, a view's last RST or FIN) reach the switch before this port
+  // goes: vde_switch drops what it reads from a port it has closed, and it may see the control
+  // connection's end first. Bounded: 300 ms for the queue here and the bytes the switch has
+  // not read yet (SIOCOUTQ of the data socket).
+  for (int i = 0; i < 30; ++i) {
+    LOCK_TCPIP_CORE();
+    flush_txq();
+    const bool queued = !g_txq.empty();
+    UNLOCK_TCPIP_CORE();
+    int out = 0;
+    if (!queued && (::ioctl(vde_datafd(g_vde), SIOCOUTQ, &out) < 0 || out == 0)) break;
+    ::usleep(10000);
+  }
   if (stats) {
     std::string line = vu::vdens::stats_line("vde0", "vde", g_stats);
     std::fprintf(stderr, "vu: net: %s\n", line.c_str());

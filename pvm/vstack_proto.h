@@ -7,6 +7,12 @@
 // always the write end of a fresh SEQPACKET socketpair the reply (one VsRep) comes back on,
 // then for kSocket/kAccept the stack's end of the view socket's data socketpair. A request that
 // may wait (kConnect) is served on a thread of its own; the others at once, in order.
+//
+// A TCP socket's data pair carries one byte the monitor writes from the view's end before the
+// view has it (vstack.cc data_pair): vu-vstack never takes it (SO_PEEK_OFF 1; each read leaves
+// its last byte in its place) but for a listener's pair (taken at kListen). Closing the
+// stack's end with that byte unread is how a reset reaches the view: af_unix's release gives
+// the peer sk_err ECONNRESET when the closing end has unread data (pvm/vstack.h).
 #pragma once
 
 #include <sys/socket.h>
@@ -26,8 +32,9 @@ enum Op : uint32_t {
   kSendTo,       // addr, payload: the datagram
   kRecvAddr,     // id2: hash of the datagram the view just received, c: 1 for MSG_PEEK; reply: its sender,
                  // ret: its TTL (ICMP)
-  kSetOpt,       // a: level, b: name, c: int value
-  kGetOpt,       // a: level, b: name; reply: ret = the int value
+  kSetOpt,       // a: level, b: name, c: int value (SOL_SOCKET/SO_LINGER: c 1 for {1, 0})
+  kGetOpt,       // a: level, b: name; reply: ret = the int value (SOL_SOCKET/SO_ERROR: the
+                 // connection's end, ECONNRESET/ETIMEDOUT…, once)
   kAddr,         // a: 1 add / 0 delete, b: prefix, addr (port ignored): the interface's address
   kLink,         // a: 1 up / 0 down (vde0)
   kRoute,        // a: 1 add / 0 delete, b: prefix of the destination, addr: destination, addr2: gateway
