@@ -120,6 +120,17 @@ struct NetConfig {
   in6_addr addr6{}, gateway6{}, dns6{};        // fd00::100, ::2, ::3
   int mtu = 65520;
   unsigned char mac[6]{};
+  // kVde in stack mode (pvm/vstack.h: several --net, or --net-stats on slirp): the stack's
+  // interfaces vde0, vde1, … as the ns backend configures its taps (empty: one, vde0, from the
+  // fields above). net_setup() gives each a MAC.
+  struct Link {
+    bool slirp = false;  // a slirp network's: the first one also gets fd00::100/64, default via fd00::2
+    in_addr addr{};      // --ip (0: none)
+    int prefix = 0;
+    int mtu = 1500;
+    unsigned char mac[6]{};
+  };
+  std::vector<Link> links;
   in_addr priv{};                  // 127.X.Y.Z: the view's loopback on the host
   bool have_host_dns = false;
   in_addr host_dns{};              // the host's nameserver behind 10.0.2.3

@@ -85,6 +85,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 
@@ -97,13 +98,21 @@ class VStack;  // the channel to vu-vstack and the view's sockets (vstack.cc)
 // the VNL when the helper could not plug into it.
 // With `stats`, it prints vde0's frame counters at its end (--net-stats) and vu waits for it.
 Result<std::shared_ptr<VStack>> vstack_start(const std::string& vnl, bool stats = false);
+// Stack mode (several networks, or --net-stats on slirp): vu-vstack with one interface per
+// frame link (vde0, vde1, … in order), each a datagram socket whose other end is a port of
+// vu-net's pump (vdens/pump.h). vu-net counts the frames (--net-stats).
+Result<std::shared_ptr<VStack>> vstack_start_frames(const std::vector<int>& frames);
+// Closes the channel and waits for vu-vstack to end (its linger: at most 3.5 s, then SIGKILL):
+// stack mode's vu-net then sees its frame links close and ends too.
+void vstack_finish(VStack& s);
 // Interface changes (the rtnetlink emulation's and --ip/--gw's): 0 or an errno.
-// family AF_INET/AF_INET6; addr 4 or 16 bytes.
-int vstack_addr(VStack& s, bool add, int family, const void* addr, int prefix);
-int vstack_link(VStack& s, bool up);
+// family AF_INET/AF_INET6; addr 4 or 16 bytes; link: 0 for vde0, 1 for vde1…
+int vstack_addr(VStack& s, bool add, int family, const void* addr, int prefix, int link = 0);
+int vstack_link(VStack& s, bool up, int link = 0);
 // vde0's MAC: the frames carry the one vu's rtnetlink model shows.
-int vstack_mac(VStack& s, const unsigned char mac[6]);
-int vstack_route(VStack& s, bool add, int family, const void* dst, int prefix, const void* gw);
+int vstack_mac(VStack& s, const unsigned char mac[6], int link = 0);
+int vstack_mtu(VStack& s, int mtu, int link = 0);
+int vstack_route(VStack& s, bool add, int family, const void* dst, int prefix, const void* gw, int link = 0);
 // The helper's pid: vu spares it when the view ends; it sends what lwIP still holds and ends
 // by itself (at most ~3 s after vu; sooner when its connections have closed).
 pid_t vstack_pid(const VStack& s);
