@@ -136,7 +136,7 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
   } else if (stack) {
     p.parts.push_back({"network", "pvm stack mode, for " + stack_why + ": every IP socket of the view is a "
                                   "socketpair served by vu-vstack (lwIP), one interface per --net; its frames "
-                                  "go through vu-net as an ns view's taps' do"});
+                                  "go through vu-net, as an ns view's taps do"});
     for (size_t i = 0; i < net.uplinks.size(); ++i) {
       const vdens::Uplink& u = net.uplinks[i];
       std::string how = "vde" + std::to_string(i) + " <- " +

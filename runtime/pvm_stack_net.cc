@@ -65,18 +65,18 @@ Result<void> pvm_stack_network(const vdens::NetSpec& net, pvm::NetConfig& n, std
   c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
   std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
+  // vu-net answers once every uplink is open (each bounded in time: vdens/uplink_open.h) and
+  // its forwards are listening; an uplink it could not open is answered at once ("E…", and it
+  // exits: the frame links may not even reach it).
+  (void)::sendmsg(h.view_socket(), &mh, MSG_NOSIGNAL);
   std::string reply;
-  if (::sendmsg(h.view_socket(), &mh, MSG_NOSIGNAL) >= 0) {
-    // vu-net answers once every uplink is open (each bounded in time: vdens/uplink_open.h) and
-    // its forwards are listening.
-    pollfd p{h.view_socket(), POLLIN, 0};
-    char buf[4096];
-    ssize_t k = 0;
-    while (::poll(&p, 1, 15000) < 0 && errno == EINTR) {
-    }
-    if (p.revents) k = ::recv(h.view_socket(), buf, sizeof buf, MSG_DONTWAIT);
-    if (k > 0) reply.assign(buf, static_cast<size_t>(k));
+  pollfd p{h.view_socket(), POLLIN, 0};
+  char buf[4096];
+  ssize_t k = 0;
+  while (::poll(&p, 1, 15000) < 0 && errno == EINTR) {
   }
+  if (p.revents) k = ::recv(h.view_socket(), buf, sizeof buf, MSG_DONTWAIT);
+  if (k > 0) reply.assign(buf, static_cast<size_t>(k));
   if (reply != "R") return NetHelper::error_from(reply);
   pump_ends.clear();
   std::vector<int> stack_fds;
