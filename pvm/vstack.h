@@ -57,6 +57,11 @@
 //     lwIP's fe80:: address is the model's. --ip/--gw fill the model at start; `vu vdens` leaves
 //     it empty. --net-stats: vu-vstack counts vde0's frames and prints them at its end with
 //     vu-net's words (vdens/port_stats.h); vu waits for it then (at most 4 s).
+// Stack mode (runtime/pvm_stack_net.h: several --net, or --net-stats on slirp): vu-vstack has
+// one netif per network, vde0, vde1, … (`--frames N`), each a frame link (a SOCK_SEQPACKET
+// socketpair, one Ethernet frame per datagram) whose other end vu-net's pump pairs with the
+// uplink (libslirp or libvdeplug) as it pairs an ns view's tap; the requests that change an
+// interface name it (VsReq::id); the IPv4 default route's interface is lwIP's default netif.
 // Lifetime: vu-vstack ends when its channel closes (vu ended or was killed: the kernel closes
 // vu's end), once lwIP's connections have nothing left to send (unsent or unacknowledged data,
 // a FIN not yet acknowledged), at most 3 s after vu — as a kernel socket's data still goes out
@@ -73,8 +78,8 @@
 // after a FIN; data arriving after the view closed a connection resets it, as Linux; a
 // vu-vstack that ends resets what is left);
 // SO_RCVBUF/SNDBUF are the pair's; TCP_INFO is a stub; SOCK_RAW is refused (an ns view, root
-// in its namespace, may open one; ping falls back to its datagram socket); one VDE network per
-// view; a UDP datagram of more than ~14 KB (over 10 IPv4 fragments: Debian's lwIP reassembles
+// in its namespace, may open one; ping falls back to its datagram socket); lwIP's TCP segments
+// are at most TCP_MSS (1460, Debian's build) whatever the interface's MTU (slirp's 65520); a UDP datagram of more than ~14 KB (over 10 IPv4 fragments: Debian's lwIP reassembles
 // no more) is lost on the way in, where Linux takes 65507 bytes; vu-vstack killed under a
 // running view: vu says so, the view's connections read end-of-file, new sockets fail.
 // A vu-vstack that does not answer (stopped, hung) within 10 s fails the view's call with
