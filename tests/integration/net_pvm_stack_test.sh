@@ -118,7 +118,7 @@ case $p in "vu: net: vde0 (slirp): to view "[1-9]*) ok "--net-stats on pvm's sli
 left() {  # the test user's vu helpers still running after a bounded wait
   local l
   for _ in $(seq 50); do
-    l=$(ps -u "$(id -u)" -o pid=,comm= | grep -E ' (vu|vu-net|vu-vstack)$')
+    l=$(ps -u "$(id -u)" -o pid=,comm= | grep -E ' (vu|vu-net|vu-vstack|sleep)$')
     [ -z "$l" ] && return 0
     sleep 0.1
   done
@@ -135,6 +135,13 @@ for args in "--net slirp --net vde://$work/no-such-switch" "--net slirp --net sl
   if [ "$p" = "$n" ] && [ $pst = $nst ] && [ $pst = 125 ] && [ -z "$l" ]; then ok "bad input ($args): ns's message, 125, nothing left"
   else bad "bad input ($args): ns's message, 125, nothing left" "ns ($nst):  $n" "pvm ($pst): $p" "left: $l"; fi
 done
+# vu killed (-9) under a stack-mode view: vu-vstack and vu-net end by themselves.
+"$VU" run --backend=pvm $NETS -- sleep 20 >/dev/null 2>&1 &
+v=$!
+sleep 1.5
+kill -9 $v 2>/dev/null; wait $v 2>/dev/null
+l=$(left)
+[ -z "$l" ] && ok "vu killed under a stack-mode view: nothing left" || bad "vu killed under a stack-mode view: nothing left" "$l"
 socat TCP-LISTEN:$((port + 1)),bind=127.0.0.1 SYSTEM:true 2>/dev/null &
 pids+=($!)
 sleep 0.3
