@@ -22,8 +22,10 @@
 // cost is one more hop (a socketpair and vu-net's loop) per frame, for multi-network views only.
 // Why not libslirp in vu-vstack: vu-net's pump already has the slirp instance, its timers and
 // poll loop, the forwards and their error messages, the UDP-forward readdressing and the ACK
-// coalescing (~450 lines); a second copy would drift. The hop costs what bench/net_pvm_stack.sh
-// measures (view→host TCP, stack mode vs ns slirp).
+// coalescing (~450 lines); a second copy would drift. bench/net_pvm_stack.sh measures view→host
+// TCP: stack mode 0.31× ns's slirp (808 vs 2620 Mbit/s at load 7; pvm's default 3.56×) —
+// lwIP's 1460-byte segments through slirp, where ns sends 64 KiB ones (pvm/vstack.h). Stack mode
+// is for the views that need it only.
 // End: vu closes vu-vstack's channel and waits for it (its linger, ≤3.5 s); vu-vstack's exit
 // closes the frame links, and vu-net, once vu closes its control socket, pumps until they are
 // all closed (≤4 s), prints --net-stats, exits.
