@@ -21,13 +21,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
+#include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "base/log.h"
@@ -69,12 +72,17 @@ struct NetState {
   struct StaticRoute {
     int family, dst_len;
     unsigned char dst[16], gw[16];
+    int oif = 2;        // the interface's index
+    uint32_t prio = 0;  // 0: the kernel's default (none for IPv4, 1024 for IPv6)
   };
   struct Model {
-    bool up[3] = {false, true, true};  // by index: lo 1, vde0 2
-    int mtu = 1500;
+    // By index: [0] unused, lo 1, vde0 2, vde1 3, … (one vde0 but in stack mode, pvm/vstack.h)
+    std::vector<bool> up = {false, true, true};
+    std::vector<int> mtu = {0, 65536, 1500};
+    std::vector<std::array<unsigned char, 6>> mac = {{}, {}, {}};
     std::vector<IfAddr> addrs;
     std::vector<StaticRoute> routes;
+    int last() const { return static_cast<int>(up.size()) - 1; }  // the highest index
   } model;
   // The server thread holds the state (a shared_ptr) and lives as long as vu: a view that made
   // an rtnetlink socket may still use it until the end.
@@ -305,29 +313,71 @@ namespace {
 // and empty. Given to the stack as to the model.
 std::string vde_setup(NetConfig& n) {
   NetState::Model& m = n.state->model;
-  m.mtu = n.mtu;
-  m.up[1] = m.up[2] = n.configure;
-  if (!n.vstack) return "no VDE stack";
-  if (int e = vstack_mac(*n.vstack, n.mac)) return std::string("vde0 MAC: ") + std::strerror(e);
-  if (!n.configure) return {};
-  if (int e = vstack_link(*n.vstack, true)) return std::string("vde0 up: ") + std::strerror(e);
-  if (n.addr.s_addr) {
-    NetState::IfAddr a{AF_INET, 2, n.prefix, {}};
-    std::memcpy(a.addr, &n.addr, 4);
-    uint32_t mask = n.prefix ? ~uint32_t{0} << (32 - n.prefix) : 0;
-    in_addr bc{htonl((ntohl(n.addr.s_addr) & mask) | ~mask)};
-    a.brd = n.prefix < 31;
-    std::memcpy(a.bcast, &bc, 4);
-    m.addrs.push_back(a);
-    if (int e = vstack_addr(*n.vstack, true, AF_INET, &n.addr, n.prefix))
-      return std::string("vde0 address: ") + std::strerror(e);
+  if (n.links.empty()) {  // one VDE network: vde0
+    NetConfig::Link l;
+    l.addr = n.addr, l.prefix = n.prefix, l.mtu = n.mtu;
+    n.links.push_back(l);
   }
-  if (n.gateway.s_addr) {
-    NetState::StaticRoute r{AF_INET, 0, {}, {}};
+  const int count = static_cast<int>(n.links.size());
+  m.up.assign(static_cast<size_t>(count) + 2, n.configure);
+  m.mtu.assign(static_cast<size_t>(count) + 2, 0);
+  m.mac.assign(static_cast<size_t>(count) + 2, {});
+  m.up[0] = false;
+  m.mtu[1] = 65536;
+  if (!n.vstack) return "no VDE stack";
+  for (int i = 0; i < count; ++i) {
+    NetConfig::Link& l = n.links[static_cast<size_t>(i)];
+    const std::string name = "vde" + std::to_string(i);
+    if (i == 0) std::memcpy(l.mac, n.mac, 6);
+    else if (::getrandom(l.mac, 6, 0) != 6) std::memcpy(l.mac, n.mac, 6), l.mac[5] ^= static_cast<unsigned char>(i);
+    l.mac[0] = (l.mac[0] & 0xfe) | 0x02;  // unicast, locally administered
+    std::memcpy(m.mac[static_cast<size_t>(i) + 2].data(), l.mac, 6);
+    m.mtu[static_cast<size_t>(i) + 2] = l.mtu;
+    if (int e = vstack_mac(*n.vstack, l.mac, i)) return name + " MAC: " + std::strerror(e);
+    if (count > 1 || l.slirp)
+      if (int e = vstack_mtu(*n.vstack, l.mtu, i)) return name + " MTU: " + std::strerror(e);
+    if (!n.configure) continue;
+    if (int e = vstack_link(*n.vstack, true, i)) return name + " up: " + std::strerror(e);
+    if (l.addr.s_addr) {
+      NetState::IfAddr a{AF_INET, i + 2, l.prefix, {}};
+      std::memcpy(a.addr, &l.addr, 4);
+      uint32_t mask = l.prefix ? ~uint32_t{0} << (32 - l.prefix) : 0;
+      in_addr bc{htonl((ntohl(l.addr.s_addr) & mask) | ~mask)};
+      a.brd = l.prefix < 31;
+      std::memcpy(a.bcast, &bc, 4);
+      m.addrs.push_back(a);
+      if (int e = vstack_addr(*n.vstack, true, AF_INET, &l.addr, l.prefix, i))
+        return name + " address: " + std::strerror(e);
+      if (i == 0) n.addr = l.addr, n.prefix = l.prefix;
+    }
+    // The first interface, when slirp's, gets slirp's IPv6 address and default route (as ns).
+    if (l.slirp && i == 0) {
+      NetState::IfAddr a{AF_INET6, i + 2, 64, {}};
+      std::memcpy(a.addr, &n.addr6, 16);
+      m.addrs.push_back(a);
+      if (int e = vstack_addr(*n.vstack, true, AF_INET6, &n.addr6, 64, i)) return name + " address: " + std::strerror(e);
+      NetState::StaticRoute r{AF_INET6, 0, {}, {}, i + 2, 1};
+      std::memcpy(r.gw, &n.gateway6, 16);
+      m.routes.push_back(r);
+      in6_addr any{};
+      (void)vstack_route(*n.vstack, true, AF_INET6, &any, 0, &n.gateway6, i);
+    }
+  }
+  if (n.configure && n.gateway.s_addr) {
+    // On the interface whose subnet holds the gateway (the kernel's choice on ns).
+    int oif = -1;
+    for (int i = 0; i < count && oif < 0; ++i) {
+      const NetConfig::Link& l = n.links[static_cast<size_t>(i)];
+      if (l.addr.s_addr && vs::same_net(reinterpret_cast<const unsigned char*>(&l.addr),
+                                        reinterpret_cast<const unsigned char*>(&n.gateway), l.prefix))
+        oif = i;
+    }
+    if (oif < 0) return "add default route via " + std::string(::inet_ntoa(n.gateway)) + ": Network is unreachable";
+    NetState::StaticRoute r{AF_INET, 0, {}, {}, oif + 2, 0};
     std::memcpy(r.gw, &n.gateway, 4);
     m.routes.push_back(r);
     in_addr any{};
-    if (int e = vstack_route(*n.vstack, true, AF_INET, &any, 0, &n.gateway))
+    if (int e = vstack_route(*n.vstack, true, AF_INET, &any, 0, &n.gateway, oif))
       return std::string("default route: ") + std::strerror(e);
   }
   return {};
@@ -426,7 +476,11 @@ bool slirp_of(const NetConfig& n) { return n.kind == NetConfig::kSlirp; }
 
 bool vde_of(const NetConfig& n) { return n.kind == NetConfig::kVde; }
 
-void put_link(Reply& r, const NetConfig& n, int index, uint16_t flags, bool up = true, int mtu = 0) {
+// An interface's name by index: lo 1, vde0 2, vde1 3…
+std::string if_name(int index) { return index == 1 ? "lo" : "vde" + std::to_string(index - 2); }
+
+void put_link(Reply& r, const NetConfig& n, int index, uint16_t flags, bool up = true, int mtu = 0,
+              const unsigned char* mac = nullptr) {
   nlmsghdr* h = r.start(RTM_NEWLINK, flags);
   auto* ifi = static_cast<ifinfomsg*>(nlm_nlmsg_put_extra_header(h, sizeof(ifinfomsg)));
   const bool lo = index == 1;
@@ -435,7 +489,7 @@ void put_link(Reply& r, const NetConfig& n, int index, uint16_t flags, bool up =
   ifi->ifi_index = index;
   ifi->ifi_flags = (up ? IFF_UP | IFF_RUNNING | IFF_LOWER_UP : 0) | (lo ? IFF_LOOPBACK : IFF_BROADCAST | IFF_MULTICAST);
   ifi->ifi_change = 0;
-  nlm_attr_put_strz(h, IFLA_IFNAME, lo ? "lo" : "vde0");
+  nlm_attr_put_strz(h, IFLA_IFNAME, if_name(index).c_str());
   nlm_attr_put_u32(h, IFLA_TXQLEN, 1000);
   nlm_attr_put_u8(h, IFLA_OPERSTATE, up ? IF_OPER_UNKNOWN : IF_OPER_DOWN);
   nlm_attr_put_u8(h, IFLA_LINKMODE, 0);
@@ -449,7 +503,7 @@ void put_link(Reply& r, const NetConfig& n, int index, uint16_t flags, bool up =
   nlm_attr_put_u8(h, IFLA_CARRIER, 1);
   nlm_attr_put_strz(h, IFLA_QDISC, !up ? "noop" : lo ? "noqueue" : "pfifo_fast");
   static const unsigned char zero[6] = {}, ff[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-  nlm_attr_put(h, IFLA_ADDRESS, 6, lo ? zero : n.mac);
+  nlm_attr_put(h, IFLA_ADDRESS, 6, lo ? zero : mac ? mac : n.mac);
   nlm_attr_put(h, IFLA_BROADCAST, 6, lo ? zero : ff);
   rtnl_link_stats64 st64{};
   nlm_attr_put(h, IFLA_STATS64, sizeof st64, &st64);
@@ -480,26 +534,26 @@ void put_addr(Reply& r, int family, int index, const void* addr, int prefix, int
   r.end(h);
 }
 
-in6_addr link_local(const NetConfig& n) {
+in6_addr link_local(const unsigned char* mac) {
   in6_addr a{};
   a.s6_addr[0] = 0xfe;
   a.s6_addr[1] = 0x80;
-  a.s6_addr[8] = n.mac[0] ^ 0x02;
-  a.s6_addr[9] = n.mac[1];
-  a.s6_addr[10] = n.mac[2];
+  a.s6_addr[8] = mac[0] ^ 0x02;
+  a.s6_addr[9] = mac[1];
+  a.s6_addr[10] = mac[2];
   a.s6_addr[11] = 0xff;
   a.s6_addr[12] = 0xfe;
-  a.s6_addr[13] = n.mac[3];
-  a.s6_addr[14] = n.mac[4];
-  a.s6_addr[15] = n.mac[5];
+  a.s6_addr[13] = mac[3];
+  a.s6_addr[14] = mac[4];
+  a.s6_addr[15] = mac[5];
   return a;
 }
 
-in6_addr link_local(const NetConfig& n);
+in6_addr link_local(const NetConfig& n) { return link_local(n.mac); }
 
 // A VDE view's addresses, from its model: lo's when lo is up, vde0's fe80:: when vde0 is up
 // (the kernel's autoconf on ns), the rest as added.
-void dump_vde_addrs(Reply& r, const NetConfig& n, const NetState::Model& m, int family) {
+void dump_vde_addrs(Reply& r, const NetState::Model& m, int family) {
   in_addr lo4 = v4("127.0.0.1");
   in6_addr lo6 = loop6();
   if (m.up[1] && family != AF_INET6) put_addr(r, AF_INET, 1, &lo4, 8, RT_SCOPE_HOST, "lo", nullptr);
@@ -508,17 +562,22 @@ void dump_vde_addrs(Reply& r, const NetConfig& n, const NetState::Model& m, int 
     in_addr bc;
     std::memcpy(&bc, a.bcast, 4);
     put_addr(r, AF_INET, a.index, a.addr, a.prefix, a.index == 1 ? RT_SCOPE_HOST : RT_SCOPE_UNIVERSE,
-             a.index == 1 ? "lo" : "vde0", a.brd ? &bc : nullptr);
+             if_name(a.index).c_str(), a.brd ? &bc : nullptr);
   }
   if (family == AF_INET) return;
   if (m.up[1]) put_addr(r, AF_INET6, 1, &lo6, 128, RT_SCOPE_HOST, "lo", nullptr);
-  for (const NetState::IfAddr& a : m.addrs)
-    if (a.family == AF_INET6)
-      put_addr(r, AF_INET6, a.index, a.addr, a.prefix, RT_SCOPE_UNIVERSE, a.index == 1 ? "lo" : "vde0", nullptr);
-  if (m.up[2]) {
-    in6_addr ll = link_local(n);
-    put_addr(r, AF_INET6, 2, &ll, 64, RT_SCOPE_LINK, "vde0", nullptr);
+  for (int i = 2; i <= m.last(); ++i) {
+    for (const NetState::IfAddr& a : m.addrs)
+      if (a.family == AF_INET6 && a.index == i)
+        put_addr(r, AF_INET6, a.index, a.addr, a.prefix, RT_SCOPE_UNIVERSE, if_name(a.index).c_str(), nullptr);
+    if (m.up[static_cast<size_t>(i)]) {
+      in6_addr ll = link_local(m.mac[static_cast<size_t>(i)].data());
+      put_addr(r, AF_INET6, i, &ll, 64, RT_SCOPE_LINK, if_name(i).c_str(), nullptr);
+    }
   }
+  for (const NetState::IfAddr& a : m.addrs)  // (lo's own additions)
+    if (a.family == AF_INET6 && a.index == 1)
+      put_addr(r, AF_INET6, 1, a.addr, a.prefix, RT_SCOPE_UNIVERSE, "lo", nullptr);
 }
 
 void dump_addrs(Reply& r, const NetConfig& n, int family) {
@@ -603,51 +662,90 @@ void dump_routes(Reply& r, const NetConfig& n, int family) {
 }
 
 
-// A VDE view's routes: each IPv4 address's subnet and local entries (as the kernel adds them),
-// the static routes, lo's when it is up, fe80::/64 when vde0 is.
+// A VDE view's routes: each address's subnet and local entries (as the kernel adds them), the
+// static routes, lo's when it is up, fe80::/64 on each interface that is up. In the kernel's
+// dump order: IPv4 main then local, each by destination (its FIB trie); IPv6 by destination,
+// interface order within one, default routes last (its tree's root).
 void dump_vde_routes(Reply& r, const NetState::Model& m, int family) {
+  struct R {
+    int family, table, type, proto, scope, dst_len;
+    unsigned char dst[16], gw[16], src[16];
+    bool has_dst, has_gw, has_src;
+    int oif;
+    uint32_t prio;
+  };
+  std::vector<R> r4, r6;
+  auto up = [&](int index) { return index >= 1 && index <= m.last() && m.up[static_cast<size_t>(index)]; };
   if (family != AF_INET6) {
-    for (const NetState::StaticRoute& s : m.routes)
-      if (s.family == AF_INET && m.up[2])
-        put_route(r, {AF_INET, RT_TABLE_MAIN, RTN_UNICAST, RTPROT_BOOT, RT_SCOPE_UNIVERSE, s.dst_len,
-                      s.dst_len ? s.dst : nullptr, s.gw, nullptr, 2, 0, false});
+    for (const NetState::StaticRoute& s : m.routes) {
+      if (s.family != AF_INET || !up(s.oif)) continue;
+      R x{AF_INET, RT_TABLE_MAIN, RTN_UNICAST, RTPROT_BOOT, RT_SCOPE_UNIVERSE, s.dst_len, {}, {}, {}, s.dst_len != 0, true, false, s.oif, s.prio};
+      std::memcpy(x.dst, s.dst, 4), std::memcpy(x.gw, s.gw, 4);
+      r4.push_back(x);
+    }
     for (const NetState::IfAddr& a : m.addrs) {
-      if (a.family != AF_INET || a.index != 2 || !m.up[2]) continue;
-      in_addr ad, net, bc;
+      if (a.family != AF_INET || a.index < 2 || !up(a.index)) continue;
+      in_addr ad, net;
       std::memcpy(&ad, a.addr, 4);
       uint32_t mask = a.prefix ? ~uint32_t{0} << (32 - a.prefix) : 0;
       net.s_addr = htonl(ntohl(ad.s_addr) & mask);
-      bc.s_addr = htonl((ntohl(ad.s_addr) & mask) | ~mask);
-      put_route(r, {AF_INET, RT_TABLE_MAIN, RTN_UNICAST, RTPROT_KERNEL, RT_SCOPE_LINK, a.prefix, &net, nullptr, &ad,
-                    2, 0, false});
-      put_route(r, {AF_INET, RT_TABLE_LOCAL, RTN_LOCAL, RTPROT_KERNEL, RT_SCOPE_HOST, 32, &ad, nullptr, &ad, 2, 0,
-                    false});
-      std::memcpy(&bc, a.bcast, 4);
-      if (a.brd)
-        put_route(r, {AF_INET, RT_TABLE_LOCAL, RTN_BROADCAST, RTPROT_KERNEL, RT_SCOPE_LINK, 32, &bc, nullptr, &ad, 2,
-                      0, false});
+      R x{AF_INET, RT_TABLE_MAIN, RTN_UNICAST, RTPROT_KERNEL, RT_SCOPE_LINK, a.prefix, {}, {}, {}, true, false, true, a.index, 0};
+      std::memcpy(x.dst, &net, 4), std::memcpy(x.src, a.addr, 4);
+      r4.push_back(x);
+      R l{AF_INET, RT_TABLE_LOCAL, RTN_LOCAL, RTPROT_KERNEL, RT_SCOPE_HOST, 32, {}, {}, {}, true, false, true, a.index, 0};
+      std::memcpy(l.dst, a.addr, 4), std::memcpy(l.src, a.addr, 4);
+      r4.push_back(l);
+      if (a.brd) {
+        R b = l;
+        b.type = RTN_BROADCAST, b.scope = RT_SCOPE_LINK;
+        std::memcpy(b.dst, a.bcast, 4);
+        r4.push_back(b);
+      }
     }
     if (m.up[1]) {
       in_addr lo_net = v4("127.0.0.0"), lo = v4("127.0.0.1"), lo_b = v4("127.255.255.255");
-      put_route(r, {AF_INET, RT_TABLE_LOCAL, RTN_LOCAL, RTPROT_KERNEL, RT_SCOPE_HOST, 8, &lo_net, nullptr, &lo, 1, 0,
-                    false});
-      put_route(r, {AF_INET, RT_TABLE_LOCAL, RTN_LOCAL, RTPROT_KERNEL, RT_SCOPE_HOST, 32, &lo, nullptr, &lo, 1, 0,
-                    false});
-      put_route(r, {AF_INET, RT_TABLE_LOCAL, RTN_BROADCAST, RTPROT_KERNEL, RT_SCOPE_LINK, 32, &lo_b, nullptr, &lo, 1,
-                    0, false});
+      for (auto [type, len, dst] : {std::tuple{RTN_LOCAL, 8, lo_net}, std::tuple{RTN_LOCAL, 32, lo}, std::tuple{RTN_BROADCAST, 32, lo_b}}) {
+        R x{AF_INET, RT_TABLE_LOCAL, type, RTPROT_KERNEL, type == RTN_LOCAL ? RT_SCOPE_HOST : RT_SCOPE_LINK, len, {}, {}, {}, true, false, true, 1, 0};
+        std::memcpy(x.dst, &dst, 4), std::memcpy(x.src, &lo, 4);
+        r4.push_back(x);
+      }
     }
+    std::stable_sort(r4.begin(), r4.end(), [](const R& a, const R& b) {
+      if (a.table != b.table) return a.table == RT_TABLE_MAIN;
+      const int c = std::memcmp(a.dst, b.dst, 4);
+      return c != 0 ? c < 0 : a.dst_len < b.dst_len;
+    });
   }
-  if (family != AF_INET && m.up[2]) {
-    in6_addr ll{};
-    ll.s6_addr[0] = 0xfe;
-    ll.s6_addr[1] = 0x80;
-    put_route(r, {AF_INET6, RT_TABLE_MAIN, RTN_UNICAST, RTPROT_KERNEL, RT_SCOPE_UNIVERSE, 64, &ll, nullptr, nullptr, 2,
-                  256, true});
-    for (const NetState::StaticRoute& s : m.routes)
-      if (s.family == AF_INET6)
-        put_route(r, {AF_INET6, RT_TABLE_MAIN, RTN_UNICAST, RTPROT_BOOT, RT_SCOPE_UNIVERSE, s.dst_len,
-                      s.dst_len ? s.dst : nullptr, s.gw, nullptr, 2, 1024, true});
+  if (family != AF_INET) {
+    for (int i = 2; i <= m.last(); ++i) {
+      if (!up(i)) continue;
+      for (const NetState::IfAddr& a : m.addrs) {
+        if (a.family != AF_INET6 || a.index != i) continue;
+        R x{AF_INET6, RT_TABLE_MAIN, RTN_UNICAST, RTPROT_KERNEL, RT_SCOPE_UNIVERSE, a.prefix, {}, {}, {}, true, false, false, i, 256};
+        for (int b = 0; b < 16; ++b)
+          x.dst[b] = static_cast<unsigned char>(a.addr[b] & (a.prefix >= (b + 1) * 8 ? 0xff : a.prefix <= b * 8 ? 0 : 0xff << (8 - (a.prefix - b * 8))));
+        r6.push_back(x);
+      }
+      R ll{AF_INET6, RT_TABLE_MAIN, RTN_UNICAST, RTPROT_KERNEL, RT_SCOPE_UNIVERSE, 64, {0xfe, 0x80}, {}, {}, true, false, false, i, 256};
+      r6.push_back(ll);
+    }
+    for (const NetState::StaticRoute& s : m.routes) {
+      if (s.family != AF_INET6 || !up(s.oif)) continue;
+      R x{AF_INET6, RT_TABLE_MAIN, RTN_UNICAST, RTPROT_BOOT, RT_SCOPE_UNIVERSE, s.dst_len, {}, {}, {}, s.dst_len != 0, true, false, s.oif, s.prio ? s.prio : 1024};
+      std::memcpy(x.dst, s.dst, 16), std::memcpy(x.gw, s.gw, 16);
+      r6.push_back(x);
+    }
+    std::stable_sort(r6.begin(), r6.end(), [](const R& a, const R& b) {
+      if ((a.dst_len == 0) != (b.dst_len == 0)) return b.dst_len == 0;
+      if (a.dst_len == 0) return a.prio < b.prio;
+      const int c = std::memcmp(a.dst, b.dst, 16);
+      return c != 0 ? c < 0 : a.dst_len < b.dst_len;
+    });
   }
+  for (const std::vector<R>* list : {&r4, &r6})
+    for (const R& x : *list)
+      put_route(r, {x.family, x.table, x.type, x.proto, x.scope, x.dst_len, x.has_dst ? x.dst : nullptr,
+                    x.has_gw ? x.gw : nullptr, x.has_src ? x.src : nullptr, x.oif, x.prio, x.family == AF_INET6});
 }
 
 // The attributes of a request, by type (the last of each).
@@ -662,7 +760,9 @@ std::map<int, const nlattr*> attrs_of(const nlmsghdr* h, size_t fixed) {
 }
 int index_of_name(const nlattr* a) {
   const std::string_view name(nlm_attr_get_str(a), strnlen(nlm_attr_get_str(a), nlm_attr_get_payload_len(a)));
-  return name == "lo" ? 1 : name == "vde0" ? 2 : -1;
+  if (name == "lo") return 1;
+  if (name.size() < 4 || name.size() > 5 || name.substr(0, 3) != "vde" || name[3] < '0' || name[3] > '9') return -1;
+  return 2 + std::atoi(std::string(name.substr(3)).c_str());
 }
 
 // A change of a VDE view's interfaces (ip addr add/del, ip link set, ip route add/del): the
@@ -677,20 +777,20 @@ int change_vde(NetState& st, const nlmsghdr* h) {
     auto at = attrs_of(h, sizeof(ifinfomsg));
     int index = ifi->ifi_index;
     if (!index && at.count(IFLA_IFNAME)) index = index_of_name(at[IFLA_IFNAME]);
-    if (index < 1 || index > 2) return (h->nlmsg_flags & NLM_F_CREATE) ? EOPNOTSUPP : ENODEV;
+    if (index < 1 || index > m.last()) return (h->nlmsg_flags & NLM_F_CREATE) ? EOPNOTSUPP : ENODEV;
     if (at.count(IFLA_MTU) && nlm_attr_get_payload_len(at[IFLA_MTU]) >= 4) {
       uint32_t mtu;
       std::memcpy(&mtu, nlm_attr_get_payload(at[IFLA_MTU]), 4);
-      if (index == 2) {
-        if (mtu < 68 || mtu > 9198) return EINVAL;
-        m.mtu = static_cast<int>(mtu);
+      if (index >= 2) {
+        if (mtu < 68 || mtu > static_cast<uint32_t>(std::max(9198, m.mtu[static_cast<size_t>(index)]))) return EINVAL;
+        m.mtu[static_cast<size_t>(index)] = static_cast<int>(mtu);
       }
     }
     if (ifi->ifi_change & IFF_UP) {
       const bool up = ifi->ifi_flags & IFF_UP;
-      if (index == 2 && vs && up != m.up[2])
-        if (int e = vstack_link(*vs, up)) return e;
-      m.up[index] = up;
+      if (index >= 2 && vs && up != m.up[static_cast<size_t>(index)])
+        if (int e = vstack_link(*vs, up, index - 2)) return e;
+      m.up[static_cast<size_t>(index)] = up;
     }
     return 0;
   }
@@ -703,7 +803,7 @@ int change_vde(NetState& st, const nlmsghdr* h) {
     if (!alen) return EAFNOSUPPORT;
     const nlattr* a = at.count(IFA_LOCAL) ? at[IFA_LOCAL] : at.count(IFA_ADDRESS) ? at[IFA_ADDRESS] : nullptr;
     if (!a || nlm_attr_get_payload_len(a) < alen) return EINVAL;
-    if (ifa->ifa_index < 1 || ifa->ifa_index > 2) return ENODEV;
+    if (ifa->ifa_index < 1 || static_cast<int>(ifa->ifa_index) > m.last()) return ENODEV;
     if (ifa->ifa_prefixlen > alen * 8) return EINVAL;
     NetState::IfAddr na{family, static_cast<int>(ifa->ifa_index), ifa->ifa_prefixlen, {}};
     std::memcpy(na.addr, nlm_attr_get_payload(a), alen);
@@ -717,12 +817,12 @@ int change_vde(NetState& st, const nlmsghdr* h) {
     if (t == RTM_NEWADDR) {
       if (it != m.addrs.end()) return (h->nlmsg_flags & NLM_F_EXCL) ? EEXIST : 0;
       if (m.addrs.size() >= 64) return ENOSPC;
-      if (na.index == 2 && vs)
-        if (int e = vstack_addr(*vs, true, family, na.addr, na.prefix)) return e;
+      if (na.index >= 2 && vs)
+        if (int e = vstack_addr(*vs, true, family, na.addr, na.prefix, na.index - 2)) return e;
       m.addrs.push_back(na);
     } else {
       if (it == m.addrs.end()) return EADDRNOTAVAIL;
-      if (na.index == 2 && vs) (void)vstack_addr(*vs, false, family, it->addr, it->prefix);
+      if (na.index >= 2 && vs) (void)vstack_addr(*vs, false, family, it->addr, it->prefix, na.index - 2);
       m.addrs.erase(it);
     }
     return 0;
@@ -746,18 +846,23 @@ int change_vde(NetState& st, const nlmsghdr* h) {
     });
     if (t == RTM_NEWROUTE) {
       if (it != m.routes.end()) return EEXIST;
-      // The gateway must be on a subnet of vde0 (the kernel: "Nexthop has invalid gateway").
-      bool onlink = false;
+      // The gateway must be on a subnet of an interface that is up (the kernel: "Nexthop has
+      // invalid gateway"); RTA_OIF, when given, names that interface.
+      int want = 0;
+      if (at.count(RTA_OIF) && nlm_attr_get_payload_len(at[RTA_OIF]) >= 4) std::memcpy(&want, nlm_attr_get_payload(at[RTA_OIF]), 4);
+      nr.oif = 0;
       for (const NetState::IfAddr& a : m.addrs)
-        onlink = onlink || (a.family == family && a.index == 2 && vs::same_net(a.addr, nr.gw, a.prefix));
-      if (!onlink || !m.up[2]) return ENETUNREACH;
+        if (!nr.oif && a.family == family && a.index >= 2 && (!want || a.index == want) &&
+            m.up[static_cast<size_t>(a.index)] && vs::same_net(a.addr, nr.gw, a.prefix))
+          nr.oif = a.index;
+      if (!nr.oif) return ENETUNREACH;
       if (m.routes.size() >= 64) return ENOSPC;
       if (vs)
-        if (int e = vstack_route(*vs, true, family, nr.dst, nr.dst_len, nr.gw)) return e;
+        if (int e = vstack_route(*vs, true, family, nr.dst, nr.dst_len, nr.gw, nr.oif - 2)) return e;
       m.routes.push_back(nr);
     } else {
       if (it == m.routes.end()) return ESRCH;
-      if (vs) (void)vstack_route(*vs, false, family, it->dst, it->dst_len, it->gw);
+      if (vs) (void)vstack_route(*vs, false, family, it->dst, it->dst_len, it->gw, it->oif - 2);
       m.routes.erase(it);
     }
     return 0;
@@ -781,11 +886,15 @@ void serve_request(NetState& st, const nlmsghdr* h, Reply& r) {
   };
   switch (t) {
     case RTM_GETLINK: {
-      const int links = slirp_of(n) || vde_of(n) ? 2 : 1;
       const NetState::Model& m = st.model;
       const bool vde = vde_of(n);
+      const int links = vde ? m.last() : slirp_of(n) ? 2 : 1;
+      auto link = [&](int i, uint16_t flags) {
+        const size_t k = static_cast<size_t>(i);
+        put_link(r, n, i, flags, !vde || m.up[k], vde ? m.mtu[k] : 0, vde && i >= 2 ? m.mac[k].data() : nullptr);
+      };
       if (dump) {
-        for (int i = 1; i <= links; ++i) put_link(r, n, i, NLM_F_MULTI, !vde || m.up[i], vde ? m.mtu : 0);
+        for (int i = 1; i <= links; ++i) link(i, NLM_F_MULTI);
         return r.done();
       }
       if (h->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) return r.err(h, EINVAL);
@@ -798,18 +907,16 @@ void serve_request(NetState& st, const nlmsghdr* h, Reply& r) {
           if (nlm_attr_get_type(a) != IFLA_IFNAME) continue;
           const std::string_view name(nlm_attr_get_str(a),
                                       strnlen(nlm_attr_get_str(a), nlm_attr_get_payload_len(a)));  // NUL or not
-          if (name == "lo") index = 1;
-          else if (name == "vde0" && links == 2) index = 2;
-          else index = -1;
+          index = index_of_name(a);
         }
       }
       if (index < 1 || index > links) return r.err(h, ENODEV);
-      put_link(r, n, index, 0, !vde || m.up[index], vde ? m.mtu : 0);
+      link(index, 0);
       return;
     }
     case RTM_GETADDR:
       if (!dump) return r.err(h, EOPNOTSUPP);
-      if (vde_of(n)) dump_vde_addrs(r, n, st.model, family());
+      if (vde_of(n)) dump_vde_addrs(r, st.model, family());
       else dump_addrs(r, n, family());
       return r.done();
     case RTM_GETROUTE:

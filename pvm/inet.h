@@ -84,15 +84,18 @@
 //     namespace's, natively, nothing trapped. The view itself holds none of the capabilities vu
 //     got from cado (runtime/pvm_backend.cc drops them: on ns the view's own user namespace
 //     holds none over the host either).
-//   - One network per view. Several --net (slirp+VDE, VDE+VDE, slirp+slirp) are refused: a
-//     socket's stack (host sockets here, vu-vstack's for VDE) is chosen when it is made, before
-//     any route is known, and one process may use one socket towards either network. Several
-//     VDE networks would be several interfaces of vu-vstack's one stack (pvm/vstack.h), not
-//     this module's. `--net none --net …` is a usage error on both backends (vdens/net_spec.cc).
-//   - --net-stats on this network: refused (status 125). ns counts the frames vu-net pumps
-//     between the tap and libslirp; here there are no frames: the view's bytes go through host
-//     sockets the monitor never sees after their set-up (that is what makes the data path
-//     native), so any count would be invented. VDE views count vu-vstack's frames (pvm/vstack.h).
+//   - Several --net (slirp+VDE, VDE+VDE, slirp+slirp): not this module. A socket's stack is
+//     chosen when it is made, before any route is known, and one process may use one socket
+//     towards either network; host sockets belong to the host's one stack. Such views run in
+//     *stack mode* (runtime/pvm_stack_net.h): every IP socket is vu-vstack's (kVde, `links`:
+//     vde0, vde1, … as on ns) and the rtnetlink model below answers for every interface.
+//     `--net none --net …` is a usage error on both backends (vdens/net_spec.cc).
+//   - --net-stats on this network: stack mode too. ns counts the frames vu-net pumps between
+//     the tap and libslirp; here there are no frames: the view's bytes go through host sockets
+//     the monitor never sees after their set-up (that is what makes the data path native), so
+//     a view that asks for the counts gets lwIP's frames through vu-net's slirp, counted by
+//     vu-net as on ns — and pays the user-mode stack's speed for it (bench/net_pvm_stack.sh).
+//     The default view (one slirp, no --net-stats) keeps this module's host sockets.
 #pragma once
 
 #include <netinet/in.h>
@@ -120,6 +123,17 @@ struct NetConfig {
   in6_addr addr6{}, gateway6{}, dns6{};        // fd00::100, ::2, ::3
   int mtu = 65520;
   unsigned char mac[6]{};
+  // kVde in stack mode (pvm/vstack.h: several --net, or --net-stats on slirp): the stack's
+  // interfaces vde0, vde1, … as the ns backend configures its taps (empty: one, vde0, from the
+  // fields above). net_setup() gives each a MAC.
+  struct Link {
+    bool slirp = false;  // a slirp network's: the first one also gets fd00::100/64, default via fd00::2
+    in_addr addr{};      // --ip (0: none)
+    int prefix = 0;
+    int mtu = 1500;
+    unsigned char mac[6]{};
+  };
+  std::vector<Link> links;
   in_addr priv{};                  // 127.X.Y.Z: the view's loopback on the host
   bool have_host_dns = false;
   in_addr host_dns{};              // the host's nameserver behind 10.0.2.3

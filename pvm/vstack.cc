@@ -612,7 +612,8 @@ Answer do_sockopt(VStack& vs, Call& c, VSock& s) {
 
 }  // namespace
 
-Result<std::shared_ptr<VStack>> vstack_start(const std::string& vnl, bool stats) {
+namespace {
+Result<std::shared_ptr<VStack>> spawn_vstack(const std::string& vnl, bool stats, const std::vector<int>& frames) {
   std::string path = vstack_path();
   if (::access(path.c_str(), X_OK) < 0)
     return Error::sys("VDE stack helper", errno, path)
@@ -625,12 +626,23 @@ Result<std::shared_ptr<VStack>> vstack_start(const std::string& vnl, bool stats)
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  // Frame links on fds 4…: each moved out of the way first, so that no dup2 overwrites one not
+  // yet placed (nor the channel).
+  for (size_t i = 0; i < frames.size(); ++i) posix_spawn_file_actions_adddup2(&fa, frames[i], 100 + static_cast<int>(i));
   posix_spawn_file_actions_adddup2(&fa, theirs.get(), 3);
-  std::string arg0 = "vu-vstack";
-  std::string arg1 = vnl, opt = "--stats";
-  char* argv[] = {arg0.data(), stats ? opt.data() : arg1.data(), stats ? arg1.data() : nullptr, nullptr};
+  for (size_t i = 0; i < frames.size(); ++i) {
+    posix_spawn_file_actions_adddup2(&fa, 100 + static_cast<int>(i), 4 + static_cast<int>(i));
+    posix_spawn_file_actions_addclose(&fa, 100 + static_cast<int>(i));
+  }
+  std::vector<std::string> args = {"vu-vstack"};
+  if (stats) args.push_back("--stats");
+  if (frames.empty()) args.push_back(vnl);
+  else args.push_back("--frames"), args.push_back(std::to_string(frames.size()));
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
   pid_t pid;
-  int rc = ::posix_spawn(&pid, path.c_str(), &fa, nullptr, argv, environ);
+  int rc = ::posix_spawn(&pid, path.c_str(), &fa, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   if (rc) return Error::sys("start " + path, rc);
   theirs.reset();
@@ -639,10 +651,19 @@ Result<std::shared_ptr<VStack>> vstack_start(const std::string& vnl, bool stats)
   vs->pid = pid;
   vs->stats = stats;
   // The first request finds out whether it plugged in (else it has ended: the channel closes).
-  if (int e = vstack_link(*vs, false); e)
+  if (int e = vstack_link(*vs, false); e) {
+    if (!frames.empty()) return Error::make(ErrorKind::kSetup, "the network stack helper (" + path + ") did not start");
     return Error::make(ErrorKind::kSetup, "--net " + vnl + ": the VDE stack helper could not plug into it")
         .hint("check that the switch exists and is yours (vde_switch -s DIR), or the VNL's spelling");
+  }
   return vs;
+}
+}  // namespace
+
+Result<std::shared_ptr<VStack>> vstack_start(const std::string& vnl, bool stats) { return spawn_vstack(vnl, stats, {}); }
+
+Result<std::shared_ptr<VStack>> vstack_start_frames(const std::vector<int>& frames) {
+  return spawn_vstack({}, false, frames);
 }
 
 pid_t vstack_pid(const VStack& s) { return s.pid; }
@@ -652,8 +673,9 @@ void vstack_reaped(VStack& s) {
   s.pid = -1;
 }
 
-int vstack_addr(VStack& s, bool add, int family, const void* addr, int prefix) {
+int vstack_addr(VStack& s, bool add, int family, const void* addr, int prefix, int link) {
   vs::VsReq q;
+  q.id = static_cast<uint64_t>(link);
   q.op = vs::kAddr;
   q.a = add;
   q.b = prefix;
@@ -664,24 +686,36 @@ int vstack_addr(VStack& s, bool add, int family, const void* addr, int prefix) {
   return r.ret < 0 ? (r.err ? r.err : EINVAL) : 0;
 }
 
-int vstack_mac(VStack& s, const unsigned char mac[6]) {
+int vstack_mac(VStack& s, const unsigned char mac[6], int link) {
   vs::VsReq q;
+  q.id = static_cast<uint64_t>(link);
   q.op = vs::kMac;
   std::memcpy(&q.addr, mac, 6);
   vs::VsRep r = s.call(q);
   return r.ret < 0 ? (r.err ? r.err : EINVAL) : 0;
 }
 
-int vstack_link(VStack& s, bool up) {
+int vstack_mtu(VStack& s, int mtu, int link) {
   vs::VsReq q;
+  q.id = static_cast<uint64_t>(link);
+  q.op = vs::kMtu;
+  q.a = mtu;
+  vs::VsRep r = s.call(q);
+  return r.ret < 0 ? (r.err ? r.err : EINVAL) : 0;
+}
+
+int vstack_link(VStack& s, bool up, int link) {
+  vs::VsReq q;
+  q.id = static_cast<uint64_t>(link);
   q.op = vs::kLink;
   q.a = up;
   vs::VsRep r = s.call(q);
   return r.ret < 0 ? (r.err ? r.err : EINVAL) : 0;
 }
 
-int vstack_route(VStack& s, bool add, int family, const void* dst, int prefix, const void* gw) {
+int vstack_route(VStack& s, bool add, int family, const void* dst, int prefix, const void* gw, int link) {
   vs::VsReq q;
+  q.id = static_cast<uint64_t>(link);
   q.op = vs::kRoute;
   q.a = add;
   q.b = prefix;

@@ -77,6 +77,19 @@
 //     lwIP's fe80:: address is the model's. --ip/--gw fill the model at start; `vu vdens` leaves
 //     it empty. --net-stats: vu-vstack counts vde0's frames and prints them at its end with
 //     vu-net's words (vdens/port_stats.h); vu waits for it then (at most 4 s).
+// Stack mode (runtime/pvm_stack_net.h: several --net, or --net-stats on slirp): vu-vstack has
+// one netif per network, vde0, vde1, … (`--frames N`), each a frame link (a SOCK_SEQPACKET
+// socketpair, one Ethernet frame per datagram) whose other end vu-net's pump pairs with the
+// uplink (libslirp or libvdeplug) as it pairs an ns view's tap; the requests that change an
+// interface name it (VsReq::id); the IPv4 default route's interface is lwIP's default netif.
+// Why frame links to vu-net rather than libslirp linked here, and VDE uplinks through vu-net
+// too: vu-net's pump already has slirp's loop, timers, forwards and their errors, the UDP
+// forward readdressing and ACK coalescing, and one pump gives ns's --net-stats lines and
+// uplink errors; vu-vstack keeps ~40 lines of link code. The cost is one socketpair hop per
+// frame, for stack mode only; the larger one is lwIP's 1460-byte MSS through slirp, where
+// ns's kernel sends 64 KiB segments over a 65520-byte MTU: view → host TCP in stack mode
+// 808 Mbit/s beside ns's 2620 (0.31×) and the default host sockets' 9340, one run at load 7
+// (`bench/net_pvm_stack.sh`, SECS=5 ROUNDS=3). The default network never takes this path.
 // Lifetime: vu-vstack ends when its channel closes (vu ended or was killed: the kernel closes
 // vu's end), once lwIP's connections have nothing left to send (unsent or unacknowledged data,
 // a FIN not yet acknowledged), at most 3 s after vu — as a kernel socket's data still goes out
@@ -96,11 +109,12 @@
 // connection resets it, as Linux; a vu-vstack that ends resets what is left; SO_LINGER with a
 // time (l_linger > 0) does not make close wait (the view's close is of a socketpair end);
 // SO_RCVBUF/SNDBUF are the pair's; TCP_INFO is a stub; SOCK_RAW is refused (an ns view, root
-// in its namespace, may open one; ping falls back to its datagram socket); one VDE network per
-// view; a UDP datagram over IPv6 carries at most 65487 bytes (Linux 65527: lwIP's packets
-// are at most 65535 bytes with their header, pvm/vstack_frag.h); vu-vstack killed under a
-// running view: vu says so, the view's connections read ECONNRESET (the kernel closed
-// vu-vstack's ends with their held bytes), new sockets fail.
+// in its namespace, may open one; ping falls back to its datagram socket); lwIP's TCP segments
+// are at most TCP_MSS (1460, Debian's build) whatever the interface's MTU (slirp's 65520); a UDP
+// datagram over IPv6 carries at most 65487 bytes (Linux 65527: lwIP's packets are at most 65535
+// bytes with their header, pvm/vstack_frag.h); vu-vstack killed under a running view: vu says
+// so, the view's connections read ECONNRESET (the kernel closed vu-vstack's ends with their held
+// bytes), new sockets fail.
 // A vu-vstack that does not answer (stopped, hung) within 10 s fails the view's call with
 // ETIMEDOUT rather than hold the monitor's worker.
 #pragma once
@@ -109,6 +123,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 
@@ -121,20 +136,26 @@ class VStack;  // the channel to vu-vstack and the view's sockets (vstack.cc)
 // the VNL when the helper could not plug into it.
 // With `stats`, it prints vde0's frame counters at its end (--net-stats) and vu waits for it.
 Result<std::shared_ptr<VStack>> vstack_start(const std::string& vnl, bool stats = false);
+// Stack mode (several networks, or --net-stats on slirp): vu-vstack with one interface per
+// frame link (vde0, vde1, … in order), each a datagram socket whose other end is a port of
+// vu-net's pump (vdens/pump.h). vu-net counts the frames (--net-stats).
+Result<std::shared_ptr<VStack>> vstack_start_frames(const std::vector<int>& frames);
 // Interface changes (the rtnetlink emulation's and --ip/--gw's): 0 or an errno.
-// family AF_INET/AF_INET6; addr 4 or 16 bytes.
-int vstack_addr(VStack& s, bool add, int family, const void* addr, int prefix);
-int vstack_link(VStack& s, bool up);
+// family AF_INET/AF_INET6; addr 4 or 16 bytes; link: 0 for vde0, 1 for vde1…
+int vstack_addr(VStack& s, bool add, int family, const void* addr, int prefix, int link = 0);
+int vstack_link(VStack& s, bool up, int link = 0);
 // vde0's MAC: the frames carry the one vu's rtnetlink model shows.
-int vstack_mac(VStack& s, const unsigned char mac[6]);
-int vstack_route(VStack& s, bool add, int family, const void* dst, int prefix, const void* gw);
+int vstack_mac(VStack& s, const unsigned char mac[6], int link = 0);
+int vstack_mtu(VStack& s, int mtu, int link = 0);
+int vstack_route(VStack& s, bool add, int family, const void* dst, int prefix, const void* gw, int link = 0);
 // The helper's pid: vu spares it when the view ends; it sends what lwIP still holds and ends
 // by itself (at most ~3 s; sooner when its connections have closed).
 pid_t vstack_pid(const VStack& s);
 // The view's end: closes the channel and waits for the helper to send what lwIP holds and exit
 // (bounded: 3.5 s, 4 s with --net-stats; then SIGKILL). vu calls it before it returns, not
 // leaving it to ~VStack: the monitor's state (which holds the VStack) can outlive the Monitor in
-// a detached ptrace worker, and vu's exit then orphaned a lingering vu-vstack. Idempotent.
+// a detached ptrace worker, and vu's exit then orphaned a lingering vu-vstack. Stack mode's
+// vu-net then sees its frame links close and ends too. Idempotent.
 void vstack_finish(VStack& s);
 // The helper was reaped elsewhere (it died while the view ran): vstack_finish waits for no pid.
 void vstack_reaped(VStack& s);

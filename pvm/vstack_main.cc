@@ -76,10 +76,25 @@ namespace {
 using namespace vu::pvm::vs;
 
 bool g_debug = false;  // $VU_VSTACK_DEBUG: each request on stderr
-VDECONN* g_vde = nullptr;
-netif g_if{};
 int g_ep = -1;
-vu::vdens::PortStats g_stats;  // vde0's frames (--stats)
+
+// One interface of the stack: vde0, vde1, … in order. A VDE link (`vu-vstack VNL`: libvdeplug,
+// here) or a frame link (`--frames N`: a datagram socket whose other end is a port of vu-net's
+// pump, vdens/pump.h, which pairs it with a slirp instance or a VDE connection as it pairs a
+// tap on ns).
+struct Iface {
+  netif nif{};
+  VDECONN* vde = nullptr;
+  int fd = -1;  // a frame link's socket
+  vu::vdens::PortStats stats;  // (--stats: a VDE link's frames; vu-net counts a frame link's)
+  uint8_t mac[6]{};
+  std::deque<std::string> txq;  // frames the link could not take at once (vde_output)
+  bool tx_wait = false;         // EPOLLOUT asked on the link
+  int data_fd() const { return vde ? vde_datafd(vde) : fd; }
+};
+std::vector<Iface*> g_ifs;  // never freed (lwIP keeps pointers to the netifs)
+Iface* iface_of(netif* n) { return static_cast<Iface*>(n->state); }
+netif* first_if() { return &g_ifs[0]->nif; }
 
 struct Datagram {
   uint64_t hash;
@@ -141,7 +156,7 @@ std::vector<Sock*> g_dead;  // freed at the end of the loop's turn (their events
 // the pairs after the batch: one write per socket and batch, not one per segment.
 bool g_in_batch = false;
 std::vector<Sock*> g_dirty;
-char g_tag_channel, g_tag_vde;
+char g_tag_channel;
 std::vector<char> g_buf(65536);
 std::vector<char> g_scratch(65536);  // what pump_tx dequeues (already sent from g_buf)
 std::deque<uint64_t> g_closed;       // ids of Socks whose end was closed (bounded: kMaxClosed)
@@ -181,7 +196,7 @@ bool to_ip(const sockaddr_storage& a, ip_addr_t* ip, uint16_t* port) {
     IP_SET_TYPE_VAL(*ip, IPADDR_TYPE_V6);
     std::memcpy(ip_2_ip6(ip)->addr, &s->sin6_addr, 16);
     ip6_addr_clear_zone(ip_2_ip6(ip));
-    ip6_addr_assign_zone(ip_2_ip6(ip), IP6_UNICAST, &g_if);
+    ip6_addr_assign_zone(ip_2_ip6(ip), IP6_UNICAST, first_if());
     return true;
   }
   return false;
@@ -248,44 +263,44 @@ void names_from_pcb(Sock* s) {
 
 // ---- the VDE interface ----------------------------------------------------------------------
 
-// Frames the switch could not take at once (its queue full): kept in order and sent when the
-// VDE connection is writable (EPOLLOUT, the loop's turn), at most kTxQueue of them — beyond,
-// dropped and counted (write errors), as a NIC's full queue drops: this runs under lwIP's core
-// lock, and waiting here for room (it did, up to 1 s) stalled every socket of the view.
-constexpr size_t kTxQueue = 512;  // ~750 KB of full frames; Linux's txqueuelen is 1000
-std::deque<std::string> g_txq;
-bool g_tx_wait = false;  // EPOLLOUT asked on the VDE connection
+// Frames the link could not take at once (a switch's queue full, vu-net's pump behind): kept in
+// order and sent when the link is writable (EPOLLOUT, the loop's turn), at most kTxQueue of them
+// — beyond, dropped and counted (write errors), as a NIC's full queue drops: this runs under
+// lwIP's core lock, and waiting here for room (it did, up to 1 s) stalled every socket of the view.
+constexpr size_t kTxQueue = 512;  // ~750 KB of full Ethernet frames; Linux's txqueuelen is 1000
 
-void tx_wait(bool on) {
-  if (g_tx_wait == on) return;
-  g_tx_wait = on;
+void tx_wait(Iface* f, bool on) {
+  if (f->tx_wait == on) return;
+  f->tx_wait = on;
   epoll_event e{};
   e.events = EPOLLIN | (on ? EPOLLOUT : 0u);
-  e.data.ptr = &g_tag_vde;
-  ::epoll_ctl(g_ep, EPOLL_CTL_MOD, vde_datafd(g_vde), &e);
+  e.data.ptr = f;
+  ::epoll_ctl(g_ep, EPOLL_CTL_MOD, f->data_fd(), &e);
 }
 
-bool send_frame(const void* frame, size_t len) {  // false: the switch's queue is full
+bool send_frame(Iface* f, const void* frame, size_t len) {  // false: the link's queue is full
   for (;;) {
-    if (vde_send(g_vde, frame, len, 0) >= 0) {
-      g_stats.from_view_frames++;
-      g_stats.from_view_bytes += len;
+    const ssize_t sent = f->vde ? vde_send(f->vde, frame, len, 0) : ::send(f->fd, frame, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent >= 0) {
+      f->stats.from_view_frames++;
+      f->stats.from_view_bytes += len;
       return true;
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) return false;
-    g_stats.write_errors++;  // (not a full queue: the frame is lost, as a NIC's send error)
+    f->stats.write_errors++;  // (not a full queue: the frame is lost, as a NIC's send error)
     return true;
   }
 }
 
-// What waited, in order, as far as the switch takes it (the loop, on EPOLLOUT).
-void flush_txq() {
-  while (!g_txq.empty() && send_frame(g_txq.front().data(), g_txq.front().size())) g_txq.pop_front();
-  tx_wait(!g_txq.empty());
+// What waited, in order, as far as the link takes it (the loop, on EPOLLOUT).
+void flush_txq(Iface* f) {
+  while (!f->txq.empty() && send_frame(f, f->txq.front().data(), f->txq.front().size())) f->txq.pop_front();
+  tx_wait(f, !f->txq.empty());
 }
 
-err_t vde_output(netif*, pbuf* p) {
+err_t vde_output(netif* nif, pbuf* p) {
+  Iface* f = iface_of(nif);
   const void* frame = p->payload;
   static std::vector<char> flat(65536 + 64);
   if (p->next) {
@@ -293,17 +308,15 @@ err_t vde_output(netif*, pbuf* p) {
     pbuf_copy_partial(p, flat.data(), p->tot_len, 0);
     frame = flat.data();
   }
-  if (g_txq.empty() && send_frame(frame, p->tot_len)) return ERR_OK;
-  if (g_txq.size() >= kTxQueue) {
-    g_stats.write_errors++;
+  if (f->txq.empty() && send_frame(f, frame, p->tot_len)) return ERR_OK;
+  if (f->txq.size() >= kTxQueue) {
+    f->stats.write_errors++;
     return ERR_OK;  // dropped (TCP retransmits; UDP is lost, as from a full NIC queue)
   }
-  g_txq.emplace_back(static_cast<const char*>(frame), p->tot_len);
-  tx_wait(true);
+  f->txq.emplace_back(static_cast<const char*>(frame), p->tot_len);
+  tx_wait(f, true);
   return ERR_OK;
 }
-
-uint8_t g_mac[6];
 
 err_t vde_netif_init(netif* n) {
   n->name[0] = 'v';
@@ -311,9 +324,9 @@ err_t vde_netif_init(netif* n) {
   n->output = etharp_output;
   n->output_ip6 = ethip6_output;
   n->linkoutput = vde_output;
-  n->mtu = 1500;
+  n->mtu = 1500;  // (a frame link: vu sets its interface's MTU, kMtu)
   n->hwaddr_len = 6;
-  std::memcpy(n->hwaddr, g_mac, 6);
+  std::memcpy(n->hwaddr, iface_of(n)->mac, 6);
   n->flags = NETIF_FLAG_BROADCAST | NETIF_FLAG_ETHARP | NETIF_FLAG_ETHERNET | NETIF_FLAG_IGMP | NETIF_FLAG_MLD6;
   return ERR_OK;
 }
@@ -378,40 +391,47 @@ bool reassemble(pbuf* p, size_t n, netif* nif) {
 }
 
 // Frames from the switch, a batch at a time.
-void vde_input_batch();
-void vde_input() {
+void vde_input_batch(Iface* f);
+void vde_input(Iface* f) {
   g_in_batch = true;
-  vde_input_batch();
+  vde_input_batch(f);
   g_in_batch = false;
   flush_batch();
 }
 // vde_recv is called only when the connection is readable: some plugins wait inside it
 // whatever the flags (switch://: an epoll_wait with no timeout), and this runs under the core
 // lock.
-void vde_input_batch() {
+void vde_input_batch(Iface* f) {
+  // A frame link carries frames of up to its MTU (slirp's: 65520) and 14 bytes of header.
+  const uint16_t room = f->vde ? 1536 : 65535;
   for (int i = 0; i < 64; ++i) {
-    if (i > 0) {
-      pollfd r{vde_datafd(g_vde), POLLIN, 0};
+    if (i > 0 && f->vde) {
+      pollfd r{vde_datafd(f->vde), POLLIN, 0};
       if (::poll(&r, 1, 0) <= 0 || !(r.revents & POLLIN)) return;
     }
-    pbuf* p = pbuf_alloc(PBUF_RAW, 1536, PBUF_RAM);
+    pbuf* p = pbuf_alloc(PBUF_RAW, room, PBUF_RAM);
     if (!p) return;
-    ssize_t n = vde_recv(g_vde, p->payload, 1536, MSG_DONTWAIT);
+    ssize_t n = f->vde ? vde_recv(f->vde, p->payload, room, MSG_DONTWAIT) : ::recv(f->fd, p->payload, room, MSG_DONTWAIT);
+    if (n == 0 && !f->vde) {  // vu-net is gone: the link is down for good
+      pbuf_free(p);
+      ::epoll_ctl(g_ep, EPOLL_CTL_DEL, f->fd, nullptr);
+      return;
+    }
     if (n <= 0) {  // (a plugin's own traffic, e.g. switch:// taking a new port, gives 0)
       pbuf_free(p);
       if (n < 0) return;
       continue;
     }
     if (n < 14) {
-      g_stats.runts++;
+      f->stats.runts++;
       pbuf_free(p);
       continue;
     }
     pbuf_realloc(p, static_cast<uint16_t>(n));
-    g_stats.to_view_frames++;
-    g_stats.to_view_bytes += static_cast<uint64_t>(n);
-    if (reassemble(p, static_cast<size_t>(n), &g_if)) continue;
-    if (g_if.input(p, &g_if) != ERR_OK) pbuf_free(p);
+    f->stats.to_view_frames++;
+    f->stats.to_view_bytes += static_cast<uint64_t>(n);
+    if (reassemble(p, static_cast<size_t>(n), &f->nif)) continue;
+    if (f->nif.input(p, &f->nif) != ERR_OK) pbuf_free(p);
   }
 }
 
@@ -963,16 +983,26 @@ void serve(const VsReq& q, const char* payload, int rfd, int dfd) {
     update_tcp(n);
     return;
   }
-  if (q.op == kAddr || q.op == kLink || q.op == kRoute || q.op == kMac) {
+  if (q.op == kAddr || q.op == kLink || q.op == kRoute || q.op == kMac || q.op == kMtu) {
+    // q.id: the interface (0: vde0, 1: vde1…)
+    if (q.id >= g_ifs.size()) return done(-1, ENODEV), finish();
+    netif& nif = g_ifs[q.id]->nif;
+    if (q.op == kMtu) {
+      nif.mtu = static_cast<u16_t>(std::clamp(q.a, 68, 65535 - 14));
+#if LWIP_ND6_ALLOW_RA_UPDATES
+      nif.mtu6 = nif.mtu;
+#endif
+      return done(0, 0), finish();
+    }
     if (q.op == kMac) {
-      std::memcpy(g_if.hwaddr, &q.addr, 6);
-      netif_create_ip6_linklocal_address(&g_if, 1);  // fe80:: from the MAC, as the model's
-      netif_ip6_addr_set_state(&g_if, 0, IP6_ADDR_PREFERRED);
+      std::memcpy(nif.hwaddr, &q.addr, 6);
+      netif_create_ip6_linklocal_address(&nif, 1);  // fe80:: from the MAC, as the model's
+      netif_ip6_addr_set_state(&nif, 0, IP6_ADDR_PREFERRED);
       return done(0, 0), finish();
     }
     if (q.op == kLink) {
-      if (q.a) netif_set_up(&g_if), netif_set_link_up(&g_if);
-      else netif_set_link_down(&g_if), netif_set_down(&g_if);
+      if (q.a) netif_set_up(&nif), netif_set_link_up(&nif);
+      else netif_set_link_down(&nif), netif_set_down(&nif);
       return done(0, 0), finish();
     }
     ip_addr_t a;
@@ -982,8 +1012,8 @@ void serve(const VsReq& q, const char* payload, int rfd, int dfd) {
       if (IP_IS_V4(&a)) {
         ip4_addr_t mask;
         mask.addr = htonl(q.b ? ~uint32_t{0} << (32 - q.b) : 0);
-        if (q.a) netif_set_addr(&g_if, ip_2_ip4(&a), &mask, netif_ip4_gw(&g_if));
-        else if (ip4_addr_cmp(ip_2_ip4(&a), netif_ip4_addr(&g_if))) netif_set_addr(&g_if, IP4_ADDR_ANY4, IP4_ADDR_ANY4, IP4_ADDR_ANY4);
+        if (q.a) netif_set_addr(&nif, ip_2_ip4(&a), &mask, netif_ip4_gw(&nif));
+        else if (ip4_addr_cmp(ip_2_ip4(&a), netif_ip4_addr(&nif))) netif_set_addr(&nif, IP4_ADDR_ANY4, IP4_ADDR_ANY4, IP4_ADDR_ANY4);
         else return done(-1, EADDRNOTAVAIL), finish();
         return done(0, 0), finish();
       }
@@ -991,26 +1021,30 @@ void serve(const VsReq& q, const char* payload, int rfd, int dfd) {
         s8_t idx = -1;
         ip6_addr_clear_zone(ip_2_ip6(&a));
         if (ip6_addr_islinklocal(ip_2_ip6(&a))) {
-          ip6_addr_copy(*ip_2_ip6(&g_if.ip6_addr[0]), *ip_2_ip6(&a));
-          ip6_addr_assign_zone(ip_2_ip6(&g_if.ip6_addr[0]), IP6_UNICAST, &g_if);
-          netif_ip6_addr_set_state(&g_if, 0, IP6_ADDR_PREFERRED);
+          ip6_addr_copy(*ip_2_ip6(&nif.ip6_addr[0]), *ip_2_ip6(&a));
+          ip6_addr_assign_zone(ip_2_ip6(&nif.ip6_addr[0]), IP6_UNICAST, &nif);
+          netif_ip6_addr_set_state(&nif, 0, IP6_ADDR_PREFERRED);
           return done(0, 0), finish();
         }
-        if (netif_add_ip6_address(&g_if, ip_2_ip6(&a), &idx) != ERR_OK || idx < 0) return done(-1, ENOSPC), finish();
-        netif_ip6_addr_set_state(&g_if, idx, IP6_ADDR_PREFERRED);  // no DAD: the view chose it
+        if (netif_add_ip6_address(&nif, ip_2_ip6(&a), &idx) != ERR_OK || idx < 0) return done(-1, ENOSPC), finish();
+        netif_ip6_addr_set_state(&nif, idx, IP6_ADDR_PREFERRED);  // no DAD: the view chose it
         return done(0, 0), finish();
       }
-      s8_t idx = netif_get_ip6_addr_match(&g_if, ip_2_ip6(&a));
+      s8_t idx = netif_get_ip6_addr_match(&nif, ip_2_ip6(&a));
       if (idx < 0) return done(-1, EADDRNOTAVAIL), finish();
-      netif_ip6_addr_set_state(&g_if, idx, IP6_ADDR_INVALID);
+      netif_ip6_addr_set_state(&nif, idx, IP6_ADDR_INVALID);
       return done(0, 0), finish();
     }
     // Routes: one interface, so every destination leaves by vde0; what a route can change is
     // the IPv4 default gateway. Others (IPv6 gateways: lwIP takes its routers from router
     // advertisements) are accepted and change nothing.
     ip_addr_t gw;
-    if (q.b == 0 && IP_IS_V4(&a) && to_ip(q.addr2, &gw, &port) && IP_IS_V4(&gw))
-      netif_set_gw(&g_if, q.a ? ip_2_ip4(&gw) : IP4_ADDR_ANY4);
+    if (q.b == 0 && IP_IS_V4(&a) && to_ip(q.addr2, &gw, &port) && IP_IS_V4(&gw)) {
+      netif_set_gw(&nif, q.a ? ip_2_ip4(&gw) : IP4_ADDR_ANY4);
+      // Several interfaces: the default route's is lwIP's default netif (where a destination
+      // on none of their subnets goes), as the kernel's default route picks its device.
+      if (q.a) netif_set_default(&nif);
+    }
     return done(0, 0), finish();
   }
   Sock* s = find(q.id);
@@ -1087,11 +1121,13 @@ void serve(const VsReq& q, const char* payload, int rfd, int dfd) {
       names_from_pcb(s);
       if (s->local.ss_family == AF_INET && reinterpret_cast<sockaddr_in*>(&s->local)->sin_addr.s_addr == 0 &&
           IP_IS_V4(&ip)) {  // the source the route gives, as the kernel names it
-        if (const ip4_addr_t* src = netif_ip4_addr(&g_if)) reinterpret_cast<sockaddr_in*>(&s->local)->sin_addr.s_addr = src->addr;
+        if (netif* out = ip4_route(ip_2_ip4(&ip)))
+          reinterpret_cast<sockaddr_in*>(&s->local)->sin_addr.s_addr = netif_ip4_addr(out)->addr;
       } else if (s->local.ss_family == AF_INET6 && IP_IS_V6(&ip)) {
         auto* l = reinterpret_cast<sockaddr_in6*>(&s->local);
         if (IN6_IS_ADDR_UNSPECIFIED(&l->sin6_addr))
-          if (const ip_addr_t* src = ip6_select_source_address(&g_if, ip_2_ip6(&ip)))
+          if (netif* out = ip6_route(IP6_ADDR_ANY6, ip_2_ip6(&ip)))
+            if (const ip_addr_t* src = ip6_select_source_address(out, ip_2_ip6(&ip)))
             std::memcpy(&l->sin6_addr, ip_2_ip6(src)->addr, 16);
       }
       return done(0, 0), finish();
@@ -1253,9 +1289,11 @@ bool turn(int ch, int ms) {
   LOCK_TCPIP_CORE();
   for (int i = 0; i < n; ++i) {
     void* tag = evs[i].data.ptr;
-    if (tag == &g_tag_vde) {
-      if (evs[i].events & EPOLLOUT) flush_txq();
-      if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) vde_input();
+    Iface* link = nullptr;
+    for (Iface* f : g_ifs) link = tag == f ? f : link;
+    if (link) {
+      if (evs[i].events & EPOLLOUT) flush_txq(link);
+      if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) vde_input(link);
     } else if (tag == &g_tag_channel) {
       open = on_channel(ch);
     } else if (tag == &g_wake) {
@@ -1295,12 +1333,14 @@ int main(int argc, char** argv) {
   ::dup2(2, 1);  // lwIP's assertion messages (printf) go where vu's errors go
   bool stats = false;
   int a = 1;
+  int frames = 0;
   if (a < argc && std::strcmp(argv[a], "--stats") == 0) stats = true, ++a;
-  if (argc - a != 1) {
-    std::fprintf(stderr, "usage: vu-vstack [--stats] VNL (started by vu, with its channel on fd 3)\n");
+  if (a + 1 < argc && std::strcmp(argv[a], "--frames") == 0) frames = std::atoi(argv[a + 1]), a += 2;
+  if (frames ? (argc != a || frames < 1 || frames > 16) : argc - a != 1) {
+    std::fprintf(stderr, "usage: vu-vstack [--stats] VNL | vu-vstack --frames N (started by vu, with its channel on fd 3 and "
+                         "the N frame links on fds 4…)\n");
     return 2;
   }
-  const char* vnl = argv[a];
   const int ch = 3;
   g_debug = std::getenv("VU_VSTACK_DEBUG") != nullptr;
   if (::fcntl(ch, F_GETFD) < 0) return 2;
@@ -1308,17 +1348,28 @@ int main(int argc, char** argv) {
   unsigned seed;
   if (::getrandom(&seed, sizeof seed, 0) != sizeof seed) seed = static_cast<unsigned>(::getpid());
   std::srand(seed);  // lwIP's LWIP_RAND: initial sequence numbers, ephemeral ports
-  if (::getrandom(g_mac, sizeof g_mac, 0) != sizeof g_mac) std::memset(g_mac, 0x5a, sizeof g_mac);
-  g_mac[0] = (g_mac[0] & 0xfe) | 0x02;  // unicast, locally administered (vu's kMac replaces it)
-  errno = 0;
-  vde_open_args args{};
-  args.port = 0;
-  args.group = nullptr;
-  args.mode = 0700;
-  g_vde = vde_open(const_cast<char*>(vnl), const_cast<char*>("vu-vstack"), &args);
-  if (!g_vde) {
-    std::fprintf(stderr, "vu-vstack: cannot plug into %s%s%s\n", vnl, errno ? ": " : "", errno ? std::strerror(errno) : "");
-    return 1;
+  for (int i = 0; i < std::max(frames, 1); ++i) {
+    auto* f = new Iface;
+    if (::getrandom(f->mac, sizeof f->mac, 0) != sizeof f->mac) std::memset(f->mac, 0x5a, sizeof f->mac);
+    f->mac[0] = (f->mac[0] & 0xfe) | 0x02;  // unicast, locally administered (vu's kMac replaces it)
+    if (frames) {
+      f->fd = 4 + i;
+      if (::fcntl(f->fd, F_SETFD, FD_CLOEXEC) < 0) return 2;
+    }
+    g_ifs.push_back(f);
+  }
+  if (!frames) {
+    const char* vnl = argv[a];
+    errno = 0;
+    vde_open_args args{};
+    args.port = 0;
+    args.group = nullptr;
+    args.mode = 0700;
+    g_ifs[0]->vde = vde_open(const_cast<char*>(vnl), const_cast<char*>("vu-vstack"), &args);
+    if (!g_ifs[0]->vde) {
+      std::fprintf(stderr, "vu-vstack: cannot plug into %s%s%s\n", vnl, errno ? ": " : "", errno ? std::strerror(errno) : "");
+      return 1;
+    }
   }
   {
     tcpip_init(init_done, nullptr);
@@ -1327,15 +1378,19 @@ int main(int argc, char** argv) {
   }
   g_ep = ::epoll_create1(EPOLL_CLOEXEC);
   LOCK_TCPIP_CORE();
-  netif_add(&g_if, IP4_ADDR_ANY4, IP4_ADDR_ANY4, IP4_ADDR_ANY4, nullptr, vde_netif_init, netif_input);
-  netif_create_ip6_linklocal_address(&g_if, 1);
-  netif_ip6_addr_set_state(&g_if, 0, IP6_ADDR_PREFERRED);
-  netif_set_default(&g_if);
+  for (Iface* f : g_ifs) {
+    netif_add(&f->nif, IP4_ADDR_ANY4, IP4_ADDR_ANY4, IP4_ADDR_ANY4, f, vde_netif_init, netif_input);
+    netif_create_ip6_linklocal_address(&f->nif, 1);
+    netif_ip6_addr_set_state(&f->nif, 0, IP6_ADDR_PREFERRED);
+  }
+  netif_set_default(first_if());
   UNLOCK_TCPIP_CORE();
-  const int vfd = vde_datafd(g_vde);
-  ::fcntl(vfd, F_SETFL, ::fcntl(vfd, F_GETFL) | O_NONBLOCK);
+  for (Iface* f : g_ifs) {
+    const int fd = f->data_fd();
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    watch(fd, f);
+  }
   ::fcntl(ch, F_SETFL, ::fcntl(ch, F_GETFL) | O_NONBLOCK);
-  watch(vfd, &g_tag_vde);
   watch(ch, &g_tag_channel);
   g_wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (g_wake >= 0) watch(g_wake, &g_wake);
@@ -1371,20 +1426,26 @@ int main(int argc, char** argv) {
   // connection's end first. Bounded: 300 ms for the queue here and the bytes the switch has
   // not read yet (SIOCOUTQ of the data socket).
   for (int i = 0; i < 30; ++i) {
+    bool queued = false;
     LOCK_TCPIP_CORE();
-    flush_txq();
-    const bool queued = !g_txq.empty();
+    for (Iface* f : g_ifs) {
+      flush_txq(f);
+      queued = queued || !f->txq.empty();
+    }
     UNLOCK_TCPIP_CORE();
-    int out = 0;
-    if (!queued && (::ioctl(vde_datafd(g_vde), SIOCOUTQ, &out) < 0 || out == 0)) break;
+    for (Iface* f : g_ifs) {
+      int out = 0;
+      queued = queued || (::ioctl(f->data_fd(), SIOCOUTQ, &out) == 0 && out > 0);
+    }
+    if (!queued) break;
     ::usleep(10000);
   }
   if (stats) {
-    std::string line = vu::vdens::stats_line("vde0", "vde", g_stats);
+    std::string line = vu::vdens::stats_line("vde0", "vde", g_ifs[0]->stats);
     std::fprintf(stderr, "vu: net: %s\n", line.c_str());
   }
   if (g_debug) std::fprintf(stderr, "vu-vstack: exit\n");
   vu::vdens::end_plug_children();  // cmd:// and the like: vde_close waits for them (vdens/plug_children.h)
-  vde_close(g_vde);
+  if (g_ifs[0]->vde) vde_close(g_ifs[0]->vde);
   ::_exit(0);  // lwIP's thread still runs: no destructors
 }

@@ -39,7 +39,10 @@ enum Op : uint32_t {
   kLink,         // a: 1 up / 0 down (vde0)
   kRoute,        // a: 1 add / 0 delete, b: prefix of the destination, addr: destination, addr2: gateway
   kMac,          // addr: the first 6 bytes, vde0's MAC (the one vu's rtnetlink model shows)
+  kMtu,          // a: the interface's MTU
 };
+// kAddr, kLink, kRoute, kMac, kMtu: `id` is the interface (0: vde0, 1: vde1, …: stack mode's
+// several networks, pvm/vstack.h).
 
 struct VsReq {
   uint32_t op = 0;

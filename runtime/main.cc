@@ -17,6 +17,7 @@
 #include "runtime/plan.h"
 #include "pvm/vstack.h"
 #include "runtime/pvm_backend.h"
+#include "runtime/pvm_stack_net.h"
 #include "runtime/probe.h"
 #include "runtime/supervisor.h"
 #include "runtime/vdens_cmd.h"
@@ -92,6 +93,7 @@ Result<int> run_pvm(const ViewSpec& spec, const SignalForwarder& signals) {
     if (view.fuse) view.fuse->on_exit(p, status);
     // vu-vstack gone before the view (killed, crashed): said, as vu-net's end is on ns; the
     // view's connections end (their pairs closed), new sockets fail.
+    if (view.net) view.net->note_exit(p, status);
     if (p == view.vstack && p > 0) {
       view.vstack = -1;
       pvm::vstack_reaped(*view.stack);
@@ -106,8 +108,10 @@ Result<int> run_pvm(const ViewSpec& spec, const SignalForwarder& signals) {
   while ((n = ::read(view.report.get(), buf, sizeof buf)) > 0) report.append(buf, static_cast<size_t>(n));
   // The FUSE programs first: their write-back before the view's leftovers are killed with them.
   const int fuse_rc = stop_pvm_fuse(view);
-  int status = finish_run(st, {view.vstack});  // vu-vstack ends by itself, its connections flushed
-  if (view.stack) pvm::vstack_finish(*view.stack);  // …and is waited for: no helper outlives vu
+  // vu-vstack ends by itself, its connections flushed; so does stack mode's vu-net after it. Both
+  // are waited for: no helper outlives vu.
+  int status = finish_run(st, {view.vstack, view.net ? view.net->pid() : -1});
+  pvm_stack_finish(view.stack.get(), &view.net);
   if (fuse_rc && status == 0) status = fuse_rc;
   if (auto failure = view.failure(report)) return std::move(*failure);
   const pvm::Stats& s = view.monitor->stats();

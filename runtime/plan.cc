@@ -13,6 +13,7 @@
 
 #include "base/strings.h"
 #include "runtime/pvm_fuse.h"
+#include "runtime/pvm_stack_net.h"
 
 namespace vu {
 
@@ -70,19 +71,12 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
   // ns), none, or one slirp-like network given with host sockets; VDE through vu-vstack's
   // user-mode stack (pvm/vstack.h).
   const bool vde = net.kind == vdens::NetKind::kUplinks && !net.uplinks.empty() && !net.uplinks[0].slirp;
-  if (net.kind == vdens::NetKind::kUplinks) {
-    // One network: a socket's stack (host sockets or vu-vstack's) is chosen at socket(), before
-    // any route is known (pvm/inet.h "One network").
-    if (net.uplinks.size() > 1)
-      return refuse("more than one --net",
-                    "a pvm view's sockets belong to one network, chosen when each socket is made (before its "
-                    "route is known); give one --net (slirp or one VDE network)");
-    if (net.stats && !vde)  // (VDE: vu-vstack counts vde0's frames, pvm/vstack.h)
-      return refuse("--net-stats", "the pvm view's sockets are the host's: there are no frames to count");
-  }
-  if (vde && net.iface_prefix != "vde")  // the rtnetlink model names its interface vde0
+  // Several networks, or --net-stats on slirp: stack mode (runtime/pvm_stack_net.h).
+  std::string stack_why;
+  const bool stack = pvm_stack_mode(net, &stack_why);
+  if ((vde || stack) && net.iface_prefix != "vde")  // the rtnetlink model names its interfaces vde0…
     return refuse("vdens -i " + net.iface_prefix, "drop -i (pvm names the interface vde0)");
-  if (net.kind != vdens::NetKind::kHost && !net.configure_links && !vde)
+  if (net.kind != vdens::NetKind::kHost && !net.configure_links && (!vde || stack))
     return refuse("vdens (unconfigured interfaces)", "run where user namespaces are allowed");
   Plan p;
   p.backend = Backend::kPvm;
@@ -139,6 +133,25 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
   } else if (net.kind == vdens::NetKind::kNone) {
     p.parts.push_back({"network", "pvm: lo only (the view's 127.0.0.1 is a private host loopback address); "
                                   "other destinations unreachable"});
+  } else if (stack) {
+    p.parts.push_back({"network", "pvm stack mode, for " + stack_why + ": every IP socket of the view is a "
+                                  "socketpair served by vu-vstack (lwIP), one interface per --net; its frames "
+                                  "go through vu-net, as an ns view's taps do"});
+    for (size_t i = 0; i < net.uplinks.size(); ++i) {
+      const vdens::Uplink& u = net.uplinks[i];
+      std::string how = "vde" + std::to_string(i) + " <- " +
+                        (u.slirp ? std::string("slirp (libslirp in vu-net)") : "VDE " + u.vnl + " (libvdeplug in vu-net)");
+      if (i < net.ip.size() && net.ip[i].addr.s_addr) how += ", " + vdens::to_string(net.ip[i]);
+      if (u.slirp && i == 0) how += " + fd00::100/64";
+      if (u.allow_host_loopback) how += ", host loopback reachable at 10.0.2.2";
+      p.parts.push_back({"", how});
+    }
+    if (!net.gateway.empty()) p.parts.push_back({"", "default route via " + vdens::to_string(net.gateway[0])});
+    if (!net.dns.empty()) p.parts.push_back({"", "/etc/resolv.conf: nameserver " + str::join(net.dns, ", ")});
+    for (const vdens::PortForward& f : net.forwards)
+      p.parts.push_back({"", "forward " + vdens::to_string(f.host_addr) + ":" + std::to_string(f.host_port) +
+                                 (f.udp ? "/udp" : "/tcp") + " -> view port " + std::to_string(f.view_port) +
+                                 " (libslirp's, in vu-net)"});
   } else if (vde) {
     p.parts.push_back({"network", "pvm: " + net.uplinks[0].vnl + " through vu-vstack (lwIP, a user-mode "
                                   "TCP/IP stack); the view's IP sockets are socketpairs served by it"});

@@ -23,6 +23,7 @@
 #include "pvm/vstack.h"
 #include "runtime/exit_codes.h"
 #include "runtime/plan.h"
+#include "runtime/pvm_stack_net.h"
 #include "runtime/rootfs_pvm.h"
 
 namespace vu {
@@ -239,11 +240,15 @@ void seize_early_children(pid_t pid) {
 // The view's network (pvm/inet.h): slirp's addresses, or lo only; the forwarded host ports
 // are taken now (a port in use is an error before the command runs, as on ns); the view's
 // /etc/resolv.conf names the view's nameserver (unless the user binds one of their own).
-Result<void> pvm_network(const ViewSpec& spec, pvm::Config& cfg, std::optional<TempDir>* scratch) {
+Result<void> pvm_network(const ViewSpec& spec, pvm::Config& cfg, std::optional<TempDir>* scratch,
+                         std::optional<NetHelper>* helper) {
   const vdens::NetSpec& net = spec.net;
   pvm::NetConfig& n = cfg.net;
   if (net.kind == vdens::NetKind::kNone) n.kind = pvm::NetConfig::kNone;
-  if (net.kind == vdens::NetKind::kUplinks && !net.uplinks[0].slirp) {  // one VDE network (pvm/vstack.h)
+  if (pvm_stack_mode(net)) {  // several networks, or --net-stats on slirp (runtime/pvm_stack_net.h)
+    if (!helper) return Error::make(ErrorKind::kSetup, "stack mode: no place for vu-net");
+    VU_TRY_VOID(pvm_stack_network(net, n, helper));
+  } else if (net.kind == vdens::NetKind::kUplinks && !net.uplinks[0].slirp) {  // one VDE network (pvm/vstack.h)
     n.kind = pvm::NetConfig::kVde;
     n.configure = net.configure_links;
     if (!net.ip.empty()) n.addr = net.ip[0].addr, n.prefix = net.ip[0].prefix;
@@ -264,7 +269,7 @@ Result<void> pvm_network(const ViewSpec& spec, pvm::Config& cfg, std::optional<T
     for (const vdens::PortForward& f : net.forwards)
       n.forwards.push_back({f.udp, f.v6, f.host_addr, f.host_addr6, f.host_port, f.view_port, -1});
   }
-  if ((n.kind == pvm::NetConfig::kSlirp || n.kind == pvm::NetConfig::kVde) && n.gateway.s_addr) {
+  if ((n.kind == pvm::NetConfig::kSlirp || n.kind == pvm::NetConfig::kVde) && n.gateway.s_addr && n.links.empty()) {
     const uint32_t mask = n.prefix ? ~uint32_t{0} << (32 - n.prefix) : 0;
     if ((ntohl(n.gateway.s_addr) & mask) != (ntohl(n.addr.s_addr) & mask))
       return Error::make(ErrorKind::kSetup, "add default route via " + vdens::to_string(n.gateway) +
@@ -274,8 +279,10 @@ Result<void> pvm_network(const ViewSpec& spec, pvm::Config& cfg, std::optional<T
   int failed = -1;
   if (std::string e = pvm::net_setup(n, &failed); !e.empty()) {
     std::string what = failed >= 0 ? "-p " + net.forwards[static_cast<size_t>(failed)].text + ": " : "";
+    if (!n.links.empty() && e.starts_with("add default route"))
+      return Error::make(ErrorKind::kSetup, e).hint("the gateway must be inside a subnet given with --ip");
     if (n.kind == pvm::NetConfig::kVde)
-      return Error::make(ErrorKind::kSetup, "--net " + net.uplinks[0].vnl + ": " + e)
+      return Error::make(ErrorKind::kSetup, (n.links.empty() ? "--net " + net.uplinks[0].vnl : std::string("--net")) + ": " + e)
           .hint("the VDE stack helper (vu-vstack) refused the interface's configuration");
     return Error::make(ErrorKind::kSetup, what + e)
         .hint("the host port is in use (ss -ltnup shows by what); choose another");
@@ -297,7 +304,8 @@ Result<void> pvm_network(const ViewSpec& spec, pvm::Config& cfg, std::optional<T
 
 Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>* scratch,
                                     const std::vector<fusefs::FuseMount>* fuse,
-                                    std::vector<pvm::FuseTarget>* targets, pvm::PathMap* server_map) {
+                                    std::vector<pvm::FuseTarget>* targets, pvm::PathMap* server_map,
+                                    std::optional<NetHelper>* net_helper) {
   pvm::Config cfg;
   cfg.uid = ::getuid();
   cfg.gid = ::getgid();
@@ -305,7 +313,7 @@ Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>
   if (spec.view_ids) cfg.shown_uid = spec.view_ids->first, cfg.shown_gid = spec.view_ids->second;  // an image's User
   cfg.hostname = spec.hostname;
   cfg.noop = std::getenv("VU_PVM_NOOP") != nullptr;  // bench/pvm.sh: the bare round trip
-  VU_TRY_VOID(pvm_network(spec, cfg, scratch));
+  VU_TRY_VOID(pvm_network(spec, cfg, scratch, net_helper));
   int n_dirs = 0;
   // Synthetic directories (view path → host directory): each gets an entry for what is mounted
   // below it, so a listing shows the path as the ns backend's mirror does.
@@ -510,7 +518,7 @@ Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask)
     if (env->b) programs = VU_TRY(pvm_fuse_programs(spec));
     else env.reset();
   }
-  pvm::Config cfg = VU_TRY(make_pvm_config(spec, &v.scratch, env ? &programs : nullptr, &targets, &server_map));
+  pvm::Config cfg = VU_TRY(make_pvm_config(spec, &v.scratch, env ? &programs : nullptr, &targets, &server_map, &v.net));
   if (cfg.net.vstack) {
     v.stack = cfg.net.vstack;
     v.vstack = pvm::vstack_pid(*cfg.net.vstack);

@@ -31,6 +31,7 @@
 #include "pvm/fuse_client.h"
 #include "pvm/monitor.h"
 #include "runtime/command.h"
+#include "runtime/net_helper.h"
 #include "runtime/plan.h"
 #include "runtime/pvm_fuse.h"
 #include "runtime/view_spec.h"
@@ -49,7 +50,11 @@ struct PvmView {
   UniqueFd go;
   std::vector<pvm::FuseProgram> served;  // environment A: FUSE programs the monitor serves (pvm/fuse_client.h)
   pid_t vstack = -1;  // a VDE view's vu-vstack (pvm/vstack.h): spared at the end, it sends what it holds
-  std::shared_ptr<pvm::VStack> stack;  // …and waited for (pvm::vstack_finish) before vu returns
+  // Stack mode (runtime/pvm_stack_net.h): vu-net, pumping vu-vstack's frame links. The stack
+  // (one VDE network or stack mode) is waited for (pvm::vstack_finish) before vu returns, and
+  // ends before vu-net (pvm_stack_finish).
+  std::optional<NetHelper> net;
+  std::shared_ptr<pvm::VStack> stack;
   // After supervise(): the error the first process reported (chdir or exec), if any.
   std::optional<Error> failure(const std::string& report) const;
 };
@@ -60,7 +65,8 @@ struct PvmView {
 Result<pvm::Config> make_pvm_config(const ViewSpec& spec, std::optional<TempDir>* scratch,
                                     const std::vector<fusefs::FuseMount>* fuse = nullptr,
                                     std::vector<pvm::FuseTarget>* targets = nullptr,
-                                    pvm::PathMap* server_map = nullptr);
+                                    pvm::PathMap* server_map = nullptr,
+                                    std::optional<NetHelper>* net_helper = nullptr);
 
 Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask);
 

@@ -10,7 +10,9 @@ extern "C" {  // libvdeplug.h has no C++ guard
 #include <netinet/udp.h>
 #include <poll.h>
 #include <slirp/libslirp.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +45,9 @@ constexpr int64_t kLingerMaxNs = 1'500'000'000;
 // A sock_diag dump walks the kernel's whole TCP hash (~2 ms here): at most one per 20 ms, and
 // only when the namespace has TCP sockets at all (sock_diag.h).
 constexpr int64_t kLingerDumpNs = 20'000'000;
+// Frame links (a pvm view's vu-vstack, pvm/vstack.h): the stack lingers itself (3 s at most
+// after vu) and closes its ends when done; the pump pumps until every frame link has closed.
+constexpr int64_t kLingerFramesMaxNs = 4'000'000'000;
 
 std::string to_string6(const in6_addr& a) {
   char buf[INET6_ADDRSTRLEN];
@@ -115,6 +120,8 @@ class Port {
   virtual bool has_pending() const { return false; }
 
   int tap = -1;
+  bool frames = false;  // `tap` is a frame link: a datagram socket to a user-mode stack
+  bool closed = false;  // a frame link whose other end has closed
   size_t max_frame = 0;
   PortStats stats;
   std::string name;
@@ -129,7 +136,14 @@ class Port {
       stats.oversize++;
       return;
     }
-    if (::write(tap, frame, len) != static_cast<ssize_t>(len)) {
+    ssize_t w;
+    // A frame link is non-blocking (its reads drain it): a full one is waited for (10 ms at
+    // a time, 1 s at most), as a tap's queue would take the frame — the stack reads it soon.
+    for (int tries = 0; (w = ::write(tap, frame, len)) < 0 && frames && (errno == EAGAIN || errno == EINTR) && tries < 100; ++tries) {
+      struct pollfd p = {tap, POLLOUT, 0};
+      (void)::poll(&p, 1, 10);
+    }
+    if (w != static_cast<ssize_t>(len)) {
       stats.write_errors++;
       return;
     }
@@ -527,7 +541,15 @@ Result<void> Pump::attach(const std::vector<int>& taps) {
   if (taps.size() != ports_.size())
     return Error::make(ErrorKind::kSetup, "vu-net: got " + std::to_string(taps.size()) +
                                               " taps for " + std::to_string(ports_.size()) + " uplinks");
-  for (size_t i = 0; i < taps.size(); ++i) ports_[i]->tap = taps[i];
+  for (size_t i = 0; i < taps.size(); ++i) {
+    Port& p = *ports_[i];
+    p.tap = taps[i];
+    // A socket rather than a tap: a frame link of a pvm view's stack (pvm/vstack.h), one frame
+    // per datagram as a tap gives them.
+    struct stat st;
+    p.frames = ::fstat(p.tap, &st) == 0 && S_ISSOCK(st.st_mode);
+    if (p.frames) ::fcntl(p.tap, F_SETFL, ::fcntl(p.tap, F_GETFL) | O_NONBLOCK);
+  }
   return Ok{};
 }
 
@@ -541,10 +563,12 @@ Result<void> Pump::run(int control_fd) {
   bool lingering = false;
   std::optional<ViewNetns> view_ns;  // while lingering: the view's sockets, when reachable
   int64_t quiet_since = 0, linger_end = 0, next_dump = 0;
+  bool frame_links = false;
+  for (auto& u : ports_) frame_links |= u->frames;
   for (;;) {
     fds.clear();
     fds.push_back({lingering ? -1 : control_fd, POLLIN, 0});
-    for (auto& u : ports_) fds.push_back({u->tap, POLLIN, 0});
+    for (auto& u : ports_) fds.push_back({u->closed ? -1 : u->tap, POLLIN, 0});
     int timeout = -1;
     for (size_t i = 0; i < ports_.size(); ++i) {
       first[i] = fds.size();
@@ -561,8 +585,8 @@ Result<void> Pump::run(int control_fd) {
       if (::read(control_fd, &c, 1) <= 0) {  // vu is gone or done
         lingering = true;
         quiet_since = now_ns();
-        linger_end = quiet_since + kLingerMaxNs;
-        if (!ports_.empty()) {
+        linger_end = quiet_since + (frame_links ? kLingerFramesMaxNs : kLingerMaxNs);
+        if (!ports_.empty() && !frame_links) {
           auto ns = open_view_netns(ports_[0]->tap);
           if (ns && tcp_sockets(*ns) >= 0) view_ns.emplace(std::move(ns).value());
         }
@@ -571,12 +595,16 @@ Result<void> Pump::run(int control_fd) {
     bool moved = false;  // frames from the view this round
     for (size_t i = 0; i < ports_.size(); ++i) {
       Port& u = *ports_[i];
-      if (fds[1 + i].revents & POLLIN) {
+      if (fds[1 + i].revents & (POLLIN | POLLHUP)) {
         moved = true;
         // Drain the tap: a batch of frames per wake-up.
         for (int k = 0; k < 64; ++k) {
           ssize_t n = ::read(u.tap, buf, sizeof buf);
           if (n < 0) break;
+          if (n == 0 && u.frames) {  // the stack has closed its end
+            u.closed = true;
+            break;
+          }
           if (static_cast<size_t>(n) < kEthHeader) {
             u.stats.runts++;
             continue;
@@ -592,6 +620,12 @@ Result<void> Pump::run(int control_fd) {
     if (lingering) {
       const int64_t now = now_ns();
       if (now > linger_end) return Ok{};
+      if (frame_links) {  // until the stack has closed every frame link (it lingers itself)
+        bool open = false;
+        for (auto& u : ports_) open |= u->frames && !u->closed;
+        if (!open) return Ok{};
+        continue;
+      }
       bool busy = moved;
       for (auto& u : ports_) busy |= u->has_pending();
       if (busy) {

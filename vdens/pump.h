@@ -7,6 +7,11 @@
 // uplinks in order, and run() moves frames both ways until the control socket closes.
 // Malformed frames (runts under 14 bytes, oversize, failed writes) are dropped and counted,
 // never fatal. Single-threaded: one poll loop, slirp's fds and timers included.
+// A "tap" may also be a frame link: a datagram socket (SOCK_SEQPACKET) whose other end is a
+// user-mode stack's interface (a pvm view in stack mode, runtime/pvm_stack_net.h). attach()
+// tells them apart (S_ISSOCK); a frame link is non-blocking, a full one waited for (1 s at
+// most); the linger has no namespace to ask (sock_diag) — the stack lingers itself — so it
+// lasts until every frame link's other end has closed (4 s at most).
 #pragma once
 
 #include <cstdint>

@@ -254,7 +254,7 @@ else bad "probe under deny-userns" "status $rc" "$out"; fi
 check_err "--backend=ns fails and says why" 125 "user namespaces are not available: clone\(CLONE_NEWUSER\): EPERM .*seccomp.*--backend=ns" "$DENY" "$VU" run --backend=ns -- true
 check "auto falls back to the partial-VM backend" 0 "nameserver 192.0.2.53" "$DENY" "$VU" run --bind "$work/r:/etc/resolv.conf" -- cat /etc/resolv.conf
 check_err "auto says why it uses pvm (-v)" 0 "user namespaces are not available.*using the partial-VM backend" "$DENY" "$VU" run -v -- true
-check_err "pvm refuses what it cannot give, with both reasons" 125 "user namespaces are not available.*--net-stats needs user namespaces" "$DENY" "$VU" run --net-stats -- true
+check_err "pvm refuses what it cannot give, with both reasons" 125 "user namespaces are not available.*--map-users needs user namespaces" "$DENY" "$VU" run --map-users -- true
 check_err "pvm refuses --cap" 125 "--cap needs user namespaces" "$VU" run --backend=pvm --cap net_admin -- true
 check "vu probe names pvm when namespaces are denied" 0 "vu run would use                 the pvm backend (partial virtual machine: seccomp user notification and ptrace)" sh -c '"$1" "$2" probe | grep "^vu run would use"' _ "$DENY" "$VU"
 check "--explain shows the pvm plan" 0 "backend   pvm" sh -c '"$1" run --backend=pvm --explain -- true | head -1 | cut -c1-13' _ "$VU"
