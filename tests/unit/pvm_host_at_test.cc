@@ -48,7 +48,9 @@ class HostAtTest : public ::testing::Test {
   void TearDown() override {
     if (deep_fd_ >= 0) ::close(deep_fd_);
     // TempDir's nftw stops at PATH_MAX; rm(1) walks by descriptors.
-    if (dir_) EXPECT_EQ(std::system(("rm -rf '" + dir_->path() + "'").c_str()), 0);
+    if (dir_) {
+      EXPECT_EQ(std::system(("rm -rf '" + dir_->path() + "'").c_str()), 0);
+    }
   }
   std::optional<TempDir> dir_;
   std::string host_root_, rel_, deep_;
