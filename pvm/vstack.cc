@@ -82,8 +82,19 @@ class VStack {
     c->cmsg_len = CMSG_LEN(n * sizeof(int));
     int fds[2] = {theirs.get(), data_fd};
     std::memcpy(CMSG_DATA(c), fds, n * sizeof(int));
+    // A copy of the channel taken under the lock: finish() (the view's end, another thread)
+    // closes the channel, and its number could otherwise be another descriptor by the sendmsg.
+    UniqueFd ch;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (channel) ch.reset(::fcntl(channel.get(), F_DUPFD_CLOEXEC, 0));
+    }
+    if (!ch) {
+      errno = EPIPE;
+      return {};
+    }
     ssize_t w;
-    while ((w = ::sendmsg(channel.get(), &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+    while ((w = ::sendmsg(ch.get(), &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
     }
     if (w < 0) return {};
     return mine;

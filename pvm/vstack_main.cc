@@ -89,6 +89,7 @@ struct Iface {
   vu::vdens::PortStats stats;  // (--stats: a VDE link's frames; vu-net counts a frame link's)
   uint8_t mac[6]{};
   std::deque<std::string> txq;  // frames the link could not take at once (vde_output)
+  size_t txq_bytes = 0;
   bool tx_wait = false;         // EPOLLOUT asked on the link
   int data_fd() const { return vde ? vde_datafd(vde) : fd; }
 };
@@ -265,9 +266,11 @@ void names_from_pcb(Sock* s) {
 
 // Frames the link could not take at once (a switch's queue full, vu-net's pump behind): kept in
 // order and sent when the link is writable (EPOLLOUT, the loop's turn), at most kTxQueue of them
-// — beyond, dropped and counted (write errors), as a NIC's full queue drops: this runs under
-// lwIP's core lock, and waiting here for room (it did, up to 1 s) stalled every socket of the view.
+// and kTxBytes — beyond, dropped and counted (write errors), as a NIC's full queue drops: this
+// runs under lwIP's core lock, and waiting here for room (it did, up to 1 s) stalled every socket
+// of the view.
 constexpr size_t kTxQueue = 512;  // ~750 KB of full Ethernet frames; Linux's txqueuelen is 1000
+constexpr size_t kTxBytes = 4u << 20;  // a frame link's frames reach 64 KiB (slirp's MTU)
 
 void tx_wait(Iface* f, bool on) {
   if (f->tx_wait == on) return;
@@ -295,7 +298,10 @@ bool send_frame(Iface* f, const void* frame, size_t len) {  // false: the link's
 
 // What waited, in order, as far as the link takes it (the loop, on EPOLLOUT).
 void flush_txq(Iface* f) {
-  while (!f->txq.empty() && send_frame(f, f->txq.front().data(), f->txq.front().size())) f->txq.pop_front();
+  while (!f->txq.empty() && send_frame(f, f->txq.front().data(), f->txq.front().size())) {
+    f->txq_bytes -= f->txq.front().size();
+    f->txq.pop_front();
+  }
   tx_wait(f, !f->txq.empty());
 }
 
@@ -309,11 +315,12 @@ err_t vde_output(netif* nif, pbuf* p) {
     frame = flat.data();
   }
   if (f->txq.empty() && send_frame(f, frame, p->tot_len)) return ERR_OK;
-  if (f->txq.size() >= kTxQueue) {
+  if (f->txq.size() >= kTxQueue || f->txq_bytes + p->tot_len > kTxBytes) {
     f->stats.write_errors++;
     return ERR_OK;  // dropped (TCP retransmits; UDP is lost, as from a full NIC queue)
   }
   f->txq.emplace_back(static_cast<const char*>(frame), p->tot_len);
+  f->txq_bytes += p->tot_len;
   tx_wait(f, true);
   return ERR_OK;
 }
@@ -402,29 +409,44 @@ void vde_input(Iface* f) {
 // whatever the flags (switch://: an epoll_wait with no timeout), and this runs under the core
 // lock.
 void vde_input_batch(Iface* f) {
-  // A frame link carries frames of up to its MTU (slirp's: 65520) and 14 bytes of header.
+  // A frame link carries frames of up to its MTU (slirp's: 65520) and 14 bytes of header: read
+  // into one buffer, then copied into a pbuf of the frame's size (Debian's lwIP allocates with
+  // malloc, and pbuf_realloc does not give the rest back: every segment a socket or the
+  // out-of-order queue held kept 64 KiB).
+  static std::vector<char> big(65535);
   const uint16_t room = f->vde ? 1536 : 65535;
   for (int i = 0; i < 64; ++i) {
     if (i > 0 && f->vde) {
       pollfd r{vde_datafd(f->vde), POLLIN, 0};
       if (::poll(&r, 1, 0) <= 0 || !(r.revents & POLLIN)) return;
     }
-    pbuf* p = pbuf_alloc(PBUF_RAW, room, PBUF_RAM);
-    if (!p) return;
-    ssize_t n = f->vde ? vde_recv(f->vde, p->payload, room, MSG_DONTWAIT) : ::recv(f->fd, p->payload, room, MSG_DONTWAIT);
-    if (n == 0 && !f->vde) {  // vu-net is gone: the link is down for good
-      pbuf_free(p);
-      ::epoll_ctl(g_ep, EPOLL_CTL_DEL, f->fd, nullptr);
-      return;
+    pbuf* p = nullptr;
+    ssize_t n;
+    if (f->vde) {
+      p = pbuf_alloc(PBUF_RAW, room, PBUF_RAM);
+      if (!p) return;
+      n = vde_recv(f->vde, p->payload, room, MSG_DONTWAIT);
+    } else {
+      n = ::recv(f->fd, big.data(), big.size(), MSG_DONTWAIT);
+      if (n == 0) {  // vu-net is gone: the link is down for good
+        ::epoll_ctl(g_ep, EPOLL_CTL_DEL, f->fd, nullptr);
+        netif_set_link_down(&f->nif);  // (its routes no longer chosen: no frames sent into EPIPE)
+        return;
+      }
+      if (n >= 14) {
+        p = pbuf_alloc(PBUF_RAW, static_cast<uint16_t>(n), PBUF_RAM);
+        if (!p) return;
+        pbuf_take(p, big.data(), static_cast<uint16_t>(n));
+      }
     }
     if (n <= 0) {  // (a plugin's own traffic, e.g. switch:// taking a new port, gives 0)
-      pbuf_free(p);
+      if (p) pbuf_free(p);
       if (n < 0) return;
       continue;
     }
     if (n < 14) {
       f->stats.runts++;
-      pbuf_free(p);
+      if (p) pbuf_free(p);
       continue;
     }
     pbuf_realloc(p, static_cast<uint16_t>(n));
