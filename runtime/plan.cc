@@ -17,6 +17,29 @@
 
 namespace vu {
 
+namespace {
+// The --explain lines of vu-net's uplinks (an ns view's taps, pvm stack mode's frame links):
+// one per interface, then the gateway, resolv.conf and the forwards. `stack`: pvm stack mode
+// (slirp's IPv6 address shown; the forwards named as libslirp's).
+void explain_uplinks(const vdens::NetSpec& net, bool stack, Plan* p) {
+  for (size_t i = 0; i < net.uplinks.size(); ++i) {
+    const vdens::Uplink& u = net.uplinks[i];
+    std::string how = "vde" + std::to_string(i) + " <- " +
+                      (u.slirp ? std::string("slirp (libslirp in vu-net)") : "VDE " + u.vnl + " (libvdeplug in vu-net)");
+    if (i < net.ip.size() && net.ip[i].addr.s_addr) how += ", " + vdens::to_string(net.ip[i]);
+    if (stack && u.slirp && i == 0) how += " + fd00::100/64";
+    if (u.allow_host_loopback) how += ", host loopback reachable at 10.0.2.2";
+    p->parts.push_back({"", how});
+  }
+  if (!net.gateway.empty()) p->parts.push_back({"", "default route via " + vdens::to_string(net.gateway[0])});
+  if (!net.dns.empty()) p->parts.push_back({"", "/etc/resolv.conf: nameserver " + str::join(net.dns, ", ")});
+  for (const vdens::PortForward& f : net.forwards)
+    p->parts.push_back({"", "forward " + vdens::to_string(f.host_addr) + ":" + std::to_string(f.host_port) +
+                                (f.udp ? "/udp" : "/tcp") + " -> view port " + std::to_string(f.view_port) +
+                                (stack ? " (libslirp's, in vu-net)" : "")});
+}
+}  // namespace
+
 Error userns_denied(const std::string& detail, BackendWish wish) {
   std::string m = "user namespaces are not available: " + detail;
   if (wish == BackendWish::kNs) m += " (--backend=ns was requested)";
@@ -137,21 +160,7 @@ Result<Plan> make_pvm_plan(const ViewSpec& spec, std::string why) {
     p.parts.push_back({"network", "pvm stack mode, for " + stack_why + ": every IP socket of the view is a "
                                   "socketpair served by vu-vstack (lwIP), one interface per --net; its frames "
                                   "go through vu-net, as an ns view's taps do"});
-    for (size_t i = 0; i < net.uplinks.size(); ++i) {
-      const vdens::Uplink& u = net.uplinks[i];
-      std::string how = "vde" + std::to_string(i) + " <- " +
-                        (u.slirp ? std::string("slirp (libslirp in vu-net)") : "VDE " + u.vnl + " (libvdeplug in vu-net)");
-      if (i < net.ip.size() && net.ip[i].addr.s_addr) how += ", " + vdens::to_string(net.ip[i]);
-      if (u.slirp && i == 0) how += " + fd00::100/64";
-      if (u.allow_host_loopback) how += ", host loopback reachable at 10.0.2.2";
-      p.parts.push_back({"", how});
-    }
-    if (!net.gateway.empty()) p.parts.push_back({"", "default route via " + vdens::to_string(net.gateway[0])});
-    if (!net.dns.empty()) p.parts.push_back({"", "/etc/resolv.conf: nameserver " + str::join(net.dns, ", ")});
-    for (const vdens::PortForward& f : net.forwards)
-      p.parts.push_back({"", "forward " + vdens::to_string(f.host_addr) + ":" + std::to_string(f.host_port) +
-                                 (f.udp ? "/udp" : "/tcp") + " -> view port " + std::to_string(f.view_port) +
-                                 " (libslirp's, in vu-net)"});
+    explain_uplinks(net, true, &p);
   } else if (vde) {
     p.parts.push_back({"network", "pvm: " + net.uplinks[0].vnl + " through vu-vstack (lwIP, a user-mode "
                                   "TCP/IP stack); the view's IP sockets are socketpairs served by it"});
@@ -236,19 +245,7 @@ Result<Plan> make_plan(const ViewSpec& spec, const Fact* userns) {
   } else {
     p.clone_flags |= CLONE_NEWNET;
     p.parts.push_back({"network", "network namespace, lo up, own /sys"});
-    for (size_t i = 0; i < net.uplinks.size(); ++i) {
-      const vdens::Uplink& u = net.uplinks[i];
-      std::string how = "vde" + std::to_string(i) + " <- " +
-                        (u.slirp ? std::string("slirp (libslirp in vu-net)") : "VDE " + u.vnl + " (libvdeplug in vu-net)");
-      if (i < net.ip.size() && net.ip[i].addr.s_addr) how += ", " + vdens::to_string(net.ip[i]);
-      if (u.allow_host_loopback) how += ", host loopback reachable at 10.0.2.2";
-      p.parts.push_back({"", how});
-    }
-    if (!net.gateway.empty()) p.parts.push_back({"", "default route via " + vdens::to_string(net.gateway[0])});
-    if (!net.dns.empty()) p.parts.push_back({"", "/etc/resolv.conf: nameserver " + str::join(net.dns, ", ")});
-    for (const vdens::PortForward& f : net.forwards)
-      p.parts.push_back({"", "forward " + vdens::to_string(f.host_addr) + ":" + std::to_string(f.host_port) +
-                                 (f.udp ? "/udp" : "/tcp") + " -> view port " + std::to_string(f.view_port)});
+    explain_uplinks(net, false, &p);
   }
   return p;
 }

@@ -32,6 +32,25 @@ check_err() {
   else bad "$name" "status $rc (want $want_rc)" "stderr: $(head -c 600 "$work/stderr")" "want match: $re"; fi
 }
 
+# start_vde_switch — a vde_switch of this test's own in $work/sw (SKIP, 77, when it cannot
+# start); sets sw and swpid. At the script's exit (its EXIT trap, set here) the pids in views[]
+# and the switch are killed and $work removed.
+start_vde_switch() {
+  sw="$work/sw"
+  vde_switch -s "$sw" -p "$work/sw.pid" -d >/dev/null 2>&1 </dev/null
+  for _ in $(seq 50); do [ -S "$sw/ctl" ] && [ -s "$work/sw.pid" ] && break; sleep 0.1; done
+  [ -S "$sw/ctl" ] || { echo "SKIP: vde_switch did not start"; exit 77; }
+  swpid=$(cat "$work/sw.pid")
+  views=()
+  trap stop_vde_switch EXIT
+}
+stop_vde_switch() {
+  local p
+  for p in "${views[@]}"; do kill "$p" 2>/dev/null; done
+  kill "$swpid" 2>/dev/null
+  chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"
+}
+
 # The last line every script prints; its status is the script's.
 summary() {
   echo "$pass passed, $fail failed, $skip skipped"

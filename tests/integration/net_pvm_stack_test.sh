@@ -19,18 +19,7 @@ for t in socat ip vde_switch ping; do command -v $t >/dev/null || { echo "SKIP: 
 vstack="$(dirname "$VU")/vu-vstack"
 [ -x "$vstack" ] || { echo "SKIP: $vstack is not built"; exit 77; }
 
-sw="$work/sw"
-vde_switch -s "$sw" -p "$work/sw.pid" -d >/dev/null 2>&1 </dev/null
-for _ in $(seq 50); do [ -S "$sw/ctl" ] && [ -s "$work/sw.pid" ] && break; sleep 0.1; done
-[ -S "$sw/ctl" ] || { echo "SKIP: vde_switch did not start"; exit 77; }
-swpid=$(cat "$work/sw.pid")
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  kill "$swpid" 2>/dev/null
-  chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"
-}
-trap cleanup EXIT
+start_vde_switch
 T="timeout -k 5 30"
 NETS="--net slirp:allow-host-loopback --net vde://$sw --ip 10.0.2.100/24 --ip 10.0.0.5/24"
 
@@ -68,7 +57,7 @@ case $p in *"vde1    inet 10.0.0.5/24 brd 10.0.0.255 scope global vde1"*"vde0"*|
 # The host's 127.0.0.1 through slirp's 10.0.2.2 (allow-host-loopback).
 port=$((20000 + RANDOM % 20000))
 socat TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork SYSTEM:'echo host answers' 2>/dev/null &
-pids+=($!)
+views+=($!)
 sleep 0.3
 for b in "--backend=pvm" "DENY" "--backend=ns"; do
   [ "$b" = "--backend=ns" ] && [ $have_ns = 0 ] && continue
@@ -80,7 +69,7 @@ done
 # A view on the switch: ping and TCP from the two-network view.
 $T "$VU" run --backend=pvm --net "vde://$sw" --ip 10.0.0.9/24 -- sh -c \
   "socat TCP-LISTEN:7402,fork SYSTEM:'echo switch view answers' & sleep 0.3; echo up > $work/up; wait" >/dev/null 2>&1 &
-pids+=($!)
+views+=($!)
 for _ in $(seq 100); do [ -s "$work/up" ] && break; sleep 0.1; done
 for b in "--backend=pvm" "DENY" "--backend=ns"; do
   [ "$b" = "--backend=ns" ] && [ $have_ns = 0 ] && continue
@@ -124,9 +113,9 @@ left() {  # the test user's vu helpers still running after a bounded wait
   done
   echo "$l"
 }
-for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+for p in "${views[@]}"; do kill "$p" 2>/dev/null; done
 wait 2>/dev/null
-pids=()
+views=()
 sleep 3.5  # (the views above end their helpers within 3.5 s)
 for args in "--net slirp --net vde://$work/no-such-switch" "--net slirp --net slirp --ip 10.0.2.100/24 --ip 10.0.3.1/24 --gw 10.9.9.9"; do
   p=$($T "$VU" run --backend=pvm $args -- true 2>&1); pst=$?
@@ -143,7 +132,7 @@ kill -9 $v 2>/dev/null; wait $v 2>/dev/null
 l=$(left)
 [ -z "$l" ] && ok "vu killed under a stack-mode view: nothing left" || bad "vu killed under a stack-mode view: nothing left" "$l"
 socat TCP-LISTEN:$((port + 1)),bind=127.0.0.1 SYSTEM:true 2>/dev/null &
-pids+=($!)
+views+=($!)
 sleep 0.3
 p=$($T "$VU" run --backend=pvm --net slirp --net vde://$sw -p $((port + 1)):80 -- true 2>&1); pst=$?
 l=$(left)

@@ -18,18 +18,7 @@ for t in socat ip vde_switch; do command -v $t >/dev/null || { echo "SKIP: $t is
 vstack="$(dirname "$VU")/vu-vstack"
 [ -x "$vstack" ] || { echo "SKIP: $vstack is not built"; exit 77; }
 
-sw="$work/sw"
-vde_switch -s "$sw" -p "$work/sw.pid" -d >/dev/null 2>&1 </dev/null
-for _ in $(seq 50); do [ -S "$sw/ctl" ] && [ -s "$work/sw.pid" ] && break; sleep 0.1; done
-[ -S "$sw/ctl" ] || { echo "SKIP: vde_switch did not start"; exit 77; }
-swpid=$(cat "$work/sw.pid")
-views=()
-cleanup() {
-  for p in "${views[@]}"; do kill "$p" 2>/dev/null; done
-  kill "$swpid" 2>/dev/null
-  chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"
-}
-trap cleanup EXIT
+start_vde_switch
 VNL="vde://$sw"
 T="timeout -k 5 30"
 

@@ -18,18 +18,7 @@ if [ "$(id -u)" = 0 ]; then echo "SKIP: must run unprivileged"; exit 77; fi
 command -v vde_switch >/dev/null || { echo "SKIP: vde_switch is missing"; exit 77; }
 [ -x "$(dirname "$VU")/vu-vstack" ] || { echo "SKIP: vu-vstack is not built"; exit 77; }
 
-sw="$work/sw"
-vde_switch -s "$sw" -p "$work/sw.pid" -d >/dev/null 2>&1 </dev/null
-for _ in $(seq 50); do [ -S "$sw/ctl" ] && [ -s "$work/sw.pid" ] && break; sleep 0.1; done
-[ -S "$sw/ctl" ] || { echo "SKIP: vde_switch did not start"; exit 77; }
-swpid=$(cat "$work/sw.pid")
-views=()
-cleanup() {
-  for p in "${views[@]}"; do kill "$p" 2>/dev/null; done
-  kill "$swpid" 2>/dev/null
-  chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"
-}
-trap cleanup EXIT
+start_vde_switch
 VNL="vde://$sw"
 T="timeout -k 5 30"
 PVM="$VU run --backend=pvm"
