@@ -50,29 +50,25 @@ read: EOF
 write: EPIPE"
 port=7300
 n=0
+# pair NAME SERVER CLIENT — one reset transcript ($mode, $arg) between a SERVER view and a CLIENT
+# view on fresh addresses and a fresh port, compared with $want.
+pair() {
+  local got
+  port=$((port + 1)) n=$((n + 1))
+  got=$(one "" "$2" 10.0.1.$((10 + n)) "$3" 10.0.1.$((50 + n)) $port $mode "$arg")
+  if [ "$got" = "$want" ]; then ok "$1"; else bad "$1" "got:  $got" "want: $want"; fi
+}
 for mode in linger0 unread; do
   arg=; [ $mode = unread ] && arg=unread
   want=$rst_want
   [ $mode = linger0 ] && want="$want
 SO_LINGER 1 0"
   if [ $have_ns = 1 ]; then
-    port=$((port + 1)) n=$((n + 1))
-    got=$(one "" "$NS" 10.0.1.$((10 + n)) "$NS" 10.0.1.$((50 + n)) $port $mode "$arg")
-    if [ "$got" = "$want" ]; then ok "$mode: ns → ns (Linux's transcript)"
-    else bad "$mode: ns → ns (Linux's transcript)" "got:  $got" "want: $want"; fi
-    port=$((port + 1)) n=$((n + 1))
-    got=$(one "" "$NS" 10.0.1.$((10 + n)) "$PVM" 10.0.1.$((50 + n)) $port $mode "$arg")
-    if [ "$got" = "$want" ]; then ok "$mode: ns server, pvm client reads ECONNRESET"
-    else bad "$mode: ns server, pvm client reads ECONNRESET" "got:  $got" "want: $want"; fi
-    port=$((port + 1)) n=$((n + 1))
-    got=$(one "" "$PVM" 10.0.1.$((10 + n)) "$NS" 10.0.1.$((50 + n)) $port $mode "$arg")
-    if [ "$got" = "$want" ]; then ok "$mode: pvm server resets, ns client reads ECONNRESET"
-    else bad "$mode: pvm server resets, ns client reads ECONNRESET" "got:  $got" "want: $want"; fi
+    pair "$mode: ns → ns (Linux's transcript)" "$NS" "$NS"
+    pair "$mode: ns server, pvm client reads ECONNRESET" "$NS" "$PVM"
+    pair "$mode: pvm server resets, ns client reads ECONNRESET" "$PVM" "$NS"
   fi
-  port=$((port + 1)) n=$((n + 1))
-  got=$(one "" "$PVM" 10.0.1.$((10 + n)) "$PVM" 10.0.1.$((50 + n)) $port $mode "$arg")
-  if [ "$got" = "$want" ]; then ok "$mode: pvm → pvm"
-  else bad "$mode: pvm → pvm" "got:  $got" "want: $want"; fi
+  pair "$mode: pvm → pvm" "$PVM" "$PVM"
 done
 
 # SO_ERROR asked after poll, before any read: the reset once, then end-of-file.
