@@ -684,62 +684,61 @@ void vstack_reaped(VStack& s) {
   s.pid = -1;
 }
 
-int vstack_addr(VStack& s, bool add, int family, const void* addr, int prefix, int link) {
+namespace {
+// The interface requests (vstack_addr, _mac, _mtu, _link, _route): one link's request, and its
+// reply as 0 or an errno.
+vs::VsReq link_req(uint32_t op, int link) {
   vs::VsReq q;
   q.id = static_cast<uint64_t>(link);
-  q.op = vs::kAddr;
-  q.a = add;
-  q.b = prefix;
-  q.addr.ss_family = static_cast<sa_family_t>(family);
-  if (family == AF_INET) std::memcpy(&reinterpret_cast<sockaddr_in*>(&q.addr)->sin_addr, addr, 4);
-  else std::memcpy(&reinterpret_cast<sockaddr_in6*>(&q.addr)->sin6_addr, addr, 16);
+  q.op = op;
+  return q;
+}
+int link_call(VStack& s, const vs::VsReq& q) {
   vs::VsRep r = s.call(q);
   return r.ret < 0 ? (r.err ? r.err : EINVAL) : 0;
+}
+// An IPv4 (4 bytes) or IPv6 (16 bytes) address into a request's sockaddr; nullptr: left unset.
+void put_ip(sockaddr_storage* ss, int family, const void* ip) {
+  ss->ss_family = static_cast<sa_family_t>(family);
+  if (!ip) return;
+  if (family == AF_INET) std::memcpy(&reinterpret_cast<sockaddr_in*>(ss)->sin_addr, ip, 4);
+  else std::memcpy(&reinterpret_cast<sockaddr_in6*>(ss)->sin6_addr, ip, 16);
+}
+}  // namespace
+
+int vstack_addr(VStack& s, bool add, int family, const void* addr, int prefix, int link) {
+  vs::VsReq q = link_req(vs::kAddr, link);
+  q.a = add;
+  q.b = prefix;
+  put_ip(&q.addr, family, addr);
+  return link_call(s, q);
 }
 
 int vstack_mac(VStack& s, const unsigned char mac[6], int link) {
-  vs::VsReq q;
-  q.id = static_cast<uint64_t>(link);
-  q.op = vs::kMac;
+  vs::VsReq q = link_req(vs::kMac, link);
   std::memcpy(&q.addr, mac, 6);
-  vs::VsRep r = s.call(q);
-  return r.ret < 0 ? (r.err ? r.err : EINVAL) : 0;
+  return link_call(s, q);
 }
 
 int vstack_mtu(VStack& s, int mtu, int link) {
-  vs::VsReq q;
-  q.id = static_cast<uint64_t>(link);
-  q.op = vs::kMtu;
+  vs::VsReq q = link_req(vs::kMtu, link);
   q.a = mtu;
-  vs::VsRep r = s.call(q);
-  return r.ret < 0 ? (r.err ? r.err : EINVAL) : 0;
+  return link_call(s, q);
 }
 
 int vstack_link(VStack& s, bool up, int link) {
-  vs::VsReq q;
-  q.id = static_cast<uint64_t>(link);
-  q.op = vs::kLink;
+  vs::VsReq q = link_req(vs::kLink, link);
   q.a = up;
-  vs::VsRep r = s.call(q);
-  return r.ret < 0 ? (r.err ? r.err : EINVAL) : 0;
+  return link_call(s, q);
 }
 
 int vstack_route(VStack& s, bool add, int family, const void* dst, int prefix, const void* gw, int link) {
-  vs::VsReq q;
-  q.id = static_cast<uint64_t>(link);
-  q.op = vs::kRoute;
+  vs::VsReq q = link_req(vs::kRoute, link);
   q.a = add;
   q.b = prefix;
-  q.addr.ss_family = q.addr2.ss_family = static_cast<sa_family_t>(family);
-  const size_t n = family == AF_INET ? 4 : 16;
-  auto* d = family == AF_INET ? static_cast<void*>(&reinterpret_cast<sockaddr_in*>(&q.addr)->sin_addr)
-                              : static_cast<void*>(&reinterpret_cast<sockaddr_in6*>(&q.addr)->sin6_addr);
-  auto* g = family == AF_INET ? static_cast<void*>(&reinterpret_cast<sockaddr_in*>(&q.addr2)->sin_addr)
-                              : static_cast<void*>(&reinterpret_cast<sockaddr_in6*>(&q.addr2)->sin6_addr);
-  if (dst) std::memcpy(d, dst, n);
-  if (gw) std::memcpy(g, gw, n);
-  vs::VsRep r = s.call(q);
-  return r.ret < 0 ? (r.err ? r.err : EINVAL) : 0;
+  put_ip(&q.addr, family, dst);
+  put_ip(&q.addr2, family, gw);
+  return link_call(s, q);
 }
 
 // What a VDE view traps beyond the network rules of monitor.cc (which trap connect, bind,
