@@ -88,13 +88,7 @@ Result<int> net_attach(const AttachSpec& spec) {
     return 128 + static_cast<int>(si.ssi_signo);
   }
   char answer[4096];
-  ssize_t n;
-  // ECONNRESET: vu-net failed and exited with our tap unread; the kernel says so once, before
-  // the answer it left us (as in ns_backend.cc).
-  int resets = 0;
-  while ((n = ::recv(helper.view_socket(), answer, sizeof answer, 0)) < 0 &&
-         (errno == EINTR || (errno == ECONNRESET && resets++ == 0))) {
-  }
+  ssize_t n = NetHelper::read_answer(helper.view_socket(), answer, sizeof answer);
   if (n != 1 || answer[0] != 'R') return NetHelper::error_from(n > 0 ? std::string_view(answer, static_cast<size_t>(n)) : "");
   std::fprintf(stderr, "vu: %s attached to %s%s%s; SIGINT or SIGTERM detaches it\n", spec.name.c_str(),
                net.uplinks[0].vnl.c_str(), spec.netns.empty() ? "" : " in ", spec.netns.c_str());

@@ -118,6 +118,14 @@ Result<NetHelper> NetHelper::start(const vdens::NetSpec& net, std::optional<NetH
   return h;
 }
 
+ssize_t NetHelper::read_answer(int fd, char* buf, size_t size) {
+  ssize_t n;
+  int resets = 0;
+  while ((n = ::recv(fd, buf, size, 0)) < 0 && (errno == EINTR || (errno == ECONNRESET && resets++ == 0))) {
+  }
+  return n;
+}
+
 Error NetHelper::error_from(std::string_view reply) {
   if (reply.size() > 1 && reply[0] == 'E') {
     std::string text(reply.substr(1));

@@ -42,6 +42,11 @@ class NetHelper {
   ~NetHelper();
   // vu's end of the control socket: where the taps are sent (SCM_RIGHTS) and the answer read.
   int view_socket() const { return ctl_.get(); }
+  // vu-net's answer on `fd` ("R", or "E<error>"), into buf: its length, or -1 with errno (0:
+  // vu-net died without one). vu-net may fail and exit with the fds vu sent it unread; the
+  // kernel then says ECONNRESET once, before the answer vu-net left, so this reads on past it.
+  // No allocation: the ns backend's first process calls it.
+  static ssize_t read_answer(int fd, char* buf, size_t size);
   // The Error for vu-net's answer when it was not "R" (empty: vu-net died).
   static Error error_from(std::string_view reply);
   // Closes the control socket. With --net-stats, waits (at most 2 s, then SIGKILL) for vu-net

@@ -325,14 +325,8 @@ int command_entry(void* launch) {
     for (int i = 0; i < nfds; ++i) ::close(fds[i]);
     // Wait for vu-net: "R" when every uplink is open, "E<error>" otherwise (relayed as is).
     char answer[4096];
-    ssize_t n;
-    // ECONNRESET: vu-net exited (with an error) leaving our taps unread; the kernel reports
-    // that once, before the messages already queued for us, so read again for its answer.
-    int resets = 0;
     if (wait_for_net(l)) child_fail(l, Stage::kNetTimeout, ETIMEDOUT);
-    while ((n = ::recv(l.net_socket, answer, sizeof answer, 0)) < 0 &&
-           (errno == EINTR || (errno == ECONNRESET && resets++ == 0))) {
-    }
+    ssize_t n = NetHelper::read_answer(l.net_socket, answer, sizeof answer);
     if (n != 1 || answer[0] != 'R') {
       if (send_err && n <= 0) child_fail(l, Stage::kSendTaps, send_err);
       ChildReport r{Stage::kNetReady, 0, 0, 0};
@@ -495,7 +489,6 @@ Result<NsView> start_ns_view(const ViewSpec& spec, const Plan& plan, const sigse
   std::vector<bindmount::MountSpec> mounts;
   std::optional<TempDir> resolv_dir;
   if (net.kind == vdens::NetKind::kUplinks) {
-    if (net.uplinks.size() > 16) return Error::usage("--net: at most 16 interfaces");
     l.net_socket = net_socket;
     l.n_taps = static_cast<int>(net.uplinks.size());
     l.configure_links = net.configure_links;

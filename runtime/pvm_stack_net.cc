@@ -12,6 +12,7 @@
 
 #include "base/unique_fd.h"
 #include "pvm/vstack.h"
+#include "vdens/tap.h"
 
 namespace vu {
 
@@ -52,31 +53,21 @@ Result<void> pvm_stack_network(const vdens::NetSpec& net, pvm::NetConfig& n, std
     stack_ends.emplace_back(sp[1]);
     fds.push_back(sp[0]);
   }
-  char byte = 0;
-  iovec iov{&byte, 1};
-  std::vector<char> cbuf(CMSG_SPACE(fds.size() * sizeof(int)));
-  msghdr mh{};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = cbuf.data();
-  mh.msg_controllen = cbuf.size();
-  cmsghdr* c = CMSG_FIRSTHDR(&mh);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
-  std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
   // vu-net answers once every uplink is open (each bounded in time: vdens/uplink_open.h) and
   // its forwards are listening; an uplink it could not open is answered at once ("E…", and it
-  // exits: the frame links may not even reach it).
-  (void)::sendmsg(h.view_socket(), &mh, MSG_NOSIGNAL);
-  std::string reply;
+  // exits: the frame links may not even reach it, NetHelper::read_answer).
+  if (int e = vdens::send_fds(h.view_socket(), fds.data(), static_cast<int>(fds.size())); e && e != EPIPE)
+    return Error::sys("hand the frame links to vu-net", e);
   pollfd p{h.view_socket(), POLLIN, 0};
-  char buf[4096];
-  ssize_t k = 0;
-  while (::poll(&p, 1, 15000) < 0 && errno == EINTR) {
+  int ready;
+  while ((ready = ::poll(&p, 1, 15000)) < 0 && errno == EINTR) {
   }
-  if (p.revents) k = ::recv(h.view_socket(), buf, sizeof buf, MSG_DONTWAIT);
-  if (k > 0) reply.assign(buf, static_cast<size_t>(k));
+  if (ready == 0)
+    return Error::make(ErrorKind::kSetup, "vu-net did not answer within 15 s")
+        .hint("an uplink took too long to open; check that the switch or plug program answers");
+  char buf[4096];
+  ssize_t k = NetHelper::read_answer(h.view_socket(), buf, sizeof buf);
+  std::string reply(buf, k > 0 ? static_cast<size_t>(k) : 0);
   if (reply != "R") return NetHelper::error_from(reply);
   pump_ends.clear();
   std::vector<int> stack_fds;

@@ -160,6 +160,9 @@ Result<void> finish(NetSpec& spec) {
     VU_TRY_VOID(add_net(spec, "slirp"));
     spec.defaulted = true;
   }
+  // 16 taps (ns) or frame links (pvm), and vu-net's mount namespace, in one SCM_RIGHTS message.
+  if (spec.uplinks.size() > 16)
+    return Error::usage("--net: at most 16 interfaces (" + std::to_string(spec.uplinks.size()) + " given)");
   bool has_slirp = false;
   for (const Uplink& u : spec.uplinks) has_slirp |= u.slirp;
   if (!spec.forwards.empty() && !(spec.kind == NetKind::kUplinks && spec.uplinks[0].slirp))
