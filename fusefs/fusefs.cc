@@ -242,6 +242,31 @@ Result<void> choose_cow(CowSpec& c, uid_t uid, gid_t gid) {
   return Ok{};
 }
 
+std::string program_of(const FuseMount& m) {
+  if (m.argv.empty()) return {};
+  auto base = [](const std::string& p) { return p.substr(p.rfind('/') + 1); };
+  if (m.argv.size() > 2 && m.argv[1] == "-c" && m.argv[2].starts_with("exec ")) {
+    std::string cmd = m.argv[2].substr(5);
+    return base(cmd.substr(0, cmd.find(' ')));
+  }
+  return base(m.argv[0]);
+}
+
+std::string fuse_shim_library() {
+  if (const char* env = std::getenv("VU_FUSE_SHIM_LIB")) return env;
+  std::string dir = sys::exe_dir();
+  if (dir.empty()) return {};
+  for (std::string p : {dir + "/libvu-fuse-shim.so", dir + "/../lib/vu/libvu-fuse-shim.so"})
+    if (::access(p.c_str(), R_OK) == 0) return p;
+  return {};
+}
+
+std::string fuse_program_preload(const FuseMount& m) {
+  if (program_of(m) != "fuse2fs") return {};
+  std::string shim = fuse_shim_library();
+  return shim.empty() ? std::string() : "LD_PRELOAD=" + shim;
+}
+
 std::string cowfs_path() {
   if (const char* env = std::getenv("VU_COWFS"); env && *env) return env;
   std::string dir = sys::exe_dir();

@@ -62,6 +62,15 @@ Result<CowSpec> parse_cow(std::string_view arg);
 Result<FuseMount> parse_fuse(std::string_view cmd, std::string_view target);
 // "image:FILE:TARGET[:ro]": ext2/3/4 → fuse2fs, squashfs → squashfuse.
 Result<FuseMount> parse_mount(std::string_view arg);
+// The program m runs: argv[0]'s base name, or CMD's first word for --fuse's sh -c 'exec CMD "$1"'.
+std::string program_of(const FuseMount& m);
+// libvu-fuse-shim.so (pvm/fuse_shim.c): $VU_FUSE_SHIM_LIB, else next to vu or in ../lib/vu;
+// empty when not found.
+std::string fuse_shim_library();
+// The "LD_PRELOAD=…" m's program gets on every backend, or empty: fuse2fs gets the shim, which
+// keeps names longer than ext2/3/4 allows out of the image (fuse2fs 1.47 would write them as a
+// corrupt directory entry). In environment A the shim also serves fuse2fs's /dev/fuse.
+std::string fuse_program_preload(const FuseMount& m);
 
 // Decides kernel or FUSE for a layer (uid/gid: the caller's, whose files the user namespace
 // maps) and checks the host side: LAYER a writable directory (or creatable), TARGET a

@@ -84,6 +84,13 @@ const std::string& program_name(const FuseMount& m) { return m.argv[0] == "/bin/
 
 // Starts m.argv with stdin /dev/null and stdout+stderr into `out`. Returns the pidfd.
 int start(const FuseMount& m, bool ambient_sys_admin, int out, pid_t* pid_out) {
+  // Its environment: ours, but for LD_PRELOAD, which only fuse2fs gets (fuse_program_preload).
+  std::string preload = fuse_program_preload(m);
+  std::vector<char*> envp;
+  for (char** e = environ; *e; ++e)
+    if (std::strncmp(*e, "LD_PRELOAD=", 11) != 0) envp.push_back(*e);
+  if (!preload.empty()) envp.push_back(preload.data());
+  envp.push_back(nullptr);
   int pidfd = -1;
   struct clone_args ca {};
   ca.flags = CLONE_PIDFD;
@@ -108,7 +115,7 @@ int start(const FuseMount& m, bool ambient_sys_admin, int out, pid_t* pid_out) {
     std::vector<char*> argv;
     for (const std::string& a : m.argv) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    ::execvp(argv[0], argv.data());
+    ::execvpe(argv[0], argv.data(), envp.data());
     ::dprintf(2, "vu: cannot execute %s: %s\n", argv[0], ::strerror(errno));
     ::_exit(127);
   }

@@ -67,8 +67,8 @@
 //
 // Limits: the program's, asked (pvm/fuse_client_limits.cc). Where the shadow's own limits would
 // answer, the program gets the questions the kernel's FUSE would ask it, and its answer is the
-// view's (no errno of any program is assumed: fuse2fs answers a name of 256 bytes with ENOENT,
-// and a truncate to 10^15 bytes with success and a size of 0, which the view then sees, as on
+// view's (no errno of any program is assumed: fuse2fs, through its shim on every backend,
+// answers a name of 256 bytes with ENAMETOOLONG, and a truncate to 10^15 bytes with success and a size of 0, which the view then sees, as on
 // ns; integration.pjdfstest_image compares ns, B and A subtest by subtest):
 //   - a path component longer than NAME_MAX (tmpfs refuses it): up to FUSE_NAME_MAX (1024; longer
 //     is the kernel's own ENAMETOOLONG) it is sent to the program with LOOKUP, after the view's
@@ -304,6 +304,9 @@ class FuseTree {
   uint64_t node_locked(const std::string& host);  // the FUSE node of a shadow object, 0 if unknown
   int materialize_dir(uint64_t node, const std::string& host, uint64_t host_ino, int depth);
   void remember(const std::string& host, Node n);
+  // Records n as the shadow object `st` describes (sync: the stat of its walk, not of the path
+  // now, which the view may have removed, renamed or changed since: the next sync sees that).
+  void remember(const struct stat& st, Node n);
   int write_content(Node& n, const std::string& host, uint64_t fh);
   int sync_locked();
 

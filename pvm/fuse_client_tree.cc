@@ -74,6 +74,10 @@ bool FuseTree::holds(const std::string& host) const {
 void FuseTree::remember(const std::string& host, Node n) {
   struct stat st;
   if (host_lstat(host, &st) < 0) return;
+  remember(st, std::move(n));
+}
+
+void FuseTree::remember(const struct stat& st, Node n) {
   n.ctime = st.st_ctim;
   n.mtime = st.st_mtim;
   n.size = st.st_size;
@@ -491,7 +495,10 @@ int FuseTree::sync_locked() {
     n.parent_ino = s.parent_ino;
     n.name = s.name;
     n.filled = true;
-    nodes_[s.ino] = n;  // remembered with its stat in step 3 (its times after its content)
+    remember(s.st, n);
+    Node& made = nodes_[s.ino];  // its times and mode in step 3, after its content is made
+    made.ctime = {};
+    made.mode = S_IFDIR;
   }
   // 1. Renames: a known inode no longer at its recorded name, now at another.
   for (Seen& s : seen) {
@@ -617,9 +624,11 @@ int FuseTree::sync_locked() {
       }
       n.node = e.node;
       n.fuse_ino = e.attr.ino;
-      remember(s.path, n);
+      // The walk's stat: the object exists on the program's side now, whatever the view did to
+      // it meanwhile (had it been left out because its path was gone, the program would keep
+      // a name the tree does not know: its directory's removal failed with ENOTEMPTY).
+      remember(s.st, n);
       it = nodes_.find(s.ino);
-      if (it == nodes_.end()) continue;
       // Times as the view left them (they were set before the content went in).
       fuse_setattr_in in{};
       in.valid = FATTR_MTIME | FATTR_ATIME;

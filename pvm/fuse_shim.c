@@ -1,20 +1,34 @@
-// pvm/fuse_shim.c — libvu-fuse-shim.so: preloaded into a libfuse2 FUSE program (fuse2fs) that
-// the pvm backend serves itself (pvm/fuse_client.h, environment A). libfuse2 cannot take an
-// already mounted descriptor ("/dev/fd/N" is libfuse3's): it opens /dev/fuse and calls
-// mount(2) with "fd=N,…" (and, when that fails with EPERM, execs the setuid fusermount, which a
-// container denies too). Here:
+// pvm/fuse_shim.c — libvu-fuse-shim.so: preloaded into fuse2fs (the libfuse2 program behind
+// `--mount image:` of ext2/3/4) on every backend. Two jobs:
+//
+// 1. Names longer than the image can hold (any path component over EXT2_NAME_LEN, 255 bytes)
+//    are answered ENAMETOOLONG before fuse2fs sees them. fuse2fs 1.47 checks no length: asked
+//    to make such a name (the kernel's FUSE passes names of up to 1024 bytes) it writes a
+//    directory entry whose 8-bit length wrapped, the directory then reads as corrupt (EIO,
+//    e2fsck finds errors), and the next change there can turn the whole image read-only. The
+//    guard wraps fuse2fs's operations at fuse_main_real: lookups (getattr) and every call that
+//    makes a name (mknod, mkdir, create, symlink, link, rename's target). libfuse2's struct
+//    fuse_operations is a frozen ABI (2.9 is its last version); its leading members are
+//    spelled below rather than taken from libfuse-dev, which would be a build dependency for
+//    one struct.
+//
+// 2. Environment A (the pvm backend serves FUSE itself, pvm/fuse_client.h): libfuse2 cannot
+//    take an already mounted descriptor ("/dev/fd/N" is libfuse3's): it opens /dev/fuse and
+//    calls mount(2) with "fd=N,…" (and, when that fails with EPERM, execs the setuid fusermount,
+//    which a container denies too). With VU_FUSE_FD set, and only then:
 //   - open("/dev/fuse") returns a duplicate of the socket vu handed over (VU_FUSE_FD), so the
 //     program reads its requests from vu, not from the kernel;
 //   - mount(2) of a "fuse*" type whose options carry fd=N of that socket succeeds without a
 //     system call; umount2 of the same mountpoint too (libfuse2 unmounts at exit).
-// Nothing else changes, and nothing at all without VU_FUSE_FD. This is the smallest form of the
-// mount(2) trap the environment-B work adds to the monitor (SECCOMP_IOCTL_NOTIF_ADDFD): when that
-// lands, the program can run in the view under the filter and this file can go.
+//   This is the smallest form of the mount(2) trap the environment-B work adds to the monitor
+//   (SECCOMP_IOCTL_NOTIF_ADDFD): when that lands, the program can run in the view under the
+//   filter and this part can go.
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -95,3 +109,67 @@ EXPORT int umount2(const char* target, int flags) {
 }
 
 EXPORT int umount(const char* target) { return umount2(target, 0); }
+
+// ---------------------------------------------------------------------------------------------
+// 1. The name guard.
+
+// libfuse2's struct fuse_operations (fuse.h, FUSE_USE_VERSION 26 and later), up to `create`:
+// function pointers only, so the prefix is an array of them in this order.
+enum {
+  kGetattr = 0, kReadlink, kGetdir, kMknod, kMkdir, kUnlink, kRmdir, kSymlink, kRename, kLink,
+  kChmod, kChown, kTruncate, kUtime, kOpen, kRead, kWrite, kStatfs, kFlush, kRelease, kFsync,
+  kSetxattr, kGetxattr, kListxattr, kRemovexattr, kOpendir, kReaddir, kReleasedir, kFsyncdir,
+  kInit, kDestroy, kAccess, kCreate, kPrefix
+};
+typedef void (*any_fn)(void);
+typedef int (*path_fn)(const char*);  // first argument a path (others follow, untouched below)
+enum { kMaxOps = 128 };               // pointers in the whole struct: 2.9 has 44
+static any_fn real_ops[kMaxOps];
+static any_fn our_ops[kMaxOps];
+
+// Whether a component of PATH is longer than an ext2/3/4 directory entry can name.
+static int too_long(const char* p) {
+  size_t run = 0;
+  for (; p && *p; ++p)
+    if (*p == '/') run = 0;
+    else if (++run > 255) return 1;
+  return 0;
+}
+
+typedef int (*getattr_fn)(const char*, void*);
+typedef int (*mknod_fn)(const char*, mode_t, dev_t);
+typedef int (*mkdir_fn)(const char*, mode_t);
+typedef int (*two_paths_fn)(const char*, const char*);
+typedef int (*create_fn)(const char*, mode_t, void*);
+
+static int g_getattr(const char* p, void* st) { return too_long(p) ? -ENAMETOOLONG : ((getattr_fn)real_ops[kGetattr])(p, st); }
+static int g_mknod(const char* p, mode_t m, dev_t d) { return too_long(p) ? -ENAMETOOLONG : ((mknod_fn)real_ops[kMknod])(p, m, d); }
+static int g_mkdir(const char* p, mode_t m) { return too_long(p) ? -ENAMETOOLONG : ((mkdir_fn)real_ops[kMkdir])(p, m); }
+static int g_symlink(const char* target, const char* p) { return too_long(p) ? -ENAMETOOLONG : ((two_paths_fn)real_ops[kSymlink])(target, p); }
+static int g_rename(const char* from, const char* to) { return too_long(to) ? -ENAMETOOLONG : ((two_paths_fn)real_ops[kRename])(from, to); }
+static int g_link(const char* from, const char* to) { return too_long(to) ? -ENAMETOOLONG : ((two_paths_fn)real_ops[kLink])(from, to); }
+static int g_create(const char* p, mode_t m, void* fi) { return too_long(p) ? -ENAMETOOLONG : ((create_fn)real_ops[kCreate])(p, m, fi); }
+
+typedef int (*main_fn)(int, char**, const void*, size_t, void*);
+
+EXPORT int fuse_main_real(int argc, char* argv[], const void* op, size_t op_size, void* user_data) {
+  main_fn real = (main_fn)dlvsym(RTLD_NEXT, "fuse_main_real", "FUSE_2.6");  // what fuse2fs links
+  if (!real) real = (main_fn)dlsym(RTLD_NEXT, "fuse_main_real");
+  if (!real) {
+    errno = ENOSYS;
+    return 1;
+  }
+  // A struct smaller than the prefix (a program built for an older API) or larger than any
+  // libfuse2 has: served as it is.
+  if (!op || op_size < kPrefix * sizeof(any_fn) || op_size > sizeof our_ops || op_size % sizeof(any_fn))
+    return real(argc, argv, op, op_size, user_data);
+  memcpy(real_ops, op, op_size);
+  memcpy(our_ops, op, op_size);
+  static const struct { int i; any_fn f; } guards[] = {
+      {kGetattr, (any_fn)g_getattr}, {kMknod, (any_fn)g_mknod},   {kMkdir, (any_fn)g_mkdir}, {kSymlink, (any_fn)g_symlink},
+      {kRename, (any_fn)g_rename},   {kLink, (any_fn)g_link},     {kCreate, (any_fn)g_create},
+  };
+  for (size_t k = 0; k < sizeof guards / sizeof guards[0]; ++k)
+    if (real_ops[guards[k].i]) our_ops[guards[k].i] = guards[k].f;
+  return real(argc, argv, our_ops, op_size, user_data);
+}

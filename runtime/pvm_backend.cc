@@ -51,6 +51,7 @@ struct Launch {
   int listener = -1;
   // FUSE programs (runtime/pvm_fuse.h), started once the filter is in: argv, output memfd.
   std::vector<std::vector<char*>>* servers = nullptr;
+  std::vector<std::vector<char*>>* server_envp = nullptr;  // each: empty for the command's
   std::vector<int> server_out;
   uint64_t token = 0;
 };
@@ -84,7 +85,8 @@ void start_servers(const Launch& l) {
     }
     ::sigprocmask(SIG_SETMASK, l.mask, nullptr);
     char** argv = (*l.servers)[i].data();
-    ::execvpe(argv[0], argv, l.cmd->envp.data());
+    const std::vector<char*>& own = (*l.server_envp)[i];
+    ::execvpe(argv[0], argv, own.empty() ? l.cmd->envp.data() : const_cast<char**>(own.data()));
     ::dprintf(2, "vu: cannot execute %s: %s\n", argv[0], ::strerror(errno));
     ::_exit(127);
   }
@@ -159,16 +161,6 @@ std::string accel_library() {
   return {};
 }
 
-// libvu-fuse-shim.so (pvm/fuse_shim.c), found like the fast path's library.
-std::string fuse_shim_library() {
-  if (const char* env = std::getenv("VU_FUSE_SHIM_LIB")) return env;
-  std::string dir = sys::exe_dir();
-  if (dir.empty()) return {};
-  for (std::string p : {dir + "/libvu-fuse-shim.so", dir + "/../lib/vu/libvu-fuse-shim.so"})
-    if (::access(p.c_str(), R_OK) == 0) return p;
-  return {};
-}
-
 std::string base_name(const std::string& p) { return p.substr(p.rfind('/') + 1); }
 // A mount the view cannot write: squashfs, or an image mounted with :ro (EROFS from the path map).
 bool fuse_read_only(const fusefs::FuseMount& f) {
@@ -183,7 +175,7 @@ bool fuse_read_only(const fusefs::FuseMount& f) {
 Result<void> start_fuse(const ViewSpec& spec, pvm::Config& cfg, std::vector<pvm::FuseProgram>* out) {
   int timeout_ms = 10000;
   if (const char* e = std::getenv("VU_FUSE_INIT_TIMEOUT")) timeout_ms = std::max(1, std::atoi(e)) * 1000;
-  const std::string shim = fuse_shim_library();
+  const std::string shim = fusefs::fuse_shim_library();
   for (size_t i = 0; i < spec.fuse.size(); ++i) {
     const fusefs::FuseMount& f = spec.fuse[i];
     const std::string target = pvm::normalize(f.target);
@@ -201,11 +193,7 @@ Result<void> start_fuse(const ViewSpec& spec, pvm::Config& cfg, std::vector<pvm:
       }
     // The name in messages and the mount table: the program, also when --fuse runs it through
     // sh -c 'exec CMD "$1"' (fusefs::parse_fuse).
-    std::string name = prog;
-    if (argv.size() > 2 && argv[1] == "-c" && argv[2].starts_with("exec ")) {
-      std::string cmd = argv[2].substr(5);
-      name = base_name(cmd.substr(0, cmd.find(' ')));
-    }
+    const std::string name = fusefs::program_of(f);
     // libfuse2 is the program's, not sh's: `--fuse 'fuse2fs IMG' DIR` needs the shim as
     // `--mount image:` does (else it is told to mount /dev/fd/3, which libfuse2 cannot).
     const bool libfuse2 = name == "fuse2fs";
@@ -566,7 +554,24 @@ Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask)
   l.mask = &child_mask;
   auto report = VU_TRY(sys::pipe());
   l.report_fd = report.second.get();
+  // A program's environment: the command's, but fuse2fs gets the shim (fuse_program_preload).
+  std::vector<std::vector<std::string>> server_env;
+  std::vector<std::vector<char*>> server_envp;
   if (v.fuse) {
+    server_env.reserve(v.fuse->programs().size());  // (the pointers below stay valid)
+    server_envp.reserve(v.fuse->programs().size());
+    for (const fusefs::FuseMount& m : v.fuse->programs()) {
+      server_env.emplace_back();
+      server_envp.emplace_back();
+      std::string preload = fusefs::fuse_program_preload(m);
+      if (preload.empty()) continue;
+      for (const std::string& e : v.cmd.env)
+        if (e.compare(0, 11, "LD_PRELOAD=") != 0) server_env.back().push_back(e);
+      server_env.back().push_back(preload);
+      for (std::string& e : server_env.back()) server_envp.back().push_back(e.data());
+      server_envp.back().push_back(nullptr);
+    }
+    l.server_envp = &server_envp;
     l.servers = &server_argv;
     l.server_out = v.fuse->outputs();
     l.token = v.fuse->hook().token();

@@ -55,19 +55,29 @@ start=$(date +%s)
 for v in "${views[@]}"; do run_in "$v" & done
 wait
 echo "(the views took $(($(date +%s) - start)) s together)"
-# PJDFSTEST_KEEP=DIR: the result files are copied there (res-ns, res-B, res-A: "FILE N ok|fail").
-[ -z "${PJDFSTEST_KEEP:-}" ] || cp "$work"/res-* "$PJDFSTEST_KEEP"/
+# PJDFSTEST_KEEP=DIR: the result files are copied there (res-ns, res-B, res-A: "FILE N ok|fail"),
+# and the views' stderr (err-ns, err-B, err-A).
+[ -z "${PJDFSTEST_KEEP:-}" ] || cp "$work"/res-* "$work"/err-* "$PJDFSTEST_KEEP"/
 
 pjd_table "${views[@]}"
 
 [ "$(grep -c ' ok$' "$work/res-ns")" -gt 0 ] || { bad "pjdfstest ran in the ns view" "$(head -c 600 "$work/err-ns")"; summary; exit; }
 # The same subtests pass and fail in pvm as in ns: paths of PATH_MAX-1 bytes (*/03.t:
-# pvm/host_at.h), names of NAME_MAX+1 bytes (*/02.t: fuse2fs answers ENOENT, through the kernel
-# and through the monitor alike) and the largest file (truncate/12.t: fuse2fs's answer, not
+# pvm/host_at.h), names of NAME_MAX+1 bytes (*/02.t: fuse2fs's shim answers ENAMETOOLONG,
+# through the kernel and through the monitor alike: pvm/fuse_shim.c) and the largest file (truncate/12.t: fuse2fs's answer, not
 # tmpfs's) included.
 for v in "${views[@]}"; do
   [ $v = ns ] && continue
   pjd_same ns "$v"
+done
+# What the views did reached each image whole: vu wrote nothing back in vain (in A the view's
+# calls succeed on the shadow tree and reach fuse2fs at the sync points: a failed write-back is
+# the only sign of lost changes), and the image is consistent (fuse2fs once wrote names of 256
+# bytes as corrupt entries, which later turned the image read-only: pvm/fuse_shim.c).
+for v in "${views[@]}"; do
+  wb=$(grep -c "writing back" "$work/err-$v")
+  [ "$wb" = 0 ] && ok "$v: every change of the view was written back" || bad "$v: every change written back" "$wb write-backs failed, e.g.:" "$(grep "writing back" "$work/err-$v" | head -3)"
+  fsck=$(/sbin/e2fsck -fn "$work/disk-$v.ext4" 2>&1) && ok "$v: the image is consistent (e2fsck -fn)" || bad "$v: the image is consistent (e2fsck -fn)" "$(tail -c 500 <<<"$fsck")"
 done
 [ "$(fuse_left)" = "$base_mounts" ] && ok "nothing left mounted" || bad "nothing left mounted" "$(grep ' - fuse' /proc/self/mountinfo)"
 l=$(ps -o pid=,stat=,args= -u "$user" | awk '$2 !~ /^Z/' | grep -v -e ' ps ' -e grep)

@@ -71,10 +71,11 @@ same "squashfs: #! script from the image" $SQ -- /opt/app/bin/script.sh a b
 same "squashfs: read-only" $SQ -- sh -c 'touch /opt/app/new 2>/dev/null; echo "touch: $?"'
 same "squashfs: --fuse squashfuse" --fuse "squashfuse $W/app.sqfs" /srv/sq -- cat /srv/sq/share/sym
 # The program's limits, not the shadow's (pvm/fuse_client.h, "Limits: the program's, asked"): a
-# name of 256 bytes is sent to fuse2fs (which says ENOENT where tmpfs would say ENAMETOOLONG), a
-# growing ftruncate (truncate(1); truncate(2): integration.pjdfstest_image) gets its answer (success,
-# and a size of 0 past ext4's largest file). fuse2fs leaves a directory it was asked to make such a
-# name in unreadable, through the kernel too: each view gets a fresh copy of the image.
+# name of 256 bytes is sent to fuse2fs, whose shim (pvm/fuse_shim.c, on every backend) answers
+# ENAMETOOLONG as ext4 would; a growing ftruncate (truncate(1); truncate(2):
+# integration.pjdfstest_image) gets fuse2fs's answer (success, and a size of 0 past ext4's
+# largest file). Each view gets a fresh copy of the image, and e2fsck checks it afterwards:
+# fuse2fs alone wrote such a name as a corrupt entry (the directory then read as EIO).
 same_before='as_user cp "$W/disk.ext4" "$W/e.ext4"'
 same "ext4: names of 256 bytes and growing truncates: the program's answers" --mount "image:$W/e.ext4:/mnt" -- \
   sh -c 'n=$(printf "%0256d" 0) && mkdir /mnt/d /mnt/e && cd /mnt/d || exit 1
@@ -83,6 +84,18 @@ same "ext4: names of 256 bytes and growing truncates: the program's answers" --m
     touch f && truncate -s 1000000000000000 f; echo "ftruncate: $? $(stat -c %s f)"
     truncate -s 5000 f && echo "grown: $(stat -c %s f) $(wc -c <f)"; ls /mnt/d'
 same_before=
+long_names='n=$(printf "%0256d" 0); cd /mnt && mkdir d && cd d || exit 1
+  mkdir $n; touch $n; ln -s t $n; touch a; mv a $n; ln a $n; mknod $n p; mkdir ok; ls; sync'
+for host in ordinary "userns denied" container; do
+  as_user cp "$W/disk.ext4" "$W/e.ext4"
+  b=; [ "$host" = ordinary ] && b=--backend=ns
+  out=$(on_host "$host" "$VU" run $b --net host --mount "image:$W/e.ext4:/mnt" -- sh -c "$long_names" 2>&1)
+  fsck=$(/sbin/e2fsck -fn "$W/e.ext4" 2>&1); rc=$?
+  n_long=$(grep -c "File name too long" <<<"$out")
+  if [ $rc = 0 ] && [ "$n_long" = 6 ] && grep -qx ok <<<"$out"; then ok "$host: ext4: names of 256 bytes are ENAMETOOLONG and the image stays clean (e2fsck)"
+  else bad "$host: ext4: names of 256 bytes: ENAMETOOLONG, a clean image" "e2fsck status $rc: $(tail -c 300 <<<"$fsck")" \
+    "ENAMETOOLONG $n_long of 6; output: $(sed 's/0\{200,\}/N/g' <<<"$out" | head -c 600)"; fi
+done
 
 # ext4 through fuse2fs (libfuse2: the shim answers its /dev/fuse and mount(2)).
 for host in "userns denied" container; do
