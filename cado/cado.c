@@ -280,7 +280,8 @@ static uint64_t scado_caps(const char *path, int *exec_fd) {
             "%s is not the program scado authorized: no capabilities are granted.\n"
             "If you changed it on purpose, run scado -u %s.\n\n",
             path, path);
-    syslog(LOG_WARNING, "user %s: digest mismatch for %s", user_name, path);
+    char logged[CADO_LOG_TEXT_SIZE];
+    syslog(LOG_WARNING, "user %s: digest mismatch for %s", user_name, cado_log_text(path, logged));
     close(fd);
     return 0;
   }
@@ -411,7 +412,9 @@ int main(int argc, char **argv) {
       print_capset(requested & ~ok);
     }
     if (!force) {
-      syslog(LOG_NOTICE, "user %s: refused %016" PRIx64 " for %s (not allowed)", user_name, requested & ~ok, cmd[0]);
+      char logged[CADO_LOG_TEXT_SIZE];
+      syslog(LOG_NOTICE, "user %s: refused %016" PRIx64 " for %s (not allowed)", user_name, requested & ~ok,
+             cado_log_text(cmd[0], logged));
       fprintf(stderr, "cado: Permission denied\n");
       return EXIT_DENIED;
     }
@@ -420,7 +423,8 @@ int main(int argc, char **argv) {
 
   if (need_pam) {
     if (cado_authenticate(user_name, 1) < 0) {
-      syslog(LOG_NOTICE, "user %s: authentication failure for %s", user_name, cmd[0]);
+      char logged[CADO_LOG_TEXT_SIZE];
+      syslog(LOG_NOTICE, "user %s: authentication failure for %s", user_name, cado_log_text(cmd[0], logged));
       fprintf(stderr, "cado: Authentication failure\n");
       return EXIT_DENIED;
     }
@@ -434,7 +438,8 @@ int main(int argc, char **argv) {
     printf("Granted ambient capabilities:\n");
     print_capset(grant);
   }
-  syslog(LOG_INFO, "user %s: granted %016" PRIx64 " to %s", user_name, grant, cmd[0]);
+  char logged[CADO_LOG_TEXT_SIZE];
+  syslog(LOG_INFO, "user %s: granted %016" PRIx64 " to %s", user_name, grant, cado_log_text(cmd[0], logged));
   fflush(stdout);
 
   static struct cado_env reset;

@@ -235,3 +235,22 @@ int cado_env_keep(const char *entry) {
   for (const char *const *k = kChecked; *k && !checked; ++k) checked = strlen(*k) == n && memcmp(entry, *k, n) == 0;
   return checked && !strchr(v, '/');
 }
+
+const char *cado_log_text(const char *s, char out[CADO_LOG_TEXT_SIZE]) {
+  static const char hex[] = "0123456789abcdef";
+  size_t o = 0, i = 0;
+  for (; s && s[i] && i < 200; ++i) {
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out[o++] = (char)c;
+    } else {
+      out[o++] = '\\';
+      out[o++] = 'x';
+      out[o++] = hex[c >> 4];
+      out[o++] = hex[c & 15];
+    }
+  }
+  if (s && s[i]) out[o++] = '.', out[o++] = '.', out[o++] = '.';
+  out[o] = 0;
+  return out;
+}

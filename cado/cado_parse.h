@@ -65,6 +65,12 @@ const char *cado_scado_check_line(const char *line, size_t len);
  * display, as sudo keeps them). Everything else is dropped. */
 int cado_env_keep(const char *entry);
 
+/* S as a log may carry it: printable ASCII kept, a backslash and every other byte as \xHH (a
+ * user-chosen path must not start a forged line or hide in escape sequences), cut at 200 bytes
+ * of input with "..." after. Returns out. */
+#define CADO_LOG_TEXT_SIZE (200 * 4 + 4)
+const char *cado_log_text(const char *s, char out[CADO_LOG_TEXT_SIZE]);
+
 #ifdef __cplusplus
 }
 #endif

@@ -97,6 +97,18 @@ TEST(CadoScado, FindAndCheck) {
 }
 
 // cado -S keeps a short list of the caller's variables, and only values that name no file.
+TEST(CadoLog, UserTextCannotForgeALine) {
+  char out[CADO_LOG_TEXT_SIZE];
+  EXPECT_STREQ(cado_log_text("/usr/bin/ip", out), "/usr/bin/ip");
+  EXPECT_STREQ(cado_log_text("a\nuser root: granted ffff to /bin/sh", out), "a\\x0auser root: granted ffff to /bin/sh");
+  EXPECT_STREQ(cado_log_text("\x1b[2Jx\\y\xc3\xa9", out), "\\x1b[2Jx\\x5cy\\xc3\\xa9");
+  std::string worst(300, '\x01');
+  cado_log_text(worst.c_str(), out);
+  EXPECT_EQ(std::strlen(out), 200u * 4 + 3);  // cut, and fits
+  EXPECT_STREQ(out + 800, "...");
+  EXPECT_STREQ(cado_log_text(nullptr, out), "");
+}
+
 TEST(CadoEnv, KeepList) {
   for (const char* kept : {"TERM=xterm-256color", "COLORTERM=truecolor", "LANG=C.UTF-8", "LANGUAGE=it:en",
                            "LC_ALL=C", "LC_TIME=en_GB.UTF-8", "TZ=Europe/Rome", "TZ=:Europe/Rome", "TZ=UTC",
