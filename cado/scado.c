@@ -11,9 +11,11 @@
  * only through this program and cado. The _cado group is effective only while the spool is read
  * or written; everything else (hashing the programs, the editor) runs with your own ids, so
  * scado reads nothing you could not. A new spool file is written to a fresh O_EXCL temporary
- * (USER:XXXXXX — ':' is in no user name) and renamed.
+ * (USER:XXXXXX — ':' is in no user name) and renamed; the temporaries of yours a killed scado
+ * left (older than a minute) are removed then.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -23,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cado_common.h"
@@ -107,9 +110,28 @@ static int fill_digests(const char *in, size_t len, char *out, size_t outsz, int
   return (int)o;
 }
 
+/* With the spool's gid: removes USER:XXXXXX temporaries older than a minute (a running scado
+ * renames its own within the write and fsync that follow its creation). Only this user's names,
+ * only regular files, never following a link. */
+static void sweep_own_temporaries(void) {
+  DIR *d = opendir(CADO_SPOOL);
+  if (!d) return;
+  const size_t ul = strlen(user);
+  const time_t now = time(NULL);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, user, ul) != 0 || e->d_name[ul] != ':' || strlen(e->d_name + ul + 1) != 6) continue;
+    struct stat st;
+    if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) && now - st.st_mtime > 60)
+      (void)unlinkat(dirfd(d), e->d_name, 0);
+  }
+  closedir(d);
+}
+
 static int save(const char *text, size_t len) {
   char tmp[PATH_MAX];
   if (snprintf(tmp, sizeof tmp, "%s:XXXXXX", spool) >= (int)sizeof tmp || setegid(spool_gid) < 0) return -1;
+  sweep_own_temporaries();
   int fd = mkostemp(tmp, O_CLOEXEC); /* O_CREAT|O_EXCL, mode 0600 */
   if (fd < 0) {
     fprintf(stderr, "scado: %s: %s\n", tmp, strerror(errno));

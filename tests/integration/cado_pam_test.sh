@@ -199,8 +199,16 @@ check "cado -S: a program scado does not list is refused" 2 "" "" as "$user" cad
 as "$user" sh -c "printf x >> '$home/bin/mytool'"
 check "cado -S: a modified binary is refused" 2 "" "" as "$user" cado -S net_raw -- "$home/bin/mytool" -c
 grep -q "EXECUTABLE DIGEST HAS CHANGED" "$work/err" && ok "…with the warning banner" || bad "…with the warning banner" "$(cat "$work/err")"
+# What a scado killed mid-save leaves (its USER:XXXXXX temporary) goes at the next save; a fresh
+# one (a scado saving now) and another user's stay.
+for t in "$user:AbC123" "$user:fresh1" "root:AbC123"; do : > "/var/spool/cado/$t"; chown root:_cado "/var/spool/cado/$t"; done
+touch -d '-5 min' "/var/spool/cado/$user:AbC123" "/var/spool/cado/root:AbC123"
 check "scado -u refreshes the digest" 0 "" "$pw
 " as "$user" scado -u "$home/bin/mytool"
+left=$(cd /var/spool/cado && ls -d "$user":* root:* 2>/dev/null | LC_ALL=C sort | tr '\n' ' ')
+[ "$left" = "$(printf '%s\n' "$user:fresh1" root:AbC123 | LC_ALL=C sort | tr '\n' ' ')" ] && ok "scado: a killed scado's stale temporary is removed at the next save, nothing else" \
+  || bad "scado: stale temporaries" "left: $left"
+rm -f "/var/spool/cado/$user:fresh1" /var/spool/cado/root:AbC123
 check "…then cado -S runs it again" 0 "net_raw" "" as "$user" cado -S net_raw -- "$home/bin/mytool" -c
 check "scado: two actions" 255 "" "" as "$user" scado -l -D
 as "$user" sh -c "printf y >> '$home/bin/mytool'"
