@@ -25,7 +25,7 @@
  *
  * Divergences from libpam-net 0.3, each a fix: an /etc/netns/NAME that is not root's, or that
  * group or others may write, refuses the session (its entries replace /etc/shadow, sudoers…
- * in it); an entry covers /etc/ENTRY itself, never what a symlink there points to (with
+ * in it), and so does such an entry (what it is or points to); an entry covers /etc/ENTRY itself, never what a symlink there points to (with
  * rootshared, /etc/resolv.conf -> /run/… put the bind on the host's /run); a missing /etc/netns/NAME is not an error (the
  * original aborted the session after entering the namespace); a failed bind of one of its
  * entries fails the session (the original logged and went on; an entry with nothing of that
@@ -383,6 +383,15 @@ static int bind_etc(pam_handle_t *pamh, const char *dir) {
     int tree = open_tree(AT_FDCWD, from, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
     if (tree < 0) {
       pam_syslog(pamh, LOG_ERR, "bind %s: %m", from);
+      failed = 1;
+      break;
+    }
+    /* What is bound (a symlink entry's target included) replaces /etc/ENTRY for the session's
+     * setuid programs too: root's, written by no one else, as /etc/netns/NAME itself. */
+    struct stat est;
+    if (fstat(tree, &est) < 0 || est.st_uid != 0 || (est.st_mode & (S_IWGRP | S_IWOTH))) {
+      pam_syslog(pamh, LOG_ERR, "%s is not root's or is writable by others: refused", from);
+      close(tree);
       failed = 1;
       break;
     }

@@ -348,6 +348,16 @@ chown root "/etc/netns/$user"; chmod 0775 "/etc/netns/$user"
 chmod 0755 "/etc/netns/$user"
 [ $rc = 3 ] && [ $rc2 = 3 ] && ok "pam_usernet: an /etc/netns/USER the user owns, or group-writable, refuses the session" \
   || bad "pam_usernet: /etc/netns/USER not root's" "user-owned: rc $rc, group-writable: rc $rc2 (want 3, 3)"
+# …and so does an entry in it the user could write: a file of theirs, or a root-owned symlink to one.
+printf 'x\n' > "/etc/netns/$user/hosts"; chown "$user" "/etc/netns/$user/hosts"
+"$PAMSESSION" vu-test-usernet "$user" true 2>/dev/null; rc=$?
+rm -f "/etc/netns/$user/hosts"
+as "$user" sh -c "printf 'x\n' > '$work/user-hosts'"; ln -s "$work/user-hosts" "/etc/netns/$user/hosts"
+"$PAMSESSION" vu-test-usernet "$user" true 2>/dev/null; rc2=$?
+rm -f "/etc/netns/$user/hosts" "$work/user-hosts"
+"$PAMSESSION" vu-test-usernet "$user" true 2>/dev/null; rc3=$?
+[ $rc = 3 ] && [ $rc2 = 3 ] && [ $rc3 = 0 ] && ok "pam_usernet: an /etc/netns/USER entry the user could write (or a link to one) refuses the session" \
+  || bad "pam_usernet: user-writable entries" "user-owned: rc $rc, link to the user's: rc $rc2 (want 3, 3); clean again: rc $rc3 (want 0)"
 # rootshared: the session's mounts reach the parent namespace (that is the option's point), its
 # own /sys and /etc do not. Run in a namespace of our own whose / is shared, as on systemd hosts.
 # The first session may make /etc a mount point of its own, once (documented, as /run/netns);
