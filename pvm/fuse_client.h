@@ -256,7 +256,7 @@ class FuseTree {
   void set_access(Access a) { access_ = a; }
   // EPERM when a shadow object is of another owner (chmod), else 0.
   int owner_only(dev_t dev, ino_t ino);
-  struct timespec restore_mode(const std::string& dir, const struct stat& before);  // sync()'s listing: the new ctime
+  struct timespec restore_mode(const std::string& host, const struct stat& before);  // sync()'s opening up: the new ctime
   struct Counts {
     uint64_t nodes = 0, filled = 0, filled_bytes = 0, written_back = 0;
   };
@@ -307,7 +307,10 @@ class FuseTree {
   // Records n as the shadow object `st` describes (sync: the stat of its walk, not of the path
   // now, which the view may have removed, renamed or changed since: the next sync sees that).
   void remember(const struct stat& st, Node n);
-  int write_content(Node& n, const std::string& host, uint64_t fh);
+  // The shadow file's content to the program (fh open for writing). A file the view made
+  // unreadable to its owner is read through u+r for the moment of its opening; `seen` (the
+  // walk's stat) then takes the ctime that moved, which is no change of the view's.
+  int write_content(Node& n, const std::string& host, uint64_t fh, struct stat* seen);
   int sync_locked();
 
   std::unique_ptr<FuseClient> client_;

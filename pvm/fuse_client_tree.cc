@@ -285,12 +285,12 @@ mode_t FuseTree::shadow_mode(const fuse_attr& a) const {
   return (perm & ~0700) | (cls << 6);
 }
 
-// Puts back the mode of a directory sync() opened up; the ctime that moved is not the view's
-// change (the node and stat's record move with it when they had the old one).
-struct timespec FuseTree::restore_mode(const std::string& dir, const struct stat& before) {
-  ::chmod(HostAt(dir).path().c_str(), before.st_mode & 07777);
+// Puts back the mode of a directory or file sync() opened up; the ctime that moved is not the
+// view's change (the node and stat's record move with it when they had the old one).
+struct timespec FuseTree::restore_mode(const std::string& host, const struct stat& before) {
+  ::chmod(HostAt(host).path().c_str(), before.st_mode & 07777);
   struct stat now;
-  if (host_lstat(dir, &now) < 0) return before.st_ctim;
+  if (host_lstat(host, &now) < 0) return before.st_ctim;
   if (auto n = nodes_.find(now.st_ino); n != nodes_.end() && ts_eq(n->second.ctime, before.st_ctim)) n->second.ctime = now.st_ctim;
   std::lock_guard<std::mutex> lock(stat_mu_);
   if (auto f = stat_fix_.find(now.st_ino); f != stat_fix_.end() && ts_eq(f->second.ctime, before.st_ctim)) f->second.ctime = now.st_ctim;
@@ -354,8 +354,21 @@ int FuseTree::sync() {
   return sync_locked();
 }
 
-int FuseTree::write_content(Node& n, const std::string& host, uint64_t fh) {
+int FuseTree::write_content(Node& n, const std::string& host, uint64_t fh, struct stat* seen) {
   int fd = host_open(host, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == EACCES) {
+    // (open(…, O_CREAT|O_WRONLY, 0151), install -m 0200: the view may write what its owner
+    // cannot read. Left unwritten, the program kept a name the tree did not record.)
+    struct stat before;
+    if (host_lstat(host, &before) == 0 && S_ISREG(before.st_mode) &&
+        ::chmod(HostAt(host).path().c_str(), (before.st_mode & 07777) | S_IRUSR) == 0) {
+      fd = host_open(host, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      const int e = errno;
+      const struct timespec now = restore_mode(host, before);
+      if (seen && ts_eq(seen->st_ctim, before.st_ctim)) seen->st_ctim = now;
+      errno = e;
+    }
+  }
   if (fd < 0) return errno;
   std::string buf(client_->max_write(), '\0');
   uint64_t off = 0;
@@ -592,6 +605,7 @@ int FuseTree::sync_locked() {
       n.name = s.name;
       n.filled = true;
       int err = 0;
+      bool made_file = false;  // a regular file the program has, whatever followed
       if (S_ISDIR(s.st.st_mode)) {
         err = client_->mkdir(parent, s.name, perm, &e);
       } else if (S_ISLNK(s.st.st_mode)) {
@@ -603,11 +617,14 @@ int FuseTree::sync_locked() {
         err = client_->create(parent, s.name, S_IFREG | perm, O_WRONLY | O_CREAT | O_EXCL, &e, &fh);
         if (err == ENOSYS) {  // no CREATE: MKNOD then OPEN
           err = client_->mknod(parent, s.name, S_IFREG | perm, 0, &e);
+          made_file = !err;
           if (!err) err = client_->open(e.node, O_WRONLY, false, &fh);
+        } else {
+          made_file = !err;
         }
         if (!err) {
           n.node = e.node;
-          err = write_content(n, s.path, fh);
+          err = write_content(n, s.path, fh, &s.st);
           int fe = client_->flush(e.node, fh);
           if (!fe) fe = client_->fsync(e.node, fh, false);
           (void)client_->release(e.node, fh, false);
@@ -618,7 +635,7 @@ int FuseTree::sync_locked() {
       } else {
         continue;
       }
-      if (err) {
+      if (err && !made_file) {
         note(fail(s.path, "create", err));
         continue;
       }
@@ -628,6 +645,14 @@ int FuseTree::sync_locked() {
       // it meanwhile (had it been left out because its path was gone, the program would keep
       // a name the tree does not know: its directory's removal failed with ENOTEMPTY).
       remember(s.st, n);
+      if (err) {
+        // Made, but its content did not all go: recorded all the same (made again, the name
+        // would be there twice: fuse2fs checks no name it is asked to link), written again at
+        // the next sync.
+        note(fail(s.path, "write", err));
+        if (auto m = nodes_.find(s.ino); m != nodes_.end()) m->second.ctime = m->second.mtime = {};
+        continue;
+      }
       it = nodes_.find(s.ino);
       // Times as the view left them (they were set before the content went in).
       fuse_setattr_in in{};
@@ -650,7 +675,7 @@ int FuseTree::sync_locked() {
       uint64_t fh = 0;
       int err = client_->open(n.node, O_WRONLY, false, &fh);
       if (!err) err = client_->setattr(n.node, tr, nullptr);
-      if (!err) err = write_content(n, s.path, fh);
+      if (!err) err = write_content(n, s.path, fh, &s.st);
       if (!err) err = client_->flush(n.node, fh);
       if (!err) err = client_->fsync(n.node, fh, false);
       (void)client_->release(n.node, fh, false);

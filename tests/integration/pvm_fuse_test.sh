@@ -114,6 +114,21 @@ for host in "userns denied" container; do
   else bad "$host: ext4: changes in the image" "got: $got" "want: $want"; fi
   out=$(on_host "$host" "$VU" run --net host --mount "image:$W/d.ext4:/mnt" -- sh -c 'cat /mnt/dir/f; ls /mnt/old' 2>&1)
   if [ "$out" = new ]; then ok "$host: ext4: another view reads them"; else bad "$host: ext4: another view" "$out"; fi
+  # Files the view may write but its owner cannot read (open(…, O_CREAT|O_WRONLY, 0151), a
+  # 0200 one, cp of a 0444 file), written back at a sync in the middle and at the end: each
+  # reaches the image once, with its content and mode (the write-back read the shadow file:
+  # refused, the program kept the name unrecorded and the next sync made it again, twice in
+  # the directory).
+  as_user cp "$W/disk.ext4" "$W/m.ext4"
+  out=$(on_host "$host" "$VU" run --net host --mount "image:$W/m.ext4:/mnt" -- sh -c '
+    mkdir /mnt/m && cd /mnt/m || exit 1
+    umask 0; printf one > w; chmod 0200 w; printf two > x; chmod 0151 x; cp /etc/hostname r 2>/dev/null || echo r > r; chmod 0444 r
+    sync; printf three > y; chmod 0 y; sync; printf more >> w; printf more >> r 2>/dev/null; :' 2>"$work/err"); rc=$?
+  got=$(for f in w x y r; do printf '%s %s ' $f "$(debugfs -R "stat /m/$f" "$W/m.ext4" 2>/dev/null | sed -n 's/.*Mode: *\([0-7]*\).*/\1/p')"; debugfs -R "cat /m/$f" "$W/m.ext4" 2>/dev/null; echo; done)
+  want=$(printf 'w 0200 onemore\nx 0151 two\ny 0000 three\nr 0444 %s\n' "$(cat /etc/hostname 2>/dev/null || echo r)")
+  fsck=$(/sbin/e2fsck -fn "$W/m.ext4" 2>&1); frc=$?
+  if [ $rc = 0 ] && [ "$got" = "$want" ] && [ $frc = 0 ] && ! grep -q "writing back" "$work/err"; then ok "$host: ext4: files their owner cannot read are written back once, content and mode (e2fsck clean)"
+  else bad "$host: ext4: files their owner cannot read" "status $rc, e2fsck $frc: $(grep -m3 -i duplicate <<<"$fsck")" "got: $got" "want: $want" "stderr: $(head -c 400 "$work/err")"; fi
 done
 
 # Bad programs and images: a clear error, status 125, nothing left running.
