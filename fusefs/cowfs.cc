@@ -241,14 +241,18 @@ int resolve_inode(Inode* x, Node* n, Loc* l) {
 }
 
 // The attributes the view sees: a lower file is the view's; a layer file keeps its owner
-// unless the view does not map it.
+// unless the view does not map it. A symlink always keeps its owner: by it the kernel's
+// fs.protected_symlinks refuses to follow, in a sticky world-writable directory (/tmp), a link
+// another user planted there (shown as the view's, it would be followed into the view's files).
 struct stat present(const Node& n) {
   struct stat st = n.st;
+  if (S_ISLNK(st.st_mode)) return st;
   if (n.layer == 2 || st.st_uid == g.overflow_uid) st.st_uid = g.uid;
   if (n.layer == 2 || st.st_gid == g.overflow_gid) st.st_gid = g.gid;
   return st;
 }
 void present_fd(struct stat* st) {
+  if (S_ISLNK(st->st_mode)) return;  // (as in present())
   if (st->st_uid == g.overflow_uid) st->st_uid = g.uid;
   if (st->st_gid == g.overflow_gid) st->st_gid = g.gid;
 }
@@ -716,7 +720,8 @@ void keep_if_last(Inode* parent, const std::string& name) {
 int stat_inode(Inode* x, struct stat* st) {
   if (x->links.empty() && x->orphan >= 0) {
     if (::fstat(x->orphan, st) < 0) return -errno;
-    if (x->layer == 2) st->st_uid = g.uid, st->st_gid = g.gid, st->st_nlink = 0;
+    if (x->layer == 2 && !S_ISLNK(st->st_mode)) st->st_uid = g.uid, st->st_gid = g.gid;
+    if (x->layer == 2) st->st_nlink = 0;
     present_fd(st);
     return 0;
   }
