@@ -310,6 +310,9 @@ class FuseTree {
   // The shadow file's content to the program (fh open for writing). A file the view made
   // unreadable to its owner is read through u+r for the moment of its opening; `seen` (the
   // walk's stat) then takes the ctime that moved, which is no change of the view's.
+  // kGone: the shadow file is gone since the walk (the view removed or renamed it: the next
+  // sync writes that back), not a failure.
+  static constexpr int kGone = -1;
   int write_content(Node& n, const std::string& host, uint64_t fh, struct stat* seen);
   int sync_locked();
 

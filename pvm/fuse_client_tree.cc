@@ -369,7 +369,7 @@ int FuseTree::write_content(Node& n, const std::string& host, uint64_t fh, struc
       errno = e;
     }
   }
-  if (fd < 0) return errno;
+  if (fd < 0) return errno == ENOENT || errno == ELOOP || errno == ENOTDIR ? kGone : errno;
   std::string buf(client_->max_write(), '\0');
   uint64_t off = 0;
   int err = 0;
@@ -564,6 +564,10 @@ int FuseTree::sync_locked() {
       n.parent_ino = std::get<1>(*l);
       n.name = std::get<2>(*l);
       links_.erase(l);
+      // Its node too: a libfuse2 program's node is a path (fuse2fs answered the old one's
+      // SETATTR with ENOENT at every later sync).
+      FuseClient::Entry e;
+      if (uint64_t p = node_of_dir(n.parent_ino); p && client_->lookup(p, n.name, &e) == 0) n.node = e.node;
       nodes_[ino] = n;
       break;
     }
@@ -648,8 +652,8 @@ int FuseTree::sync_locked() {
       if (err) {
         // Made, but its content did not all go: recorded all the same (made again, the name
         // would be there twice: fuse2fs checks no name it is asked to link), written again at
-        // the next sync.
-        note(fail(s.path, "write", err));
+        // the next sync (or removed: kGone).
+        if (err != kGone) note(fail(s.path, "write", err));
         if (auto m = nodes_.find(s.ino); m != nodes_.end()) m->second.ctime = m->second.mtime = {};
         continue;
       }
@@ -680,7 +684,7 @@ int FuseTree::sync_locked() {
       if (!err) err = client_->fsync(n.node, fh, false);
       (void)client_->release(n.node, fh, false);
       if (err) {
-        note(fail(s.path, "write", err));
+        if (err != kGone) note(fail(s.path, "write", err));
         continue;
       }
     }

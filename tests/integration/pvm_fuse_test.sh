@@ -118,16 +118,18 @@ for host in "userns denied" container; do
   # 0200 one, cp of a 0444 file), written back at a sync in the middle and at the end: each
   # reaches the image once, with its content and mode (the write-back read the shadow file:
   # refused, the program kept the name unrecorded and the next sync made it again, twice in
-  # the directory).
+  # the directory). And hard links whose first or second name is removed, changed through the
+  # other (the node was the removed name's: fuse2fs said ENOENT to every later write-back).
   as_user cp "$W/disk.ext4" "$W/m.ext4"
   out=$(on_host "$host" "$VU" run --net host --mount "image:$W/m.ext4:/mnt" -- sh -c '
     mkdir /mnt/m && cd /mnt/m || exit 1
-    umask 0; printf one > w; chmod 0200 w; printf two > x; chmod 0151 x; cp /etc/hostname r 2>/dev/null || echo r > r; chmod 0444 r
-    sync; printf three > y; chmod 0 y; sync; printf more >> w; printf more >> r 2>/dev/null; :' 2>"$work/err"); rc=$?
-  got=$(for f in w x y r; do printf '%s %s ' $f "$(debugfs -R "stat /m/$f" "$W/m.ext4" 2>/dev/null | sed -n 's/.*Mode: *\([0-7]*\).*/\1/p')"; debugfs -R "cat /m/$f" "$W/m.ext4" 2>/dev/null; echo; done)
-  want=$(printf 'w 0200 onemore\nx 0151 two\ny 0000 three\nr 0444 %s\n' "$(cat /etc/hostname 2>/dev/null || echo r)")
+    umask 0; printf one > w; chmod 0200 w; printf two > x; chmod 0151 x; printf four > s; chmod 0444 s; cp s r
+    sync; printf three > y; chmod 0 y; sync; printf more >> w; printf more >> r 2>/dev/null
+    printf h > a1; ln a1 a2; printf h > b1; ln b1 b2; sync; rm a1 b2; sync; printf 2 >> a2; printf 2 >> b1; chmod 0640 a2 b1; sync; :' 2>"$work/err"); rc=$?
+  got=$(for f in w x y r a2 b1; do printf '%s %s ' $f "$(debugfs -R "stat /m/$f" "$W/m.ext4" 2>/dev/null | sed -n 's/.*Mode: *\([0-7]*\).*/\1/p')"; debugfs -R "cat /m/$f" "$W/m.ext4" 2>/dev/null; echo; done)
+  want=$(printf 'w 0200 onemore\nx 0151 two\ny 0000 three\nr 0444 four\na2 0640 h2\nb1 0640 h2\n')
   fsck=$(/sbin/e2fsck -fn "$W/m.ext4" 2>&1); frc=$?
-  if [ $rc = 0 ] && [ "$got" = "$want" ] && [ $frc = 0 ] && ! grep -q "writing back" "$work/err"; then ok "$host: ext4: files their owner cannot read are written back once, content and mode (e2fsck clean)"
+  if [ $rc = 0 ] && [ "$got" = "$want" ] && [ $frc = 0 ] && ! grep -q "writing back" "$work/err"; then ok "$host: ext4: files their owner cannot read, and a hard link's other name, are written back once, content and mode (e2fsck clean)"
   else bad "$host: ext4: files their owner cannot read" "status $rc, e2fsck $frc: $(grep -m3 -i duplicate <<<"$fsck")" "got: $got" "want: $want" "stderr: $(head -c 400 "$work/err")"; fi
 done
 
