@@ -615,6 +615,7 @@ int FuseTree::sync_locked() {
       } else if (S_ISLNK(s.st.st_mode)) {
         char target[4096];
         ssize_t k = host_readlink(s.path, target, sizeof target);
+        if (k < 0 && (errno == ENOENT || errno == EINVAL)) continue;  // gone since the walk (or no longer a link)
         err = k < 0 ? errno : client_->symlink(parent, s.name, std::string(target, static_cast<size_t>(k)), &e);
       } else if (S_ISREG(s.st.st_mode)) {
         uint64_t fh = 0;
