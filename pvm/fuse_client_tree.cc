@@ -483,10 +483,16 @@ int FuseTree::sync_locked() {
       if (seen[k].parent_ino == n.parent_ino && seen[k].name == n.name) return true;
     return false;
   };
-  // Names on the program's side as recorded: a rename onto one replaces what was there.
+  // Names on the program's side as recorded (records and hard links recorded apart): a rename
+  // onto one replaces what was there; nothing else may make one again before its removal went
+  // through (fuse2fs checks no name it is asked to make: the name would be there twice, and
+  // the directory corrupt). A removal waits for a complete walk, or failed: a new object of
+  // that name waits for the next sync.
   auto occupied = [&](uint64_t parent_ino, const std::string& name, uint64_t except) {
     for (const auto& [ino, n] : nodes_)
       if (ino != except && n.parent_ino == parent_ino && n.name == name) return true;
+    for (const auto& [ino, pino, lname] : links_)
+      if (ino != except && pino == parent_ino && lname == name) return true;
     return false;
   };
   // 0. New directories (parents first), so that renames can move things into them; one whose
@@ -537,7 +543,29 @@ int FuseTree::sync_locked() {
     n.parent_ino = s.parent_ino;
     n.name = s.name;
   }
-  // 2. Removals: a known inode not at its recorded name any more, deepest first.
+  // 2. Removals. First the hard links recorded apart that are gone (so that a record whose
+  // name goes below never passes to one of them that is gone too: its directory's removal
+  // then failed with ENOTEMPTY until the next sync).
+  for (auto l = links_.begin(); complete && l != links_.end();) {
+    const auto& [ino, pino, name] = *l;
+    bool there = false;
+    if (auto it = seen_by_ino.find(ino); it != seen_by_ino.end())
+      for (size_t k : it->second) there |= seen[k].parent_ino == pino && seen[k].name == name;
+    if (there) {
+      ++l;
+      continue;
+    }
+    if (uint64_t parent = node_of_dir(pino)) {
+      int e = client_->unlink(parent, name);
+      if (e && e != ENOENT) {
+        note(fail(shadow_ + "/" + name, "unlink", e));
+        ++l;  // still the program's: kept, and unlinked again at the next sync
+        continue;
+      }
+    }
+    l = links_.erase(l);
+  }
+  // Then a known inode not at its recorded name any more, deepest first.
   std::vector<std::pair<int, uint64_t>> gone;
   for (auto& [ino, n] : nodes_) {
     if (!complete) break;
@@ -555,7 +583,10 @@ int FuseTree::sync_locked() {
     uint64_t parent = node_of_dir(n.parent_ino);
     if (parent && !occupied(n.parent_ino, n.name, ino)) {  // else a rename replaced it already
       int e = S_ISDIR(n.mode) ? client_->rmdir(parent, n.name) : client_->unlink(parent, n.name);
-      if (e && e != ENOENT) note(fail(shadow_ + "/" + n.name, "remove", e));
+      if (e && e != ENOENT) {
+        note(fail(shadow_ + "/" + n.name, "remove", e));
+        continue;  // still the program's: kept, and removed again at the next sync
+      }
     }
     nodes_.erase(ino);
     // Still reachable by another name (a hard link recorded apart): that name becomes its own.
@@ -572,22 +603,6 @@ int FuseTree::sync_locked() {
       break;
     }
   }
-  // Hard links recorded apart that are gone.
-  for (auto l = links_.begin(); complete && l != links_.end();) {
-    const auto& [ino, pino, name] = *l;
-    bool there = false;
-    if (auto it = seen_by_ino.find(ino); it != seen_by_ino.end())
-      for (size_t k : it->second) there |= seen[k].parent_ino == pino && seen[k].name == name;
-    if (there) {
-      ++l;
-      continue;
-    }
-    if (uint64_t parent = node_of_dir(pino)) {
-      int e = client_->unlink(parent, name);
-      if (e && e != ENOENT) note(fail(shadow_ + "/" + name, "unlink", e));
-    }
-    l = links_.erase(l);
-  }
   // 3. New names (parents first, as walked): make them; 4. changed content and attributes.
   for (Seen& s : seen) {
     uint64_t parent = node_of_dir(s.parent_ino);
@@ -595,7 +610,8 @@ int FuseTree::sync_locked() {
     auto it = nodes_.find(s.ino);
     const mode_t perm = s.st.st_mode & 07777;
     if (it != nodes_.end() && !(it->second.parent_ino == s.parent_ino && it->second.name == s.name)) {
-      if (!S_ISDIR(s.st.st_mode) && !links_.count({s.ino, s.parent_ino, s.name})) {  // a new name of a known inode
+      if (!S_ISDIR(s.st.st_mode) && !links_.count({s.ino, s.parent_ino, s.name}) &&
+          !occupied(s.parent_ino, s.name, s.ino)) {  // a new name of a known inode
         FuseClient::Entry e;
         if (int le = client_->link(it->second.node, parent, s.name, &e)) note(fail(s.path, "link", le));
         else links_.insert({s.ino, s.parent_ino, s.name});
@@ -603,6 +619,7 @@ int FuseTree::sync_locked() {
       continue;
     }
     if (it == nodes_.end()) {
+      if (occupied(s.parent_ino, s.name, s.ino)) continue;  // made at the next sync, once removed
       FuseClient::Entry e;
       Node n;
       n.parent_ino = s.parent_ino;

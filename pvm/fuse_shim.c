@@ -7,7 +7,9 @@
 //    directory entry whose 8-bit length wrapped, the directory then reads as corrupt (EIO,
 //    e2fsck finds errors), and the next change there can turn the whole image read-only. The
 //    guard wraps fuse2fs's operations at fuse_main_real: lookups (getattr) and every call that
-//    makes a name (mknod, mkdir, create, symlink, link, rename's target). libfuse2's struct
+//    makes a name (mknod, mkdir, create, symlink, link, rename's target). The calls that make
+//    a name also get EEXIST when it is taken: fuse2fs links it again otherwise (a second entry
+//    of that name, e2fsck errors). libfuse2's struct
 //    fuse_operations is a frozen ABI (2.9 is its last version); its leading members are
 //    spelled below rather than taken from libfuse-dev, which would be a build dependency for
 //    one struct.
@@ -142,13 +144,38 @@ typedef int (*mkdir_fn)(const char*, mode_t);
 typedef int (*two_paths_fn)(const char*, const char*);
 typedef int (*create_fn)(const char*, mode_t, void*);
 
+// 0, or the errno a new name at P gets before fuse2fs sees it: too long, or taken (fuse2fs
+// links a name without looking whether the directory has it: the kernel always looked it up
+// first, but environment A's write-back does not, and a second entry corrupts the directory).
+static int new_name(const char* p) {
+  if (too_long(p)) return -ENAMETOOLONG;
+  struct stat st;
+  if (real_ops[kGetattr] && ((getattr_fn)real_ops[kGetattr])(p, &st) == 0) return -EEXIST;
+  return 0;
+}
+
 static int g_getattr(const char* p, void* st) { return too_long(p) ? -ENAMETOOLONG : ((getattr_fn)real_ops[kGetattr])(p, st); }
-static int g_mknod(const char* p, mode_t m, dev_t d) { return too_long(p) ? -ENAMETOOLONG : ((mknod_fn)real_ops[kMknod])(p, m, d); }
-static int g_mkdir(const char* p, mode_t m) { return too_long(p) ? -ENAMETOOLONG : ((mkdir_fn)real_ops[kMkdir])(p, m); }
-static int g_symlink(const char* target, const char* p) { return too_long(p) ? -ENAMETOOLONG : ((two_paths_fn)real_ops[kSymlink])(target, p); }
+static int g_mknod(const char* p, mode_t m, dev_t d) {
+  int e = new_name(p);
+  return e ? e : ((mknod_fn)real_ops[kMknod])(p, m, d);
+}
+static int g_mkdir(const char* p, mode_t m) {
+  int e = new_name(p);
+  return e ? e : ((mkdir_fn)real_ops[kMkdir])(p, m);
+}
+static int g_symlink(const char* target, const char* p) {
+  int e = new_name(p);
+  return e ? e : ((two_paths_fn)real_ops[kSymlink])(target, p);
+}
 static int g_rename(const char* from, const char* to) { return too_long(to) ? -ENAMETOOLONG : ((two_paths_fn)real_ops[kRename])(from, to); }
-static int g_link(const char* from, const char* to) { return too_long(to) ? -ENAMETOOLONG : ((two_paths_fn)real_ops[kLink])(from, to); }
-static int g_create(const char* p, mode_t m, void* fi) { return too_long(p) ? -ENAMETOOLONG : ((create_fn)real_ops[kCreate])(p, m, fi); }
+static int g_link(const char* from, const char* to) {
+  int e = new_name(to);
+  return e ? e : ((two_paths_fn)real_ops[kLink])(from, to);
+}
+static int g_create(const char* p, mode_t m, void* fi) {
+  int e = new_name(p);
+  return e ? e : ((create_fn)real_ops[kCreate])(p, m, fi);
+}
 
 typedef int (*main_fn)(int, char**, const void*, size_t, void*);
 
