@@ -261,10 +261,17 @@ std::string fuse_shim_library() {
   return {};
 }
 
-std::string fuse_program_preload(const FuseMount& m) {
-  if (program_of(m) != "fuse2fs") return {};
+std::string fuse_program_preload(const FuseMount& m, const char* current) {
+  // A --fuse line runs through sh -c 'exec CMD "$1"', and CMD may reach fuse2fs through any
+  // wrapper (env, nice, a script, a leading blank): preloaded, the shim is in whatever the line
+  // runs, and guards only a libfuse2 program that has libext2fs (pvm/fuse_shim.c).
+  const bool shell_line = m.argv.size() > 2 && m.argv[0] == "/bin/sh" && m.argv[1] == "-c";
+  if (!shell_line && program_of(m) != "fuse2fs") return {};
   std::string shim = fuse_shim_library();
-  return shim.empty() ? std::string() : "LD_PRELOAD=" + shim;
+  if (shim.empty()) return {};
+  std::string v = "LD_PRELOAD=" + shim;
+  if (current && *current) v += std::string(":") + current;  // the user's own, after ours
+  return v;
 }
 
 std::string cowfs_path() {

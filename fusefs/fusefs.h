@@ -67,10 +67,13 @@ std::string program_of(const FuseMount& m);
 // libvu-fuse-shim.so (pvm/fuse_shim.c): $VU_FUSE_SHIM_LIB, else next to vu or in ../lib/vu;
 // empty when not found.
 std::string fuse_shim_library();
-// The "LD_PRELOAD=…" m's program gets on every backend, or empty: fuse2fs gets the shim, which
-// keeps names longer than ext2/3/4 allows out of the image (fuse2fs 1.47 would write them as a
-// corrupt directory entry). In environment A the shim also serves fuse2fs's /dev/fuse.
-std::string fuse_program_preload(const FuseMount& m);
+// The "LD_PRELOAD=…" m's program gets on ns and in environment B, or empty (its environment is
+// left as it is): fuse2fs, and every --fuse line (fuse2fs may be behind sh, env, nice or a
+// script), get the shim, which keeps names longer than ext2/3/4 allows out of the image
+// (fuse2fs 1.47 would write them as a corrupt directory entry) and leaves other programs alone.
+// `current`: LD_PRELOAD's value in the environment it replaces (kept, after the shim), or null.
+// (Environment A preloads the shim itself, pvm/fuse_client.h: it also serves fuse2fs's /dev/fuse.)
+std::string fuse_program_preload(const FuseMount& m, const char* current);
 
 // Decides kernel or FUSE for a layer (uid/gid: the caller's, whose files the user namespace
 // maps) and checks the host side: LAYER a writable directory (or creatable), TARGET a

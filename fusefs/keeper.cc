@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "base/strings.h"
@@ -84,11 +85,11 @@ const std::string& program_name(const FuseMount& m) { return m.argv[0] == "/bin/
 
 // Starts m.argv with stdin /dev/null and stdout+stderr into `out`. Returns the pidfd.
 int start(const FuseMount& m, bool ambient_sys_admin, int out, pid_t* pid_out) {
-  // Its environment: ours, but for LD_PRELOAD, which only fuse2fs gets (fuse_program_preload).
-  std::string preload = fuse_program_preload(m);
+  // Its environment: ours, with the shim first in LD_PRELOAD where it goes (fuse_program_preload).
+  std::string preload = fuse_program_preload(m, std::getenv("LD_PRELOAD"));
   std::vector<char*> envp;
   for (char** e = environ; *e; ++e)
-    if (std::strncmp(*e, "LD_PRELOAD=", 11) != 0) envp.push_back(*e);
+    if (preload.empty() || std::strncmp(*e, "LD_PRELOAD=", 11) != 0) envp.push_back(*e);
   if (!preload.empty()) envp.push_back(preload.data());
   envp.push_back(nullptr);
   int pidfd = -1;

@@ -1,5 +1,7 @@
 // pvm/fuse_shim.c — libvu-fuse-shim.so: preloaded into fuse2fs (the libfuse2 program behind
-// `--mount image:` of ext2/3/4) on every backend. Two jobs:
+// `--mount image:` of ext2/3/4) on every backend, and on ns and in environment B into every
+// --fuse line (fusefs::fuse_program_preload: fuse2fs may be behind any wrapper), where it
+// changes nothing for a program that is not libfuse2 with libext2fs. Two jobs:
 //
 // 1. Names longer than the image can hold (any path component over EXT2_NAME_LEN, 255 bytes)
 //    are answered ENAMETOOLONG before fuse2fs sees them. fuse2fs 1.47 checks no length: asked
@@ -103,11 +105,16 @@ EXPORT int mount(const char* source, const char* target, const char* type, unsig
 }
 
 EXPORT int umount2(const char* target, int flags) {
-  (void)target;
-  (void)flags;
   if (vu_fd() >= 0) return 0;  // nothing was mounted
-  errno = EPERM;
-  return -1;
+  // Without VU_FUSE_FD (ns, environment B: the shim is there for the name guard) the program
+  // mounted for real, and unmounts so when told to finish (libfuse2's SIGTERM handling).
+  typedef int (*umount2_fn)(const char*, int);
+  umount2_fn real = (umount2_fn)dlsym(RTLD_NEXT, "umount2");
+  if (!real) {
+    errno = ENOSYS;
+    return -1;
+  }
+  return real(target, flags);
 }
 
 EXPORT int umount(const char* target) { return umount2(target, 0); }
@@ -180,15 +187,23 @@ static int g_create(const char* p, mode_t m, void* fi) {
 typedef int (*main_fn)(int, char**, const void*, size_t, void*);
 
 EXPORT int fuse_main_real(int argc, char* argv[], const void* op, size_t op_size, void* user_data) {
+  // The layout below is libfuse2's: only a caller of libfuse2's fuse_main_real@FUSE_2.6 gets
+  // the guard (the version script keeps libfuse3's fuse_main_real@FUSE_3.0 callers away; this
+  // is the second line: libfuse3's struct has no getdir, three-argument getattr/rename/chmod…,
+  // and guards at these indices would call its operations with the wrong arguments).
   main_fn real = (main_fn)dlvsym(RTLD_NEXT, "fuse_main_real", "FUSE_2.6");  // what fuse2fs links
+  const int libfuse2 = real != NULL;
   if (!real) real = (main_fn)dlsym(RTLD_NEXT, "fuse_main_real");
   if (!real) {
     errno = ENOSYS;
     return 1;
   }
-  // A struct smaller than the prefix (a program built for an older API) or larger than any
-  // libfuse2 has: served as it is.
-  if (!op || op_size < kPrefix * sizeof(any_fn) || op_size > sizeof our_ops || op_size % sizeof(any_fn))
+  // Not libfuse2, not an ext2/3/4 program (the shim may be preloaded into any --fuse line, which
+  // reaches fuse2fs through sh and any wrapper: fusefs::fuse_program_preload), a struct smaller
+  // than the prefix (a program built for an older API) or larger than any libfuse2 has:
+  // served as it is.
+  if (!libfuse2 || !dlsym(RTLD_DEFAULT, "ext2fs_open2") || !op || op_size < kPrefix * sizeof(any_fn) ||
+      op_size > sizeof our_ops || op_size % sizeof(any_fn))
     return real(argc, argv, op, op_size, user_data);
   memcpy(real_ops, op, op_size);
   memcpy(our_ops, op, op_size);

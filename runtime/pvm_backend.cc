@@ -554,7 +554,8 @@ Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask)
   l.mask = &child_mask;
   auto report = VU_TRY(sys::pipe());
   l.report_fd = report.second.get();
-  // A program's environment: the command's, but fuse2fs gets the shim (fuse_program_preload).
+  // A program's environment: the command's, with the shim first in LD_PRELOAD where it goes
+  // (fuse_program_preload).
   std::vector<std::vector<std::string>> server_env;
   std::vector<std::vector<char*>> server_envp;
   if (v.fuse) {
@@ -563,7 +564,11 @@ Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask)
     for (const fusefs::FuseMount& m : v.fuse->programs()) {
       server_env.emplace_back();
       server_envp.emplace_back();
-      std::string preload = fusefs::fuse_program_preload(m);
+      std::string current;
+      bool has_preload = false;
+      for (const std::string& e : v.cmd.env)
+        if (e.compare(0, 11, "LD_PRELOAD=") == 0) current = e.substr(11), has_preload = true;
+      std::string preload = fusefs::fuse_program_preload(m, has_preload ? current.c_str() : nullptr);
       if (preload.empty()) continue;
       for (const std::string& e : v.cmd.env)
         if (e.compare(0, 11, "LD_PRELOAD=") != 0) server_env.back().push_back(e);

@@ -409,6 +409,27 @@ TEST(FuseTest, FuseAppendsTheMountpoint) {
   EXPECT_FALSE(fusefs::parse_fuse("x", "mnt").ok());
 }
 
+// The shim reaches fuse2fs behind any --fuse line (env, nice, a leading blank: it guards only a
+// libfuse2 program with libext2fs), keeps the user's own preloads after it, and leaves a
+// program started directly alone unless it is fuse2fs.
+TEST(FuseTest, TheShimIsPreloadedIntoFuse2fsAndEveryFuseLine) {
+  ::setenv("VU_FUSE_SHIM_LIB", "/lib/vu/libvu-fuse-shim.so", 1);
+  for (const char* cmd : {"fuse2fs a.img", "env fuse2fs a.img", " nice fuse2fs a.img", "squashfuse a.sqfs"}) {
+    auto m = fusefs::parse_fuse(cmd, "/mnt");
+    ASSERT_TRUE(m.ok());
+    EXPECT_EQ(fusefs::fuse_program_preload(*m, nullptr), "LD_PRELOAD=/lib/vu/libvu-fuse-shim.so") << cmd;
+    EXPECT_EQ(fusefs::fuse_program_preload(*m, "/x/own.so"), "LD_PRELOAD=/lib/vu/libvu-fuse-shim.so:/x/own.so") << cmd;
+  }
+  fusefs::FuseMount direct;
+  direct.argv = {"fuse2fs", "/a.img", "/mnt"};
+  EXPECT_EQ(fusefs::fuse_program_preload(direct, ""), "LD_PRELOAD=/lib/vu/libvu-fuse-shim.so");
+  direct.argv = {"squashfuse", "/a.sqfs", "/mnt"};
+  EXPECT_EQ(fusefs::fuse_program_preload(direct, "/x/own.so"), "");
+  ::setenv("VU_FUSE_SHIM_LIB", "", 1);
+  EXPECT_EQ(fusefs::fuse_program_preload(*fusefs::parse_fuse("fuse2fs a.img", "/mnt"), nullptr), "");
+  ::unsetenv("VU_FUSE_SHIM_LIB");
+}
+
 TEST(FuseTest, ImageTypes) {
   auto dir = TempDir::make("vu-unit");
   ASSERT_TRUE(dir.ok());
