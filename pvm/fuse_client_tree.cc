@@ -495,6 +495,9 @@ int FuseTree::sync_locked() {
       if (ino != except && pino == parent_ino && lname == name) return true;
     return false;
   };
+  // A directory is made u+rwx, whatever its mode in the view (mkdir d; touch d/f; chmod 555 d):
+  // what goes into it is made before its mode and times are set (step 5).
+  const mode_t kMadeDir = 0700;
   // 0. New directories (parents first), so that renames can move things into them; one whose
   // name is still taken on the program's side (mv d d.old; mkdir d) is made in step 3.
   for (Seen& s : seen) {
@@ -502,7 +505,7 @@ int FuseTree::sync_locked() {
     uint64_t parent = node_of_dir(s.parent_ino);
     if (!parent || occupied(s.parent_ino, s.name, 0)) continue;
     FuseClient::Entry e;
-    int err = client_->mkdir(parent, s.name, s.st.st_mode & 07777, &e);
+    int err = client_->mkdir(parent, s.name, (s.st.st_mode & 07777) | kMadeDir, &e);
     if (err == EEXIST) continue;
     if (err) {
       note(fail(s.path, "mkdir", err));
@@ -515,9 +518,9 @@ int FuseTree::sync_locked() {
     n.name = s.name;
     n.filled = true;
     remember(s.st, n);
-    Node& made = nodes_[s.ino];  // its times and mode in step 3, after its content is made
+    Node& made = nodes_[s.ino];  // its times and mode in step 5, after its content is made
     made.ctime = {};
-    made.mode = S_IFDIR;
+    made.mode = S_IFDIR | (s.st.st_mode & 07777) | kMadeDir;
   }
   // 1. Renames: a known inode no longer at its recorded name, now at another.
   for (Seen& s : seen) {
@@ -603,6 +606,69 @@ int FuseTree::sync_locked() {
       break;
     }
   }
+  // The attributes of a known object the view changed: content (regular files), then times and
+  // mode. The mode goes last unless it gives the owner write permission (fuse2fs, without
+  // fakeroot, refuses to set the times of what its owner may not write: chmod 444 f; sync).
+  auto write_attrs = [&](Seen& s, Node& n) {
+    const mode_t perm = s.st.st_mode & 07777;
+    if (ts_eq(n.ctime, s.st.st_ctim) || S_ISLNK(s.st.st_mode)) return;  // untouched
+    if (S_ISREG(s.st.st_mode) && !n.filled) {
+      // Changed (chmod, utimes) without being opened: attributes only, the content is the FUSE side's.
+    } else if (S_ISREG(s.st.st_mode) && (!ts_eq(n.mtime, s.st.st_mtim) || n.size != s.st.st_size)) {
+      fuse_setattr_in tr{};
+      tr.valid = FATTR_SIZE;
+      tr.size = 0;
+      uint64_t fh = 0;
+      int err = client_->open(n.node, O_WRONLY, false, &fh);
+      if (!err) err = client_->setattr(n.node, tr, nullptr);
+      if (!err) err = write_content(n, s.path, fh, &s.st);
+      if (!err) err = client_->flush(n.node, fh);
+      if (!err) err = client_->fsync(n.node, fh, false);
+      (void)client_->release(n.node, fh, false);
+      if (err) {
+        if (err != kGone) note(fail(s.path, "write", err));
+        return;
+      }
+    }
+    fuse_setattr_in in{};
+    in.valid = FATTR_MTIME | FATTR_ATIME;
+    in.atime = static_cast<uint64_t>(s.st.st_atim.tv_sec);
+    in.atimensec = static_cast<uint32_t>(s.st.st_atim.tv_nsec);
+    in.mtime = static_cast<uint64_t>(s.st.st_mtim.tv_sec);
+    in.mtimensec = static_cast<uint32_t>(s.st.st_mtim.tv_nsec);
+    if (S_ISREG(s.st.st_mode) && !n.filled && n.size != s.st.st_size) {
+      in.valid |= FATTR_SIZE;  // truncate(2) of a file never opened
+      in.size = static_cast<uint64_t>(s.st.st_size);
+    }
+    // (An object of another owner keeps its mode: chmod is EPERM for the view, as on the kernel's
+    // default_permissions, and its shadow's owner bits are the view's class's, never written back.)
+    fuse_setattr_in md{};
+    if ((n.mode & 07777) != perm && !owner_only(dev_, static_cast<ino_t>(s.ino))) md.valid = FATTR_MODE;
+    md.mode = s.st.st_mode;
+    const bool mode_first = md.valid && (perm & S_IWUSR);
+    if (mode_first) {
+      if (int e = client_->setattr(n.node, md, nullptr)) {
+        note(fail(s.path, "setattr", e));
+        return;
+      }
+    }
+    if (int e = client_->setattr(n.node, in, nullptr)) {
+      note(fail(s.path, "setattr", e));
+      return;
+    }
+    if (md.valid && !mode_first) {
+      if (int e = client_->setattr(n.node, md, nullptr)) {
+        note(fail(s.path, "setattr", e));
+        return;
+      }
+    }
+    n.ctime = s.st.st_ctim;
+    n.mtime = s.st.st_mtim;
+    n.size = s.st.st_size;
+    n.mode = s.st.st_mode;
+  };
+  // Directories whose attributes wait for step 5: making a name in one sets its mtime.
+  std::vector<Seen*> dirs_last;
   // 3. New names (parents first, as walked): make them; 4. changed content and attributes.
   for (Seen& s : seen) {
     uint64_t parent = node_of_dir(s.parent_ino);
@@ -627,8 +693,18 @@ int FuseTree::sync_locked() {
       n.filled = true;
       int err = 0;
       bool made_file = false;  // a regular file the program has, whatever followed
+      // The kernel looks a name up before it makes it, and libfuse2 programs rely on that:
+      // fuse2fs's CREATE of a name it has adds a second entry of that name (e2fsck: duplicate
+      // entry). One there that the tree does not know (a make that failed half-way) is EEXIST.
+      if (FuseClient::Entry there; client_->lookup(parent, s.name, &there) == 0) {
+        note(fail(s.path, "create", EEXIST));
+        continue;
+      }
+      // A regular file is made writable by its owner (fuse2fs, without fakeroot, opens a file
+      // CREATE made 0444 for writing with EACCES, after making its entry): its mode after.
+      const mode_t made_perm = S_ISREG(s.st.st_mode) ? perm | S_IWUSR : perm;
       if (S_ISDIR(s.st.st_mode)) {
-        err = client_->mkdir(parent, s.name, perm, &e);
+        err = client_->mkdir(parent, s.name, perm | kMadeDir, &e);
       } else if (S_ISLNK(s.st.st_mode)) {
         char target[4096];
         ssize_t k = host_readlink(s.path, target, sizeof target);
@@ -636,9 +712,9 @@ int FuseTree::sync_locked() {
         err = k < 0 ? errno : client_->symlink(parent, s.name, std::string(target, static_cast<size_t>(k)), &e);
       } else if (S_ISREG(s.st.st_mode)) {
         uint64_t fh = 0;
-        err = client_->create(parent, s.name, S_IFREG | perm, O_WRONLY | O_CREAT | O_EXCL, &e, &fh);
+        err = client_->create(parent, s.name, S_IFREG | made_perm, O_WRONLY | O_CREAT | O_EXCL, &e, &fh);
         if (err == ENOSYS) {  // no CREATE: MKNOD then OPEN
-          err = client_->mknod(parent, s.name, S_IFREG | perm, 0, &e);
+          err = client_->mknod(parent, s.name, S_IFREG | made_perm, 0, &e);
           made_file = !err;
           if (!err) err = client_->open(e.node, O_WRONLY, false, &fh);
         } else {
@@ -672,10 +748,19 @@ int FuseTree::sync_locked() {
         // would be there twice: fuse2fs checks no name it is asked to link), written again at
         // the next sync (or removed: kGone).
         if (err != kGone) note(fail(s.path, "write", err));
-        if (auto m = nodes_.find(s.ino); m != nodes_.end()) m->second.ctime = m->second.mtime = {};
+        if (auto m = nodes_.find(s.ino); m != nodes_.end()) {
+          m->second.ctime = m->second.mtime = {};
+          m->second.mode = S_IFREG | made_perm;  // its mode too, if it was made u+w
+        }
         continue;
       }
-      it = nodes_.find(s.ino);
+      if (S_ISDIR(s.st.st_mode)) {  // its mode and times in step 5, as step 0's
+        Node& made = nodes_[s.ino];
+        made.ctime = {};
+        made.mode = S_IFDIR | perm | kMadeDir;
+        dirs_last.push_back(&s);
+        continue;
+      }
       // Times as the view left them (they were set before the content went in).
       fuse_setattr_in in{};
       in.valid = FATTR_MTIME | FATTR_ATIME;
@@ -684,51 +769,28 @@ int FuseTree::sync_locked() {
       in.mtime = static_cast<uint64_t>(s.st.st_mtim.tv_sec);
       in.mtimensec = static_cast<uint32_t>(s.st.st_mtim.tv_nsec);
       if (!S_ISLNK(s.st.st_mode)) (void)client_->setattr(e.node, in, nullptr);
-      continue;
-    }
-    Node& n = it->second;
-    if (ts_eq(n.ctime, s.st.st_ctim) || S_ISLNK(s.st.st_mode)) continue;  // untouched
-    if (S_ISREG(s.st.st_mode) && !n.filled) {
-      // Changed (chmod, utimes) without being opened: attributes only, the content is the FUSE side's.
-    } else if (S_ISREG(s.st.st_mode) && (!ts_eq(n.mtime, s.st.st_mtim) || n.size != s.st.st_size)) {
-      fuse_setattr_in tr{};
-      tr.valid = FATTR_SIZE;
-      tr.size = 0;
-      uint64_t fh = 0;
-      int err = client_->open(n.node, O_WRONLY, false, &fh);
-      if (!err) err = client_->setattr(n.node, tr, nullptr);
-      if (!err) err = write_content(n, s.path, fh, &s.st);
-      if (!err) err = client_->flush(n.node, fh);
-      if (!err) err = client_->fsync(n.node, fh, false);
-      (void)client_->release(n.node, fh, false);
-      if (err) {
-        if (err != kGone) note(fail(s.path, "write", err));
-        continue;
+      if (made_perm != perm) {  // its mode after its times (fuse2fs sets times only where the owner may write)
+        fuse_setattr_in md{};
+        md.valid = FATTR_MODE;
+        md.mode = s.st.st_mode;
+        if (int me = client_->setattr(e.node, md, nullptr)) {
+          note(fail(s.path, "setattr", me));
+          Node& made = nodes_[s.ino];  // tried again at the next sync
+          made.ctime = {};
+          made.mode = S_IFREG | made_perm;
+        }
       }
-    }
-    fuse_setattr_in in{};
-    in.valid = FATTR_MTIME | FATTR_ATIME;
-    // (An object of another owner keeps its mode: chmod is EPERM for the view, as on the kernel's
-    // default_permissions, and its shadow's owner bits are the view's class's, never written back.)
-    if ((n.mode & 07777) != perm && !owner_only(dev_, static_cast<ino_t>(s.ino))) in.valid |= FATTR_MODE;
-    in.mode = s.st.st_mode;
-    in.atime = static_cast<uint64_t>(s.st.st_atim.tv_sec);
-    in.atimensec = static_cast<uint32_t>(s.st.st_atim.tv_nsec);
-    in.mtime = static_cast<uint64_t>(s.st.st_mtim.tv_sec);
-    in.mtimensec = static_cast<uint32_t>(s.st.st_mtim.tv_nsec);
-    if (S_ISREG(s.st.st_mode) && !n.filled && n.size != s.st.st_size) {
-      in.valid |= FATTR_SIZE;  // truncate(2) of a file never opened
-      in.size = static_cast<uint64_t>(s.st.st_size);
-    }
-    if (int e = client_->setattr(n.node, in, nullptr)) {
-      note(fail(s.path, "setattr", e));
       continue;
     }
-    n.ctime = s.st.st_ctim;
-    n.mtime = s.st.st_mtim;
-    n.size = s.st.st_size;
-    n.mode = s.st.st_mode;
+    if (S_ISDIR(s.st.st_mode)) {
+      dirs_last.push_back(&s);
+      continue;
+    }
+    write_attrs(s, it->second);
   }
+  // 5. Directories' attributes, now that every name in them is made.
+  for (Seen* s : dirs_last)
+    if (auto it = nodes_.find(s->ino); it != nodes_.end()) write_attrs(*s, it->second);
   // The directory's fsync through a handle of its own (a libfuse program's fh may be a pointer).
   uint64_t dfh = 0;
   if (client_->open(FUSE_ROOT_ID, O_RDONLY | O_DIRECTORY, true, &dfh) == 0) {

@@ -97,6 +97,38 @@ for host in ordinary "userns denied" container; do
     "ENAMETOOLONG $n_long of 6; output: $(sed 's/0\{200,\}/N/g' <<<"$out" | head -c 600)"; fi
 done
 
+# The shim reaches fuse2fs behind a wrapper on ns too (--fuse lines all get it: fusefs.h).
+as_user cp "$W/disk.ext4" "$W/e.ext4"
+out=$(on_host ordinary "$VU" run --backend=ns --net host --fuse "env fuse2fs -o fakeroot,nonempty $W/e.ext4" /mnt -- \
+  sh -c "ls /mnt >/dev/null; $long_names" 2>&1)
+fsck=$(/sbin/e2fsck -fn "$W/e.ext4" 2>&1); rc=$?
+n_long=$(grep -c "File name too long" <<<"$out")
+if [ $rc = 0 ] && [ "$n_long" = 6 ]; then ok "ordinary: --fuse 'env fuse2fs': names of 256 bytes are ENAMETOOLONG, a clean image"
+else bad "ordinary: --fuse 'env fuse2fs': ENAMETOOLONG, a clean image" "e2fsck status $rc: $(tail -c 300 <<<"$fsck")" \
+  "ENAMETOOLONG $n_long of 6; output: $(sed 's/0\{200,\}/N/g' <<<"$out" | head -c 600)"; fi
+
+# Write-back order (A replays the view's state at sync): a file made 0444 and a directory made
+# 0555 after their content still reach the image (fuse2fs without fakeroot checks its owner's
+# write permission), and a directory's times are set after the names made in it. The image
+# then says what ns's says (debugfs), and e2fsck finds it clean.
+order='cd /mnt && ls >/dev/null && echo x > ro && chmod 444 ro && mkdir p && touch p/f && chmod 555 p &&
+  mkdir t && touch t/f && touch -d "2001-01-01 00:00:00" t && mkdir z && chmod 000 z && sync'
+image_says() {
+  for d in / /p; do debugfs -R "ls -l $d" "$1" 2>/dev/null | awk 'NF>=9 && $NF != "." && $NF != ".." {print $2, $NF}' | sort; done
+  debugfs -R 'cat /ro' "$1" 2>/dev/null; debugfs -R 'stat /t' "$1" 2>/dev/null | grep -o ' mtime: 0x[0-9a-f]*'
+}
+as_user cp "$W/disk.ext4" "$W/o.ext4"
+on_host ordinary "$VU" run --backend=ns --net host --fuse "fuse2fs -o nonempty $W/o.ext4" /mnt -- sh -c "$order" >/dev/null 2>&1
+want=$(image_says "$W/o.ext4")
+for host in "userns denied" container; do
+  as_user cp "$W/disk.ext4" "$W/o.ext4"
+  out=$(on_host "$host" "$VU" run --net host --fuse "fuse2fs -o nonempty $W/o.ext4" /mnt -- sh -c "$order" 2>&1)
+  fsck=$(/sbin/e2fsck -fn "$W/o.ext4" 2>&1); rc=$?
+  got=$(image_says "$W/o.ext4")
+  if [ $rc = 0 ] && [ "$got" = "$want" ] && ! grep -q "writing back" <<<"$out"; then ok "$host: ext4: 0444 file, 0555 and 0000 directories, a directory's times: written back as ns writes them"
+  else bad "$host: ext4: write-back order" "e2fsck status $rc; got: $got" "ns: $want" "output: $(head -c 400 <<<"$out")"; fi
+done
+
 # ext4 through fuse2fs (libfuse2: the shim answers its /dev/fuse and mount(2)).
 for host in "userns denied" container; do
   as_user cp "$W/disk.ext4" "$W/d.ext4"
