@@ -61,6 +61,15 @@ std::string exe_dir() {
   return dir;
 }
 
+std::string vu_library(const char* env, const char* name) {
+  if (const char* e = std::getenv(env)) return e;
+  std::string dir = exe_dir();
+  if (dir.empty()) return {};
+  for (std::string p : {dir + "/" + name, dir + "/../lib/vu/" + name})
+    if (::access(p.c_str(), R_OK) == 0) return p;
+  return {};
+}
+
 std::vector<pid_t> children_of(pid_t parent, pid_t above) {
   std::vector<pid_t> out;
   DIR* d = ::opendir("/proc");

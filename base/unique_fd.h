@@ -60,6 +60,9 @@ Result<std::string> read_file(const std::string& path, size_t max = SIZE_MAX);
 // The directory of the running executable (where vu finds vu-net, vu-cowfs, its preload
 // library); empty if /proc/self/exe cannot be read.
 std::string exe_dir();
+// A library vu preloads (libvu-pvm-accel.so, libvu-fuse-shim.so): $ENV when set (empty: none),
+// else NAME next to vu, else in ../lib/vu/ (the installed layout); empty when not found.
+std::string vu_library(const char* env, const char* name);
 // The processes whose parent is `parent`, from /proc/PID/stat (kernels built without
 // CONFIG_PROC_CHILDREN have no /proc/PID/task/TID/children). Only pids above `above` are
 // read: reading every /proc/PID/stat cost ~1.8 ms here on each view's exit, and a process

@@ -252,14 +252,7 @@ std::string program_of(const FuseMount& m) {
   return base(m.argv[0]);
 }
 
-std::string fuse_shim_library() {
-  if (const char* env = std::getenv("VU_FUSE_SHIM_LIB")) return env;
-  std::string dir = sys::exe_dir();
-  if (dir.empty()) return {};
-  for (std::string p : {dir + "/libvu-fuse-shim.so", dir + "/../lib/vu/libvu-fuse-shim.so"})
-    if (::access(p.c_str(), R_OK) == 0) return p;
-  return {};
-}
+std::string fuse_shim_library() { return sys::vu_library("VU_FUSE_SHIM_LIB", "libvu-fuse-shim.so"); }
 
 std::string fuse_program_preload(const FuseMount& m, const char* current) {
   // A --fuse line runs through sh -c 'exec CMD "$1"', and CMD may reach fuse2fs through any

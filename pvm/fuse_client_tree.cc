@@ -35,6 +35,16 @@ namespace vu::pvm {
 namespace {
 struct timespec fuse_ts(uint64_t s, uint32_t ns) { return {static_cast<time_t>(s), static_cast<long>(ns)}; }
 bool ts_eq(const struct timespec& a, const struct timespec& b) { return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec; }
+// A SETATTR of st's access and modification times.
+fuse_setattr_in times_of(const struct stat& st) {
+  fuse_setattr_in in{};
+  in.valid = FATTR_MTIME | FATTR_ATIME;
+  in.atime = static_cast<uint64_t>(st.st_atim.tv_sec);
+  in.atimensec = static_cast<uint32_t>(st.st_atim.tv_nsec);
+  in.mtime = static_cast<uint64_t>(st.st_mtim.tv_sec);
+  in.mtimensec = static_cast<uint32_t>(st.st_mtim.tv_nsec);
+  return in;
+}
 constexpr int kMaxDepth = 256;
 // At most this many names (files, directories, more names of a hard link) per tree: each costs
 // the monitor a few hundred bytes and the shadow an inode, and a program may list without end.
@@ -630,12 +640,7 @@ int FuseTree::sync_locked() {
         return;
       }
     }
-    fuse_setattr_in in{};
-    in.valid = FATTR_MTIME | FATTR_ATIME;
-    in.atime = static_cast<uint64_t>(s.st.st_atim.tv_sec);
-    in.atimensec = static_cast<uint32_t>(s.st.st_atim.tv_nsec);
-    in.mtime = static_cast<uint64_t>(s.st.st_mtim.tv_sec);
-    in.mtimensec = static_cast<uint32_t>(s.st.st_mtim.tv_nsec);
+    fuse_setattr_in in = times_of(s.st);
     if (S_ISREG(s.st.st_mode) && !n.filled && n.size != s.st.st_size) {
       in.valid |= FATTR_SIZE;  // truncate(2) of a file never opened
       in.size = static_cast<uint64_t>(s.st.st_size);
@@ -762,13 +767,10 @@ int FuseTree::sync_locked() {
         continue;
       }
       // Times as the view left them (they were set before the content went in).
-      fuse_setattr_in in{};
-      in.valid = FATTR_MTIME | FATTR_ATIME;
-      in.atime = static_cast<uint64_t>(s.st.st_atim.tv_sec);
-      in.atimensec = static_cast<uint32_t>(s.st.st_atim.tv_nsec);
-      in.mtime = static_cast<uint64_t>(s.st.st_mtim.tv_sec);
-      in.mtimensec = static_cast<uint32_t>(s.st.st_mtim.tv_nsec);
-      if (!S_ISLNK(s.st.st_mode)) (void)client_->setattr(e.node, in, nullptr);
+      if (!S_ISLNK(s.st.st_mode)) {
+        fuse_setattr_in in = times_of(s.st);
+        (void)client_->setattr(e.node, in, nullptr);
+      }
       if (made_perm != perm) {  // its mode after its times (fuse2fs sets times only where the owner may write)
         fuse_setattr_in md{};
         md.valid = FATTR_MODE;

@@ -152,14 +152,7 @@ Result<std::string> scratch_dir(std::optional<TempDir>* scratch, const std::stri
 }
 
 // libvu-pvm-accel.so: $VU_PVM_ACCEL_LIB (empty: none), else next to vu, else ../lib/vu/.
-std::string accel_library() {
-  if (const char* env = std::getenv("VU_PVM_ACCEL_LIB")) return env;
-  std::string dir = sys::exe_dir();
-  if (dir.empty()) return {};
-  for (std::string p : {dir + "/libvu-pvm-accel.so", dir + "/../lib/vu/libvu-pvm-accel.so"})
-    if (::access(p.c_str(), R_OK) == 0) return p;
-  return {};
-}
+std::string accel_library() { return sys::vu_library("VU_PVM_ACCEL_LIB", "libvu-pvm-accel.so"); }
 
 std::string base_name(const std::string& p) { return p.substr(p.rfind('/') + 1); }
 // A mount the view cannot write: squashfs, or an image mounted with :ro (EROFS from the path map).
