@@ -25,7 +25,7 @@
  *
  * Divergences from libpam-net 0.3, each a fix: an /etc/netns/NAME that is not root's, or that
  * group or others may write, refuses the session (its entries replace /etc/shadow, sudoers…
- * in it), and so does such an entry (what it is or points to); an entry covers /etc/ENTRY itself, never what a symlink there points to (with
+ * in it), and so does such an entry (what it is or points to, and everything in it); an entry covers /etc/ENTRY itself, never what a symlink there points to (with
  * rootshared, /etc/resolv.conf -> /run/… put the bind on the host's /run); a missing /etc/netns/NAME is not an error (the
  * original aborted the session after entering the namespace); a failed bind of one of its
  * entries fails the session (the original logged and went on; an entry with nothing of that
@@ -41,6 +41,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <grp.h>
 #include <limits.h>
 #include <net/if.h>
@@ -358,6 +359,19 @@ static int remount_sys(pam_handle_t *pamh, const char *name) {
   return 0;
 }
 
+/* For nftw over a directory entry of /etc/netns/NAME: the first object below it that another
+ * than root could write (or what a symlink there points to), or that cannot be looked at. */
+static char unsafe_below[PATH_MAX];
+static int check_below(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+  (void)ftw;
+  struct stat target;
+  int bad = type == FTW_NS || type == FTW_DNR;
+  if (type == FTW_SL) bad = stat(path, &target) == 0 && (target.st_uid != 0 || (target.st_mode & (S_IWGRP | S_IWOTH)));
+  else if (!bad) bad = st->st_uid != 0 || (st->st_mode & (S_IWGRP | S_IWOTH));
+  if (bad) snprintf(unsafe_below, sizeof unsafe_below, "%s", path);
+  return bad;
+}
+
 /* /etc/netns/NAME/ENTRY over /etc/ENTRY, as `ip netns exec` does, but over /etc/ENTRY itself
  * when it is a symlink, never over what it points to: /etc/resolv.conf -> /run/… would put the
  * bind on /run, which with rootshared is a peer of the host's (every process on the host would
@@ -391,6 +405,17 @@ static int bind_etc(pam_handle_t *pamh, const char *dir) {
     struct stat est;
     if (fstat(tree, &est) < 0 || est.st_uid != 0 || (est.st_mode & (S_IWGRP | S_IWOTH))) {
       pam_syslog(pamh, LOG_ERR, "%s is not root's or is writable by others: refused", from);
+      close(tree);
+      failed = 1;
+      break;
+    }
+    /* A directory: everything in it (the tree that is bound, walked through its descriptor). */
+    char below[64];  /* (".": nftw takes the magic link itself for a symlink, and stops there) */
+    snprintf(below, sizeof below, "/proc/self/fd/%d/.", tree);
+    unsafe_below[0] = 0;
+    if (S_ISDIR(est.st_mode) && nftw(below, check_below, 8, FTW_PHYS) != 0) {
+      pam_syslog(pamh, LOG_ERR, "%s: %s is not root's or is writable by others: refused", from,
+                 strlen(unsafe_below) > strlen(below) ? unsafe_below + strlen(below) + 1 : "a file in it");
       close(tree);
       failed = 1;
       break;

@@ -355,6 +355,14 @@ rm -f "/etc/netns/$user/hosts"
 as "$user" sh -c "printf 'x\n' > '$work/user-hosts'"; ln -s "$work/user-hosts" "/etc/netns/$user/hosts"
 "$PAMSESSION" vu-test-usernet "$user" true 2>/dev/null; rc2=$?
 rm -f "/etc/netns/$user/hosts" "$work/user-hosts"
+# A directory entry: everything in it too (here over /etc/vu-test-pamnet-dir, made for the test).
+mkdir -p /etc/vu-test-pamnet-dir "/etc/netns/$user/vu-test-pamnet-dir/sub"; echo root > "/etc/netns/$user/vu-test-pamnet-dir/sub/a"
+"$PAMSESSION" vu-test-usernet "$user" cat /etc/vu-test-pamnet-dir/sub/a > "$work/dir-ok" 2>/dev/null; rcd=$?
+chown "$user" "/etc/netns/$user/vu-test-pamnet-dir/sub/a"
+"$PAMSESSION" vu-test-usernet "$user" true 2>/dev/null; rcd2=$?
+rm -rf "/etc/netns/$user/vu-test-pamnet-dir" /etc/vu-test-pamnet-dir
+[ $rcd = 0 ] && [ "$(cat "$work/dir-ok")" = root ] && [ $rcd2 = 3 ] && ok "pam_usernet: a directory entry is bound, and refused when a file in it is the user's" \
+  || bad "pam_usernet: a directory entry" "root's: rc $rcd ($(cat "$work/dir-ok")), a user's file in it: rc $rcd2 (want 0 root, 3)"
 "$PAMSESSION" vu-test-usernet "$user" true 2>/dev/null; rc3=$?
 [ $rc = 3 ] && [ $rc2 = 3 ] && [ $rc3 = 0 ] && ok "pam_usernet: an /etc/netns/USER entry the user could write (or a link to one) refuses the session" \
   || bad "pam_usernet: user-writable entries" "user-owned: rc $rc, link to the user's: rc $rc2 (want 3, 3); clean again: rc $rc3 (want 0)"
