@@ -267,6 +267,19 @@ std::string fuse_program_preload(const FuseMount& m, const char* current) {
   return v;
 }
 
+std::vector<std::string> fuse_program_env(const FuseMount& m, const std::vector<std::string>& base) {
+  const std::string* current = nullptr;
+  for (const std::string& e : base)
+    if (e.starts_with("LD_PRELOAD=")) current = &e;
+  std::string preload = fuse_program_preload(m, current ? current->c_str() + 11 : nullptr);
+  if (preload.empty()) return {};
+  std::vector<std::string> env;
+  for (const std::string& e : base)
+    if (!e.starts_with("LD_PRELOAD=")) env.push_back(e);
+  env.push_back(std::move(preload));
+  return env;
+}
+
 std::string cowfs_path() {
   if (const char* env = std::getenv("VU_COWFS"); env && *env) return env;
   std::string dir = sys::exe_dir();

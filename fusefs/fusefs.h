@@ -74,6 +74,9 @@ std::string fuse_shim_library();
 // `current`: LD_PRELOAD's value in the environment it replaces (kept, after the shim), or null.
 // (Environment A preloads the shim itself, pvm/fuse_client.h: it also serves fuse2fs's /dev/fuse.)
 std::string fuse_program_preload(const FuseMount& m, const char* current);
+// The environment of m's program: `base` with fuse_program_preload's LD_PRELOAD in place of
+// base's own; empty when the program gets none (it runs with `base` as it is).
+std::vector<std::string> fuse_program_env(const FuseMount& m, const std::vector<std::string>& base);
 
 // Decides kernel or FUSE for a layer (uid/gid: the caller's, whose files the user namespace
 // maps) and checks the host side: LAYER a writable directory (or creatable), TARGET a

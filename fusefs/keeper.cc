@@ -85,12 +85,12 @@ const std::string& program_name(const FuseMount& m) { return m.argv[0] == "/bin/
 
 // Starts m.argv with stdin /dev/null and stdout+stderr into `out`. Returns the pidfd.
 int start(const FuseMount& m, bool ambient_sys_admin, int out, pid_t* pid_out) {
-  // Its environment: ours, with the shim first in LD_PRELOAD where it goes (fuse_program_preload).
-  std::string preload = fuse_program_preload(m, std::getenv("LD_PRELOAD"));
+  // Its environment: ours, with the shim first in LD_PRELOAD where it goes (fuse_program_env).
+  std::vector<std::string> ours;
+  for (char** e = environ; *e; ++e) ours.emplace_back(*e);
+  std::vector<std::string> env = fuse_program_env(m, ours);
   std::vector<char*> envp;
-  for (char** e = environ; *e; ++e)
-    if (preload.empty() || std::strncmp(*e, "LD_PRELOAD=", 11) != 0) envp.push_back(*e);
-  if (!preload.empty()) envp.push_back(preload.data());
+  for (std::string& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
   int pidfd = -1;
   struct clone_args ca {};
@@ -116,7 +116,7 @@ int start(const FuseMount& m, bool ambient_sys_admin, int out, pid_t* pid_out) {
     std::vector<char*> argv;
     for (const std::string& a : m.argv) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    ::execvpe(argv[0], argv.data(), envp.data());
+    ::execvpe(argv[0], argv.data(), env.empty() ? environ : envp.data());
     ::dprintf(2, "vu: cannot execute %s: %s\n", argv[0], ::strerror(errno));
     ::_exit(127);
   }

@@ -548,24 +548,16 @@ Result<PvmView> start_pvm_view(const ViewSpec& spec, const sigset_t& child_mask)
   auto report = VU_TRY(sys::pipe());
   l.report_fd = report.second.get();
   // A program's environment: the command's, with the shim first in LD_PRELOAD where it goes
-  // (fuse_program_preload).
+  // (fusefs::fuse_program_env).
   std::vector<std::vector<std::string>> server_env;
   std::vector<std::vector<char*>> server_envp;
   if (v.fuse) {
     server_env.reserve(v.fuse->programs().size());  // (the pointers below stay valid)
     server_envp.reserve(v.fuse->programs().size());
     for (const fusefs::FuseMount& m : v.fuse->programs()) {
-      server_env.emplace_back();
+      server_env.push_back(fusefs::fuse_program_env(m, v.cmd.env));
       server_envp.emplace_back();
-      std::string current;
-      bool has_preload = false;
-      for (const std::string& e : v.cmd.env)
-        if (e.compare(0, 11, "LD_PRELOAD=") == 0) current = e.substr(11), has_preload = true;
-      std::string preload = fusefs::fuse_program_preload(m, has_preload ? current.c_str() : nullptr);
-      if (preload.empty()) continue;
-      for (const std::string& e : v.cmd.env)
-        if (e.compare(0, 11, "LD_PRELOAD=") != 0) server_env.back().push_back(e);
-      server_env.back().push_back(preload);
+      if (server_env.back().empty()) continue;
       for (std::string& e : server_env.back()) server_envp.back().push_back(e.data());
       server_envp.back().push_back(nullptr);
     }
